@@ -1,0 +1,53 @@
+"""Acquisition dates of rasters: from Sentinel-2 product or file names, or GDAL tags."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+# YYYYMMDD not embedded in a longer number; Sentinel-2 names read '..._20170216T102101_...'.
+_NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?=T\d{6}|[^\d]|$)")
+# TIFFTAG_DATETIME is 'YYYY:MM:DD HH:MM:SS'; ISO dates use '-'.
+_TAG_DATE = re.compile(r"(\d{4})[:\-](\d{2})[:\-](\d{2})")
+DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITIONDATE", "DATATAKE_SENSING_START", "PRODUCT_START_TIME",
+             "TIFFTAG_DATETIME")
+
+
+def _valid_date(year: str, month: str, day: str) -> dt.date | None:
+    try:
+        date = dt.date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+    return date if 1970 <= date.year <= 2100 else None
+
+
+def date_from_name(path: str | Path) -> dt.date | None:
+    """First plausible YYYYMMDD (or YYYY-MM-DD) in the file name, else None."""
+    for match in _NAME_DATE.finditer(Path(path).name):
+        date = _valid_date(*match.groups())
+        if date is not None:
+            return date
+    return None
+
+
+def date_from_tags(tags: dict[str, str]) -> dt.date | None:
+    """Date from a GDAL tag dictionary (dataset tags), checking ``DATE_TAGS`` in order."""
+    for key in DATE_TAGS:
+        match = _TAG_DATE.search(tags.get(key, ""))
+        if match:
+            date = _valid_date(*match.groups())
+            if date is not None:
+                return date
+    return None
+
+
+def detect_date(path: str | Path) -> dt.date | None:
+    """Acquisition date of a raster: its name first (product names are reliable), then its tags."""
+    date = date_from_name(path)
+    if date is not None:
+        return date
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        return date_from_tags(dataset.tags())

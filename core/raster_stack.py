@@ -1,0 +1,140 @@
+"""Several dated rasters of one place, read window by window on one reference grid.
+
+Rasters on other grids (CRS, resolution, extent) are warped lazily onto the reference
+with rasterio's WarpedVRT; pixels a date does not cover come back as nodata, so a
+partial overlap is not an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window, bounds
+
+
+class RasterStackError(ValueError):
+    """The rasters cannot form one stack; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class DatedRaster:
+    path: Path
+    date: dt.date
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, affine transform and size in pixels."""
+
+    crs: rasterio.crs.CRS
+    transform: rasterio.Affine
+    width: int
+    height: int
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in the grid's CRS."""
+        return bounds(Window(0, 0, self.width, self.height), self.transform)
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class RasterStack(contextlib.AbstractContextManager):
+    """Open dated rasters sorted by date, each seen on the grid of ``rasters[reference]``.
+
+    ``read(window)`` returns ``[T, C, h, w]`` pixel values (the files' data type) and a
+    ``[T, h, w]`` bool mask, True where the date has data.
+    """
+
+    def __init__(
+        self,
+        rasters: Sequence[DatedRaster],
+        reference: int = 0,
+        resampling: Resampling = Resampling.bilinear,
+    ) -> None:
+        if not rasters:
+            raise RasterStackError("no rasters given")
+        self.rasters = sorted(rasters, key=lambda r: r.date)
+        reference_path = rasters[reference].path
+        self._stack = contextlib.ExitStack()
+        try:
+            self._datasets = [self._stack.enter_context(_open(r.path)) for r in self.rasters]
+            ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
+            self.grid = Grid(ref.crs, ref.transform, ref.width, ref.height)
+            self.band_count = ref.count
+            self.dtype = np.dtype(ref.dtypes[0])
+            self._views = [self._aligned(d, resampling) for d in self._datasets]
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _aligned(self, dataset: rasterio.DatasetReader, resampling: Resampling):
+        name = Path(dataset.name).name
+        if dataset.count != self.band_count:
+            raise RasterStackError(
+                f"{name} has {dataset.count} bands, the reference has {self.band_count}: "
+                "give rasters with the same bands"
+            )
+        if dataset.crs is None:
+            raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
+        same_grid = (
+            dataset.crs == self.grid.crs
+            and dataset.transform == self.grid.transform
+            and (dataset.width, dataset.height) == (self.grid.width, self.grid.height)
+        )
+        if same_grid:
+            return dataset
+        footprint = transform_bounds(dataset.crs, self.grid.crs, *dataset.bounds)
+        if not _overlaps(footprint, self.grid.bounds):
+            raise RasterStackError(f"{name} does not overlap the reference raster")
+        return self._stack.enter_context(
+            WarpedVRT(
+                dataset,
+                crs=self.grid.crs,
+                transform=self.grid.transform,
+                width=self.grid.width,
+                height=self.grid.height,
+                resampling=resampling,
+                nodata=dataset.nodata if dataset.nodata is not None else 0,
+            )
+        )
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return [r.date for r in self.rasters]
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels ``[T, C, h, w]`` and validity ``[T, h, w]`` of ``window`` on the reference grid.
+
+        Outside a raster's extent the pixels are 0 and invalid (boundless read).
+        """
+        pixels = []
+        valid = []
+        for view in self._views:
+            data = view.read(window=window, boundless=True, masked=True, fill_value=0)
+            pixels.append(np.ma.getdata(data))
+            valid.append(~np.ma.getmaskarray(data).all(axis=0))
+        return np.stack(pixels), np.stack(valid)
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+
+def _open(path: Path) -> rasterio.DatasetReader:
+    if not Path(path).is_file():
+        raise RasterStackError(f"raster not found: {path}")
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError:
+        raise RasterStackError(f"{path} is not a raster GDAL can read") from None
