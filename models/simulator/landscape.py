@@ -1,0 +1,231 @@
+"""The ground of a simulated scene: land cover, fields, and a road network that grows.
+
+Everything is in pixel coordinates of a square grid of 10 m pixels; ``scene.py`` puts it
+on a UTM grid and writes it. Deterministic from the ``numpy.random.Generator`` given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+from scipy import ndimage
+
+
+class Cover(IntEnum):
+    """Land-cover codes of the simulator's ground map."""
+
+    FIELD = 0
+    FOREST = 1
+    BARE = 2
+    WATER = 3
+    SETTLEMENT = 4
+    MANGROVE = 5
+    GRASS = 6
+
+
+class Surface(IntEnum):
+    PAVED = 0  # asphalt: grey, darker than most soils
+    LATERITE = 1  # unpaved red-brown earth roads of West Africa
+    GRAVEL = 2  # bright unpaved tracks and concrete
+
+
+@dataclass
+class Road:
+    """A road as a polyline ``points`` ``[N, 2]`` (column, row in pixels, float)."""
+
+    points: np.ndarray
+    width_px: float  # visible width in pixels (10 m each)
+    surface: Surface
+    tree_lined: bool
+    period: int  # first period in which the road exists (0 = early, 1 = late)
+
+
+@dataclass
+class Landscape:
+    """Ground truth of a scene, shared by all dates.
+
+    ``cover[period]`` ``[H, W]`` uint8 ``Cover`` codes; ``field_id`` ``[H, W]`` parcel
+    index (-1 outside fields); ``crop_type`` per parcel; ``climate`` 0 temperate .. 1 Sahel.
+    """
+
+    size: int
+    climate: float
+    cover: list[np.ndarray]
+    field_id: np.ndarray
+    crop_type: np.ndarray
+    field_brightness: np.ndarray
+    roads: list[Road] = field(default_factory=list)
+
+    def roads_of(self, period: int) -> list[Road]:
+        return [road for road in self.roads if road.period <= period]
+
+
+def smooth_noise(shape: tuple[int, int], rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise, standardised to mean 0 and std 1."""
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
+    return (noise - noise.mean()) / (noise.std() + 1e-12)
+
+
+def fractal_noise(shape: tuple[int, int], rng: np.random.Generator, sigmas=(32, 16, 8, 4)) -> np.ndarray:
+    """Sum of smooth noises, coarser ones weighted more; mean 0, std 1."""
+    total = sum(smooth_noise(shape, rng, s) * s for s in sigmas)
+    return (total - total.mean()) / total.std()
+
+
+def _wander(start: np.ndarray, heading: float, steps: int, step_px: float, turn_std: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """A smooth random walk: ``[steps + 1, 2]`` points with slowly changing heading (radians)."""
+    turns = ndimage.gaussian_filter1d(rng.normal(0.0, turn_std, steps), 3.0)
+    headings = heading + np.cumsum(turns)
+    moves = step_px * np.stack([np.cos(headings), np.sin(headings)], axis=1)
+    return np.vstack([start, start + np.cumsum(moves, axis=0)])
+
+
+def _clip_to_scene(points: np.ndarray, size: int) -> np.ndarray:
+    """Keep the leading part of a polyline that stays inside the scene (plus 2 px)."""
+    inside = np.all((points >= -2) & (points <= size + 2), axis=1)
+    if not inside[0]:
+        return points[:0]
+    end = np.argmin(inside) if not inside.all() else len(points)
+    return points[:end]
+
+
+def segment_distance(points: np.ndarray, size: int, reach: float) -> np.ndarray:
+    """Distance in pixels from each pixel centre to a polyline, capped at ``reach``."""
+    distance = np.full((size, size), reach, dtype=np.float32)
+    for a, b in zip(points[:-1], points[1:]):
+        lo = np.floor(np.minimum(a, b) - reach).astype(int).clip(0, size)
+        hi = np.ceil(np.maximum(a, b) + reach).astype(int).clip(0, size)
+        if lo[0] >= hi[0] or lo[1] >= hi[1]:
+            continue
+        cols, rows = np.meshgrid(np.arange(lo[0], hi[0]) + 0.5, np.arange(lo[1], hi[1]) + 0.5)
+        ab = b - a
+        t = np.clip(((cols - a[0]) * ab[0] + (rows - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9), 0, 1)
+        d = np.hypot(cols - (a[0] + t * ab[0]), rows - (a[1] + t * ab[1]))
+        window = distance[lo[1]:hi[1], lo[0]:hi[0]]
+        np.minimum(window, d, out=window)
+    return distance
+
+
+def road_coverage(road: Road, size: int) -> np.ndarray:
+    """Fraction ``[H, W]`` in [0, 1] of each 10 m pixel covered by the road (anti-aliased)."""
+    distance = segment_distance(road.points, size, reach=road.width_px + 2)
+    return np.clip(road.width_px / 2 + 0.5 - distance, 0.0, 1.0)
+
+
+def _make_roads(size: int, climate: float, rng: np.random.Generator) -> list[Road]:
+    roads: list[Road] = []
+
+    def surface_for(main: bool) -> Surface:
+        paved_share = (0.8 if main else 0.25) * (1.0 - 0.5 * climate)
+        if rng.random() < paved_share:
+            return Surface.PAVED
+        return Surface.LATERITE if rng.random() < 0.35 + 0.5 * climate else Surface.GRAVEL
+
+    for _ in range(rng.integers(1, 3)):  # main roads, edge to edge
+        side = rng.integers(4)
+        along = rng.uniform(0.15, 0.85) * size
+        start, heading = [
+            (np.array([along, 0.0]), np.pi / 2),
+            (np.array([along, size]), -np.pi / 2),
+            (np.array([0.0, along]), 0.0),
+            (np.array([size, along]), np.pi),
+        ][side]
+        heading += rng.normal(0, 0.3)
+        points = _clip_to_scene(_wander(start, heading, int(size / 2), 3.0, 0.05, rng), size)
+        if len(points) > 3:
+            roads.append(Road(points, rng.uniform(1.6, 2.8), surface_for(True), rng.random() < 0.3, 0))
+
+    def branch(period: int) -> None:
+        if not roads:
+            return
+        parent = roads[rng.integers(len(roads))]
+        start = parent.points[rng.integers(len(parent.points))]
+        direction = parent.points[-1] - parent.points[0]
+        heading = np.arctan2(direction[1], direction[0]) + rng.choice([-1, 1]) * rng.uniform(1.1, 2.0)
+        length = int(rng.uniform(0.15, 0.6) * size / 3)
+        points = _clip_to_scene(_wander(start, heading, length, 3.0, 0.08, rng), size)
+        if len(points) > 3:
+            width = rng.uniform(1.0, 1.8) if rng.random() < 0.6 else rng.uniform(0.7, 1.1)
+            roads.append(Road(points, width, surface_for(False), rng.random() < 0.25, period))
+
+    for _ in range(rng.integers(3, 7)):
+        branch(0)
+    for _ in range(rng.integers(2, 6)):  # the roads built between the periods
+        branch(1)
+    return roads
+
+
+def _make_fields(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Parcel index ``[H, W]``: strips of fields on a slightly rotated grid, int32."""
+    angle = rng.uniform(0, np.pi)
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    u = cols * np.cos(angle) + rows * np.sin(angle)
+    v = -cols * np.sin(angle) + rows * np.cos(angle)
+    block = rng.uniform(18, 40)
+    strip = rng.uniform(4, 12)
+    u_index = np.floor((u + 3 * size) / block).astype(np.int64)
+    # strips of different widths within each block
+    offsets = rng.uniform(0, strip, size=4096)
+    v_index = np.floor((v + 3 * size + offsets[u_index % 4096]) / strip).astype(np.int64)
+    ids = u_index * 10007 + v_index
+    _, parcel = np.unique(ids, return_inverse=True)
+    return parcel.reshape(size, size).astype(np.int32)
+
+
+def make_landscape(size: int, rng: np.random.Generator) -> Landscape:
+    """A scene's ground for two periods: fields, forest, water, mangrove, villages, roads."""
+    climate = float(rng.uniform(0, 1))
+    shape = (size, size)
+    cover = np.full(shape, Cover.FIELD, dtype=np.uint8)
+
+    forest_noise = fractal_noise(shape, rng)
+    cover[forest_noise > rng.uniform(0.4, 1.1)] = Cover.FOREST
+    grass_noise = fractal_noise(shape, rng)
+    cover[(grass_noise > 0.9) & (cover == Cover.FIELD)] = Cover.GRASS
+    bare_noise = fractal_noise(shape, rng, sigmas=(12, 6, 3))
+    cover[(bare_noise > 1.6 - 0.5 * climate) & (cover == Cover.FIELD)] = Cover.BARE
+
+    water = np.zeros(shape, dtype=bool)
+    if rng.random() < 0.7:  # a river or a lagoon shore
+        start = np.array([0.0, rng.uniform(0.2, 0.8) * size])
+        river = _clip_to_scene(_wander(start, rng.normal(0, 0.3), size, 2.0, 0.06, rng), size)
+        if len(river) > 3:
+            width = rng.uniform(4, 18)
+            distance = segment_distance(river, size, reach=width + 2)
+            water = distance < width / 2 + fractal_noise(shape, rng, (6, 3)) * 1.5
+    if rng.random() < 0.3:
+        water |= fractal_noise(shape, rng, (48, 24)) > 1.8
+    cover[water] = Cover.WATER
+    if water.any() and rng.random() < 0.3 + 0.6 * climate:
+        near_water = ndimage.distance_transform_edt(~water) < rng.uniform(6, 20)
+        mangrove = near_water & ~water & (fractal_noise(shape, rng, (8, 4, 2)) > -0.4)
+        cover[mangrove] = Cover.MANGROVE
+
+    field_id = _make_fields(size, rng)
+    n_fields = int(field_id.max()) + 1
+    crop_type = rng.integers(0, 4, size=n_fields)
+    field_brightness = rng.normal(1.0, 0.09, size=n_fields)
+
+    roads = _make_roads(size, climate, rng)
+    covers = []
+    for period in (0, 1):
+        period_cover = cover.copy()
+        for road in roads:
+            if road.period > period or rng.random() > 0.5:
+                continue
+            # villages grow around some roads: blobs near a point of the road
+            centre = road.points[rng.integers(len(road.points))]
+            rows, cols = np.mgrid[0:size, 0:size]
+            radius = rng.uniform(5, 16)
+            blob = np.hypot(cols - centre[0], rows - centre[1]) < radius * (
+                1 + 0.35 * smooth_noise(shape, rng, 3)
+            )
+            period_cover[blob & (period_cover != Cover.WATER)] = Cover.SETTLEMENT
+        if period == 1:
+            # settlements of the first period stay
+            period_cover[covers[0] == Cover.SETTLEMENT] = Cover.SETTLEMENT
+        covers.append(period_cover)
+    return Landscape(size, climate, covers, field_id, crop_type, field_brightness, roads)
