@@ -117,18 +117,30 @@ class RasterStack(contextlib.AbstractContextManager):
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Pixels ``[T, C, h, w]`` and validity ``[T, h, w]`` of ``window`` on the reference grid.
 
-        Outside a raster's extent the pixels are 0 and invalid (boundless read).
+        Outside the grid, and where a date has no data, pixels are 0 and invalid.
         """
-        pixels = []
-        valid = []
-        for view in self._views:
-            data = view.read(window=window, boundless=True, masked=True, fill_value=0)
-            pixels.append(np.ma.getdata(data))
-            valid.append(~np.ma.getmaskarray(data).all(axis=0))
-        return np.stack(pixels), np.stack(valid)
+        height, width = int(window.height), int(window.width)
+        pixels = np.zeros((len(self._views), self.band_count, height, width), self.dtype)
+        valid = np.zeros((len(self._views), height, width), bool)
+        inside = window.intersection(Window(0, 0, self.grid.width, self.grid.height)) \
+            if _window_overlaps(window, self.grid) else None
+        if inside is None:
+            return pixels, valid
+        rows = slice(int(inside.row_off - window.row_off), int(inside.row_off - window.row_off + inside.height))
+        cols = slice(int(inside.col_off - window.col_off), int(inside.col_off - window.col_off + inside.width))
+        for index, view in enumerate(self._views):
+            data = view.read(window=inside, masked=True)
+            pixels[index, :, rows, cols] = np.ma.getdata(data)
+            valid[index, rows, cols] = ~np.ma.getmaskarray(data).all(axis=0)
+        return pixels, valid
 
     def __exit__(self, *exc_info) -> None:
         self._stack.close()
+
+
+def _window_overlaps(window: Window, grid: Grid) -> bool:
+    return (window.col_off < grid.width and window.row_off < grid.height
+            and window.col_off + window.width > 0 and window.row_off + window.height > 0)
 
 
 def _open(path: Path) -> rasterio.DatasetReader:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-EPSILON = 1e-6
+EPSILON = 1e-6  # keeps log() finite
+SMOOTHING = 1.0  # pixels added to IoU's numerator and denominator: J of an absent class stays defined
 
 
 def soft_iou(probabilities: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -22,7 +23,7 @@ def soft_iou(probabilities: torch.Tensor, target: torch.Tensor, valid: torch.Ten
     y = target * valid
     intersection = (p * y).sum(dim=(0, 2, 3))
     union = p.sum(dim=(0, 2, 3)) + y.sum(dim=(0, 2, 3)) - intersection
-    return (intersection + EPSILON) / (union + EPSILON)
+    return (intersection + SMOOTHING) / (union + SMOOTHING)
 
 
 class JointLoss(nn.Module):

@@ -1,0 +1,64 @@
+# TimeSeg: every target installs what it needs when it is missing, and can be run again.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PACKAGES := qgis python3-qgis python3-rasterio python3-gdal python3-scipy python3-venv xvfb
+SAMPLE := data/sample
+DEMO_OUTPUT := demo_output
+ROAD_MODEL := models/weights/roads.onnx
+export QT_QPA_PLATFORM ?= offscreen
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup system test demo model lint
+
+help:
+	@echo "make demo   set up, then run the shipped road model on the bundled sample"
+	@echo "make test   set up, then run every test"
+	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes (CPU, < 30 min)"
+	@echo "make lint   ruff"
+	@echo "make setup  Debian packages (as root) and the $(VENV) virtual environment"
+
+# Debian's QGIS, GDAL and rasterio; installed only when run as root and missing.
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages: $$missing"; echo "run: sudo apt-get install $$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(MAKE) system
+	test -x $(PYTHON) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PYTHON) -m pytest -q tests
+
+lint: $(STAMP)
+	$(PYTHON) -m ruff check .
+
+$(SAMPLE)/labels.gpkg: | $(STAMP)
+	$(PYTHON) -m models simulate --output $(SAMPLE) --seed 2019 --size 512 --dates 5
+
+demo: $(STAMP) $(SAMPLE)/labels.gpkg
+	$(PYTHON) -m core segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2016 $(SAMPLE)/2016/*_TCI.tif
+	$(PYTHON) -m core segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2019 $(SAMPLE)/2019/*_TCI.tif
+
+# The shipped road model: simulated scenes -> two-stage training -> ONNX with its card.
+MODEL_RUN := runs/roads
+model: $(STAMP)
+	$(PYTHON) -m models train --output $(MODEL_RUN) --simulated-scenes 16 --validation-scenes 4 \
+	  --scene-size 256 --patch-size 128 --batch-size 8 --samples-per-epoch 384 \
+	  --fcn-epochs 15 --sequence-epochs 6 --learning-rate 2e-3 --seed 0
+	$(PYTHON) -m models export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) \
+	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m"

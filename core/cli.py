@@ -1,0 +1,122 @@
+"""``python -m core {segment,info}``: the engine's command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+from core.dates import detect_date
+from core.raster_stack import DatedRaster
+
+log = logging.getLogger("timeseg")
+
+
+class UsageError(ValueError):
+    pass
+
+
+def dated_rasters(paths: list[Path], dates: str | None) -> list[DatedRaster]:
+    """Pair each raster with its date: ``dates`` (comma-separated ISO) or detected."""
+    given = [d.strip() for d in dates.split(",")] if dates else []
+    if given and len(given) != len(paths):
+        raise UsageError(f"{len(given)} dates for {len(paths)} rasters: give one date per raster")
+    rasters = []
+    for index, path in enumerate(paths):
+        if given:
+            try:
+                date = dt.date.fromisoformat(given[index])
+            except ValueError:
+                raise UsageError(f"'{given[index]}' is not a date like 2019-03-31") from None
+        else:
+            if not path.is_file():
+                raise UsageError(f"raster not found: {path}")
+            date = detect_date(path)
+            if date is None:
+                raise UsageError(f"no date in the name or tags of {path.name}: give --dates")
+        rasters.append(DatedRaster(path, date))
+    seen: dict[dt.date, Path] = {}
+    for raster in rasters:
+        if raster.date in seen:
+            raise UsageError(f"{seen[raster.date].name} and {raster.path.name} have the same date "
+                             f"{raster.date}: give each date once")
+        seen[raster.date] = raster.path
+    return rasters
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", file=sys.stderr)
+
+    def update(fraction: float, message: str) -> None:
+        bar.n = fraction
+        bar.set_postfix_str(message)
+        bar.refresh()
+
+    return bar, update
+
+
+def run_segment(args: argparse.Namespace) -> None:
+    from core.segment import SegmentRequest, segment
+
+    rasters = dated_rasters(args.rasters, args.dates)
+    bar, update = _progress_bar()
+    try:
+        result = segment(SegmentRequest(rasters, args.model, args.output, args.device, args.tile_size,
+                                        args.overlap, progress=update))
+    finally:
+        bar.close()
+    dates = ", ".join(str(d) for d in result.dates)
+    print(f"{len(result.dates)} dates ({dates}) on {result.provider}")
+    print(f"probability: {result.probability_path}")
+    print(f"classes:     {result.classes_path}")
+
+
+def run_info(args: argparse.Namespace) -> None:
+    from core.model_card import read_model_card
+
+    card = read_model_card(args.model)
+    for key, value in card.__dict__.items():
+        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        print(f"{key}: {text}")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m core", description="TimeSeg engine")
+    main.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = main.add_subparsers(dest="command", required=True)
+    seg = commands.add_parser("segment", help="dated rasters -> probability.tif and classes.tif",
+                              description="Run a TimeSeg model over several dated rasters of one place. "
+                              "Rasters are sorted by date and aligned onto the first one's grid.")
+    seg.add_argument("rasters", type=Path, nargs="+", help="dated rasters (dates from names or tags)")
+    seg.add_argument("--model", type=Path, required=True, help="TimeSeg .onnx model")
+    seg.add_argument("--output", type=Path, required=True, help="folder for probability.tif and classes.tif")
+    seg.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per raster, overriding detection")
+    seg.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="auto: CUDA when usable, else CPU (default)")
+    seg.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model card's)")
+    seg.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model card's)")
+    info = commands.add_parser("info", help="print a model's card")
+    info.add_argument("model", type=Path)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    commands = {"segment": run_segment, "info": run_info}
+    try:
+        commands[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted; no output was kept", file=sys.stderr)
+        return 130
+    except Exception as error:  # one readable line unless --debug
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

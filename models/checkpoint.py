@@ -1,0 +1,84 @@
+"""Network configurations and checkpoints that load with ``torch.load(weights_only=True)``.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts::
+
+    {"format": "timeseg-checkpoint/1", "network": {...NetworkConfig}, "state_dict": {...},
+     "card": {...card fields known at training time}, "stage": "fcn" | "sequence" | "joint",
+     "epoch": int, "metrics": {...}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.networks import BiConvLstmClassifier, FcnConvLstm
+
+CHECKPOINT_FORMAT = "timeseg-checkpoint/1"
+ARCHITECTURES = ("fcn_convlstm", "biconvlstm")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Constructor arguments of a network; ``output_channels`` is 1 for binary maps."""
+
+    architecture: str = "fcn_convlstm"
+    in_channels: int = 3
+    output_channels: int = 1
+    depth: int = 4
+    base_channels: int = 16
+    hidden_channels: int | None = 8
+    kernel_size: int = 3
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
+
+
+def build_network(config: NetworkConfig) -> nn.Module:
+    if config.architecture == "fcn_convlstm":
+        return FcnConvLstm(
+            config.in_channels, config.output_channels, config.depth, config.base_channels,
+            config.hidden_channels, config.kernel_size,
+        )
+    return BiConvLstmClassifier(
+        config.in_channels, config.output_channels, config.hidden_channels or 256, config.kernel_size
+    )
+
+
+def save_checkpoint(path: Path, network: nn.Module, config: NetworkConfig, card: dict[str, Any],
+                    stage: str, epoch: int, metrics: dict[str, Any]) -> None:
+    """Write atomically: a crash never leaves a truncated checkpoint under ``path``."""
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "network": dataclasses.asdict(config),
+        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+        "card": card,
+        "stage": stage,
+        "epoch": epoch,
+        "metrics": metrics,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(checkpoint, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, NetworkConfig, dict[str, Any]]:
+    """-> (network in eval mode, its config, the whole checkpoint dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a TimeSeg checkpoint (written by 'python -m models train')")
+    config = NetworkConfig(**checkpoint["network"])
+    network = build_network(config)
+    network.load_state_dict(checkpoint["state_dict"])
+    return network.eval(), config, checkpoint

@@ -1,0 +1,180 @@
+"""``python -m models {train,export,simulate}``: the model builder's command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path("data/simulated")
+
+
+def _add_train(commands) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train paper A's FCN + ConvLSTM (FCN, then ConvLSTM on the frozen FCN, then optionally both)",
+        description="Train on simulated scenes (default) or on your own dated rasters and label layer. "
+        "Writes fcn_best.pt, sequence_best.pt, model.pt and history.json to --output.",
+    )
+    data = parser.add_argument_group("simulated data (used when --images is not given)")
+    data.add_argument("--simulated-scenes", type=int, default=16, help="training scenes (default 16)")
+    data.add_argument("--validation-scenes", type=int, default=4,
+                      help="held-out scenes, seeds never used for training (default 4)")
+    data.add_argument("--scene-size", type=int, default=256, help="scene width and height in pixels")
+    data.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="where scenes are written and reused")
+    user = parser.add_argument_group("your data")
+    user.add_argument("--images", type=Path, nargs="+", help="dated rasters of one site (any order)")
+    user.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per --images, if not in names/tags")
+    user.add_argument("--labels", type=Path, help="label file: vector (lines/polygons) or raster")
+    user.add_argument("--label-kind", choices=("lines", "polygons", "raster"), default="lines")
+    user.add_argument("--label-layer", help="vector layer name (default: the first layer)")
+    user.add_argument("--line-width", type=int, default=3, help="road width after dilation, pixels (default 3)")
+    user.add_argument("--validation-images", type=Path, nargs="+", help="dated rasters of a held-out site")
+    user.add_argument("--validation-labels", type=Path, help="labels of the held-out site")
+    user.add_argument("--class-names", default="background,road", help="comma-separated (default background,road)")
+    user.add_argument("--bands", default="B04,B03,B02", help="band names in input order (default TCI R,G,B)")
+    user.add_argument("--input-scale", type=float, default=1 / 255, help="raw value multiplier (default 1/255)")
+    net = parser.add_argument_group("network")
+    net.add_argument("--depth", type=int, default=4, help="U-Net levels (default 4)")
+    net.add_argument("--base-channels", type=int, default=16, help="U-Net first-level width (default 16)")
+    net.add_argument("--hidden-channels", type=int, default=8,
+                     help="ConvLSTM width (paper A: l_c; default 8)")
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--output", type=Path, required=True, help="run folder for checkpoints and history")
+    fit.add_argument("--patch-size", type=int, default=512, help="patch size in pixels (paper A: 512)")
+    fit.add_argument("--sequence-length", type=int, default=5, help="dates per sequence (paper A: 5)")
+    fit.add_argument("--batch-size", type=int, default=8)
+    fit.add_argument("--fcn-epochs", type=int, default=30, help="stage 1: FCN on single dates")
+    fit.add_argument("--sequence-epochs", type=int, default=30, help="stage 2: ConvLSTM, FCN frozen")
+    fit.add_argument("--joint-epochs", type=int, default=0, help="stage 3: both, at a tenth of the rate")
+    fit.add_argument("--samples-per-epoch", type=int, default=256)
+    fit.add_argument("--learning-rate", type=float, default=1e-3,
+                     help="base rate (paper A's 0.1 diverges with Adam here; 1e-3 to 3e-3 work)")
+    fit.add_argument("--schedule", choices=("paper", "constant"), default="paper",
+                     help="paper: base, /10, /100 over thirds of each stage (paper A)")
+    fit.add_argument("--alpha", type=float, default=0.7, help="loss a*H - (1-a)*log(J) (default 0.7)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    fit.add_argument("--tile-size", type=int, default=256, help="inference tile size for the card")
+    fit.add_argument("--overlap", type=int, default=32, help="inference tile overlap for the card")
+
+
+def _add_export(commands) -> None:
+    parser = commands.add_parser(
+        "export", help="checkpoint -> .onnx with its model card, checked against PyTorch",
+        description="Export a checkpoint to one ONNX file (dynamic batch, time, height, width). "
+        "onnxruntime runs it at two sequence lengths and two sizes; nothing is written if it "
+        "differs from PyTorch by more than 1e-4.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="model.pt from 'python -m models train'")
+    parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument("--tile-size", type=int, help="override the card's tile size")
+    parser.add_argument("--overlap", type=int, help="override the card's tile overlap")
+    parser.add_argument("--description", help="one sentence on what the model finds")
+    parser.add_argument("--trained-on", help="override the card's trained_on text")
+
+
+def _add_simulate(commands) -> None:
+    parser = commands.add_parser(
+        "simulate", help="write a simulated Sentinel-2-like scene (two periods) and its labels",
+    )
+    parser.add_argument("--output", type=Path, required=True, help="folder to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=256, help="width and height in pixels (10 m)")
+    parser.add_argument("--dates", type=int, default=5, help="dates per period")
+    parser.add_argument("--reflectance", action="store_true", help="also write B02,B03,B04,B08 x 10000")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m models", description=__doc__)
+    main.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = main.add_subparsers(dest="command", required=True)
+    _add_train(commands)
+    _add_export(commands)
+    _add_simulate(commands)
+    return main
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from models.checkpoint import NetworkConfig
+    from models.labels import LabelSource
+    from models.sites import simulated_sites, user_site
+    from models.training import TrainOptions, train
+
+    class_names = args.class_names.split(",")
+    if args.images:
+        if not (args.labels and args.validation_images and args.validation_labels):
+            raise ValueError("with --images, give --labels, --validation-images and --validation-labels "
+                             "(a held-out site keeps the metrics honest)")
+        dates = args.dates.split(",") if args.dates else None
+        train_sites = [user_site(args.images, LabelSource(args.labels, args.label_kind, args.label_layer,
+                                                          args.line_width), dates)]
+        val_sites = [user_site(args.validation_images, LabelSource(
+            args.validation_labels, args.label_kind, args.label_layer, args.line_width))]
+        trained_on = f"user data: {len(args.images)} dates of {args.images[0].parent}"
+    else:
+        train_seeds = range(args.seed * 1000, args.seed * 1000 + args.simulated_scenes)
+        val_seeds = range(10**6 + args.seed * 1000, 10**6 + args.seed * 1000 + args.validation_scenes)
+        train_sites = simulated_sites(args.data_dir, train_seeds, args.scene_size, line_width_px=args.line_width)
+        val_sites = simulated_sites(args.data_dir, val_seeds, args.scene_size, line_width_px=args.line_width)
+        trained_on = (f"TimeSeg simulator: {args.simulated_scenes} scenes x 2 periods of "
+                      f"{args.scene_size}x{args.scene_size} px at 10 m, Sentinel-2-like TCI, clouds included; "
+                      f"validation on {args.validation_scenes} held-out scenes")
+    options = TrainOptions(
+        output=args.output,
+        network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")),
+                              1 if len(class_names) == 2 else len(class_names), args.depth,
+                              args.base_channels, args.hidden_channels),
+        class_names=class_names, bands=args.bands.split(","), input_scale=args.input_scale,
+        patch_size=args.patch_size, sequence_length=args.sequence_length, batch_size=args.batch_size,
+        fcn_epochs=args.fcn_epochs, sequence_epochs=args.sequence_epochs, joint_epochs=args.joint_epochs,
+        samples_per_epoch=args.samples_per_epoch, learning_rate=args.learning_rate, schedule=args.schedule,
+        alpha=args.alpha, seed=args.seed, device=args.device, trained_on=trained_on,
+        tile_size=args.tile_size, tiles_overlap=args.overlap,
+    )
+    started = time.time()
+    final = train(options, train_sites, val_sites)
+    print(f"trained in {time.time() - started:.0f} s; validation on held-out data:")
+    for name in ("single_date_fcn", "sequence"):
+        m = final[name]
+        print(f"  {name:16s} accuracy {m['accuracy']:.4f}  IoU {m['iou']:.4f}  F1 {m['f1']:.4f}")
+    print(f"checkpoint: {args.output / 'model.pt'}")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from models.export import export_checkpoint
+
+    overrides = {key: value for key, value in (
+        ("tile_size", args.tile_size), ("tiles_overlap", args.overlap),
+        ("description", args.description), ("trained_on", args.trained_on)) if value is not None}
+    card, difference = export_checkpoint(args.checkpoint, args.output, overrides)
+    size_mb = args.output.stat().st_size / 1e6
+    print(f"wrote {args.output} ({size_mb:.1f} MB); largest ONNX-PyTorch difference {difference:.1e}")
+
+
+def run_simulate(args: argparse.Namespace) -> None:
+    from models.simulator import simulate_scene
+
+    scene = simulate_scene(args.output, args.seed, args.size, args.dates, write_reflectance=args.reflectance)
+    for year in scene.years:
+        print(f"{year}: " + ", ".join(p.name for p in scene.tci_paths[year]))
+    print(f"labels: {scene.labels_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    commands = {"train": run_train, "export": run_export, "simulate": run_simulate}
+    try:
+        commands[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # one readable line unless --debug
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

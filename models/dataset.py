@@ -1,0 +1,147 @@
+"""Training samples from dated rasters and a label layer: patches of image sequences.
+
+A *site* is several dated rasters of one place (one grid, or warped onto the first
+one's) with one label layer. A sample is a patch ``[T, C, p, p]`` of T dates in time
+order, its labels ``[p, p]`` and a validity mask ``[p, p]`` (False where the label is
+unknown or no date has data: left out of the loss).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from torch.utils.data import Dataset
+
+from core.normalisation import scale_pixels
+from core.raster_stack import DatedRaster, RasterStack
+from models.labels import LABEL_NODATA, LabelSource, label_raster
+
+
+@dataclass(frozen=True)
+class Site:
+    rasters: tuple[DatedRaster, ...]
+    labels: LabelSource
+
+
+class OpenSite(contextlib.AbstractContextManager):
+    """A site's raster stack, opened, with its labels rasterised on the stack's grid."""
+
+    def __init__(self, site: Site) -> None:
+        self.stack = RasterStack(site.rasters)
+        try:
+            self.labels = label_raster(site.labels, self.stack.grid)
+        except BaseException:
+            self.stack.__exit__(None, None, None)
+            raise
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.stack.grid.height, self.stack.grid.width
+
+    def read(self, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pixels ``[T, C, s, s]``, per-date validity ``[T, s, s]`` and labels ``[s, s]``
+        of the square window at (row, col); outside the site is nodata."""
+        pixels, valid = self.stack.read(Window(col, row, size, size))
+        labels = np.full((size, size), LABEL_NODATA, dtype=np.uint8)
+        inside = self.labels[row : row + size, col : col + size]
+        labels[: inside.shape[0], : inside.shape[1]] = inside
+        return pixels, valid, labels
+
+    def __exit__(self, *exc_info) -> None:
+        self.stack.__exit__(*exc_info)
+
+
+def choose_dates(count: int, length: int | None, rng: np.random.Generator | None) -> np.ndarray:
+    """Indices of ``length`` of ``count`` dates, in time order: a random subset when
+    ``rng`` is given (training), else the last ``length`` (evaluation)."""
+    if length is None or length >= count:
+        return np.arange(count)
+    if rng is None:
+        return np.arange(count - length, count)
+    return np.sort(rng.choice(count, size=length, replace=False))
+
+
+def augment(images: np.ndarray, arrays: Sequence[np.ndarray], rng: np.random.Generator):
+    """The same random flip and 90-degree rotation (paper A) of ``images`` ``[..., h, w]``
+    and each of ``arrays`` ``[h, w]``."""
+    turns = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+
+    def apply(a: np.ndarray) -> np.ndarray:
+        a = np.rot90(a, turns, axes=(-2, -1))
+        return np.ascontiguousarray(a[..., ::-1] if flip else a)
+
+    return apply(images), [apply(a) for a in arrays]
+
+
+class SequencePatches(Dataset):
+    """Patches of open sites.
+
+    ``random`` mode draws ``samples_per_epoch`` random windows (deterministic from
+    ``seed`` and the index, so the same index gives the same sample), random dates
+    and augmentations; ``grid`` mode tiles every site without overlap, last dates,
+    no augmentation (validation).
+
+    Items: ``images`` float32 ``[T, C, p, p]`` (raw values x ``input_scale``),
+    ``labels`` int64 ``[p, p]``, ``valid`` bool ``[p, p]``.
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[OpenSite],
+        patch_size: int = 512,
+        sequence_length: int | None = None,
+        input_scale: float = 1 / 255,
+        mode: str = "random",
+        samples_per_epoch: int = 256,
+        seed: int = 0,
+    ) -> None:
+        self.sites = list(sites)
+        self.patch_size = patch_size
+        self.sequence_length = sequence_length
+        self.input_scale = input_scale
+        self.mode = mode
+        self.seed = seed
+        self.epoch = 0
+        if mode == "grid":
+            self.windows = [
+                (index, row, col)
+                for index, site in enumerate(self.sites)
+                for row in range(0, site.shape[0], patch_size)
+                for col in range(0, site.shape[1], patch_size)
+            ]
+        elif mode == "random":
+            self.windows = []
+            self.samples_per_epoch = samples_per_epoch
+        else:
+            raise ValueError(f"mode must be 'random' or 'grid', got {mode!r}")
+
+    def __len__(self) -> int:
+        return len(self.windows) if self.mode == "grid" else self.samples_per_epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = None
+        if self.mode == "grid":
+            site_index, row, col = self.windows[index]
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            site_index = int(rng.integers(len(self.sites)))
+            height, width = self.sites[site_index].shape
+            row = int(rng.integers(0, max(height - self.patch_size, 0) + 1))
+            col = int(rng.integers(0, max(width - self.patch_size, 0) + 1))
+        pixels, valid_dates, labels = self.sites[site_index].read(row, col, self.patch_size)
+        dates = choose_dates(len(pixels), self.sequence_length, rng)
+        pixels, valid_dates = pixels[dates], valid_dates[dates]
+        valid = (labels != LABEL_NODATA) & valid_dates.any(axis=0)
+        if rng is not None:
+            pixels, (labels, valid) = augment(pixels, [labels, valid], rng)
+        return {
+            "images": torch.from_numpy(scale_pixels(pixels, self.input_scale)),
+            "labels": torch.from_numpy(np.where(valid, labels, 0).astype(np.int64)),
+            "valid": torch.from_numpy(valid),
+        }

@@ -1,0 +1,101 @@
+"""Checkpoint -> one ONNX file with dynamic batch, time, height and width and its model card.
+
+The export checks itself before writing: onnxruntime runs the file on random inputs at
+two sequence lengths and two sizes, and the file is written only when the largest
+difference from PyTorch is at most ``PARITY_TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from core.model_card import ModelCard
+from models.checkpoint import load_checkpoint
+
+PARITY_TOLERANCE = 1e-4
+OPSET = 17
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+
+
+class ExportError(RuntimeError):
+    """The export failed its own check; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ParityCase:
+    batch: int
+    time: int
+    height: int
+    width: int
+
+
+def parity_cases(card: ModelCard) -> list[ParityCase]:
+    """Two sequence lengths and two sizes (one not a multiple of the pooling factor)."""
+    long = max(card.sequence_length, card.min_sequence_length) + 1
+    short = max(card.min_sequence_length, 1)
+    return [ParityCase(1, short, 64, 64), ParityCase(2, long, 72, 50)]
+
+
+def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
+                      card_overrides: dict[str, Any] | None = None, seed: int = 0) -> tuple[ModelCard, float]:
+    """Write ``output`` (.onnx); returns its card and the largest parity difference."""
+    network, config, checkpoint = load_checkpoint(checkpoint_path)
+    card = ModelCard(**{**checkpoint["card"], **(card_overrides or {})})
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    try:
+        example = torch.rand(1, card.sequence_length, config.in_channels, 64, 64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript deprecation notices
+            torch.onnx.export(
+                torch.jit.script(network), (example,), str(partial), dynamo=False, opset_version=OPSET,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch", 1: "time", 3: "height", 4: "width"},
+                              OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
+            )
+        model = onnx.load(str(partial))
+        model.doc_string = card.description or f"TimeSeg {card.architecture}: {', '.join(card.class_names)}"
+        del model.metadata_props[:]
+        for key, value in card.to_metadata().items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(partial))
+        difference = parity_difference(network, partial, card, config.in_channels, seed)
+        if difference > PARITY_TOLERANCE:
+            raise ExportError(
+                f"ONNX output differs from PyTorch by {difference:.2e} (> {PARITY_TOLERANCE:.0e}); "
+                "nothing written"
+            )
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return card, difference
+
+
+def parity_difference(network: torch.nn.Module, onnx_path: Path, card: ModelCard, bands: int,
+                      seed: int = 0) -> float:
+    """Largest absolute difference between onnxruntime and PyTorch over ``parity_cases``."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    largest = 0.0
+    for case in parity_cases(card):
+        images = torch.rand(case.batch, case.time, bands, case.height, case.width, generator=generator)
+        with torch.no_grad():
+            expected = network(images).numpy()
+        (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
+        if actual.shape != expected.shape:
+            raise ExportError(f"ONNX output shape {actual.shape} differs from PyTorch's {expected.shape}")
+        largest = max(largest, float(np.abs(actual - expected).max()))
+    return largest

@@ -1,0 +1,232 @@
+"""Paper A's training: the FCN on single dates, then the ConvLSTM on the frozen FCN's
+PMap sequences, then (optionally) both together.
+
+Each stage keeps the checkpoint of its best validation IoU; the last stage's best is
+``model.pt``, the file ``python -m models export`` takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from models.checkpoint import NetworkConfig, build_network, save_checkpoint
+from models.dataset import OpenSite, SequencePatches, Site
+from models.metrics import ConfusionMatrix
+from models.networks import FcnConvLstm, JointLoss
+
+log = logging.getLogger("timeseg.train")
+SCHEDULES = ("paper", "constant")
+
+
+@dataclass
+class TrainOptions:
+    """Everything a training run needs besides its sites; defaults are the shipped road model's."""
+
+    output: Path
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    class_names: list[str] = field(default_factory=lambda: ["background", "road"])
+    bands: list[str] = field(default_factory=lambda: ["B04", "B03", "B02"])
+    input_scale: float = 1 / 255
+    patch_size: int = 512
+    sequence_length: int = 5
+    batch_size: int = 8
+    fcn_epochs: int = 30
+    sequence_epochs: int = 30
+    joint_epochs: int = 0
+    samples_per_epoch: int = 256
+    learning_rate: float = 1e-3
+    schedule: str = "paper"
+    alpha: float = 0.7
+    seed: int = 0
+    device: str = "cpu"
+    trained_on: str = ""
+    resolution: float = 10.0
+    tile_size: int = 256
+    tiles_overlap: int = 32
+    threshold: float = 0.5
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, epochs: int, schedule: str):
+    """``paper``: base rate for the first third of the epochs, /10 for the second, /100
+    for the last (paper A, section 3: 0.1, 0.01, 0.001 for 10 epochs each)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: 10.0 ** -min(2, (3 * epoch) // max(epochs, 1))
+    )
+
+
+def single_date_probabilities(network: FcnConvLstm, images: torch.Tensor) -> torch.Tensor:
+    """FCN alone on each date: ``[B, T, C, H, W]`` -> ``[B * T, K, H, W]``."""
+    return network.fcn(images.flatten(0, 1))
+
+
+def _repeat_per_date(tensor: torch.Tensor, dates: int) -> torch.Tensor:
+    """``[B, H, W]`` -> ``[B * T, H, W]``, matching ``single_date_probabilities``."""
+    return tensor.repeat_interleave(dates, dim=0)
+
+
+@torch.no_grad()
+def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], loader: DataLoader, class_count: int,
+             device: str, per_date: bool, threshold: float = 0.5) -> dict[str, float]:
+    """Metrics of ``predict`` over ``loader``; ``per_date`` scores each date against the labels."""
+    confusion = ConfusionMatrix(class_count)
+    for batch in loader:
+        images = batch["images"].to(device)
+        labels, valid = batch["labels"].to(device), batch["valid"].to(device)
+        if per_date:
+            labels = _repeat_per_date(labels, images.shape[1])
+            valid = _repeat_per_date(valid, images.shape[1])
+        confusion.add(predict(images), labels, valid, threshold)
+    return confusion.summary()
+
+
+def _stage(
+    name: str,
+    network: nn.Module,
+    parameters: Sequence[nn.Parameter],
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    per_date: bool,
+    train_data: SequencePatches,
+    val_loader: DataLoader,
+    epochs: int,
+    learning_rate: float,
+    options: TrainOptions,
+    card: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> dict[str, float]:
+    """Train ``parameters`` through ``forward`` for ``epochs``; keep the best validation IoU."""
+    loss_fn = JointLoss(options.alpha)
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    scheduler = learning_rate_schedule(optimizer, epochs, options.schedule)
+    class_count = max(2, len(options.class_names))
+    best: dict[str, float] = {"iou": -1.0}
+    path = options.output / f"{name}_best.pt"
+    generator = torch.Generator().manual_seed(options.seed)
+    for epoch in range(epochs):
+        train_data.epoch = epoch
+        loader = DataLoader(train_data, batch_size=options.batch_size, shuffle=True, generator=generator)
+        network.train()
+        losses = []
+        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
+        for batch in bar:
+            images = batch["images"].to(options.device)
+            labels, valid = batch["labels"].to(options.device), batch["valid"].to(options.device)
+            if per_date:
+                labels = _repeat_per_date(labels, images.shape[1])
+                valid = _repeat_per_date(valid, images.shape[1])
+            loss = loss_fn(forward(images), labels, valid)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        scheduler.step()
+        network.eval()
+        metrics = evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold)
+        record = {"stage": name, "epoch": epoch + 1, "loss": float(np.mean(losses)), **metrics}
+        history.append(record)
+        log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f, IoU %.4f, F1 %.4f", name, epoch + 1, epochs,
+                 record["loss"], metrics["accuracy"], metrics["iou"], metrics["f1"])
+        if metrics["iou"] > best["iou"]:
+            best = {**metrics, "epoch": epoch + 1}
+            save_checkpoint(path, network, options.network, card, name, epoch + 1, best)
+    # continue from the best weights of this stage
+    network.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    return best
+
+
+def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site]) -> dict[str, Any]:
+    """Run the stages; write ``<stage>_best.pt``, ``model.pt`` and ``history.json`` under
+    ``options.output``. Returns the final validation metrics of the single-date FCN and
+    of the sequence model, measured on the same held-out sites."""
+    if options.network.architecture != "fcn_convlstm":
+        raise ValueError("this trainer runs paper A's fcn_convlstm; see 'python -m models experiment' "
+                         "for the BiConvLSTM classifier")
+    seed_everything(options.seed)
+    options.output.mkdir(parents=True, exist_ok=True)
+    network = build_network(options.network).to(options.device)
+    card = {
+        "architecture": options.network.architecture,
+        "class_names": options.class_names,
+        "bands": options.bands,
+        "input_scale": options.input_scale,
+        "sequence_length": options.sequence_length,
+        "min_sequence_length": 1,
+        "tile_size": options.tile_size,
+        "tiles_overlap": options.tiles_overlap,
+        "resolution": options.resolution,
+        "threshold": options.threshold,
+        "trained_on": options.trained_on,
+    }
+    history: list[dict[str, Any]] = []
+    opened = [OpenSite(site) for site in [*train_sites, *val_sites]]
+    try:
+        train_open, val_open = opened[: len(train_sites)], opened[len(train_sites):]
+
+        def patches(length: int) -> SequencePatches:
+            return SequencePatches(train_open, options.patch_size, length, options.input_scale,
+                                   "random", options.samples_per_epoch, options.seed)
+
+        val_loader = DataLoader(
+            SequencePatches(val_open, options.patch_size, options.sequence_length, options.input_scale, "grid"),
+            batch_size=options.batch_size,
+        )
+        fcn_params = list(network.fcn.parameters())
+        sequence_params = [p for n, p in network.named_parameters() if not n.startswith("fcn.")]
+        if options.fcn_epochs:
+            _stage("fcn", network, fcn_params, lambda x: single_date_probabilities(network, x), True,
+                   patches(1), val_loader, options.fcn_epochs, options.learning_rate, options, card, history)
+        if options.sequence_epochs:
+            for p in fcn_params:
+                p.requires_grad_(False)
+            _stage("sequence", network, sequence_params, network, False, patches(options.sequence_length),
+                   val_loader, options.sequence_epochs, options.learning_rate, options, card, history)
+            for p in fcn_params:
+                p.requires_grad_(True)
+        if options.joint_epochs:
+            _stage("joint", network, list(network.parameters()), network, False,
+                   patches(options.sequence_length), val_loader, options.joint_epochs,
+                   options.learning_rate / 10, options, card, history)
+        network.eval()
+        class_count = max(2, len(options.class_names))
+        final = {
+            "single_date_fcn": evaluate(lambda x: single_date_probabilities(network, x), val_loader,
+                                        class_count, options.device, True, options.threshold),
+            "sequence": evaluate(network, val_loader, class_count, options.device, False, options.threshold),
+            "validation_sites": len(val_sites),
+            "validation_pixels_per_date": sum(s.shape[0] * s.shape[1] for s in val_open),
+        }
+    finally:
+        for site in opened:
+            site.__exit__(None, None, None)
+    final["sequence_minus_single_date"] = {
+        key: final["sequence"][key] - final["single_date_fcn"][key] for key in ("accuracy", "iou", "f1")
+    }
+    card["metrics"] = final
+    save_checkpoint(options.output / "model.pt", network, options.network, card, "final", 0, final)
+    summary = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+               "history": history, "final": final}
+    (options.output / "history.json").write_text(json.dumps(summary, indent=2))
+    return final

@@ -1,0 +1,172 @@
+"""Readers put labels and pixels on the right places of the reference grid."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+from core.raster_stack import DatedRaster, Grid, RasterStack, RasterStackError
+from models.dataset import OpenSite, SequencePatches, Site, augment, choose_dates
+from models.labels import LABEL_NODATA, LabelSource, label_raster
+
+UTM = CRS.from_epsg(32628)
+
+
+def write_raster(path, data, transform, crs=UTM, nodata=0):
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype=data.dtype.name, crs=crs, transform=transform,
+                       nodata=nodata) as dataset:
+        dataset.write(data)
+    return path
+
+
+def write_lines(path, lines, epsg=32628, layer_name="roads"):
+    from osgeo import ogr, osr
+
+    ogr.UseExceptions()
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    layer = source.CreateLayer(layer_name, srs, ogr.wkbLineString)
+    for line in lines:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        geometry = ogr.Geometry(ogr.wkbLineString)
+        for x, y in line:
+            geometry.AddPoint_2D(x, y)
+        feature.SetGeometry(geometry)
+        layer.CreateFeature(feature)
+    source = None
+    return path
+
+
+def grid_of(transform, width=20, height=10):
+    return Grid(UTM, transform, width, height)
+
+
+def test_a_line_is_burned_on_its_pixels_and_widened_by_dilation(tmp_path):
+    transform = from_origin(500_000, 1_000_100, 10, 10)  # 20 x 10 px
+    # a horizontal line along the centre of row 4, from column 2 to column 15
+    y = 1_000_100 - 45
+    path = write_lines(tmp_path / "roads.gpkg", [[(500_025, y), (500_155, y)]])
+    thin = label_raster(LabelSource(path, "lines", line_width_px=1), grid_of(transform))
+    assert np.argwhere(thin).min(axis=0).tolist() == [4, 2]
+    assert np.argwhere(thin).max(axis=0).tolist() == [4, 15]
+    wide = label_raster(LabelSource(path, "lines", line_width_px=3), grid_of(transform))
+    assert sorted(set(np.argwhere(wide)[:, 0])) == [3, 4, 5]
+    assert wide[3:6, 2:16].all() and wide.sum() == 3 * 14 + 2 * 3 - 4  # the dilated ends round off
+
+
+def test_lines_in_another_crs_are_reprojected(tmp_path):
+    from rasterio.warp import transform as transform_points
+
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    y = 1_000_100 - 45
+    xs, ys = transform_points(UTM, CRS.from_epsg(4326), [500_025, 500_155], [y, y])
+    line = list(zip(xs, ys))
+    path = write_lines(tmp_path / "roads_wgs84.gpkg", [line], epsg=4326)
+    labels = label_raster(LabelSource(path, "lines", line_width_px=1), grid_of(transform))
+    assert set(np.argwhere(labels)[:, 0]) == {4}
+
+
+def test_polygons_and_label_rasters(tmp_path):
+    from osgeo import ogr, osr
+
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    path = tmp_path / "mangroves.gpkg"
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32628)
+    layer = source.CreateLayer("mangroves", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    # columns 2..5, rows 1..3
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        "POLYGON ((500020 1000090, 500060 1000090, 500060 1000060, 500020 1000060, 500020 1000090))"))
+    layer.CreateFeature(feature)
+    source = None
+    labels = label_raster(LabelSource(path, "polygons"), grid_of(transform))
+    assert np.argwhere(labels).min(axis=0).tolist() == [1, 2]
+    assert np.argwhere(labels).max(axis=0).tolist() == [3, 5]
+    # a label raster at half the resolution, shifted by one coarse pixel
+    coarse = np.zeros((1, 5, 10), np.uint8)
+    coarse[0, 2, 3] = 7
+    raster = write_raster(tmp_path / "labels.tif", coarse, from_origin(500_000, 1_000_100, 20, 20), nodata=200)
+    fine = label_raster(LabelSource(raster, "raster"), grid_of(transform))
+    assert np.argwhere(fine == 7).tolist() == [[4, 6], [4, 7], [5, 6], [5, 7]]
+    assert LABEL_NODATA not in fine
+
+
+def test_stack_aligns_rasters_on_other_grids(tmp_path):
+    reference = from_origin(500_000, 1_000_100, 10, 10)
+    data = np.arange(200, dtype=np.uint8).reshape(1, 10, 20) + 1
+    a = write_raster(tmp_path / "a_20190101.tif", data, reference)
+    # the same pixels placed 5 columns (50 m) east: they must land 5 columns to the right
+    b = write_raster(tmp_path / "b_20190301.tif", data, from_origin(500_050, 1_000_100, 10, 10))
+    # 5 m pixels over the western half only
+    c = write_raster(tmp_path / "c_20190501.tif", np.full((1, 20, 20), 9, np.uint8),
+                     from_origin(500_000, 1_000_100, 5, 5))
+    rasters = [DatedRaster(b, dt.date(2019, 3, 1)), DatedRaster(a, dt.date(2019, 1, 1)),
+               DatedRaster(c, dt.date(2019, 5, 1))]
+    with RasterStack(rasters, reference=1) as stack:
+        assert stack.dates == [dt.date(2019, 1, 1), dt.date(2019, 3, 1), dt.date(2019, 5, 1)]
+        assert stack.grid.transform == reference
+        pixels, valid = stack.read(Window(0, 0, 20, 10))
+        corner, corner_valid = stack.read(Window(15, 5, 10, 10))  # half outside the grid
+    assert pixels.shape == (3, 1, 10, 20) and valid.shape == (3, 10, 20)
+    np.testing.assert_array_equal(pixels[0], data)
+    assert not valid[1, :, :5].any() and valid[1, :, 5:].all()
+    np.testing.assert_array_equal(pixels[1, 0, :, 5:], data[0, :, :15])
+    assert valid[2, :, :10].all() and not valid[2, :, 10:].any()
+    assert (pixels[2, 0, :, :10] == 9).all()
+    assert corner.shape == (3, 1, 10, 10)
+    assert corner_valid[0, :5, :5].all() and not corner_valid[0, 5:].any() and not corner_valid[0, :, 5:].any()
+    np.testing.assert_array_equal(corner[0, 0, :5, :5], data[0, 5:, 15:])
+
+
+def test_stack_refuses_rasters_that_cannot_stack(tmp_path):
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    a = write_raster(tmp_path / "a.tif", np.ones((3, 10, 20), np.uint8), transform)
+    b = write_raster(tmp_path / "b.tif", np.ones((4, 10, 20), np.uint8), transform)
+    far = write_raster(tmp_path / "far.tif", np.ones((3, 10, 20), np.uint8), from_origin(900_000, 100, 10, 10))
+    date = dt.date(2019, 1, 1)
+    with pytest.raises(RasterStackError, match="4 bands, the reference has 3"):
+        RasterStack([DatedRaster(a, date), DatedRaster(b, date)])
+    with pytest.raises(RasterStackError, match="does not overlap"):
+        RasterStack([DatedRaster(a, date), DatedRaster(far, date)])
+    with pytest.raises(RasterStackError, match="not found"):
+        RasterStack([DatedRaster(tmp_path / "missing.tif", date)])
+
+
+def test_simulated_site_samples_carry_roads_where_the_labels_are(small_scene):
+    year = small_scene.years[1]
+    rasters = tuple(DatedRaster(p, a.date) for p, a in zip(small_scene.tci_paths[year],
+                                                             small_scene.acquisitions[year]))
+    site = Site(rasters, LabelSource(small_scene.labels_path, "lines", f"roads_{year}", 3))
+    with OpenSite(site) as opened:
+        assert opened.labels.shape == (96, 96) and opened.labels.any()
+        data = SequencePatches([opened], patch_size=64, sequence_length=2, mode="grid")
+        item = data[0]
+        assert item["images"].shape == (2, 3, 64, 64) and item["images"].max() <= 1.0
+        np.testing.assert_array_equal(item["labels"].numpy(), opened.labels[:64, :64])
+        # the window past the scene's edge is nodata, left out of the loss
+        last = data[len(data) - 1]
+        assert not last["valid"][32:, 32:].any() and last["valid"][:32, :32].all()
+
+
+def test_augmentation_moves_images_and_labels_together():
+    rng = np.random.default_rng(0)
+    images = rng.random((2, 3, 8, 8))
+    labels = (images[0, 0] > 0.5).astype(np.uint8)
+    for seed in range(8):
+        moved, (moved_labels,) = augment(images, [labels], np.random.default_rng(seed))
+        np.testing.assert_array_equal(moved_labels, (moved[0, 0] > 0.5).astype(np.uint8))
+
+
+def test_choose_dates_keeps_time_order():
+    assert choose_dates(5, 3, None).tolist() == [2, 3, 4]
+    chosen = choose_dates(10, 4, np.random.default_rng(1))
+    assert len(chosen) == 4 and chosen.tolist() == sorted(chosen.tolist())
+    assert choose_dates(3, 5, None).tolist() == [0, 1, 2]
