@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from core.model_card import ModelCard
 
 
-def scale_pixels(
-    pixels: np.ndarray,
-    input_scale: float,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-) -> np.ndarray:
-    """``[..., C, h, w]`` raw values -> float32 ``input_scale * x``, then per band
-    ``(x - mean) / std`` when both are given."""
-    scaled = pixels.astype(np.float32) * np.float32(input_scale)
-    if mean is not None and std is not None:
-        scaled = (scaled - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
-    return scaled
+@dataclass(frozen=True)
+class Normalisation:
+    """``x * input_scale``, then per band ``(x - mean) / std`` when both are given
+    (mean and std in scaled units)."""
 
+    input_scale: float
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
-def scale_for_card(pixels: np.ndarray, card: ModelCard) -> np.ndarray:
-    """``scale_pixels`` with the card's ``input_scale`` and standardisation."""
-    return scale_pixels(pixels, card.input_scale, card.standardization_mean, card.standardization_std)
+    @classmethod
+    def from_card(cls, card: ModelCard) -> Normalisation:
+        mean = tuple(card.standardization_mean) if card.standardization_mean is not None else None
+        std = tuple(card.standardization_std) if card.standardization_std is not None else None
+        return cls(card.input_scale, mean, std)
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """``[..., C, h, w]`` raw values -> float32 model input of the same shape."""
+        scaled = pixels.astype(np.float32) * np.float32(self.input_scale)
+        if self.mean is not None and self.std is not None:
+            mean = np.asarray(self.mean, np.float32)[:, None, None]
+            std = np.asarray(self.std, np.float32)[:, None, None]
+            scaled = (scaled - mean) / std
+        return scaled

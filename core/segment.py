@@ -16,7 +16,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from core.model_card import ModelCard, read_model_card
-from core.normalisation import scale_for_card
+from core.normalisation import Normalisation
 from core.outputs import AtomicGeoTiff, class_colours
 from core.raster_stack import DatedRaster, RasterStack
 from core.runtime import open_session
@@ -136,9 +136,10 @@ def _probability_names(card: ModelCard) -> list[str]:
 def _predict(session, stack: RasterStack, batch: list[Tile], card: ModelCard, tile_size: int):
     """Probabilities ``[n, K, h, w]`` and validity ``[n, h, w]`` of the batch's tiles."""
     images, valid = [], []
+    normalisation = Normalisation.from_card(card)
     for tile in batch:
         pixels, valid_dates = stack.read(Window(tile.col, tile.row, tile.width, tile.height))
-        images.append(scale_for_card(pixels, card))
+        images.append(normalisation.apply(pixels))
         valid.append(valid_dates.any(axis=0))
     sizes = {image.shape[-2:] for image in images}
     if len(sizes) > 1:  # tiles of a raster smaller than one tile differ; run them one by one

@@ -17,7 +17,7 @@ import torch
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
-from core.normalisation import scale_pixels
+from core.normalisation import Normalisation
 from core.raster_stack import DatedRaster, RasterStack
 from models.labels import LABEL_NODATA, LabelSource, label_raster
 
@@ -87,7 +87,7 @@ class SequencePatches(Dataset):
     and augmentations; ``grid`` mode tiles every site without overlap, last dates,
     no augmentation (validation).
 
-    Items: ``images`` float32 ``[T, C, p, p]`` (raw values x ``input_scale``),
+    Items: ``images`` float32 ``[T, C, p, p]`` (raw values through ``normalisation``),
     ``labels`` int64 ``[p, p]``, ``valid`` bool ``[p, p]``.
     """
 
@@ -96,7 +96,7 @@ class SequencePatches(Dataset):
         sites: Sequence[OpenSite],
         patch_size: int = 512,
         sequence_length: int | None = None,
-        input_scale: float = 1 / 255,
+        normalisation: Normalisation = Normalisation(1 / 255),
         mode: str = "random",
         samples_per_epoch: int = 256,
         seed: int = 0,
@@ -104,7 +104,7 @@ class SequencePatches(Dataset):
         self.sites = list(sites)
         self.patch_size = patch_size
         self.sequence_length = sequence_length
-        self.input_scale = input_scale
+        self.normalisation = normalisation
         self.mode = mode
         self.seed = seed
         self.epoch = 0
@@ -141,7 +141,26 @@ class SequencePatches(Dataset):
         if rng is not None:
             pixels, (labels, valid) = augment(pixels, [labels, valid], rng)
         return {
-            "images": torch.from_numpy(scale_pixels(pixels, self.input_scale)),
+            "images": torch.from_numpy(self.normalisation.apply(pixels)),
             "labels": torch.from_numpy(np.where(valid, labels, 0).astype(np.int64)),
             "valid": torch.from_numpy(valid),
         }
+
+
+def band_statistics(sites: Sequence[OpenSite], input_scale: float, windows: int = 64, size: int = 128,
+                    seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-band mean and std (scaled units) over the valid pixels of random windows."""
+    rng = np.random.default_rng(seed)
+    sums = sums_sq = count = 0
+    for _ in range(windows):
+        site = sites[int(rng.integers(len(sites)))]
+        row = int(rng.integers(0, max(site.shape[0] - size, 0) + 1))
+        col = int(rng.integers(0, max(site.shape[1] - size, 0) + 1))
+        pixels, valid, _ = site.read(row, col, size)
+        values = pixels.transpose(1, 0, 2, 3)[:, valid].astype(np.float64) * input_scale  # [C, n]
+        sums = sums + values.sum(axis=1)
+        sums_sq = sums_sq + (values**2).sum(axis=1)
+        count += values.shape[1]
+    mean = sums / count
+    std = np.sqrt(np.maximum(sums_sq / count - mean**2, 1e-12))
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)

@@ -21,8 +21,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from core.normalisation import Normalisation
 from models.checkpoint import NetworkConfig, build_network, save_checkpoint
-from models.dataset import OpenSite, SequencePatches, Site
+from models.dataset import OpenSite, SequencePatches, Site, band_statistics
 from models.metrics import ConfusionMatrix
 from models.networks import FcnConvLstm, JointLoss
 
@@ -184,13 +185,16 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
     opened = [OpenSite(site) for site in [*train_sites, *val_sites]]
     try:
         train_open, val_open = opened[: len(train_sites)], opened[len(train_sites):]
+        mean, std = band_statistics(train_open, options.input_scale, seed=options.seed)
+        card.update(standardization_mean=list(mean), standardization_std=list(std))
+        normalisation = Normalisation(options.input_scale, mean, std)
 
         def patches(length: int) -> SequencePatches:
-            return SequencePatches(train_open, options.patch_size, length, options.input_scale,
+            return SequencePatches(train_open, options.patch_size, length, normalisation,
                                    "random", options.samples_per_epoch, options.seed)
 
         val_loader = DataLoader(
-            SequencePatches(val_open, options.patch_size, options.sequence_length, options.input_scale, "grid"),
+            SequencePatches(val_open, options.patch_size, options.sequence_length, normalisation, "grid"),
             batch_size=options.batch_size,
         )
         fcn_params = list(network.fcn.parameters())

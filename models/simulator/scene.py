@@ -148,7 +148,7 @@ def write_labels(path: Path, land: Landscape, years: tuple[int, ...], transform)
             layer.CreateFeature(feature)
     mangrove = (land.cover[-1] == Cover.MANGROVE).astype(np.uint8)
     layer = source.CreateLayer("mangroves", srs, ogr.wkbPolygon)
-    for geometry, value in shapes(mangrove, mask=mangrove.astype(bool), transform=transform):
+    for geometry, _ in shapes(mangrove, mask=mangrove.astype(bool), transform=transform):
         feature = ogr.Feature(layer.GetLayerDefn())
         feature.SetGeometry(ogr.CreateGeometryFromJson(json.dumps(geometry)))
         layer.CreateFeature(feature)

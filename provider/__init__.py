@@ -1,0 +1,1 @@
+"""QGIS Processing provider (timeseg:segment, timeseg:change): arrives with the plugin issue."""

@@ -1,0 +1,26 @@
+"""Dates from Sentinel-2 product names, file names and GDAL tags."""
+
+import datetime as dt
+
+import pytest
+
+from core.dates import date_from_name, date_from_tags
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("S2A_MSIL1C_20170216T102101_N0204_R065_T33UUU_20170216T102204.SAFE", dt.date(2017, 2, 16)),
+    ("T33UUU_20170216T102101_TCI.jp2", dt.date(2017, 2, 16)),
+    ("S2_SIM_20190704_TCI.tif", dt.date(2019, 7, 4)),
+    ("saint-louis_2016-03-31.tif", dt.date(2016, 3, 31)),
+    ("tile_123456789_20190231.tif", None),  # no 31st of February, no date in a long number
+    ("image.tif", None),
+])
+def test_date_from_name(name, expected):
+    assert date_from_name(name) == expected
+
+
+def test_date_from_tags():
+    assert date_from_tags({"TIFFTAG_DATETIME": "2019:07:04 11:00:00"}) == dt.date(2019, 7, 4)
+    assert date_from_tags({"ACQUISITION_DATE": "2016-02-01", "TIFFTAG_DATETIME": "2020:01:01 00:00:00"}) == \
+        dt.date(2016, 2, 1)
+    assert date_from_tags({"AREA_OR_POINT": "Area"}) is None

@@ -1,0 +1,124 @@
+"""The tiled engine: outputs on the reference grid, seamless blending equal to a whole-image run."""
+
+import datetime as dt
+
+import numpy as np
+import onnxruntime
+import pytest
+import rasterio
+import torch
+
+from core.cli import main as core_main
+from core.model_card import read_model_card
+from core.normalisation import Normalisation
+from core.raster_stack import DatedRaster, RasterStack
+from core.segment import Cancelled, SegmentError, SegmentRequest, segment
+from core.tiling import blend_window, tile_grid
+from models.checkpoint import NetworkConfig, build_network, save_checkpoint
+from models.export import export_checkpoint
+
+CARD = {
+    "architecture": "fcn_convlstm", "class_names": ["background", "road"], "bands": ["B04", "B03", "B02"],
+    "input_scale": 1 / 255, "sequence_length": 3, "min_sequence_length": 2, "tile_size": 64,
+    "tiles_overlap": 32, "resolution": 10.0, "threshold": 0.5, "trained_on": "random weights",
+    "standardization_mean": [0.3, 0.3, 0.35], "standardization_std": [0.15, 0.12, 0.1],
+}
+
+
+@pytest.fixture(scope="module")
+def local_model(tmp_path_factory):
+    """Random weights; a one-level U-Net whose receptive field (8 px for 3 dates) fits in overlap/4."""
+    torch.manual_seed(3)
+    config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2)
+    folder = tmp_path_factory.mktemp("model")
+    save_checkpoint(folder / "model.pt", build_network(config), config, CARD, "final", 0, {})
+    export_checkpoint(folder / "model.pt", folder / "local.onnx")
+    return folder / "local.onnx"
+
+
+def rasters_of(scene, year):
+    return [DatedRaster(p, a.date) for p, a in zip(scene.tci_paths[year], scene.acquisitions[year])]
+
+
+def test_tiles_cover_the_raster_and_windows_sum_to_one_inside():
+    tiles = tile_grid(96, 150, 64, 32)
+    total = np.zeros((96, 150))
+    for tile in tiles:
+        total[tile.row : tile.row + tile.height, tile.col : tile.col + tile.width] += blend_window(tile, 32)
+    assert (total > 0).all()
+    assert max(t.col + t.width for t in tiles) == 150 and max(t.row + t.height for t in tiles) == 96
+
+
+def test_segment_writes_georeferenced_probability_and_classes(local_model, small_scene, tmp_path):
+    rasters = rasters_of(small_scene, 2019)[::-1]  # any order: sorted by date inside
+    result = segment(SegmentRequest(rasters, local_model, tmp_path, device="cpu"))
+    assert result.provider == "CPUExecutionProvider"
+    assert result.dates == sorted(r.date for r in rasters)
+    with rasterio.open(small_scene.tci_paths[2019][0]) as reference, \
+            rasterio.open(result.probability_path) as probability, rasterio.open(result.classes_path) as classes:
+        assert probability.crs == reference.crs and probability.transform == reference.transform
+        assert probability.shape == reference.shape == classes.shape
+        assert probability.dtypes == ("float32",) and classes.dtypes == ("uint8",)
+        p = probability.read(1)
+        c = classes.read(1)
+        assert classes.colormap(1)[1][:3] == (230, 30, 30)
+        assert classes.tags()["class_names"] == "background,road"
+    assert np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1
+    np.testing.assert_array_equal(c, (p >= 0.5).astype(np.uint8))
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["classes.tif", "probability.tif"]
+
+
+def test_stitched_tiles_equal_a_whole_image_run(local_model, small_scene, tmp_path):
+    rasters = rasters_of(small_scene, 2019)
+    result = segment(SegmentRequest(rasters, local_model, tmp_path, device="cpu", tile_size=64, overlap=32))
+    card = read_model_card(local_model)
+    with RasterStack(rasters) as stack:
+        pixels, _ = stack.read(rasterio.windows.Window(0, 0, 96, 96))
+    session = onnxruntime.InferenceSession(str(local_model), providers=["CPUExecutionProvider"])
+    (whole,) = session.run(None, {"images": Normalisation.from_card(card).apply(pixels)[None]})
+    with rasterio.open(result.probability_path) as probability:
+        stitched = probability.read(1)
+    assert len(tile_grid(96, 96, 64, 32)) == 4
+    np.testing.assert_allclose(stitched, whole[0, 0], atol=1e-5)
+
+
+def test_too_few_dates_and_wrong_bands_are_refused(local_model, small_scene, tmp_path):
+    with pytest.raises(SegmentError, match="1 dates given, the model needs at least 2"):
+        segment(SegmentRequest(rasters_of(small_scene, 2019)[:1], local_model, tmp_path))
+    refl = [DatedRaster(p, a.date) for p, a in zip(small_scene.reflectance_paths[2019],
+                                                    small_scene.acquisitions[2019])]
+    with pytest.raises(SegmentError, match="4 bands, the model wants 3"):
+        segment(SegmentRequest(refl, local_model, tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_leaves_nothing_behind(local_model, small_scene, tmp_path):
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path, batch_size=1,
+                               cancelled=cancelled))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_segment_and_info(local_model, small_scene, tmp_path, capsys):
+    paths = [str(p) for p in small_scene.tci_paths[2016]]
+    assert core_main(["segment", "--model", str(local_model), "--output", str(tmp_path), "--device", "cpu",
+                      *paths]) == 0
+    out = capsys.readouterr().out
+    assert "3 dates" in out and "CPUExecutionProvider" in out
+    assert (tmp_path / "probability.tif").is_file()
+    assert core_main(["info", str(local_model)]) == 0
+    assert "class_names: [\"background\", \"road\"]" in capsys.readouterr().out
+    # errors: one line on stderr, exit code 1
+    assert core_main(["segment", "--model", str(local_model), "--output", str(tmp_path), "missing.tif"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "error: raster not found: missing.tif"
+    assert core_main(["segment", "--model", str(local_model), "--output", str(tmp_path),
+                      "--dates", "2019-01-01,2019-01-01", paths[0], paths[1]]) == 1
+    assert "same date" in capsys.readouterr().err
+    assert dt.date(2016, 1, 1) < small_scene.acquisitions[2016][0].date

@@ -1,0 +1,84 @@
+"""A few training steps lower the loss; a tiny run writes checkpoints that load safely."""
+
+import json
+
+import pytest
+import torch
+
+from models.checkpoint import NetworkConfig, load_checkpoint
+from models.networks import BiConvLstmClassifier, JointLoss, UNet
+from models.sites import simulated_sites
+from models.training import TrainOptions, learning_rate_schedule, train
+
+
+@pytest.mark.parametrize("name", ["unet", "biconvlstm"])
+def test_a_few_adam_steps_lower_the_loss(name):
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 3, 16, 16)
+    if name == "unet":  # one date; roads are the pixels whose first band is bright
+        net, inputs, labels, ratio = UNet(3, 1, 2, 8), images[:, -1], (images[:, -1, 0] > 0.6).long(), 0.5
+    else:  # three classes from the mean of the sequence
+        net, inputs, ratio = BiConvLstmClassifier(3, 3, 8), images, 0.75
+        labels = (images[:, :, 0].mean(1) * 3).long().clamp(0, 2)
+    loss_fn = JointLoss(0.7)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = loss_fn(net(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < ratio * losses[0]
+
+
+def test_paper_schedule_steps_down_by_ten_twice():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = learning_rate_schedule(optimizer, epochs=6, schedule="paper")
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    train_sites = simulated_sites(folder / "data", [1, 2], size=64, dates_per_period=3)
+    val_sites = simulated_sites(folder / "data", [900], size=64, dates_per_period=3)
+    options = TrainOptions(output=folder / "run", network=NetworkConfig(depth=2, base_channels=4, hidden_channels=2),
+                           patch_size=32, sequence_length=3, batch_size=4, fcn_epochs=2, sequence_epochs=1,
+                           joint_epochs=1, samples_per_epoch=8, seed=5, trained_on="test")
+    return options, train(options, train_sites, val_sites)
+
+
+def test_training_writes_checkpoints_metrics_and_history(tiny_run):
+    options, final = tiny_run
+    for name in ("fcn_best.pt", "sequence_best.pt", "joint_best.pt", "model.pt", "history.json"):
+        assert (options.output / name).is_file()
+    for model in ("single_date_fcn", "sequence"):
+        assert 0 <= final[model]["accuracy"] <= 1 and 0 <= final[model]["iou"] <= 1
+    history = json.loads((options.output / "history.json").read_text())["history"]
+    assert [(h["stage"], h["epoch"]) for h in history] == [("fcn", 1), ("fcn", 2), ("sequence", 1), ("joint", 1)]
+    # weights_only loading (no pickled code) and the card travels with the checkpoint
+    checkpoint = torch.load(options.output / "model.pt", weights_only=True)
+    assert checkpoint["card"]["class_names"] == ["background", "road"]
+    assert checkpoint["card"]["metrics"]["sequence"] == final["sequence"]
+    network, config, _ = load_checkpoint(options.output / "model.pt")
+    assert config.base_channels == 4
+    assert network(torch.rand(1, 2, 3, 24, 24)).shape == (1, 1, 24, 24)
+
+
+def test_training_is_deterministic_with_a_seed(tiny_run, tmp_path):
+    options, final = tiny_run
+    from dataclasses import replace
+
+    data = options.output.parent / "data"
+    again = train(replace(options, output=tmp_path / "again"), simulated_sites(data, [1, 2], 64, 3),
+                  simulated_sites(data, [900], 64, 3))
+    assert again["sequence"] == final["sequence"]
+    first = torch.load(options.output / "model.pt", weights_only=True)["state_dict"]
+    second = torch.load(tmp_path / "again" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], second[k]) for k in first)

@@ -1,0 +1,1 @@
+"""Qt/QGIS user interface (the TimeSeg dock): arrives with the plugin issue."""
