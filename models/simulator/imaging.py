@@ -19,13 +19,13 @@ BANDS = ("B02", "B03", "B04", "B08")  # blue, green, red, near infrared
 TCI_SATURATION = 0.3558  # L1C reflectance at TCI value 255
 
 # Surface reflectance [B02, B03, B04, B08] of the ground's materials.
-GREEN_VEGETATION = np.array([0.030, 0.065, 0.040, 0.36])
+GREEN_VEGETATION = np.array([0.030, 0.055, 0.040, 0.36])
 DRY_VEGETATION = np.array([0.070, 0.095, 0.125, 0.24])
-FOREST = np.array([0.020, 0.040, 0.025, 0.26])
+FOREST = np.array([0.022, 0.032, 0.024, 0.26])
 MANGROVE = np.array([0.014, 0.032, 0.018, 0.17])
 WATER = np.array([0.045, 0.050, 0.030, 0.012])
-BROWN_SOIL = np.array([0.075, 0.100, 0.130, 0.19])
-RED_SOIL = np.array([0.085, 0.135, 0.215, 0.28])
+BROWN_SOIL = np.array([0.070, 0.085, 0.100, 0.20])
+RED_SOIL = np.array([0.080, 0.110, 0.160, 0.26])
 ROOFS = np.array([0.110, 0.120, 0.135, 0.19])
 ROAD_SURFACES = {
     Surface.PAVED: np.array([0.075, 0.085, 0.095, 0.13]),
@@ -33,7 +33,7 @@ ROAD_SURFACES = {
     Surface.GRAVEL: np.array([0.165, 0.185, 0.205, 0.25]),
 }
 # Atmospheric path radiance [B02, B03, B04, B08] added to TOA reflectance at haze 1.
-PATH_RADIANCE = np.array([0.065, 0.040, 0.022, 0.008])
+PATH_RADIANCE = np.array([0.090, 0.045, 0.030, 0.010])
 CROP_PEAK_DAY = np.array([130, 200, 245, 290])  # day of year of greenest canopy per crop type
 CROP_SEASON_DAYS = np.array([45, 40, 35, 50])
 
@@ -44,7 +44,7 @@ class Acquisition:
 
     date: dt.date
     cloud_cover: float
-    haze: float  # path radiance multiplier, about 0.6 .. 1.8
+    haze: float  # path radiance multiplier, about 0.7 .. 1.6
     illumination: float  # sun-angle brightness factor, about 0.85 .. 1.15
 
 
@@ -88,12 +88,18 @@ def ground_reflectance(land: Landscape, period: int, day_of_year: int,
 
     # textures: tree crowns, roofs and yards, ripples; fine noise everywhere
     shape = (size, size)
-    crowns = 1 + 0.12 * smooth_noise(shape, rng, 0.8) + 0.08 * smooth_noise(shape, rng, 3)
-    roofs = np.clip(1 + 0.35 * rng.standard_normal(shape), 0.4, 2.2)
+    crowns = 1 + 0.06 * smooth_noise(shape, rng, 0.8) + 0.05 * smooth_noise(shape, rng, 3)
     texture = np.where(np.isin(cover, (Cover.FOREST, Cover.MANGROVE)), crowns, 1.0)
-    texture = np.where(cover == Cover.SETTLEMENT, roofs, texture)
-    texture = texture * (1 + 0.03 * rng.standard_normal(shape))
+    texture = texture * (1 + 0.04 * smooth_noise(shape, rng, 3)) * (1 + 0.012 * rng.standard_normal(shape))
     reflectance *= texture[None].astype(np.float32)
+    # villages: roofs, yards and trees in blocks of a few pixels
+    village = cover == Cover.SETTLEMENT
+    if village.any():
+        blocks = smooth_noise(shape, rng, 0.7)
+        trees = np.clip(0.5 - 0.5 * blocks, 0, 1)[None] * 0.8
+        roofs = ROOFS[:, None, None] * np.clip(1 + 0.2 * blocks, 0.6, 1.6)[None]
+        houses = trees * FOREST[:, None, None] * crowns[None] + (1 - trees) * roofs
+        reflectance[:, village] = houses[:, village]
 
     for road in land.roads_of(period):
         coverage = road_coverage(road, size)
@@ -117,8 +123,10 @@ def cloud_opacity(size: int, cover: float, rng: np.random.Generator) -> np.ndarr
         return np.zeros((size, size), dtype=np.float32)
     noise = fractal_noise((size, size), rng, sigmas=(24, 12, 6, 3, 1.5))
     threshold = np.quantile(noise, 1 - cover)
-    thickness = np.clip((noise - threshold) / 0.6, 0, 1)
-    return thickness.astype(np.float32) ** 0.7
+    thickness = np.clip((noise - threshold) / rng.uniform(0.4, 1.2), 0, 1) ** 0.7
+    if rng.random() < 0.35:  # thin, semi-transparent cloud and haze veils
+        thickness *= rng.uniform(0.3, 0.7)
+    return thickness.astype(np.float32)
 
 
 def observe(ground: np.ndarray, acquisition: Acquisition, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +146,7 @@ def observe(ground: np.ndarray, acquisition: Acquisition, rng: np.random.Generat
         cloud = rng.uniform(0.45, 0.75) * (1 + 0.08 * smooth_noise((size, size), rng, 4))
         cloud_spectrum = np.array([1.05, 1.0, 0.98, 1.02])[:, None, None] * cloud[None]
         toa = toa * (1 - opacity[None]) + cloud_spectrum * opacity[None]
-    toa = toa + rng.normal(0, 0.004, toa.shape)
+    toa = toa + rng.normal(0, 0.0012, toa.shape)
     return np.clip(toa, 0, 1.5).astype(np.float32), opacity
 
 

@@ -164,8 +164,8 @@ def _make_fields(size: int, rng: np.random.Generator) -> np.ndarray:
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
     u = cols * np.cos(angle) + rows * np.sin(angle)
     v = -cols * np.sin(angle) + rows * np.cos(angle)
-    block = rng.uniform(18, 40)
-    strip = rng.uniform(4, 12)
+    block = rng.uniform(25, 60)
+    strip = rng.uniform(8, 24)
     u_index = np.floor((u + 3 * size) / block).astype(np.int64)
     # strips of different widths within each block
     offsets = rng.uniform(0, strip, size=4096)
@@ -207,7 +207,7 @@ def make_landscape(size: int, rng: np.random.Generator) -> Landscape:
     field_id = _make_fields(size, rng)
     n_fields = int(field_id.max()) + 1
     crop_type = rng.integers(0, 4, size=n_fields)
-    field_brightness = rng.normal(1.0, 0.09, size=n_fields)
+    field_brightness = rng.normal(1.0, 0.07, size=n_fields)
 
     roads = _make_roads(size, climate, rng)
     covers = []

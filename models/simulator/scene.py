@@ -55,7 +55,7 @@ def draw_acquisitions(year: int, count: int, rng: np.random.Generator,
             Acquisition(
                 date=dt.date(year, 1, 1) + dt.timedelta(days=int(day)),
                 cloud_cover=float(rng.uniform(0.05, max_cloud_cover)) if cloudy else 0.0,
-                haze=float(rng.uniform(0.6, 1.8)),
+                haze=float(rng.uniform(0.7, 1.6)),
                 illumination=float(rng.uniform(0.85, 1.15)),
             )
         )
