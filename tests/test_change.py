@@ -1,0 +1,100 @@
+"""Change maps: codes, nodata, hysteresis, speckle removal, and the new-road length."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from core.change import NEW, NODATA, NONE, REMOVED, ChangeError, ChangeOptions, compute_change, skeleton_length_px
+from core.cli import main as core_main
+
+TRANSFORM = from_origin(400_000, 1_600_000, 10, 10)
+
+
+def write(path, data, nodata, transform=TRANSFORM):
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                       dtype=data.dtype.name, crs=CRS.from_epsg(32628), transform=transform,
+                       nodata=nodata) as dataset:
+        dataset.write(data[None])
+    return path
+
+
+@pytest.fixture
+def periods(tmp_path):
+    before = np.zeros((40, 60), np.uint8)
+    before[10, 5:55] = 1  # an old road, 50 px
+    before[30, 40:50] = 1  # a road that disappears
+    after = before.copy()
+    after[30, 40:50] = 0
+    after[20:22, 10:40] = 1  # a new road, 30 px long and 2 px wide
+    after[35, 5] = 1  # one-pixel speckle
+    after[0:3, 0:3] = 255  # nodata corner
+    return write(tmp_path / "before.tif", before, 255), write(tmp_path / "after.tif", after, 255)
+
+
+def test_codes_and_summary(periods, tmp_path):
+    before, after = periods
+    summary = compute_change(before, after, tmp_path / "change.tif")
+    with rasterio.open(tmp_path / "change.tif") as dataset:
+        change = dataset.read(1)
+        assert dataset.transform == TRANSFORM and dataset.colormap(1)[NEW][:3] == (230, 20, 20)
+    assert (change[20:22, 10:40] == NEW).all() and change[35, 5] == NEW
+    assert (change[30, 40:50] == REMOVED).all()
+    assert (change[10, 5:55] == NONE).all() and (change[0:3, 0:3] == NODATA).all()
+    assert summary.pixels == {"none": 40 * 60 - 61 - 10 - 9, "new": 61, "removed": 10, "nodata": 9}
+    assert summary.area_m2["new"] == 61 * 100
+    assert summary.removed_length_m == pytest.approx(90, abs=10)
+    saved = json.loads((tmp_path / "change.json").read_text())
+    assert saved["pixels"]["new"] == 61 and saved["pixel_size_m"] == 10
+
+
+def test_min_patch_drops_speckle(periods, tmp_path):
+    before, after = periods
+    summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(min_patch_pixels=3))
+    assert summary.pixels["new"] == 60
+    assert summary.new_length_m == pytest.approx(300, abs=20)  # the 30 px road, its 2 px width ignored
+
+
+def test_hysteresis_on_probabilities(tmp_path):
+    before = np.zeros((20, 30), np.float32)
+    after = np.zeros((20, 30), np.float32)
+    after[5, 2:20] = 0.45  # weak, but connected to a strong pixel: kept
+    after[5, 10] = 0.9
+    after[15, 2:20] = 0.45  # weak and alone: dropped
+    b = write(tmp_path / "pb.tif", before, float("nan"))
+    a = write(tmp_path / "pa.tif", after, float("nan"))
+    plain = compute_change(b, a, tmp_path / "plain.tif", ChangeOptions(high=0.6))
+    hysteresis = compute_change(b, a, tmp_path / "hyst.tif", ChangeOptions(high=0.6, low=0.4))
+    assert plain.pixels["new"] == 1 and hysteresis.pixels["new"] == 18
+
+
+def test_before_on_another_grid_is_warped(tmp_path):
+    after = np.zeros((20, 20), np.uint8)
+    before = np.zeros((10, 10), np.uint8)  # 20 m pixels over the same area
+    after[4:6, :] = 1
+    before[2, :] = 1
+    a = write(tmp_path / "a.tif", after, 255)
+    b = write(tmp_path / "b.tif", before, 255, from_origin(400_000, 1_600_000, 20, 20))
+    summary = compute_change(b, a, tmp_path / "c.tif")
+    assert summary.pixels["new"] == 0 and summary.pixels["removed"] == 0
+
+
+def test_no_overlap_and_missing_files_are_clear_errors(tmp_path, capsys):
+    a = write(tmp_path / "a.tif", np.zeros((10, 10), np.uint8), 255)
+    far = write(tmp_path / "far.tif", np.zeros((10, 10), np.uint8), 255, from_origin(900_000, 100_000, 10, 10))
+    with pytest.raises(ChangeError, match="does not overlap"):
+        compute_change(far, a, tmp_path / "c.tif")
+    assert not (tmp_path / "c.tif").exists()
+    assert core_main(["change", "--before", str(tmp_path / "nope.tif"), "--after", str(a),
+                      "--output", str(tmp_path / "c.tif")]) == 1
+    assert "raster not found" in capsys.readouterr().err
+
+
+def test_skeleton_length_of_a_diagonal():
+    mask = np.zeros((30, 30), bool)
+    for i in range(20):
+        mask[5 + i, 5 + i] = True
+    assert skeleton_length_px(mask) == pytest.approx(19 * np.sqrt(2), rel=0.01)
