@@ -38,12 +38,6 @@ def dated_rasters(paths: list[Path], dates: str | None) -> list[DatedRaster]:
             if date is None:
                 raise UsageError(f"no date in the name or tags of {path.name}: give --dates")
         rasters.append(DatedRaster(path, date))
-    seen: dict[dt.date, Path] = {}
-    for raster in rasters:
-        if raster.date in seen:
-            raise UsageError(f"{seen[raster.date].name} and {raster.path.name} have the same date "
-                             f"{raster.date}: give each date once")
-        seen[raster.date] = raster.path
     return rasters
 
 
@@ -67,7 +61,8 @@ def run_segment(args: argparse.Namespace) -> None:
     bar, update = _progress_bar()
     try:
         result = segment(SegmentRequest(rasters, args.model, args.output, args.device, args.tile_size,
-                                        args.overlap, progress=update))
+                                        args.overlap, args.batch_size, args.date_selection, args.max_dates,
+                                        args.threads, progress=update))
     finally:
         bar.close()
     dates = ", ".join(str(d) for d in result.dates)
@@ -110,6 +105,13 @@ def parser() -> argparse.ArgumentParser:
                      help="auto: CUDA when usable, else CPU (default)")
     seg.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model card's)")
     seg.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model card's)")
+    seg.add_argument("--batch-size", type=int, default=4, help="tiles per onnxruntime call (default 4)")
+    seg.add_argument("--max-dates", type=int,
+                     help="use at most N dates (default: all for models that take any number)")
+    seg.add_argument("--date-selection", choices=("all", "last", "even"), default="all",
+                     help="with --max-dates (or a fixed-length model): the last N dates, N evenly spaced "
+                     "dates, or all (default)")
+    seg.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
     change = commands.add_parser(
         "change", help="two class (or probability) rasters -> change raster and summary",
         description="0 none, 1 new, 2 removed, 255 nodata, on the grid of --after; a JSON summary "

@@ -41,6 +41,7 @@ class ModelCard:
     standardization_mean: list[float] | None = None
     standardization_std: list[float] | None = None
     input_dtype: str = "uint8"
+    dynamic_time: bool = True  # the model takes any number of dates T >= min_sequence_length
     trained_on: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""

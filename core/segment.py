@@ -1,13 +1,16 @@
 """Tiled multi-date inference: dated rasters + model -> probability and class GeoTIFFs.
 
-Tiles are read from the aligned stack, batched through onnxruntime, blended with a
-smooth window (``core.tiling``) and streamed to disk one row of tiles at a time, so
-memory depends on the tile size and the raster's width, never on its height.
+Tiles are read from the aligned stack in a reader thread, batched through onnxruntime,
+blended with a smooth window and streamed to disk by a writer thread one row of tiles at
+a time (``core.pipeline``, ``core.blending``): memory depends on the tile size and the
+raster's width, never on its height.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,27 +18,34 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from core.blending import StreamingBlender
 from core.model_card import ModelCard, read_model_card
 from core.normalisation import Normalisation
 from core.outputs import AtomicGeoTiff, class_colours
+from core.pipeline import Cancelled, run_pipeline
 from core.raster_stack import DatedRaster, RasterStack
 from core.runtime import open_session
-from core.tiling import Tile, blend_window, tile_grid
+from core.tiling import Tile, tile_grid
 
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]
+DATE_SELECTIONS = ("all", "last", "even")
+PROBABILITY_NAME = "probability.tif"
+CLASSES_NAME = "classes.tif"
 
-
-class Cancelled(Exception):
-    """The caller asked to stop; outputs were removed."""
+__all__ = ["Cancelled", "SegmentError", "SegmentRequest", "SegmentResult", "segment", "select_dates"]
 
 
 class SegmentError(ValueError):
-    """The inputs do not fit the model; the message says what to change."""
+    """The inputs do not fit the model or the output cannot be written; the message says what to do."""
 
 
 @dataclass
 class SegmentRequest:
+    """One segmentation job. ``date_selection`` chooses dates when there are more than
+    ``max_dates`` (or than a fixed-length model takes): ``last`` N, ``even``ly spaced N, or
+    ``all`` (the default: every date, for models that take any T)."""
+
     rasters: Sequence[DatedRaster]
     model_path: Path
     output_dir: Path
@@ -43,6 +53,9 @@ class SegmentRequest:
     tile_size: int | None = None  # None: the card's
     overlap: int | None = None
     batch_size: int = 4
+    date_selection: str = "all"
+    max_dates: int | None = None
+    threads: int | None = None
     progress: ProgressCallback | None = None
     cancelled: Callable[[], bool] = field(default=lambda: False)
 
@@ -56,72 +69,114 @@ class SegmentResult:
     card: ModelCard
 
 
+def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str = "all",
+                 max_dates: int | None = None) -> list[DatedRaster]:
+    """Rasters sorted by date, checked (no duplicates, enough dates) and thinned as asked."""
+    if selection not in DATE_SELECTIONS:
+        raise SegmentError(f"date selection must be one of {', '.join(DATE_SELECTIONS)}, got {selection!r}")
+    ordered = sorted(rasters, key=lambda r: r.date)
+    for a, b in zip(ordered, ordered[1:]):
+        if a.date == b.date:
+            raise SegmentError(f"{a.path.name} and {b.path.name} have the same date {a.date}: give each date once")
+    if len(ordered) < card.min_sequence_length:
+        raise SegmentError(f"{len(ordered)} dates given, the model needs at least {card.min_sequence_length}")
+    limit = max_dates if max_dates is not None else (None if card.dynamic_time else card.sequence_length)
+    if limit is None or len(ordered) <= limit:
+        return ordered
+    if selection == "all" and card.dynamic_time:
+        return ordered
+    if limit < card.min_sequence_length:
+        raise SegmentError(f"max dates {limit} is below the model's minimum of {card.min_sequence_length}")
+    if selection == "even":
+        keep = np.unique(np.linspace(0, len(ordered) - 1, limit).round().astype(int))
+        return [ordered[i] for i in keep]
+    return ordered[-limit:]
+
+
 def check_inputs(stack: RasterStack, card: ModelCard) -> None:
     if stack.band_count != len(card.bands):
         raise SegmentError(
             f"the rasters have {stack.band_count} bands, the model wants {len(card.bands)} "
-            f"({', '.join(card.bands)})"
+            f"({', '.join(card.bands)}): give rasters with those bands"
         )
     if stack.dtype.name != card.input_dtype:
         raise SegmentError(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}")
-    if len(stack.dates) < card.min_sequence_length:
-        raise SegmentError(
-            f"{len(stack.dates)} dates given, the model needs at least {card.min_sequence_length}"
-        )
+
+
+def check_output(output_dir: Path, rasters: Sequence[DatedRaster], bytes_needed: int) -> None:
+    """Writable, not overwriting an input, and with room for the outputs."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SegmentError(f"cannot create the output folder {output_dir} ({error.strerror}): choose another") from None
+    if not os.access(output_dir, os.W_OK):
+        raise SegmentError(f"the output folder {output_dir} is not writable: choose another")
+    inputs = {Path(r.path).resolve() for r in rasters}
+    for name in (PROBABILITY_NAME, CLASSES_NAME):
+        if (output_dir / name).resolve() in inputs:
+            raise SegmentError(f"{output_dir / name} is one of the inputs: choose another output folder")
+    free = shutil.disk_usage(output_dir).free
+    if free < bytes_needed:
+        raise SegmentError(f"{output_dir} has {free / 1e9:.1f} GB free, the outputs need about "
+                           f"{bytes_needed / 1e9:.1f} GB: free some space or choose another folder")
+
+
+def _estimated_output_bytes(width: int, height: int, channels: int) -> int:
+    """Upper bound: uncompressed float32 probabilities and uint8 classes, plus a third for overviews."""
+    return int(width * height * (4 * channels + 1) * 4 / 3)
 
 
 def segment(request: SegmentRequest) -> SegmentResult:
-    """Run the model over the stack; write ``probability.tif`` and ``classes.tif``."""
+    """Run the model over the stack; write ``probability.tif`` and ``classes.tif`` atomically."""
     card = read_model_card(request.model_path)
+    rasters = select_dates(request.rasters, card, request.date_selection, request.max_dates)
     tile_size = request.tile_size or card.tile_size
     overlap = card.tiles_overlap if request.overlap is None else request.overlap
-    model = open_session(request.model_path, request.device)
+    if not 0 <= overlap < tile_size:
+        raise SegmentError(f"overlap {overlap} must be at least 0 and below the tile size {tile_size}")
+    model = open_session(request.model_path, request.device, request.threads)
     log.info("running %s on %s", Path(request.model_path).name, model.provider)
     report = request.progress or (lambda fraction, message: None)
-    with RasterStack(request.rasters) as stack:
+    normalisation = Normalisation.from_card(card)
+    with RasterStack(rasters) as stack:
         check_inputs(stack, card)
         grid = stack.grid
-        tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
         channels = card.output_channels
-        request.output_dir.mkdir(parents=True, exist_ok=True)
-        probability = AtomicGeoTiff(request.output_dir / "probability.tif", grid, channels, "float32",
-                                    nodata=float("nan"), descriptions=_probability_names(card))
-        classes = AtomicGeoTiff(request.output_dir / "classes.tif", grid, 1, "uint8", nodata=255,
-                                descriptions=["class"], colours=class_colours(card.class_names),
-                                tags={"class_names": ",".join(card.class_names)})
-        with probability, classes:
-            rows = sorted({t.row for t in tiles})
-            flushed = 0
-            weighted = np.zeros((channels, 0, grid.width), np.float32)
-            weights = np.zeros((0, grid.width), np.float32)
-            any_valid = np.zeros((0, grid.width), bool)
-            done = 0
-            for index, row in enumerate(rows):
-                row_tiles = [t for t in tiles if t.row == row]
-                end = max(t.row + t.height for t in row_tiles)
-                grow = end - flushed - weights.shape[0]
-                if grow > 0:
-                    weighted = np.concatenate([weighted, np.zeros((channels, grow, grid.width), np.float32)], 1)
-                    weights = np.concatenate([weights, np.zeros((grow, grid.width), np.float32)])
-                    any_valid = np.concatenate([any_valid, np.zeros((grow, grid.width), bool)])
-                for start in range(0, len(row_tiles), request.batch_size):
-                    if request.cancelled():
-                        raise Cancelled("cancelled; no output was kept")
-                    batch = row_tiles[start : start + request.batch_size]
-                    for tile, prediction, valid in zip(batch, *_predict(model.session, stack, batch, card, tile_size)):
-                        window = blend_window(tile, overlap)
-                        r, c = tile.row - flushed, tile.col
-                        weighted[:, r : r + tile.height, c : c + tile.width] += prediction * window
-                        weights[r : r + tile.height, c : c + tile.width] += window
-                        any_valid[r : r + tile.height, c : c + tile.width] |= valid
-                    done += len(batch)
-                    report(done / len(tiles), f"tile {done} of {len(tiles)}")
-                final = rows[index + 1] if index + 1 < len(rows) else grid.height
-                count = final - flushed
-                _write_rows(probability, classes, card, flushed, weighted[:, :count], weights[:count],
-                            any_valid[:count])
-                weighted, weights, any_valid = weighted[:, count:], weights[count:], any_valid[count:]
-                flushed = final
+        check_output(request.output_dir, rasters, _estimated_output_bytes(grid.width, grid.height, channels))
+        tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
+        batches = [tiles[i : i + request.batch_size] for i in range(0, len(tiles), request.batch_size)]
+        blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
+        done = [0]
+
+        def read(batch: list[Tile]) -> tuple[np.ndarray, list[np.ndarray]]:
+            images, valid = [], []
+            for tile in batch:
+                pixels, valid_dates = stack.read(Window(tile.col, tile.row, tile_size, tile_size))
+                images.append(normalisation.apply(pixels))
+                valid.append(valid_dates.any(axis=0))
+            return np.stack(images), valid
+
+        def infer(data: tuple[np.ndarray, list[np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
+            images, valid = data
+            return model.session.run(["probabilities"], {"images": images})[0], valid
+
+        with (
+            AtomicGeoTiff(request.output_dir / PROBABILITY_NAME, grid, channels, "float32", nodata=float("nan"),
+                          descriptions=_probability_names(card)) as probability,
+            AtomicGeoTiff(request.output_dir / CLASSES_NAME, grid, 1, "uint8", nodata=255,
+                          descriptions=["class"], colours=class_colours(card.class_names),
+                          tags={"class_names": ",".join(card.class_names)}) as classes,
+        ):
+
+            def write(batch: list[Tile], result: tuple[np.ndarray, list[np.ndarray]]) -> None:
+                predictions, valid = result
+                for tile, prediction, tile_valid in zip(batch, predictions, valid):
+                    for first_row, blended, rows_valid in blender.add(tile, prediction, tile_valid):
+                        _write_rows(probability, classes, card, first_row, blended, rows_valid)
+                done[0] += len(batch)
+                report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
+
+            run_pipeline(batches, read, infer, write, request.cancelled)
             probability.commit()
             classes.commit()
         return SegmentResult(probability.path, classes.path, model.provider, stack.dates, card)
@@ -133,34 +188,16 @@ def _probability_names(card: ModelCard) -> list[str]:
     return [f"P({name})" for name in card.class_names]
 
 
-def _predict(session, stack: RasterStack, batch: list[Tile], card: ModelCard, tile_size: int):
-    """Probabilities ``[n, K, h, w]`` and validity ``[n, h, w]`` of the batch's tiles."""
-    images, valid = [], []
-    normalisation = Normalisation.from_card(card)
-    for tile in batch:
-        pixels, valid_dates = stack.read(Window(tile.col, tile.row, tile.width, tile.height))
-        images.append(normalisation.apply(pixels))
-        valid.append(valid_dates.any(axis=0))
-    sizes = {image.shape[-2:] for image in images}
-    if len(sizes) > 1:  # tiles of a raster smaller than one tile differ; run them one by one
-        outputs = [session.run(None, {"images": image[None]})[0][0] for image in images]
-    else:
-        outputs = list(session.run(None, {"images": np.stack(images)})[0])
-    return outputs, valid
-
-
 def _write_rows(probability: AtomicGeoTiff, classes: AtomicGeoTiff, card: ModelCard, row: int,
-                weighted: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
-    if weights.shape[0] == 0:
+                blended: np.ndarray, valid: np.ndarray) -> None:
+    """Write a finished block ``[C, n, width]`` of blended probabilities and its classes."""
+    if valid.shape[0] == 0:
         return
-    with np.errstate(invalid="ignore", divide="ignore"):
-        blended = weighted / weights[None]
-    blended[:, ~valid] = np.nan
     if card.is_binary:
-        labels = (blended[0] >= card.threshold).astype(np.uint8)
+        labels = (np.nan_to_num(blended[0], nan=0.0) >= card.threshold).astype(np.uint8)
     else:
-        labels = np.nan_to_num(blended, nan=-1).argmax(axis=0).astype(np.uint8)
+        labels = np.nan_to_num(blended, nan=-1.0).argmax(axis=0).astype(np.uint8)
     labels[~valid] = 255
-    window = Window(0, row, weights.shape[1], weights.shape[0])
+    window = Window(0, row, valid.shape[1], valid.shape[0])
     probability.write(blended.astype(np.float32), window)
     classes.write(labels[None], window)

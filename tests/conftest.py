@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests_support import ROOT
+from tests_support import ROOT, TEST_CARD
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -21,3 +21,19 @@ def small_scene(tmp_path_factory):
 
     return simulate_scene(tmp_path_factory.mktemp("scene"), seed=3, size=96, dates_per_period=3,
                           write_reflectance=True)
+
+
+@pytest.fixture(scope="session")
+def local_model(tmp_path_factory):
+    """Random weights; a one-level U-Net whose receptive field (8 px for 3 dates) fits in overlap/4."""
+    import torch
+
+    from models.checkpoint import NetworkConfig, build_network, save_checkpoint
+    from models.export import export_checkpoint
+
+    torch.manual_seed(3)
+    config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2)
+    folder = tmp_path_factory.mktemp("model")
+    save_checkpoint(folder / "model.pt", build_network(config), config, TEST_CARD, "final", 0, {})
+    export_checkpoint(folder / "model.pt", folder / "local.onnx")
+    return folder / "local.onnx"

@@ -6,7 +6,6 @@ import numpy as np
 import onnxruntime
 import pytest
 import rasterio
-import torch
 
 from core.cli import main as core_main
 from core.model_card import read_model_card
@@ -14,26 +13,6 @@ from core.normalisation import Normalisation
 from core.raster_stack import DatedRaster, RasterStack
 from core.segment import Cancelled, SegmentError, SegmentRequest, segment
 from core.tiling import blend_window, tile_grid
-from models.checkpoint import NetworkConfig, build_network, save_checkpoint
-from models.export import export_checkpoint
-
-CARD = {
-    "architecture": "fcn_convlstm", "class_names": ["background", "road"], "bands": ["B04", "B03", "B02"],
-    "input_scale": 1 / 255, "sequence_length": 3, "min_sequence_length": 2, "tile_size": 64,
-    "tiles_overlap": 32, "resolution": 10.0, "threshold": 0.5, "trained_on": "random weights",
-    "standardization_mean": [0.3, 0.3, 0.35], "standardization_std": [0.15, 0.12, 0.1],
-}
-
-
-@pytest.fixture(scope="module")
-def local_model(tmp_path_factory):
-    """Random weights; a one-level U-Net whose receptive field (8 px for 3 dates) fits in overlap/4."""
-    torch.manual_seed(3)
-    config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2)
-    folder = tmp_path_factory.mktemp("model")
-    save_checkpoint(folder / "model.pt", build_network(config), config, CARD, "final", 0, {})
-    export_checkpoint(folder / "model.pt", folder / "local.onnx")
-    return folder / "local.onnx"
 
 
 def rasters_of(scene, year):

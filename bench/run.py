@@ -1,0 +1,137 @@
+"""``make bench``: engine speed and memory on simulated 5-date stacks -> bench/results.json.
+
+- model-only throughput: onnxruntime on pre-built batches of tiles (no I/O), expressed as
+  raster megapixels per second for the tile count the raster needs;
+- end-to-end throughput: ``python -m core segment`` on the same stack, in a child process
+  whose peak resident memory (RSS) is recorded;
+- pipeline efficiency = end-to-end / model-only.
+
+Large stacks are written by repeating a simulated 512 px scene, block by block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.model_card import read_model_card  # noqa: E402
+from core.normalisation import Normalisation  # noqa: E402
+from core.runtime import open_session  # noqa: E402
+from core.tiling import tile_grid  # noqa: E402
+
+
+def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
+    """``dates`` TCI GeoTIFFs of ``size`` x ``size`` px, the 512 px simulated scene repeated."""
+    from models.simulator import simulate_scene
+
+    seed_folder = folder / "seed_scene"
+    if not (seed_folder / "labels.gpkg").exists():
+        simulate_scene(seed_folder, seed=77, size=512, dates_per_period=dates)
+    sources = sorted((seed_folder / "2019").glob("*_TCI.tif"))
+    paths = []
+    for source in sources:
+        target = folder / f"{size}px" / source.name
+        paths.append(target)
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(source) as src:
+            block = src.read()
+            profile = src.profile
+        profile.update(width=size, height=size, tiled=True, blockxsize=256, blockysize=256,
+                       compress="deflate", BIGTIFF="IF_SAFER")
+        strip = np.tile(block, (1, 1, -(-size // 512)))[:, :, :size]
+        partial = target.with_name(target.name + ".partial")
+        with rasterio.open(partial, "w", **profile) as dst:
+            for row in range(0, size, 512):
+                height = min(512, size - row)
+                dst.write(strip[:, :height], window=Window(0, row, size, height))
+        partial.rename(target)
+    return paths
+
+
+def model_only(model: Path, size: int, dates: int, batch_size: int, threads: int | None,
+               device: str, repeats: int) -> dict:
+    card = read_model_card(model)
+    session = open_session(model, device, threads)
+    tiles = len(tile_grid(size, size, card.tile_size, card.tiles_overlap))
+    rng = np.random.default_rng(0)
+    raw = rng.integers(1, 255, (batch_size, dates, len(card.bands), card.tile_size, card.tile_size), np.uint8)
+    images = Normalisation.from_card(card).apply(raw)
+    session.session.run(None, {"images": images})  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        session.session.run(None, {"images": images})
+    per_tile = (time.perf_counter() - started) / (repeats * batch_size)
+    return {"provider": session.provider, "seconds_per_tile": per_tile, "tiles": tiles,
+            "megapixels_per_second": size * size / 1e6 / (per_tile * tiles)}
+
+
+# runs the engine's command line, then reports its own peak RSS (KiB on Linux) on the last stderr line
+_CHILD = ("import resource, sys; from core.cli import main; code = main(sys.argv[1:]); "
+          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
+def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device: str,
+               threads: int | None) -> dict:
+    command = [sys.executable, "-c", _CHILD, "segment", "--model", str(model), "--output", str(output),
+               "--device", device, *map(str, rasters)]
+    if threads:
+        command += ["--threads", str(threads)]
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr.strip()[-2000:])
+    peak_kib = int(completed.stderr.strip().splitlines()[-1])
+    return {"seconds": seconds, "megapixels_per_second": size * size / 1e6 / seconds,
+            "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, default=ROOT / "models/weights/roads.onnx")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096])
+    parser.add_argument("--memory-sizes", type=int, nargs="*", default=[],
+                        help="sizes run end to end for memory only (no model-only comparison)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--work", type=Path, default=ROOT / "data/bench")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench/results.json")
+    args = parser.parse_args()
+    results = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                           "python": platform.python_version()},
+               "model": str(args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model),
+               "dates": 5, "runs": []}
+    for size in sorted(set(args.sizes) | set(args.memory_sizes)):
+        rasters = large_stack(args.work, size)
+        run = {"size": size}
+        if size in args.sizes:
+            run["model_only"] = model_only(args.model, size, 5, args.batch_size, args.threads, args.device, repeats=8)
+        run["end_to_end"] = end_to_end(args.model, rasters, args.work / f"out_{size}", size, args.device, args.threads)
+        if "model_only" in run:
+            run["pipeline_efficiency"] = run["end_to_end"]["megapixels_per_second"] / \
+                run["model_only"]["megapixels_per_second"]
+        print(json.dumps(run, indent=2), flush=True)
+        results["runs"].append(run)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Read, infer and write at the same time: a reader thread, the caller's thread running the
+model (onnxruntime releases the GIL), and a writer thread, joined by small queues."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_DONE = object()
+_POLL_S = 0.1
+
+
+class Cancelled(Exception):
+    """The caller asked to stop; the outputs in progress were removed."""
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put unless ``stop`` is set; False when stopped."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def run_pipeline(
+    items: Iterable[Any],
+    read: Callable[[Any], Any],
+    infer: Callable[[Any], Any],
+    write: Callable[[Any, Any], None],
+    cancelled: Callable[[], bool] = lambda: False,
+    depth: int = 2,
+) -> None:
+    """``write(item, infer(read(item)))`` for each item in order, the three steps overlapping.
+
+    ``read`` runs in a reader thread, ``infer`` here, ``write`` in a writer thread, each in
+    item order. The first exception in any step stops the others and is raised here;
+    ``cancelled()`` returning True raises ``Cancelled``.
+    """
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    to_infer: queue.Queue = queue.Queue(maxsize=depth)
+    to_write: queue.Queue = queue.Queue(maxsize=depth)
+
+    def reader() -> None:
+        try:
+            for item in items:
+                if not _put(to_infer, (item, read(item)), stop):
+                    return
+        except BaseException as error:
+            errors.append(error)
+            stop.set()
+        finally:
+            _put(to_infer, _DONE, stop)
+
+    def writer() -> None:
+        try:
+            while True:
+                try:
+                    entry = to_write.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if stop.is_set():
+                        return
+                    continue
+                if entry is _DONE:
+                    return
+                write(*entry)
+        except BaseException as error:
+            errors.append(error)
+            stop.set()
+
+    threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        while not stop.is_set():
+            if cancelled():
+                raise Cancelled("cancelled; no output was kept")
+            try:
+                entry = to_infer.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if entry is _DONE:
+                break
+            item, data = entry
+            if not _put(to_write, (item, infer(data)), stop):
+                break
+        _put(to_write, _DONE, stop)
+        threads[1].join()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,171 @@
+"""Every input a user can get wrong gets one clear message, and nothing is left half-written."""
+
+import builtins
+import datetime as dt
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from core.cli import main as core_main
+from core.model_card import ModelCardError
+from core.raster_stack import DatedRaster, RasterStackError
+from core.runtime import RuntimeUnavailable, open_session
+from core.segment import SegmentError, SegmentRequest, segment, select_dates
+from tests_support import TEST_CARD as CARD
+
+
+def rasters_of(scene, year):
+    return [DatedRaster(p, a.date) for p, a in zip(scene.tci_paths[year], scene.acquisitions[year])]
+
+
+def write(path, data, transform=from_origin(320_000, 1_780_000, 10, 10), epsg=32628):
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype.name, crs=CRS.from_epsg(epsg), transform=transform, nodata=0) as dataset:
+        dataset.write(data)
+    return path
+
+
+def test_duplicate_dates(local_model, small_scene, tmp_path):
+    rasters = rasters_of(small_scene, 2019)
+    twice = [rasters[0], DatedRaster(rasters[1].path, rasters[0].date)]
+    with pytest.raises(SegmentError, match="have the same date"):
+        segment(SegmentRequest(twice, local_model, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_data_type(local_model, small_scene, tmp_path):
+    dates = [dt.date(2019, 1, 1), dt.date(2019, 2, 1)]
+    floats = [DatedRaster(write(tmp_path / f"f{i}.tif", np.ones((3, 64, 64), np.float32)), d)
+              for i, d in enumerate(dates)]
+    with pytest.raises(SegmentError, match="hold float32 values, the model wants uint8"):
+        segment(SegmentRequest(floats, local_model, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_rasters_that_do_not_overlap(local_model, small_scene, tmp_path):
+    rasters = rasters_of(small_scene, 2019)
+    far = write(tmp_path / "far.tif", np.ones((3, 64, 64), np.uint8), from_origin(100_000, 100_000, 10, 10))
+    with pytest.raises(RasterStackError, match="does not overlap the reference"):
+        segment(SegmentRequest([*rasters[:2], DatedRaster(far, dt.date(2019, 12, 1))], local_model, tmp_path))
+
+
+def test_a_raster_in_another_crs_is_aligned(local_model, small_scene, tmp_path):
+    """The third date reprojected to WGS 84: warped back onto the reference grid, no error."""
+    from rasterio.warp import calculate_default_transform, reproject
+
+    rasters = rasters_of(small_scene, 2019)
+    with rasterio.open(rasters[2].path) as src:
+        transform, width, height = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height,
+                                                               *src.bounds)
+        data = np.zeros((3, height, width), np.uint8)
+        reproject(src.read(), data, src_transform=src.transform, src_crs=src.crs, dst_transform=transform,
+                  dst_crs="EPSG:4326")
+    wgs84 = tmp_path / "wgs84.tif"
+    with rasterio.open(wgs84, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=transform, nodata=0) as dst:
+        dst.write(data)
+    result = segment(SegmentRequest([*rasters[:2], DatedRaster(wgs84, rasters[2].date)], local_model,
+                                    tmp_path / "out"))
+    with rasterio.open(result.probability_path) as out, rasterio.open(rasters[0].path) as ref:
+        assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
+
+
+def test_missing_and_non_raster_files(local_model, tmp_path, capsys):
+    text = tmp_path / "notes_20190101.tif"
+    text.write_text("not a raster")
+    with pytest.raises(RasterStackError, match="is not a raster GDAL can read"):
+        segment(SegmentRequest([DatedRaster(text, dt.date(2019, 1, 1)), DatedRaster(text, dt.date(2019, 2, 1))],
+                               local_model, tmp_path / "out"))
+    assert core_main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"),
+                      str(tmp_path / "nothing_20190101.tif")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "raster not found" in err and "Traceback" not in err
+
+
+def test_corrupt_and_foreign_onnx_files(small_scene, tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x01garbage")
+    identity = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["probabilities"])], "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None)]))
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(identity, str(foreign))
+    rasters = rasters_of(small_scene, 2019)
+    with pytest.raises(ModelCardError, match="not a readable ONNX model"):
+        segment(SegmentRequest(rasters, corrupt, tmp_path / "out"))
+    with pytest.raises(ModelCardError, match="no TimeSeg model card"):
+        segment(SegmentRequest(rasters, foreign, tmp_path / "out"))
+    assert core_main(["info", str(foreign)]) == 1
+    assert "no TimeSeg model card" in capsys.readouterr().err
+
+
+def test_output_folder_problems(local_model, small_scene, tmp_path):
+    rasters = rasters_of(small_scene, 2019)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SegmentError, match="cannot create the output folder"):
+        segment(SegmentRequest(rasters, local_model, blocker / "out"))
+    # an input named like an output, in the output folder
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    same = inputs / "probability.tif"
+    same.write_bytes(rasters[0].path.read_bytes())
+    with pytest.raises(SegmentError, match="is one of the inputs"):
+        segment(SegmentRequest([DatedRaster(same, rasters[0].date), *rasters[1:]], local_model, inputs))
+    assert sorted(p.name for p in inputs.iterdir()) == ["probability.tif"]
+
+
+def test_no_disk_space(local_model, small_scene, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    with pytest.raises(SegmentError, match="GB free, the outputs need about"):
+        segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "out"))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_missing_onnxruntime_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(RuntimeUnavailable, match="pip install onnxruntime"):
+        open_session("model.onnx", "cpu")
+
+
+def test_cuda_asked_without_cuda_is_a_clear_error(local_model):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert open_session(local_model, "cuda").device == "cuda"
+    else:
+        with pytest.raises(RuntimeUnavailable, match="no CUDA provider"):
+            open_session(local_model, "cuda")
+        assert open_session(local_model, "auto").provider == "CPUExecutionProvider"
+
+
+def test_date_selection_for_long_sequences():
+    from core.model_card import ModelCard
+
+    card = ModelCard(**{**CARD, "min_sequence_length": 2})
+    rasters = [DatedRaster(f"d{i}.tif", dt.date(2019, 1, 1) + dt.timedelta(days=10 * i)) for i in range(9)][::-1]
+    assert [r.path for r in select_dates(rasters, card)] == [f"d{i}.tif" for i in range(9)]
+    assert [r.path for r in select_dates(rasters, card, "last", 3)] == ["d6.tif", "d7.tif", "d8.tif"]
+    assert [r.path for r in select_dates(rasters, card, "even", 3)] == ["d0.tif", "d4.tif", "d8.tif"]
+    fixed = ModelCard(**{**CARD, "dynamic_time": False, "sequence_length": 4})
+    assert len(select_dates(rasters, fixed)) == 4
+    with pytest.raises(SegmentError, match="below the model's minimum"):
+        select_dates(rasters, card, "last", 1)
