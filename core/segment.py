@@ -48,7 +48,7 @@ class SegmentRequest:
 
     rasters: Sequence[DatedRaster]
     model_path: Path
-    output_dir: Path
+    output_dir: Path | None = None  # folder of probability.tif and classes.tif
     device: str = "auto"
     tile_size: int | None = None  # None: the card's
     overlap: int | None = None
@@ -56,6 +56,8 @@ class SegmentRequest:
     date_selection: str = "all"
     max_dates: int | None = None
     threads: int | None = None
+    probability_path: Path | None = None  # None: output_dir / probability.tif
+    classes_path: Path | None = None  # None: output_dir / classes.tif
     progress: ProgressCallback | None = None
     cancelled: Callable[[], bool] = field(default=lambda: False)
 
@@ -103,22 +105,36 @@ def check_inputs(stack: RasterStack, card: ModelCard) -> None:
         raise SegmentError(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}")
 
 
-def check_output(output_dir: Path, rasters: Sequence[DatedRaster], bytes_needed: int) -> None:
-    """Writable, not overwriting an input, and with room for the outputs."""
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise SegmentError(f"cannot create the output folder {output_dir} ({error.strerror}): choose another") from None
-    if not os.access(output_dir, os.W_OK):
-        raise SegmentError(f"the output folder {output_dir} is not writable: choose another")
+def check_outputs(outputs: Sequence[Path], rasters: Sequence[DatedRaster], bytes_needed: int) -> None:
+    """Folders writable, no output overwriting an input, and room for the outputs."""
     inputs = {Path(r.path).resolve() for r in rasters}
-    for name in (PROBABILITY_NAME, CLASSES_NAME):
-        if (output_dir / name).resolve() in inputs:
-            raise SegmentError(f"{output_dir / name} is one of the inputs: choose another output folder")
-    free = shutil.disk_usage(output_dir).free
+    for output in outputs:
+        folder = output.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SegmentError(f"cannot create the output folder {folder} ({error.strerror}): "
+                               "choose another") from None
+        if not os.access(folder, os.W_OK):
+            raise SegmentError(f"the output folder {folder} is not writable: choose another")
+        if output.resolve() in inputs:
+            raise SegmentError(f"{output} is one of the inputs: choose another output folder")
+    folder = outputs[0].parent
+    free = shutil.disk_usage(folder).free
     if free < bytes_needed:
-        raise SegmentError(f"{output_dir} has {free / 1e9:.1f} GB free, the outputs need about "
+        raise SegmentError(f"{folder} has {free / 1e9:.1f} GB free, the outputs need about "
                            f"{bytes_needed / 1e9:.1f} GB: free some space or choose another folder")
+
+
+def _output_paths(request: SegmentRequest) -> tuple[Path, Path]:
+    def path(explicit: Path | None, name: str) -> Path:
+        if explicit is not None:
+            return Path(explicit)
+        if request.output_dir is None:
+            raise SegmentError("give an output folder (or both output files)")
+        return Path(request.output_dir) / name
+
+    return path(request.probability_path, PROBABILITY_NAME), path(request.classes_path, CLASSES_NAME)
 
 
 def _estimated_output_bytes(width: int, height: int, channels: int) -> int:
@@ -142,7 +158,9 @@ def segment(request: SegmentRequest) -> SegmentResult:
         check_inputs(stack, card)
         grid = stack.grid
         channels = card.output_channels
-        check_output(request.output_dir, rasters, _estimated_output_bytes(grid.width, grid.height, channels))
+        probability_path, classes_path = _output_paths(request)
+        check_outputs([probability_path, classes_path], rasters,
+                      _estimated_output_bytes(grid.width, grid.height, channels))
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
         batches = [tiles[i : i + request.batch_size] for i in range(0, len(tiles), request.batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
@@ -161,9 +179,9 @@ def segment(request: SegmentRequest) -> SegmentResult:
             return model.session.run(["probabilities"], {"images": images})[0], valid
 
         with (
-            AtomicGeoTiff(request.output_dir / PROBABILITY_NAME, grid, channels, "float32", nodata=float("nan"),
+            AtomicGeoTiff(probability_path, grid, channels, "float32", nodata=float("nan"),
                           descriptions=_probability_names(card)) as probability,
-            AtomicGeoTiff(request.output_dir / CLASSES_NAME, grid, 1, "uint8", nodata=255,
+            AtomicGeoTiff(classes_path, grid, 1, "uint8", nodata=255,
                           descriptions=["class"], colours=class_colours(card.class_names),
                           tags={"class_names": ",".join(card.class_names)}) as classes,
         ):

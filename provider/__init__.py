@@ -1,1 +1,1 @@
-"""QGIS Processing provider (timeseg:segment, timeseg:change): arrives with the plugin issue."""
+"""QGIS Processing provider ``timeseg``: segment and change, thin adapters over ``core``."""

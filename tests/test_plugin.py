@@ -1,18 +1,6 @@
 """The plugin loads through classFactory in QGIS and unloads cleanly."""
 
-import importlib.util
-import sys
-
-from tests_support import ROOT
-
-
-def load_plugin_package():
-    spec = importlib.util.spec_from_file_location("timeseg", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["timeseg"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests_support import load_plugin_package
 
 
 def test_plugin_loads_and_unloads(qgis_iface):

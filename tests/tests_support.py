@@ -1,5 +1,7 @@
-"""Paths shared by the tests."""
+"""What the tests share: paths, the test model's card, loading the plugin package."""
 
+import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,3 +13,15 @@ TEST_CARD = {
     "tiles_overlap": 32, "resolution": 10.0, "threshold": 0.5, "trained_on": "random weights",
     "standardization_mean": [0.3, 0.3, 0.35], "standardization_std": [0.15, 0.12, 0.1],
 }
+
+
+def load_plugin_package():
+    """Import the repository root as the plugin package ``timeseg``, as QGIS does."""
+    if "timeseg" in sys.modules:
+        return sys.modules["timeseg"]
+    spec = importlib.util.spec_from_file_location("timeseg", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["timeseg"] = module
+    spec.loader.exec_module(module)
+    return module

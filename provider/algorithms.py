@@ -1,0 +1,165 @@
+"""``timeseg:segment`` and ``timeseg:change``: thin Processing adapters over ``core``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = PLUGIN_ROOT / "models" / "weights" / "roads.onnx"
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("TimeSeg", text)
+
+
+def _import_core():
+    """Import the engine with the plugin folder on the path (it is the package root)."""
+    import sys
+
+    if str(PLUGIN_ROOT) not in sys.path:
+        sys.path.insert(0, str(PLUGIN_ROOT))
+
+
+class SegmentAlgorithm(QgsProcessingAlgorithm):
+    INPUT = "INPUT"
+    DATES = "DATES"
+    MODEL = "MODEL"
+    DEVICE = "DEVICE"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
+    OUTPUT_CLASSES = "OUTPUT_CLASSES"
+
+    def name(self) -> str:
+        return "segment"
+
+    def displayName(self) -> str:  # noqa: N802
+        return _tr("Segment a time series")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return _tr(
+            "Runs a TimeSeg model over several dated rasters of one place and writes a probability "
+            "raster and a class raster on the first raster's grid. Dates come from the file names "
+            "(YYYYMMDD) or tags unless given in Dates (comma-separated YYYY-MM-DD, in layer order)."
+        )
+
+    def createInstance(self):  # noqa: N802
+        return SegmentAlgorithm()
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterString(
+            self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, _tr("Model (.onnx)"), extension="onnx", defaultValue=str(DEFAULT_MODEL)))
+        self.addParameter(QgsProcessingParameterEnum(self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TILE_SIZE, _tr("Tile size (0: the model's)"), QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.OVERLAP, _tr("Tile overlap (-1: the model's)"), QgsProcessingParameterNumber.Integer, -1,
+            minValue=-1))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, _tr("Probability")))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        _import_core()
+        from core.dates import detect_date
+        from core.raster_stack import DatedRaster
+        from core.segment import Cancelled, SegmentRequest, segment
+
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        paths = [Path(layer.source()) for layer in layers]
+        dates_text = self.parameterAsString(parameters, self.DATES, context).strip()
+        dates = [d.strip() for d in dates_text.split(",")] if dates_text else []
+        if dates and len(dates) != len(paths):
+            raise QgsProcessingException(_tr(f"{len(dates)} dates for {len(paths)} layers: give one per layer"))
+        rasters = []
+        for index, path in enumerate(paths):
+            try:
+                date = dt.date.fromisoformat(dates[index]) if dates else detect_date(path)
+            except ValueError:
+                raise QgsProcessingException(_tr(f"'{dates[index]}' is not a date like 2019-03-31")) from None
+            if date is None:
+                raise QgsProcessingException(_tr(f"no date found for {path.name}: fill in Dates"))
+            rasters.append(DatedRaster(path, date))
+        tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
+        overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        request = SegmentRequest(
+            rasters,
+            Path(self.parameterAsFile(parameters, self.MODEL, context)),
+            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            tile_size=tile_size,
+            overlap=None if overlap < 0 else overlap,
+            probability_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)),
+            classes_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASSES, context)),
+            progress=lambda fraction, message: feedback.setProgress(100 * fraction),
+            cancelled=feedback.isCanceled,
+        )
+        try:
+            result = segment(request)
+        except Cancelled:
+            raise QgsProcessingException(_tr("cancelled; no output was kept")) from None
+        except (ValueError, RuntimeError, OSError) as error:
+            raise QgsProcessingException(str(error)) from None
+        feedback.pushInfo(_tr(f"{len(result.dates)} dates, run on {result.provider}"))
+        return {self.OUTPUT_PROBABILITY: str(result.probability_path), self.OUTPUT_CLASSES: str(result.classes_path)}
+
+
+class ChangeAlgorithm(QgsProcessingAlgorithm):
+    BEFORE = "BEFORE"
+    AFTER = "AFTER"
+    MIN_PATCH = "MIN_PATCH"
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "change"
+
+    def displayName(self) -> str:  # noqa: N802
+        return _tr("Change between two periods")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return _tr("Two class rasters (earlier, later) -> 0 none, 1 new, 2 removed, 255 nodata, on the later "
+                   "raster's grid; a JSON summary with pixels, area and line length is written beside it.")
+
+    def createInstance(self):  # noqa: N802
+        return ChangeAlgorithm()
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Classes, earlier period")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, _tr("Classes, later period")))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_PATCH, _tr("Drop patches under (pixels)"), QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, _tr("Change")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        _import_core()
+        from core.change import ChangeOptions, compute_change
+
+        before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
+        after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())
+        output = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
+        options = ChangeOptions(min_patch_pixels=self.parameterAsInt(parameters, self.MIN_PATCH, context))
+        try:
+            summary = compute_change(before, after, output, options)
+        except (ValueError, OSError) as error:
+            raise QgsProcessingException(str(error)) from None
+        for line in summary.lines():
+            feedback.pushInfo(line)
+        return {self.OUTPUT: str(output)}

@@ -1,0 +1,27 @@
+"""The ``timeseg`` Processing provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms import ChangeAlgorithm, SegmentAlgorithm
+
+ICON = Path(__file__).resolve().parents[1] / "icons" / "timeseg.svg"
+
+
+class TimeSegProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "timeseg"
+
+    def name(self) -> str:
+        return "TimeSeg"
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        self.addAlgorithm(SegmentAlgorithm())
+        self.addAlgorithm(ChangeAlgorithm())
