@@ -1,8 +1,5 @@
-"""The QGIS plugin object: registers the ``timeseg`` Processing provider.
-
-The dock arrives with the plugin issue; until then the engine runs from the Processing
-toolbox, the graphical modeler and ``qgis_process.bin run timeseg:segment``.
-"""
+"""The QGIS plugin object: the TimeSeg dock (toolbar button and Raster menu) and the
+``timeseg`` Processing provider."""
 
 from __future__ import annotations
 
@@ -10,18 +7,28 @@ import sys
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.PyQt.QtCore import QCoreApplication, Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
 
 LOG_TAG = "TimeSeg"
 PLUGIN_ROOT = Path(__file__).resolve().parent
+ICON = PLUGIN_ROOT / "icons" / "timeseg.svg"
 
 
 class TimeSegPlugin:
     def __init__(self, iface) -> None:
         self.iface = iface
         self.provider = None
+        self.action: QAction | None = None
+        self.dock = None
         # core/ and models/ are imported as top-level packages, as on the command line
         if str(PLUGIN_ROOT) not in sys.path:
             sys.path.insert(0, str(PLUGIN_ROOT))
+
+    @staticmethod
+    def tr(text: str) -> str:
+        return QCoreApplication.translate("TimeSeg", text)
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS's name)
         from .provider.provider import TimeSegProvider
@@ -31,9 +38,35 @@ class TimeSegPlugin:
 
     def initGui(self) -> None:  # noqa: N802 (QGIS's name)
         self.initProcessing()
-        QgsMessageLog.logMessage("TimeSeg loaded (engine: python -m core)", LOG_TAG, Qgis.Info)
+        self.action = QAction(QIcon(str(ICON)), self.tr("TimeSeg: time-series segmentation"),
+                              self.iface.mainWindow())
+        self.action.setCheckable(True)
+        self.action.triggered.connect(self.toggle_dock)
+        self.iface.addToolBarIcon(self.action)
+        self.iface.addPluginToRasterMenu(self.tr("&TimeSeg"), self.action)
+        QgsMessageLog.logMessage("TimeSeg loaded", LOG_TAG, Qgis.Info)
+
+    def toggle_dock(self, checked: bool = True) -> None:
+        if self.dock is None:
+            from .ui.dock import TimeSegDock
+
+            self.dock = TimeSegDock(self.iface, self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.dock.visibilityChanged.connect(self.action.setChecked)
+        self.dock.setVisible(checked)
 
     def unload(self) -> None:
+        if self.dock is not None:
+            if self.dock.task is not None:
+                self.dock.task.cancel()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        if self.action is not None:
+            self.iface.removePluginRasterMenu(self.tr("&TimeSeg"), self.action)
+            self.iface.removeToolBarIcon(self.action)
+            self.action.deleteLater()
+            self.action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -1,1 +1,1 @@
-"""Qt/QGIS user interface (the TimeSeg dock): arrives with the plugin issue."""
+"""Qt/QGIS user interface: the TimeSeg dock, its layer table, the background task, layer styles."""

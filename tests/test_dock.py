@@ -1,0 +1,152 @@
+"""The dock driven as an analyst does: tick dated layers, run, wait, look at the project."""
+
+import time
+
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandPseudoColorRenderer,
+)
+from qgis.PyQt.QtCore import Qt
+
+from tests_support import load_plugin_package
+
+
+@pytest.fixture(scope="module")
+def two_periods(tmp_path_factory):
+    """Ten small dated rasters: five of 2016, five of 2019."""
+    from models.simulator import simulate_scene
+
+    return simulate_scene(tmp_path_factory.mktemp("dock_scene"), seed=8, size=64, dates_per_period=5)
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_new_project, two_periods, local_model, tmp_path):
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    dock = plugin.dock
+    layers = []
+    for year in two_periods.years:
+        for path in two_periods.tci_paths[year]:
+            layers.append(QgsRasterLayer(str(path), path.stem))
+    QgsProject.instance().addMapLayers(layers)
+    dock.model_widget.setFilePath(str(local_model))
+    dock.output_widget.setFilePath(str(tmp_path / "results"))
+    dock.device_combo.setCurrentIndex(dock.device_combo.findData("cpu"))
+    yield dock, layers
+    plugin.unload()
+
+
+def wait_for(dock, seconds=120):
+    deadline = time.monotonic() + seconds
+    while dock.task is not None and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert dock.task is None, "the task did not finish"
+
+
+def tick_all(dock, layers):
+    for layer in layers:
+        dock.table.set_checked(layer.id())
+
+
+def test_table_follows_the_project_with_detected_dates(dock, two_periods):
+    dock, layers = dock
+    assert dock.table.rowCount() == 10
+    chosen, undated = dock.table.checked_layers()
+    assert chosen == [] and undated == []
+    tick_all(dock, layers)
+    chosen, _ = dock.table.checked_layers()
+    assert sorted(c.date for c in chosen) == sorted(a.date for y in two_periods.years
+                                                   for a in two_periods.acquisitions[y])
+    assert {c.period for c in chosen} == {"2016", "2019"}
+    layers[0].setName("renamed layer")
+    assert dock.table.item(0, 0).text() == "renamed layer"
+    QgsProject.instance().removeMapLayer(layers[-1].id())
+    assert dock.table.rowCount() == 9
+
+
+def test_card_and_warnings(dock):
+    dock, layers = dock
+    assert "Finds road" in dock.card_label.text() and "Tiles 64 px" in dock.card_label.text()
+    assert dock.tile_spin.value() == 64 and dock.overlap_spin.value() == 32
+    dock.table.set_checked(layers[0].id())  # one date of 2016: the model needs two
+    assert "Period 2016 has 1 dates, the model needs at least 2" in dock.warning_label.text()
+    tick_all(dock, layers)
+    assert dock.warning_label.text() == ""
+
+
+def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
+    dock, layers = dock
+    tick_all(dock, layers)
+    dock.run_button.click()
+    assert dock.task is not None and not dock.run_button.isEnabled()
+    wait_for(dock)
+    assert dock.progress.value() == 100, dock.status_label.text()
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    groups = [g.name() for g in root.children() if g.nodeType() == 0]
+    assert groups == ["local change 2016-2019", "local 2019", "local 2016"]
+    reference = layers[0]
+    for period in ("2016", "2019"):
+        group = root.findGroup(f"local {period}")
+        names = sorted(child.layer().name() for child in group.children())
+        assert names == [f"local classes {period}", f"local probability {period}"]
+        classes = project.mapLayersByName(f"local classes {period}")[0]
+        probability = project.mapLayersByName(f"local probability {period}")[0]
+        assert isinstance(classes.renderer(), QgsPalettedRasterRenderer)
+        assert [c.label for c in classes.renderer().classes()] == ["background", "road"]
+        assert classes.renderer().classes()[0].color.alpha() == 0  # only roads show
+        assert isinstance(probability.renderer(), QgsSingleBandPseudoColorRenderer)
+        for layer in (classes, probability):
+            assert layer.crs() == reference.crs() and layer.extent() == reference.extent()
+    change = project.mapLayersByName("local change 2016-2019")[0]
+    assert [c.label for c in change.renderer().classes()] == ["none", "new", "removed"]
+    assert "new:" in dock.status_label.text()
+    assert any("Change 2016-2019" in m for m in dock.iface.messageBar().get_messages(3))
+
+
+def test_cancel_leaves_nothing_behind(dock, tmp_path):
+    dock, layers = dock
+    tick_all(dock, layers)
+    before = set(QgsProject.instance().mapLayers())
+    dock.tile_spin.setValue(32)  # many small tiles: time to cancel
+    dock.overlap_spin.setValue(8)
+    dock.run_button.click()
+    dock.cancel_button.click()
+    wait_for(dock)
+    assert "Cancelled" in dock.status_label.text()
+    assert set(QgsProject.instance().mapLayers()) == before
+    results = tmp_path / "results"
+    assert not results.exists() or list(results.rglob("*.tif")) == []
+
+
+def test_compare_two_class_layers(dock, tmp_path):
+    dock, layers = dock
+    tick_all(dock, layers)
+    dock.run_button.click()
+    wait_for(dock)
+    project = QgsProject.instance()
+    before_count = len(project.mapLayers())
+    dock.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
+    dock.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
+    dock.compare_button.click()
+    assert len(project.mapLayers()) == before_count + 1
+    assert project.layerTreeRoot().findGroup(
+        "compare change local classes 2016 -> local classes 2019") is not None
+
+
+def test_missing_onnxruntime_is_explained(dock, monkeypatch):
+    import ui.dependencies
+
+    dock, _ = dock
+    monkeypatch.setattr(ui.dependencies.importlib.util, "find_spec",
+                        lambda name: None if name == "onnxruntime" else object())
+    assert not dock.check_dependencies()
+    assert "pip install --user onnxruntime" in dock.dependency_label.text()
+    assert not dock.run_button.isEnabled()
+    assert Qt.TextSelectableByMouse & dock.dependency_label.textInteractionFlags()

@@ -1,0 +1,156 @@
+"""The dock's table of raster layers: tick, name, acquisition date, period.
+
+It follows the project: layers added, removed and renamed show up at once. Dates are
+detected as the engine does (file name, then GDAL tags) and can be edited; a layer
+without a date shows an empty date in red until one is set. Periods default to the year.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QDate, Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import QAbstractItemView, QDateEdit, QHeaderView, QTableWidget, QTableWidgetItem
+
+from .run_parameters import DatedLayer
+
+NAME, DATE, PERIOD = 0, 1, 2
+NO_DATE = QDate(1900, 1, 1)
+
+
+def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:
+    from core.dates import date_from_name, detect_date
+
+    path = Path(layer.source())
+    try:
+        return detect_date(path) if path.is_file() else date_from_name(layer.name())
+    except Exception:  # an unreadable source has no date; the user can type one
+        return None
+
+
+class LayerTable(QTableWidget):
+    """Raster layers of the project with their dates and periods."""
+
+    selectionChangedByUser = pyqtSignal()  # noqa: N815 (Qt naming)
+
+    def __init__(self, project: QgsProject, parent=None) -> None:
+        super().__init__(0, 3, parent)
+        self.project = project
+        self.setHorizontalHeaderLabels([self.tr("Layer"), self.tr("Date"), self.tr("Period")])
+        self.horizontalHeader().setSectionResizeMode(NAME, QHeaderView.Stretch)
+        self.verticalHeader().setVisible(False)
+        self.setSelectionMode(QAbstractItemView.NoSelection)
+        self._ids: list[str] = []
+        self.itemChanged.connect(self._item_changed)
+        project.layersAdded.connect(self._layers_added)
+        project.layersWillBeRemoved.connect(self._layers_removed)
+        self._layers_added(list(project.mapLayers().values()))
+
+    # --- following the project
+    def _layers_added(self, layers: list[QgsMapLayer]) -> None:
+        for layer in layers:
+            if isinstance(layer, QgsRasterLayer) and layer.id() not in self._ids:
+                self._add_row(layer)
+
+    def _layers_removed(self, layer_ids: list[str]) -> None:
+        for layer_id in layer_ids:
+            row = self._row_of(layer_id)
+            if row is not None:
+                self.removeRow(row)
+                self._ids.remove(layer_id)
+        self.selectionChangedByUser.emit()
+
+    def _row_of(self, layer_id: str) -> int | None:
+        for row in range(self.rowCount()):
+            if self.item(row, NAME).data(Qt.UserRole) == layer_id:
+                return row
+        return None
+
+    def _add_row(self, layer: QgsRasterLayer) -> None:
+        self.blockSignals(True)
+        row = self.rowCount()
+        self.insertRow(row)
+        name = QTableWidgetItem(layer.name())
+        name.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
+        name.setCheckState(Qt.Unchecked)
+        name.setData(Qt.UserRole, layer.id())
+        self.setItem(row, NAME, name)
+        date = detect_layer_date(layer)
+        editor = QDateEdit(self)
+        editor.setDisplayFormat("yyyy-MM-dd")
+        editor.setCalendarPopup(True)
+        editor.setMinimumDate(NO_DATE)
+        editor.setSpecialValueText(self.tr("date?"))
+        editor.setDate(QDate(date.year, date.month, date.day) if date else NO_DATE)
+        editor.dateChanged.connect(lambda value, layer_id=layer.id(): self._date_edited(layer_id, value))
+        self.setCellWidget(row, DATE, editor)
+        period = QTableWidgetItem(str(date.year) if date else "")
+        self.setItem(row, PERIOD, period)
+        self._ids.append(layer.id())
+        layer.nameChanged.connect(lambda layer_id=layer.id(): self._renamed(layer_id))
+        self._mark_missing_date(row)
+        self.blockSignals(False)
+
+    def _renamed(self, layer_id: str) -> None:
+        row = self._row_of(layer_id)
+        layer = self.project.mapLayer(layer_id)
+        if row is not None and layer is not None:
+            self.item(row, NAME).setText(layer.name())
+
+    def _date_edited(self, layer_id: str, value: QDate) -> None:
+        row = self._row_of(layer_id)
+        if row is None:
+            return
+        period = self.item(row, PERIOD)
+        if value != NO_DATE and not period.text():
+            period.setText(str(value.year()))
+        self._mark_missing_date(row)
+        self.selectionChangedByUser.emit()
+
+    def _mark_missing_date(self, row: int) -> None:
+        missing = self.cellWidget(row, DATE).date() == NO_DATE
+        self.cellWidget(row, DATE).setStyleSheet("color: red" if missing else "")
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if item.column() in (NAME, PERIOD):
+            self.selectionChangedByUser.emit()
+
+    # --- what the dock reads
+    def set_checked(self, layer_id: str, checked: bool = True) -> None:
+        row = self._row_of(layer_id)
+        if row is not None:
+            self.item(row, NAME).setCheckState(Qt.Checked if checked else Qt.Unchecked)
+
+    def set_date(self, layer_id: str, date: dt.date) -> None:
+        row = self._row_of(layer_id)
+        if row is not None:
+            self.cellWidget(row, DATE).setDate(QDate(date.year, date.month, date.day))
+
+    def set_period(self, layer_id: str, period: str) -> None:
+        row = self._row_of(layer_id)
+        if row is not None:
+            self.item(row, PERIOD).setText(period)
+
+    def layer_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def checked_layers(self) -> tuple[list[DatedLayer], list[str]]:
+        """Ticked layers with dates, and the names of ticked layers that lack a date."""
+        chosen, undated = [], []
+        for row in range(self.rowCount()):
+            item = self.item(row, NAME)
+            if item.checkState() != Qt.Checked:
+                continue
+            layer = self.project.mapLayer(item.data(Qt.UserRole))
+            value = self.cellWidget(row, DATE).date()
+            if layer is None:
+                continue
+            if value == NO_DATE:
+                undated.append(layer.name())
+                continue
+            date = dt.date(value.year(), value.month(), value.day())
+            period = self.item(row, PERIOD).text().strip() or str(date.year)
+            chosen.append(DatedLayer(layer.id(), layer.name(), Path(layer.source()), date, period))
+        return chosen, undated

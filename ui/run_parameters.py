@@ -1,0 +1,39 @@
+"""What the dock gathers before a run: plain data, copied out of the widgets and layers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DatedLayer:
+    layer_id: str
+    name: str
+    path: Path
+    date: dt.date
+    period: str
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    """One click on Run segmentation: the ticked layers, the model and the options."""
+
+    layers: tuple[DatedLayer, ...]
+    model_path: Path
+    output_dir: Path
+    device: str = "auto"
+    tile_size: int | None = None
+    overlap: int | None = None
+    add_probability: bool = True
+    min_patch_pixels: int = 6
+    extra: dict = field(default_factory=dict)
+
+    def periods(self) -> dict[str, list[DatedLayer]]:
+        """Layers by period, periods in time order, layers by date."""
+        groups: dict[str, list[DatedLayer]] = defaultdict(list)
+        for layer in sorted(self.layers, key=lambda item: item.date):
+            groups[layer.period].append(layer)
+        return dict(sorted(groups.items(), key=lambda item: item[1][0].date))
