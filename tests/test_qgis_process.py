@@ -1,0 +1,32 @@
+"""Headless: qgis_process.bin enables the plugin and runs timeseg:segment, as the README says."""
+
+import json
+import os
+import subprocess
+import sysconfig
+
+import rasterio
+
+from tests_support import ROOT
+
+
+def qgis_process(args, env, timeout=300):
+    return subprocess.run(["qgis_process.bin", *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_segment_runs_headless(small_scene, local_model, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "timeseg").symlink_to(ROOT)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg"),
+           "QGIS_PLUGINPATH": str(plugins), "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    enabled = qgis_process(["plugins", "enable", "timeseg"], env)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    inputs = [f"INPUT={p}" for p in small_scene.tci_paths[2019]]
+    run = qgis_process(["--json", "run", "timeseg:segment", "--", *inputs, f"MODEL={local_model}", "DEVICE=1",
+                        f"OUTPUT_PROBABILITY={tmp_path / 'p.tif'}", f"OUTPUT_CLASSES={tmp_path / 'c.tif'}"], env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    assert results["OUTPUT_CLASSES"] == str(tmp_path / "c.tif")
+    with rasterio.open(tmp_path / "c.tif") as classes, rasterio.open(small_scene.tci_paths[2019][0]) as ref:
+        assert classes.transform == ref.transform and classes.crs == ref.crs
