@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "rasterio": "rasterio"}
@@ -18,6 +19,16 @@ def python_for_pip() -> str:
     return shutil.which("python3") or "python3"
 
 
+def externally_managed() -> bool:
+    """Debian and Ubuntu mark the system Python (PEP 668): pip then needs --break-system-packages."""
+    return (Path(sysconfig.get_paths()["stdlib"]) / "EXTERNALLY-MANAGED").exists()
+
+
+def install_command(packages: list[str]) -> str:
+    flags = "--user --break-system-packages" if externally_managed() else "--user"
+    return f"{python_for_pip()} -m pip install {flags} {' '.join(packages)}"
+
+
 def missing_packages() -> list[str]:
     return [pip_name for module, pip_name in RUNTIME_PACKAGES.items() if importlib.util.find_spec(module) is None]
 
@@ -27,6 +38,6 @@ def missing_dependency_message() -> str | None:
     missing = missing_packages()
     if not missing:
         return None
-    command = f"{python_for_pip()} -m pip install --user {' '.join(missing)}"
+    command = install_command(missing)
     return (f"TimeSeg needs the Python package(s) {', '.join(missing)} in the Python that QGIS uses. "
             f"Install with:\n{command}\n(for CUDA: onnxruntime-gpu instead of onnxruntime), then restart QGIS.")
