@@ -45,6 +45,9 @@ def _add_train(commands) -> None:
     fit.add_argument("--output", type=Path, required=True, help="run folder for checkpoints and history")
     fit.add_argument("--patch-size", type=int, default=512, help="patch size in pixels (paper A: 512)")
     fit.add_argument("--sequence-length", type=int, default=5, help="dates per sequence (paper A: 5)")
+    fit.add_argument("--min-sequence-length", type=int, default=1,
+                     help="the ConvLSTM stages also see random shorter sequences down to N dates, so the "
+                     "model works with 1 to N dates (default 1)")
     fit.add_argument("--batch-size", type=int, default=8)
     fit.add_argument("--fcn-epochs", type=int, default=30, help="stage 1: FCN on single dates")
     fit.add_argument("--sequence-epochs", type=int, default=30, help="stage 2: ConvLSTM, FCN frozen")
@@ -141,7 +144,8 @@ def run_train(args: argparse.Namespace) -> None:
                               1 if len(class_names) == 2 else len(class_names), args.depth,
                               args.base_channels, args.hidden_channels),
         class_names=class_names, bands=args.bands.split(","), input_scale=args.input_scale,
-        patch_size=args.patch_size, sequence_length=args.sequence_length, batch_size=args.batch_size,
+        patch_size=args.patch_size, sequence_length=args.sequence_length,
+        min_sequence_length=args.min_sequence_length, batch_size=args.batch_size,
         fcn_epochs=args.fcn_epochs, sequence_epochs=args.sequence_epochs, joint_epochs=args.joint_epochs,
         samples_per_epoch=args.samples_per_epoch, learning_rate=args.learning_rate, schedule=args.schedule,
         alpha=args.alpha, seed=args.seed, device=args.device, trained_on=trained_on,
@@ -150,9 +154,9 @@ def run_train(args: argparse.Namespace) -> None:
     started = time.time()
     final = train(options, train_sites, val_sites)
     print(f"trained in {time.time() - started:.0f} s; validation on held-out data:")
-    for name in ("single_date_fcn", "sequence"):
+    for name in ("single_date_fcn", "sequence", "sequence_model_last_date_only"):
         m = final[name]
-        print(f"  {name:16s} accuracy {m['accuracy']:.4f}  IoU {m['iou']:.4f}  F1 {m['f1']:.4f}")
+        print(f"  {name:30s} accuracy {m['accuracy']:.4f}  IoU {m['iou']:.4f}  F1 {m['f1']:.4f}")
     print(f"checkpoint: {args.output / 'model.pt'}")
 
 

@@ -9,7 +9,7 @@ from core.dates import detect_date
 from core.raster_stack import DatedRaster
 from models.dataset import Site
 from models.labels import LabelSource
-from models.simulator import simulate_scene
+from models.simulator import SIMULATOR_VERSION, simulate_scene
 
 
 def simulated_sites(folder: Path, seeds: Sequence[int], size: int, dates_per_period: int = 5,
@@ -17,7 +17,7 @@ def simulated_sites(folder: Path, seeds: Sequence[int], size: int, dates_per_per
     """One road site per scene and period; scenes already written under ``folder`` are reused."""
     sites = []
     for seed in seeds:
-        scene_folder = folder / f"scene_{seed:04d}_{size}px_{dates_per_period}dates"
+        scene_folder = folder / f"v{SIMULATOR_VERSION}_scene_{seed:04d}_{size}px_{dates_per_period}dates"
         if not (scene_folder / "labels.gpkg").exists():  # written last: its presence means complete
             simulate_scene(scene_folder, seed, size=size, dates_per_period=dates_per_period)
         for year_folder in sorted(p for p in scene_folder.iterdir() if p.is_dir()):

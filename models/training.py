@@ -42,6 +42,7 @@ class TrainOptions:
     input_scale: float = 1 / 255
     patch_size: int = 512
     sequence_length: int = 5
+    min_sequence_length: int = 1  # sequence stages also train on random shorter subsets, down to this
     batch_size: int = 8
     fcn_epochs: int = 30
     sequence_epochs: int = 30
@@ -116,8 +117,12 @@ def _stage(
     options: TrainOptions,
     card: dict[str, Any],
     history: list[dict[str, Any]],
+    min_dates: int | None = None,
 ) -> dict[str, float]:
-    """Train ``parameters`` through ``forward`` for ``epochs``; keep the best validation IoU."""
+    """Train ``parameters`` through ``forward`` for ``epochs``; keep the best validation IoU.
+
+    With ``min_dates``, each batch keeps a random, time-ordered subset of ``min_dates`` to all
+    of its dates, so that the network is calibrated for any sequence length it may be given."""
     loss_fn = JointLoss(options.alpha)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     scheduler = learning_rate_schedule(optimizer, epochs, options.schedule)
@@ -134,6 +139,10 @@ def _stage(
         for batch in bar:
             images = batch["images"].to(options.device)
             labels, valid = batch["labels"].to(options.device), batch["valid"].to(options.device)
+            if min_dates is not None and images.shape[1] > min_dates:
+                count = int(torch.randint(min_dates, images.shape[1] + 1, (1,), generator=generator))
+                keep = torch.randperm(images.shape[1], generator=generator)[:count].sort().values
+                images = images[:, keep]
             if per_date:
                 labels = _repeat_per_date(labels, images.shape[1])
                 valid = _repeat_per_date(valid, images.shape[1])
@@ -174,7 +183,7 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
         "bands": options.bands,
         "input_scale": options.input_scale,
         "sequence_length": options.sequence_length,
-        "min_sequence_length": 1,
+        "min_sequence_length": options.min_sequence_length,
         "tile_size": options.tile_size,
         "tiles_overlap": options.tiles_overlap,
         "resolution": options.resolution,
@@ -206,19 +215,23 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
             for p in fcn_params:
                 p.requires_grad_(False)
             _stage("sequence", network, sequence_params, network, False, patches(options.sequence_length),
-                   val_loader, options.sequence_epochs, options.learning_rate, options, card, history)
+                   val_loader, options.sequence_epochs, options.learning_rate, options, card, history,
+                   options.min_sequence_length)
             for p in fcn_params:
                 p.requires_grad_(True)
         if options.joint_epochs:
             _stage("joint", network, list(network.parameters()), network, False,
                    patches(options.sequence_length), val_loader, options.joint_epochs,
-                   options.learning_rate / 10, options, card, history)
+                   options.learning_rate / 10, options, card, history, options.min_sequence_length)
         network.eval()
         class_count = max(2, len(options.class_names))
         final = {
             "single_date_fcn": evaluate(lambda x: single_date_probabilities(network, x), val_loader,
                                         class_count, options.device, True, options.threshold),
             "sequence": evaluate(network, val_loader, class_count, options.device, False, options.threshold),
+            # the same sequence model given only the last date of each sequence
+            "sequence_model_last_date_only": evaluate(lambda x: network(x[:, -1:]), val_loader, class_count,
+                                                      options.device, False, options.threshold),
             "validation_sites": len(val_sites),
             "validation_pixels_per_date": sum(s.shape[0] * s.shape[1] for s in val_open),
         }

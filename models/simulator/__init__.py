@@ -5,4 +5,7 @@ Numpy, scipy, rasterio and GDAL's OGR only (no torch), so the engine's tests can
 
 from models.simulator.scene import SimulatedScene, simulate_scene
 
-__all__ = ["SimulatedScene", "simulate_scene"]
+# Raise when the simulator's output changes: cached training scenes of another version are not reused.
+SIMULATOR_VERSION = 2
+
+__all__ = ["SIMULATOR_VERSION", "SimulatedScene", "simulate_scene"]

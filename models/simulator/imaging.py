@@ -107,7 +107,12 @@ def ground_reflectance(land: Landscape, period: int, day_of_year: int,
             verge = np.clip(road_coverage(_widened(road, 2.5), size) - coverage, 0, 1) * 0.6
             reflectance = reflectance * (1 - verge) + FOREST[:, None, None] * verge * crowns
         surface = ROAD_SURFACES[road.surface][:, None, None] * rng.uniform(0.85, 1.15)
+        coverage = coverage * road.contrast
         reflectance = reflectance * (1 - coverage) + surface * coverage
+    for hedge in land.hedges:  # dark lines of trees or wet ditches along field edges: not roads
+        coverage = road_coverage(hedge, size) * hedge.contrast
+        material = FOREST[:, None, None] * crowns if rng.random() < 0.7 else WATER[:, None, None] * 1.3
+        reflectance = reflectance * (1 - coverage) + material * coverage
     return reflectance.astype(np.float32)
 
 

@@ -40,6 +40,7 @@ class Road:
     surface: Surface
     tree_lined: bool
     period: int  # first period in which the road exists (0 = early, 1 = late)
+    contrast: float = 1.0  # share of the road surface in its pixels' colour: faint roads below 1
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Landscape:
     crop_type: np.ndarray
     field_brightness: np.ndarray
     roads: list[Road] = field(default_factory=list)
+    hedges: list[Road] = field(default_factory=list)  # hedgerows and ditches: lines that are not roads
 
     def roads_of(self, period: int) -> list[Road]:
         return [road for road in self.roads if road.period <= period]
@@ -136,7 +138,8 @@ def _make_roads(size: int, climate: float, rng: np.random.Generator) -> list[Roa
         heading += rng.normal(0, 0.3)
         points = _clip_to_scene(_wander(start, heading, int(size / 2), 3.0, 0.05, rng), size)
         if len(points) > 3:
-            roads.append(Road(points, rng.uniform(1.6, 2.8), surface_for(True), rng.random() < 0.3, 0))
+            roads.append(Road(points, rng.uniform(1.6, 2.8), surface_for(True), rng.random() < 0.3, 0,
+                              rng.uniform(0.6, 1.0)))
 
     def branch(period: int) -> None:
         if not roads:
@@ -149,7 +152,8 @@ def _make_roads(size: int, climate: float, rng: np.random.Generator) -> list[Roa
         points = _clip_to_scene(_wander(start, heading, length, 3.0, 0.08, rng), size)
         if len(points) > 3:
             width = rng.uniform(1.0, 1.8) if rng.random() < 0.6 else rng.uniform(0.7, 1.1)
-            roads.append(Road(points, width, surface_for(False), rng.random() < 0.25, period))
+            roads.append(Road(points, width, surface_for(False), rng.random() < 0.25, period,
+                              rng.uniform(0.45, 1.0)))
 
     for _ in range(rng.integers(3, 7)):
         branch(0)
@@ -210,6 +214,13 @@ def make_landscape(size: int, rng: np.random.Generator) -> Landscape:
     field_brightness = rng.normal(1.0, 0.07, size=n_fields)
 
     roads = _make_roads(size, climate, rng)
+    hedges = []
+    for _ in range(rng.integers(3, 9)):  # straight-ish field boundaries, never labelled as roads
+        start = rng.uniform(0, size, 2)
+        points = _clip_to_scene(_wander(start, rng.uniform(0, 2 * np.pi), int(rng.uniform(10, 60)), 3.0, 0.02, rng),
+                                size)
+        if len(points) > 3:
+            hedges.append(Road(points, rng.uniform(0.5, 1.3), Surface.PAVED, True, 0, rng.uniform(0.4, 0.9)))
     covers = []
     for period in (0, 1):
         period_cover = cover.copy()
@@ -228,4 +239,4 @@ def make_landscape(size: int, rng: np.random.Generator) -> Landscape:
             # settlements of the first period stay
             period_cover[covers[0] == Cover.SETTLEMENT] = Cover.SETTLEMENT
         covers.append(period_cover)
-    return Landscape(size, climate, covers, field_id, crop_type, field_brightness, roads)
+    return Landscape(size, climate, covers, field_id, crop_type, field_brightness, roads, hedges)
