@@ -41,7 +41,7 @@ class AtomicGeoTiff(contextlib.AbstractContextManager):
 
     def __init__(self, path: Path, grid: Grid, count: int, dtype: str, nodata: float | int,
                  descriptions: Sequence[str] = (), colours: dict | None = None,
-                 tags: dict[str, str] | None = None) -> None:
+                 tags: dict[str, str] | None = None, band_tags: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self._committed = False
@@ -59,6 +59,8 @@ class AtomicGeoTiff(contextlib.AbstractContextManager):
             self.dataset.write_colormap(1, colours)
         if tags:
             self.dataset.update_tags(**tags)
+        if band_tags:
+            self.dataset.update_tags(1, **band_tags)
 
     def write(self, data: np.ndarray, window: Window) -> None:
         self.dataset.write(data, window=window)

@@ -183,7 +183,9 @@ def segment(request: SegmentRequest) -> SegmentResult:
                           descriptions=_probability_names(card)) as probability,
             AtomicGeoTiff(classes_path, grid, 1, "uint8", nodata=255,
                           descriptions=["class"], colours=class_colours(card.class_names),
-                          tags={"class_names": ",".join(card.class_names)}) as classes,
+                          tags={"class_names": ",".join(card.class_names)},
+                          band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
+                          ) as classes,
         ):
 
             def write(batch: list[Tile], result: tuple[np.ndarray, list[np.ndarray]]) -> None:

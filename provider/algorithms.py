@@ -89,15 +89,16 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         dates_text = self.parameterAsString(parameters, self.DATES, context).strip()
         dates = [d.strip() for d in dates_text.split(",")] if dates_text else []
         if dates and len(dates) != len(paths):
-            raise QgsProcessingException(_tr(f"{len(dates)} dates for {len(paths)} layers: give one per layer"))
+            message = _tr("{} dates for {} layers: give one per layer").format(len(dates), len(paths))
+            raise QgsProcessingException(message)
         rasters = []
         for index, path in enumerate(paths):
             try:
                 date = dt.date.fromisoformat(dates[index]) if dates else detect_date(path)
             except ValueError:
-                raise QgsProcessingException(_tr(f"'{dates[index]}' is not a date like 2019-03-31")) from None
+                raise QgsProcessingException(_tr("'{}' is not a date like 2019-03-31").format(dates[index])) from None
             if date is None:
-                raise QgsProcessingException(_tr(f"no date found for {path.name}: fill in Dates"))
+                raise QgsProcessingException(_tr("no date found for {}: fill in Dates").format(path.name))
             rasters.append(DatedRaster(path, date))
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
@@ -118,7 +119,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(_tr("cancelled; no output was kept")) from None
         except (ValueError, RuntimeError, OSError) as error:
             raise QgsProcessingException(str(error)) from None
-        feedback.pushInfo(_tr(f"{len(result.dates)} dates, run on {result.provider}"))
+        feedback.pushInfo(_tr("{} dates, run on {}").format(len(result.dates), result.provider))
         return {self.OUTPUT_PROBABILITY: str(result.probability_path), self.OUTPUT_CLASSES: str(result.classes_path)}
 
 

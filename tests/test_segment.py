@@ -42,6 +42,7 @@ def test_segment_writes_georeferenced_probability_and_classes(local_model, small
         c = classes.read(1)
         assert classes.colormap(1)[1][:3] == (230, 30, 30)
         assert classes.tags()["class_names"] == "background,road"
+        assert classes.tags(1)["CLASS_0"] == "background" and classes.tags(1)["CLASS_1"] == "road"
     assert np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1
     np.testing.assert_array_equal(c, (p >= 0.5).astype(np.uint8))
     assert sorted(x.name for x in tmp_path.iterdir()) == ["classes.tif", "probability.tif"]
