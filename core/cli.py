@@ -66,7 +66,7 @@ def run_segment(args: argparse.Namespace) -> None:
     try:
         result = segment(SegmentRequest(rasters, args.model, args.output, args.device, args.tile_size,
                                         args.overlap, args.batch_size, args.date_selection, args.max_dates,
-                                        args.threads, progress=update))
+                                        args.threads, args.reference, progress=update))
     finally:
         bar.close()
     dates = ", ".join(str(d) for d in result.dates)
@@ -116,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
                      help="with --max-dates (or a fixed-length model): the last N dates, N evenly spaced "
                      "dates, or all (default)")
     seg.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
+    seg.add_argument("--reference", type=Path,
+                     help="the raster whose grid (CRS, pixels, extent) the outputs take (default: the first date)")
     change = commands.add_parser(
         "change", help="two class (or probability) rasters -> change raster and summary",
         description="0 none, 1 new, 2 removed, 255 nodata, on the grid of --after; a JSON summary "

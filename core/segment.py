@@ -56,6 +56,7 @@ class SegmentRequest:
     date_selection: str = "all"
     max_dates: int | None = None
     threads: int | None = None
+    reference_path: Path | None = None  # the raster whose grid the outputs take; None: the first date
     probability_path: Path | None = None  # None: output_dir / probability.tif
     classes_path: Path | None = None  # None: output_dir / classes.tif
     progress: ProgressCallback | None = None
@@ -126,6 +127,15 @@ def check_outputs(outputs: Sequence[Path], rasters: Sequence[DatedRaster], bytes
                            f"{bytes_needed / 1e9:.1f} GB: free some space or choose another folder")
 
 
+def _reference_index(rasters: Sequence[DatedRaster], reference: Path | None) -> int:
+    if reference is None:
+        return 0
+    for index, raster in enumerate(rasters):
+        if Path(raster.path).resolve() == Path(reference).resolve():
+            return index
+    raise SegmentError(f"the reference {reference} is not one of the rasters used")
+
+
 def _output_paths(request: SegmentRequest) -> tuple[Path, Path]:
     def path(explicit: Path | None, name: str) -> Path:
         if explicit is not None:
@@ -154,7 +164,7 @@ def segment(request: SegmentRequest) -> SegmentResult:
     log.info("running %s on %s", Path(request.model_path).name, model.provider)
     report = request.progress or (lambda fraction, message: None)
     normalisation = Normalisation.from_card(card)
-    with RasterStack(rasters) as stack:
+    with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
         check_inputs(stack, card)
         grid = stack.grid
         channels = card.output_channels

@@ -71,6 +71,11 @@ def test_a_raster_in_another_crs_is_aligned(local_model, small_scene, tmp_path):
                                     tmp_path / "out"))
     with rasterio.open(result.probability_path) as out, rasterio.open(rasters[0].path) as ref:
         assert out.crs == ref.crs and out.transform == ref.transform and out.shape == ref.shape
+    # the WGS 84 raster as the chosen reference: the outputs take its grid
+    result = segment(SegmentRequest([*rasters[:2], DatedRaster(wgs84, rasters[2].date)], local_model,
+                                    tmp_path / "out_wgs84", reference_path=wgs84))
+    with rasterio.open(result.probability_path) as out:
+        assert out.crs.to_epsg() == 4326 and out.transform == transform and out.shape == (height, width)
 
 
 def test_missing_and_non_raster_files(local_model, tmp_path, capsys):
