@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from core.dates import detect_date
-from core.raster_stack import DatedRaster
+from core.dates import dated_rasters
 
 log = logging.getLogger("timeseg")
 # GDAL's block cache defaults to 5% of the RAM and grows with the raster read; a fixed size keeps the
 # engine's memory flat whatever the raster's size. Set GDAL_CACHEMAX (MB) to change it.
 DEFAULT_GDAL_CACHE_MB = "128"
-
-
-class UsageError(ValueError):
-    pass
-
-
-def dated_rasters(paths: list[Path], dates: str | None) -> list[DatedRaster]:
-    """Pair each raster with its date: ``dates`` (comma-separated ISO) or detected."""
-    given = [d.strip() for d in dates.split(",")] if dates else []
-    if given and len(given) != len(paths):
-        raise UsageError(f"{len(given)} dates for {len(paths)} rasters: give one date per raster")
-    rasters = []
-    for index, path in enumerate(paths):
-        if given:
-            try:
-                date = dt.date.fromisoformat(given[index])
-            except ValueError:
-                raise UsageError(f"'{given[index]}' is not a date like 2019-03-31") from None
-        else:
-            if not path.is_file():
-                raise UsageError(f"raster not found: {path}")
-            date = detect_date(path)
-            if date is None:
-                raise UsageError(f"no date in the name or tags of {path.name}: give --dates")
-        rasters.append(DatedRaster(path, date))
-    return rasters
 
 
 def _progress_bar():
@@ -134,19 +106,25 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    commands = {"segment": run_segment, "change": run_change, "info": run_info}
+def run_command(command, args: argparse.Namespace) -> int:
+    """Run ``command(args)``: exit code 0, or 1 with one readable line on stderr (a traceback
+    with ``--debug``), or 130 when interrupted."""
     try:
-        commands[args.command](args)
+        command(args)
     except KeyboardInterrupt:
         print("interrupted; no output was kept", file=sys.stderr)
         return 130
-    except Exception as error:  # one readable line unless --debug
+    except Exception as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    commands = {"segment": run_segment, "change": run_change, "info": run_info}
+    return run_command(commands[args.command], args)

@@ -51,3 +51,30 @@ def detect_date(path: str | Path) -> dt.date | None:
 
     with rasterio.open(path) as dataset:
         return date_from_tags(dataset.tags())
+
+
+def dated_rasters(paths, dates: str | None = None):
+    """Pair each raster path with its date: from ``dates`` (comma-separated YYYY-MM-DD, one per
+    raster, in the same order) or detected from its name or tags. Raises ``ValueError`` with a
+    message that says what to give."""
+    from core.raster_stack import DatedRaster
+
+    paths = [Path(p) for p in paths]
+    given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []
+    if given and len(given) != len(paths):
+        raise ValueError(f"{len(given)} dates for {len(paths)} rasters: give one date per raster")
+    rasters = []
+    for index, path in enumerate(paths):
+        if given:
+            try:
+                date = dt.date.fromisoformat(given[index])
+            except ValueError:
+                raise ValueError(f"'{given[index]}' is not a date like 2019-03-31") from None
+        else:
+            if not path.is_file():
+                raise ValueError(f"raster not found: {path}")
+            date = detect_date(path)
+            if date is None:
+                raise ValueError(f"no date in the name or tags of {path.name}: give the dates")
+        rasters.append(DatedRaster(path, date))
+    return rasters

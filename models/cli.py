@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
+
+from core.cli import run_command
 
 DEFAULT_DATA = Path("data/simulated")
 
@@ -190,14 +191,4 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     commands = {"train": run_train, "export": run_export, "simulate": run_simulate, "real-check": run_real_check}
-    try:
-        commands[args.command](args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # one readable line unless --debug
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(commands[args.command], args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from qgis.core import (
@@ -80,26 +79,15 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         _import_core()
-        from core.dates import detect_date
-        from core.raster_stack import DatedRaster
+        from core.dates import dated_rasters
         from core.segment import Cancelled, SegmentRequest, segment
 
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        paths = [Path(layer.source()) for layer in layers]
-        dates_text = self.parameterAsString(parameters, self.DATES, context).strip()
-        dates = [d.strip() for d in dates_text.split(",")] if dates_text else []
-        if dates and len(dates) != len(paths):
-            message = _tr("{} dates for {} layers: give one per layer").format(len(dates), len(paths))
-            raise QgsProcessingException(message)
-        rasters = []
-        for index, path in enumerate(paths):
-            try:
-                date = dt.date.fromisoformat(dates[index]) if dates else detect_date(path)
-            except ValueError:
-                raise QgsProcessingException(_tr("'{}' is not a date like 2019-03-31").format(dates[index])) from None
-            if date is None:
-                raise QgsProcessingException(_tr("no date found for {}: fill in Dates").format(path.name))
-            rasters.append(DatedRaster(path, date))
+        try:
+            rasters = dated_rasters([layer.source() for layer in layers],
+                                    self.parameterAsString(parameters, self.DATES, context))
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from None
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         request = SegmentRequest(

@@ -52,7 +52,7 @@ def test_segment_errors_become_processing_errors(provider, local_model, small_sc
     import processing
     from qgis.core import QgsProcessingException
 
-    with pytest.raises(QgsProcessingException, match="2 dates for 3 layers"):
+    with pytest.raises(QgsProcessingException, match="2 dates for 3 rasters"):
         processing.run("timeseg:segment", {
             "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DATES": "2019-01-01,2019-02-01",
             "MODEL": str(local_model), "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"),
