@@ -125,9 +125,8 @@ def run_train(args: argparse.Namespace) -> None:
         if not (args.labels and args.validation_images and args.validation_labels):
             raise ValueError("with --images, give --labels, --validation-images and --validation-labels "
                              "(a held-out site keeps the metrics honest)")
-        dates = args.dates.split(",") if args.dates else None
         train_sites = [user_site(args.images, LabelSource(args.labels, args.label_kind, args.label_layer,
-                                                          args.line_width), dates)]
+                                                          args.line_width), args.dates)]
         val_sites = [user_site(args.validation_images, LabelSource(
             args.validation_labels, args.label_kind, args.label_layer, args.line_width))]
         trained_on = f"user data: {len(args.images)} dates of {args.images[0].parent}"

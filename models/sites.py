@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.dates import detect_date
+from core.dates import dated_rasters, detect_date
 from core.raster_stack import DatedRaster
 from models.dataset import Site
 from models.labels import LabelSource
@@ -30,15 +30,6 @@ def simulated_sites(folder: Path, seeds: Sequence[int], size: int, dates_per_per
     return sites
 
 
-def user_site(images: Sequence[Path], labels: LabelSource,
-              dates: Sequence[str] | None = None) -> Site:
-    """A site from the user's dated rasters; dates detected from names or tags unless given."""
-    import datetime as dt
-
-    rasters = []
-    for index, path in enumerate(images):
-        date = dt.date.fromisoformat(dates[index]) if dates else detect_date(path)
-        if date is None:
-            raise ValueError(f"no date found in the name or tags of {path}: give --dates")
-        rasters.append(DatedRaster(Path(path), date))
-    return Site(tuple(rasters), labels)
+def user_site(images: Sequence[Path], labels: LabelSource, dates: str | None = None) -> Site:
+    """A site from the user's dated rasters; dates (comma-separated YYYY-MM-DD) detected unless given."""
+    return Site(tuple(dated_rasters(images, dates)), labels)

@@ -82,3 +82,26 @@ def test_training_is_deterministic_with_a_seed(tiny_run, tmp_path):
     first = torch.load(options.output / "model.pt", weights_only=True)["state_dict"]
     second = torch.load(tmp_path / "again" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp_path, capsys):
+    from core.model_card import read_model_card
+    from models.cli import main
+    from models.simulator import simulate_scene
+
+    held_out = simulate_scene(tmp_path / "held_out", seed=77, size=64, dates_per_period=3)
+    common = ["--label-kind", "lines", "--label-layer", "roads_2019", "--depth", "2", "--base-channels", "4",
+              "--hidden-channels", "2", "--patch-size", "32", "--sequence-length", "3", "--batch-size", "2",
+              "--fcn-epochs", "1", "--sequence-epochs", "1", "--samples-per-epoch", "4"]
+    code = main(["train", "--output", str(tmp_path / "run"), "--images", *map(str, small_scene.tci_paths[2019]),
+                 "--labels", str(small_scene.labels_path), "--validation-images",
+                 *map(str, held_out.tci_paths[2019]), "--validation-labels", str(held_out.labels_path), *common])
+    assert code == 0, capsys.readouterr().err
+    assert "single_date_fcn" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "run" / "model.pt"), "--output", str(tmp_path / "mine.onnx")]) == 0
+    card = read_model_card(tmp_path / "mine.onnx")
+    assert card.trained_on.startswith("user data: 3 dates")
+    # without a held-out site the command refuses, in one line
+    assert main(["train", "--output", str(tmp_path / "bad"), "--images", str(small_scene.tci_paths[2019][0]),
+                 "--labels", str(small_scene.labels_path)]) == 1
+    assert "--validation-images" in capsys.readouterr().err
