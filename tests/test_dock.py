@@ -151,3 +151,25 @@ def test_missing_onnxruntime_is_explained(dock, monkeypatch):
     assert dock.dependency_label.text().split("\n")[1].endswith(" onnxruntime")
     assert not dock.run_button.isEnabled()
     assert Qt.TextSelectableByMouse & dock.dependency_label.textInteractionFlags()
+
+
+def test_a_layer_without_a_date_asks_for_one(dock, tmp_path):
+    import datetime as dt
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    dock, layers = dock
+    path = tmp_path / "mosaic.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=3, dtype="uint8", crs="EPSG:32628",
+                       transform=from_origin(320_000, 1_780_000, 10, 10)) as dataset:
+        dataset.write(np.ones((3, 16, 16), np.uint8))
+    undated = QgsRasterLayer(str(path), "mosaic")
+    QgsProject.instance().addMapLayer(undated)
+    dock.table.set_checked(undated.id())
+    assert "Give a date to: mosaic" in dock.warning_label.text()
+    dock.table.set_date(undated.id(), dt.date(2018, 6, 1))
+    chosen, missing = dock.table.checked_layers()
+    assert missing == [] and [(c.date, c.period) for c in chosen] == [(dt.date(2018, 6, 1), "2018")]
+    assert "Give a date" not in dock.warning_label.text()

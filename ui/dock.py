@@ -246,7 +246,8 @@ class TimeSegDock(QgsDockWidget):
         return problems
 
     def update_warnings(self) -> None:
-        self.warning_label.setText("\n".join(self.problems()) if self.table.checked_layers()[0] else "")
+        ticked, undated = self.table.checked_layers()
+        self.warning_label.setText("\n".join(self.problems()) if ticked or undated else "")
 
     # --- running
     def output_folder(self) -> Path:
