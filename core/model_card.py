@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 MODEL_TYPE = "segmentation"
+SHIPPED_ROAD_MODEL = Path(__file__).resolve().parents[1] / "models" / "weights" / "roads.onnx"
 
 
 class ModelCardError(ValueError):

@@ -18,21 +18,13 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-PLUGIN_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = PLUGIN_ROOT / "models" / "weights" / "roads.onnx"
+from core.model_card import SHIPPED_ROAD_MODEL  # the plugin puts its folder on sys.path
+
 DEVICES = ["auto", "cpu", "cuda"]
 
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("TimeSeg", text)
-
-
-def _import_core():
-    """Import the engine with the plugin folder on the path (it is the package root)."""
-    import sys
-
-    if str(PLUGIN_ROOT) not in sys.path:
-        sys.path.insert(0, str(PLUGIN_ROOT))
 
 
 class SegmentAlgorithm(QgsProcessingAlgorithm):
@@ -67,7 +59,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, _tr("Model (.onnx)"), extension="onnx", defaultValue=str(DEFAULT_MODEL)))
+            self.MODEL, _tr("Model (.onnx)"), extension="onnx", defaultValue=str(SHIPPED_ROAD_MODEL)))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.TILE_SIZE, _tr("Tile size (0: the model's)"), QgsProcessingParameterNumber.Integer, 0, minValue=0))
@@ -78,7 +70,6 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        _import_core()
         from core.dates import dated_rasters
         from core.segment import Cancelled, SegmentRequest, segment
 
@@ -138,7 +129,6 @@ class ChangeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, _tr("Change")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        _import_core()
         from core.change import ChangeOptions, compute_change
 
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())

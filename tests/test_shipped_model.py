@@ -2,14 +2,13 @@
 
 import rasterio
 
-from core.model_card import read_model_card
+from core.model_card import SHIPPED_ROAD_MODEL, read_model_card
 from core.raster_stack import DatedRaster
 from core.segment import SegmentRequest, segment
 from models.labels import LabelSource, label_raster
 from models.simulator import simulate_scene
-from tests_support import ROOT
 
-ROAD_MODEL = ROOT / "models" / "weights" / "roads.onnx"
+ROAD_MODEL = SHIPPED_ROAD_MODEL
 
 
 def test_card_describes_a_road_model_with_validation_metrics():

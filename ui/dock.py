@@ -35,6 +35,8 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from core.model_card import SHIPPED_ROAD_MODEL
+
 from .dependencies import missing_dependency_message
 from .layer_table import LayerTable
 from .results import add_change_layer, add_period_layers
@@ -43,8 +45,6 @@ from .segmentation_task import SegmentationTask, TaskOutcome
 
 LOG_TAG = "TimeSeg"
 SETTINGS = "timeseg/"
-PLUGIN_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = PLUGIN_ROOT / "models" / "weights" / "roads.onnx"
 DEVICES = (("auto", "Auto"), ("cuda", "CUDA"), ("cpu", "CPU"))
 
 
@@ -79,7 +79,7 @@ class TimeSegDock(QgsDockWidget):
         model_layout = QVBoxLayout(model_box)
         self.model_widget = QgsFileWidget()
         self.model_widget.setFilter("ONNX models (*.onnx)")
-        self.model_widget.setFilePath(settings.value(SETTINGS + "model", str(DEFAULT_MODEL)))
+        self.model_widget.setFilePath(settings.value(SETTINGS + "model", str(SHIPPED_ROAD_MODEL)))
         model_layout.addWidget(self.model_widget)
         self.card_label = QLabel()
         self.card_label.setWordWrap(True)
