@@ -20,12 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from scipy import ndimage
 
 from core.outputs import AtomicGeoTiff
-from core.raster_stack import Grid
+from core.raster_stack import Grid, read_band_on_grid
 
 NONE, NEW, REMOVED, NODATA = 0, 1, 2, 255
 CHANGE_COLOURS = {NONE: (0, 0, 0, 0), NEW: (230, 20, 20, 255), REMOVED: (30, 80, 230, 255), NODATA: (0, 0, 0, 0)}
@@ -63,25 +61,10 @@ class ChangeSummary:
 
 def _read_on_grid(path: Path, grid: Grid | None) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
     """Band 1 of ``path`` on ``grid`` (its own when None) -> values, valid mask, grid, is_probability."""
-    if not Path(path).is_file():
-        raise ChangeError(f"raster not found: {path}")
-    try:
-        dataset = rasterio.open(path)
-    except rasterio.errors.RasterioIOError:
-        raise ChangeError(f"{path} is not a raster GDAL can read") from None
-    with dataset:
-        is_probability = dataset.dtypes[0].startswith("float")
-        own = Grid(dataset.crs, dataset.transform, dataset.width, dataset.height)
-        if grid is None or (own.crs == grid.crs and own.transform == grid.transform
-                            and (own.width, own.height) == (grid.width, grid.height)):
-            data = dataset.read(1, masked=True)
-            grid = own
-        else:
-            with WarpedVRT(dataset, crs=grid.crs, transform=grid.transform, width=grid.width,
-                           height=grid.height, resampling=Resampling.nearest) as view:
-                data = view.read(1, masked=True)
+    data, grid = read_band_on_grid(path, grid, fill_nodata=NODATA)
     values = np.ma.getdata(data)
     valid = ~np.ma.getmaskarray(data)
+    is_probability = values.dtype.kind == "f"
     if is_probability:
         valid &= np.isfinite(values)
     return values, valid, grid, is_probability

@@ -45,6 +45,14 @@ class Grid:
         """(left, bottom, right, top) in the grid's CRS."""
         return bounds(Window(0, 0, self.width, self.height), self.transform)
 
+    @classmethod
+    def of(cls, dataset: rasterio.DatasetReader) -> Grid:
+        return cls(dataset.crs, dataset.transform, dataset.width, dataset.height)
+
+    def matches(self, dataset: rasterio.DatasetReader) -> bool:
+        """The dataset lies on exactly this grid (no warping needed)."""
+        return self == Grid.of(dataset)
+
 
 def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
@@ -71,7 +79,7 @@ class RasterStack(contextlib.AbstractContextManager):
         try:
             self._datasets = [self._stack.enter_context(_open(r.path)) for r in self.rasters]
             ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
-            self.grid = Grid(ref.crs, ref.transform, ref.width, ref.height)
+            self.grid = Grid.of(ref)
             self.band_count = ref.count
             self.dtype = np.dtype(ref.dtypes[0])
             self._views = [self._aligned(d, resampling) for d in self._datasets]
@@ -88,12 +96,7 @@ class RasterStack(contextlib.AbstractContextManager):
             )
         if dataset.crs is None:
             raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
-        same_grid = (
-            dataset.crs == self.grid.crs
-            and dataset.transform == self.grid.transform
-            and (dataset.width, dataset.height) == (self.grid.width, self.grid.height)
-        )
-        if same_grid:
+        if self.grid.matches(dataset):
             return dataset
         footprint = transform_bounds(dataset.crs, self.grid.crs, *dataset.bounds)
         if not _overlaps(footprint, self.grid.bounds):
@@ -141,6 +144,20 @@ class RasterStack(contextlib.AbstractContextManager):
 def _window_overlaps(window: Window, grid: Grid) -> bool:
     return (window.col_off < grid.width and window.row_off < grid.height
             and window.col_off + window.width > 0 and window.row_off + window.height > 0)
+
+
+def read_band_on_grid(path: Path, grid: Grid | None = None, resampling: Resampling = Resampling.nearest,
+                      fill_nodata: float = 0) -> tuple[np.ma.MaskedArray, Grid]:
+    """Band 1 of ``path`` on ``grid`` (warped when the raster lies on another; its own grid when
+    None), masked where it has no data; ``fill_nodata`` marks the outside when the raster declares
+    no nodata value."""
+    with _open(path) as dataset:
+        if grid is None or grid.matches(dataset):
+            return dataset.read(1, masked=True), Grid.of(dataset)
+        nodata = dataset.nodata if dataset.nodata is not None else fill_nodata
+        with WarpedVRT(dataset, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                       resampling=resampling, nodata=nodata) as view:
+            return view.read(1, masked=True), grid
 
 
 def _open(path: Path) -> rasterio.DatasetReader:

@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
-from rasterio.vrt import WarpedVRT
 from scipy import ndimage
 
-from core.raster_stack import Grid
+from core.raster_stack import Grid, RasterStackError, read_band_on_grid
 
 LABEL_NODATA = 255
 LabelKind = Literal["lines", "polygons", "raster"]
@@ -69,13 +67,9 @@ def label_raster(source: LabelSource, grid: Grid) -> np.ndarray:
 
 def _resampled_raster(path: Path, grid: Grid) -> np.ndarray:
     try:
-        with rasterio.open(path) as dataset, WarpedVRT(
-            dataset, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-            resampling=Resampling.nearest, nodata=dataset.nodata if dataset.nodata is not None else LABEL_NODATA,
-        ) as view:
-            data = view.read(1, masked=True)
-    except rasterio.errors.RasterioIOError:
-        raise LabelError(f"{path} is not a raster GDAL can read") from None
+        data, _ = read_band_on_grid(path, grid, Resampling.nearest, fill_nodata=LABEL_NODATA)
+    except RasterStackError as error:
+        raise LabelError(str(error)) from None
     return np.ma.filled(data.astype(np.uint8), LABEL_NODATA)
 
 
