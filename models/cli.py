@@ -1,4 +1,4 @@
-"""``python -m models {train,export,simulate,real-check}``: the model builder's command line."""
+"""``python -m models {train,export,simulate,real-check,experiment}``: the model builder's command line."""
 
 from __future__ import annotations
 
@@ -65,6 +65,42 @@ def _add_train(commands) -> None:
     fit.add_argument("--overlap", type=int, default=32, help="inference tile overlap for the card")
 
 
+def _add_train_crops(commands) -> None:
+    parser = commands.add_parser(
+        "train-crops", help="train paper B's BiConvLSTM crop classifier on the simulated crop region",
+        description="13-band Sentinel-2-like scenes with a year of observations, cloudy or not, no cloud mask. "
+        "Writes classifier_best.pt, model.pt and history.json to --output.",
+    )
+    _add_crop_training_arguments(parser, Path("runs/crops"))
+    parser.add_argument("--min-dates", type=int, default=20,
+                        help="batches keep a random time-ordered subset of N to all dates (default 20)")
+
+
+def _add_crop_training_arguments(parser: argparse.ArgumentParser, output: Path) -> None:
+    parser.add_argument("--output", type=Path, default=output)
+    parser.add_argument("--data-dir", type=Path, default=Path("data/simulated/crops"))
+    parser.add_argument("--train-scenes", type=int, default=12)
+    parser.add_argument("--validation-scenes", type=int, default=4, help="held-out scenes, never trained on")
+    parser.add_argument("--scene-size", type=int, default=128, help="pixels (10 m)")
+    parser.add_argument("--dates", type=int, default=46, help="observations in the year (20 to 46)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--samples-per-epoch", type=int, default=256)
+    parser.add_argument("--patch-size", type=int, default=24)
+    parser.add_argument("--hidden-channels", type=int, default=16, help="recurrent cells (paper B: 256)")
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _crop_training(args: argparse.Namespace) -> dict:
+    """``models.crops.CropTraining`` keyword arguments from the crop training options."""
+    return dict(
+        output=args.output, data_dir=args.data_dir, train_scenes=args.train_scenes,
+        validation_scenes=args.validation_scenes, scene_size=args.scene_size, dates=args.dates,
+        epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, patch_size=args.patch_size,
+        hidden_channels=args.hidden_channels, learning_rate=args.learning_rate, seed=args.seed,
+    )
+
+
 def _add_export(commands) -> None:
     parser = commands.add_parser(
         "export", help="checkpoint -> .onnx with its model card, checked against PyTorch",
@@ -103,14 +139,62 @@ def _add_real_check(commands) -> None:
     parser.add_argument("--work", type=Path, default=Path("data/real"), help="folder for the extracted scene")
 
 
+def _add_experiment(commands) -> None:
+    parser = commands.add_parser(
+        "experiment", help="the papers' experiments: sequence vs single date, cloud cover, gate images",
+        description="Reproduce paper A's and paper B's experiments on simulated data; results go to JSON and "
+        "PNG files that 'experiment report' gathers into docs/experiments.md.",
+    )
+    kinds = parser.add_subparsers(dest="experiment", required=True)
+    clouds = kinds.add_parser("clouds", help="paper B 4.2: BiConvLSTM on all dates and on cloud-cover subsets")
+    _add_crop_training_arguments(clouds, Path("runs/experiments/clouds"))
+    clouds.add_argument("--conditions", default="all,below_50,below_25,below_10,cloud_free",
+                        help="comma-separated subset of all,below_50,below_25,below_10,cloud_free")
+
+
+    sequence = kinds.add_parser("sequence", help="paper A: FCN on one date vs FCN + ConvLSTM on 5 dates, "
+                                "roads and mangroves, several seeds")
+    sequence.add_argument("--output", type=Path, default=Path("runs/experiments/sequence"))
+    sequence.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    sequence.add_argument("--tasks", default="roads,mangroves", help="comma-separated: roads, mangroves")
+    sequence.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
+    sequence.add_argument("--train-scenes", type=int, default=12)
+    sequence.add_argument("--validation-scenes", type=int, default=4)
+    sequence.add_argument("--fcn-epochs", type=int, default=12)
+    sequence.add_argument("--sequence-epochs", type=int, default=4)
+    sequence.add_argument("--samples-per-epoch", type=int, default=192)
+    gates = kinds.add_parser("gates", help="paper B figure 2: input gate, modulation gate and cell state of "
+                             "chosen ConvLSTM cells over a sequence, for any checkpoint and dated rasters")
+    gates.add_argument("--checkpoint", type=Path, required=True, help="a model.pt (BiConvLSTM or FCN + ConvLSTM)")
+    gates.add_argument("--images", type=Path, nargs="+", required=True, help="dated rasters of one place")
+    gates.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per --images, if not in names/tags")
+    gates.add_argument("--output", type=Path, required=True, help="PNG to write (numbers go beside it as .json)")
+    gates.add_argument("--window", default=None, help="col,row,size in pixels (default: a 48 px centre window)")
+    gates.add_argument("--layer", choices=("forward", "backward", "0", "1"),
+                       help="BiConvLSTM: forward (default) or backward; FCN + ConvLSTM: 0 (default) or 1")
+    gates.add_argument("--cells", help="comma-separated cell indices (default: chosen automatically)")
+    gates.add_argument("--cell-count", type=int, default=2, help="cells to choose automatically (default 2)")
+    gates.add_argument("--clouds", type=Path, help="cloud opacity raster, one band per date (only drawn and "
+                       "used to choose cells; never a model input)")
+    report = kinds.add_parser("report", help="docs/experiments.md with tables and PNG plots from the JSON results")
+    report.add_argument("--docs", type=Path, default=Path("docs"))
+    report.add_argument("--sequence", type=Path, default=Path("runs/experiments/sequence/sequence.json"))
+    report.add_argument("--clouds", type=Path, default=Path("runs/experiments/clouds/clouds.json"))
+    report.add_argument("--gates", type=Path, nargs="*", default=[Path("docs/experiments/gates_forward.json"),
+                                                                 Path("docs/experiments/gates_backward.json")])
+    report.add_argument("--gate-figure", type=Path, default=Path("docs/experiments/gates_forward.png"))
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m models", description=__doc__)
     main.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = main.add_subparsers(dest="command", required=True)
     _add_train(commands)
+    _add_train_crops(commands)
     _add_export(commands)
     _add_simulate(commands)
     _add_real_check(commands)
+    _add_experiment(commands)
     return main
 
 
@@ -160,6 +244,17 @@ def run_train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {args.output / 'model.pt'}")
 
 
+def run_train_crops(args: argparse.Namespace) -> None:
+    from models.crops import CropTraining, train_crop_model
+
+    started = time.time()
+    final = train_crop_model(CropTraining(**_crop_training(args)), args.min_dates)
+    print(f"trained in {time.time() - started:.0f} s; held-out scenes:")
+    for name in ("classifier", "every_second_date"):
+        print(f"  {name:18s} overall accuracy {final[name]['accuracy']:.4f}  mean F1 {final[name]['f1']:.4f}")
+    print(f"checkpoint: {args.output / 'model.pt'}")
+
+
 def run_export(args: argparse.Namespace) -> None:
     from models.export import export_checkpoint
 
@@ -186,8 +281,71 @@ def run_real_check(args: argparse.Namespace) -> None:
     print(run(args.wheel, args.model, args.docs, args.work))
 
 
+def rasterio_open(path: Path):
+    import rasterio
+
+    return rasterio.open(path)
+
+
+def run_experiment(args: argparse.Namespace) -> None:
+    if args.experiment == "clouds":
+        from models.experiments.clouds import CloudExperiment, run_cloud_experiment
+
+        started = time.time()
+        results = run_cloud_experiment(CloudExperiment(**_crop_training(args),
+                                                       conditions=args.conditions.split(",")))
+        print(f"done in {time.time() - started:.0f} s; held-out overall accuracy:")
+        for condition in results["conditions"]:
+            print(f"  {condition['name']:12s} {condition['dates_used']:2d} dates  "
+                  f"accuracy {condition['final']['accuracy']:.4f}  mean F1 {condition['final']['f1']:.4f}")
+        print(f"results: {args.output / 'clouds.json'}")
+    elif args.experiment == "sequence":
+        from models.experiments.sequence import SequenceExperiment, run_sequence_experiment
+
+        started = time.time()
+        results = run_sequence_experiment(SequenceExperiment(
+            output=args.output, data_dir=args.data_dir, tasks=args.tasks.split(","),
+            seeds=[int(s) for s in args.seeds.split(",")], train_scenes=args.train_scenes,
+            validation_scenes=args.validation_scenes, fcn_epochs=args.fcn_epochs,
+            sequence_epochs=args.sequence_epochs, samples_per_epoch=args.samples_per_epoch))
+        print(f"done in {time.time() - started:.0f} s; held-out pixel accuracy, mean over seeds:")
+        for task, result in results["tasks"].items():
+            summary = result["summary"]
+            print(f"  {task:10s} single date {summary['single_date_fcn']['accuracy']['mean']:.4f}  "
+                  f"sequence {summary['sequence']['accuracy']['mean']:.4f}")
+        print(f"results: {args.output / 'sequence.json'}")
+    elif args.experiment == "report":
+        from models.experiments.report import EXPERIMENT_COMMANDS, write_report
+
+        report = write_report(args.docs, args.sequence, args.clouds, args.gates, args.gate_figure,
+                              EXPERIMENT_COMMANDS)
+        print(f"wrote {report}")
+    elif args.experiment == "gates":
+        from rasterio.windows import Window
+
+        from core.dates import dated_rasters
+        from models.experiments.gates import write_gate_figure
+
+        rasters = dated_rasters(args.images, args.dates)
+        if args.window:
+            col, row, size = (int(v) for v in args.window.split(","))
+        else:
+            with rasterio_open(args.images[0]) as first:
+                size = min(48, first.width, first.height)
+                col, row = (first.width - size) // 2, (first.height - size) // 2
+        cells = [int(c) for c in args.cells.split(",")] if args.cells else None
+        numbers = write_gate_figure(args.checkpoint, rasters, args.output, Window(col, row, size, size),
+                                    args.layer, cells, args.cell_count, args.clouds)
+        print(f"wrote {args.output}: layer {numbers['layer']}, cells {numbers['cells']}")
+        if "closure_mean_over_cells" in numbers:
+            print("input gate, clear minus cloudy pixels: chosen cells "
+                  + ", ".join(f"{k}: {v:+.3f}" for k, v in numbers["closure_of_chosen_cells"].items())
+                  + f"; mean over all {numbers['hidden_cells']} cells {numbers['closure_mean_over_cells']:+.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    commands = {"train": run_train, "export": run_export, "simulate": run_simulate, "real-check": run_real_check}
+    commands = {"train": run_train, "train-crops": run_train_crops, "export": run_export,
+                "simulate": run_simulate, "real-check": run_real_check, "experiment": run_experiment}
     return run_command(commands[args.command], args)

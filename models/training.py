@@ -7,6 +7,7 @@ Each stage keeps the checkpoint of its best validation IoU; the last stage's bes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -58,6 +59,8 @@ class TrainOptions:
     tile_size: int = 256
     tiles_overlap: int = 32
     threshold: float = 0.5
+    input_dtype: str = "uint8"
+    validation_patch_size: int | None = None  # None: patch_size
 
 
 def seed_everything(seed: int) -> None:
@@ -167,21 +170,14 @@ def _stage(
     return best
 
 
-def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site]) -> dict[str, Any]:
-    """Run the stages; write ``<stage>_best.pt``, ``model.pt`` and ``history.json`` under
-    ``options.output``. Returns the final validation metrics of the single-date FCN and
-    of the sequence model, measured on the same held-out sites."""
-    if options.network.architecture != "fcn_convlstm":
-        raise ValueError("this trainer runs paper A's fcn_convlstm; see 'python -m models experiment' "
-                         "for the BiConvLSTM classifier")
-    seed_everything(options.seed)
-    options.output.mkdir(parents=True, exist_ok=True)
-    network = build_network(options.network).to(options.device)
-    card = {
+def model_card_fields(options: TrainOptions) -> dict[str, Any]:
+    """The card fields known before training (``core.model_card.ModelCard``)."""
+    return {
         "architecture": options.network.architecture,
         "class_names": options.class_names,
         "bands": options.bands,
         "input_scale": options.input_scale,
+        "input_dtype": options.input_dtype,
         "sequence_length": options.sequence_length,
         "min_sequence_length": options.min_sequence_length,
         "tile_size": options.tile_size,
@@ -190,20 +186,56 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
         "threshold": options.threshold,
         "trained_on": options.trained_on,
     }
-    history: list[dict[str, Any]] = []
-    opened = [OpenSite(site) for site in [*train_sites, *val_sites]]
+
+
+@contextlib.contextmanager
+def opened_sites(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site],
+                 card: dict[str, Any]):
+    """Open all sites; yields ``(train_open, val_open, normalisation)`` with the training
+    sites' band statistics written into ``card``."""
+    opened = []
     try:
+        for site in [*train_sites, *val_sites]:
+            opened.append(OpenSite(site))
         train_open, val_open = opened[: len(train_sites)], opened[len(train_sites):]
         mean, std = band_statistics(train_open, options.input_scale, seed=options.seed)
         card.update(standardization_mean=list(mean), standardization_std=list(std))
-        normalisation = Normalisation(options.input_scale, mean, std)
+        yield train_open, val_open, Normalisation(options.input_scale, mean, std)
+    finally:
+        for site in opened:
+            site.__exit__(None, None, None)
+
+
+def _write_summary(options: TrainOptions, network: nn.Module, card: dict[str, Any],
+                   history: list[dict[str, Any]], final: dict[str, Any]) -> None:
+    """``model.pt`` (card with its metrics) and ``history.json`` under ``options.output``."""
+    card["metrics"] = final
+    save_checkpoint(options.output / "model.pt", network, options.network, card, "final", 0, final)
+    summary = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+               "history": history, "final": final}
+    (options.output / "history.json").write_text(json.dumps(summary, indent=2))
+
+
+def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site]) -> dict[str, Any]:
+    """Run the stages; write ``<stage>_best.pt``, ``model.pt`` and ``history.json`` under
+    ``options.output``. Returns the final validation metrics of the single-date FCN and
+    of the sequence model, measured on the same held-out sites."""
+    if options.network.architecture != "fcn_convlstm":
+        raise ValueError("this trainer runs paper A's fcn_convlstm; train_classifier runs the BiConvLSTM")
+    seed_everything(options.seed)
+    options.output.mkdir(parents=True, exist_ok=True)
+    network = build_network(options.network).to(options.device)
+    card = model_card_fields(options)
+    history: list[dict[str, Any]] = []
+    with opened_sites(options, train_sites, val_sites, card) as (train_open, val_open, normalisation):
 
         def patches(length: int) -> SequencePatches:
             return SequencePatches(train_open, options.patch_size, length, normalisation,
                                    "random", options.samples_per_epoch, options.seed)
 
         val_loader = DataLoader(
-            SequencePatches(val_open, options.patch_size, options.sequence_length, normalisation, "grid"),
+            SequencePatches(val_open, options.validation_patch_size or options.patch_size,
+                            options.sequence_length, normalisation, "grid"),
             batch_size=options.batch_size,
         )
         fcn_params = list(network.fcn.parameters())
@@ -235,15 +267,47 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
             "validation_sites": len(val_sites),
             "validation_pixels_per_date": sum(s.shape[0] * s.shape[1] for s in val_open),
         }
-    finally:
-        for site in opened:
-            site.__exit__(None, None, None)
     final["sequence_minus_single_date"] = {
         key: final["sequence"][key] - final["single_date_fcn"][key] for key in ("accuracy", "iou", "f1")
     }
-    card["metrics"] = final
-    save_checkpoint(options.output / "model.pt", network, options.network, card, "final", 0, final)
-    summary = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
-               "history": history, "final": final}
-    (options.output / "history.json").write_text(json.dumps(summary, indent=2))
+    _write_summary(options, network, card, history, final)
+    return final
+
+
+def train_classifier(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site],
+                     epochs: int, date_views: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                     ) -> dict[str, Any]:
+    """Paper B: the BiConvLSTM classifier trained end to end on every observation of the
+    sites, cloudy or not (cross entropy when ``options.alpha`` is 1). With
+    ``options.min_sequence_length`` below the sites' date count, each batch keeps a random
+    time-ordered subset of that many to all dates. ``date_views`` name other date selections
+    ``[B, T, C, H, W] -> [B, T', C, H, W]`` the final model is also scored on. Writes
+    ``classifier_best.pt``, ``model.pt`` and ``history.json``; returns the held-out metrics."""
+    if options.network.architecture != "biconvlstm":
+        raise ValueError("train_classifier runs the biconvlstm architecture")
+    seed_everything(options.seed)
+    options.output.mkdir(parents=True, exist_ok=True)
+    network = build_network(options.network).to(options.device)
+    card = model_card_fields(options)
+    history: list[dict[str, Any]] = []
+    dates = min(len(site.rasters) for site in train_sites)
+    min_dates = options.min_sequence_length if options.min_sequence_length < dates else None
+    with opened_sites(options, train_sites, val_sites, card) as (train_open, val_open, normalisation):
+        train_data = SequencePatches(train_open, options.patch_size, None, normalisation, "random",
+                                     options.samples_per_epoch, options.seed)
+        val_loader = DataLoader(SequencePatches(val_open, options.validation_patch_size or options.patch_size,
+                                                None, normalisation, "grid"), batch_size=options.batch_size)
+        _stage("classifier", network, list(network.parameters()), network, False, train_data, val_loader,
+               epochs, options.learning_rate, options, card, history, min_dates)
+        network.eval()
+        final = {
+            "classifier": evaluate(network, val_loader, len(options.class_names), options.device, False),
+            "validation_sites": len(val_sites),
+            "validation_pixels": sum(s.shape[0] * s.shape[1] for s in val_open),
+            "dates": dates,
+        }
+        for name, view in (date_views or {}).items():
+            final[name] = evaluate(lambda images, view=view: network(view(images)), val_loader,
+                                   len(options.class_names), options.device, False)
+    _write_summary(options, network, card, history, final)
     return final

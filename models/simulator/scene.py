@@ -103,10 +103,11 @@ def simulate_scene(
                           acquisitions, land, transform, UTM_28N)
 
 
-def _write(path: Path, data: np.ndarray, transform, date: dt.date, descriptions, nodata: int) -> None:
+def _write(path: Path, data: np.ndarray, transform, date: dt.date, descriptions, nodata: int,
+           crs: CRS = UTM_28N) -> None:
     profile = dict(
         driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype=data.dtype.name, crs=UTM_28N, transform=transform, nodata=nodata, compress="deflate",
+        dtype=data.dtype.name, crs=crs, transform=transform, nodata=nodata, compress="deflate",
     )
     if min(data.shape[1:]) >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)

@@ -1,0 +1,106 @@
+"""The crop-type classifier (paper B's BiConvLSTM) on the simulated crop region:
+shared by the cloud-cover experiment and the shipped ``models/weights/crops.onnx``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.raster_stack import DatedRaster
+from models.checkpoint import NetworkConfig
+from models.dataset import Site
+from models.labels import LabelSource
+from models.simulator.crops import (
+    CROP_BANDS,
+    CROP_CLASSES,
+    CropScene,
+    crop_scene_complete,
+    crop_schedule,
+    read_crop_scene,
+    simulate_crop_scene,
+)
+from models.training import TrainOptions, train_classifier
+
+log = logging.getLogger("timeseg.train")
+CROP_SIMULATOR_VERSION = 1  # raise when the crop simulator's output changes
+REGION_SEED = 2016
+VALIDATION_SEED_OFFSET = 10**6
+
+
+@dataclass
+class CropTraining:
+    """Data and training settings; the defaults fit a 2-core CPU (paper B: 256 cells, 48 px)."""
+
+    output: Path
+    data_dir: Path = Path("data/simulated/crops")
+    train_scenes: int = 12
+    validation_scenes: int = 4
+    scene_size: int = 128
+    dates: int = 46
+    epochs: int = 20
+    samples_per_epoch: int = 256
+    patch_size: int = 24
+    validation_patch_size: int = 64
+    hidden_channels: int = 16
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+
+def region_scenes(data_dir: Path, seeds: range, size: int, dates: int) -> list[CropScene]:
+    """Crop scenes of the simulated region on its shared schedule, reused when already written."""
+    schedule = crop_schedule(2016, dates, REGION_SEED)
+    region = Path(data_dir) / f"v{CROP_SIMULATOR_VERSION}_region{REGION_SEED}_{dates}dates_{size}px"
+    scenes = []
+    for seed in seeds:
+        folder = region / f"scene_{seed:07d}"
+        scenes.append(read_crop_scene(folder) if crop_scene_complete(folder)
+                      else simulate_crop_scene(folder, seed, schedule, size))
+    return scenes
+
+
+def crop_site(scene: CropScene, date_indices: Sequence[int]) -> Site:
+    """A site of ``scene``'s dates at ``date_indices`` with its crop labels."""
+    rasters = tuple(DatedRaster(scene.image_paths[i], scene.acquisitions[i].date) for i in date_indices)
+    return Site(rasters, LabelSource(scene.labels_path, "raster"))
+
+
+def classifier_options(experiment: CropTraining, output: Path, dates: int, min_dates: int,
+                       trained_on: str) -> TrainOptions:
+    """Paper B's network and loss (cross entropy only) at the experiment's size."""
+    return TrainOptions(
+        output=output,
+        network=NetworkConfig("biconvlstm", len(CROP_BANDS), len(CROP_CLASSES),
+                              hidden_channels=experiment.hidden_channels),
+        class_names=list(CROP_CLASSES), bands=list(CROP_BANDS), input_scale=1e-4, input_dtype="uint16",
+        patch_size=experiment.patch_size, validation_patch_size=experiment.validation_patch_size,
+        sequence_length=dates, min_sequence_length=min_dates, batch_size=experiment.batch_size,
+        samples_per_epoch=experiment.samples_per_epoch, learning_rate=experiment.learning_rate,
+        schedule="paper", alpha=1.0, seed=experiment.seed, trained_on=trained_on,
+        tile_size=128, tiles_overlap=32,
+    )
+
+
+
+
+def train_crop_model(training: CropTraining, min_dates: int) -> dict[str, Any]:
+    """The shipped crop model: every date of the region, cloudy or not; each batch keeps a
+    random time-ordered subset of ``min_dates`` to all dates, so that the model also takes
+    sparser series. Held-out metrics on all dates and on every second date."""
+    train_scenes = region_scenes(training.data_dir, range(training.train_scenes), training.scene_size,
+                                 training.dates)
+    val_scenes = region_scenes(training.data_dir, range(VALIDATION_SEED_OFFSET,
+                                                        VALIDATION_SEED_OFFSET + training.validation_scenes),
+                               training.scene_size, training.dates)
+    every_date = range(training.dates)
+    options = classifier_options(
+        training, training.output, training.dates, min_dates,
+        f"TimeSeg crop simulator (13-band Sentinel-2-like TOA reflectance, {training.dates} dates of 2016, "
+        f"clouds and shadows on most dates, no cloud mask): {training.train_scenes} scenes of "
+        f"{training.scene_size} px; held out: {training.validation_scenes} scenes")
+    return train_classifier(options, [crop_site(s, every_date) for s in train_scenes],
+                            [crop_site(s, every_date) for s in val_scenes], training.epochs,
+                            {"every_second_date": lambda images: images[:, ::2]})

@@ -1,0 +1,135 @@
+"""The crop simulator (paper B's data) and the BiConvLSTM classifier's training and export."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import rasterio
+
+from core.raster_stack import DatedRaster
+from core.segment import SegmentRequest, segment
+from models.simulator.crops import (
+    CROP_BANDS,
+    CROP_CLASSES,
+    PHENOLOGY,
+    crop_ground,
+    crop_schedule,
+    make_crop_land,
+    simulate_crop_scene,
+)
+
+
+@pytest.fixture(scope="module")
+def crop_scene(tmp_path_factory):
+    """48 px, 20 dates."""
+    return simulate_crop_scene(tmp_path_factory.mktemp("crops") / "scene", 5, crop_schedule(2016, 20, 1), 48)
+
+
+def test_schedule_has_paper_b_cloud_cover_counts():
+    cover = np.array([a.cloud_cover for a in crop_schedule(2016, 46, 0)])
+    # paper B, section 4.2: of 46 observations 26 below 50 %, 17 below 25 %, 10 below 10 %, 4 cloud-free
+    assert [(cover < 0.5).sum(), (cover < 0.25).sum(), (cover < 0.1).sum(), (cover == 0).sum()] == [26, 17, 10, 4]
+    schedule = crop_schedule(2016, 20, 0)
+    dates = [a.date for a in schedule]
+    assert len(dates) == 20 and dates == sorted(dates) and all(d.year == 2016 for d in dates)
+    assert crop_schedule(2016, 20, 0) == schedule  # deterministic
+    with pytest.raises(ValueError, match="4 to 60 dates"):
+        crop_schedule(2016, 2, 0)
+
+
+def test_scene_files_bands_grid_and_labels(crop_scene):
+    assert len(crop_scene.image_paths) == 20
+    with rasterio.open(crop_scene.image_paths[0]) as first:
+        assert first.count == 13 and first.dtypes[0] == "uint16" and first.nodata == 0
+        assert list(first.descriptions) == list(CROP_BANDS)
+        assert first.crs.to_epsg() == 32632 and first.res == (10.0, 10.0)
+        grid = (first.transform, first.width, first.height)
+    with rasterio.open(crop_scene.labels_path) as labels:
+        assert (labels.transform, labels.width, labels.height) == grid
+        codes = labels.read(1)
+    assert set(np.unique(codes)) <= set(range(len(CROP_CLASSES)))
+    assert len(np.unique(codes)) >= 4  # several crop types and other land
+    with rasterio.open(crop_scene.clouds_path) as clouds:
+        assert clouds.count == 20
+        assert clouds.descriptions[3].startswith(crop_scene.acquisitions[3].date.isoformat())
+    record = json.loads((crop_scene.folder / "acquisitions.json").read_text())
+    assert record["classes"] == list(CROP_CLASSES) and len(record["dates"]) == 20
+
+
+def test_measured_cloud_cover_follows_the_schedule_and_clouds_are_bright(crop_scene):
+    target = np.array([a.cloud_cover for a in crop_scene.acquisitions])
+    measured = np.array(crop_scene.measured_cloud_cover)
+    assert np.all(measured[target == 0] == 0)
+    assert np.abs(measured - target).mean() < 0.08
+    index = int(np.argmin(np.abs(target - 0.5)))
+    with rasterio.open(crop_scene.image_paths[index]) as image, rasterio.open(crop_scene.clouds_path) as clouds:
+        blue = image.read(2).astype(float)
+        opacity = clouds.read(index + 1)
+    assert blue[opacity > 80].mean() > 2 * blue[opacity == 0].mean()
+
+
+def test_crops_differ_by_their_seasonal_course():
+    land = make_crop_land(64, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+
+    def ndvi(day: int, crop: str) -> float:
+        reflectance = crop_ground(land, day, rng)
+        red, nir = reflectance[3], reflectance[7]
+        mask = land.classes == CROP_CLASSES.index(crop)
+        return float(((nir - red) / (nir + red))[mask].mean())
+
+    assert ndvi(140, "winter_cereal") > ndvi(225, "winter_cereal") + 0.2  # green in May, harvested in August
+    assert ndvi(215, "maize") > ndvi(140, "maize") + 0.2  # the opposite for maize
+    assert ndvi(240, "sugar_beet") > ndvi(240, "spring_cereal") + 0.2
+    assert set(PHENOLOGY) == set(CROP_CLASSES[1:])
+
+
+def test_classifier_trains_exports_and_runs_in_the_engine(tmp_path):
+    import torch
+
+    from models.crops import CropTraining, classifier_options, crop_site, region_scenes
+    from models.export import export_checkpoint
+    from models.training import train_classifier
+
+    training = CropTraining(output=tmp_path / "run", data_dir=tmp_path / "data", train_scenes=2,
+                            validation_scenes=1, scene_size=32, dates=8, epochs=2, samples_per_epoch=8,
+                            patch_size=16, validation_patch_size=32, hidden_channels=4, batch_size=4)
+    scenes = region_scenes(training.data_dir, range(3), 32, 8)
+    options = classifier_options(training, training.output, 8, 5, "test")
+    final = train_classifier(options, [crop_site(s, range(8)) for s in scenes[:2]], [crop_site(scenes[2], range(8))],
+                             training.epochs, {"last_four": lambda images: images[:, -4:]})
+    assert final["dates"] == 8 and final["validation_pixels"] == 32 * 32
+    assert {"accuracy", "f1", "last_four"} <= set(final["classifier"]) | set(final)
+    assert all(f"f1_class_{k}" in final["classifier"] for k in range(len(CROP_CLASSES)))
+    history = json.loads((training.output / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["stage"] == "classifier" for h in history)
+    checkpoint = torch.load(training.output / "model.pt", weights_only=True)
+    assert checkpoint["card"]["input_dtype"] == "uint16" and checkpoint["network"]["architecture"] == "biconvlstm"
+
+    card, difference = export_checkpoint(training.output / "model.pt", tmp_path / "crops.onnx")
+    assert difference < 1e-4 and card.class_names == list(CROP_CLASSES) and card.bands == list(CROP_BANDS)
+    scene = scenes[2]
+    rasters = [DatedRaster(p, a.date) for p, a in zip(scene.image_paths, scene.acquisitions)]
+    result = segment(SegmentRequest(rasters, tmp_path / "crops.onnx", tmp_path / "out", device="cpu"))
+    with rasterio.open(result.classes_path) as classes, rasterio.open(scene.labels_path) as labels:
+        assert classes.transform == labels.transform and classes.shape == labels.shape
+        assert set(np.unique(classes.read(1))) <= set(range(len(CROP_CLASSES)))
+        assert classes.colormap(1)[1][:3] != classes.colormap(1)[2][:3]
+    with rasterio.open(result.probability_path) as probability:
+        assert probability.count == len(CROP_CLASSES)
+        assert np.allclose(probability.read().sum(axis=0), 1, atol=1e-4)
+    # true-colour rasters instead of 13 bands: refused with the bands the model wants, nothing written
+    three_band = []
+    for raster in rasters[:5]:
+        path = tmp_path / "tci" / raster.path.name
+        path.parent.mkdir(exist_ok=True)
+        with rasterio.open(raster.path) as source:
+            with rasterio.open(path, "w", **{**source.profile, "count": 3}) as target:
+                target.write(source.read([4, 3, 2]))
+        three_band.append(replace(raster, path=path))
+    from core.segment import SegmentError
+
+    with pytest.raises(SegmentError, match="3 bands, the model wants 13"):
+        segment(SegmentRequest(three_band, tmp_path / "crops.onnx", tmp_path / "bad", device="cpu"))
+    assert not (tmp_path / "bad" / "classes.tif").exists()
