@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 MODEL_TYPE = "segmentation"
-SHIPPED_ROAD_MODEL = Path(__file__).resolve().parents[1] / "models" / "weights" / "roads.onnx"
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
+SHIPPED_ROAD_MODEL = SHIPPED_MODELS_DIR / "roads.onnx"
+SHIPPED_CROP_MODEL = SHIPPED_MODELS_DIR / "crops.onnx"
+
+
+def shipped_models() -> list[Path]:
+    """The ``.onnx`` models that come with TimeSeg, by name."""
+    return sorted(SHIPPED_MODELS_DIR.glob("*.onnx"))
 
 
 class ModelCardError(ValueError):

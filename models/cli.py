@@ -148,6 +148,17 @@ def _add_experiment(commands) -> None:
     kinds = parser.add_subparsers(dest="experiment", required=True)
     clouds = kinds.add_parser("clouds", help="paper B 4.2: BiConvLSTM on all dates and on cloud-cover subsets")
     _add_crop_training_arguments(clouds, Path("runs/experiments/clouds"))
+    user = clouds.add_argument_group("your data (instead of the simulated region)")
+    user.add_argument("--images", type=Path, nargs="+", help="dated rasters of the training area, all observations")
+    user.add_argument("--image-dates", help="comma-separated YYYY-MM-DD, one per --images, if not in names/tags")
+    user.add_argument("--labels", type=Path, help="label raster of the training area (class codes, 255 unknown)")
+    user.add_argument("--validation-images", type=Path, nargs="+", help="dated rasters of a held-out area")
+    user.add_argument("--validation-labels", type=Path, help="label raster of the held-out area")
+    user.add_argument("--cloud-cover", type=Path, help="CSV of date,cloud_cover (share 0..1) for every date, "
+                      "e.g. from the scene metadata or a cloud mask")
+    user.add_argument("--class-names", help="comma-separated, one per class code")
+    user.add_argument("--bands", help="comma-separated band names in raster order (default band1..bandN)")
+    user.add_argument("--input-scale", type=float, default=1e-4, help="raw value multiplier (default 1e-4: L1C)")
     clouds.add_argument("--conditions", default="all,below_50,below_25,below_10,cloud_free",
                         help="comma-separated subset of all,below_50,below_25,below_10,cloud_free")
 
@@ -289,11 +300,20 @@ def rasterio_open(path: Path):
 
 def run_experiment(args: argparse.Namespace) -> None:
     if args.experiment == "clouds":
-        from models.experiments.clouds import CloudExperiment, run_cloud_experiment
+        from models.experiments.clouds import CloudExperiment, run_cloud_experiment, user_cloud_data
 
+        data = None
+        if args.images:
+            needed = ("labels", "validation_images", "validation_labels", "cloud_cover", "class_names")
+            missing = ["--" + name.replace("_", "-") for name in needed if not getattr(args, name)]
+            if missing:
+                raise ValueError(f"with --images, also give {', '.join(missing)}")
+            data = user_cloud_data(args.images, args.labels, args.validation_images, args.validation_labels,
+                                   args.cloud_cover, args.class_names.split(","),
+                                   args.bands.split(",") if args.bands else None, args.input_scale, args.image_dates)
         started = time.time()
-        results = run_cloud_experiment(CloudExperiment(**_crop_training(args),
-                                                       conditions=args.conditions.split(",")))
+        results = run_cloud_experiment(CloudExperiment(**_crop_training(args), conditions=args.conditions.split(",")),
+                                       data)
         print(f"done in {time.time() - started:.0f} s; held-out overall accuracy:")
         for condition in results["conditions"]:
             print(f"  {condition['name']:12s} {condition['dates_used']:2d} dates  "

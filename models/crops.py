@@ -68,14 +68,15 @@ def crop_site(scene: CropScene, date_indices: Sequence[int]) -> Site:
     return Site(rasters, LabelSource(scene.labels_path, "raster"))
 
 
-def classifier_options(experiment: CropTraining, output: Path, dates: int, min_dates: int,
-                       trained_on: str) -> TrainOptions:
-    """Paper B's network and loss (cross entropy only) at the experiment's size."""
+def classifier_options(experiment: CropTraining, output: Path, dates: int, min_dates: int, trained_on: str,
+                       class_names: Sequence[str] = CROP_CLASSES, bands: Sequence[str] = CROP_BANDS,
+                       input_scale: float = 1e-4, input_dtype: str = "uint16") -> TrainOptions:
+    """Paper B's network and loss (cross entropy only) at the experiment's size; the data's
+    classes and bands default to the crop simulator's (TOA reflectance x 10000)."""
     return TrainOptions(
         output=output,
-        network=NetworkConfig("biconvlstm", len(CROP_BANDS), len(CROP_CLASSES),
-                              hidden_channels=experiment.hidden_channels),
-        class_names=list(CROP_CLASSES), bands=list(CROP_BANDS), input_scale=1e-4, input_dtype="uint16",
+        network=NetworkConfig("biconvlstm", len(bands), len(class_names), hidden_channels=experiment.hidden_channels),
+        class_names=list(class_names), bands=list(bands), input_scale=input_scale, input_dtype=input_dtype,
         patch_size=experiment.patch_size, validation_patch_size=experiment.validation_patch_size,
         sequence_length=dates, min_sequence_length=min_dates, batch_size=experiment.batch_size,
         samples_per_epoch=experiment.samples_per_epoch, learning_rate=experiment.learning_rate,

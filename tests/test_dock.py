@@ -173,3 +173,22 @@ def test_a_layer_without_a_date_asks_for_one(dock, tmp_path):
     chosen, missing = dock.table.checked_layers()
     assert missing == [] and [(c.date, c.period) for c in chosen] == [(dt.date(2018, 6, 1), "2018")]
     assert "Give a date" not in dock.warning_label.text()
+
+
+def test_shipped_models_are_offered_by_name(dock):
+    from core.model_card import SHIPPED_CROP_MODEL, SHIPPED_ROAD_MODEL
+
+    dock, layers = dock
+    combo = dock.shipped_combo
+    names = [combo.itemText(i) for i in range(combo.count())]
+    assert names == ["Shipped: crops", "Shipped: roads", "Another model file…"]
+    assert combo.currentIndex() == 2  # the fixture's own test model
+    combo.activated.emit(0)
+    assert dock.model_widget.filePath() == str(SHIPPED_CROP_MODEL)
+    assert "meadow" in dock.card_label.text() and "B8A" in dock.card_label.text()
+    assert dock.tile_spin.value() == 128
+    # the true-colour layers of the project do not fit a 13-band model
+    dock.table.set_checked(layers[0].id())
+    assert "13" in dock.warning_label.text()
+    dock.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
+    assert combo.currentIndex() == 1

@@ -183,3 +183,40 @@ def test_report_tables_plots_and_make_target(cloud_run, tmp_path):
     made = [re.sub(r"\s+", " ", line.strip().replace("$(PYTHON)", "python").replace("$(GATE_SCENE)", gate_scene))
             for line in lines]
     assert made == EXPERIMENT_COMMANDS
+
+
+def test_cloud_experiment_on_your_own_rasters_and_cloud_cover(cloud_run, tmp_path):
+    from models.cli import main
+    from models.crops import region_scenes
+    from models.experiments.clouds import read_cloud_cover
+
+    experiment, _ = cloud_run
+    train, held_out = region_scenes(experiment.data_dir, [0, 10**6], 32, 20)
+    table = tmp_path / "cover.csv"
+    table.write_text("date,cloud_cover\n" + "".join(
+        f"{a.date},{c:.3f}\n" for a, c in zip(train.acquisitions, train.measured_cloud_cover)))
+    assert len(read_cloud_cover(table)) == 20
+    base = ["experiment", "clouds", "--output", str(tmp_path / "run"), "--epochs", "1", "--samples-per-epoch", "4",
+            "--patch-size", "16", "--hidden-channels", "2", "--conditions", "all,below_10",
+            "--images", *map(str, train.image_paths), "--labels", str(train.labels_path),
+            "--validation-images", *map(str, held_out.image_paths), "--validation-labels", str(held_out.labels_path)]
+    assert main([*base, "--cloud-cover", str(table)]) == 1  # class names missing: refused before training
+    names = "other,meadow,winter_cereal,spring_cereal,maize,rapeseed,sugar_beet"
+    assert main([*base, "--cloud-cover", str(table), "--class-names", names]) == 0
+    results = json.loads((tmp_path / "run" / "clouds.json").read_text())
+    every, clear = results["conditions"]
+    assert results["data"].startswith("user data: 20 dates")
+    assert every["dates_used"] == 20 and clear["dates_used"] == int((np.array(train.measured_cloud_cover) < 0.1).sum())
+    card = torch.load(tmp_path / "run" / "below_10" / "model.pt", weights_only=True)["card"]
+    assert card["bands"] == [f"band{i}" for i in range(1, 14)] and card["class_names"] == names.split(",")
+
+    table.write_text("2016-01-01,0.2\n")
+    assert main([*base, "--cloud-cover", str(table), "--class-names", names]) == 1
+    with pytest.raises(ValueError, match="gives no cloud cover for"):
+        from models.experiments.clouds import user_cloud_data
+
+        user_cloud_data(train.image_paths, train.labels_path, held_out.image_paths, held_out.labels_path, table,
+                        names.split(","), None, 1e-4)
+    table.write_text("2016-01-01,20\n")
+    with pytest.raises(ValueError, match="not a share between 0 and 1"):
+        read_cloud_cover(table)

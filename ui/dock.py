@@ -35,7 +35,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from core.model_card import SHIPPED_ROAD_MODEL
+from core.model_card import SHIPPED_ROAD_MODEL, shipped_models
 
 from .dependencies import missing_dependency_message
 from .layer_table import LayerTable
@@ -77,6 +77,11 @@ class TimeSegDock(QgsDockWidget):
 
         model_box = QGroupBox(self.tr("Model"))
         model_layout = QVBoxLayout(model_box)
+        self.shipped_combo = QComboBox()
+        for path in shipped_models():
+            self.shipped_combo.addItem(self.tr("Shipped: {}").format(path.stem), str(path))
+        self.shipped_combo.addItem(self.tr("Another model file…"), "")
+        model_layout.addWidget(self.shipped_combo)
         self.model_widget = QgsFileWidget()
         self.model_widget.setFilter("ONNX models (*.onnx)")
         self.model_widget.setFilePath(settings.value(SETTINGS + "model", str(SHIPPED_ROAD_MODEL)))
@@ -152,6 +157,7 @@ class TimeSegDock(QgsDockWidget):
         self.setWidget(body)
 
         self.model_widget.fileChanged.connect(self.load_model)
+        self.shipped_combo.activated.connect(self._choose_shipped_model)
         self.defaults_button.clicked.connect(self.apply_model_defaults)
         self.device_combo.currentIndexChanged.connect(self._update_device_label)
         self.table.selectionChangedByUser.connect(self.update_warnings)
@@ -182,7 +188,16 @@ class TimeSegDock(QgsDockWidget):
         self.run_button.setEnabled(not message)
         return not message
 
+    def _choose_shipped_model(self, index: int) -> None:
+        path = self.shipped_combo.itemData(index)
+        if path:
+            self.model_widget.setFilePath(path)
+        else:
+            self.model_widget.lineEdit().setFocus()
+
     def load_model(self, path: str) -> None:
+        shipped = self.shipped_combo.findData(str(Path(path).resolve()) if path else "")
+        self.shipped_combo.setCurrentIndex(shipped if shipped >= 0 else self.shipped_combo.count() - 1)
         self.card = None
         if not path:
             self.card_label.setText(self.tr("Choose a model file."))
