@@ -1,8 +1,9 @@
-"""Paper A's training: the FCN on single dates, then the ConvLSTM on the frozen FCN's
-PMap sequences, then (optionally) both together.
+"""Training. Paper A (``train``): the FCN on single dates, then the ConvLSTM on the frozen
+FCN's PMap sequences, then (optionally) both together. Paper B (``train_classifier``): the
+BiConvLSTM end to end on all observations.
 
-Each stage keeps the checkpoint of its best validation IoU; the last stage's best is
-``model.pt``, the file ``python -m models export`` takes.
+Each stage keeps the checkpoint of its best validation IoU (mean over classes for more
+than two); the last stage's best is ``model.pt``, the file ``python -m models export`` takes.
 """
 
 from __future__ import annotations

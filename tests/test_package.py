@@ -19,7 +19,8 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     names = zipfile.ZipFile(path).namelist()
     assert {n.split("/")[0] for n in names} == {"timeseg"}
     for required in ("__init__.py", "metadata.txt", "LICENSE", "plugin.py", "icons/timeseg.svg",
-                     "models/weights/roads.onnx", "core/segment.py", "ui/dock.py", "provider/algorithms.py"):
+                     "models/weights/roads.onnx", "models/weights/crops.onnx", "core/segment.py", "ui/dock.py",
+                     "provider/algorithms.py"):
         assert f"timeseg/{required}" in names
     for name in names:
         assert not name.startswith(("timeseg/tests", "timeseg/.venv", "timeseg/.git", "timeseg/data",

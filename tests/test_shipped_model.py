@@ -43,3 +43,39 @@ def test_the_model_finds_the_roads_of_an_unseen_simulated_scene(tmp_path):
     assert probability[roads].mean() > probability[~roads].mean() + 0.3
     predicted = probability >= 0.5
     assert (predicted & roads).sum() / max(predicted.sum(), 1) > 0.5
+
+
+def test_crop_model_card_and_its_held_out_metrics():
+    from core.model_card import SHIPPED_CROP_MODEL
+    from models.simulator.crops import CROP_BANDS, CROP_CLASSES
+
+    card = read_model_card(SHIPPED_CROP_MODEL)
+    assert SHIPPED_CROP_MODEL.stat().st_size < 2 * 1024 * 1024
+    assert card.architecture == "biconvlstm" and card.class_names == list(CROP_CLASSES)
+    assert card.bands == list(CROP_BANDS) and card.input_dtype == "uint16" and card.input_scale == 1e-4
+    assert card.min_sequence_length == 20 and card.sequence_length == 46 and card.dynamic_time
+    assert len(card.standardization_mean) == 13
+    metrics = card.metrics
+    assert metrics["classifier"]["accuracy"] > 0.85 and metrics["every_second_date"]["accuracy"] > 0.8
+    assert all(f"f1_class_{k}" in metrics["classifier"] for k in range(len(CROP_CLASSES)))
+
+
+def test_the_crop_model_classifies_an_unseen_scene_with_all_its_cloudy_dates(tmp_path):
+    import numpy as np
+
+    from core.model_card import SHIPPED_CROP_MODEL
+    from models.crops import REGION_SEED
+    from models.simulator.crops import crop_schedule, simulate_crop_scene
+
+    scene = simulate_crop_scene(tmp_path / "scene", 4242, crop_schedule(2016, 46, REGION_SEED), 64)
+    assert sum(c >= 0.5 for c in scene.measured_cloud_cover) >= 15  # many dates mostly cloudy
+    rasters = [DatedRaster(p, a.date) for p, a in zip(scene.image_paths, scene.acquisitions)]
+    with rasterio.open(scene.labels_path) as dataset:
+        truth = dataset.read(1)
+    for name, chosen in (("all", rasters), ("every second date", rasters[::2])):
+        result = segment(SegmentRequest(chosen, SHIPPED_CROP_MODEL, tmp_path / name, device="cpu"))
+        with rasterio.open(result.classes_path) as dataset:
+            predicted = dataset.read(1)
+        accuracy = float((predicted == truth).mean())
+        assert accuracy > 0.8, f"{name}: overall accuracy {accuracy:.3f}"
+        assert len(np.unique(predicted)) >= 4
