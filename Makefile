@@ -84,7 +84,8 @@ crops-model: $(STAMP)
 # The papers' experiments (models/experiments/report.py lists the same commands for the report).
 GATE_SCENE := data/simulated/crops/v1_region2016_46dates_128px/scene_1000000
 experiments: $(STAMP)
-	$(PYTHON) -m models experiment sequence --output runs/experiments/sequence
+	$(PYTHON) -m models experiment sequence --tasks roads --output runs/experiments/sequence_roads
+	$(PYTHON) -m models experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves
 	$(PYTHON) -m models experiment clouds --output runs/experiments/clouds
 	$(PYTHON) -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward \
 	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \

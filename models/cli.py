@@ -189,7 +189,10 @@ def _add_experiment(commands) -> None:
                        "used to choose cells; never a model input)")
     report = kinds.add_parser("report", help="docs/experiments.md with tables and PNG plots from the JSON results")
     report.add_argument("--docs", type=Path, default=Path("docs"))
-    report.add_argument("--sequence", type=Path, default=Path("runs/experiments/sequence/sequence.json"))
+    report.add_argument("--sequence", type=Path, nargs="*",
+                        default=[Path("runs/experiments/sequence_roads/sequence.json"),
+                                 Path("runs/experiments/sequence_mangroves/sequence.json")],
+                        help="sequence.json files to gather (default: the roads and mangroves runs)")
     report.add_argument("--clouds", type=Path, default=Path("runs/experiments/clouds/clouds.json"))
     report.add_argument("--gates", type=Path, nargs="*", default=[Path("docs/experiments/gates_forward.json"),
                                                                  Path("docs/experiments/gates_backward.json")])

@@ -59,8 +59,8 @@ def test_unknown_condition_is_refused(tmp_path):
 
 def test_sequence_experiment_reports_both_models_over_seeds(tmp_path):
     from models.experiments.sequence import SequenceExperiment, run_sequence_experiment
-    from models.sites import mangrove_scene_seeds
     from models.simulator.landscape import Cover, make_landscape
+    from models.sites import mangrove_scene_seeds
 
     experiment = SequenceExperiment(output=tmp_path / "run", data_dir=tmp_path / "data", seeds=[0, 1],
                                     train_scenes=1, validation_scenes=1, scene_size=64, dates=3, patch_size=64,
@@ -165,7 +165,7 @@ def test_report_tables_plots_and_make_target(cloud_run, tmp_path):
 
     sequence["tasks"]["roads"]["summary"] = summarise(sequence["tasks"]["roads"]["runs"])
     (tmp_path / "sequence.json").write_text(json.dumps(sequence))
-    report = write_report(tmp_path / "docs", tmp_path / "sequence.json", experiment.output / "clouds.json",
+    report = write_report(tmp_path / "docs", [tmp_path / "sequence.json"], experiment.output / "clouds.json",
                           [], None, EXPERIMENT_COMMANDS)
     text = report.read_text()
     assert "| roads | difference | +0.0500 ± 0.0000 | +0.1500 ± 0.0707 |" in text

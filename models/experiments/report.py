@@ -20,7 +20,8 @@ CONDITION_TITLES = {"all": "all observations", "below_50": "cloud cover < 50 %",
 # What `make experiments` runs, in order (tests/test_experiments.py checks the Makefile says the same).
 GATE_SCENE = "data/simulated/crops/v1_region2016_46dates_128px/scene_1000000"
 EXPERIMENT_COMMANDS = [
-    "python -m models experiment sequence --output runs/experiments/sequence",
+    "python -m models experiment sequence --tasks roads --output runs/experiments/sequence_roads",
+    "python -m models experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves",
     "python -m models experiment clouds --output runs/experiments/clouds",
     f"python -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward "
     f"--images {GATE_SCENE}/S2_SIM_*_L1C.tif --clouds {GATE_SCENE}/clouds.tif "
@@ -269,7 +270,18 @@ def gates_section(gates: list[dict[str, Any]], figure: str | None) -> list[str]:
     return lines + [""]
 
 
-def write_report(docs: Path, sequence_json: Path | None, clouds_json: Path | None,
+def merge_sequence_results(paths: list[Path]) -> dict[str, Any] | None:
+    """One ``sequence.json`` content from several runs (e.g. one per task); settings from the first."""
+    results = [json.loads(path.read_text()) for path in paths if path.is_file()]
+    if not results:
+        return None
+    merged = {**results[0], "tasks": {}}
+    for result in results:
+        merged["tasks"].update(result["tasks"])
+    return merged
+
+
+def write_report(docs: Path, sequence_jsons: list[Path], clouds_json: Path | None,
                  gate_jsons: list[Path], gate_figure: Path | None, commands: list[str]) -> Path:
     """Write ``docs/experiments.md`` and copy the JSON and figures under ``docs/experiments/``."""
     folder = docs / "experiments"
@@ -279,9 +291,9 @@ def write_report(docs: Path, sequence_json: Path | None, clouds_json: Path | Non
              "(`docs/experiments/`); every number below is in them. Fixed seeds; held-out scenes are never "
              "seen in training. Machine: the project's 2-core CPU box, no GPU.", "",
              "Commands (`make experiments` runs them all):", "", "```", *commands, "```", ""]
-    if sequence_json and sequence_json.is_file():
-        results = json.loads(sequence_json.read_text())
-        shutil.copyfile(sequence_json, folder / "sequence.json")
+    results = merge_sequence_results(sequence_jsons)
+    if results is not None:
+        (folder / "sequence.json").write_text(json.dumps(results, indent=1))
         plot_sequence(results, folder / "sequence_vs_single.png")
         lines += sequence_section(results, "experiments/sequence_vs_single.png")
     if clouds_json and clouds_json.is_file():
