@@ -295,75 +295,83 @@ def run_real_check(args: argparse.Namespace) -> None:
     print(run(args.wheel, args.model, args.docs, args.work))
 
 
-def rasterio_open(path: Path):
-    import rasterio
+def run_clouds(args: argparse.Namespace) -> None:
+    from models.experiments.clouds import CloudExperiment, run_cloud_experiment, user_cloud_data
 
-    return rasterio.open(path)
+    data = None
+    if args.images:
+        needed = ("labels", "validation_images", "validation_labels", "cloud_cover", "class_names")
+        missing = ["--" + name.replace("_", "-") for name in needed if not getattr(args, name)]
+        if missing:
+            raise ValueError(f"with --images, also give {', '.join(missing)}")
+        data = user_cloud_data(args.images, args.labels, args.validation_images, args.validation_labels,
+                               args.cloud_cover, args.class_names.split(","),
+                               args.bands.split(",") if args.bands else None, args.input_scale, args.image_dates)
+    started = time.time()
+    results = run_cloud_experiment(CloudExperiment(**_crop_training(args), conditions=args.conditions.split(",")),
+                                   data)
+    print(f"done in {time.time() - started:.0f} s; held-out overall accuracy:")
+    for condition in results["conditions"]:
+        print(f"  {condition['name']:12s} {condition['dates_used']:2d} dates  "
+              f"accuracy {condition['final']['accuracy']:.4f}  mean F1 {condition['final']['f1']:.4f}")
+    print(f"results: {args.output / 'clouds.json'}")
+
+
+def run_sequence(args: argparse.Namespace) -> None:
+    from models.experiments.sequence import SequenceExperiment, run_sequence_experiment
+
+    started = time.time()
+    results = run_sequence_experiment(SequenceExperiment(
+        output=args.output, data_dir=args.data_dir, tasks=args.tasks.split(","),
+        seeds=[int(s) for s in args.seeds.split(",")], train_scenes=args.train_scenes,
+        validation_scenes=args.validation_scenes, fcn_epochs=args.fcn_epochs,
+        sequence_epochs=args.sequence_epochs, samples_per_epoch=args.samples_per_epoch))
+    print(f"done in {time.time() - started:.0f} s; held-out pixel accuracy, mean over seeds:")
+    for task, result in results["tasks"].items():
+        summary = result["summary"]
+        print(f"  {task:10s} single date {summary['single_date_fcn']['accuracy']['mean']:.4f}  "
+              f"sequence {summary['sequence']['accuracy']['mean']:.4f}")
+    print(f"results: {args.output / 'sequence.json'}")
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from models.experiments.report import EXPERIMENT_COMMANDS, write_report
+
+    report = write_report(args.docs, args.sequence, args.clouds, args.gates, args.gate_figure,
+                          EXPERIMENT_COMMANDS)
+    print(f"wrote {report}")
+
+
+def run_gates(args: argparse.Namespace) -> None:
+    import rasterio
+    from rasterio.windows import Window
+
+    from core.dates import dated_rasters
+    from models.experiments.gates import write_gate_figure
+
+    rasters = dated_rasters(args.images, args.dates)
+    if args.window:
+        try:
+            col, row, size = (int(v) for v in args.window.split(","))
+        except ValueError:
+            raise ValueError(f"--window wants col,row,size in pixels, e.g. 40,40,48; got {args.window!r}") from None
+    else:
+        with rasterio.open(args.images[0]) as first:
+            size = min(48, first.width, first.height)
+            col, row = (first.width - size) // 2, (first.height - size) // 2
+    cells = [int(c) for c in args.cells.split(",")] if args.cells else None
+    numbers = write_gate_figure(args.checkpoint, rasters, args.output, Window(col, row, size, size),
+                                args.layer, cells, args.cell_count, args.clouds)
+    print(f"wrote {args.output}: layer {numbers['layer']}, cells {numbers['cells']}")
+    if "closure_mean_over_cells" in numbers:
+        print("input gate, clear minus cloudy pixels: chosen cells "
+              + ", ".join(f"{k}: {v:+.3f}" for k, v in numbers["closure_of_chosen_cells"].items())
+              + f"; mean over all {numbers['hidden_cells']} cells {numbers['closure_mean_over_cells']:+.3f}")
 
 
 def run_experiment(args: argparse.Namespace) -> None:
-    if args.experiment == "clouds":
-        from models.experiments.clouds import CloudExperiment, run_cloud_experiment, user_cloud_data
-
-        data = None
-        if args.images:
-            needed = ("labels", "validation_images", "validation_labels", "cloud_cover", "class_names")
-            missing = ["--" + name.replace("_", "-") for name in needed if not getattr(args, name)]
-            if missing:
-                raise ValueError(f"with --images, also give {', '.join(missing)}")
-            data = user_cloud_data(args.images, args.labels, args.validation_images, args.validation_labels,
-                                   args.cloud_cover, args.class_names.split(","),
-                                   args.bands.split(",") if args.bands else None, args.input_scale, args.image_dates)
-        started = time.time()
-        results = run_cloud_experiment(CloudExperiment(**_crop_training(args), conditions=args.conditions.split(",")),
-                                       data)
-        print(f"done in {time.time() - started:.0f} s; held-out overall accuracy:")
-        for condition in results["conditions"]:
-            print(f"  {condition['name']:12s} {condition['dates_used']:2d} dates  "
-                  f"accuracy {condition['final']['accuracy']:.4f}  mean F1 {condition['final']['f1']:.4f}")
-        print(f"results: {args.output / 'clouds.json'}")
-    elif args.experiment == "sequence":
-        from models.experiments.sequence import SequenceExperiment, run_sequence_experiment
-
-        started = time.time()
-        results = run_sequence_experiment(SequenceExperiment(
-            output=args.output, data_dir=args.data_dir, tasks=args.tasks.split(","),
-            seeds=[int(s) for s in args.seeds.split(",")], train_scenes=args.train_scenes,
-            validation_scenes=args.validation_scenes, fcn_epochs=args.fcn_epochs,
-            sequence_epochs=args.sequence_epochs, samples_per_epoch=args.samples_per_epoch))
-        print(f"done in {time.time() - started:.0f} s; held-out pixel accuracy, mean over seeds:")
-        for task, result in results["tasks"].items():
-            summary = result["summary"]
-            print(f"  {task:10s} single date {summary['single_date_fcn']['accuracy']['mean']:.4f}  "
-                  f"sequence {summary['sequence']['accuracy']['mean']:.4f}")
-        print(f"results: {args.output / 'sequence.json'}")
-    elif args.experiment == "report":
-        from models.experiments.report import EXPERIMENT_COMMANDS, write_report
-
-        report = write_report(args.docs, args.sequence, args.clouds, args.gates, args.gate_figure,
-                              EXPERIMENT_COMMANDS)
-        print(f"wrote {report}")
-    elif args.experiment == "gates":
-        from rasterio.windows import Window
-
-        from core.dates import dated_rasters
-        from models.experiments.gates import write_gate_figure
-
-        rasters = dated_rasters(args.images, args.dates)
-        if args.window:
-            col, row, size = (int(v) for v in args.window.split(","))
-        else:
-            with rasterio_open(args.images[0]) as first:
-                size = min(48, first.width, first.height)
-                col, row = (first.width - size) // 2, (first.height - size) // 2
-        cells = [int(c) for c in args.cells.split(",")] if args.cells else None
-        numbers = write_gate_figure(args.checkpoint, rasters, args.output, Window(col, row, size, size),
-                                    args.layer, cells, args.cell_count, args.clouds)
-        print(f"wrote {args.output}: layer {numbers['layer']}, cells {numbers['cells']}")
-        if "closure_mean_over_cells" in numbers:
-            print("input gate, clear minus cloudy pixels: chosen cells "
-                  + ", ".join(f"{k}: {v:+.3f}" for k, v in numbers["closure_of_chosen_cells"].items())
-                  + f"; mean over all {numbers['hidden_cells']} cells {numbers['closure_mean_over_cells']:+.3f}")
+    experiments = {"clouds": run_clouds, "sequence": run_sequence, "gates": run_gates, "report": run_report}
+    experiments[args.experiment](args)
 
 
 def main(argv: list[str] | None = None) -> int:
