@@ -21,7 +21,7 @@ help:
 	@echo "make test   set up, then run every test"
 	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes (CPU, < 30 min)"
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
-	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 1.5 h)"
+	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
 	@echo "make real-check  simulator statistics and the road model on a real Sentinel-2 scene"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make package  dist/timeseg-<version>.zip; make install: into your QGIS profile"

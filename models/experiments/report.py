@@ -1,7 +1,8 @@
 """``docs/experiments.md`` from the experiments' JSON: tables, PNG plots and what they show.
 
 Statements about the papers' claims are derived from the numbers here (never typed in),
-so a rerun on other data or settings rewrites them honestly.
+so a rerun on other data or settings rewrites them honestly. ``docs/experiments/compute.md``,
+when present, is appended: the CPU time of the runs, measured outside the experiments.
 """
 
 from __future__ import annotations
@@ -169,9 +170,11 @@ SEQUENCE_DATA_NOTES = [
     "hand-drawn road and mangrove masks; ours are the simulator's 256 px scenes (10 m true colour, clouds "
     "with shadows on about two thirds of the dates, thin and faint roads, hedgerows that look like roads). "
     "Road pixels are about 3 % of our scenes, so pixel accuracy is dominated by background and sits far above "
-    "paper A's 91 %; IoU and F1 of the road class are the informative numbers. Our mangroves have one "
-    "spectrum all year and are only confused with forest and clouds, which makes them easier than paper A's. "
-    "The networks are smaller and trained for minutes on a CPU, not hours on a GPU.",
+    "paper A's 91 %; IoU and F1 of the road class are the informative numbers. The mangrove task uses only "
+    "scenes with at least 3 % mangrove (most simulated scenes have none) and their last period; our "
+    "mangroves have one spectrum all year and their look-alikes are forest and cloud shadows. The networks "
+    "are smaller and trained for minutes on a CPU, not hours on a GPU, so absolute IoU is low; the "
+    "difference between the two models on the same data is the point.",
 ]
 
 
@@ -207,26 +210,42 @@ def clouds_section(results: dict[str, Any], accuracy_figure: str, f1_figure: str
             f"{final['accuracy']:.4f} | {final['f1']:.4f} | {per_class} | {_minutes(condition['seconds'])} |")
     lines += ["", f"![overall accuracy over training]({accuracy_figure})", "",
               f"![per-class F1 over training]({f1_figure})", ""]
-    by_name = {c["name"]: c for c in results["conditions"]}
-    if "all" in by_name and len(by_name) > 1:
-        best = max(results["conditions"], key=lambda c: c["final"]["accuracy"])
-        worst = min(results["conditions"], key=lambda c: c["final"]["accuracy"])
-        spread = best["final"]["accuracy"] - worst["final"]["accuracy"]
-        all_accuracy = by_name["all"]["final"]["accuracy"]
-        lines.append(
-            f"- Held-out overall accuracy ranges from {worst['final']['accuracy']:.4f} "
-            f"({CONDITION_TITLES[worst['name']]}) to {best['final']['accuracy']:.4f} "
-            f"({CONDITION_TITLES[best['name']]}), a spread of {spread * 100:.1f} points; the model on all "
-            f"observations, cloudy ones included, reaches {all_accuracy:.4f}, "
-            f"{(all_accuracy - best['final']['accuracy']) * 100:+.1f} points from the best subset.")
-        if "cloud_free" in by_name:
-            free = by_name["cloud_free"]["final"]["accuracy"]
-            lines.append(
-                f"- Paper B's claim that training on raw cloudy sequences works as well as cherry-picking "
-                f"clear dates is **{'supported' if all_accuracy >= free - 0.005 else 'not supported'}** here: "
-                f"all observations {all_accuracy:.4f} against cloud-free only {free:.4f} "
-                f"({by_name['cloud_free']['dates_used']} dates).")
+    lines += cloud_claims(results["conditions"])
     lines += ["", *CLOUDS_DATA_NOTES, ""]
+    return lines
+
+
+def cloud_claims(conditions: list[dict[str, Any]]) -> list[str]:
+    """Paper B's three statements on cloud cover, each checked against the numbers."""
+    by_name = {c["name"]: c["final"]["accuracy"] for c in conditions}
+    if "all" not in by_name or len(by_name) < 2:
+        return []
+    lines = []
+    best_name = max(by_name, key=by_name.get)
+    if "cloud_free" in by_name:
+        lines.append(
+            f"- *No cloud mask is needed*: the model on all observations, cloudy ones included, reaches "
+            f"{by_name['all']:.4f}, {'above' if by_name['all'] > by_name['cloud_free'] else 'below'} the model on "
+            f"the cloud-free dates only ({by_name['cloud_free']:.4f}): "
+            f"**{'supported' if by_name['all'] > by_name['cloud_free'] else 'not supported'}**.")
+    spread = max(by_name.values()) - min(by_name.values())
+    lines.append(
+        f"- *Accuracy stays remarkably similar whatever the subset* (paper B, figure 3): the held-out overall "
+        f"accuracies span {spread * 100:.1f} points, from {min(by_name.values()):.4f} "
+        f"({CONDITION_TITLES[min(by_name, key=by_name.get)]}) to {by_name[best_name]:.4f} "
+        f"({CONDITION_TITLES[best_name]}): **{'supported' if spread < 0.02 else 'not supported'}** here "
+        "(2 points taken as the limit of 'similar').")
+    middle = {k: v for k, v in by_name.items() if k not in ("all", "cloud_free")}
+    if middle and "cloud_free" in by_name:
+        best_middle = max(middle, key=middle.get)
+        ordered = middle[best_middle] > by_name["all"] and middle[best_middle] > by_name["cloud_free"]
+        lines.append(
+            f"- *Intermediate subsets do slightly better than all observations and than the cloud-free ones*: "
+            f"best intermediate {CONDITION_TITLES[best_middle]} {middle[best_middle]:.4f}, all "
+            f"{by_name['all']:.4f}, cloud-free {by_name['cloud_free']:.4f}: the order is "
+            f"**{'reproduced' if ordered else 'not reproduced'}**"
+            + (f", with larger gaps ({(middle[best_middle] - by_name['all']) * 100:.1f} points to all "
+               "observations)." if ordered else "."))
     return lines
 
 
@@ -235,10 +254,13 @@ CLOUDS_DATA_NOTES = [
     "area in Bavaria with 17 crop classes from farmers' declarations and fmask cloud labels; ours are "
     "simulated TOA reflectances with seven classes whose seasonal courses are drawn from textbook crop "
     "calendars, simulated clouds, shadows, haze, snow on some winter dates, and per-field shifts of the "
-    "calendar by about a week. Our cloud cover per date follows paper B's counts (4 cloud-free, 10 below "
-    "10 %, 17 below 25 %, 26 below 50 % of 46), with the cloudiest dates in winter. The simulated classes "
-    "are cleaner than real parcels, so absolute accuracies are higher than paper B's; the comparison "
-    "between subsets is the point.",
+    "calendar by about a week. The schedule aims at paper B's counts (4 cloud-free, 10 below 10 %, 17 "
+    "below 25 %, 26 below 50 % of 46) with the cloudiest dates in winter; the measured counts are in the "
+    "table. The simulated classes are cleaner than real parcels, so absolute accuracies are higher than "
+    "paper B's; the comparison between subsets is the point. Our network has 16 cells per direction "
+    "against paper B's 256: a plausible reason why the 18 mostly cloudy dates cost the all-observations "
+    "model 3 points here; its curve is flat once the learning rate drops, and a larger or longer run was "
+    "not tried.",
 ]
 
 
@@ -306,7 +328,8 @@ def write_report(docs: Path, sequence_jsons: list[Path], clouds_json: Path | Non
     for path in gate_jsons:
         if path.is_file():
             gates.append(json.loads(path.read_text()))
-            shutil.copyfile(path, folder / path.name)
+            if path.resolve() != (folder / path.name).resolve():
+                shutil.copyfile(path, folder / path.name)
     figure = None
     if gate_figure and gate_figure.is_file():
         if gate_figure.resolve() != (folder / gate_figure.name).resolve():
@@ -314,6 +337,9 @@ def write_report(docs: Path, sequence_jsons: list[Path], clouds_json: Path | Non
         figure = f"experiments/{gate_figure.name}"
     if gates or figure:
         lines += gates_section(gates, figure)
+    compute = folder / "compute.md"  # measured by hand (/usr/bin/time): how the runs shared the machine
+    if compute.is_file():
+        lines += ["## Compute", "", compute.read_text().strip(), ""]
     report = docs / "experiments.md"
     report.write_text("\n".join(lines))
     return report
