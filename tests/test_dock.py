@@ -192,3 +192,36 @@ def test_shipped_models_are_offered_by_name(dock):
     assert "13" in dock.warning_label.text()
     dock.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
     assert combo.currentIndex() == 1
+
+
+def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project, tmp_path):
+    """An analyst's year of 13-band observations (every second date of a simulated crop scene)."""
+    import rasterio
+
+    from models.crops import REGION_SEED
+    from models.simulator.crops import CROP_CLASSES, crop_schedule, simulate_crop_scene
+
+    scene = simulate_crop_scene(tmp_path / "crops", 77, crop_schedule(2016, 46, REGION_SEED), 48)
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    try:
+        dock = plugin.dock
+        layers = [QgsRasterLayer(str(path), path.stem) for path in scene.image_paths[::2]]
+        QgsProject.instance().addMapLayers(layers)
+        dock.shipped_combo.activated.emit(dock.shipped_combo.findText("Shipped: crops"))
+        dock.output_widget.setFilePath(str(tmp_path / "results"))
+        dock.device_combo.setCurrentIndex(dock.device_combo.findData("cpu"))
+        tick_all(dock, layers)
+        assert dock.warning_label.text() == ""
+        dock.run_button.click()
+        wait_for(dock)
+        assert dock.progress.value() == 100, dock.status_label.text()
+        classes = QgsProject.instance().mapLayersByName("crops classes 2016")[0]
+        assert [c.label for c in classes.renderer().classes()] == list(CROP_CLASSES)
+        assert all(c.color.alpha() == 255 for c in classes.renderer().classes())  # every crop shows
+        with rasterio.open(classes.source()) as predicted, rasterio.open(scene.labels_path) as truth:
+            accuracy = (predicted.read(1) == truth.read(1)).mean()
+        assert accuracy > 0.75
+    finally:
+        plugin.unload()
