@@ -1,8 +1,8 @@
 """``docs/experiments.md`` from the experiments' JSON: tables, PNG plots and what they show.
 
 Statements about the papers' claims are derived from the numbers here (never typed in),
-so a rerun on other data or settings rewrites them honestly. ``docs/experiments/compute.md``,
-when present, is appended: the CPU time of the runs, measured outside the experiments.
+so a rerun on other data or settings rewrites them honestly. ``docs/experiments/notes.md``,
+when present, is appended as it is: what was measured by hand (CPU time, further runs).
 """
 
 from __future__ import annotations
@@ -339,9 +339,9 @@ def write_report(docs: Path, sequence_jsons: list[Path], clouds_json: Path | Non
         figure = f"experiments/{gate_figure.name}"
     if gates or figure:
         lines += gates_section(gates, figure)
-    compute = folder / "compute.md"  # measured by hand (/usr/bin/time): how the runs shared the machine
-    if compute.is_file():
-        lines += ["## Compute", "", compute.read_text().strip(), ""]
+    notes = folder / "notes.md"  # written by hand: compute measured outside the runs, further runs
+    if notes.is_file():
+        lines += [notes.read_text().strip(), ""]
     report = docs / "experiments.md"
     report.write_text("\n".join(lines))
     return report
