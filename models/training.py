@@ -217,17 +217,21 @@ def _write_summary(options: TrainOptions, network: nn.Module, card: dict[str, An
     (options.output / "history.json").write_text(json.dumps(summary, indent=2))
 
 
+def _start(options: TrainOptions, architecture: str) -> tuple[nn.Module, dict[str, Any], list[dict[str, Any]]]:
+    """Seeded, fresh ``(network, card fields, empty history)`` for a run of ``architecture``."""
+    if options.network.architecture != architecture:
+        raise ValueError(f"this trainer runs {architecture}, the options ask for {options.network.architecture} "
+                         "(train: fcn_convlstm; train_classifier: biconvlstm)")
+    seed_everything(options.seed)
+    options.output.mkdir(parents=True, exist_ok=True)
+    return build_network(options.network).to(options.device), model_card_fields(options), []
+
+
 def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site]) -> dict[str, Any]:
     """Run the stages; write ``<stage>_best.pt``, ``model.pt`` and ``history.json`` under
     ``options.output``. Returns the final validation metrics of the single-date FCN and
     of the sequence model, measured on the same held-out sites."""
-    if options.network.architecture != "fcn_convlstm":
-        raise ValueError("this trainer runs paper A's fcn_convlstm; train_classifier runs the BiConvLSTM")
-    seed_everything(options.seed)
-    options.output.mkdir(parents=True, exist_ok=True)
-    network = build_network(options.network).to(options.device)
-    card = model_card_fields(options)
-    history: list[dict[str, Any]] = []
+    network, card, history = _start(options, "fcn_convlstm")
     with opened_sites(options, train_sites, val_sites, card) as (train_open, val_open, normalisation):
 
         def patches(length: int) -> SequencePatches:
@@ -284,13 +288,7 @@ def train_classifier(options: TrainOptions, train_sites: Sequence[Site], val_sit
     time-ordered subset of that many to all dates. ``date_views`` name other date selections
     ``[B, T, C, H, W] -> [B, T', C, H, W]`` the final model is also scored on. Writes
     ``classifier_best.pt``, ``model.pt`` and ``history.json``; returns the held-out metrics."""
-    if options.network.architecture != "biconvlstm":
-        raise ValueError("train_classifier runs the biconvlstm architecture")
-    seed_everything(options.seed)
-    options.output.mkdir(parents=True, exist_ok=True)
-    network = build_network(options.network).to(options.device)
-    card = model_card_fields(options)
-    history: list[dict[str, Any]] = []
+    network, card, history = _start(options, "biconvlstm")
     dates = min(len(site.rasters) for site in train_sites)
     min_dates = options.min_sequence_length if options.min_sequence_length < dates else None
     with opened_sites(options, train_sites, val_sites, card) as (train_open, val_open, normalisation):

@@ -27,8 +27,6 @@ from models.checkpoint import load_checkpoint
 from models.networks import ConvLstm
 from models.simulator.crops import CLOUDY_PIXEL_OPACITY
 
-LAYERS = ("forward", "backward", "0", "1")
-
 
 @dataclass
 class GateTrace:
