@@ -147,6 +147,14 @@ def test_gate_command_draws_a_crop_model_and_a_road_model(cloud_run, local_model
     assert road["layer"] == "0" and road["cells"] == [1] and "closure_mean_over_cells" not in road
     assert main(["experiment", "gates", "--checkpoint", str(local_model.parent / "model.pt"), "--images",
                  *map(str, small_scene.tci_paths[2019]), "--output", str(road_png), "--cells", "9"]) == 1
+    from rasterio.windows import Window
+
+    from core.dates import dated_rasters
+    from models.experiments.gates import write_gate_figure
+
+    with pytest.raises(ValueError, match="the rasters have 13 bands, the checkpoint's model wants 3"):
+        write_gate_figure(local_model.parent / "model.pt", dated_rasters(scene.image_paths[:3]), road_png,
+                          Window(0, 0, 16, 16))
 
 
 def test_report_tables_plots_and_make_target(cloud_run, tmp_path):

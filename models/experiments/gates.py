@@ -126,6 +126,9 @@ def write_gate_figure(checkpoint: Path, rasters: Sequence[DatedRaster], output: 
     layer = layer or ("forward" if config.architecture == "biconvlstm" else "0")
     ordered = sorted(rasters, key=lambda r: r.date)
     with RasterStack(ordered) as stack:
+        if stack.band_count != len(card["bands"]):
+            raise ValueError(f"the rasters have {stack.band_count} bands, the checkpoint's model wants "
+                             f"{len(card['bands'])} ({', '.join(card['bands'])})")
         pixels, _ = stack.read(window)
     normalisation = Normalisation(card["input_scale"], card.get("standardization_mean"),
                                   card.get("standardization_std"))
