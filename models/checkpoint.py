@@ -75,9 +75,12 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, NetworkConfig, dict[st
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises several types for files that are not (safe) checkpoints
+        checkpoint = None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a TimeSeg checkpoint (written by 'python -m models train')")
+        raise ValueError(f"{path} is not a TimeSeg checkpoint (written by 'python -m models train' or 'train-crops')")
     config = NetworkConfig(**checkpoint["network"])
     network = build_network(config)
     network.load_state_dict(checkpoint["state_dict"])

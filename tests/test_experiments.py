@@ -152,6 +152,8 @@ def test_gate_command_draws_a_crop_model_and_a_road_model(cloud_run, local_model
     from core.dates import dated_rasters
     from models.experiments.gates import write_gate_figure
 
+    with pytest.raises(ValueError, match="is not a TimeSeg checkpoint"):
+        write_gate_figure(ROOT / "README.md", dated_rasters(scene.image_paths[:3]), road_png, Window(0, 0, 16, 16))
     with pytest.raises(ValueError, match="the rasters have 13 bands, the checkpoint's model wants 3"):
         write_gate_figure(local_model.parent / "model.pt", dated_rasters(scene.image_paths[:3]), road_png,
                           Window(0, 0, 16, 16))
