@@ -127,6 +127,7 @@ class CropLand:
 
 
 def make_crop_land(size: int, rng: np.random.Generator) -> CropLand:
+    """Parcels with random crop types; forest, water and villages (class "other") over some of them."""
     shape = (size, size)
     field_id = _make_fields(size, rng)
     n_fields = int(field_id.max()) + 1
@@ -203,6 +204,8 @@ def _native_resolution(toa: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CropScene:
+    """Paths and conditions of one written crop scene; ``measured_cloud_cover`` is per date."""
+
     folder: Path
     image_paths: list[Path]  # time order
     labels_path: Path
@@ -212,6 +215,7 @@ class CropScene:
 
 
 def crop_scene_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a whole scene (interrupted writes are simulated again)."""
     return (Path(folder) / "acquisitions.json").is_file()  # written last
 
 
