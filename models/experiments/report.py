@@ -260,9 +260,7 @@ CLOUDS_DATA_NOTES = [
     "below 25 %, 26 below 50 % of 46) with the cloudiest dates in winter; the measured counts are in the "
     "table. The simulated classes are cleaner than real parcels, so absolute accuracies are higher than "
     "paper B's; the comparison between subsets is the point. Our network has 16 cells per direction "
-    "against paper B's 256: a plausible reason why the 18 mostly cloudy dates cost the all-observations "
-    "model 3 points here; its curve is flat once the learning rate drops, and a larger or longer run was "
-    "not tried.",
+    "against paper B's 256; the notes below test whether that explains the cost of the cloudiest dates.",
 ]
 
 
