@@ -87,15 +87,20 @@ def classifier_options(experiment: CropTraining, output: Path, dates: int, min_d
 
 
 
+def region_split(training: CropTraining) -> tuple[list[CropScene], list[CropScene]]:
+    """The region's training scenes and its held-out scenes (seeds never trained on)."""
+    def scenes(seeds: range) -> list[CropScene]:
+        return region_scenes(training.data_dir, seeds, training.scene_size, training.dates)
+
+    return (scenes(range(training.train_scenes)),
+            scenes(range(VALIDATION_SEED_OFFSET, VALIDATION_SEED_OFFSET + training.validation_scenes)))
+
+
 def train_crop_model(training: CropTraining, min_dates: int) -> dict[str, Any]:
     """The shipped crop model: every date of the region, cloudy or not; each batch keeps a
     random time-ordered subset of ``min_dates`` to all dates, so that the model also takes
     sparser series. Held-out metrics on all dates and on every second date."""
-    train_scenes = region_scenes(training.data_dir, range(training.train_scenes), training.scene_size,
-                                 training.dates)
-    val_scenes = region_scenes(training.data_dir, range(VALIDATION_SEED_OFFSET,
-                                                        VALIDATION_SEED_OFFSET + training.validation_scenes),
-                               training.scene_size, training.dates)
+    train_scenes, val_scenes = region_split(training)
     every_date = range(training.dates)
     options = classifier_options(
         training, training.output, training.dates, min_dates,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.crops import VALIDATION_SEED_OFFSET, CropTraining, classifier_options, crop_site, region_scenes
+from models.crops import CropTraining, classifier_options, crop_site, region_split
 from models.dataset import Site
 from models.labels import LabelSource
 from models.simulator.crops import CROP_BANDS, CROP_CLASSES, CropScene
@@ -59,11 +59,7 @@ class CloudData:
 def simulated_cloud_data(experiment: CropTraining) -> CloudData:
     """The simulated crop region; each date's cover measured over the training scenes."""
     every_date = range(experiment.dates)
-    train_scenes = region_scenes(experiment.data_dir, range(experiment.train_scenes), experiment.scene_size,
-                                 experiment.dates)
-    val_scenes = region_scenes(experiment.data_dir, range(VALIDATION_SEED_OFFSET,
-                                                          VALIDATION_SEED_OFFSET + experiment.validation_scenes),
-                               experiment.scene_size, experiment.dates)
+    train_scenes, val_scenes = region_split(experiment)
     return CloudData(
         [crop_site(s, every_date) for s in train_scenes], [crop_site(s, every_date) for s in val_scenes],
         [a.date for a in train_scenes[0].acquisitions], date_cloud_cover(train_scenes), list(CROP_CLASSES),

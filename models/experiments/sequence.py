@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from models.checkpoint import NetworkConfig
+from models.crops import VALIDATION_SEED_OFFSET
 from models.dataset import Site
-from models.experiments.clouds import VALIDATION_SEED_OFFSET, write_json
+from models.experiments.clouds import write_json
 from models.sites import mangrove_scene_seeds, simulated_sites
 from models.training import TrainOptions, train
 
