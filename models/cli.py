@@ -215,7 +215,7 @@ def parser() -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace) -> None:
     from models.checkpoint import NetworkConfig
     from models.labels import LabelSource
-    from models.sites import simulated_sites, user_site
+    from models.sites import VALIDATION_SEED_OFFSET, simulated_sites, user_site
     from models.training import TrainOptions, train
 
     class_names = args.class_names.split(",")
@@ -230,7 +230,8 @@ def run_train(args: argparse.Namespace) -> None:
         trained_on = f"user data: {len(args.images)} dates of {args.images[0].parent}"
     else:
         train_seeds = range(args.seed * 1000, args.seed * 1000 + args.simulated_scenes)
-        val_seeds = range(10**6 + args.seed * 1000, 10**6 + args.seed * 1000 + args.validation_scenes)
+        first = VALIDATION_SEED_OFFSET + args.seed * 1000
+        val_seeds = range(first, first + args.validation_scenes)
         train_sites = simulated_sites(args.data_dir, train_seeds, args.scene_size, line_width_px=args.line_width)
         val_sites = simulated_sites(args.data_dir, val_seeds, args.scene_size, line_width_px=args.line_width)
         trained_on = (f"TimeSeg simulator: {args.simulated_scenes} scenes x 2 periods of "

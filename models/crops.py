@@ -3,7 +3,6 @@ shared by the cloud-cover experiment and the shipped ``models/weights/crops.onnx
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,11 @@ from models.simulator.crops import (
     read_crop_scene,
     simulate_crop_scene,
 )
+from models.sites import VALIDATION_SEED_OFFSET
 from models.training import TrainOptions, train_classifier
 
-log = logging.getLogger("timeseg.train")
 CROP_SIMULATOR_VERSION = 1  # raise when the crop simulator's output changes
 REGION_SEED = 2016
-VALIDATION_SEED_OFFSET = 10**6
 
 
 @dataclass
@@ -83,8 +81,6 @@ def classifier_options(experiment: CropTraining, output: Path, dates: int, min_d
         schedule="paper", alpha=1.0, seed=experiment.seed, trained_on=trained_on,
         tile_size=128, tiles_overlap=32,
     )
-
-
 
 
 def region_split(training: CropTraining) -> tuple[list[CropScene], list[CropScene]]:

@@ -15,6 +15,7 @@ from models.simulator import SIMULATOR_VERSION, simulate_scene
 from models.simulator.landscape import Cover, make_landscape
 
 TARGETS = ("roads", "mangroves")
+VALIDATION_SEED_OFFSET = 10**6  # held-out scenes take seeds from here on, never used for training
 
 
 def simulated_sites(folder: Path, seeds: Sequence[int], size: int, dates_per_period: int = 5,

@@ -207,12 +207,17 @@ def opened_sites(options: TrainOptions, train_sites: Sequence[Site], val_sites: 
             site.__exit__(None, None, None)
 
 
+def plain_settings(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as JSON-ready values (paths as text)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
+
+
 def _write_summary(options: TrainOptions, network: nn.Module, card: dict[str, Any],
                    history: list[dict[str, Any]], final: dict[str, Any]) -> None:
     """``model.pt`` (card with its metrics) and ``history.json`` under ``options.output``."""
     card["metrics"] = final
     save_checkpoint(options.output / "model.pt", network, options.network, card, "final", 0, final)
-    summary = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+    summary = {"options": plain_settings(options),
                "history": history, "final": final}
     (options.output / "history.json").write_text(json.dumps(summary, indent=2))
 

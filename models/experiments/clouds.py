@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from models.dataset import Site
 from models.labels import LabelSource
 from models.simulator.crops import CROP_BANDS, CROP_CLASSES, CropScene
 from models.sites import user_site
-from models.training import train_classifier
+from models.training import plain_settings, train_classifier
 
 log = logging.getLogger("timeseg.experiment")
 # (name, upper cloud-cover limit): None keeps every date, 0 only the cloud-free ones.
@@ -133,7 +133,7 @@ def run_cloud_experiment(experiment: CloudExperiment, data: CloudData | None = N
     data = data or simulated_cloud_data(experiment)
     cover = data.cover
     results: dict[str, Any] = {
-        "experiment": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(experiment).items()},
+        "experiment": plain_settings(experiment),
         "data": data.about,
         "classes": data.class_names,
         "dates": [d.isoformat() for d in data.dates],

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.checkpoint import NetworkConfig
-from models.crops import VALIDATION_SEED_OFFSET
 from models.dataset import Site
 from models.experiments.clouds import write_json
-from models.sites import mangrove_scene_seeds, simulated_sites
-from models.training import TrainOptions, train
+from models.sites import VALIDATION_SEED_OFFSET, mangrove_scene_seeds, simulated_sites
+from models.training import TrainOptions, plain_settings, train
 
 log = logging.getLogger("timeseg.experiment")
 TASK_CLASS = {"roads": "road", "mangroves": "mangrove"}
@@ -74,7 +73,7 @@ def task_sites(experiment: SequenceExperiment, task: str) -> tuple[list[Site], l
 def run_sequence_experiment(experiment: SequenceExperiment) -> dict[str, Any]:
     """Train every task x seed; write and return ``sequence.json``'s content."""
     results: dict[str, Any] = {
-        "experiment": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(experiment).items()},
+        "experiment": plain_settings(experiment),
         "paper_a_accuracy": {task: list(values) for task, values in PAPER_A_ACCURACY.items()},
         "tasks": {},
     }
