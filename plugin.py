@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
@@ -22,9 +21,6 @@ class TimeSegPlugin:
         self.provider = None
         self.action: QAction | None = None
         self.dock = None
-        # core/ and models/ are imported as top-level packages, as on the command line
-        if str(PLUGIN_ROOT) not in sys.path:
-            sys.path.insert(0, str(PLUGIN_ROOT))
 
     @staticmethod
     def tr(text: str) -> str:

@@ -2,7 +2,7 @@
 
 - model-only throughput: onnxruntime on pre-built batches of tiles (no I/O), expressed as
   raster megapixels per second for the tile count the raster needs;
-- end-to-end throughput: ``python -m core segment`` on the same stack, in a child process
+- end-to-end throughput: ``timeseg segment`` on the same stack, in a child process
   whose peak resident memory (RSS) is recorded;
 - pipeline efficiency = end-to-end / model-only.
 
@@ -24,18 +24,17 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from timeseg.core.model_card import read_model_card
+from timeseg.core.normalisation import Normalisation
+from timeseg.core.runtime import open_session
+from timeseg.core.tiling import tile_grid
 
-from core.model_card import read_model_card  # noqa: E402
-from core.normalisation import Normalisation  # noqa: E402
-from core.runtime import open_session  # noqa: E402
-from core.tiling import tile_grid  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
     """``dates`` TCI GeoTIFFs of ``size`` x ``size`` px, the 512 px simulated scene repeated."""
-    from models.simulator import simulate_scene
+    from timeseg.models.simulator import simulate_scene
 
     seed_folder = folder / "seed_scene"
     if not (seed_folder / "labels.gpkg").exists():
@@ -81,7 +80,7 @@ def model_only(model: Path, size: int, dates: int, batch_size: int, threads: int
 
 
 # runs the engine's command line, then reports its own peak RSS (KiB on Linux) on the last stderr line
-_CHILD = ("import resource, sys; from core.cli import main; code = main(sys.argv[1:]); "
+_CHILD = ("import resource, sys; from timeseg.cli import main; code = main(sys.argv[1:]); "
           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
 
 
@@ -106,8 +105,8 @@ def tiny_model(folder: Path, like: Path) -> Path:
     memory depends on the tiling and the raster, not on the network."""
     import dataclasses
 
-    from models.checkpoint import NetworkConfig, build_network, save_checkpoint
-    from models.export import export_checkpoint
+    from timeseg.models.checkpoint import NetworkConfig, build_network, save_checkpoint
+    from timeseg.models.export import export_checkpoint
 
     path = folder / "tiny.onnx"
     if not path.exists():

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from core.tiling import Tile, blend_window
+from .tiling import Tile, blend_window
 
 
 class StreamingBlender:

@@ -22,8 +22,8 @@ import numpy as np
 import rasterio
 from scipy import ndimage
 
-from core.outputs import AtomicGeoTiff
-from core.raster_stack import Grid, read_band_on_grid
+from .outputs import AtomicGeoTiff
+from .raster_stack import Grid, read_band_on_grid
 
 NONE, NEW, REMOVED, NODATA = 0, 1, 2, 255
 CHANGE_COLOURS = {NONE: (0, 0, 0, 0), NEW: (230, 20, 20, 255), REMOVED: (30, 80, 230, 255), NODATA: (0, 0, 0, 0)}

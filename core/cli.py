@@ -1,4 +1,4 @@
-"""``python -m core {segment,change,info}``: the engine's command line."""
+"""The engine's subcommands of ``timeseg`` (segment, change, info) and how every subcommand is run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.dates import dated_rasters
+from .dates import dated_rasters
 
 log = logging.getLogger("timeseg")
 # GDAL's block cache defaults to 5% of the RAM and grows with the raster read; a fixed size keeps the
@@ -31,7 +31,7 @@ def _progress_bar():
 
 
 def run_segment(args: argparse.Namespace) -> None:
-    from core.segment import SegmentRequest, segment
+    from .segment import SegmentRequest, segment
 
     rasters = dated_rasters(args.rasters, args.dates)
     bar, update = _progress_bar()
@@ -48,7 +48,7 @@ def run_segment(args: argparse.Namespace) -> None:
 
 
 def run_change(args: argparse.Namespace) -> None:
-    from core.change import ChangeOptions, compute_change
+    from .change import ChangeOptions, compute_change
 
     options = ChangeOptions(args.target_class, args.high, args.low, args.min_patch)
     summary = compute_change(args.before, args.after, args.output, options)
@@ -58,7 +58,7 @@ def run_change(args: argparse.Namespace) -> None:
 
 
 def run_info(args: argparse.Namespace) -> None:
-    from core.model_card import read_model_card
+    from .model_card import read_model_card
 
     card = read_model_card(args.model)
     for key, value in card.__dict__.items():
@@ -66,10 +66,8 @@ def run_info(args: argparse.Namespace) -> None:
         print(f"{key}: {text}")
 
 
-def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="python -m core", description="TimeSeg engine")
-    main.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = main.add_subparsers(dest="command", required=True)
+def add_commands(commands) -> None:
+    """Add segment, change and info to ``commands`` (an argparse subparsers object)."""
     seg = commands.add_parser("segment", help="dated rasters -> probability.tif and classes.tif",
                               description="Run a TimeSeg model over several dated rasters of one place. "
                               "Rasters are sorted by date and aligned onto the first one's grid.")
@@ -103,7 +101,9 @@ def parser() -> argparse.ArgumentParser:
     change.add_argument("--min-patch", type=int, default=0, help="drop new/removed patches under N pixels")
     info = commands.add_parser("info", help="print a model's card")
     info.add_argument("model", type=Path)
-    return main
+    seg.set_defaults(run=run_segment)
+    change.set_defaults(run=run_change)
+    info.set_defaults(run=run_info)
 
 
 def run_command(command, args: argparse.Namespace) -> int:
@@ -122,9 +122,16 @@ def run_command(command, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, object]:
+    """A top-level parser with ``--debug`` and an empty set of subcommands to add to."""
+    main = argparse.ArgumentParser(prog=prog, description=description)
+    main.add_argument("--debug", action="store_true", help="show tracebacks")
+    return main, main.add_subparsers(dest="command", required=True)
+
+
+def run_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand (each sets ``run`` as its default)."""
     os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
-    args = parser().parse_args(argv)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    commands = {"segment": run_segment, "change": run_change, "info": run_info}
-    return run_command(commands[args.command], args)
+    return run_command(args.run, args)

@@ -57,7 +57,7 @@ def dated_rasters(paths, dates: str | None = None):
     """Pair each raster path with its date: from ``dates`` (comma-separated YYYY-MM-DD, one per
     raster, in the same order) or detected from its name or tags. Raises ``ValueError`` with a
     message that says what to give."""
-    from core.raster_stack import DatedRaster
+    from .raster_stack import DatedRaster
 
     paths = [Path(p) for p in paths]
     given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []

@@ -75,7 +75,7 @@ class ModelCard:
         if "model_type" not in metadata:
             raise ModelCardError(
                 "this ONNX file has no TimeSeg model card (no 'model_type' in its metadata); "
-                "export it with 'python -m models export'"
+                "export it with 'timeseg export'"
             )
         known = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.model_card import ModelCard
+from .model_card import ModelCard
 
 
 @dataclass(frozen=True)

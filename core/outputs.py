@@ -12,7 +12,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from core.raster_stack import Grid
+from .raster_stack import Grid
 
 # Fixed colours for common classes; other classes take the palette in order.
 NAMED_COLOURS = {

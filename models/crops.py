@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.raster_stack import DatedRaster
-from models.checkpoint import NetworkConfig
-from models.dataset import Site
-from models.labels import LabelSource
-from models.simulator.crops import (
+from ..core.raster_stack import DatedRaster
+from .checkpoint import NetworkConfig
+from .dataset import Site
+from .labels import LabelSource
+from .simulator.crops import (
     CROP_BANDS,
     CROP_CLASSES,
     CropScene,
@@ -21,8 +21,8 @@ from models.simulator.crops import (
     read_crop_scene,
     simulate_crop_scene,
 )
-from models.sites import VALIDATION_SEED_OFFSET
-from models.training import TrainOptions, train_classifier
+from .sites import VALIDATION_SEED_OFFSET
+from .training import TrainOptions, train_classifier
 
 CROP_SIMULATOR_VERSION = 1  # raise when the crop simulator's output changes
 REGION_SEED = 2016

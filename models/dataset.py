@@ -17,9 +17,9 @@ import torch
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
-from core.normalisation import Normalisation
-from core.raster_stack import DatedRaster, RasterStack
-from models.labels import LABEL_NODATA, LabelSource, label_raster
+from ..core.normalisation import Normalisation
+from ..core.raster_stack import DatedRaster, RasterStack
+from .labels import LABEL_NODATA, LabelSource, label_raster
 
 
 @dataclass(frozen=True)

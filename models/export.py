@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 import torch
 
-from core.model_card import ModelCard
-from models.checkpoint import load_checkpoint
+from ..core.model_card import ModelCard
+from .checkpoint import load_checkpoint
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 17

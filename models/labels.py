@@ -16,7 +16,7 @@ from rasterio.enums import Resampling
 from rasterio.features import rasterize
 from scipy import ndimage
 
-from core.raster_stack import Grid, RasterStackError, read_band_on_grid
+from ..core.raster_stack import Grid, RasterStackError, read_band_on_grid
 
 LABEL_NODATA = 255
 LabelKind = Literal["lines", "polygons", "raster"]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.dates import dated_rasters, detect_date
-from core.raster_stack import DatedRaster
-from models.dataset import Site
-from models.labels import LabelSource
-from models.simulator import SIMULATOR_VERSION, simulate_scene
-from models.simulator.landscape import Cover, make_landscape
+from ..core.dates import dated_rasters, detect_date
+from ..core.raster_stack import DatedRaster
+from .dataset import Site
+from .labels import LabelSource
+from .simulator import SIMULATOR_VERSION, simulate_scene
+from .simulator.landscape import Cover, make_landscape
 
 TARGETS = ("roads", "mangroves")
 VALIDATION_SEED_OFFSET = 10**6  # held-out scenes take seeds from here on, never used for training

@@ -3,7 +3,7 @@ FCN's PMap sequences, then (optionally) both together. Paper B (``train_classifi
 BiConvLSTM end to end on all observations.
 
 Each stage keeps the checkpoint of its best validation IoU (mean over classes for more
-than two); the last stage's best is ``model.pt``, the file ``python -m models export`` takes.
+than two); the last stage's best is ``model.pt``, the file ``timeseg export`` takes.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from core.normalisation import Normalisation
-from models.checkpoint import NetworkConfig, build_network, save_checkpoint
-from models.dataset import OpenSite, SequencePatches, Site, band_statistics
-from models.metrics import ConfusionMatrix
-from models.networks import FcnConvLstm, JointLoss
+from ..core.normalisation import Normalisation
+from .checkpoint import NetworkConfig, build_network, save_checkpoint
+from .dataset import OpenSite, SequencePatches, Site, band_statistics
+from .metrics import ConfusionMatrix
+from .networks import FcnConvLstm, JointLoss
 
 log = logging.getLogger("timeseg.train")
 SCHEDULES = ("paper", "constant")

@@ -12,8 +12,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP_FILES = ("__init__.py", "plugin.py", "metadata.txt", "LICENSE", "README.md", "CHANGELOG.md",
-             "resources.qrc", "requirements.txt", "requirements-gpu.txt")
+TOP_FILES = ("__init__.py", "__main__.py", "cli.py", "plugin.py", "metadata.txt", "LICENSE", "README.md",
+             "CHANGELOG.md", "resources.qrc", "requirements.txt", "requirements-gpu.txt")
 PACKAGES = ("core", "models", "ui", "provider", "icons")
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo", ".partial", ".pt"}

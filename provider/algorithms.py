@@ -18,7 +18,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from core.model_card import SHIPPED_ROAD_MODEL  # the plugin puts its folder on sys.path
+from ..core.model_card import SHIPPED_ROAD_MODEL
 
 DEVICES = ["auto", "cpu", "cuda"]
 
@@ -70,8 +70,8 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from core.dates import dated_rasters
-        from core.segment import Cancelled, SegmentRequest, segment
+        from ..core.dates import dated_rasters
+        from ..core.segment import Cancelled, SegmentRequest, segment
 
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         try:
@@ -129,7 +129,7 @@ class ChangeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, _tr("Change")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from core.change import ChangeOptions, compute_change
+        from ..core.change import ChangeOptions, compute_change
 
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
         after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())

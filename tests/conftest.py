@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-from tests_support import ROOT, TEST_CARD
+from tests_support import TEST_CARD
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(scope="session")
 def small_scene(tmp_path_factory):
     """A 96 x 96 px scene, 3 dates per period, with reflectance bands."""
-    from models.simulator import simulate_scene
+    from timeseg.models.simulator import simulate_scene
 
     return simulate_scene(tmp_path_factory.mktemp("scene"), seed=3, size=96, dates_per_period=3,
                           write_reflectance=True)
@@ -28,8 +25,8 @@ def local_model(tmp_path_factory):
     """Random weights; a one-level U-Net whose receptive field (8 px for 3 dates) fits in overlap/4."""
     import torch
 
-    from models.checkpoint import NetworkConfig, build_network, save_checkpoint
-    from models.export import export_checkpoint
+    from timeseg.models.checkpoint import NetworkConfig, build_network, save_checkpoint
+    from timeseg.models.export import export_checkpoint
 
     torch.manual_seed(3)
     config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2)

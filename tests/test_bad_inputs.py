@@ -9,12 +9,12 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from core.cli import main as core_main
-from core.model_card import ModelCardError
-from core.raster_stack import DatedRaster, RasterStackError
-from core.runtime import RuntimeUnavailable, open_session
-from core.segment import SegmentError, SegmentRequest, segment, select_dates
 from tests_support import TEST_CARD as CARD
+from timeseg.cli import main as core_main
+from timeseg.core.model_card import ModelCardError
+from timeseg.core.raster_stack import DatedRaster, RasterStackError
+from timeseg.core.runtime import RuntimeUnavailable, open_session
+from timeseg.core.segment import SegmentError, SegmentRequest, segment, select_dates
 
 
 def rasters_of(scene, year):
@@ -163,7 +163,7 @@ def test_cuda_asked_without_cuda_is_a_clear_error(local_model):
 
 
 def test_date_selection_for_long_sequences():
-    from core.model_card import ModelCard
+    from timeseg.core.model_card import ModelCard
 
     card = ModelCard(**{**CARD, "min_sequence_length": 2})
     rasters = [DatedRaster(f"d{i}.tif", dt.date(2019, 1, 1) + dt.timedelta(days=10 * i)) for i in range(9)][::-1]

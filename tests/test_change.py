@@ -8,8 +8,17 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from core.change import NEW, NODATA, NONE, REMOVED, ChangeError, ChangeOptions, compute_change, skeleton_length_px
-from core.cli import main as core_main
+from timeseg.cli import main as core_main
+from timeseg.core.change import (
+    NEW,
+    NODATA,
+    NONE,
+    REMOVED,
+    ChangeError,
+    ChangeOptions,
+    compute_change,
+    skeleton_length_px,
+)
 
 TRANSFORM = from_origin(400_000, 1_600_000, 10, 10)
 

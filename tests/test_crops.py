@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from core.raster_stack import DatedRaster
-from core.segment import SegmentRequest, segment
-from models.simulator.crops import (
+from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.segment import SegmentRequest, segment
+from timeseg.models.simulator.crops import (
     CROP_BANDS,
     CROP_CLASSES,
     PHENOLOGY,
@@ -88,9 +88,9 @@ def test_crops_differ_by_their_seasonal_course():
 def test_classifier_trains_exports_and_runs_in_the_engine(tmp_path):
     import torch
 
-    from models.crops import CropTraining, classifier_options, crop_site, region_scenes
-    from models.export import export_checkpoint
-    from models.training import train_classifier
+    from timeseg.models.crops import CropTraining, classifier_options, crop_site, region_scenes
+    from timeseg.models.export import export_checkpoint
+    from timeseg.models.training import train_classifier
 
     training = CropTraining(output=tmp_path / "run", data_dir=tmp_path / "data", train_scenes=2,
                             validation_scenes=1, scene_size=32, dates=8, epochs=2, samples_per_epoch=8,
@@ -128,7 +128,7 @@ def test_classifier_trains_exports_and_runs_in_the_engine(tmp_path):
             with rasterio.open(path, "w", **{**source.profile, "count": 3}) as target:
                 target.write(source.read([4, 3, 2]))
         three_band.append(replace(raster, path=path))
-    from core.segment import SegmentError
+    from timeseg.core.segment import SegmentError
 
     with pytest.raises(SegmentError, match="3 bands, the model wants 13"):
         segment(SegmentRequest(three_band, tmp_path / "crops.onnx", tmp_path / "bad", device="cpu"))

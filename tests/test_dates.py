@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from core.dates import date_from_name, date_from_tags
+from timeseg.core.dates import date_from_name, date_from_tags
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -18,7 +18,7 @@ from tests_support import load_plugin_package
 @pytest.fixture(scope="module")
 def two_periods(tmp_path_factory):
     """Ten small dated rasters: five of 2016, five of 2019."""
-    from models.simulator import simulate_scene
+    from timeseg.models.simulator import simulate_scene
 
     return simulate_scene(tmp_path_factory.mktemp("dock_scene"), seed=8, size=64, dates_per_period=5)
 
@@ -141,10 +141,10 @@ def test_compare_two_class_layers(dock, tmp_path):
 
 
 def test_missing_onnxruntime_is_explained(dock, monkeypatch):
-    import ui.dependencies
+    from timeseg.ui import dependencies
 
     dock, _ = dock
-    monkeypatch.setattr(ui.dependencies.importlib.util, "find_spec",
+    monkeypatch.setattr(dependencies.importlib.util, "find_spec",
                         lambda name: None if name == "onnxruntime" else object())
     assert not dock.check_dependencies()
     assert "-m pip install --user" in dock.dependency_label.text()
@@ -176,7 +176,7 @@ def test_a_layer_without_a_date_asks_for_one(dock, tmp_path):
 
 
 def test_shipped_models_are_offered_by_name(dock):
-    from core.model_card import SHIPPED_CROP_MODEL, SHIPPED_ROAD_MODEL
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL, SHIPPED_ROAD_MODEL
 
     dock, layers = dock
     combo = dock.shipped_combo
@@ -198,8 +198,8 @@ def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project,
     """An analyst's year of 13-band observations (every second date of a simulated crop scene)."""
     import rasterio
 
-    from models.crops import REGION_SEED
-    from models.simulator.crops import CROP_CLASSES, crop_schedule, simulate_crop_scene
+    from timeseg.models.crops import REGION_SEED
+    from timeseg.models.simulator.crops import CROP_CLASSES, crop_schedule, simulate_crop_scene
 
     scene = simulate_crop_scene(tmp_path / "crops", 77, crop_schedule(2016, 46, REGION_SEED), 48)
     plugin = load_plugin_package().classFactory(qgis_iface)

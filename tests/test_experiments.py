@@ -13,7 +13,7 @@ from tests_support import ROOT
 @pytest.fixture(scope="module")
 def cloud_run(tmp_path_factory):
     """Two conditions of the cloud experiment on 2 + 1 scenes of 32 px, 20 dates, 1 epoch."""
-    from models.experiments.clouds import CloudExperiment, run_cloud_experiment
+    from timeseg.research.clouds import CloudExperiment, run_cloud_experiment
 
     folder = tmp_path_factory.mktemp("clouds")
     experiment = CloudExperiment(output=folder / "run", data_dir=folder / "data", train_scenes=2,
@@ -24,7 +24,7 @@ def cloud_run(tmp_path_factory):
 
 
 def test_dates_below_keeps_the_dates_under_the_limit():
-    from models.experiments.clouds import dates_below
+    from timeseg.research.clouds import dates_below
 
     cover = np.array([0.0, 0.05, 0.3, 0.9, 0.0, 0.2])
     assert dates_below(cover, None).tolist() == [0, 1, 2, 3, 4, 5]
@@ -51,16 +51,16 @@ def test_cloud_experiment_trains_each_subset_on_its_dates_only(cloud_run):
 
 
 def test_unknown_condition_is_refused(tmp_path):
-    from models.experiments.clouds import CloudExperiment, run_cloud_experiment
+    from timeseg.research.clouds import CloudExperiment, run_cloud_experiment
 
     with pytest.raises(ValueError, match="unknown condition.*below_50"):
         run_cloud_experiment(CloudExperiment(output=tmp_path, conditions=["below_5"]))
 
 
 def test_sequence_experiment_reports_both_models_over_seeds(tmp_path):
-    from models.experiments.sequence import SequenceExperiment, run_sequence_experiment
-    from models.simulator.landscape import Cover, make_landscape
-    from models.sites import mangrove_scene_seeds
+    from timeseg.models.simulator.landscape import Cover, make_landscape
+    from timeseg.models.sites import mangrove_scene_seeds
+    from timeseg.research.sequence import SequenceExperiment, run_sequence_experiment
 
     experiment = SequenceExperiment(output=tmp_path / "run", data_dir=tmp_path / "data", seeds=[0, 1],
                                     train_scenes=1, validation_scenes=1, scene_size=64, dates=3, patch_size=64,
@@ -84,8 +84,8 @@ def test_sequence_experiment_reports_both_models_over_seeds(tmp_path):
 
 
 def test_traced_gates_reproduce_the_convlstm():
-    from models.experiments.gates import trace_gates
-    from models.networks import ConvLstm
+    from timeseg.models.networks import ConvLstm
+    from timeseg.research.gates import trace_gates
 
     torch.manual_seed(0)
     lstm = ConvLstm(3, 4)
@@ -103,7 +103,7 @@ def test_traced_gates_reproduce_the_convlstm():
 
 
 def test_gate_closure_scores_a_gate_that_shuts_on_clouds():
-    from models.experiments.gates import GateTrace, choose_cells, gate_closure
+    from timeseg.research.gates import GateTrace, choose_cells, gate_closure
 
     opacity = np.zeros((4, 6, 6), np.float32)
     opacity[1, :3] = 0.9
@@ -120,8 +120,8 @@ def test_gate_closure_scores_a_gate_that_shuts_on_clouds():
 def test_gate_command_draws_a_crop_model_and_a_road_model(cloud_run, local_model, small_scene, tmp_path):
     import matplotlib.image
 
-    from models.cli import main
-    from models.crops import region_scenes
+    from timeseg.models.crops import region_scenes
+    from timeseg.research.cli import main
 
     experiment, _ = cloud_run
     scene = region_scenes(experiment.data_dir, [10**6], 32, 20)[0]
@@ -149,8 +149,8 @@ def test_gate_command_draws_a_crop_model_and_a_road_model(cloud_run, local_model
                  *map(str, small_scene.tci_paths[2019]), "--output", str(road_png), "--cells", "9"]) == 1
     from rasterio.windows import Window
 
-    from core.dates import dated_rasters
-    from models.experiments.gates import write_gate_figure
+    from timeseg.core.dates import dated_rasters
+    from timeseg.research.gates import write_gate_figure
 
     with pytest.raises(ValueError, match="is not a TimeSeg checkpoint"):
         write_gate_figure(ROOT / "README.md", dated_rasters(scene.image_paths[:3]), road_png, Window(0, 0, 16, 16))
@@ -160,7 +160,7 @@ def test_gate_command_draws_a_crop_model_and_a_road_model(cloud_run, local_model
 
 
 def test_report_tables_plots_and_make_target(cloud_run, tmp_path):
-    from models.experiments.report import EXPERIMENT_COMMANDS, write_report
+    from timeseg.research.report import EXPERIMENT_COMMANDS, write_report
 
     experiment, results = cloud_run
     sequence = {
@@ -171,7 +171,7 @@ def test_report_tables_plots_and_make_target(cloud_run, tmp_path):
             {"seed": s, "seconds": 60.0, "single_date_fcn": {"accuracy": 0.9, "iou": 0.3, "f1": 0.4},
              "sequence": {"accuracy": 0.95, "iou": 0.5 - s / 10, "f1": 0.6}} for s in (0, 1)]}},
     }
-    from models.experiments.sequence import summarise
+    from timeseg.research.sequence import summarise
 
     sequence["tasks"]["roads"]["summary"] = summarise(sequence["tasks"]["roads"]["runs"])
     (tmp_path / "sequence.json").write_text(json.dumps(sequence))
@@ -190,15 +190,15 @@ def test_report_tables_plots_and_make_target(cloud_run, tmp_path):
     target = makefile.split("\nexperiments:", 1)[1].split("\n\n", 1)[0]
     gate_scene = re.search(r"^GATE_SCENE := (.+)$", makefile, re.M).group(1)
     lines = target.replace("\\\n", " ").splitlines()[1:]
-    made = [re.sub(r"\s+", " ", line.strip().replace("$(PYTHON)", "python").replace("$(GATE_SCENE)", gate_scene))
+    made = [re.sub(r"\s+", " ", line.strip().replace("$(RESEARCH)", "timeseg-research").replace("$(GATE_SCENE)", gate_scene))
             for line in lines]
     assert made == EXPERIMENT_COMMANDS
 
 
 def test_cloud_experiment_on_your_own_rasters_and_cloud_cover(cloud_run, tmp_path):
-    from models.cli import main
-    from models.crops import region_scenes
-    from models.experiments.clouds import read_cloud_cover
+    from timeseg.models.crops import region_scenes
+    from timeseg.research.cli import main
+    from timeseg.research.clouds import read_cloud_cover
 
     experiment, _ = cloud_run
     train, held_out = region_scenes(experiment.data_dir, [0, 10**6], 32, 20)
@@ -223,7 +223,7 @@ def test_cloud_experiment_on_your_own_rasters_and_cloud_cover(cloud_run, tmp_pat
     table.write_text("2016-01-01,0.2\n")
     assert main([*base, "--cloud-cover", str(table), "--class-names", names]) == 1
     with pytest.raises(ValueError, match="gives no cloud cover for"):
-        from models.experiments.clouds import user_cloud_data
+        from timeseg.research.clouds import user_cloud_data
 
         user_cloud_data(train.image_paths, train.labels_path, held_out.image_paths, held_out.labels_path, table,
                         names.split(","), None, 1e-4)

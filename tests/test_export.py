@@ -8,9 +8,9 @@ import onnxruntime
 import pytest
 import torch
 
-from core.model_card import ModelCard, ModelCardError, read_model_card
-from models.checkpoint import NetworkConfig, build_network, save_checkpoint
-from models.export import ExportError, export_checkpoint
+from timeseg.core.model_card import ModelCard, ModelCardError, read_model_card
+from timeseg.models.checkpoint import NetworkConfig, build_network, save_checkpoint
+from timeseg.models.export import ExportError, export_checkpoint
 
 CARD = {
     "architecture": "fcn_convlstm", "class_names": ["background", "road"], "bands": ["B04", "B03", "B02"],
@@ -60,7 +60,7 @@ def test_the_card_is_in_metadata_props_as_json_strings(exported):
 
 @pytest.mark.parametrize("time_steps,height,width", [(1, 40, 40), (6, 33, 70)])
 def test_onnx_matches_pytorch_at_other_lengths_and_sizes(exported, checkpoint, time_steps, height, width):
-    from models.checkpoint import load_checkpoint
+    from timeseg.models.checkpoint import load_checkpoint
 
     output, _, _ = exported
     network, _, _ = load_checkpoint(checkpoint)
@@ -74,10 +74,10 @@ def test_onnx_matches_pytorch_at_other_lengths_and_sizes(exported, checkpoint, t
 
 
 def test_export_refuses_to_write_when_parity_fails(checkpoint, tmp_path, monkeypatch):
-    import models.export
+    from timeseg.models import export
 
-    monkeypatch.setattr(models.export, "PARITY_TOLERANCE", 0.0)
-    monkeypatch.setattr(models.export, "parity_difference", lambda *args, **kwargs: 1e-3)
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", 0.0)
+    monkeypatch.setattr(export, "parity_difference", lambda *args, **kwargs: 1e-3)
     output = tmp_path / "bad.onnx"
     with pytest.raises(ExportError, match="differs from PyTorch"):
         export_checkpoint(checkpoint, output)

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from models.networks import JointLoss, soft_iou
-from models.networks.loss import SMOOTHING as S
+from timeseg.models.networks import JointLoss, soft_iou
+from timeseg.models.networks.loss import SMOOTHING as S
 
 
 def test_binary_loss_by_hand():

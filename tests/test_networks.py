@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.networks import BiConvLstmClassifier, ConvLstmCell, FcnConvLstm, UNet
+from timeseg.models.networks import BiConvLstmClassifier, ConvLstmCell, FcnConvLstm, UNet
 
 
 @pytest.mark.parametrize("height,width", [(32, 32), (37, 50), (8, 8)])

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from core.pipeline import Cancelled, run_pipeline
+from timeseg.core.pipeline import Cancelled, run_pipeline
 
 
 def test_items_are_written_in_order_with_each_step_in_its_own_thread():

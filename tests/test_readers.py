@@ -9,9 +9,9 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from core.raster_stack import DatedRaster, Grid, RasterStack, RasterStackError
-from models.dataset import OpenSite, SequencePatches, Site, augment, choose_dates
-from models.labels import LABEL_NODATA, LabelSource, label_raster
+from timeseg.core.raster_stack import DatedRaster, Grid, RasterStack, RasterStackError
+from timeseg.models.dataset import OpenSite, SequencePatches, Site, augment, choose_dates
+from timeseg.models.labels import LABEL_NODATA, LabelSource, label_raster
 
 UTM = CRS.from_epsg(32628)
 

@@ -7,12 +7,12 @@ import onnxruntime
 import pytest
 import rasterio
 
-from core.cli import main as core_main
-from core.model_card import read_model_card
-from core.normalisation import Normalisation
-from core.raster_stack import DatedRaster, RasterStack
-from core.segment import Cancelled, SegmentError, SegmentRequest, segment
-from core.tiling import blend_window, tile_grid
+from timeseg.cli import main as core_main
+from timeseg.core.model_card import read_model_card
+from timeseg.core.normalisation import Normalisation
+from timeseg.core.raster_stack import DatedRaster, RasterStack
+from timeseg.core.segment import Cancelled, SegmentError, SegmentRequest, segment
+from timeseg.core.tiling import blend_window, tile_grid
 
 
 def rasters_of(scene, year):

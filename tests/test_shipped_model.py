@@ -2,11 +2,11 @@
 
 import rasterio
 
-from core.model_card import SHIPPED_ROAD_MODEL, read_model_card
-from core.raster_stack import DatedRaster
-from core.segment import SegmentRequest, segment
-from models.labels import LabelSource, label_raster
-from models.simulator import simulate_scene
+from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
+from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.segment import SegmentRequest, segment
+from timeseg.models.labels import LabelSource, label_raster
+from timeseg.models.simulator import simulate_scene
 
 ROAD_MODEL = SHIPPED_ROAD_MODEL
 
@@ -35,7 +35,7 @@ def test_the_model_finds_the_roads_of_an_unseen_simulated_scene(tmp_path):
         grid = (dataset.crs, dataset.transform)
     with rasterio.open(scene.tci_paths[2019][0]) as reference:
         assert grid == (reference.crs, reference.transform)
-    from core.raster_stack import Grid
+    from timeseg.core.raster_stack import Grid
 
     roads = label_raster(LabelSource(scene.labels_path, "lines", "roads_2019", 3),
                          Grid(grid[0], grid[1], 192, 192)).astype(bool)
@@ -46,8 +46,8 @@ def test_the_model_finds_the_roads_of_an_unseen_simulated_scene(tmp_path):
 
 
 def test_crop_model_card_and_its_held_out_metrics():
-    from core.model_card import SHIPPED_CROP_MODEL
-    from models.simulator.crops import CROP_BANDS, CROP_CLASSES
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL
+    from timeseg.models.simulator.crops import CROP_BANDS, CROP_CLASSES
 
     card = read_model_card(SHIPPED_CROP_MODEL)
     assert SHIPPED_CROP_MODEL.stat().st_size < 2 * 1024 * 1024
@@ -63,9 +63,9 @@ def test_crop_model_card_and_its_held_out_metrics():
 def test_the_crop_model_classifies_an_unseen_scene_with_all_its_cloudy_dates(tmp_path):
     import numpy as np
 
-    from core.model_card import SHIPPED_CROP_MODEL
-    from models.crops import REGION_SEED
-    from models.simulator.crops import crop_schedule, simulate_crop_scene
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL
+    from timeseg.models.crops import REGION_SEED
+    from timeseg.models.simulator.crops import crop_schedule, simulate_crop_scene
 
     scene = simulate_crop_scene(tmp_path / "scene", 4242, crop_schedule(2016, 46, REGION_SEED), 64)
     assert sum(c >= 0.5 for c in scene.measured_cloud_cover) >= 15  # many dates mostly cloudy

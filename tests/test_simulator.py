@@ -5,9 +5,9 @@ import datetime as dt
 import numpy as np
 import rasterio
 
-from core.dates import detect_date
-from models.simulator import simulate_scene
-from models.simulator.imaging import TCI_SATURATION, true_colour
+from timeseg.core.dates import detect_date
+from timeseg.models.simulator import simulate_scene
+from timeseg.models.simulator.imaging import TCI_SATURATION, true_colour
 
 
 def read(path):

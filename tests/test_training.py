@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from models.checkpoint import NetworkConfig, load_checkpoint
-from models.networks import BiConvLstmClassifier, JointLoss, UNet
-from models.sites import simulated_sites
-from models.training import TrainOptions, learning_rate_schedule, train
+from timeseg.models.checkpoint import NetworkConfig, load_checkpoint
+from timeseg.models.networks import BiConvLstmClassifier, JointLoss, UNet
+from timeseg.models.sites import simulated_sites
+from timeseg.models.training import TrainOptions, learning_rate_schedule, train
 
 
 @pytest.mark.parametrize("name", ["unet", "biconvlstm"])
@@ -85,9 +85,9 @@ def test_training_is_deterministic_with_a_seed(tiny_run, tmp_path):
 
 
 def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp_path, capsys):
-    from core.model_card import read_model_card
-    from models.cli import main
-    from models.simulator import simulate_scene
+    from timeseg.cli import main
+    from timeseg.core.model_card import read_model_card
+    from timeseg.models.simulator import simulate_scene
 
     held_out = simulate_scene(tmp_path / "held_out", seed=77, size=64, dates_per_period=3)
     common = ["--label-kind", "lines", "--label-layer", "roads_2019", "--depth", "2", "--base-channels", "4",

@@ -1,7 +1,5 @@
 """What the tests share: paths, the test model's card, loading the plugin package."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,12 +14,7 @@ TEST_CARD = {
 
 
 def load_plugin_package():
-    """Import the repository root as the plugin package ``timeseg``, as QGIS does."""
-    if "timeseg" in sys.modules:
-        return sys.modules["timeseg"]
-    spec = importlib.util.spec_from_file_location("timeseg", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["timeseg"] = module
-    spec.loader.exec_module(module)
-    return module
+    """The plugin package ``timeseg`` (installed into the venv by ``make setup``, as QGIS imports it)."""
+    import timeseg
+
+    return timeseg

@@ -35,8 +35,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from core.model_card import SHIPPED_ROAD_MODEL, shipped_models
-
+from ..core.model_card import SHIPPED_ROAD_MODEL, shipped_models
 from .dependencies import missing_dependency_message
 from .layer_table import LayerTable
 from .results import add_change_layer, add_period_layers
@@ -203,7 +202,7 @@ class TimeSegDock(QgsDockWidget):
             self.card_label.setText(self.tr("Choose a model file."))
             return
         try:
-            from core.model_card import read_model_card
+            from ..core.model_card import read_model_card
 
             self.card = read_model_card(path)
         except Exception as error:  # a broken or foreign file: say so, keep QGIS running
@@ -220,7 +219,7 @@ class TimeSegDock(QgsDockWidget):
             self.overlap_spin.setValue(self.card.tiles_overlap)
 
     def _update_device_label(self) -> None:
-        from core.runtime import RuntimeUnavailable, import_onnxruntime
+        from ..core.runtime import RuntimeUnavailable, import_onnxruntime
 
         try:
             cuda = "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
@@ -344,7 +343,7 @@ class TimeSegDock(QgsDockWidget):
             log(line)
 
     def compare(self) -> None:
-        from core.change import compute_change
+        from ..core.change import compute_change
 
         before, after = self.before_combo.currentLayer(), self.after_combo.currentLayer()
         if not isinstance(before, QgsRasterLayer) or not isinstance(after, QgsRasterLayer) or before == after:

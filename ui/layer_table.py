@@ -21,7 +21,7 @@ NO_DATE = QDate(1900, 1, 1)
 
 
 def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:
-    from core.dates import date_from_name, detect_date
+    from ..core.dates import date_from_name, detect_date
 
     path = Path(layer.source())
     try:

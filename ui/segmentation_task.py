@@ -48,11 +48,11 @@ class SegmentationTask(QgsTask):
         self._on_finished = on_finished
 
     def run(self) -> bool:  # worker thread
-        from core.change import ChangeOptions, compute_change
-        from core.model_card import read_model_card
-        from core.pipeline import Cancelled
-        from core.raster_stack import DatedRaster
-        from core.segment import SegmentRequest, segment
+        from ..core.change import ChangeOptions, compute_change
+        from ..core.model_card import read_model_card
+        from ..core.pipeline import Cancelled
+        from ..core.raster_stack import DatedRaster
+        from ..core.segment import SegmentRequest, segment
 
         parameters = self.outcome.parameters
         periods = parameters.periods()

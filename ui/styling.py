@@ -39,7 +39,7 @@ def style_probability(layer: QgsRasterLayer) -> None:
 def style_classes(layer: QgsRasterLayer, class_names: Sequence[str], visible: Sequence[str] | None = None) -> None:
     """Paletted with the class names; classes not in ``visible`` are transparent
     (for roads only the road class shows)."""
-    from core.outputs import class_colours  # the same colours as the GeoTIFF's colour table
+    from ..core.outputs import class_colours  # the same colours as the GeoTIFF's colour table
 
     colours = class_colours(class_names)
     classes = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.networks.convlstm import ConvLstm
-from models.networks.unet import probabilities_from_logits
+from .convlstm import ConvLstm
+from .unet import probabilities_from_logits
 
 
 class BiConvLstmClassifier(nn.Module):

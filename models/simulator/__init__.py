@@ -3,7 +3,7 @@
 Numpy, scipy, rasterio and GDAL's OGR only (no torch), so the engine's tests can use it.
 """
 
-from models.simulator.scene import SimulatedScene, simulate_scene
+from .scene import SimulatedScene, simulate_scene
 
 # Raise when the simulator's output changes: cached training scenes of another version are not reused.
 SIMULATOR_VERSION = 2

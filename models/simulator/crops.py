@@ -28,9 +28,9 @@ import rasterio
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from models.simulator.imaging import cloud_opacity
-from models.simulator.landscape import _make_fields, fractal_noise, smooth_noise
-from models.simulator.scene import PIXEL_SIZE_M, _write
+from .imaging import cloud_opacity
+from .landscape import _make_fields, fractal_noise, smooth_noise
+from .scene import PIXEL_SIZE_M, _write
 
 CROP_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 CROP_CLASSES = ("other", "meadow", "winter_cereal", "spring_cereal", "maize", "rapeseed", "sugar_beet")

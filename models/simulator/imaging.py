@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from models.simulator.landscape import Cover, Landscape, Surface, fractal_noise, road_coverage, smooth_noise
+from .landscape import Cover, Landscape, Surface, fractal_noise, road_coverage, smooth_noise
 
 BANDS = ("B02", "B03", "B04", "B08")  # blue, green, red, near infrared
 TCI_SATURATION = 0.3558  # L1C reflectance at TCI value 255

@@ -21,8 +21,8 @@ from rasterio.crs import CRS
 from rasterio.features import shapes
 from rasterio.transform import from_origin
 
-from models.simulator.imaging import BANDS, Acquisition, ground_reflectance, observe, true_colour
-from models.simulator.landscape import Cover, Landscape, make_landscape
+from .imaging import BANDS, Acquisition, ground_reflectance, observe, true_colour
+from .landscape import Cover, Landscape, make_landscape
 
 PIXEL_SIZE_M = 10.0
 UTM_28N = CRS.from_epsg(32628)  # the Senegal coast of paper A

@@ -21,11 +21,11 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from core.normalisation import Normalisation
-from core.raster_stack import DatedRaster, RasterStack
-from models.checkpoint import load_checkpoint
-from models.networks import ConvLstm
-from models.simulator.crops import CLOUDY_PIXEL_OPACITY
+from ..core.normalisation import Normalisation
+from ..core.raster_stack import DatedRaster, RasterStack
+from ..models.checkpoint import load_checkpoint
+from ..models.networks import ConvLstm
+from ..models.simulator.crops import CLOUDY_PIXEL_OPACITY
 
 
 @dataclass

@@ -14,23 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from models.experiments.sequence import METRICS, PAPER_A_ACCURACY
+from .sequence import METRICS, PAPER_A_ACCURACY
 
 CONDITION_TITLES = {"all": "all observations", "below_50": "cloud cover < 50 %", "below_25": "< 25 %",
                     "below_10": "< 10 %", "cloud_free": "cloud-free only"}
 # What `make experiments` runs, in order (tests/test_experiments.py checks the Makefile says the same).
 GATE_SCENE = "data/simulated/crops/v1_region2016_46dates_128px/scene_1000000"
 EXPERIMENT_COMMANDS = [
-    "python -m models experiment sequence --tasks roads --output runs/experiments/sequence_roads",
-    "python -m models experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves",
-    "python -m models experiment clouds --output runs/experiments/clouds",
-    f"python -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward "
+    "timeseg-research experiment sequence --tasks roads --output runs/experiments/sequence_roads",
+    "timeseg-research experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves",
+    "timeseg-research experiment clouds --output runs/experiments/clouds",
+    f"timeseg-research experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward "
     f"--images {GATE_SCENE}/S2_SIM_*_L1C.tif --clouds {GATE_SCENE}/clouds.tif "
     "--output docs/experiments/gates_forward.png",
-    f"python -m models experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer backward "
+    f"timeseg-research experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer backward "
     f"--images {GATE_SCENE}/S2_SIM_*_L1C.tif --clouds {GATE_SCENE}/clouds.tif "
     "--output docs/experiments/gates_backward.png",
-    "python -m models experiment report --docs docs",
+    "timeseg-research experiment report --docs docs",
 ]
 PAPER_B_DATES = {"all": 46, "below_50": 26, "below_25": 17, "below_10": 10, "cloud_free": 4}
 
@@ -309,7 +309,7 @@ def write_report(docs: Path, sequence_jsons: list[Path], clouds_json: Path | Non
     folder = docs / "experiments"
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["# Experiments: the papers' claims on TimeSeg's data", "",
-             "Written by `python -m models experiment report` from the JSON files beside it "
+             "Written by `timeseg-research experiment report` from the JSON files beside it "
              "(`docs/experiments/`); every number below is in them. Fixed seeds; held-out scenes are never "
              "seen in training. Machine: the project's 2-core CPU box, no GPU.", "",
              "Commands (`make experiments` runs them all):", "", "```", *commands, "```", ""]

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from models.crops import CropTraining, classifier_options, crop_site, region_split
-from models.dataset import Site
-from models.labels import LabelSource
-from models.simulator.crops import CROP_BANDS, CROP_CLASSES, CropScene
-from models.sites import user_site
-from models.training import plain_settings, train_classifier
+from ..models.crops import CropTraining, classifier_options, crop_site, region_split
+from ..models.dataset import Site
+from ..models.labels import LabelSource
+from ..models.simulator.crops import CROP_BANDS, CROP_CLASSES, CropScene
+from ..models.sites import user_site
+from ..models.training import plain_settings, train_classifier
 
 log = logging.getLogger("timeseg.experiment")
 # (name, upper cloud-cover limit): None keeps every date, 0 only the cloud-free ones.

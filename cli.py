@@ -1,0 +1,14 @@
+"""``timeseg`` (also ``python -m timeseg``): the engine's and the model builder's command line."""
+
+from __future__ import annotations
+
+from .core import cli as engine_cli
+from .models import cli as model_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, commands = engine_cli.main_parser(
+        "timeseg", "TimeSeg: land-cover and change maps from satellite image time series")
+    engine_cli.add_commands(commands)
+    model_cli.add_commands(commands)  # argparse only: torch is imported when a model command runs
+    return engine_cli.run_main(parser, argv)
