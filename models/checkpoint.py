@@ -35,6 +35,7 @@ class NetworkConfig:
     base_channels: int = 16
     hidden_channels: int | None = 8
     kernel_size: int = 3
+    context_channels: int = 0  # fcn_convlstm: context maps per date beside the PMap (0: paper A)
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -45,7 +46,7 @@ def build_network(config: NetworkConfig) -> nn.Module:
     if config.architecture == "fcn_convlstm":
         return FcnConvLstm(
             config.in_channels, config.output_channels, config.depth, config.base_channels,
-            config.hidden_channels, config.kernel_size,
+            config.hidden_channels, config.kernel_size, context_channels=config.context_channels,
         )
     return BiConvLstmClassifier(
         config.in_channels, config.output_channels, config.hidden_channels or 256, config.kernel_size

@@ -39,6 +39,20 @@ def _add_train(commands) -> argparse.ArgumentParser:
     net.add_argument("--base-channels", type=int, default=16, help="U-Net first-level width (default 16)")
     net.add_argument("--hidden-channels", type=int, default=8,
                      help="ConvLSTM width (paper A: l_c; default 8)")
+    net.add_argument("--context-channels", type=int, default=4,
+                     help="context maps per date the ConvLSTM reads beside the PMap, so that it can tell a date "
+                     "hidden by cloud from a date without roads (default 4; 0: paper A's PMap-only network)")
+    real = parser.add_argument_group("real labelled imagery, added to the training sites")
+    real.add_argument("--real-labels", type=Path,
+                      help="GeoPackage of hand-traced roads with split and areas (e.g. models/real/T33UUU_roads.gpkg); "
+                      "its 'train' area joins the training sites")
+    real.add_argument("--real-image", type=Path, help="the image the lines were traced on (default: the "
+                      "shipped T33UUU true-colour image)")
+    real.add_argument("--real-share", type=float, default=0.5,
+                      help="share of the training patches drawn from the real image (default 0.5)")
+    real.add_argument("--weather", action="store_true",
+                      help="draw TCI conventions (L1C, L2A), haze, clouds with shadows and overcast dates at any "
+                      "position into the training sequences (true-colour models)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--output", type=Path, required=True, help="run folder for checkpoints and history")
     fit.add_argument("--patch-size", type=int, default=512, help="patch size in pixels (paper A: 512)")
@@ -57,6 +71,8 @@ def _add_train(commands) -> argparse.ArgumentParser:
                      help="paper: base, /10, /100 over thirds of each stage (paper A)")
     fit.add_argument("--alpha", type=float, default=0.7, help="loss a*H - (1-a)*log(J) (default 0.7)")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--init", type=Path, help="start from this checkpoint's weights (e.g. models/weights/roads.pt; "
+                     "with --fcn-epochs 0 only the temporal stage trains)")
     fit.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     fit.add_argument("--tile-size", type=int, default=256, help="inference tile size for the card")
     fit.add_argument("--overlap", type=int, default=32, help="inference tile overlap for the card")
@@ -153,21 +169,34 @@ def run_train(args: argparse.Namespace) -> None:
         trained_on = (f"TimeSeg simulator: {args.simulated_scenes} scenes x 2 periods of "
                       f"{args.scene_size}x{args.scene_size} px at 10 m, Sentinel-2-like TCI, clouds included; "
                       f"validation on {args.validation_scenes} held-out scenes")
+    site_weights = None
+    if args.real_labels:
+        from .real_scene import REAL_TCI, real_site
+
+        if not 0 < args.real_share < 1:
+            raise ValueError("--real-share must lie between 0 and 1 (a share of the training patches)")
+        image = args.real_image or REAL_TCI
+        real = real_site(args.output / "real", "train", args.real_labels, image, args.line_width)
+        site_weights = [(1 - args.real_share) / len(train_sites)] * len(train_sites) + [args.real_share]
+        train_sites = [*train_sites, real]
+        trained_on += (f"; real: the 'train' area of {args.real_labels.name} over {image.name} "
+                       f"({args.real_share:.0%} of the training patches)")
     options = TrainOptions(
         output=args.output,
         network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")),
                               1 if len(class_names) == 2 else len(class_names), args.depth,
-                              args.base_channels, args.hidden_channels),
+                              args.base_channels, args.hidden_channels,
+                              context_channels=args.context_channels),
         class_names=class_names, bands=args.bands.split(","), input_scale=args.input_scale,
         patch_size=args.patch_size, sequence_length=args.sequence_length,
         min_sequence_length=args.min_sequence_length, batch_size=args.batch_size,
         fcn_epochs=args.fcn_epochs, sequence_epochs=args.sequence_epochs, joint_epochs=args.joint_epochs,
         samples_per_epoch=args.samples_per_epoch, learning_rate=args.learning_rate, schedule=args.schedule,
         alpha=args.alpha, seed=args.seed, device=args.device, trained_on=trained_on,
-        tile_size=args.tile_size, tiles_overlap=args.overlap,
+        tile_size=args.tile_size, tiles_overlap=args.overlap, weather=args.weather, init_checkpoint=args.init,
     )
     started = time.time()
-    final = train(options, train_sites, val_sites)
+    final = train(options, train_sites, val_sites, site_weights)
     print(f"trained in {time.time() - started:.0f} s; validation on held-out data:")
     for name in ("single_date_fcn", "sequence", "sequence_model_last_date_only"):
         m = final[name]

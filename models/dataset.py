@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, RasterStack
 from .labels import LABEL_NODATA, LabelSource, label_raster
+from .weather import Weather, overcast_date, weathered
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,18 @@ class SequencePatches(Dataset):
     """Patches of open sites.
 
     ``random`` mode draws ``samples_per_epoch`` random windows (deterministic from
-    ``seed`` and the index, so the same index gives the same sample), random dates
-    and augmentations; ``grid`` mode tiles every site without overlap, last dates,
-    no augmentation (validation).
+    ``seed`` and the index, so the same index gives the same sample) from sites drawn
+    with ``site_weights`` (default: equal), random dates and augmentations; ``grid`` mode
+    tiles every site without overlap, last dates, no augmentation (validation).
+
+    A site of one date (a real labelled image) gives sequences of that date repeated, made
+    different by ``weather``. With ``weather`` (true-colour sites, raw values 0..``white``),
+    random mode also draws conventions, haze and clouds (``models.weather``).
 
     Items: ``images`` float32 ``[T, C, p, p]`` (raw values through ``normalisation``),
-    ``labels`` int64 ``[p, p]``, ``valid`` bool ``[p, p]``.
+    ``labels`` int64 ``[p, p]``, ``valid`` bool ``[p, p]`` (False where the label is unknown or
+    every date is hidden), and with ``weather.overcast_frames`` N > 0 ``overcast`` float32
+    ``[N, C, p, p]``: fully overcast dates, normalised, for the sequence stage to insert.
     """
 
     def __init__(
@@ -100,8 +107,17 @@ class SequencePatches(Dataset):
         mode: str = "random",
         samples_per_epoch: int = 256,
         seed: int = 0,
+        weather: Weather | None = None,
+        site_weights: Sequence[float] | None = None,
+        white: float = 255.0,
     ) -> None:
         self.sites = list(sites)
+        self.weather = weather
+        self.white = white
+        weights = np.ones(len(self.sites)) if site_weights is None else np.asarray(site_weights, dtype=float)
+        if len(weights) != len(self.sites) or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError("site_weights: one non-negative weight per site, not all zero")
+        self.site_probabilities = weights / weights.sum()
         self.patch_size = patch_size
         self.sequence_length = sequence_length
         self.normalisation = normalisation
@@ -130,13 +146,24 @@ class SequencePatches(Dataset):
             site_index, row, col = self.windows[index]
         else:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            site_index = int(rng.integers(len(self.sites)))
+            site_index = int(rng.choice(len(self.sites), p=self.site_probabilities))
             height, width = self.sites[site_index].shape
             row = int(rng.integers(0, max(height - self.patch_size, 0) + 1))
             col = int(rng.integers(0, max(width - self.patch_size, 0) + 1))
         pixels, valid_dates, labels = self.sites[site_index].read(row, col, self.patch_size)
         dates = choose_dates(len(pixels), self.sequence_length, rng)
         pixels, valid_dates = pixels[dates], valid_dates[dates]
+        if len(pixels) == 1 and self.sequence_length and self.sequence_length > 1:
+            pixels = np.repeat(pixels, self.sequence_length, axis=0)
+            valid_dates = np.repeat(valid_dates, self.sequence_length, axis=0)
+        item = {}
+        if rng is not None and self.weather is not None:
+            pixels, hidden = weathered(pixels, self.weather, rng, self.white)
+            valid_dates = valid_dates & ~hidden
+            if self.weather.overcast_frames:
+                frames = np.stack([overcast_date(pixels.shape[-2:], rng, self.white)
+                                   for _ in range(self.weather.overcast_frames)])
+                item["overcast"] = torch.from_numpy(self.normalisation.apply(frames))
         valid = (labels != LABEL_NODATA) & valid_dates.any(axis=0)
         if rng is not None:
             pixels, (labels, valid) = augment(pixels, [labels, valid], rng)
@@ -144,6 +171,7 @@ class SequencePatches(Dataset):
             "images": torch.from_numpy(self.normalisation.apply(pixels)),
             "labels": torch.from_numpy(np.where(valid, labels, 0).astype(np.int64)),
             "valid": torch.from_numpy(valid),
+            **item,
         }
 
 

@@ -28,9 +28,12 @@ from .checkpoint import NetworkConfig, build_network, save_checkpoint
 from .dataset import OpenSite, SequencePatches, Site, band_statistics
 from .metrics import ConfusionMatrix
 from .networks import FcnConvLstm, JointLoss
+from .networks.unet import probabilities_from_logits
+from .weather import Weather
 
 log = logging.getLogger("timeseg.train")
 SCHEDULES = ("paper", "constant")
+OVERCAST_WEIGHT = 4.0  # weight of the with/without-overcast map difference in the sequence stages
 
 
 @dataclass
@@ -62,6 +65,8 @@ class TrainOptions:
     threshold: float = 0.5
     input_dtype: str = "uint8"
     validation_patch_size: int | None = None  # None: patch_size
+    weather: bool = False  # true-colour sites: conventions, haze, clouds and overcast dates (models.weather)
+    init_checkpoint: Path | None = None  # start from this checkpoint's weights (those whose shapes fit)
 
 
 def seed_everything(seed: int) -> None:
@@ -86,6 +91,36 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, epochs: int, schedu
 def single_date_probabilities(network: FcnConvLstm, images: torch.Tensor) -> torch.Tensor:
     """FCN alone on each date: ``[B, T, C, H, W]`` -> ``[B * T, K, H, W]``."""
     return network.fcn(images.flatten(0, 1))
+
+
+def with_overcast_dates(images: torch.Tensor, overcast: torch.Tensor,
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Insert 1 to N of the overcast dates ``[B, N, C, H, W]`` at random positions (the same for
+    the batch, first and last included) into ``images`` ``[B, T, C, H, W]``.
+    -> ``([B, T + n, C, H, W], overcast positions [T + n] bool)``."""
+    count = int(torch.randint(1, overcast.shape[1] + 1, (1,), generator=generator))
+    total = images.shape[1] + count
+    is_overcast = torch.zeros(total, dtype=torch.bool)
+    is_overcast[torch.randperm(total, generator=generator)[:count]] = True
+    sequence = images.new_empty((images.shape[0], total, *images.shape[2:]))
+    sequence[:, is_overcast] = overcast[:, :count]
+    sequence[:, ~is_overcast] = images
+    return sequence, is_overcast
+
+
+def overcast_contract_loss(network: FcnConvLstm, images: torch.Tensor, overcast: torch.Tensor,
+                           labels: torch.Tensor, valid: torch.Tensor, loss_fn: nn.Module,
+                           generator: torch.Generator) -> torch.Tensor:
+    """The label loss of the sequence with and without inserted overcast dates, plus the
+    squared difference of their maps: a date white with cloud must change the map by almost
+    nothing, wherever it comes in the sequence."""
+    sequence, is_overcast = with_overcast_dates(images, overcast, generator)
+    steps = network.date_steps(sequence)
+    with_clouds = probabilities_from_logits(network.logits_from_steps(steps))
+    without = probabilities_from_logits(network.logits_from_steps(steps[:, ~is_overcast]))
+    mask = valid.unsqueeze(1).expand_as(with_clouds)
+    difference = ((with_clouds - without) ** 2)[mask].mean() if mask.any() else with_clouds.sum() * 0
+    return loss_fn(with_clouds, labels, valid) + loss_fn(without, labels, valid) + OVERCAST_WEIGHT * difference
 
 
 def _repeat_per_date(tensor: torch.Tensor, dates: int) -> torch.Tensor:
@@ -150,7 +185,12 @@ def _stage(
             if per_date:
                 labels = _repeat_per_date(labels, images.shape[1])
                 valid = _repeat_per_date(valid, images.shape[1])
-            loss = loss_fn(forward(images), labels, valid)
+                loss = loss_fn(forward(images), labels, valid)
+            elif "overcast" in batch and isinstance(network, FcnConvLstm):
+                loss = overcast_contract_loss(network, images, batch["overcast"].to(options.device), labels,
+                                              valid, loss_fn, generator)
+            else:
+                loss = loss_fn(forward(images), labels, valid)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -193,13 +233,19 @@ def model_card_fields(options: TrainOptions) -> dict[str, Any]:
 def opened_sites(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site],
                  card: dict[str, Any]):
     """Open all sites; yields ``(train_open, val_open, normalisation)`` with the training
-    sites' band statistics written into ``card``."""
+    sites' band statistics (or those of ``options.init_checkpoint``) written into ``card``."""
     opened = []
     try:
         for site in [*train_sites, *val_sites]:
             opened.append(OpenSite(site))
         train_open, val_open = opened[: len(train_sites)], opened[len(train_sites):]
-        mean, std = band_statistics(train_open, options.input_scale, seed=options.seed)
+        if options.init_checkpoint is not None:  # its weights expect its normalisation
+            from .checkpoint import load_checkpoint
+
+            init_card = load_checkpoint(options.init_checkpoint)[2]["card"]
+            mean, std = init_card["standardization_mean"], init_card["standardization_std"]
+        else:
+            mean, std = band_statistics(train_open, options.input_scale, seed=options.seed)
         card.update(standardization_mean=list(mean), standardization_std=list(std))
         yield train_open, val_open, Normalisation(options.input_scale, mean, std)
     finally:
@@ -229,19 +275,42 @@ def _start(options: TrainOptions, architecture: str) -> tuple[nn.Module, dict[st
                          "(train: fcn_convlstm; train_classifier: biconvlstm)")
     seed_everything(options.seed)
     options.output.mkdir(parents=True, exist_ok=True)
-    return build_network(options.network).to(options.device), model_card_fields(options), []
+    network = build_network(options.network)
+    if options.init_checkpoint is not None:
+        load_matching_weights(network, options.init_checkpoint)
+    return network.to(options.device), model_card_fields(options), []
 
 
-def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site]) -> dict[str, Any]:
+def load_matching_weights(network: nn.Module, checkpoint: Path) -> list[str]:
+    """Copy the weights of ``checkpoint`` whose names and shapes fit ``network``; -> their names.
+    Refuses a checkpoint of which nothing fits (another architecture, other bands)."""
+    from .checkpoint import load_checkpoint
+
+    _, _, saved = load_checkpoint(checkpoint)
+    own = network.state_dict()
+    fitting = {k: v for k, v in saved["state_dict"].items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ValueError(f"no weight of {checkpoint} fits this network (other architecture or bands); "
+                         "train from scratch or pick a checkpoint of the same kind")
+    network.load_state_dict(fitting, strict=False)
+    log.info("started from %d of %d weight tensors of %s", len(fitting), len(own), checkpoint)
+    return sorted(fitting)
+
+
+def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site],
+          site_weights: Sequence[float] | None = None) -> dict[str, Any]:
     """Run the stages; write ``<stage>_best.pt``, ``model.pt`` and ``history.json`` under
     ``options.output``. Returns the final validation metrics of the single-date FCN and
-    of the sequence model, measured on the same held-out sites."""
+    of the sequence model, measured on the same held-out sites. ``site_weights``: how often
+    each training site is drawn (default: equally)."""
     network, card, history = _start(options, "fcn_convlstm")
     with opened_sites(options, train_sites, val_sites, card) as (train_open, val_open, normalisation):
 
         def patches(length: int) -> SequencePatches:
-            return SequencePatches(train_open, options.patch_size, length, normalisation,
-                                   "random", options.samples_per_epoch, options.seed)
+            weather = (Weather.light() if length == 1 else Weather()) if options.weather else None
+            return SequencePatches(train_open, options.patch_size, length, normalisation, "random",
+                                   options.samples_per_epoch, options.seed, weather, site_weights,
+                                   white=1 / options.input_scale)
 
         val_loader = DataLoader(
             SequencePatches(val_open, options.validation_patch_size or options.patch_size,

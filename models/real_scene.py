@@ -1,0 +1,132 @@
+"""The project's real labelled imagery (``models/real/``): hand-traced road centre lines over a
+real Sentinel-2 true-colour image, turned into label rasters and training or test sites.
+
+The GeoPackage holds three layers in the image's projected CRS:
+
+- ``roads``: centre lines, fields ``kind`` (paved, track, street, forest, uncertain) and
+  ``split`` (train or heldout, by area);
+- ``areas``: polygons, field ``split``: train, heldout, or ``unlabelled`` (places inside the
+  others where roads could not be traced, e.g. under opaque cloud or in a town whose streets
+  are not readable at 10 m: left out of training and scoring);
+- ``land_cover``: settlement and water polygons (``kind``), for scoring where false roads fall.
+
+Label raster codes: 1 road (the line widened to ``line_width_px``), 0 not road (everything
+farther than ``tolerance_px`` from any line inside the split's area), 255 unknown (the ring
+between, the surroundings of ``uncertain`` lines, unlabelled areas and outside the split).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.features import geometry_mask, rasterize
+from rasterio.windows import Window, from_bounds
+from scipy import ndimage
+
+from ..core.raster_stack import DatedRaster, Grid
+from .dataset import Site
+from .labels import LABEL_NODATA, LabelSource, _read_geometries
+
+REAL_FOLDER = Path(__file__).resolve().parent / "real"
+REAL_TCI = REAL_FOLDER / "T33UUU_20170216_TCI.tif"
+REAL_LABELS = REAL_FOLDER / "T33UUU_roads.gpkg"
+REAL_DATE = date(2017, 2, 16)
+SPLITS = ("train", "heldout")
+ROAD_KINDS = ("paved", "track", "street", "forest")
+UNCERTAIN = "uncertain"
+
+
+def _features(gpkg: Path, layer: str, grid: Grid) -> list[tuple[dict, dict]]:
+    """``(geometry in the grid's CRS, attributes)`` of every feature of ``layer``."""
+    from osgeo import ogr
+
+    source = ogr.Open(str(gpkg))
+    attributes = [{key: feature.GetField(key) for key in feature.keys()} for feature in source.GetLayerByName(layer)]
+    return list(zip(_read_geometries(gpkg, layer, grid), attributes))
+
+
+def _burn(geometries: list[dict], grid: Grid) -> np.ndarray:
+    shape = (grid.height, grid.width)
+    if not geometries:
+        return np.zeros(shape, dtype=bool)
+    return rasterize(((g, 1) for g in geometries), out_shape=shape, transform=grid.transform, fill=0,
+                     all_touched=True, dtype="uint8").astype(bool)
+
+
+def _within(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Pixels within ``radius`` pixels of ``mask``."""
+    if not mask.any():
+        return mask
+    return ndimage.distance_transform_edt(~mask) <= radius
+
+
+def real_label_raster(gpkg: Path, grid: Grid, split: str, line_width_px: int = 3,
+                      tolerance_px: float = 3.0) -> np.ndarray:
+    """Labels ``[H, W]`` uint8 of ``split`` on ``grid`` (codes in the module docstring)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}")
+    roads = _features(gpkg, "roads", grid)
+    areas = _features(gpkg, "areas", grid)
+    lines = _burn([g for g, a in roads if a["kind"] in ROAD_KINDS], grid)
+    uncertain = _burn([g for g, a in roads if a["kind"] == UNCERTAIN], grid)
+    inside = [g for g, a in areas if a["split"] == split]
+    unlabelled = [g for g, a in areas if a["split"] == "unlabelled"]
+    shape = (grid.height, grid.width)
+    in_split = ~geometry_mask(inside, shape, grid.transform) if inside else np.zeros(shape, dtype=bool)
+    if unlabelled:
+        in_split &= geometry_mask(unlabelled, shape, grid.transform)
+    road = _within(lines, (line_width_px - 1) / 2)
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[_within(lines, (line_width_px - 1) / 2 + tolerance_px) | _within(uncertain, tolerance_px + 1)] = LABEL_NODATA
+    labels[road] = 1
+    labels[~in_split] = LABEL_NODATA
+    return labels
+
+
+def split_window(gpkg: Path, image: Path, split: str) -> Window:
+    """The image window ``[col, row, width, height]`` that holds the ``split`` area."""
+    with rasterio.open(image) as dataset:
+        grid = Grid.of(dataset)
+        geometries = [g for g, a in _features(gpkg, "areas", grid) if a["split"] == split]
+        if not geometries:
+            raise ValueError(f"{gpkg} has no '{split}' area")
+        xs = [x for g in geometries for ring in g["coordinates"] for x, _ in ring]
+        ys = [y for g in geometries for ring in g["coordinates"] for _, y in ring]
+        window = from_bounds(min(xs), min(ys), max(xs), max(ys), dataset.transform)
+        return window.round_offsets().round_lengths().intersection(Window(0, 0, dataset.width, dataset.height))
+
+
+def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px: int = 3,
+                tolerance_px: float = 3.0) -> tuple[Path, Path]:
+    """The ``split``'s part of ``image`` and its label raster, as two GeoTIFFs under ``folder``
+    (the image is cropped, so that training never reads the held-out area's pixels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    window = split_window(gpkg, image, split)
+    image_path = folder / f"{image.stem}_{split}.tif"
+    labels_path = folder / f"{image.stem}_{split}_labels.tif"
+    with rasterio.open(image) as dataset:
+        pixels = dataset.read(window=window)
+        profile = dataset.profile
+        profile.update(width=pixels.shape[2], height=pixels.shape[1], transform=dataset.window_transform(window),
+                       driver="GTiff", compress="deflate", tiled=False)
+        profile.pop("blockxsize", None), profile.pop("blockysize", None)
+        tags = dataset.tags()
+    with rasterio.open(image_path, "w", **profile) as out:
+        out.write(pixels)
+        out.update_tags(**tags)
+    with rasterio.open(image_path) as cropped:
+        labels = real_label_raster(gpkg, Grid.of(cropped), split, line_width_px, tolerance_px)
+    label_profile = {**profile, "count": 1, "dtype": "uint8", "nodata": LABEL_NODATA}
+    with rasterio.open(labels_path, "w", **label_profile) as out:
+        out.write(labels, 1)
+    return image_path, labels_path
+
+
+def real_site(folder: Path, split: str = "train", gpkg: Path = REAL_LABELS, image: Path = REAL_TCI,
+              line_width_px: int = 3) -> Site:
+    """A one-date training or test site of the real labelled image's ``split``."""
+    image_path, labels_path = write_split(gpkg, image, split, folder, line_width_px)
+    return Site((DatedRaster(image_path, REAL_DATE),), LabelSource(labels_path, "raster"))

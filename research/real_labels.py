@@ -1,0 +1,122 @@
+"""Build ``models/real/T33UUU_roads.gpkg`` from the hand traces in ``models/real/traces/``.
+
+The traces are what the tracers wrote: JSON lists of ``{"kind", "points": [[col, row], ...]}`` in
+the image's pixel coordinates (0 at the top-left corner of the top-left pixel). This module puts
+them on the image's CRS, cuts them by area (the split is by area, never by line) and writes the
+three layers ``models.real_scene`` reads: ``roads``, ``areas`` and ``land_cover``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+
+from ..models.real_scene import ROAD_KINDS, UNCERTAIN
+
+# Areas in pixel columns/rows [col0, row0, col1, row1] of the 1536 x 768 px image. The 24 px
+# (240 m) gap between train and heldout keeps training patches off the held-out pixels.
+AREAS = {
+    "train": [(0, 0, 1000, 768)],
+    "heldout": [(1024, 0, 1536, 768)],
+}
+LAND_COVER_KINDS = ("settlement", "water")
+
+
+@dataclass(frozen=True)
+class Traces:
+    lines: list[dict]  # kind, points (pixels)
+    unlabelled: list[list[float]]  # [col0, row0, col1, row1] boxes where roads could not be traced
+    polygons: list[dict]  # kind (settlement, water), points (pixels, a ring)
+
+
+def read_traces(folder: Path) -> Traces:
+    """Every ``strip_*.json`` (lines), ``unlabelled.json`` (boxes) and ``polygons.json`` under ``folder``."""
+    lines = [line for path in sorted(folder.glob("strip_*.json")) for line in json.loads(path.read_text())]
+    for line in lines:
+        if line["kind"] not in (*ROAD_KINDS, UNCERTAIN):
+            raise ValueError(f"unknown line kind {line['kind']!r} in the traces")
+    unlabelled = folder / "unlabelled.json"
+    polygons = folder / "polygons.json"
+    return Traces(lines, json.loads(unlabelled.read_text()) if unlabelled.exists() else [],
+                  json.loads(polygons.read_text()) if polygons.exists() else [])
+
+
+def build_geopackage(traces: Traces, image: Path, output: Path) -> dict[str, float]:
+    """Write ``output`` (replacing it); returns km of lines per split and kind."""
+    from osgeo import ogr, osr
+
+    ogr.UseExceptions()
+    with rasterio.open(image) as dataset:
+        transform, wkt = dataset.transform, dataset.crs.to_wkt()
+
+    def world(points) -> list[tuple[float, float]]:
+        return [tuple(transform * (float(x), float(y))) for x, y in points]
+
+    def box(col0, row0, col1, row1):
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for x, y in world([(col0, row0), (col1, row0), (col1, row1), (col0, row1), (col0, row0)]):
+            ring.AddPoint_2D(x, y)
+        polygon = ogr.Geometry(ogr.wkbPolygon)
+        polygon.AddGeometry(ring)
+        return polygon
+
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(wkt)
+    partial = output.with_name(output.stem + ".partial.gpkg")
+    partial.unlink(missing_ok=True)
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(partial))
+    roads = source.CreateLayer("roads", srs, ogr.wkbLineString)
+    areas = source.CreateLayer("areas", srs, ogr.wkbPolygon)
+    cover = source.CreateLayer("land_cover", srs, ogr.wkbMultiPolygon)
+    for layer, fields in ((roads, ("kind", "split")), (areas, ("split",)), (cover, ("kind",))):
+        for name in fields:
+            layer.CreateField(ogr.FieldDefn(name, ogr.OFTString))
+
+    def add(layer, geometry, **attributes) -> None:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        for key, value in attributes.items():
+            feature.SetField(key, value)
+        feature.SetGeometry(geometry)
+        layer.CreateFeature(feature)
+
+    split_areas = {split: [box(*b) for b in boxes] for split, boxes in AREAS.items()}
+    for split, polygons in split_areas.items():
+        for polygon in polygons:
+            add(areas, polygon, split=split)
+    for b in traces.unlabelled:
+        add(areas, box(*b), split="unlabelled")
+    km: dict[str, float] = {}
+    for line in traces.lines:
+        geometry = ogr.Geometry(ogr.wkbLineString)
+        for x, y in world(line["points"]):
+            geometry.AddPoint_2D(x, y)
+        for split, polygons in split_areas.items():
+            for polygon in polygons:
+                part = geometry.Intersection(polygon)
+                if part.IsEmpty():
+                    continue
+                pieces = [part.GetGeometryRef(i) for i in range(part.GetGeometryCount())] \
+                    if part.GetGeometryType() == ogr.wkbMultiLineString else [part]
+                for piece in pieces:
+                    if piece.GetGeometryType() != ogr.wkbLineString or piece.Length() == 0:
+                        continue
+                    add(roads, piece, kind=line["kind"], split=split)
+                    key = f"{split} {line['kind']}"
+                    km[key] = km.get(key, 0.0) + piece.Length() / 1000
+    for polygon in traces.polygons:
+        if polygon["kind"] not in LAND_COVER_KINDS:
+            raise ValueError(f"unknown polygon kind {polygon['kind']!r} in the traces")
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        points = world(polygon["points"])
+        for x, y in [*points, points[0]]:
+            ring.AddPoint_2D(x, y)
+        geometry = ogr.Geometry(ogr.wkbPolygon)
+        geometry.AddGeometry(ring)
+        add(cover, ogr.ForceToMultiPolygon(geometry if geometry.IsValid() else geometry.MakeValid()),
+            kind=polygon["kind"])
+    source = None  # closes the file
+    partial.replace(output)
+    return dict(sorted(km.items()))
