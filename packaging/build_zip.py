@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOP_FILES = ("__init__.py", "__main__.py", "cli.py", "plugin.py", "metadata.txt", "LICENSE", "README.md",
              "CHANGELOG.md", "resources.qrc", "requirements.txt", "requirements-gpu.txt")
 PACKAGES = ("core", "models", "ui", "provider", "icons")
-SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "real"}  # real: training data, not for analysts
 SKIPPED_SUFFIXES = {".pyc", ".pyo", ".partial", ".pt"}
 MAX_BYTES = 25 * 1024 * 1024
 

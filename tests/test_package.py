@@ -24,7 +24,8 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
         assert f"timeseg/{required}" in names
     for name in names:
         assert not name.startswith(("timeseg/tests", "timeseg/.venv", "timeseg/.git", "timeseg/data",
-                                    "timeseg/dist", "timeseg/runs", "timeseg/research", "timeseg/bench"))
+                                    "timeseg/dist", "timeseg/runs", "timeseg/research", "timeseg/bench",
+                                    "timeseg/models/real"))
         assert "__pycache__" not in name and not name.endswith((".pyc", ".pt"))
 
 

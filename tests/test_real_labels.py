@@ -63,7 +63,7 @@ def test_label_raster_codes(split):
     outside = np.delete(labels, np.s_[int(window.col_off): int(window.col_off + window.width)], axis=1)
     assert (outside == 255).all()  # the other split is unknown
     share = {code: float((inside == code).mean()) for code in (0, 1, 255)}
-    assert 0.01 < share[1] < 0.05 and share[0] > 0.8 and 0.02 < share[255] < 0.2
+    assert 0.01 < share[1] < 0.05 and share[0] > 0.7 and 0.02 < share[255] < 0.25
     # roads are lines 3 px wide: every road pixel lies within 2 px of a pixel that is not road,
     # and a ring of unknown pixels (the tracing tolerance) lies between road and not road
     from scipy import ndimage
