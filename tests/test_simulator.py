@@ -71,3 +71,81 @@ def test_clouds_hide_the_ground_on_some_dates(tmp_path):
         elif acquisition.cloud_cover == 0:
             assert white < 0.02
     assert scene.acquisitions[2016][0].date > dt.date(2016, 1, 1)
+
+
+# The real Sentinel-2 L1C sample of research/real_check.py (T33UUU, 2017-02-16), docs/real_sentinel2.md.
+REAL_MEAN = np.array([82.8, 85.5, 105.8])
+REAL_STD = np.array([22.4, 15.6, 13.8])
+REAL_NEIGHBOUR_DIFFERENCE = np.array([2.52, 1.75, 1.57])
+
+
+def test_cloud_free_dates_have_the_texture_and_contrast_of_a_real_scene(tmp_path):
+    from timeseg.research.real_check import clear_statistics
+
+    paths = [path for seed in (500, 501, 502)
+             for year_paths in simulate_scene(tmp_path / str(seed), seed, size=256).tci_paths.values()
+             for path in year_paths]
+    stats = clear_statistics(paths)
+    np.testing.assert_allclose(stats.neighbour_difference, REAL_NEIGHBOUR_DIFFERENCE, rtol=0.2)
+    np.testing.assert_allclose(stats.mean, REAL_MEAN, rtol=0.15)
+    # version 2 had [35.1, 23.7, 26.3]: far more contrast than the real scene
+    assert np.all(np.array(stats.std) < 1.35 * REAL_STD)
+
+
+def test_some_villages_lie_where_no_road_passes_and_others_on_roads():
+    from timeseg.models.simulator.landscape import Cover, make_landscape, road_distance
+
+    far, near = [], []
+    for seed in range(6):
+        land = make_landscape(128, np.random.default_rng(seed))
+        for period in (0, 1):
+            distance = road_distance(land.roads_of(period), 128)[land.cover[period] == Cover.SETTLEMENT]
+            far.append((distance > 10).sum())
+            near.append((distance < 2).sum())
+    settled = sum(far) + sum(near)
+    assert sum(far) > 0.25 * settled and sum(near) > 0.25 * settled
+    assert sum(f > 0 for f in far) >= 6  # in most scenes and periods, not in a lucky one
+
+
+def test_faint_tracks_are_roads_in_the_labels(small_scene):
+    from osgeo import ogr
+
+    land = small_scene.landscape
+    tracks = [r for r in land.roads if r.width_px <= 1.1 and 0.3 <= r.contrast <= 0.6]
+    assert len(tracks) >= 3
+    source = ogr.Open(str(small_scene.labels_path))
+    for period, year in enumerate(small_scene.years):
+        layer = source.GetLayerByName(f"roads_{year}")
+        starts = {tuple(np.round(f.GetGeometryRef().GetPoint_2D(0), 3)) for f in layer}
+        assert layer.GetFeatureCount() == len(land.roads_of(period))
+        for track in land.roads_of(period):
+            assert tuple(np.round(small_scene.transform * tuple(track.points[0]), 3)) in starts
+
+
+def test_field_margins_streams_and_tree_lines_are_drawn_but_are_not_roads():
+    from timeseg.models.simulator.imaging import ground_reflectance
+    from timeseg.models.simulator.landscape import Cover, Margin, make_landscape, road_distance
+
+    lined, streams, nir_drop = [], 0, []
+    for seed in range(4):
+        land = make_landscape(128, np.random.default_rng(seed))
+        ground = ground_reflectance(land, 1, 60, np.random.default_rng(0))
+        off_road = road_distance(land.roads_of(1), 128) > 3
+        edge = np.zeros(land.field_id.shape, dtype=bool)
+        edge[:, :-1] |= land.field_id[:, :-1] != land.field_id[:, 1:]
+        edge[:-1] |= land.field_id[:-1] != land.field_id[1:]
+        lined.append((land.margin > 0)[edge & (land.cover[1] == Cover.FIELD)].mean())
+        hedge = (land.margin == Margin.HEDGE) & (land.cover[1] == Cover.FIELD) & off_road
+        open_field = (land.cover[1] == Cover.FIELD) & (land.margin == 0) & off_road
+        if hedge.any():  # hedgerows are darker than the fields they line, in red
+            assert ground[2][hedge].mean() < ground[2][open_field].mean()
+        for stream in land.streams:
+            streams += 1
+            assert stream.width_px < 2.5
+            assert not any(stream is road for road in land.roads)
+        if land.streams:  # water: dark in the near infrared along the stream
+            window, coverage, _ = land.line_coverage(land.streams[0])
+            centre = (coverage > 0.9) & off_road[window]
+            nir_drop.append(ground[3][window][centre].mean() / ground[3][open_field].mean())
+    assert np.mean(lined) > 0.15 and sorted(lined)[1] > 0.05  # a share of the field edges in most scenes
+    assert streams >= 4 and max(nir_drop) < 0.8

@@ -6,6 +6,9 @@ Layout of ``simulate_scene(folder, ...)``::
     folder/2016/S2_SIM_20160214_REFL.tif  (optional) B02,B03,B04,B08 reflectance x 10000, uint16
     folder/2019/...
     folder/labels.gpkg                     layers roads_2016, roads_2019 (lines), mangroves (polygons)
+
+The road layers hold every road and faint track of the period; hedgerows, ditches, tree lines
+and streams are drawn but are not roads.
 """
 
 from __future__ import annotations
@@ -55,8 +58,8 @@ def draw_acquisitions(year: int, count: int, rng: np.random.Generator,
             Acquisition(
                 date=dt.date(year, 1, 1) + dt.timedelta(days=int(day)),
                 cloud_cover=float(rng.uniform(0.05, max_cloud_cover)) if cloudy else 0.0,
-                haze=float(rng.uniform(0.7, 1.6)),
-                illumination=float(rng.uniform(0.85, 1.15)),
+                haze=float(rng.uniform(0.8, 1.3)),
+                illumination=float(rng.uniform(0.9, 1.1)),
             )
         )
     return acquisitions
