@@ -76,7 +76,7 @@ ROAD_TRAINING := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --
   --samples-per-epoch 256 --learning-rate 3e-3 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.5 --weather
 model: $(STAMP)
 	$(TIMESEG) train --output $(MODEL_RUN) $(ROAD_TRAINING) --context-channels 4 --fcn-epochs 30 --sequence-epochs 10
-	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) \
+	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) \
 	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 	cp $(MODEL_RUN)/model.pt models/weights/roads.pt
 

@@ -129,6 +129,9 @@ def _add_export(commands) -> argparse.ArgumentParser:
     parser.add_argument("--overlap", type=int, help="override the card's tile overlap")
     parser.add_argument("--description", help="one sentence on what the model finds")
     parser.add_argument("--trained-on", help="override the card's trained_on text")
+    parser.add_argument("--real-labels", type=Path,
+                        help="score the checkpoint on this GeoPackage's held-out area (e.g. "
+                        "models/real/T33UUU_roads.gpkg) and put the numbers into the card's metrics as real_heldout")
     return parser
 
 
@@ -221,9 +224,30 @@ def run_export(args: argparse.Namespace) -> None:
     overrides = {key: value for key, value in (
         ("tile_size", args.tile_size), ("tiles_overlap", args.overlap),
         ("description", args.description), ("trained_on", args.trained_on)) if value is not None}
+    if args.real_labels:
+        overrides["metrics"] = real_heldout_metrics(args.checkpoint, args.real_labels)
     card, difference = export_checkpoint(args.checkpoint, args.output, overrides)
     size_mb = args.output.stat().st_size / 1e6
     print(f"wrote {args.output} ({size_mb:.1f} MB); largest ONNX-PyTorch difference {difference:.1e}")
+
+
+def real_heldout_metrics(checkpoint: Path, gpkg: Path) -> dict:
+    """The checkpoint's metrics with its scores on the real held-out area added, each entry
+    labelled real or simulated in ``sources``."""
+    import tempfile
+
+    import torch
+
+    from .road_scores import TOLERANCE_PX, checkpoint_scores
+
+    metrics = dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["card"].get("metrics", {}))
+    with tempfile.TemporaryDirectory() as folder:
+        real = checkpoint_scores(checkpoint, Path(folder), gpkg)
+    sources = {key: "simulated held-out scenes" for key, value in metrics.items() if isinstance(value, dict)}
+    metrics["real_heldout"] = {**real, "tolerance_px": TOLERANCE_PX,
+                               "data": f"held-out area of {gpkg.name}: hand-traced roads on a real Sentinel-2 date"}
+    metrics["sources"] = {**sources, "real_heldout": "real"}
+    return metrics
 
 
 def run_simulate(args: argparse.Namespace) -> None:

@@ -1,117 +1,23 @@
-"""Road models scored on the held-out part of the real labelled image (``models/real/``).
+"""Road models on the held-out part of the real labelled image (``models/real/``), scored by
+``models.road_scores``: one clear date in both TCI conventions, and the cloud contract.
 
-Scores (the usual relaxed measures for thin objects):
-
-- precision: share of the pixels called road (P >= threshold) that lie within ``TOLERANCE_PX``
-  of a traced centre line;
-- recall: share of the traced centre-line pixels that have a pixel called road within
-  ``TOLERANCE_PX``;
-- F1 of the two; and where the false roads fall: the share of the pixels called road that
-  lie inside settlements or water but farther than the tolerance from any line.
-
-Left out of both: the surroundings of ``uncertain`` lines and the ``unlabelled`` areas.
 Models run in PyTorch on the whole held-out window at once (no tiling), so the single-date
 FCN, paper A's PMap-only sequence model and the shipped model are scored the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
-from rasterio.features import geometry_mask, rasterize
 from scipy import ndimage
 
 from ..core.normalisation import Normalisation
-from ..core.raster_stack import Grid
 from ..models.checkpoint import load_checkpoint
-from ..models.real_scene import REAL_LABELS, REAL_TCI, ROAD_KINDS, UNCERTAIN, _features, write_split
-from ..models.simulator.imaging import TCI_SATURATION
-from ..models.weather import L2A_TCI_SATURATION, cloud_opacity, clouded, overcast_date
-
-TOLERANCE_PX = 2
-THRESHOLD = 0.5
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """The held-out window: its TCI ``[3, H, W]`` uint8 and the masks of ``[H, W]`` scoring needs."""
-
-    tci: np.ndarray
-    centre: np.ndarray  # traced road centre lines, 1 px
-    ignored: np.ndarray  # near uncertain lines, unlabelled, outside the held-out area
-    settlement: np.ndarray
-    water: np.ndarray
-
-
-@dataclass(frozen=True)
-class RoadScores:
-    precision: float
-    recall: float
-    f1: float
-    road_share: float  # of the scored pixels, called road
-    false_in_settlements: float  # of the pixels called road: in settlements, off every line
-    false_in_water: float
-
-    def row(self) -> str:
-        return (f"{self.precision:.3f} | {self.recall:.3f} | **{self.f1:.3f}** | {self.road_share:.1%} | "
-                f"{self.false_in_settlements:.1%} | {self.false_in_water:.1%}")
-
-
-def held_out(folder: Path, gpkg: Path = REAL_LABELS, image: Path = REAL_TCI) -> HeldOut:
-    """The held-out window of the real image, cropped, with its masks."""
-    image_path, labels_path = write_split(gpkg, image, "heldout", folder)
-    with rasterio.open(image_path) as dataset:
-        tci, grid = dataset.read(), Grid.of(dataset)
-    with rasterio.open(labels_path) as dataset:
-        labels = dataset.read(1)
-    shape = (grid.height, grid.width)
-    roads = _features(gpkg, "roads", grid)
-    centre = rasterize(((g, 1) for g, a in roads if a["kind"] in ROAD_KINDS and a["split"] == "heldout"),
-                       out_shape=shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
-    uncertain_geometries = [g for g, a in roads if a["kind"] == UNCERTAIN]
-    uncertain = rasterize(((g, 1) for g in uncertain_geometries), out_shape=shape, transform=grid.transform,
-                          fill=0, dtype="uint8").astype(bool) if uncertain_geometries else np.zeros(shape, bool)
-    near_uncertain = ndimage.distance_transform_edt(~uncertain) <= TOLERANCE_PX + 2 if uncertain.any() else uncertain
-    # labels are 255 outside the area, in unlabelled boxes and around lines; only the first two are ignored here
-    near_lines = ndimage.distance_transform_edt(~centre) <= 6 if centre.any() else centre
-    ignored = near_uncertain | ((labels == 255) & ~near_lines)
-    centre &= ~ignored
-    cover = _features(gpkg, "land_cover", grid)
-
-    def polygons(kind: str) -> np.ndarray:
-        geometries = [g for g, a in cover if a["kind"] == kind]
-        return ~geometry_mask(geometries, shape, grid.transform) if geometries else np.zeros(shape, bool)
-
-    return HeldOut(tci, centre, ignored, polygons("settlement"), polygons("water"))
-
-
-def l2a_like(tci: np.ndarray) -> np.ndarray:
-    """An L1C TCI ``[3, H, W]`` -> the L2A TCI convention (surface reflectance 0..0.2 -> 0..255),
-    the atmosphere taken off by dark-object subtraction (each band's 0.5th percentile, less
-    0.005): an approximation of Sen2Cor's product, as no L2A of this date ships."""
-    reflectance = tci.astype(np.float32) / 255 * TCI_SATURATION
-    dark = np.percentile(reflectance, 0.5, axis=(1, 2)) - 0.005
-    surface = np.maximum(reflectance - dark[:, None, None], 0)
-    return np.clip(np.rint(surface / L2A_TCI_SATURATION * 255), 1, 255).astype(np.uint8)
-
-
-def scores(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadScores:
-    """Relaxed precision, recall and F1 of ``probability`` ``[H, W]`` against ``truth``."""
-    called = (probability >= threshold) & ~truth.ignored
-    near_truth = ndimage.distance_transform_edt(~truth.centre) <= TOLERANCE_PX
-    near_called = ndimage.distance_transform_edt(~called) <= TOLERANCE_PX if called.any() else called
-    called_count = max(int(called.sum()), 1)
-    precision = float((called & near_truth).sum() / called_count) if called.any() else 0.0
-    recall = float((truth.centre & near_called).sum() / max(int(truth.centre.sum()), 1))
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    false = called & ~near_truth
-    return RoadScores(precision, recall, f1, float(called.sum() / (~truth.ignored).sum()),
-                      float((false & truth.settlement).sum() / called_count),
-                      float((false & truth.water).sum() / called_count))
+from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, held_out, l2a_like, scores  # noqa: F401
+from ..models.weather import cloud_opacity, clouded, overcast_date
 
 
 class TorchRoadModel:

@@ -190,8 +190,8 @@ def test_report_tables_plots_and_make_target(cloud_run, tmp_path):
     target = makefile.split("\nexperiments:", 1)[1].split("\n\n", 1)[0]
     gate_scene = re.search(r"^GATE_SCENE := (.+)$", makefile, re.M).group(1)
     lines = target.replace("\\\n", " ").splitlines()[1:]
-    made = [re.sub(r"\s+", " ", line.strip().replace("$(RESEARCH)", "timeseg-research").replace("$(GATE_SCENE)", gate_scene))
-            for line in lines]
+    made = [re.sub(r"\s+", " ", line.strip().replace("$(RESEARCH)", "timeseg-research")
+                   .replace("$(GATE_SCENE)", gate_scene)) for line in lines]
     assert made == EXPERIMENT_COMMANDS
 
 
