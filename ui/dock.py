@@ -365,6 +365,12 @@ def describe_card(card) -> str:
     """The model card in words."""
     classes = ", ".join(card.class_names)
     finds = card.class_names[1] if card.is_binary else classes
-    return (f"Finds {finds} (classes: {classes}). Bands: {', '.join(card.bands)} ({card.input_dtype}), "
+    text = (f"Finds {finds} (classes: {classes}). Bands: {', '.join(card.bands)} ({card.input_dtype}), "
             f"{card.resolution:g} m. Dates: at least {card.min_sequence_length}, trained on "
             f"{card.sequence_length}. Tiles {card.tile_size} px, overlap {card.tiles_overlap} px.")
+    real = card.metrics.get("real_heldout") if isinstance(card.metrics, dict) else None
+    if isinstance(real, dict) and "l1c_tci" in real:
+        text += (f" On real Sentinel-2 (held-out area, hand-traced roads, one clear date): F1 "
+                 f"{real['l1c_tci']['f1']:.2f} on L1C, {real.get('l2a_tci', {}).get('f1', float('nan')):.2f} on "
+                 f"L2A true colour.")
+    return text
