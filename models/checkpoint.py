@@ -36,6 +36,7 @@ class NetworkConfig:
     hidden_channels: int | None = 8
     kernel_size: int = 3
     context_channels: int = 0  # fcn_convlstm: context maps per date beside the PMap (0: paper A)
+    batch_norm: bool = False  # fcn_convlstm: batch normalisation in the U-Net
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -47,6 +48,7 @@ def build_network(config: NetworkConfig) -> nn.Module:
         return FcnConvLstm(
             config.in_channels, config.output_channels, config.depth, config.base_channels,
             config.hidden_channels, config.kernel_size, context_channels=config.context_channels,
+            batch_norm=config.batch_norm,
         )
     return BiConvLstmClassifier(
         config.in_channels, config.output_channels, config.hidden_channels or 256, config.kernel_size

@@ -29,6 +29,14 @@ def _add_train(commands) -> argparse.ArgumentParser:
     user.add_argument("--label-kind", choices=("lines", "polygons", "raster"), default="lines")
     user.add_argument("--label-layer", help="vector layer name (default: the first layer)")
     user.add_argument("--line-width", type=int, default=3, help="road width after dilation, pixels (default 3)")
+    user.add_argument("--output-model", type=Path,
+                      help="fit to your area and write this .onnx (its checkpoint and numbers beside it): the area is "
+                      "cut into training, validation and held-out parts automatically (no --validation-images)")
+    user.add_argument("--extent", help="with --output-model: xmin,ymin,xmax,ymax in the first raster's CRS "
+                      "(default: its whole extent)")
+    user.add_argument("--epochs", type=int, default=10,
+                      help="with --output-model: single-date epochs; the sequence stage runs a third (default 10)")
+    user.add_argument("--minutes", type=float, help="with --output-model: time budget of the run")
     user.add_argument("--validation-images", type=Path, nargs="+", help="dated rasters of a held-out site")
     user.add_argument("--validation-labels", type=Path, help="labels of the held-out site")
     user.add_argument("--class-names", default="background,road", help="comma-separated (default background,road)")
@@ -42,6 +50,7 @@ def _add_train(commands) -> argparse.ArgumentParser:
     net.add_argument("--context-channels", type=int, default=4,
                      help="context maps per date the ConvLSTM reads beside the PMap, so that it can tell a date "
                      "hidden by cloud from a date without roads (default 4; 0: paper A's PMap-only network)")
+    net.add_argument("--batch-norm", action="store_true", help="batch normalisation in the U-Net (not in paper A)")
     real = parser.add_argument_group("real labelled imagery, added to the training sites")
     real.add_argument("--real-labels", type=Path,
                       help="GeoPackage of hand-traced roads with split and areas (e.g. models/real/T33UUU_roads.gpkg); "
@@ -154,6 +163,8 @@ def run_train(args: argparse.Namespace) -> None:
     from .training import TrainOptions, train
 
     class_names = args.class_names.split(",")
+    if args.output_model:
+        return run_fine_tune(args)
     if args.images:
         if not (args.labels and args.validation_images and args.validation_labels):
             raise ValueError("with --images, give --labels, --validation-images and --validation-labels "
@@ -172,24 +183,25 @@ def run_train(args: argparse.Namespace) -> None:
         trained_on = (f"TimeSeg simulator: {args.simulated_scenes} scenes x 2 periods of "
                       f"{args.scene_size}x{args.scene_size} px at 10 m, Sentinel-2-like TCI, clouds included; "
                       f"validation on {args.validation_scenes} held-out scenes")
-    site_weights = None
+    site_weights, selection_sites = None, []
     if args.real_labels:
-        from .real_scene import REAL_TCI, real_site
+        from .real_scene import REAL_TCI, real_training_sites
 
         if not 0 < args.real_share < 1:
             raise ValueError("--real-share must lie between 0 and 1 (a share of the training patches)")
         image = args.real_image or REAL_TCI
-        real = real_site(args.output / "real", "train", args.real_labels, image, args.line_width)
+        real, selection = real_training_sites(args.output / "real", args.real_labels, image, args.line_width)
         site_weights = [(1 - args.real_share) / len(train_sites)] * len(train_sites) + [args.real_share]
-        train_sites = [*train_sites, real]
+        train_sites, selection_sites = [*train_sites, real], [selection]
         trained_on += (f"; real: the 'train' area of {args.real_labels.name} over {image.name} "
-                       f"({args.real_share:.0%} of the training patches)")
+                       f"({args.real_share:.0%} of the training patches; each stage's best epoch chosen on its "
+                       "last columns, never trained on)")
     options = TrainOptions(
         output=args.output,
         network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")),
                               1 if len(class_names) == 2 else len(class_names), args.depth,
                               args.base_channels, args.hidden_channels,
-                              context_channels=args.context_channels),
+                              context_channels=args.context_channels, batch_norm=args.batch_norm),
         class_names=class_names, bands=args.bands.split(","), input_scale=args.input_scale,
         patch_size=args.patch_size, sequence_length=args.sequence_length,
         min_sequence_length=args.min_sequence_length, batch_size=args.batch_size,
@@ -199,12 +211,41 @@ def run_train(args: argparse.Namespace) -> None:
         tile_size=args.tile_size, tiles_overlap=args.overlap, weather=args.weather, init_checkpoint=args.init,
     )
     started = time.time()
-    final = train(options, train_sites, val_sites, site_weights)
+    final = train(options, train_sites, val_sites, site_weights, selection_sites=selection_sites)
     print(f"trained in {time.time() - started:.0f} s; validation on held-out data:")
     for name in ("single_date_fcn", "sequence", "sequence_model_last_date_only"):
         m = final[name]
         print(f"  {name:30s} accuracy {m['accuracy']:.4f}  IoU {m['iou']:.4f}  F1 {m['f1']:.4f}")
     print(f"checkpoint: {args.output / 'model.pt'}")
+
+
+def run_fine_tune(args: argparse.Namespace) -> None:
+    """``train --images ... --labels ... --output-model X.onnx [--init ...] [--extent ...]``."""
+    from ..core.dates import dated_rasters
+    from .fine_tune import FineTuneRequest, fine_tune
+    from .labels import LabelSource
+
+    if not (args.images and args.labels):
+        raise ValueError("with --output-model, give --images (your dated rasters) and --labels (your label layer)")
+    extent = None
+    if args.extent:
+        try:
+            extent = tuple(float(v) for v in args.extent.split(","))
+        except ValueError:
+            extent = ()
+        if len(extent) != 4:
+            raise ValueError(f"--extent wants xmin,ymin,xmax,ymax in the rasters' CRS, got {args.extent!r}")
+    request = FineTuneRequest(
+        dated_rasters(args.images, args.dates),
+        LabelSource(args.labels, args.label_kind, args.label_layer, args.line_width),
+        args.output_model, args.init, extent, args.epochs, args.minutes, args.seed)
+    started = time.time()
+    result = fine_tune(request)
+    print(f"trained in {time.time() - started:.0f} s; held-out part of the area:")
+    for name, numbers in (("before", result.before), ("after", result.after)):
+        if numbers:
+            print(f"  {name:7s} " + "  ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
+    print(f"model: {result.model_path} (checkpoint {result.checkpoint_path})")
 
 
 def run_train_crops(args: argparse.Namespace) -> None:

@@ -25,8 +25,12 @@ from .weather import Weather, overcast_date, weathered
 
 @dataclass(frozen=True)
 class Site:
+    """Dated rasters of one place and their labels; ``window`` restricts the site to a part of
+    the first raster's grid (a spatial split): nothing outside it is ever read."""
+
     rasters: tuple[DatedRaster, ...]
     labels: LabelSource
+    window: Window | None = None
 
 
 class OpenSite(contextlib.AbstractContextManager):
@@ -35,22 +39,31 @@ class OpenSite(contextlib.AbstractContextManager):
     def __init__(self, site: Site) -> None:
         self.stack = RasterStack(site.rasters)
         try:
-            self.labels = label_raster(site.labels, self.stack.grid)
+            grid = self.stack.grid
+            self.window = site.window or Window(0, 0, grid.width, grid.height)
+            labels = label_raster(site.labels, grid)
+            rows, cols = self.window.toslices()
+            self.labels = labels[rows, cols]
         except BaseException:
             self.stack.__exit__(None, None, None)
             raise
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.stack.grid.height, self.stack.grid.width
+        return self.labels.shape
 
     def read(self, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pixels ``[T, C, s, s]``, per-date validity ``[T, s, s]`` and labels ``[s, s]``
-        of the square window at (row, col); outside the site is nodata."""
-        pixels, valid = self.stack.read(Window(col, row, size, size))
+        of the square window at (row, col) of the site; outside the site is nodata."""
+        height, width = self.shape
+        pixels = np.zeros((len(self.stack.rasters), self.stack.band_count, size, size), self.stack.dtype)
+        valid = np.zeros((len(self.stack.rasters), size, size), bool)
         labels = np.full((size, size), LABEL_NODATA, dtype=np.uint8)
-        inside = self.labels[row : row + size, col : col + size]
-        labels[: inside.shape[0], : inside.shape[1]] = inside
+        rows, cols = min(size, height - row), min(size, width - col)
+        if rows > 0 and cols > 0:
+            inside = Window(int(self.window.col_off) + col, int(self.window.row_off) + row, cols, rows)
+            pixels[:, :, :rows, :cols], valid[:, :rows, :cols] = self.stack.read(inside)
+            labels[:rows, :cols] = self.labels[row : row + rows, col : col + cols]
         return pixels, valid, labels
 
     def __exit__(self, *exc_info) -> None:

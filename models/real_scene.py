@@ -126,7 +126,24 @@ def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px
 
 
 def real_site(folder: Path, split: str = "train", gpkg: Path = REAL_LABELS, image: Path = REAL_TCI,
-              line_width_px: int = 3) -> Site:
-    """A one-date training or test site of the real labelled image's ``split``."""
+              line_width_px: int = 3, window: Window | None = None) -> Site:
+    """A one-date training or test site of the real labelled image's ``split`` (``window``: a part
+    of the split's crop)."""
     image_path, labels_path = write_split(gpkg, image, split, folder, line_width_px)
-    return Site((DatedRaster(image_path, REAL_DATE),), LabelSource(labels_path, "raster"))
+    return Site((DatedRaster(image_path, REAL_DATE),), LabelSource(labels_path, "raster"), window)
+
+
+SELECTION_STRIP_PX = 144  # the train area's last columns, where the best epoch is chosen
+SELECTION_GAP_PX = 16
+
+
+def real_training_sites(folder: Path, gpkg: Path = REAL_LABELS, image: Path = REAL_TCI,
+                        line_width_px: int = 3) -> tuple[Site, Site]:
+    """The train area cut in two along its columns: the training site and, beyond a 16 px gap,
+    a strip of ``SELECTION_STRIP_PX`` columns that only chooses each stage's best epoch."""
+    window = split_window(gpkg, image, "train")
+    width, height = int(window.width), int(window.height)
+    train_width = width - SELECTION_STRIP_PX - SELECTION_GAP_PX
+    return (real_site(folder, "train", gpkg, image, line_width_px, Window(0, 0, train_width, height)),
+            real_site(folder, "train", gpkg, image, line_width_px,
+                      Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX, height)))

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,6 +68,23 @@ class TrainOptions:
     validation_patch_size: int | None = None  # None: patch_size
     weather: bool = False  # true-colour sites: conventions, haze, clouds and overcast dates (models.weather)
     init_checkpoint: Path | None = None  # start from this checkpoint's weights (those whose shapes fit)
+
+
+class TrainingCancelled(Exception):
+    """The caller asked the training to stop; no model was written."""
+
+
+@dataclass
+class TrainingMonitor:
+    """Hooks for a caller that shows progress and may stop the run (the dock, Processing).
+
+    ``on_epoch`` gets each epoch's record (stage, epoch, epochs, loss, validation metrics);
+    ``cancelled`` is polled after every batch; ``stage_seconds`` caps a stage's time (by name:
+    fcn, sequence, joint, classifier): the stage ends after the batch that passes it."""
+
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
+    cancelled: Callable[[], bool] = lambda: False
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -157,11 +175,17 @@ def _stage(
     card: dict[str, Any],
     history: list[dict[str, Any]],
     min_dates: int | None = None,
+    monitor: TrainingMonitor | None = None,
+    selection_loader: DataLoader | None = None,
 ) -> dict[str, float]:
-    """Train ``parameters`` through ``forward`` for ``epochs``; keep the best validation IoU.
+    """Train ``parameters`` through ``forward`` for ``epochs``; keep the best validation IoU
+    (on ``selection_loader`` when given: the reported validation stays on ``val_loader``).
 
     With ``min_dates``, each batch keeps a random, time-ordered subset of ``min_dates`` to all
     of its dates, so that the network is calibrated for any sequence length it may be given."""
+    monitor = monitor or TrainingMonitor()
+    budget = monitor.stage_seconds.get(name)
+    deadline = None if budget is None else time.monotonic() + budget
     loss_fn = JointLoss(options.alpha)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     scheduler = learning_rate_schedule(optimizer, epochs, options.schedule)
@@ -175,7 +199,10 @@ def _stage(
         network.train()
         losses = []
         bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
+        out_of_time = False
         for batch in bar:
+            if monitor.cancelled():
+                raise TrainingCancelled(f"training cancelled during {name} epoch {epoch + 1}")
             images = batch["images"].to(options.device)
             labels, valid = batch["labels"].to(options.device), batch["valid"].to(options.device)
             if min_dates is not None and images.shape[1] > min_dates:
@@ -196,16 +223,26 @@ def _stage(
             optimizer.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+            if deadline is not None and time.monotonic() > deadline:
+                out_of_time = True
+                break
         scheduler.step()
         network.eval()
         metrics = evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold)
-        record = {"stage": name, "epoch": epoch + 1, "loss": float(np.mean(losses)), **metrics}
+        record = {"stage": name, "epoch": epoch + 1, "epochs": epochs, "loss": float(np.mean(losses)), **metrics}
+        if selection_loader is not None:
+            selection = evaluate(forward, selection_loader, class_count, options.device, per_date, options.threshold)
+            record["selection_iou"] = metrics["selection_iou"] = selection["iou"]
         history.append(record)
+        if monitor.on_epoch is not None:
+            monitor.on_epoch(record)
         log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f, IoU %.4f, F1 %.4f", name, epoch + 1, epochs,
                  record["loss"], metrics["accuracy"], metrics["iou"], metrics["f1"])
-        if metrics["iou"] > best["iou"]:
+        if metrics.get("selection_iou", metrics["iou"]) > best.get("selection_iou", best["iou"]):
             best = {**metrics, "epoch": epoch + 1}
             save_checkpoint(path, network, options.network, card, name, epoch + 1, best)
+        if out_of_time:
+            break
     # continue from the best weights of this stage
     network.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
     return best
@@ -298,13 +335,21 @@ def load_matching_weights(network: nn.Module, checkpoint: Path) -> list[str]:
 
 
 def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site],
-          site_weights: Sequence[float] | None = None) -> dict[str, Any]:
+          site_weights: Sequence[float] | None = None, monitor: TrainingMonitor | None = None,
+          selection_sites: Sequence[Site] = ()) -> dict[str, Any]:
     """Run the stages; write ``<stage>_best.pt``, ``model.pt`` and ``history.json`` under
     ``options.output``. Returns the final validation metrics of the single-date FCN and
     of the sequence model, measured on the same held-out sites. ``site_weights``: how often
-    each training site is drawn (default: equally)."""
+    each training site is drawn (default: equally); ``monitor``: progress, cancel, time caps;
+    ``selection_sites``: where each stage's best epoch is chosen (default: the validation sites)."""
     network, card, history = _start(options, "fcn_convlstm")
-    with opened_sites(options, train_sites, val_sites, card) as (train_open, val_open, normalisation):
+    with opened_sites(options, train_sites, [*val_sites, *selection_sites], card) as (
+            train_open, all_val_open, normalisation):
+        val_open = all_val_open[: len(val_sites)]
+        selection_loader = DataLoader(
+            SequencePatches(all_val_open[len(val_sites):], options.validation_patch_size or options.patch_size,
+                            options.sequence_length, normalisation, "grid"), batch_size=options.batch_size,
+        ) if selection_sites else None
 
         def patches(length: int) -> SequencePatches:
             weather = (Weather.light() if length == 1 else Weather()) if options.weather else None
@@ -321,19 +366,21 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
         sequence_params = [p for n, p in network.named_parameters() if not n.startswith("fcn.")]
         if options.fcn_epochs:
             _stage("fcn", network, fcn_params, lambda x: single_date_probabilities(network, x), True,
-                   patches(1), val_loader, options.fcn_epochs, options.learning_rate, options, card, history)
+                   patches(1), val_loader, options.fcn_epochs, options.learning_rate, options, card, history,
+                   monitor=monitor, selection_loader=selection_loader)
         if options.sequence_epochs:
             for p in fcn_params:
                 p.requires_grad_(False)
             _stage("sequence", network, sequence_params, network, False, patches(options.sequence_length),
                    val_loader, options.sequence_epochs, options.learning_rate, options, card, history,
-                   options.min_sequence_length)
+                   options.min_sequence_length, monitor, selection_loader)
             for p in fcn_params:
                 p.requires_grad_(True)
         if options.joint_epochs:
             _stage("joint", network, list(network.parameters()), network, False,
                    patches(options.sequence_length), val_loader, options.joint_epochs,
-                   options.learning_rate / 10, options, card, history, options.min_sequence_length)
+                   options.learning_rate / 10, options, card, history, options.min_sequence_length, monitor,
+                   selection_loader)
         network.eval()
         class_count = max(2, len(options.class_names))
         final = {

@@ -8,6 +8,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ChangeAlgorithm, SegmentAlgorithm
+from .train_algorithm import TrainAlgorithm
 
 ICON = Path(__file__).resolve().parents[1] / "icons" / "timeseg.svg"
 
@@ -25,3 +26,4 @@ class TimeSegProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(SegmentAlgorithm())
         self.addAlgorithm(ChangeAlgorithm())
+        self.addAlgorithm(TrainAlgorithm())

@@ -1,6 +1,6 @@
 """The plugin loads through classFactory in QGIS, adds its action, dock and provider, and unloads cleanly."""
 
-from tests_support import load_plugin_package
+from tests_support import ROOT, load_plugin_package
 
 
 def test_plugin_loads_and_unloads(qgis_iface):
@@ -19,3 +19,16 @@ def test_plugin_loads_and_unloads(qgis_iface):
     assert QgsApplication.processingRegistry().providerById("timeseg") is None
     assert ("TimeSeg", "TimeSeg loaded") in messages and ("TimeSeg", "TimeSeg unloaded") in messages
     assert Qgis.QGIS_VERSION_INT >= 32200
+
+
+def test_training_install_hint_names_the_pinned_packages(monkeypatch):
+    from timeseg.ui import dependencies
+
+    pins = {line.split("==")[0]: line.strip() for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")}
+    for module, pin in dependencies.TRAINING_PACKAGES.items():
+        assert pins[module] == pin
+    assert dependencies.missing_training_message() is None  # torch and onnx are in the test venv
+    monkeypatch.setattr(dependencies.importlib.util, "find_spec", lambda name: None if name == "torch" else object())
+    message = dependencies.missing_training_message()
+    assert "torch==2.13.0" in message and "-m pip install" in message and "onnx==" not in message

@@ -41,3 +41,17 @@ def missing_dependency_message() -> str | None:
     command = install_command(missing)
     return (f"TimeSeg needs the Python package(s) {', '.join(missing)} in the Python that QGIS uses. "
             f"Install with:\n{command}\n(for CUDA: onnxruntime-gpu instead of onnxruntime), then restart QGIS.")
+
+
+# What training adds (the pins of requirements-dev.txt; tests/test_plugin.py checks they agree).
+TRAINING_PACKAGES = {"torch": "torch==2.13.0", "onnx": "onnx==1.23.2"}
+
+
+def missing_training_message() -> str | None:
+    """None when torch and onnx import, else what is missing and the command to install the CPU
+    wheels into the Python that QGIS runs."""
+    missing = [pin for module, pin in TRAINING_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if not missing:
+        return None
+    return (f"Training needs {', '.join(m.split('==')[0] for m in missing)} in the Python that QGIS uses "
+            f"(running models does not). Install with: {install_command(missing)} then restart QGIS.")

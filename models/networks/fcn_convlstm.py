@@ -32,6 +32,7 @@ class FcnConvLstm(nn.Module):
         kernel_size: ConvLSTM kernel.
         num_layers: ConvLSTM layers (paper A: two).
         context_channels: E, context maps per date beside the PMap (0: paper A).
+        batch_norm: the U-Net's (see ``UNet``).
     """
 
     def __init__(
@@ -44,10 +45,11 @@ class FcnConvLstm(nn.Module):
         kernel_size: int = 3,
         num_layers: int = 2,
         context_channels: int = 0,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         hidden = num_classes if hidden_channels is None else hidden_channels
-        self.fcn = UNet(in_channels, num_classes, depth, base_channels)
+        self.fcn = UNet(in_channels, num_classes, depth, base_channels, batch_norm)
         self.context = nn.Conv2d(self.fcn.feature_channels, context_channels, 1) if context_channels else None
         step_channels = num_classes + context_channels
         self.lstms = nn.ModuleList(

@@ -1,0 +1,254 @@
+"""Fit a road (or any FCN + ConvLSTM) model to the analyst's own area: their dated rasters and
+their label layer, with a spatial hold-out made automatically, numbers before and after.
+
+The area (the rasters' extent, or a smaller ``extent``) is cut along its longer side into a
+training part (70 %), a validation part (10 %, chooses the best epoch) and a held-out part
+(20 %, only scored), with 8 px gaps between them: no pixel of the held-out part is read in
+training. Starting from a checkpoint (``init_checkpoint``, e.g. the shipped
+``models/weights/roads.pt``) keeps its bands, normalisation and network; from scratch takes a
+small network of the default shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rasterio.windows import Window, from_bounds
+
+from ..core.normalisation import Normalisation
+from ..core.raster_stack import DatedRaster, Grid, RasterStack
+from .checkpoint import NetworkConfig, load_checkpoint
+from .dataset import OpenSite, Site
+from .labels import LABEL_NODATA, LabelSource, _read_geometries, label_raster
+from .road_scores import HeldOut, scores
+from .training import TrainingMonitor, TrainOptions, train
+
+SPLIT_SHARES = (("train", 0.7), ("validation", 0.1), ("heldout", 0.2))
+GAP_PX = 8
+MIN_PART_PX = 16  # the validation part's length along the cut, at least
+EVALUATION_TILE = 512  # px: the held-out part is scored tile by tile, so any size fits in memory
+
+
+class FineTuneError(ValueError):
+    """The inputs cannot make a model; the message says what to change."""
+
+
+@dataclass
+class FineTuneRequest:
+    """One training run on the analyst's area.
+
+    ``extent``: (xmin, ymin, xmax, ymax) in the first raster's CRS, None for its whole extent.
+    ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one).
+    ``minutes``: time budget of the whole run (70 % single date, 30 % sequence), None for none.
+    """
+
+    rasters: Sequence[DatedRaster]
+    labels: LabelSource
+    output_model: Path
+    init_checkpoint: Path | None = None
+    extent: tuple[float, float, float, float] | None = None
+    epochs: int = 10
+    minutes: float | None = None
+    seed: int = 0
+    layer_names: list[str] = field(default_factory=list)  # for the card's trained_on; default: file names
+
+
+@dataclass(frozen=True)
+class FineTuneResult:
+    model_path: Path
+    checkpoint_path: Path
+    before: dict[str, float] | None  # held-out scores of the starting model (None from scratch)
+    after: dict[str, float]
+    windows: dict[str, Window]
+
+
+def area_window(grid: Grid, extent: tuple[float, float, float, float] | None) -> Window:
+    """The part of ``grid`` inside ``extent`` (whole grid for None)."""
+    whole = Window(0, 0, grid.width, grid.height)
+    if extent is None:
+        return whole
+    xmin, ymin, xmax, ymax = extent
+    if xmin >= xmax or ymin >= ymax:
+        raise FineTuneError("the area is empty: give xmin < xmax and ymin < ymax")
+    window = from_bounds(xmin, ymin, xmax, ymax, grid.transform).round_offsets().round_lengths()
+    try:
+        return window.intersection(whole)
+    except Exception:  # rasterio raises WindowError when they do not meet
+        raise FineTuneError("the area does not overlap the rasters: choose an area inside them") from None
+
+
+def split_windows(area: Window) -> dict[str, Window]:
+    """Train, validation and held-out windows cut along the longer side of ``area``."""
+    along_columns = area.width >= area.height
+    length = int(area.width if along_columns else area.height)
+    usable = length - 2 * GAP_PX
+    if usable * SPLIT_SHARES[1][1] < MIN_PART_PX:
+        needed = int(np.ceil(MIN_PART_PX / SPLIT_SHARES[1][1])) + 2 * GAP_PX
+        raise FineTuneError(f"the area is {length} px along its longer side; give at least {needed} px "
+                            "(it is cut into training, validation and held-out parts)")
+    windows, start = {}, 0
+    for index, (name, share) in enumerate(SPLIT_SHARES):
+        size = int(usable * share) if index < len(SPLIT_SHARES) - 1 else length - start
+        if along_columns:
+            windows[name] = Window(area.col_off + start, area.row_off, size, area.height)
+        else:
+            windows[name] = Window(area.col_off, area.row_off + start, area.width, size)
+        start += size + GAP_PX
+    return windows
+
+
+def _check_labels(labels: LabelSource, grid: Grid, area: Window) -> None:
+    if labels.kind != "raster" and not _read_geometries(Path(labels.path), labels.layer, grid):
+        raise FineTuneError(f"the label layer {Path(labels.path).name} has no features: draw or load some first")
+    raster = label_raster(labels, grid)
+    rows, cols = area.toslices()
+    if not (raster[rows, cols] == labels.value).any():
+        raise FineTuneError("no label lies on the rasters inside the area: check that the label layer covers "
+                            "the rasters (and the chosen area) and is in a CRS QGIS can transform")
+
+
+def _network_config(init: Path | None, bands: int, classes: int) -> tuple[NetworkConfig, dict[str, Any]]:
+    """The network to train and the card fields it keeps from ``init``."""
+    if init is None:
+        return NetworkConfig("fcn_convlstm", bands, classes, depth=3, base_channels=16, hidden_channels=8,
+                             context_channels=4), {}
+    _, config, saved = load_checkpoint(init)
+    if config.architecture != "fcn_convlstm":
+        raise FineTuneError(f"{init.name} is a {config.architecture} model; fine-tuning takes an FCN + ConvLSTM "
+                            "checkpoint such as models/weights/roads.pt")
+    if config.in_channels != bands:
+        names = ", ".join(saved["card"].get("bands", []))
+        raise FineTuneError(f"the rasters have {bands} bands, the model to fine-tune takes {config.in_channels} "
+                            f"({names}): give rasters with those bands, or train from scratch")
+    return config, saved["card"]
+
+
+def _held_out_scores(network: torch.nn.Module, site: OpenSite, normalisation: Normalisation,
+                     centre: np.ndarray | None, threshold: float) -> dict[str, float]:
+    """Pixel IoU and F1 of the held-out part, and for line labels relaxed precision, recall and
+    F1 against the centre lines (``models.road_scores``)."""
+    height, width = site.shape
+    probability = np.zeros((height, width), np.float32)
+    labels = np.full((height, width), LABEL_NODATA, np.uint8)
+    seen = np.zeros((height, width), bool)
+    last_date = None
+    network.eval()
+    for row in range(0, height, EVALUATION_TILE):
+        for col in range(0, width, EVALUATION_TILE):
+            pixels, valid_dates, tile_labels = site.read(row, col, EVALUATION_TILE)
+            rows, cols = slice(row, row + EVALUATION_TILE), slice(col, col + EVALUATION_TILE)
+            h, w = probability[rows, cols].shape
+            with torch.no_grad():
+                tile = network(torch.from_numpy(normalisation.apply(pixels))[None])[0, -1].numpy()
+            probability[rows, cols], labels[rows, cols] = tile[:h, :w], tile_labels[:h, :w]
+            seen[rows, cols] = valid_dates.any(axis=0)[:h, :w]
+            if last_date is None:
+                last_date = np.zeros((pixels.shape[1], height, width), pixels.dtype)
+            last_date[:, rows, cols] = pixels[-1, :, :h, :w]
+    known = (labels != LABEL_NODATA) & seen
+    called, truth = (probability >= threshold) & known, (labels == 1) & known
+    intersection, union = (called & truth).sum(), (called | truth).sum()
+    result = {"iou": float(intersection / union) if union else 0.0,
+              "f1": float(2 * intersection / (called.sum() + truth.sum())) if union else 0.0}
+    if centre is not None:
+        empty = np.zeros_like(known)
+        relaxed = scores(probability, HeldOut(last_date, centre & known, ~known, empty, empty), threshold)
+        result.update(relaxed_precision=relaxed.precision, relaxed_recall=relaxed.recall, relaxed_f1=relaxed.f1)
+    return {k: round(v, 4) for k, v in result.items()}
+
+
+def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
+              work_dir: Path | None = None) -> FineTuneResult:
+    """Train on the training part, keep the best epoch on the validation part, score the held-out
+    part before and after, and write ``request.output_model`` (.onnx with its card) and its
+    checkpoint beside it (.pt). Nothing is written when anything fails or is cancelled."""
+    if not request.rasters:
+        raise FineTuneError("no dated raster given: tick or pass at least one")
+    if request.output_model.suffix.lower() != ".onnx":
+        raise FineTuneError(f"the model to write must end in .onnx, not {request.output_model.name}")
+    if request.epochs < 1:
+        raise FineTuneError("epochs must be at least 1")
+    with RasterStack(request.rasters) as stack:
+        grid, bands, dtype, dates = stack.grid, stack.band_count, stack.dtype, len(stack.rasters)
+    area = area_window(grid, request.extent)
+    _check_labels(request.labels, grid, area)
+    config, init_card = _network_config(request.init_checkpoint, bands, 1)
+    windows = split_windows(area)
+    sites = {name: Site(tuple(request.rasters), request.labels, window) for name, window in windows.items()}
+    input_scale = init_card.get("input_scale", 1 / 255 if dtype == np.uint8 else 1e-4)
+    names = request.layer_names or [r.path.name for r in request.rasters]
+    trained_on = (f"{', '.join(names)}; area {area.width:.0f} x {area.height:.0f} px at column "
+                  f"{area.col_off:.0f}, row {area.row_off:.0f} of {names[0]}; labels {Path(request.labels.path).name}; "
+                  + (f"fine-tuned from {request.init_checkpoint.name}" if request.init_checkpoint else "from scratch"))
+    sequence_epochs = max(1, request.epochs // 3)
+    seconds = None if request.minutes is None else request.minutes * 60
+    monitor = monitor or TrainingMonitor()
+    if seconds is not None:
+        monitor = dataclasses.replace(monitor, stage_seconds={"fcn": 0.7 * seconds, "sequence": 0.3 * seconds})
+    with tempfile.TemporaryDirectory(dir=work_dir) as folder:
+        options = TrainOptions(
+            output=Path(folder) / "run", network=config, class_names=["background", "road"],
+            bands=init_card.get("bands", [f"band{i + 1}" for i in range(bands)]), input_scale=input_scale,
+            patch_size=min(128, int(min(windows["train"].width, windows["train"].height))),
+            sequence_length=min(5, dates), min_sequence_length=1, batch_size=4, fcn_epochs=request.epochs,
+            sequence_epochs=sequence_epochs, samples_per_epoch=64,
+            learning_rate=3e-4 if request.init_checkpoint else 3e-3,
+            schedule="constant" if request.init_checkpoint else "paper", seed=request.seed,
+            trained_on=trained_on, weather=bands == 3 and dtype == np.uint8,
+            init_checkpoint=request.init_checkpoint, input_dtype=str(dtype),
+        )
+        centre = None
+        if request.labels.kind == "lines":
+            centre_source = dataclasses.replace(request.labels, line_width_px=1)
+            rows, cols = windows["heldout"].toslices()
+            centre = label_raster(centre_source, grid)[rows, cols] == request.labels.value
+        before = None
+        if request.init_checkpoint is not None:
+            network, _, saved = load_checkpoint(request.init_checkpoint)
+            card = saved["card"]
+            with OpenSite(sites["heldout"]) as site:
+                before = _held_out_scores(network, site, Normalisation(
+                    card["input_scale"], card.get("standardization_mean"), card.get("standardization_std")),
+                    centre, card.get("threshold", 0.5))
+        train(options, [sites["train"]], [sites["validation"]], monitor=monitor)
+        network, _, saved = load_checkpoint(options.output / "model.pt")
+        card = saved["card"]
+        with OpenSite(sites["heldout"]) as site:
+            after = _held_out_scores(network, site, Normalisation(
+                card["input_scale"], card.get("standardization_mean"), card.get("standardization_std")),
+                centre, options.threshold)
+        metrics = {"heldout_before": before, "heldout_after": after,
+                   "heldout_window": [int(v) for v in windows["heldout"].flatten()],
+                   "sources": {"heldout_before": "your labels, held-out part", "heldout_after": "your labels, "
+                               "held-out part"}}
+        return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows)
+
+
+def _write_outputs(request: FineTuneRequest, checkpoint: Path, metrics: dict[str, Any],
+                   before: dict[str, float] | None, after: dict[str, float],
+                   windows: dict[str, Window]) -> FineTuneResult:
+    """The ONNX model (export checks parity before anything is written) and its checkpoint."""
+    from .export import export_checkpoint
+
+    output = request.output_model
+    checkpoint_path = output.with_suffix(".pt")
+    export_checkpoint(checkpoint, output, {"metrics": metrics, "description": "Fitted to the analyst's area "
+                                           "with TimeSeg's train"})
+    partial = checkpoint_path.with_name(checkpoint_path.name + ".partial")
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    saved["card"]["metrics"] = metrics
+    torch.save(saved, partial)
+    partial.replace(checkpoint_path)
+    summary = output.with_suffix(".json")
+    summary.with_name(summary.name + ".partial").write_text(json.dumps(metrics, indent=2))
+    summary.with_name(summary.name + ".partial").replace(summary)
+    return FineTuneResult(output, checkpoint_path, before, after, windows)
+

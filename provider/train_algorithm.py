@@ -1,0 +1,155 @@
+"""``timeseg:train``: fit a model to the analyst's dated rasters and label layer (``models.fine_tune``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMapLayer,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsRasterLayer,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..core.model_card import SHIPPED_ROAD_MODEL
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("TimeSeg", text)
+
+
+def label_source_of(layer, line_width: int):
+    """A ``models.labels.LabelSource`` for a QGIS layer: lines, polygons or a label raster."""
+    from ..models.labels import LabelSource
+
+    path = layer.source().split("|")[0]
+    if isinstance(layer, QgsRasterLayer):
+        return LabelSource(Path(path), "raster")
+    if not isinstance(layer, QgsVectorLayer):
+        raise ValueError(f"{layer.name()} is neither a vector nor a raster layer")
+    geometry = QgsWkbTypes.geometryType(layer.wkbType())
+    kinds = {QgsWkbTypes.LineGeometry: "lines", QgsWkbTypes.PolygonGeometry: "polygons"}
+    if geometry not in kinds:
+        raise ValueError(f"{layer.name()} holds points; labels are lines (roads) or polygons")
+    name = None
+    if "layername=" in layer.source():
+        name = layer.source().split("layername=")[1].split("|")[0]
+    return LabelSource(Path(path), kinds[geometry], name, line_width)
+
+
+class TrainAlgorithm(QgsProcessingAlgorithm):
+    INPUT = "INPUT"
+    DATES = "DATES"
+    LABELS = "LABELS"
+    LINE_WIDTH = "LINE_WIDTH"
+    EXTENT = "EXTENT"
+    INIT_MODEL = "INIT_MODEL"
+    EPOCHS = "EPOCHS"
+    MINUTES = "MINUTES"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
+
+    def name(self) -> str:
+        return "train"
+
+    def displayName(self) -> str:  # noqa: N802
+        return _tr("Train or fine-tune a model on your area")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return _tr(
+            "Fits a TimeSeg model to your dated rasters and a label layer (road lines, polygons or a label "
+            "raster). The area (the rasters' extent or the Extent given) is cut along its longer side into a "
+            "training part (70 %), a validation part (10 %) that picks the best epoch, and a held-out part "
+            "(20 %) that is only scored. Starting model: a TimeSeg checkpoint (.pt) such as the shipped "
+            "roads.pt, or empty to train from scratch. Writes the .onnx model with its card (held-out F1 "
+            "before and after in its metrics), the checkpoint (.pt) and the numbers (.json) beside it. "
+            "Needs torch in QGIS's Python."
+        )
+
+    def createInstance(self):  # noqa: N802
+        return TrainAlgorithm()
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterString(
+            self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True))
+        self.addParameter(QgsProcessingParameterMapLayer(
+            self.LABELS, _tr("Labels (road lines, polygons or a label raster)"),
+            types=[QgsProcessing.TypeVectorLine, QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeRaster]))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.LINE_WIDTH, _tr("Line width after widening (pixels)"), QgsProcessingParameterNumber.Integer, 3,
+            minValue=1, maxValue=15))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, _tr("Area (empty: the rasters' extent)"),
+                                                       optional=True))
+        default_init = SHIPPED_ROAD_MODEL.with_suffix(".pt")
+        self.addParameter(QgsProcessingParameterFile(
+            self.INIT_MODEL, _tr("Model to fine-tune (.pt; empty: from scratch)"), extension="pt",
+            defaultValue=str(default_init) if default_init.exists() else None, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.EPOCHS, _tr("Epochs"), QgsProcessingParameterNumber.Integer, 10, minValue=1, maxValue=500))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MINUTES, _tr("Time budget (minutes, 0: none)"), QgsProcessingParameterNumber.Double, 0,
+            minValue=0))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_MODEL, _tr("Model to write"), "ONNX models (*.onnx)"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..ui.dependencies import missing_training_message
+
+        missing = missing_training_message()
+        if missing:
+            raise QgsProcessingException(missing)
+        from ..core.dates import dated_rasters
+        from ..models.fine_tune import FineTuneRequest, fine_tune
+        from ..models.training import TrainingCancelled, TrainingMonitor
+
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        label_layer = self.parameterAsLayer(parameters, self.LABELS, context)
+        if not layers or label_layer is None:
+            raise QgsProcessingException(_tr("give the dated raster layers and a label layer"))
+        try:
+            rasters = dated_rasters([layer.source() for layer in layers],
+                                    self.parameterAsString(parameters, self.DATES, context))
+            labels = label_source_of(label_layer, self.parameterAsInt(parameters, self.LINE_WIDTH, context))
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from None
+        extent = None
+        if parameters.get(self.EXTENT):
+            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, layers[0].crs())
+            if not rectangle.isNull():
+                extent = (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
+        init = self.parameterAsFile(parameters, self.INIT_MODEL, context)
+        minutes = self.parameterAsDouble(parameters, self.MINUTES, context)
+        request = FineTuneRequest(
+            rasters, labels, Path(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)),
+            Path(init) if init else None, extent, self.parameterAsInt(parameters, self.EPOCHS, context),
+            minutes or None, layer_names=[layer.name() for layer in layers])
+
+        def on_epoch(record: dict) -> None:
+            feedback.pushInfo(_tr("{stage} epoch {epoch}/{epochs}: loss {loss:.3f}, validation F1 {f1:.3f}").format(
+                **record))
+            share = 0.7 if record["stage"] == "fcn" else 0.3
+            offset = 0 if record["stage"] == "fcn" else 70
+            feedback.setProgress(offset + 100 * share * record["epoch"] / record["epochs"])
+
+        try:
+            result = fine_tune(request, TrainingMonitor(on_epoch, feedback.isCanceled))
+        except TrainingCancelled:
+            raise QgsProcessingException(_tr("cancelled; no model was written")) from None
+        except (ValueError, RuntimeError, OSError) as error:
+            raise QgsProcessingException(str(error)) from None
+        for name, numbers in (("before", result.before), ("after", result.after)):
+            if numbers:
+                feedback.pushInfo(_tr("held-out part, {}: {}").format(name, numbers))
+        return {self.OUTPUT_MODEL: str(result.model_path)}
+

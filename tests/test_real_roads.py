@@ -1,0 +1,71 @@
+"""The shipped road model on real Sentinel-2 (models/real/): its card's real numbers, and the
+overcast-date contract through the engine: a date white with cloud everywhere changes the map
+by almost nothing, wherever it comes; one clear date among overcast ones gives what it gives alone."""
+
+from datetime import date
+
+import numpy as np
+import pytest
+import rasterio
+
+from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
+from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.segment import SegmentRequest, segment
+from timeseg.models.road_scores import HeldOut, held_out, scores
+from timeseg.models.weather import overcast_date
+
+WINDOW = (slice(384, 640), slice(128, 384))  # 256 x 256 px of the held-out area: roads, a village, fields
+
+
+@pytest.fixture(scope="module")
+def held_out_window(tmp_path_factory):
+    """The held-out window as a dated GeoTIFF, its truth cropped alike, and two overcast dates."""
+    folder = tmp_path_factory.mktemp("real")
+    truth = held_out(folder / "heldout")
+    rows, cols = WINDOW
+    window_truth = HeldOut(truth.tci[:, rows, cols], truth.centre[rows, cols], truth.ignored[rows, cols],
+                           truth.settlement[rows, cols], truth.water[rows, cols])
+    with rasterio.open(folder / "heldout" / "T33UUU_20170216_TCI_heldout.tif") as source:
+        profile = source.profile
+        transform = source.window_transform(((rows.start, rows.stop), (cols.start, cols.stop)))
+    profile.update(width=256, height=256, transform=transform, tiled=False)
+    profile.pop("blockxsize", None), profile.pop("blockysize", None)
+    rng = np.random.default_rng(11)
+    paths = {}
+    for name, pixels in (("clear", window_truth.tci), ("overcast_a", overcast_date((256, 256), rng, 255.0)),
+                         ("overcast_b", overcast_date((256, 256), rng, 255.0))):
+        paths[name] = folder / f"{name}.tif"
+        with rasterio.open(paths[name], "w", **profile) as out:
+            out.write(np.clip(pixels, 1, 255).astype(np.uint8))
+    return paths, window_truth, folder
+
+
+def _run(paths, names, folder) -> np.ndarray:
+    dates = {"overcast_a": date(2017, 1, 20), "clear": date(2017, 2, 16), "overcast_b": date(2017, 3, 10)}
+    rasters = [DatedRaster(paths[n], dates[n]) for n in names]
+    rasters.sort(key=lambda r: r.date)
+    result = segment(SegmentRequest(rasters, SHIPPED_ROAD_MODEL, folder / "_".join(names), device="cpu"))
+    with rasterio.open(result.probability_path) as dataset:
+        return dataset.read(1)
+
+
+def test_overcast_dates_change_the_map_by_almost_nothing(held_out_window):
+    paths, truth, folder = held_out_window
+    clear = _run(paths, ["clear"], folder)
+    clear_f1 = scores(clear, truth).f1
+    assert clear_f1 > 0.4  # the clear date alone finds the roads of this window
+    for names in (["overcast_a", "clear"], ["clear", "overcast_b"], ["overcast_a", "clear", "overcast_b"]):
+        probability = _run(paths, names, folder)
+        change = float(np.abs(probability - clear)[~truth.ignored].mean())
+        assert change < 0.02, f"{names}: mean change of P {change:.4f}"
+        assert abs(scores(probability, truth).f1 - clear_f1) <= 0.02, names
+
+
+def test_card_says_which_numbers_are_real():
+    metrics = read_model_card(SHIPPED_ROAD_MODEL).metrics
+    real = metrics["real_heldout"]
+    assert metrics["sources"]["real_heldout"] == "real"
+    assert metrics["sources"]["sequence"] == "simulated held-out scenes"
+    for convention in ("l1c_tci", "l2a_tci"):
+        assert set(real[convention]) >= {"precision", "recall", "f1", "false_in_settlements", "false_in_water"}
+        assert 0 < real[convention]["f1"] <= 1
