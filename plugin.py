@@ -53,8 +53,9 @@ class TimeSegPlugin:
 
     def unload(self) -> None:
         if self.dock is not None:
-            if self.dock.task is not None:
-                self.dock.task.cancel()
+            for task in (self.dock.task, self.dock.train_panel.task):
+                if task is not None:
+                    task.cancel()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

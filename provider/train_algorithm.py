@@ -15,36 +15,15 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsRasterLayer,
-    QgsVectorLayer,
-    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.model_card import SHIPPED_ROAD_MODEL
+from ..ui.label_layers import label_source_of
 
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("TimeSeg", text)
-
-
-def label_source_of(layer, line_width: int):
-    """A ``models.labels.LabelSource`` for a QGIS layer: lines, polygons or a label raster."""
-    from ..models.labels import LabelSource
-
-    path = layer.source().split("|")[0]
-    if isinstance(layer, QgsRasterLayer):
-        return LabelSource(Path(path), "raster")
-    if not isinstance(layer, QgsVectorLayer):
-        raise ValueError(f"{layer.name()} is neither a vector nor a raster layer")
-    geometry = QgsWkbTypes.geometryType(layer.wkbType())
-    kinds = {QgsWkbTypes.LineGeometry: "lines", QgsWkbTypes.PolygonGeometry: "polygons"}
-    if geometry not in kinds:
-        raise ValueError(f"{layer.name()} holds points; labels are lines (roads) or polygons")
-    name = None
-    if "layername=" in layer.source():
-        name = layer.source().split("layername=")[1].split("|")[0]
-    return LabelSource(Path(path), kinds[geometry], name, line_width)
 
 
 class TrainAlgorithm(QgsProcessingAlgorithm):

@@ -25,7 +25,7 @@ def test_zip_holds_the_plugin_and_nothing_else(tmp_path):
     for name in names:
         assert not name.startswith(("timeseg/tests", "timeseg/.venv", "timeseg/.git", "timeseg/data",
                                     "timeseg/dist", "timeseg/runs", "timeseg/research", "timeseg/bench",
-                                    "timeseg/models/real"))
+                                    "timeseg/models/real/"))
         assert "__pycache__" not in name and not name.endswith((".pyc", ".pt"))
 
 

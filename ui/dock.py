@@ -30,6 +30,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -41,6 +42,7 @@ from .layer_table import LayerTable
 from .results import add_change_layer, add_period_layers
 from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
+from .train_panel import TrainPanel
 
 LOG_TAG = "TimeSeg"
 SETTINGS = "timeseg/"
@@ -153,7 +155,12 @@ class TimeSegDock(QgsDockWidget):
         compare_form.addRow(self.tr("Later"), self.after_combo)
         compare_form.addRow(self.compare_button)
         column.addWidget(compare)
-        self.setWidget(body)
+        self.train_panel = TrainPanel(iface, self.project, self.table.checked_layers, self.offer_model, body)
+        column.addWidget(self.train_panel)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
 
         self.model_widget.fileChanged.connect(self.load_model)
         self.shipped_combo.activated.connect(self._choose_shipped_model)
@@ -193,6 +200,14 @@ class TimeSegDock(QgsDockWidget):
             self.model_widget.setFilePath(path)
         else:
             self.model_widget.lineEdit().setFocus()
+
+    def offer_model(self, path: Path) -> None:
+        """A model trained in the Train panel joins the model chooser, chosen, ready to run."""
+        key = str(Path(path).resolve())
+        if self.shipped_combo.findData(key) < 0:
+            self.shipped_combo.insertItem(self.shipped_combo.count() - 1, self.tr("Trained: {}").format(
+                Path(path).stem), key)
+        self.model_widget.setFilePath(key)
 
     def load_model(self, path: str) -> None:
         shipped = self.shipped_combo.findData(str(Path(path).resolve()) if path else "")

@@ -1,0 +1,200 @@
+"""Training on the analyst's own area (models.fine_tune), from the Python API, the command line,
+Processing (processing.run and qgis_process) and the dock's Train panel."""
+
+import json
+import os
+import subprocess
+import sysconfig
+import time
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from tests_support import ROOT, load_plugin_package
+from timeseg.cli import main
+from timeseg.core.model_card import read_model_card
+from timeseg.core.raster_stack import DatedRaster
+from timeseg.models.fine_tune import FineTuneError, FineTuneRequest, area_window, fine_tune, split_windows
+from timeseg.models.labels import LabelSource
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory):
+    """A 192 px simulated place, three dates of 2019, its roads as lines."""
+    from timeseg.models.simulator import simulate_scene
+
+    return simulate_scene(tmp_path_factory.mktemp("place"), seed=31, size=192, dates_per_period=3)
+
+
+@pytest.fixture(scope="module")
+def scratch_model(place, tmp_path_factory):
+    """One epoch from scratch through the Python API."""
+    output = tmp_path_factory.mktemp("trained") / "mine.onnx"
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    result = fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"), output,
+                                       epochs=1, seed=1))
+    return result
+
+
+def test_split_is_spatial_with_gaps():
+    parts = split_windows(Window(10, 20, 400, 150))
+    assert [int(parts[n].col_off) for n in ("train", "validation", "heldout")] == [10, 10 + 268 + 8, 10 + 268 + 38 + 16]
+    assert all(int(p.row_off) == 20 and int(p.height) == 150 for p in parts.values())
+    assert sum(int(p.width) for p in parts.values()) + 16 == 400
+    with pytest.raises(FineTuneError, match="give at least 176 px"):
+        split_windows(Window(0, 0, 100, 100))
+
+
+def test_area_outside_the_rasters_is_refused(place):
+    from timeseg.core.raster_stack import Grid
+
+    with rasterio.open(place.tci_paths[2019][0]) as dataset:
+        grid = Grid.of(dataset)
+    left, bottom, right, top = grid.bounds
+    assert area_window(grid, None) == Window(0, 0, 192, 192)
+    with pytest.raises(FineTuneError, match="does not overlap"):
+        area_window(grid, (right + 100, bottom, right + 500, top))
+
+
+def test_scratch_training_writes_model_checkpoint_and_numbers(scratch_model, place):
+    result = scratch_model
+    assert result.before is None and set(result.after) >= {"iou", "f1", "relaxed_f1"}
+    card = read_model_card(result.model_path)
+    assert card.metrics["heldout_after"] == result.after and card.metrics["heldout_before"] is None
+    assert "from scratch" in card.trained_on and "S2_SIM_2019" in card.trained_on
+    assert result.checkpoint_path.is_file() and result.model_path.with_suffix(".json").is_file()
+    held = result.windows["heldout"]
+    assert held.col_off >= result.windows["validation"].col_off + result.windows["validation"].width + 8
+
+
+def test_fine_tuning_refuses_rasters_that_do_not_fit_the_model(place, scratch_model, tmp_path):
+    single_band = tmp_path / "one_band_20190301.tif"
+    with rasterio.open(place.tci_paths[2019][0]) as source:
+        profile = {**source.profile, "count": 1}
+        with rasterio.open(single_band, "w", **profile) as out:
+            out.write(source.read(1), 1)
+    request = FineTuneRequest([DatedRaster(single_band, place.acquisitions[2019][0].date)],
+                              LabelSource(place.labels_path, "lines", "roads_2019"), tmp_path / "x.onnx",
+                              init_checkpoint=scratch_model.checkpoint_path)
+    with pytest.raises(FineTuneError, match="the rasters have 1 bands, the model to fine-tune takes 3"):
+        fine_tune(request)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_command_line_refuses_labels_off_the_rasters_and_empty_layers(place, tmp_path, capsys):
+    from osgeo import ogr, osr
+
+    far = tmp_path / "far.gpkg"
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(far))
+    srs = osr.SpatialReference()
+    with rasterio.open(place.tci_paths[2019][0]) as dataset:
+        srs.ImportFromWkt(dataset.crs.to_wkt())
+        left, bottom, right, top = dataset.bounds
+    layer = source.CreateLayer("far", srs, ogr.wkbLineString)
+    line = ogr.CreateGeometryFromWkt(f"LINESTRING ({right + 5000} {top}, {right + 6000} {bottom})")
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(line)
+    layer.CreateFeature(feature)
+    source.CreateLayer("empty", srs, ogr.wkbLineString)
+    source = None
+    images = [str(p) for p in place.tci_paths[2019]]
+    for layer_name, message in (("far", "no label lies on the rasters"), ("empty", "has no features")):
+        code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name,
+                     "--output-model", str(tmp_path / "m.onnx"), "--output", str(tmp_path / "run")])
+        assert code == 1 and message in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+    code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
+                 "--output-model", str(tmp_path / "m.onnx"), "--extent", "1,2,3", "--output", str(tmp_path / "r")])
+    assert code == 1 and "--extent wants xmin,ymin,xmax,ymax" in capsys.readouterr().err
+
+
+def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgis_iface):
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingException, QgsProject, QgsVectorLayer
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        roads = QgsVectorLayer(f"{place.labels_path}|layername=roads_2019", "roads", "ogr")
+        assert roads.isValid()
+        QgsProject.instance().addMapLayer(roads)
+        output = tmp_path / "processing.onnx"
+        result = processing.run("timeseg:train", {
+            "INPUT": [str(p) for p in place.tci_paths[2019]], "LABELS": roads, "LINE_WIDTH": 3,
+            "INIT_MODEL": "", "EPOCHS": 1, "MINUTES": 0, "OUTPUT_MODEL": str(output)})
+        assert result["OUTPUT_MODEL"] == str(output)
+        assert "heldout_after" in read_model_card(output).metrics
+        with rasterio.open(place.tci_paths[2019][0]) as dataset:
+            left, bottom, right, top = dataset.bounds
+        with pytest.raises(QgsProcessingException, match="does not overlap the rasters"):
+            processing.run("timeseg:train", {
+                "INPUT": [str(p) for p in place.tci_paths[2019]], "LABELS": roads, "INIT_MODEL": "", "EPOCHS": 1,
+                "EXTENT": f"{right + 1000},{right + 3000},{bottom},{top}",
+                "OUTPUT_MODEL": str(tmp_path / "nothing.onnx")})
+        assert not (tmp_path / "nothing.onnx").exists()
+    finally:
+        plugin.unload()
+    assert QgsApplication.processingRegistry().providerById("timeseg") is None
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "timeseg").symlink_to(ROOT)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "qgis-config"),
+           "QGIS_PLUGINPATH": str(plugins), "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    subprocess.run(["qgis_process.bin", "plugins", "enable", "timeseg"], env=env, capture_output=True, timeout=300)
+    headless = tmp_path / "headless.onnx"
+    run = subprocess.run(["qgis_process.bin", "--json", "run", "timeseg:train", "--",
+                          *[f"INPUT={p}" for p in place.tci_paths[2019]],
+                          f"LABELS={place.labels_path}|layername=roads_2019", "EPOCHS=1", "INIT_MODEL=",
+                          f"OUTPUT_MODEL={headless}"], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert json.loads(run.stdout[run.stdout.index("{"):])["results"]["OUTPUT_MODEL"] == str(headless)
+    assert "heldout_after" in read_model_card(headless).metrics
+
+
+def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_project, tmp_path):
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    dock = plugin.dock
+    try:
+        layers = [QgsRasterLayer(str(p), p.stem) for p in place.tci_paths[2019]]
+        roads = QgsVectorLayer(f"{place.labels_path}|layername=roads_2019", "roads 2019", "ogr")
+        QgsProject.instance().addMapLayers([*layers, roads])
+        for layer in layers:
+            dock.table.set_checked(layer.id())
+        panel = dock.train_panel
+        panel.labels_combo.setLayer(roads)
+        panel.start_combo.setCurrentIndex(panel.start_combo.findData("scratch"))
+        panel.epochs_spin.setValue(1)
+        panel.output_widget.setFilePath(str(tmp_path / "from_dock.onnx"))
+        panel.train_button.click()
+        deadline = time.monotonic() + 300
+        while panel.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.05)
+        assert panel.task is None, "the training did not finish"
+        assert "Held-out part, after: F1" in panel.status_label.text(), panel.status_label.text()
+        assert (tmp_path / "from_dock.onnx").is_file()
+        # the new model is offered, chosen and ready to run
+        assert dock.shipped_combo.currentText() == "Trained: from_dock"
+        assert dock.card is not None and "heldout_after" in dock.card.metrics
+        dock.output_widget.setFilePath(str(tmp_path / "results"))
+        dock.device_combo.setCurrentIndex(dock.device_combo.findData("cpu"))
+        dock.run_button.click()
+        deadline = time.monotonic() + 120
+        while dock.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.02)
+        classes = [layer for layer in QgsProject.instance().mapLayers().values()
+                   if "classes" in layer.name().lower() and "from_dock" in layer.name()]
+        assert classes, [layer.name() for layer in QgsProject.instance().mapLayers().values()]
+        with rasterio.open(classes[0].source()) as dataset:
+            values = np.unique(dataset.read(1))
+        assert set(values.tolist()) <= {0, 1, 255}
+    finally:
+        plugin.unload()

@@ -1,0 +1,214 @@
+"""The dock's Train panel: fit a model to the analyst's area from the ticked dated layers and a
+label layer, in a background task, with progress, Cancel and the numbers before and after.
+
+The panel only gathers choices into a ``models.fine_tune.FineTuneRequest``; the training runs
+in a ``TrainingTask``; when it ends the new model is offered to the dock (``model_ready``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsMapLayerProxyModel,
+    QgsProject,
+    QgsRasterLayer,
+)
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+)
+
+from ..core.model_card import SHIPPED_ROAD_MODEL
+from .dependencies import missing_training_message
+from .label_layers import label_source_of
+from .training_task import TrainingOutcome, TrainingTask
+
+AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Extent of a layer"))
+STARTS = (("fine_tune", "Fine-tune the shipped road model"), ("scratch", "Train from scratch"))
+
+
+class TrainPanel(QGroupBox):
+    """Train or fine-tune on the analyst's area. ``checked_layers`` gives the dock's ticked
+    dated layers; ``model_ready(path)`` is called with each new model."""
+
+    def __init__(self, iface, project: QgsProject, checked_layers: Callable[[], tuple[list, list]],
+                 model_ready: Callable[[Path], None], parent=None) -> None:
+        super().__init__(parent)
+        self.setTitle(self.tr("Train on your area"))
+        self.iface, self.project = iface, project
+        self.checked_layers, self.model_ready = checked_layers, model_ready
+        self.task: TrainingTask | None = None
+        form = QFormLayout(self)
+        self.labels_combo = QgsMapLayerComboBox()
+        self.labels_combo.setFilters(QgsMapLayerProxyModel.LineLayer | QgsMapLayerProxyModel.PolygonLayer
+                                     | QgsMapLayerProxyModel.RasterLayer)
+        self.labels_combo.setToolTip(self.tr("Road lines (e.g. OpenStreetMap roads), polygons, or a label raster "
+                                             "(1 = road, 0 = not road, 255 = unknown)"))
+        form.addRow(self.tr("Labels"), self.labels_combo)
+        self.line_width_spin = QSpinBox()
+        self.line_width_spin.setRange(1, 15)
+        self.line_width_spin.setValue(3)
+        self.line_width_spin.setToolTip(self.tr("Lines are drawn this many pixels wide"))
+        form.addRow(self.tr("Line width (px)"), self.line_width_spin)
+        self.area_combo = QComboBox()
+        for key, label in AREAS:
+            self.area_combo.addItem(self.tr(label), key)
+        self.area_layer_combo = QgsMapLayerComboBox()
+        self.area_layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.area_layer_combo.setEnabled(False)
+        area_row = QHBoxLayout()
+        area_row.addWidget(self.area_combo)
+        area_row.addWidget(self.area_layer_combo, stretch=1)
+        form.addRow(self.tr("Area"), area_row)
+        self.start_combo = QComboBox()
+        for key, label in STARTS:
+            self.start_combo.addItem(self.tr(label), key)
+        form.addRow(self.tr("Start"), self.start_combo)
+        self.minutes_spin = QSpinBox()
+        self.minutes_spin.setRange(1, 600)
+        self.minutes_spin.setValue(10)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 500)
+        self.epochs_spin.setValue(10)
+        budget_row = QHBoxLayout()
+        budget_row.addWidget(self.minutes_spin)
+        budget_row.addWidget(QLabel(self.tr("min, at most")))
+        budget_row.addWidget(self.epochs_spin)
+        budget_row.addWidget(QLabel(self.tr("epochs")))
+        form.addRow(self.tr("Time budget"), budget_row)
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setFilter("ONNX models (*.onnx)")
+        self.output_widget.lineEdit().setPlaceholderText(self.tr("beside the project, or a temporary folder"))
+        form.addRow(self.tr("Model to write"), self.output_widget)
+        buttons = QHBoxLayout()
+        self.train_button = QPushButton(self.tr("Train"))
+        self.cancel_button = QPushButton(self.tr("Cancel"))
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.train_button, stretch=1)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        form.addRow(self.progress)
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        form.addRow(self.status_label)
+        self.area_combo.currentIndexChanged.connect(
+            lambda: self.area_layer_combo.setEnabled(self.area_combo.currentData() == "polygons"))
+        self.train_button.clicked.connect(self.train)
+        self.cancel_button.clicked.connect(self.cancel)
+
+    # --- gathering the request
+    def output_path(self) -> Path:
+        chosen = self.output_widget.filePath().strip()
+        if chosen:
+            return Path(chosen) if chosen.lower().endswith(".onnx") else Path(chosen + ".onnx")
+        folder = Path(self.project.fileName()).parent if self.project.fileName() else Path(tempfile.gettempdir())
+        return folder / "timeseg_models" / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
+
+    def extent(self, first_layer: QgsRasterLayer) -> tuple[float, float, float, float] | None:
+        """The chosen area in the first raster's CRS (None: the layers' whole extent)."""
+        area = self.area_combo.currentData()
+        if area == "layers":
+            return None
+        if area == "canvas":
+            canvas = self.iface.mapCanvas()
+            rectangle, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
+        else:
+            layer = self.area_layer_combo.currentLayer()
+            if layer is None:
+                raise ValueError(self.tr("Choose the layer whose extent is the area."))
+            rectangle, crs = layer.extent(), layer.crs()
+        if crs != first_layer.crs():
+            rectangle = QgsCoordinateTransform(crs, first_layer.crs(), self.project).transformBoundingBox(rectangle)
+        return rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()
+
+    def request(self):
+        """The training request, or a ValueError whose message says what to fix."""
+        from ..core.raster_stack import DatedRaster
+        from ..models.fine_tune import FineTuneRequest
+
+        layers, undated = self.checked_layers()
+        if undated:
+            raise ValueError(self.tr("Give a date to: {}").format(", ".join(undated)))
+        if not layers:
+            raise ValueError(self.tr("Tick the dated layers to train on."))
+        last_period = sorted(layers, key=lambda layer: layer.date)[-1].period
+        chosen = [layer for layer in layers if layer.period == last_period]
+        label_layer = self.labels_combo.currentLayer()
+        if label_layer is None:
+            raise ValueError(self.tr("Choose a label layer (road lines, polygons or a label raster)."))
+        first = self.project.mapLayer(chosen[0].layer_id)
+        init = SHIPPED_ROAD_MODEL.with_suffix(".pt") if self.start_combo.currentData() == "fine_tune" else None
+        return FineTuneRequest(
+            [DatedRaster(layer.path, layer.date) for layer in chosen],
+            label_source_of(label_layer, self.line_width_spin.value()), self.output_path(), init,
+            self.extent(first), self.epochs_spin.value(), float(self.minutes_spin.value()),
+            layer_names=[layer.name for layer in chosen])
+
+    # --- running
+    def train(self) -> None:
+        missing = missing_training_message()
+        if missing:
+            self.status_label.setText(missing)
+            return
+        try:
+            request = self.request()
+        except ValueError as error:
+            self.status_label.setText(str(error))
+            return
+        self.task = TrainingTask(request, self.on_finished)
+        self.task.epochDone.connect(self.show_epoch)
+        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.train_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.status_label.setText(self.tr("Training on {} dates; a fifth of the area is held out ...").format(
+            len(request.rasters)))
+        QgsApplication.taskManager().addTask(self.task)
+
+    def show_epoch(self, record: dict) -> None:
+        stage = self.tr("single date") if record["stage"] == "fcn" else self.tr("sequence")
+        self.status_label.setText(self.tr("{} epoch {}/{}: loss {:.3f}, validation F1 {:.3f}").format(
+            stage, record["epoch"], record["epochs"], record["loss"], record["f1"]))
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.status_label.setText(self.tr("Cancelling ..."))
+            self.task.cancel()
+
+    def on_finished(self, outcome: TrainingOutcome) -> None:
+        self.task = None
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if outcome.cancelled:
+            self.progress.setValue(0)
+            self.status_label.setText(self.tr("Cancelled; no model was written."))
+            return
+        if outcome.error:
+            self.status_label.setText(self.tr("Training failed: {}").format(outcome.error))
+            return
+        result = outcome.result
+        self.progress.setValue(100)
+        lines = [self.tr("New model: {}").format(result.model_path)]
+        for name, numbers in ((self.tr("before"), result.before), (self.tr("after"), result.after)):
+            if numbers:
+                lines.append(self.tr("Held-out part, {}: F1 {:.3f}{}").format(
+                    name, numbers["f1"], self.tr(" (roads within 2 px: {:.3f})").format(numbers["relaxed_f1"])
+                    if "relaxed_f1" in numbers else ""))
+        self.status_label.setText("\n".join(lines))
+        self.model_ready(result.model_path)

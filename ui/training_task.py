@@ -1,0 +1,57 @@
+"""The background job behind Train: ``models.fine_tune`` in QGIS's task thread.
+
+``run()`` works on the plain request copied before the start (paths, dates, extent) and never
+touches layers, the project or widgets; it reports each epoch through ``epochDone`` (a Qt
+signal, delivered on the main thread). ``finished()`` hands the outcome to the panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qgis.core import QgsTask
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
+
+
+@dataclass
+class TrainingOutcome:
+    """What a finished training hands back: the result, or why there is none."""
+
+    result: object | None = None  # models.fine_tune.FineTuneResult
+    error: str | None = None
+    cancelled: bool = False
+
+
+class TrainingTask(QgsTask):
+    epochDone = pyqtSignal(dict)  # noqa: N815 (Qt's naming)
+
+    def __init__(self, request, on_finished: Callable[[TrainingOutcome], None]) -> None:
+        super().__init__(QCoreApplication.translate("TimeSeg", "TimeSeg training"), QgsTask.CanCancel)
+        self.request = request
+        self.outcome = TrainingOutcome()
+        self._on_finished = on_finished
+
+    def _on_epoch(self, record: dict) -> None:  # worker thread
+        share, offset = (0.7, 0.0) if record["stage"] == "fcn" else (0.3, 70.0)
+        self.setProgress(offset + 100 * share * record["epoch"] / max(record["epochs"], 1))
+        self.epochDone.emit(dict(record))
+
+    def run(self) -> bool:  # worker thread
+        from ..models.fine_tune import fine_tune
+        from ..models.training import TrainingCancelled, TrainingMonitor
+
+        try:
+            self.outcome.result = fine_tune(self.request, TrainingMonitor(self._on_epoch, self.isCanceled))
+        except TrainingCancelled:
+            self.outcome.cancelled = True
+            return False
+        except Exception as error:  # reported in the panel; QGIS keeps running
+            self.outcome.error = str(error) or type(error).__name__
+            return False
+        return True
+
+    def finished(self, result: bool) -> None:  # main thread
+        if not result and self.isCanceled():
+            self.outcome.cancelled = True
+        self._on_finished(self.outcome)
