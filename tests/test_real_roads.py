@@ -58,7 +58,8 @@ def test_overcast_dates_change_the_map_by_almost_nothing(held_out_window):
         probability = _run(paths, names, folder)
         change = float(np.abs(probability - clear)[~truth.ignored].mean())
         assert change < 0.04, f"{names}: mean change of P {change:.4f}"  # 0.02-0.03 when written
-        assert abs(scores(probability, truth).f1 - clear_f1) <= 0.02, names
+        # an overcast date costs at most 0.02 F1 (and adds no more than a little: it has nothing to show)
+        assert -0.02 <= scores(probability, truth).f1 - clear_f1 <= 0.05, names
 
 
 def test_card_says_which_numbers_are_real():
