@@ -46,6 +46,8 @@ class FineTuneRequest:
     """One training run on the analyst's area.
 
     ``extent``: (xmin, ymin, xmax, ymax) in the first raster's CRS, None for its whole extent.
+    ``area_polygons``: a polygon layer; only inside its polygons are labels used and scored (the
+    area is then their extent, within ``extent`` if both are given).
     ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one).
     ``minutes``: time budget of the whole run (70 % single date, 30 % sequence), None for none.
     """
@@ -59,6 +61,7 @@ class FineTuneRequest:
     minutes: float | None = None
     seed: int = 0
     layer_names: list[str] = field(default_factory=list)  # for the card's trained_on; default: file names
+    area_polygons: LabelSource | None = None
 
 
 @dataclass(frozen=True)
@@ -178,15 +181,52 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
         raise FineTuneError("epochs must be at least 1")
     with RasterStack(request.rasters) as stack:
         grid, bands, dtype, dates = stack.grid, stack.band_count, stack.dtype, len(stack.rasters)
-    area = area_window(grid, request.extent)
-    _check_labels(request.labels, grid, area)
+    labels = request.labels
+    extent = request.extent
+    with tempfile.TemporaryDirectory(dir=work_dir) as folder:
+        if request.area_polygons is not None:
+            labels, extent = _labels_inside(request.labels, request.area_polygons, grid, extent, Path(folder))
+        return _fine_tune(request, labels, extent, grid, bands, dtype, dates, monitor, Path(folder))
+
+
+def _labels_inside(labels: LabelSource, polygons: LabelSource, grid: Grid,
+                   extent: tuple[float, float, float, float] | None,
+                   folder: Path) -> tuple[LabelSource, tuple[float, float, float, float]]:
+    """``labels`` as a label raster that is unknown outside ``polygons``, and the polygons' extent."""
+    import rasterio
+
+    inside = label_raster(dataclasses.replace(polygons, kind="polygons", value=1), grid).astype(bool)
+    if not inside.any():
+        raise FineTuneError("the area polygons do not overlap the rasters: choose polygons over them")
+    rows, cols = np.nonzero(inside)
+    left, top = grid.transform * (int(cols.min()), int(rows.min()))
+    right, bottom = grid.transform * (int(cols.max()) + 1, int(rows.max()) + 1)
+    box = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+    if extent is not None:
+        box = (max(box[0], extent[0]), max(box[1], extent[1]), min(box[2], extent[2]), min(box[3], extent[3]))
+    raster = label_raster(labels, grid)
+    raster[~inside] = LABEL_NODATA
+    path = folder / "labels_in_area.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8",
+                       crs=grid.crs, transform=grid.transform, nodata=LABEL_NODATA) as out:
+        out.write(raster, 1)
+    return LabelSource(path, "raster", value=labels.value), box
+
+
+def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid, bands: int, dtype, dates: int,
+               monitor: TrainingMonitor | None, work_dir: Path) -> FineTuneResult:
+    area = area_window(grid, extent)
+    _check_labels(labels, grid, area)
     config, init_card = _network_config(request.init_checkpoint, bands, 1)
     windows = split_windows(area)
-    sites = {name: Site(tuple(request.rasters), request.labels, window) for name, window in windows.items()}
+    sites = {name: Site(tuple(request.rasters), labels, window) for name, window in windows.items()}
     input_scale = init_card.get("input_scale", 1 / 255 if dtype == np.uint8 else 1e-4)
     names = request.layer_names or [r.path.name for r in request.rasters]
     trained_on = (f"{', '.join(names)}; area {area.width:.0f} x {area.height:.0f} px at column "
-                  f"{area.col_off:.0f}, row {area.row_off:.0f} of {names[0]}; labels {Path(request.labels.path).name}; "
+                  f"{area.col_off:.0f}, row {area.row_off:.0f} of {names[0]}; "
+                  f"labels {Path(request.labels.path).name}; "
+                  + (f"inside the polygons of {Path(request.area_polygons.path).name}; "
+                     if request.area_polygons else "")
                   + (f"fine-tuned from {request.init_checkpoint.name}" if request.init_checkpoint else "from scratch"))
     sequence_epochs = max(1, request.epochs // 3)
     seconds = None if request.minutes is None else request.minutes * 60
@@ -206,7 +246,7 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
             init_checkpoint=request.init_checkpoint, input_dtype=str(dtype),
         )
         centre = None
-        if request.labels.kind == "lines":
+        if request.labels.kind == "lines":  # scored only where the labels are known (inside the polygons)
             centre_source = dataclasses.replace(request.labels, line_width_px=1)
             rows, cols = windows["heldout"].toslices()
             centre = label_raster(centre_source, grid)[rows, cols] == request.labels.value

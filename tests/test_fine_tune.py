@@ -198,3 +198,39 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         assert set(values.tolist()) <= {0, 1, 255}
     finally:
         plugin.unload()
+
+
+def test_polygon_area_limits_labels_and_scores_to_its_inside(place, tmp_path):
+    from osgeo import ogr, osr
+
+    with rasterio.open(place.tci_paths[2019][0]) as dataset:
+        left, bottom, right, top = dataset.bounds
+        wkt = dataset.crs.to_wkt()
+    area = tmp_path / "area.gpkg"
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(area))
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(wkt)
+    layer = source.CreateLayer("area", srs, ogr.wkbPolygon)
+    # a triangle over the whole width: the area's extent is the raster's, its inside half of it
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        f"POLYGON (({left} {top}, {right} {top}, {right} {bottom}, {left} {top}))"))
+    layer.CreateFeature(feature)
+    source = None
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    result = fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"),
+                                       tmp_path / "inside.onnx", epochs=1, seed=2,
+                                       area_polygons=LabelSource(area, "polygons")))
+    card = read_model_card(result.model_path)
+    assert "inside the polygons of area.gpkg" in card.trained_on
+    outside = tmp_path / "outside.gpkg"
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(outside))
+    layer = source.CreateLayer("area", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        f"POLYGON (({right + 100} {top}, {right + 900} {top}, {right + 900} {bottom}, {right + 100} {top}))"))
+    layer.CreateFeature(feature)
+    source = None
+    with pytest.raises(FineTuneError, match="area polygons do not overlap the rasters"):
+        fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"),
+                                  tmp_path / "none.onnx", epochs=1, area_polygons=LabelSource(outside, "polygons")))

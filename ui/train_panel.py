@@ -36,7 +36,7 @@ from .dependencies import missing_training_message
 from .label_layers import label_source_of
 from .training_task import TrainingOutcome, TrainingTask
 
-AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Extent of a layer"))
+AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Inside a polygon layer"))
 STARTS = (("fine_tune", "Fine-tune the shipped road model"), ("scratch", "Train from scratch"))
 
 
@@ -121,18 +121,11 @@ class TrainPanel(QGroupBox):
         return folder / "timeseg_models" / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
 
     def extent(self, first_layer: QgsRasterLayer) -> tuple[float, float, float, float] | None:
-        """The chosen area in the first raster's CRS (None: the layers' whole extent)."""
-        area = self.area_combo.currentData()
-        if area == "layers":
+        """The canvas extent in the first raster's CRS when the area is the canvas, else None."""
+        if self.area_combo.currentData() != "canvas":
             return None
-        if area == "canvas":
-            canvas = self.iface.mapCanvas()
-            rectangle, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
-        else:
-            layer = self.area_layer_combo.currentLayer()
-            if layer is None:
-                raise ValueError(self.tr("Choose the layer whose extent is the area."))
-            rectangle, crs = layer.extent(), layer.crs()
+        canvas = self.iface.mapCanvas()
+        rectangle, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
         if crs != first_layer.crs():
             rectangle = QgsCoordinateTransform(crs, first_layer.crs(), self.project).transformBoundingBox(rectangle)
         return rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()
@@ -154,11 +147,16 @@ class TrainPanel(QGroupBox):
             raise ValueError(self.tr("Choose a label layer (road lines, polygons or a label raster)."))
         first = self.project.mapLayer(chosen[0].layer_id)
         init = SHIPPED_ROAD_MODEL.with_suffix(".pt") if self.start_combo.currentData() == "fine_tune" else None
+        polygons = None
+        if self.area_combo.currentData() == "polygons":
+            if self.area_layer_combo.currentLayer() is None:
+                raise ValueError(self.tr("Choose the polygon layer that outlines the area."))
+            polygons = label_source_of(self.area_layer_combo.currentLayer(), 1)
         return FineTuneRequest(
             [DatedRaster(layer.path, layer.date) for layer in chosen],
             label_source_of(label_layer, self.line_width_spin.value()), self.output_path(), init,
             self.extent(first), self.epochs_spin.value(), float(self.minutes_spin.value()),
-            layer_names=[layer.name for layer in chosen])
+            layer_names=[layer.name for layer in chosen], area_polygons=polygons)
 
     # --- running
     def train(self) -> None:
