@@ -200,37 +200,33 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         plugin.unload()
 
 
-def test_polygon_area_limits_labels_and_scores_to_its_inside(place, tmp_path):
+def _polygon_layer(path, wkt_crs, polygon_wkt):
+    """A GeoPackage of one polygon, in the CRS ``wkt_crs``."""
     from osgeo import ogr, osr
 
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(wkt_crs)
+    layer = source.CreateLayer("area", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(polygon_wkt))
+    layer.CreateFeature(feature)
+    return LabelSource(path, "polygons")
+
+
+def test_polygon_area_limits_labels_and_scores_to_its_inside(place, tmp_path):
     with rasterio.open(place.tci_paths[2019][0]) as dataset:
         left, bottom, right, top = dataset.bounds
         wkt = dataset.crs.to_wkt()
-    area = tmp_path / "area.gpkg"
-    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(area))
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(wkt)
-    layer = source.CreateLayer("area", srs, ogr.wkbPolygon)
     # a triangle over the whole width: the area's extent is the raster's, its inside half of it
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkt(
-        f"POLYGON (({left} {top}, {right} {top}, {right} {bottom}, {left} {top}))"))
-    layer.CreateFeature(feature)
-    source = None
+    area = _polygon_layer(tmp_path / "area.gpkg", wkt,
+                          f"POLYGON (({left} {top}, {right} {top}, {right} {bottom}, {left} {top}))")
     rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
     result = fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"),
-                                       tmp_path / "inside.onnx", epochs=1, seed=2,
-                                       area_polygons=LabelSource(area, "polygons")))
-    card = read_model_card(result.model_path)
-    assert "inside the polygons of area.gpkg" in card.trained_on
-    outside = tmp_path / "outside.gpkg"
-    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(outside))
-    layer = source.CreateLayer("area", srs, ogr.wkbPolygon)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkt(
-        f"POLYGON (({right + 100} {top}, {right + 900} {top}, {right + 900} {bottom}, {right + 100} {top}))"))
-    layer.CreateFeature(feature)
-    source = None
+                                       tmp_path / "inside.onnx", epochs=1, seed=2, area_polygons=area))
+    assert "inside the polygons of area.gpkg" in read_model_card(result.model_path).trained_on
+    outside = _polygon_layer(tmp_path / "outside.gpkg", wkt, f"POLYGON (({right + 100} {top}, {right + 900} {top}, "
+                             f"{right + 900} {bottom}, {right + 100} {top}))")
     with pytest.raises(FineTuneError, match="area polygons do not overlap the rasters"):
         fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"),
-                                  tmp_path / "none.onnx", epochs=1, area_polygons=LabelSource(outside, "polygons")))
+                                  tmp_path / "none.onnx", epochs=1, area_polygons=outside))
