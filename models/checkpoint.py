@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.model_card import ModelCard
+from ..core.normalisation import Normalisation
 from .networks import BiConvLstmClassifier, FcnConvLstm
 
 CHECKPOINT_FORMAT = "timeseg-checkpoint/1"
@@ -88,3 +90,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, NetworkConfig, dict[st
     network = build_network(config)
     network.load_state_dict(checkpoint["state_dict"])
     return network.eval(), config, checkpoint
+
+
+def checkpoint_normalisation(checkpoint: dict[str, Any]) -> Normalisation:
+    """How raw pixels become the network's input, as the checkpoint's card says (the same rule
+    as for an exported model: ``core.normalisation.Normalisation.from_card``)."""
+    return Normalisation.from_card(ModelCard(**checkpoint["card"]))

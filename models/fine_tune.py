@@ -25,7 +25,7 @@ from rasterio.windows import Window, from_bounds
 
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, Grid, RasterStack
-from .checkpoint import NetworkConfig, load_checkpoint
+from .checkpoint import NetworkConfig, checkpoint_normalisation, load_checkpoint
 from .dataset import OpenSite, Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries, label_raster
 from .road_scores import HeldOut, scores
@@ -142,7 +142,6 @@ def _held_out_scores(network: torch.nn.Module, site: OpenSite, normalisation: No
     probability = np.zeros((height, width), np.float32)
     labels = np.full((height, width), LABEL_NODATA, np.uint8)
     seen = np.zeros((height, width), bool)
-    last_date = None
     network.eval()
     for row in range(0, height, EVALUATION_TILE):
         for col in range(0, width, EVALUATION_TILE):
@@ -153,17 +152,15 @@ def _held_out_scores(network: torch.nn.Module, site: OpenSite, normalisation: No
                 tile = network(torch.from_numpy(normalisation.apply(pixels))[None])[0, -1].numpy()
             probability[rows, cols], labels[rows, cols] = tile[:h, :w], tile_labels[:h, :w]
             seen[rows, cols] = valid_dates.any(axis=0)[:h, :w]
-            if last_date is None:
-                last_date = np.zeros((pixels.shape[1], height, width), pixels.dtype)
-            last_date[:, rows, cols] = pixels[-1, :, :h, :w]
     known = (labels != LABEL_NODATA) & seen
     called, truth = (probability >= threshold) & known, (labels == 1) & known
     intersection, union = (called & truth).sum(), (called | truth).sum()
     result = {"iou": float(intersection / union) if union else 0.0,
               "f1": float(2 * intersection / (called.sum() + truth.sum())) if union else 0.0}
     if centre is not None:
-        empty = np.zeros_like(known)
-        relaxed = scores(probability, HeldOut(last_date, centre & known, ~known, empty, empty), threshold)
+        empty = np.zeros_like(known)  # no settlement or water polygons here; scores() reads masks only
+        relaxed = scores(probability, HeldOut(np.empty((0, 0, 0), np.uint8), centre & known, ~known, empty, empty),
+                         threshold)
         result.update(relaxed_precision=relaxed.precision, relaxed_recall=relaxed.recall, relaxed_f1=relaxed.f1)
     return {k: round(v, 4) for k, v in result.items()}
 
@@ -233,43 +230,37 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
     monitor = monitor or TrainingMonitor()
     if seconds is not None:
         monitor = dataclasses.replace(monitor, stage_seconds={"fcn": 0.7 * seconds, "sequence": 0.3 * seconds})
-    with tempfile.TemporaryDirectory(dir=work_dir) as folder:
-        options = TrainOptions(
-            output=Path(folder) / "run", network=config, class_names=["background", "road"],
-            bands=init_card.get("bands", [f"band{i + 1}" for i in range(bands)]), input_scale=input_scale,
-            patch_size=min(128, int(min(windows["train"].width, windows["train"].height))),
-            sequence_length=min(5, dates), min_sequence_length=1, batch_size=4, fcn_epochs=request.epochs,
-            sequence_epochs=sequence_epochs, samples_per_epoch=64,
-            learning_rate=3e-4 if request.init_checkpoint else 3e-3,
-            schedule="constant" if request.init_checkpoint else "paper", seed=request.seed,
-            trained_on=trained_on, weather=bands == 3 and dtype == np.uint8,
-            init_checkpoint=request.init_checkpoint, input_dtype=str(dtype),
-        )
-        centre = None
-        if request.labels.kind == "lines":  # scored only where the labels are known (inside the polygons)
-            centre_source = dataclasses.replace(request.labels, line_width_px=1)
-            rows, cols = windows["heldout"].toslices()
-            centre = label_raster(centre_source, grid)[rows, cols] == request.labels.value
-        before = None
-        if request.init_checkpoint is not None:
-            network, _, saved = load_checkpoint(request.init_checkpoint)
-            card = saved["card"]
-            with OpenSite(sites["heldout"]) as site:
-                before = _held_out_scores(network, site, Normalisation(
-                    card["input_scale"], card.get("standardization_mean"), card.get("standardization_std")),
-                    centre, card.get("threshold", 0.5))
-        train(options, [sites["train"]], [sites["validation"]], monitor=monitor)
-        network, _, saved = load_checkpoint(options.output / "model.pt")
-        card = saved["card"]
+    options = TrainOptions(
+        output=work_dir / "run", network=config, class_names=["background", "road"],
+        bands=init_card.get("bands", [f"band{i + 1}" for i in range(bands)]), input_scale=input_scale,
+        patch_size=min(128, int(min(windows["train"].width, windows["train"].height))),
+        sequence_length=min(5, dates), min_sequence_length=1, batch_size=4, fcn_epochs=request.epochs,
+        sequence_epochs=sequence_epochs, samples_per_epoch=64,
+        learning_rate=3e-4 if request.init_checkpoint else 3e-3,
+        schedule="constant" if request.init_checkpoint else "paper", seed=request.seed,
+        trained_on=trained_on, weather=bands == 3 and dtype == np.uint8,
+        init_checkpoint=request.init_checkpoint, input_dtype=str(dtype),
+    )
+    centre = None
+    if request.labels.kind == "lines":  # scored only where the labels are known (inside the polygons)
+        centre_source = dataclasses.replace(request.labels, line_width_px=1)
+        rows, cols = windows["heldout"].toslices()
+        centre = label_raster(centre_source, grid)[rows, cols] == request.labels.value
+
+    def held_out_scores(checkpoint: Path) -> dict[str, float]:
+        network, _, saved = load_checkpoint(checkpoint)
         with OpenSite(sites["heldout"]) as site:
-            after = _held_out_scores(network, site, Normalisation(
-                card["input_scale"], card.get("standardization_mean"), card.get("standardization_std")),
-                centre, options.threshold)
-        metrics = {"heldout_before": before, "heldout_after": after,
-                   "heldout_window": [int(v) for v in windows["heldout"].flatten()],
-                   "sources": {"heldout_before": "your labels, held-out part", "heldout_after": "your labels, "
-                               "held-out part"}}
-        return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows)
+            return _held_out_scores(network, site, checkpoint_normalisation(saved), centre,
+                                    saved["card"].get("threshold", 0.5))
+
+    before = held_out_scores(request.init_checkpoint) if request.init_checkpoint is not None else None
+    train(options, [sites["train"]], [sites["validation"]], monitor=monitor)
+    after = held_out_scores(options.output / "model.pt")
+    metrics = {"heldout_before": before, "heldout_after": after,
+               "heldout_window": [int(v) for v in windows["heldout"].flatten()],
+               "sources": {"heldout_before": "your labels, held-out part", "heldout_after": "your labels, "
+                           "held-out part"}}
+    return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows)
 
 
 def _write_outputs(request: FineTuneRequest, checkpoint: Path, metrics: dict[str, Any],

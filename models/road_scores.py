@@ -115,13 +115,10 @@ def checkpoint_scores(checkpoint: Path, folder: Path, gpkg: Path = REAL_LABELS, 
     in PyTorch: ``{"l1c_tci": scores, "l2a_tci": scores}`` (for the model card's metrics)."""
     import torch
 
-    from ..core.normalisation import Normalisation
-    from .checkpoint import load_checkpoint
+    from .checkpoint import checkpoint_normalisation, load_checkpoint
 
     network, _, saved = load_checkpoint(checkpoint)
-    card = saved["card"]
-    normalisation = Normalisation(card["input_scale"], card.get("standardization_mean"),
-                                  card.get("standardization_std"))
+    normalisation = checkpoint_normalisation(saved)
     truth = held_out(folder, gpkg, image)
     results = {}
     for name, tci in (("l1c_tci", truth.tci), ("l2a_tci", l2a_like(truth.tci))):

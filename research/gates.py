@@ -21,9 +21,8 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, RasterStack
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import checkpoint_normalisation, load_checkpoint
 from ..models.networks import ConvLstm
 from ..models.simulator.crops import CLOUDY_PIXEL_OPACITY
 
@@ -130,9 +129,7 @@ def write_gate_figure(checkpoint: Path, rasters: Sequence[DatedRaster], output: 
             raise ValueError(f"the rasters have {stack.band_count} bands, the checkpoint's model wants "
                              f"{len(card['bands'])} ({', '.join(card['bands'])})")
         pixels, _ = stack.read(window)
-    normalisation = Normalisation(card["input_scale"], card.get("standardization_mean"),
-                                  card.get("standardization_std"))
-    images = torch.from_numpy(normalisation.apply(pixels))[None]
+    images = torch.from_numpy(checkpoint_normalisation(saved).apply(pixels))[None]
     lstm, sequence, reverse = layer_input(network, layer, images)
     trace = trace_gates(lstm, sequence, reverse)
     opacity = cloud_masks(clouds, ordered, window) if clouds else None

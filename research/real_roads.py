@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..core.normalisation import Normalisation
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import checkpoint_normalisation, load_checkpoint
 from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, held_out, l2a_like, scores  # noqa: F401
 from ..models.weather import cloud_opacity, clouded, overcast_date
 
@@ -26,9 +25,7 @@ class TorchRoadModel:
 
     def __init__(self, checkpoint: Path, part: str = "sequence") -> None:
         self.network, _, saved = load_checkpoint(checkpoint)
-        card = saved["card"]
-        self.normalisation = Normalisation(card["input_scale"], card.get("standardization_mean"),
-                                           card.get("standardization_std"))
+        self.normalisation = checkpoint_normalisation(saved)
         self.part = part
 
     @torch.no_grad()
