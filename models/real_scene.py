@@ -48,12 +48,13 @@ def _features(gpkg: Path, layer: str, grid: Grid) -> list[tuple[dict, dict]]:
     return list(zip(_read_geometries(gpkg, layer, grid), attributes))
 
 
-def _burn(geometries: list[dict], grid: Grid) -> np.ndarray:
+def _burn(geometries: list[dict], grid: Grid, all_touched: bool = True) -> np.ndarray:
+    """``[H, W]`` bool: the pixels the geometries cover on ``grid``."""
     shape = (grid.height, grid.width)
     if not geometries:
         return np.zeros(shape, dtype=bool)
     return rasterize(((g, 1) for g in geometries), out_shape=shape, transform=grid.transform, fill=0,
-                     all_touched=True, dtype="uint8").astype(bool)
+                     all_touched=all_touched, dtype="uint8").astype(bool)
 
 
 def _within(mask: np.ndarray, radius: float) -> np.ndarray:

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.features import geometry_mask, rasterize
-from scipy import ndimage
+from rasterio.features import geometry_mask
 
 from ..core.raster_stack import Grid
-from .real_scene import REAL_LABELS, REAL_TCI, ROAD_KINDS, UNCERTAIN, _features, write_split
+from .real_scene import REAL_LABELS, REAL_TCI, ROAD_KINDS, UNCERTAIN, _burn, _features, _within, write_split
 from .simulator.imaging import TCI_SATURATION
 from .weather import L2A_TCI_SATURATION
 
@@ -65,15 +64,10 @@ def held_out(folder: Path, gpkg: Path = REAL_LABELS, image: Path = REAL_TCI) -> 
         labels = dataset.read(1)
     shape = (grid.height, grid.width)
     roads = _features(gpkg, "roads", grid)
-    centre = rasterize(((g, 1) for g, a in roads if a["kind"] in ROAD_KINDS and a["split"] == "heldout"),
-                       out_shape=shape, transform=grid.transform, fill=0, dtype="uint8").astype(bool)
-    uncertain_geometries = [g for g, a in roads if a["kind"] == UNCERTAIN]
-    uncertain = rasterize(((g, 1) for g in uncertain_geometries), out_shape=shape, transform=grid.transform,
-                          fill=0, dtype="uint8").astype(bool) if uncertain_geometries else np.zeros(shape, bool)
-    near_uncertain = ndimage.distance_transform_edt(~uncertain) <= TOLERANCE_PX + 2 if uncertain.any() else uncertain
+    centre = _burn([g for g, a in roads if a["kind"] in ROAD_KINDS and a["split"] == "heldout"], grid, False)
+    near_uncertain = _within(_burn([g for g, a in roads if a["kind"] == UNCERTAIN], grid, False), TOLERANCE_PX + 2)
     # labels are 255 outside the area, in unlabelled boxes and around lines; only the first two are ignored here
-    near_lines = ndimage.distance_transform_edt(~centre) <= 6 if centre.any() else centre
-    ignored = near_uncertain | ((labels == 255) & ~near_lines)
+    ignored = near_uncertain | ((labels == 255) & ~_within(centre, 6))
     centre &= ~ignored
     cover = _features(gpkg, "land_cover", grid)
 
@@ -97,8 +91,7 @@ def l2a_like(tci: np.ndarray) -> np.ndarray:
 def scores(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadScores:
     """Relaxed precision, recall and F1 of ``probability`` ``[H, W]`` against ``truth``."""
     called = (probability >= threshold) & ~truth.ignored
-    near_truth = ndimage.distance_transform_edt(~truth.centre) <= TOLERANCE_PX
-    near_called = ndimage.distance_transform_edt(~called) <= TOLERANCE_PX if called.any() else called
+    near_truth, near_called = _within(truth.centre, TOLERANCE_PX), _within(called, TOLERANCE_PX)
     called_count = max(int(called.sum()), 1)
     precision = float((called & near_truth).sum() / called_count) if called.any() else 0.0
     recall = float((truth.centre & near_called).sum() / max(int(truth.centre.sum()), 1))

@@ -143,28 +143,29 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     from ..core.raster_stack import DatedRaster
     from ..core.segment import SegmentRequest, segment
     from ..models.real_scene import REAL_TCI
+    from ..models.road_scores import TOLERANCE_PX, held_out, scores
     from ..models.simulator import simulate_scene
     from . import real_roads
 
     docs.mkdir(parents=True, exist_ok=True)
-    truth = real_roads.held_out(work / "heldout")
+    truth = held_out(work / "heldout")
     models = {"single-date FCN": real_roads.TorchRoadModel(checkpoint, "fcn"),
               "paper A, PMap-only ConvLSTM": real_roads.TorchRoadModel(ablation),
               "shipped (PMap + context ConvLSTM)": real_roads.TorchRoadModel(checkpoint)}
-    clear_table, clear_numbers = real_roads.score_table(models, truth)
+    clear_table, clear_numbers, l1c_probabilities = real_roads.score_table(models, truth)
     sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
     contract, contract_numbers = real_roads.contract_table(sequence_models, truth)
     heldout_tci = work / "heldout" / f"{REAL_TCI.stem}_heldout.tif"
     result = segment(SegmentRequest([DatedRaster(heldout_tci, detect_date(heldout_tci))], model,
                                     work / "engine", device="cpu"))
     with rasterio.open(result.probability_path) as dataset:
-        engine = real_roads.scores(np.nan_to_num(dataset.read(1)), truth)
+        engine = scores(np.nan_to_num(dataset.read(1)), truth)
     real_roads.quicklook(truth.tci, truth, None, docs / "real_heldout_truth.png")
     pictures = {"truth": "real_heldout_truth.png"}
     for name, key in (("single-date FCN", "fcn"), ("paper A, PMap-only ConvLSTM", "pmap_only"),
                       ("shipped (PMap + context ConvLSTM)", "shipped")):
         pictures[name] = f"real_heldout_{key}.png"
-        real_roads.quicklook(truth.tci, truth, models[name].probability([truth.tci]), docs / pictures[name])
+        real_roads.quicklook(truth.tci, truth, l1c_probabilities[name], docs / pictures[name])
     (docs / "real_sentinel2.json").write_text(json.dumps(
         {"clear_date": clear_numbers, "cloud_contract": contract_numbers,
          "engine_onnx_l1c": engine.__dict__}, indent=2))
@@ -199,7 +200,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         f"B04, B03, B02 scaled as ESA's TCI (reflectance 0..{TCI_SATURATION} -> 1..255), with road centre lines "
         "traced by hand (`models/real/`, its README says how). Split by area: columns 0-1000 train, "
         "1024-1536 held out (never read in training, not even as pixels). Scores on the held-out area: "
-        f"relaxed precision and recall with a {real_roads.TOLERANCE_PX}-pixel tolerance (module "
+        f"relaxed precision and recall with a {TOLERANCE_PX}-pixel tolerance (module "
         "`models/road_scores.py`); the surroundings of lines traced as *uncertain* and the unlabelled boxes "
         "are left out. *False, in settlements / water*: the share of the pixels called road that lie in the "
         "traced settlement or water polygons and farther than the tolerance from any road line.",

@@ -15,7 +15,7 @@ import torch
 from scipy import ndimage
 
 from ..models.checkpoint import checkpoint_normalisation, load_checkpoint
-from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, held_out, l2a_like, scores  # noqa: F401
+from ..models.road_scores import THRESHOLD, HeldOut, l2a_like, scores
 from ..models.weather import cloud_opacity, clouded, overcast_date
 
 
@@ -85,18 +85,23 @@ def quicklook(tci: np.ndarray, truth: HeldOut, probability: np.ndarray | None, p
     Image.fromarray(rgb.astype(np.uint8)).save(path)
 
 
-def score_table(models: dict[str, TorchRoadModel], truth: HeldOut) -> tuple[str, dict]:
-    """Markdown table and numbers: each model on the clear held-out date, L1C and L2A TCI."""
+def score_table(models: dict[str, TorchRoadModel], truth: HeldOut
+                ) -> tuple[str, dict, dict[str, np.ndarray]]:
+    """Markdown table and numbers: each model on the clear held-out date, L1C and L2A TCI; and
+    each model's P(road) ``[H, W]`` on the L1C date (for the pictures)."""
     conventions = {"L1C TCI": truth.tci, "L2A TCI (approx.)": l2a_like(truth.tci)}
     numbers: dict[str, dict] = {}
+    l1c: dict[str, np.ndarray] = {}
     lines = ["| model | TCI | precision | recall | F1 | called road | false, in settlements | false, in water |",
              "|---|---|---|---|---|---|---|---|"]
     for name, model in models.items():
         for convention, tci in conventions.items():
-            result = scores(model.probability([tci]), truth)
+            probability = model.probability([tci])
+            l1c.setdefault(name, probability)
+            result = scores(probability, truth)
             numbers.setdefault(name, {})[convention] = asdict(result)
             lines.append(f"| {name} | {convention} | {result.row()} |")
-    return "\n".join(lines), numbers
+    return "\n".join(lines), numbers, l1c
 
 
 def contract_table(models: dict[str, TorchRoadModel], truth: HeldOut) -> tuple[str, dict]:
