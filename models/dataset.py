@@ -102,7 +102,7 @@ class SequencePatches(Dataset):
     tiles every site without overlap, last dates, no augmentation (validation).
 
     A site of one date (a real labelled image) gives sequences of that date repeated, made
-    different by ``weather``. With ``weather`` (true-colour sites, raw values 0..``white``),
+    different by ``weather``. With ``weather`` (true-colour sites, raw values 0..1/``input_scale``),
     random mode also draws conventions, haze and clouds (``models.weather``).
 
     Items: ``images`` float32 ``[T, C, p, p]`` (raw values through ``normalisation``),
@@ -122,11 +122,10 @@ class SequencePatches(Dataset):
         seed: int = 0,
         weather: Weather | None = None,
         site_weights: Sequence[float] | None = None,
-        white: float = 255.0,
     ) -> None:
         self.sites = list(sites)
         self.weather = weather
-        self.white = white
+        self.white = 1 / normalisation.input_scale  # the raw value of full brightness (255 for a TCI)
         weights = np.ones(len(self.sites)) if site_weights is None else np.asarray(site_weights, dtype=float)
         if len(weights) != len(self.sites) or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError("site_weights: one non-negative weight per site, not all zero")
