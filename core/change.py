@@ -13,6 +13,7 @@ byte per pixel and a few boolean masks, about 0.6 GB for a full 10980 x 10980 ti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -22,8 +23,11 @@ import numpy as np
 import rasterio
 from scipy import ndimage
 
-from .outputs import AtomicGeoTiff
-from .raster_stack import Grid, read_band_on_grid
+from .atomic import OutputSet
+from .options import option, range_problems
+from .outputs import GeoTiffWriter
+from .preflight import output_problems
+from .raster_stack import Grid, RasterStackError, read_band_on_grid
 
 NONE, NEW, REMOVED, NODATA = 0, 1, 2, 255
 CHANGE_COLOURS = {NONE: (0, 0, 0, 0), NEW: (230, 20, 20, 255), REMOVED: (30, 80, 230, 255), NODATA: (0, 0, 0, 0)}
@@ -35,10 +39,14 @@ class ChangeError(ValueError):
 
 @dataclass(frozen=True)
 class ChangeOptions:
-    target_class: int = 1  # the class whose appearance and disappearance is mapped (1 = road)
-    high: float = 0.5  # probability thresholds, used when the inputs are probability rasters
-    low: float | None = None  # hysteresis lower threshold; None: no hysteresis
-    min_patch_pixels: int = 0  # drop new/removed patches smaller than this (8-connected)
+    target_class: int = option(1, "class code to follow (1: road)", flag="--class", minimum=0, maximum=254,
+                               words="the class code")
+    high: float = option(0.5, "probability threshold (probability inputs)", minimum=0, maximum=1,
+                         words="the threshold")
+    low: float | None = option(None, "hysteresis lower threshold, below --high (probability inputs)", minimum=0,
+                               maximum=1, words="the lower threshold")
+    min_patch_pixels: int = option(0, "drop new/removed patches under N pixels (8-connected)", flag="--min-patch",
+                                   minimum=0, maximum=1_000_000, words="the minimum patch size")
 
 
 @dataclass(frozen=True)
@@ -61,13 +69,61 @@ class ChangeSummary:
 
 def _read_on_grid(path: Path, grid: Grid | None) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
     """Band 1 of ``path`` on ``grid`` (its own when None) -> values, valid mask, grid, is_probability."""
-    data, grid = read_band_on_grid(path, grid, fill_nodata=NODATA)
+    try:
+        data, grid = read_band_on_grid(path, grid, fill_nodata=NODATA)
+    except RasterStackError as error:
+        raise ChangeError(str(error)) from None
     values = np.ma.getdata(data)
     valid = ~np.ma.getmaskarray(data)
     is_probability = values.dtype.kind == "f"
     if is_probability:
         valid &= np.isfinite(values)
     return values, valid, grid, is_probability
+
+
+def _map_kind(path: Path) -> tuple[str, tuple[str, ...] | None]:
+    """('classes' or 'probability', class names from the tags or None); raises for other rasters."""
+    try:
+        with rasterio.open(path) as dataset:
+            count, dtype, names = dataset.count, dataset.dtypes[0], dataset.tags().get("class_names")
+    except rasterio.errors.RasterioIOError:
+        raise ChangeError(f"{path} is not a raster GDAL can read: give a classes.tif made by timeseg segment") from None
+    if count != 1 or dtype not in ("uint8", "float32", "float64"):
+        raise ChangeError(f"{Path(path).name} has {count} band{'s' * (count > 1)} of {dtype}, not a class map: "
+                          "give a classes.tif (or a one-band probability.tif) made by timeseg segment")
+    return ("probability" if dtype.startswith("float") else "classes"), (tuple(names.split(",")) if names else None)
+
+
+def change_problems(before: Path, after: Path, output: Path, options: ChangeOptions) -> list[str]:
+    """Every problem knowable before the change is computed."""
+    problems = range_problems(options)
+    if options.low is not None and options.low >= options.high:
+        problems.append(f"the lower threshold {options.low:g} must be below the threshold {options.high:g}")
+    for path in (before, after):
+        if not Path(path).is_file():
+            problems.append(f"raster not found: {path}")
+    if Path(output).suffix.lower() == ".json":
+        problems.append(f"{output} is the name of the summary: give the change raster a .tif name")
+    problems += output_problems([output, summary_path(output)], [before, after])
+    if problems:
+        return problems
+    try:
+        kinds = [_map_kind(path) for path in (before, after)]
+    except ChangeError as error:
+        return [str(error)]
+    names = [found for _, found in kinds if found is not None]
+    if len(names) == 2 and names[0] != names[1]:
+        problems.append(f"{Path(before).name} holds {', '.join(names[0])} and {Path(after).name} holds "
+                        f"{', '.join(names[1])}: compare maps made by the same model")
+    if names and options.target_class >= len(names[0]) and kinds[0][0] == "classes":
+        problems.append(f"class {options.target_class} is not in these maps (classes 0 to {len(names[0]) - 1}: "
+                        f"{', '.join(names[0])}): give another --class")
+    return problems
+
+
+def summary_path(output: Path) -> Path:
+    """The JSON summary written beside a change raster."""
+    return Path(output).with_suffix(".json")
 
 
 def presence(values: np.ndarray, is_probability: bool, options: ChangeOptions) -> np.ndarray:
@@ -108,13 +164,22 @@ def skeleton_length_px(mask: np.ndarray) -> float:
     return float(orthogonal + math.sqrt(2) * (diagonal - corners))
 
 
-def compute_change(before: Path, after: Path, output: Path, options: ChangeOptions = ChangeOptions()
-                   ) -> ChangeSummary:
-    """Write the change GeoTIFF ``output`` on ``after``'s grid and ``output.json`` beside it."""
-    after_values, after_valid, grid, after_prob = _read_on_grid(after, None)
-    before_values, before_valid, _, before_prob = _read_on_grid(before, grid)
+def compute_change(before: Path, after: Path, output: Path, options: ChangeOptions = ChangeOptions(),
+                   outputs: OutputSet | None = None) -> ChangeSummary:
+    """Write the change GeoTIFF ``output`` on ``after``'s grid and its JSON summary beside it.
+
+    With ``outputs`` (an ``OutputSet`` of the caller's run that holds both files, and maybe
+    ``before`` and ``after`` not yet committed) the files are left for its owner to commit.
+    """
+    before_source = outputs.readable(before) if outputs is not None else Path(before)
+    after_source = outputs.readable(after) if outputs is not None else Path(after)
+    problems = change_problems(before_source, after_source, output, options)
+    if problems:
+        raise ChangeError(problems[0])
+    after_values, after_valid, grid, after_prob = _read_on_grid(after_source, None)
+    before_values, before_valid, _, before_prob = _read_on_grid(before_source, grid)
     if not before_valid.any():
-        raise ChangeError(f"{Path(before).name} does not overlap {Path(after).name}")
+        raise ChangeError(f"{Path(before).name} does not overlap {Path(after).name}: give maps of the same place")
     was = presence(before_values, before_prob, options)
     now = presence(after_values, after_prob, options)
     valid = before_valid & after_valid
@@ -124,25 +189,25 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     change[new] = NEW
     change[removed] = REMOVED
     change[~valid] = NODATA
-    pixel_size = abs(grid.transform.a)
-    pixel_area = abs(grid.transform.a * grid.transform.e)
+    pixel_size = grid.pixel_size_m
     counts = {name: int((change == code).sum()) for name, code in
               (("none", NONE), ("new", NEW), ("removed", REMOVED), ("nodata", NODATA))}
     summary = ChangeSummary(
         pixels=counts,
-        area_m2={name: count * pixel_area for name, count in counts.items()},
+        area_m2={name: count * pixel_size**2 for name, count in counts.items()},
         new_length_m=skeleton_length_px(new) * pixel_size,
         removed_length_m=skeleton_length_px(removed) * pixel_size,
         pixel_size_m=pixel_size,
     )
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with AtomicGeoTiff(output, grid, 1, "uint8", nodata=NODATA, descriptions=["change"],
-                       colours=CHANGE_COLOURS, tags={"codes": "0 none, 1 new, 2 removed, 255 nodata"}) as tif:
-        tif.write(change[None], rasterio.windows.Window(0, 0, grid.width, grid.height))
-        tif.commit()
-    summary_path = output.with_suffix(".json")
-    partial = summary_path.with_name(f".{summary_path.name}.partial")
-    partial.write_text(json.dumps({"before": str(before), "after": str(after), **asdict(summary)}, indent=2))
-    partial.replace(summary_path)
+    text = json.dumps({"before": str(before), "after": str(after), **asdict(summary)}, indent=2)
+    own_outputs = OutputSet([output, summary_path(output)]) if outputs is None else None
+    with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:
+        with GeoTiffWriter(run_outputs.partial(output), grid, 1, "uint8", nodata=NODATA, descriptions=["change"],
+                           colours=CHANGE_COLOURS, tags={"codes": "0 none, 1 new, 2 removed, 255 nodata"}) as tif:
+            tif.write(change[None], rasterio.windows.Window(0, 0, grid.width, grid.height))
+            tif.finish()
+        run_outputs.write_text(summary_path(output), text)
+        if own_outputs is not None:
+            own_outputs.commit()
     return summary

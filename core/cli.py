@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
+import numpy as np
+
 from .dates import dated_rasters
+from .options import add_options, values_of
 
 log = logging.getLogger("timeseg")
 # GDAL's block cache defaults to 5% of the RAM and grows with the raster read; a fixed size keeps the
@@ -17,7 +24,18 @@ log = logging.getLogger("timeseg")
 DEFAULT_GDAL_CACHE_MB = "128"
 
 
-def _progress_bar():
+def _progress_reporter():
+    """A bar on a terminal; elsewhere (a log file, a pipe) one line per step, never repeated."""
+    if not sys.stderr.isatty():
+        last = [""]
+
+        def line(fraction: float, message: str) -> None:
+            text = f"{100 * fraction:3.0f}% {message}"
+            if text != last[0]:
+                print(text, file=sys.stderr, flush=True)
+                last[0] = text
+
+        return contextlib.nullcontext(), line
     from tqdm import tqdm
 
     bar = tqdm(total=1.0, unit="", bar_format="{l_bar}{bar}| {postfix}", file=sys.stderr)
@@ -27,32 +45,28 @@ def _progress_bar():
         bar.set_postfix_str(message)
         bar.refresh()
 
-    return bar, update
+    return contextlib.closing(bar), update
 
 
 def run_segment(args: argparse.Namespace) -> None:
     from .segment import SegmentRequest, segment
 
     rasters = dated_rasters(args.rasters, args.dates)
-    bar, update = _progress_bar()
-    try:
-        result = segment(SegmentRequest(rasters, args.model, args.output, args.device, args.tile_size,
-                                        args.overlap, args.batch_size, args.date_selection, args.max_dates,
-                                        args.threads, args.reference, progress=update))
-    finally:
-        bar.close()
+    bar, update = _progress_reporter()
+    with bar:
+        result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update))
     dates = ", ".join(str(d) for d in result.dates)
-    print(f"{len(result.dates)} dates ({dates}) on {result.provider}")
+    print(f"{len(result.dates)} dates ({dates}) on {result.provider}; "
+          f"{result.tiles_run} of {result.tiles_total} tiles held data")
     print(f"probability: {result.probability_path}")
     print(f"classes:     {result.classes_path}")
 
 
 def run_change(args: argparse.Namespace) -> None:
-    from .change import ChangeOptions, compute_change
+    from .change import ChangeOptions, compute_change, summary_path
 
-    options = ChangeOptions(args.target_class, args.high, args.low, args.min_patch)
-    summary = compute_change(args.before, args.after, args.output, options)
-    print(f"change: {args.output} (summary: {args.output.with_suffix('.json')})")
+    summary = compute_change(args.before, args.after, args.output, ChangeOptions(**values_of(ChangeOptions, args)))
+    print(f"change: {args.output} (summary: {summary_path(args.output)})")
     for line in summary.lines():
         print(f"  {line}")
 
@@ -68,26 +82,15 @@ def run_info(args: argparse.Namespace) -> None:
 
 def add_commands(commands) -> None:
     """Add segment, change and info to ``commands`` (an argparse subparsers object)."""
+    from .change import ChangeOptions
+    from .segment import SegmentRequest
+
     seg = commands.add_parser("segment", help="dated rasters -> probability.tif and classes.tif",
                               description="Run a TimeSeg model over several dated rasters of one place. "
                               "Rasters are sorted by date and aligned onto the first one's grid.")
     seg.add_argument("rasters", type=Path, nargs="+", help="dated rasters (dates from names or tags)")
-    seg.add_argument("--model", type=Path, required=True, help="TimeSeg .onnx model")
-    seg.add_argument("--output", type=Path, required=True, help="folder for probability.tif and classes.tif")
     seg.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per raster, overriding detection")
-    seg.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                     help="auto: CUDA when usable, else CPU (default)")
-    seg.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model card's)")
-    seg.add_argument("--overlap", type=int, help="tile overlap in pixels (default: the model card's)")
-    seg.add_argument("--batch-size", type=int, default=4, help="tiles per onnxruntime call (default 4)")
-    seg.add_argument("--max-dates", type=int,
-                     help="use at most N dates (default: all for models that take any number)")
-    seg.add_argument("--date-selection", choices=("all", "last", "even"), default="all",
-                     help="with --max-dates (or a fixed-length model): the last N dates, N evenly spaced "
-                     "dates, or all (default)")
-    seg.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
-    seg.add_argument("--reference", type=Path,
-                     help="the raster whose grid (CRS, pixels, extent) the outputs take (default: the first date)")
+    add_options(seg, SegmentRequest)
     change = commands.add_parser(
         "change", help="two class (or probability) rasters -> change raster and summary",
         description="0 none, 1 new, 2 removed, 255 nodata, on the grid of --after; a JSON summary "
@@ -95,10 +98,7 @@ def add_commands(commands) -> None:
     change.add_argument("--before", type=Path, required=True, help="classes.tif (or probability.tif), earlier")
     change.add_argument("--after", type=Path, required=True, help="classes.tif (or probability.tif), later")
     change.add_argument("--output", type=Path, required=True, help="change GeoTIFF to write")
-    change.add_argument("--class", dest="target_class", type=int, default=1, help="class code to follow (default 1)")
-    change.add_argument("--high", type=float, default=0.5, help="probability threshold (probability inputs)")
-    change.add_argument("--low", type=float, help="hysteresis lower threshold (probability inputs)")
-    change.add_argument("--min-patch", type=int, default=0, help="drop new/removed patches under N pixels")
+    add_options(change, ChangeOptions)
     info = commands.add_parser("info", help="print a model's card")
     info.add_argument("model", type=Path)
     seg.set_defaults(run=run_segment)
@@ -106,26 +106,76 @@ def add_commands(commands) -> None:
     info.set_defaults(run=run_info)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run stops and removes what it had not committed."""
+
+
+def _terminate(signum: int, frame) -> None:
+    raise Terminated()
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error's text, or what an ``OSError`` means and what to do about it."""
+    from .atomic import os_error_message
+
+    if isinstance(error, OSError) and not isinstance(error, RuntimeError) and error.strerror:
+        return os_error_message(error, Path(error.filename or "the output"))
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def run_command(command, args: argparse.Namespace) -> int:
     """Run ``command(args)``: exit code 0, or 1 with one readable line on stderr (a traceback
-    with ``--debug``), or 130 when interrupted."""
+    with ``--debug``), or 130 (Ctrl-C) / 143 (SIGTERM) when stopped. Library warnings and GDAL
+    messages are kept out of the way unless ``--debug``."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        command(args)
+        with warnings.catch_warnings(), np.errstate(all="ignore" if not args.debug else "warn"):
+            if not args.debug:
+                warnings.simplefilter("ignore")
+            command(args)
+    except Terminated:
+        print("terminated; no output was kept, earlier results are unchanged", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("interrupted; no output was kept", file=sys.stderr)
+        print("interrupted; no output was kept, earlier results are unchanged", file=sys.stderr)
         return 130
     except Exception as error:
         if args.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        log.debug("error detail", exc_info=True)
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """GDAL's own messages and rasterio's log records go to the debug log, not the user's terminal."""
+    from osgeo import gdal
+
+    def to_log(error_class: int, number: int, message: str) -> None:
+        log.debug("GDAL: %s", message)
+
+    gdal.SetErrorHandler(to_log)
+    if not debug:
+        logging.getLogger("rasterio").setLevel(logging.CRITICAL)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one line that says what to do (the usage is in ``--help``)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def main_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, object]:
     """A top-level parser with ``--debug`` and an empty set of subcommands to add to."""
-    main = argparse.ArgumentParser(prog=prog, description=description)
-    main.add_argument("--debug", action="store_true", help="show tracebacks")
+    main = OneLineParser(prog=prog, description=description)
+    main.add_argument("--debug", action="store_true", help="show tracebacks and library messages")
     return main, main.add_subparsers(dest="command", required=True)
 
 
@@ -133,5 +183,6 @@ def run_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
     """Parse ``argv`` and run the chosen subcommand (each sets ``run`` as its default)."""
     os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    _quiet_libraries(args.debug)
     return run_command(args.run, args)

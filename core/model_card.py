@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 MODEL_TYPE = "segmentation"
+INPUT_DTYPES = ("uint8", "uint16", "int16", "float32")
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 SHIPPED_ROAD_MODEL = SHIPPED_MODELS_DIR / "roads.onnx"
 SHIPPED_CROP_MODEL = SHIPPED_MODELS_DIR / "crops.onnx"
@@ -99,18 +101,56 @@ class ModelCard:
             raise ModelCardError(
                 f"model_type is '{values['model_type']}', TimeSeg runs '{MODEL_TYPE}' models"
             )
+        problem = card_problem(values)
+        if problem:
+            raise ModelCardError(f"the model card is inconsistent: {problem}; "
+                                 "re-export the model with 'timeseg export'")
         return cls(**values)
 
 
-def read_model_card(path: str | Path) -> ModelCard:
-    """Card of an ONNX file, read with onnxruntime (no ``onnx`` package needed)."""
-    import onnxruntime
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelCardError(f"model file not found: {path}")
-    try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own exception types
-        raise ModelCardError(f"{path} is not a readable ONNX model ({error})") from None
-    return ModelCard.from_metadata(session.get_modelmeta().custom_metadata_map)
+
+def _is_text_list(value: Any, at_least: int) -> bool:
+    return isinstance(value, list) and len(value) >= at_least and all(isinstance(v, str) and v for v in value)
+
+
+def card_problem(values: dict[str, Any]) -> str | None:
+    """What is wrong with a card's values (types, ranges, lengths), or None."""
+    bands = values.get("bands")
+    if not _is_text_list(values.get("class_names"), 2):
+        return "class_names must list at least two names"
+    if not _is_text_list(bands, 1):
+        return "bands must list at least one band name"
+    for key in ("input_scale", "resolution"):
+        if not _is_number(values.get(key)) or values[key] <= 0:
+            return f"{key} must be a positive number"
+    for key in ("sequence_length", "min_sequence_length", "tile_size"):
+        if not isinstance(values.get(key), int) or isinstance(values[key], bool) or values[key] < 1:
+            return f"{key} must be a positive whole number"
+    overlap = values.get("tiles_overlap")
+    if not isinstance(overlap, int) or not 0 <= overlap < values["tile_size"]:
+        return "tiles_overlap must be a whole number of pixels below tile_size"
+    if values["min_sequence_length"] > values["sequence_length"]:
+        return "min_sequence_length is above sequence_length"
+    if not _is_number(values.get("threshold", 0.5)) or not 0 < values.get("threshold", 0.5) < 1:
+        return "threshold must lie between 0 and 1"
+    for key in ("standardization_mean", "standardization_std"):
+        series = values.get(key)
+        if series is None:
+            continue
+        if not isinstance(series, list) or len(series) != len(bands) or not all(_is_number(v) for v in series):
+            return f"{key} must hold one number per band ({len(bands)})"
+    if values.get("standardization_std") is not None and min(values["standardization_std"]) <= 0:
+        return "standardization_std must be above 0 for every band"
+    if values.get("input_dtype", "uint8") not in INPUT_DTYPES:
+        return f"input_dtype must be one of {', '.join(INPUT_DTYPES)}"
+    return None
+
+
+def read_model_card(path: str | Path) -> ModelCard:
+    """Card of an ONNX file, checked against its network (``core.runtime.load_model`` on the CPU)."""
+    from .runtime import load_model
+
+    return load_model(path, "cpu", threads=1).card

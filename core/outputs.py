@@ -1,9 +1,8 @@
-"""GeoTIFF outputs written under a temporary name and renamed only when complete."""
+"""GeoTIFF outputs: their colours, and the writer that streams them to an ``OutputSet`` file."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from .atomic import gdal_errors
 from .raster_stack import Grid
 
 # Fixed colours for common classes; other classes take the palette in order.
@@ -42,17 +42,17 @@ def class_colours(class_names: Sequence[str]) -> dict[int, tuple[int, int, int, 
     return colours
 
 
-class AtomicGeoTiff(contextlib.AbstractContextManager):
-    """A tiled, compressed GeoTIFF on ``grid`` written to ``.<name>.partial``; ``commit()``
-    adds overviews and renames it to ``path``. Leaving the context without ``commit()``
-    (an error, a cancel) deletes the partial file."""
+class GeoTiffWriter(contextlib.AbstractContextManager):
+    """A tiled, compressed GeoTIFF on ``grid`` written to ``path`` (an ``OutputSet`` partial).
+
+    ``finish()`` closes it, checks that GDAL wrote every block, then adds overviews: only a
+    good file gets them. GDAL write failures raise ``OutputError`` (``core.atomic.gdal_errors``).
+    """
 
     def __init__(self, path: Path, grid: Grid, count: int, dtype: str, nodata: float | int,
                  descriptions: Sequence[str] = (), colours: dict | None = None,
                  tags: dict[str, str] | None = None, band_tags: dict[str, str] | None = None) -> None:
         self.path = Path(path)
-        self.partial = self.path.with_name(f".{self.path.name}.partial")
-        self._committed = False
         profile = dict(
             driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype,
             crs=grid.crs, transform=grid.transform, nodata=nodata, compress="deflate",
@@ -60,29 +60,35 @@ class AtomicGeoTiff(contextlib.AbstractContextManager):
         )
         if grid.width >= 256 and grid.height >= 256:
             profile.update(tiled=True, blockxsize=256, blockysize=256)
-        self.dataset = rasterio.open(self.partial, "w", **profile)
-        for band, description in enumerate(descriptions, start=1):
-            self.dataset.set_band_description(band, description)
-        if colours:
-            self.dataset.write_colormap(1, colours)
-        if tags:
-            self.dataset.update_tags(**tags)
-        if band_tags:
-            self.dataset.update_tags(1, **band_tags)
+        with gdal_errors(self.path):
+            self.dataset = rasterio.open(self.path, "w", **profile)
+            for band, description in enumerate(descriptions, start=1):
+                self.dataset.set_band_description(band, description)
+            if colours:
+                self.dataset.write_colormap(1, colours)
+            if tags:
+                self.dataset.update_tags(**tags)
+            if band_tags:
+                self.dataset.update_tags(1, **band_tags)
 
     def write(self, data: np.ndarray, window: Window) -> None:
-        self.dataset.write(data, window=window)
+        with gdal_errors(self.path):
+            self.dataset.write(data, window=window)
 
-    def commit(self) -> None:
-        factors = [f for f in (2, 4, 8, 16, 32) if min(self.dataset.width, self.dataset.height) // f >= 64]
+    def finish(self) -> None:
+        """Close, then add overviews to the complete file."""
+        with gdal_errors(self.path):
+            self.dataset.close()
+        with rasterio.open(self.path) as written:
+            width, height, dtype = written.width, written.height, written.dtypes[0]
+        factors = [f for f in (2, 4, 8, 16, 32) if min(width, height) // f >= 64]
         if factors:
-            resampling = Resampling.average if self.dataset.dtypes[0] == "float32" else Resampling.nearest
-            self.dataset.build_overviews(factors, resampling)
-        self.dataset.close()
-        os.replace(self.partial, self.path)
-        self._committed = True
+            resampling = Resampling.average if dtype == "float32" else Resampling.nearest
+            with gdal_errors(self.path), rasterio.open(self.path, "r+") as dataset:
+                dataset.build_overviews(factors, resampling)
 
     def __exit__(self, *exc_info) -> None:
-        if not self._committed:
-            self.dataset.close()
-            self.partial.unlink(missing_ok=True)
+        if not self.dataset.closed:
+            with contextlib.suppress(Exception):  # already failing: the partial file is removed by its OutputSet
+                with gdal_errors(self.path):
+                    self.dataset.close()

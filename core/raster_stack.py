@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, bounds
+
+METRES_PER_DEGREE = 111_320.0  # along a meridian, and along the equator
 
 
 class RasterStackError(ValueError):
@@ -44,6 +47,19 @@ class Grid:
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in the grid's CRS."""
         return bounds(Window(0, 0, self.width, self.height), self.transform)
+
+    @property
+    def pixel_size_m(self) -> float:
+        """Pixel size in metres (the geometric mean of width and height; degrees converted at the
+        grid's centre latitude for geographic CRSs)."""
+        width, height = abs(self.transform.a), abs(self.transform.e)
+        if self.crs is not None and self.crs.is_geographic:
+            latitude = math.radians((self.bounds[1] + self.bounds[3]) / 2)
+            width, height = width * METRES_PER_DEGREE * math.cos(latitude), height * METRES_PER_DEGREE
+        elif self.crs is not None:
+            factor = self.crs.linear_units_factor[1]
+            width, height = width * factor, height * factor
+        return math.sqrt(width * height)
 
     @classmethod
     def of(cls, dataset: rasterio.DatasetReader) -> Grid:
@@ -82,7 +98,8 @@ class RasterStack(contextlib.AbstractContextManager):
             self.grid = Grid.of(ref)
             self.band_count = ref.count
             self.dtype = np.dtype(ref.dtypes[0])
-            self._views = [self._aligned(d, resampling) for d in self._datasets]
+            # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
+            self.views = [self._aligned(d, resampling) for d in self._datasets]
         except BaseException:
             self._stack.close()
             raise
@@ -93,6 +110,11 @@ class RasterStack(contextlib.AbstractContextManager):
             raise RasterStackError(
                 f"{name} has {dataset.count} bands, the reference has {self.band_count}: "
                 "give rasters with the same bands"
+            )
+        if np.dtype(dataset.dtypes[0]) != self.dtype:
+            raise RasterStackError(
+                f"{name} holds {dataset.dtypes[0]} values, the reference {self.dtype.name}: "
+                "give every date in the same data type"
             )
         if dataset.crs is None:
             raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
@@ -123,18 +145,23 @@ class RasterStack(contextlib.AbstractContextManager):
         Outside the grid, and where a date has no data, pixels are 0 and invalid.
         """
         height, width = int(window.height), int(window.width)
-        pixels = np.zeros((len(self._views), self.band_count, height, width), self.dtype)
-        valid = np.zeros((len(self._views), height, width), bool)
+        pixels = np.zeros((len(self.views), self.band_count, height, width), self.dtype)
+        valid = np.zeros((len(self.views), height, width), bool)
         inside = window.intersection(Window(0, 0, self.grid.width, self.grid.height)) \
             if _window_overlaps(window, self.grid) else None
         if inside is None:
             return pixels, valid
         rows = slice(int(inside.row_off - window.row_off), int(inside.row_off - window.row_off + inside.height))
         cols = slice(int(inside.col_off - window.col_off), int(inside.col_off - window.col_off + inside.width))
-        for index, view in enumerate(self._views):
+        for index, view in enumerate(self.views):
             data = view.read(window=inside, masked=True)
-            pixels[index, :, rows, cols] = np.ma.getdata(data)
-            valid[index, rows, cols] = ~np.ma.getmaskarray(data).all(axis=0)
+            values, has_data = np.ma.getdata(data), ~np.ma.getmaskarray(data).all(axis=0)
+            if values.dtype.kind == "f":  # NaN and inf are no data, whatever the declared nodata
+                finite = np.isfinite(values)
+                has_data &= finite.all(axis=0)
+                values = np.where(finite, values, 0)
+            pixels[index, :, rows, cols] = values
+            valid[index, rows, cols] = has_data
         return pixels, valid
 
     def __exit__(self, *exc_info) -> None:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .model_card import ModelCard, ModelCardError
+
 DEVICES = ("auto", "cpu", "cuda")
 INSTALL_HINT = "install it into this Python with: python -m pip install onnxruntime (or onnxruntime-gpu for CUDA)"
 
@@ -32,6 +34,23 @@ def import_onnxruntime():
     return onnxruntime
 
 
+def _session_options(ort, threads: int | None):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: onnxruntime's warnings are not the user's business
+    return options
+
+
+def _start_session(ort, path: Path, options, providers: list[str]):
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own types, with multi-line texts
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelCardError(f"{path.name} is not a readable ONNX model ({reason[:200]}): "
+                             "give a model exported by 'timeseg export'") from None
+
+
 def open_session(model_path: str | Path, device: str = "auto", threads: int | None = None) -> ModelSession:
     """Session for ``model_path``; ``device`` is auto, cpu or cuda.
 
@@ -40,15 +59,16 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelCardError(f"model file not found: {path}")
     ort = import_onnxruntime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options = _session_options(ort, threads)
     cuda_available = "CUDAExecutionProvider" in ort.get_available_providers()
     if device == "cuda" and not cuda_available:
         raise RuntimeUnavailable(
-            "CUDA was asked for but this onnxruntime has no CUDA provider: install onnxruntime-gpu "
-            "(pip uninstall onnxruntime; pip install onnxruntime-gpu) or choose device cpu/auto"
+            "GPU (CUDA) was asked for but this onnxruntime has no CUDA provider: install onnxruntime-gpu "
+            "(pip uninstall onnxruntime; pip install onnxruntime-gpu) or choose device cpu or auto"
         )
     if device in ("auto", "cuda") and cuda_available:
         if hasattr(ort, "preload_dlls"):
@@ -56,12 +76,53 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
                 ort.preload_dlls()
             except Exception:  # CUDA libraries missing: the provider check below decides
                 pass
-        session = ort.InferenceSession(str(model_path), options,
-                                       providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        session = _start_session(ort, path, options, ["CUDAExecutionProvider", "CPUExecutionProvider"])
         if session.get_providers()[0] == "CUDAExecutionProvider":
             return ModelSession(session, "CUDAExecutionProvider")
         if device == "cuda":
             raise RuntimeUnavailable("onnxruntime could not start CUDA (driver or CUDA/cuDNN libraries "
-                                     "missing); choose device cpu or auto")
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    return ModelSession(session, "CPUExecutionProvider")
+                                     "missing): choose device cpu or auto")
+    return ModelSession(_start_session(ort, path, options, ["CPUExecutionProvider"]), "CPUExecutionProvider")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: its session, the card read from that session, the provider running it."""
+
+    session: object  # onnxruntime.InferenceSession
+    card: ModelCard
+    provider: str
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+
+
+def load_model(model_path: str | Path, device: str = "auto", threads: int | None = None) -> LoadedModel:
+    """The one way to open a model: one session, its card checked against the network's inputs and outputs."""
+    model = open_session(model_path, device, threads)
+    card = ModelCard.from_metadata(model.session.get_modelmeta().custom_metadata_map)
+    problem = network_problem(model.session, card)
+    if problem:
+        raise ModelCardError(f"{Path(model_path).name}: {problem}; re-export the model with 'timeseg export'")
+    return LoadedModel(model.session, card, model.provider)
+
+
+def network_problem(session, card: ModelCard) -> str | None:
+    """Where the network's declared input or output disagrees with its card, or None."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    if "images" not in inputs or "probabilities" not in outputs:
+        return "the network has no 'images' input or no 'probabilities' output"
+    shape = inputs["images"].shape
+    if len(shape) != 5:
+        return f"the network's input has {len(shape)} dimensions, not [batch, time, bands, height, width]"
+    if isinstance(shape[2], int) and shape[2] != len(card.bands):
+        return f"the network reads {shape[2]} bands, its card names {len(card.bands)}"
+    if isinstance(shape[1], int) and (card.dynamic_time or shape[1] != card.sequence_length):
+        return f"the network takes exactly {shape[1]} dates, its card says otherwise"
+    output_shape = outputs["probabilities"].shape
+    if len(output_shape) == 4 and isinstance(output_shape[1], int) and output_shape[1] != card.output_channels:
+        return (f"the network gives {output_shape[1]} output channels, its card's {len(card.class_names)} "
+                f"classes need {card.output_channels}")
+    return None

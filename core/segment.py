@@ -3,14 +3,15 @@
 Tiles are read from the aligned stack in a reader thread, batched through onnxruntime,
 blended with a smooth window and streamed to disk by a writer thread one row of tiles at
 a time (``core.pipeline``, ``core.blending``): memory depends on the tile size and the
-raster's width, never on its height.
+raster's width, never on its height. Tiles without data are not run. Everything knowable
+is checked before the model runs (``segment_problems``); both outputs are committed
+together or not at all (``core.atomic.OutputSet``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,45 +19,64 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from .atomic import OutputSet
 from .blending import StreamingBlender
-from .model_card import ModelCard, read_model_card
+from .model_card import ModelCard, ModelCardError
 from .normalisation import Normalisation
-from .outputs import AtomicGeoTiff, class_colours
+from .options import option, range_problems
+from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
-from .raster_stack import DatedRaster, RasterStack
-from .runtime import open_session
+from .preflight import output_problems, raster_problems
+from .raster_stack import DatedRaster, RasterStack, RasterStackError
+from .runtime import DEVICES, LoadedModel, RuntimeUnavailable, load_model
 from .tiling import Tile, tile_grid
 
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]
-DATE_SELECTIONS = ("all", "last", "even")
+DATE_SELECTIONS = ("auto", "all", "last", "even")
+MIN_TILE_SIZE, MAX_TILE_SIZE = 32, 2048  # pixels; onnxruntime's memory grows with the square of the tile
 PROBABILITY_NAME = "probability.tif"
 CLASSES_NAME = "classes.tif"
 
-__all__ = ["Cancelled", "SegmentError", "SegmentRequest", "SegmentResult", "segment", "select_dates"]
+__all__ = ["Cancelled", "SegmentError", "SegmentRequest", "SegmentResult", "segment", "segment_problems",
+           "select_dates"]
 
 
 class SegmentError(ValueError):
-    """The inputs do not fit the model or the output cannot be written; the message says what to do."""
+    """The inputs do not fit the model or the outputs cannot be written. ``problems`` lists
+    every problem found, one line each; the message is the first."""
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        more = len(self.problems) - 1
+        super().__init__(self.problems[0] + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
 
 
 @dataclass
 class SegmentRequest:
     """One segmentation job. ``date_selection`` chooses dates when there are more than
     ``max_dates`` (or than a fixed-length model takes): ``last`` N, ``even``ly spaced N, or
-    ``all`` (the default: every date, for models that take any T)."""
+    ``all``; ``auto`` is all, or the last ``max_dates`` when that is given."""
 
     rasters: Sequence[DatedRaster]
-    model_path: Path
-    output_dir: Path | None = None  # folder of probability.tif and classes.tif
-    device: str = "auto"
-    tile_size: int | None = None  # None: the card's
-    overlap: int | None = None
-    batch_size: int = 4
-    date_selection: str = "all"
-    max_dates: int | None = None
-    threads: int | None = None
-    reference_path: Path | None = None  # the raster whose grid the outputs take; None: the first date
+    model_path: Path = option(help="TimeSeg .onnx model", flag="--model", required=True, words="the model")
+    output_dir: Path | None = option(None, "folder for probability.tif and classes.tif", flag="--output",
+                                     required=True)
+    device: str = option("auto", "auto: GPU (CUDA) when usable, else CPU (default)", choices=DEVICES)
+    tile_size: int | None = option(None, "tile size in pixels (default: the model card's)",
+                                   minimum=MIN_TILE_SIZE, maximum=MAX_TILE_SIZE, words="the tile size")
+    overlap: int | None = option(None, "tile overlap in pixels (default: the model card's)", minimum=0,
+                                 words="the tile overlap")
+    batch_size: int = option(4, "tiles per onnxruntime call", minimum=1, maximum=64, words="the batch size")
+    date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
+                                 "evenly spaced dates, or all; auto: all, or the last N with --max-dates",
+                                 choices=DATE_SELECTIONS)
+    max_dates: int | None = option(None, "use at most N dates (default: all for models that take any number)",
+                                   minimum=1, words="the maximum number of dates")
+    threads: int | None = option(None, "CPU threads for onnxruntime (default: all cores)", minimum=1,
+                                 maximum=1024, words="the number of threads")
+    reference_path: Path | None = option(None, "the raster whose grid (CRS, pixels, extent) the outputs take "
+                                         "(default: the first date)", flag="--reference")
     probability_path: Path | None = None  # None: output_dir / probability.tif
     classes_path: Path | None = None  # None: output_dir / classes.tif
     progress: ProgressCallback | None = None
@@ -70,61 +90,38 @@ class SegmentResult:
     provider: str
     dates: list
     card: ModelCard
+    tiles_run: int = 0  # tiles the model ran on; tiles without data are skipped
+    tiles_total: int = 0
 
 
-def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str = "all",
+def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str = "auto",
                  max_dates: int | None = None) -> list[DatedRaster]:
     """Rasters sorted by date, checked (no duplicates, enough dates) and thinned as asked."""
     if selection not in DATE_SELECTIONS:
         raise SegmentError(f"date selection must be one of {', '.join(DATE_SELECTIONS)}, got {selection!r}")
+    if selection == "all" and max_dates is not None:
+        raise SegmentError("--max-dates and date selection 'all' contradict each other: choose last or even")
+    if selection == "auto":
+        selection = "all" if max_dates is None else "last"
     ordered = sorted(rasters, key=lambda r: r.date)
     for a, b in zip(ordered, ordered[1:]):
         if a.date == b.date:
             raise SegmentError(f"{a.path.name} and {b.path.name} have the same date {a.date}: give each date once")
     if len(ordered) < card.min_sequence_length:
-        raise SegmentError(f"{len(ordered)} dates given, the model needs at least {card.min_sequence_length}")
+        raise SegmentError(f"{len(ordered)} date{'s' * (len(ordered) != 1)} given, the model needs at least "
+                           f"{card.min_sequence_length}: add dates")
     limit = max_dates if max_dates is not None else (None if card.dynamic_time else card.sequence_length)
     if limit is None or len(ordered) <= limit:
         return ordered
     if selection == "all" and card.dynamic_time:
         return ordered
     if limit < card.min_sequence_length:
-        raise SegmentError(f"max dates {limit} is below the model's minimum of {card.min_sequence_length}")
+        raise SegmentError(f"max dates {limit} is below the model's minimum of {card.min_sequence_length}: "
+                           "give a larger --max-dates")
     if selection == "even":
         keep = np.unique(np.linspace(0, len(ordered) - 1, limit).round().astype(int))
         return [ordered[i] for i in keep]
     return ordered[-limit:]
-
-
-def check_inputs(stack: RasterStack, card: ModelCard) -> None:
-    if stack.band_count != len(card.bands):
-        raise SegmentError(
-            f"the rasters have {stack.band_count} bands, the model wants {len(card.bands)} "
-            f"({', '.join(card.bands)}): give rasters with those bands"
-        )
-    if stack.dtype.name != card.input_dtype:
-        raise SegmentError(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}")
-
-
-def check_outputs(outputs: Sequence[Path], rasters: Sequence[DatedRaster], bytes_needed: int) -> None:
-    """Folders writable, no output overwriting an input, and room for the outputs."""
-    inputs = {Path(r.path).resolve() for r in rasters}
-    for output in outputs:
-        folder = output.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise SegmentError(f"cannot create the output folder {folder} ({error.strerror}): "
-                               "choose another") from None
-        if not os.access(folder, os.W_OK):
-            raise SegmentError(f"the output folder {folder} is not writable: choose another")
-        if output.resolve() in inputs:
-            raise SegmentError(f"{output} is one of the inputs: choose another output folder")
-    folder = outputs[0].parent
-    free = shutil.disk_usage(folder).free
-    if free < bytes_needed:
-        raise SegmentError(f"{folder} has {free / 1e9:.1f} GB free, the outputs need about "
-                           f"{bytes_needed / 1e9:.1f} GB: free some space or choose another folder")
 
 
 def _reference_index(rasters: Sequence[DatedRaster], reference: Path | None) -> int:
@@ -152,29 +149,75 @@ def _estimated_output_bytes(width: int, height: int, channels: int) -> int:
     return int(width * height * (4 * channels + 1) * 4 / 3)
 
 
-def segment(request: SegmentRequest) -> SegmentResult:
-    """Run the model over the stack; write ``probability.tif`` and ``classes.tif`` atomically."""
-    card = read_model_card(request.model_path)
-    rasters = select_dates(request.rasters, card, request.date_selection, request.max_dates)
+def request_problems(request: SegmentRequest) -> list[str]:
+    """What is wrong with the request before the model is opened: options, files, output paths."""
+    problems = range_problems(request)
+    if not request.rasters:
+        problems.append("no rasters given: give the dated rasters of one place")
+    problems += [f"raster not found: {r.path}" for r in request.rasters if not Path(r.path).is_file()]
+    try:
+        outputs = _output_paths(request)
+    except SegmentError as error:
+        return problems + error.problems
+    return problems + output_problems(outputs, [r.path for r in request.rasters])
+
+
+def _model_problems(request: SegmentRequest, model: LoadedModel, stack: RasterStack) -> list[str]:
+    card = model.card
+    problems = raster_problems(stack, card)
     tile_size = request.tile_size or card.tile_size
     overlap = card.tiles_overlap if request.overlap is None else request.overlap
-    if not 0 <= overlap < tile_size:
-        raise SegmentError(f"overlap {overlap} must be at least 0 and below the tile size {tile_size}")
-    model = open_session(request.model_path, request.device, request.threads)
+    if overlap >= tile_size:
+        problems.append(f"the tile overlap {overlap} must be below the tile size {tile_size}: give a smaller overlap")
+    grid = stack.grid
+    needed = _estimated_output_bytes(grid.width, grid.height, card.output_channels)
+    return problems + output_problems(_output_paths(request), [r.path for r in request.rasters], needed)
+
+
+def segment_problems(request: SegmentRequest) -> list[str]:
+    """Every problem of ``request`` found without running the model (its card is read on the CPU);
+    the dock shows them before Run."""
+    problems = request_problems(request)
+    if problems:
+        return problems
+    try:
+        model = load_model(request.model_path, "cpu", threads=1)
+        rasters = select_dates(request.rasters, model.card, request.date_selection, request.max_dates)
+        with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
+            return _model_problems(request, model, stack)
+    except SegmentError as error:
+        return error.problems
+    except (ModelCardError, RasterStackError, RuntimeUnavailable) as error:
+        return [str(error)]
+
+
+def segment(request: SegmentRequest, outputs: OutputSet | None = None) -> SegmentResult:
+    """Run the model over the stack; write ``probability.tif`` and ``classes.tif``.
+
+    With ``outputs`` (an ``OutputSet`` that holds both paths) the files are left for its owner
+    to commit with the run's other outputs; without, they are committed here.
+    """
+    problems = request_problems(request)
+    if problems:
+        raise SegmentError(problems)
+    model = load_model(request.model_path, request.device, request.threads)
+    card = model.card
     log.info("running %s on %s", Path(request.model_path).name, model.provider)
+    rasters = select_dates(request.rasters, card, request.date_selection, request.max_dates)
     report = request.progress or (lambda fraction, message: None)
     normalisation = Normalisation.from_card(card)
+    probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-        check_inputs(stack, card)
+        problems = _model_problems(request, model, stack)
+        if problems:
+            raise SegmentError(problems)
         grid = stack.grid
         channels = card.output_channels
-        probability_path, classes_path = _output_paths(request)
-        check_outputs([probability_path, classes_path], rasters,
-                      _estimated_output_bytes(grid.width, grid.height, channels))
+        tile_size, overlap = _tiling(request, card, grid.width, grid.height)
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
         batches = [tiles[i : i + request.batch_size] for i in range(0, len(tiles), request.batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
-        done = [0]
+        done, run = [0], [0]
 
         def read(batch: list[Tile]) -> tuple[np.ndarray, list[np.ndarray]]:
             images, valid = [], []
@@ -186,30 +229,51 @@ def segment(request: SegmentRequest) -> SegmentResult:
 
         def infer(data: tuple[np.ndarray, list[np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
             images, valid = data
-            return model.session.run(["probabilities"], {"images": images})[0], valid
+            has_data = np.array([tile_valid.any() for tile_valid in valid])
+            predictions = np.full((len(images), channels, tile_size, tile_size), np.nan, np.float32)
+            if has_data.any():
+                predictions[has_data] = model.session.run(["probabilities"], {"images": images[has_data]})[0]
+                run[0] += int(has_data.sum())
+            return predictions, valid
 
-        with (
-            AtomicGeoTiff(probability_path, grid, channels, "float32", nodata=float("nan"),
-                          descriptions=_probability_names(card)) as probability,
-            AtomicGeoTiff(classes_path, grid, 1, "uint8", nodata=255,
-                          descriptions=["class"], colours=class_colours(card.class_names),
-                          tags={"class_names": ",".join(card.class_names)},
-                          band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
-                          ) as classes,
-        ):
+        own_outputs = OutputSet([probability_path, classes_path]) if outputs is None else None
+        with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:
+            with (
+                GeoTiffWriter(run_outputs.partial(probability_path), grid, channels, "float32", nodata=float("nan"),
+                              descriptions=_probability_names(card)) as probability,
+                GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=255,
+                              descriptions=["class"], colours=class_colours(card.class_names),
+                              tags={"class_names": ",".join(card.class_names)},
+                              band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
+                              ) as classes,
+            ):
 
-            def write(batch: list[Tile], result: tuple[np.ndarray, list[np.ndarray]]) -> None:
-                predictions, valid = result
-                for tile, prediction, tile_valid in zip(batch, predictions, valid):
-                    for first_row, blended, rows_valid in blender.add(tile, prediction, tile_valid):
-                        _write_rows(probability, classes, card, first_row, blended, rows_valid)
-                done[0] += len(batch)
-                report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
+                def write(batch: list[Tile], result: tuple[np.ndarray, list[np.ndarray]]) -> None:
+                    predictions, valid = result
+                    for tile, prediction, tile_valid in zip(batch, predictions, valid):
+                        for first_row, blended, rows_valid in blender.add(tile, prediction, tile_valid):
+                            _write_rows(probability, classes, card, first_row, blended, rows_valid)
+                    done[0] += len(batch)
+                    report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
 
-            run_pipeline(batches, read, infer, write, request.cancelled)
-            probability.commit()
-            classes.commit()
-        return SegmentResult(probability.path, classes.path, model.provider, stack.dates, card)
+                run_pipeline(batches, read, infer, write, request.cancelled)
+                probability.finish()
+                classes.finish()
+            if own_outputs is not None:
+                own_outputs.commit()
+        return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
+                             card, run[0], len(tiles))
+
+
+def _tiling(request: SegmentRequest, card: ModelCard, width: int, height: int) -> tuple[int, int]:
+    """Tile size and overlap: the request's or the card's; a tile never larger than the raster needs
+    (rounded up to 32 px), so a huge ``--tile-size`` on a small raster asks for no more memory."""
+    tile_size = request.tile_size or card.tile_size
+    overlap = card.tiles_overlap if request.overlap is None else request.overlap
+    needed = -(-max(width, height) // 32) * 32
+    if tile_size > needed:
+        tile_size, overlap = needed, min(overlap, needed // 2)
+    return tile_size, overlap
 
 
 def _probability_names(card: ModelCard) -> list[str]:
@@ -218,7 +282,7 @@ def _probability_names(card: ModelCard) -> list[str]:
     return [f"P({name})" for name in card.class_names]
 
 
-def _write_rows(probability: AtomicGeoTiff, classes: AtomicGeoTiff, card: ModelCard, row: int,
+def _write_rows(probability: GeoTiffWriter, classes: GeoTiffWriter, card: ModelCard, row: int,
                 blended: np.ndarray, valid: np.ndarray) -> None:
     """Write a finished block ``[C, n, width]`` of blended probabilities and its classes."""
     if valid.shape[0] == 0:
@@ -227,7 +291,7 @@ def _write_rows(probability: AtomicGeoTiff, classes: AtomicGeoTiff, card: ModelC
         labels = (np.nan_to_num(blended[0], nan=0.0) >= card.threshold).astype(np.uint8)
     else:
         labels = np.nan_to_num(blended, nan=-1.0).argmax(axis=0).astype(np.uint8)
-    labels[~valid] = 255
+    labels[~valid | np.isnan(blended).any(axis=0)] = 255
     window = Window(0, row, valid.shape[1], valid.shape[0])
     probability.write(blended.astype(np.float32), window)
     classes.write(labels[None], window)

@@ -63,7 +63,7 @@ def test_stitched_tiles_equal_a_whole_image_run(local_model, small_scene, tmp_pa
 
 
 def test_too_few_dates_and_wrong_bands_are_refused(local_model, small_scene, tmp_path):
-    with pytest.raises(SegmentError, match="1 dates given, the model needs at least 2"):
+    with pytest.raises(SegmentError, match="1 date given, the model needs at least 2: add dates"):
         segment(SegmentRequest(rasters_of(small_scene, 2019)[:1], local_model, tmp_path))
     refl = [DatedRaster(p, a.date) for p, a in zip(small_scene.reflectance_paths[2019],
                                                     small_scene.acquisitions[2019])]

@@ -1,0 +1,87 @@
+"""Everything knowable before a run starts, checked at once and said in words.
+
+The engine (``segment``, ``compute_change``), the dock (before Run), the Processing
+algorithms and the command line all call these functions, so a run that starts has inputs
+that fit its model and outputs it can write. Each function returns a list of problems, one
+line each, that say what to do; an empty list means go.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .model_card import ModelCard
+from .raster_stack import RasterStack
+
+RESOLUTION_TOLERANCE = 1.5  # a raster up to 1.5x finer or coarser than the model's resolution runs as it is
+OVERVIEW_SIDE = 128  # pixels: the decimated read that tells whether a date holds any data
+
+
+def output_problems(outputs: Sequence[Path], inputs: Sequence[Path], bytes_needed: int = 0) -> list[str]:
+    """Each output: distinct from the others and from every input (and their summaries), in a
+    folder that can be made and written, with ``bytes_needed`` free there."""
+    problems = []
+    resolved_inputs = {Path(p).resolve() for p in inputs}
+    seen: set[Path] = set()
+    for output in outputs:
+        resolved = Path(output).resolve()
+        if resolved in resolved_inputs:
+            problems.append(f"the output {output} is one of the inputs: choose another output name or folder")
+        if resolved in seen:
+            problems.append(f"{output} is given for two outputs: give each output its own name")
+        seen.add(resolved)
+        if resolved.is_dir():
+            problems.append(f"the output {output} is a folder: give a file name")
+        folder = _existing_parent(resolved)
+        if folder is None or not folder.is_dir():
+            problems.append(f"cannot create the output folder {resolved.parent} (a file is in the way): "
+                            "choose another folder")
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            problems.append(f"the output folder {folder} is not writable: choose another")
+    if not problems and bytes_needed:
+        folder = _existing_parent(Path(outputs[0]).resolve())
+        free = shutil.disk_usage(folder).free
+        if free < bytes_needed:
+            problems.append(f"{folder} has {free / 1e9:.1f} GB free, the outputs need about "
+                            f"{bytes_needed / 1e9:.1f} GB: free some space or choose another folder")
+    return problems
+
+
+def _existing_parent(path: Path) -> Path | None:
+    """The nearest existing folder that ``path``'s missing folders would be made in."""
+    for folder in path.parents:
+        if folder.exists():
+            return folder
+    return None
+
+
+def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
+    """The stack against the model: bands, data type, resolution, and data in every date."""
+    problems = []
+    if stack.band_count != len(card.bands):
+        problems.append(f"the rasters have {stack.band_count} bands, the model wants {len(card.bands)} "
+                        f"({', '.join(card.bands)}): give rasters with those bands")
+    if stack.dtype.name != card.input_dtype:
+        problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: "
+                        "give the product the model was trained on")
+    resolution = stack.grid.pixel_size_m
+    if not card.resolution / RESOLUTION_TOLERANCE <= resolution <= card.resolution * RESOLUTION_TOLERANCE:
+        problems.append(f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: "
+                        f"resample them first (gdalwarp -tr {card.resolution:g} {card.resolution:g})")
+    empty = [raster.path.name for raster, has_data in zip(stack.rasters, dates_with_data(stack)) if not has_data]
+    if empty:
+        problems.append(f"{', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no data over the reference "
+                        "raster (every pixel is nodata): remove them or give other dates")
+    return problems
+
+
+def dates_with_data(stack: RasterStack) -> list[bool]:
+    """Per date, whether a decimated read of its mask on the reference grid finds any data."""
+    height = min(stack.grid.height, OVERVIEW_SIDE)
+    width = min(stack.grid.width, OVERVIEW_SIDE)
+    return [bool(np.any(view.read_masks(1, out_shape=(height, width)))) for view in stack.views]
