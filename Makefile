@@ -136,8 +136,8 @@ bench: $(STAMP)
 
 # The installable plugin zip, and its installation into the user's default QGIS profile.
 QGIS_PLUGINS := $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
-package:
-	python3 packaging/build_zip.py
+package: $(STAMP)
+	$(PYTHON) packaging/build_zip.py
 
 install: package
 	mkdir -p $(QGIS_PLUGINS)

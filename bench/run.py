@@ -24,6 +24,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from timeseg.core.atomic import atomic_file, write_text_atomic
 from timeseg.core.model_card import read_model_card
 from timeseg.core.normalisation import Normalisation
 from timeseg.core.runtime import open_session
@@ -53,12 +54,10 @@ def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
         profile.update(width=size, height=size, tiled=True, blockxsize=256, blockysize=256,
                        compress="deflate", BIGTIFF="IF_SAFER")
         strip = np.tile(block, (1, 1, -(-size // 512)))[:, :, :size]
-        partial = target.with_name(target.name + ".partial")
-        with rasterio.open(partial, "w", **profile) as dst:
+        with atomic_file(target) as partial, rasterio.open(partial, "w", **profile) as dst:
             for row in range(0, size, 512):
                 height = min(512, size - row)
                 dst.write(strip[:, :height], window=Window(0, row, size, height))
-        partial.rename(target)
     return paths
 
 
@@ -151,7 +150,7 @@ def main() -> None:
         print(json.dumps(run, indent=2), flush=True)
         results["runs"].append(run)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=2))
+    write_text_atomic(args.results, json.dumps(results, indent=2))
     print(f"wrote {args.results}")
 
 

@@ -132,16 +132,19 @@ class OutputSet(contextlib.AbstractContextManager):
             raise OutputError("two outputs have the same path: give each output its own name")
         self.run = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._locks: list[_FolderLock] = []
+        self._made_folders: list[Path] = []  # removed again, when empty, if the run keeps nothing
         self._committed = False
         try:
             for folder in dict.fromkeys(final.parent for final in self.finals):
+                missing = [f for f in (folder, *folder.parents) if not f.exists()]
                 folder.mkdir(parents=True, exist_ok=True)
+                self._made_folders += missing
                 self._locks.append(_FolderLock(folder, self.run))
         except OSError as error:
-            self._release()
+            self.__exit__(None, None, None)
             raise OutputError(os_error_message(error, Path(error.filename or self.finals[0].parent))) from None
         except BaseException:
-            self._release()
+            self.__exit__(None, None, None)
             raise
 
     def partial(self, final: Path) -> Path:
@@ -216,6 +219,10 @@ class OutputSet(contextlib.AbstractContextManager):
             for final in self.finals:
                 self.partial(final).unlink(missing_ok=True)
         self._release()
+        if not self._committed:
+            for folder in sorted(self._made_folders, key=lambda f: len(f.parts), reverse=True):
+                with contextlib.suppress(OSError):  # not empty: another run's files, keep them
+                    folder.rmdir()
 
 
 def _fsync(path: Path) -> None:

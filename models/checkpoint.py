@@ -10,7 +10,6 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts::
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.atomic import atomic_file
 from ..core.model_card import ModelCard
 from ..core.normalisation import Normalisation
 from .networks import BiConvLstmClassifier, FcnConvLstm
@@ -69,10 +69,8 @@ def save_checkpoint(path: Path, network: nn.Module, config: NetworkConfig, card:
         "epoch": epoch,
         "metrics": metrics,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(checkpoint, partial)
-    os.replace(partial, path)
+    with atomic_file(path) as partial:
+        torch.save(checkpoint, partial)
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, NetworkConfig, dict[str, Any]]:

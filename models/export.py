@@ -7,7 +7,7 @@ difference from PyTorch is at most ``PARITY_TOLERANCE``.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import torch
 
+from ..core.atomic import OutputSet, atomic_file
 from ..core.model_card import ModelCard
 from .checkpoint import load_checkpoint
 
@@ -46,14 +47,17 @@ def parity_cases(card: ModelCard) -> list[ParityCase]:
 
 
 def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
-                      card_overrides: dict[str, Any] | None = None, seed: int = 0) -> tuple[ModelCard, float]:
-    """Write ``output`` (.onnx); returns its card and the largest parity difference."""
+                      card_overrides: dict[str, Any] | None = None, seed: int = 0,
+                      outputs: OutputSet | None = None) -> tuple[ModelCard, float]:
+    """Write ``output`` (.onnx); returns its card and the largest parity difference.
+
+    With ``outputs`` (an ``OutputSet`` holding ``output``) the file is left for its owner to
+    commit with the run's other files; without, it is committed here, only when parity holds.
+    """
     network, config, checkpoint = load_checkpoint(checkpoint_path)
     card = ModelCard(**{**checkpoint["card"], **(card_overrides or {})})
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    try:
+    with contextlib.nullcontext(outputs.partial(output)) if outputs is not None else atomic_file(output) as partial:
         example = torch.rand(1, card.sequence_length, config.in_channels, 64, 64)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript deprecation notices
@@ -76,9 +80,6 @@ def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
                 f"ONNX output differs from PyTorch by {difference:.2e} (> {PARITY_TOLERANCE:.0e}); "
                 "nothing written"
             )
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
     return card, difference
 
 

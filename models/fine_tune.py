@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window, from_bounds
 
+from ..core.atomic import OutputSet
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, Grid, RasterStack
 from .checkpoint import NetworkConfig, checkpoint_normalisation, load_checkpoint
@@ -270,16 +271,14 @@ def _write_outputs(request: FineTuneRequest, checkpoint: Path, metrics: dict[str
     from .export import export_checkpoint
 
     output = request.output_model
-    checkpoint_path = output.with_suffix(".pt")
-    export_checkpoint(checkpoint, output, {"metrics": metrics, "description": "Fitted to the analyst's area "
-                                           "with TimeSeg's train"})
-    partial = checkpoint_path.with_name(checkpoint_path.name + ".partial")
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    saved["card"]["metrics"] = metrics
-    torch.save(saved, partial)
-    partial.replace(checkpoint_path)
-    summary = output.with_suffix(".json")
-    summary.with_name(summary.name + ".partial").write_text(json.dumps(metrics, indent=2))
-    summary.with_name(summary.name + ".partial").replace(summary)
+    checkpoint_path, summary = output.with_suffix(".pt"), output.with_suffix(".json")
+    with OutputSet([output, checkpoint_path, summary]) as outputs:  # the three files together, or none
+        export_checkpoint(checkpoint, output, {"metrics": metrics, "description": "Fitted to the analyst's area "
+                                               "with TimeSeg's train"}, outputs=outputs)
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        saved["card"]["metrics"] = metrics
+        torch.save(saved, outputs.partial(checkpoint_path))
+        outputs.write_text(summary, json.dumps(metrics, indent=2))
+        outputs.commit()
     return FineTuneResult(output, checkpoint_path, before, after, windows)
 

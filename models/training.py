@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..core.atomic import write_text_atomic
 from ..core.normalisation import Normalisation
 from .checkpoint import NetworkConfig, build_network, save_checkpoint
 from .dataset import OpenSite, SequencePatches, Site, band_statistics
@@ -302,7 +303,7 @@ def _write_summary(options: TrainOptions, network: nn.Module, card: dict[str, An
     save_checkpoint(options.output / "model.pt", network, options.network, card, "final", 0, final)
     summary = {"options": plain_settings(options),
                "history": history, "final": final}
-    (options.output / "history.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(options.output / "history.json", json.dumps(summary, indent=2))
 
 
 def _start(options: TrainOptions, architecture: str) -> tuple[nn.Module, dict[str, Any], list[dict[str, Any]]]:

@@ -11,6 +11,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from timeseg.core.atomic import atomic_file
+
 ROOT = Path(__file__).resolve().parents[1]
 TOP_FILES = ("__init__.py", "__main__.py", "cli.py", "plugin.py", "metadata.txt", "LICENSE", "README.md",
              "CHANGELOG.md", "resources.qrc", "requirements.txt", "requirements-gpu.txt")
@@ -30,7 +32,9 @@ def plugin_files() -> list[Path]:
     files = [ROOT / name for name in TOP_FILES]
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*")):
-            if path.is_file() and not SKIPPED_PARTS & set(path.parts) and path.suffix not in SKIPPED_SUFFIXES:
+            hidden = path.name.startswith(".")  # a run's temporary files and locks
+            if path.is_file() and not hidden and not SKIPPED_PARTS & set(path.parts) \
+                    and path.suffix not in SKIPPED_SUFFIXES:
                 files.append(path)
     return files
 
@@ -38,14 +42,12 @@ def plugin_files() -> list[Path]:
 def build(output_dir: Path = ROOT / "dist") -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     target = output_dir / f"timeseg-{plugin_version()}.zip"
-    partial = target.with_name(target.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in plugin_files():
-            archive.write(path, Path("timeseg") / path.relative_to(ROOT))
-    if partial.stat().st_size > MAX_BYTES:
-        partial.unlink()
-        raise SystemExit(f"the plugin zip would be over {MAX_BYTES // 2**20} MB")
-    partial.replace(target)
+    with atomic_file(target) as partial:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in plugin_files():
+                archive.write(path, Path("timeseg") / path.relative_to(ROOT))
+        if partial.stat().st_size > MAX_BYTES:
+            raise SystemExit(f"the plugin zip would be over {MAX_BYTES // 2**20} MB")
     return target
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.atomic import write_text_atomic
 from ..models.crops import CropTraining, classifier_options, crop_site, region_split
 from ..models.dataset import Site
 from ..models.labels import LabelSource
@@ -167,6 +168,4 @@ def run_cloud_experiment(experiment: CloudExperiment, data: CloudData | None = N
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=1))
-    partial.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1))

@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from ..core.atomic import write_text_atomic
 from ..core.raster_stack import DatedRaster
 from ..models.fine_tune import FineTuneRequest, fine_tune
 from ..models.labels import LabelSource
@@ -33,8 +34,8 @@ def run(init: Path, minutes: float, work: Path, docs: Path, epochs: int = 200) -
                          "area_heldout_after": result.after,
                          "real_heldout": checkpoint_scores(result.checkpoint_path, work / f"s_{name}")}
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / "fine_tuning.json").write_text(json.dumps(results, indent=2))
-    (docs / "fine_tuning.md").write_text(report(results))
+    write_text_atomic(docs / "fine_tuning.json", json.dumps(results, indent=2))
+    write_text_atomic(docs / "fine_tuning.md", report(results))
     return results
 
 

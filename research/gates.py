@@ -21,6 +21,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from ..core.atomic import write_text_atomic
 from ..core.raster_stack import DatedRaster, RasterStack
 from ..models.checkpoint import checkpoint_normalisation, load_checkpoint
 from ..models.networks import ConvLstm
@@ -180,5 +181,5 @@ def write_gate_figure(checkpoint: Path, rasters: Sequence[DatedRaster], output: 
             "cells_opening_by_more_than_0.2": int(np.sum(closure < -0.2)),
             "closure_per_cell": [round(float(v), 4) for v in closure],
         })
-    output.with_suffix(".json").write_text(json.dumps(numbers, indent=1))
+    write_text_atomic(output.with_suffix(".json"), json.dumps(numbers, indent=1))
     return numbers

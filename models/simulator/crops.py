@@ -28,6 +28,7 @@ import rasterio
 from rasterio.crs import CRS
 from scipy import ndimage
 
+from ...core.atomic import write_text_atomic
 from .imaging import cloud_opacity
 from .landscape import _make_fields, fractal_noise, smooth_noise
 from .scene import PIXEL_SIZE_M, _write
@@ -245,7 +246,7 @@ def simulate_crop_scene(folder: str | Path, seed: int, schedule: list[CropAcquis
                  descriptions=[f"{a.date} cloud opacity %" for a in schedule])
     record = [{**asdict(a), "date": a.date.isoformat(), "measured_cloud_cover": m}
               for a, m in zip(schedule, measured)]
-    (folder / "acquisitions.json").write_text(json.dumps({"classes": list(CROP_CLASSES), "dates": record},
+    write_text_atomic(folder / "acquisitions.json", json.dumps({"classes": list(CROP_CLASSES), "dates": record},
                                                          indent=1))
     return CropScene(folder, paths, labels_path, clouds_path, list(schedule), measured)
 
