@@ -153,16 +153,25 @@ def run_command(command, args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_libraries(debug: bool) -> None:
-    """GDAL's own messages and rasterio's log records go to the debug log, not the user's terminal."""
+@contextlib.contextmanager
+def _quiet_libraries(debug: bool):
+    """GDAL's own messages (in this thread; writes capture theirs) and rasterio's log records go to the
+    debug log, not the user's terminal."""
     from osgeo import gdal
 
     def to_log(error_class: int, number: int, message: str) -> None:
         log.debug("GDAL: %s", message)
 
-    gdal.SetErrorHandler(to_log)
+    rasterio_log = logging.getLogger("rasterio")
+    level = rasterio_log.level
+    gdal.PushErrorHandler(to_log)
     if not debug:
-        logging.getLogger("rasterio").setLevel(logging.CRITICAL)
+        rasterio_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+        rasterio_log.setLevel(level)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -184,5 +193,5 @@ def run_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
     os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
-    _quiet_libraries(args.debug)
-    return run_command(args.run, args)
+    with _quiet_libraries(args.debug):
+        return run_command(args.run, args)

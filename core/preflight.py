@@ -43,6 +43,7 @@ def output_problems(outputs: Sequence[Path], inputs: Sequence[Path], bytes_neede
                             "choose another folder")
         elif not os.access(folder, os.W_OK | os.X_OK):
             problems.append(f"the output folder {folder} is not writable: choose another")
+    problems = list(dict.fromkeys(problems))  # two outputs in one bad folder: say it once
     if not problems and bytes_needed:
         folder = _existing_parent(Path(outputs[0]).resolve())
         free = shutil.disk_usage(folder).free

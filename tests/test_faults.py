@@ -1,0 +1,646 @@
+"""Bad inputs and faults, table-driven, through the command line, the Python API and Processing.
+
+Each case starts from a workspace holding inputs and the results of an earlier good run, and
+asserts the exit code (or exception), the one-line message that says what to do, and that
+every file of the workspace is byte-for-byte what it was: nothing left behind (no partial
+file, no lock, no folder), no earlier result or input lost or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from tests_support import ROOT
+from timeseg.cli import main
+
+PROGRESS_LINE = r"^\s*\d+% tile \d+ of \d+$"
+
+
+# --- the workspace ---------------------------------------------------------------------------
+@dataclass
+class Workspace:
+    root: Path
+    model: Path
+    models: Path  # broken and special models
+    inputs: list[Path]  # five dated rasters of 2019 (uint8 true colour, 96 px)
+    earlier_inputs: list[Path]  # three of 2016
+    results: Path  # earlier results: seg/{probability,classes}.tif, 2016/classes.tif, change.tif(+json)
+
+    @property
+    def seg(self) -> Path:
+        return self.results / "seg"
+
+    @property
+    def before(self) -> Path:
+        return self.results / "2016" / "classes.tif"
+
+    @property
+    def after(self) -> Path:
+        return self.seg / "classes.tif"
+
+    def raster(self, name: str, data: np.ndarray, *, transform=None, crs="like", nodata=0) -> Path:
+        """A raster in the inputs folder, on the inputs' grid unless told otherwise."""
+        with rasterio.open(self.inputs[0]) as reference:
+            profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                           dtype=data.dtype.name, transform=transform or reference.transform,
+                           crs=reference.crs if crs == "like" else crs, nodata=nodata)
+        path = self.inputs[0].parent / name
+        with rasterio.open(path, "w", **profile) as dataset:
+            dataset.write(data)
+        return path
+
+    def tci(self) -> np.ndarray:
+        with rasterio.open(self.inputs[-1]) as dataset:
+            return dataset.read()
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and folder under ``root``: path -> content hash ('dir' for folders)."""
+    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))}
+
+
+def edit_card(source: Path, target: Path, **changes) -> Path:
+    import onnx
+
+    model = onnx.load(str(source))
+    props = {p.key: p.value for p in model.metadata_props}
+    for key, value in changes.items():
+        props[key] = value if isinstance(value, str) and key.startswith("raw_") else json.dumps(value)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key.removeprefix("raw_"), value=value)
+    onnx.save(model, str(target))
+    return target
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, local_model):
+    """Inputs, models and the results of earlier good runs, made once; each case gets a copy."""
+    from timeseg.models.simulator import simulate_scene
+
+    root = tmp_path_factory.mktemp("faults")
+    scene = simulate_scene(root / "scene", seed=5, size=96, dates_per_period=5)
+    inputs = root / "inputs"
+    inputs.mkdir()
+    for year in scene.years:
+        for path in scene.tci_paths[year][-3 if year == 2016 else -5:]:
+            shutil.copy(path, inputs / path.name)
+    shutil.rmtree(root / "scene")
+    models = root / "models"
+    models.mkdir()
+    model = models / "roads.onnx"
+    shutil.copy(local_model, model)
+    (models / "corrupt.onnx").write_bytes(b"\x08\x01garbage")
+    edit_card(model, models / "three_classes.onnx", class_names=["background", "road", "track"])
+    edit_card(model, models / "zero_std.onnx", standardization_std=[0.0, 0.12, 0.1])
+    edit_card(model, models / "wrong_types.onnx", tile_size="big")
+    edit_card(model, models / "two_bands.onnx", bands=["B04", "B03"], standardization_mean=[0.3, 0.3],
+              standardization_std=[0.1, 0.1])
+    edit_card(model, models / "not_segmentation.onnx", model_type="detection")
+    edit_card(model, models / "bad_json.onnx", raw_threshold="{half")
+    edit_card(model, models / "float_input.onnx", input_dtype="float32")
+    _foreign_model(models / "foreign.onnx")
+    results = root / "results"
+    rasters_2019 = sorted(inputs.glob("*2019*"))
+    rasters_2016 = sorted(inputs.glob("*2016*"))
+    for argv in (["segment", "--model", str(model), "--output", str(results / "seg"), *map(str, rasters_2019)],
+                 ["segment", "--model", str(model), "--output", str(results / "2016"), *map(str, rasters_2016)],
+                 ["change", "--before", str(results / "2016" / "classes.tif"),
+                  "--after", str(results / "seg" / "classes.tif"), "--output", str(results / "change.tif")]):
+        assert main(argv) == 0
+    return root
+
+
+def _foreign_model(path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    identity = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["probabilities"])], "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None)]))
+    onnx.save(identity, str(path))
+
+
+@pytest.fixture
+def ws(template, tmp_path) -> Workspace:
+    root = tmp_path / "ws"
+    shutil.copytree(template, root)
+    inputs = root / "inputs"
+    return Workspace(root, root / "models" / "roads.onnx", root / "models", sorted(inputs.glob("*2019*")),
+                     sorted(inputs.glob("*2016*")), root / "results")
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    """Exit code and the lines on stderr that are not progress."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as stop:  # argparse's usage errors
+        code = stop.code
+    err = capsys.readouterr().err
+    return code, [line for line in err.splitlines() if line.strip() and not _is_progress(line)]
+
+
+def _is_progress(line: str) -> bool:
+    import re
+
+    return re.match(PROGRESS_LINE, line) is not None or line.startswith("running ")
+
+
+def assert_refused(code: int, lines: list[str], expected_code: int, message: str) -> None:
+    import re
+
+    assert code == expected_code, lines
+    assert len(lines) == 1, f"expected one line, got {lines}"
+    assert "Traceback" not in lines[0]
+    assert re.search(message, lines[0]), lines[0]
+
+
+# --- command line: segment ------------------------------------------------------------------
+def seg(ws: Workspace, *rasters: Path, model: Path | None = None, output: Path | None = None, extra=()) -> list:
+    return ["segment", "--model", model or ws.model, "--output", output or ws.seg, *extra,
+            *(rasters or ws.inputs)]
+
+
+def _text_file(ws: Workspace) -> list:
+    fake = ws.inputs[0].parent / "S2_SIM_20191231_TCI.tif"
+    fake.write_text("not a raster")
+    return seg(ws, *ws.inputs[:2], fake)
+
+
+def _undated(ws: Workspace) -> list:
+    return seg(ws, ws.raster("scene.tif", ws.tci()), *ws.inputs[1:])  # no date in its name, no tags
+
+
+def _mixed_types(ws: Workspace) -> list:
+    wide = ws.raster("S2_SIM_20191230_TCI.tif", ws.tci().astype(np.uint16) * 200)
+    return seg(ws, *ws.inputs, wide)
+
+
+def _floats(ws: Workspace) -> list:
+    return seg(ws, *(ws.raster(f"F_2019120{i}.tif", ws.tci().astype(np.float32)) for i in range(1, 4)))
+
+
+def _one_band(ws: Workspace) -> list:
+    return seg(ws, *(ws.raster(f"G_2019120{i}.tif", ws.tci()[:1]) for i in range(1, 4)))
+
+
+def _coarse(ws: Workspace) -> list:
+    small = ws.tci()[:, ::6, ::6]
+    with rasterio.open(ws.inputs[0]) as reference:
+        left, top = reference.transform.c, reference.transform.f
+    coarse = [ws.raster(f"C_2019120{i}.tif", small, transform=from_origin(left, top, 60, 60)) for i in range(1, 4)]
+    return seg(ws, *coarse)
+
+
+def _no_crs(ws: Workspace) -> list:
+    bare = ws.raster("N_20191230.tif", ws.tci(), crs=None)
+    return seg(ws, *ws.inputs[:2], bare)
+
+
+def _far_away(ws: Workspace) -> list:
+    far = ws.raster("FAR_20191230.tif", ws.tci(), transform=from_origin(100_000, 100_000, 10, 10))
+    return seg(ws, *ws.inputs[:2], far)
+
+
+def _all_nodata(ws: Workspace) -> list:
+    empty = ws.raster("E_20191230.tif", np.zeros_like(ws.tci()))
+    return seg(ws, *ws.inputs[:2], empty)
+
+
+def _output_is_a_file(ws: Workspace) -> list:
+    blocker = ws.root / "blocker"
+    blocker.write_text("")
+    return seg(ws, output=blocker / "out")
+
+
+def _output_holds_an_input(ws: Workspace) -> list:
+    named = ws.inputs[0].parent / "probability.tif"
+    shutil.copy(ws.inputs[0], named)
+    return seg(ws, *ws.inputs[:2], named, extra=["--dates", "2019-01-01,2019-02-01,2019-03-01"],
+               output=ws.inputs[0].parent)
+
+
+def _reference_elsewhere(ws: Workspace) -> list:
+    return seg(ws, *ws.inputs[:3], extra=["--reference", ws.inputs[4]])
+
+
+def _live_lock(ws: Workspace) -> list:
+    (ws.seg / ".timeseg.lock").write_text(f"{os.getppid()} other-run\n")  # pytest's parent: alive
+    return seg(ws)
+
+
+SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
+    "raster missing": (lambda ws: seg(ws, *ws.inputs[:2], ws.root / "S2_20191231.tif"), 1, "raster not found"),
+    "text file as raster": (_text_file, 1, "is not a raster GDAL can read"),
+    "no date": (_undated, 1, "no date in the name or tags of scene.tif: give the dates"),
+    "dates count": (lambda ws: seg(ws, extra=["--dates", "2019-01-01,2019-02-01"]), 1,
+                    "2 dates for 5 rasters: give one date per raster"),
+    "dates format": (lambda ws: seg(ws, *ws.inputs[:2], extra=["--dates", "2019-01-01,01/02/2019"]), 1,
+                     "is not a date like 2019-03-31"),
+    "duplicate dates": (lambda ws: seg(ws, *ws.inputs[:2], extra=["--dates", "2019-01-01,2019-01-01"]), 1,
+                        "have the same date 2019-01-01: give each date once"),
+    "one date": (lambda ws: seg(ws, ws.inputs[0]), 1, "1 date given, the model needs at least 2: add dates"),
+    "model missing": (lambda ws: seg(ws, model=ws.root / "nothing.onnx"), 1, "model file not found"),
+    "corrupt model": (lambda ws: seg(ws, model=ws.models / "corrupt.onnx"), 1,
+                      "corrupt.onnx is not a readable ONNX model .*: give a model exported by"),
+    "foreign model": (lambda ws: seg(ws, model=ws.models / "foreign.onnx"), 1, "no TimeSeg model card"),
+    "card classes vs network": (lambda ws: seg(ws, model=ws.models / "three_classes.onnx"), 1,
+                                "network gives 1 output channels, its card's 3 classes need 3"),
+    "card zero std": (lambda ws: seg(ws, model=ws.models / "zero_std.onnx"), 1,
+                      "standardization_std must be above 0 for every band; re-export"),
+    "card wrong types": (lambda ws: seg(ws, model=ws.models / "wrong_types.onnx"), 1,
+                         "tile_size must be a positive whole number"),
+    "card bands vs network": (lambda ws: seg(ws, model=ws.models / "two_bands.onnx"), 1,
+                              "the network reads 3 bands, its card names 2"),
+    "card model type": (lambda ws: seg(ws, model=ws.models / "not_segmentation.onnx"), 1,
+                        "model_type is 'detection', TimeSeg runs 'segmentation' models"),
+    "card not JSON": (lambda ws: seg(ws, model=ws.models / "bad_json.onnx"), 1, "'threshold' is not valid JSON"),
+    "batch size -1": (lambda ws: seg(ws, extra=["--batch-size", "-1"]), 2, "--batch-size: must be between 1 and 64"),
+    "batch size 0": (lambda ws: seg(ws, extra=["--batch-size", "0"]), 2, "--batch-size: must be between 1 and 64"),
+    "batch size text": (lambda ws: seg(ws, extra=["--batch-size", "four"]), 2, "'four' is not a whole number"),
+    "tile size 8192": (lambda ws: seg(ws, extra=["--tile-size", "8192"]), 2, "must be between 32 and 2048, not 8192"),
+    "tile size 8": (lambda ws: seg(ws, extra=["--tile-size", "8"]), 2, "must be between 32 and 2048, not 8"),
+    "overlap -1": (lambda ws: seg(ws, extra=["--overlap", "-1"]), 2, "--overlap: must be at least 0"),
+    "overlap above tile": (lambda ws: seg(ws, extra=["--overlap", "64"]), 1,
+                           "overlap 64 must be below the tile size 64: give a smaller overlap"),
+    "threads 0": (lambda ws: seg(ws, extra=["--threads", "0"]), 2, "--threads: must be between 1 and 1024"),
+    "max dates below minimum": (lambda ws: seg(ws, extra=["--max-dates", "1"]), 1,
+                                "max dates 1 is below the model's minimum of 2: give a larger --max-dates"),
+    "max dates with all": (lambda ws: seg(ws, extra=["--max-dates", "2", "--date-selection", "all"]), 1,
+                           "contradict each other: choose last or even"),
+    "device name": (lambda ws: seg(ws, extra=["--device", "gpu"]), 2, "invalid choice: 'gpu'"),
+    "cuda without provider": (lambda ws: seg(ws, extra=["--device", "cuda"]), 1,
+                              "GPU \\(CUDA\\) was asked for but this onnxruntime has no CUDA provider"),
+    "mixed data types": (_mixed_types, 1, "holds uint16 values, the reference uint8: give every date in the same"),
+    "float rasters, uint8 model": (_floats, 1, "the rasters hold float32 values, the model wants uint8"),
+    "one band": (_one_band, 1, "the rasters have 1 bands, the model wants 3"),
+    "60 m rasters": (_coarse, 1, "the rasters are at 60 m per pixel, the model works at 10 m: resample"),
+    "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
+    "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap the reference raster"),
+    "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster"),
+    "output folder is a file": (_output_is_a_file, 1,
+                                "cannot create the output folder .*a file is in the way\\): choose another folder$"),
+    "output overwrites an input": (_output_holds_an_input, 1, "probability.tif is one of the inputs"),
+    "reference not used": (_reference_elsewhere, 1, "the reference .* is not one of the rasters used"),
+    "another run writing": (_live_lock, 1, "another TimeSeg run is writing into .*: wait for it to finish"),
+    "no subcommand": (lambda ws: [], 2, "the following arguments are required: command"),
+    "unknown option": (lambda ws: seg(ws, extra=["--colour", "red"]), 2, "unrecognized arguments: --colour"),
+}
+
+
+@pytest.mark.parametrize("case", SEGMENT_CASES)
+def test_segment_refuses(case, ws, capsys):
+    argv_of, expected_code, message = SEGMENT_CASES[case]
+    if case == "cuda without provider":
+        import onnxruntime
+
+        assert "CUDAExecutionProvider" not in onnxruntime.get_available_providers()  # CI: CPU-only wheel
+    argv = argv_of(ws)
+    before = snapshot(ws.root)
+    code, lines = run_cli(argv, capsys)
+    assert_refused(code, lines, expected_code, message)
+    assert snapshot(ws.root) == before
+
+
+# --- command line: change and info ----------------------------------------------------------
+def change(ws: Workspace, before: Path | None = None, after: Path | None = None, output: Path | None = None,
+           extra=()) -> list:
+    return ["change", "--before", before or ws.before, "--after", after or ws.after,
+            "--output", output or ws.results / "change.tif", *extra]
+
+
+def _rgb_before(ws: Workspace) -> list:
+    return change(ws, before=ws.inputs[0])
+
+
+def _crops_vs_roads(ws: Workspace) -> list:
+    crops = ws.raster("crops.tif", np.ones((1, 96, 96), np.uint8), nodata=255)
+    with rasterio.open(crops, "r+") as dataset:
+        dataset.update_tags(class_names="other,meadow,maize")
+    return change(ws, before=crops)
+
+
+def _change_far(ws: Workspace) -> list:
+    with rasterio.open(ws.before) as dataset:
+        far = ws.raster("far_classes.tif", dataset.read(), transform=from_origin(100_000, 100_000, 10, 10),
+                        nodata=255)
+    return change(ws, before=far)
+
+
+CHANGE_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
+    "output is before": (lambda ws: change(ws, output=ws.before), 1, "is one of the inputs"),
+    "output is after": (lambda ws: change(ws, output=ws.after), 1, "is one of the inputs"),
+    "output is JSON": (lambda ws: change(ws, output=ws.results / "x.json"), 1,
+                       "x.json is the name of the summary: give the change raster a .tif name"),
+    "summary would overwrite an input": (
+        lambda ws: change(ws, before=ws.results / "change.json", output=ws.results / "change.tif"), 1,
+        "is one of the inputs"),
+    "RGB image": (_rgb_before, 1, "has 3 bands of uint8, not a class map: give a classes.tif"),
+    "crop map vs road map": (_crops_vs_roads, 1, "holds other, meadow, maize and classes.tif holds background, "
+                             "road: compare maps made by the same model"),
+    "high 5": (lambda ws: change(ws, extra=["--high", "5"]), 2, "--high: must be between 0 and 1, not 5"),
+    "low above high": (lambda ws: change(ws, extra=["--high", "0.5", "--low", "0.7"]), 1,
+                       "the lower threshold 0.7 must be below the threshold 0.5"),
+    "class not in the maps": (lambda ws: change(ws, extra=["--class", "3"]), 1,
+                              "class 3 is not in these maps \\(classes 0 to 1: background, road\\)"),
+    "min patch -1": (lambda ws: change(ws, extra=["--min-patch", "-1"]), 2, "--min-patch: must be between 0 and"),
+    "before missing": (lambda ws: change(ws, before=ws.results / "nothing.tif"), 1, "raster not found"),
+    "no overlap": (_change_far, 1, "does not overlap classes.tif: give maps of the same place"),
+    "another run writing": (
+        lambda ws: ((ws.results / ".timeseg.lock").write_text(f"{os.getppid()} x\n"), change(ws))[1], 1,
+        "another TimeSeg run is writing into"),
+    "info missing model": (lambda ws: ["info", ws.root / "nothing.onnx"], 1, "model file not found"),
+    "info corrupt model": (lambda ws: ["info", ws.models / "corrupt.onnx"], 1, "is not a readable ONNX model"),
+    "info broken card": (lambda ws: ["info", ws.models / "three_classes.onnx"], 1, "output channels"),
+}
+
+
+@pytest.mark.parametrize("case", CHANGE_CASES)
+def test_change_and_info_refuse(case, ws, capsys):
+    argv_of, expected_code, message = CHANGE_CASES[case]
+    argv = argv_of(ws)
+    before = snapshot(ws.root)
+    code, lines = run_cli(argv, capsys)
+    assert_refused(code, lines, expected_code, message)
+    assert snapshot(ws.root) == before
+
+
+# --- faults of the machine: file-size limit, SIGTERM, a second run, a stale lock ------------
+def _timeseg(argv: list, limit_bytes: int | None = None) -> subprocess.Popen:
+    def limit() -> None:
+        if limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.Popen([sys.executable, "-m", "timeseg", *map(str, argv)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=limit, cwd=ROOT)
+
+
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip() and not _is_progress(line)]
+
+
+@pytest.mark.parametrize("command", ["segment", "change"])
+def test_file_size_limit_while_writing(command, ws):
+    """GDAL's write errors used to pass silently (segment) or end in a segfault (change)."""
+    argv = seg(ws) if command == "segment" else change(ws)
+    before = snapshot(ws.root)
+    limit = 6_000 if command == "segment" else 1_000  # a few blocks, or the header: the write fails part-way
+    process = _timeseg(argv, limit_bytes=limit)
+    _, stderr = process.communicate(timeout=120)
+    lines = _errors(stderr)
+    assert process.returncode == 1, stderr
+    assert len(lines) == 1 and "File too large" in lines[0] and "raise the file-size limit" in lines[0], lines
+    assert snapshot(ws.root) == before
+
+
+def test_sigterm_mid_run(ws):
+    big = [ws.raster(f"B_2019120{i}.tif", np.tile(ws.tci(), (1, 4, 4))) for i in range(1, 6)]
+    argv = seg(ws, *big, extra=["--tile-size", "32", "--overlap", "8", "--threads", "1", "--batch-size", "1"])
+    before = snapshot(ws.root)
+    process = _timeseg(argv)
+    deadline = time.monotonic() + 60
+    seen = ""
+    while "tile" not in seen and time.monotonic() < deadline:  # wait until it is writing
+        seen += process.stderr.readline()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, seen + stderr
+    assert _errors(stderr) == ["terminated; no output was kept, earlier results are unchanged"]
+    assert snapshot(ws.root) == before
+
+
+def test_two_runs_into_one_folder(ws):
+    """The first run holds the folder (paused while it writes); the second stops at once; the first
+    then finishes intact."""
+    big = [ws.raster(f"B_2019120{i}.tif", np.tile(ws.tci(), (1, 3, 3))) for i in range(1, 4)]
+    first = _timeseg(seg(ws, *big, extra=["--tile-size", "32", "--overlap", "8", "--threads", "1"]))
+    deadline = time.monotonic() + 60
+    while not (ws.seg / ".timeseg.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = _timeseg(seg(ws))
+        _, second_err = second.communicate(timeout=60)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, first_err = first.communicate(timeout=120)
+    assert second.returncode == 1 and _errors(second_err)[0].startswith("error: another TimeSeg run is writing")
+    assert first.returncode == 0, first_err
+    with rasterio.open(ws.seg / "classes.tif") as classes:
+        assert classes.shape == (288, 288)  # the first run's result, complete
+    assert sorted(p.name for p in ws.seg.iterdir()) == ["classes.tif", "probability.tif"]
+
+
+def test_a_stale_lock_is_taken_over(ws, capsys):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (ws.seg / ".timeseg.lock").write_text(f"{dead.pid} crashed-run\n")
+    code, lines = run_cli(seg(ws, *ws.inputs[:3]), capsys)
+    assert code == 0 and lines == [], lines
+    assert sorted(p.name for p in ws.seg.iterdir()) == ["classes.tif", "probability.tif"]
+
+
+# --- the Python API ---------------------------------------------------------------------------
+def _request(ws: Workspace, **changes):
+    from timeseg.core.dates import dated_rasters
+    from timeseg.core.segment import SegmentRequest
+
+    return SegmentRequest(dated_rasters(ws.inputs), ws.model, **{"output_dir": ws.seg, **changes})
+
+
+API_CASES: dict[str, tuple[Callable[[Workspace], dict], str]] = {
+    "same path for both outputs": (lambda ws: dict(probability_path=ws.seg / "x.tif", classes_path=ws.seg / "x.tif"),
+                                   "is given for two outputs: give each output its own name"),
+    "output is an input": (lambda ws: dict(probability_path=ws.inputs[0]), "is one of the inputs"),
+    "output is a folder": (lambda ws: dict(classes_path=ws.results), "is a folder: give a file name"),
+    "batch size 0": (lambda ws: dict(batch_size=0), "the batch size must be between 1 and 64, not 0"),
+    "batch size text": (lambda ws: dict(batch_size="4"), "the batch size must be a whole number, not '4'"),
+    "tile size huge": (lambda ws: dict(tile_size=100_000), "the tile size must be between 32 and 2048"),
+    "device": (lambda ws: dict(device="gpu"), "--device must be one of auto, cpu, cuda, not 'gpu'"),
+    "date selection": (lambda ws: dict(date_selection="first"), "must be one of auto, all, last, even"),
+    "threads": (lambda ws: dict(threads=-2), "the number of threads must be between 1 and 1024"),
+    "no output": (lambda ws: dict(output_dir=None), "give an output folder \\(or both output files\\)"),
+}
+
+
+@pytest.mark.parametrize("case", API_CASES)
+def test_api_refuses(case, ws):
+    from timeseg.core.segment import SegmentError, segment
+
+    changes_of, message = API_CASES[case]
+    request = _request(ws, **changes_of(ws))
+    before = snapshot(ws.root)
+    with pytest.raises(SegmentError, match=message):
+        segment(request)
+    assert snapshot(ws.root) == before
+
+
+def test_api_cancel_keeps_earlier_results(ws):
+    from timeseg.core.segment import Cancelled, segment
+
+    calls = []
+    request = _request(ws, tile_size=32, overlap=8, cancelled=lambda: calls.append(1) or len(calls) > 3)
+    before = snapshot(ws.root)
+    with pytest.raises(Cancelled):
+        segment(request)
+    assert snapshot(ws.root) == before
+
+
+def test_api_write_failure_of_the_second_output(ws, monkeypatch):
+    """The classes file fails to write: neither output is kept, the earlier pair stays."""
+    from timeseg.core import outputs
+    from timeseg.core.atomic import OutputError
+    from timeseg.core.segment import segment
+
+    original = outputs.GeoTiffWriter.write
+
+    def failing(self, data, window):
+        if "classes" in self.path.name:
+            raise OutputError("cannot write classes.tif (No space left on device): free some space")
+        original(self, data, window)
+
+    monkeypatch.setattr(outputs.GeoTiffWriter, "write", failing)
+    before = snapshot(ws.root)
+    with pytest.raises(OutputError, match="No space left"):
+        segment(_request(ws))
+    assert snapshot(ws.root) == before
+
+
+def test_api_failure_between_the_two_renames(ws, monkeypatch):
+    """The outputs of a run are committed together: a failed second rename puts the earlier pair back."""
+    from timeseg.core import atomic
+    from timeseg.core.segment import segment
+
+    renames = []
+    real_replace = os.replace
+
+    def flaky(source, target):
+        renames.append(Path(target).name)
+        if Path(source).name.endswith(".partial") and Path(target).name == "classes.tif":
+            raise OSError(28, "No space left on device", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", flaky)
+    before = snapshot(ws.root)
+    with pytest.raises(atomic.OutputError, match="No space left on device"):
+        segment(_request(ws))
+    assert "probability.tif" in renames  # the first output had been renamed, and was taken back
+    assert snapshot(ws.root) == before
+
+
+def test_api_change_over_its_own_input(ws):
+    from timeseg.core.change import ChangeError, compute_change
+
+    before = snapshot(ws.root)
+    with pytest.raises(ChangeError, match="is one of the inputs"):
+        compute_change(ws.before, ws.after, ws.after)
+    assert snapshot(ws.root) == before
+
+
+# --- NaN, inf and nodata; tiles without data ------------------------------------------------
+def test_nan_and_inf_are_masked_not_spread(ws):
+    """Float rasters with a NaN patch in every date, inf in one date and nodata=NaN declared: the
+    patch is nodata in both outputs, nothing else is."""
+    from timeseg.core.dates import dated_rasters
+    from timeseg.core.segment import SegmentRequest, segment
+
+    paths = []
+    for index, source in enumerate(ws.inputs[:3]):
+        with rasterio.open(source) as dataset:
+            data = dataset.read().astype(np.float32)
+        data[:, 40:60, 40:60] = np.nan  # 400 bad pixels in every date
+        if index == 1:
+            data[:, 10:20, 10:20] = np.inf  # bad in one date only: the others still see it
+        paths.append(ws.raster(f"NAN_2019120{index + 1}.tif", data, nodata=np.nan))
+    result = segment(SegmentRequest(dated_rasters(paths), ws.models / "float_input.onnx", ws.root / "nan"))
+    with rasterio.open(result.probability_path) as probability, rasterio.open(result.classes_path) as classes:
+        p, c = probability.read(1), classes.read(1)
+    bad = np.zeros(p.shape, bool)
+    bad[40:60, 40:60] = True
+    assert np.isnan(p[bad]).all() and (c[bad] == 255).all()
+    assert np.isfinite(p[~bad]).all() and (c[~bad] != 255).all()
+
+
+def test_tiles_without_data_are_skipped(ws):
+    from timeseg.core.dates import dated_rasters
+    from timeseg.core.segment import SegmentRequest, segment
+
+    paths = []
+    for index, source in enumerate(ws.inputs[:2]):
+        with rasterio.open(source) as dataset:
+            data = np.zeros((3, 288, 288), np.uint8)
+            data[:, :96, :96] = np.maximum(dataset.read(), 1)  # data only in the top-left corner
+        paths.append(ws.raster(f"CORNER_2019120{index + 1}.tif", data))
+    result = segment(SegmentRequest(dated_rasters(paths), ws.model, ws.root / "corner", tile_size=64, overlap=32))
+    assert result.tiles_total == 64 and result.tiles_run == 9  # tiles start every 32 px; 3 x 3 touch the corner
+    with rasterio.open(result.classes_path) as classes:
+        c = classes.read(1)
+    assert (c[:96, :96] != 255).all() and (c[96:, :] == 255).all() and (c[:, 96:] == 255).all()
+
+
+# --- Processing ----------------------------------------------------------------------------
+@pytest.fixture
+def provider(qgis_processing, qgis_iface):
+    from qgis.core import QgsApplication
+
+    from tests_support import load_plugin_package
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    yield QgsApplication.processingRegistry().providerById("timeseg")
+    plugin.unload()
+
+
+def _segment_parameters(ws: Workspace, **changes) -> dict:
+    return {"INPUT": [str(p) for p in ws.inputs], "MODEL": str(ws.model), "DEVICE": 1,
+            "OUTPUT_PROBABILITY": str(ws.seg / "probability.tif"), "OUTPUT_CLASSES": str(ws.seg / "classes.tif"),
+            **changes}
+
+
+PROCESSING_CASES: dict[str, tuple[str, Callable[[Workspace], dict], str]] = {
+    "same path for both outputs": ("timeseg:segment", lambda ws: _segment_parameters(
+        ws, OUTPUT_CLASSES=str(ws.seg / "probability.tif")), "is given for two outputs"),
+    "output is an input": ("timeseg:segment", lambda ws: _segment_parameters(
+        ws, OUTPUT_PROBABILITY=str(ws.inputs[0])), "is one of the inputs"),
+    "broken card": ("timeseg:segment", lambda ws: _segment_parameters(
+        ws, MODEL=str(ws.models / "zero_std.onnx")), "standardization_std must be above 0"),
+    "tile size too large": ("timeseg:segment", lambda ws: _segment_parameters(ws, TILE_SIZE=8192),
+                            "the tile size must be between 32 and 2048"),
+    "change over its input": ("timeseg:change", lambda ws: {
+        "BEFORE": str(ws.before), "AFTER": str(ws.after), "OUTPUT": str(ws.before)}, "is one of the inputs"),
+    "change of an RGB image": ("timeseg:change", lambda ws: {
+        "BEFORE": str(ws.inputs[0]), "AFTER": str(ws.after), "OUTPUT": str(ws.results / "change.tif")},
+        "not a class map"),
+}
+
+
+@pytest.mark.parametrize("case", PROCESSING_CASES)
+def test_processing_refuses(case, ws, provider):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    algorithm, parameters_of, message = PROCESSING_CASES[case]
+    parameters = parameters_of(ws)
+    before = snapshot(ws.root)
+    with pytest.raises(QgsProcessingException, match=message):
+        processing.run(algorithm, parameters)
+    assert snapshot(ws.root) == before
+
