@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .definitions import DEVICES
 from .model_card import ModelCard, ModelCardError
 
-DEVICES = ("auto", "cpu", "cuda")
 INSTALL_HINT = "install it into this Python with: python -m pip install onnxruntime (or onnxruntime-gpu for CUDA)"
 
 

@@ -21,6 +21,7 @@ from rasterio.windows import Window
 
 from .atomic import OutputSet
 from .blending import StreamingBlender
+from .definitions import CLASSES_NAME, DATE_SELECTIONS, DEVICES, MAX_TILE_SIZE, MIN_TILE_SIZE, PROBABILITY_NAME
 from .model_card import ModelCard, ModelCardError
 from .normalisation import Normalisation
 from .options import option, range_problems
@@ -28,15 +29,11 @@ from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
 from .preflight import output_problems, raster_problems
 from .raster_stack import DatedRaster, RasterStack, RasterStackError
-from .runtime import DEVICES, LoadedModel, RuntimeUnavailable, load_model
+from .runtime import LoadedModel, RuntimeUnavailable, load_model
 from .tiling import Tile, tile_grid
 
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]
-DATE_SELECTIONS = ("auto", "all", "last", "even")
-MIN_TILE_SIZE, MAX_TILE_SIZE = 32, 2048  # pixels; onnxruntime's memory grows with the square of the tile
-PROBABILITY_NAME = "probability.tif"
-CLASSES_NAME = "classes.tif"
 
 __all__ = ["Cancelled", "SegmentError", "SegmentRequest", "SegmentResult", "segment", "segment_problems",
            "select_dates"]
@@ -182,13 +179,16 @@ def segment_problems(request: SegmentRequest) -> list[str]:
         return problems
     try:
         model = load_model(request.model_path, "cpu", threads=1)
-        rasters = select_dates(request.rasters, model.card, request.date_selection, request.max_dates)
+        try:
+            rasters = select_dates(request.rasters, model.card, request.date_selection, request.max_dates)
+        except SegmentError as error:  # say it, and go on to what the rasters themselves lack
+            problems, rasters = error.problems, sorted(request.rasters, key=lambda r: r.date)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-            return _model_problems(request, model, stack)
+            return problems + _model_problems(request, model, stack)
     except SegmentError as error:
-        return error.problems
+        return problems + error.problems
     except (ModelCardError, RasterStackError, RuntimeUnavailable) as error:
-        return [str(error)]
+        return [*problems, str(error)]
 
 
 def segment(request: SegmentRequest, outputs: OutputSet | None = None) -> SegmentResult:

@@ -28,8 +28,8 @@ def start() -> None:
     QgsProject.instance().addMapLayers(layers)
     for layer in layers:
         dock.table.set_checked(layer.id())
-    dock.output_widget.setFilePath(str(SCREENSHOT.parent.parent / "demo_output" / "qgis"))
-    dock.run_button.click()
+    dock.options.output_widget.setFilePath(str(SCREENSHOT.parent.parent / "demo_output" / "qgis"))
+    dock.controls.run_button.click()
 
     def wait() -> None:
         if dock.task is not None:
@@ -46,7 +46,7 @@ def start() -> None:
     def save() -> None:
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         ok = iface.mainWindow().grab().save(str(SCREENSHOT))
-        print(f"screenshot {'saved' if ok else 'FAILED'}: {SCREENSHOT}; status: {dock.status_label.text()}")
+        print(f"screenshot {'saved' if ok else 'FAILED'}: {SCREENSHOT}; status: {dock.controls.status_label.text()}")
         finish(0 if ok else 1)
 
     QTimer.singleShot(1000, wait)

@@ -18,9 +18,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..core.definitions import DEVICES
 from ..core.model_card import SHIPPED_ROAD_MODEL
-
-DEVICES = ["auto", "cpu", "cuda"]
 
 
 def _tr(text: str) -> str:

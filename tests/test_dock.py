@@ -34,9 +34,9 @@ def dock(qgis_iface, qgis_new_project, two_periods, local_model, tmp_path):
         for path in two_periods.tci_paths[year]:
             layers.append(QgsRasterLayer(str(path), path.stem))
     QgsProject.instance().addMapLayers(layers)
-    dock.model_widget.setFilePath(str(local_model))
-    dock.output_widget.setFilePath(str(tmp_path / "results"))
-    dock.device_combo.setCurrentIndex(dock.device_combo.findData("cpu"))
+    dock.model_panel.model_widget.setFilePath(str(local_model))
+    dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+    dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
     yield dock, layers
     plugin.unload()
 
@@ -72,10 +72,10 @@ def test_table_follows_the_project_with_detected_dates(dock, two_periods):
 
 def test_card_and_warnings(dock):
     dock, layers = dock
-    assert "Finds road" in dock.card_label.text() and "Tiles 64 px" in dock.card_label.text()
-    assert dock.tile_spin.value() == 64 and dock.overlap_spin.value() == 32
+    assert "Finds road" in dock.model_panel.card_label.text() and "Tiles 64 px" in dock.model_panel.card_label.text()
+    assert dock.options.tile_spin.value() == 64 and dock.options.overlap_spin.value() == 32
     dock.table.set_checked(layers[0].id())  # one date of 2016: the model needs two
-    assert "Period 2016 has 1 dates, the model needs at least 2" in dock.warning_label.text()
+    assert "Period 2016: 1 date given, the model needs at least 2: add dates" in dock.warning_label.text()
     tick_all(dock, layers)
     assert dock.warning_label.text() == ""
 
@@ -83,10 +83,10 @@ def test_card_and_warnings(dock):
 def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     dock, layers = dock
     tick_all(dock, layers)
-    dock.run_button.click()
-    assert dock.task is not None and not dock.run_button.isEnabled()
+    dock.controls.run_button.click()
+    assert dock.task is not None and not dock.controls.run_button.isEnabled()
     wait_for(dock)
-    assert dock.progress.value() == 100, dock.status_label.text()
+    assert dock.controls.progress.value() == 100, dock.controls.status_label.text()
     project = QgsProject.instance()
     root = project.layerTreeRoot()
     groups = [g.name() for g in root.children() if g.nodeType() == 0]
@@ -106,7 +106,7 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
             assert layer.crs() == reference.crs() and layer.extent() == reference.extent()
     change = project.mapLayersByName("local change 2016-2019")[0]
     assert [c.label for c in change.renderer().classes()] == ["none", "new", "removed"]
-    assert "new:" in dock.status_label.text()
+    assert "new:" in dock.controls.status_label.text()
     assert any("Change 2016-2019" in m for m in dock.iface.messageBar().get_messages(3))
 
 
@@ -114,12 +114,12 @@ def test_cancel_leaves_nothing_behind(dock, tmp_path):
     dock, layers = dock
     tick_all(dock, layers)
     before = set(QgsProject.instance().mapLayers())
-    dock.tile_spin.setValue(32)  # many small tiles: time to cancel
-    dock.overlap_spin.setValue(8)
-    dock.run_button.click()
-    dock.cancel_button.click()
+    dock.options.tile_spin.setValue(32)  # many small tiles: time to cancel
+    dock.options.overlap_spin.setValue(8)
+    dock.controls.run_button.click()
+    dock.controls.cancel_button.click()
     wait_for(dock)
-    assert "Cancelled" in dock.status_label.text()
+    assert "Cancelled" in dock.controls.status_label.text()
     assert set(QgsProject.instance().mapLayers()) == before
     results = tmp_path / "results"
     assert not results.exists() or list(results.rglob("*")) == []  # no file, no partial, no lock, no folder
@@ -128,13 +128,13 @@ def test_cancel_leaves_nothing_behind(dock, tmp_path):
 def test_compare_two_class_layers(dock, tmp_path):
     dock, layers = dock
     tick_all(dock, layers)
-    dock.run_button.click()
+    dock.controls.run_button.click()
     wait_for(dock)
     project = QgsProject.instance()
     before_count = len(project.mapLayers())
-    dock.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
-    dock.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
-    dock.compare_button.click()
+    dock.compare_panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
+    dock.compare_panel.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
+    dock.compare_panel.compare_button.click()
     assert len(project.mapLayers()) == before_count + 1
     assert project.layerTreeRoot().findGroup(
         "compare change local classes 2016 -> local classes 2019") is not None
@@ -149,7 +149,7 @@ def test_missing_onnxruntime_is_explained(dock, monkeypatch):
     assert not dock.check_dependencies()
     assert "-m pip install --user" in dock.dependency_label.text()
     assert dock.dependency_label.text().split("\n")[1].endswith(" onnxruntime")
-    assert not dock.run_button.isEnabled()
+    assert not dock.controls.run_button.isEnabled()
     assert Qt.TextSelectableByMouse & dock.dependency_label.textInteractionFlags()
 
 
@@ -179,18 +179,18 @@ def test_shipped_models_are_offered_by_name(dock):
     from timeseg.core.model_card import SHIPPED_CROP_MODEL, SHIPPED_ROAD_MODEL
 
     dock, layers = dock
-    combo = dock.shipped_combo
+    combo = dock.model_panel.shipped_combo
     names = [combo.itemText(i) for i in range(combo.count())]
     assert names == ["Shipped: crops", "Shipped: roads", "Another model file…"]
     assert combo.currentIndex() == 2  # the fixture's own test model
     combo.activated.emit(0)
-    assert dock.model_widget.filePath() == str(SHIPPED_CROP_MODEL)
-    assert "meadow" in dock.card_label.text() and "B8A" in dock.card_label.text()
-    assert dock.tile_spin.value() == 128
+    assert dock.model_panel.model_widget.filePath() == str(SHIPPED_CROP_MODEL)
+    assert "meadow" in dock.model_panel.card_label.text() and "B8A" in dock.model_panel.card_label.text()
+    assert dock.options.tile_spin.value() == 128
     # the true-colour layers of the project do not fit a 13-band model
     dock.table.set_checked(layers[0].id())
     assert "13" in dock.warning_label.text()
-    dock.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
+    dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
     assert combo.currentIndex() == 1
 
 
@@ -209,14 +209,14 @@ def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project,
         dock = plugin.dock
         layers = [QgsRasterLayer(str(path), path.stem) for path in scene.image_paths[::2]]
         QgsProject.instance().addMapLayers(layers)
-        dock.shipped_combo.activated.emit(dock.shipped_combo.findText("Shipped: crops"))
-        dock.output_widget.setFilePath(str(tmp_path / "results"))
-        dock.device_combo.setCurrentIndex(dock.device_combo.findData("cpu"))
+        dock.model_panel.shipped_combo.activated.emit(dock.model_panel.shipped_combo.findText("Shipped: crops"))
+        dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+        dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
         tick_all(dock, layers)
         assert dock.warning_label.text() == ""
-        dock.run_button.click()
+        dock.controls.run_button.click()
         wait_for(dock)
-        assert dock.progress.value() == 100, dock.status_label.text()
+        assert dock.controls.progress.value() == 100, dock.controls.status_label.text()
         classes = QgsProject.instance().mapLayersByName("crops classes 2016")[0]
         assert [c.label for c in classes.renderer().classes()] == list(CROP_CLASSES)
         assert all(c.color.alpha() == 255 for c in classes.renderer().classes())  # every crop shows

@@ -172,20 +172,20 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         panel.start_combo.setCurrentIndex(panel.start_combo.findData("scratch"))
         panel.epochs_spin.setValue(1)
         panel.output_widget.setFilePath(str(tmp_path / "from_dock.onnx"))
-        panel.train_button.click()
+        panel.controls.run_button.click()
         deadline = time.monotonic() + 300
         while panel.task is not None and time.monotonic() < deadline:
             QgsApplication.processEvents()
             time.sleep(0.05)
         assert panel.task is None, "the training did not finish"
-        assert "Held-out part, after: F1" in panel.status_label.text(), panel.status_label.text()
+        assert "Held-out part, after: F1" in panel.controls.status_label.text(), panel.controls.status_label.text()
         assert (tmp_path / "from_dock.onnx").is_file()
         # the new model is offered, chosen and ready to run
-        assert dock.shipped_combo.currentText() == "Trained: from_dock"
-        assert dock.card is not None and "heldout_after" in dock.card.metrics
-        dock.output_widget.setFilePath(str(tmp_path / "results"))
-        dock.device_combo.setCurrentIndex(dock.device_combo.findData("cpu"))
-        dock.run_button.click()
+        assert dock.model_panel.shipped_combo.currentText() == "Trained: from_dock"
+        assert dock.model_panel.card is not None and "heldout_after" in dock.model_panel.card.metrics
+        dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+        dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
+        dock.controls.run_button.click()
         deadline = time.monotonic() + 120
         while dock.task is not None and time.monotonic() < deadline:
             QgsApplication.processEvents()

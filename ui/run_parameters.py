@@ -37,3 +37,13 @@ class RunParameters:
         for layer in sorted(self.layers, key=lambda item: item.date):
             groups[layer.period].append(layer)
         return dict(sorted(groups.items(), key=lambda item: item[1][0].date))
+
+    def segment_requests(self, cancelled=lambda: False) -> dict:
+        """Period -> the engine's ``SegmentRequest`` for it, writing into ``output_dir / period``."""
+        from ..core.raster_stack import DatedRaster
+        from ..core.segment import SegmentRequest
+
+        return {period: SegmentRequest([DatedRaster(layer.path, layer.date) for layer in layers], self.model_path,
+                                       self.output_dir / period, self.device, self.tile_size, self.overlap,
+                                       cancelled=cancelled)
+                for period, layers in self.periods().items()}

@@ -49,16 +49,13 @@ class SegmentationTask(QgsTask):
     def run(self) -> bool:  # worker thread
         from ..core.atomic import OutputSet
         from ..core.change import ChangeOptions, compute_change, summary_path
+        from ..core.definitions import CLASSES_NAME, PROBABILITY_NAME
         from ..core.pipeline import Cancelled
-        from ..core.raster_stack import DatedRaster
-        from ..core.segment import CLASSES_NAME, PROBABILITY_NAME, SegmentRequest, segment
+        from ..core.segment import segment
 
         parameters = self.outcome.parameters
         periods = parameters.periods()
-        requests = {period: SegmentRequest(
-            [DatedRaster(layer.path, layer.date) for layer in layers], parameters.model_path,
-            parameters.output_dir / period, parameters.device, parameters.tile_size, parameters.overlap,
-            cancelled=self.isCanceled) for period, layers in periods.items()}
+        requests = parameters.segment_requests(self.isCanceled)
         finals = [path for period in periods for path in (parameters.output_dir / period / PROBABILITY_NAME,
                                                           parameters.output_dir / period / CLASSES_NAME)]
         change_path = None

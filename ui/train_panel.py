@@ -26,14 +26,13 @@ from qgis.PyQt.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QSpinBox,
 )
 
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .dependencies import missing_training_message
 from .label_layers import label_source_of
+from .task_controls import TaskControls
 from .training_task import TrainingOutcome, TrainingTask
 
 AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Inside a polygon layer"))
@@ -94,23 +93,13 @@ class TrainPanel(QGroupBox):
         self.output_widget.setFilter("ONNX models (*.onnx)")
         self.output_widget.lineEdit().setPlaceholderText(self.tr("beside the project, or a temporary folder"))
         form.addRow(self.tr("Model to write"), self.output_widget)
-        buttons = QHBoxLayout()
-        self.train_button = QPushButton(self.tr("Train"))
-        self.cancel_button = QPushButton(self.tr("Cancel"))
-        self.cancel_button.setEnabled(False)
-        buttons.addWidget(self.train_button, stretch=1)
-        buttons.addWidget(self.cancel_button)
-        form.addRow(buttons)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        form.addRow(self.progress)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
-        form.addRow(self.status_label)
+        self.controls = TaskControls(self.tr("Train"), self.tr("Fit a model to the ticked layers of the last "
+                                                               "period and the labels, in the background"))
+        form.addRow(self.controls)
         self.area_combo.currentIndexChanged.connect(
             lambda: self.area_layer_combo.setEnabled(self.area_combo.currentData() == "polygons"))
-        self.train_button.clicked.connect(self.train)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.controls.run_button.clicked.connect(self.train)
+        self.controls.cancel_button.clicked.connect(self.cancel)
 
     # --- gathering the request
     def output_path(self) -> Path:
@@ -162,51 +151,44 @@ class TrainPanel(QGroupBox):
     def train(self) -> None:
         missing = missing_training_message()
         if missing:
-            self.status_label.setText(missing)
+            self.controls.status_label.setText(missing)
             return
         try:
             request = self.request()
         except ValueError as error:
-            self.status_label.setText(str(error))
+            self.controls.status_label.setText(str(error))
             return
         self.task = TrainingTask(request, self.on_finished)
         self.task.epochDone.connect(self.show_epoch)
-        self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
-        self.train_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
-        self.status_label.setText(self.tr("Training on {} dates; a fifth of the area is held out ...").format(
+        self.task.progressChanged.connect(self.controls.set_progress)
+        self.controls.started(self.tr("Training on {} dates; a fifth of the area is held out ...").format(
             len(request.rasters)))
         QgsApplication.taskManager().addTask(self.task)
 
     def show_epoch(self, record: dict) -> None:
         stage = self.tr("single date") if record["stage"] == "fcn" else self.tr("sequence")
-        self.status_label.setText(self.tr("{} epoch {}/{}: loss {:.3f}, validation F1 {:.3f}").format(
+        self.controls.status_label.setText(self.tr("{} epoch {}/{}: loss {:.3f}, validation F1 {:.3f}").format(
             stage, record["epoch"], record["epochs"], record["loss"], record["f1"]))
 
     def cancel(self) -> None:
         if self.task is not None:
-            self.status_label.setText(self.tr("Cancelling ..."))
+            self.controls.cancelling()
             self.task.cancel()
 
     def on_finished(self, outcome: TrainingOutcome) -> None:
         self.task = None
-        self.train_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         if outcome.cancelled:
-            self.progress.setValue(0)
-            self.status_label.setText(self.tr("Cancelled; no model was written."))
+            self.controls.stopped(self.tr("Cancelled; no model was written."), done=False)
             return
         if outcome.error:
-            self.status_label.setText(self.tr("Training failed: {}").format(outcome.error))
+            self.controls.stopped(self.tr("Training failed: {}").format(outcome.error), done=False)
             return
         result = outcome.result
-        self.progress.setValue(100)
         lines = [self.tr("New model: {}").format(result.model_path)]
         for name, numbers in ((self.tr("before"), result.before), (self.tr("after"), result.after)):
             if numbers:
                 lines.append(self.tr("Held-out part, {}: F1 {:.3f}{}").format(
                     name, numbers["f1"], self.tr(" (roads within 2 px: {:.3f})").format(numbers["relaxed_f1"])
                     if "relaxed_f1" in numbers else ""))
-        self.status_label.setText("\n".join(lines))
+        self.controls.stopped("\n".join(lines), done=True)
         self.model_ready(result.model_path)

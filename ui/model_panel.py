@@ -1,0 +1,97 @@
+"""The dock's Model panel: choose a shipped, trained or other ONNX model and read its card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsSettings
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout
+
+from ..core.model_card import SHIPPED_ROAD_MODEL, shipped_models
+
+SETTING = "timeseg/model"
+
+
+class ModelPanel(QGroupBox):
+    """``card`` is the chosen model's card, or None when the file cannot be used (the label says why);
+    ``cardChanged`` is emitted after every choice."""
+
+    cardChanged = pyqtSignal()  # noqa: N815 (Qt naming)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setTitle(self.tr("Model"))
+        self.card = None
+        column = QVBoxLayout(self)
+        self.shipped_combo = QComboBox()
+        self.shipped_combo.setToolTip(self.tr("Models that come with TimeSeg, and those trained in this session"))
+        for path in shipped_models():
+            self.shipped_combo.addItem(self.tr("Shipped: {}").format(path.stem), str(path))
+        self.shipped_combo.addItem(self.tr("Another model file…"), "")
+        column.addWidget(self.shipped_combo)
+        self.model_widget = QgsFileWidget()
+        self.model_widget.setFilter("ONNX models (*.onnx)")
+        self.model_widget.setToolTip(self.tr("A TimeSeg model (.onnx with its model card)"))
+        self.model_widget.setFilePath(QgsSettings().value(SETTING, str(SHIPPED_ROAD_MODEL)))
+        column.addWidget(self.model_widget)
+        self.card_label = QLabel()
+        self.card_label.setWordWrap(True)
+        column.addWidget(self.card_label)
+        self.model_widget.fileChanged.connect(self.load_model)
+        self.shipped_combo.activated.connect(self._choose_shipped_model)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.model_widget.filePath())
+
+    def save_settings(self) -> None:
+        QgsSettings().setValue(SETTING, self.model_widget.filePath())
+
+    def _choose_shipped_model(self, index: int) -> None:
+        path = self.shipped_combo.itemData(index)
+        if path:
+            self.model_widget.setFilePath(path)
+        else:
+            self.model_widget.lineEdit().setFocus()
+
+    def offer_model(self, path: Path) -> None:
+        """A model trained in the Train panel joins the chooser, chosen, ready to run."""
+        key = str(Path(path).resolve())
+        if self.shipped_combo.findData(key) < 0:
+            self.shipped_combo.insertItem(self.shipped_combo.count() - 1, self.tr("Trained: {}").format(
+                Path(path).stem), key)
+        self.model_widget.setFilePath(key)
+
+    def load_model(self, path: str | None = None) -> None:
+        path = self.model_widget.filePath() if path is None else path
+        shipped = self.shipped_combo.findData(str(Path(path).resolve()) if path else "")
+        self.shipped_combo.setCurrentIndex(shipped if shipped >= 0 else self.shipped_combo.count() - 1)
+        self.card = None
+        if not path:
+            self.card_label.setText(self.tr("Choose a model file."))
+        else:
+            try:
+                from ..core.model_card import read_model_card
+
+                self.card = read_model_card(path)
+                self.card_label.setText(describe_card(self.card))
+            except Exception as error:  # a broken or foreign file: say so, keep QGIS running
+                self.card_label.setText(self.tr("Cannot use this model: {}").format(error))
+        self.cardChanged.emit()
+
+
+def describe_card(card) -> str:
+    """The model card in words."""
+    classes = ", ".join(card.class_names)
+    finds = card.class_names[1] if card.is_binary else classes
+    text = (f"Finds {finds} (classes: {classes}). Bands: {', '.join(card.bands)} ({card.input_dtype}), "
+            f"{card.resolution:g} m. Dates: at least {card.min_sequence_length}, trained on "
+            f"{card.sequence_length}. Tiles {card.tile_size} px, overlap {card.tiles_overlap} px.")
+    real = card.metrics.get("real_heldout") if isinstance(card.metrics, dict) else None
+    if isinstance(real, dict) and "l1c_tci" in real:
+        text += (f" On real Sentinel-2 (held-out area, hand-traced roads, one clear date): F1 "
+                 f"{real['l1c_tci']['f1']:.2f} on L1C, {real.get('l2a_tci', {}).get('f1', float('nan')):.2f} on "
+                 f"L2A true colour.")
+    return text

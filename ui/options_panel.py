@@ -1,0 +1,103 @@
+"""The dock's Options panel: device, tiling, where results go, which layers are added."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from qgis.core import QgsProject, QgsSettings
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox
+
+from ..core.definitions import DEVICE_WORDS, MAX_TILE_SIZE, MIN_TILE_SIZE
+
+SETTINGS = "timeseg/"
+
+
+class OptionsPanel(QGroupBox):
+    def __init__(self, project: QgsProject, parent=None) -> None:
+        super().__init__(parent)
+        self.setTitle(self.tr("Options"))
+        self.project = project
+        settings = QgsSettings()
+        form = QFormLayout(self)
+        self.device_combo = QComboBox()
+        for key, label in DEVICE_WORDS.items():
+            self.device_combo.addItem(self.tr(label), key)
+        self.device_combo.setToolTip(self.tr("Auto: the GPU when onnxruntime can use CUDA, else the CPU"))
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(settings.value(SETTINGS + "device",
+                                                                                          "auto"))))
+        self.device_label = QLabel()
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.device_combo)
+        device_row.addWidget(self.device_label, stretch=1)
+        form.addRow(self.tr("Device"), device_row)
+        self.tile_spin = QSpinBox()
+        self.tile_spin.setRange(MIN_TILE_SIZE, MAX_TILE_SIZE)
+        self.tile_spin.setSingleStep(32)
+        self.tile_spin.setToolTip(self.tr("Pixels per tile side; larger tiles need more memory"))
+        self.overlap_spin = QSpinBox()
+        self.overlap_spin.setRange(0, MAX_TILE_SIZE - 1)
+        self.overlap_spin.setToolTip(self.tr("Pixels shared by neighbouring tiles, blended without seams"))
+        self.defaults_button = QPushButton(self.tr("From model"))
+        self.defaults_button.setToolTip(self.tr("The tile size and overlap the model card recommends"))
+        tile_row = QHBoxLayout()
+        tile_row.addWidget(self.tile_spin)
+        tile_row.addWidget(QLabel(self.tr("overlap")))
+        tile_row.addWidget(self.overlap_spin)
+        tile_row.addWidget(self.defaults_button)
+        form.addRow(self.tr("Tile size (px)"), tile_row)
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
+        self.output_widget.setFilePath(self._project_setting("output_dir", ""))
+        self.output_widget.lineEdit().setPlaceholderText(self.tr("beside the project, or a temporary folder"))
+        self.output_widget.setToolTip(self.tr("Each run writes a new run_<date>_<time> folder here"))
+        form.addRow(self.tr("Output folder"), self.output_widget)
+        self.probability_check = QCheckBox(self.tr("Add the probability layer"))
+        self.probability_check.setChecked(settings.value(SETTINGS + "add_probability", True, type=bool))
+        form.addRow(self.probability_check)
+        self.device_combo.currentIndexChanged.connect(self.update_device_label)
+        self.update_device_label()
+
+    def _project_setting(self, key: str, default: str) -> str:
+        value, found = self.project.readEntry("TimeSeg", key, default)
+        return value if found else default
+
+    def save_settings(self) -> None:
+        settings = QgsSettings()
+        settings.setValue(SETTINGS + "device", self.device_combo.currentData())
+        settings.setValue(SETTINGS + "add_probability", self.probability_check.isChecked())
+        self.project.writeEntry("TimeSeg", "output_dir", self.output_widget.filePath())
+
+    def apply_card(self, card) -> None:
+        """The card's tile size and overlap."""
+        if card is not None:
+            self.tile_spin.setValue(card.tile_size)
+            self.overlap_spin.setValue(card.tiles_overlap)
+
+    def update_device_label(self) -> None:
+        from ..core.runtime import RuntimeUnavailable, import_onnxruntime
+
+        try:
+            cuda = "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
+        except RuntimeUnavailable:
+            self.device_label.setText("")
+            return
+        if self.device_combo.currentData() == "auto":
+            self.device_label.setText(self.tr("will run on the GPU (CUDA)") if cuda else self.tr("will run on the CPU"))
+        elif self.device_combo.currentData() == "cuda" and not cuda:
+            self.device_label.setText(self.tr("GPU unavailable: install onnxruntime-gpu"))
+        else:
+            self.device_label.setText("")
+
+    def output_folder(self) -> Path:
+        """A new run folder under the chosen folder (or beside the project, or in the temporary folder)."""
+        chosen = self.output_widget.filePath().strip()
+        if chosen:
+            base = Path(chosen)
+        elif self.project.fileName():
+            base = Path(self.project.fileName()).parent / "timeseg_results"
+        else:
+            base = Path(tempfile.gettempdir()) / "timeseg_results"
+        return base / dt.datetime.now().strftime("run_%Y%m%d_%H%M%S")
