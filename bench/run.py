@@ -104,8 +104,9 @@ def tiny_model(folder: Path, like: Path) -> Path:
     memory depends on the tiling and the raster, not on the network."""
     import dataclasses
 
-    from timeseg.models.checkpoint import NetworkConfig, build_network, save_checkpoint
+    from timeseg.models.checkpoint import build_network, save_checkpoint
     from timeseg.models.export import export_checkpoint
+    from timeseg.models.settings import NetworkConfig
 
     path = folder / "tiny.onnx"
     if not path.exists():

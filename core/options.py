@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 _KEY = "timeseg_option"
+METAVARS = {int: "N", float: "X", Path: "PATH", str: "TEXT"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,14 +98,14 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
         flag = _flag(f, spec)
         default = None if f.default is dataclasses.MISSING else f.default
         text = spec.help
-        if default is not None and spec.choices is None and kind is not Path:
-            text += f" (default {default})"
+        if default not in (None, False) and spec.choices is None and kind is not Path:
+            text += f" (default {default:g})" if kind is float else f" (default {default})"
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action="store_true", help=text)
             continue
         parser.add_argument(flag, dest=f.name, type=_parser(f, spec, kind), default=default,
                             choices=spec.choices, required=spec.required, help=text,
-                            metavar=None if spec.choices else f.name.upper().split("_")[-1])
+                            metavar=None if spec.choices else METAVARS.get(kind, "VALUE"))
 
 
 def _parser(f: dataclasses.Field, spec: OptionSpec, kind: type):

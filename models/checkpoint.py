@@ -10,7 +10,6 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts::
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +20,9 @@ from ..core.atomic import atomic_file
 from ..core.model_card import ModelCard
 from ..core.normalisation import Normalisation
 from .networks import BiConvLstmClassifier, FcnConvLstm
+from .settings import NetworkConfig
 
 CHECKPOINT_FORMAT = "timeseg-checkpoint/1"
-ARCHITECTURES = ("fcn_convlstm", "biconvlstm")
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Constructor arguments of a network; ``output_channels`` is 1 for binary maps."""
-
-    architecture: str = "fcn_convlstm"
-    in_channels: int = 3
-    output_channels: int = 1
-    depth: int = 4
-    base_channels: int = 16
-    hidden_channels: int | None = 8
-    kernel_size: int = 3
-    context_channels: int = 0  # fcn_convlstm: context maps per date beside the PMap (0: paper A)
-    batch_norm: bool = False  # fcn_convlstm: batch normalisation in the U-Net
-
-    def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
-
-
 def build_network(config: NetworkConfig) -> nn.Module:
     if config.architecture == "fcn_convlstm":
         return FcnConvLstm(

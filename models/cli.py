@@ -6,6 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+from ..core.options import add_options, values_of
+from .settings import FineTuneRequest, NetworkConfig, TrainOptions
+
 DEFAULT_DATA = Path("data/simulated")
 
 
@@ -34,23 +37,13 @@ def _add_train(commands) -> argparse.ArgumentParser:
                       "cut into training, validation and held-out parts automatically (no --validation-images)")
     user.add_argument("--extent", help="with --output-model: xmin,ymin,xmax,ymax in the first raster's CRS "
                       "(default: its whole extent)")
-    user.add_argument("--epochs", type=int, default=10,
-                      help="with --output-model: single-date epochs; the sequence stage runs a third (default 10)")
-    user.add_argument("--minutes", type=float, help="with --output-model: time budget of the run")
+    add_options(user, FineTuneRequest)
     user.add_argument("--validation-images", type=Path, nargs="+", help="dated rasters of a held-out site")
     user.add_argument("--validation-labels", type=Path, help="labels of the held-out site")
     user.add_argument("--class-names", default="background,road", help="comma-separated (default background,road)")
     user.add_argument("--bands", default="B04,B03,B02", help="band names in input order (default TCI R,G,B)")
     user.add_argument("--input-scale", type=float, default=1 / 255, help="raw value multiplier (default 1/255)")
-    net = parser.add_argument_group("network")
-    net.add_argument("--depth", type=int, default=4, help="U-Net levels (default 4)")
-    net.add_argument("--base-channels", type=int, default=16, help="U-Net first-level width (default 16)")
-    net.add_argument("--hidden-channels", type=int, default=8,
-                     help="ConvLSTM width (paper A: l_c; default 8)")
-    net.add_argument("--context-channels", type=int, default=4,
-                     help="context maps per date the ConvLSTM reads beside the PMap, so that it can tell a date "
-                     "hidden by cloud from a date without roads (default 4; 0: paper A's PMap-only network)")
-    net.add_argument("--batch-norm", action="store_true", help="batch normalisation in the U-Net (not in paper A)")
+    add_options(parser.add_argument_group("network"), NetworkConfig)
     real = parser.add_argument_group("real labelled imagery, added to the training sites")
     real.add_argument("--real-labels", type=Path,
                       help="GeoPackage of hand-traced roads with split and areas (e.g. models/real/T33UUU_roads.gpkg); "
@@ -59,32 +52,9 @@ def _add_train(commands) -> argparse.ArgumentParser:
                       "shipped T33UUU true-colour image)")
     real.add_argument("--real-share", type=float, default=0.5,
                       help="share of the training patches drawn from the real image (default 0.5)")
-    real.add_argument("--weather", action="store_true",
-                      help="draw TCI conventions (L1C, L2A), haze, clouds with shadows and overcast dates at any "
-                      "position into the training sequences (true-colour models)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--output", type=Path, required=True, help="run folder for checkpoints and history")
-    fit.add_argument("--patch-size", type=int, default=512, help="patch size in pixels (paper A: 512)")
-    fit.add_argument("--sequence-length", type=int, default=5, help="dates per sequence (paper A: 5)")
-    fit.add_argument("--min-sequence-length", type=int, default=1,
-                     help="the ConvLSTM stages also see random shorter sequences down to N dates, so the "
-                     "model works with 1 to N dates (default 1)")
-    fit.add_argument("--batch-size", type=int, default=8)
-    fit.add_argument("--fcn-epochs", type=int, default=30, help="stage 1: FCN on single dates")
-    fit.add_argument("--sequence-epochs", type=int, default=30, help="stage 2: ConvLSTM, FCN frozen")
-    fit.add_argument("--joint-epochs", type=int, default=0, help="stage 3: both, at a tenth of the rate")
-    fit.add_argument("--samples-per-epoch", type=int, default=256)
-    fit.add_argument("--learning-rate", type=float, default=1e-3,
-                     help="base rate (paper A's 0.1 diverges with Adam here; 1e-3 to 3e-3 work)")
-    fit.add_argument("--schedule", choices=("paper", "constant"), default="paper",
-                     help="paper: base, /10, /100 over thirds of each stage (paper A)")
-    fit.add_argument("--alpha", type=float, default=0.7, help="loss a*H - (1-a)*log(J) (default 0.7)")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--init", type=Path, help="start from this checkpoint's weights (e.g. models/weights/roads.pt; "
-                     "with --fcn-epochs 0 only the temporal stage trains)")
-    fit.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
-    fit.add_argument("--tile-size", type=int, default=256, help="inference tile size for the card")
-    fit.add_argument("--overlap", type=int, default=32, help="inference tile overlap for the card")
+    add_options(fit, TrainOptions)
     return parser
 
 
@@ -157,10 +127,9 @@ def _add_simulate(commands) -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from .checkpoint import NetworkConfig
     from .labels import LabelSource
     from .sites import VALIDATION_SEED_OFFSET, simulated_sites, user_site
-    from .training import TrainOptions, train
+    from .training import train
 
     class_names = args.class_names.split(",")
     if args.output_model:
@@ -198,17 +167,10 @@ def run_train(args: argparse.Namespace) -> None:
                        "last columns, never trained on)")
     options = TrainOptions(
         output=args.output,
-        network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")),
-                              1 if len(class_names) == 2 else len(class_names), args.depth,
-                              args.base_channels, args.hidden_channels,
-                              context_channels=args.context_channels, batch_norm=args.batch_norm),
-        class_names=class_names, bands=args.bands.split(","), input_scale=args.input_scale,
-        patch_size=args.patch_size, sequence_length=args.sequence_length,
-        min_sequence_length=args.min_sequence_length, batch_size=args.batch_size,
-        fcn_epochs=args.fcn_epochs, sequence_epochs=args.sequence_epochs, joint_epochs=args.joint_epochs,
-        samples_per_epoch=args.samples_per_epoch, learning_rate=args.learning_rate, schedule=args.schedule,
-        alpha=args.alpha, seed=args.seed, device=args.device, trained_on=trained_on,
-        tile_size=args.tile_size, tiles_overlap=args.overlap, weather=args.weather, init_checkpoint=args.init,
+        network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")), 1 if len(class_names) == 2 else
+                              len(class_names), **values_of(NetworkConfig, args)),
+        class_names=class_names, bands=args.bands.split(","), input_scale=args.input_scale, trained_on=trained_on,
+        **values_of(TrainOptions, args),
     )
     started = time.time()
     final = train(options, train_sites, val_sites, site_weights, selection_sites=selection_sites)
@@ -222,7 +184,7 @@ def run_train(args: argparse.Namespace) -> None:
 def run_fine_tune(args: argparse.Namespace) -> None:
     """``train --images ... --labels ... --output-model X.onnx [--init ...] [--extent ...]``."""
     from ..core.dates import dated_rasters
-    from .fine_tune import FineTuneRequest, fine_tune
+    from .fine_tune import fine_tune
     from .labels import LabelSource
 
     if not (args.images and args.labels):
@@ -238,7 +200,7 @@ def run_fine_tune(args: argparse.Namespace) -> None:
     request = FineTuneRequest(
         dated_rasters(args.images, args.dates),
         LabelSource(args.labels, args.label_kind, args.label_layer, args.line_width),
-        args.output_model, args.init, extent, args.epochs, args.minutes, args.seed)
+        args.output_model, args.init_checkpoint, extent, seed=args.seed, **values_of(FineTuneRequest, args))
     started = time.time()
     result = fine_tune(request)
     print(f"trained in {time.time() - started:.0f} s; held-out part of the area:")

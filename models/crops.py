@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.raster_stack import DatedRaster
-from .checkpoint import NetworkConfig
 from .dataset import Site
 from .labels import LabelSource
+from .settings import NetworkConfig, TrainOptions
 from .simulator.crops import (
     CROP_BANDS,
     CROP_CLASSES,
@@ -22,7 +22,7 @@ from .simulator.crops import (
     simulate_crop_scene,
 )
 from .sites import VALIDATION_SEED_OFFSET
-from .training import TrainOptions, train_classifier
+from .training import train_classifier
 
 CROP_SIMULATOR_VERSION = 1  # raise when the crop simulator's output changes
 REGION_SEED = 2016

@@ -14,8 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,13 @@ from rasterio.windows import Window, from_bounds
 
 from ..core.atomic import OutputSet
 from ..core.normalisation import Normalisation
-from ..core.raster_stack import DatedRaster, Grid, RasterStack
-from .checkpoint import NetworkConfig, checkpoint_normalisation, load_checkpoint
+from ..core.raster_stack import Grid, RasterStack
+from .checkpoint import checkpoint_normalisation, load_checkpoint
 from .dataset import OpenSite, Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries, label_raster
 from .road_scores import HeldOut, scores
-from .training import TrainingMonitor, TrainOptions, train
+from .settings import FineTuneRequest, NetworkConfig, TrainOptions
+from .training import TrainingMonitor, train
 
 SPLIT_SHARES = (("train", 0.7), ("validation", 0.1), ("heldout", 0.2))
 GAP_PX = 8
@@ -40,29 +40,6 @@ EVALUATION_TILE = 512  # px: the held-out part is scored tile by tile, so any si
 
 class FineTuneError(ValueError):
     """The inputs cannot make a model; the message says what to change."""
-
-
-@dataclass
-class FineTuneRequest:
-    """One training run on the analyst's area.
-
-    ``extent``: (xmin, ymin, xmax, ymax) in the first raster's CRS, None for its whole extent.
-    ``area_polygons``: a polygon layer; only inside its polygons are labels used and scored (the
-    area is then their extent, within ``extent`` if both are given).
-    ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one).
-    ``minutes``: time budget of the whole run (70 % single date, 30 % sequence), None for none.
-    """
-
-    rasters: Sequence[DatedRaster]
-    labels: LabelSource
-    output_model: Path
-    init_checkpoint: Path | None = None
-    extent: tuple[float, float, float, float] | None = None
-    epochs: int = 10
-    minutes: float | None = None
-    seed: int = 0
-    layer_names: list[str] = field(default_factory=list)  # for the card's trained_on; default: file names
-    area_polygons: LabelSource | None = None
 
 
 @dataclass(frozen=True)

@@ -26,49 +26,16 @@ from tqdm import tqdm
 
 from ..core.atomic import write_text_atomic
 from ..core.normalisation import Normalisation
-from .checkpoint import NetworkConfig, build_network, save_checkpoint
+from .checkpoint import build_network, save_checkpoint
 from .dataset import OpenSite, SequencePatches, Site, band_statistics
 from .metrics import ConfusionMatrix
 from .networks import FcnConvLstm, JointLoss
 from .networks.unet import probabilities_from_logits
+from .settings import SCHEDULES, TrainOptions
 from .weather import Weather
 
 log = logging.getLogger("timeseg.train")
-SCHEDULES = ("paper", "constant")
 OVERCAST_WEIGHT = 4.0  # weight of the with/without-overcast map difference in the sequence stages
-
-
-@dataclass
-class TrainOptions:
-    """Everything a training run needs besides its sites; defaults are the shipped road model's."""
-
-    output: Path
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    class_names: list[str] = field(default_factory=lambda: ["background", "road"])
-    bands: list[str] = field(default_factory=lambda: ["B04", "B03", "B02"])
-    input_scale: float = 1 / 255
-    patch_size: int = 512
-    sequence_length: int = 5
-    min_sequence_length: int = 1  # sequence stages also train on random shorter subsets, down to this
-    batch_size: int = 8
-    fcn_epochs: int = 30
-    sequence_epochs: int = 30
-    joint_epochs: int = 0
-    samples_per_epoch: int = 256
-    learning_rate: float = 1e-3
-    schedule: str = "paper"
-    alpha: float = 0.7
-    seed: int = 0
-    device: str = "cpu"
-    trained_on: str = ""
-    resolution: float = 10.0
-    tile_size: int = 256
-    tiles_overlap: int = 32
-    threshold: float = 0.5
-    input_dtype: str = "uint8"
-    validation_patch_size: int | None = None  # None: patch_size
-    weather: bool = False  # true-colour sites: conventions, haze, clouds and overcast dates (models.weather)
-    init_checkpoint: Path | None = None  # start from this checkpoint's weights (those whose shapes fit)
 
 
 class TrainingCancelled(Exception):

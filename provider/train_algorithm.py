@@ -89,7 +89,8 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
         if missing:
             raise QgsProcessingException(missing)
         from ..core.dates import dated_rasters
-        from ..models.fine_tune import FineTuneRequest, fine_tune
+        from ..models.fine_tune import fine_tune
+        from ..models.settings import FineTuneRequest
         from ..models.training import TrainingCancelled, TrainingMonitor
 
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)

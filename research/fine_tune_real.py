@@ -15,10 +15,11 @@ from pathlib import Path
 
 from ..core.atomic import write_text_atomic
 from ..core.raster_stack import DatedRaster
-from ..models.fine_tune import FineTuneRequest, fine_tune
+from ..models.fine_tune import fine_tune
 from ..models.labels import LabelSource
 from ..models.real_scene import REAL_DATE, REAL_LABELS, REAL_TCI, write_split
 from ..models.road_scores import checkpoint_scores
+from ..models.settings import FineTuneRequest
 
 
 def run(init: Path, minutes: float, work: Path, docs: Path, epochs: int = 200) -> dict:

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..models.checkpoint import NetworkConfig
 from ..models.dataset import Site
+from ..models.settings import NetworkConfig, TrainOptions
 from ..models.sites import VALIDATION_SEED_OFFSET, mangrove_scene_seeds, simulated_sites
-from ..models.training import TrainOptions, plain_settings, train
+from ..models.training import plain_settings, train
 from .clouds import write_json
 
 log = logging.getLogger("timeseg.experiment")
@@ -86,7 +86,7 @@ def run_sequence_experiment(experiment: SequenceExperiment) -> dict[str, Any]:
             options = TrainOptions(
                 output=experiment.output / f"{task}_seed{seed}",
                 network=NetworkConfig("fcn_convlstm", 3, 1, experiment.depth, experiment.base_channels,
-                                      experiment.hidden_channels),
+                                      experiment.hidden_channels, context_channels=0),  # paper A
                 class_names=["background", TASK_CLASS[task]], patch_size=experiment.patch_size,
                 sequence_length=experiment.dates, min_sequence_length=experiment.dates,
                 fcn_epochs=experiment.fcn_epochs, sequence_epochs=experiment.sequence_epochs,

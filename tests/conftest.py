@@ -25,8 +25,9 @@ def local_model(tmp_path_factory):
     """Random weights; a one-level U-Net whose receptive field (8 px for 3 dates) fits in overlap/4."""
     import torch
 
-    from timeseg.models.checkpoint import NetworkConfig, build_network, save_checkpoint
+    from timeseg.models.checkpoint import build_network, save_checkpoint
     from timeseg.models.export import export_checkpoint
+    from timeseg.models.settings import NetworkConfig
 
     torch.manual_seed(3)
     config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2)

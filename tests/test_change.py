@@ -91,6 +91,25 @@ def test_before_on_another_grid_is_warped(tmp_path):
     assert summary.pixels["new"] == 0 and summary.pixels["removed"] == 0
 
 
+def test_lengths_are_metres_on_geographic_maps(tmp_path):
+    """EPSG:4326 maps at the equator: 1e-4 degree pixels are about 11.1 m, lengths and areas in metres."""
+    after = np.zeros((20, 120), np.uint8)
+    after[10, 10:110] = 1  # a new road of 100 pixels, west to east
+    degrees = from_origin(10.0, 0.001, 1e-4, 1e-4)
+
+    def write_4326(path, data):
+        with rasterio.open(path, "w", driver="GTiff", width=120, height=20, count=1, dtype="uint8",
+                           crs=CRS.from_epsg(4326), transform=degrees, nodata=255) as dataset:
+            dataset.write(data[None])
+        return path
+
+    summary = compute_change(write_4326(tmp_path / "b.tif", np.zeros_like(after)),
+                             write_4326(tmp_path / "a.tif", after), tmp_path / "c.tif")
+    assert summary.pixel_size_m == pytest.approx(11.13, abs=0.02)
+    assert summary.new_length_m == pytest.approx(99 * 11.13, rel=0.02)
+    assert summary.area_m2["new"] == pytest.approx(100 * 11.13**2, rel=0.01)
+
+
 def test_no_overlap_and_missing_files_are_clear_errors(tmp_path, capsys):
     a = write(tmp_path / "a.tif", np.zeros((10, 10), np.uint8), 255)
     far = write(tmp_path / "far.tif", np.zeros((10, 10), np.uint8), 255, from_origin(900_000, 100_000, 10, 10))

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from timeseg.core.model_card import ModelCard, ModelCardError, read_model_card
-from timeseg.models.checkpoint import NetworkConfig, build_network, save_checkpoint
+from timeseg.models.checkpoint import build_network, save_checkpoint
 from timeseg.models.export import ExportError, export_checkpoint
+from timeseg.models.settings import NetworkConfig
 
 CARD = {
     "architecture": "fcn_convlstm", "class_names": ["background", "road"], "bands": ["B04", "B03", "B02"],

@@ -16,8 +16,9 @@ from tests_support import ROOT, load_plugin_package
 from timeseg.cli import main
 from timeseg.core.model_card import read_model_card
 from timeseg.core.raster_stack import DatedRaster
-from timeseg.models.fine_tune import FineTuneError, FineTuneRequest, area_window, fine_tune, split_windows
+from timeseg.models.fine_tune import FineTuneError, area_window, fine_tune, split_windows
 from timeseg.models.labels import LabelSource
+from timeseg.models.settings import FineTuneRequest
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from timeseg.models.checkpoint import NetworkConfig, load_checkpoint
+from timeseg.models.checkpoint import load_checkpoint
 from timeseg.models.networks import BiConvLstmClassifier, JointLoss, UNet
+from timeseg.models.settings import NetworkConfig, TrainOptions
 from timeseg.models.sites import simulated_sites
-from timeseg.models.training import TrainOptions, learning_rate_schedule, train
+from timeseg.models.training import learning_rate_schedule, train
 
 
 @pytest.mark.parametrize("name", ["unet", "biconvlstm"])

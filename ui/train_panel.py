@@ -122,7 +122,7 @@ class TrainPanel(QGroupBox):
     def request(self):
         """The training request, or a ValueError whose message says what to fix."""
         from ..core.raster_stack import DatedRaster
-        from ..models.fine_tune import FineTuneRequest
+        from ..models.settings import FineTuneRequest
 
         layers, undated = self.checked_layers()
         if undated:

@@ -1,0 +1,105 @@
+"""The settings of training runs: plain dataclasses, no torch, so that the command line (whose
+options are made from these fields, ``core.options``) starts without importing it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.options import option
+from ..core.raster_stack import DatedRaster
+from .labels import LabelSource
+
+SCHEDULES = ("paper", "constant")
+ARCHITECTURES = ("fcn_convlstm", "biconvlstm")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Constructor arguments of a network; ``output_channels`` is 1 for binary maps."""
+
+    architecture: str = "fcn_convlstm"
+    in_channels: int = 3
+    output_channels: int = 1
+    depth: int = option(4, "U-Net levels", minimum=1, maximum=6)
+    base_channels: int = option(16, "U-Net first-level width", minimum=1, maximum=256)
+    hidden_channels: int | None = option(8, "ConvLSTM width (paper A: l_c)", minimum=1, maximum=512)
+    kernel_size: int = 3
+    # fcn_convlstm: context maps per date beside the PMap; 4 in the shipped road model, 0: paper A
+    context_channels: int = option(4, "context maps per date the ConvLSTM reads beside the PMap, so that it can "
+                                   "tell a date hidden by cloud from a date without roads (0: paper A's "
+                                   "PMap-only network)", minimum=0, maximum=64)
+    batch_norm: bool = option(False, "batch normalisation in the U-Net (not in paper A)")
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
+
+
+@dataclass
+class TrainOptions:
+    """Everything a training run needs besides its sites; defaults are the shipped road model's."""
+
+    output: Path
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    class_names: list[str] = field(default_factory=lambda: ["background", "road"])
+    bands: list[str] = field(default_factory=lambda: ["B04", "B03", "B02"])
+    input_scale: float = 1 / 255
+    patch_size: int = option(512, "patch size in pixels (paper A: 512)", minimum=32, maximum=2048)
+    sequence_length: int = option(5, "dates per sequence (paper A: 5)", minimum=1, maximum=100)
+    # sequence stages also train on random shorter subsets, down to this
+    min_sequence_length: int = option(1, "the ConvLSTM stages also see random shorter sequences down to N dates, "
+                                      "so the model works with 1 to N dates", minimum=1, maximum=100)
+    batch_size: int = option(8, "patches per training step", minimum=1, maximum=512)
+    fcn_epochs: int = option(30, "stage 1: FCN on single dates", minimum=0)
+    sequence_epochs: int = option(30, "stage 2: ConvLSTM, FCN frozen", minimum=0)
+    joint_epochs: int = option(0, "stage 3: both, at a tenth of the rate", minimum=0)
+    samples_per_epoch: int = option(256, "training patches per epoch", minimum=1)
+    learning_rate: float = option(1e-3, "base rate (paper A's 0.1 diverges with Adam here; 1e-3 to 3e-3 work)",
+                                  minimum=0, maximum=1)
+    schedule: str = option("paper", "paper: base, /10, /100 over thirds of each stage (paper A)",
+                           choices=SCHEDULES)
+    alpha: float = option(0.7, "loss a*H - (1-a)*log(J)", minimum=0, maximum=1)
+    seed: int = option(0, "random seed of sampling and initialisation")
+    device: str = option("cpu", "torch device: cpu or cuda", choices=("cpu", "cuda"))
+    trained_on: str = ""
+    resolution: float = 10.0
+    tile_size: int = option(256, "inference tile size for the card", minimum=32, maximum=2048)
+    tiles_overlap: int = option(32, "inference tile overlap for the card", flag="--overlap", minimum=0)
+    threshold: float = 0.5
+    input_dtype: str = "uint8"
+    validation_patch_size: int | None = None  # None: patch_size
+    # true-colour sites: conventions, haze, clouds and overcast dates (models.weather)
+    weather: bool = option(False, "draw TCI conventions (L1C, L2A), haze, clouds with shadows and overcast dates "
+                           "at any position into the training sequences (true-colour models)")
+    # start from this checkpoint's weights (those whose shapes fit)
+    init_checkpoint: Path | None = option(None, "start from this checkpoint's weights (e.g. models/weights/roads.pt; "
+                                          "with --fcn-epochs 0 only the temporal stage trains)", flag="--init")
+
+
+
+@dataclass
+class FineTuneRequest:
+    """One training run on the analyst's area.
+
+    ``extent``: (xmin, ymin, xmax, ymax) in the first raster's CRS, None for its whole extent.
+    ``area_polygons``: a polygon layer; only inside its polygons are labels used and scored (the
+    area is then their extent, within ``extent`` if both are given).
+    ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one).
+    ``minutes``: time budget of the whole run (70 % single date, 30 % sequence), None for none.
+    """
+
+    rasters: Sequence[DatedRaster]
+    labels: LabelSource
+    output_model: Path
+    init_checkpoint: Path | None = None
+    extent: tuple[float, float, float, float] | None = None
+    epochs: int = option(10, "with --output-model: single-date epochs; the sequence stage runs a third",
+                         minimum=1, maximum=10_000)
+    minutes: float | None = option(None, "with --output-model: time budget of the run", minimum=0.1)
+    seed: int = 0
+    layer_names: list[str] = field(default_factory=list)  # for the card's trained_on; default: file names
+    area_polygons: LabelSource | None = None
+
+
