@@ -27,7 +27,7 @@ from rasterio.windows import Window
 from timeseg.core.atomic import atomic_file, write_text_atomic
 from timeseg.core.model_card import read_model_card
 from timeseg.core.normalisation import Normalisation
-from timeseg.core.runtime import open_session
+from timeseg.core.runtime import load_model
 from timeseg.core.tiling import tile_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +63,8 @@ def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
 
 def model_only(model: Path, size: int, dates: int, batch_size: int, threads: int | None,
                device: str, repeats: int) -> dict:
-    card = read_model_card(model)
-    session = open_session(model, device, threads)
+    session = load_model(model, device, threads)
+    card = session.card
     tiles = len(tile_grid(size, size, card.tile_size, card.tiles_overlap))
     rng = np.random.default_rng(0)
     raw = rng.integers(1, 255, (batch_size, dates, len(card.bands), card.tile_size, card.tile_size), np.uint8)

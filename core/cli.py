@@ -71,6 +71,29 @@ def run_change(args: argparse.Namespace) -> None:
         print(f"  {line}")
 
 
+def run_batch(args: argparse.Namespace) -> None:
+    from .batch import SUMMARY_NAME, BatchRequest, run_batch
+
+    def dashboard(link: str) -> None:
+        print(f"dask dashboard: {link}", file=sys.stderr, flush=True)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    summary = run_batch(BatchRequest(args.jobs, **values_of(BatchRequest, args), progress=progress,
+                                     dashboard=dashboard))
+    for place, report in summary["places"].items():
+        state = "FAILED" if report["failed"] else "ok"
+        print(f"{place}: {state}; new roads {report['new_km']:.2f} km, removed {report['removed_km']:.2f} km")
+    print(f"{len(summary['places'])} places in {summary['seconds']:.0f} s on {summary['workers']} workers "
+          f"({summary['skipped']} tasks already complete); summary: {Path(args.output_dir) / SUMMARY_NAME}")
+    if summary["failed"]:
+        first = summary["failed"][0]
+        raise RuntimeError(f"{len(summary['failed'])} task(s) failed, the others are done (see "
+                           f"{Path(args.output_dir) / SUMMARY_NAME}); first: {first['place']} {first['task']}: "
+                           f"{first['error']}")
+
+
 def run_info(args: argparse.Namespace) -> None:
     from .model_card import read_model_card
 
@@ -99,6 +122,16 @@ def add_commands(commands) -> None:
     change.add_argument("--after", type=Path, required=True, help="classes.tif (or probability.tif), later")
     change.add_argument("--output", type=Path, required=True, help="change GeoTIFF to write")
     add_options(change, ChangeOptions)
+    from .batch import BatchRequest
+
+    batch = commands.add_parser(
+        "batch", help="many places and periods on dask.distributed (a local cluster, or --scheduler)",
+        description="JOBS.csv has the columns place,period,path (one row per dated raster). Each place and "
+        "period is segmented into DIR/<place>/<period>/, each pair of periods of a place gets "
+        "DIR/<place>/change_<first>_<second>.tif; DIR/batch.json sums up. Rerunning skips what is complete.")
+    batch.add_argument("jobs", type=Path, help="CSV with the columns place,period,path")
+    add_options(batch, BatchRequest)
+    batch.set_defaults(run=run_batch)
     info = commands.add_parser("info", help="print a model's card")
     info.add_argument("model", type=Path)
     seg.set_defaults(run=run_segment)
@@ -155,23 +188,26 @@ def run_command(command, args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _quiet_libraries(debug: bool):
-    """GDAL's own messages (in this thread; writes capture theirs) and rasterio's log records go to the
-    debug log, not the user's terminal."""
+    """GDAL's own messages (in this thread; writes capture theirs) and the log records of rasterio and
+    dask go to the debug log, not the user's terminal."""
     from osgeo import gdal
 
     def to_log(error_class: int, number: int, message: str) -> None:
         log.debug("GDAL: %s", message)
 
-    rasterio_log = logging.getLogger("rasterio")
-    level = rasterio_log.level
+    noisy = {"rasterio": logging.CRITICAL, "distributed": logging.CRITICAL, "tornado": logging.CRITICAL,
+             "bokeh": logging.CRITICAL}
+    levels = {name: logging.getLogger(name).level for name in noisy}
     gdal.PushErrorHandler(to_log)
     if not debug:
-        rasterio_log.setLevel(logging.CRITICAL)
+        for name, level in noisy.items():
+            logging.getLogger(name).setLevel(level)
     try:
         yield
     finally:
         gdal.PopErrorHandler()
-        rasterio_log.setLevel(level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -192,6 +228,13 @@ def run_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
     """Parse ``argv`` and run the chosen subcommand (each sets ``run`` as its default)."""
     os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
-    with _quiet_libraries(args.debug):
-        return run_command(args.run, args)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    log.propagate = False  # only TimeSeg's own lines; libraries speak through --debug
+    try:
+        with _quiet_libraries(args.debug):
+            return run_command(args.run, args)
+    finally:
+        log.removeHandler(handler)

@@ -191,16 +191,18 @@ def segment_problems(request: SegmentRequest) -> list[str]:
         return [*problems, str(error)]
 
 
-def segment(request: SegmentRequest, outputs: OutputSet | None = None) -> SegmentResult:
+def segment(request: SegmentRequest, outputs: OutputSet | None = None,
+            model: LoadedModel | None = None) -> SegmentResult:
     """Run the model over the stack; write ``probability.tif`` and ``classes.tif``.
 
     With ``outputs`` (an ``OutputSet`` that holds both paths) the files are left for its owner
-    to commit with the run's other outputs; without, they are committed here.
+    to commit with the run's other outputs; without, they are committed here. ``model``: the
+    request's model already loaded (a batch worker keeps one per process).
     """
     problems = request_problems(request)
     if problems:
         raise SegmentError(problems)
-    model = load_model(request.model_path, request.device, request.threads)
+    model = model or load_model(request.model_path, request.device, request.threads)
     card = model.card
     log.info("running %s on %s", Path(request.model_path).name, model.provider)
     rasters = select_dates(request.rasters, card, request.date_selection, request.max_dates)

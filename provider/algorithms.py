@@ -6,7 +6,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -16,17 +15,14 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.definitions import DEVICES
 from ..core.model_card import SHIPPED_ROAD_MODEL
+from .base import TimeSegAlgorithm
+from .base import tr as _tr
 
 
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("TimeSeg", text)
-
-
-class SegmentAlgorithm(QgsProcessingAlgorithm):
+class SegmentAlgorithm(TimeSegAlgorithm):
     INPUT = "INPUT"
     DATES = "DATES"
     MODEL = "MODEL"
@@ -48,9 +44,6 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             "raster and a class raster on the first raster's grid. Dates come from the file names "
             "(YYYYMMDD) or tags unless given in Dates (comma-separated YYYY-MM-DD, in layer order)."
         )
-
-    def createInstance(self):  # noqa: N802
-        return SegmentAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -91,17 +84,12 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             progress=lambda fraction, message: feedback.setProgress(100 * fraction),
             cancelled=feedback.isCanceled,
         )
-        try:
-            result = segment(request)
-        except Cancelled:
-            raise QgsProcessingException(_tr("cancelled; no output was kept")) from None
-        except (ValueError, RuntimeError, OSError) as error:
-            raise QgsProcessingException(str(error)) from None
+        result = self.run_core(lambda: segment(request), (Cancelled,))
         feedback.pushInfo(_tr("{} dates, run on {}").format(len(result.dates), result.provider))
         return {self.OUTPUT_PROBABILITY: str(result.probability_path), self.OUTPUT_CLASSES: str(result.classes_path)}
 
 
-class ChangeAlgorithm(QgsProcessingAlgorithm):
+class ChangeAlgorithm(TimeSegAlgorithm):
     BEFORE = "BEFORE"
     AFTER = "AFTER"
     MIN_PATCH = "MIN_PATCH"
@@ -117,9 +105,6 @@ class ChangeAlgorithm(QgsProcessingAlgorithm):
         return _tr("Two class rasters (earlier, later) -> 0 none, 1 new, 2 removed, 255 nodata, on the later "
                    "raster's grid; a JSON summary with pixels, area and line length is written beside it.")
 
-    def createInstance(self):  # noqa: N802
-        return ChangeAlgorithm()
-
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Classes, earlier period")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, _tr("Classes, later period")))
@@ -134,10 +119,7 @@ class ChangeAlgorithm(QgsProcessingAlgorithm):
         after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())
         output = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
         options = ChangeOptions(min_patch_pixels=self.parameterAsInt(parameters, self.MIN_PATCH, context))
-        try:
-            summary = compute_change(before, after, output, options)
-        except (ValueError, OSError) as error:
-            raise QgsProcessingException(str(error)) from None
+        summary = self.run_core(lambda: compute_change(before, after, output, options))
         for line in summary.lines():
             feedback.pushInfo(line)
         return {self.OUTPUT: str(output)}

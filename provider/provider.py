@@ -8,6 +8,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ChangeAlgorithm, SegmentAlgorithm
+from .batch_algorithm import BatchAlgorithm
 from .train_algorithm import TrainAlgorithm
 
 ICON = Path(__file__).resolve().parents[1] / "icons" / "timeseg.svg"
@@ -27,3 +28,4 @@ class TimeSegProvider(QgsProcessingProvider):
         self.addAlgorithm(SegmentAlgorithm())
         self.addAlgorithm(ChangeAlgorithm())
         self.addAlgorithm(TrainAlgorithm())
+        self.addAlgorithm(BatchAlgorithm())

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -16,17 +15,14 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..ui.label_layers import label_source_of
+from .base import TimeSegAlgorithm
+from .base import tr as _tr
 
 
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("TimeSeg", text)
-
-
-class TrainAlgorithm(QgsProcessingAlgorithm):
+class TrainAlgorithm(TimeSegAlgorithm):
     INPUT = "INPUT"
     DATES = "DATES"
     LABELS = "LABELS"
@@ -53,9 +49,6 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
             "before and after in its metrics), the checkpoint (.pt) and the numbers (.json) beside it. "
             "Needs torch in QGIS's Python."
         )
-
-    def createInstance(self):  # noqa: N802
-        return TrainAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -122,12 +115,8 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
             offset = 0 if record["stage"] == "fcn" else 70
             feedback.setProgress(offset + 100 * share * record["epoch"] / record["epochs"])
 
-        try:
-            result = fine_tune(request, TrainingMonitor(on_epoch, feedback.isCanceled))
-        except TrainingCancelled:
-            raise QgsProcessingException(_tr("cancelled; no model was written")) from None
-        except (ValueError, RuntimeError, OSError) as error:
-            raise QgsProcessingException(str(error)) from None
+        result = self.run_core(lambda: fine_tune(request, TrainingMonitor(on_epoch, feedback.isCanceled)),
+                               (TrainingCancelled,), "cancelled; no model was written")
         for name, numbers in (("before", result.before), ("after", result.after)):
             if numbers:
                 feedback.pushInfo(_tr("held-out part, {}: {}").format(name, numbers))

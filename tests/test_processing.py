@@ -19,7 +19,8 @@ def provider(qgis_processing, qgis_iface):
 
 
 def test_provider_lists_its_algorithms(provider):
-    assert sorted(a.id() for a in provider.algorithms()) == ["timeseg:change", "timeseg:segment", "timeseg:train"]
+    assert sorted(a.id() for a in provider.algorithms()) == ["timeseg:batch", "timeseg:change", "timeseg:segment",
+                                                          "timeseg:train"]
     segment = provider.algorithm("segment")
     names = [p.name() for p in segment.parameterDefinitions()]
     assert names == ["INPUT", "DATES", "MODEL", "DEVICE", "TILE_SIZE", "OVERLAP", "OUTPUT_PROBABILITY",

@@ -33,3 +33,14 @@ def test_segment_runs_headless(small_scene, local_model, tmp_path):
     assert results["OUTPUT_CLASSES"] == str(tmp_path / "c.tif")
     with rasterio.open(tmp_path / "c.tif") as classes, rasterio.open(small_scene.tci_paths[2019][0]) as ref:
         assert classes.transform == ref.transform and classes.crs == ref.crs
+    # the batch algorithm, driven headless as a scheduler script would (a local cluster of threads)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("place,period,path\n" + "".join(
+        f"here,{year},{path}\n" for year in small_scene.years for path in small_scene.tci_paths[year]))
+    batch = qgis_process(["--json", "run", "timeseg:batch", "--", f"JOBS={jobs}", f"MODEL={local_model}",
+                          "WORKERS=2", f"OUTPUT={tmp_path / 'batch'}"], env)
+    assert batch.returncode == 0, batch.stdout[-2000:] + batch.stderr[-2000:]
+    assert json.loads(batch.stdout[batch.stdout.index("{"):])["results"]["FAILED"] == 0
+    summary = json.loads((tmp_path / "batch" / "batch.json").read_text())
+    assert set(summary["places"]["here"]["periods"]) == {"2016", "2019"}
+    assert (tmp_path / "batch" / "here" / "change_2016_2019.tif").is_file()

@@ -1,0 +1,337 @@
+"""Many places and periods at once on dask.distributed: ``timeseg batch JOBS.csv``.
+
+``JOBS.csv`` has the columns ``place,period,path`` (one row per dated raster; relative paths
+are relative to the CSV). Each place and period is one task: a worker segments it into
+``DIR/<place>/<period>/{probability,classes}.tif``; when a place's periods are done, one task
+per pair of consecutive periods writes ``DIR/<place>/change_<first>_<second>.tif`` and its JSON.
+Workers open each model once (``_worker_model``), set onnxruntime's threads to their share of
+their machine, and commit their files atomically (``core.atomic``) together with a
+``done.json`` record of what made them, so that a rerun skips what is complete and redoes
+what failed or was interrupted. A failing place fails alone; ``DIR/batch.json`` says what
+failed and why, and sums up new and removed road kilometres per place.
+
+Without a scheduler address a ``LocalCluster`` of N worker processes runs on this machine (in
+QGIS: N worker threads, as QGIS's executable cannot start Python worker processes); with one,
+the same tasks go to that cluster. dask and distributed are imported only here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import OutputSet, write_text_atomic
+from .definitions import CLASSES_NAME, DEVICES, PROBABILITY_NAME
+from .options import option, range_problems
+
+log = logging.getLogger("timeseg")
+COLUMNS = ("place", "period", "path")
+DONE_NAME = "done.json"
+SUMMARY_NAME = "batch.json"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class BatchError(ValueError):
+    """The job list or the options cannot start a batch; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class PeriodJob:
+    place: str
+    period: str
+    paths: tuple[Path, ...]
+
+
+@dataclass
+class BatchRequest:
+    jobs_csv: Path
+    model_path: Path = option(help="TimeSeg .onnx model", flag="--model", required=True, words="the model")
+    output_dir: Path = option(help="folder for <place>/<period>/ results and batch.json", flag="--output",
+                              required=True)
+    workers: int = option(2, "worker processes of the local cluster (without --scheduler)", minimum=1,
+                          maximum=1024, words="the number of workers")
+    scheduler: str | None = option(None, "address of a running dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                                   "(default: a local cluster)")
+    threads: int | None = option(None, "onnxruntime threads per worker (default: its machine's cores shared "
+                                 "among the workers there)", minimum=1, maximum=1024, words="the number of threads")
+    device: str = option("auto", "auto: GPU (CUDA) when usable, else CPU", choices=DEVICES)
+    min_patch_pixels: int = option(6, "change: drop new/removed patches under N pixels", flag="--min-patch",
+                                   minimum=0, maximum=1_000_000, words="the minimum patch size")
+    worker_processes: bool = True  # local cluster of processes; False: threads (inside QGIS)
+    progress: Callable[[str], None] | None = None
+    dashboard: Callable[[str], None] | None = None
+
+
+@dataclass
+class PlaceReport:
+    periods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(not r["ok"] for r in (*self.periods.values(), *self.changes.values()))
+
+
+def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
+    """The jobs of ``jobs_csv`` grouped by place and period; raises ``BatchError`` in words."""
+    jobs_csv = Path(jobs_csv)
+    if not jobs_csv.is_file():
+        raise BatchError(f"job list not found: {jobs_csv}")
+    with open(jobs_csv, newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise BatchError(f"{jobs_csv.name} lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}: "
+                             "give a CSV with the header place,period,path")
+        groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+        for line, row in enumerate(reader, start=2):
+            place, period, path = (str(row[c] or "").strip() for c in COLUMNS)
+            for what, name in (("place", place), ("period", period)):
+                if not _SAFE_NAME.match(name):
+                    raise BatchError(f"{jobs_csv.name} line {line}: {what} {name!r} cannot be a folder name: use "
+                                     "letters, digits, '_', '-' and '.'")
+            if not path:
+                raise BatchError(f"{jobs_csv.name} line {line}: no path")
+            resolved = Path(path) if Path(path).is_absolute() else jobs_csv.parent / path
+            groups[(place, period)].append(resolved.resolve())
+    if not groups:
+        raise BatchError(f"{jobs_csv.name} lists no rasters: add rows place,period,path")
+    return [PeriodJob(place, period, tuple(paths)) for (place, period), paths in sorted(groups.items())]
+
+
+def _stamp(paths: list[Path]) -> list[list]:
+    """What made a result: each input's path, size and modification time (a changed input is redone)."""
+    stamp = []
+    for path in paths:
+        info = path.stat() if path.exists() else None
+        stamp.append([str(path), info.st_size if info else None, info.st_mtime_ns if info else None])
+    return stamp
+
+
+def _done(folder: Path, stamp: list[list]) -> dict | None:
+    """The record of a complete earlier result made from the same inputs, or None."""
+    record_path = folder / DONE_NAME
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("inputs") == stamp else None
+
+
+# --- on the workers ------------------------------------------------------------------------
+_MODELS: dict[tuple, Any] = {}  # one onnxruntime session per model, device and threads, per worker process
+
+
+def _worker_model(model_path: Path, device: str, threads: int):
+    from .runtime import load_model
+
+    key = (str(model_path), device, threads)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(model_path, device, threads)
+    return _MODELS[key]
+
+
+def _threads_here(workers_per_host: dict[str, int], asked: int | None) -> int:
+    if asked:
+        return asked
+    try:
+        from distributed import get_worker
+
+        host = get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+    except (ImportError, ValueError):
+        host = socket.gethostname()
+    return max(1, (os.cpu_count() or 1) // max(1, workers_per_host.get(host, 1)))
+
+
+def segment_period(job: PeriodJob, model_path: Path, output_dir: Path, device: str,
+                   workers_per_host: dict[str, int], threads: int | None) -> dict[str, Any]:
+    """One place and period -> its folder; a report dict (never raises: one failure stays one)."""
+    from .dates import dated_rasters
+    from .segment import SegmentRequest, segment
+
+    started = time.perf_counter()
+    folder = output_dir / job.place / job.period
+    report: dict[str, Any] = {"place": job.place, "period": job.period, "ok": False, "skipped": False,
+                              "inputs": [str(p) for p in job.paths]}
+    try:
+        stamp = _stamp([*job.paths, Path(model_path)])
+        record = _done(folder, stamp)
+        if record is not None:
+            return {**report, **record["report"], "skipped": True, "seconds": 0.0}
+        rasters = dated_rasters(job.paths)
+        model = _worker_model(model_path, device, _threads_here(workers_per_host, threads))
+        finals = [folder / PROBABILITY_NAME, folder / CLASSES_NAME, folder / DONE_NAME]
+        with OutputSet(finals) as outputs:
+            result = segment(SegmentRequest(rasters, model_path, folder, device), outputs, model=model)
+            report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
+                          first_date=str(result.dates[0]), tiles_run=result.tiles_run, tiles=result.tiles_total,
+                          seconds=round(time.perf_counter() - started, 2))
+            outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
+            outputs.commit()
+    except Exception as error:  # reported in batch.json; the other places go on
+        report.update(error=_one_line(error), seconds=round(time.perf_counter() - started, 2))
+    return report
+
+
+def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: Path,
+                   min_patch_pixels: int) -> dict[str, Any]:
+    """The change of one place between two segmented periods (skipped when either failed)."""
+    from .change import ChangeOptions, compute_change, summary_path
+
+    first, second = sorted((earlier, later), key=lambda r: r.get("first_date", ""))
+    place = first["place"]
+    name = f"change_{first['period']}_{second['period']}"
+    report: dict[str, Any] = {"place": place, "pair": name, "ok": False, "skipped": False}
+    if not (first["ok"] and second["ok"]):
+        return {**report, "error": "a period failed: no change map"}
+    started = time.perf_counter()
+    folder = output_dir / place
+    output = folder / f"{name}.tif"
+    before = folder / first["period"] / CLASSES_NAME
+    after = folder / second["period"] / CLASSES_NAME
+    record_path = folder / f".{name}.{DONE_NAME}"
+    try:
+        stamp = _stamp([before, after])
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record = None
+        if record is not None and record.get("inputs") == stamp:
+            return {**report, **record["report"], "skipped": True, "seconds": 0.0}
+        with OutputSet([output, summary_path(output), record_path]) as outputs:
+            summary = compute_change(before, after, output, ChangeOptions(min_patch_pixels=min_patch_pixels), outputs)
+            report.update(ok=True, new_km=round(summary.new_length_m / 1000, 3),
+                          removed_km=round(summary.removed_length_m / 1000, 3), new_pixels=summary.pixels["new"],
+                          removed_pixels=summary.pixels["removed"], seconds=round(time.perf_counter() - started, 2))
+            outputs.write_text(record_path, json.dumps({"inputs": stamp, "report": report}, indent=1))
+            outputs.commit()
+    except Exception as error:
+        report.update(error=_one_line(error))
+    return report
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# --- on the client -------------------------------------------------------------------------
+def batch_problems(request: BatchRequest) -> list[str]:
+    problems = range_problems(request)
+    if not Path(request.model_path).is_file():
+        problems.append(f"model file not found: {request.model_path}")
+    if request.scheduler is not None and not re.match(r"^(tcp|tls|inproc|ws|wss)://", request.scheduler):
+        problems.append(f"--scheduler {request.scheduler!r} is not an address like tcp://HOST:8786")
+    return problems
+
+
+DASK_PIN = "dask[distributed]==2026.8.0"  # as in requirements.txt
+
+
+def _cluster(request: BatchRequest):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise BatchError(f"dask.distributed is not installed in this Python: python -m pip install "
+                         f"'{DASK_PIN}'") from None
+
+    if request.scheduler:
+        return Client(request.scheduler, timeout="20s"), None
+    cluster = LocalCluster(n_workers=request.workers, threads_per_worker=1, processes=request.worker_processes,
+                           dashboard_address=":0", silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def run_batch(request: BatchRequest) -> dict[str, Any]:
+    """Run every job of ``request.jobs_csv`` on the cluster; writes and returns ``batch.json``'s content."""
+    problems = batch_problems(request)
+    if problems:
+        raise BatchError(problems[0])
+    jobs = read_jobs(request.jobs_csv)
+    output_dir = Path(request.output_dir).absolute()
+    model_path = Path(request.model_path).absolute()
+    say = request.progress or (lambda text: None)
+    started = time.perf_counter()
+    client, cluster = _cluster(request)
+    try:
+        if request.dashboard:
+            request.dashboard(client.dashboard_link)
+        workers = client.scheduler_info()["workers"]
+        per_host: dict[str, int] = defaultdict(int)
+        for address in workers:
+            per_host[address.split("://")[-1].rsplit(":", 1)[0]] += 1
+        period_futures = {(job.place, job.period): client.submit(
+            segment_period, job, model_path, output_dir, request.device, dict(per_host), request.threads,
+            key=f"segment-{job.place}-{job.period}", pure=False) for job in jobs}
+        by_place: dict[str, list] = defaultdict(list)
+        for (place, _), future in period_futures.items():
+            by_place[place].append(future)
+        change_futures = [  # consecutive periods by name; the task orders each pair by date
+            client.submit(change_between, earlier, later, output_dir, request.min_patch_pixels, pure=False)
+            for futures in by_place.values() for earlier, later in zip(futures, futures[1:])]
+        tasks_per_place = {place: 2 * len(futures) - 1 for place, futures in by_place.items()}
+        reports = _collect([*period_futures.values(), *change_futures], tasks_per_place, say, started)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    summary = _summary(reports, request, len(workers), time.perf_counter() - started)
+    write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
+    return summary
+
+
+def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str], None],
+             started: float) -> list[dict]:
+    """Reports as tasks finish, saying places done, the rate and the time left."""
+    from distributed import as_completed
+
+    reports: list[dict] = []
+    left_per_place = dict(tasks_per_place)
+    for finished, future in enumerate(as_completed(futures), start=1):
+        report = future.result()
+        reports.append(report)
+        left_per_place[report["place"]] -= 1
+        places_done = sum(1 for left in left_per_place.values() if left == 0)
+        elapsed = time.perf_counter() - started
+        rate = finished / elapsed
+        minutes_left = (len(futures) - finished) / rate / 60
+        status = "complete, skipped" if report.get("skipped") else ("ok" if report["ok"] else
+                                                                     f"FAILED: {report.get('error')}")
+        say(f"{places_done}/{len(left_per_place)} places done, {60 * rate:.1f} tasks/min, about "
+            f"{minutes_left:.1f} min left; {report['place']} {report.get('period') or report.get('pair')}: {status}")
+    return reports
+
+
+def _summary(reports: list[dict], request: BatchRequest, workers: int, seconds: float) -> dict[str, Any]:
+    places: dict[str, PlaceReport] = defaultdict(PlaceReport)
+    for report in reports:
+        target = places[report["place"]]
+        if "period" in report:
+            target.periods[report["period"]] = report
+        else:
+            target.changes[report["pair"]] = report
+    failures = [{"place": r["place"], "task": r.get("period") or r.get("pair"), "error": r["error"]}
+                for r in reports if not r["ok"]]
+    return {
+        "model": str(request.model_path),
+        "jobs": str(request.jobs_csv),
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "places": {name: {**asdict(report), "failed": report.failed,
+                          "new_km": round(sum(c.get("new_km", 0) for c in report.changes.values()), 3),
+                          "removed_km": round(sum(c.get("removed_km", 0) for c in report.changes.values()), 3)}
+                   for name, report in sorted(places.items())},
+        "new_km": round(sum(r.get("new_km", 0) for r in reports if "pair" in r), 3),
+        "failed": failures,
+        "skipped": sum(1 for r in reports if r.get("skipped")),
+    }

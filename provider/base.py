@@ -1,0 +1,36 @@
+"""What every TimeSeg Processing algorithm shares: translation, the instance factory, and core's
+errors (one line that says what to do) turned into Processing errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.PyQt.QtCore import QCoreApplication
+
+Result = TypeVar("Result")
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("TimeSeg", text)
+
+
+class TimeSegAlgorithm(QgsProcessingAlgorithm):
+    """Subclasses give ``name``, ``displayName``, ``shortHelpString``, ``initAlgorithm`` and
+    ``processAlgorithm``; they call core through ``run_core``."""
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    @staticmethod
+    def run_core(work: Callable[[], Result], cancelled_types: tuple[type[BaseException], ...] = (),
+                 cancelled_text: str = "cancelled; nothing was kept") -> Result:
+        """``work()``; a cancel or a refusal from core becomes one ``QgsProcessingException`` line."""
+        try:
+            return work()
+        except cancelled_types:
+            raise QgsProcessingException(tr(cancelled_text)) from None
+        except (ValueError, RuntimeError, OSError) as error:
+            text = str(error).strip()
+            raise QgsProcessingException(text.splitlines()[0] if text else type(error).__name__) from None

@@ -1,0 +1,80 @@
+"""``timeseg:batch``: many places and periods on dask.distributed (``core.batch``), for the modeler and
+``qgis_process``. Inside QGIS a local cluster runs worker threads (QGIS's executable cannot start
+Python worker processes); a scheduler address sends the work to a running cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core.model_card import SHIPPED_ROAD_MODEL
+from .base import TimeSegAlgorithm
+from .base import tr as _tr
+
+
+class BatchAlgorithm(TimeSegAlgorithm):
+    JOBS = "JOBS"
+    MODEL = "MODEL"
+    WORKERS = "WORKERS"
+    SCHEDULER = "SCHEDULER"
+    OUTPUT = "OUTPUT"
+    SUMMARY = "SUMMARY"
+    FAILED = "FAILED"
+
+    def name(self) -> str:
+        return "batch"
+
+    def displayName(self) -> str:  # noqa: N802
+        return _tr("Batch: many places and periods (dask)")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return _tr(
+            "Jobs: a CSV with the columns place,period,path (one row per dated raster; relative paths from the "
+            "CSV's folder). Each place and period is segmented into <output>/<place>/<period>/, each pair of "
+            "periods of a place gets <output>/<place>/change_<first>_<second>.tif, and <output>/batch.json sums "
+            "up new road kilometres, times and failures. A failing place fails alone; running again skips what "
+            "is complete. Workers: threads of a local dask cluster; Scheduler: the address of a running dask "
+            "cluster (tcp://host:8786) to send the work to instead."
+        )
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile(self.JOBS, _tr("Jobs (CSV: place,period,path)"),
+                                                     extension="csv"))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, _tr("Model (.onnx)"), extension="onnx", defaultValue=str(SHIPPED_ROAD_MODEL)))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.WORKERS, _tr("Workers of the local cluster"), QgsProcessingParameterNumber.Integer, 2,
+            minValue=1, maxValue=1024))
+        self.addParameter(QgsProcessingParameterString(
+            self.SCHEDULER, _tr("Scheduler address (empty: a local cluster)"), optional=True))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, _tr("Output folder")))
+        self.addOutput(QgsProcessingOutputString(self.SUMMARY, _tr("Summary (batch.json)")))
+        self.addOutput(QgsProcessingOutputNumber(self.FAILED, _tr("Failed tasks")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.batch import SUMMARY_NAME, BatchRequest, run_batch
+
+        output = Path(self.parameterAsString(parameters, self.OUTPUT, context))
+        request = BatchRequest(
+            Path(self.parameterAsFile(parameters, self.JOBS, context)),
+            Path(self.parameterAsFile(parameters, self.MODEL, context)), output,
+            workers=self.parameterAsInt(parameters, self.WORKERS, context),
+            scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
+            worker_processes=False, progress=feedback.pushInfo,
+            dashboard=lambda link: feedback.pushInfo(_tr("dask dashboard: {}").format(link)))
+        summary = self.run_core(lambda: run_batch(request))
+        for failure in summary["failed"]:
+            feedback.reportError(_tr("{place} {task} failed: {error}").format(**failure), fatalError=False)
+        for place, report in summary["places"].items():
+            feedback.pushInfo(_tr("{}: new roads {:.2f} km, removed {:.2f} km").format(
+                place, report["new_km"], report["removed_km"]))
+        return {self.OUTPUT: str(output), self.SUMMARY: str(output / SUMMARY_NAME),
+                self.FAILED: len(summary["failed"])}

@@ -1,0 +1,119 @@
+"""``timeseg batch`` on a dask LocalCluster of two worker processes: places, periods, changes, a place
+that fails alone, a rerun that skips what is complete; and ``timeseg:batch`` through Processing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+
+from timeseg.cli import main
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    """Two simulated places of two periods (3 dates each) and a place whose second raster is broken."""
+    from timeseg.models.simulator import simulate_scene
+
+    root = tmp_path_factory.mktemp("batch")
+    rows = ["place,period,path"]
+    for place, seed in (("coast_a", 11), ("coast_b", 12)):
+        scene = simulate_scene(root / place, seed=seed, size=64, dates_per_period=3)
+        for year in scene.years:
+            rows += [f"{place},{year},{path.relative_to(root)}" for path in scene.tci_paths[year]]
+    (root / "broken_20190301.tif").write_text("not a raster")
+    good = rows[1].split(",")[2]
+    rows += [f"coast_c,2019,{good}", "coast_c,2019,broken_20190301.tif"]
+    (root / "jobs.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def run_batch(places, local_model, output, capsys) -> tuple[int, list[str], dict]:
+    code = main(["batch", "--model", str(local_model), "--output", str(output), "--workers", "2",
+                 "--device", "cpu", str(places / "jobs.csv")])
+    captured = capsys.readouterr()
+    return code, captured.err.splitlines(), json.loads((output / "batch.json").read_text())
+
+
+def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
+    output = tmp_path / "out"
+    code, err, summary = run_batch(places, local_model, output, capsys)
+    # one place failed, alone; the command says so in its last line and exits 1
+    assert code == 1 and err[-1].startswith("error: 1 task(s) failed, the others are done")
+    assert "coast_c 2019: is not a raster" not in err[-1] and "broken_20190301.tif is not a raster" in err[-1]
+    assert any(line.startswith("dask dashboard: http://") for line in err)
+    assert any("2/3 places done" in line or "3/3 places done" in line for line in err)
+    assert summary["workers"] == 2
+    assert [f["place"] for f in summary["failed"]] == ["coast_c"]
+    for place in ("coast_a", "coast_b"):
+        report = summary["places"][place]
+        assert not report["failed"] and set(report["periods"]) == {"2016", "2019"}
+        assert set(report["changes"]) == {"change_2016_2019"}
+        change = report["changes"]["change_2016_2019"]
+        assert report["new_km"] == change["new_km"] >= 0
+        for period in ("2016", "2019"):
+            assert (output / place / period / "probability.tif").is_file()
+        with rasterio.open(output / place / "change_2016_2019.tif") as dataset:
+            codes = dataset.read(1)
+        assert set(np.unique(codes)) <= {0, 1, 2, 255}
+        assert int((codes == 1).sum()) == change["new_pixels"]
+    assert not (output / "coast_c").exists() or not list((output / "coast_c").rglob("*.tif"))
+    # the worker's result is the engine's: the same pixels as timeseg segment on the same rasters
+    rasters = sorted((places / "coast_a").glob("2019/*_TCI.tif"))
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "direct"), "--device", "cpu",
+                 *map(str, rasters)]) == 0
+    with rasterio.open(output / "coast_a" / "2019" / "classes.tif") as batch, \
+            rasterio.open(tmp_path / "direct" / "classes.tif") as direct:
+        assert np.array_equal(batch.read(), direct.read()) and batch.transform == direct.transform
+
+    # a rerun skips every complete task and redoes only what is missing
+    shutil.rmtree(output / "coast_b" / "2019")
+    stamps = {p: p.stat().st_mtime_ns for p in (output / "coast_a").rglob("*.tif")}
+    code, err, again = run_batch(places, local_model, output, capsys)
+    assert code == 1 and [f["place"] for f in again["failed"]] == ["coast_c"]
+    assert again["skipped"] == 4  # coast_a: both periods and the change; coast_b: 2016
+    assert again["places"]["coast_b"]["periods"]["2019"]["skipped"] is False
+    assert again["places"]["coast_b"]["changes"]["change_2016_2019"]["skipped"] is False
+    assert {p: p.stat().st_mtime_ns for p in (output / "coast_a").rglob("*.tif")} == stamps
+    assert again["places"]["coast_b"]["new_km"] == summary["places"]["coast_b"]["new_km"]
+
+
+def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, capsys):
+    cases = {
+        "place,date,file\na,2019,x.tif\n": "lacks the columns period, path: give a CSV with the header",
+        "place,period,path\n../up,2019,x.tif\n": "place '../up' cannot be a folder name",
+        "place,period,path\n": "lists no rasters",
+    }
+    for text, message in cases.items():
+        jobs = tmp_path / "jobs.csv"
+        jobs.write_text(text)
+        code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), str(jobs)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and message in err[0], err
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--scheduler",
+                 "10.0.0.5:8786", str(places / "jobs.csv")])
+    assert code == 1 and "is not an address like tcp://HOST:8786" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_through_processing(places, local_model, tmp_path, qgis_processing, qgis_iface):
+    import processing
+    from qgis.core import QgsApplication
+
+    from tests_support import load_plugin_package
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert QgsApplication.processingRegistry().algorithmById("timeseg:batch") is not None
+        result = processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
+                                                  "WORKERS": 2, "OUTPUT": str(tmp_path / "out")})
+    finally:
+        plugin.unload()
+    assert result["FAILED"] == 1
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"]
+    assert (tmp_path / "out" / "coast_b" / "change_2016_2019.tif").is_file()
