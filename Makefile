@@ -16,7 +16,7 @@ CROP_MODEL := models/weights/crops.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-check bench package install screenshot
+.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-check bench bench-batch package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
@@ -28,6 +28,7 @@ help:
 	@echo "make real-check  road models on the held-out real labelled image, simulator statistics -> docs/"
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
+	@echo "make bench-batch  timeseg batch on 1 and 2 workers, planning table -> bench/batch_results.json"
 	@echo "make package  dist/timeseg-<version>.zip; make install: into your QGIS profile"
 	@echo "make screenshot  real QGIS under Xvfb on the demo sample -> $(SCREENSHOT)"
 	@echo "make lint   ruff"
@@ -133,6 +134,10 @@ fine-tune-check: $(STAMP)
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)
 	$(PYTHON) bench/run.py --sizes 2048 4096 10980 --memory-sizes 4096 10980
+
+# timeseg batch with 1 and 2 workers, and the planning table for a coast -> bench/batch_results.json
+bench-batch: $(STAMP)
+	$(PYTHON) -m bench.batch
 
 # The installable plugin zip, and its installation into the user's default QGIS profile.
 QGIS_PLUGINS := $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
