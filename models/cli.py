@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..core.options import add_options, values_of
-from .settings import FineTuneRequest, NetworkConfig, TrainOptions
+from .settings import CropTraining, FineTuneRequest, NetworkConfig, TrainOptions
 
 DEFAULT_DATA = Path("data/simulated")
 
@@ -71,28 +71,13 @@ def _add_train_crops(commands) -> argparse.ArgumentParser:
 
 
 def add_crop_training_arguments(parser: argparse.ArgumentParser, output: Path) -> None:
-    parser.add_argument("--output", type=Path, default=output)
-    parser.add_argument("--data-dir", type=Path, default=Path("data/simulated/crops"))
-    parser.add_argument("--train-scenes", type=int, default=12)
-    parser.add_argument("--validation-scenes", type=int, default=4, help="held-out scenes, never trained on")
-    parser.add_argument("--scene-size", type=int, default=128, help="pixels (10 m)")
-    parser.add_argument("--dates", type=int, default=46, help="observations in the year (20 to 46)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--samples-per-epoch", type=int, default=256)
-    parser.add_argument("--patch-size", type=int, default=24)
-    parser.add_argument("--hidden-channels", type=int, default=16, help="recurrent cells (paper B: 256)")
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=output, help=f"run folder (default {output})")
+    add_options(parser, CropTraining)
 
 
 def crop_training_kwargs(args: argparse.Namespace) -> dict:
-    """``models.crops.CropTraining`` keyword arguments from the crop training options."""
-    return dict(
-        output=args.output, data_dir=args.data_dir, train_scenes=args.train_scenes,
-        validation_scenes=args.validation_scenes, scene_size=args.scene_size, dates=args.dates,
-        epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, patch_size=args.patch_size,
-        hidden_channels=args.hidden_channels, learning_rate=args.learning_rate, seed=args.seed,
-    )
+    """``models.settings.CropTraining`` keyword arguments from the crop training options."""
+    return dict(output=args.output, **values_of(CropTraining, args))
 
 
 def _add_export(commands) -> argparse.ArgumentParser:
@@ -211,7 +196,7 @@ def run_fine_tune(args: argparse.Namespace) -> None:
 
 
 def run_train_crops(args: argparse.Namespace) -> None:
-    from .crops import CropTraining, train_crop_model
+    from .crops import train_crop_model
 
     started = time.time()
     final = train_crop_model(CropTraining(**crop_training_kwargs(args)), args.min_dates)

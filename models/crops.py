@@ -4,14 +4,13 @@ shared by the cloud-cover experiment and the shipped ``models/weights/crops.onnx
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.raster_stack import DatedRaster
 from .dataset import Site
 from .labels import LabelSource
-from .settings import NetworkConfig, TrainOptions
+from .settings import CropTraining, NetworkConfig, TrainOptions
 from .simulator.crops import (
     CROP_BANDS,
     CROP_CLASSES,
@@ -26,26 +25,6 @@ from .training import train_classifier
 
 CROP_SIMULATOR_VERSION = 1  # raise when the crop simulator's output changes
 REGION_SEED = 2016
-
-
-@dataclass
-class CropTraining:
-    """Data and training settings; the defaults fit a 2-core CPU (paper B: 256 cells, 48 px)."""
-
-    output: Path
-    data_dir: Path = Path("data/simulated/crops")
-    train_scenes: int = 12
-    validation_scenes: int = 4
-    scene_size: int = 128
-    dates: int = 46
-    epochs: int = 20
-    samples_per_epoch: int = 256
-    patch_size: int = 24
-    validation_patch_size: int = 64
-    hidden_channels: int = 16
-    batch_size: int = 16
-    learning_rate: float = 3e-3
-    seed: int = 0
 
 
 def region_scenes(data_dir: Path, seeds: range, size: int, dates: int) -> list[CropScene]:

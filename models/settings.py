@@ -103,3 +103,22 @@ class FineTuneRequest:
     area_polygons: LabelSource | None = None
 
 
+@dataclass
+class CropTraining:
+    """Data and training settings of the crop classifier; the defaults fit a 2-core CPU (paper B: 256
+    cells, 48 px)."""
+
+    output: Path
+    data_dir: Path = option(Path("data/simulated/crops"), "where the simulated crop region is written and reused")
+    train_scenes: int = option(12, "training scenes", minimum=1)
+    validation_scenes: int = option(4, "held-out scenes, never trained on", minimum=1)
+    scene_size: int = option(128, "scene width and height in pixels (10 m)", minimum=32, maximum=4096)
+    dates: int = option(46, "observations in the year (20 to 46)", minimum=20, maximum=46)
+    epochs: int = option(20, "training epochs", minimum=1)
+    samples_per_epoch: int = option(256, "training patches per epoch", minimum=1)
+    patch_size: int = option(24, "training patch size in pixels (paper B: 48)", minimum=8, maximum=512)
+    validation_patch_size: int = 64
+    hidden_channels: int = option(16, "recurrent cells (paper B: 256)", minimum=1, maximum=1024)
+    batch_size: int = 16
+    learning_rate: float = option(3e-3, "base learning rate", minimum=0, maximum=1)
+    seed: int = option(0, "random seed")

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..core.atomic import write_text_atomic
-from ..models.crops import CropTraining, classifier_options, crop_site, region_split
+from ..models.crops import classifier_options, crop_site, region_split
 from ..models.dataset import Site
 from ..models.labels import LabelSource
+from ..models.settings import CropTraining
 from ..models.simulator.crops import CROP_BANDS, CROP_CLASSES, CropScene
 from ..models.sites import user_site
 from ..models.training import plain_settings, train_classifier

@@ -88,8 +88,9 @@ def test_crops_differ_by_their_seasonal_course():
 def test_classifier_trains_exports_and_runs_in_the_engine(tmp_path):
     import torch
 
-    from timeseg.models.crops import CropTraining, classifier_options, crop_site, region_scenes
+    from timeseg.models.crops import classifier_options, crop_site, region_scenes
     from timeseg.models.export import export_checkpoint
+    from timeseg.models.settings import CropTraining
     from timeseg.models.training import train_classifier
 
     training = CropTraining(output=tmp_path / "run", data_dir=tmp_path / "data", train_scenes=2,
