@@ -18,6 +18,7 @@ import numpy as np
 import rasterio
 from scipy import ndimage
 
+from ..core.atomic import atomic_file
 from ..models.real_scene import ROAD_KINDS, UNCERTAIN
 
 # Areas in pixel columns/rows [col0, row0, col1, row1] of the 1536 x 768 px image. The 24 px
@@ -103,59 +104,57 @@ def build_geopackage(traces: Traces, image: Path, output: Path) -> dict[str, flo
 
     srs = osr.SpatialReference()
     srs.ImportFromWkt(wkt)
-    partial = output.with_name(output.stem + ".partial.gpkg")
-    partial.unlink(missing_ok=True)
-    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(partial))
-    roads = source.CreateLayer("roads", srs, ogr.wkbLineString)
-    areas = source.CreateLayer("areas", srs, ogr.wkbPolygon)
-    cover = source.CreateLayer("land_cover", srs, ogr.wkbMultiPolygon)
-    for layer, fields in ((roads, ("kind", "split")), (areas, ("split",)), (cover, ("kind",))):
-        for name in fields:
-            layer.CreateField(ogr.FieldDefn(name, ogr.OFTString))
+    with atomic_file(output) as partial:  # the GeoPackage appears complete, or not at all
+        source = ogr.GetDriverByName("GPKG").CreateDataSource(str(partial))
+        roads = source.CreateLayer("roads", srs, ogr.wkbLineString)
+        areas = source.CreateLayer("areas", srs, ogr.wkbPolygon)
+        cover = source.CreateLayer("land_cover", srs, ogr.wkbMultiPolygon)
+        for layer, fields in ((roads, ("kind", "split")), (areas, ("split",)), (cover, ("kind",))):
+            for name in fields:
+                layer.CreateField(ogr.FieldDefn(name, ogr.OFTString))
 
-    def add(layer, geometry, **attributes) -> None:
-        feature = ogr.Feature(layer.GetLayerDefn())
-        for key, value in attributes.items():
-            feature.SetField(key, value)
-        feature.SetGeometry(geometry)
-        layer.CreateFeature(feature)
+        def add(layer, geometry, **attributes) -> None:
+            feature = ogr.Feature(layer.GetLayerDefn())
+            for key, value in attributes.items():
+                feature.SetField(key, value)
+            feature.SetGeometry(geometry)
+            layer.CreateFeature(feature)
 
-    split_areas = {split: [box(*b) for b in boxes] for split, boxes in AREAS.items()}
-    for split, polygons in split_areas.items():
-        for polygon in polygons:
-            add(areas, polygon, split=split)
-    for b in traces.unlabelled:
-        add(areas, box(*b), split="unlabelled")
-    km: dict[str, float] = {}
-    for line in traces.lines:
-        geometry = ogr.Geometry(ogr.wkbLineString)
-        points = line["points"] if line["kind"] == UNCERTAIN else snap_line(line["points"], luminance)
-        for x, y in world(points):
-            geometry.AddPoint_2D(x, y)
+        split_areas = {split: [box(*b) for b in boxes] for split, boxes in AREAS.items()}
         for split, polygons in split_areas.items():
             for polygon in polygons:
-                part = geometry.Intersection(polygon)
-                if part.IsEmpty():
-                    continue
-                pieces = [part.GetGeometryRef(i) for i in range(part.GetGeometryCount())] \
-                    if part.GetGeometryType() == ogr.wkbMultiLineString else [part]
-                for piece in pieces:
-                    if piece.GetGeometryType() != ogr.wkbLineString or piece.Length() == 0:
+                add(areas, polygon, split=split)
+        for b in traces.unlabelled:
+            add(areas, box(*b), split="unlabelled")
+        km: dict[str, float] = {}
+        for line in traces.lines:
+            geometry = ogr.Geometry(ogr.wkbLineString)
+            points = line["points"] if line["kind"] == UNCERTAIN else snap_line(line["points"], luminance)
+            for x, y in world(points):
+                geometry.AddPoint_2D(x, y)
+            for split, polygons in split_areas.items():
+                for polygon in polygons:
+                    part = geometry.Intersection(polygon)
+                    if part.IsEmpty():
                         continue
-                    add(roads, piece, kind=line["kind"], split=split)
-                    key = f"{split} {line['kind']}"
-                    km[key] = km.get(key, 0.0) + piece.Length() / 1000
-    for polygon in traces.polygons:
-        if polygon["kind"] not in LAND_COVER_KINDS:
-            raise ValueError(f"unknown polygon kind {polygon['kind']!r} in the traces")
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        points = world(polygon["points"])
-        for x, y in [*points, points[0]]:
-            ring.AddPoint_2D(x, y)
-        geometry = ogr.Geometry(ogr.wkbPolygon)
-        geometry.AddGeometry(ring)
-        add(cover, ogr.ForceToMultiPolygon(geometry if geometry.IsValid() else geometry.MakeValid()),
-            kind=polygon["kind"])
-    source = None  # closes the file
-    partial.replace(output)
+                    pieces = [part.GetGeometryRef(i) for i in range(part.GetGeometryCount())] \
+                        if part.GetGeometryType() == ogr.wkbMultiLineString else [part]
+                    for piece in pieces:
+                        if piece.GetGeometryType() != ogr.wkbLineString or piece.Length() == 0:
+                            continue
+                        add(roads, piece, kind=line["kind"], split=split)
+                        key = f"{split} {line['kind']}"
+                        km[key] = km.get(key, 0.0) + piece.Length() / 1000
+        for polygon in traces.polygons:
+            if polygon["kind"] not in LAND_COVER_KINDS:
+                raise ValueError(f"unknown polygon kind {polygon['kind']!r} in the traces")
+            ring = ogr.Geometry(ogr.wkbLinearRing)
+            points = world(polygon["points"])
+            for x, y in [*points, points[0]]:
+                ring.AddPoint_2D(x, y)
+            geometry = ogr.Geometry(ogr.wkbPolygon)
+            geometry.AddGeometry(ring)
+            add(cover, ogr.ForceToMultiPolygon(geometry if geometry.IsValid() else geometry.MakeValid()),
+                kind=polygon["kind"])
+        source = None  # closes the file
     return dict(sorted(km.items()))
