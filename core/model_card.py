@@ -76,8 +76,8 @@ class ModelCard:
         """``metadata_props`` -> card; raises ``ModelCardError`` naming what is missing."""
         if "model_type" not in metadata:
             raise ModelCardError(
-                "this ONNX file has no TimeSeg model card (no 'model_type' in its metadata); "
-                "export it with 'timeseg export'"
+                "this ONNX file has no TimeSeg model card (no 'model_type' in its metadata): "
+                "export it with 'timeseg export', or give a Deepness segmentation model with its metadata"
             )
         known = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}

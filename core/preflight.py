@@ -71,7 +71,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
         problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: "
                         "give the product the model was trained on")
     resolution = stack.grid.pixel_size_m
-    if not card.resolution / RESOLUTION_TOLERANCE <= resolution <= card.resolution * RESOLUTION_TOLERANCE:
+    stated = card.resolution > 0  # 0: a Deepness model that does not say
+    if stated and not card.resolution / RESOLUTION_TOLERANCE <= resolution <= card.resolution * RESOLUTION_TOLERANCE:
         problems.append(f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: "
                         f"resample them first (gdalwarp -tr {card.resolution:g} {card.resolution:g})")
     empty = [raster.path.name for raster, has_data in zip(stack.rasters, dates_with_data(stack)) if not has_data]

@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from .deepness import deepness_card, is_deepness
 from .definitions import DEVICES
 from .model_card import ModelCard, ModelCardError
 
@@ -87,25 +90,64 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
 
 @dataclass
 class LoadedModel:
-    """A model ready to run: its session, the card read from that session, the provider running it."""
+    """A model ready to run: its session, the card read from that session, the provider running it.
+
+    ``run`` takes ``[batch, time, bands, h, w]`` whatever the network's own input: a one-date
+    (Deepness) network gets the last date as ``[batch, bands, h, w]``, in the batch size it declares.
+    """
 
     session: object  # onnxruntime.InferenceSession
     card: ModelCard
     provider: str
+    input_name: str = "images"
+    output_name: str = "probabilities"
+    single_date: bool = False
+    fixed_batch: int | None = None  # the network's static batch size, if any
+    fixed_tile_size: int | None = None  # the network's static height and width, if any
 
     @property
     def device(self) -> str:
         return "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
 
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """``[B, T, C, h, w]`` normalised images -> ``[B, K, h, w]`` probabilities (K as the card says)."""
+        if self.single_date:
+            images = images[:, -1]
+        step = self.fixed_batch or len(images)
+        parts = []
+        for start in range(0, len(images), step):
+            chunk = images[start:start + step]
+            missing = step - len(chunk)
+            if missing:  # a static batch size: pad the last chunk, keep only its own results
+                chunk = np.concatenate([chunk, np.zeros((missing, *chunk.shape[1:]), chunk.dtype)])
+            parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:step - missing])
+        probabilities = np.concatenate(parts)
+        if probabilities.shape[1] == 2 and self.card.output_channels == 1:
+            probabilities = probabilities[:, 1:]  # two softmax channels of a binary model: P(the class)
+        return probabilities
+
 
 def load_model(model_path: str | Path, device: str = "auto", threads: int | None = None) -> LoadedModel:
-    """The one way to open a model: one session, its card checked against the network's inputs and outputs."""
+    """The one way to open a model: one session, its card checked against the network's inputs and
+    outputs. TimeSeg models and Deepness segmentation models (``core.deepness``) both load here."""
     model = open_session(model_path, device, threads)
-    card = ModelCard.from_metadata(model.session.get_modelmeta().custom_metadata_map)
-    problem = network_problem(model.session, card)
+    session = model.session
+    metadata = session.get_modelmeta().custom_metadata_map
+    if is_deepness(metadata):
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelCardError(f"{Path(model_path).name}: a Deepness model with {len(inputs)} inputs and "
+                                 f"{len(outputs)} outputs; TimeSeg runs those with one of each")
+        card = deepness_card(metadata, inputs[0].shape, outputs[0].shape, session.get_modelmeta().description)
+        shape = inputs[0].shape
+        return LoadedModel(session, card, model.provider, inputs[0].name, outputs[0].name, single_date=True,
+                           fixed_batch=shape[0] if isinstance(shape[0], int) else None,
+                           fixed_tile_size=shape[2] if isinstance(shape[2], int) else None)
+    card = ModelCard.from_metadata(metadata)
+    problem = network_problem(session, card)
     if problem:
         raise ModelCardError(f"{Path(model_path).name}: {problem}; re-export the model with 'timeseg export'")
-    return LoadedModel(model.session, card, model.provider)
+    return LoadedModel(session, card, model.provider)
 
 
 def network_problem(session, card: ModelCard) -> str | None:

@@ -166,6 +166,9 @@ def _model_problems(request: SegmentRequest, model: LoadedModel, stack: RasterSt
     overlap = card.tiles_overlap if request.overlap is None else request.overlap
     if overlap >= tile_size:
         problems.append(f"the tile overlap {overlap} must be below the tile size {tile_size}: give a smaller overlap")
+    if model.fixed_tile_size is not None and tile_size != model.fixed_tile_size:
+        problems.append(f"this model takes tiles of exactly {model.fixed_tile_size} px: leave the tile size "
+                        "to the model")
     grid = stack.grid
     needed = _estimated_output_bytes(grid.width, grid.height, card.output_channels)
     return problems + output_problems(_output_paths(request), [r.path for r in request.rasters], needed)
@@ -215,7 +218,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             raise SegmentError(problems)
         grid = stack.grid
         channels = card.output_channels
-        tile_size, overlap = _tiling(request, card, grid.width, grid.height)
+        tile_size, overlap = _tiling(request, model, grid.width, grid.height)
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
         batches = [tiles[i : i + request.batch_size] for i in range(0, len(tiles), request.batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
@@ -234,7 +237,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             has_data = np.array([tile_valid.any() for tile_valid in valid])
             predictions = np.full((len(images), channels, tile_size, tile_size), np.nan, np.float32)
             if has_data.any():
-                predictions[has_data] = model.session.run(["probabilities"], {"images": images[has_data]})[0]
+                predictions[has_data] = model.run(images[has_data])
                 run[0] += int(has_data.sum())
             return predictions, valid
 
@@ -267,13 +270,15 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                              card, run[0], len(tiles))
 
 
-def _tiling(request: SegmentRequest, card: ModelCard, width: int, height: int) -> tuple[int, int]:
+def _tiling(request: SegmentRequest, model: LoadedModel, width: int, height: int) -> tuple[int, int]:
     """Tile size and overlap: the request's or the card's; a tile never larger than the raster needs
-    (rounded up to 32 px), so a huge ``--tile-size`` on a small raster asks for no more memory."""
+    (rounded up to 32 px), so a huge ``--tile-size`` on a small raster asks for no more memory
+    (unless the network takes one size only)."""
+    card = model.card
     tile_size = request.tile_size or card.tile_size
     overlap = card.tiles_overlap if request.overlap is None else request.overlap
     needed = -(-max(width, height) // 32) * 32
-    if tile_size > needed:
+    if tile_size > needed and model.fixed_tile_size is None:
         tile_size, overlap = needed, min(overlap, needed // 2)
     return tile_size, overlap
 

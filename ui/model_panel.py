@@ -84,10 +84,17 @@ class ModelPanel(QGroupBox):
 
 def describe_card(card) -> str:
     """The model card in words."""
+    from ..core.deepness import ARCHITECTURE as DEEPNESS
+
     classes = ", ".join(card.class_names)
     finds = card.class_names[1] if card.is_binary else classes
+    resolution = f"{card.resolution:g} m" if card.resolution > 0 else "any resolution"
+    if card.architecture == DEEPNESS:
+        return (f"Deepness model, one date (the latest ticked in each period). Finds {finds} (classes: "
+                f"{classes}). {len(card.bands)} bands ({card.input_dtype}), {resolution}. Tiles "
+                f"{card.tile_size} px, overlap {card.tiles_overlap} px.")
     text = (f"Finds {finds} (classes: {classes}). Bands: {', '.join(card.bands)} ({card.input_dtype}), "
-            f"{card.resolution:g} m. Dates: at least {card.min_sequence_length}, trained on "
+            f"{resolution}. Dates: at least {card.min_sequence_length}, trained on "
             f"{card.sequence_length}. Tiles {card.tile_size} px, overlap {card.tiles_overlap} px.")
     real = card.metrics.get("real_heldout") if isinstance(card.metrics, dict) else None
     if isinstance(real, dict) and "l1c_tci" in real:

@@ -1,0 +1,162 @@
+"""Deepness segmentation models run as they are: a one-date model in the engine, the dock and Processing.
+
+The test models are made here with onnx.helper in Deepness's form: one input ``[1, 3, 64, 64]``
+(static batch and size), one output of class probabilities, its metadata as Deepness writes it
+(``model_type`` Segmentor, ``class_names`` as a dict, ``resolution`` in cm, ``tiles_overlap`` in
+percent, ``standardization_mean``/``std``, ``seg_thresh``). Their networks are 1x1 convolutions,
+so the expected probability of every pixel is known in closed form.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import rasterio
+
+from timeseg.cli import main
+
+MEAN, STD = [0.4, 0.4, 0.4], [0.2, 0.25, 0.3]
+WEIGHTS = np.array([[1.5, -2.0, 0.5]], np.float32)  # one output channel: P(water)
+BIAS = np.array([-0.3], np.float32)
+THRESHOLD = 0.4
+
+
+def deepness_model(path, weights: np.ndarray, bias: np.ndarray, class_names: dict, final: str, **metadata):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    classes = weights.shape[0]
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["logits"]),
+             helper.make_node(final, ["logits"], ["output"], **({"axis": 1} if final == "Softmax" else {}))]
+    graph = helper.make_graph(
+        nodes, "deepness_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, classes, 64, 64])],
+        [numpy_helper.from_array(weights.reshape(classes, 3, 1, 1), "w"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    values = {"model_type": "Segmentor", "class_names": class_names, "resolution": 1000, "tiles_overlap": 25,
+              "standardization_mean": MEAN, "standardization_std": STD, **metadata}
+    for key, value in values.items():
+        model.metadata_props.add(key=key, value=json.dumps(value))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def water_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("deepness") / "water.onnx"
+    return deepness_model(path, WEIGHTS, BIAS, {"0": "water"}, "Sigmoid", seg_thresh=THRESHOLD)
+
+
+def expected_water(tci_path) -> np.ndarray:
+    """P(water) of every pixel of a true-colour raster, by the model's formula."""
+    with rasterio.open(tci_path) as dataset:
+        pixels = dataset.read().astype(np.float32)
+    standardised = (pixels / 255 - np.array(MEAN, np.float32)[:, None, None]) / np.array(STD, np.float32)[:, None, None]
+    logits = np.tensordot(WEIGHTS[0], standardised, axes=1) + BIAS[0]
+    return 1 / (1 + np.exp(-logits))
+
+
+def test_the_card_of_a_deepness_model(water_model):
+    from timeseg.core.runtime import load_model
+
+    model = load_model(water_model, "cpu")
+    card = model.card
+    assert card.class_names == ["background", "water"] and card.is_binary
+    assert card.bands == ["band 1", "band 2", "band 3"] and card.input_scale == pytest.approx(1 / 255)
+    assert card.resolution == 10.0 and card.tile_size == 64 and card.tiles_overlap == 16
+    assert card.threshold == THRESHOLD and card.sequence_length == 1 and not card.dynamic_time
+    assert model.single_date and model.fixed_batch == 1 and model.fixed_tile_size == 64
+
+
+def test_engine_runs_the_last_date_through_a_deepness_model(water_model, small_scene, tmp_path, capsys):
+    rasters = small_scene.tci_paths[2019]  # three dates: the one-date model takes the last
+    assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "out"), "--device", "cpu",
+                 *map(str, rasters)]) == 0
+    assert "1 dates" in capsys.readouterr().out
+    with rasterio.open(tmp_path / "out" / "probability.tif") as probability, \
+            rasterio.open(tmp_path / "out" / "classes.tif") as classes, rasterio.open(rasters[-1]) as reference:
+        p, c = probability.read(1), classes.read(1)
+        assert probability.transform == reference.transform and probability.crs == reference.crs
+        assert classes.tags()["class_names"] == "background,water"
+    expected = expected_water(rasters[-1])
+    assert np.abs(p - expected).max() < 1e-5  # a 1x1 network: every tile and blend gives the same value
+    assert np.array_equal(c, (expected >= THRESHOLD).astype(np.uint8))
+
+
+def test_a_multi_class_softmax_deepness_model(small_scene, tmp_path):
+    weights = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    model = deepness_model(tmp_path / "rgb.onnx", weights, np.zeros(3, np.float32),
+                           {"0": "red", "1": "green", "2": "blue"}, "Softmax")
+    rasters = small_scene.tci_paths[2016][-1:]
+    assert main(["segment", "--model", str(model), "--output", str(tmp_path / "out"), *map(str, rasters)]) == 0
+    with rasterio.open(rasters[0]) as dataset:
+        standardised = (dataset.read().astype(np.float32) / 255 - np.array(MEAN)[:, None, None]) / \
+            np.array(STD)[:, None, None]
+    with rasterio.open(tmp_path / "out" / "classes.tif") as classes:
+        assert np.array_equal(classes.read(1), standardised.argmax(axis=0))
+        assert classes.tags()["class_names"] == "red,green,blue"
+
+
+def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tmp_path, capsys):
+    rasters = [str(p) for p in small_scene.tci_paths[2019]]
+    assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), "--tile-size", "128",
+                 *rasters]) == 1
+    assert "this model takes tiles of exactly 64 px" in capsys.readouterr().err
+    detector = deepness_model(tmp_path / "cars.onnx", WEIGHTS, BIAS, {"0": "car"}, "Sigmoid", model_type="Detector")
+    assert main(["segment", "--model", str(detector), "--output", str(tmp_path / "o"), *rasters]) == 1
+    assert "this is a Deepness detector model; TimeSeg runs Deepness segmentation models" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_deepness_model_in_processing(water_model, small_scene, tmp_path, qgis_processing, qgis_iface):
+    import processing
+
+    from tests_support import load_plugin_package
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        result = processing.run("timeseg:segment", {
+            "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(water_model), "DEVICE": 1,
+            "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    finally:
+        plugin.unload()
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as probability:
+        assert np.abs(probability.read(1) - expected_water(small_scene.tci_paths[2019][-1])).max() < 1e-5
+
+
+def test_a_deepness_model_in_the_dock(water_model, small_scene, tmp_path, qgis_iface, qgis_new_project):
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+
+    from tests_support import load_plugin_package
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    dock = plugin.dock
+    try:
+        layers = [QgsRasterLayer(str(p), p.stem) for year in small_scene.years for p in small_scene.tci_paths[year]]
+        QgsProject.instance().addMapLayers(layers)
+        dock.model_panel.model_widget.setFilePath(str(water_model))
+        assert "Deepness" in dock.model_panel.card_label.text() and "one date" in dock.model_panel.card_label.text()
+        dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+        dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
+        for layer in layers:
+            dock.table.set_checked(layer.id())
+        assert dock.warning_label.text() == ""
+        dock.controls.run_button.click()
+        deadline = time.monotonic() + 120
+        while dock.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.02)
+        assert dock.task is None and "Results in" in dock.controls.status_label.text(), \
+            dock.controls.status_label.text()
+        project = QgsProject.instance()
+        assert project.mapLayersByName("water classes 2016") and project.mapLayersByName("water change 2016-2019")
+    finally:
+        plugin.unload()
