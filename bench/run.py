@@ -4,7 +4,9 @@
   raster megapixels per second for the tile count the raster needs;
 - end-to-end throughput: ``timeseg segment`` on the same stack, in a child process
   whose peak resident memory (RSS) is recorded;
-- pipeline efficiency = end-to-end / model-only.
+- pipeline efficiency = end-to-end / model-only;
+- the default precision (``--precision auto``: the int8 variant on a CPU) end to end on the same
+  stack, its speed-up over ``--precision fp32`` and the share of equal class pixels.
 
 Large stacks are written by repeating a simulated 512 px scene, block by block.
 """
@@ -84,9 +86,9 @@ _CHILD = ("import resource, sys; from timeseg.cli import main; code = main(sys.a
 
 
 def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device: str,
-               threads: int | None) -> dict:
+               threads: int | None, precision: str = "fp32") -> dict:
     command = [sys.executable, "-c", _CHILD, "segment", "--model", str(model), "--output", str(output),
-               "--device", device, *map(str, rasters)]
+               "--device", device, "--precision", precision, *map(str, rasters)]
     if threads:
         command += ["--threads", str(threads)]
     started = time.perf_counter()
@@ -96,7 +98,18 @@ def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device
         raise RuntimeError(completed.stderr.strip()[-2000:])
     peak_kib = int(completed.stderr.strip().splitlines()[-1])
     return {"seconds": seconds, "megapixels_per_second": size * size / 1e6 / seconds,
-            "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0]}
+            "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0],
+            "precision": precision}
+
+
+def equal_class_pixels(first: Path, second: Path) -> float:
+    """Share of equal pixels of two runs' classes.tif, read block by block."""
+    equal = total = 0
+    with rasterio.open(first / "classes.tif") as a, rasterio.open(second / "classes.tif") as b:
+        for _, window in a.block_windows(1):
+            same = a.read(1, window=window) == b.read(1, window=window)
+            equal, total = equal + int(same.sum()), total + same.size
+    return equal / total
 
 
 def tiny_model(folder: Path, like: Path) -> Path:
@@ -140,6 +153,12 @@ def main() -> None:
         run["end_to_end"] = end_to_end(args.model, rasters, args.work / f"out_{size}", size, args.device, args.threads)
         run["pipeline_efficiency"] = run["end_to_end"]["megapixels_per_second"] / \
             run["model_only"]["megapixels_per_second"]
+        # the default (--precision auto: the int8 variant on a CPU when it is beside the model), same stack
+        run["default"] = end_to_end(args.model, rasters, args.work / f"out_{size}_auto", size, args.device,
+                                    args.threads, "auto")
+        run["default_speedup_over_fp32"] = run["end_to_end"]["seconds"] / run["default"]["seconds"]
+        run["default_class_pixels_equal"] = equal_class_pixels(args.work / f"out_{size}",
+                                                               args.work / f"out_{size}_auto")
         print(json.dumps(run, indent=2), flush=True)
         results["runs"].append(run)
     for size in args.memory_sizes:

@@ -56,7 +56,7 @@ def run_segment(args: argparse.Namespace) -> None:
     with bar:
         result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update))
     dates = ", ".join(str(d) for d in result.dates)
-    print(f"{len(result.dates)} dates ({dates}) on {result.provider}; "
+    print(f"{len(result.dates)} dates ({dates}) on {result.provider}, {result.precision}; "
           f"{result.tiles_run} of {result.tiles_total} tiles held data")
     print(f"probability: {result.probability_path}")
     print(f"classes:     {result.classes_path}")

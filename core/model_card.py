@@ -56,6 +56,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     model_type: str = MODEL_TYPE
+    precision: str = "fp32"  # of the weights and activations: fp32, int8 (CPU), fp16 (GPU)
 
     @property
     def is_binary(self) -> bool:
@@ -144,6 +145,8 @@ def card_problem(values: dict[str, Any]) -> str | None:
             return f"{key} must hold one number per band ({len(bands)})"
     if values.get("standardization_std") is not None and min(values["standardization_std"]) <= 0:
         return "standardization_std must be above 0 for every band"
+    if values.get("precision", "fp32") not in ("fp32", "int8", "fp16"):
+        return "precision must be fp32, int8 or fp16"
     if values.get("input_dtype", "uint8") not in INPUT_DTYPES:
         return f"input_dtype must be one of {', '.join(INPUT_DTYPES)}"
     return None

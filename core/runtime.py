@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .deepness import deepness_card, is_deepness
-from .definitions import DEVICES
+from .definitions import DEVICES, PRECISIONS
 from .model_card import ModelCard, ModelCardError
 
 INSTALL_HINT = "install it into this Python with: python -m pip install onnxruntime (or onnxruntime-gpu for CUDA)"
@@ -127,9 +127,40 @@ class LoadedModel:
         return probabilities
 
 
-def load_model(model_path: str | Path, device: str = "auto", threads: int | None = None) -> LoadedModel:
+def variant_path(model_path: str | Path, precision: str, gpu: bool) -> Path:
+    """The file that runs ``model_path`` at ``precision``: ``<stem>.int8.onnx`` / ``<stem>.fp16.onnx``
+    beside it; ``auto`` takes the int8 one on the CPU and the fp16 one on a GPU when they exist."""
+    path = Path(model_path)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+    def sibling(kind: str) -> Path:
+        return path.with_name(f"{path.stem}.{kind}{path.suffix}")
+
+    if precision == "auto":
+        preferred = sibling("fp16" if gpu else "int8")
+        return preferred if preferred.is_file() else path
+    if precision == "fp32" or not path.is_file():
+        return path
+    if not sibling(precision).is_file():
+        raise ModelCardError(f"there is no {precision} variant of {path.name} ({sibling(precision).name}): make "
+                             f"one with 'timeseg export --precision {precision}', or choose fp32")
+    return sibling(precision)
+
+
+def cuda_usable() -> bool:
+    """This onnxruntime has the CUDA provider (whether a session starts on it is checked when one is made)."""
+    return "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
+
+
+def load_model(model_path: str | Path, device: str = "auto", threads: int | None = None,
+               precision: str = "fp32") -> LoadedModel:
     """The one way to open a model: one session, its card checked against the network's inputs and
-    outputs. TimeSeg models and Deepness segmentation models (``core.deepness``) both load here."""
+    outputs. TimeSeg models and Deepness segmentation models (``core.deepness``) both load here;
+    ``precision`` picks the model's int8 or fp16 variant beside it (``variant_path``)."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    model_path = variant_path(model_path, precision, device != "cpu" and cuda_usable())
     model = open_session(model_path, device, threads)
     session = model.session
     metadata = session.get_modelmeta().custom_metadata_map

@@ -21,7 +21,15 @@ from rasterio.windows import Window
 
 from .atomic import OutputSet
 from .blending import StreamingBlender
-from .definitions import CLASSES_NAME, DATE_SELECTIONS, DEVICES, MAX_TILE_SIZE, MIN_TILE_SIZE, PROBABILITY_NAME
+from .definitions import (
+    CLASSES_NAME,
+    DATE_SELECTIONS,
+    DEVICES,
+    MAX_TILE_SIZE,
+    MIN_TILE_SIZE,
+    PRECISIONS,
+    PROBABILITY_NAME,
+)
 from .model_card import ModelCard, ModelCardError
 from .normalisation import Normalisation
 from .options import option, range_problems
@@ -65,6 +73,8 @@ class SegmentRequest:
     overlap: int | None = option(None, "tile overlap in pixels (default: the model card's)", minimum=0,
                                  words="the tile overlap")
     batch_size: int = option(4, "tiles per onnxruntime call", minimum=1, maximum=64, words="the batch size")
+    precision: str = option("auto", "auto: the model's int8 variant on the CPU (fp16 on a GPU) when it is beside "
+                            "the model, else fp32", choices=PRECISIONS)
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
                                  "evenly spaced dates, or all; auto: all, or the last N with --max-dates",
                                  choices=DATE_SELECTIONS)
@@ -89,6 +99,7 @@ class SegmentResult:
     card: ModelCard
     tiles_run: int = 0  # tiles the model ran on; tiles without data are skipped
     tiles_total: int = 0
+    precision: str = "fp32"
 
 
 def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str = "auto",
@@ -181,7 +192,7 @@ def segment_problems(request: SegmentRequest) -> list[str]:
     if problems:
         return problems
     try:
-        model = load_model(request.model_path, "cpu", threads=1)
+        model = load_model(request.model_path, "cpu", threads=1, precision=request.precision)
         try:
             rasters = select_dates(request.rasters, model.card, request.date_selection, request.max_dates)
         except SegmentError as error:  # say it, and go on to what the rasters themselves lack
@@ -205,9 +216,9 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     problems = request_problems(request)
     if problems:
         raise SegmentError(problems)
-    model = model or load_model(request.model_path, request.device, request.threads)
+    model = model or load_model(request.model_path, request.device, request.threads, request.precision)
     card = model.card
-    log.info("running %s on %s", Path(request.model_path).name, model.provider)
+    log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, model.provider)
     rasters = select_dates(request.rasters, card, request.date_selection, request.max_dates)
     report = request.progress or (lambda fraction, message: None)
     normalisation = Normalisation.from_card(card)
@@ -267,7 +278,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             if own_outputs is not None:
                 own_outputs.commit()
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
-                             card, run[0], len(tiles))
+                             card, run[0], len(tiles), card.precision)
 
 
 def _tiling(request: SegmentRequest, model: LoadedModel, width: int, height: int) -> tuple[int, int]:

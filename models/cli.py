@@ -96,6 +96,12 @@ def _add_export(commands) -> argparse.ArgumentParser:
     parser.add_argument("--real-labels", type=Path,
                         help="score the checkpoint on this GeoPackage's held-out area (e.g. "
                         "models/real/T33UUU_roads.gpkg) and put the numbers into the card's metrics as real_heldout")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="int8: the CPU variant (name it <model>.int8.onnx beside <model>.onnx), its FCN "
+                        "quantised and calibrated on --calibration")
+    parser.add_argument("--calibration", type=Path, nargs="+",
+                        help="with --precision int8: rasters to calibrate on (default: the training columns of "
+                        "the real T33UUU image in models/real, as L1C and as L2A true colour)")
     return parser
 
 
@@ -214,9 +220,34 @@ def run_export(args: argparse.Namespace) -> None:
         ("description", args.description), ("trained_on", args.trained_on)) if value is not None}
     if args.real_labels:
         overrides["metrics"] = real_heldout_metrics(args.checkpoint, args.real_labels)
+    if args.precision == "int8":
+        from .export import export_int8
+
+        card, equal = export_int8(args.checkpoint, args.output, calibration_images(args.calibration), overrides)
+        print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB, int8); class pixels equal to "
+              f"the float32 model's: {equal:.2%}")
+        return
     card, difference = export_checkpoint(args.checkpoint, args.output, overrides)
     size_mb = args.output.stat().st_size / 1e6
     print(f"wrote {args.output} ({size_mb:.1f} MB); largest ONNX-PyTorch difference {difference:.1e}")
+
+
+def calibration_images(paths: list[Path] | None) -> list:
+    """Raw ``[C, H, W]`` arrays to calibrate int8 on: the given rasters, or the real image's training columns."""
+    import rasterio
+
+    from .real_scene import REAL_LABELS, REAL_TCI, split_window
+    from .road_scores import l2a_like
+
+    if not paths:  # both true-colour conventions the model meets: L1C as it ships, and L2A
+        with rasterio.open(REAL_TCI) as dataset:
+            train = dataset.read(window=split_window(REAL_LABELS, REAL_TCI, "train"))
+        return [train, l2a_like(train)]
+    images = []
+    for path in paths:
+        with rasterio.open(path) as dataset:
+            images.append(dataset.read())
+    return images
 
 
 def real_heldout_metrics(checkpoint: Path, gpkg: Path) -> dict:

@@ -8,7 +8,9 @@ difference from PyTorch is at most ``PARITY_TOLERANCE``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,7 @@ def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
     commit with the run's other files; without, it is committed here, only when parity holds.
     """
     network, config, checkpoint = load_checkpoint(checkpoint_path)
-    card = ModelCard(**{**checkpoint["card"], **(card_overrides or {})})
+    card = ModelCard(**{**checkpoint["card"], **(card_overrides or {}), "precision": "fp32"})
     output = Path(output)
     with contextlib.nullcontext(outputs.partial(output)) if outputs is not None else atomic_file(output) as partial:
         example = torch.rand(1, card.sequence_length, config.in_channels, 64, 64)
@@ -100,3 +102,26 @@ def parity_difference(network: torch.nn.Module, onnx_path: Path, card: ModelCard
             raise ExportError(f"ONNX output shape {actual.shape} differs from PyTorch's {expected.shape}")
         largest = max(largest, float(np.abs(actual - expected).max()))
     return largest
+
+
+def export_int8(checkpoint_path: str | Path, output: str | Path, calibration: Sequence[np.ndarray],
+                card_overrides: dict[str, Any] | None = None, seed: int = 0) -> tuple[ModelCard, float]:
+    """Write the int8 variant ``output`` (e.g. ``roads.int8.onnx`` beside ``roads.onnx``; see
+    ``models.quantise``) calibrated on ``calibration`` (raw ``[C, H, W]`` images); returns its card
+    and its share of class pixels equal to the float32 network's."""
+    from .networks import FcnConvLstm
+    from .quantise import int8_model
+
+    network, _, checkpoint = load_checkpoint(checkpoint_path)
+    if not isinstance(network, FcnConvLstm):
+        raise ExportError("int8 export is for the FCN + ConvLSTM models (roads, mangroves)")
+    card = ModelCard(**{**checkpoint["card"], **(card_overrides or {}), "precision": "int8"})
+    model, equal = int8_model(network, card, calibration, OPSET, seed)
+    card = dataclasses.replace(card, metrics={**card.metrics, "int8_equal_class_pixels": round(equal, 4)})
+    model.doc_string = card.description or f"TimeSeg {card.architecture} (int8): {', '.join(card.class_names)}"
+    del model.metadata_props[:]
+    for key, value in card.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
+    with atomic_file(Path(output)) as partial:
+        onnx.save(model, str(partial))
+    return card, equal

@@ -47,6 +47,23 @@ def run_real_labels(args: argparse.Namespace) -> None:
         print(f"  {key:20s} {value:6.2f} km")
 
 
+def _add_precision_check(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "precision-check", help="the road model's int8 variant against float32 on the real held-out area",
+        description="Writes docs/precision.md and .json.")
+    parser.add_argument("--model", type=Path, default=Path("models/weights/roads.onnx"),
+                        help="the float32 model; its int8 variant lies beside it (<name>.int8.onnx)")
+    parser.add_argument("--work", type=Path, default=Path("runs/precision_check"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    return parser
+
+
+def run_precision_check(args: argparse.Namespace) -> None:
+    from .precision_check import run
+
+    run(args.model, args.work, args.docs)
+
+
 def _add_fine_tune_real(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "fine-tune-real", help="fine-tuning vs from scratch for the same time, on the real labelled image",
@@ -214,5 +231,6 @@ def main(argv: list[str] | None = None) -> int:
     _add_real_check(commands).set_defaults(run=run_real_check)
     _add_real_labels(commands).set_defaults(run=run_real_labels)
     _add_fine_tune_real(commands).set_defaults(run=run_fine_tune_real)
+    _add_precision_check(commands).set_defaults(run=run_precision_check)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)

@@ -158,7 +158,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     contract, contract_numbers = real_roads.contract_table(sequence_models, truth)
     heldout_tci = work / "heldout" / f"{REAL_TCI.stem}_heldout.tif"
     result = segment(SegmentRequest([DatedRaster(heldout_tci, detect_date(heldout_tci))], model,
-                                    work / "engine", device="cpu"))
+                                    work / "engine", device="cpu", precision="fp32"))
     with rasterio.open(result.probability_path) as dataset:
         engine = scores(np.nan_to_num(dataset.read(1)), truth)
     real_roads.quicklook(truth.tci, truth, None, docs / "real_heldout_truth.png")
