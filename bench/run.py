@@ -30,6 +30,7 @@ from timeseg.core.atomic import atomic_file, write_text_atomic
 from timeseg.core.model_card import read_model_card
 from timeseg.core.normalisation import Normalisation
 from timeseg.core.runtime import load_model
+from timeseg.core.segment import SegmentRequest
 from timeseg.core.tiling import tile_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +139,8 @@ def main() -> None:
                         help="sizes run end to end for peak memory only, with a tiny random-weight model")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=SegmentRequest.__dataclass_fields__["batch_size"].default,
+                        help="tiles per onnxruntime call of the model-only run (default: the engine's)")
     parser.add_argument("--work", type=Path, default=ROOT / "data/bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench/results.json")
     args = parser.parse_args()

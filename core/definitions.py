@@ -9,6 +9,7 @@ DEVICE_WORDS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 DATE_SELECTIONS = ("auto", "all", "last", "even")
 # auto: the int8 variant on the CPU and the fp16 one on a GPU when they are beside the model, else fp32
 PRECISIONS = ("auto", "fp32", "int8", "fp16")
+PRECISION_WORDS = {"auto": "Auto", "fp32": "Full (fp32)", "int8": "Fast CPU (int8)", "fp16": "Fast GPU (fp16)"}
 MIN_TILE_SIZE, MAX_TILE_SIZE = 32, 2048  # pixels; onnxruntime's memory grows with the square of the tile
 PROBABILITY_NAME = "probability.tif"
 CLASSES_NAME = "classes.tif"

@@ -22,8 +22,9 @@ SHIPPED_CROP_MODEL = SHIPPED_MODELS_DIR / "crops.onnx"
 
 
 def shipped_models() -> list[Path]:
-    """The ``.onnx`` models that come with TimeSeg, by name."""
-    return sorted(SHIPPED_MODELS_DIR.glob("*.onnx"))
+    """The ``.onnx`` models that come with TimeSeg, by name (not their int8/fp16 variants, which run in
+    their place when ``--precision`` says so)."""
+    return sorted(p for p in SHIPPED_MODELS_DIR.glob("*.onnx") if not p.stem.endswith((".int8", ".fp16")))
 
 
 class ModelCardError(ValueError):

@@ -7,6 +7,7 @@ from pathlib import Path
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
@@ -16,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.definitions import DEVICES
+from ..core.definitions import DEVICES, PRECISIONS
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .base import TimeSegAlgorithm
 from .base import tr as _tr
@@ -27,6 +28,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     DATES = "DATES"
     MODEL = "MODEL"
     DEVICE = "DEVICE"
+    PRECISION = "PRECISION"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
@@ -53,6 +55,11 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, _tr("Model (.onnx)"), extension="onnx", defaultValue=str(SHIPPED_ROAD_MODEL)))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0))
+        precision = QgsProcessingParameterEnum(self.PRECISION, _tr("Precision (auto: int8 on the CPU when the model "
+                                                                    "has that variant)"), options=PRECISIONS,
+                                               defaultValue=0)
+        precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(precision)
         self.addParameter(QgsProcessingParameterNumber(
             self.TILE_SIZE, _tr("Tile size (0: the model's)"), QgsProcessingParameterNumber.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
@@ -77,6 +84,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             rasters,
             Path(self.parameterAsFile(parameters, self.MODEL, context)),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
             tile_size=tile_size,
             overlap=None if overlap < 0 else overlap,
             probability_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)),

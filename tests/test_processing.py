@@ -23,7 +23,7 @@ def test_provider_lists_its_algorithms(provider):
                                                           "timeseg:train"]
     segment = provider.algorithm("segment")
     names = [p.name() for p in segment.parameterDefinitions()]
-    assert names == ["INPUT", "DATES", "MODEL", "DEVICE", "TILE_SIZE", "OVERLAP", "OUTPUT_PROBABILITY",
+    assert names == ["INPUT", "DATES", "MODEL", "DEVICE", "PRECISION", "TILE_SIZE", "OVERLAP", "OUTPUT_PROBABILITY",
                      "OUTPUT_CLASSES"]
 
 

@@ -100,6 +100,7 @@ class TimeSegDock(QgsDockWidget):
             model_path=self.model_panel.path,
             output_dir=self.options.output_folder(),
             device=self.options.device_combo.currentData(),
+            precision=self.options.precision_combo.currentData(),
             tile_size=self.options.tile_spin.value(),
             overlap=self.options.overlap_spin.value(),
             add_probability=self.options.probability_check.isChecked(),

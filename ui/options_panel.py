@@ -10,7 +10,7 @@ from qgis.core import QgsProject, QgsSettings
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox
 
-from ..core.definitions import DEVICE_WORDS, MAX_TILE_SIZE, MIN_TILE_SIZE
+from ..core.definitions import DEVICE_WORDS, MAX_TILE_SIZE, MIN_TILE_SIZE, PRECISION_WORDS
 
 SETTINGS = "timeseg/"
 
@@ -33,6 +33,14 @@ class OptionsPanel(QGroupBox):
         device_row.addWidget(self.device_combo)
         device_row.addWidget(self.device_label, stretch=1)
         form.addRow(self.tr("Device"), device_row)
+        self.precision_combo = QComboBox()
+        for key, label in PRECISION_WORDS.items():
+            self.precision_combo.addItem(self.tr(label), key)
+        self.precision_combo.setToolTip(self.tr("Auto: the model's int8 variant on the CPU (faster, nearly the same "
+                                                "map) when it comes with the model, else full precision"))
+        self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(
+            settings.value(SETTINGS + "precision", "auto"))))
+        form.addRow(self.tr("Precision"), self.precision_combo)
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(MIN_TILE_SIZE, MAX_TILE_SIZE)
         self.tile_spin.setSingleStep(32)
@@ -67,6 +75,7 @@ class OptionsPanel(QGroupBox):
     def save_settings(self) -> None:
         settings = QgsSettings()
         settings.setValue(SETTINGS + "device", self.device_combo.currentData())
+        settings.setValue(SETTINGS + "precision", self.precision_combo.currentData())
         settings.setValue(SETTINGS + "add_probability", self.probability_check.isChecked())
         self.project.writeEntry("TimeSeg", "output_dir", self.output_widget.filePath())
 

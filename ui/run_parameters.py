@@ -25,6 +25,7 @@ class RunParameters:
     model_path: Path
     output_dir: Path
     device: str = "auto"
+    precision: str = "auto"
     tile_size: int | None = None
     overlap: int | None = None
     add_probability: bool = True
@@ -45,5 +46,5 @@ class RunParameters:
 
         return {period: SegmentRequest([DatedRaster(layer.path, layer.date) for layer in layers], self.model_path,
                                        self.output_dir / period, self.device, self.tile_size, self.overlap,
-                                       cancelled=cancelled)
+                                       precision=self.precision, cancelled=cancelled)
                 for period, layers in self.periods().items()}
