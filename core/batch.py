@@ -186,7 +186,7 @@ def segment_period(job: PeriodJob, model_path: Path, output_dir: Path, device: s
 def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: Path,
                    min_patch_pixels: int) -> dict[str, Any]:
     """The change of one place between two segmented periods (skipped when either failed)."""
-    from .change import ChangeOptions, compute_change, summary_path
+    from .change import ChangeOptions, change_outputs, compute_change
 
     first, second = sorted((earlier, later), key=lambda r: r.get("first_date", ""))
     place = first["place"]
@@ -208,7 +208,7 @@ def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: P
             record = None
         if record is not None and record.get("inputs") == stamp:
             return {**report, **record["report"], "skipped": True, "seconds": 0.0}
-        with OutputSet([output, summary_path(output), record_path]) as outputs:
+        with OutputSet([*change_outputs(output), record_path]) as outputs:
             summary = compute_change(before, after, output, ChangeOptions(min_patch_pixels=min_patch_pixels), outputs)
             report.update(ok=True, new_km=round(summary.new_length_m / 1000, 3),
                           removed_km=round(summary.removed_length_m / 1000, 3), new_pixels=summary.pixels["new"],

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 from scipy import ndimage
 
 from .atomic import OutputSet
+from .change_lines import change_lines, write_lines
+from .definitions import PROBABILITY_NAME
 from .options import option, range_problems
 from .outputs import GeoTiffWriter
 from .preflight import output_problems
@@ -102,9 +105,9 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
     for path in (before, after):
         if not Path(path).is_file():
             problems.append(f"raster not found: {path}")
-    if Path(output).suffix.lower() == ".json":
-        problems.append(f"{output} is the name of the summary: give the change raster a .tif name")
-    problems += output_problems([output, summary_path(output)], [before, after])
+    if Path(output).suffix.lower() in (".json", ".gpkg"):
+        problems.append(f"{output} is the name of the summary or the lines: give the change raster a .tif name")
+    problems += output_problems(change_outputs(output), [before, after])
     if problems:
         return problems
     try:
@@ -124,6 +127,16 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
 def summary_path(output: Path) -> Path:
     """The JSON summary written beside a change raster."""
     return Path(output).with_suffix(".json")
+
+
+def lines_path(output: Path) -> Path:
+    """The GeoPackage of new and removed centre lines written beside a change raster."""
+    return Path(output).with_suffix(".gpkg")
+
+
+def change_outputs(output: Path) -> list[Path]:
+    """Every file a change writes: the raster, its summary and its lines."""
+    return [Path(output), summary_path(output), lines_path(output)]
 
 
 def presence(values: np.ndarray, is_probability: bool, options: ChangeOptions) -> np.ndarray:
@@ -164,9 +177,20 @@ def skeleton_length_px(mask: np.ndarray) -> float:
     return float(orthogonal + math.sqrt(2) * (diagonal - corners))
 
 
+def _probability_beside(classes: Path, grid: Grid, outputs: OutputSet | None) -> np.ndarray | None:
+    """The period's probability map (``probability.tif`` beside its ``classes.tif``) on ``grid``, if any."""
+    path = Path(classes).with_name(PROBABILITY_NAME)
+    source = outputs.readable(path) if outputs is not None else path
+    if not source.is_file() or source == Path(classes):
+        return None
+    values, _ = read_band_on_grid(source, grid, resampling=Resampling.bilinear)
+    return np.ma.filled(values.astype(np.float32), np.nan)
+
+
 def compute_change(before: Path, after: Path, output: Path, options: ChangeOptions = ChangeOptions(),
                    outputs: OutputSet | None = None) -> ChangeSummary:
-    """Write the change GeoTIFF ``output`` on ``after``'s grid and its JSON summary beside it.
+    """Write the change GeoTIFF ``output`` on ``after``'s grid, its JSON summary and its new and removed
+    centre lines (``<name>.gpkg``, layer ``lines``) beside it.
 
     With ``outputs`` (an ``OutputSet`` of the caller's run that holds both files, and maybe
     ``before`` and ``after`` not yet committed) the files are left for its owner to commit.
@@ -200,14 +224,19 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
         pixel_size_m=pixel_size,
     )
     output = Path(output)
-    text = json.dumps({"before": str(before), "after": str(after), **asdict(summary)}, indent=2)
-    own_outputs = OutputSet([output, summary_path(output)]) if outputs is None else None
+    lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
+                         _probability_beside(before, grid, outputs))
+    text = json.dumps({"before": str(before), "after": str(after), **asdict(summary),
+                       "lines": {"path": str(lines_path(output)), "new": sum(1 for x in lines if x.change == "new"),
+                                 "removed": sum(1 for x in lines if x.change == "removed")}}, indent=2)
+    own_outputs = OutputSet(change_outputs(output)) if outputs is None else None
     with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:
         with GeoTiffWriter(run_outputs.partial(output), grid, 1, "uint8", nodata=NODATA, descriptions=["change"],
                            colours=CHANGE_COLOURS, tags={"codes": "0 none, 1 new, 2 removed, 255 nodata"}) as tif:
             tif.write(change[None], rasterio.windows.Window(0, 0, grid.width, grid.height))
             tif.finish()
         run_outputs.write_text(summary_path(output), text)
+        write_lines(run_outputs.partial(lines_path(output)), lines, grid)
         if own_outputs is not None:
             own_outputs.commit()
     return summary

@@ -63,10 +63,10 @@ def run_segment(args: argparse.Namespace) -> None:
 
 
 def run_change(args: argparse.Namespace) -> None:
-    from .change import ChangeOptions, compute_change, summary_path
+    from .change import ChangeOptions, compute_change, lines_path, summary_path
 
     summary = compute_change(args.before, args.after, args.output, ChangeOptions(**values_of(ChangeOptions, args)))
-    print(f"change: {args.output} (summary: {summary_path(args.output)})")
+    print(f"change: {args.output} (summary: {summary_path(args.output)}, lines: {lines_path(args.output)})")
     for line in summary.lines():
         print(f"  {line}")
 

@@ -60,6 +60,27 @@ def test_codes_and_summary(periods, tmp_path):
     assert saved["pixels"]["new"] == 61 and saved["pixel_size_m"] == 10
 
 
+def test_new_and_removed_roads_as_lines(periods, tmp_path):
+    """<name>.gpkg, layer lines: one line per road piece, lengths in metres adding up to the summary's."""
+    from osgeo import ogr
+
+    before, after = periods
+    summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(min_patch_pixels=3))
+    source = ogr.Open(str(tmp_path / "change.gpkg"))
+    layer = source.GetLayerByName("lines")
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "32628"
+    features = [(f.GetField("change"), f.GetField("length_m"), f.GetGeometryRef().Clone()) for f in layer]
+    new = [f for f in features if f[0] == "new"]
+    removed = [f for f in features if f[0] == "removed"]
+    assert len(removed) == 1 and removed[0][1] == pytest.approx(90, abs=0.01)  # 10 px in a row, 9 steps of 10 m
+    assert sum(length for _, length, _ in new) == pytest.approx(summary.new_length_m, rel=1e-6)
+    assert sum(length for _, length, _ in removed) == pytest.approx(summary.removed_length_m, rel=1e-6)
+    ends = {removed[0][2].GetPoint_2D(0), removed[0][2].GetPoint_2D(removed[0][2].GetPointCount() - 1)}
+    assert ends == {(400_000 + 40.5 * 10, 1_600_000 - 30.5 * 10), (400_000 + 49.5 * 10, 1_600_000 - 30.5 * 10)}
+    saved = json.loads((tmp_path / "change.json").read_text())
+    assert saved["lines"]["removed"] == 1 and saved["lines"]["path"].endswith("change.gpkg")
+
+
 def test_min_patch_drops_speckle(periods, tmp_path):
     before, after = periods
     summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(min_patch_pixels=3))

@@ -349,7 +349,7 @@ CHANGE_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "output is before": (lambda ws: change(ws, output=ws.before), 1, "is one of the inputs"),
     "output is after": (lambda ws: change(ws, output=ws.after), 1, "is one of the inputs"),
     "output is JSON": (lambda ws: change(ws, output=ws.results / "x.json"), 1,
-                       "x.json is the name of the summary: give the change raster a .tif name"),
+                       "x.json is the name of the summary or the lines: give the change raster a .tif name"),
     "summary would overwrite an input": (
         lambda ws: change(ws, before=ws.results / "change.json", output=ws.results / "change.tif"), 1,
         "is one of the inputs"),

@@ -48,7 +48,7 @@ class SegmentationTask(QgsTask):
 
     def run(self) -> bool:  # worker thread
         from ..core.atomic import OutputSet
-        from ..core.change import ChangeOptions, compute_change, summary_path
+        from ..core.change import ChangeOptions, change_outputs, compute_change
         from ..core.definitions import CLASSES_NAME, PROBABILITY_NAME
         from ..core.pipeline import Cancelled
         from ..core.segment import segment
@@ -62,7 +62,7 @@ class SegmentationTask(QgsTask):
         if len(periods) >= 2:
             earlier, later = list(periods)[-2:]
             change_path = parameters.output_dir / f"change_{earlier}_{later}.tif"
-            finals += [change_path, summary_path(change_path)]
+            finals += change_outputs(change_path)
         try:
             # every file of the run is committed together: a failure or a cancel keeps none of them,
             # and the results of earlier runs are never touched
