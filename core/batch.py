@@ -157,7 +157,7 @@ def segment_period(job: PeriodJob, model_path: Path, output_dir: Path, device: s
                    workers_per_host: dict[str, int], threads: int | None) -> dict[str, Any]:
     """One place and period -> its folder; a report dict (never raises: one failure stays one)."""
     from .dates import dated_rasters
-    from .segment import SegmentRequest, segment
+    from .segment import SegmentRequest, segment, segment_outputs
 
     started = time.perf_counter()
     folder = output_dir / job.place / job.period
@@ -170,7 +170,7 @@ def segment_period(job: PeriodJob, model_path: Path, output_dir: Path, device: s
             return {**report, **record["report"], "skipped": True, "seconds": 0.0}
         rasters = dated_rasters(job.paths)
         model = _worker_model(model_path, device, _threads_here(workers_per_host, threads))
-        finals = [folder / PROBABILITY_NAME, folder / CLASSES_NAME, folder / DONE_NAME]
+        finals = [*segment_outputs(folder / PROBABILITY_NAME, folder / CLASSES_NAME), folder / DONE_NAME]
         with OutputSet(finals) as outputs:
             result = segment(SegmentRequest(rasters, model_path, folder, device), outputs, model=model)
             report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,

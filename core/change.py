@@ -30,6 +30,7 @@ from .definitions import PROBABILITY_NAME
 from .options import option, range_problems
 from .outputs import GeoTiffWriter
 from .preflight import output_problems
+from .qml import change_qml, dates_of, style_path
 from .raster_stack import Grid, RasterStackError, read_band_on_grid
 
 NONE, NEW, REMOVED, NODATA = 0, 1, 2, 255
@@ -135,8 +136,8 @@ def lines_path(output: Path) -> Path:
 
 
 def change_outputs(output: Path) -> list[Path]:
-    """Every file a change writes: the raster, its summary and its lines."""
-    return [Path(output), summary_path(output), lines_path(output)]
+    """Every file a change writes: the raster, its QGIS style, its summary and its lines."""
+    return [Path(output), style_path(output), summary_path(output), lines_path(output)]
 
 
 def presence(values: np.ndarray, is_probability: bool, options: ChangeOptions) -> np.ndarray:
@@ -175,6 +176,11 @@ def skeleton_length_px(mask: np.ndarray) -> float:
     corners = (s[1:, 1:] & s[:-1, :-1] & (s[1:, :-1] | s[:-1, 1:])).sum() + \
         (s[1:, :-1] & s[:-1, 1:] & (s[1:, 1:] | s[:-1, :-1])).sum()
     return float(orthogonal + math.sqrt(2) * (diagonal - corners))
+
+
+def _dates(path: Path) -> list:
+    with rasterio.open(path) as dataset:
+        return dates_of(dataset.tags())
 
 
 def _probability_beside(classes: Path, grid: Grid, outputs: OutputSet | None) -> np.ndarray | None:
@@ -236,6 +242,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
             tif.write(change[None], rasterio.windows.Window(0, 0, grid.width, grid.height))
             tif.finish()
         run_outputs.write_text(summary_path(output), text)
+        run_outputs.write_text(style_path(output), change_qml(_dates(before_source) + _dates(after_source)))
         write_lines(run_outputs.partial(lines_path(output)), lines, grid)
         if own_outputs is not None:
             own_outputs.commit()

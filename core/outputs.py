@@ -17,7 +17,7 @@ from .raster_stack import Grid
 # Fixed colours for common classes; other classes take the palette in order.
 NAMED_COLOURS = {
     "background": (0, 0, 0, 0),
-    "road": (230, 30, 30, 255),
+    "road": (255, 150, 0, 255),  # orange: red and blue are the change map's new and removed
     "mangrove": (20, 120, 60, 255),
     # crop types (models/weights/crops.onnx); land that is not a crop stays grey
     "other": (190, 190, 190, 255),

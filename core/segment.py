@@ -36,6 +36,7 @@ from .options import option, range_problems
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
 from .preflight import output_problems, raster_problems
+from .qml import classes_qml, dates_tag, probability_qml, style_path
 from .raster_stack import DatedRaster, RasterStack, RasterStackError
 from .runtime import LoadedModel, RuntimeUnavailable, load_model
 from .tiling import Tile, tile_grid
@@ -140,6 +141,11 @@ def _reference_index(rasters: Sequence[DatedRaster], reference: Path | None) -> 
         if Path(raster.path).resolve() == Path(reference).resolve():
             return index
     raise SegmentError(f"the reference {reference} is not one of the rasters used")
+
+
+def segment_outputs(probability_path: Path, classes_path: Path) -> list[Path]:
+    """Every file a segmentation writes: both maps and their QGIS styles."""
+    return [probability_path, classes_path, style_path(probability_path), style_path(classes_path)]
 
 
 def _output_paths(request: SegmentRequest) -> tuple[Path, Path]:
@@ -253,14 +259,15 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 run[0] += int(has_data.sum())
             return predictions, valid
 
-        own_outputs = OutputSet([probability_path, classes_path]) if outputs is None else None
+        own_outputs = OutputSet(segment_outputs(probability_path, classes_path)) if outputs is None else None
         with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:
             with (
                 GeoTiffWriter(run_outputs.partial(probability_path), grid, channels, "float32", nodata=float("nan"),
-                              descriptions=_probability_names(card)) as probability,
+                              descriptions=_probability_names(card), tags={"dates": dates_tag(stack.dates)},
+                              ) as probability,
                 GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=255,
                               descriptions=["class"], colours=class_colours(card.class_names),
-                              tags={"class_names": ",".join(card.class_names)},
+                              tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates)},
                               band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
                               ) as classes,
             ):
@@ -276,6 +283,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 run_pipeline(batches, read, infer, write, request.cancelled)
                 probability.finish()
                 classes.finish()
+            run_outputs.write_text(style_path(probability_path), probability_qml(stack.dates))
+            run_outputs.write_text(style_path(classes_path), classes_qml(card.class_names, stack.dates))
             if own_outputs is not None:
                 own_outputs.commit()
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,

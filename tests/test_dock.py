@@ -1,6 +1,8 @@
 """The dock driven as an analyst does: tick dated layers, run, wait, look at the project."""
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 from qgis.core import (
@@ -98,16 +100,37 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
         assert names == [f"local classes {period}", f"local probability {period}"]
         classes = project.mapLayersByName(f"local classes {period}")[0]
         probability = project.mapLayersByName(f"local probability {period}")[0]
+        # the styles come from the .qml files core wrote beside the rasters
         assert isinstance(classes.renderer(), QgsPalettedRasterRenderer)
-        assert [c.label for c in classes.renderer().classes()] == ["background", "road"]
-        assert classes.renderer().classes()[0].color.alpha() == 0  # only roads show
+        assert [(c.value, c.label, c.color.name()) for c in classes.renderer().classes()] == [(1, "road", "#ff9600")]
         assert isinstance(probability.renderer(), QgsSingleBandPseudoColorRenderer)
         for layer in (classes, probability):
             assert layer.crs() == reference.crs() and layer.extent() == reference.extent()
+        dates = sorted(a.date for a in two_periods.acquisitions[int(period)])
+        time_range = classes.temporalProperties().fixedTemporalRange()
+        assert classes.temporalProperties().isActive()
+        assert (time_range.begin().date().toPyDate(), time_range.end().date().toPyDate()) == (dates[0], dates[-1])
+    # by default only the change and the latest classes are visible
+    assert not root.findGroup("local 2016").isVisible()
+    assert root.findLayer(project.mapLayersByName("local classes 2019")[0].id()).isVisible()
+    assert not root.findLayer(project.mapLayersByName("local probability 2019")[0].id()).isVisible()
     change = project.mapLayersByName("local change 2016-2019")[0]
-    assert [c.label for c in change.renderer().classes()] == ["none", "new", "removed"]
+    assert [(c.label, c.color.name()) for c in change.renderer().classes()] == [("new", "#e61414"),
+                                                                              ("removed", "#1e50e6")]
+    lines = project.mapLayersByName("local new and removed lines 2016-2019")[0]
+    summary = json.loads(Path(change.source()).with_suffix(".json").read_text())
+    assert lines.featureCount() == summary["lines"]["new"] + summary["lines"]["removed"]
+    assert [f.name() for f in lines.fields()][-3:] == ["change", "length_m", "mean_probability"]
+    assert root.findLayer(change.id()).isVisible() and root.findLayer(lines.id()).isVisible()
     assert "new:" in dock.controls.status_label.text()
     assert any("Change 2016-2019" in m for m in dock.iface.messageBar().get_messages(3))
+    # a second run replaces the first's layers and goes on top
+    count = len(project.mapLayers())
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert len(project.mapLayers()) == count
+    assert [g.name() for g in root.children() if g.nodeType() == 0] == groups
+    assert len(project.mapLayersByName("local classes 2019")) == 1
 
 
 def test_cancel_leaves_nothing_behind(dock, tmp_path):
@@ -135,7 +158,7 @@ def test_compare_two_class_layers(dock, tmp_path):
     dock.compare_panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
     dock.compare_panel.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
     dock.compare_panel.compare_button.click()
-    assert len(project.mapLayers()) == before_count + 1
+    assert len(project.mapLayers()) == before_count + 2  # the change raster and its lines
     assert project.layerTreeRoot().findGroup(
         "compare change local classes 2016 -> local classes 2019") is not None
 

@@ -30,6 +30,7 @@ from tests_support import ROOT
 from timeseg.cli import main
 
 PROGRESS_LINE = r"^\s*\d+% tile \d+ of \d+$"
+SEGMENT_FILES = ["classes.qml", "classes.tif", "probability.qml", "probability.tif"]
 
 
 # --- the workspace ---------------------------------------------------------------------------
@@ -446,7 +447,7 @@ def test_two_runs_into_one_folder(ws):
     assert first.returncode == 0, first_err
     with rasterio.open(ws.seg / "classes.tif") as classes:
         assert classes.shape == (288, 288)  # the first run's result, complete
-    assert sorted(p.name for p in ws.seg.iterdir()) == ["classes.tif", "probability.tif"]
+    assert sorted(p.name for p in ws.seg.iterdir()) == SEGMENT_FILES
 
 
 def test_a_stale_lock_is_taken_over(ws, capsys):
@@ -455,7 +456,7 @@ def test_a_stale_lock_is_taken_over(ws, capsys):
     (ws.seg / ".timeseg.lock").write_text(f"{dead.pid} crashed-run\n")
     code, lines = run_cli(seg(ws, *ws.inputs[:3]), capsys)
     assert code == 0 and lines == [], lines
-    assert sorted(p.name for p in ws.seg.iterdir()) == ["classes.tif", "probability.tif"]
+    assert sorted(p.name for p in ws.seg.iterdir()) == SEGMENT_FILES
 
 
 # --- the Python API ---------------------------------------------------------------------------

@@ -40,12 +40,14 @@ def test_segment_writes_georeferenced_probability_and_classes(local_model, small
         assert probability.dtypes == ("float32",) and classes.dtypes == ("uint8",)
         p = probability.read(1)
         c = classes.read(1)
-        assert classes.colormap(1)[1][:3] == (230, 30, 30)
+        assert classes.colormap(1)[1][:3] == (255, 150, 0)
         assert classes.tags()["class_names"] == "background,road"
         assert classes.tags(1)["CLASS_0"] == "background" and classes.tags(1)["CLASS_1"] == "road"
     assert np.isfinite(p).all() and 0 <= p.min() and p.max() <= 1
     np.testing.assert_array_equal(c, (p >= 0.5).astype(np.uint8))
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["classes.tif", "probability.tif"]
+    # both maps with their QGIS styles
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["classes.qml", "classes.tif", "probability.qml",
+                                                          "probability.tif"]
 
 
 def test_stitched_tiles_equal_a_whole_image_run(local_model, small_scene, tmp_path):

@@ -9,7 +9,7 @@ from qgis.core import Qgis, QgsMapLayerProxyModel, QgsMessageLog, QgsProject, Qg
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QPushButton
 
-from .results import add_change_layer
+from .results import add_change_layers
 
 
 class ComparePanel(QGroupBox):
@@ -35,7 +35,7 @@ class ComparePanel(QGroupBox):
         self.compare_button.clicked.connect(self.compare)
 
     def compare(self) -> None:
-        from ..core.change import compute_change
+        from ..core.change import compute_change, lines_path
 
         before, after = self.before_combo.currentLayer(), self.after_combo.currentLayer()
         if not isinstance(before, QgsRasterLayer) or not isinstance(after, QgsRasterLayer) or before == after:
@@ -48,6 +48,7 @@ class ComparePanel(QGroupBox):
             self.show(self.tr("Compare failed: {}").format(error))
             QgsMessageLog.logMessage(f"compare failed: {error}", "TimeSeg", Qgis.Critical)
             return
-        add_change_layer(self.project, "compare", output, f"{before.name()} -> {after.name()}")
+        add_change_layers(self.project, "compare", output, lines_path(output), f"{before.name()} -> {after.name()}",
+                          [])
         self.show("\n".join(summary.lines()))
         self.iface.messageBar().pushMessage("TimeSeg", summary.lines()[0], Qgis.Success, 10)

@@ -17,7 +17,7 @@ from .dependencies import missing_dependency_message
 from .layer_table import LayerTable
 from .model_panel import ModelPanel
 from .options_panel import OptionsPanel
-from .results import add_change_layer, add_period_layers
+from .results import add_change_layers, add_period_layers
 from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
 from .task_controls import TaskControls
@@ -163,14 +163,17 @@ class TimeSegDock(QgsDockWidget):
             log(f"run failed: {outcome.error}", Qgis.Critical)
             self.iface.messageBar().pushMessage("TimeSeg", outcome.error, Qgis.Critical, 10)
             return
-        for period in outcome.periods:
-            add_period_layers(self.project, outcome.model_name, period, outcome.class_names,
-                              outcome.parameters.add_probability)
+        for index, period in enumerate(outcome.periods):
+            add_period_layers(self.project, outcome.model_name, period, outcome.parameters.add_probability,
+                              latest=index == len(outcome.periods) - 1)
         lines = [self.tr("{}: {} dates on {}").format(p.period, len(p.dates), _device_words(p.provider))
                  for p in outcome.periods]
         if outcome.change_path is not None:
+            from ..core.change import lines_path
+
             earlier, later = outcome.periods[-2].period, outcome.periods[-1].period
-            add_change_layer(self.project, outcome.model_name, outcome.change_path, f"{earlier}-{later}")
+            add_change_layers(self.project, outcome.model_name, outcome.change_path, lines_path(outcome.change_path),
+                              f"{earlier}-{later}", [*outcome.periods[-2].dates, *outcome.periods[-1].dates])
             lines += outcome.change_summary
             self.iface.messageBar().pushMessage(
                 "TimeSeg", self.tr("Change {}-{}: {}").format(earlier, later, outcome.change_summary[0]),

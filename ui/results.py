@@ -1,46 +1,98 @@
-"""Adding result layers to the project, in groups named after the model and period (main thread)."""
+"""Adding result layers to the project (main thread): the newest run on top, replacing the layers of an
+earlier run of the same model and period; only the change and the latest classes visible.
+
+The rasters carry their own styles (``.qml`` beside them, written by core): QGIS applies them when it
+opens the files, so the dock, Processing and drag and drop show the same colours. The change's lines
+are styled here (new red, removed blue).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
-from qgis.core import QgsLayerTreeGroup, QgsProject, QgsRasterLayer
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsDateTimeRange,
+    QgsLayerTreeGroup,
+    QgsLineSymbol,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRendererCategory,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QDateTime, QTime
 
 from .segmentation_task import PeriodResult
-from .styling import style_change, style_classes, style_probability
+
+LINE_COLOURS = {"new": "230,20,20", "removed": "30,80,230"}
 
 
-def _group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
+def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
+    """An empty group ``name`` at the top of the layer tree; an earlier one of that name, and its
+    layers, are removed (a rerun replaces its results)."""
     root = project.layerTreeRoot()
-    return root.findGroup(name) or root.insertGroup(0, name)
+    earlier = root.findGroup(name)
+    if earlier is not None:
+        project.removeMapLayers([layer.layerId() for layer in earlier.findLayers()])
+        root.removeChildNode(earlier)
+    return root.insertGroup(0, name)
 
 
-def _add(project: QgsProject, group: QgsLayerTreeGroup, path: Path, name: str) -> QgsRasterLayer:
-    layer = QgsRasterLayer(str(path), name)
+def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:
     if not layer.isValid():
-        raise OSError(f"QGIS cannot open {path}")
+        raise OSError(f"QGIS cannot open {layer.source()}")
     project.addMapLayer(layer, False)
     group.addLayer(layer)
-    return layer
 
 
-def add_period_layers(project: QgsProject, model_name: str, result: PeriodResult, class_names: list[str],
-                      add_probability: bool) -> list[QgsRasterLayer]:
-    """Classes (and probability) of one period in the group '<model> <period>'."""
-    group = _group(project, f"{model_name} {result.period}")
-    classes = _add(project, group, result.classes_path, f"{model_name} classes {result.period}")
-    # a binary model (roads) shows only its target class
-    style_classes(classes, class_names, visible=class_names[1:] if len(class_names) == 2 else None)
-    layers = [classes]
+def _time_range(dates: list[dt.date]) -> QgsDateTimeRange:
+    def moment(day: dt.date, time: QTime) -> QDateTime:
+        return QDateTime(day, time)
+
+    return QgsDateTimeRange(moment(min(dates), QTime(0, 0)), moment(max(dates), QTime(23, 59, 59)))
+
+
+def add_period_layers(project: QgsProject, model_name: str, result: PeriodResult, add_probability: bool,
+                      latest: bool) -> list[QgsRasterLayer]:
+    """Classes (and probability) of one period in the group '<model> <period>', visible when ``latest``."""
+    group = _fresh_group(project, f"{model_name} {result.period}")
+    layers = [QgsRasterLayer(str(result.classes_path), f"{model_name} classes {result.period}")]
     if add_probability:
-        probability = _add(project, group, result.probability_path, f"{model_name} probability {result.period}")
-        style_probability(probability)
-        layers.append(probability)
+        layers.append(QgsRasterLayer(str(result.probability_path), f"{model_name} probability {result.period}"))
+    for layer in layers:
+        _add(project, group, layer)
+        layer.temporalProperties().setIsActive(True)
+        layer.temporalProperties().setFixedTemporalRange(_time_range(result.dates))
+    group.setItemVisibilityChecked(latest)
+    for node in group.findLayers()[1:]:  # the probability: there when asked for, not shown by default
+        node.setItemVisibilityChecked(False)
+    group.setExpanded(latest)
     return layers
 
 
-def add_change_layer(project: QgsProject, model_name: str, path: Path, label: str) -> QgsRasterLayer:
-    group = _group(project, f"{model_name} change {label}")
-    layer = _add(project, group, path, f"{model_name} change {label}")
-    style_change(layer)
-    return layer
+def add_change_layers(project: QgsProject, model_name: str, raster: Path, lines: Path, label: str,
+                      dates: list[dt.date]) -> list:
+    """The change raster and its lines in the group '<model> change <label>', on top."""
+    group = _fresh_group(project, f"{model_name} change {label}")
+    layers = []
+    if lines.is_file():
+        vector = QgsVectorLayer(f"{lines}|layername=lines", f"{model_name} new and removed lines {label}", "ogr")
+        vector.setRenderer(_line_renderer())
+        _add(project, group, vector)
+        layers.append(vector)
+    layer = QgsRasterLayer(str(raster), f"{model_name} change {label}")
+    _add(project, group, layer)
+    layers.append(layer)
+    if dates:
+        layer.temporalProperties().setIsActive(True)
+        layer.temporalProperties().setFixedTemporalRange(_time_range(dates))
+    return layers
+
+
+def _line_renderer() -> QgsCategorizedSymbolRenderer:
+    categories = []
+    for value, colour in LINE_COLOURS.items():
+        symbol = QgsLineSymbol.createSimple({"line_color": colour, "line_width": "0.6"})
+        categories.append(QgsRendererCategory(value, symbol, value))
+    return QgsCategorizedSymbolRenderer("change", categories)

@@ -51,13 +51,14 @@ class SegmentationTask(QgsTask):
         from ..core.change import ChangeOptions, change_outputs, compute_change
         from ..core.definitions import CLASSES_NAME, PROBABILITY_NAME
         from ..core.pipeline import Cancelled
-        from ..core.segment import segment
+        from ..core.segment import segment, segment_outputs
 
         parameters = self.outcome.parameters
         periods = parameters.periods()
         requests = parameters.segment_requests(self.isCanceled)
-        finals = [path for period in periods for path in (parameters.output_dir / period / PROBABILITY_NAME,
-                                                          parameters.output_dir / period / CLASSES_NAME)]
+        finals = [path for period in periods
+                  for path in segment_outputs(parameters.output_dir / period / PROBABILITY_NAME,
+                                              parameters.output_dir / period / CLASSES_NAME)]
         change_path = None
         if len(periods) >= 2:
             earlier, later = list(periods)[-2:]

@@ -1,0 +1,87 @@
+"""QGIS styles (``<name>.qml``) written beside each output raster, so that a result looks the same
+whether the dock adds it, Processing loads it or an analyst drags it into QGIS (QGIS applies the
+``.qml`` of the same name when it opens a raster).
+
+Classes that should not show (a binary model's background, the change map's "none") are left out
+of the palette: QGIS draws values without a palette entry transparent, and the legend lists only
+what is drawn, each with its swatch. The layer's time range is its period (first to last date), so
+QGIS's Temporal Controller steps from one period to the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from .outputs import class_colours
+
+CHANGE_PALETTE = ((1, "new", (230, 20, 20, 255)), (2, "removed", (30, 80, 230, 255)))
+# P(class) ramp: transparent below 0.1, then yellow to red
+PROBABILITY_RAMP = ((0.0, (255, 255, 178, 0)), (0.1, (255, 255, 178, 0)), (0.3, (254, 204, 92, 160)),
+                    (0.6, (253, 141, 60, 220)), (1.0, (189, 0, 38, 255)))
+
+
+def style_path(raster: Path) -> Path:
+    """The ``.qml`` QGIS reads beside ``raster``."""
+    return Path(raster).with_suffix(".qml")
+
+
+def dates_tag(dates: Sequence[dt.date]) -> str:
+    """The ``dates`` tag TimeSeg writes into its rasters (comma-separated ISO dates)."""
+    return ",".join(d.isoformat() for d in dates)
+
+
+def dates_of(tags: dict[str, str]) -> list[dt.date]:
+    return [dt.date.fromisoformat(d) for d in tags.get("dates", "").split(",") if d]
+
+
+def _hex(rgba: tuple[int, int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgba[:3])
+
+
+def _temporal(dates: Sequence[dt.date]) -> str:
+    if not dates:
+        return '<temporal enabled="0" fetchMode="0" mode="0"/>'
+    start, end = min(dates), max(dates)
+    return (f'<temporal enabled="1" fetchMode="0" mode="0"><fixedRange><start>{start.isoformat()}T00:00:00Z</start>'
+            f'<end>{end.isoformat()}T23:59:59Z</end></fixedRange></temporal>')
+
+
+def _document(renderer: str, dates: Sequence[dt.date]) -> str:
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            f'<qgis version="3.22" styleCategories="AllStyleCategories">\n  {_temporal(dates)}\n'
+            f"  <pipe>\n{renderer}\n  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n")
+
+
+def _paletted(entries: Sequence[tuple[int, str, tuple[int, int, int, int]]]) -> str:
+    rows = "\n".join(f'        <paletteEntry value="{code}" label={quoteattr(label)} color="{_hex(rgba)}" '
+                     f'alpha="{rgba[3]}"/>' for code, label, rgba in entries)
+    return ('    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">\n'
+            f"      <colorPalette>\n{rows}\n      </colorPalette>\n    </rasterrenderer>")
+
+
+def classes_qml(class_names: Sequence[str], dates: Sequence[dt.date] = ()) -> str:
+    """Paletted classes with their names; a binary model shows only its target class."""
+    colours = class_colours(class_names)
+    shown = range(1, 2) if len(class_names) == 2 else range(len(class_names))
+    return _document(_paletted([(code, class_names[code], colours[code]) for code in shown]), dates)
+
+
+def change_qml(dates: Sequence[dt.date] = ()) -> str:
+    """New in red, removed in blue; none and nodata transparent."""
+    return _document(_paletted(CHANGE_PALETTE), dates)
+
+
+def probability_qml(dates: Sequence[dt.date] = ()) -> str:
+    """A 0..1 pseudocolour ramp of band 1."""
+    items = "\n".join(f'          <item value="{value:g}" label="{value:g}" color="{_hex(rgba)}" alpha="{rgba[3]}"/>'
+                      for value, rgba in PROBABILITY_RAMP)
+    renderer = ('    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" '
+                'classificationMin="0" classificationMax="1" nodataColor="">\n'
+                "      <rastershader>\n"
+                '        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" '
+                f'minimumValue="0" maximumValue="1" labelPrecision="1">\n{items}\n'
+                "        </colorrampshader>\n      </rastershader>\n    </rasterrenderer>")
+    return _document(renderer, dates)
