@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import OutputSet, write_text_atomic
-from .definitions import CLASSES_NAME, DEVICES, PROBABILITY_NAME
+from .definitions import CLASSES_NAME, DEVICES, MIN_PATCH_PIXELS, PROBABILITY_NAME
 from .options import option, range_problems
 
 log = logging.getLogger("timeseg")
@@ -65,7 +65,8 @@ class BatchRequest:
     threads: int | None = option(None, "onnxruntime threads per worker (default: its machine's cores shared "
                                  "among the workers there)", minimum=1, maximum=1024, words="the number of threads")
     device: str = option("auto", "auto: GPU (CUDA) when usable, else CPU", choices=DEVICES)
-    min_patch_pixels: int = option(6, "change: drop new/removed patches under N pixels", flag="--min-patch",
+    min_patch_pixels: int = option(MIN_PATCH_PIXELS, "change: drop new/removed patches under N pixels",
+                                   flag="--min-patch",
                                    minimum=0, maximum=1_000_000, words="the minimum patch size")
     worker_processes: bool = True  # local cluster of processes; False: threads (inside QGIS)
     progress: Callable[[str], None] | None = None

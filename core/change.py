@@ -26,7 +26,7 @@ from scipy import ndimage
 
 from .atomic import OutputSet
 from .change_lines import change_lines, write_lines
-from .definitions import PROBABILITY_NAME
+from .definitions import CHANGE_THRESHOLD, MIN_PATCH_PIXELS, PROBABILITY_NAME
 from .options import option, range_problems
 from .outputs import GeoTiffWriter
 from .preflight import output_problems
@@ -45,11 +45,12 @@ class ChangeError(ValueError):
 class ChangeOptions:
     target_class: int = option(1, "class code to follow (1: road)", flag="--class", minimum=0, maximum=254,
                                words="the class code")
-    high: float = option(0.5, "probability threshold (probability inputs)", minimum=0, maximum=1,
+    high: float = option(CHANGE_THRESHOLD, "probability threshold (probability inputs)", minimum=0, maximum=1,
                          words="the threshold")
     low: float | None = option(None, "hysteresis lower threshold, below --high (probability inputs)", minimum=0,
                                maximum=1, words="the lower threshold")
-    min_patch_pixels: int = option(0, "drop new/removed patches under N pixels (8-connected)", flag="--min-patch",
+    min_patch_pixels: int = option(MIN_PATCH_PIXELS, "drop new/removed patches under N pixels (8-connected)",
+                                   flag="--min-patch",
                                    minimum=0, maximum=1_000_000, words="the minimum patch size")
 
 

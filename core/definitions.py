@@ -11,5 +11,7 @@ DATE_SELECTIONS = ("auto", "all", "last", "even")
 PRECISIONS = ("auto", "fp32", "int8", "fp16")
 PRECISION_WORDS = {"auto": "Auto", "fp32": "Full (fp32)", "int8": "Fast CPU (int8)", "fp16": "Fast GPU (fp16)"}
 MIN_TILE_SIZE, MAX_TILE_SIZE = 32, 2048  # pixels; onnxruntime's memory grows with the square of the tile
+CHANGE_THRESHOLD = 0.5  # change maps from probability inputs: present from this probability
+MIN_PATCH_PIXELS = 6  # change maps: new/removed patches under this many pixels are speckle
 PROBABILITY_NAME = "probability.tif"
 CLASSES_NAME = "classes.tif"

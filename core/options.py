@@ -122,6 +122,11 @@ def _parser(f: dataclasses.Field, spec: OptionSpec, kind: type):
     return parse if kind in (int, float) else kind
 
 
+def option_help(cls: type, name: str) -> str:
+    """The help text of ``cls``'s option field ``name`` (for the dock's tooltips and Processing's help)."""
+    return next(spec.help for f, spec, _ in _options(cls) if f.name == name)
+
+
 def values_of(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The ``option`` fields of ``cls`` as parsed into ``args``, ready for ``cls(**...)``."""
     return {f.name: getattr(args, f.name) for f, _, _ in _options(cls)}

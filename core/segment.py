@@ -84,6 +84,8 @@ class SegmentRequest:
                                    minimum=1, words="the maximum number of dates")
     threads: int | None = option(None, "CPU threads for onnxruntime (default: all cores)", minimum=1,
                                  maximum=1024, words="the number of threads")
+    threshold: float | None = option(None, "P(class) from which a pixel is called the class (binary models; "
+                                     "default: the model card's)", minimum=0.01, maximum=0.99, words="the threshold")
     reference_path: Path | None = option(None, "the raster whose grid (CRS, pixels, extent) the outputs take "
                                          "(default: the first date)", flag="--reference")
     probability_path: Path | None = None  # None: output_dir / probability.tif
@@ -237,6 +239,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         grid = stack.grid
         channels = card.output_channels
         tile_size, overlap = _tiling(request, model, grid.width, grid.height)
+        threshold = card.threshold if request.threshold is None else request.threshold
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
         batches = [tiles[i : i + request.batch_size] for i in range(0, len(tiles), request.batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
@@ -276,7 +279,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                     predictions, valid = result
                     for tile, prediction, tile_valid in zip(batch, predictions, valid):
                         for first_row, blended, rows_valid in blender.add(tile, prediction, tile_valid):
-                            _write_rows(probability, classes, card, first_row, blended, rows_valid)
+                            _write_rows(probability, classes, card, threshold, first_row, blended, rows_valid)
                     done[0] += len(batch)
                     report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
 
@@ -310,13 +313,13 @@ def _probability_names(card: ModelCard) -> list[str]:
     return [f"P({name})" for name in card.class_names]
 
 
-def _write_rows(probability: GeoTiffWriter, classes: GeoTiffWriter, card: ModelCard, row: int,
+def _write_rows(probability: GeoTiffWriter, classes: GeoTiffWriter, card: ModelCard, threshold: float, row: int,
                 blended: np.ndarray, valid: np.ndarray) -> None:
     """Write a finished block ``[C, n, width]`` of blended probabilities and its classes."""
     if valid.shape[0] == 0:
         return
     if card.is_binary:
-        labels = (np.nan_to_num(blended[0], nan=0.0) >= card.threshold).astype(np.uint8)
+        labels = (np.nan_to_num(blended[0], nan=0.0) >= threshold).astype(np.uint8)
     else:
         labels = np.nan_to_num(blended, nan=-1.0).argmax(axis=0).astype(np.uint8)
     labels[~valid | np.isnan(blended).any(axis=0)] = 255

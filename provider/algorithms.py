@@ -6,7 +6,10 @@ from pathlib import Path
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -17,10 +20,58 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.definitions import DEVICES, PRECISIONS
+from ..core.definitions import CHANGE_THRESHOLD, DEVICES, MIN_PATCH_PIXELS, PRECISIONS
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .base import TimeSegAlgorithm
 from .base import tr as _tr
+
+
+def _described(module: str, settings: str):
+    """Help texts from a core settings dataclass's options, or none when core cannot load (rasterio
+    missing: the algorithm then says what to install when it runs)."""
+    from importlib import import_module
+
+    from ..core.options import option_help
+
+    try:
+        cls = getattr(import_module(f"..core.{module}", __package__), settings)
+    except ImportError:
+        return lambda name: ""
+    return lambda name: option_help(cls, name)
+
+
+def _advanced(parameter):
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+def _with_help(parameter, text: str):
+    parameter.setHelp(text)
+    return parameter
+
+
+class _StyleBeside(QgsProcessingLayerPostProcessorInterface):
+    """Applies the ``.qml`` core wrote beside a result when Processing loads it (Processing's loader does
+    not read default styles)."""
+
+    kept: list = []  # Processing holds a plain pointer: the Python objects must live until they run
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        style = Path(layer.source().split("|")[0]).with_suffix(".qml")
+        if style.is_file():
+            layer.loadNamedStyle(str(style))
+            layer.triggerRepaint()
+
+
+def _name_result(context, path: str, name: str) -> None:
+    """The layer Processing adds for ``path`` is called ``name`` (model, what, dates), not "Classes",
+    and takes the style beside it."""
+    if context.willLoadLayerOnCompletion(path):
+        details = context.layerToLoadOnCompletionDetails(path)
+        details.name = name
+        post = _StyleBeside()
+        _StyleBeside.kept.append(post)
+        details.setPostProcessor(post)
 
 
 class SegmentAlgorithm(TimeSegAlgorithm):
@@ -31,6 +82,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     PRECISION = "PRECISION"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
+    THRESHOLD = "THRESHOLD"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     OUTPUT_CLASSES = "OUTPUT_CLASSES"
 
@@ -42,29 +94,37 @@ class SegmentAlgorithm(TimeSegAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802
         return _tr(
-            "Runs a TimeSeg model over several dated rasters of one place and writes a probability "
-            "raster and a class raster on the first raster's grid. Dates come from the file names "
-            "(YYYYMMDD) or tags unless given in Dates (comma-separated YYYY-MM-DD, in layer order)."
+            "Runs a TimeSeg model (by default the shipped road model) over several dated rasters of one place "
+            "and writes a probability raster and a class raster on the first raster's grid, each with its QGIS "
+            "style. Dates come from the file names (Sentinel-2 product names, YYYYMMDD) or the GDAL tags unless "
+            "given in Dates (comma-separated YYYY-MM-DD, in layer order). Everything is checked before the model "
+            "runs; an error says what to change. Both outputs are written together or not at all."
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster))
-        self.addParameter(QgsProcessingParameterString(
-            self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True))
-        self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, _tr("Model (.onnx)"), extension="onnx", defaultValue=str(SHIPPED_ROAD_MODEL)))
-        self.addParameter(QgsProcessingParameterEnum(self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0))
-        precision = QgsProcessingParameterEnum(self.PRECISION, _tr("Precision (auto: int8 on the CPU when the model "
-                                                                    "has that variant)"), options=PRECISIONS,
-                                               defaultValue=0)
-        precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(precision)
-        self.addParameter(QgsProcessingParameterNumber(
-            self.TILE_SIZE, _tr("Tile size (0: the model's)"), QgsProcessingParameterNumber.Integer, 0, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
+        described = _described("segment", "SegmentRequest")
+        self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
+            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster),
+            _tr("The dated images of one place and period (e.g. five Sentinel-2 true-colour images of 2019)")))
+        self.addParameter(_with_help(QgsProcessingParameterString(
+            self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True),
+            _tr("One date per layer, in layer order, when the names and tags do not hold them")))
+        self.addParameter(_with_help(QgsProcessingParameterFile(
+            self.MODEL, _tr("Model (.onnx; empty: the shipped road model)"), extension="onnx",
+            defaultValue=str(SHIPPED_ROAD_MODEL), optional=True), described("model_path")))
+        self.addParameter(_with_help(QgsProcessingParameterEnum(
+            self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0), described("device")))
+        self.addParameter(_advanced(_with_help(QgsProcessingParameterEnum(
+            self.PRECISION, _tr("Precision"), options=PRECISIONS, defaultValue=0), described("precision"))))
+        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+            self.TILE_SIZE, _tr("Tile size (0: the model's)"), QgsProcessingParameterNumber.Integer, 0, minValue=0),
+            described("tile_size"))))
+        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
             self.OVERLAP, _tr("Tile overlap (-1: the model's)"), QgsProcessingParameterNumber.Integer, -1,
-            minValue=-1))
+            minValue=-1), described("overlap"))))
+        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+            self.THRESHOLD, _tr("Threshold (0: the model's)"), QgsProcessingParameterNumber.Double, 0, minValue=0,
+            maxValue=0.99), described("threshold"))))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, _tr("Probability")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
 
@@ -80,20 +140,25 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             raise QgsProcessingException(str(error)) from None
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context) or str(SHIPPED_ROAD_MODEL)
         request = SegmentRequest(
             rasters,
-            Path(self.parameterAsFile(parameters, self.MODEL, context)),
+            Path(model),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
             tile_size=tile_size,
             overlap=None if overlap < 0 else overlap,
+            threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,
             probability_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)),
             classes_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASSES, context)),
             progress=lambda fraction, message: feedback.setProgress(100 * fraction),
             cancelled=feedback.isCanceled,
         )
         result = self.run_core(lambda: segment(request), (Cancelled,))
-        feedback.pushInfo(_tr("{} dates, run on {}").format(len(result.dates), result.provider))
+        feedback.pushInfo(_tr("{} dates, run on {} ({})").format(len(result.dates), result.provider, result.precision))
+        span = f"{min(result.dates)}..{max(result.dates)}"
+        _name_result(context, str(result.probability_path), f"{Path(model).stem} probability {span}")
+        _name_result(context, str(result.classes_path), f"{Path(model).stem} classes {span}")
         return {self.OUTPUT_PROBABILITY: str(result.probability_path), self.OUTPUT_CLASSES: str(result.classes_path)}
 
 
@@ -101,7 +166,10 @@ class ChangeAlgorithm(TimeSegAlgorithm):
     BEFORE = "BEFORE"
     AFTER = "AFTER"
     MIN_PATCH = "MIN_PATCH"
+    HIGH = "HIGH"
+    LOW = "LOW"
     OUTPUT = "OUTPUT"
+    OUTPUT_LINES = "OUTPUT_LINES"
 
     def name(self) -> str:
         return "change"
@@ -110,24 +178,42 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         return _tr("Change between two periods")
 
     def shortHelpString(self) -> str:  # noqa: N802
-        return _tr("Two class rasters (earlier, later) -> 0 none, 1 new, 2 removed, 255 nodata, on the later "
-                   "raster's grid; a JSON summary with pixels, area and line length is written beside it.")
+        return _tr("Two class rasters made by TimeSeg (earlier, later) -> 0 none, 1 new, 2 removed, 255 nodata, on "
+                   "the later raster's grid. Beside it: a JSON summary (pixels, area, kilometres of new and removed "
+                   "lines) and the new and removed centre lines as <name>.gpkg (layer lines: change, length_m, "
+                   "mean_probability). Both maps must hold the same classes.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        described = _described("change", "ChangeOptions")
         self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Classes, earlier period")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, _tr("Classes, later period")))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_PATCH, _tr("Drop patches under (pixels)"), QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(_with_help(QgsProcessingParameterNumber(
+            self.MIN_PATCH, _tr("Drop patches under (pixels)"), QgsProcessingParameterNumber.Integer,
+            MIN_PATCH_PIXELS, minValue=0), described("min_patch_pixels")))
+        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+            self.HIGH, _tr("Threshold (probability inputs)"), QgsProcessingParameterNumber.Double,
+            CHANGE_THRESHOLD, minValue=0, maxValue=1), described("high"))))
+        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+            self.LOW, _tr("Hysteresis lower threshold (0: none)"), QgsProcessingParameterNumber.Double, 0,
+            minValue=0, maxValue=1), described("low"))))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, _tr("Change")))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT_LINES, _tr("New and removed lines")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.change import ChangeOptions, compute_change
+        from ..core.change import ChangeOptions, compute_change, lines_path
 
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
         after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())
         output = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
-        options = ChangeOptions(min_patch_pixels=self.parameterAsInt(parameters, self.MIN_PATCH, context))
+        options = ChangeOptions(min_patch_pixels=self.parameterAsInt(parameters, self.MIN_PATCH, context),
+                                high=self.parameterAsDouble(parameters, self.HIGH, context),
+                                low=self.parameterAsDouble(parameters, self.LOW, context) or None)
         summary = self.run_core(lambda: compute_change(before, after, output, options))
         for line in summary.lines():
             feedback.pushInfo(line)
-        return {self.OUTPUT: str(output)}
+        _name_result(context, str(output), f"change {before.parent.name or before.stem} -> "
+                                           f"{after.parent.name or after.stem}")
+        lines = f"{lines_path(output)}|layername=lines"
+        context.addLayerToLoadOnCompletion(lines, QgsProcessingContext.LayerDetails(
+            f"new and removed lines {output.stem}", context.project(), self.OUTPUT_LINES))
+        return {self.OUTPUT: str(output), self.OUTPUT_LINES: lines}

@@ -23,8 +23,30 @@ def test_provider_lists_its_algorithms(provider):
                                                           "timeseg:train"]
     segment = provider.algorithm("segment")
     names = [p.name() for p in segment.parameterDefinitions()]
-    assert names == ["INPUT", "DATES", "MODEL", "DEVICE", "PRECISION", "TILE_SIZE", "OVERLAP", "OUTPUT_PROBABILITY",
-                     "OUTPUT_CLASSES"]
+    assert names == ["INPUT", "DATES", "MODEL", "DEVICE", "PRECISION", "TILE_SIZE", "OVERLAP", "THRESHOLD",
+                     "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
+    for algorithm in provider.algorithms():  # every algorithm and parameter explains itself
+        assert len(algorithm.shortHelpString()) > 100, algorithm.id()
+    for parameter in segment.parameterDefinitions()[:8]:
+        assert parameter.help(), parameter.name()
+    assert segment.parameterDefinition("MODEL").flags() & parameter.FlagOptional
+    change = provider.algorithm("change")
+    assert change.parameterDefinition("MIN_PATCH").defaultValue() == 6
+
+
+def test_segment_without_a_model_uses_the_shipped_one(provider, small_scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    result = processing.run("timeseg:segment", {
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DEVICE": 1,
+        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")},
+        context=context, feedback=QgsProcessingFeedback())
+    with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
+        assert classes.tags()["class_names"] == "background,road"
+    assert (tmp_path / "c.qml").is_file()
 
 
 def test_segment_then_change_through_processing_run(provider, local_model, small_scene, tmp_path):
@@ -58,3 +80,19 @@ def test_segment_errors_become_processing_errors(provider, local_model, small_sc
             "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DATES": "2019-01-01,2019-02-01",
             "MODEL": str(local_model), "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"),
             "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+
+
+def test_processing_results_are_named_and_styled(provider, local_model, small_scene, tmp_path):
+    """Loaded from the toolbox, the results carry the model and the dates in their names and their styles."""
+    import processing
+    from qgis.core import QgsPalettedRasterRenderer, QgsProject
+
+    processing.runAndLoadResults("timeseg:segment", {
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    dates = sorted(a.date for a in small_scene.acquisitions[2019])
+    classes = QgsProject.instance().mapLayersByName(f"local classes {dates[0]}..{dates[-1]}")
+    assert len(classes) == 1 and isinstance(classes[0].renderer(), QgsPalettedRasterRenderer)
+    assert [c.label for c in classes[0].renderer().classes()] == ["road"]
+    assert QgsProject.instance().mapLayersByName(f"local probability {dates[0]}..{dates[-1]}")
+

@@ -101,6 +101,8 @@ class TimeSegDock(QgsDockWidget):
             output_dir=self.options.output_folder(),
             device=self.options.device_combo.currentData(),
             precision=self.options.precision_combo.currentData(),
+            threshold=self.options.threshold_spin.value() or None,
+            min_patch_pixels=self.options.min_patch_spin.value(),
             tile_size=self.options.tile_spin.value(),
             overlap=self.options.overlap_spin.value(),
             add_probability=self.options.probability_check.isChecked(),

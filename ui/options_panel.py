@@ -8,9 +8,19 @@ from pathlib import Path
 
 from qgis.core import QgsProject, QgsSettings
 from qgis.gui import QgsFileWidget
-from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+)
 
-from ..core.definitions import DEVICE_WORDS, MAX_TILE_SIZE, MIN_TILE_SIZE, PRECISION_WORDS
+from ..core.definitions import DEVICE_WORDS, MAX_TILE_SIZE, MIN_PATCH_PIXELS, MIN_TILE_SIZE, PRECISION_WORDS
 
 SETTINGS = "timeseg/"
 
@@ -56,6 +66,23 @@ class OptionsPanel(QGroupBox):
         tile_row.addWidget(self.overlap_spin)
         tile_row.addWidget(self.defaults_button)
         form.addRow(self.tr("Tile size (px)"), tile_row)
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 0.99)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setSpecialValueText(self.tr("the model's"))
+        self.threshold_spin.setToolTip(self.tr("P(road) from which a pixel is called road; lower finds more roads "
+                                               "and more false ones"))
+        self.min_patch_spin = QSpinBox()
+        self.min_patch_spin.setRange(0, 10_000)
+        self.min_patch_spin.setValue(MIN_PATCH_PIXELS)
+        self.min_patch_spin.setToolTip(self.tr("New or removed patches smaller than this (pixels) are speckle and "
+                                               "left out of the change map"))
+        advanced_row = QHBoxLayout()
+        advanced_row.addWidget(QLabel(self.tr("threshold")))
+        advanced_row.addWidget(self.threshold_spin)
+        advanced_row.addWidget(QLabel(self.tr("min. change patch")))
+        advanced_row.addWidget(self.min_patch_spin)
+        form.addRow(self.tr("Advanced"), advanced_row)
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
         self.output_widget.setFilePath(self._project_setting("output_dir", ""))

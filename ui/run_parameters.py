@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.definitions import MIN_PATCH_PIXELS
+
 
 @dataclass(frozen=True)
 class DatedLayer:
@@ -29,7 +31,8 @@ class RunParameters:
     tile_size: int | None = None
     overlap: int | None = None
     add_probability: bool = True
-    min_patch_pixels: int = 6
+    min_patch_pixels: int = MIN_PATCH_PIXELS
+    threshold: float | None = None  # None: the model card's
     extra: dict = field(default_factory=dict)
 
     def periods(self) -> dict[str, list[DatedLayer]]:
@@ -46,5 +49,5 @@ class RunParameters:
 
         return {period: SegmentRequest([DatedRaster(layer.path, layer.date) for layer in layers], self.model_path,
                                        self.output_dir / period, self.device, self.tile_size, self.overlap,
-                                       precision=self.precision, cancelled=cancelled)
+                                       precision=self.precision, threshold=self.threshold, cancelled=cancelled)
                 for period, layers in self.periods().items()}
