@@ -26,7 +26,7 @@ from scipy import ndimage
 
 from .atomic import OutputSet
 from .change_lines import change_lines, write_lines
-from .definitions import CHANGE_THRESHOLD, MIN_PATCH_PIXELS, PROBABILITY_NAME
+from .definitions import CHANGE_THRESHOLD, MIN_PATCH_PIXELS, OUTPUT_TAG, PROBABILITY_NAME
 from .options import option, range_problems
 from .outputs import GeoTiffWriter
 from .preflight import output_problems
@@ -239,7 +239,8 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     own_outputs = OutputSet(change_outputs(output)) if outputs is None else None
     with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:
         with GeoTiffWriter(run_outputs.partial(output), grid, 1, "uint8", nodata=NODATA, descriptions=["change"],
-                           colours=CHANGE_COLOURS, tags={"codes": "0 none, 1 new, 2 removed, 255 nodata"}) as tif:
+                           colours=CHANGE_COLOURS,
+                           tags={"codes": "0 none, 1 new, 2 removed, 255 nodata", OUTPUT_TAG: "change"}) as tif:
             tif.write(change[None], rasterio.windows.Window(0, 0, grid.width, grid.height))
             tif.finish()
         run_outputs.write_text(summary_path(output), text)

@@ -4,6 +4,8 @@ Standard library only: the dock imports this when QGIS starts, before it knows w
 rasterio and onnxruntime are installed.
 """
 
+import re
+
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE_WORDS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 DATE_SELECTIONS = ("auto", "all", "last", "even")
@@ -15,3 +17,11 @@ CHANGE_THRESHOLD = 0.5  # change maps from probability inputs: present from this
 MIN_PATCH_PIXELS = 6  # change maps: new/removed patches under this many pixels are speckle
 PROBABILITY_NAME = "probability.tif"
 CLASSES_NAME = "classes.tif"
+OUTPUT_TAG = "timeseg_output"  # GeoTIFF tag of TimeSeg's own rasters: probability, classes or change
+
+
+def folder_name(text: str) -> str:
+    """``text`` as one safe folder name: '2015/16' -> '2015-16', no '..', no leading dot or dash."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", text.strip()).replace("..", "-").strip(".-")
+    return name or "period"
+

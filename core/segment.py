@@ -27,6 +27,7 @@ from .definitions import (
     DEVICES,
     MAX_TILE_SIZE,
     MIN_TILE_SIZE,
+    OUTPUT_TAG,
     PRECISIONS,
     PROBABILITY_NAME,
 )
@@ -266,11 +267,13 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:
             with (
                 GeoTiffWriter(run_outputs.partial(probability_path), grid, channels, "float32", nodata=float("nan"),
-                              descriptions=_probability_names(card), tags={"dates": dates_tag(stack.dates)},
+                              descriptions=_probability_names(card),
+                              tags={"dates": dates_tag(stack.dates), OUTPUT_TAG: "probability"},
                               ) as probability,
                 GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=255,
                               descriptions=["class"], colours=class_colours(card.class_names),
-                              tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates)},
+                              tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates),
+                                    OUTPUT_TAG: "classes"},
                               band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
                               ) as classes,
             ):

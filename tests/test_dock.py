@@ -248,3 +248,32 @@ def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project,
         assert accuracy > 0.75
     finally:
         plugin.unload()
+
+
+def test_ticking_periods_outputs_and_folders(dock, tmp_path):
+    """Tick all / clear / one period; TimeSeg's own results are not offered as inputs; a period typed as
+    '2015/16' becomes a safe folder; the output folder follows the project; Open output folder after a run."""
+    from qgis.PyQt.QtXml import QDomDocument
+
+    dock, layers = dock
+    rows = dock.table.rowCount()
+    dock.table.set_all_checked(True)
+    assert len(dock.table.checked_layers()[0]) == rows
+    dock.table.set_all_checked(False)
+    dock.table.set_period_checked("2016")
+    assert {layer.period for layer in dock.table.checked_layers()[0]} == {"2016"}
+    assert dock.table.periods() == ["2016", "2019"]
+    dock.table.set_period(layers[0].id(), "2015/16")
+    dock.table.set_checked(layers[0].id())
+    assert "2015-16" in {layer.period for layer in dock.table.checked_layers()[0]}
+    dock.table.set_period(layers[0].id(), "2016")
+    assert not dock.open_folder_button.isEnabled()
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert dock.open_folder_button.isEnabled() and dock.last_output.is_dir()
+    assert dock.table.rowCount() == rows  # the results just added are not inputs
+    project = QgsProject.instance()
+    project.writeEntry("TimeSeg", "output_dir", str(tmp_path / "elsewhere"))
+    project.readProject.emit(QDomDocument())
+    assert dock.options.output_widget.filePath() == str(tmp_path / "elsewhere")

@@ -7,10 +7,22 @@ is wrong before Run, and starts a ``SegmentationTask``; the results are added on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from qgis.PyQt.QtCore import Qt, QUrl
+from qgis.PyQt.QtGui import QDesktopServices
+from qgis.PyQt.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .compare_panel import ComparePanel
 from .dependencies import missing_dependency_message
@@ -53,6 +65,7 @@ class TimeSegDock(QgsDockWidget):
         column.addWidget(QLabel(self.tr("Dated raster layers (tick the ones to use):")))
         self.table = LayerTable(self.project, body)
         column.addWidget(self.table, stretch=1)
+        column.addLayout(self._tick_buttons())
         self.warning_label = _red_label()
         column.addWidget(self.warning_label)
         self.model_panel = ModelPanel(body)
@@ -62,6 +75,12 @@ class TimeSegDock(QgsDockWidget):
         self.controls = TaskControls(self.tr("Run segmentation"), self.tr(
             "Segment each period of the ticked layers; with two periods, map the change"))
         column.addWidget(self.controls)
+        self.open_folder_button = QPushButton(self.tr("Open output folder"))
+        self.open_folder_button.setToolTip(self.tr("The folder of the last run's rasters, lines and summaries"))
+        self.open_folder_button.setEnabled(False)
+        self.open_folder_button.clicked.connect(self.open_output_folder)
+        column.addWidget(self.open_folder_button)
+        self.last_output: Path | None = None
         self.compare_panel = ComparePanel(iface, self.project, self.options.output_folder,
                                           self.controls.status_label.setText, body)
         column.addWidget(self.compare_panel)
@@ -80,6 +99,34 @@ class TimeSegDock(QgsDockWidget):
         self.controls.cancel_button.clicked.connect(self.cancel)
         self.check_dependencies()
         self.model_panel.load_model()
+
+    def _tick_buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        for text, tip, checked in ((self.tr("Tick all"), self.tr("Use every listed layer"), True),
+                                   (self.tr("Clear"), self.tr("Untick every layer"), False)):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _=False, checked=checked: self.table.set_all_checked(checked))
+            row.addWidget(button)
+        periods = QToolButton()
+        periods.setText(self.tr("Tick a period"))
+        periods.setToolTip(self.tr("Tick every layer of one period"))
+        periods.setPopupMode(QToolButton.InstantPopup)
+        menu = QMenu(periods)
+        menu.aboutToShow.connect(lambda: self._fill_period_menu(menu))
+        periods.setMenu(menu)
+        row.addWidget(periods)
+        row.addStretch(1)
+        return row
+
+    def _fill_period_menu(self, menu: QMenu) -> None:
+        menu.clear()
+        for period in self.table.periods():
+            menu.addAction(period, lambda period=period: self.table.set_period_checked(period))
+
+    def open_output_folder(self) -> None:
+        if self.last_output is not None and self.last_output.is_dir():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_output)))
 
     def check_dependencies(self) -> bool:
         message = missing_dependency_message()
@@ -181,6 +228,8 @@ class TimeSegDock(QgsDockWidget):
                 "TimeSeg", self.tr("Change {}-{}: {}").format(earlier, later, outcome.change_summary[0]),
                 Qgis.Success, 10)
         lines.append(self.tr("Results in {}").format(outcome.parameters.output_dir))
+        self.last_output = outcome.parameters.output_dir
+        self.open_folder_button.setEnabled(True)
         self.controls.stopped("\n".join(lines), done=True)
         for line in lines:
             log(line)

@@ -20,6 +20,18 @@ NAME, DATE, PERIOD = 0, 1, 2
 NO_DATE = QDate(1900, 1, 1)
 
 
+def is_timeseg_output(layer: QgsRasterLayer) -> bool:
+    """A probability, classes or change raster made by TimeSeg (its ``timeseg_output`` tag): never an input."""
+    from osgeo import gdal
+
+    from ..core.definitions import OUTPUT_TAG
+
+    if layer.providerType() != "gdal":
+        return False
+    dataset = gdal.OpenEx(layer.source().split("|")[0], gdal.OF_RASTER)
+    return dataset is not None and dataset.GetMetadataItem(OUTPUT_TAG) is not None
+
+
 def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:
     from ..core.dates import date_from_name, detect_date
 
@@ -51,7 +63,7 @@ class LayerTable(QTableWidget):
     # --- following the project
     def _layers_added(self, layers: list[QgsMapLayer]) -> None:
         for layer in layers:
-            if isinstance(layer, QgsRasterLayer) and layer.id() not in self._ids:
+            if isinstance(layer, QgsRasterLayer) and layer.id() not in self._ids and not is_timeseg_output(layer):
                 self._add_row(layer)
 
     def _layers_removed(self, layer_ids: list[str]) -> None:
@@ -123,6 +135,28 @@ class LayerTable(QTableWidget):
         if row is not None:
             self.item(row, NAME).setCheckState(Qt.Checked if checked else Qt.Unchecked)
 
+    def set_all_checked(self, checked: bool) -> None:
+        for layer_id in self._ids:
+            self.set_checked(layer_id, checked)
+        self.selectionChangedByUser.emit()
+
+    def set_period_checked(self, period: str) -> None:
+        """Tick the layers of ``period`` (their other rows stay as they are)."""
+        for row in range(self.rowCount()):
+            if self._period_of(row) == period:
+                self.item(row, NAME).setCheckState(Qt.Checked)
+        self.selectionChangedByUser.emit()
+
+    def periods(self) -> list[str]:
+        """The periods of the listed layers, in order."""
+        return sorted({p for p in (self._period_of(row) for row in range(self.rowCount())) if p})
+
+    def _period_of(self, row: int) -> str:
+        from ..core.definitions import folder_name
+
+        text = self.item(row, PERIOD).text().strip()
+        return folder_name(text) if text else ""
+
     def set_date(self, layer_id: str, date: dt.date) -> None:
         row = self._row_of(layer_id)
         if row is not None:
@@ -151,6 +185,6 @@ class LayerTable(QTableWidget):
                 undated.append(layer.name())
                 continue
             date = dt.date(value.year(), value.month(), value.day())
-            period = self.item(row, PERIOD).text().strip() or str(date.year)
+            period = self._period_of(row) or str(date.year)
             chosen.append(DatedLayer(layer.id(), layer.name(), Path(layer.source()), date, period))
         return chosen, undated

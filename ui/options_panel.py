@@ -93,7 +93,13 @@ class OptionsPanel(QGroupBox):
         self.probability_check.setChecked(settings.value(SETTINGS + "add_probability", True, type=bool))
         form.addRow(self.probability_check)
         self.device_combo.currentIndexChanged.connect(self.update_device_label)
+        # the output folder is the project's: it follows when another project is opened or a new one started
+        project.readProject.connect(self._follow_project)
+        project.cleared.connect(self._follow_project)
         self.update_device_label()
+
+    def _follow_project(self, *_) -> None:
+        self.output_widget.setFilePath(self._project_setting("output_dir", ""))
 
     def _project_setting(self, key: str, default: str) -> str:
         value, found = self.project.readEntry("TimeSeg", key, default)
