@@ -55,9 +55,11 @@ def detect_date(path: str | Path) -> dt.date | None:
 
 def dated_rasters(paths, dates: str | None = None):
     """Pair each raster path with its date: from ``dates`` (comma-separated YYYY-MM-DD, one per
-    raster, in the same order) or detected from its name or tags. Raises ``ValueError`` with a
-    message that says what to give."""
+    raster, in the same order) or detected from its name or tags. A Sentinel-2 product (a ``.SAFE``
+    folder or its ``.zip``) stands for its true-colour image, dated by its name. Raises ``ValueError``
+    with a message that says what to give."""
     from .raster_stack import DatedRaster
+    from .sentinel2 import is_product, true_colour_path
 
     paths = [Path(p) for p in paths]
     given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []
@@ -65,16 +67,18 @@ def dated_rasters(paths, dates: str | None = None):
         raise ValueError(f"{len(given)} dates for {len(paths)} rasters: give one date per raster")
     rasters = []
     for index, path in enumerate(paths):
+        product = is_product(path)
+        if not product and not path.is_file():
+            raise ValueError(f"raster not found: {path}")
+        source = true_colour_path(path.absolute()) if product else path
         if given:
             try:
                 date = dt.date.fromisoformat(given[index])
             except ValueError:
                 raise ValueError(f"'{given[index]}' is not a date like 2019-03-31") from None
         else:
-            if not path.is_file():
-                raise ValueError(f"raster not found: {path}")
-            date = detect_date(path)
+            date = date_from_name(path) if product else detect_date(path)
             if date is None:
                 raise ValueError(f"no date in the name or tags of {path.name}: give the dates")
-        rasters.append(DatedRaster(path, date))
+        rasters.append(DatedRaster(source, date))
     return rasters

@@ -75,7 +75,7 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     if stated and not card.resolution / RESOLUTION_TOLERANCE <= resolution <= card.resolution * RESOLUTION_TOLERANCE:
         problems.append(f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: "
                         f"resample them first (gdalwarp -tr {card.resolution:g} {card.resolution:g})")
-    empty = [raster.path.name for raster, has_data in zip(stack.rasters, dates_with_data(stack)) if not has_data]
+    empty = [raster.name for raster, has_data in zip(stack.rasters, dates_with_data(stack)) if not has_data]
     if empty:
         problems.append(f"{', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no data over the reference "
                         "raster (every pixel is nodata): remove them or give other dates")

@@ -30,8 +30,17 @@ class RasterStackError(ValueError):
 
 @dataclass(frozen=True)
 class DatedRaster:
-    path: Path
+    path: Path | str  # a file, or a GDAL virtual path (``/vsizip/...``: a Sentinel-2 product's image)
     date: dt.date
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+def raster_exists(path: Path | str) -> bool:
+    """A file that exists, or a GDAL virtual path (checked when GDAL opens it)."""
+    return str(path).startswith("/vsi") or Path(path).is_file()
 
 
 @dataclass(frozen=True)
@@ -187,8 +196,8 @@ def read_band_on_grid(path: Path, grid: Grid | None = None, resampling: Resampli
             return view.read(1, masked=True), grid
 
 
-def _open(path: Path) -> rasterio.DatasetReader:
-    if not Path(path).is_file():
+def _open(path: Path | str) -> rasterio.DatasetReader:
+    if not raster_exists(path):
         raise RasterStackError(f"raster not found: {path}")
     try:
         return rasterio.open(path)

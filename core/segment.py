@@ -38,7 +38,7 @@ from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
 from .preflight import output_problems, raster_problems
 from .qml import classes_qml, dates_tag, probability_qml, style_path
-from .raster_stack import DatedRaster, RasterStack, RasterStackError
+from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists
 from .runtime import LoadedModel, RuntimeUnavailable, load_model
 from .tiling import Tile, tile_grid
 
@@ -119,7 +119,7 @@ def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str
     ordered = sorted(rasters, key=lambda r: r.date)
     for a, b in zip(ordered, ordered[1:]):
         if a.date == b.date:
-            raise SegmentError(f"{a.path.name} and {b.path.name} have the same date {a.date}: give each date once")
+            raise SegmentError(f"{a.name} and {b.name} have the same date {a.date}: give each date once")
     if len(ordered) < card.min_sequence_length:
         raise SegmentError(f"{len(ordered)} date{'s' * (len(ordered) != 1)} given, the model needs at least "
                            f"{card.min_sequence_length}: add dates")
@@ -172,7 +172,7 @@ def request_problems(request: SegmentRequest) -> list[str]:
     problems = range_problems(request)
     if not request.rasters:
         problems.append("no rasters given: give the dated rasters of one place")
-    problems += [f"raster not found: {r.path}" for r in request.rasters if not Path(r.path).is_file()]
+    problems += [f"raster not found: {r.path}" for r in request.rasters if not raster_exists(r.path)]
     try:
         outputs = _output_paths(request)
     except SegmentError as error:

@@ -76,6 +76,7 @@ def _name_result(context, path: str, name: str) -> None:
 
 class SegmentAlgorithm(TimeSegAlgorithm):
     INPUT = "INPUT"
+    PRODUCTS = "PRODUCTS"
     DATES = "DATES"
     MODEL = "MODEL"
     DEVICE = "DEVICE"
@@ -104,8 +105,11 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         described = _described("segment", "SegmentRequest")
         self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
-            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster),
+            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster, optional=True),
             _tr("The dated images of one place and period (e.g. five Sentinel-2 true-colour images of 2019)")))
+        self.addParameter(_with_help(QgsProcessingParameterString(
+            self.PRODUCTS, _tr("Sentinel-2 products (.SAFE folders or .zip, separated by ;)"), optional=True),
+            _tr("L1C or L2A products as downloaded: their true-colour image and date are used")))
         self.addParameter(_with_help(QgsProcessingParameterString(
             self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True),
             _tr("One date per layer, in layer order, when the names and tags do not hold them")))
@@ -133,8 +137,12 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         from ..core.segment import Cancelled, SegmentRequest, segment
 
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        products = [p.strip() for p in self.parameterAsString(parameters, self.PRODUCTS, context).split(";")
+                    if p.strip()]
+        if not layers and not products:
+            raise QgsProcessingException(_tr("give the dated raster layers or Sentinel-2 products"))
         try:
-            rasters = dated_rasters([layer.source() for layer in layers],
+            rasters = dated_rasters([*(layer.source() for layer in layers), *products],
                                     self.parameterAsString(parameters, self.DATES, context))
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None

@@ -23,11 +23,11 @@ def test_provider_lists_its_algorithms(provider):
                                                           "timeseg:train"]
     segment = provider.algorithm("segment")
     names = [p.name() for p in segment.parameterDefinitions()]
-    assert names == ["INPUT", "DATES", "MODEL", "DEVICE", "PRECISION", "TILE_SIZE", "OVERLAP", "THRESHOLD",
+    assert names == ["INPUT", "PRODUCTS", "DATES", "MODEL", "DEVICE", "PRECISION", "TILE_SIZE", "OVERLAP", "THRESHOLD",
                      "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
     for algorithm in provider.algorithms():  # every algorithm and parameter explains itself
         assert len(algorithm.shortHelpString()) > 100, algorithm.id()
-    for parameter in segment.parameterDefinitions()[:8]:
+    for parameter in segment.parameterDefinitions()[:9]:
         assert parameter.help(), parameter.name()
     assert segment.parameterDefinition("MODEL").flags() & parameter.FlagOptional
     change = provider.algorithm("change")

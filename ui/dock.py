@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, QUrl
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -108,6 +109,11 @@ class TimeSegDock(QgsDockWidget):
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, checked=checked: self.table.set_all_checked(checked))
             row.addWidget(button)
+        products = QPushButton(self.tr("Add Sentinel-2 products…"))
+        products.setToolTip(self.tr("L1C or L2A products as downloaded (.zip, or a .SAFE folder's manifest.safe): "
+                                    "their true-colour images join the project, dated"))
+        products.clicked.connect(self._choose_products)
+        row.addWidget(products)
         periods = QToolButton()
         periods.setText(self.tr("Tick a period"))
         periods.setToolTip(self.tr("Tick every layer of one period"))
@@ -123,6 +129,34 @@ class TimeSegDock(QgsDockWidget):
         menu.clear()
         for period in self.table.periods():
             menu.addAction(period, lambda period=period: self.table.set_period_checked(period))
+
+    def _choose_products(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Sentinel-2 products"), "",
+                                                self.tr("Sentinel-2 products (*.zip manifest.safe)"))
+        self.add_products([Path(p).parent if Path(p).name == "manifest.safe" else Path(p) for p in paths])
+
+    def add_products(self, products: list[Path]) -> list[str]:
+        """Each product's true-colour image as a layer named after the product (its date in the name);
+        returns the problems, also shown in the dock."""
+        from ..core.sentinel2 import ProductError, true_colour_path
+
+        problems, layers = [], []
+        for product in products:
+            try:
+                source = true_colour_path(product)
+            except ProductError as error:
+                problems.append(str(error))
+                continue
+            layer = QgsRasterLayer(source, Path(product).name.removesuffix(".zip").removesuffix(".SAFE"))
+            if layer.isValid():
+                layers.append(layer)
+            else:
+                problems.append(self.tr("QGIS cannot read the true-colour image of {}").format(Path(product).name))
+        self.project.addMapLayers(layers)
+        for layer in layers:
+            self.table.set_checked(layer.id())
+        self.controls.status_label.setText("\n".join(problems))
+        return problems
 
     def open_output_folder(self) -> None:
         if self.last_output is not None and self.last_output.is_dir():
