@@ -109,6 +109,7 @@ class RasterStack(contextlib.AbstractContextManager):
             self.dtype = np.dtype(ref.dtypes[0])
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
             self.views = [self._aligned(d, resampling) for d in self._datasets]
+            self.full_grid, self.area = self.grid, None
         except BaseException:
             self._stack.close()
             raise
@@ -144,6 +145,16 @@ class RasterStack(contextlib.AbstractContextManager):
             )
         )
 
+    def restrict(self, area) -> None:
+        """Process only ``area`` (a ``core.area.Area`` on the reference grid): ``grid`` becomes its window,
+        reads are relative to it and, for polygons, invalid outside them."""
+        from rasterio.windows import transform as window_transform
+
+        self.area = area
+        window = area.window
+        self.grid = Grid(self.full_grid.crs, window_transform(window, self.full_grid.transform),
+                         int(window.width), int(window.height))
+
     @property
     def dates(self) -> list[dt.date]:
         return [r.date for r in self.rasters]
@@ -156,8 +167,11 @@ class RasterStack(contextlib.AbstractContextManager):
         height, width = int(window.height), int(window.width)
         pixels = np.zeros((len(self.views), self.band_count, height, width), self.dtype)
         valid = np.zeros((len(self.views), height, width), bool)
-        inside = window.intersection(Window(0, 0, self.grid.width, self.grid.height)) \
-            if _window_overlaps(window, self.grid) else None
+        if self.area is not None:  # window is on the area's grid; the views are on the full one
+            window = Window(window.col_off + self.area.window.col_off, window.row_off + self.area.window.row_off,
+                            width, height)
+        inside = window.intersection(Window(0, 0, self.full_grid.width, self.full_grid.height)) \
+            if _window_overlaps(window, self.full_grid) else None
         if inside is None:
             return pixels, valid
         rows = slice(int(inside.row_off - window.row_off), int(inside.row_off - window.row_off + inside.height))
@@ -171,6 +185,10 @@ class RasterStack(contextlib.AbstractContextManager):
                 values = np.where(finite, values, 0)
             pixels[index, :, rows, cols] = values
             valid[index, rows, cols] = has_data
+        if self.area is not None:
+            inside_polygons = self.area.mask(window, self.full_grid.transform)
+            if inside_polygons is not None:
+                valid &= inside_polygons[None]
         return pixels, valid
 
     def __exit__(self, *exc_info) -> None:

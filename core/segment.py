@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from .area import AreaError, parse_area
 from .atomic import OutputSet
 from .blending import StreamingBlender
 from .definitions import (
@@ -87,6 +88,8 @@ class SegmentRequest:
                                  maximum=1024, words="the number of threads")
     threshold: float | None = option(None, "P(class) from which a pixel is called the class (binary models; "
                                      "default: the model card's)", minimum=0.01, maximum=0.99, words="the threshold")
+    aoi: str | None = option(None, "area of interest: xmin,ymin,xmax,ymax in the first raster's CRS, or a polygon "
+                             "file (outside its polygons is nodata); only the area is read and written")
     reference_path: Path | None = option(None, "the raster whose grid (CRS, pixels, extent) the outputs take "
                                          "(default: the first date)", flag="--reference")
     probability_path: Path | None = None  # None: output_dir / probability.tif
@@ -208,10 +211,11 @@ def segment_problems(request: SegmentRequest) -> list[str]:
         except SegmentError as error:  # say it, and go on to what the rasters themselves lack
             problems, rasters = error.problems, sorted(request.rasters, key=lambda r: r.date)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
+            _restrict(stack, request.aoi)
             return problems + _model_problems(request, model, stack)
     except SegmentError as error:
         return problems + error.problems
-    except (ModelCardError, RasterStackError, RuntimeUnavailable) as error:
+    except (ModelCardError, RasterStackError, RuntimeUnavailable, AreaError) as error:
         return [*problems, str(error)]
 
 
@@ -234,6 +238,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     normalisation = Normalisation.from_card(card)
     probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
+        _restrict(stack, request.aoi)
         problems = _model_problems(request, model, stack)
         if problems:
             raise SegmentError(problems)
@@ -295,6 +300,11 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 own_outputs.commit()
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
                              card, run[0], len(tiles), card.precision)
+
+
+def _restrict(stack: RasterStack, aoi: str | None) -> None:
+    if aoi:
+        stack.restrict(parse_area(aoi, stack.grid))
 
 
 def _tiling(request: SegmentRequest, model: LoadedModel, width: int, height: int) -> tuple[int, int]:

@@ -12,12 +12,14 @@ from qgis.core import (
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
 )
 
 from ..core.definitions import CHANGE_THRESHOLD, DEVICES, MIN_PATCH_PIXELS, PRECISIONS
@@ -84,6 +86,8 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     THRESHOLD = "THRESHOLD"
+    EXTENT = "EXTENT"
+    MASK = "MASK"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     OUTPUT_CLASSES = "OUTPUT_CLASSES"
 
@@ -129,6 +133,11 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
             self.THRESHOLD, _tr("Threshold (0: the model's)"), QgsProcessingParameterNumber.Double, 0, minValue=0,
             maxValue=0.99), described("threshold"))))
+        self.addParameter(_with_help(QgsProcessingParameterExtent(
+            self.EXTENT, _tr("Area of interest (empty: the rasters' extent)"), optional=True), described("aoi")))
+        self.addParameter(_with_help(QgsProcessingParameterVectorLayer(
+            self.MASK, _tr("Inside these polygons only (outside: nodata)"), [QgsProcessing.TypeVectorPolygon],
+            optional=True), described("aoi")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, _tr("Probability")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
 
@@ -149,6 +158,16 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         model = self.parameterAsFile(parameters, self.MODEL, context) or str(SHIPPED_ROAD_MODEL)
+        aoi = None
+        mask = self.parameterAsVectorLayer(parameters, self.MASK, context)
+        if mask is not None:
+            aoi = mask.source().split("|")[0]
+        elif parameters.get(self.EXTENT):
+            crs = layers[0].crs() if layers else self.parameterAsExtentCrs(parameters, self.EXTENT, context)
+            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
+            if not rectangle.isNull():
+                aoi = ",".join(repr(v) for v in (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(),
+                                                 rectangle.yMaximum()))
         request = SegmentRequest(
             rasters,
             Path(model),
@@ -157,6 +176,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             tile_size=tile_size,
             overlap=None if overlap < 0 else overlap,
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,
+            aoi=aoi,
             probability_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)),
             classes_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASSES, context)),
             progress=lambda fraction, message: feedback.setProgress(100 * fraction),

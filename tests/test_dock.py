@@ -277,3 +277,35 @@ def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     project.writeEntry("TimeSeg", "output_dir", str(tmp_path / "elsewhere"))
     project.readProject.emit(QDomDocument())
     assert dock.options.output_widget.filePath() == str(tmp_path / "elsewhere")
+
+
+def test_run_inside_a_polygon_layer(dock, tmp_path):
+    """The Area option: inside the polygons of a layer, outside them nodata, only their extent written."""
+    import rasterio
+    from osgeo import ogr, osr
+    from qgis.core import QgsVectorLayer
+
+    dock, layers = dock
+    extent = layers[0].extent()
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(layers[0].crs().toWkt())
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "area.gpkg"))
+    layer = source.CreateLayer("area", srs, ogr.wkbPolygon)
+    x0, y1 = extent.xMinimum(), extent.yMaximum()
+    ring = "POLYGON(({0} {1},{2} {1},{0} {3},{0} {1}))".format(x0 + 50, y1 - 50, x0 + 450, y1 - 450)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(ring))
+    layer.CreateFeature(feature)
+    source = None
+    polygons = QgsVectorLayer(str(tmp_path / "area.gpkg"), "area", "ogr")
+    QgsProject.instance().addMapLayer(polygons)
+    tick_all(dock, layers)
+    dock.options.area.set_kind("polygons")
+    dock.options.area.layer_combo.setLayer(polygons)
+    assert dock.problems() == []
+    dock.controls.run_button.click()
+    wait_for(dock)
+    with rasterio.open(dock.last_output / "2019" / "classes.tif") as classes:
+        values = classes.read(1)
+        assert classes.shape == (40, 40)  # the triangle's extent, 400 m at 10 m
+    assert values[0, 0] != 255 and values[-1, -1] == 255

@@ -24,7 +24,7 @@ def test_provider_lists_its_algorithms(provider):
     segment = provider.algorithm("segment")
     names = [p.name() for p in segment.parameterDefinitions()]
     assert names == ["INPUT", "PRODUCTS", "DATES", "MODEL", "DEVICE", "PRECISION", "TILE_SIZE", "OVERLAP", "THRESHOLD",
-                     "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
+                     "EXTENT", "MASK", "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
     for algorithm in provider.algorithms():  # every algorithm and parameter explains itself
         assert len(algorithm.shortHelpString()) > 100, algorithm.id()
     for parameter in segment.parameterDefinitions()[:9]:
@@ -95,4 +95,17 @@ def test_processing_results_are_named_and_styled(provider, local_model, small_sc
     assert len(classes) == 1 and isinstance(classes[0].renderer(), QgsPalettedRasterRenderer)
     assert [c.label for c in classes[0].renderer().classes()] == ["road"]
     assert QgsProject.instance().mapLayersByName(f"local probability {dates[0]}..{dates[-1]}")
+
+
+def test_segment_inside_an_extent(provider, local_model, small_scene, tmp_path):
+    import processing
+
+    with rasterio.open(small_scene.tci_paths[2019][0]) as reference:
+        left, top = reference.transform.c, reference.transform.f
+    result = processing.run("timeseg:segment", {
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+        "EXTENT": f"{left},{left + 300},{top - 200},{top} [{small_scene.crs.to_string()}]",
+        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
+        assert classes.shape == (20, 30) and classes.transform.c == left and classes.transform.f == top
 

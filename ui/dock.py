@@ -71,7 +71,7 @@ class TimeSegDock(QgsDockWidget):
         column.addWidget(self.warning_label)
         self.model_panel = ModelPanel(body)
         column.addWidget(self.model_panel)
-        self.options = OptionsPanel(self.project, body)
+        self.options = OptionsPanel(iface, self.project, body)
         column.addWidget(self.options)
         self.controls = TaskControls(self.tr("Run segmentation"), self.tr(
             "Segment each period of the ticked layers; with two periods, map the change"))
@@ -175,7 +175,9 @@ class TimeSegDock(QgsDockWidget):
 
     # --- what is wrong before Run
     def parameters(self) -> RunParameters:
+        """The run as the dock shows it; a ``ValueError`` says what is missing (the area's polygon layer)."""
         layers, _ = self.table.checked_layers()
+        first = self.project.mapLayer(min(layers, key=lambda layer: layer.date).layer_id) if layers else None
         return RunParameters(
             layers=tuple(layers),
             model_path=self.model_panel.path,
@@ -187,6 +189,7 @@ class TimeSegDock(QgsDockWidget):
             tile_size=self.options.tile_spin.value(),
             overlap=self.options.overlap_spin.value(),
             add_probability=self.options.probability_check.isChecked(),
+            aoi=self.options.area.aoi(first) if first is not None else None,
         )
 
     def problems(self) -> list[str]:
@@ -202,7 +205,11 @@ class TimeSegDock(QgsDockWidget):
             return [*problems, self.tr("Choose a TimeSeg model.")]
         if not layers and not undated:
             problems.append(self.tr("Tick the dated layers to use."))
-        for period, request in self.parameters().segment_requests().items():
+        try:
+            parameters = self.parameters()
+        except ValueError as error:
+            return [*problems, str(error)]
+        for period, request in parameters.segment_requests().items():
             problems += [self.tr("Period {}: {}").format(period, problem) for problem in segment_problems(request)]
         return problems
 

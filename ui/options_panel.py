@@ -21,12 +21,13 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.definitions import DEVICE_WORDS, MAX_TILE_SIZE, MIN_PATCH_PIXELS, MIN_TILE_SIZE, PRECISION_WORDS
+from .area_chooser import AreaChooser
 
 SETTINGS = "timeseg/"
 
 
 class OptionsPanel(QGroupBox):
-    def __init__(self, project: QgsProject, parent=None) -> None:
+    def __init__(self, iface, project: QgsProject, parent=None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Options"))
         self.project = project
@@ -83,6 +84,8 @@ class OptionsPanel(QGroupBox):
         advanced_row.addWidget(QLabel(self.tr("min. change patch")))
         advanced_row.addWidget(self.min_patch_spin)
         form.addRow(self.tr("Advanced"), advanced_row)
+        self.area = AreaChooser(iface, project)
+        form.addRow(self.tr("Area"), self.area)
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
         self.output_widget.setFilePath(self._project_setting("output_dir", ""))

@@ -33,6 +33,7 @@ class RunParameters:
     add_probability: bool = True
     min_patch_pixels: int = MIN_PATCH_PIXELS
     threshold: float | None = None  # None: the model card's
+    aoi: str | None = None  # the engine's --aoi: bounds in the first layer's CRS, or a polygon file
     extra: dict = field(default_factory=dict)
 
     def periods(self) -> dict[str, list[DatedLayer]]:
@@ -49,5 +50,6 @@ class RunParameters:
 
         return {period: SegmentRequest([DatedRaster(layer.path, layer.date) for layer in layers], self.model_path,
                                        self.output_dir / period, self.device, self.tile_size, self.overlap,
-                                       precision=self.precision, threshold=self.threshold, cancelled=cancelled)
+                                       precision=self.precision, threshold=self.threshold, aoi=self.aoi,
+                                       cancelled=cancelled)
                 for period, layers in self.periods().items()}

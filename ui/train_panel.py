@@ -14,10 +14,8 @@ from pathlib import Path
 
 from qgis.core import (
     QgsApplication,
-    QgsCoordinateTransform,
     QgsMapLayerProxyModel,
     QgsProject,
-    QgsRasterLayer,
 )
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import (
@@ -30,12 +28,12 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.model_card import SHIPPED_ROAD_MODEL
+from .area_chooser import AreaChooser
 from .dependencies import missing_training_message
 from .label_layers import label_source_of
 from .task_controls import TaskControls
 from .training_task import TrainingOutcome, TrainingTask
 
-AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Inside a polygon layer"))
 STARTS = (("fine_tune", "Fine-tune the shipped road model"), ("scratch", "Train from scratch"))
 
 
@@ -62,16 +60,8 @@ class TrainPanel(QGroupBox):
         self.line_width_spin.setValue(3)
         self.line_width_spin.setToolTip(self.tr("Lines are drawn this many pixels wide"))
         form.addRow(self.tr("Line width (px)"), self.line_width_spin)
-        self.area_combo = QComboBox()
-        for key, label in AREAS:
-            self.area_combo.addItem(self.tr(label), key)
-        self.area_layer_combo = QgsMapLayerComboBox()
-        self.area_layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        self.area_layer_combo.setEnabled(False)
-        area_row = QHBoxLayout()
-        area_row.addWidget(self.area_combo)
-        area_row.addWidget(self.area_layer_combo, stretch=1)
-        form.addRow(self.tr("Area"), area_row)
+        self.area = AreaChooser(iface, project)
+        form.addRow(self.tr("Area"), self.area)
         self.start_combo = QComboBox()
         for key, label in STARTS:
             self.start_combo.addItem(self.tr(label), key)
@@ -96,8 +86,6 @@ class TrainPanel(QGroupBox):
         self.controls = TaskControls(self.tr("Train"), self.tr("Fit a model to the ticked layers of the last "
                                                                "period and the labels, in the background"))
         form.addRow(self.controls)
-        self.area_combo.currentIndexChanged.connect(
-            lambda: self.area_layer_combo.setEnabled(self.area_combo.currentData() == "polygons"))
         self.controls.run_button.clicked.connect(self.train)
         self.controls.cancel_button.clicked.connect(self.cancel)
 
@@ -108,16 +96,6 @@ class TrainPanel(QGroupBox):
             return Path(chosen) if chosen.lower().endswith(".onnx") else Path(chosen + ".onnx")
         folder = Path(self.project.fileName()).parent if self.project.fileName() else Path(tempfile.gettempdir())
         return folder / "timeseg_models" / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
-
-    def extent(self, first_layer: QgsRasterLayer) -> tuple[float, float, float, float] | None:
-        """The canvas extent in the first raster's CRS when the area is the canvas, else None."""
-        if self.area_combo.currentData() != "canvas":
-            return None
-        canvas = self.iface.mapCanvas()
-        rectangle, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
-        if crs != first_layer.crs():
-            rectangle = QgsCoordinateTransform(crs, first_layer.crs(), self.project).transformBoundingBox(rectangle)
-        return rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()
 
     def request(self):
         """The training request, or a ValueError whose message says what to fix."""
@@ -136,15 +114,12 @@ class TrainPanel(QGroupBox):
             raise ValueError(self.tr("Choose a label layer (road lines, polygons or a label raster)."))
         first = self.project.mapLayer(chosen[0].layer_id)
         init = SHIPPED_ROAD_MODEL.with_suffix(".pt") if self.start_combo.currentData() == "fine_tune" else None
-        polygons = None
-        if self.area_combo.currentData() == "polygons":
-            if self.area_layer_combo.currentLayer() is None:
-                raise ValueError(self.tr("Choose the polygon layer that outlines the area."))
-            polygons = label_source_of(self.area_layer_combo.currentLayer(), 1)
+        polygon_layer = self.area.polygon_layer()
+        polygons = label_source_of(polygon_layer, 1) if polygon_layer is not None else None
         return FineTuneRequest(
             [DatedRaster(layer.path, layer.date) for layer in chosen],
             label_source_of(label_layer, self.line_width_spin.value()), self.output_path(), init,
-            self.extent(first), self.epochs_spin.value(), float(self.minutes_spin.value()),
+            self.area.canvas_extent(first), self.epochs_spin.value(), float(self.minutes_spin.value()),
             layer_names=[layer.name for layer in chosen], area_polygons=polygons)
 
     # --- running

@@ -1,0 +1,103 @@
+"""An area of interest: bounds (``xmin,ymin,xmax,ymax`` in the reference raster's CRS) or the polygons
+of a vector file. Only the area is read and processed; outside its polygons is nodata."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rasterio.features import rasterize
+from rasterio.transform import Affine
+from rasterio.windows import Window, from_bounds
+
+from .raster_stack import Grid
+
+
+class AreaError(ValueError):
+    """The area of interest cannot be used; the message says what to give."""
+
+
+@dataclass(frozen=True)
+class Area:
+    """The part of a reference grid to process: its ``window`` and, for polygons, their geometries
+    (GeoJSON-like, in the grid's CRS) that mask it."""
+
+    window: Window
+    geometries: tuple[dict, ...] = ()
+
+    def mask(self, window: Window, transform: Affine) -> np.ndarray | None:
+        """``[h, w]`` True inside the polygons, for ``window`` of the grid with ``transform``; None: no polygons."""
+        if not self.geometries:
+            return None
+        shape = (int(window.height), int(window.width))
+        local = transform * Affine.translation(window.col_off, window.row_off)
+        return rasterize(self.geometries, out_shape=shape, transform=local, fill=0, default_value=1,
+                         dtype="uint8").astype(bool)
+
+
+def parse_area(text: str, grid: Grid) -> Area:
+    """``xmin,ymin,xmax,ymax`` or a polygon file -> the ``Area`` on ``grid`` (raises ``AreaError``)."""
+    parts = text.split(",")
+    if len(parts) == 4 and not Path(text).exists():
+        try:
+            bounds = tuple(float(p) for p in parts)
+        except ValueError:
+            raise AreaError(f"--aoi {text!r}: give xmin,ymin,xmax,ymax in the rasters' CRS, or a polygon file") \
+                from None
+        return Area(_window(bounds, grid, text))
+    geometries = _polygons(Path(text), grid)
+    xs, ys = zip(*(point for g in geometries for ring in _rings(g) for point in ring))
+    return Area(_window((min(xs), min(ys), max(xs), max(ys)), grid, text), tuple(geometries))
+
+
+def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> Window:
+    xmin, ymin, xmax, ymax = bounds
+    if not (xmin < xmax and ymin < ymax):
+        raise AreaError(f"--aoi {text!r}: xmin must be below xmax and ymin below ymax")
+    window = from_bounds(xmin, ymin, xmax, ymax, grid.transform)
+    col, row = max(0, math.floor(window.col_off)), max(0, math.floor(window.row_off))
+    end_col = min(grid.width, math.ceil(window.col_off + window.width))
+    end_row = min(grid.height, math.ceil(window.row_off + window.height))
+    if end_col <= col or end_row <= row:
+        raise AreaError(f"the area of interest {text} does not overlap the rasters: give it in their CRS "
+                        f"({grid.crs.to_string() if grid.crs else 'none'})")
+    return Window(col, row, end_col - col, end_row - row)
+
+
+def _rings(geometry: dict) -> list:
+    if geometry["type"] == "Polygon":
+        return geometry["coordinates"]
+    return [ring for polygon in geometry["coordinates"] for ring in polygon]
+
+
+def _polygons(path: Path, grid: Grid) -> list[dict]:
+    """The polygons of the first layer of ``path``, in the grid's CRS."""
+    import json
+
+    from osgeo import ogr, osr
+
+    if not path.exists():
+        raise AreaError(f"--aoi {path}: no such file; give xmin,ymin,xmax,ymax or a polygon file")
+    source = ogr.Open(str(path))
+    if source is None or source.GetLayerCount() == 0:
+        raise AreaError(f"--aoi {path.name} is not a vector file GDAL can read: give a GeoPackage or shapefile")
+    layer = source.GetLayer(0)
+    target = osr.SpatialReference()
+    target.ImportFromWkt(grid.crs.to_wkt())
+    target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    found = []
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        if geometry is None or ogr.GT_Flatten(geometry.GetGeometryType()) not in (ogr.wkbPolygon, ogr.wkbMultiPolygon):
+            continue
+        geometry = geometry.Clone()
+        reference = geometry.GetSpatialReference() or layer.GetSpatialRef()
+        if reference is not None:
+            reference.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            geometry.Transform(osr.CoordinateTransformation(reference, target))
+        found.append(json.loads(geometry.ExportToJson()))
+    if not found:
+        raise AreaError(f"--aoi {path.name} holds no polygons: give the polygons of the area")
+    return found

@@ -1,0 +1,62 @@
+"""Where to work: the layers' whole extent, the map canvas, or inside the polygons of a layer.
+Shared by the dock's Options (segmentation) and Train panels."""
+
+from __future__ import annotations
+
+from qgis.core import QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.gui import QgsMapLayerComboBox
+from qgis.PyQt.QtWidgets import QComboBox, QHBoxLayout, QWidget
+
+AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Inside a polygon layer"))
+
+
+class AreaChooser(QWidget):
+    def __init__(self, iface, project: QgsProject, parent=None) -> None:
+        super().__init__(parent)
+        self.iface, self.project = iface, project
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.kind_combo = QComboBox()
+        for key, label in AREAS:
+            self.kind_combo.addItem(self.tr(label), key)
+        self.kind_combo.setToolTip(self.tr("Only this area is read and processed; outside the polygons is nodata"))
+        self.layer_combo = QgsMapLayerComboBox()
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.layer_combo.setEnabled(False)
+        row.addWidget(self.kind_combo)
+        row.addWidget(self.layer_combo, stretch=1)
+        self.kind_combo.currentIndexChanged.connect(
+            lambda: self.layer_combo.setEnabled(self.kind() == "polygons"))
+
+    def kind(self) -> str:
+        return self.kind_combo.currentData()
+
+    def set_kind(self, kind: str) -> None:
+        self.kind_combo.setCurrentIndex(self.kind_combo.findData(kind))
+
+    def canvas_extent(self, reference: QgsRasterLayer) -> tuple[float, float, float, float] | None:
+        """The canvas extent in ``reference``'s CRS when the area is the canvas, else None."""
+        if self.kind() != "canvas":
+            return None
+        canvas = self.iface.mapCanvas()
+        rectangle, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
+        if crs != reference.crs():
+            rectangle = QgsCoordinateTransform(crs, reference.crs(), self.project).transformBoundingBox(rectangle)
+        return rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()
+
+    def polygon_layer(self) -> QgsVectorLayer | None:
+        """The chosen polygon layer when the area is one; raises ``ValueError`` when none is chosen."""
+        if self.kind() != "polygons":
+            return None
+        layer = self.layer_combo.currentLayer()
+        if layer is None:
+            raise ValueError(self.tr("Choose the polygon layer that outlines the area."))
+        return layer
+
+    def aoi(self, reference: QgsRasterLayer) -> str | None:
+        """The engine's ``--aoi``: bounds in ``reference``'s CRS, a polygon file, or None for everything."""
+        extent = self.canvas_extent(reference)
+        if extent is not None:
+            return ",".join(repr(v) for v in extent)
+        layer = self.polygon_layer()
+        return layer.source().split("|")[0] if layer is not None else None
