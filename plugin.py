@@ -53,8 +53,9 @@ class TimeSegPlugin:
 
     def unload(self) -> None:
         if self.dock is not None:
-            for task in (self.dock.task, self.dock.train_panel.task):
-                if task is not None:
+            for task in (self.dock.task, self.dock.train_panel.task, self.dock.compare_panel.task):
+                if task is not None:  # cancelled quietly: nothing of it is kept, no one is told
+                    task.detach()
                     task.cancel()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()

@@ -34,6 +34,15 @@ def os_error_message(error: OSError, path: Path) -> str:
     return f"cannot write {path} ({reason}): {_advice(reason)}"
 
 
+def one_line(error: BaseException) -> str:
+    """What an error says to the user in one line: the first line of its text, or for an ``OSError``
+    what went wrong and what to do (no ``[Errno 30]``)."""
+    if isinstance(error, OSError) and not isinstance(error, RuntimeError) and error.strerror:
+        return os_error_message(error, Path(error.filename or "the output"))
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _advice(reason: str) -> str:
     lowered = reason.lower()
     if "space" in lowered or "too large" in lowered or "quota" in lowered:

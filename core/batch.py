@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import OutputSet, write_text_atomic
+from .atomic import OutputSet, one_line, write_text_atomic
 from .definitions import CLASSES_NAME, DEVICES, MIN_PATCH_PIXELS, PROBABILITY_NAME
 from .options import option, range_problems
 
@@ -180,7 +180,7 @@ def segment_period(job: PeriodJob, model_path: Path, output_dir: Path, device: s
             outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
             outputs.commit()
     except Exception as error:  # reported in batch.json; the other places go on
-        report.update(error=_one_line(error), seconds=round(time.perf_counter() - started, 2))
+        report.update(error=one_line(error), seconds=round(time.perf_counter() - started, 2))
     return report
 
 
@@ -217,13 +217,8 @@ def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: P
             outputs.write_text(record_path, json.dumps({"inputs": stamp, "report": report}, indent=1))
             outputs.commit()
     except Exception as error:
-        report.update(error=_one_line(error))
+        report.update(error=one_line(error))
     return report
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # --- on the client -------------------------------------------------------------------------

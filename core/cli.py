@@ -147,16 +147,6 @@ def _terminate(signum: int, frame) -> None:
     raise Terminated()
 
 
-def _one_line(error: BaseException) -> str:
-    """The first line of an error's text, or what an ``OSError`` means and what to do about it."""
-    from .atomic import os_error_message
-
-    if isinstance(error, OSError) and not isinstance(error, RuntimeError) and error.strerror:
-        return os_error_message(error, Path(error.filename or "the output"))
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def run_command(command, args: argparse.Namespace) -> int:
     """Run ``command(args)``: exit code 0, or 1 with one readable line on stderr (a traceback
     with ``--debug``), or 130 (Ctrl-C) / 143 (SIGTERM) when stopped. Library warnings and GDAL
@@ -178,7 +168,9 @@ def run_command(command, args: argparse.Namespace) -> int:
         if args.debug:
             raise
         log.debug("error detail", exc_info=True)
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        from .atomic import one_line
+
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
     finally:
         if in_main_thread:

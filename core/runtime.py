@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from .deepness import deepness_card, is_deepness
 from .definitions import DEVICES, PRECISIONS
 from .model_card import ModelCard, ModelCardError
 
+log = logging.getLogger("timeseg")
 INSTALL_HINT = "install it into this Python with: python -m pip install onnxruntime (or onnxruntime-gpu for CUDA)"
 
 
@@ -48,10 +50,10 @@ def _session_options(ort, threads: int | None):
 def _start_session(ort, path: Path, options, providers: list[str]):
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as error:  # onnxruntime raises its own types, with multi-line texts
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelCardError(f"{path.name} is not a readable ONNX model ({reason[:200]}): "
-                             "give a model exported by 'timeseg export'") from None
+    except Exception as error:  # onnxruntime raises its own types, with multi-line jargon (INVALID_PROTOBUF)
+        log.debug("onnxruntime refused %s: %s", path, error)
+        raise ModelCardError(f"{path.name} is not a readable ONNX model (damaged, or not ONNX): "
+                             "give a model exported by 'timeseg export' or a Deepness model") from None
 
 
 def open_session(model_path: str | Path, device: str = "auto", threads: int | None = None) -> ModelSession:

@@ -32,5 +32,6 @@ class TimeSegAlgorithm(QgsProcessingAlgorithm):
         except cancelled_types:
             raise QgsProcessingException(tr(cancelled_text)) from None
         except (ValueError, RuntimeError, OSError) as error:
-            text = str(error).strip()
-            raise QgsProcessingException(text.splitlines()[0] if text else type(error).__name__) from None
+            from ..core.atomic import one_line
+
+            raise QgsProcessingException(one_line(error)) from None

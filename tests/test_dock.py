@@ -157,10 +157,45 @@ def test_compare_two_class_layers(dock, tmp_path):
     before_count = len(project.mapLayers())
     dock.compare_panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
     dock.compare_panel.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
+    # only TimeSeg class layers are offered: the inputs, probabilities and changes are not
+    offered = {dock.compare_panel.before_combo.layer(i).name() for i in range(dock.compare_panel.before_combo.count())}
+    assert offered == {"local classes 2016", "local classes 2019"}
     dock.compare_panel.compare_button.click()
-    assert len(project.mapLayers()) == before_count + 2  # the change raster and its lines
+    assert dock.compare_panel.task is not None  # in the background
+    deadline = time.monotonic() + 60
+    while dock.compare_panel.task is not None and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert len(project.mapLayers()) == before_count + 2, dock.controls.status_label.text()  # change and lines
     assert project.layerTreeRoot().findGroup(
         "compare change local classes 2016 -> local classes 2019") is not None
+
+
+def test_unloading_during_a_run_cancels_quietly(qgis_iface, qgis_new_project, two_periods, local_model, tmp_path,
+                                               capsys):
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    dock = plugin.dock
+    layers = [QgsRasterLayer(str(p), p.stem) for year in two_periods.years for p in two_periods.tci_paths[year]]
+    QgsProject.instance().addMapLayers(layers)
+    dock.model_panel.model_widget.setFilePath(str(local_model))
+    dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+    dock.options.tile_spin.setValue(32)
+    dock.options.overlap_spin.setValue(8)
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    task = dock.task
+    plugin.unload()
+    deadline = time.monotonic() + 60
+    while task.status() not in (task.Complete, task.Terminated) and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    QgsApplication.processEvents()
+    assert task.status() == task.Terminated
+    assert "Traceback" not in capsys.readouterr().err
+    results = tmp_path / "results"
+    assert not results.exists() or list(results.rglob("*")) == []
 
 
 def test_missing_onnxruntime_is_explained(dock, monkeypatch):

@@ -1,19 +1,22 @@
-"""The dock's Compare panel: the change between two class layers already in the project."""
+"""The dock's Compare panel: the change between two class layers already in the project, in the background."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from qgis.core import Qgis, QgsMapLayerProxyModel, QgsMessageLog, QgsProject, QgsRasterLayer
+from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QPushButton
 
+from .core_task import CoreTask
+from .layer_table import timeseg_output_kind
 from .results import add_change_layers
 
 
 class ComparePanel(QGroupBox):
-    """``output_folder()`` says where a change raster goes; ``show(text)`` reports to the analyst."""
+    """``output_folder()`` says where a change raster goes; ``show(text)`` reports to the analyst.
+    Only TimeSeg class layers are offered; the change runs in a background task."""
 
     def __init__(self, iface, project: QgsProject, output_folder: Callable[[], Path],
                  show: Callable[[str], None], parent=None) -> None:
@@ -21,6 +24,7 @@ class ComparePanel(QGroupBox):
         self.setTitle(self.tr("Compare two class layers (no new run)"))
         self.iface, self.project = iface, project
         self.output_folder, self.show = output_folder, show
+        self.task: CoreTask | None = None
         form = QFormLayout(self)
         self.before_combo = QgsMapLayerComboBox()
         self.after_combo = QgsMapLayerComboBox()
@@ -28,11 +32,20 @@ class ComparePanel(QGroupBox):
             combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
             combo.setToolTip(self.tr("A classes layer made by TimeSeg"))
         self.compare_button = QPushButton(self.tr("Compare"))
-        self.compare_button.setToolTip(self.tr("Write and add the new/removed map of the later layer's grid"))
+        self.compare_button.setToolTip(self.tr("Write and add the new/removed map on the later layer's grid, "
+                                               "with its lines"))
         form.addRow(self.tr("Earlier"), self.before_combo)
         form.addRow(self.tr("Later"), self.after_combo)
         form.addRow(self.compare_button)
         self.compare_button.clicked.connect(self.compare)
+        project.layersAdded.connect(self._offer_class_layers)
+        self._offer_class_layers()
+
+    def _offer_class_layers(self, *_) -> None:
+        others = [layer for layer in self.project.mapLayers().values()
+                  if isinstance(layer, QgsRasterLayer) and timeseg_output_kind(layer) != "classes"]
+        for combo in (self.before_combo, self.after_combo):
+            combo.setExceptedLayerList(others)
 
     def compare(self) -> None:
         from ..core.change import compute_change, lines_path
@@ -42,13 +55,21 @@ class ComparePanel(QGroupBox):
             self.show(self.tr("Choose two different class layers to compare."))
             return
         output = self.output_folder().parent / f"change_{before.name()}_{after.name()}.tif"
-        try:
-            summary = compute_change(Path(before.source()), Path(after.source()), output)
-        except Exception as error:  # shown, logged; QGIS keeps running
-            self.show(self.tr("Compare failed: {}").format(error))
-            QgsMessageLog.logMessage(f"compare failed: {error}", "TimeSeg", Qgis.Critical)
-            return
-        add_change_layers(self.project, "compare", output, lines_path(output), f"{before.name()} -> {after.name()}",
-                          [])
-        self.show("\n".join(summary.lines()))
-        self.iface.messageBar().pushMessage("TimeSeg", summary.lines()[0], Qgis.Success, 10)
+        label = f"{before.name()} -> {after.name()}"
+        before_path, after_path = Path(before.source()), Path(after.source())  # plain data for the task thread
+
+        def done(summary, error: str | None) -> None:
+            self.task = None
+            self.compare_button.setEnabled(True)
+            if error:
+                self.show(self.tr("Compare failed: {}").format(error))
+                QgsMessageLog.logMessage(f"compare failed: {error}", "TimeSeg", Qgis.Critical)
+                return
+            add_change_layers(self.project, "compare", output, lines_path(output), label, [])
+            self.show("\n".join(summary.lines()))
+            self.iface.messageBar().pushMessage("TimeSeg", summary.lines()[0], Qgis.Success, 10)
+
+        self.task = CoreTask(self.tr("TimeSeg compare"), lambda: compute_change(before_path, after_path, output), done)
+        self.compare_button.setEnabled(False)
+        self.show(self.tr("Comparing {} ...").format(label))
+        QgsApplication.taskManager().addTask(self.task)

@@ -20,16 +20,21 @@ NAME, DATE, PERIOD = 0, 1, 2
 NO_DATE = QDate(1900, 1, 1)
 
 
-def is_timeseg_output(layer: QgsRasterLayer) -> bool:
-    """A probability, classes or change raster made by TimeSeg (its ``timeseg_output`` tag): never an input."""
+def timeseg_output_kind(layer: QgsRasterLayer) -> str | None:
+    """probability, classes or change for a raster made by TimeSeg (its ``timeseg_output`` tag), else None."""
     from osgeo import gdal
 
     from ..core.definitions import OUTPUT_TAG
 
     if layer.providerType() != "gdal":
-        return False
+        return None
     dataset = gdal.OpenEx(layer.source().split("|")[0], gdal.OF_RASTER)
-    return dataset is not None and dataset.GetMetadataItem(OUTPUT_TAG) is not None
+    return dataset.GetMetadataItem(OUTPUT_TAG) if dataset is not None else None
+
+
+def is_timeseg_output(layer: QgsRasterLayer) -> bool:
+    """TimeSeg's own results are never inputs."""
+    return timeseg_output_kind(layer) is not None
 
 
 def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:

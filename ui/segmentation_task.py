@@ -47,7 +47,7 @@ class SegmentationTask(QgsTask):
         self._on_finished = on_finished
 
     def run(self) -> bool:  # worker thread
-        from ..core.atomic import OutputSet
+        from ..core.atomic import OutputSet, one_line
         from ..core.change import ChangeOptions, change_outputs, compute_change
         from ..core.definitions import CLASSES_NAME, PROBABILITY_NAME
         from ..core.pipeline import Cancelled
@@ -92,8 +92,12 @@ class SegmentationTask(QgsTask):
             self.outcome.cancelled = True
             return False
         except Exception as error:  # shown in the dock and the log; QGIS must not crash
-            self.outcome.error = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            self.outcome.error = one_line(error)
             return False
+
+    def detach(self) -> None:
+        """The dock is going away (the plugin unloads): finish quietly, telling no one."""
+        self._on_finished = lambda outcome: None
 
     def finished(self, result: bool) -> None:  # main thread
         if not result and not self.outcome.error:

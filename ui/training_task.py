@@ -51,6 +51,10 @@ class TrainingTask(QgsTask):
             return False
         return True
 
+    def detach(self) -> None:
+        """The panel is going away (the plugin unloads): finish quietly, telling no one."""
+        self._on_finished = lambda outcome: None
+
     def finished(self, result: bool) -> None:  # main thread
         if not result and self.isCanceled():
             self.outcome.cancelled = True
