@@ -185,14 +185,14 @@ def test_unloading_during_a_run_cancels_quietly(qgis_iface, qgis_new_project, tw
     dock.options.overlap_spin.setValue(8)
     tick_all(dock, layers)
     dock.controls.run_button.click()
-    task = dock.task
+    assert dock.task is not None
     plugin.unload()
     deadline = time.monotonic() + 60
-    while task.status() not in (task.Complete, task.Terminated) and time.monotonic() < deadline:
+    while QgsApplication.taskManager().countActiveTasks() and time.monotonic() < deadline:
         QgsApplication.processEvents()
         time.sleep(0.02)
     QgsApplication.processEvents()
-    assert task.status() == task.Terminated
+    assert QgsApplication.taskManager().countActiveTasks() == 0
     assert "Traceback" not in capsys.readouterr().err
     results = tmp_path / "results"
     assert not results.exists() or list(results.rglob("*")) == []
@@ -204,11 +204,29 @@ def test_missing_onnxruntime_is_explained(dock, monkeypatch):
     dock, _ = dock
     monkeypatch.setattr(dependencies.importlib.util, "find_spec",
                         lambda name: None if name == "onnxruntime" else object())
+    monkeypatch.setattr(dependencies, "cuda_gpu_present", lambda: False)
     assert not dock.check_dependencies()
     assert "-m pip install --user" in dock.dependency_label.text()
-    assert dock.dependency_label.text().split("\n")[1].endswith(" onnxruntime")
+    assert dock.dependency_label.text().split("\n")[1].endswith(" onnxruntime==1.32.0")
     assert not dock.controls.run_button.isEnabled()
     assert Qt.TextSelectableByMouse & dock.dependency_label.textInteractionFlags()
+    # the install button runs exactly that pinned command with the Python QGIS runs, then says to restart
+    ran = []
+
+    class Completed:
+        returncode, stdout, stderr = 0, "Successfully installed onnxruntime-1.32.0", ""
+
+    monkeypatch.setattr("subprocess.run", lambda command, **kwargs: ran.append(command) or Completed())
+    assert dock.install_button.isVisibleTo(dock)
+    dock.install_button.click()
+    deadline = time.monotonic() + 30
+    while dock.install_task is not None and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert ran == [[dependencies.python_for_pip(), "-m", "pip", "install", *ran[0][4:-1], "onnxruntime==1.32.0"]]
+    assert "Restart QGIS" in dock.dependency_label.text()
+    monkeypatch.setattr(dependencies, "cuda_gpu_present", lambda: True)
+    assert dependencies.to_install() == ["onnxruntime-gpu==1.31.1"]
 
 
 def test_a_layer_without_a_date_asks_for_one(dock, tmp_path):

@@ -32,3 +32,15 @@ def test_training_install_hint_names_the_pinned_packages(monkeypatch):
     monkeypatch.setattr(dependencies.importlib.util, "find_spec", lambda name: None if name == "torch" else object())
     message = dependencies.missing_training_message()
     assert "torch==2.13.0" in message and "-m pip install" in message and "onnx==" not in message
+
+
+def test_runtime_pins_are_the_requirements(monkeypatch):
+    from timeseg.ui import dependencies
+
+    def pins(name):
+        return {line.split("==")[0]: line.strip() for line in (ROOT / name).read_text().splitlines()
+                if "==" in line and not line.startswith("#")}
+
+    assert pins("requirements.txt")["onnxruntime"] == dependencies.RUNTIME_PACKAGES["onnxruntime"]
+    assert pins("requirements-gpu.txt")["onnxruntime-gpu"] == dependencies.GPU_RUNTIME
+

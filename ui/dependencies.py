@@ -8,15 +8,57 @@ import sys
 import sysconfig
 from pathlib import Path
 
-RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "rasterio": "rasterio"}
+# What running models needs, pinned as in requirements.txt / requirements-gpu.txt (tests/test_plugin.py
+# checks they agree). rasterio comes from the system (Debian, OSGeo4W, QGIS.app) and is not pip-installed here.
+RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime==1.32.0", "rasterio": "rasterio"}
+GPU_RUNTIME = "onnxruntime-gpu==1.31.1"
 
 
 def python_for_pip() -> str:
-    """The Python interpreter QGIS runs (sys.executable is the qgis binary on some systems)."""
+    """The Python interpreter QGIS itself runs (``sys.executable`` is the qgis binary in QGIS): the one in
+    QGIS's own prefix (Linux, macOS QGIS.app, Windows OSGeo4W), never another python3 on the PATH."""
     executable = Path(sys.executable)
-    if executable.name.startswith("python"):
+    if executable.name.lower().startswith("python"):
         return str(executable)
-    return shutil.which("python3") or "python3"
+    prefix = Path(sys.prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (prefix / "bin" / version, prefix / "bin" / "python3", prefix / "python.exe",
+                      prefix / "python3.exe"):
+        if candidate.is_file():
+            return str(candidate)
+    return shutil.which(version) or "python3"
+
+
+def cuda_gpu_present() -> bool:
+    """An NVIDIA driver answers on this machine (then the GPU build of onnxruntime is the one to install)."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def pip_arguments(packages: list[str]) -> list[str]:
+    """The exact ``pip install`` of ``packages`` into QGIS's Python, as a list of arguments."""
+    flags = ["--user", "--break-system-packages"] if externally_managed() else ["--user"]
+    return [python_for_pip(), "-m", "pip", "install", *flags, *packages]
+
+
+def to_install(training: bool = False) -> list[str]:
+    """The pinned packages the installer button would install now (onnxruntime-gpu with a CUDA GPU)."""
+    missing = [pin for module, pin in RUNTIME_PACKAGES.items()
+               if importlib.util.find_spec(module) is None and module != "rasterio"]
+    missing = [GPU_RUNTIME if pin.startswith("onnxruntime") and cuda_gpu_present() else pin for pin in missing]
+    if training:
+        missing += [pin for module, pin in TRAINING_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    return missing
+
+
+def install(packages: list[str]) -> str:
+    """Run pip (in a background task) -> its output's last lines; raises ``RuntimeError`` with them on failure."""
+    import subprocess
+
+    completed = subprocess.run(pip_arguments(packages), capture_output=True, text=True, timeout=1800)
+    tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-6:])
+    if completed.returncode != 0:
+        raise RuntimeError(f"pip failed: {tail}")
+    return tail
 
 
 def externally_managed() -> bool:
@@ -25,12 +67,11 @@ def externally_managed() -> bool:
 
 
 def install_command(packages: list[str]) -> str:
-    flags = "--user --break-system-packages" if externally_managed() else "--user"
-    return f"{python_for_pip()} -m pip install {flags} {' '.join(packages)}"
+    return " ".join(pip_arguments(packages))
 
 
 def missing_packages() -> list[str]:
-    return [pip_name for module, pip_name in RUNTIME_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    return [pin for module, pin in RUNTIME_PACKAGES.items() if importlib.util.find_spec(module) is None]
 
 
 def missing_dependency_message() -> str | None:
@@ -39,8 +80,9 @@ def missing_dependency_message() -> str | None:
     if not missing:
         return None
     command = install_command(missing)
-    return (f"TimeSeg needs the Python package(s) {', '.join(missing)} in the Python that QGIS uses. "
-            f"Install with:\n{command}\n(for CUDA: onnxruntime-gpu instead of onnxruntime), then restart QGIS.")
+    return (f"TimeSeg needs the Python package(s) {', '.join(m.split('==')[0] for m in missing)} in the Python "
+            f"that QGIS uses. Click Install, or run:\n{command}\n(for CUDA: {GPU_RUNTIME} instead of "
+            "onnxruntime), then restart QGIS.")
 
 
 # What training adds (the pins of requirements-dev.txt; tests/test_plugin.py checks they agree).

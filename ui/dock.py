@@ -63,6 +63,10 @@ class TimeSegDock(QgsDockWidget):
         column = QVBoxLayout(body)
         self.dependency_label = _red_label()
         column.addWidget(self.dependency_label)
+        self.install_button = QPushButton(self.tr("Install missing packages"))
+        self.install_button.clicked.connect(self.install_dependencies)
+        column.addWidget(self.install_button)
+        self.install_task = None
         column.addWidget(QLabel(self.tr("Dated raster layers (tick the ones to use):")))
         self.table = LayerTable(self.project, body)
         column.addWidget(self.table, stretch=1)
@@ -163,11 +167,38 @@ class TimeSegDock(QgsDockWidget):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_output)))
 
     def check_dependencies(self) -> bool:
+        from .dependencies import to_install
+
         message = missing_dependency_message()
         self.dependency_label.setText(message or "")
         self.dependency_label.setVisible(bool(message))
         self.controls.run_button.setEnabled(not message)
+        packages = to_install(training=True)
+        self.install_button.setVisible(bool(packages) and self.install_task is None)
+        self.install_button.setToolTip(self.tr("pip install {} into the Python QGIS runs (training needs torch)")
+                                       .format(" ".join(packages)))
         return not message
+
+    def install_dependencies(self) -> None:
+        """The exact pinned pip install into QGIS's own Python, in the background; then restart QGIS."""
+        from .core_task import CoreTask
+        from .dependencies import install, to_install
+
+        packages = to_install(training=True)
+
+        def done(output, error: str | None) -> None:
+            self.install_task = None
+            self.install_button.setEnabled(True)
+            self.dependency_label.setVisible(True)
+            self.dependency_label.setText(error or self.tr("Installed {}. Restart QGIS to use them.\n{}").format(
+                ", ".join(packages), output))
+
+        self.install_task = CoreTask(self.tr("TimeSeg: installing packages"), lambda: install(packages), done)
+        self.install_button.setEnabled(False)
+        self.dependency_label.setVisible(True)
+        self.dependency_label.setText(self.tr("Installing {} (this takes a few minutes) ...").format(
+            ", ".join(packages)))
+        QgsApplication.taskManager().addTask(self.install_task)
 
     def _card_changed(self) -> None:
         self.options.apply_card(self.model_panel.card)
