@@ -94,7 +94,10 @@ class TimeSegDock(QgsDockWidget):
         column.addWidget(self.train_panel)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # the panels wrap to the dock's width
         scroll.setWidget(body)
+        # the dock asks QGIS for the width its panels need, so that nothing is cut off at the right
+        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.setWidget(scroll)
 
         self.model_panel.cardChanged.connect(self._card_changed)
@@ -107,19 +110,19 @@ class TimeSegDock(QgsDockWidget):
 
     def _tick_buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        for text, tip, checked in ((self.tr("Tick all"), self.tr("Use every listed layer"), True),
-                                   (self.tr("Clear"), self.tr("Untick every layer"), False)):
+        for text, tip, checked in ((self.tr("All"), self.tr("Tick every listed layer"), True),
+                                   (self.tr("None"), self.tr("Untick every layer"), False)):
             button = QPushButton(text)
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, checked=checked: self.table.set_all_checked(checked))
             row.addWidget(button)
-        products = QPushButton(self.tr("Add Sentinel-2 products…"))
+        products = QPushButton(self.tr("+ Sentinel-2…"))
         products.setToolTip(self.tr("L1C or L2A products as downloaded (.zip, or a .SAFE folder's manifest.safe): "
                                     "their true-colour images join the project, dated"))
         products.clicked.connect(self._choose_products)
         row.addWidget(products)
         periods = QToolButton()
-        periods.setText(self.tr("Tick a period"))
+        periods.setText(self.tr("Period"))
         periods.setToolTip(self.tr("Tick every layer of one period"))
         periods.setPopupMode(QToolButton.InstantPopup)
         menu = QMenu(periods)

@@ -33,6 +33,7 @@ class OptionsPanel(QGroupBox):
         self.project = project
         settings = QgsSettings()
         form = QFormLayout(self)
+        form.setRowWrapPolicy(QFormLayout.WrapLongRows)
         self.device_combo = QComboBox()
         for key, label in DEVICE_WORDS.items():
             self.device_combo.addItem(self.tr(label), key)
@@ -78,12 +79,8 @@ class OptionsPanel(QGroupBox):
         self.min_patch_spin.setValue(MIN_PATCH_PIXELS)
         self.min_patch_spin.setToolTip(self.tr("New or removed patches smaller than this (pixels) are speckle and "
                                                "left out of the change map"))
-        advanced_row = QHBoxLayout()
-        advanced_row.addWidget(QLabel(self.tr("threshold")))
-        advanced_row.addWidget(self.threshold_spin)
-        advanced_row.addWidget(QLabel(self.tr("min. change patch")))
-        advanced_row.addWidget(self.min_patch_spin)
-        form.addRow(self.tr("Advanced"), advanced_row)
+        form.addRow(self.tr("Threshold"), self.threshold_spin)
+        form.addRow(self.tr("Min. change (px)"), self.min_patch_spin)
         self.area = AreaChooser(iface, project)
         form.addRow(self.tr("Area"), self.area)
         self.output_widget = QgsFileWidget()
