@@ -72,7 +72,7 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
                         "give the product the model was trained on")
     resolution = stack.grid.pixel_size_m
     stated = card.resolution > 0  # 0: a Deepness model that does not say
-    if stated and not card.resolution / RESOLUTION_TOLERANCE <= resolution <= card.resolution * RESOLUTION_TOLERANCE:
+    if stated and not resolution_fits(resolution, card.resolution):
         problems.append(f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: "
                         f"resample them first (gdalwarp -tr {card.resolution:g} {card.resolution:g})")
     empty = [raster.name for raster, has_data in zip(stack.rasters, dates_with_data(stack)) if not has_data]
@@ -80,6 +80,11 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
         problems.append(f"{', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no data over the reference "
                         "raster (every pixel is nodata): remove them or give other dates")
     return problems
+
+
+def resolution_fits(resolution_m: float, model_m: float) -> bool:
+    """Within ``RESOLUTION_TOLERANCE`` of the model's resolution (else the engine resamples)."""
+    return model_m / RESOLUTION_TOLERANCE <= resolution_m <= model_m * RESOLUTION_TOLERANCE
 
 
 def dates_with_data(stack: RasterStack) -> list[bool]:

@@ -109,7 +109,7 @@ class RasterStack(contextlib.AbstractContextManager):
             self.dtype = np.dtype(ref.dtypes[0])
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
             self.views = [self._aligned(d, resampling) for d in self._datasets]
-            self.full_grid, self.area = self.grid, None
+            self.full_grid, self.area, self._resampling = self.grid, None, resampling
         except BaseException:
             self._stack.close()
             raise
@@ -144,6 +144,18 @@ class RasterStack(contextlib.AbstractContextManager):
                 nodata=dataset.nodata if dataset.nodata is not None else 0,
             )
         )
+
+    def resample_to(self, resolution_m: float) -> None:
+        """Put every date on a grid of ``resolution_m`` metres per pixel over the reference's extent (a
+        projected reference; the outputs then take that grid)."""
+        if self.grid.crs is None or self.grid.crs.is_geographic:
+            raise RasterStackError("rasters in degrees cannot be resampled to the model's resolution: reproject "
+                                   "them to a projected CRS (e.g. their UTM zone) first")
+        step = resolution_m / self.grid.crs.linear_units_factor[1]
+        left, bottom, right, top = self.grid.bounds
+        width, height = max(1, round((right - left) / step)), max(1, round((top - bottom) / step))
+        self.grid = self.full_grid = Grid(self.grid.crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
+        self.views = [self._aligned(d, self._resampling) for d in self._datasets]
 
     def restrict(self, area) -> None:
         """Process only ``area`` (a ``core.area.Area`` on the reference grid): ``grid`` becomes its window,

@@ -37,7 +37,7 @@ from .normalisation import Normalisation
 from .options import option, range_problems
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
-from .preflight import output_problems, raster_problems
+from .preflight import output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
 from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists
 from .runtime import LoadedModel, RuntimeUnavailable, load_model
@@ -108,6 +108,7 @@ class SegmentResult:
     tiles_run: int = 0  # tiles the model ran on; tiles without data are skipped
     tiles_total: int = 0
     precision: str = "fp32"
+    warnings: tuple[str, ...] = ()
 
 
 def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str = "auto",
@@ -211,6 +212,7 @@ def segment_problems(request: SegmentRequest) -> list[str]:
         except SegmentError as error:  # say it, and go on to what the rasters themselves lack
             problems, rasters = error.problems, sorted(request.rasters, key=lambda r: r.date)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
+            _resample_if_needed(stack, model.card)
             _restrict(stack, request.aoi)
             return problems + _model_problems(request, model, stack)
     except SegmentError as error:
@@ -238,6 +240,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     normalisation = Normalisation.from_card(card)
     probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
+        warnings = _resample_if_needed(stack, card)
         _restrict(stack, request.aoi)
         problems = _model_problems(request, model, stack)
         if problems:
@@ -299,7 +302,20 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             if own_outputs is not None:
                 own_outputs.commit()
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
-                             card, run[0], len(tiles), card.precision)
+                             card, run[0], len(tiles), card.precision, tuple(warnings))
+
+
+def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
+    """Rasters at another resolution than the model's are resampled to it (the outputs take that grid);
+    the warning says so."""
+    resolution = stack.grid.pixel_size_m
+    if card.resolution <= 0 or resolution_fits(resolution, card.resolution):
+        return []
+    stack.resample_to(card.resolution)
+    warning = (f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: they "
+               f"were resampled to {card.resolution:g} m and the outputs are on that grid")
+    log.warning("warning: %s", warning)
+    return [warning]
 
 
 def _restrict(stack: RasterStack, aoi: str | None) -> None:

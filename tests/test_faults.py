@@ -203,14 +203,6 @@ def _one_band(ws: Workspace) -> list:
     return seg(ws, *(ws.raster(f"G_2019120{i}.tif", ws.tci()[:1]) for i in range(1, 4)))
 
 
-def _coarse(ws: Workspace) -> list:
-    small = ws.tci()[:, ::6, ::6]
-    with rasterio.open(ws.inputs[0]) as reference:
-        left, top = reference.transform.c, reference.transform.f
-    coarse = [ws.raster(f"C_2019120{i}.tif", small, transform=from_origin(left, top, 60, 60)) for i in range(1, 4)]
-    return seg(ws, *coarse)
-
-
 def _no_crs(ws: Workspace) -> list:
     bare = ws.raster("N_20191230.tif", ws.tci(), crs=None)
     return seg(ws, *ws.inputs[:2], bare)
@@ -293,7 +285,6 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "mixed data types": (_mixed_types, 1, "holds uint16 values, the reference uint8: give every date in the same"),
     "float rasters, uint8 model": (_floats, 1, "the rasters hold float32 values, the model wants uint8"),
     "one band": (_one_band, 1, "the rasters have 1 bands, the model wants 3"),
-    "60 m rasters": (_coarse, 1, "the rasters are at 60 m per pixel, the model works at 10 m: resample"),
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
     "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap the reference raster"),
     "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster"),
@@ -644,4 +635,19 @@ def test_processing_refuses(case, ws, provider):
     with pytest.raises(QgsProcessingException, match=message):
         processing.run(algorithm, parameters)
     assert snapshot(ws.root) == before
+
+
+def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
+    """60 m rasters on a 10 m model: resampled to 10 m over the same extent, said in one warning line."""
+    small = ws.tci()[:, ::6, ::6]
+    with rasterio.open(ws.inputs[0]) as reference:
+        left, top = reference.transform.c, reference.transform.f
+    coarse = [ws.raster(f"C_2019120{i}.tif", small, transform=from_origin(left, top, 60, 60)) for i in range(1, 4)]
+    code = main(["segment", "--model", str(ws.model), "--output", str(ws.root / "coarse"), *map(str, coarse)])
+    err = capsys.readouterr().err
+    assert code == 0 and "warning: the rasters are at 60 m per pixel, the model works at 10 m: they were " \
+        "resampled to 10 m" in err
+    with rasterio.open(ws.root / "coarse" / "classes.tif") as classes:
+        assert classes.res == (10.0, 10.0) and classes.shape == (96, 96)
+        assert (classes.transform.c, classes.transform.f) == (left, top)
 

@@ -302,6 +302,7 @@ class TimeSegDock(QgsDockWidget):
             self.iface.messageBar().pushMessage(
                 "TimeSeg", self.tr("Change {}-{}: {}").format(earlier, later, outcome.change_summary[0]),
                 Qgis.Success, 10)
+        lines += outcome.warnings
         lines.append(self.tr("Results in {}").format(outcome.parameters.output_dir))
         self.last_output = outcome.parameters.output_dir
         self.open_folder_button.setEnabled(True)

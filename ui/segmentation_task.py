@@ -34,6 +34,7 @@ class TaskOutcome:
     periods: list[PeriodResult] = field(default_factory=list)
     change_path: Path | None = None
     change_summary: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     model_name: str = ""
     error: str | None = None
@@ -75,6 +76,7 @@ class SegmentationTask(QgsTask):
                     request.progress = progress
                     result = segment(request, outputs)
                     self.outcome.class_names = list(result.card.class_names)
+                    self.outcome.warnings += [f"{period}: {warning}" for warning in result.warnings]
                     self.outcome.periods.append(PeriodResult(period, result.probability_path, result.classes_path,
                                                              result.dates, result.provider))
                 if change_path is not None and not self.isCanceled():
