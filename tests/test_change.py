@@ -46,7 +46,7 @@ def periods(tmp_path):
 
 def test_codes_and_summary(periods, tmp_path):
     before, after = periods
-    summary = compute_change(before, after, tmp_path / "change.tif")
+    summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(min_patch_pixels=0))
     with rasterio.open(tmp_path / "change.tif") as dataset:
         change = dataset.read(1)
         assert dataset.transform == TRANSFORM and dataset.colormap(1)[NEW][:3] == (230, 20, 20)
@@ -96,8 +96,8 @@ def test_hysteresis_on_probabilities(tmp_path):
     after[15, 2:20] = 0.45  # weak and alone: dropped
     b = write(tmp_path / "pb.tif", before, float("nan"))
     a = write(tmp_path / "pa.tif", after, float("nan"))
-    plain = compute_change(b, a, tmp_path / "plain.tif", ChangeOptions(high=0.6))
-    hysteresis = compute_change(b, a, tmp_path / "hyst.tif", ChangeOptions(high=0.6, low=0.4))
+    plain = compute_change(b, a, tmp_path / "plain.tif", ChangeOptions(high=0.6, min_patch_pixels=0))
+    hysteresis = compute_change(b, a, tmp_path / "hyst.tif", ChangeOptions(high=0.6, low=0.4, min_patch_pixels=0))
     assert plain.pixels["new"] == 1 and hysteresis.pixels["new"] == 18
 
 
