@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import time
 from collections import defaultdict
@@ -31,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import OutputSet, one_line, write_text_atomic
-from .definitions import CLASSES_NAME, DEVICES, MIN_PATCH_PIXELS, PROBABILITY_NAME
+from .definitions import CLASSES_NAME, DEVICES, MIN_PATCH_PIXELS, PRECISIONS, PROBABILITY_NAME
 from .options import option, range_problems
 
 log = logging.getLogger("timeseg")
 COLUMNS = ("place", "period", "path")
 DONE_NAME = "done.json"
+WINDOWS_NAME = ".windows"  # a large place's windows, until they are put together
 SUMMARY_NAME = "batch.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -65,6 +67,11 @@ class BatchRequest:
     threads: int | None = option(None, "onnxruntime threads per worker (default: its machine's cores shared "
                                  "among the workers there)", minimum=1, maximum=1024, words="the number of threads")
     device: str = option("auto", "auto: GPU (CUDA) when usable, else CPU", choices=DEVICES)
+    precision: str = option("auto", "auto: the model's int8 variant on a CPU worker when it is beside the model",
+                            choices=PRECISIONS)
+    window_px: int = option(4096, "places larger than N x N px are split into windows of about N px, one task "
+                            "each, so that a few large places keep every worker busy", flag="--window",
+                            minimum=64, maximum=100_000, words="the window size")
     min_patch_pixels: int = option(MIN_PATCH_PIXELS, "change: drop new/removed patches under N pixels",
                                    flag="--min-patch",
                                    minimum=0, maximum=1_000_000, words="the minimum patch size")
@@ -133,12 +140,12 @@ def _done(folder: Path, stamp: list[list]) -> dict | None:
 _MODELS: dict[tuple, Any] = {}  # one onnxruntime session per model, device and threads, per worker process
 
 
-def _worker_model(model_path: Path, device: str, threads: int):
+def _worker_model(model_path: Path, device: str, threads: int, precision: str):
     from .runtime import load_model
 
-    key = (str(model_path), device, threads)
+    key = (str(model_path), device, threads, precision)
     if key not in _MODELS:
-        _MODELS[key] = load_model(model_path, device, threads)
+        _MODELS[key] = load_model(model_path, device, threads, precision)
     return _MODELS[key]
 
 
@@ -154,33 +161,141 @@ def _threads_here(workers_per_host: dict[str, int], asked: int | None) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers_per_host.get(host, 1)))
 
 
-def segment_period(job: PeriodJob, model_path: Path, output_dir: Path, device: str,
-                   workers_per_host: dict[str, int], threads: int | None) -> dict[str, Any]:
-    """One place and period -> its folder; a report dict (never raises: one failure stays one)."""
+@dataclass(frozen=True)
+class Settings:
+    """What every task of a batch shares (plain data, sent to the workers)."""
+
+    model_path: Path
+    output_dir: Path
+    device: str
+    precision: str
+    threads: int | None
+    workers_per_host: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PeriodWindow:
+    """One window of a large place's period: ``halo`` (``col, row, width, height`` on the reference grid,
+    the core and a margin of context) is segmented; its ``core`` goes into the mosaic."""
+
+    index: int
+    halo: tuple[int, int, int, int]
+    core: tuple[int, int, int, int]
+    aoi: str  # the halo's bounds, as the engine's --aoi
+
+
+def plan_windows(width: int, height: int, transform, window_px: int, halo_px: int) -> list[PeriodWindow]:
+    """Cores of about ``window_px`` covering ``width x height`` pixels, each with ``halo_px`` of context."""
+    columns, rows = -(-width // window_px), -(-height // window_px)
+    core_w, core_h = -(-width // columns), -(-height // rows)
+    windows = []
+    for r in range(rows):
+        for c in range(columns):
+            col, row = c * core_w, r * core_h
+            core = (col, row, min(core_w, width - col), min(core_h, height - row))
+            h_col, h_row = max(0, col - halo_px), max(0, row - halo_px)
+            h_end_col = min(width, col + core[2] + halo_px)
+            h_end_row = min(height, row + core[3] + halo_px)
+            left, top = transform * (h_col, h_row)
+            right, bottom = transform * (h_end_col, h_end_row)
+            # bounds pulled in by a hundredth of a pixel, so the engine's window is exactly the halo
+            dx, dy = abs(transform.a) / 100, abs(transform.e) / 100
+            bounds = (min(left, right) + dx, min(top, bottom) + dy, max(left, right) - dx, max(top, bottom) - dy)
+            aoi = ",".join(repr(v) for v in bounds)
+            windows.append(PeriodWindow(len(windows), (h_col, h_row, h_end_col - h_col, h_end_row - h_row), core, aoi))
+    return windows
+
+
+def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | None = None) -> dict[str, Any]:
+    """One place and period (or one window of it) -> its folder; a report dict (never raises: one
+    failure stays one)."""
     from .dates import dated_rasters
     from .segment import SegmentRequest, segment, segment_outputs
 
     started = time.perf_counter()
-    folder = output_dir / job.place / job.period
+    period_folder = settings.output_dir / job.place / job.period
+    folder = period_folder if window is None else period_folder / WINDOWS_NAME / str(window.index)
     report: dict[str, Any] = {"place": job.place, "period": job.period, "ok": False, "skipped": False,
                               "inputs": [str(p) for p in job.paths]}
     try:
-        stamp = _stamp([*job.paths, Path(model_path)])
-        record = _done(folder, stamp)
+        stamp = _stamp([*job.paths, Path(settings.model_path)])
+        record = _done(period_folder, stamp) or (_done(folder, stamp) if window is not None else None)
         if record is not None:
             return {**report, **record["report"], "skipped": True, "seconds": 0.0}
         rasters = dated_rasters(job.paths)
-        model = _worker_model(model_path, device, _threads_here(workers_per_host, threads))
+        model = _worker_model(settings.model_path, settings.device,
+                              _threads_here(settings.workers_per_host, settings.threads), settings.precision)
         finals = [*segment_outputs(folder / PROBABILITY_NAME, folder / CLASSES_NAME), folder / DONE_NAME]
         with OutputSet(finals) as outputs:
-            result = segment(SegmentRequest(rasters, model_path, folder, device), outputs, model=model)
+            result = segment(SegmentRequest(rasters, settings.model_path, folder, settings.device,
+                                            precision=settings.precision, aoi=window.aoi if window else None),
+                             outputs, model=model)
             report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
-                          first_date=str(result.dates[0]), tiles_run=result.tiles_run, tiles=result.tiles_total,
-                          seconds=round(time.perf_counter() - started, 2))
+                          precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
+                          tiles=result.tiles_total, seconds=round(time.perf_counter() - started, 2))
             outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
             outputs.commit()
     except Exception as error:  # reported in batch.json; the other places go on
         report.update(error=one_line(error), seconds=round(time.perf_counter() - started, 2))
+    return report
+
+
+def assemble_period(job: PeriodJob, settings: Settings, windows: list[PeriodWindow], full_size: tuple[int, int],
+                    window_reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The windows of a large place's period -> its full probability and classes maps (each window's
+    core, cut out of its halo), committed together with their styles and done record."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from .outputs import GeoTiffWriter
+    from .qml import style_path
+    from .raster_stack import Grid
+    from .segment import segment_outputs
+
+    folder = settings.output_dir / job.place / job.period
+    report: dict[str, Any] = {"place": job.place, "period": job.period, "ok": False, "skipped": False,
+                              "inputs": [str(p) for p in job.paths], "windows": len(windows)}
+    failed = [r for r in window_reports if not r["ok"]]
+    if failed:
+        return {**report, "error": f"a window failed: {failed[0].get('error')}"}
+    started = time.perf_counter()
+    try:
+        stamp = _stamp([*job.paths, Path(settings.model_path)])
+        record = _done(folder, stamp)
+        if record is not None:
+            return {**report, **record["report"], "skipped": True, "seconds": 0.0}
+        parts = [folder / WINDOWS_NAME / str(w.index) for w in windows]
+        probability_path, classes_path = folder / PROBABILITY_NAME, folder / CLASSES_NAME
+        with OutputSet([*segment_outputs(probability_path, classes_path), folder / DONE_NAME]) as outputs:
+            for name, final in ((PROBABILITY_NAME, probability_path), (CLASSES_NAME, classes_path)):
+                with rasterio.open(parts[0] / name) as first:
+                    profile, tags, band_tags = first.profile, first.tags(), first.tags(1)
+                    colours = first.colormap(1) if name == CLASSES_NAME else None
+                    descriptions = [d or "" for d in first.descriptions]
+                    # the first window's grid starts at its halo's corner; the place's at pixel (0, 0)
+                    transform = first.transform * rasterio.Affine.translation(-windows[0].halo[0], -windows[0].halo[1])
+                grid = Grid(profile["crs"], transform, *full_size)
+                with GeoTiffWriter(outputs.partial(final), grid, profile["count"], profile["dtype"],
+                                   profile["nodata"], descriptions, colours, tags, band_tags) as writer:
+                    for window, part in zip(windows, parts):
+                        col, row, width, height = window.core
+                        with rasterio.open(part / name) as source:
+                            data = source.read(window=Window(col - window.halo[0], row - window.halo[1], width, height))
+                        writer.write(data, Window(col, row, width, height))
+                    writer.finish()
+                outputs.write_text(style_path(final), style_path(parts[0] / name).read_text())
+            first_report = window_reports[0]
+            report.update(ok=True, dates=first_report["dates"], provider=first_report["provider"],
+                          precision=first_report["precision"], first_date=first_report["first_date"],
+                          tiles_run=sum(r["tiles_run"] for r in window_reports),
+                          tiles=sum(r["tiles"] for r in window_reports),
+                          seconds=round(sum(r.get("seconds", 0) for r in window_reports)
+                                        + time.perf_counter() - started, 2))
+            outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
+            outputs.commit()
+        shutil.rmtree(folder / WINDOWS_NAME, ignore_errors=True)
+    except Exception as error:
+        report.update(error=one_line(error))
     return report
 
 
@@ -266,9 +381,10 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
         per_host: dict[str, int] = defaultdict(int)
         for address in workers:
             per_host[address.split("://")[-1].rsplit(":", 1)[0]] += 1
-        period_futures = {(job.place, job.period): client.submit(
-            segment_period, job, model_path, output_dir, request.device, dict(per_host), request.threads,
-            key=f"segment-{job.place}-{job.period}", pure=False) for job in jobs}
+        settings = Settings(model_path, output_dir, request.device, request.precision, request.threads,
+                            dict(per_host))
+        period_futures = {(job.place, job.period): _submit_period(client, job, settings, request.window_px)
+                          for job in jobs}
         by_place: dict[str, list] = defaultdict(list)
         for (place, _), future in period_futures.items():
             by_place[place].append(future)
@@ -284,6 +400,45 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
     summary = _summary(reports, request, len(workers), time.perf_counter() - started)
     write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
     return summary
+
+
+def _submit_period(client, job: PeriodJob, settings: Settings, window_px: int):
+    """One task for the period, or one per window and one that puts them together for a large place."""
+    windows = _windows_of(job, settings, window_px)
+    key = f"segment-{job.place}-{job.period}"
+    if not windows:
+        return client.submit(segment_period, job, settings, key=key, pure=False)
+    parts = [client.submit(segment_period, job, settings, window, key=f"{key}-window{window.index}", pure=False)
+             for window in windows]
+    with rasterio_open_first(job) as dataset:
+        full_size = (dataset.width, dataset.height)
+    return client.submit(assemble_period, job, settings, windows, full_size, parts, key=f"{key}-assemble",
+                         pure=False)
+
+
+def rasterio_open_first(job: PeriodJob):
+    """The period's reference raster (its earliest date), opened."""
+    import rasterio
+
+    from .dates import dated_rasters
+
+    return rasterio.open(str(min(dated_rasters(job.paths), key=lambda r: r.date).path))
+
+
+def _windows_of(job: PeriodJob, settings: Settings, window_px: int) -> list[PeriodWindow]:
+    """The windows of a period whose reference raster is larger than ``window_px`` squared (none otherwise,
+    or when the raster cannot be read here: the period's task then says why)."""
+    from .model_card import read_model_card
+
+    try:
+        with rasterio_open_first(job) as dataset:
+            width, height, transform = dataset.width, dataset.height, dataset.transform
+    except Exception:
+        return []
+    if width * height <= window_px * window_px:
+        return []
+    halo = read_model_card(settings.model_path).tile_size // 2  # context enough for the model at a core's edge
+    return plan_windows(width, height, transform, window_px, halo)
 
 
 def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str], None],

@@ -117,3 +117,33 @@ def test_batch_through_processing(places, local_model, tmp_path, qgis_processing
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"]
     assert (tmp_path / "out" / "coast_b" / "change_2016_2019.tif").is_file()
+
+
+def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path, capsys):
+    """A 288 px place with --window 128: nine window tasks (each with a halo of context) and one that puts
+    their cores together; the map is the single-task map, and nothing of the windows is left."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rasters = []
+    for path in small_scene.tci_paths[2019]:
+        with rasterio.open(path) as source:
+            profile, data = source.profile, np.tile(source.read(), (1, 3, 3))
+        profile.update(width=288, height=288)
+        with rasterio.open(folder / path.name, "w", **profile) as target:
+            target.write(data)
+        rasters.append(folder / path.name)
+    (folder / "jobs.csv").write_text("place,period,path\n" + "".join(f"big,2019,{p.name}\n" for p in rasters))
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--workers", "2",
+                 "--window", "128", "--device", "cpu", str(folder / "jobs.csv")])
+    capsys.readouterr()
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert summary["places"]["big"]["periods"]["2019"]["windows"] == 9
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "whole"), "--device", "cpu",
+                 *map(str, rasters)]) == 0
+    with rasterio.open(tmp_path / "out" / "big" / "2019" / "classes.tif") as mosaic, \
+            rasterio.open(tmp_path / "whole" / "classes.tif") as whole:
+        assert mosaic.transform == whole.transform and mosaic.shape == whole.shape
+        assert (mosaic.read(1) == whole.read(1)).mean() > 0.995
+    assert sorted(p.name for p in (tmp_path / "out" / "big" / "2019").iterdir()) == [
+        "classes.qml", "classes.tif", "done.json", "probability.qml", "probability.tif"]
