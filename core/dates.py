@@ -59,7 +59,7 @@ def dated_rasters(paths, dates: str | None = None):
     folder or its ``.zip``) stands for its true-colour image, dated by its name. Raises ``ValueError``
     with a message that says what to give."""
     from .raster_stack import DatedRaster
-    from .sentinel2 import is_product, true_colour_path
+    from .sentinel2 import check_product, is_product
 
     paths = [Path(p) for p in paths]
     given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []
@@ -70,7 +70,8 @@ def dated_rasters(paths, dates: str | None = None):
         product = is_product(path)
         if not product and not path.is_file():
             raise ValueError(f"raster not found: {path}")
-        source = true_colour_path(path.absolute()) if product else path
+        if product:
+            check_product(path)  # what of it is read depends on the model: its TCI or its bands
         if given:
             try:
                 date = dt.date.fromisoformat(given[index])
@@ -80,5 +81,5 @@ def dated_rasters(paths, dates: str | None = None):
             date = date_from_name(path) if product else detect_date(path)
             if date is None:
                 raise ValueError(f"no date in the name or tags of {path.name}: give the dates")
-        rasters.append(DatedRaster(source, date))
+        rasters.append(DatedRaster(path.absolute() if product else path, date))
     return rasters

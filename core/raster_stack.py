@@ -39,8 +39,11 @@ class DatedRaster:
 
 
 def raster_exists(path: Path | str) -> bool:
-    """A file that exists, or a GDAL virtual path (checked when GDAL opens it)."""
-    return str(path).startswith("/vsi") or Path(path).is_file()
+    """A file that exists, a Sentinel-2 product (a .SAFE folder), or a GDAL virtual path (checked when
+    GDAL opens it)."""
+    from .sentinel2 import is_product
+
+    return str(path).startswith("/vsi") or Path(path).is_file() or (is_product(path) and Path(path).exists())
 
 
 @dataclass(frozen=True)

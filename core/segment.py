@@ -41,6 +41,7 @@ from .preflight import output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
 from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists
 from .runtime import LoadedModel, RuntimeUnavailable, load_model
+from .sentinel2 import ProductError, resolve_products
 from .tiling import Tile, tile_grid
 
 log = logging.getLogger("timeseg")
@@ -211,13 +212,14 @@ def segment_problems(request: SegmentRequest) -> list[str]:
             rasters = select_dates(request.rasters, model.card, request.date_selection, request.max_dates)
         except SegmentError as error:  # say it, and go on to what the rasters themselves lack
             problems, rasters = error.problems, sorted(request.rasters, key=lambda r: r.date)
+        rasters = resolve_products(rasters, model.card)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
             _resample_if_needed(stack, model.card)
             _restrict(stack, request.aoi)
             return problems + _model_problems(request, model, stack)
     except SegmentError as error:
         return problems + error.problems
-    except (ModelCardError, RasterStackError, RuntimeUnavailable, AreaError) as error:
+    except (ModelCardError, RasterStackError, RuntimeUnavailable, AreaError, ProductError) as error:
         return [*problems, str(error)]
 
 
@@ -235,7 +237,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     model = model or load_model(request.model_path, request.device, request.threads, request.precision)
     card = model.card
     log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, model.provider)
-    rasters = select_dates(request.rasters, card, request.date_selection, request.max_dates)
+    rasters = resolve_products(select_dates(request.rasters, card, request.date_selection, request.max_dates), card)
     report = request.progress or (lambda fraction, message: None)
     normalisation = Normalisation.from_card(card)
     probability_path, classes_path = _output_paths(request)

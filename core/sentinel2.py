@@ -1,9 +1,11 @@
 """Sentinel-2 products as they come: a ``.SAFE`` folder or its ``.zip``, L1C or L2A.
 
-The engine reads a product's true-colour image (TCI, 10 m, uint8) where ESA puts it:
-``GRANULE/*/IMG_DATA/*_TCI.jp2`` (L1C) or ``GRANULE/*/IMG_DATA/R10m/*_TCI_10m.jp2`` (L2A); inside a
-``.zip`` GDAL reads it in place (``/vsizip/``), nothing is unpacked. The acquisition date is in the
-product name (``S2B_MSIL2A_20190105T...``).
+A true-colour model (bands B04, B03, B02 in uint8) reads the product's TCI where ESA puts it:
+``GRANULE/*/IMG_DATA/*_TCI.jp2`` (L1C) or ``GRANULE/*/IMG_DATA/R10m/*_TCI_10m.jp2`` (L2A). A
+multi-band model (e.g. the crop model's 13 bands) reads the bands its card names, each from its
+finest file (``*_B05.jp2``, or ``R20m/*_B05_20m.jp2``), stacked and resampled to 10 m by a GDAL VRT
+in memory. Inside a ``.zip`` GDAL reads in place (``/vsizip/``), nothing is unpacked. The
+acquisition date is in the product name (``S2B_MSIL2A_20190105T...``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import zipfile
 from pathlib import Path
 
 TCI_PATTERNS = ("*.SAFE/GRANULE/*/IMG_DATA/R10m/*_TCI_10m.jp2", "*.SAFE/GRANULE/*/IMG_DATA/*_TCI.jp2")
+TRUE_COLOUR = ("B04", "B03", "B02")
+BAND_RESOLUTION_M = 10.0
 
 
 class ProductError(ValueError):
@@ -26,21 +30,33 @@ def is_product(path: str | Path) -> bool:
         name.endswith(".ZIP") and name.startswith("S2"))
 
 
-def true_colour_path(product: str | Path) -> str:
-    """The GDAL path of a product's TCI (a file path, or ``/vsizip/...`` inside a zip)."""
-    product = Path(product)
+def _members(product: Path) -> tuple[list[str], str]:
+    """The product's image files (relative names) and the GDAL prefix that opens them."""
     if product.is_dir():
-        members = [str(p.relative_to(product.parent)) for p in product.rglob("*_TCI*.jp2")]
-        found = _match(members, product.name)
-        return str(product.parent / found)
+        return [str(p.relative_to(product.parent)) for p in product.rglob("*.jp2")], f"{product.parent}/"
     if not product.is_file():
         raise ProductError(f"Sentinel-2 product not found: {product}")
     try:
         with zipfile.ZipFile(product) as archive:
-            members = archive.namelist()
+            return archive.namelist(), f"/vsizip/{product}/"
     except zipfile.BadZipFile:
         raise ProductError(f"{product.name} is not a readable zip: download the product again") from None
-    return f"/vsizip/{product}/{_match(members, product.name)}"
+
+
+def check_product(product: str | Path) -> None:
+    """Raise ``ProductError`` unless ``product`` exists, can be read and holds images."""
+    product = Path(product).absolute()
+    members, _ = _members(product)
+    if not any(m.endswith(".jp2") for m in members):
+        raise ProductError(f"{product.name} holds no images (GRANULE/*/IMG_DATA/*.jp2): give an L1C or L2A "
+                           "product as downloaded")
+
+
+def true_colour_path(product: str | Path) -> str:
+    """The GDAL path of a product's TCI (a file path, or ``/vsizip/...`` inside a zip)."""
+    product = Path(product).absolute()
+    members, prefix = _members(product)
+    return prefix + _match(members, product.name)
 
 
 def _match(members: list[str], name: str) -> str:
@@ -50,3 +66,42 @@ def _match(members: list[str], name: str) -> str:
             return found[0]
     raise ProductError(f"{name} holds no true-colour image (GRANULE/*/IMG_DATA/*_TCI.jp2 or "
                        "R10m/*_TCI_10m.jp2): give an L1C or L2A product")
+
+
+def _band_file(members: list[str], band: str, name: str) -> str:
+    """The finest file of ``band``: L1C ``*_B05.jp2``, or L2A ``R10m|R20m|R60m/*_B05_<res>m.jp2``."""
+    for pattern in (f"*/IMG_DATA/*_{band}.jp2", f"*/IMG_DATA/R10m/*_{band}_10m.jp2",
+                    f"*/IMG_DATA/R20m/*_{band}_20m.jp2", f"*/IMG_DATA/R60m/*_{band}_60m.jp2"):
+        found = sorted(m for m in members if fnmatch.fnmatch(m, "*.SAFE/GRANULE" + pattern))
+        if found:
+            return found[0]
+    raise ProductError(f"{name} has no band {band}, which the model needs (L2A products lack B10): give a "
+                       "product with it")
+
+
+def product_source(product: str | Path, bands: list[str], dtype: str) -> str:
+    """What the engine reads for ``product`` with a model of ``bands`` and input ``dtype``: the TCI for a
+    true-colour uint8 model, else the model's bands stacked at 10 m in an in-memory VRT."""
+    product = Path(product).absolute()
+    if tuple(bands) == TRUE_COLOUR and dtype == "uint8":
+        return true_colour_path(product)
+    from osgeo import gdal
+
+    members, prefix = _members(product)
+    files = [prefix + _band_file(members, band, product.name) for band in bands]
+    target = f"/vsimem/timeseg/{product.name}_{'_'.join(bands)}.vrt"
+    options = gdal.BuildVRTOptions(separate=True, resolution="user", xRes=BAND_RESOLUTION_M,
+                                   yRes=BAND_RESOLUTION_M, resampleAlg="bilinear")
+    if gdal.BuildVRT(target, files, options=options) is None:
+        raise ProductError(f"GDAL cannot stack the bands of {product.name}: check the product")
+    gdal.Unlink(target + ".aux.xml")
+    return target
+
+
+def resolve_products(rasters: list, card) -> list:
+    """``DatedRaster``s whose path is a product -> the same date on what the model reads of it."""
+    from .raster_stack import DatedRaster
+
+    return [DatedRaster(product_source(r.path, card.bands, card.input_dtype), r.date) if is_product(r.path) else r
+            for r in rasters]
+

@@ -63,7 +63,7 @@ def test_a_product_without_a_true_colour_image_is_refused(tmp_path, local_model,
     empty = tmp_path / "S2A_MSIL1C_20190105T103431_N0207_R108_T33UUU_20190105T123408.SAFE"
     (empty / "GRANULE").mkdir(parents=True)
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), str(empty)]) == 1
-    assert "holds no true-colour image" in capsys.readouterr().err
+    assert "holds no images" in capsys.readouterr().err
     broken = tmp_path / "S2A_MSIL2A_20190105T103431_N0207_R108_T33UUU_20190105T123408.zip"
     broken.write_text("not a zip")
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), str(broken)]) == 1
@@ -104,3 +104,54 @@ def test_products_added_in_the_dock(products, small_scene, qgis_iface, qgis_new_
         assert len(QgsProject.instance().mapLayers()) == 3
     finally:
         plugin.unload()
+
+
+def band_product(folder, tci_tif, date: str):
+    """An L2A product with B02 at 10 m, B05 at 20 m and B01 at 60 m (uint16 reflectance x 10000)."""
+    name = f"S2B_MSIL2A_{date}T103109_N0211_R108_T33UUU_{date}T124409.SAFE"
+    images = folder / name / "GRANULE" / f"L2A_T33UUU_A009668_{date}T103431" / "IMG_DATA"
+    with rasterio.open(tci_tif) as source:
+        data, profile = source.read(1).astype(np.uint16) * 40, source.profile
+    for band, metres in (("B02", 10), ("B05", 20), ("B01", 60)):
+        step = metres // 10
+        target = images / f"R{metres}m" / f"T33UUU_{date}T103109_{band}_{metres}m.jp2"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        transform = profile["transform"] * rasterio.Affine.scale(step)
+        tif = folder / f"{band}_{date}.tif"
+        with rasterio.open(tif, "w", driver="GTiff", width=data.shape[1] // step, height=data.shape[0] // step,
+                           count=1, dtype="uint16", crs=profile["crs"], transform=transform) as out:
+            out.write(data[::step, ::step][None])
+        gdal.Translate(str(target), str(tif), format="JP2OpenJPEG", creationOptions=["REVERSIBLE=YES",
+                                                                                      "QUALITY=100"])
+    return folder / name
+
+
+def test_a_multi_band_model_takes_its_bands_from_the_products(small_scene, local_model, tmp_path, capsys):
+    """A model of bands B02, B05, B01 (uint16) reads them from L2A products, each from its finest file,
+    stacked and resampled to 10 m on the fly."""
+    import json as json_module
+
+    import onnx
+
+    from timeseg.core.sentinel2 import product_source
+
+    model = onnx.load(str(local_model))
+    card = {p.key: p.value for p in model.metadata_props}
+    card.update(bands=json_module.dumps(["B02", "B05", "B01"]), input_dtype=json_module.dumps("uint16"),
+                input_scale=json_module.dumps(1e-4))
+    del model.metadata_props[:]
+    for key, value in card.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(tmp_path / "bands.onnx"))
+    products = [band_product(tmp_path, tif, a.date.strftime("%Y%m%d"))
+                for tif, a in zip(small_scene.tci_paths[2019][:2], small_scene.acquisitions[2019][:2])]
+    with rasterio.open(product_source(products[0], ["B02", "B05", "B01"], "uint16")) as stacked, \
+            rasterio.open(small_scene.tci_paths[2019][0]) as tif:
+        assert stacked.count == 3 and stacked.res == (10.0, 10.0) and stacked.bounds == tif.bounds
+        assert stacked.dtypes[0] == "uint16"
+        assert np.array_equal(stacked.read(1), tif.read(1).astype(np.uint16) * 40)  # B02 as it is
+    assert main(["segment", "--model", str(tmp_path / "bands.onnx"), "--output", str(tmp_path / "out"),
+                 *map(str, products)]) == 0
+    assert "2 dates" in capsys.readouterr().out
+    with pytest.raises(Exception, match="has no band B10"):
+        product_source(products[0], ["B02", "B10", "B01"], "uint16")

@@ -27,7 +27,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .compare_panel import ComparePanel
 from .dependencies import missing_dependency_message
-from .layer_table import LayerTable
+from .layer_table import PRODUCT_PROPERTY, LayerTable
 from .model_panel import ModelPanel
 from .options_panel import OptionsPanel
 from .results import add_change_layers, add_period_layers
@@ -156,6 +156,7 @@ class TimeSegDock(QgsDockWidget):
                 continue
             layer = QgsRasterLayer(source, Path(product).name.removesuffix(".zip").removesuffix(".SAFE"))
             if layer.isValid():
+                layer.setCustomProperty(PRODUCT_PROPERTY, str(Path(product).absolute()))  # the engine reads the product
                 layers.append(layer)
             else:
                 problems.append(self.tr("QGIS cannot read the true-colour image of {}").format(Path(product).name))

@@ -17,6 +17,7 @@ from qgis.PyQt.QtWidgets import QAbstractItemView, QDateEdit, QHeaderView, QTabl
 from .run_parameters import DatedLayer
 
 NAME, DATE, PERIOD = 0, 1, 2
+PRODUCT_PROPERTY = "timeseg/product"  # a layer showing a Sentinel-2 product's TCI: the product it shows
 NO_DATE = QDate(1900, 1, 1)
 
 
@@ -191,5 +192,6 @@ class LayerTable(QTableWidget):
                 continue
             date = dt.date(value.year(), value.month(), value.day())
             period = self._period_of(row) or str(date.year)
-            chosen.append(DatedLayer(layer.id(), layer.name(), Path(layer.source()), date, period))
+            source = layer.customProperty(PRODUCT_PROPERTY) or layer.source()  # a product: the model picks its bands
+            chosen.append(DatedLayer(layer.id(), layer.name(), Path(source), date, period))
         return chosen, undated
