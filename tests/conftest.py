@@ -35,3 +35,18 @@ def local_model(tmp_path_factory):
     save_checkpoint(folder / "model.pt", build_network(config), config, TEST_CARD, "final", 0, {})
     export_checkpoint(folder / "model.pt", folder / "local.onnx")
     return folder / "local.onnx"
+
+
+@pytest.fixture
+def provider(qgis_processing, qgis_iface):
+    """The plugin loaded as QGIS loads it, for processing.run; unloaded (and its provider gone) after."""
+    from qgis.core import QgsApplication
+
+    from tests_support import load_plugin_package
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    yield QgsApplication.processingRegistry().providerById("timeseg")
+    plugin.unload()
+    assert QgsApplication.processingRegistry().providerById("timeseg") is None
+

@@ -99,20 +99,12 @@ def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
-def test_batch_through_processing(places, local_model, tmp_path, qgis_processing, qgis_iface):
+def test_batch_through_processing(places, local_model, tmp_path, provider):
     import processing
-    from qgis.core import QgsApplication
 
-    from tests_support import load_plugin_package
-
-    plugin = load_plugin_package().classFactory(qgis_iface)
-    plugin.initGui()
-    try:
-        assert QgsApplication.processingRegistry().algorithmById("timeseg:batch") is not None
-        result = processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
-                                                  "WORKERS": 2, "OUTPUT": str(tmp_path / "out")})
-    finally:
-        plugin.unload()
+    assert provider.algorithm("batch") is not None
+    result = processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
+                                              "WORKERS": 2, "OUTPUT": str(tmp_path / "out")})
     assert result["FAILED"] == 1
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"]

@@ -113,19 +113,12 @@ def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tm
     assert not (tmp_path / "o").exists()
 
 
-def test_a_deepness_model_in_processing(water_model, small_scene, tmp_path, qgis_processing, qgis_iface):
+def test_a_deepness_model_in_processing(water_model, small_scene, tmp_path, provider):
     import processing
 
-    from tests_support import load_plugin_package
-
-    plugin = load_plugin_package().classFactory(qgis_iface)
-    plugin.initGui()
-    try:
-        result = processing.run("timeseg:segment", {
-            "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(water_model), "DEVICE": 1,
-            "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
-    finally:
-        plugin.unload()
+    result = processing.run("timeseg:segment", {
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(water_model), "DEVICE": 1,
+        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
     with rasterio.open(result["OUTPUT_PROBABILITY"]) as probability:
         assert np.abs(probability.read(1) - expected_water(small_scene.tci_paths[2019][-1])).max() < 1e-5
 

@@ -588,18 +588,7 @@ def test_tiles_without_data_are_skipped(ws):
     assert (c[:96, :96] != 255).all() and (c[96:, :] == 255).all() and (c[:, 96:] == 255).all()
 
 
-# --- Processing ----------------------------------------------------------------------------
-@pytest.fixture
-def provider(qgis_processing, qgis_iface):
-    from qgis.core import QgsApplication
-
-    from tests_support import load_plugin_package
-
-    plugin = load_plugin_package().classFactory(qgis_iface)
-    plugin.initGui()
-    yield QgsApplication.processingRegistry().providerById("timeseg")
-    plugin.unload()
-
+# --- Processing (the provider fixture: conftest) ---------------------------------------------
 
 def _segment_parameters(ws: Workspace, **changes) -> dict:
     return {"INPUT": [str(p) for p in ws.inputs], "MODEL": str(ws.model), "DEVICE": 1,

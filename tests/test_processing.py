@@ -4,19 +4,6 @@ import numpy as np
 import pytest
 import rasterio
 
-from tests_support import load_plugin_package
-
-
-@pytest.fixture
-def provider(qgis_processing, qgis_iface):
-    from qgis.core import QgsApplication
-
-    plugin = load_plugin_package().classFactory(qgis_iface)
-    plugin.initGui()
-    yield QgsApplication.processingRegistry().providerById("timeseg")
-    plugin.unload()
-    assert QgsApplication.processingRegistry().providerById("timeseg") is None
-
 
 def test_provider_lists_its_algorithms(provider):
     assert sorted(a.id() for a in provider.algorithms()) == ["timeseg:batch", "timeseg:change", "timeseg:segment",

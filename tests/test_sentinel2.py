@@ -70,19 +70,12 @@ def test_a_product_without_a_true_colour_image_is_refused(tmp_path, local_model,
     assert "is not a readable zip: download the product again" in capsys.readouterr().err
 
 
-def test_products_through_processing(products, small_scene, local_model, tmp_path, qgis_processing, qgis_iface):
+def test_products_through_processing(products, small_scene, local_model, tmp_path, provider):
     import processing
 
-    from tests_support import load_plugin_package
-
-    plugin = load_plugin_package().classFactory(qgis_iface)
-    plugin.initGui()
-    try:
-        result = processing.run("timeseg:segment", {
-            "PRODUCTS": ";".join(str(p) for p in products), "MODEL": str(local_model), "DEVICE": 1,
-            "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
-    finally:
-        plugin.unload()
+    result = processing.run("timeseg:segment", {
+        "PRODUCTS": ";".join(str(p) for p in products), "MODEL": str(local_model), "DEVICE": 1,
+        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
     with rasterio.open(result["OUTPUT_CLASSES"]) as classes, rasterio.open(small_scene.tci_paths[2019][0]) as tif:
         assert classes.transform == tif.transform
         assert classes.tags()["dates"] == ",".join(str(a.date) for a in small_scene.acquisitions[2019])
