@@ -1,9 +1,11 @@
 """Many places and periods at once on dask.distributed: ``timeseg batch JOBS.csv``.
 
-``JOBS.csv`` has the columns ``place,period,path`` (one row per dated raster; relative paths
-are relative to the CSV). Each place and period is one task: a worker segments it into
-``DIR/<place>/<period>/{probability,classes}.tif``; when a place's periods are done, one task
-per pair of consecutive periods writes ``DIR/<place>/change_<first>_<second>.tif`` and its JSON.
+``JOBS.csv`` has the columns ``place,period,path`` (one row per dated raster or Sentinel-2 product;
+relative paths are relative to the CSV). Each place and period is one task: a worker segments it
+into ``DIR/<place>/<period>/{probability,classes}.tif``; a place larger than the window size is
+cut into windows with a margin of context, one task each, and a last task puts their cores
+together. When a place's periods are done, one task per pair of consecutive periods writes
+``DIR/<place>/change_<first>_<second>.tif`` with its style, JSON and lines.
 Workers open each model once (``_worker_model``), set onnxruntime's threads to their share of
 their machine, and commit their files atomically (``core.atomic``) together with a
 ``done.json`` record of what made them, so that a rerun skips what is complete and redoes
@@ -404,41 +406,37 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
 
 def _submit_period(client, job: PeriodJob, settings: Settings, window_px: int):
     """One task for the period, or one per window and one that puts them together for a large place."""
-    windows = _windows_of(job, settings, window_px)
+    windows, full_size = _windows_of(job, settings, window_px)
     key = f"segment-{job.place}-{job.period}"
     if not windows:
         return client.submit(segment_period, job, settings, key=key, pure=False)
     parts = [client.submit(segment_period, job, settings, window, key=f"{key}-window{window.index}", pure=False)
              for window in windows]
-    with rasterio_open_first(job) as dataset:
-        full_size = (dataset.width, dataset.height)
     return client.submit(assemble_period, job, settings, windows, full_size, parts, key=f"{key}-assemble",
                          pure=False)
 
 
-def rasterio_open_first(job: PeriodJob):
-    """The period's reference raster (its earliest date), opened."""
+def _windows_of(job: PeriodJob, settings: Settings, window_px: int) -> tuple[list[PeriodWindow], tuple[int, int]]:
+    """The windows of a period whose reference raster (its earliest date, or what the model reads of a
+    product) is larger than ``window_px`` squared, and its size; no windows otherwise, or when the
+    raster cannot be read here (the period's task then says why)."""
     import rasterio
 
     from .dates import dated_rasters
-
-    return rasterio.open(str(min(dated_rasters(job.paths), key=lambda r: r.date).path))
-
-
-def _windows_of(job: PeriodJob, settings: Settings, window_px: int) -> list[PeriodWindow]:
-    """The windows of a period whose reference raster is larger than ``window_px`` squared (none otherwise,
-    or when the raster cannot be read here: the period's task then says why)."""
     from .model_card import read_model_card
+    from .sentinel2 import resolve_products
 
     try:
-        with rasterio_open_first(job) as dataset:
+        card = read_model_card(settings.model_path)
+        reference = resolve_products([min(dated_rasters(job.paths), key=lambda r: r.date)], card)[0]
+        with rasterio.open(str(reference.path)) as dataset:
             width, height, transform = dataset.width, dataset.height, dataset.transform
     except Exception:
-        return []
+        return [], (0, 0)
     if width * height <= window_px * window_px:
-        return []
-    halo = read_model_card(settings.model_path).tile_size // 2  # context enough for the model at a core's edge
-    return plan_windows(width, height, transform, window_px, halo)
+        return [], (width, height)
+    halo = card.tile_size // 2  # context enough for the model at a core's edge
+    return plan_windows(width, height, transform, window_px, halo), (width, height)
 
 
 def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str], None],
