@@ -362,3 +362,22 @@ def test_run_inside_a_polygon_layer(dock, tmp_path):
         values = classes.read(1)
         assert classes.shape == (40, 40)  # the triangle's extent, 400 m at 10 m
     assert values[0, 0] != 255 and values[-1, -1] == 255
+
+
+def test_every_control_has_a_tooltip(dock):
+    from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+    from qgis.PyQt.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QTableWidget
+
+    dock, _ = dock
+    kinds = (QAbstractButton, QComboBox, QAbstractSpinBox, QgsFileWidget, QgsMapLayerComboBox, QTableWidget)
+    silent = []
+    for widget in dock.widget().findChildren(kinds):
+        ancestors, parent = [], widget.parent()
+        while parent is not None:
+            ancestors.append(parent)
+            parent = parent.parent()
+        inside_file_widget = any(isinstance(a, (QgsFileWidget, QgsMapLayerComboBox)) for a in ancestors)
+        inside_table = isinstance(widget.parent(), QTableWidget) or widget.parent().parent() is dock.table
+        if widget.isVisibleTo(dock) and not widget.toolTip() and not inside_file_widget and not inside_table:
+            silent.append(f"{type(widget).__name__} {widget.objectName() or getattr(widget, 'text', lambda: '')()}")
+    assert silent == [], "\n".join(silent)

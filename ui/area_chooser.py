@@ -23,6 +23,7 @@ class AreaChooser(QWidget):
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.layer_combo.setEnabled(False)
+        self.layer_combo.setToolTip(self.tr("The polygon layer whose inside is the area"))
         row.addWidget(self.kind_combo)
         row.addWidget(self.layer_combo, stretch=1)
         self.kind_combo.currentIndexChanged.connect(

@@ -60,6 +60,8 @@ class LayerTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(NAME, QHeaderView.Stretch)
         self.verticalHeader().setVisible(False)
         self.setSelectionMode(QAbstractItemView.NoSelection)
+        self.setToolTip(self.tr("Tick the dated layers to use; dates come from the names or tags and can be "
+                                "edited; the period (by default the year) groups the layers of one map"))
         self._ids: list[str] = []
         self.itemChanged.connect(self._item_changed)
         project.layersAdded.connect(self._layers_added)

@@ -91,6 +91,7 @@ class OptionsPanel(QGroupBox):
         form.addRow(self.tr("Output folder"), self.output_widget)
         self.probability_check = QCheckBox(self.tr("Add the probability layer"))
         self.probability_check.setChecked(settings.value(SETTINGS + "add_probability", True, type=bool))
+        self.probability_check.setToolTip(self.tr("Also add each period's probability map (hidden at first)"))
         form.addRow(self.probability_check)
         self.device_combo.currentIndexChanged.connect(self.update_device_label)
         # the output folder is the project's: it follows when another project is opened or a new one started

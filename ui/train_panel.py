@@ -65,6 +65,7 @@ class TrainPanel(QGroupBox):
         self.start_combo = QComboBox()
         for key, label in STARTS:
             self.start_combo.addItem(self.tr(label), key)
+        self.start_combo.setToolTip(self.tr("Fine-tuning starts from the shipped road model and needs fewer labels"))
         form.addRow(self.tr("Start"), self.start_combo)
         self.minutes_spin = QSpinBox()
         self.minutes_spin.setRange(1, 600)
@@ -72,6 +73,8 @@ class TrainPanel(QGroupBox):
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 500)
         self.epochs_spin.setValue(10)
+        self.minutes_spin.setToolTip(self.tr("The training stops after this many minutes"))
+        self.epochs_spin.setToolTip(self.tr("Single-date epochs at most; the sequence stage runs a third of them"))
         budget_row = QHBoxLayout()
         budget_row.addWidget(self.minutes_spin)
         budget_row.addWidget(QLabel(self.tr("min, at most")))
@@ -81,6 +84,8 @@ class TrainPanel(QGroupBox):
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("ONNX models (*.onnx)")
+        self.output_widget.setToolTip(self.tr("The new model (.onnx); its checkpoint and numbers are written "
+                                              "beside it"))
         self.output_widget.lineEdit().setPlaceholderText(self.tr("beside the project, or a temporary folder"))
         form.addRow(self.tr("Model to write"), self.output_widget)
         self.controls = TaskControls(self.tr("Train"), self.tr("Fit a model to the ticked layers of the last "
