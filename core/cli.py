@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .dates import dated_rasters
+from .definitions import device_words
 from .options import add_options, values_of
 
 log = logging.getLogger("timeseg")
@@ -56,7 +57,7 @@ def run_segment(args: argparse.Namespace) -> None:
     with bar:
         result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update))
     dates = ", ".join(str(d) for d in result.dates)
-    print(f"{len(result.dates)} dates ({dates}) on {result.provider}, {result.precision}; "
+    print(f"{len(result.dates)} dates ({dates}) on {device_words(result.provider)}, {result.precision}; "
           f"{result.tiles_run} of {result.tiles_total} tiles held data")
     print(f"probability: {result.probability_path}")
     print(f"classes:     {result.classes_path}")

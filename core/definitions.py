@@ -25,3 +25,8 @@ def folder_name(text: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", text.strip()).replace("..", "-").strip(".-")
     return name or "period"
 
+
+def device_words(provider: str) -> str:
+    """An onnxruntime execution provider in plain words: CPU or GPU (CUDA)."""
+    return DEVICE_WORDS["cuda" if provider == "CUDAExecutionProvider" else "cpu"]
+

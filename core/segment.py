@@ -31,6 +31,7 @@ from .definitions import (
     OUTPUT_TAG,
     PRECISIONS,
     PROBABILITY_NAME,
+    device_words,
 )
 from .model_card import ModelCard, ModelCardError
 from .normalisation import Normalisation
@@ -236,7 +237,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         raise SegmentError(problems)
     model = model or load_model(request.model_path, request.device, request.threads, request.precision)
     card = model.card
-    log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, model.provider)
+    log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, device_words(model.provider))
     rasters = resolve_products(select_dates(request.rasters, card, request.date_selection, request.max_dates), card)
     report = request.progress or (lambda fraction, message: None)
     normalisation = Normalisation.from_card(card)

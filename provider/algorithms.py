@@ -22,7 +22,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..core.definitions import CHANGE_THRESHOLD, DEVICES, MIN_PATCH_PIXELS, PRECISIONS
+from ..core.definitions import CHANGE_THRESHOLD, DEVICES, MIN_PATCH_PIXELS, PRECISIONS, device_words
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .base import TimeSegAlgorithm
 from .base import tr as _tr
@@ -183,7 +183,8 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             cancelled=feedback.isCanceled,
         )
         result = self.run_core(lambda: segment(request), (Cancelled,))
-        feedback.pushInfo(_tr("{} dates, run on {} ({})").format(len(result.dates), result.provider, result.precision))
+        feedback.pushInfo(_tr("{} dates, run on {} ({})").format(len(result.dates), device_words(result.provider),
+                                                                 result.precision))
         span = f"{min(result.dates)}..{max(result.dates)}"
         _name_result(context, str(result.probability_path), f"{Path(model).stem} probability {span}")
         _name_result(context, str(result.classes_path), f"{Path(model).stem} classes {span}")

@@ -313,6 +313,6 @@ class TimeSegDock(QgsDockWidget):
 
 
 def _device_words(provider: str) -> str:
-    from ..core.definitions import DEVICE_WORDS
+    from ..core.definitions import device_words
 
-    return DEVICE_WORDS["cuda" if provider == "CUDAExecutionProvider" else "cpu"]
+    return device_words(provider)
