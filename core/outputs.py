@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from .atomic import gdal_errors
@@ -66,8 +66,6 @@ class GeoTiffWriter(contextlib.AbstractContextManager):
                 self.dataset.set_band_description(band, description)
             if colours:
                 self.dataset.write_colormap(1, colours)
-            elif dtype == "float32":  # probabilities are not grey levels: QGIS's legend then shows just the name
-                self.dataset.colorinterp = [ColorInterp.undefined] * count
             if tags:
                 self.dataset.update_tags(**tags)
             if band_tags:
