@@ -4,8 +4,9 @@ whether the dock adds it, Processing loads it or an analyst drags it into QGIS (
 
 Classes that should not show (a binary model's background, the change map's "none") are left out
 of the palette: QGIS draws values without a palette entry transparent, and the legend lists only
-what is drawn, each with its swatch. The layer's time range is its period (first to last date), so
-QGIS's Temporal Controller steps from one period to the next.
+what is drawn, each with its swatch. The style also holds the layer's time range, its period
+(first to last date): QGIS applies it when the style is loaded from Layer Properties (its default-style
+loading leaves time out, so the dock sets the range on the layers it adds).
 """
 
 from __future__ import annotations

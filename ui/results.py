@@ -47,10 +47,8 @@ def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:
 
 
 def _time_range(dates: list[dt.date]) -> QgsDateTimeRange:
-    def moment(day: dt.date, time: QTime) -> QDateTime:
-        return QDateTime(day, time)
-
-    return QgsDateTimeRange(moment(min(dates), QTime(0, 0)), moment(max(dates), QTime(23, 59, 59)))
+    """A period's time range, for QGIS's Temporal Controller (default-style loading leaves time out)."""
+    return QgsDateTimeRange(QDateTime(min(dates), QTime(0, 0)), QDateTime(max(dates), QTime(23, 59, 59)))
 
 
 def add_period_layers(project: QgsProject, model_name: str, result: PeriodResult, add_probability: bool,
