@@ -9,14 +9,13 @@ the lines' lengths add up to the summary's.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .raster_stack import METRES_PER_DEGREE, Grid
+from .raster_stack import Grid
 
 LAYER = "lines"
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -81,21 +80,11 @@ def trace_lines(mask: np.ndarray) -> Iterator[list[tuple[int, int]]]:
                 yield walk(node, neighbour)
 
 
-def _pixel_metres(grid: Grid) -> tuple[float, float]:
-    """Metres per pixel along columns and rows."""
-    width, height = abs(grid.transform.a), abs(grid.transform.e)
-    if grid.crs is not None and grid.crs.is_geographic:
-        latitude = math.radians((grid.bounds[1] + grid.bounds[3]) / 2)
-        return width * METRES_PER_DEGREE * math.cos(latitude), height * METRES_PER_DEGREE
-    factor = grid.crs.linear_units_factor[1] if grid.crs is not None else 1.0
-    return width * factor, height * factor
-
-
 def change_lines(new: np.ndarray, removed: np.ndarray, grid: Grid, new_probability: np.ndarray | None,
                  removed_probability: np.ndarray | None) -> list[ChangeLine]:
     """The centre lines of the new and removed masks, each with its length and mean probability
     (of the later period's map for new lines, the earlier one's for removed lines; None without)."""
-    across, along = _pixel_metres(grid)
+    across, along = grid.pixel_metres
     lines = []
     for change, mask, probability in (("new", new, new_probability), ("removed", removed, removed_probability)):
         for pixels in trace_lines(mask):

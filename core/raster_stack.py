@@ -61,17 +61,21 @@ class Grid:
         return bounds(Window(0, 0, self.width, self.height), self.transform)
 
     @property
-    def pixel_size_m(self) -> float:
-        """Pixel size in metres (the geometric mean of width and height; degrees converted at the
-        grid's centre latitude for geographic CRSs)."""
+    def pixel_metres(self) -> tuple[float, float]:
+        """Metres per pixel along columns and rows (degrees converted at the grid's centre latitude
+        for geographic CRSs)."""
         width, height = abs(self.transform.a), abs(self.transform.e)
         if self.crs is not None and self.crs.is_geographic:
             latitude = math.radians((self.bounds[1] + self.bounds[3]) / 2)
-            width, height = width * METRES_PER_DEGREE * math.cos(latitude), height * METRES_PER_DEGREE
-        elif self.crs is not None:
-            factor = self.crs.linear_units_factor[1]
-            width, height = width * factor, height * factor
-        return math.sqrt(width * height)
+            return width * METRES_PER_DEGREE * math.cos(latitude), height * METRES_PER_DEGREE
+        factor = self.crs.linear_units_factor[1] if self.crs is not None else 1.0
+        return width * factor, height * factor
+
+    @property
+    def pixel_size_m(self) -> float:
+        """Pixel size in metres: the geometric mean of ``pixel_metres``."""
+        across, along = self.pixel_metres
+        return math.sqrt(across * along)
 
     @classmethod
     def of(cls, dataset: rasterio.DatasetReader) -> Grid:

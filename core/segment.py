@@ -189,8 +189,7 @@ def request_problems(request: SegmentRequest) -> list[str]:
 def _model_problems(request: SegmentRequest, model: LoadedModel, stack: RasterStack) -> list[str]:
     card = model.card
     problems = raster_problems(stack, card)
-    tile_size = request.tile_size or card.tile_size
-    overlap = card.tiles_overlap if request.overlap is None else request.overlap
+    tile_size, overlap = _asked_tiling(request, card)
     if overlap >= tile_size:
         problems.append(f"the tile overlap {overlap} must be below the tile size {tile_size}: give a smaller overlap")
     if model.fixed_tile_size is not None and tile_size != model.fixed_tile_size:
@@ -326,13 +325,16 @@ def _restrict(stack: RasterStack, aoi: str | None) -> None:
         stack.restrict(parse_area(aoi, stack.grid))
 
 
+def _asked_tiling(request: SegmentRequest, card: ModelCard) -> tuple[int, int]:
+    """Tile size and overlap as asked: the request's, else the card's."""
+    return request.tile_size or card.tile_size, card.tiles_overlap if request.overlap is None else request.overlap
+
+
 def _tiling(request: SegmentRequest, model: LoadedModel, width: int, height: int) -> tuple[int, int]:
     """Tile size and overlap: the request's or the card's; a tile never larger than the raster needs
     (rounded up to 32 px), so a huge ``--tile-size`` on a small raster asks for no more memory
     (unless the network takes one size only)."""
-    card = model.card
-    tile_size = request.tile_size or card.tile_size
-    overlap = card.tiles_overlap if request.overlap is None else request.overlap
+    tile_size, overlap = _asked_tiling(request, model.card)
     needed = -(-max(width, height) // 32) * 32
     if tile_size > needed and model.fixed_tile_size is None:
         tile_size, overlap = needed, min(overlap, needed // 2)

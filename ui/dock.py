@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.definitions import device_words
 from .compare_panel import ComparePanel
 from .dependencies import missing_dependency_message
 from .layer_table import PRODUCT_PROPERTY, LayerTable
@@ -291,7 +292,7 @@ class TimeSegDock(QgsDockWidget):
         for index, period in enumerate(outcome.periods):
             add_period_layers(self.project, outcome.model_name, period, outcome.parameters.add_probability,
                               latest=index == len(outcome.periods) - 1)
-        lines = [self.tr("{}: {} dates on {}").format(p.period, len(p.dates), _device_words(p.provider))
+        lines = [self.tr("{}: {} dates on {}").format(p.period, len(p.dates), device_words(p.provider))
                  for p in outcome.periods]
         if outcome.change_path is not None:
             from ..core.change import lines_path
@@ -310,9 +311,3 @@ class TimeSegDock(QgsDockWidget):
         self.controls.stopped("\n".join(lines), done=True)
         for line in lines:
             log(line)
-
-
-def _device_words(provider: str) -> str:
-    from ..core.definitions import device_words
-
-    return device_words(provider)
