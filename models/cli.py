@@ -45,13 +45,14 @@ def _add_train(commands) -> argparse.ArgumentParser:
     user.add_argument("--input-scale", type=float, default=1 / 255, help="raw value multiplier (default 1/255)")
     add_options(parser.add_argument_group("network"), NetworkConfig)
     real = parser.add_argument_group("real labelled imagery, added to the training sites")
-    real.add_argument("--real-labels", type=Path,
-                      help="GeoPackage of hand-traced roads with split and areas (e.g. models/real/T33UUU_roads.gpkg); "
-                      "its 'train' area joins the training sites")
-    real.add_argument("--real-image", type=Path, help="the image the lines were traced on (default: the "
-                      "shipped T33UUU true-colour image)")
+    real.add_argument("--real-labels", type=Path, nargs="+",
+                      help="GeoPackages of hand-traced roads with split and areas (e.g. models/real/*_roads.gpkg); "
+                      "their 'train' areas join the training sites")
+    real.add_argument("--real-image", type=Path, help="with one GeoPackage of your own: the image its lines were "
+                      "traced on (default: the shipped image of that GeoPackage)")
     real.add_argument("--real-share", type=float, default=0.5,
-                      help="share of the training patches drawn from the real image (default 0.5)")
+                      help="share of the training patches drawn from the real images, shared by their training "
+                      "areas' sizes (default 0.5)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--output", type=Path, required=True, help="run folder for checkpoints and history")
     add_options(fit, TrainOptions)
@@ -93,15 +94,15 @@ def _add_export(commands) -> argparse.ArgumentParser:
     parser.add_argument("--overlap", type=int, help="override the card's tile overlap")
     parser.add_argument("--description", help="one sentence on what the model finds")
     parser.add_argument("--trained-on", help="override the card's trained_on text")
-    parser.add_argument("--real-labels", type=Path,
-                        help="score the checkpoint on this GeoPackage's held-out area (e.g. "
-                        "models/real/T33UUU_roads.gpkg) and put the numbers into the card's metrics as real_heldout")
+    parser.add_argument("--real-labels", type=Path, nargs="+",
+                        help="score the checkpoint on these shipped GeoPackages' held-out areas (e.g. "
+                        "models/real/*_roads.gpkg) and put the numbers into the card's metrics as real_heldout")
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                         help="int8: the CPU variant (name it <model>.int8.onnx beside <model>.onnx), its FCN "
                         "quantised and calibrated on --calibration")
     parser.add_argument("--calibration", type=Path, nargs="+",
-                        help="with --precision int8: rasters to calibrate on (default: the training columns of "
-                        "the real T33UUU image in models/real, as L1C and as L2A true colour)")
+                        help="with --precision int8: rasters to calibrate on (default: the training areas of "
+                        "the real images in models/real, as L1C and as L2A true colour)")
     return parser
 
 
@@ -145,17 +146,22 @@ def run_train(args: argparse.Namespace) -> None:
                       f"validation on {args.validation_scenes} held-out scenes")
     site_weights, selection_sites = None, []
     if args.real_labels:
-        from .real_scene import REAL_TCI, real_training_sites
+        from .real_scene import real_training_sites, scene_of
 
         if not 0 < args.real_share < 1:
             raise ValueError("--real-share must lie between 0 and 1 (a share of the training patches)")
-        image = args.real_image or REAL_TCI
-        real, selection = real_training_sites(args.output / "real", args.real_labels, image, args.line_width)
-        site_weights = [(1 - args.real_share) / len(train_sites)] * len(train_sites) + [args.real_share]
-        train_sites, selection_sites = [*train_sites, real], [selection]
-        trained_on += (f"; real: the 'train' area of {args.real_labels.name} over {image.name} "
-                       f"({args.real_share:.0%} of the training patches; each stage's best epoch chosen on its "
-                       "last columns, never trained on)")
+        if args.real_image and len(args.real_labels) > 1:
+            raise ValueError("--real-image goes with one --real-labels GeoPackage, the one traced on it")
+        scenes = [scene_of(labels, args.real_image) for labels in args.real_labels]
+        pairs = [real_training_sites(args.output / "real", scene, args.line_width) for scene in scenes]
+        areas = [site.window.width * site.window.height for site, _ in pairs]
+        site_weights = [(1 - args.real_share) / len(train_sites)] * len(train_sites) + \
+            [args.real_share * area / sum(areas) for area in areas]
+        train_sites = [*train_sites, *(site for site, _ in pairs)]
+        selection_sites = [selection for _, selection in pairs]
+        trained_on += (f"; real: the 'train' areas of {', '.join(s.labels.name for s in scenes)} over "
+                       f"{', '.join(s.image.name for s in scenes)} ({args.real_share:.0%} of the training patches, "
+                       "by area; each stage's best epoch chosen on their last columns, never trained on)")
     options = TrainOptions(
         output=args.output,
         network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")), 1 if len(class_names) == 2 else
@@ -236,13 +242,16 @@ def calibration_images(paths: list[Path] | None) -> list:
     """Raw ``[C, H, W]`` arrays to calibrate int8 on: the given rasters, or the real image's training columns."""
     import rasterio
 
-    from .real_scene import REAL_LABELS, REAL_TCI, split_window
+    from .real_scene import REAL_SCENES, split_window
     from .road_scores import l2a_like
 
     if not paths:  # both true-colour conventions the model meets: L1C as it ships, and L2A
-        with rasterio.open(REAL_TCI) as dataset:
-            train = dataset.read(window=split_window(REAL_LABELS, REAL_TCI, "train"))
-        return [train, l2a_like(train)]
+        images = []
+        for scene in REAL_SCENES:
+            with rasterio.open(scene.image) as dataset:
+                train = dataset.read(window=split_window(scene.labels, scene.image, "train"))
+            images += [train, l2a_like(train)]
+        return images
     images = []
     for path in paths:
         with rasterio.open(path) as dataset:
@@ -250,21 +259,24 @@ def calibration_images(paths: list[Path] | None) -> list:
     return images
 
 
-def real_heldout_metrics(checkpoint: Path, gpkg: Path) -> dict:
+def real_heldout_metrics(checkpoint: Path, gpkgs: list[Path]) -> dict:
     """The checkpoint's metrics with its scores on the real held-out area added, each entry
     labelled real or simulated in ``sources``."""
     import tempfile
 
     import torch
 
+    from .real_scene import scene_of
     from .road_scores import TOLERANCE_PX, checkpoint_scores
 
     metrics = dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["card"].get("metrics", {}))
     with tempfile.TemporaryDirectory() as folder:
-        real = checkpoint_scores(checkpoint, Path(folder), gpkg)
+        scenes = [scene_of(gpkg) for gpkg in gpkgs]
+        real = checkpoint_scores(checkpoint, Path(folder), scenes)
     sources = {key: "simulated held-out scenes" for key, value in metrics.items() if isinstance(value, dict)}
     metrics["real_heldout"] = {**real, "tolerance_px": TOLERANCE_PX,
-                               "data": f"held-out area of {gpkg.name}: hand-traced roads on a real Sentinel-2 date"}
+                               "data": f"held-out areas of {', '.join(s.labels.name for s in scenes)}: hand-traced "
+                                       "roads on real Sentinel-2 dates, pooled (per scene under 'scenes')"}
     metrics["sources"] = {**sources, "real_heldout": "real"}
     return metrics
 

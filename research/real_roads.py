@@ -1,5 +1,6 @@
-"""Road models on the held-out part of the real labelled image (``models/real/``), scored by
-``models.road_scores``: one clear date in both TCI conventions, and the cloud contract.
+"""Road models on the held-out parts of the real labelled images (``models/real/``), scored by
+``models.road_scores`` per scene and pooled over the scenes: one clear date in both TCI
+conventions, and the cloud contract.
 
 Models run in PyTorch on the whole held-out window at once (no tiling), so the single-date
 FCN, paper A's PMap-only sequence model and the shipped model are scored the same way.
@@ -15,7 +16,7 @@ import torch
 from scipy import ndimage
 
 from ..models.checkpoint import checkpoint_normalisation, load_checkpoint
-from ..models.road_scores import THRESHOLD, HeldOut, l2a_like, scores
+from ..models.road_scores import THRESHOLD, HeldOut, RoadCounts, counts, l2a_like, pooled
 from ..models.weather import cloud_opacity, clouded, overcast_date
 
 
@@ -53,18 +54,23 @@ def cloudy_dates(tci: np.ndarray, seed: int) -> dict[str, np.ndarray]:
 CLOUD_SEQUENCES = ("C", "OC", "CO", "OOC", "COO", "OCO", "OOOC", "PC", "CP", "OPC")
 
 
-def cloud_contract(model: TorchRoadModel, tci: np.ndarray, truth: HeldOut, seed: int = 7) -> dict[str, dict]:
-    """Scores of each sequence of ``CLOUD_SEQUENCES`` and its mean absolute change of P(road)
-    from the clear date alone."""
-    cloudy = cloudy_dates(tci, seed)
-    dates = {"C": tci, "O": cloudy["overcast"], "P": cloudy["partly_cloudy"]}
-    clear = model.probability([tci])
-    results = {}
-    for sequence in CLOUD_SEQUENCES:
-        probability = model.probability([dates[d] for d in sequence])
-        results[sequence] = {**asdict(scores(probability, truth)),
-                             "mean_abs_change": float(np.abs(probability - clear)[~truth.ignored].mean())}
-    return results
+def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int = 7) -> dict[str, dict]:
+    """Scores of each sequence of ``CLOUD_SEQUENCES`` pooled over the scenes ``truths``, and the mean
+    absolute change of P(road) from the clear date alone (over all scored pixels)."""
+    per_sequence: dict[str, list[RoadCounts]] = {sequence: [] for sequence in CLOUD_SEQUENCES}
+    change = {sequence: 0.0 for sequence in CLOUD_SEQUENCES}
+    pixels = 0
+    for truth in truths.values():
+        cloudy = cloudy_dates(truth.tci, seed)
+        dates = {"C": truth.tci, "O": cloudy["overcast"], "P": cloudy["partly_cloudy"]}
+        clear = model.probability([truth.tci])
+        pixels += int((~truth.ignored).sum())
+        for sequence in CLOUD_SEQUENCES:
+            probability = model.probability([dates[d] for d in sequence])
+            per_sequence[sequence].append(counts(probability, truth))
+            change[sequence] += float(np.abs(probability - clear)[~truth.ignored].sum())
+    return {sequence: {**asdict(pooled(per_sequence[sequence])), "mean_abs_change": change[sequence] / pixels}
+            for sequence in CLOUD_SEQUENCES}
 
 
 def quicklook(tci: np.ndarray, truth: HeldOut, probability: np.ndarray | None, path: Path) -> None:
@@ -85,28 +91,41 @@ def quicklook(tci: np.ndarray, truth: HeldOut, probability: np.ndarray | None, p
     Image.fromarray(rgb.astype(np.uint8)).save(path)
 
 
-def score_table(models: dict[str, TorchRoadModel], truth: HeldOut
-                ) -> tuple[str, dict, dict[str, np.ndarray]]:
-    """Markdown table and numbers: each model on the clear held-out date, L1C and L2A TCI; and
-    each model's P(road) ``[H, W]`` on the L1C date (for the pictures)."""
-    conventions = {"L1C TCI": truth.tci, "L2A TCI (approx.)": l2a_like(truth.tci)}
+CONVENTIONS = {"L1C TCI": lambda tci: tci, "L2A TCI (approx.)": l2a_like}
+
+
+def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]
+                ) -> tuple[str, dict, dict[str, dict[str, np.ndarray]]]:
+    """Markdown table and numbers: each model on the clear held-out dates, L1C and L2A TCI, pooled
+    over the scenes and per scene; and each model's P(road) ``[H, W]`` per scene on the L1C date
+    (for the pictures)."""
     numbers: dict[str, dict] = {}
-    l1c: dict[str, np.ndarray] = {}
-    lines = ["| model | TCI | precision | recall | F1 | called road | false, in settlements | false, in water |",
-             "|---|---|---|---|---|---|---|---|"]
+    l1c: dict[str, dict[str, np.ndarray]] = {}
+    scene_columns = " | ".join(f"F1 {scene}" for scene in truths)
+    lines = [f"| model | TCI | precision | recall | F1, all scenes | {scene_columns} | called road | "
+             "false, in settlements | false, in water |",
+             "|---|---|---|---|---|" + "---|" * len(truths) + "---|---|---|"]
     for name, model in models.items():
-        for convention, tci in conventions.items():
-            probability = model.probability([tci])
-            l1c.setdefault(name, probability)
-            result = scores(probability, truth)
-            numbers.setdefault(name, {})[convention] = asdict(result)
-            lines.append(f"| {name} | {convention} | {result.row()} |")
+        for convention, make in CONVENTIONS.items():
+            per_scene = {}
+            for scene, truth in truths.items():
+                probability = model.probability([make(truth.tci)])
+                if convention == "L1C TCI":
+                    l1c.setdefault(name, {})[scene] = probability
+                per_scene[scene] = counts(probability, truth)
+            result = pooled(list(per_scene.values()))
+            numbers.setdefault(name, {})[convention] = {
+                **asdict(result), "scenes": {scene: asdict(c.scores()) for scene, c in per_scene.items()}}
+            columns = [f"{c.scores().f1:.3f}" for c in per_scene.values()]
+            precision, recall, f1, *rest = result.row().split(" | ")
+            lines.append(f"| {name} | {convention} | {precision} | {recall} | {f1} | {' | '.join(columns)} | "
+                         f"{' | '.join(rest)} |")
     return "\n".join(lines), numbers, l1c
 
 
-def contract_table(models: dict[str, TorchRoadModel], truth: HeldOut) -> tuple[str, dict]:
-    """Markdown table and numbers of the cloud contract for each sequence model."""
-    numbers = {name: cloud_contract(model, truth.tci, truth) for name, model in models.items()}
+def contract_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]) -> tuple[str, dict]:
+    """Markdown table and numbers of the cloud contract for each sequence model (pooled over scenes)."""
+    numbers = {name: cloud_contract(model, truths) for name, model in models.items()}
     header = "| sequence | " + " | ".join(f"{name}: F1 (change from C) | mean abs. change of P" for name in models)
     lines = [header + " |", "|---|" + "---|---|" * len(models)]
     for sequence in CLOUD_SEQUENCES:

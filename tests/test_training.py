@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+import rasterio
 import torch
 
 from timeseg.models.checkpoint import load_checkpoint
@@ -106,3 +108,27 @@ def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp
     assert main(["train", "--output", str(tmp_path / "bad"), "--images", str(small_scene.tci_paths[2019][0]),
                  "--labels", str(small_scene.labels_path)]) == 1
     assert "--validation-images" in capsys.readouterr().err
+
+
+def test_real_scenes_join_the_training_sites_by_area(small_scene, tmp_path, capsys):
+    from timeseg.cli import main
+    from timeseg.models.real_scene import REAL_SCENES
+
+    common = ["--label-kind", "lines", "--label-layer", "roads_2019", "--depth", "2", "--base-channels", "4",
+              "--hidden-channels", "2", "--patch-size", "32", "--sequence-length", "2", "--batch-size", "2",
+              "--fcn-epochs", "1", "--sequence-epochs", "0", "--samples-per-epoch", "4",
+              "--images", *map(str, small_scene.tci_paths[2019]), "--labels", str(small_scene.labels_path),
+              "--validation-images", *map(str, small_scene.tci_paths[2016]),
+              "--validation-labels", str(small_scene.labels_path)]
+    labels = [str(scene.labels) for scene in REAL_SCENES]
+    assert main(["train", "--output", str(tmp_path / "run"), "--real-labels", *labels, "--real-share", "0.6",
+                 *common]) == 0, capsys.readouterr().err
+    card = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["card"]
+    assert all(scene.labels.name in card["trained_on"] for scene in REAL_SCENES)
+    for scene in REAL_SCENES:  # the training crops hold the train area only
+        with rasterio.open(tmp_path / "run" / "real" / f"{scene.image.stem}_train.tif") as crop:
+            assert crop.width * crop.height < 0.8 * np.prod(rasterio.open(scene.image).shape)
+    # one image cannot go with two GeoPackages
+    assert main(["train", "--output", str(tmp_path / "bad"), "--real-labels", *labels, "--real-image",
+                 str(REAL_SCENES[0].image), *common]) == 1
+    assert "--real-image goes with one" in capsys.readouterr().err
