@@ -71,10 +71,12 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 	$(TIMESEG) change --before $(DEMO_OUTPUT)/2016/classes.tif --after $(DEMO_OUTPUT)/2019/classes.tif \
 	  --output $(DEMO_OUTPUT)/new_roads_2016_2019.tif --min-patch 6
 
-# The shipped road model: simulated scenes and the real labelled image (models/real/) -> the single-date FCN
+# The shipped road model: simulated scenes and the real labelled images (models/real/) -> the single-date FCN
 # (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), both with weather (TCI conventions,
-# haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), and its checkpoint.
+# haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), its int8 CPU variant
+# and its checkpoint.
 MODEL_RUN := runs/roads
+ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
@@ -87,8 +89,9 @@ $(FCN_RUN)/fcn_best.pt: | $(STAMP)
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4
-	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) \
-	  --description "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
+	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --description $(ROAD_WORDS)
+	$(TIMESEG) export $(MODEL_RUN)/model.pt --output models/weights/roads.int8.onnx --precision int8 \
+	  --description $(ROAD_WORDS)
 	cp $(MODEL_RUN)/model.pt models/weights/roads.pt
 
 # Paper A's PMap-only ConvLSTM on the same data and the same trained FCN: the ablation make real-check reports.

@@ -98,7 +98,9 @@ def describe_card(card) -> str:
             f"{card.sequence_length}. Tiles {card.tile_size} px, overlap {card.tiles_overlap} px.")
     real = card.metrics.get("real_heldout") if isinstance(card.metrics, dict) else None
     if isinstance(real, dict) and "l1c_tci" in real:
-        text += (f" On real Sentinel-2 (held-out area, hand-traced roads, one clear date): F1 "
+        scenes = len(real.get("scenes", {})) or 1
+        text += (f" On real Sentinel-2 (held-out areas of {scenes} scene{'s' if scenes > 1 else ''}, hand-traced "
+                 "roads, one clear date): F1 "
                  f"{real['l1c_tci']['f1']:.2f} on L1C, {real.get('l2a_tci', {}).get('f1', float('nan')):.2f} on "
                  f"L2A true colour.")
     return text
