@@ -11,6 +11,7 @@ import rasterio
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
 from timeseg.core.raster_stack import DatedRaster
 from timeseg.core.segment import SegmentRequest, segment
+from timeseg.models.real_scene import REAL_SCENES
 from timeseg.models.road_scores import HeldOut, held_out, scores
 from timeseg.models.weather import overcast_date
 
@@ -67,6 +68,41 @@ def test_card_says_which_numbers_are_real():
     real = metrics["real_heldout"]
     assert metrics["sources"]["real_heldout"] == "real"
     assert metrics["sources"]["sequence"] == "simulated held-out scenes"
+    assert set(real["scenes"]) == {scene.name for scene in REAL_SCENES}  # pooled over every real scene
     for convention in ("l1c_tci", "l2a_tci"):
         assert set(real[convention]) >= {"precision", "recall", "f1", "false_in_settlements", "false_in_water"}
         assert 0 < real[convention]["f1"] <= 1
+        precisions = [real["scenes"][scene.name][convention]["precision"] for scene in REAL_SCENES]
+        assert min(precisions) - 1e-4 <= real[convention]["precision"] <= max(precisions) + 1e-4
+
+
+def _synthetic_truth(width: int, road_column: int) -> HeldOut:
+    centre = np.zeros((32, width), bool)
+    centre[:, road_column] = True
+    settlement = np.zeros((32, width), bool)
+    settlement[:8] = True
+    none = np.zeros((32, width), bool)
+    return HeldOut(np.zeros((3, 32, width), np.uint8), centre, none, settlement, none)
+
+
+def test_scores_of_two_areas_pool_their_pixel_counts():
+    """Pooled scores equal the scores of both areas side by side (far apart), not the mean of their scores."""
+    from timeseg.models.road_scores import counts, pooled
+
+    first, second = _synthetic_truth(40, 10), _synthetic_truth(24, 5)
+    p_first = np.zeros((32, 40), np.float32)
+    p_first[:, 10] = 0.9  # the road found
+    p_first[:, 30] = 0.9  # and a false one of the same length
+    p_second = np.zeros((32, 24), np.float32)
+    p_second[16:, 5] = 0.9  # half the road found, nothing false
+    together = HeldOut(np.zeros((3, 32, 64), np.uint8), np.hstack([first.centre, second.centre]),
+                       np.zeros((32, 64), bool), np.hstack([first.settlement, second.settlement]),
+                       np.zeros((32, 64), bool))
+    expected = scores(np.hstack([p_first, p_second]), together)
+    result = pooled([counts(p_first, first), counts(p_second, second)])
+    assert result == expected
+    # recall: 32 + 18 centre pixels (the 2 px tolerance reaches 2 rows above the found half)
+    assert result.precision == pytest.approx(48 / 80) and result.recall == pytest.approx(50 / 64)
+    assert result.false_in_settlements == pytest.approx(8 / 80)
+    mean_of_f1 = (scores(p_first, first).f1 + scores(p_second, second).f1) / 2
+    assert abs(result.f1 - mean_of_f1) > 0.01
