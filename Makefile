@@ -84,7 +84,7 @@ ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patc
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
   --learning-rate 3e-3 --schedule paper
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)
-	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 60 --sequence-epochs 0 \
+	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 100 --sequence-epochs 0 \
 	  --learning-rate 1e-3 --schedule constant
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt

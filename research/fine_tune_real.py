@@ -30,7 +30,10 @@ def run(init: Path, minutes: float, work: Path, docs: Path, scene: RealScene, in
     image, labels = write_split(scene.labels, scene.image, "train", work / "area")
     request = dict(rasters=[DatedRaster(image, scene.date)], labels=LabelSource(labels, "raster"), epochs=epochs,
                    minutes=minutes, layer_names=[image.name])
+    import torch
+
     results = {"scene": scene.name, "init": str(init), "init_words": init_words, "minutes": minutes,
+               "torch_threads": torch.get_num_threads(),
                "real_heldout_before": checkpoint_scores(init, work / "s0", [scene])}
     for name, start in (("fine_tuned", init), ("from_scratch", None)):
         started = time.monotonic()
@@ -51,8 +54,8 @@ def _rows(results: dict) -> list[str]:
         return "-" if not scores else f"{scores['f1']:.3f}"
 
     before = results["real_heldout_before"]
-    rows = [f"| {results['init_words']}, as it is | - | {f1(before['l1c_tci'])} | {f1(before['l2a_tci'])} | - |"]
-    for name, title in (("fine_tuned", f"{results['init_words']}, fine-tuned"), ("from_scratch", "from scratch")):
+    rows = [f"| starting model, as it is | - | {f1(before['l1c_tci'])} | {f1(before['l2a_tci'])} | - |"]
+    for name, title in (("fine_tuned", "starting model, fine-tuned"), ("from_scratch", "from scratch")):
         entry = results[name]
         rows.append(f"| {title} | {entry['seconds']} s | {f1(entry['real_heldout']['l1c_tci'])} | "
                     f"{f1(entry['real_heldout']['l2a_tci'])} | {f1(entry['area_heldout_before'])} -> "
@@ -78,8 +81,10 @@ def report(measured: list[dict]) -> str:
     ]
     for results in measured:
         lines += [
-            f"## {results['scene']}: {results['minutes']:g} minutes per run, starting from {results['init_words']} "
-            f"(`{results['init']}`)",
+            f"## {results['scene']}: {results['minutes']:g} minutes per run",
+            "",
+            f"Starting model: {results['init_words']} (`{results['init']}`). Torch threads per run: "
+            f"{results.get('torch_threads', 'not recorded')}.",
             "",
             "| model | training time | held-out area, L1C | held-out area, L2A | run's held-out part |",
             "|---|---|---|---|---|",
