@@ -152,7 +152,10 @@ def run_train(args: argparse.Namespace) -> None:
             raise ValueError("--real-share must lie between 0 and 1 (a share of the training patches)")
         if args.real_image and len(args.real_labels) > 1:
             raise ValueError("--real-image goes with one --real-labels GeoPackage, the one traced on it")
-        scenes = [scene_of(labels, args.real_image) for labels in args.real_labels]
+        try:
+            scenes = [scene_of(labels, args.real_image) for labels in args.real_labels]
+        except ValueError as error:
+            raise ValueError(f"{error}: give --real-image, the image its lines were traced on") from None
         pairs = [real_training_sites(args.output / "real", scene, args.line_width) for scene in scenes]
         areas = [site.window.width * site.window.height for site, _ in pairs]
         site_weights = [(1 - args.real_share) / len(train_sites)] * len(train_sites) + \
@@ -239,7 +242,7 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def calibration_images(paths: list[Path] | None) -> list:
-    """Raw ``[C, H, W]`` arrays to calibrate int8 on: the given rasters, or the real image's training columns."""
+    """Raw ``[C, H, W]`` arrays to calibrate int8 on: the given rasters, or the real images' training areas."""
     import rasterio
 
     from .real_scene import REAL_SCENES, split_window
@@ -260,8 +263,8 @@ def calibration_images(paths: list[Path] | None) -> list:
 
 
 def real_heldout_metrics(checkpoint: Path, gpkgs: list[Path]) -> dict:
-    """The checkpoint's metrics with its scores on the real held-out area added, each entry
-    labelled real or simulated in ``sources``."""
+    """The checkpoint's metrics with its scores on the shipped real scenes' held-out areas added, each
+    entry labelled real or simulated in ``sources``."""
     import tempfile
 
     import torch

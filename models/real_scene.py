@@ -63,7 +63,7 @@ def scene_of(labels: Path, image: Path | None = None) -> RealScene:
         if labels.resolve() == scene.labels:
             return scene
     raise ValueError(f"{labels} is not one of the shipped real label sets "
-                     f"({', '.join(s.labels.name for s in REAL_SCENES)}): give the image it was traced on")
+                     f"({', '.join(s.labels.name for s in REAL_SCENES)})")
 
 
 SPLITS = ("train", "heldout")
