@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from ..core.atomic import write_text_atomic
 from ..core.raster_stack import DatedRaster
 from ..models.fine_tune import fine_tune
@@ -30,8 +32,6 @@ def run(init: Path, minutes: float, work: Path, docs: Path, scene: RealScene, in
     image, labels = write_split(scene.labels, scene.image, "train", work / "area")
     request = dict(rasters=[DatedRaster(image, scene.date)], labels=LabelSource(labels, "raster"), epochs=epochs,
                    minutes=minutes, layer_names=[image.name])
-    import torch
-
     results = {"scene": scene.name, "init": str(init), "init_words": init_words, "minutes": minutes,
                "torch_threads": torch.get_num_threads(),
                "real_heldout_before": checkpoint_scores(init, work / "s0", [scene])}

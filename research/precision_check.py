@@ -7,7 +7,6 @@ what an analyst gets. Speed is ``make bench``'s (bench/results.json).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -16,25 +15,25 @@ import numpy as np
 import rasterio
 
 from ..core.atomic import write_text_atomic
-from ..core.dates import detect_date
 from ..core.raster_stack import DatedRaster
 from ..core.segment import SegmentRequest, segment
-from ..models.real_scene import REAL_SCENES
+from ..models.real_scene import REAL_SCENES, RealScene
 from ..models.road_scores import THRESHOLD, counts, held_out, l2a_like, pooled
 
 
-def _maps(model: Path, image: Path, tci: np.ndarray, work: Path) -> dict[str, dict[str, np.ndarray]]:
-    """P(road) ``[H, W]`` of ``image`` (L1C) and its L2A version, by the fp32 and the int8 model."""
+def _maps(model: Path, scene: RealScene, tci: np.ndarray, work: Path) -> dict[str, dict[str, np.ndarray]]:
+    """P(road) ``[H, W]`` of ``scene``'s held-out crop under ``work`` (L1C) and its L2A version, by the
+    fp32 and the int8 model."""
+    image = work / "heldout" / f"{scene.image.stem}_heldout.tif"
     with rasterio.open(image) as dataset:
         profile = dataset.profile
     l2a = work / f"{image.stem}_l2a.tif"
     with rasterio.open(l2a, "w", **profile) as dataset:
         dataset.write(l2a_like(tci))
-    date = detect_date(image) or dt.date(2000, 1, 1)  # one date: it only has to exist
     maps: dict[str, dict[str, np.ndarray]] = {}
     for product, path in (("l1c_tci", image), ("l2a_tci", l2a)):
         for precision in ("fp32", "int8"):
-            result = segment(SegmentRequest([DatedRaster(path, date)], model, work / f"{product}_{precision}",
+            result = segment(SegmentRequest([DatedRaster(path, scene.date)], model, work / f"{product}_{precision}",
                                             device="cpu", precision=precision))
             with rasterio.open(result.probability_path) as dataset:
                 maps.setdefault(product, {})[precision] = np.nan_to_num(dataset.read(1))
@@ -47,8 +46,7 @@ def run(model: Path, work: Path, docs: Path) -> dict:
     for scene in REAL_SCENES:
         folder = work / scene.name
         truth = held_out(folder / "heldout", scene)
-        per_scene[scene.name] = (truth, _maps(model, folder / "heldout" / f"{scene.image.stem}_heldout.tif",
-                                              truth.tci, folder))
+        per_scene[scene.name] = (truth, _maps(model, scene, truth.tci, folder))
     results: dict = {"model": str(model), "scenes": [scene.name for scene in REAL_SCENES]}
     for product in ("l1c_tci", "l2a_tci"):
         for precision in ("fp32", "int8"):
