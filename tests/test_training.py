@@ -9,9 +9,10 @@ import torch
 
 from timeseg.models.checkpoint import load_checkpoint
 from timeseg.models.networks import BiConvLstmClassifier, JointLoss, UNet
+from timeseg.models.networks.unet import probabilities_from_logits
 from timeseg.models.settings import NetworkConfig, TrainOptions
 from timeseg.models.sites import simulated_sites
-from timeseg.models.training import learning_rate_schedule, train
+from timeseg.models.training import autocast, compute_precision, learning_rate_schedule, train
 
 
 @pytest.mark.parametrize("name", ["unet", "biconvlstm"])
@@ -44,6 +45,38 @@ def test_paper_schedule_steps_down_by_ten_twice():
         optimizer.step()
         scheduler.step()
     assert rates == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_cosine_schedule_goes_from_the_base_rate_down_to_a_hundredth():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = learning_rate_schedule(optimizer, epochs=4, schedule="cosine")
+    rates = []
+    for _ in range(5):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # 0.001 + 0.099 * (1 + cos(pi * epoch / 4)) / 2
+    assert rates == pytest.approx([0.1, 0.08550, 0.0505, 0.01550, 0.001], abs=1e-5)
+
+
+def test_bf16_training_keeps_float32_weights_and_probabilities(tmp_path):
+    options = TrainOptions(output=tmp_path, train_precision="bf16")
+    assert compute_precision(options) == "bf16"
+    assert compute_precision(TrainOptions(output=tmp_path)) == "fp32"
+    assert compute_precision(TrainOptions(output=tmp_path, train_precision="auto")) in ("fp32", "bf16")
+    net = UNet(3, 1, 2, 8)
+    images = torch.rand(2, 3, 16, 16)
+    with autocast(options):
+        logits = net.logits(images)
+        probabilities = net(images)
+    assert logits.dtype == torch.bfloat16  # the convolutions ran in bf16
+    assert probabilities.dtype == torch.float32
+    assert probabilities_from_logits(logits).dtype == torch.float32
+    # the same network in float32 gives nearly the same map: bf16 keeps 8 bits of mantissa
+    assert (net(images) - probabilities).abs().max() < 0.02
+    loss = JointLoss(0.7)(probabilities, (images[:, 0] > 0.6).long())
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
 
 
 @pytest.fixture(scope="module")

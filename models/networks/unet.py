@@ -101,7 +101,11 @@ class UNet(nn.Module):
 
 
 def probabilities_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Sigmoid for one channel (binary), softmax over dim 1 otherwise."""
+    """Sigmoid for one channel (binary), softmax over dim 1 otherwise; in float32 when the
+    logits come from bf16 training (``models.training.compute_precision``), so that
+    probabilities near 0 and 1 keep their gradients."""
+    if logits.dtype == torch.bfloat16:
+        logits = logits.float()
     if logits.shape[1] == 1:
         return torch.sigmoid(logits)
     return torch.softmax(logits, dim=1)
