@@ -4,13 +4,17 @@ The scripted whole-model graph cannot be quantised (onnxruntime's shape inferenc
 U-Net's skip Sequence), so the network is exported in two parts: the per-date FCN
 (``date_steps``, traced: plain Conv/ConvTranspose/Relu/MaxPool), quantised statically with
 onnxruntime's tools (QDQ, per-channel int8 weights, uint8 activations calibrated on real
-patches), and the temporal stage (``logits_from_steps``, scripted: it takes any number of dates)
-left in float32. ``onnx.compose`` joins them into one file with the usual ``images`` input and
+patches), and the temporal stage (``logits_from_steps``, scripted: it takes any number of dates).
+onnxruntime's tools do not enter the temporal stage's Loop, so its gate convolutions carry their
+own quantise/dequantise pairs (``Int8GateConv``), which onnxruntime fuses into ``QLinearConv``
+inside the Loop; the cell's arithmetic (sigmoids, tanh, the cell state) stays float32.
+``onnx.compose`` joins the two parts into one file with the usual ``images`` input and
 ``probabilities`` output, so the engine runs it like any TimeSeg model.
 """
 
 from __future__ import annotations
 
+import copy
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -33,6 +37,62 @@ MIN_EQUAL_CLASS_PIXELS = 0.99  # of the float32 model's, on patches not used for
 
 class QuantisationError(RuntimeError):
     """The int8 variant would differ too much from the float32 model; nothing was written."""
+
+
+GATE_RANGE_QUANTILE = 0.9999  # of the gate convolutions' outputs on the calibration patches
+HIDDEN_SCALE = 1 / 127  # uint8 around 128: the gates read probabilities and hidden states, all in [-1, 1]
+
+
+class Int8GateConv(nn.Module):
+    """A ConvLSTM gate convolution as onnxruntime's ``QLinearConv`` will compute it, written as
+    quantise/dequantise pairs that export to ONNX QDQ nodes: ``[B, C + hidden, H, W]`` (values in
+    [-1, 1]) -> ``[B, 4 * hidden, H, W]`` gate pre-activations, clipped to ``output_range``."""
+
+    def __init__(self, conv: nn.Conv2d, output_range: tuple[float, float]) -> None:
+        super().__init__()
+        self.conv = conv
+        self.input_scale = HIDDEN_SCALE
+        weight = conv.weight.detach()
+        self.register_buffer("weight_scale", (weight.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(1e-8).float())
+        self.register_buffer("weight_zero", torch.zeros(weight.shape[0], dtype=torch.int32))
+        low, high = min(output_range[0], 0.0), max(output_range[1], 0.0)
+        self.output_scale = max(high - low, 1e-6) / 255
+        self.output_zero = int(round(-low / self.output_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.fake_quantize_per_tensor_affine(x, self.input_scale, 128, 0, 255)
+        weight = torch.fake_quantize_per_channel_affine(self.conv.weight, self.weight_scale, self.weight_zero,
+                                                        0, -128, 127)
+        out = nn.functional.conv2d(x, weight, self.conv.bias, padding=self.conv.padding)
+        return torch.fake_quantize_per_tensor_affine(out, self.output_scale, self.output_zero, 0, 255)
+
+
+def gate_ranges(network: FcnConvLstm, patches: Sequence[np.ndarray]) -> list[tuple[float, float]]:
+    """Per ConvLSTM layer, the (low, high) ``GATE_RANGE_QUANTILE`` range of its gate convolution's
+    outputs over ``patches`` (normalised ``[1, T, C, H, W]``)."""
+    outputs: list[list[torch.Tensor]] = [[] for _ in network.lstms]
+    hooks = [lstm.cell.gates.register_forward_hook(lambda _m, _i, out, k=k: outputs[k].append(out.flatten()))
+             for k, lstm in enumerate(network.lstms)]
+    try:
+        with torch.no_grad():
+            for patch in patches:
+                network(torch.from_numpy(patch))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    ranges = []
+    for values in outputs:
+        sample = torch.cat(values)[:: max(1, sum(v.numel() for v in values) // 4_000_000)]
+        ranges.append((float(sample.quantile(1 - GATE_RANGE_QUANTILE)), float(sample.quantile(GATE_RANGE_QUANTILE))))
+    return ranges
+
+
+def with_int8_gates(network: FcnConvLstm, ranges: Sequence[tuple[float, float]]) -> FcnConvLstm:
+    """A copy of ``network`` whose ConvLSTM gate convolutions are ``Int8GateConv``."""
+    copied = copy.deepcopy(network)
+    for lstm, output_range in zip(copied.lstms, ranges):
+        lstm.cell.gates = Int8GateConv(lstm.cell.gates, output_range)
+    return copied
 
 
 class _DateSteps(nn.Module):
@@ -68,9 +128,21 @@ def calibration_patches(images: Sequence[np.ndarray], card: ModelCard, count: in
         yield normalise(np.repeat(patch[None], dates, axis=0))[None]
 
 
+def export_temporal(network: FcnConvLstm, example: torch.Tensor, path: Path, opset: int) -> None:
+    """The temporal stage alone as ONNX, scripted so that it takes any number of dates: input
+    ``steps`` ``[B, T, K + E, H, W]`` -> ``probabilities`` ``[B, K, H, W]``; ``example``: images
+    ``[B, T, C, H, W]``."""
+    with torch.no_grad():
+        steps_example = network.date_steps(example)
+    axes = {0: "batch", 1: "time", 3: "height", 4: "width"}
+    torch.onnx.export(torch.jit.script(_Temporal(network)), (steps_example,), str(path), dynamo=False,
+                      opset_version=opset, input_names=["steps"], output_names=["probabilities"],
+                      dynamic_axes={"steps": axes, "probabilities": {0: "batch", 2: "height", 3: "width"}})
+
+
 def int8_model(network: FcnConvLstm, card: ModelCard, images: Sequence[np.ndarray], opset: int,
                seed: int = 0) -> tuple[onnx.ModelProto, float]:
-    """The joined int8-FCN + float32-temporal model, and its share of class pixels equal to the
+    """The joined int8 model (FCN and gate convolutions), and its share of class pixels equal to the
     float32 network's on patches not used for calibration (raises below ``MIN_EQUAL_CLASS_PIXELS``)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -84,12 +156,8 @@ def int8_model(network: FcnConvLstm, card: ModelCard, images: Sequence[np.ndarra
         torch.onnx.export(_DateSteps(network), (example,), str(steps_path), dynamo=False, opset_version=opset,
                           input_names=["images"], output_names=["steps"],
                           dynamic_axes={"images": axes, "steps": axes})
-        with torch.no_grad():
-            steps_example = network.date_steps(example)
-        torch.onnx.export(torch.jit.script(_Temporal(network)), (steps_example,), str(temporal_path),
-                          dynamo=False, opset_version=opset, input_names=["steps"],
-                          output_names=["probabilities"],
-                          dynamic_axes={"steps": axes, "probabilities": {0: "batch", 2: "height", 3: "width"}})
+        ranges = gate_ranges(network, list(calibration_patches(images, card, CALIBRATION_PATCHES // 4, dates, rng)))
+        export_temporal(with_int8_gates(network, ranges), example, temporal_path, opset)
         patches = calibration_patches(images, card, CALIBRATION_PATCHES, dates, rng)
 
         class Reader(CalibrationDataReader):

@@ -57,3 +57,38 @@ def test_export_int8_and_choose_it(small_scene, tmp_path, capsys):
                  *rasters]) == 0
     with rasterio.open(tmp_path / "fp32" / "classes.tif") as a, rasterio.open(tmp_path / "auto3" / "classes.tif") as b:
         assert (a.read(1) == b.read(1)).mean() >= 0.98  # a 96 px scene: a few hundred pixels decide
+
+
+def test_int8_gate_convolutions_run_as_qlinearconv_inside_the_loop(tmp_path):
+    """The temporal stage's gate convolutions are quantised too: their QDQ pairs export into the Loop
+    body, onnxruntime fuses them into QLinearConv there, and the map stays the float32 one's."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+    import torch
+
+    from timeseg.models.networks import FcnConvLstm
+    from timeseg.models.quantise import export_temporal, gate_ranges, with_int8_gates
+
+    torch.manual_seed(0)
+    network = FcnConvLstm(3, 1, depth=2, base_channels=4, hidden_channels=4, context_channels=2).eval()
+    images = torch.rand(2, 3, 3, 32, 32)
+    ranges = gate_ranges(network, [images[:1].numpy(), images[1:].numpy()])
+    assert len(ranges) == 2 and all(low < 0 < high for low, high in ranges)
+    int8 = with_int8_gates(network, ranges)
+    with torch.no_grad():
+        assert (int8(images) - network(images)).abs().max() < 0.02  # 8 bits on inputs, weights and gates
+    export_temporal(int8, images, tmp_path / "temporal.onnx", 17)
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "temporal.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+    loops = [n for n in onnx.load(str(tmp_path / "optimised.onnx")).graph.node if n.op_type == "Loop"]
+    bodies = [[n.op_type for n in loop.attribute[0].g.node] for loop in loops]
+    assert len(bodies) == 2  # one Loop per ConvLSTM layer
+    assert all(body.count("QLinearConv") == 1 and "Conv" not in body for body in bodies)
+    with torch.no_grad():
+        steps = network.date_steps(images)
+        expected = network(images).numpy()
+    got = session.run(None, {"steps": steps.numpy()})[0]
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 0.02
