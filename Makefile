@@ -80,12 +80,12 @@ ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images 
 FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
-  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather
+  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision bf16
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
   --learning-rate 3e-3 --schedule paper
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)
-	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 100 --sequence-epochs 0 \
-	  --learning-rate 1e-3 --schedule constant
+	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 180 --sequence-epochs 0 \
+	  --learning-rate 1e-3 --schedule cosine
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4
