@@ -208,6 +208,8 @@ def run_fine_tune(args: argparse.Namespace) -> None:
         if numbers:
             print(f"  {name:7s} " + "  ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
     print(f"model: {result.model_path} (checkpoint {result.checkpoint_path})")
+    if result.verdict():
+        print(f"warning: {result.verdict()}")
 
 
 def run_train_crops(args: argparse.Namespace) -> None:

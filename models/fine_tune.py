@@ -50,6 +50,23 @@ class FineTuneResult:
     after: dict[str, float]
     windows: dict[str, Window]
 
+    @property
+    def worse_than_start(self) -> bool:
+        """True when the new model scores below the starting model on the held-out part (road F1
+        within 2 px where both have it, pixel F1 otherwise)."""
+        if self.before is None:
+            return False
+        key = "relaxed_f1" if "relaxed_f1" in self.before and "relaxed_f1" in self.after else "f1"
+        return self.after[key] < self.before[key]
+
+    def verdict(self) -> str | None:
+        """One line for the analyst when the new model is worse than the one it started from, else None."""
+        if not self.worse_than_start:
+            return None
+        return (f"the new model scores below the starting model on your held-out part: keep using the "
+                f"starting model, or train again with more labels or more epochs ({self.model_path.name} "
+                f"was written so that you can compare them)")
+
 
 def area_window(grid: Grid, extent: tuple[float, float, float, float] | None) -> Window:
     """The part of ``grid`` inside ``extent`` (whole grid for None)."""

@@ -64,7 +64,7 @@ class TrainOptions:
     alpha: float = option(0.7, "loss a*H - (1-a)*log(J)", minimum=0, maximum=1)
     seed: int = option(0, "random seed of sampling and initialisation")
     device: str = option("cpu", "torch device: cpu or cuda", choices=("cpu", "cuda"))
-    train_precision: str = option("fp32", "arithmetic of the forward passes: fp32, or bf16 autocast (about 1.6x "
+    train_precision: str = option("fp32", "arithmetic of the forward passes: fp32, or bf16 autocast (about 1.5x "
                                   "faster on CPUs with AVX-512 BF16, and on GPUs); auto picks bf16 where the "
                                   "device has it", choices=TRAIN_PRECISIONS)
     trained_on: str = ""

@@ -120,5 +120,7 @@ class TrainAlgorithm(TimeSegAlgorithm):
         for name, numbers in (("before", result.before), ("after", result.after)):
             if numbers:
                 feedback.pushInfo(_tr("held-out part, {}: {}").format(name, numbers))
+        if result.verdict():
+            feedback.reportError(result.verdict(), fatalError=False)
         return {self.OUTPUT_MODEL: str(result.model_path)}
 

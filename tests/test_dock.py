@@ -268,6 +268,10 @@ def test_shipped_models_are_offered_by_name(dock):
     assert "13" in dock.warning_label.text()
     dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
     assert combo.currentIndex() == 1
+    # a trained model that scored below its starting model joins the chooser but is not chosen
+    dock.model_panel.offer_model(SHIPPED_CROP_MODEL.with_name("worse.onnx"), choose=False)
+    assert combo.itemText(2) == "Trained: worse" and combo.currentIndex() == 1
+    assert dock.model_panel.model_widget.filePath() == str(SHIPPED_ROAD_MODEL)
 
 
 def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project, tmp_path):

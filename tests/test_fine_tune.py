@@ -70,6 +70,18 @@ def test_scratch_training_writes_model_checkpoint_and_numbers(scratch_model, pla
     assert held.col_off >= result.windows["validation"].col_off + result.windows["validation"].width + 8
 
 
+def test_a_model_worse_than_its_start_is_called_so(scratch_model):
+    from dataclasses import replace
+
+    assert scratch_model.verdict() is None  # from scratch: nothing to compare with
+    after = scratch_model.after
+    better = replace(scratch_model, before={**after, "relaxed_f1": after["relaxed_f1"] - 0.1})
+    worse = replace(scratch_model, before={**after, "relaxed_f1": after["relaxed_f1"] + 0.1})
+    assert not better.worse_than_start and better.verdict() is None
+    assert worse.worse_than_start
+    assert worse.verdict().startswith("the new model scores below the starting model on your held-out part")
+
+
 def test_fine_tuning_refuses_rasters_that_do_not_fit_the_model(place, scratch_model, tmp_path):
     single_band = tmp_path / "one_band_20190301.tif"
     with rasterio.open(place.tci_paths[2019][0]) as source:

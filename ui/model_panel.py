@@ -56,13 +56,15 @@ class ModelPanel(QGroupBox):
         else:
             self.model_widget.lineEdit().setFocus()
 
-    def offer_model(self, path: Path) -> None:
-        """A model trained in the Train panel joins the chooser, chosen, ready to run."""
+    def offer_model(self, path: Path, choose: bool = True) -> None:
+        """A model trained in the Train panel joins the chooser; chosen, ready to run, unless it
+        scored below the model it started from (``choose`` False)."""
         key = str(Path(path).resolve())
         if self.shipped_combo.findData(key) < 0:
             self.shipped_combo.insertItem(self.shipped_combo.count() - 1, self.tr("Trained: {}").format(
                 Path(path).stem), key)
-        self.model_widget.setFilePath(key)
+        if choose:
+            self.model_widget.setFilePath(key)
 
     def load_model(self, path: str | None = None) -> None:
         path = self.model_widget.filePath() if path is None else path

@@ -39,10 +39,11 @@ STARTS = (("fine_tune", "Fine-tune the shipped road model"), ("scratch", "Train 
 
 class TrainPanel(QGroupBox):
     """Train or fine-tune on the analyst's area. ``checked_layers`` gives the dock's ticked
-    dated layers; ``model_ready(path)`` is called with each new model."""
+    dated layers; ``model_ready(path, choose)`` is called with each new model (``choose`` False when
+    it scored below the model it started from)."""
 
     def __init__(self, iface, project: QgsProject, checked_layers: Callable[[], tuple[list, list]],
-                 model_ready: Callable[[Path], None], parent=None) -> None:
+                 model_ready: Callable[[Path, bool], None], parent=None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Train on your area"))
         self.iface, self.project = iface, project
@@ -170,5 +171,8 @@ class TrainPanel(QGroupBox):
                 lines.append(self.tr("Held-out part, {}: F1 {:.3f}{}").format(
                     name, numbers["f1"], self.tr(" (roads within 2 px: {:.3f})").format(numbers["relaxed_f1"])
                     if "relaxed_f1" in numbers else ""))
+        if result.worse_than_start:
+            lines.append(self.tr("Warning: the new model scores below the starting model on your held-out part: "
+                                 "keep using the starting model, or train again with more labels or more epochs."))
         self.controls.stopped("\n".join(lines), done=True)
-        self.model_ready(result.model_path)
+        self.model_ready(result.model_path, not result.worse_than_start)
