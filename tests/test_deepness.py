@@ -98,7 +98,10 @@ def test_a_multi_class_softmax_deepness_model(small_scene, tmp_path):
         standardised = (dataset.read().astype(np.float32) / 255 - np.array(MEAN)[:, None, None]) / \
             np.array(STD)[:, None, None]
     with rasterio.open(tmp_path / "out" / "classes.tif") as classes:
-        assert np.array_equal(classes.read(1), standardised.argmax(axis=0))
+        top_two = np.sort(standardised, axis=0)[-2:]
+        clear = top_two[1] - top_two[0] > 1e-4  # where float32 and float64 could pick different classes, either
+        assert clear.mean() > 0.99
+        assert np.array_equal(classes.read(1)[clear], standardised.argmax(axis=0)[clear])
         assert classes.tags()["class_names"] == "red,green,blue"
 
 

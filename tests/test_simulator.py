@@ -149,3 +149,25 @@ def test_field_margins_streams_and_tree_lines_are_drawn_but_are_not_roads():
             nir_drop.append(ground[3][window][centre].mean() / ground[3][open_field].mean())
     assert np.mean(lined) > 0.15 and sorted(lined)[1] > 0.05  # a share of the field edges in most scenes
     assert streams >= 4 and max(nir_drop) < 0.8
+
+
+def test_bright_shores_line_some_waters_and_are_not_roads():
+    from scipy import ndimage
+
+    from timeseg.models.simulator.imaging import ground_reflectance
+    from timeseg.models.simulator.landscape import Cover, make_landscape, road_distance
+
+    lined = 0
+    for seed in range(8):
+        land = make_landscape(128, np.random.default_rng(seed))
+        cover = land.cover[-1]
+        shore = cover == Cover.SHORE
+        if not shore.any():
+            continue
+        lined += 1
+        water = cover == Cover.WATER
+        assert ndimage.distance_transform_edt(~water)[shore].max() <= 3  # a narrow band at the water's edge
+        ground = ground_reflectance(land, 1, 60, np.random.default_rng(0))
+        off_road = road_distance(land.roads_of(1), 128) > 3
+        assert ground[2][shore & off_road].mean() > 2 * ground[2][water & off_road].mean()  # bright beside dark
+    assert 2 <= lined <= 7  # some scenes' waters, not all

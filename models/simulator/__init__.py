@@ -6,6 +6,6 @@ Numpy, scipy, rasterio and GDAL's OGR only (no torch), so the engine's tests can
 from .scene import SimulatedScene, simulate_scene
 
 # Raise when the simulator's output changes: cached training scenes of another version are not reused.
-SIMULATOR_VERSION = 3
+SIMULATOR_VERSION = 4
 
 __all__ = ["SIMULATOR_VERSION", "SimulatedScene", "simulate_scene"]

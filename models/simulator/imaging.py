@@ -29,6 +29,7 @@ WATER = np.array([0.045, 0.050, 0.030, 0.012])
 BROWN_SOIL = np.array([0.070, 0.085, 0.100, 0.20])
 RED_SOIL = np.array([0.080, 0.110, 0.160, 0.26])
 ROOFS = np.array([0.110, 0.120, 0.135, 0.19])
+SAND = np.array([0.125, 0.140, 0.155, 0.22])  # beaches and sand banks
 ROAD_SURFACES = {
     Surface.PAVED: np.array([0.075, 0.085, 0.095, 0.13]),
     Surface.LATERITE: np.array([0.110, 0.160, 0.250, 0.30]),
@@ -115,6 +116,8 @@ def _cover_reflectance(land: Landscape, cover: np.ndarray, day_of_year: int, soi
         Cover.BARE: soil * 1.1,
         Cover.SETTLEMENT: ROOFS,
         Cover.GRASS: grass,
+        # a sandy shore where the soil is red (the Sahel's, the tropics'), dry reeds where it is brown
+        Cover.SHORE: _mix(SAND, DRY_VEGETATION * 1.2, land.climate),
     }
     for code, spectrum in by_cover.items():
         reflectance[:, cover == code] = spectrum[:, None]

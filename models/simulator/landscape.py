@@ -1,7 +1,8 @@
 """The ground of a simulated scene: land cover, fields, and a road network that grows.
 
 Beside the roads (labelled) it holds lines that are not roads and must not be learned as
-such: hedgerows, ditches and grass strips along field edges, tree lines, and streams.
+such: hedgerows, ditches and grass strips along field edges, tree lines, streams, and bright shores
+along water (beaches, sand banks, dry reeds).
 
 Everything is in pixel coordinates of a square grid of 10 m pixels; ``scene.py`` puts it
 on a UTM grid and writes it. Deterministic from the ``numpy.random.Generator`` given.
@@ -28,6 +29,7 @@ class Cover(IntEnum):
     SETTLEMENT = 4
     MANGROVE = 5
     GRASS = 6
+    SHORE = 7  # a bright band at the water's edge: beach, sand bank or dry reeds; never a road
 
 
 class Margin(IntEnum):
@@ -317,6 +319,14 @@ def _settle(cover: np.ndarray, roads: list[Road], tracks: list[Road], period: in
     return cover
 
 
+def _shore(water: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``[H, W]`` bool: a band 1-3 px wide along the edge of ``water``, broken in places (real lake
+    shores and beaches are what a road model most often calls road on real images)."""
+    width = rng.uniform(1.0, 3.0)
+    band = (ndimage.distance_transform_edt(~water) <= width) & ~water
+    return band & (fractal_noise(water.shape, rng, (16, 8)) > rng.uniform(-1.0, 0.3))
+
+
 def make_landscape(size: int, rng: np.random.Generator) -> Landscape:
     """A scene's ground for two periods: fields, forest, water, mangrove, villages, roads and tracks,
     and lines that are not roads (hedgerows, ditches, tree lines, streams)."""
@@ -361,5 +371,9 @@ def make_landscape(size: int, rng: np.random.Generator) -> Landscape:
     # settlements of the first period stay
     covers.append(np.where(covers[0] == Cover.SETTLEMENT, np.uint8(Cover.SETTLEMENT),
                            _settle(cover, roads, tracks, 1, rng)))
+    if water.any() and rng.random() < 0.5:  # drawn last: the rest of the ground is as simulator v3 drew it
+        shore = _shore(water, rng)
+        for period_cover in covers:
+            period_cover[shore & ~np.isin(period_cover, (Cover.WATER, Cover.MANGROVE, Cover.SETTLEMENT))] = Cover.SHORE
     return Landscape(size, climate, covers, field_id, crop_type, field_brightness, roads + tracks, hedges,
                      streams, margin, margin_strength)
