@@ -93,6 +93,8 @@ model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) export $(MODEL_RUN)/model.pt --output models/weights/roads.int8.onnx --precision int8 \
 	  --description $(ROAD_WORDS)
 	cp $(MODEL_RUN)/model.pt models/weights/roads.pt
+	cp $(FCN_RUN)/history.json docs/roads_fcn_training_history.json
+	cp $(MODEL_RUN)/history.json docs/roads_training_history.json
 
 # Paper A's PMap-only ConvLSTM on the same data and the same trained FCN: the ablation make real-check reports.
 ablation: $(STAMP) $(FCN_RUN)/fcn_best.pt
