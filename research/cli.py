@@ -113,6 +113,28 @@ def run_fine_tune_real(args: argparse.Namespace) -> None:
           f"{results['from_scratch']['real_heldout']['l1c_tci']['f1']:.3f} from scratch")
 
 
+def _add_score(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "score", help="road checkpoints on the real scenes' held-out areas: relaxed F1 (2 px), one clear date",
+        description="Prints a table: each checkpoint on the held-out areas of models/real/, as L1C and L2A TCI, "
+                    "pooled over the scenes and per scene.")
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="road model.pt or fcn_best.pt files")
+    parser.add_argument("--part", choices=("sequence", "fcn"), default="sequence",
+                        help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
+    parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the held-out crops")
+    return parser
+
+
+def run_score(args: argparse.Namespace) -> None:
+    from ..models.real_scene import REAL_SCENES
+    from ..models.road_scores import held_out
+    from .real_roads import TorchRoadModel, score_table
+
+    truths = {scene.name: held_out(args.work / scene.name, scene) for scene in REAL_SCENES}
+    models = {str(path): TorchRoadModel(path, args.part) for path in args.checkpoints}
+    print(score_table(models, truths)[0])
+
+
 def _add_experiment(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "experiment", help="the papers' experiments: sequence vs single date, cloud cover, gate images",
@@ -265,5 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     _add_real_image(commands).set_defaults(run=run_real_image)
     _add_fine_tune_real(commands).set_defaults(run=run_fine_tune_real)
     _add_precision_check(commands).set_defaults(run=run_precision_check)
+    _add_score(commands).set_defaults(run=run_score)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)

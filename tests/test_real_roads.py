@@ -100,3 +100,16 @@ def test_scores_of_two_areas_pool_their_pixel_counts():
     assert result.false_in_settlements == pytest.approx(8 / 80)
     mean_of_f1 = (scores(p_first, first).f1 + scores(p_second, second).f1) / 2
     assert abs(result.f1 - mean_of_f1) > 0.01
+
+
+def test_research_score_gives_the_cards_real_numbers(tmp_path, capsys):
+    from timeseg.research.cli import main
+
+    checkpoint = SHIPPED_ROAD_MODEL.with_suffix(".pt")  # what the shipped ONNX was exported from
+    assert main(["score", str(checkpoint), "--work", str(tmp_path)]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "TCI" in line and "**" in line]
+    real = read_model_card(SHIPPED_ROAD_MODEL).metrics["real_heldout"]
+    assert [float(row[4].strip("*")) for row in rows] == [round(real["l1c_tci"]["f1"], 3),
+                                                          round(real["l2a_tci"]["f1"], 3)]
+    assert [float(row[5]) for row in rows] == [round(real["scenes"]["T33UUU"][c]["f1"], 3)
+                                               for c in ("l1c_tci", "l2a_tci")]
