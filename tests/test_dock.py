@@ -274,6 +274,25 @@ def test_shipped_models_are_offered_by_name(dock):
     assert dock.model_panel.model_widget.filePath() == str(SHIPPED_ROAD_MODEL)
 
 
+def test_a_fine_tuned_model_worse_than_its_start_is_flagged_and_not_chosen(dock, tmp_path):
+    from timeseg.models.fine_tune import FineTuneResult
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+    from timeseg.ui.training_task import TrainingOutcome
+
+    dock, _ = dock
+    dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
+    worse = FineTuneResult(model_path=tmp_path / "roads_mine.onnx", checkpoint_path=tmp_path / "roads_mine.pt",
+                           before={"f1": 0.40, "relaxed_f1": 0.55}, after={"f1": 0.45, "relaxed_f1": 0.50},
+                           windows={})
+    dock.train_panel.on_finished(TrainingOutcome(result=worse))
+    status = dock.train_panel.controls.status_label.text()
+    assert "Held-out part, before: F1 0.400 (roads within 2 px: 0.550)" in status
+    assert "Warning: " + worse.verdict() in status
+    combo = dock.model_panel.shipped_combo
+    assert "Trained: roads_mine" in [combo.itemText(i) for i in range(combo.count())]
+    assert dock.model_panel.model_widget.filePath() == str(SHIPPED_ROAD_MODEL)
+
+
 def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project, tmp_path):
     """An analyst's year of 13-band observations (every second date of a simulated crop scene)."""
     import rasterio

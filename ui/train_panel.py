@@ -172,7 +172,6 @@ class TrainPanel(QGroupBox):
                     name, numbers["f1"], self.tr(" (roads within 2 px: {:.3f})").format(numbers["relaxed_f1"])
                     if "relaxed_f1" in numbers else ""))
         if result.worse_than_start:
-            lines.append(self.tr("Warning: the new model scores below the starting model on your held-out part: "
-                                 "keep using the starting model, or train again with more labels or more epochs."))
+            lines.append(self.tr("Warning: {}").format(result.verdict()))
         self.controls.stopped("\n".join(lines), done=True)
         self.model_ready(result.model_path, not result.worse_than_start)

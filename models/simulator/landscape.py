@@ -329,7 +329,7 @@ def _shore(water: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def make_landscape(size: int, rng: np.random.Generator) -> Landscape:
     """A scene's ground for two periods: fields, forest, water, mangrove, villages, roads and tracks,
-    and lines that are not roads (hedgerows, ditches, tree lines, streams)."""
+    and lines that are not roads (hedgerows, ditches, tree lines, streams, shores)."""
     climate = float(rng.uniform(0, 1))
     shape = (size, size)
     cover = np.full(shape, Cover.FIELD, dtype=np.uint8)
