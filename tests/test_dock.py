@@ -275,8 +275,8 @@ def test_shipped_models_are_offered_by_name(dock):
 
 
 def test_a_fine_tuned_model_worse_than_its_start_is_flagged_and_not_chosen(dock, tmp_path):
-    from timeseg.models.fine_tune import FineTuneResult
     from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+    from timeseg.models.fine_tune import FineTuneResult
     from timeseg.ui.training_task import TrainingOutcome
 
     dock, _ = dock
