@@ -1,13 +1,13 @@
 """``make bench``: engine speed and memory on simulated 5-date stacks -> bench/results.json.
 
-- model-only throughput: onnxruntime on pre-built batches of tiles (no I/O), expressed as
-  raster megapixels per second for the tile count the raster needs;
-- end-to-end throughput: ``timeseg segment`` on the same stack, in a child process
-  whose peak resident memory (RSS) is recorded;
-- pipeline efficiency = end-to-end / model-only;
-- the default precision (``--precision auto``: the int8 variant on a CPU) end to end on the same
-  stack, its speed-up over ``--precision fp32`` and the share of equal class pixels, and the same
-  variant model-only.
+For ``--precision fp32`` and the default (``auto``: the int8 variant on a CPU), in alternating
+order over ``--rounds`` rounds (medians reported, each round kept):
+- model-only throughput: the model on pre-built tiles, run as the engine runs it (tiles per call,
+  calls at once) but without I/O, as raster megapixels per second for the tiles the raster needs;
+- end-to-end throughput: ``timeseg segment`` on the same stack, in a child process whose peak
+  resident memory (RSS) is recorded;
+- pipeline efficiency = end-to-end / model-only throughput;
+- the default's speed-up over fp32 and the share of equal class pixels.
 
 Large stacks are written by repeating a simulated 512 px scene, block by block.
 """
@@ -30,8 +30,8 @@ from rasterio.windows import Window
 from timeseg.core.atomic import atomic_file, write_text_atomic
 from timeseg.core.model_card import read_model_card
 from timeseg.core.normalisation import Normalisation
+from timeseg.core.pipeline import run_pipeline
 from timeseg.core.runtime import load_model
-from timeseg.core.segment import SegmentRequest
 from timeseg.core.tiling import tile_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,21 +65,30 @@ def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
     return paths
 
 
-def model_only(model: Path, size: int, dates: int, batch_size: int, threads: int | None,
-               device: str, repeats: int, precision: str = "fp32") -> dict:
-    session = load_model(model, device, threads, precision)
-    card = session.card
+def model_only(model: Path, size: int, dates: int, threads: int | None, device: str, precision: str,
+               tiles_to_run: int = 32) -> dict:
+    """The bare model run as the engine runs it (its tiles per call and calls at once, through the
+    same pipeline) on pre-built normalised tiles: no reading, blending or writing."""
+    loaded = load_model(model, device, threads, precision)
+    card = loaded.card
     tiles = len(tile_grid(size, size, card.tile_size, card.tiles_overlap))
+    batch_size = loaded.tiles_per_run
     rng = np.random.default_rng(0)
     raw = rng.integers(1, 255, (batch_size, dates, len(card.bands), card.tile_size, card.tile_size), np.uint8)
     images = Normalisation.from_card(card).apply(raw)
-    session.session.run(None, {"images": images})  # warm-up
+
+    def run(batches: int) -> None:
+        run_pipeline(range(batches), lambda _: images, loaded.run, lambda _item, _result: None,
+                     workers=loaded.runs_at_once)
+
+    run(loaded.runs_at_once)  # warm-up: every run's memory allocated once
+    batches = max(1, tiles_to_run // batch_size)
     started = time.perf_counter()
-    for _ in range(repeats):
-        session.session.run(None, {"images": images})
-    per_tile = (time.perf_counter() - started) / (repeats * batch_size)
-    return {"provider": session.provider, "seconds_per_tile": per_tile, "tiles": tiles,
-            "megapixels_per_second": size * size / 1e6 / (per_tile * tiles), "precision": precision}
+    run(batches)
+    per_tile = (time.perf_counter() - started) / (batches * batch_size)
+    return {"provider": loaded.provider, "seconds_per_tile": per_tile, "tiles": tiles,
+            "megapixels_per_second": size * size / 1e6 / (per_tile * tiles), "precision": precision,
+            "tiles_per_call": batch_size, "calls_at_once": loaded.runs_at_once}
 
 
 # runs the engine's command line, then reports its own peak RSS (KiB on Linux) on the last stderr line
@@ -88,11 +97,13 @@ _CHILD = ("import resource, sys; from timeseg.cli import main; code = main(sys.a
 
 
 def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device: str,
-               threads: int | None, precision: str = "fp32") -> dict:
+               threads: int | None, precision: str = "fp32", batch_size: int | None = None) -> dict:
     command = [sys.executable, "-c", _CHILD, "segment", "--model", str(model), "--output", str(output),
                "--device", device, "--precision", precision, *map(str, rasters)]
     if threads:
         command += ["--threads", str(threads)]
+    if batch_size:
+        command += ["--batch-size", str(batch_size)]
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -101,7 +112,7 @@ def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device
     peak_kib = int(completed.stderr.strip().splitlines()[-1])
     return {"seconds": seconds, "megapixels_per_second": size * size / 1e6 / seconds,
             "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0],
-            "precision": precision}
+            "precision": precision, "batch_size": batch_size or "default"}
 
 
 def equal_class_pixels(first: Path, second: Path) -> float:
@@ -132,16 +143,57 @@ def tiny_model(folder: Path, like: Path) -> Path:
     return path
 
 
+def median_of(runs: list[dict], key: str) -> float:
+    return float(np.median([run[key] for run in runs]))
+
+
+def compare_precisions(args: argparse.Namespace, size: int, rounds: int) -> dict:
+    """``--precision fp32`` and the default (``auto``: the int8 variant on a CPU) end to end and
+    model-only on one stack, alternating which goes first round by round (this shared machine's
+    speed drifts from minute to minute); medians, with every round's figure kept."""
+    rasters = large_stack(args.work, size)
+    outputs = {"fp32": args.work / f"out_{size}", "auto": args.work / f"out_{size}_auto"}
+    runs: dict[str, list[dict]] = {"fp32": [], "auto": []}
+    bare: dict[str, list[dict]] = {"fp32": [], "auto": []}
+    for round_ in range(rounds):
+        for precision in ("fp32", "auto") if round_ % 2 == 0 else ("auto", "fp32"):
+            bare[precision].append(model_only(args.model, size, 5, args.threads, args.device, precision))
+            runs[precision].append(end_to_end(args.model, rasters, outputs[precision], size, args.device,
+                                              args.threads, precision))
+    result: dict = {"size": size, "model": str(args.model), "rounds": rounds}
+    for precision, name in (("fp32", "fp32"), ("auto", "default")):
+        seconds, per_tile = median_of(runs[precision], "seconds"), median_of(bare[precision], "seconds_per_tile")
+        tiles = bare[precision][0]["tiles"]
+        result[name] = {
+            "end_to_end_seconds": seconds, "end_to_end_seconds_each_round": [r["seconds"] for r in runs[precision]],
+            "end_to_end_megapixels_per_second": size * size / 1e6 / seconds,
+            "model_only_seconds_per_tile": per_tile,
+            "model_only_seconds_per_tile_each_round": [r["seconds_per_tile"] for r in bare[precision]],
+            "model_only_megapixels_per_second": size * size / 1e6 / (per_tile * tiles),
+            "pipeline_efficiency": per_tile * tiles / seconds,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[precision]),
+            "engine_says": runs[precision][0]["engine_says"],
+            "tiles_per_call": bare[precision][0]["tiles_per_call"],
+            "calls_at_once": bare[precision][0]["calls_at_once"],
+        }
+    result["default_speedup_over_fp32"] = result["fp32"]["end_to_end_seconds"] / result["default"]["end_to_end_seconds"]
+    result["default_speedup_each_round"] = [f["seconds"] / d["seconds"] for f, d in zip(runs["fp32"], runs["auto"])]
+    result["model_only_default_speedup"] = (result["fp32"]["model_only_seconds_per_tile"]
+                                            / result["default"]["model_only_seconds_per_tile"])
+    result["default_class_pixels_equal"] = equal_class_pixels(outputs["fp32"], outputs["auto"])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=ROOT / "models/weights/roads.onnx")
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of fp32 and default, alternating their order (one round above 4096 px)")
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[],
                         help="sizes run end to end for peak memory only, with a tiny random-weight model")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--batch-size", type=int, default=SegmentRequest.__dataclass_fields__["batch_size"].default,
-                        help="tiles per onnxruntime call of the model-only run (default: the engine's)")
     parser.add_argument("--work", type=Path, default=ROOT / "data/bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench/results.json")
     args = parser.parse_args()
@@ -149,23 +201,10 @@ def main() -> None:
                            "python": platform.python_version()},
                "model": str(args.model.relative_to(ROOT) if args.model.is_relative_to(ROOT) else args.model),
                "dates": 5, "runs": []}
+    args.model = args.model.resolve()
     for size in args.sizes:
-        rasters = large_stack(args.work, size)
-        run = {"size": size, "model": results["model"]}
-        run["model_only"] = model_only(args.model, size, 5, args.batch_size, args.threads, args.device, repeats=8)
-        run["end_to_end"] = end_to_end(args.model, rasters, args.work / f"out_{size}", size, args.device, args.threads)
-        run["pipeline_efficiency"] = run["end_to_end"]["megapixels_per_second"] / \
-            run["model_only"]["megapixels_per_second"]
-        # the default (--precision auto: the int8 variant on a CPU when it is beside the model), same stack
-        run["default"] = end_to_end(args.model, rasters, args.work / f"out_{size}_auto", size, args.device,
-                                    args.threads, "auto")
-        run["default_speedup_over_fp32"] = run["end_to_end"]["seconds"] / run["default"]["seconds"]
-        run["model_only_default"] = model_only(args.model, size, 5, args.batch_size, args.threads, args.device,
-                                               repeats=8, precision="auto")
-        run["model_only_default_speedup"] = run["model_only"]["seconds_per_tile"] / \
-            run["model_only_default"]["seconds_per_tile"]
-        run["default_class_pixels_equal"] = equal_class_pixels(args.work / f"out_{size}",
-                                                               args.work / f"out_{size}_auto")
+        run = compare_precisions(args, size, args.rounds if size <= 4096 else 1)
+        run["model"] = results["model"]
         print(json.dumps(run, indent=2), flush=True)
         results["runs"].append(run)
     for size in args.memory_sizes:

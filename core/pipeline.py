@@ -1,11 +1,14 @@
-"""Read, infer and write at the same time: a reader thread, the caller's thread running the
-model (onnxruntime releases the GIL), and a writer thread, joined by small queues."""
+"""Read, infer and write at the same time: a reader thread, ``workers`` threads running the
+model (onnxruntime releases the GIL, so runs overlap), and a writer thread, joined by small
+queues; results are written in item order."""
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 _DONE = object()
@@ -34,12 +37,13 @@ def run_pipeline(
     write: Callable[[Any, Any], None],
     cancelled: Callable[[], bool] = lambda: False,
     depth: int = 2,
+    workers: int = 1,
 ) -> None:
     """``write(item, infer(read(item)))`` for each item in order, the three steps overlapping.
 
-    ``read`` runs in a reader thread, ``infer`` here, ``write`` in a writer thread, each in
-    item order. The first exception in any step stops the others and is raised here;
-    ``cancelled()`` returning True raises ``Cancelled``.
+    ``read`` runs in a reader thread, ``infer`` in ``workers`` threads (up to ``workers`` items
+    at once), ``write`` in a writer thread in item order. The first exception in any step stops
+    the others and is raised here; ``cancelled()`` returning True raises ``Cancelled``.
     """
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -76,23 +80,34 @@ def run_pipeline(
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
     for thread in threads:
         thread.start()
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="infer")
+    running: deque[tuple[Any, Future]] = deque()  # in item order
+    read_all = False
     try:
         while not stop.is_set():
             if cancelled():
                 raise Cancelled("cancelled; no output was kept")
+            if running and (read_all or len(running) >= workers):
+                item, future = running.popleft()
+                if not _put(to_write, (item, future.result()), stop):
+                    break
+                continue
+            if read_all:
+                break
             try:
                 entry = to_infer.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
             if entry is _DONE:
-                break
+                read_all = True
+                continue
             item, data = entry
-            if not _put(to_write, (item, infer(data)), stop):
-                break
+            running.append((item, pool.submit(infer, data)))
         _put(to_write, _DONE, stop)
         threads[1].join()
     finally:
         stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
         for thread in threads:
             thread.join()
     if errors:

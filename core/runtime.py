@@ -21,10 +21,29 @@ class RuntimeUnavailable(RuntimeError):
     """onnxruntime, or the device asked for, cannot be used; the message says what to do."""
 
 
+# Model runs at once on a CPU, each on its share of the threads: on 2 cores two one-thread runs get
+# 1.1x (float32) to 1.4x (int8) the tiles per second of one two-thread run, as the small per-date
+# and ConvLSTM operators do not split well across threads (README, Speed and memory). Two at most,
+# so that the activations in memory are those of two runs whatever the core count.
+CPU_RUNS_AT_ONCE = 2
+# Tiles per run by default (``LoadedModel.tiles_per_run``): two CPU runs of 2 float32 tiles of the
+# road model hold ~0.7 GB of activations (the engine then peaks above 1 GB), of 1 tile ~0.33 GB; two
+# runs of 2 int8 tiles ~0.4 GB.
+TILES_PER_RUN = {"cuda": 2, "cpu int8": 2, "cpu float": 1}
+
+
+def cpu_threads(threads: int | None) -> tuple[int, int]:
+    """``(runs at once, onnxruntime threads per run)`` for ``threads`` CPU threads (default: all cores)."""
+    total = threads or max(1, os.cpu_count() or 1)
+    runs = min(CPU_RUNS_AT_ONCE, total)
+    return runs, total // runs
+
+
 @dataclass
 class ModelSession:
     session: object  # onnxruntime.InferenceSession
     provider: str  # the execution provider that runs the model
+    runs_at_once: int = 1  # concurrent ``run`` calls that use the machine best (CPU: ``cpu_threads``)
 
     @property
     def device(self) -> str:
@@ -39,9 +58,9 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def _session_options(ort, threads: int | None):
+def _session_options(ort, threads: int):
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+    options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: onnxruntime's warnings are not the user's business
     return options
@@ -68,7 +87,6 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
     if not path.is_file():
         raise ModelCardError(f"model file not found: {path}")
     ort = import_onnxruntime()
-    options = _session_options(ort, threads)
     cuda_available = "CUDAExecutionProvider" in ort.get_available_providers()
     if device == "cuda" and not cuda_available:
         raise RuntimeUnavailable(
@@ -81,13 +99,16 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
                 ort.preload_dlls()
             except Exception:  # CUDA libraries missing: the provider check below decides
                 pass
+        options = _session_options(ort, threads or max(1, os.cpu_count() or 1))
         session = _start_session(ort, path, options, ["CUDAExecutionProvider", "CPUExecutionProvider"])
         if session.get_providers()[0] == "CUDAExecutionProvider":
             return ModelSession(session, "CUDAExecutionProvider")
         if device == "cuda":
             raise RuntimeUnavailable("onnxruntime could not start CUDA (driver or CUDA/cuDNN libraries "
                                      "missing): choose device cpu or auto")
-    return ModelSession(_start_session(ort, path, options, ["CPUExecutionProvider"]), "CPUExecutionProvider")
+    runs, threads_per_run = cpu_threads(threads)
+    return ModelSession(_start_session(ort, path, _session_options(ort, threads_per_run), ["CPUExecutionProvider"]),
+                        "CPUExecutionProvider", runs)
 
 
 @dataclass
@@ -106,10 +127,17 @@ class LoadedModel:
     single_date: bool = False
     fixed_batch: int | None = None  # the network's static batch size, if any
     fixed_tile_size: int | None = None  # the network's static height and width, if any
+    runs_at_once: int = 1  # concurrent ``run`` calls that use the machine best (``cpu_threads``)
 
     @property
     def device(self) -> str:
         return "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+
+    @property
+    def tiles_per_run(self) -> int:
+        """Tiles per onnxruntime call when the user gives none (``TILES_PER_RUN``)."""
+        kind = "cuda" if self.device == "cuda" else "cpu int8" if self.card.precision == "int8" else "cpu float"
+        return self.fixed_batch or TILES_PER_RUN[kind]
 
     def run(self, images: np.ndarray) -> np.ndarray:
         """``[B, T, C, h, w]`` normalised images -> ``[B, K, h, w]`` probabilities (K as the card says)."""
@@ -175,12 +203,13 @@ def load_model(model_path: str | Path, device: str = "auto", threads: int | None
         shape = inputs[0].shape
         return LoadedModel(session, card, model.provider, inputs[0].name, outputs[0].name, single_date=True,
                            fixed_batch=shape[0] if isinstance(shape[0], int) else None,
-                           fixed_tile_size=shape[2] if isinstance(shape[2], int) else None)
+                           fixed_tile_size=shape[2] if isinstance(shape[2], int) else None,
+                           runs_at_once=model.runs_at_once)
     card = ModelCard.from_metadata(metadata)
     problem = network_problem(session, card)
     if problem:
         raise ModelCardError(f"{Path(model_path).name}: {problem}; re-export the model with 'timeseg export'")
-    return LoadedModel(session, card, model.provider)
+    return LoadedModel(session, card, model.provider, runs_at_once=model.runs_at_once)
 
 
 def network_problem(session, card: ModelCard) -> str | None:

@@ -1,9 +1,10 @@
 """Tiled multi-date inference: dated rasters + model -> probability and class GeoTIFFs.
 
-Tiles are read from the aligned stack in a reader thread, batched through onnxruntime,
-blended with a smooth window and streamed to disk by a writer thread one row of tiles at
-a time (``core.pipeline``, ``core.blending``): memory depends on the tile size and the
-raster's width, never on its height. Tiles without data are not run. Everything knowable
+Tiles are read from the aligned stack in a reader thread, batched through onnxruntime (on a
+CPU two batches at once, ``core.runtime.cpu_threads``), blended with a smooth window and
+streamed to disk by a writer thread one row of tiles at a time (``core.pipeline``,
+``core.blending``): memory depends on the tile size and the raster's width, never on its
+height. Tiles without data are not run. Everything knowable
 is checked before the model runs (``segment_problems``); both outputs are committed
 together or not at all (``core.atomic.OutputSet``).
 """
@@ -77,8 +78,9 @@ class SegmentRequest:
                                    minimum=MIN_TILE_SIZE, maximum=MAX_TILE_SIZE, words="the tile size")
     overlap: int | None = option(None, "tile overlap in pixels (default: the model card's)", minimum=0,
                                  words="the tile overlap")
-    # 2 tiles: on a 2-core CPU faster than 4 and with half the peak memory (README, Speed and memory)
-    batch_size: int = option(2, "tiles per onnxruntime call", minimum=1, maximum=64, words="the batch size")
+    batch_size: int | None = option(None, "tiles per onnxruntime call (default: 2 on a GPU and for int8 models, "
+                                    "else 1; on a CPU two calls run at once)", minimum=1, maximum=64,
+                                    words="the batch size")
     precision: str = option("auto", "auto: the model's int8 variant on the CPU (fp16 on a GPU) when it is beside "
                             "the model, else fp32", choices=PRECISIONS)
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
@@ -252,9 +254,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         tile_size, overlap = _tiling(request, model, grid.width, grid.height)
         threshold = card.threshold if request.threshold is None else request.threshold
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
-        batches = [tiles[i : i + request.batch_size] for i in range(0, len(tiles), request.batch_size)]
+        batch_size = request.batch_size or model.tiles_per_run
+        batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
-        done, run = [0], [0]
+        done, run = [0], [0]  # tiles written, tiles the model ran on (counted by the one writer thread)
 
         def read(batch: list[Tile]) -> tuple[np.ndarray, list[np.ndarray]]:
             images, valid = [], []
@@ -270,7 +273,6 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             predictions = np.full((len(images), channels, tile_size, tile_size), np.nan, np.float32)
             if has_data.any():
                 predictions[has_data] = model.run(images[has_data])
-                run[0] += int(has_data.sum())
             return predictions, valid
 
         own_outputs = OutputSet(segment_outputs(probability_path, classes_path)) if outputs is None else None
@@ -290,13 +292,14 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
 
                 def write(batch: list[Tile], result: tuple[np.ndarray, list[np.ndarray]]) -> None:
                     predictions, valid = result
+                    run[0] += sum(bool(tile_valid.any()) for tile_valid in valid)
                     for tile, prediction, tile_valid in zip(batch, predictions, valid):
                         for first_row, blended, rows_valid in blender.add(tile, prediction, tile_valid):
                             _write_rows(probability, classes, card, threshold, first_row, blended, rows_valid)
                     done[0] += len(batch)
                     report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
 
-                run_pipeline(batches, read, infer, write, request.cancelled)
+                run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
                 probability.finish()
                 classes.finish()
             run_outputs.write_text(style_path(probability_path), probability_qml(stack.dates))

@@ -63,3 +63,30 @@ def test_cancel():
         run_pipeline(range(100), lambda i: i, lambda x: x, lambda item, result: calls.append(item),
                      cancelled=lambda: len(calls) >= 2)
     assert len(calls) < 10
+
+
+def test_with_two_workers_two_items_are_inferred_at_once_and_written_in_order():
+    both_running = threading.Barrier(2, timeout=10)  # broken (an error) unless two infer calls overlap
+    written = []
+
+    def infer(x):
+        if x < 2:
+            both_running.wait()
+        return x * 10
+
+    run_pipeline(range(12), lambda i: i, infer, lambda item, result: written.append((item, result)), workers=2)
+    assert written == [(i, i * 10) for i in range(12)]
+
+
+def test_an_inference_error_with_two_workers_is_raised_and_stops_the_rest():
+    inferred = []
+
+    def infer(x):
+        if x == 3:
+            raise ValueError("infer failed")
+        inferred.append(x)
+        return x
+
+    with pytest.raises(ValueError, match="infer failed"):
+        run_pipeline(range(100), lambda i: i, infer, lambda item, result: None, workers=2)
+    assert len(inferred) < 10

@@ -104,3 +104,23 @@ def test_command_line_segment_and_info(local_model, small_scene, tmp_path, capsy
                       "--dates", "2019-01-01,2019-01-01", paths[0], paths[1]]) == 1
     assert "same date" in capsys.readouterr().err
     assert dt.date(2016, 1, 1) < small_scene.acquisitions[2016][0].date
+
+
+def test_two_runs_at_once_give_the_same_maps_as_one(local_model, small_scene, tmp_path, monkeypatch):
+    """On a CPU two batches run at once on one thread each (``cpu_threads``); the maps are those of
+    one batch at a time, tile for tile."""
+    from timeseg.core import runtime
+
+    assert runtime.cpu_threads(4) == (2, 2) and runtime.cpu_threads(3) == (2, 1) and runtime.cpu_threads(1) == (1, 1)
+    model = runtime.load_model(local_model, "cpu", threads=2)
+    assert (model.runs_at_once, model.tiles_per_run) == (2, 1)  # a float32 model: one tile per run
+    rasters = rasters_of(small_scene, 2019)
+    maps = {}
+    for runs in (1, 2):
+        monkeypatch.setattr(runtime, "CPU_RUNS_AT_ONCE", runs)
+        result = segment(SegmentRequest(rasters, local_model, tmp_path / str(runs), device="cpu", threads=2,
+                                        tile_size=32, overlap=8, batch_size=1))
+        assert result.tiles_run == result.tiles_total == len(tile_grid(96, 96, 32, 8))
+        with rasterio.open(result.probability_path) as probability:
+            maps[runs] = probability.read(1)
+    np.testing.assert_allclose(maps[2], maps[1], atol=1e-6)
