@@ -114,6 +114,8 @@ def run_fine_tune_real(args: argparse.Namespace) -> None:
 
 
 def _add_score(commands) -> argparse.ArgumentParser:
+    from ..models.road_scores import THRESHOLD
+
     parser = commands.add_parser(
         "score", help="road checkpoints on the real scenes' held-out areas: relaxed F1 (2 px), one clear date",
         description="Prints a table: each checkpoint on the held-out areas of models/real/, as L1C and L2A TCI, "
@@ -121,6 +123,8 @@ def _add_score(commands) -> argparse.ArgumentParser:
     parser.add_argument("checkpoints", type=Path, nargs="+", help="road model.pt or fcn_best.pt files")
     parser.add_argument("--part", choices=("sequence", "fcn"), default="sequence",
                         help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD,
+                        help=f"P(road) from which a pixel is road (default {THRESHOLD})")
     parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the held-out crops")
     return parser
 
@@ -132,7 +136,7 @@ def run_score(args: argparse.Namespace) -> None:
 
     truths = {scene.name: held_out(args.work / scene.name, scene) for scene in REAL_SCENES}
     models = {str(path): TorchRoadModel(path, args.part) for path in args.checkpoints}
-    print(score_table(models, truths)[0])
+    print(score_table(models, truths, args.threshold)[0])
 
 
 def _add_experiment(commands) -> argparse.ArgumentParser:

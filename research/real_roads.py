@@ -94,11 +94,11 @@ def quicklook(tci: np.ndarray, truth: HeldOut, probability: np.ndarray | None, p
 CONVENTIONS = {"L1C TCI": lambda tci: tci, "L2A TCI (approx.)": l2a_like}
 
 
-def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]
+def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut], threshold: float = THRESHOLD
                 ) -> tuple[str, dict, dict[str, dict[str, np.ndarray]]]:
     """Markdown table and numbers: each model on the clear held-out dates, L1C and L2A TCI, pooled
-    over the scenes and per scene; and each model's P(road) ``[H, W]`` per scene on the L1C date
-    (for the pictures)."""
+    over the scenes and per scene, road where P(road) >= ``threshold``; and each model's P(road)
+    ``[H, W]`` per scene on the L1C date (for the pictures)."""
     numbers: dict[str, dict] = {}
     l1c: dict[str, dict[str, np.ndarray]] = {}
     scene_columns = " | ".join(f"F1 {scene}" for scene in truths)
@@ -112,7 +112,7 @@ def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]
                 probability = model.probability([make(truth.tci)])
                 if convention == "L1C TCI":
                     l1c.setdefault(name, {})[scene] = probability
-                per_scene[scene] = counts(probability, truth)
+                per_scene[scene] = counts(probability, truth, threshold)
             result = pooled(list(per_scene.values()))
             numbers.setdefault(name, {})[convention] = {
                 **asdict(result), "scenes": {scene: asdict(c.scores()) for scene, c in per_scene.items()}}

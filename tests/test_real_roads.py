@@ -113,3 +113,7 @@ def test_research_score_gives_the_cards_real_numbers(tmp_path, capsys):
                                                           round(real["l2a_tci"]["f1"], 3)]
     assert [float(row[5]) for row in rows] == [round(real["scenes"]["T33UUU"][c]["f1"], 3)
                                                for c in ("l1c_tci", "l2a_tci")]
+    # a higher threshold calls fewer pixels road (column "called road")
+    assert main(["score", str(checkpoint), "--work", str(tmp_path), "--threshold", "0.8"]) == 0
+    strict = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "TCI" in line and "**" in line]
+    assert all(float(a[7].strip("%")) < float(b[7].strip("%")) for a, b in zip(strict, rows))
