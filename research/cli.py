@@ -122,6 +122,7 @@ def run_fine_tune_real(args: argparse.Namespace) -> None:
 
 
 def _add_score(commands) -> argparse.ArgumentParser:
+    from ..models.real_scene import REAL_SCENES
     from ..models.road_scores import THRESHOLD
 
     parser = commands.add_parser(
@@ -133,6 +134,8 @@ def _add_score(commands) -> argparse.ArgumentParser:
                         help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
     parser.add_argument("--threshold", type=float, default=THRESHOLD,
                         help=f"P(road) from which a pixel is road (default {THRESHOLD})")
+    parser.add_argument("--scenes", nargs="+", choices=[scene.name for scene in REAL_SCENES],
+                        help="pool over these scenes only (default: all), e.g. to compare with figures of fewer scenes")
     parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the held-out crops")
     return parser
 
@@ -142,7 +145,8 @@ def run_score(args: argparse.Namespace) -> None:
     from ..models.road_scores import held_out
     from .real_roads import TorchRoadModel, score_table
 
-    truths = {scene.name: held_out(args.work / scene.name, scene) for scene in REAL_SCENES}
+    truths = {scene.name: held_out(args.work / scene.name, scene) for scene in REAL_SCENES
+              if not args.scenes or scene.name in args.scenes}
     models = {str(path): TorchRoadModel(path, args.part) for path in args.checkpoints}
     print(score_table(models, truths, args.threshold)[0])
 

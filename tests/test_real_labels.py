@@ -85,7 +85,8 @@ def test_label_raster_codes(scene, split):
     share = {code: float((inside == code).mean()) for code in (0, 1, 255)}
     # a quarter of Zurich is under cumulus, and its held-out rows are half towns whose streets are boxed
     most_unknown, least_negative = (0.6, 0.4) if scene.name in CLOUDY_SCENES else (0.3, 0.6)
-    assert 0.005 < share[1] < 0.06 and share[0] > least_negative and 0.02 < share[255] < most_unknown, share  # water: few roads
+    # (water: few roads)
+    assert 0.005 < share[1] < 0.06 and share[0] > least_negative and 0.02 < share[255] < most_unknown, share
     # roads are lines 3 px wide: every road pixel lies within 2 px of a pixel that is not road,
     # and a ring of unknown pixels (the tracing tolerance) lies between road and not road
     assert (ndimage.distance_transform_edt(inside == 1)[inside == 1] <= 2.5).mean() > 0.99  # junctions aside

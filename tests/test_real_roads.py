@@ -117,3 +117,7 @@ def test_research_score_gives_the_cards_real_numbers(tmp_path, capsys):
     assert main(["score", str(checkpoint), "--work", str(tmp_path), "--threshold", "0.8"]) == 0
     strict = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "TCI" in line and "**" in line]
     assert all(float(a[7].strip("%")) < float(b[7].strip("%")) for a, b in zip(strict, rows))
+    # one scene alone: its pooled F1 is its own column's
+    assert main(["score", str(checkpoint), "--work", str(tmp_path), "--scenes", "T33UUU"]) == 0
+    alone = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "TCI" in line and "**" in line]
+    assert [float(row[4].strip("*")) for row in alone] == [float(row[5]) for row in rows]
