@@ -75,6 +75,11 @@ def crop_band_table(bands: dict[str, Path], simulated_scenes: list, day_of_year:
     return "\n".join(lines)
 
 
+def l1c_tci(reflectance: np.ndarray) -> np.ndarray:
+    """Top-of-atmosphere reflectance ``[3, H, W]`` (R, G, B) -> ESA's L1C TCI values, uint8 1..255."""
+    return np.clip(np.rint(reflectance / TCI_SATURATION * 255), 1, 255).astype(np.uint8)
+
+
 def write_tci(bands: dict[str, Path], output: Path, acquisition_date: str | None = "2017-02-16",
               window: Window | None = None) -> Path:
     """L1C digital numbers (reflectance x 10000) -> TCI GeoTIFF (R, G, B uint8, 1..255) of ``window``."""
@@ -85,7 +90,7 @@ def write_tci(bands: dict[str, Path], output: Path, acquisition_date: str | None
             stack.append(dataset.read(1, window=window).astype(np.float32) / 10000)
             profile = dataset.profile
             transform = dataset.window_transform(window)
-    tci = np.clip(np.rint(np.stack(stack) / TCI_SATURATION * 255), 1, 255).astype(np.uint8)
+    tci = l1c_tci(np.stack(stack))
     profile.update(driver="GTiff", count=3, dtype="uint8", nodata=0, compress="deflate", predictor=2, tiled=False,
                    width=tci.shape[2], height=tci.shape[1], transform=transform)
     profile.pop("blockxsize", None), profile.pop("blockysize", None)
@@ -136,8 +141,7 @@ def write_zurich_tci(sdist: Path, output: Path) -> Path:
             memory.open() as dataset:
         reflectance = dataset.read(EODAL_RGB_BANDS).astype(np.float32) / 10000
         profile = dataset.profile
-    toa = reflectance + PATH_REFLECTANCE_RGB[:, None, None]
-    tci = np.clip(np.rint(toa / TCI_SATURATION * 255), 1, 255).astype(np.uint8)
+    tci = l1c_tci(reflectance + PATH_REFLECTANCE_RGB[:, None, None])
     profile.update(driver="GTiff", count=3, dtype="uint8", nodata=0, compress="deflate", predictor=2,
                    tiled=False, interleave="pixel")
     profile.pop("blockysize", None)
