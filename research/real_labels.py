@@ -120,22 +120,17 @@ def build_geopackage(traces: Traces, image: Path, output: Path,
     def world(points) -> list[tuple[float, float]]:
         return [tuple(transform * (float(x), float(y))) for x, y in points]
 
-    def box(col0, row0, col1, row1):
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        for x, y in world([(col0, row0), (col1, row0), (col1, row1), (col0, row1), (col0, row0)]):
-            ring.AddPoint_2D(x, y)
-        polygon = ogr.Geometry(ogr.wkbPolygon)
-        polygon.AddGeometry(ring)
-        return polygon
-
     def ring_polygon(points):
-        """A valid polygon of a pixel ring (closed here if it is not)."""
+        """A valid polygon of a pixel ring (its first point is repeated at its end)."""
         ring = ogr.Geometry(ogr.wkbLinearRing)
         for x, y in world([*points, points[0]]):
             ring.AddPoint_2D(x, y)
         polygon = ogr.Geometry(ogr.wkbPolygon)
         polygon.AddGeometry(ring)
         return polygon if polygon.IsValid() else polygon.MakeValid()
+
+    def box(col0, row0, col1, row1):
+        return ring_polygon([(col0, row0), (col1, row0), (col1, row1), (col0, row1)])
 
     srs = osr.SpatialReference()
     srs.ImportFromWkt(wkt)
