@@ -30,26 +30,25 @@ def _add_real_check(commands) -> argparse.ArgumentParser:
 
 
 def _add_real_labels(commands) -> argparse.ArgumentParser:
-    from .real_labels import TRACE_FOLDERS
+    from .real_labels import TRACED_SCENES
 
     parser = commands.add_parser(
         "real-labels", help="hand traces (JSON, pixels) -> the real labels' GeoPackages (roads, areas, land_cover)",
         description="For each scene of models/real: reads strip_*.json, unlabelled.json and polygons.json of its "
         "traces folder; writes its GeoPackage.")
-    parser.add_argument("--scene", choices=("all", *TRACE_FOLDERS), default="all")
+    parser.add_argument("--scene", choices=("all", *TRACED_SCENES), default="all")
     return parser
 
 
 def run_real_labels(args: argparse.Namespace) -> None:
-    from ..models.real_scene import REAL_SCENES
-    from .real_labels import AREAS, CLOUDY_SCENES, TRACE_FOLDERS, build_geopackage, read_traces
+    from .real_labels import TRACED_SCENES, build_geopackage, read_traces
 
-    for scene in REAL_SCENES:
-        if args.scene not in ("all", scene.name):
+    for traced in TRACED_SCENES.values():
+        if args.scene not in ("all", traced.scene.name):
             continue
-        km = build_geopackage(read_traces(TRACE_FOLDERS[scene.name]), scene.image, scene.labels, AREAS[scene.name],
-                              clouds=scene.name in CLOUDY_SCENES)
-        print(f"wrote {scene.labels}")
+        km = build_geopackage(read_traces(traced.traces), traced.scene.image, traced.scene.labels, traced.areas,
+                              clouds=traced.cloudy)
+        print(f"wrote {traced.scene.labels}")
         for key, value in km.items():
             print(f"  {key:20s} {value:6.2f} km")
 

@@ -1,5 +1,5 @@
 """Build each real scene's GeoPackage (``models/real/<scene>_roads.gpkg``) from its hand traces
-(``TRACE_FOLDERS``).
+(``TRACED_SCENES``).
 
 The traces are what the tracers wrote: JSON lists of ``{"kind", "points": [[col, row], ...]}`` in
 the image's pixel coordinates (0 at the top-left corner of the top-left pixel). This module snaps
@@ -20,20 +20,33 @@ import rasterio
 from scipy import ndimage
 
 from ..core.atomic import atomic_file
-from ..models.real_scene import REAL_FOLDER, ROAD_KINDS, UNCERTAIN
+from ..models.real_scene import ACCOMACK, REAL_FOLDER, ROAD_KINDS, T33UUU, UNCERTAIN, ZURICH, RealScene
 
-# Areas of each scene in pixel columns/rows [col0, row0, col1, row1] of its image. The 24 px (240 m) gap
-# between train and heldout keeps training patches off the held-out pixels.
-AREAS = {
-    "T33UUU": {"train": [(0, 0, 1000, 768)], "heldout": [(1024, 0, 1536, 768)]},  # 1536 x 768 px
-    "Accomack": {"train": [(0, 0, 1280, 1280)], "heldout": [(0, 1304, 1280, 1920)]},  # 1280 x 1920 px
-    "Zurich": {"train": [(0, 0, 1103, 746)], "heldout": [(0, 770, 1103, 1100)]},  # 1103 x 1100 px
-}
-TRACE_FOLDERS = {"T33UUU": REAL_FOLDER / "traces", "Accomack": REAL_FOLDER / "traces_accomack",
-                 "Zurich": REAL_FOLDER / "traces_zurich"}
-# Scenes with cumulus whose opaque cloud is left out of training and scoring as `unlabelled` polygons
-# found from the image (``cloud_rings``), not boxes: boxes round irregular clouds would cover half of it.
-CLOUDY_SCENES = ("Zurich",)
+PixelBox = tuple[int, int, int, int]  # [col0, row0, col1, row1] of the scene's image
+
+
+@dataclass(frozen=True)
+class TracedScene:
+    """How a real scene's GeoPackage is made: the folder of its hand traces, its areas per split
+    and, when ``cloudy``, its opaque clouds left out of training and scoring as `unlabelled`
+    polygons found from the image (``cloud_rings``; boxes round irregular clouds would cover
+    half of the scene)."""
+
+    scene: RealScene
+    traces: Path
+    areas: dict[str, list[PixelBox]]
+    cloudy: bool = False
+
+
+# The 24 px (240 m) gap between train and heldout keeps training patches off the held-out pixels.
+TRACED_SCENES = {traced.scene.name: traced for traced in (
+    TracedScene(T33UUU, REAL_FOLDER / "traces",  # 1536 x 768 px
+                {"train": [(0, 0, 1000, 768)], "heldout": [(1024, 0, 1536, 768)]}),
+    TracedScene(ACCOMACK, REAL_FOLDER / "traces_accomack",  # 1280 x 1920 px
+                {"train": [(0, 0, 1280, 1280)], "heldout": [(0, 1304, 1280, 1920)]}),
+    TracedScene(ZURICH, REAL_FOLDER / "traces_zurich",  # 1103 x 1100 px, a quarter under cumulus
+                {"train": [(0, 0, 1103, 746)], "heldout": [(0, 770, 1103, 1100)]}, cloudy=True),
+)}
 CLOUD_MIN_TCI = 170  # all of R, G, B at least this (TOA reflectance 0.24): cloud, or a bright roof
 CLOUD_MIN_PX = 150  # smaller bright patches are roofs and greenhouses, not cloud
 CLOUD_MARGIN_PX = 4  # the translucent edge round a cloud, where a road may be half seen
@@ -107,7 +120,7 @@ def snap_line(points: list[list[float]], luminance: np.ndarray, max_shift_px: fl
 
 
 def build_geopackage(traces: Traces, image: Path, output: Path,
-                     split_boxes: dict[str, list[tuple[int, int, int, int]]], clouds: bool = False) -> dict[str, float]:
+                     split_boxes: dict[str, list[PixelBox]], clouds: bool = False) -> dict[str, float]:
     """Write ``output`` (replacing it) with the areas of ``split_boxes`` (pixel boxes per split), and
     with ``clouds`` the image's opaque clouds as unlabelled areas; returns km of lines per split and kind."""
     from osgeo import ogr, osr

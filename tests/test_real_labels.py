@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from timeseg.core.raster_stack import Grid
 from timeseg.models.real_scene import REAL_SCENES, ROAD_KINDS, real_label_raster, split_window
-from timeseg.research.real_labels import CLOUDY_SCENES
+from timeseg.research.real_labels import TRACED_SCENES
 
 SCENES = pytest.mark.parametrize("scene", REAL_SCENES, ids=[s.name for s in REAL_SCENES])
 
@@ -84,7 +84,7 @@ def test_label_raster_codes(scene, split):
     inside = labels[window.toslices()]
     share = {code: float((inside == code).mean()) for code in (0, 1, 255)}
     # a quarter of Zurich is under cumulus, and its held-out rows are half towns whose streets are boxed
-    most_unknown, least_negative = (0.6, 0.4) if scene.name in CLOUDY_SCENES else (0.3, 0.6)
+    most_unknown, least_negative = (0.6, 0.4) if TRACED_SCENES[scene.name].cloudy else (0.3, 0.6)
     # (water: few roads)
     assert 0.005 < share[1] < 0.06 and share[0] > least_negative and 0.02 < share[255] < most_unknown, share
     # roads are lines 3 px wide: every road pixel lies within 2 px of a pixel that is not road,
@@ -98,7 +98,7 @@ def test_opaque_clouds_of_a_cloudy_scene_are_unknown():
     from timeseg.models.real_scene import ZURICH
     from timeseg.research.real_labels import CLOUD_MIN_TCI
 
-    assert ZURICH.name in CLOUDY_SCENES
+    assert TRACED_SCENES[ZURICH.name].cloudy
 
     with rasterio.open(ZURICH.image) as image:
         grid = Grid.of(image)
