@@ -85,7 +85,7 @@ SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --se
   --learning-rate 3e-3 --schedule paper
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)
 	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 180 --sequence-epochs 0 \
-	  --learning-rate 1e-3 --schedule cosine
+	  --learning-rate 1e-3 --schedule cosine --ema-decay 0.998
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4

@@ -63,6 +63,10 @@ class TrainOptions:
                            "base down to base/100 along half a cosine", choices=SCHEDULES)
     alpha: float = option(0.7, "loss a*H - (1-a)*log(J)", minimum=0, maximum=1)
     seed: int = option(0, "random seed of sampling and initialisation")
+    # Polyak averaging: the weights scored and kept are an exponential moving average of the steps'
+    ema_decay: float = option(0.0, "score and keep an exponential moving average of the weights, this much of "
+                              "the average kept per step (0.998: about the last 500 steps; 0: the raw weights)",
+                              minimum=0, maximum=0.9999)
     device: str = option("cpu", "torch device: cpu or cuda", choices=("cpu", "cuda"))
     train_precision: str = option("fp32", "arithmetic of the forward passes: fp32, or bf16 autocast (about 1.5x "
                                   "faster on CPUs with AVX-512 BF16, and on GPUs); auto picks bf16 where the "

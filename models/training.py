@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -150,6 +151,21 @@ def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], loader: DataLoader
     return confusion.summary()
 
 
+@contextlib.contextmanager
+def averaged_weights(network: nn.Module, averaged: AveragedModel | None):
+    """Inside: ``network`` holds ``averaged``'s weights (the moving average of its training
+    steps); after: its own again. ``averaged`` None: nothing changes."""
+    if averaged is None:
+        yield
+        return
+    own = {name: tensor.clone() for name, tensor in network.state_dict().items()}
+    network.load_state_dict(averaged.module.state_dict())
+    try:
+        yield
+    finally:
+        network.load_state_dict(own)
+
+
 def _stage(
     name: str,
     network: nn.Module,
@@ -169,6 +185,9 @@ def _stage(
 ) -> dict[str, float]:
     """Train ``parameters`` through ``forward`` for ``epochs``; keep the best validation IoU
     (on ``selection_loader`` when given: the reported validation stays on ``val_loader``).
+    With ``options.ema_decay``, each epoch scores and may keep the moving average of the weights
+    (Polyak averaging: smooths the epoch-to-epoch swings that make a noisy selection pick a
+    poor epoch); training goes on from the raw weights.
 
     With ``min_dates``, each batch keeps a random, time-ordered subset of ``min_dates`` to all
     of its dates, so that the network is calibrated for any sequence length it may be given."""
@@ -182,6 +201,8 @@ def _stage(
     best: dict[str, float] = {"iou": -1.0}
     path = options.output / f"{name}_best.pt"
     generator = torch.Generator().manual_seed(options.seed)
+    averaged = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay),
+                             use_buffers=True) if options.ema_decay else None
     for epoch in range(epochs):
         train_data.epoch = epoch
         loader = DataLoader(train_data, batch_size=options.batch_size, shuffle=True, generator=generator)
@@ -211,6 +232,8 @@ def _stage(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(network)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
             if deadline is not None and time.monotonic() > deadline:
@@ -218,21 +241,23 @@ def _stage(
                 break
         scheduler.step()
         network.eval()
-        with autocast(options):
-            metrics = evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold)
-            selection = None if selection_loader is None else evaluate(
-                forward, selection_loader, class_count, options.device, per_date, options.threshold)
-        record = {"stage": name, "epoch": epoch + 1, "epochs": epochs, "loss": float(np.mean(losses)), **metrics}
-        if selection is not None:
-            record["selection_iou"] = metrics["selection_iou"] = selection["iou"]
-        history.append(record)
-        if monitor.on_epoch is not None:
-            monitor.on_epoch(record)
-        log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f, IoU %.4f, F1 %.4f", name, epoch + 1, epochs,
-                 record["loss"], metrics["accuracy"], metrics["iou"], metrics["f1"])
-        if metrics.get("selection_iou", metrics["iou"]) > best.get("selection_iou", best["iou"]):
-            best = {**metrics, "epoch": epoch + 1}
-            save_checkpoint(path, network, options.network, card, name, epoch + 1, best)
+        with averaged_weights(network, averaged):
+            with autocast(options):
+                metrics = evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold)
+                selection = None if selection_loader is None else evaluate(
+                    forward, selection_loader, class_count, options.device, per_date, options.threshold)
+            record = {"stage": name, "epoch": epoch + 1, "epochs": epochs, "loss": float(np.mean(losses)),
+                      **metrics}
+            if selection is not None:
+                record["selection_iou"] = metrics["selection_iou"] = selection["iou"]
+            history.append(record)
+            if monitor.on_epoch is not None:
+                monitor.on_epoch(record)
+            log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f, IoU %.4f, F1 %.4f", name, epoch + 1, epochs,
+                     record["loss"], metrics["accuracy"], metrics["iou"], metrics["f1"])
+            if metrics.get("selection_iou", metrics["iou"]) > best.get("selection_iou", best["iou"]):
+                best = {**metrics, "epoch": epoch + 1}
+                save_checkpoint(path, network, options.network, card, name, epoch + 1, best)
         if out_of_time:
             break
     # continue from the best weights of this stage

@@ -12,7 +12,7 @@ from timeseg.models.networks import BiConvLstmClassifier, JointLoss, UNet
 from timeseg.models.networks.unet import probabilities_from_logits
 from timeseg.models.settings import NetworkConfig, TrainOptions
 from timeseg.models.sites import simulated_sites
-from timeseg.models.training import autocast, compute_precision, learning_rate_schedule, train
+from timeseg.models.training import autocast, averaged_weights, compute_precision, learning_rate_schedule, train
 
 
 @pytest.mark.parametrize("name", ["unet", "biconvlstm"])
@@ -77,6 +77,51 @@ def test_bf16_training_keeps_float32_weights_and_probabilities(tmp_path):
     loss = JointLoss(0.7)(probabilities, (images[:, 0] > 0.6).long())
     loss.backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
+
+
+def test_averaged_weights_are_lent_to_the_network_and_given_back():
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    network = UNet(3, 1, 2, 4)
+    averaged = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(0.75), use_buffers=True)
+    averaged.update_parameters(network)  # the first update copies
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(1.0)
+    averaged.update_parameters(network)  # 0.75 * before + 0.25 * (before + 1)
+    own = {k: v.clone() for k, v in network.state_dict().items()}
+    with averaged_weights(network, averaged):
+        inside = network.state_dict()
+        assert all(torch.allclose(inside[k], before[k] + 0.25) for k, _ in network.named_parameters())
+    after = network.state_dict()
+    assert all(torch.equal(after[k], own[k]) for k in own)
+    with averaged_weights(network, None):  # no average: the network's own weights
+        assert all(torch.equal(network.state_dict()[k], own[k]) for k in own)
+
+
+def test_a_stage_with_moving_average_keeps_the_average_not_the_last_step(tmp_path):
+    """With a decay of 0.9999 the average of two steps is the first step's weights (to 1e-4 of
+    the second step): the kept checkpoint equals that of the same run stopped after one step
+    (a zero time cap ends the stage after its first batch), not that of the raw two steps."""
+    from dataclasses import replace
+
+    from timeseg.models.training import TrainingMonitor
+
+    sites = simulated_sites(tmp_path / "data", [1], size=64, dates_per_period=1)
+    raw = TrainOptions(output=tmp_path / "raw", network=NetworkConfig(depth=2, base_channels=4, hidden_channels=2),
+                       patch_size=32, sequence_length=1, batch_size=4, fcn_epochs=1, sequence_epochs=0,
+                       samples_per_epoch=8, seed=3, learning_rate=1e-2)
+    runs = {"one_step": (raw, TrainingMonitor(stage_seconds={"fcn": 0})),
+            "two_steps": (replace(raw, output=tmp_path / "two"), None),
+            "two_steps_averaged": (replace(raw, output=tmp_path / "averaged", ema_decay=0.9999), None)}
+    kept = {}
+    for name, (options, monitor) in runs.items():
+        train(options, sites, sites, monitor=monitor)
+        kept[name] = torch.load(options.output / "fcn_best.pt", weights_only=True)["state_dict"]
+    names = [k for k in kept["one_step"] if k.startswith("fcn.")]
+    assert not all(torch.allclose(kept["one_step"][k], kept["two_steps"][k], atol=1e-4) for k in names)
+    assert all(torch.allclose(kept["one_step"][k], kept["two_steps_averaged"][k], atol=1e-4) for k in names)
 
 
 @pytest.fixture(scope="module")
