@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..core.options import add_options, values_of
-from .settings import CropTraining, FineTuneRequest, NetworkConfig, TrainOptions
+from .settings import REAL_WEIGHTINGS, CropTraining, FineTuneRequest, NetworkConfig, TrainOptions
 
 DEFAULT_DATA = Path("data/simulated")
 
@@ -53,6 +53,9 @@ def _add_train(commands) -> argparse.ArgumentParser:
     real.add_argument("--real-share", type=float, default=0.5,
                       help="share of the training patches drawn from the real images, shared by their training "
                       "areas' sizes (default 0.5)")
+    real.add_argument("--real-weights", choices=REAL_WEIGHTINGS, default="area",
+                      help="share the real patches by the train areas' sizes (area, default) or equally per "
+                      "scene")
     fit = parser.add_argument_group("training")
     fit.add_argument("--output", type=Path, required=True, help="run folder for checkpoints and history")
     add_options(fit, TrainOptions)
@@ -146,7 +149,7 @@ def run_train(args: argparse.Namespace) -> None:
                       f"validation on {args.validation_scenes} held-out scenes")
     site_weights, selection_sites = None, []
     if args.real_labels:
-        from .real_scene import real_training_sites, scene_of
+        from .real_scene import real_training_sites, scene_of, training_site_weights
 
         if not 0 < args.real_share < 1:
             raise ValueError("--real-share must lie between 0 and 1 (a share of the training patches)")
@@ -158,13 +161,13 @@ def run_train(args: argparse.Namespace) -> None:
             raise ValueError(f"{error}: give --real-image, the image its lines were traced on") from None
         pairs = [real_training_sites(args.output / "real", scene, args.line_width) for scene in scenes]
         areas = [site.window.width * site.window.height for site, _ in pairs]
-        site_weights = [(1 - args.real_share) / len(train_sites)] * len(train_sites) + \
-            [args.real_share * area / sum(areas) for area in areas]
+        site_weights = training_site_weights(len(train_sites), areas, args.real_share, args.real_weights)
         train_sites = [*train_sites, *(site for site, _ in pairs)]
         selection_sites = [selection for _, selection in pairs]
         trained_on += (f"; real: the 'train' areas of {', '.join(s.labels.name for s in scenes)} over "
                        f"{', '.join(s.image.name for s in scenes)} ({args.real_share:.0%} of the training patches, "
-                       "by area; each stage's best epoch chosen on their last columns, never trained on)")
+                       f"{'by area' if args.real_weights == 'area' else 'equally per scene'}; "
+                       "each stage's best epoch chosen on their last columns, never trained on)")
     options = TrainOptions(
         output=args.output,
         network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")), 1 if len(class_names) == 2 else

@@ -18,6 +18,7 @@ between, the surroundings of ``uncertain`` lines, unlabelled areas and outside t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,6 +32,7 @@ from scipy import ndimage
 from ..core.raster_stack import DatedRaster, Grid
 from .dataset import Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries
+from .settings import REAL_WEIGHTINGS
 
 REAL_FOLDER = Path(__file__).resolve().parent / "real"
 
@@ -166,6 +168,19 @@ def real_site(folder: Path, scene: RealScene, split: str = "train", line_width_p
     split's crop)."""
     image_path, labels_path = write_split(scene.labels, scene.image, split, folder, line_width_px)
     return Site((DatedRaster(image_path, scene.date),), LabelSource(labels_path, "raster"), window)
+
+
+def training_site_weights(simulated_sites: int, real_areas: Sequence[int], real_share: float,
+                          per: str = "area") -> list[float]:
+    """How often each training site is drawn, simulated sites first: ``1 - real_share`` shared
+    equally by the simulated sites, ``real_share`` by the real ones in proportion to their train
+    areas (pixels, ``per="area"``) or equally (``per="scene"``, so a large scene cannot crowd out a
+    small one)."""
+    if per not in REAL_WEIGHTINGS:
+        raise ValueError(f"real sites are weighted per one of {', '.join(REAL_WEIGHTINGS)}")
+    shares = real_areas if per == "area" else [1] * len(real_areas)
+    return [(1 - real_share) / simulated_sites] * simulated_sites + \
+        [real_share * share / sum(shares) for share in shares]
 
 
 SELECTION_STRIP_PX = 144  # the train area's last columns, where the best epoch is chosen

@@ -14,6 +14,7 @@ from .labels import LabelSource
 SCHEDULES = ("paper", "constant", "cosine")
 ARCHITECTURES = ("fcn_convlstm", "biconvlstm")
 TRAIN_PRECISIONS = ("fp32", "bf16", "auto")
+REAL_WEIGHTINGS = ("area", "scene")  # how the real patches are shared among real scenes
 
 
 @dataclass(frozen=True)

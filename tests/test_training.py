@@ -188,6 +188,18 @@ def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp
     assert "--validation-images" in capsys.readouterr().err
 
 
+def test_real_patches_are_shared_by_area_or_equally_per_scene():
+    from timeseg.models.real_scene import training_site_weights
+
+    by_area = training_site_weights(4, [300, 100], 0.8)
+    assert by_area == pytest.approx([0.05] * 4 + [0.6, 0.2])
+    per_scene = training_site_weights(4, [300, 100], 0.8, "scene")
+    assert per_scene == pytest.approx([0.05] * 4 + [0.4, 0.4])
+    assert sum(per_scene) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="weighted per one of area, scene"):
+        training_site_weights(4, [300, 100], 0.8, "pixels")
+
+
 def test_real_scenes_join_the_training_sites_by_area(small_scene, tmp_path, capsys):
     from timeseg.cli import main
     from timeseg.models.real_scene import REAL_SCENES
@@ -203,6 +215,7 @@ def test_real_scenes_join_the_training_sites_by_area(small_scene, tmp_path, caps
                  *common]) == 0, capsys.readouterr().err
     card = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["card"]
     assert all(scene.labels.name in card["trained_on"] for scene in REAL_SCENES)
+    assert "60% of the training patches, by area" in card["trained_on"]
     for scene in REAL_SCENES:  # the training crops hold the train area only
         with rasterio.open(tmp_path / "run" / "real" / f"{scene.image.stem}_train.tif") as crop:
             assert crop.width * crop.height < 0.8 * np.prod(rasterio.open(scene.image).shape)
