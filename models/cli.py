@@ -51,8 +51,8 @@ def _add_train(commands) -> argparse.ArgumentParser:
     real.add_argument("--real-image", type=Path, help="with one GeoPackage of your own: the image its lines were "
                       "traced on (default: the shipped image of that GeoPackage)")
     real.add_argument("--real-share", type=float, default=0.5,
-                      help="share of the training patches drawn from the real images, shared by their training "
-                      "areas' sizes (default 0.5)")
+                      help="share of the training patches drawn from the real images, shared among them as "
+                      "--real-weights says (default 0.5)")
     real.add_argument("--real-weights", choices=REAL_WEIGHTINGS, default="area",
                       help="share the real patches by the train areas' sizes (area, default) or equally per "
                       "scene")
