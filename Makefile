@@ -89,7 +89,8 @@ $(FCN_RUN)/fcn_best.pt: | $(STAMP)
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4
-	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --description $(ROAD_WORDS)
+	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --unseen-place \
+	  --description $(ROAD_WORDS)
 	$(TIMESEG) export $(MODEL_RUN)/model.pt --output models/weights/roads.int8.onnx --precision int8 \
 	  --description $(ROAD_WORDS)
 	cp $(MODEL_RUN)/model.pt models/weights/roads.pt

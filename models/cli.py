@@ -100,6 +100,9 @@ def _add_export(commands) -> argparse.ArgumentParser:
     parser.add_argument("--real-labels", type=Path, nargs="+",
                         help="score the checkpoint on these shipped GeoPackages' held-out areas (e.g. "
                         "models/real/*_roads.gpkg) and put the numbers into the card's metrics as real_heldout")
+    parser.add_argument("--unseen-place", action="store_true",
+                        help="with --real-labels: also score it on the real place no model is trained on (Inn, "
+                        "models/real/, one and two clear dates) and put that into the metrics as real_unseen")
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                         help="int8: the CPU variant (name it <model>.int8.onnx beside <model>.onnx), its FCN "
                         "quantised and calibrated on --calibration")
@@ -232,8 +235,10 @@ def run_export(args: argparse.Namespace) -> None:
     overrides = {key: value for key, value in (
         ("tile_size", args.tile_size), ("tiles_overlap", args.overlap),
         ("description", args.description), ("trained_on", args.trained_on)) if value is not None}
+    if args.unseen_place and not args.real_labels:
+        raise ValueError("--unseen-place goes with --real-labels: give the GeoPackages of the held-out areas too")
     if args.real_labels:
-        overrides["metrics"] = real_heldout_metrics(args.checkpoint, args.real_labels)
+        overrides["metrics"] = real_heldout_metrics(args.checkpoint, args.real_labels, args.unseen_place)
     if args.precision == "int8":
         from .export import export_int8
 
@@ -267,21 +272,28 @@ def calibration_images(paths: list[Path] | None) -> list:
     return images
 
 
-def real_heldout_metrics(checkpoint: Path, gpkgs: list[Path]) -> dict:
-    """The checkpoint's metrics with its scores on the shipped real scenes' held-out areas added, each
-    entry labelled real or simulated in ``sources``."""
+def real_heldout_metrics(checkpoint: Path, gpkgs: list[Path], unseen_place: bool = False) -> dict:
+    """The checkpoint's metrics with its scores on the shipped real scenes' held-out areas added (and,
+    with ``unseen_place``, on the real place no model is trained on), each entry labelled real or
+    simulated in ``sources``."""
     import tempfile
 
     import torch
 
-    from .real_scene import scene_of
-    from .road_scores import TOLERANCE_PX, checkpoint_scores
+    from .real_scene import UNSEEN_DATES, scene_of
+    from .road_scores import TOLERANCE_PX, checkpoint_scores, unseen_place_scores
 
     metrics = dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["card"].get("metrics", {}))
+    sources = {key: "simulated held-out scenes" for key, value in metrics.items() if isinstance(value, dict)}
     with tempfile.TemporaryDirectory() as folder:
         scenes = [scene_of(gpkg) for gpkg in gpkgs]
         real = checkpoint_scores(checkpoint, Path(folder), scenes)
-    sources = {key: "simulated held-out scenes" for key, value in metrics.items() if isinstance(value, dict)}
+        if unseen_place:
+            metrics["real_unseen"] = {
+                **unseen_place_scores(checkpoint, Path(folder) / "unseen"), "tolerance_px": TOLERANCE_PX,
+                "data": f"{UNSEEN_DATES[0].labels.name}: hand-traced roads of a place no model is trained on, "
+                        "each real clear date alone and all in time order (L1C TCI)"}
+            sources["real_unseen"] = "real"
     metrics["real_heldout"] = {**real, "tolerance_px": TOLERANCE_PX,
                                "data": f"held-out areas of {', '.join(s.labels.name for s in scenes)}: hand-traced "
                                        "roads on real Sentinel-2 dates, pooled (per scene under 'scenes')"}

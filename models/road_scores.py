@@ -24,7 +24,17 @@ import rasterio
 from rasterio.features import geometry_mask
 
 from ..core.raster_stack import Grid
-from .real_scene import REAL_SCENES, ROAD_KINDS, UNCERTAIN, RealScene, _burn, _features, _within, write_split
+from .real_scene import (
+    REAL_SCENES,
+    ROAD_KINDS,
+    UNCERTAIN,
+    UNSEEN_DATES,
+    RealScene,
+    _burn,
+    _features,
+    _within,
+    write_split,
+)
 from .simulator.imaging import TCI_SATURATION
 from .weather import L2A_TCI_SATURATION
 
@@ -142,26 +152,46 @@ def _rounded(result: RoadScores) -> dict[str, float]:
     return {k: round(v, 4) for k, v in asdict(result).items()}
 
 
-def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene] = REAL_SCENES
-                      ) -> dict[str, dict]:
-    """A road checkpoint on the held-out areas' clear dates, as L1C and L2A TCI, run whole-window
-    in PyTorch (for the model card's metrics): ``{"l1c_tci": scores, "l2a_tci": scores}`` pooled
-    over ``scenes``, and the same per scene under ``"scenes"``."""
+def _checkpoint_model(checkpoint: Path):
+    """-> ``probability(dates)``: TCI dates ``[T, 3, H, W]`` -> P(road) ``[H, W]``, whole-window in PyTorch."""
     import torch
 
     from .checkpoint import checkpoint_normalisation, load_checkpoint
 
     network, _, saved = load_checkpoint(checkpoint)
     normalisation = checkpoint_normalisation(saved)
+
+    def probability(dates: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return network(torch.from_numpy(normalisation.apply(dates))[None])[0, 0].numpy()
+
+    return probability
+
+
+def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene] = REAL_SCENES
+                      ) -> dict[str, dict]:
+    """A road checkpoint on the held-out areas' clear dates, as L1C and L2A TCI, run whole-window
+    in PyTorch (for the model card's metrics): ``{"l1c_tci": scores, "l2a_tci": scores}`` pooled
+    over ``scenes``, and the same per scene under ``"scenes"``."""
+    probability = _checkpoint_model(checkpoint)
     per_scene: dict[str, dict[str, RoadCounts]] = {}
     for scene in scenes:
         truth = held_out(folder / scene.name, scene)
         for name, tci in (("l1c_tci", truth.tci), ("l2a_tci", l2a_like(truth.tci))):
-            with torch.no_grad():
-                probability = network(torch.from_numpy(normalisation.apply(tci[None]))[None])[0, 0].numpy()
-            per_scene.setdefault(scene.name, {})[name] = counts(probability, truth)
+            per_scene.setdefault(scene.name, {})[name] = counts(probability(tci[None]), truth)
     results: dict[str, dict] = {name: _rounded(pooled([c[name] for c in per_scene.values()]))
                                 for name in ("l1c_tci", "l2a_tci")}
     results["scenes"] = {scene: {name: _rounded(c.scores()) for name, c in entries.items()}
                          for scene, entries in per_scene.items()}
     return results
+
+
+def unseen_place_scores(checkpoint: Path, folder: Path, dates: Sequence[RealScene] = UNSEEN_DATES
+                        ) -> dict[str, dict]:
+    """A road checkpoint on the place no model is trained on (``dates``: its clear dates, one grid), L1C
+    TCI, whole-window in PyTorch: ``{"one_date": {date: scores}, "all_dates": scores}``."""
+    probability = _checkpoint_model(checkpoint)
+    truths = {scene.date.isoformat(): held_out(folder / scene.date.isoformat(), scene) for scene in dates}
+    truth = next(iter(truths.values()))  # the masks are the same on every date
+    return {"one_date": {day: _rounded(scores(probability(t.tci[None]), truth)) for day, t in truths.items()},
+            "all_dates": _rounded(scores(probability(np.stack([t.tci for t in truths.values()])), truth))}

@@ -1,6 +1,7 @@
 """The dock driven as an analyst does: tick dated layers, run, wait, look at the project."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -268,6 +269,10 @@ def test_shipped_models_are_offered_by_name(dock):
     assert "13" in dock.warning_label.text()
     dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
     assert combo.currentIndex() == 1
+    # the analyst reads the real numbers, the held-out areas' and those of a place never trained on
+    text = dock.model_panel.card_label.text()
+    assert "On real Sentinel-2 (held-out areas of 3 scenes" in text
+    assert re.search(r"never trained on: F1 0\.\d\d-0\.\d\d with one clear date, 0\.\d\d with all 2", text), text
     # a trained model that scored below its starting model joins the chooser but is not chosen
     dock.model_panel.offer_model(SHIPPED_CROP_MODEL.with_name("worse.onnx"), choose=False)
     assert combo.itemText(2) == "Trained: worse" and combo.currentIndex() == 1

@@ -11,7 +11,7 @@ import rasterio
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
 from timeseg.core.raster_stack import DatedRaster
 from timeseg.core.segment import SegmentRequest, segment
-from timeseg.models.real_scene import REAL_SCENES
+from timeseg.models.real_scene import REAL_SCENES, UNSEEN_DATES
 from timeseg.models.road_scores import HeldOut, held_out, scores
 from timeseg.models.weather import overcast_date
 
@@ -68,6 +68,11 @@ def test_card_says_which_numbers_are_real():
         assert 0 < real[convention]["f1"] <= 1
         precisions = [real["scenes"][scene.name][convention]["precision"] for scene in REAL_SCENES]
         assert min(precisions) - 1e-4 <= real[convention]["precision"] <= max(precisions) + 1e-4
+    # the place no model is trained on: each real clear date alone, then both
+    unseen = metrics["real_unseen"]
+    assert metrics["sources"]["real_unseen"] == "real"
+    assert set(unseen["one_date"]) == {scene.date.isoformat() for scene in UNSEEN_DATES}
+    assert unseen["all_dates"]["recall"] > max(entry["recall"] for entry in unseen["one_date"].values())
 
 
 def _synthetic_truth(width: int, road_column: int) -> HeldOut:
@@ -129,8 +134,6 @@ def test_a_second_clear_date_of_a_place_never_seen_finds_more_of_its_roads(tmp_p
     """Inn (two real clear dates, never trained on) through the engine: both dates together find more
     of the traced roads than either date alone, at about the better date's F1 (the issue: more clear
     dates give more)."""
-    from timeseg.models.real_scene import UNSEEN_DATES
-
     truths = {scene.date: held_out(tmp_path / scene.date.isoformat(), scene) for scene in UNSEEN_DATES}
     rasters = [DatedRaster(tmp_path / d.isoformat() / f"{s.image.stem}_heldout.tif", d)
                for s, d in zip(UNSEEN_DATES, truths)]

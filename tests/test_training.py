@@ -182,6 +182,10 @@ def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp
     assert main(["export", str(tmp_path / "run" / "model.pt"), "--output", str(tmp_path / "mine.onnx")]) == 0
     card = read_model_card(tmp_path / "mine.onnx")
     assert card.trained_on.startswith("user data: 3 dates")
+    # the place no model is trained on is scored only beside the held-out areas: refused in one line, nothing written
+    assert main(["export", str(tmp_path / "run" / "model.pt"), "--output", str(tmp_path / "other.onnx"),
+                 "--unseen-place"]) == 1
+    assert "--real-labels" in capsys.readouterr().err and not (tmp_path / "other.onnx").exists()
     # without a held-out site the command refuses, in one line
     assert main(["train", "--output", str(tmp_path / "bad"), "--images", str(small_scene.tci_paths[2019][0]),
                  "--labels", str(small_scene.labels_path)]) == 1

@@ -105,4 +105,9 @@ def describe_card(card) -> str:
                  "roads, one clear date): F1 "
                  f"{real['l1c_tci']['f1']:.2f} on L1C, {real.get('l2a_tci', {}).get('f1', float('nan')):.2f} on "
                  f"L2A true colour.")
+    unseen = card.metrics.get("real_unseen") if isinstance(card.metrics, dict) else None
+    if isinstance(unseen, dict) and unseen.get("one_date") and "all_dates" in unseen:
+        one = sorted(entry["f1"] for entry in unseen["one_date"].values())
+        text += (f" On a real place it was never trained on: F1 {one[0]:.2f}-{one[-1]:.2f} with one clear date, "
+                 f"{unseen['all_dates']['f1']:.2f} with all {len(one)}.")
     return text
