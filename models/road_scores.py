@@ -186,12 +186,18 @@ def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene
     return results
 
 
+def unseen_held_out(folder: Path, dates: Sequence[RealScene] = UNSEEN_DATES) -> dict[str, HeldOut]:
+    """The place no model is trained on, whole: its held-out window per clear date (ISO date -> window,
+    written under ``folder / <date>``), in time order; the masks are the same on every date."""
+    return {scene.date.isoformat(): held_out(folder / scene.date.isoformat(), scene) for scene in dates}
+
+
 def unseen_place_scores(checkpoint: Path, folder: Path, dates: Sequence[RealScene] = UNSEEN_DATES
                         ) -> dict[str, dict]:
     """A road checkpoint on the place no model is trained on (``dates``: its clear dates, one grid), L1C
     TCI, whole-window in PyTorch: ``{"one_date": {date: scores}, "all_dates": scores}``."""
     probability = _checkpoint_model(checkpoint)
-    truths = {scene.date.isoformat(): held_out(folder / scene.date.isoformat(), scene) for scene in dates}
-    truth = next(iter(truths.values()))  # the masks are the same on every date
+    truths = unseen_held_out(folder, dates)
+    truth = next(iter(truths.values()))
     return {"one_date": {day: _rounded(scores(probability(t.tci[None]), truth)) for day, t in truths.items()},
             "all_dates": _rounded(scores(probability(np.stack([t.tci for t in truths.values()])), truth))}

@@ -19,7 +19,7 @@ from ..core.atomic import write_text_atomic
 from ..core.raster_stack import DatedRaster
 from ..core.segment import SegmentRequest, segment
 from ..models.real_scene import REAL_SCENES, UNSEEN_DATES, RealScene
-from ..models.road_scores import THRESHOLD, counts, held_out, l2a_like, pooled, scores
+from ..models.road_scores import THRESHOLD, counts, held_out, l2a_like, pooled, scores, unseen_held_out
 
 
 def _maps(model: Path, scene: RealScene, tci: np.ndarray, work: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -44,10 +44,9 @@ def _maps(model: Path, scene: RealScene, tci: np.ndarray, work: Path) -> dict[st
 def _unseen_place(model: Path, work: Path) -> dict[str, dict]:
     """Both models through the engine on the place no model is trained on (``UNSEEN_DATES``, L1C TCI):
     each clear date alone, then all in time order; relaxed scores and the class pixels they share."""
-    truths = {scene.date: held_out(work / scene.date.isoformat(), scene) for scene in UNSEEN_DATES}
-    rasters = [DatedRaster(work / day.isoformat() / f"{scene.image.stem}_heldout.tif", day)
-               for scene, day in zip(UNSEEN_DATES, truths)]
-    truth = next(iter(truths.values()))  # the masks are the same on every date
+    truth = next(iter(unseen_held_out(work).values()))
+    rasters = [DatedRaster(work / scene.date.isoformat() / f"{scene.image.stem}_heldout.tif", scene.date)
+               for scene in UNSEEN_DATES]
     results = {}
     for name, dates in [*((f"{r.date.isoformat()} alone", [r]) for r in rasters), ("all dates", rasters)]:
         maps = {}

@@ -230,8 +230,8 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     the single-date model); ``ablation``: paper A's PMap-only sequence model, same data."""
     from ..core.raster_stack import DatedRaster
     from ..core.segment import SegmentRequest, segment
-    from ..models.real_scene import REAL_SCENES, UNSEEN_DATES
-    from ..models.road_scores import TOLERANCE_PX, counts, held_out, pooled
+    from ..models.real_scene import REAL_SCENES
+    from ..models.road_scores import TOLERANCE_PX, counts, held_out, pooled, unseen_held_out
     from ..models.simulator import simulate_scene
     from . import real_roads
 
@@ -243,8 +243,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     clear_table, clear_numbers, l1c_probabilities = real_roads.score_table(models, truths)
     sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
     contract, contract_numbers = real_roads.contract_table(sequence_models, truths)
-    unseen = {scene.date.isoformat(): held_out(work / "unseen" / scene.date.isoformat(), scene)
-              for scene in UNSEEN_DATES}
+    unseen = unseen_held_out(work / "unseen")
     unseen_table, unseen_numbers = real_roads.unseen_place_table(models, unseen)
     shipped = models["shipped (PMap + context ConvLSTM)"]
     unseen_pictures = {"truth": ("real_unseen_Inn_truth.png", None)}
