@@ -141,13 +141,18 @@ def split_window(gpkg: Path, image: Path, split: str) -> Window:
         return window.round_offsets().round_lengths().intersection(Window(0, 0, dataset.width, dataset.height))
 
 
+def split_image_path(folder: Path, image: Path, split: str) -> Path:
+    """Where ``write_split`` puts ``image``'s crop to the ``split`` area under ``folder``."""
+    return folder / f"{image.stem}_{split}.tif"
+
+
 def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px: int = 3,
                 tolerance_px: float = 3.0) -> tuple[Path, Path]:
     """The ``split``'s part of ``image`` and its label raster, as two GeoTIFFs under ``folder``
     (the image is cropped, so that training never reads the held-out area's pixels)."""
     folder.mkdir(parents=True, exist_ok=True)
     window = split_window(gpkg, image, split)
-    image_path = folder / f"{image.stem}_{split}.tif"
+    image_path = split_image_path(folder, image, split)
     labels_path = folder / f"{image.stem}_{split}_labels.tif"
     with rasterio.open(image) as dataset:
         pixels = dataset.read(window=window)

@@ -148,7 +148,8 @@ def pooled(per_area: Sequence[RoadCounts]) -> RoadScores:
     return total.scores()
 
 
-def _rounded(result: RoadScores) -> dict[str, float]:
+def rounded(result: RoadScores) -> dict[str, float]:
+    """``result`` as a dict, to 4 decimals (for JSON and cards)."""
     return {k: round(v, 4) for k, v in asdict(result).items()}
 
 
@@ -179,9 +180,9 @@ def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene
         truth = held_out(folder / scene.name, scene)
         for name, tci in (("l1c_tci", truth.tci), ("l2a_tci", l2a_like(truth.tci))):
             per_scene.setdefault(scene.name, {})[name] = counts(probability(tci[None]), truth)
-    results: dict[str, dict] = {name: _rounded(pooled([c[name] for c in per_scene.values()]))
+    results: dict[str, dict] = {name: rounded(pooled([c[name] for c in per_scene.values()]))
                                 for name in ("l1c_tci", "l2a_tci")}
-    results["scenes"] = {scene: {name: _rounded(c.scores()) for name, c in entries.items()}
+    results["scenes"] = {scene: {name: rounded(c.scores()) for name, c in entries.items()}
                          for scene, entries in per_scene.items()}
     return results
 
@@ -199,5 +200,5 @@ def unseen_place_scores(checkpoint: Path, folder: Path, dates: Sequence[RealScen
     probability = _checkpoint_model(checkpoint)
     truths = unseen_held_out(folder, dates)
     truth = next(iter(truths.values()))
-    return {"one_date": {day: _rounded(scores(probability(t.tci[None]), truth)) for day, t in truths.items()},
-            "all_dates": _rounded(scores(probability(np.stack([t.tci for t in truths.values()])), truth))}
+    return {"one_date": {day: rounded(scores(probability(t.tci[None]), truth)) for day, t in truths.items()},
+            "all_dates": rounded(scores(probability(np.stack([t.tci for t in truths.values()])), truth))}

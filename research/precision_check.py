@@ -9,7 +9,6 @@ what an analyst gets. Speed is ``make bench``'s (bench/results.json).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +17,14 @@ import rasterio
 from ..core.atomic import write_text_atomic
 from ..core.raster_stack import DatedRaster
 from ..core.segment import SegmentRequest, segment
-from ..models.real_scene import REAL_SCENES, UNSEEN_DATES, RealScene
-from ..models.road_scores import THRESHOLD, counts, held_out, l2a_like, pooled, scores, unseen_held_out
+from ..models.real_scene import REAL_SCENES, UNSEEN_DATES, RealScene, split_image_path
+from ..models.road_scores import THRESHOLD, counts, held_out, l2a_like, pooled, rounded, scores, unseen_held_out
 
 
 def _maps(model: Path, scene: RealScene, tci: np.ndarray, work: Path) -> dict[str, dict[str, np.ndarray]]:
     """P(road) ``[H, W]`` of ``scene``'s held-out crop under ``work`` (L1C) and its L2A version, by the
     fp32 and the int8 model."""
-    image = work / "heldout" / f"{scene.image.stem}_heldout.tif"
+    image = split_image_path(work / "heldout", scene.image, "heldout")
     with rasterio.open(image) as dataset:
         profile = dataset.profile
     l2a = work / f"{image.stem}_l2a.tif"
@@ -45,7 +44,7 @@ def _unseen_place(model: Path, work: Path) -> dict[str, dict]:
     """Both models through the engine on the place no model is trained on (``UNSEEN_DATES``, L1C TCI):
     each clear date alone, then all in time order; relaxed scores and the class pixels they share."""
     truth = next(iter(unseen_held_out(work).values()))
-    rasters = [DatedRaster(work / scene.date.isoformat() / f"{scene.image.stem}_heldout.tif", scene.date)
+    rasters = [DatedRaster(split_image_path(work / scene.date.isoformat(), scene.image, "heldout"), scene.date)
                for scene in UNSEEN_DATES]
     results = {}
     for name, dates in [*((f"{r.date.isoformat()} alone", [r]) for r in rasters), ("all dates", rasters)]:
@@ -55,8 +54,7 @@ def _unseen_place(model: Path, work: Path) -> dict[str, dict]:
                                             precision=precision))
             with rasterio.open(result.probability_path) as dataset:
                 maps[precision] = np.nan_to_num(dataset.read(1))
-        results[name] = {precision: {k: round(v, 4) for k, v in asdict(scores(p, truth)).items()}
-                         for precision, p in maps.items()}
+        results[name] = {precision: rounded(scores(p, truth)) for precision, p in maps.items()}
         results[name]["class_pixels_equal"] = round(float(((maps["fp32"] >= THRESHOLD) ==
                                                            (maps["int8"] >= THRESHOLD)).mean()), 4)
     return results
@@ -84,7 +82,7 @@ def run(model: Path, work: Path, docs: Path) -> dict:
     for product in ("l1c_tci", "l2a_tci"):
         for precision in ("fp32", "int8"):
             pooled_scores = pooled([counts(maps[product][precision], truth) for truth, maps in per_scene.values()])
-            results.setdefault(product, {})[precision] = {k: round(v, 4) for k, v in asdict(pooled_scores).items()}
+            results.setdefault(product, {})[precision] = rounded(pooled_scores)
         equal = sum(int(((maps[product]["fp32"] >= THRESHOLD) == (maps[product]["int8"] >= THRESHOLD)).sum())
                     for _, maps in per_scene.values())
         results[product]["class_pixels_equal"] = round(equal / sum(t.tci[0].size for t, _ in per_scene.values()), 4)

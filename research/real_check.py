@@ -230,7 +230,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     the single-date model); ``ablation``: paper A's PMap-only sequence model, same data."""
     from ..core.raster_stack import DatedRaster
     from ..core.segment import SegmentRequest, segment
-    from ..models.real_scene import REAL_SCENES
+    from ..models.real_scene import REAL_SCENES, split_image_path
     from ..models.road_scores import TOLERANCE_PX, counts, held_out, pooled, unseen_held_out
     from ..models.simulator import simulate_scene
     from . import real_roads
@@ -256,7 +256,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         real_roads.quicklook(first.tci, first, probability, docs / path)
     engine_counts = []
     for scene in REAL_SCENES:  # the shipped ONNX model as the engine runs it: tiled
-        heldout_tci = work / "heldout" / scene.name / f"{scene.image.stem}_heldout.tif"
+        heldout_tci = split_image_path(work / "heldout" / scene.name, scene.image, "heldout")
         result = segment(SegmentRequest([DatedRaster(heldout_tci, scene.date)], model,
                                         work / "engine" / scene.name, device="cpu", precision="fp32"))
         with rasterio.open(result.probability_path) as dataset:

@@ -11,7 +11,7 @@ import rasterio
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
 from timeseg.core.raster_stack import DatedRaster
 from timeseg.core.segment import SegmentRequest, segment
-from timeseg.models.real_scene import REAL_SCENES, UNSEEN_DATES
+from timeseg.models.real_scene import REAL_SCENES, UNSEEN_DATES, split_image_path
 from timeseg.models.road_scores import HeldOut, held_out, scores, unseen_held_out
 from timeseg.models.weather import overcast_date
 
@@ -135,7 +135,7 @@ def test_a_second_clear_date_of_a_place_never_seen_finds_more_of_its_roads(tmp_p
     of the traced roads than either date alone, at about the better date's F1 (the issue: more clear
     dates give more)."""
     truth = next(iter(unseen_held_out(tmp_path).values()))  # the masks are the same on every date
-    rasters = [DatedRaster(tmp_path / s.date.isoformat() / f"{s.image.stem}_heldout.tif", s.date)
+    rasters = [DatedRaster(split_image_path(tmp_path / s.date.isoformat(), s.image, "heldout"), s.date)
                for s in UNSEEN_DATES]
 
     def run(dates: list[DatedRaster], name: str):
