@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, bounds
@@ -36,6 +36,20 @@ class DatedRaster:
     @property
     def name(self) -> str:
         return Path(self.path).name
+
+
+def _values_and_validity(view, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """``[C, h, w]`` values of ``window`` and ``[h, w]`` True where any band has data. A mask made from
+    the nodata value alone is computed from the values: a masked read would decode the window twice."""
+    flags = view.mask_flag_enums
+    if all(band == [MaskFlags.all_valid] for band in flags):
+        values = view.read(window=window)
+        return values, np.ones(values.shape[1:], bool)
+    if view.nodata is not None and all(band == [MaskFlags.nodata] for band in flags):
+        values = view.read(window=window)
+        return values, (values != view.nodata).any(axis=0)
+    data = view.read(window=window, masked=True)  # an internal mask or alpha band
+    return np.ma.getdata(data), ~np.ma.getmaskarray(data).all(axis=0)
 
 
 def raster_exists(path: Path | str) -> bool:
@@ -196,8 +210,7 @@ class RasterStack(contextlib.AbstractContextManager):
         rows = slice(int(inside.row_off - window.row_off), int(inside.row_off - window.row_off + inside.height))
         cols = slice(int(inside.col_off - window.col_off), int(inside.col_off - window.col_off + inside.width))
         for index, view in enumerate(self.views):
-            data = view.read(window=inside, masked=True)
-            values, has_data = np.ma.getdata(data), ~np.ma.getmaskarray(data).all(axis=0)
+            values, has_data = _values_and_validity(view, inside)
             if values.dtype.kind == "f":  # NaN and inf are no data, whatever the declared nodata
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)

@@ -126,6 +126,33 @@ def test_stack_aligns_rasters_on_other_grids(tmp_path):
     np.testing.assert_array_equal(corner[0, 0, :5, :5], data[0, 5:, 15:])
 
 
+def test_stack_validity_from_nodata_values_no_nodata_and_an_internal_mask(tmp_path):
+    """A pixel has data where any band differs from the nodata value; without nodata every pixel has
+    data; an internal mask band is honoured as it is."""
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    data = np.full((3, 10, 20), 7, np.uint8)
+    data[:, 0, 0] = 0  # every band nodata: no data
+    data[0, 0, 1] = 0  # one band 0, the others 7: data
+    with_nodata = write_raster(tmp_path / "a_20190101.tif", data, transform)
+    without = write_raster(tmp_path / "b_20190201.tif", data, transform, nodata=None)
+    masked = tmp_path / "c_20190301.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+            masked, "w", driver="GTiff", width=20, height=10, count=3, dtype="uint8", crs=UTM,
+            transform=transform) as dataset:
+        dataset.write(data)
+        mask = np.full((10, 20), 255, np.uint8)
+        mask[5:, :] = 0  # the lower half masked out, whatever its values
+        dataset.write_mask(mask)
+    rasters = [DatedRaster(path, date) for path, date in
+               ((with_nodata, dt.date(2019, 1, 1)), (without, dt.date(2019, 2, 1)), (masked, dt.date(2019, 3, 1)))]
+    with RasterStack(rasters) as stack:
+        pixels, valid = stack.read(Window(0, 0, 20, 10))
+    np.testing.assert_array_equal(pixels[0], data)
+    assert not valid[0, 0, 0] and valid[0, 0, 1] and valid[0].sum() == 199
+    assert valid[1].all()
+    assert valid[2, :5].all() and not valid[2, 5:].any()
+
+
 def test_stack_refuses_rasters_that_cannot_stack(tmp_path):
     transform = from_origin(500_000, 1_000_100, 10, 10)
     a = write_raster(tmp_path / "a.tif", np.ones((3, 10, 20), np.uint8), transform)

@@ -24,6 +24,8 @@ class ConvLstmCell(nn.Module):
     gate's bias starts at 1 as in paper B (section 3.1), so the cell remembers at first.
     """
 
+    __constants__ = ["hidden_channels"]  # for TorchScript: the exported gates are cut at fixed channels
+
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.hidden_channels = hidden_channels
@@ -43,7 +45,8 @@ class ConvLstmCell(nn.Module):
         self, x: torch.Tensor, h: torch.Tensor
     ) -> ConvLstmGates:
         """Gates for input ``x`` ``[B, C, H, W]`` and previous hidden state ``h``."""
-        i, f, j, o = torch.chunk(self.gates(torch.cat([x, h], dim=1)), 4, dim=1)
+        gates, n = self.gates(torch.cat([x, h], dim=1)), self.hidden_channels
+        i, f, j, o = (gates.narrow(1, k * n, n) for k in range(4))
         return ConvLstmGates(torch.sigmoid(i), torch.sigmoid(f), torch.tanh(j), torch.sigmoid(o))
 
     def forward(
@@ -67,9 +70,9 @@ class ConvLstm(nn.Module):
     def forward(self, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, T, C, H, W]`` (T >= 1, time order) -> hidden states ``[B, T, hidden, H, W]``
         and the final cell state ``c_T`` ``[B, hidden, H, W]``."""
-        state = self.cell.initial_state(sequence[:, 0])
+        state = self.cell.initial_state(sequence.select(1, 0))
         hidden_states = []
         for t in range(sequence.shape[1]):
-            state = self.cell(sequence[:, t], state)
+            state = self.cell(sequence.select(1, t), state)
             hidden_states.append(state[0])
         return torch.stack(hidden_states, dim=1), state[1]

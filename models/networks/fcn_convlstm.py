@@ -73,11 +73,24 @@ class FcnConvLstm(nn.Module):
         return steps.reshape(batch, time, steps.shape[1], steps.shape[2], steps.shape[3])
 
     def logits_from_steps(self, steps: torch.Tensor) -> torch.Tensor:
-        """Per-date steps ``[B, T, K + E, H, W]`` -> unnormalised scores ``[B, K, H, W]``."""
-        sequence = steps
-        for lstm in self.lstms:
-            sequence, _ = lstm(sequence)
-        return self.head(sequence[:, -1])
+        """Per-date steps ``[B, T, K + E, H, W]`` -> unnormalised scores ``[B, K, H, W]``.
+
+        Date by date, every layer's cell in turn: the same result as running each layer over the
+        whole sequence, without keeping every layer's hidden states (one loop in the exported graph).
+        """
+        hiddens: list[torch.Tensor] = []  # per layer h, then c (lists of tensors: what ONNX export takes)
+        cells: list[torch.Tensor] = []
+        for layer_start in self.lstms:
+            h, c = layer_start.cell.initial_state(steps.select(1, 0))
+            hiddens.append(h)
+            cells.append(c)
+        hidden = steps.select(1, 0)
+        for t in range(steps.shape[1]):
+            hidden = steps.select(1, t)
+            for layer, layer_step in enumerate(self.lstms):
+                hidden, cells[layer] = layer_step.cell(hidden, (hiddens[layer], cells[layer]))
+                hiddens[layer] = hidden
+        return self.head(hidden)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, T, C, H, W]`` scaled images, dates in time order, T >= 1
