@@ -152,7 +152,7 @@ def run_train(args: argparse.Namespace) -> None:
                       f"validation on {args.validation_scenes} held-out scenes")
     site_weights, selection_sites = None, []
     if args.real_labels:
-        from .real_scene import real_training_sites, scene_of, training_site_weights
+        from .real_scene import SHORE_PX, real_training_sites, scene_of, training_site_weights
 
         if not 0 < args.real_share < 1:
             raise ValueError("--real-share must lie between 0 and 1 (a share of the training patches)")
@@ -162,7 +162,8 @@ def run_train(args: argparse.Namespace) -> None:
             scenes = [scene_of(labels, args.real_image) for labels in args.real_labels]
         except ValueError as error:
             raise ValueError(f"{error}: give --real-image, the image its lines were traced on") from None
-        pairs = [real_training_sites(args.output / "real", scene, args.line_width) for scene in scenes]
+        shore_px = SHORE_PX if args.shore_weight > 1 else 0.0
+        pairs = [real_training_sites(args.output / "real", scene, args.line_width, shore_px) for scene in scenes]
         areas = [site.window.width * site.window.height for site, _ in pairs]
         site_weights = training_site_weights(len(train_sites), areas, args.real_share, args.real_weights)
         train_sites = [*train_sites, *(site for site, _ in pairs)]

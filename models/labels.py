@@ -19,6 +19,7 @@ from scipy import ndimage
 from ..core.raster_stack import Grid, RasterStackError, read_band_on_grid
 
 LABEL_NODATA = 255
+HARD_NEGATIVE = 2  # binary maps: not the class, and weighted more in the loss (e.g. a real image's shores)
 LabelKind = Literal["lines", "polygons", "raster"]
 
 

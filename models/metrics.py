@@ -20,6 +20,7 @@ class ConfusionMatrix:
         """``probabilities`` ``[B, K', H, W]`` (K' = 1 binary), ``labels``/``valid`` ``[B, H, W]``."""
         if probabilities.shape[1] == 1:
             predicted = (probabilities[:, 0] >= threshold).long()
+            labels = (labels == 1).long()  # HARD_NEGATIVE is not the class
         else:
             predicted = probabilities.argmax(dim=1)
         k = self.counts.shape[0]

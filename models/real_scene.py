@@ -12,8 +12,10 @@ Each scene's GeoPackage holds three layers in the image's projected CRS:
 - ``land_cover``: settlement and water polygons (``kind``), for scoring where false roads fall.
 
 Label raster codes: 1 road (the line widened to ``line_width_px``), 0 not road (everything
-farther than ``tolerance_px`` from any line inside the split's area), 255 unknown (the ring
-between, the surroundings of ``uncertain`` lines, unlabelled areas and outside the split).
+farther than ``tolerance_px`` from any line inside the split's area), 2 not road on a shore
+(``HARD_NEGATIVE``: within ``shore_px`` of a water polygon's edge, when asked for; the loss weighs
+it more), 255 unknown (the ring between, the surroundings of ``uncertain`` lines, unlabelled areas
+and outside the split).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from scipy import ndimage
 
 from ..core.raster_stack import DatedRaster, Grid
 from .dataset import Site
-from .labels import LABEL_NODATA, LabelSource, _read_geometries
+from .labels import HARD_NEGATIVE, LABEL_NODATA, LabelSource, _read_geometries
 from .settings import REAL_WEIGHTINGS
 
 REAL_FOLDER = Path(__file__).resolve().parent / "real"
@@ -76,6 +78,7 @@ def scene_of(labels: Path, image: Path | None = None) -> RealScene:
 
 
 SPLITS = ("train", "heldout")
+SHORE_PX = 2.0  # the shore of training's ``--shore-weight``: within this of a water polygon's edge
 ROAD_KINDS = ("paved", "track", "street", "forest")
 UNCERTAIN = "uncertain"
 
@@ -106,8 +109,9 @@ def _within(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def real_label_raster(gpkg: Path, grid: Grid, split: str, line_width_px: int = 3,
-                      tolerance_px: float = 3.0) -> np.ndarray:
-    """Labels ``[H, W]`` uint8 of ``split`` on ``grid`` (codes in the module docstring)."""
+                      tolerance_px: float = 3.0, shore_px: float = 0.0) -> np.ndarray:
+    """Labels ``[H, W]`` uint8 of ``split`` on ``grid`` (codes in the module docstring); ``shore_px``
+    > 0 marks the not-road pixels that near a water edge ``HARD_NEGATIVE``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}")
     roads = _features(gpkg, "roads", grid)
@@ -124,6 +128,11 @@ def real_label_raster(gpkg: Path, grid: Grid, split: str, line_width_px: int = 3
     labels = np.zeros(shape, dtype=np.uint8)
     labels[_within(lines, (line_width_px - 1) / 2 + tolerance_px) | _within(uncertain, tolerance_px + 1)] = LABEL_NODATA
     labels[road] = 1
+    water = [g for g, a in _features(gpkg, "land_cover", grid) if a["kind"] == "water"] if shore_px > 0 else []
+    if water:
+        inside_water = ~geometry_mask(water, shape, grid.transform)
+        shore = _within(inside_water ^ ndimage.binary_erosion(inside_water), shore_px)
+        labels[(labels == 0) & shore] = HARD_NEGATIVE
     labels[~in_split] = LABEL_NODATA
     return labels
 
@@ -147,7 +156,7 @@ def split_image_path(folder: Path, image: Path, split: str) -> Path:
 
 
 def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px: int = 3,
-                tolerance_px: float = 3.0) -> tuple[Path, Path]:
+                tolerance_px: float = 3.0, shore_px: float = 0.0) -> tuple[Path, Path]:
     """The ``split``'s part of ``image`` and its label raster, as two GeoTIFFs under ``folder``
     (the image is cropped, so that training never reads the held-out area's pixels)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -165,7 +174,7 @@ def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px
         out.write(pixels)
         out.update_tags(**tags)
     with rasterio.open(image_path) as cropped:
-        labels = real_label_raster(gpkg, Grid.of(cropped), split, line_width_px, tolerance_px)
+        labels = real_label_raster(gpkg, Grid.of(cropped), split, line_width_px, tolerance_px, shore_px)
     label_profile = {**profile, "count": 1, "dtype": "uint8", "nodata": LABEL_NODATA}
     with rasterio.open(labels_path, "w", **label_profile) as out:
         out.write(labels, 1)
@@ -173,10 +182,11 @@ def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px
 
 
 def real_site(folder: Path, scene: RealScene, split: str = "train", line_width_px: int = 3,
-              window: Window | None = None) -> Site:
+              window: Window | None = None, shore_px: float = 0.0) -> Site:
     """A one-date training or test site of ``scene``'s ``split`` (``window``: a part of the
-    split's crop)."""
-    image_path, labels_path = write_split(scene.labels, scene.image, split, folder, line_width_px)
+    split's crop; ``shore_px``: see ``real_label_raster``)."""
+    image_path, labels_path = write_split(scene.labels, scene.image, split, folder, line_width_px,
+                                          shore_px=shore_px)
     return Site((DatedRaster(image_path, scene.date),), LabelSource(labels_path, "raster"), window)
 
 
@@ -197,12 +207,14 @@ SELECTION_STRIP_PX = 144  # the train area's last columns, where the best epoch 
 SELECTION_GAP_PX = 16
 
 
-def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3) -> tuple[Site, Site]:
+def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3,
+                        shore_px: float = 0.0) -> tuple[Site, Site]:
     """``scene``'s train area cut in two along its columns: the training site and, beyond a 16 px
-    gap, a strip of ``SELECTION_STRIP_PX`` columns that only chooses each stage's best epoch."""
+    gap, a strip of ``SELECTION_STRIP_PX`` columns that only chooses each stage's best epoch
+    (``shore_px``: see ``real_label_raster``)."""
     window = split_window(scene.labels, scene.image, "train")
     width, height = int(window.width), int(window.height)
     train_width = width - SELECTION_STRIP_PX - SELECTION_GAP_PX
-    return (real_site(folder, scene, "train", line_width_px, Window(0, 0, train_width, height)),
+    return (real_site(folder, scene, "train", line_width_px, Window(0, 0, train_width, height), shore_px),
             real_site(folder, scene, "train", line_width_px,
-                      Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX, height)))
+                      Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX, height), shore_px))

@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from timeseg.models.labels import HARD_NEGATIVE
+from timeseg.models.metrics import ConfusionMatrix
 from timeseg.models.networks import JointLoss, soft_iou
 from timeseg.models.networks.loss import SMOOTHING as S
 
@@ -46,6 +48,21 @@ def test_nodata_pixels_do_not_count():
     valid = torch.tensor([True, False]).reshape(1, 1, 2)
     only_first = JointLoss(0.7)(p[..., :1], y[..., :1])
     assert JointLoss(0.7)(p, y, valid).item() == pytest.approx(only_first.item(), rel=1e-5)
+
+
+def test_hard_negatives_are_not_road_and_weigh_more_in_the_cross_entropy():
+    # p = 0.8 on a road pixel, 0.3 on a plain negative, 0.4 on a hard negative weighted 5
+    p = torch.tensor([0.8, 0.3, 0.4]).reshape(1, 1, 1, 3)
+    y = torch.tensor([1, 0, HARD_NEGATIVE]).reshape(1, 1, 3)
+    h = -(math.log(0.8) + math.log(0.7) + 5 * math.log(0.6)) / 3
+    j = (0.8 + S) / (1.5 + 1 - 0.8 + S)  # the hard negative is not road in the IoU
+    assert JointLoss(1.0, hard_negative_weight=5)(p, y).item() == pytest.approx(h, rel=1e-5)
+    assert JointLoss(0.0, hard_negative_weight=5)(p, y).item() == pytest.approx(-math.log(j), rel=1e-5)
+    plain = torch.tensor([1, 0, 0]).reshape(1, 1, 3)
+    assert JointLoss(0.7, hard_negative_weight=1)(p, y).item() == pytest.approx(JointLoss(0.7)(p, plain).item())
+    confusion = ConfusionMatrix(2)  # the metrics count it as a negative too
+    confusion.add(p, y, torch.ones_like(y, dtype=torch.bool))
+    assert confusion.counts.tolist() == [[2, 0], [0, 1]]
 
 
 def test_soft_iou_is_one_for_a_perfect_prediction():

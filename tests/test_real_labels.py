@@ -8,7 +8,8 @@ from osgeo import ogr
 from scipy import ndimage
 
 from timeseg.core.raster_stack import Grid
-from timeseg.models.real_scene import REAL_SCENES, ROAD_KINDS, real_label_raster, split_window
+from timeseg.models.labels import HARD_NEGATIVE
+from timeseg.models.real_scene import ACCOMACK, REAL_SCENES, ROAD_KINDS, _features, real_label_raster, split_window
 from timeseg.research.real_labels import TRACED_SCENES
 
 SCENES = pytest.mark.parametrize("scene", REAL_SCENES, ids=[s.name for s in REAL_SCENES])
@@ -91,6 +92,26 @@ def test_label_raster_codes(scene, split):
     # and a ring of unknown pixels (the tracing tolerance) lies between road and not road
     assert (ndimage.distance_transform_edt(inside == 1)[inside == 1] <= 2.5).mean() > 0.99  # junctions aside
     assert (ndimage.distance_transform_edt(inside != 0)[inside == 1] >= 2).all()
+
+
+def test_shore_pixels_are_hard_negatives_only_when_asked():
+    """``shore_px`` turns the not-road pixels near a traced water edge into ``HARD_NEGATIVE``, and
+    nothing else: roads, unknown pixels and the rest of the negatives keep their codes."""
+    from rasterio.features import geometry_mask
+
+    with rasterio.open(ACCOMACK.image) as image:
+        grid = Grid.of(image)
+    plain = real_label_raster(ACCOMACK.labels, grid, "train")
+    shores = real_label_raster(ACCOMACK.labels, grid, "train", shore_px=2)
+    assert not (plain == HARD_NEGATIVE).any()
+    changed = plain != shores
+    assert (plain[changed] == 0).all() and (shores[changed] == HARD_NEGATIVE).all()
+    water = ~geometry_mask([g for g, a in _features(ACCOMACK.labels, "land_cover", grid) if a["kind"] == "water"],
+                           plain.shape, grid.transform)
+    edge = water ^ ndimage.binary_erosion(water)
+    distance = ndimage.distance_transform_edt(~edge)
+    assert changed.sum() > 10_000 and distance[changed].max() <= 2  # the shore, thousands of pixels of it
+    assert ((plain == 0) & (distance <= 1) & ~changed).sum() == 0  # every not-road pixel on the edge
 
 
 def test_opaque_clouds_of_a_cloudy_scene_are_unknown():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..labels import HARD_NEGATIVE
+
 EPSILON = 1e-6  # keeps log() finite
 SMOOTHING = 1.0  # pixels added to IoU's numerator and denominator: J of an absent class stays defined
 
@@ -34,25 +36,30 @@ class JointLoss(nn.Module):
     ``log(J_k)``.
     """
 
-    def __init__(self, alpha: float = 0.7) -> None:
+    def __init__(self, alpha: float = 0.7, hard_negative_weight: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         self.alpha = alpha
+        self.hard_negative_weight = hard_negative_weight  # of label HARD_NEGATIVE's pixels in H (K == 1)
 
     def forward(
         self, probabilities: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``probabilities`` ``[B, K, H, W]``; ``labels`` ``[B, H, W]`` integer classes
-        (0/1 for K == 1); ``valid`` ``[B, H, W]`` bool, True where labelled. -> scalar."""
+        """``probabilities`` ``[B, K, H, W]``; ``labels`` ``[B, H, W]`` integer classes (K == 1:
+        1 the class, 0 not, ``HARD_NEGATIVE`` not and weighted ``hard_negative_weight`` in H);
+        ``valid`` ``[B, H, W]`` bool, True where labelled. -> scalar."""
         if valid is None:
             valid = torch.ones_like(labels, dtype=torch.bool)
         mask = valid.unsqueeze(1).to(probabilities.dtype)
         count = mask.sum().clamp_min(1.0)
         p = probabilities.clamp(EPSILON, 1.0 - EPSILON)
         if probabilities.shape[1] == 1:
-            target = labels.unsqueeze(1).to(probabilities.dtype)
+            target = (labels == 1).unsqueeze(1).to(probabilities.dtype)
             pixel_entropy = -(target * torch.log(p) + (1 - target) * torch.log(1 - p))
+            if self.hard_negative_weight != 1.0:
+                hard = (labels == HARD_NEGATIVE).unsqueeze(1).to(probabilities.dtype)
+                pixel_entropy = pixel_entropy * (1 + (self.hard_negative_weight - 1) * hard)
         else:
             safe_labels = torch.where(valid, labels, torch.zeros_like(labels)).long()
             target = nn.functional.one_hot(safe_labels, probabilities.shape[1])
