@@ -84,7 +84,7 @@ class FcnConvLstm(nn.Module):
             h, c = layer_start.cell.initial_state(steps.select(1, 0))
             hiddens.append(h)
             cells.append(c)
-        hidden = steps.select(1, 0)
+        hidden = steps.select(1, 0)  # bound before the loop, as TorchScript wants (T >= 1)
         for t in range(steps.shape[1]):
             hidden = steps.select(1, t)
             for layer, layer_step in enumerate(self.lstms):
