@@ -83,8 +83,8 @@ class TrainOptions:
     weather: bool = option(False, "draw TCI conventions (L1C, L2A), haze, clouds with shadows and overcast dates "
                            "at any position into the training sequences (true-colour models)")
     shore_weight: float = option(1.0, "weight in the loss of the real images' shores (not-road pixels next to a "
-                                 "traced water edge), where false roads gather; 1: as any other pixel (5 was tried "
-                                 "on the shipped recipe and lost F1: docs/models.md)", minimum=1.0)
+                                 "traced water edge), where false roads gather; 1: as any other pixel (5, tried "
+                                 "with --real-weights scene, lost F1: docs/models.md)", minimum=1.0)
     # start from this checkpoint's weights (those whose shapes fit)
     init_checkpoint: Path | None = option(None, "start from this checkpoint's weights (e.g. models/weights/roads.pt; "
                                           "with --fcn-epochs 0 only the temporal stage trains)", flag="--init")
