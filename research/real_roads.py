@@ -56,9 +56,9 @@ CLOUD_SEQUENCES = ("C", "OC", "CO", "OOC", "COO", "OCO", "OOOC", "PC", "CP", "OP
 
 
 def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int = 7) -> dict[str, dict]:
-    """Scores of each sequence of ``CLOUD_SEQUENCES`` pooled over the scenes ``truths``, the mean
-    absolute change of P(road) from the clear date alone (over all scored pixels) and its mean signed
-    change on the roads (scored pixels within the tolerance of a traced line)."""
+    """Scores of each sequence of ``CLOUD_SEQUENCES`` pooled over the scenes ``truths`` (and per scene
+    under ``"scenes"``), the mean absolute change of P(road) from the clear date alone (over all scored
+    pixels) and its mean signed change on the roads (scored pixels within the tolerance of a traced line)."""
     per_sequence: dict[str, list[RoadCounts]] = {sequence: [] for sequence in CLOUD_SEQUENCES}
     change = {sequence: 0.0 for sequence in CLOUD_SEQUENCES}
     change_on_roads = {sequence: 0.0 for sequence in CLOUD_SEQUENCES}
@@ -76,7 +76,8 @@ def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int 
             change[sequence] += float(np.abs(probability - clear)[~truth.ignored].sum())
             change_on_roads[sequence] += float((probability - clear)[on_roads].sum())
     return {sequence: {**asdict(pooled(per_sequence[sequence])), "mean_abs_change": change[sequence] / pixels,
-                       "mean_change_on_roads": change_on_roads[sequence] / max(road_pixels, 1)}
+                       "mean_change_on_roads": change_on_roads[sequence] / max(road_pixels, 1),
+                       "scenes": {name: asdict(area.scores()) for name, area in zip(truths, per_sequence[sequence])}}
             for sequence in CLOUD_SEQUENCES}
 
 
