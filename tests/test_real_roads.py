@@ -107,6 +107,35 @@ def test_scores_of_two_areas_pool_their_pixel_counts():
     assert abs(result.f1 - mean_of_f1) > 0.01
 
 
+def test_cloud_table_gives_the_change_of_p_on_the_roads_per_scene():
+    """The cloud table's numbers: a stand-in model whose P(road) on the road column falls by 0.3 per
+    cloudy date shows a change of -0.3 per cloudy date on the roads, 0 off them, and per-scene scores."""
+    from timeseg.research.real_roads import CLOUD_SEQUENCES, cloud_contract
+
+    class FadingModel:
+        def __init__(self, truth: HeldOut) -> None:
+            self.truth = truth
+
+        def probability(self, dates: list[np.ndarray]) -> np.ndarray:
+            cloudy = sum(not np.array_equal(d, self.truth.tci) for d in dates)
+            p = np.zeros(self.truth.centre.shape, np.float32)
+            p[self.truth.centre] = 0.9 - 0.3 * cloudy
+            return p
+
+    truth = _synthetic_truth(40, 10)
+    truth = HeldOut(np.full((3, 32, 40), 90, np.uint8), truth.centre, truth.ignored, truth.settlement, truth.water)
+    numbers = cloud_contract(FadingModel(truth), {"A": truth})
+    on_roads = 5 * 32  # the road column and 2 px either side
+    for sequence in CLOUD_SEQUENCES:
+        cloudy = len(sequence) - 1
+        entry = numbers[sequence]
+        assert entry["mean_change_on_roads"] == pytest.approx(-0.3 * cloudy * 32 / on_roads, abs=1e-6)
+        assert entry["mean_abs_change"] == pytest.approx(0.3 * cloudy * 32 / (32 * 40), abs=1e-6)
+        assert set(entry["scenes"]) == {"A"} and entry["scenes"]["A"]["f1"] == pytest.approx(entry["f1"])
+    assert numbers["C"]["f1"] == pytest.approx(1.0) and numbers["OC"]["recall"] == pytest.approx(1.0)
+    assert numbers["OOC"]["recall"] == 0.0  # P 0.3: below the threshold
+
+
 def test_research_score_gives_the_cards_real_numbers(tmp_path, capsys):
     from timeseg.research.cli import main
 
