@@ -78,7 +78,7 @@ class FcnConvLstm(nn.Module):
         Date by date, every layer's cell in turn: the same result as running each layer over the
         whole sequence, without keeping every layer's hidden states (one loop in the exported graph).
         """
-        hiddens: list[torch.Tensor] = []  # per layer h, then c (lists of tensors: what ONNX export takes)
+        hiddens: list[torch.Tensor] = []  # h and c of each layer (lists of tensors: what ONNX export takes)
         cells: list[torch.Tensor] = []
         for layer_start in self.lstms:
             h, c = layer_start.cell.initial_state(steps.select(1, 0))
