@@ -28,7 +28,7 @@ def build_network(config: NetworkConfig) -> nn.Module:
         return FcnConvLstm(
             config.in_channels, config.output_channels, config.depth, config.base_channels,
             config.hidden_channels, config.kernel_size, context_channels=config.context_channels,
-            batch_norm=config.batch_norm,
+            batch_norm=config.batch_norm, date_gate=config.date_gate,
         )
     return BiConvLstmClassifier(
         config.in_channels, config.output_channels, config.hidden_channels or 256, config.kernel_size

@@ -33,6 +33,11 @@ class NetworkConfig:
                                    "tell a date hidden by cloud from a date without roads (0: paper A's "
                                    "PMap-only network)", minimum=0, maximum=64)
     batch_norm: bool = option(False, "batch normalisation in the U-Net (not in paper A)")
+    # fcn_convlstm: a per-pixel share of each date the ConvLSTM states take in (0 on a date it cannot see);
+    # tried for the road model, not shipped (docs/models.md)
+    date_gate: bool = option(False, "a learned per-pixel gate that lets the ConvLSTM keep its state through a "
+                             "date it cannot see (white with cloud), so that such a date leaves the map as it was "
+                             "(experimental: see docs/models.md)")
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:

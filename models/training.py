@@ -119,16 +119,28 @@ def with_overcast_dates(images: torch.Tensor, overcast: torch.Tensor,
 def overcast_contract_loss(network: FcnConvLstm, images: torch.Tensor, overcast: torch.Tensor,
                            labels: torch.Tensor, valid: torch.Tensor, loss_fn: nn.Module,
                            generator: torch.Generator) -> torch.Tensor:
-    """The label loss of the sequence with and without inserted overcast dates, plus the
-    squared difference of their maps: a date white with cloud must change the map by almost
-    nothing, wherever it comes in the sequence."""
+    """The label loss of the sequence ``images`` ``[B, T, C, H, W]`` and how far from its map lies
+    the map with 1 to N of the ``overcast`` dates ``[B, N, C, H, W]`` inserted anywhere: a date white
+    with cloud must change the map by almost nothing, wherever it comes in the sequence.
+
+    With a date gate (``network.gated``): the mean absolute difference, with the map without the
+    overcast dates as the reference (no gradient through it there), and no label loss on the map
+    with them, so that an overcast date can only be learned to be ignored, never used (as an extra
+    step of computation that lowers P where the labels say so: with a label loss on that map, or a
+    squared difference, the gate stayed open on white dates). Without a gate (paper A's PMap-only
+    network, the shipped context model): the loss they were trained with, the label loss of both
+    maps and their squared difference."""
     sequence, is_overcast = with_overcast_dates(images, overcast, generator)
     steps = network.date_steps(sequence)
-    with_clouds = probabilities_from_logits(network.logits_from_steps(steps))
+    with_overcast = probabilities_from_logits(network.logits_from_steps(steps))
     without = probabilities_from_logits(network.logits_from_steps(steps[:, ~is_overcast]))
-    mask = valid.unsqueeze(1).expand_as(with_clouds)
-    difference = ((with_clouds - without) ** 2)[mask].mean() if mask.any() else with_clouds.sum() * 0
-    return loss_fn(with_clouds, labels, valid) + loss_fn(without, labels, valid) + OVERCAST_WEIGHT * difference
+    mask = valid.unsqueeze(1).expand_as(with_overcast)
+    no_pixel = with_overcast.sum() * 0  # the difference where no pixel is valid, still tied to the graph
+    if network.gated:
+        difference = (with_overcast - without.detach()).abs()[mask].mean() if mask.any() else no_pixel
+        return loss_fn(without, labels, valid) + OVERCAST_WEIGHT * difference
+    difference = ((with_overcast - without) ** 2)[mask].mean() if mask.any() else no_pixel
+    return loss_fn(with_overcast, labels, valid) + loss_fn(without, labels, valid) + OVERCAST_WEIGHT * difference
 
 
 def _repeat_per_date(tensor: torch.Tensor, dates: int) -> torch.Tensor:

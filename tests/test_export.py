@@ -21,12 +21,12 @@ CARD = {
 }
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["ungated", "date_gate"])
+def checkpoint(tmp_path_factory, request):
     torch.manual_seed(0)
-    config = NetworkConfig(depth=3, base_channels=4, hidden_channels=3)
+    config = NetworkConfig(depth=3, base_channels=4, hidden_channels=3, date_gate=request.param)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, build_network(config), config, CARD, "final", 0, {})
+    save_checkpoint(path, build_network(config), config, CARD, "final", 0, {})  # a new gate: shares about 0.5
     return path
 
 

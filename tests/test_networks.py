@@ -76,6 +76,8 @@ def test_convlstm_cell_matches_the_lstm_equations():
 @pytest.mark.parametrize("make_net,bands", [
     (lambda: FcnConvLstm(in_channels=3, num_classes=1, depth=3, base_channels=4, hidden_channels=2), 3),
     (lambda: FcnConvLstm(in_channels=3, num_classes=3, depth=2, base_channels=4), 3),
+    (lambda: FcnConvLstm(in_channels=3, num_classes=1, depth=2, base_channels=4, hidden_channels=2,
+                         context_channels=2, date_gate=True), 3),
     (lambda: BiConvLstmClassifier(in_channels=4, num_classes=3, hidden_channels=4), 4),
 ])
 def test_gradients_reach_every_parameter(make_net, bands):
@@ -85,3 +87,21 @@ def test_gradients_reach_every_parameter(make_net, bands):
     (out * torch.rand_like(out)).sum().backward()
     missing = [name for name, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
+
+
+@pytest.mark.parametrize("hidden_date", [0, 2, 4])
+def test_a_date_the_gate_shuts_leaves_the_map_exactly_as_without_it(hidden_date):
+    torch.manual_seed(0)
+    net = FcnConvLstm(in_channels=3, num_classes=1, depth=2, base_channels=4, hidden_channels=3,
+                      context_channels=2, date_gate=True).eval()
+    with torch.no_grad():
+        steps = net.date_steps(torch.rand(2, 5, 3, 16, 16))
+        assert steps.shape == (2, 5, 1 + 2 + 1, 16, 16)
+        assert 0.3 < float(steps[:, :, -1].mean()) < 0.7  # the gate starts undecided
+        shut = steps.clone()
+        shut[:, hidden_date, -1] = 0
+        kept = [t for t in range(5) if t != hidden_date]
+        torch.testing.assert_close(net.logits_from_steps(shut), net.logits_from_steps(steps[:, kept]),
+                                   rtol=0, atol=0)
+        # an open date does change it: the gate, not the arithmetic, is what keeps the map
+        assert not torch.equal(net.logits_from_steps(steps), net.logits_from_steps(steps[:, kept]))

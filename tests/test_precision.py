@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import rasterio
 
 from timeseg.cli import main
@@ -59,7 +60,8 @@ def test_export_int8_and_choose_it(small_scene, tmp_path, capsys):
         assert (a.read(1) == b.read(1)).mean() >= 0.98  # a 96 px scene: a few hundred pixels decide
 
 
-def test_int8_gate_convolutions_run_as_qlinearconv_inside_the_loop(tmp_path):
+@pytest.mark.parametrize("date_gate", [False, True])
+def test_int8_gate_convolutions_run_as_qlinearconv_inside_the_loop(tmp_path, date_gate):
     """The temporal stage's gate convolutions are quantised too: their QDQ pairs export into the Loop
     body, onnxruntime fuses them into QLinearConv there, and the map stays the float32 one's."""
     import numpy as np
@@ -71,7 +73,8 @@ def test_int8_gate_convolutions_run_as_qlinearconv_inside_the_loop(tmp_path):
     from timeseg.models.quantise import export_temporal, gate_ranges, with_int8_gates
 
     torch.manual_seed(0)
-    network = FcnConvLstm(3, 1, depth=2, base_channels=4, hidden_channels=4, context_channels=2).eval()
+    network = FcnConvLstm(3, 1, depth=2, base_channels=4, hidden_channels=4, context_channels=2,
+                          date_gate=date_gate).eval()
     images = torch.rand(2, 3, 3, 32, 32)
     ranges = gate_ranges(network, [images[:1].numpy(), images[1:].numpy()])
     assert len(ranges) == 2 and all(low < 0 < high for low, high in ranges)

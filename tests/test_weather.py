@@ -77,3 +77,27 @@ def test_contract_loss_trains_context_and_lstm_only_through_the_sequence():
     loss.backward()
     assert torch.isfinite(loss) and network.context.weight.grad.abs().sum() > 0
     assert network.lstms[0].cell.gates.weight.grad.abs().sum() > 0
+
+
+def test_contract_loss_teaches_the_date_gate_to_shut_on_white_dates_and_stay_open_on_clear_ones():
+    """No cloud label: the gate learns it from the with/without-overcast difference alone. With a label
+    loss on the map with the overcast dates too (the loss before), it stayed open on them (0.999)."""
+    from timeseg.models.networks import JointLoss
+
+    torch.manual_seed(0)
+    network = FcnConvLstm(3, 1, depth=1, base_channels=4, hidden_channels=2, context_channels=2, date_gate=True)
+    optimizer = torch.optim.Adam(network.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        images = torch.randn(4, 2, 3, 12, 12)
+        labels = (images[:, -1, 0] > 0.5).long()  # "roads": where the last date's first band is bright
+        white = torch.full((4, 2, 3, 12, 12), 3.0) + 0.05 * torch.randn(4, 2, 3, 12, 12)
+        loss = overcast_contract_loss(network, images, white, labels, torch.ones_like(labels, dtype=torch.bool),
+                                      JointLoss(0.7), generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        clear_share = float(network.date_steps(torch.randn(2, 2, 3, 12, 12))[:, :, -1].mean())
+        white_share = float(network.date_steps(torch.full((2, 2, 3, 12, 12), 3.0))[:, :, -1].mean())
+    assert white_share < 0.05 and clear_share > 0.25  # 0.00005 and 0.50 when written
