@@ -119,7 +119,7 @@ class FcnConvLstm(nn.Module):
         hidden = steps.select(1, 0)  # bound before the loop, as TorchScript wants (T >= 1)
         for t in range(steps.shape[1]):
             step = steps.select(1, t)
-            hidden = step.narrow(1, 0, self.step_channels)
+            hidden = step.narrow(1, 0, self.step_channels) if self.gated else step  # no Slice when ungated
             for layer, layer_step in enumerate(self.lstms):
                 new_hidden, new_cell = layer_step.cell(hidden, (hiddens[layer], cells[layer]))
                 if self.gated:  # take in the share s of the date, keep the rest of the state
