@@ -348,8 +348,8 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         contract,
         "",
         "*Change of P on roads*: the mean signed change of P(road) from C alone over the pixels within "
-        "2 px of a traced road. Neither sequence model leaves the map as it is: an overcast date lowers "
-        "P(road) on the roads, so some roads are lost; where F1 holds, fewer false roads make up for them.",
+        f"{TOLERANCE_PX} px of a traced road. Below 0 the cloudy dates cost some of the roads, even where F1 "
+        "holds (fewer false roads can make up for them).",
         "",
         "## A place never trained on, two real clear dates",
         "",
