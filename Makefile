@@ -80,7 +80,7 @@ ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images 
 FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg models/real/Zurich_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
-  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision bf16
+  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision auto
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
   --learning-rate 3e-3 --schedule paper
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)

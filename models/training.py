@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..core.atomic import write_text_atomic
 from ..core.normalisation import Normalisation
-from .checkpoint import build_network, save_checkpoint
+from .checkpoint import build_network, load_checkpoint, save_checkpoint
 from .dataset import OpenSite, SequencePatches, Site, band_statistics
 from .metrics import ConfusionMatrix
 from .networks import FcnConvLstm, JointLoss
@@ -79,15 +79,20 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, epochs: int, schedu
     )
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes bf16 natively (CPUs with AVX-512 BF16 or AMX, GPUs since Ampere);
+    elsewhere torch emulates it, many times slower than float32 (about 40x, seen on an AVX2 CPU)."""
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def compute_precision(options: TrainOptions) -> str:
     """The arithmetic of a run's forward passes, ``fp32`` or ``bf16``; ``auto`` is bf16 where the
-    device computes it natively (CPUs with AVX-512 BF16 or AMX, GPUs since Ampere)."""
+    device computes it natively."""
     if options.train_precision != "auto":
         return options.train_precision
-    if options.device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return "bf16" if native else "fp32"
+    return "bf16" if native_bf16(options.device) else "fp32"
 
 
 def autocast(options: TrainOptions) -> torch.autocast:
@@ -258,10 +263,17 @@ def _stage(
                 metrics = evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold)
                 selection = None if selection_loader is None else evaluate(
                     forward, selection_loader, class_count, options.device, per_date, options.threshold)
+                one_date = None if selection is None or per_date or not getattr(network, "gated", False) \
+                    else evaluate(lambda x: forward(x[:, -1:]), selection_loader, class_count, options.device,
+                                  False, options.threshold)
             record = {"stage": name, "epoch": epoch + 1, "epochs": epochs, "loss": float(np.mean(losses)),
                       **metrics}
             if selection is not None:
                 record["selection_iou"] = metrics["selection_iou"] = selection["iou"]
+            if one_date is not None:  # a gated model is chosen on one date too: a gate half open on every
+                # date passes the strips, which give their date 5 times, and calls no road on one date
+                record["selection_iou_one_date"] = one_date["iou"]
+                record["selection_iou"] = metrics["selection_iou"] = (selection["iou"] + one_date["iou"]) / 2
             history.append(record)
             if monitor.on_epoch is not None:
                 monitor.on_epoch(record)
@@ -306,8 +318,6 @@ def opened_sites(options: TrainOptions, train_sites: Sequence[Site], val_sites: 
             opened.append(OpenSite(site))
         train_open, val_open = opened[: len(train_sites)], opened[len(train_sites):]
         if options.init_checkpoint is not None:  # its weights expect its normalisation
-            from .checkpoint import load_checkpoint
-
             init_card = load_checkpoint(options.init_checkpoint)[2]["card"]
             mean, std = init_card["standardization_mean"], init_card["standardization_std"]
         else:
@@ -340,18 +350,22 @@ def _start(options: TrainOptions, architecture: str) -> tuple[nn.Module, dict[st
         raise ValueError(f"this trainer runs {architecture}, the options ask for {options.network.architecture} "
                          "(train: fcn_convlstm; train_classifier: biconvlstm)")
     seed_everything(options.seed)
+    if options.train_precision == "bf16" and not native_bf16(options.device):
+        log.warning("this %s has no native bf16, so --train-precision bf16 runs many times slower than fp32: "
+                    "use --train-precision auto or fp32", "CPU" if options.device == "cpu" else "GPU")
     options.output.mkdir(parents=True, exist_ok=True)
     network = build_network(options.network)
     if options.init_checkpoint is not None:
-        load_matching_weights(network, options.init_checkpoint)
+        started = load_matching_weights(network, options.init_checkpoint)
+        if (getattr(network, "gated", False) and not any(name.startswith("gate.") for name in started)
+                and load_checkpoint(options.init_checkpoint)[2]["stage"] != "fcn"):
+            network.gate.start_open()  # a gate added to a trained ConvLSTM: start as that network
     return network.to(options.device), model_card_fields(options), []
 
 
 def load_matching_weights(network: nn.Module, checkpoint: Path) -> list[str]:
     """Copy the weights of ``checkpoint`` whose names and shapes fit ``network``; -> their names.
     Refuses a checkpoint of which nothing fits (another architecture, other bands)."""
-    from .checkpoint import load_checkpoint
-
     _, _, saved = load_checkpoint(checkpoint)
     own = network.state_dict()
     fitting = {k: v for k, v in saved["state_dict"].items() if k in own and own[k].shape == v.shape}
@@ -374,11 +388,17 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
     network, card, history = _start(options, "fcn_convlstm")
     with opened_sites(options, train_sites, [*val_sites, *selection_sites], card) as (
             train_open, all_val_open, normalisation):
-        val_open = all_val_open[: len(val_sites)]
-        selection_loader = DataLoader(
-            SequencePatches(all_val_open[len(val_sites):], options.validation_patch_size or options.patch_size,
-                            options.sequence_length, normalisation, "grid"), batch_size=options.batch_size,
-        ) if selection_sites else None
+        val_open, selection_open = all_val_open[: len(val_sites)], all_val_open[len(val_sites):]
+
+        def selection_loader(per_date: bool) -> DataLoader | None:
+            """The selection strips; scored date by date, sites of one date give it once, not repeated
+            to the sequence length (the same IoU for a fifth of the computation)."""
+            if not selection_open:
+                return None
+            one_date = per_date and all(len(site.stack.rasters) == 1 for site in selection_open)
+            return DataLoader(SequencePatches(selection_open, options.validation_patch_size or options.patch_size,
+                                              1 if one_date else options.sequence_length, normalisation, "grid"),
+                              batch_size=options.batch_size)
 
         def patches(length: int) -> SequencePatches:
             weather = (Weather.light() if length == 1 else Weather()) if options.weather else None
@@ -395,20 +415,20 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
         if options.fcn_epochs:
             _stage("fcn", network, fcn_params, lambda x: single_date_probabilities(network, x), True,
                    patches(1), val_loader, options.fcn_epochs, options.learning_rate, options, card, history,
-                   monitor=monitor, selection_loader=selection_loader)
+                   monitor=monitor, selection_loader=selection_loader(per_date=True))
         if options.sequence_epochs:
             for p in fcn_params:
                 p.requires_grad_(False)
             _stage("sequence", network, sequence_params, network, False, patches(options.sequence_length),
                    val_loader, options.sequence_epochs, options.learning_rate, options, card, history,
-                   options.min_sequence_length, monitor, selection_loader)
+                   options.min_sequence_length, monitor, selection_loader(per_date=False))
             for p in fcn_params:
                 p.requires_grad_(True)
         if options.joint_epochs:
             _stage("joint", network, list(network.parameters()), network, False,
                    patches(options.sequence_length), val_loader, options.joint_epochs,
                    options.learning_rate / 10, options, card, history, options.min_sequence_length, monitor,
-                   selection_loader)
+                   selection_loader(per_date=False))
         network.eval()
         class_count = max(2, len(options.class_names))
         final = {

@@ -79,6 +79,23 @@ def test_bf16_training_keeps_float32_weights_and_probabilities(tmp_path):
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
 
 
+def test_bf16_on_a_cpu_that_emulates_it_is_warned_of_and_auto_picks_fp32(tmp_path, monkeypatch, caplog):
+    """Without native bf16 (an AVX2 CPU) torch emulates it, about 40x slower than float32 here."""
+    from timeseg.models import training
+
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    assert compute_precision(TrainOptions(output=tmp_path, train_precision="auto")) == "fp32"
+    with caplog.at_level("WARNING", logger="timeseg.train"):
+        training._start(TrainOptions(output=tmp_path / "bf16", train_precision="bf16"), "fcn_convlstm")
+    assert [r.getMessage() for r in caplog.records] == [
+        "this CPU has no native bf16, so --train-precision bf16 runs many times slower than fp32: "
+        "use --train-precision auto or fp32"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="timeseg.train"):
+        training._start(TrainOptions(output=tmp_path / "fp32"), "fcn_convlstm")
+    assert caplog.records == []
+
+
 def test_averaged_weights_are_lent_to_the_network_and_given_back():
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -227,3 +244,37 @@ def test_real_scenes_join_the_training_sites_by_area(small_scene, tmp_path, caps
     assert main(["train", "--output", str(tmp_path / "bad"), "--real-labels", *labels, "--real-image",
                  str(REAL_SCENES[0].image), *common]) == 1
     assert "--real-image goes with one" in capsys.readouterr().err
+
+
+def test_a_gate_added_to_a_trained_convlstm_starts_open_and_chooses_on_one_date_too(tiny_run, tmp_path):
+    """``--date-gate --init <a trained sequence model>``: the new gate takes in 0.95 of every date, so
+    the network starts near the model it came from (from a single-date stage's checkpoint, whose
+    ConvLSTM never trained, it starts undecided at 0.5); a gated stage's selection score is the mean
+    of the strips as given and of their last date alone."""
+    from dataclasses import replace
+
+    from timeseg.models.training import _start
+
+    options, _ = tiny_run
+    gated = replace(options.network, date_gate=True)
+    images = torch.rand(2, 3, 3, 32, 32)
+    started = {}
+    for stage in ("model", "fcn_best"):
+        network, _, _ = _start(replace(options, network=gated, output=tmp_path / stage,
+                                       init_checkpoint=options.output / f"{stage}.pt"), "fcn_convlstm")
+        with torch.no_grad():
+            started[stage] = (network.eval().date_steps(images)[:, :, -1], network(images))
+    torch.testing.assert_close(started["model"][0], torch.full_like(started["model"][0], 0.95))
+    assert 0.3 < float(started["fcn_best"][0].mean()) < 0.7
+    trained, _, _ = load_checkpoint(options.output / "model.pt")
+    with torch.no_grad():
+        difference = (started["model"][1] - trained(images)).abs().max()
+    assert 0 < float(difference) < 0.02
+
+    sites = simulated_sites(tmp_path / "data", [1], size=64, dates_per_period=3)
+    run = replace(options, network=gated, output=tmp_path / "gated", fcn_epochs=1, sequence_epochs=1, joint_epochs=0)
+    train(run, sites, sites, selection_sites=sites)
+    history = json.loads((run.output / "history.json").read_text())["history"]
+    record = [r for r in history if r["stage"] == "sequence"][0]
+    assert 0 <= record["selection_iou_one_date"] <= 1
+    assert record["selection_iou"] == pytest.approx((record["iou"] + record["selection_iou_one_date"]) / 2)

@@ -24,6 +24,13 @@ class DateGate(nn.Module):
     def forward(self, date: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.layers(date))
 
+    def start_open(self, share: float = 0.95) -> None:
+        """Start at about ``share`` everywhere (its last convolution's weights at 0), so that a gate
+        added to a trained ConvLSTM begins by computing nearly what that ConvLSTM computed alone."""
+        with torch.no_grad():
+            self.layers[-1].weight.zero_()
+            self.layers[-1].bias.fill_(float(torch.logit(torch.tensor(share))))
+
 
 class FcnConvLstm(nn.Module):
     """FCN + two ConvLSTM layers + 1x1 conv: ``[B, T, C, H, W] -> [B, K, H, W]``.
