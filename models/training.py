@@ -148,6 +148,16 @@ def overcast_contract_loss(network: FcnConvLstm, images: torch.Tensor, overcast:
     return loss_fn(with_overcast, labels, valid) + loss_fn(without, labels, valid) + OVERCAST_WEIGHT * difference
 
 
+def selection_patches(sites: Sequence[OpenSite], options: TrainOptions, normalisation: Normalisation,
+                      per_date: bool) -> DataLoader:
+    """The selection strips of ``sites`` for a stage; scored date by date (``per_date``), sites of one
+    date give it once, not repeated to the sequence length: the same IoU for a fifth of the computation."""
+    one_date = per_date and all(len(site.stack.rasters) == 1 for site in sites)
+    return DataLoader(SequencePatches(sites, options.validation_patch_size or options.patch_size,
+                                      1 if one_date else options.sequence_length, normalisation, "grid"),
+                      batch_size=options.batch_size)
+
+
 def _repeat_per_date(tensor: torch.Tensor, dates: int) -> torch.Tensor:
     """``[B, H, W]`` -> ``[B * T, H, W]``, matching ``single_date_probabilities``."""
     return tensor.repeat_interleave(dates, dim=0)
@@ -391,14 +401,7 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
         val_open, selection_open = all_val_open[: len(val_sites)], all_val_open[len(val_sites):]
 
         def selection_loader(per_date: bool) -> DataLoader | None:
-            """The selection strips; scored date by date, sites of one date give it once, not repeated
-            to the sequence length (the same IoU for a fifth of the computation)."""
-            if not selection_open:
-                return None
-            one_date = per_date and all(len(site.stack.rasters) == 1 for site in selection_open)
-            return DataLoader(SequencePatches(selection_open, options.validation_patch_size or options.patch_size,
-                                              1 if one_date else options.sequence_length, normalisation, "grid"),
-                              batch_size=options.batch_size)
+            return selection_patches(selection_open, options, normalisation, per_date) if selection_open else None
 
         def patches(length: int) -> SequencePatches:
             weather = (Weather.light() if length == 1 else Weather()) if options.weather else None

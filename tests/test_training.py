@@ -278,3 +278,26 @@ def test_a_gate_added_to_a_trained_convlstm_starts_open_and_chooses_on_one_date_
     record = [r for r in history if r["stage"] == "sequence"][0]
     assert 0 <= record["selection_iou_one_date"] <= 1
     assert record["selection_iou"] == pytest.approx((record["iou"] + record["selection_iou_one_date"]) / 2)
+
+
+def test_one_date_selection_strips_are_scored_once_per_date_with_the_same_iou(tmp_path):
+    """A real scene's selection strips hold one date; the single-date stage scores it once, not five
+    times over (the length the sequence stage gives it), and gets the same IoU."""
+    from timeseg.core.normalisation import Normalisation
+    from timeseg.models.dataset import OpenSite
+    from timeseg.models.training import evaluate, selection_patches
+
+    torch.manual_seed(0)
+    sites = simulated_sites(tmp_path / "data", [1], size=64, dates_per_period=1)
+    options = TrainOptions(output=tmp_path, patch_size=32, sequence_length=5, batch_size=4)
+    network = UNet(3, 1, 2, 4).eval()
+    with OpenSite(sites[0]) as site:
+        normalisation = Normalisation(1 / 255)
+        once = selection_patches([site], options, normalisation, per_date=True)
+        repeated = selection_patches([site], options, normalisation, per_date=False)
+        assert next(iter(once))["images"].shape[1] == 1 and next(iter(repeated))["images"].shape[1] == 5
+        with torch.no_grad():  # a random network: call the brighter half of its map road
+            median = float(network(next(iter(once))["images"].flatten(0, 1)).median())
+        scores = [evaluate(lambda x: network(x.flatten(0, 1)), loader, 2, "cpu", True, median)
+                  for loader in (once, repeated)]
+    assert scores[0]["iou"] == pytest.approx(scores[1]["iou"], abs=1e-9) and scores[0]["iou"] > 0
