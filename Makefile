@@ -72,9 +72,9 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 	  --output $(DEMO_OUTPUT)/new_roads_2016_2019.tif --min-patch 6
 
 # The shipped road model: simulated scenes and the real labelled images (models/real/) -> the single-date FCN
-# (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), both with weather (TCI conventions,
-# haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), its int8 CPU variant
-# and its checkpoint.
+# (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), then a date gate trained alone on
+# that frozen network (stage 3), all with weather (TCI conventions, haze, clouds, overcast dates) -> ONNX with its
+# card (real held-out scores included), its int8 CPU variant and its checkpoint.
 MODEL_RUN := runs/roads
 ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 FCN_RUN := runs/roads_fcn
@@ -83,19 +83,23 @@ ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patc
   --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision auto
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
   --learning-rate 3e-3 --schedule paper
+GATE_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 12 --learning-rate 1e-2 \
+  --schedule paper --context-channels 4 --date-gate --gate-only
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)
 	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 180 --sequence-epochs 0 \
 	  --learning-rate 1e-3 --schedule cosine --ema-decay 0.998
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4
-	$(TIMESEG) export $(MODEL_RUN)/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --unseen-place \
+	$(TIMESEG) train --output $(MODEL_RUN)_gate $(GATE_STAGE)
+	$(TIMESEG) export $(MODEL_RUN)_gate/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --unseen-place \
 	  --description $(ROAD_WORDS)
-	$(TIMESEG) export $(MODEL_RUN)/model.pt --output models/weights/roads.int8.onnx --precision int8 \
+	$(TIMESEG) export $(MODEL_RUN)_gate/model.pt --output models/weights/roads.int8.onnx --precision int8 \
 	  --description $(ROAD_WORDS)
-	cp $(MODEL_RUN)/model.pt models/weights/roads.pt
+	cp $(MODEL_RUN)_gate/model.pt models/weights/roads.pt
 	cp $(FCN_RUN)/history.json docs/roads_fcn_training_history.json
 	cp $(MODEL_RUN)/history.json docs/roads_training_history.json
+	cp $(MODEL_RUN)_gate/history.json docs/roads_gate_training_history.json
 
 # Paper A's PMap-only ConvLSTM on the same data and the same trained FCN: the ablation make real-check reports.
 ablation: $(STAMP) $(FCN_RUN)/fcn_best.pt

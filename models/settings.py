@@ -93,6 +93,9 @@ class TrainOptions:
     # start from this checkpoint's weights (those whose shapes fit)
     init_checkpoint: Path | None = option(None, "start from this checkpoint's weights (e.g. models/weights/roads.pt; "
                                           "with --fcn-epochs 0 only the temporal stage trains)", flag="--init")
+    # with date_gate: the sequence stage trains the gate alone (tried for the road model: docs/models.md)
+    gate_only: bool = option(False, "with --date-gate: the sequence stage trains the gate alone, the ConvLSTM "
+                             "and head stay as --init gave them (experimental: see docs/models.md)")
 
 
 

@@ -395,6 +395,8 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
     of the sequence model, measured on the same held-out sites. ``site_weights``: how often
     each training site is drawn (default: equally); ``monitor``: progress, cancel, time caps;
     ``selection_sites``: where each stage's best epoch is chosen (default: the validation sites)."""
+    if options.gate_only and not options.network.date_gate:
+        raise ValueError("--gate-only trains the date gate alone: give --date-gate too")
     network, card, history = _start(options, "fcn_convlstm")
     with opened_sites(options, train_sites, [*val_sites, *selection_sites], card) as (
             train_open, all_val_open, normalisation):
@@ -414,7 +416,9 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
             batch_size=options.batch_size,
         )
         fcn_params = list(network.fcn.parameters())
-        sequence_params = [p for n, p in network.named_parameters() if not n.startswith("fcn.")]
+        temporal = "gate." if options.gate_only else ""
+        sequence_params = [p for n, p in network.named_parameters()
+                           if not n.startswith("fcn.") and n.startswith(temporal)]
         if options.fcn_epochs:
             _stage("fcn", network, fcn_params, lambda x: single_date_probabilities(network, x), True,
                    patches(1), val_loader, options.fcn_epochs, options.learning_rate, options, card, history,

