@@ -52,9 +52,12 @@ def test_overcast_dates_change_the_map_by_almost_nothing(held_out_window):
     for names in (["overcast_a", "clear"], ["clear", "overcast_b"], ["overcast_a", "clear", "overcast_b"]):
         probability = _run(paths, names, folder)
         change = float(np.abs(probability - clear)[~truth.ignored].mean())
-        assert change < 0.04, f"{names}: mean change of P {change:.4f}"  # 0.02-0.03 when written
-        # an overcast date costs at most 0.02 F1 (and adds no more than a little: it has nothing to show)
-        assert -0.02 <= scores(probability, truth).f1 - clear_f1 <= 0.05, names
+        on_roads = float((probability - clear)[truth.centre].mean())
+        # the date gate shuts on a white date (through the int8 engine: at most 0.0007 and 0.001 when
+        # written); before it, 0.02-0.03, with P on the roads 0.03-0.12 lower
+        assert change < 0.005, f"{names}: mean change of P {change:.4f}"
+        assert abs(on_roads) < 0.005, f"{names}: change of P on the roads {on_roads:.4f}"
+        assert abs(scores(probability, truth).f1 - clear_f1) <= 0.005, names
 
 
 def test_card_says_which_numbers_are_real():
