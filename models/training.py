@@ -366,17 +366,18 @@ def _start(options: TrainOptions, architecture: str) -> tuple[nn.Module, dict[st
     options.output.mkdir(parents=True, exist_ok=True)
     network = build_network(options.network)
     if options.init_checkpoint is not None:
-        started = load_matching_weights(network, options.init_checkpoint)
+        saved = load_checkpoint(options.init_checkpoint)[2]
+        started = load_matching_weights(network, saved, options.init_checkpoint)
         if (getattr(network, "gated", False) and not any(name.startswith("gate.") for name in started)
-                and load_checkpoint(options.init_checkpoint)[2]["stage"] != "fcn"):
+                and saved["stage"] != "fcn"):
             network.gate.start_open()  # a gate added to a trained ConvLSTM: start as that network
     return network.to(options.device), model_card_fields(options), []
 
 
-def load_matching_weights(network: nn.Module, checkpoint: Path) -> list[str]:
-    """Copy the weights of ``checkpoint`` whose names and shapes fit ``network``; -> their names.
-    Refuses a checkpoint of which nothing fits (another architecture, other bands)."""
-    _, _, saved = load_checkpoint(checkpoint)
+def load_matching_weights(network: nn.Module, saved: dict[str, Any], checkpoint: Path) -> list[str]:
+    """Copy the weights of ``saved`` (the checkpoint file ``checkpoint``, loaded) whose names and
+    shapes fit ``network``; -> their names. Refuses a checkpoint of which nothing fits (another
+    architecture, other bands)."""
     own = network.state_dict()
     fitting = {k: v for k, v in saved["state_dict"].items() if k in own and own[k].shape == v.shape}
     if not fitting:
