@@ -34,10 +34,10 @@ class NetworkConfig:
                                    "PMap-only network)", minimum=0, maximum=64)
     batch_norm: bool = option(False, "batch normalisation in the U-Net (not in paper A)")
     # fcn_convlstm: a per-pixel share of each date the ConvLSTM states take in (0 on a date it cannot see);
-    # tried for the road model, not shipped (docs/models.md)
+    # the shipped road model has one, trained alone (--gate-only; docs/models.md)
     date_gate: bool = option(False, "a learned per-pixel gate that lets the ConvLSTM keep its state through a "
                              "date it cannot see (white with cloud), so that such a date leaves the map as it was "
-                             "(experimental: see docs/models.md)")
+                             "(the shipped road model has one: see docs/models.md)")
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -93,9 +93,9 @@ class TrainOptions:
     # start from this checkpoint's weights (those whose shapes fit)
     init_checkpoint: Path | None = option(None, "start from this checkpoint's weights (e.g. models/weights/roads.pt; "
                                           "with --fcn-epochs 0 only the temporal stage trains)", flag="--init")
-    # with date_gate: the sequence stage trains the gate alone (tried for the road model: docs/models.md)
+    # with date_gate: the sequence stage trains the gate alone (make model's stage 3: docs/models.md)
     gate_only: bool = option(False, "with --date-gate: the sequence stage trains the gate alone, the ConvLSTM "
-                             "and head stay as --init gave them (experimental: see docs/models.md)")
+                             "and head stay as --init gave them (make model's third stage)")
 
 
 

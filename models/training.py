@@ -133,7 +133,7 @@ def overcast_contract_loss(network: FcnConvLstm, images: torch.Tensor, overcast:
     with them, so that an overcast date can only be learned to be ignored, never used (as an extra
     step of computation that lowers P where the labels say so: with a label loss on that map, or a
     squared difference, the gate stayed open on white dates). Without a gate (paper A's PMap-only
-    network, the shipped context model): the loss they were trained with, the label loss of both
+    network, make model's stage 2): the loss they were trained with, the label loss of both
     maps and their squared difference."""
     sequence, is_overcast = with_overcast_dates(images, overcast, generator)
     steps = network.date_steps(sequence)

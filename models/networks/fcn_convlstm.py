@@ -14,12 +14,12 @@ class DateGate(nn.Module):
     date's normalised bands and its steps) -> ``[N, 1, H, W]`` in [0, 1]; 1 takes the date in
     as an ungated ConvLSTM would, 0 leaves the states as they were (a date it cannot see)."""
 
-    def __init__(self, in_channels: int, width: int = 8, start_bias: float = 0.0) -> None:
+    def __init__(self, in_channels: int, width: int = 8) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 3, padding=1))
         with torch.no_grad():  # starts undecided (s about sigmoid(0) = 0.5), where its gradient is largest
-            self.layers[-1].bias.fill_(start_bias)
+            self.layers[-1].bias.zero_()
 
     def forward(self, date: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.layers(date))
