@@ -37,6 +37,8 @@ from .weather import Weather
 
 log = logging.getLogger("timeseg.train")
 OVERCAST_WEIGHT = 4.0  # weight of the with/without-overcast map difference in the sequence stages
+VALIDATION_EVERY = 10  # epochs: how often a stage that selects on its own strips also scores the
+# validation scenes (they only report there; the kept epoch is scored on them at the end)
 
 
 class TrainingCancelled(Exception):
@@ -216,6 +218,10 @@ def _stage(
     (Polyak averaging: smooths the epoch-to-epoch swings that make a noisy selection pick a
     poor epoch); training goes on from the raw weights.
 
+    With ``selection_loader``, the validation scenes are scored every ``VALIDATION_EVERY`` epochs,
+    on the last, and on the kept epoch once the stage ends (for its checkpoint's metrics): the
+    same choice and the same weights for a fraction of the scoring (a third of a single-date epoch).
+
     With ``min_dates``, each batch keeps a random, time-ordered subset of ``min_dates`` to all
     of its dates, so that the network is calibrated for any sequence length it may be given."""
     monitor = monitor or TrainingMonitor()
@@ -225,7 +231,7 @@ def _stage(
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     scheduler = learning_rate_schedule(optimizer, epochs, options.schedule)
     class_count = max(2, len(options.class_names))
-    best: dict[str, float] = {"iou": -1.0}
+    best: dict[str, float] = {"score": -1.0}  # score: the selection IoU, or the validation IoU without strips
     path = options.output / f"{name}_best.pt"
     generator = torch.Generator().manual_seed(options.seed)
     averaged = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay),
@@ -234,6 +240,7 @@ def _stage(
         train_data.epoch = epoch
         loader = DataLoader(train_data, batch_size=options.batch_size, shuffle=True, generator=generator)
         network.train()
+        _keep_frozen_statistics(network)
         losses = []
         bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
         out_of_time = False
@@ -270,7 +277,10 @@ def _stage(
         network.eval()
         with averaged_weights(network, averaged):
             with autocast(options):
-                metrics = evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold)
+                scores_validation = selection_loader is None or (epoch + 1) % VALIDATION_EVERY == 0 \
+                    or epoch + 1 == epochs
+                metrics = evaluate(forward, val_loader, class_count, options.device, per_date,
+                                   options.threshold) if scores_validation else {}
                 selection = None if selection_loader is None else evaluate(
                     forward, selection_loader, class_count, options.device, per_date, options.threshold)
                 one_date = None if selection is None or per_date or not getattr(network, "gated", False) \
@@ -287,16 +297,37 @@ def _stage(
             history.append(record)
             if monitor.on_epoch is not None:
                 monitor.on_epoch(record)
-            log.info("%s epoch %d/%d: loss %.4f, accuracy %.4f, IoU %.4f, F1 %.4f", name, epoch + 1, epochs,
-                     record["loss"], metrics["accuracy"], metrics["iou"], metrics["f1"])
-            if metrics.get("selection_iou", metrics["iou"]) > best.get("selection_iou", best["iou"]):
-                best = {**metrics, "epoch": epoch + 1}
-                save_checkpoint(path, network, options.network, card, name, epoch + 1, best)
+            log.info("%s epoch %d/%d: loss %.4f, %s", name, epoch + 1, epochs, record["loss"],
+                     ", ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
+            score = metrics["selection_iou"] if selection is not None else metrics["iou"]
+            if score > best["score"]:
+                best = {**metrics, "epoch": epoch + 1, "score": score}
+                save_checkpoint(path, network, options.network, card, name, epoch + 1, _without_score(best))
         if out_of_time:
             break
     # continue from the best weights of this stage
     network.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
-    return best
+    if "iou" not in best:  # kept on the selection strips in an epoch that did not score the validation scenes
+        network.eval()
+        with autocast(options):
+            best.update(evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold))
+        save_checkpoint(path, network, options.network, card, name, best["epoch"], _without_score(best))
+    return _without_score(best)
+
+
+def _keep_frozen_statistics(network: nn.Module) -> None:
+    """Batch normalisation in a frozen part (the FCN in the sequence stages) normalises with its
+    running statistics and leaves them as they were: the temporal stage learns from the maps the
+    exported FCN will give, and the FCN stays the single-date model it was chosen as."""
+    for module in network.modules():
+        parameters = list(module.parameters())
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and parameters and not any(
+                p.requires_grad for p in parameters):
+            module.eval()
+
+
+def _without_score(best: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in best.items() if key != "score"}
 
 
 def model_card_fields(options: TrainOptions) -> dict[str, Any]:

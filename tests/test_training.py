@@ -182,6 +182,52 @@ def test_training_is_deterministic_with_a_seed(tiny_run, tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_a_stage_choosing_on_strips_scores_the_validation_scenes_sparsely_with_the_same_result(
+        tiny_run, tmp_path, monkeypatch):
+    """With selection strips, a stage scores the validation scenes every ``VALIDATION_EVERY`` epochs
+    and on its last, and its kept epoch afterwards: the same weights, the same kept epoch and the
+    same metrics in its checkpoint as scoring them after every epoch."""
+    from dataclasses import replace
+
+    import timeseg.models.training as training
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    train_sites, strips = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    kept, histories = {}, {}
+    for every in (1, 2):
+        monkeypatch.setattr(training, "VALIDATION_EVERY", every)
+        run = replace(options, output=tmp_path / str(every), fcn_epochs=3, sequence_epochs=0, joint_epochs=0,
+                      ema_decay=0.9)
+        train(run, train_sites, train_sites[:1], selection_sites=strips)
+        kept[every] = torch.load(run.output / "fcn_best.pt", weights_only=True)
+        histories[every] = json.loads((run.output / "history.json").read_text())["history"]
+    assert [("iou" in r) for r in histories[1]] == [True, True, True]
+    assert [("iou" in r) for r in histories[2]] == [False, True, True]
+    assert [r["selection_iou"] for r in histories[1]] == [r["selection_iou"] for r in histories[2]]
+    assert kept[1]["epoch"] == kept[2]["epoch"]
+    assert "iou" not in histories[2][kept[2]["epoch"] - 1]  # the kept epoch was scored after the stage
+    assert kept[1]["metrics"] == kept[2]["metrics"] and 0 <= kept[2]["metrics"]["iou"] <= 1
+    assert all(torch.equal(kept[1]["state_dict"][k], kept[2]["state_dict"][k]) for k in kept[1]["state_dict"])
+
+
+def test_the_frozen_fcn_keeps_its_batch_normalisation_statistics_in_the_sequence_stage(tiny_run, tmp_path):
+    """``--batch-norm``: the sequence stage reads the FCN it froze as the exported model will run it
+    (running statistics) and leaves those statistics as the single-date stage chose them."""
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    run = replace(options, output=tmp_path / "bn", network=replace(options.network, batch_norm=True), fcn_epochs=1,
+                  sequence_epochs=1, joint_epochs=0)
+    train(run, simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3))
+    single = torch.load(run.output / "fcn_best.pt", weights_only=True)["state_dict"]
+    sequence = torch.load(run.output / "sequence_best.pt", weights_only=True)["state_dict"]
+    statistics = [k for k in single if k.startswith("fcn.") and k.endswith(("running_mean", "running_var"))]
+    assert statistics and all(torch.equal(single[k], sequence[k]) for k in statistics)
+    assert not all(torch.equal(single[k], sequence[k]) for k in sequence if k.startswith("lstms."))
+
+
 def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp_path, capsys):
     from timeseg.cli import main
     from timeseg.core.model_card import read_model_card
