@@ -156,6 +156,24 @@ def run_score(args: argparse.Namespace) -> None:
     print(score_table(models, truths, args.threshold)[0])
 
 
+def _add_gate_share(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "gate-share", help="a gated road model's date-gate share s on the real held-out clear dates, by pixel group",
+        description="Prints the mean and median share s by which the ConvLSTM states take in a clear real date: "
+                    "near traced roads, on the false roads the gate drops, on those it keeps, everywhere, and on a "
+                    "white date.")
+    parser.add_argument("gated", type=Path, help="a road checkpoint with a date gate (e.g. models/weights/roads.pt)")
+    parser.add_argument("ungated", type=Path, help="the network it was trained on (make model's runs/roads/model.pt)")
+    parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the held-out crops")
+    return parser
+
+
+def run_gate_share(args: argparse.Namespace) -> None:
+    from .gate_share import run
+
+    print(run(args.gated, args.ungated, args.work))
+
+
 def _add_experiment(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "experiment", help="the papers' experiments: sequence vs single date, cloud cover, gate images",
@@ -309,5 +327,6 @@ def main(argv: list[str] | None = None) -> int:
     _add_fine_tune_real(commands).set_defaults(run=run_fine_tune_real)
     _add_precision_check(commands).set_defaults(run=run_precision_check)
     _add_score(commands).set_defaults(run=run_score)
+    _add_gate_share(commands).set_defaults(run=run_gate_share)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)

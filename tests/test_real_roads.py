@@ -180,3 +180,54 @@ def test_a_second_clear_date_of_a_place_never_seen_finds_more_of_its_roads(tmp_p
     assert min(s.f1 for s in alone) > 0.4  # a new place, one clear date (0.54-0.59 when written)
     assert both.recall > max(s.recall for s in alone) + 0.03  # 0.77 against 0.56-0.65 when written
     assert both.f1 >= max(s.f1 for s in alone) - 0.02
+
+
+def _road_checkpoint(path, date_gate: bool, head_bias: float, share: float = 0.25):
+    """A tiny road checkpoint whose map is about sigmoid(head_bias) everywhere; with ``date_gate``,
+    a gate that takes in ``share`` of every pixel of every date."""
+    import torch
+
+    from tests_support import TEST_CARD
+    from timeseg.models.checkpoint import build_network, save_checkpoint
+    from timeseg.models.settings import NetworkConfig
+
+    torch.manual_seed(0)
+    config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2, date_gate=date_gate)
+    network = build_network(config)
+    with torch.no_grad():
+        network.head.weight.zero_()
+        network.head.bias.fill_(head_bias)
+        if date_gate:
+            network.gate.start_open(share)
+    save_checkpoint(path, network, config, TEST_CARD, "final", 0, {})
+    return path
+
+
+def test_gate_share_groups_the_pixels_by_what_they_are(tmp_path):
+    """timeseg-research gate-share: s on the centre lines, near them (2 px), on the false roads the
+    gate drops or keeps, on every scored pixel and on a white date; ignored pixels left out."""
+    from timeseg.research.gate_share import gate_shares
+    from timeseg.research.real_roads import TorchRoadModel
+
+    centre = np.zeros((24, 24), bool)
+    centre[12, 2:22] = True
+    ignored = np.zeros((24, 24), bool)
+    ignored[:, :4] = True  # 480 scored pixels
+    tci = np.random.default_rng(0).integers(0, 255, (3, 24, 24), dtype=np.uint8)
+    truth = HeldOut(tci, centre, ignored, np.zeros((24, 24), bool), np.zeros((24, 24), bool))
+    gated = TorchRoadModel(_road_checkpoint(tmp_path / "gated.pt", True, -20.0))  # calls nothing road
+    ungated = TorchRoadModel(_road_checkpoint(tmp_path / "ungated.pt", False, 20.0))  # calls everything road
+    result = gate_shares(gated, ungated, {"synthetic": truth})
+
+    # within 2 px (4-neighbour steps) of the scored part of the line: rows 10-14 x columns 4-21,
+    # and its east end reaching columns 22-23
+    expected_pixels = {"on traced centre lines": 18, "near roads": 90 + 4,
+                       "called without the gate, dropped by it": 480 - 94, "called by both, off roads": 0,
+                       "every scored pixel": 480, "a white date": 480}
+    assert {group: v["pixels"] for group, v in result.items()} == expected_pixels
+    for values in result.values():
+        if values["pixels"]:
+            assert values["mean"] == pytest.approx(0.25, abs=1e-5)
+            assert values["median"] == pytest.approx(0.25, abs=1e-5)
+    with pytest.raises(ValueError, match="--date-gate"):
+        gate_shares(ungated, gated, {"synthetic": truth})
