@@ -61,10 +61,11 @@ class RoadScores:
     road_share: float  # of the scored pixels, called road
     false_in_settlements: float  # of the pixels called road: in settlements, off every line
     false_in_water: float
+    off_road_probability: float  # mean P(road) of the scored pixels off every line: a calibrated map is near 0
 
     def row(self) -> str:
         return (f"{self.precision:.3f} | {self.recall:.3f} | **{self.f1:.3f}** | {self.road_share:.1%} | "
-                f"{self.false_in_settlements:.1%} | {self.false_in_water:.1%}")
+                f"{self.false_in_settlements:.1%} | {self.false_in_water:.1%} | {self.off_road_probability:.3f}")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class RoadCounts:
     scored: int
     false_in_settlements: int
     false_in_water: int
+    off_road: int  # scored pixels farther than the tolerance from every line
+    off_road_probability_sum: float  # their P(road), summed
 
     def __add__(self, other: RoadCounts) -> RoadCounts:
         return RoadCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -88,7 +91,8 @@ class RoadCounts:
         recall = self.centre_found / max(self.centre, 1)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         return RoadScores(precision, recall, f1, self.called / max(self.scored, 1),
-                          self.false_in_settlements / called, self.false_in_water / called)
+                          self.false_in_settlements / called, self.false_in_water / called,
+                          self.off_road_probability_sum / max(self.off_road, 1))
 
 
 def held_out(folder: Path, scene: RealScene = REAL_SCENES[0]) -> HeldOut:
@@ -130,9 +134,11 @@ def counts(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD
     called = (probability >= threshold) & ~truth.ignored
     near_truth, near_called = _within(truth.centre, TOLERANCE_PX), _within(called, TOLERANCE_PX)
     false = called & ~near_truth
+    off_road = ~truth.ignored & ~near_truth
     return RoadCounts(int(called.sum()), int((called & near_truth).sum()), int(truth.centre.sum()),
                       int((truth.centre & near_called).sum()), int((~truth.ignored).sum()),
-                      int((false & truth.settlement).sum()), int((false & truth.water).sum()))
+                      int((false & truth.settlement).sum()), int((false & truth.water).sum()),
+                      int(off_road.sum()), float(probability[off_road].sum(dtype=np.float64)))
 
 
 def scores(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadScores:

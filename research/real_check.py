@@ -322,7 +322,8 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "area by adding their pixel counts, and per scene; the surroundings of lines traced as *uncertain* "
         "and the unlabelled boxes are left out. *False, in settlements / water*: the share of the pixels "
         "called road that lie in the traced settlement or water polygons and farther than the tolerance "
-        "from any road line.",
+        "from any road line. *Mean P off roads*: the mean P(road) of the scored pixels farther than the "
+        "tolerance from any road line, which the probability layer shows: near 0 when the map is calibrated.",
         "",
         "### One clear date, both true-colour conventions",
         "",

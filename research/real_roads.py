@@ -111,8 +111,8 @@ def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut], t
     l1c: dict[str, dict[str, np.ndarray]] = {}
     scene_columns = " | ".join(f"F1 {scene}" for scene in truths)
     lines = [f"| model | TCI | precision | recall | F1, all scenes | {scene_columns} | called road | "
-             "false, in settlements | false, in water |",
-             "|---|---|---|---|---|" + "---|" * len(truths) + "---|---|---|"]
+             "false, in settlements | false, in water | mean P off roads |",
+             "|---|---|---|---|---|" + "---|" * len(truths) + "---|---|---|---|"]
     for name, model in models.items():
         for convention, make in CONVENTIONS.items():
             per_scene = {}

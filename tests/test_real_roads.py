@@ -69,6 +69,8 @@ def test_card_says_which_numbers_are_real():
     for convention in ("l1c_tci", "l2a_tci"):
         assert set(real[convention]) >= {"precision", "recall", "f1", "false_in_settlements", "false_in_water"}
         assert 0 < real[convention]["f1"] <= 1
+        # the probability layer does not tint the scene: off the roads P(road) is near 0 on average
+        assert real[convention]["off_road_probability"] < 0.15
         precisions = [real["scenes"][scene.name][convention]["precision"] for scene in REAL_SCENES]
         assert min(precisions) - 1e-4 <= real[convention]["precision"] <= max(precisions) + 1e-4
     # the place no model is trained on: each real clear date alone, then both
@@ -106,6 +108,8 @@ def test_scores_of_two_areas_pool_their_pixel_counts():
     # recall: 32 + 18 centre pixels (the 2 px tolerance reaches 2 rows above the found half)
     assert result.precision == pytest.approx(48 / 80) and result.recall == pytest.approx(50 / 64)
     assert result.false_in_settlements == pytest.approx(8 / 80)
+    # the false road's P over every pixel farther than 2 px from a line (35 + 19 columns of 32 rows)
+    assert result.off_road_probability == pytest.approx(32 * 0.9 / ((35 + 19) * 32))
     mean_of_f1 = (scores(p_first, first).f1 + scores(p_second, second).f1) / 2
     assert abs(result.f1 - mean_of_f1) > 0.01
 
