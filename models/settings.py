@@ -96,6 +96,9 @@ class TrainOptions:
     # with date_gate: the sequence stage trains the gate alone (make model's stage 3: docs/models.md)
     gate_only: bool = option(False, "with --date-gate: the sequence stage trains the gate alone, the ConvLSTM "
                              "and head stay as --init gave them (make model's third stage)")
+    # the sequence stage trains the 1x1 head alone: P recalibrated after a gate (make model's stage 4)
+    head_only: bool = option(False, "the sequence stage trains the temporal head (1x1 convolution) alone, everything "
+                             "else as --init gave it: recalibrates P after a gate stage (make model's fourth stage)")
 
 
 

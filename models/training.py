@@ -429,6 +429,8 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
     ``selection_sites``: where each stage's best epoch is chosen (default: the validation sites)."""
     if options.gate_only and not options.network.date_gate:
         raise ValueError("--gate-only trains the date gate alone: give --date-gate too")
+    if options.gate_only and options.head_only:
+        raise ValueError("--gate-only and --head-only each train one part alone: give one of them")
     network, card, history = _start(options, "fcn_convlstm")
     with opened_sites(options, train_sites, [*val_sites, *selection_sites], card) as (
             train_open, all_val_open, normalisation):
@@ -448,7 +450,7 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
             batch_size=options.batch_size,
         )
         fcn_params = list(network.fcn.parameters())
-        temporal = "gate." if options.gate_only else ""
+        temporal = "gate." if options.gate_only else "head." if options.head_only else ""
         sequence_params = [p for n, p in network.named_parameters()
                            if not n.startswith("fcn.") and n.startswith(temporal)]
         if options.fcn_epochs:

@@ -369,3 +369,25 @@ def test_gate_only_trains_the_gate_alone_and_asks_for_a_gate(tiny_run, tmp_path)
     with pytest.raises(ValueError, match="--gate-only trains the date gate alone: give --date-gate too"):
         train(replace(run, network=options.network, output=tmp_path / "refused"), sites, sites)
     assert not (tmp_path / "refused").exists()
+
+
+def test_head_only_trains_the_head_alone(tiny_run, tmp_path):
+    """``--head-only --init <a trained sequence model>``: the sequence stage moves the 1x1 head and
+    nothing else (make model's recalibration after the gate); with ``--gate-only`` it is refused."""
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    sites = simulated_sites(tmp_path / "data", [1], size=64, dates_per_period=3)
+    run = replace(options, output=tmp_path / "head_only", init_checkpoint=options.output / "model.pt",
+                  fcn_epochs=0, sequence_epochs=1, joint_epochs=0, head_only=True, learning_rate=0.05)
+    train(run, sites, sites)
+    before = torch.load(options.output / "model.pt", weights_only=True)["state_dict"]
+    after = torch.load(run.output / "model.pt", weights_only=True)["state_dict"]
+    assert list(after) == list(before)
+    moved = [name for name in after if not torch.equal(before[name], after[name])]
+    assert moved == ["head.weight", "head.bias"]
+
+    both = replace(run, network=replace(options.network, date_gate=True), gate_only=True, output=tmp_path / "both")
+    with pytest.raises(ValueError, match="--gate-only and --head-only each train one part alone"):
+        train(both, sites, sites)
+    assert not (tmp_path / "both").exists()
