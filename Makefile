@@ -73,18 +73,21 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 
 # The shipped road model: simulated scenes and the real labelled images (models/real/) -> the single-date FCN
 # (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), then a date gate trained alone on
-# that frozen network (stage 3), all with weather (TCI conventions, haze, clouds, overcast dates) -> ONNX with its
-# card (real held-out scores included), its int8 CPU variant and its checkpoint.
+# that frozen network (stage 3), then its 1x1 head alone, which recalibrates P (stage 4), all with weather (TCI
+# conventions, haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), its int8 CPU
+# variant and its checkpoint. The shipped stage-1 checkpoint: research/checkpoints/roads_fcn.pt (docs/models.md).
 MODEL_RUN := runs/roads
 ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg models/real/Zurich_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
   --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision auto
-SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 15 \
+SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 12 \
   --learning-rate 3e-3 --schedule paper
-GATE_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 12 --learning-rate 1e-2 \
+GATE_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 4 --learning-rate 1e-2 \
   --schedule paper --context-channels 4 --date-gate --gate-only
+HEAD_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)_gate/model.pt --fcn-epochs 0 --sequence-epochs 3 --learning-rate 1e-1 \
+  --schedule paper --context-channels 4 --date-gate --head-only
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)
 	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 180 --sequence-epochs 0 \
 	  --learning-rate 1e-3 --schedule cosine --ema-decay 0.998
@@ -92,14 +95,16 @@ $(FCN_RUN)/fcn_best.pt: | $(STAMP)
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4
 	$(TIMESEG) train --output $(MODEL_RUN)_gate $(GATE_STAGE)
-	$(TIMESEG) export $(MODEL_RUN)_gate/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --unseen-place \
+	$(TIMESEG) train --output $(MODEL_RUN)_head $(HEAD_STAGE)
+	$(TIMESEG) export $(MODEL_RUN)_head/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --unseen-place \
 	  --description $(ROAD_WORDS)
-	$(TIMESEG) export $(MODEL_RUN)_gate/model.pt --output models/weights/roads.int8.onnx --precision int8 \
+	$(TIMESEG) export $(MODEL_RUN)_head/model.pt --output models/weights/roads.int8.onnx --precision int8 \
 	  --description $(ROAD_WORDS)
-	cp $(MODEL_RUN)_gate/model.pt models/weights/roads.pt
+	cp $(MODEL_RUN)_head/model.pt models/weights/roads.pt
 	cp $(FCN_RUN)/history.json docs/roads_fcn_training_history.json
 	cp $(MODEL_RUN)/history.json docs/roads_training_history.json
 	cp $(MODEL_RUN)_gate/history.json docs/roads_gate_training_history.json
+	cp $(MODEL_RUN)_head/history.json docs/roads_head_training_history.json
 
 # Paper A's PMap-only ConvLSTM on the same data and the same trained FCN: the ablation make real-check reports.
 ablation: $(STAMP) $(FCN_RUN)/fcn_best.pt
