@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_dilation
 
+from ..models.networks.unet import probabilities_from_logits
 from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, held_out
 from .real_roads import TorchRoadModel
 
@@ -34,8 +35,9 @@ def gate_shares(gated: TorchRoadModel, ungated: TorchRoadModel, truths: Mapping[
     for truth in truths.values():
         images = torch.from_numpy(gated.normalisation.apply(truth.tci[None]))[None]  # [1, 1, 3, H, W]
         white = torch.from_numpy(gated.normalisation.apply(np.full_like(truth.tci[None], 255)))[None]
-        share = gated.network.date_steps(images)[0, 0, -1].numpy()
-        called_gated = gated.probability([truth.tci]) >= THRESHOLD
+        steps = gated.network.date_steps(images)  # the FCN once: the share and the map both read it
+        share = steps[0, 0, -1].numpy()
+        called_gated = probabilities_from_logits(gated.network.logits_from_steps(steps))[0, 0].numpy() >= THRESHOLD
         called_ungated = ungated.probability([truth.tci]) >= THRESHOLD
         scored = ~truth.ignored
         near = binary_dilation(truth.centre, iterations=TOLERANCE_PX) & scored
