@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import binary_dilation
 
 from ..models.networks.unet import probabilities_from_logits
+from ..models.real_scene import _within
 from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, held_out
 from .real_roads import TorchRoadModel
 
@@ -40,7 +40,7 @@ def gate_shares(gated: TorchRoadModel, ungated: TorchRoadModel, truths: Mapping[
         called_gated = probabilities_from_logits(gated.network.logits_from_steps(steps))[0, 0].numpy() >= THRESHOLD
         called_ungated = ungated.probability([truth.tci]) >= THRESHOLD
         scored = ~truth.ignored
-        near = binary_dilation(truth.centre, iterations=TOLERANCE_PX) & scored
+        near = _within(truth.centre, TOLERANCE_PX) & scored  # as the scores count a line found
         off = scored & ~near
         shares["on traced centre lines"].append(share[truth.centre & scored])
         shares["near roads"].append(share[near])
