@@ -83,13 +83,13 @@ REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg mod
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
   --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision auto
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 12 \
-  --learning-rate 3e-3 --schedule paper
+  --learning-rate 3e-3 --schedule paper --patience 2
 GATE_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 4 --learning-rate 1e-2 \
   --schedule paper --context-channels 4 --date-gate --gate-only
-HEAD_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)_gate/model.pt --fcn-epochs 0 --sequence-epochs 3 --learning-rate 1e-1 \
+HEAD_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)_gate/model.pt --fcn-epochs 0 --sequence-epochs 2 --learning-rate 1e-1 \
   --schedule paper --context-channels 4 --date-gate --head-only
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)
-	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 180 --sequence-epochs 0 \
+	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 150 --sequence-epochs 0 \
 	  --learning-rate 1e-3 --schedule cosine --ema-decay 0.998
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt

@@ -73,6 +73,9 @@ class TrainOptions:
     ema_decay: float = option(0.0, "score and keep an exponential moving average of the weights, this much of "
                               "the average kept per step (0.998: about the last 500 steps; 0: the raw weights)",
                               minimum=0, maximum=0.9999)
+    # early stopping: the epochs after the best that a stage may run without a better score
+    patience: int = option(0, "end a stage once N epochs in a row have not bettered its best score (selection "
+                           "strips, else validation IoU); 0: every epoch runs", minimum=0)
     device: str = option("cpu", "torch device: cpu or cuda", choices=("cpu", "cuda"))
     train_precision: str = option("fp32", "arithmetic of the forward passes: fp32, or bf16 autocast (about 1.5x "
                                   "faster on CPUs with AVX-512 BF16, and on GPUs); auto picks bf16 where the "

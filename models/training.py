@@ -222,6 +222,10 @@ def _stage(
     on the last, and on the kept epoch once the stage ends (for its checkpoint's metrics): the
     same choice and the same weights for a fraction of the scoring (a third of a single-date epoch).
 
+    With ``options.patience``, the stage ends once that many epochs in a row did not better its best
+    score (early stopping): it keeps the best of the epochs it ran, the same weights as the full stage
+    unless a later epoch would have scored better.
+
     With ``min_dates``, each batch keeps a random, time-ordered subset of ``min_dates`` to all
     of its dates, so that the network is calibrated for any sequence length it may be given."""
     monitor = monitor or TrainingMonitor()
@@ -258,7 +262,9 @@ def _stage(
                     labels = _repeat_per_date(labels, images.shape[1])
                     valid = _repeat_per_date(valid, images.shape[1])
                     loss = loss_fn(forward(images), labels, valid)
-                elif "overcast" in batch and isinstance(network, FcnConvLstm):
+                elif "overcast" in batch and isinstance(network, FcnConvLstm) and not options.head_only:
+                    # the head alone cannot shut a date: were a gate left open on white dates, it would meet
+                    # the contract by saturating P everywhere (seen: P 0.69 on every pixel); label loss only
                     loss = overcast_contract_loss(network, images, batch["overcast"].to(options.device), labels,
                                                   valid, loss_fn, generator)
                 else:
@@ -304,6 +310,10 @@ def _stage(
                 best = {**metrics, "epoch": epoch + 1, "score": score}
                 save_checkpoint(path, network, options.network, card, name, epoch + 1, _without_score(best))
         if out_of_time:
+            break
+        if options.patience and epoch + 1 - best["epoch"] >= options.patience:
+            log.info("%s: no better score for %d epochs, stopped at epoch %d of %d", name, options.patience,
+                     epoch + 1, epochs)
             break
     # continue from the best weights of this stage
     network.load_state_dict(torch.load(path, weights_only=True)["state_dict"])

@@ -391,3 +391,45 @@ def test_head_only_trains_the_head_alone(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="--gate-only and --head-only each train one part alone"):
         train(both, sites, sites)
     assert not (tmp_path / "both").exists()
+
+
+def test_a_stage_with_patience_stops_after_that_many_epochs_without_a_better_score(tiny_run, tmp_path):
+    """At a learning rate of 0 every epoch scores as the first: with a patience of 2 the stage stops
+    after its third epoch of 6 and keeps its first; with a patience of 0 all 6 run."""
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    train_sites, strips = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    epochs_run = {}
+    for patience in (0, 2):
+        run = replace(options, output=tmp_path / str(patience), fcn_epochs=6, sequence_epochs=0, joint_epochs=0,
+                      learning_rate=0.0, patience=patience)
+        train(run, train_sites, train_sites[:1], selection_sites=strips)
+        history = json.loads((run.output / "history.json").read_text())["history"]
+        epochs_run[patience] = [r["epoch"] for r in history]
+        assert len({r["selection_iou"] for r in history}) == 1
+        assert torch.load(run.output / "fcn_best.pt", weights_only=True)["epoch"] == 1
+    assert epochs_run == {0: [1, 2, 3, 4, 5, 6], 2: [1, 2, 3]}
+
+
+def test_head_only_learns_from_the_labels_alone_not_from_the_overcast_contract(tiny_run, tmp_path, monkeypatch):
+    """With weather (overcast dates in every batch) the sequence stage adds the overcast contract to its
+    loss; the head alone cannot shut a date, so ``--head-only`` trains on the label loss only (with the
+    contract, a gate open on white dates let it saturate P on every pixel)."""
+    from dataclasses import replace
+
+    import timeseg.models.training as training
+
+    def contract(*args, **kwargs):
+        raise AssertionError("the overcast contract was computed")
+
+    monkeypatch.setattr(training, "overcast_contract_loss", contract)
+    options, _ = tiny_run
+    sites = simulated_sites(tmp_path / "data", [1], size=64, dates_per_period=3)
+    run = replace(options, output=tmp_path / "head_only", init_checkpoint=options.output / "model.pt",
+                  fcn_epochs=0, sequence_epochs=1, joint_epochs=0, head_only=True, weather=True)
+    train(run, sites, sites)
+    assert (run.output / "model.pt").is_file()
+    with pytest.raises(AssertionError, match="the overcast contract was computed"):
+        train(replace(run, head_only=False, output=tmp_path / "whole"), sites, sites)
