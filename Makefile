@@ -75,13 +75,15 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 # (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), then a date gate trained alone on
 # that frozen network (stage 3), then its 1x1 head alone, which recalibrates P (stage 4), all with weather (TCI
 # conventions, haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), its int8 CPU
-# variant and its checkpoint. The shipped stage-1 checkpoint: research/checkpoints/roads_fcn.pt (docs/models.md).
+# variant and its checkpoint. The shipped stage-1 checkpoint: research/checkpoints/roads_fcn.pt, trained and
+# followed by stages 2-4 with the real patches shared by area, before --real-weights scene (docs/models.md).
 MODEL_RUN := runs/roads
 ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg models/real/Zurich_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
-  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --weather --train-precision auto
+  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --real-weights scene \
+  --weather --train-precision auto
 SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 12 \
   --learning-rate 3e-3 --schedule paper --patience 2
 GATE_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 4 --learning-rate 1e-2 \
