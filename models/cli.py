@@ -103,9 +103,9 @@ def _add_export(commands) -> argparse.ArgumentParser:
     parser.add_argument("--unseen-place", action="store_true",
                         help="with --real-labels: also score it on the real place no model is trained on (Inn, "
                         "models/real/, one and two clear dates) and put that into the metrics as real_unseen")
-    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+    parser.add_argument("--precision", choices=("fp32", "int8", "fp16"), default="fp32",
                         help="int8: the CPU variant (name it <model>.int8.onnx beside <model>.onnx), its FCN "
-                        "quantised and calibrated on --calibration")
+                        "quantised and calibrated on --calibration; fp16: the GPU variant (<model>.fp16.onnx)")
     parser.add_argument("--calibration", type=Path, nargs="+",
                         help="with --precision int8: rasters to calibrate on (default: the training areas of "
                         "the real images in models/real, as L1C and as L2A true colour)")
@@ -246,6 +246,13 @@ def run_export(args: argparse.Namespace) -> None:
         card, equal = export_int8(args.checkpoint, args.output, calibration_images(args.calibration), overrides)
         print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB, int8); class pixels equal to "
               f"the float32 model's: {equal:.2%}")
+        return
+    if args.precision == "fp16":
+        from .export import export_fp16
+
+        card, difference = export_fp16(args.checkpoint, args.output, overrides)
+        print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB, fp16); largest difference from "
+              f"PyTorch on the CPU (fp16 weights) {difference:.1e}")
         return
     card, difference = export_checkpoint(args.checkpoint, args.output, overrides)
     size_mb = args.output.stat().st_size / 1e6

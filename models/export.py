@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from ..core.model_card import ModelCard
 from .checkpoint import load_checkpoint
 
 PARITY_TOLERANCE = 1e-4
+# fp16 weights, run on the CPU (which computes them in float32): only the weights' rounding differs
+FP16_WEIGHT_TOLERANCE = 1e-2
 OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
@@ -125,3 +128,29 @@ def export_int8(checkpoint_path: str | Path, output: str | Path, calibration: Se
     with atomic_file(Path(output)) as partial:
         onnx.save(model, str(partial))
     return card, equal
+
+
+def export_fp16(checkpoint_path: str | Path, output: str | Path,
+                card_overrides: dict[str, Any] | None = None, seed: int = 0) -> tuple[ModelCard, float]:
+    """Write the GPU variant ``output`` (e.g. ``roads.fp16.onnx`` beside ``roads.onnx``): the float32
+    export with every weight and activation in float16 by onnxruntime's converter, input and output
+    kept float32 so that the engine feeds it as it feeds the original. Returns its card and the largest
+    difference from PyTorch on the CPU, where onnxruntime computes float16 nodes in float32 (so this
+    checks the graph and the weights' rounding; agreement on a GPU is measured by ``bench/gpu.py``)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    network, config, checkpoint = load_checkpoint(checkpoint_path)
+    output = Path(output)
+    with tempfile.TemporaryDirectory() as folder, atomic_file(output) as partial:
+        fp32_card, _ = export_checkpoint(checkpoint_path, Path(folder) / "fp32.onnx", card_overrides, seed)
+        card = dataclasses.replace(fp32_card, precision="fp16")
+        model = convert_float_to_float16(onnx.load(str(Path(folder) / "fp32.onnx")), keep_io_types=True)
+        del model.metadata_props[:]
+        for key, value in card.to_metadata().items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, str(partial))
+        difference = parity_difference(network, partial, card, config.in_channels, seed)
+        if difference > FP16_WEIGHT_TOLERANCE:
+            raise ExportError(f"the fp16 model differs from PyTorch by {difference:.2e} on the CPU "
+                              f"(> {FP16_WEIGHT_TOLERANCE:.0e}); nothing written")
+    return card, difference
