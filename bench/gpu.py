@@ -31,15 +31,18 @@ from .run import ROOT, end_to_end, equal_class_pixels, large_stack, tiny_model
 
 def gpu_words() -> str:
     """The GPU and its driver, as nvidia-smi names them."""
-    completed = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                               capture_output=True, text=True)
+    try:
+        completed = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                    "--format=csv,noheader"], capture_output=True, text=True)
+    except FileNotFoundError:
+        return "no nvidia-smi"
     return completed.stdout.strip() or completed.stderr.strip()
 
 
-def bare_model(model: Path, precision: str, tiles_per_call: list[int], dates: int = 5,
+def bare_model(model: Path, precision: str, tiles_per_call: list[int], device: str = "cuda", dates: int = 5,
                seconds: float = 2.0) -> dict:
-    """Seconds per tile of the model alone on CUDA, by tiles per call (random uint8 pixels, normalised)."""
-    loaded = load_model(model, "cuda", None, precision)
+    """Seconds per tile of the model alone, by tiles per call (random uint8 pixels, normalised)."""
+    loaded = load_model(model, device, None, precision)
     card = loaded.card
     rng = np.random.default_rng(0)
     by_call = {}
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "models/weights/roads.onnx")
     parser.add_argument("--size", type=int, default=10980)
     parser.add_argument("--tiles-per-call", type=int, nargs="+", default=[2, 8, 16, 32])
+    parser.add_argument("--device", default="cuda", help="cpu only to try this script out on a small --size")
     parser.add_argument("--work", type=Path, default=ROOT / "data/bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench/results_cuda.json")
     args = parser.parse_args()
@@ -76,7 +80,7 @@ def main() -> None:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.results, json.dumps(results, indent=2))
 
-    results["bare"] = {precision: bare_model(args.model, precision, args.tiles_per_call)
+    results["bare"] = {precision: bare_model(args.model, precision, args.tiles_per_call, args.device)
                        for precision in ("fp32", "fp16")}
     save()
     rasters = large_stack(args.work, args.size)
@@ -88,8 +92,8 @@ def main() -> None:
             (f"default, {best} tiles per call", args.model, "auto", best)]
     results["end_to_end"] = []
     for name, model, precision, batch_size in runs:
-        output = args.work / f"out_cuda_{precision}_{batch_size or 'default'}_{model.stem}"
-        run = end_to_end(model, rasters, output, args.size, "cuda", None, precision, batch_size)
+        output = args.work / f"out_{args.device}_{precision}_{batch_size or 'default'}_{model.stem}"
+        run = end_to_end(model, rasters, output, args.size, args.device, None, precision, batch_size)
         run.update(name=name, output=str(output))
         print(f"{name}: {run['seconds']:.1f} s, {run['megapixels_per_second']:.1f} Mpx/s, "
               f"peak RSS {run['peak_rss_mb']:.0f} MB; {run['engine_says']}", flush=True)
