@@ -102,6 +102,8 @@ model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	  --description $(ROAD_WORDS)
 	$(TIMESEG) export $(MODEL_RUN)_head/model.pt --output models/weights/roads.int8.onnx --precision int8 \
 	  --description $(ROAD_WORDS)
+	$(TIMESEG) export $(MODEL_RUN)_head/model.pt --output models/weights/roads.fp16.onnx --precision fp16 \
+	  --real-labels $(REAL_LABELS) --unseen-place --description $(ROAD_WORDS)
 	cp $(MODEL_RUN)_head/model.pt models/weights/roads.pt
 	cp $(FCN_RUN)/history.json docs/roads_fcn_training_history.json
 	cp $(MODEL_RUN)/history.json docs/roads_training_history.json

@@ -6,7 +6,8 @@ In one run, on one simulated 5-date stack (default: a full 10980 px Sentinel-2 t
   call: seconds per 256 px tile without reading or writing, after a warm-up (cuDNN picks its
   algorithms per input shape on the first runs);
 - ``timeseg segment --device cuda`` end to end with ``--precision fp32`` and the default (``auto``: the
-  fp16 variant on a GPU), at the engine's own tiles per call and at the sweep's best, with peak RSS;
+  fp16 variant on a GPU), at the engine's own tiles per call and at the sweep's best if that differs,
+  with peak RSS;
 - the same command with a tiny random-weight model: what reading, blending and writing cost alone;
 - the share of class pixels the fp16 and float32 runs agree on.
 """
@@ -24,7 +25,7 @@ import numpy as np
 
 from timeseg.core.atomic import write_text_atomic
 from timeseg.core.normalisation import Normalisation
-from timeseg.core.runtime import import_onnxruntime, load_model
+from timeseg.core.runtime import TILES_PER_RUN, import_onnxruntime, load_model
 
 from .run import ROOT, end_to_end, equal_class_pixels, large_stack, tiny_model
 
@@ -88,8 +89,9 @@ def main() -> None:
     fp16 = results["bare"]["fp16"]["by_tiles_per_call"]
     best = min(fp16, key=lambda batch: fp16[batch]["seconds_per_tile"])
     runs = [("tiny random-weight model (engine alone)", tiny_model(args.work, args.model), "fp32", None),
-            ("fp32", args.model, "fp32", None), ("default (auto: fp16)", args.model, "auto", None),
-            (f"default, {best} tiles per call", args.model, "auto", best)]
+            ("fp32", args.model, "fp32", None), ("default (auto: fp16)", args.model, "auto", None)]
+    if best != TILES_PER_RUN["cuda"]:
+        runs.append((f"default, {best} tiles per call", args.model, "auto", best))
     results["end_to_end"] = []
     for name, model, precision, batch_size in runs:
         output = args.work / f"out_{args.device}_{precision}_{batch_size or 'default'}_{model.stem}"

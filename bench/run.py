@@ -21,13 +21,14 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from timeseg.core.atomic import atomic_file, write_text_atomic
+from timeseg.core.atomic import OutputSet, write_text_atomic
 from timeseg.core.model_card import read_model_card
 from timeseg.core.normalisation import Normalisation
 from timeseg.core.pipeline import run_pipeline
@@ -45,24 +46,29 @@ def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
     if not (seed_folder / "labels.gpkg").exists():
         simulate_scene(seed_folder, seed=77, size=512, dates_per_period=dates)
     sources = sorted((seed_folder / "2019").glob("*_TCI.tif"))
-    paths = []
-    for source in sources:
-        target = folder / f"{size}px" / source.name
-        paths.append(target)
-        if target.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with rasterio.open(source) as src:
-            block = src.read()
-            profile = src.profile
-        profile.update(width=size, height=size, tiled=True, blockxsize=256, blockysize=256,
-                       compress="deflate", BIGTIFF="IF_SAFER")
-        strip = np.tile(block, (1, 1, -(-size // 512)))[:, :, :size]
-        with atomic_file(target) as partial, rasterio.open(partial, "w", **profile) as dst:
-            for row in range(0, size, 512):
-                height = min(512, size - row)
-                dst.write(strip[:, :height], window=Window(0, row, size, height))
+    paths = [folder / f"{size}px" / source.name for source in sources]
+    missing = [(source, path) for source, path in zip(sources, paths) if not path.exists()]
+    if missing:
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        with OutputSet([path for _, path in missing]) as outputs, ProcessPoolExecutor() as pool:  # a date per core
+            list(pool.map(_repeat_scene, [source for source, _ in missing],
+                          [outputs.partial(path) for _, path in missing], [size] * len(missing)))
+            outputs.commit()
     return paths
+
+
+def _repeat_scene(source: Path, target: Path, size: int) -> None:
+    """``source`` (512 px) repeated into a ``size`` px tiled, deflated GeoTIFF ``target``."""
+    with rasterio.open(source) as src:
+        block = src.read()
+        profile = src.profile
+    profile.update(width=size, height=size, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", BIGTIFF="IF_SAFER")
+    strip = np.tile(block, (1, 1, -(-size // 512)))[:, :, :size]
+    with rasterio.open(target, "w", **profile) as dst:
+        for row in range(0, size, 512):
+            height = min(512, size - row)
+            dst.write(strip[:, :height], window=Window(0, row, size, height))
 
 
 def model_only(model: Path, size: int, dates: int, threads: int | None, device: str, precision: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from .atomic import gdal_errors
 from .raster_stack import Grid
 
 # Fixed colours for common classes; other classes take the palette in order.
+# GDAL computes overviews on every core unless the user says otherwise (10980 px, 16 cores: 15.2 -> 3.1 s)
+OVERVIEW_THREADS = os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS")
+
 NAMED_COLOURS = {
     "background": (0, 0, 0, 0),
     "road": (255, 150, 0, 255),  # orange: red and blue are the change map's new and removed
@@ -85,7 +89,8 @@ class GeoTiffWriter(contextlib.AbstractContextManager):
         factors = [f for f in (2, 4, 8, 16, 32) if min(width, height) // f >= 64]
         if factors:
             resampling = Resampling.average if dtype == "float32" else Resampling.nearest
-            with gdal_errors(self.path), rasterio.open(self.path, "r+") as dataset:
+            with (gdal_errors(self.path), rasterio.Env(GDAL_NUM_THREADS=OVERVIEW_THREADS),
+                  rasterio.open(self.path, "r+") as dataset):
                 dataset.build_overviews(factors, resampling)
 
     def __exit__(self, *exc_info) -> None:

@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from rasterio.windows import Window
 
 from .model_card import ModelCard
 from .raster_stack import RasterStack
 
 RESOLUTION_TOLERANCE = 1.5  # a raster up to 1.5x finer or coarser than the model's resolution runs as it is
 OVERVIEW_SIDE = 128  # pixels: the decimated read that tells whether a date holds any data
+SAMPLE_SIDE = 256  # pixels: the full-resolution windows read first, at the corners and the centre
 
 
 def output_problems(outputs: Sequence[Path], inputs: Sequence[Path], bytes_needed: int = 0) -> list[str]:
@@ -88,7 +90,17 @@ def resolution_fits(resolution_m: float, model_m: float) -> bool:
 
 
 def dates_with_data(stack: RasterStack) -> list[bool]:
-    """Per date, whether a decimated read of its mask on the reference grid finds any data."""
-    height = min(stack.grid.height, OVERVIEW_SIDE)
-    width = min(stack.grid.width, OVERVIEW_SIDE)
-    return [bool(np.any(view.read_masks(1, out_shape=(height, width)))) for view in stack.views]
+    """Per date, whether it holds any data on the reference grid: first in a few small full-resolution
+    windows (a date with data nearly always answers there), else in a decimated read of its whole mask,
+    which decodes the whole file when it has no overviews (2.4 s per date of a 10980 px tile)."""
+    grid = stack.grid
+    side = min(SAMPLE_SIDE, grid.width, grid.height)
+    samples = [Window(col, row, side, side) for row in _spread(grid.height, side) for col in _spread(grid.width, side)]
+    height, width = min(grid.height, OVERVIEW_SIDE), min(grid.width, OVERVIEW_SIDE)
+    return [any(view.read_masks(1, window=window).any() for window in samples)
+            or bool(np.any(view.read_masks(1, out_shape=(height, width)))) for view in stack.views]
+
+
+def _spread(length: int, side: int) -> list[int]:
+    """Offsets of windows of ``side`` px at the start, the middle and the end of ``length`` px."""
+    return sorted({0, (length - side) // 2, length - side})

@@ -116,7 +116,7 @@ def run(model: Path, work: Path, docs: Path, variant: str = "int8", device: str 
     lines = [f"# {variant} against float32 on real Sentinel-2 (held-out areas)", "",
              f"`timeseg-research precision-check --variant {variant} --device {device}`; relaxed (2 px) scores on "
              f"the hand-traced held-out roads of {', '.join(f'`{s.labels.name}`' for s in REAL_SCENES)}, pooled, "
-             f"one clear date, through the engine on the {device.upper() if device == 'cuda' else 'CPU'}.",
+             f"one clear date, through the engine on the {'GPU (CUDA)' if device == 'cuda' else 'CPU'}.",
              "", "| product | model | precision | recall | F1 | class pixels equal to fp32 |",
              "|---|---|---|---|---|---|"]
     for product in ("l1c_tci", "l2a_tci"):

@@ -122,3 +122,71 @@ def test_the_per_date_tail_stays_float32(tmp_path):
                                  "/gate/layers/layers.2/Conv"}
     assert graph.node[-1].name in tail  # down to the steps output
     assert not [name for name in tail if name.startswith(("/down", "/up"))]
+
+
+def test_export_fp16_and_choose_it(small_scene, tmp_path, capsys):
+    """The GPU variant: float16 weights, float32 input and output, the same card but its precision; on the CPU
+    (which computes it in float32) it gives the float32 model's classes; auto on a CPU does not take it."""
+    model = tmp_path / "mine.onnx"
+    shutil.copy(SHIPPED_ROAD_MODEL, model)
+    assert main(["export", str(SHIPPED_ROAD_MODEL.with_suffix(".pt")), "--output", str(tmp_path / "mine.fp16.onnx"),
+                 "--precision", "fp16"]) == 0
+    assert "fp16" in capsys.readouterr().out
+    card = read_model_card(tmp_path / "mine.fp16.onnx")
+    assert card.precision == "fp16" and card.class_names == read_model_card(model).class_names
+    graph = onnx.load(str(tmp_path / "mine.fp16.onnx")).graph
+    assert {w.data_type for w in graph.initializer if w.dims} == {onnx.TensorProto.FLOAT16}
+    assert graph.input[0].type.tensor_type.elem_type == graph.output[0].type.tensor_type.elem_type == \
+        onnx.TensorProto.FLOAT
+    rasters = [str(p) for p in small_scene.tci_paths[2019]]
+    for precision in ("fp16", "auto", "fp32"):
+        assert main(["segment", "--model", str(model), "--output", str(tmp_path / precision), "--device", "cpu",
+                     "--precision", precision, *rasters]) == 0
+    said = capsys.readouterr().out
+    assert said.count("on CPU, fp16") == 1 and said.count("on CPU, fp32") == 2  # auto: no int8 file, so fp32
+    with rasterio.open(tmp_path / "fp32" / "classes.tif") as a, rasterio.open(tmp_path / "fp16" / "classes.tif") as b:
+        assert (a.read(1) == b.read(1)).mean() >= 0.99
+
+
+def test_the_shipped_fp16_variant_is_the_same_model():
+    fp16, fp32 = read_model_card(SHIPPED_ROAD_MODEL.with_name("roads.fp16.onnx")), read_model_card(SHIPPED_ROAD_MODEL)
+    assert fp16.precision == "fp16" and fp16.metrics == fp32.metrics and fp16.class_names == fp32.class_names
+
+
+@pytest.mark.parametrize(("variant", "reuse"), [("fp16", [True, False]), ("fp32", [True])])
+def test_fp16_on_a_gpu_runs_without_shared_buffers(monkeypatch, variant, reuse):
+    """On CUDA the fp16 file is opened again without onnxruntime's buffer sharing (with it, ORT 1.31.1's CUDA
+    provider failed on an H200 at the network's SequenceAt); other files keep it. CUDA is faked here: the
+    session runs on the CPU and says it is CUDA's."""
+    import onnxruntime
+
+    from timeseg.core import runtime
+
+    asked = []
+
+    def fake_open_session(path, device, threads, reuse_memory=True):
+        asked.append(reuse_memory)
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return runtime.ModelSession(session, "CUDAExecutionProvider")
+
+    monkeypatch.setattr(runtime, "open_session", fake_open_session)
+    monkeypatch.setattr(runtime, "cuda_usable", lambda: True)
+    loaded = runtime.load_model(SHIPPED_ROAD_MODEL, "cuda", precision=variant)
+    assert asked == reuse and loaded.card.precision == variant and loaded.tiles_per_run == 8
+
+
+def test_precision_check_reads_kept_truth_masks_without_the_labels(tmp_path):
+    """A work folder made elsewhere (truth.npz beside each crop) is enough: the labels are not read, so the
+    check runs on a GPU machine without GDAL's vector bindings."""
+    import dataclasses
+
+    import numpy as np
+
+    from timeseg.models.road_scores import HeldOut
+    from timeseg.research.precision_check import _held_out
+
+    rng = np.random.default_rng(0)
+    kept = HeldOut(rng.integers(0, 255, (3, 8, 8), np.uint8), *(rng.random((4, 8, 8)) > 0.5))
+    np.savez_compressed(tmp_path / "truth.npz", **dataclasses.asdict(kept))
+    read = _held_out(tmp_path, scene=None)  # no scene: reading its labels would fail
+    assert all(np.array_equal(getattr(read, f.name), getattr(kept, f.name)) for f in dataclasses.fields(HeldOut))

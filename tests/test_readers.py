@@ -197,3 +197,22 @@ def test_choose_dates_keeps_time_order():
     chosen = choose_dates(10, 4, np.random.default_rng(1))
     assert len(chosen) == 4 and chosen.tolist() == sorted(chosen.tolist())
     assert choose_dates(3, 5, None).tolist() == [0, 1, 2]
+
+
+def test_dates_with_data_looks_beyond_its_first_windows(tmp_path):
+    """A date whose only data lies away from the corner and centre windows read first is still found (by
+    the decimated read of its whole mask); a date with none is not."""
+    from timeseg.core.preflight import SAMPLE_SIDE, dates_with_data
+
+    size = 2000
+    patch = np.zeros((3, size, size), np.uint8)
+    patch[:, 500:540, 1300:1340] = 90  # outside every first window (SAMPLE_SIDE px at 0, 872 and 1744)
+    assert SAMPLE_SIDE == 256
+    full = np.full((3, size, size), 90, np.uint8)
+    transform = from_origin(500000, 4000000, 10, 10)
+    paths = [tmp_path / name for name in ("full.tif", "patch.tif", "empty.tif")]
+    for path, data in zip(paths, (full, patch, np.zeros_like(full))):
+        write_raster(path, data, transform)
+    rasters = [DatedRaster(path, dt.date(2019, 1, day)) for day, path in enumerate(paths, start=1)]
+    with RasterStack(rasters, 0) as stack:
+        assert dates_with_data(stack) == [True, True, False]
