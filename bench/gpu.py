@@ -1,5 +1,5 @@
 """``python -m bench.gpu``: the CUDA path, on a machine with an NVIDIA GPU and onnxruntime-gpu ->
-bench/results_cuda.json. CI never runs it (no GPU there).
+bench/results.json's ``cuda`` key. CI never runs it (no GPU there).
 
 In one run, on one simulated 5-date stack (default: a full 10980 px Sentinel-2 tile, 2401 tiles):
 - the bare model on CUDA, float32 and its fp16 variant (``<model>.fp16.onnx``), at several tiles per
@@ -69,7 +69,8 @@ def main() -> None:
     parser.add_argument("--tiles-per-call", type=int, nargs="+", default=[2, 8, 16, 32])
     parser.add_argument("--device", default="cuda", help="cpu only to try this script out on a small --size")
     parser.add_argument("--work", type=Path, default=ROOT / "data/bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench/results_cuda.json")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench/results.json",
+                        help="written under its 'cuda' key (make bench's CPU results stay)")
     args = parser.parse_args()
     args.model = args.model.resolve()
     ort = import_onnxruntime()
@@ -78,8 +79,9 @@ def main() -> None:
                      "model": str(args.model.relative_to(ROOT)), "size": args.size, "dates": 5}
 
     def save() -> None:
+        kept = json.loads(args.results.read_text()) if args.results.is_file() else {}
         args.results.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.results, json.dumps(results, indent=2))
+        write_text_atomic(args.results, json.dumps({**kept, "cuda": results}, indent=2))
 
     results["bare"] = {precision: bare_model(args.model, precision, args.tiles_per_call, args.device)
                        for precision in ("fp32", "fp16")}
@@ -107,6 +109,7 @@ def main() -> None:
     results["megapixels"] = megapixels
     save()
     print(json.dumps(results, indent=2))
+    print(f"wrote {args.results} (cuda)")
 
 
 if __name__ == "__main__":
