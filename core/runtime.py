@@ -28,11 +28,12 @@ class RuntimeUnavailable(RuntimeError):
 # so that the activations in memory are those of two runs whatever the core count.
 CPU_RUNS_AT_ONCE = 2
 # Tiles per run by default (``LoadedModel.tiles_per_run``): two CPU runs of 2 float32 tiles of the
-# road model hold ~0.7 GB of activations (the engine then peaks above 1 GB), of 1 tile ~0.33 GB; two
-# runs of 2 int8 tiles ~0.4 GB.
+# road model hold ~0.7 GB of activations (the engine then peaks above 1 GB), of 1 tile ~0.33 GB. The
+# gated road model's int8 variant at 2 tiles per run peaked at 1.01 GB at 4096 px, at 1 tile 0.72 GB in
+# the same time (48.7-50.3 s against 50.9-51.4 s, 2 AVX-512 VNNI cores, 2026-12-04).
 # On a GPU 8 tiles per call: on an H200 the road model's float32 time per tile falls from 4.2 ms at 2 to
 # 3.1 ms at 8 and 2.8 ms at 32; 8 keeps the activations near 8 x 0.17 GB (float32), for smaller cards.
-TILES_PER_RUN = {"cuda": 8, "cpu int8": 2, "cpu float": 1}
+TILES_PER_RUN = {"cuda": 8, "cpu": 1}
 
 
 def cpu_threads(threads: int | None) -> tuple[int, int]:
@@ -142,8 +143,7 @@ class LoadedModel:
     @property
     def tiles_per_run(self) -> int:
         """Tiles per onnxruntime call when the user gives none (``TILES_PER_RUN``)."""
-        kind = "cuda" if self.device == "cuda" else "cpu int8" if self.card.precision == "int8" else "cpu float"
-        return self.fixed_batch or TILES_PER_RUN[kind]
+        return self.fixed_batch or TILES_PER_RUN[self.device]
 
     def run(self, images: np.ndarray) -> np.ndarray:
         """``[B, T, C, h, w]`` normalised images -> ``[B, K, h, w]`` probabilities (K as the card says)."""

@@ -4,10 +4,11 @@ the real place no model is trained on (each clear date alone, then both) -> docs
 docs/precision_fp16.md.
 
 Both files run through the engine (``timeseg segment --precision fp32|<variant>``), so the numbers are
-what an analyst gets. Speed is ``make bench``'s (bench/results.json, bench/results_cuda.json).
+what an analyst gets. Speed is ``make bench``'s and ``bench/gpu.py``'s (bench/results.json).
 
-Each area's crop and scoring masks are kept under the work folder (``truth.npz``), so that a machine
-without GDAL's vector bindings (a GPU machine) can run the check on a work folder made elsewhere.
+Each area's crop and scoring masks are kept under the work folder (``truth.npz``, remade when the labels
+or the image are newer), so that a machine without GDAL's vector bindings (a GPU machine) can run the
+check on a work folder made elsewhere.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from ..models.road_scores import THRESHOLD, HeldOut, counts, held_out, l2a_like,
 VARIANT_DEVICES = {"int8": "cpu", "fp16": "cuda"}  # where each variant is meant to run
 
 
-def _held_out(folder: Path, scene: RealScene) -> HeldOut:
-    """``held_out(folder, scene)``, kept as ``folder/truth.npz`` and read from there when it exists."""
+def _held_out(folder: Path, scene: RealScene | None) -> HeldOut:
+    """``held_out(folder, scene)``, kept as ``folder/truth.npz`` and read from there while it is newer than
+    the scene's labels and image (those that are on this machine)."""
     cached = folder / "truth.npz"
-    if cached.is_file():
+    sources = [path for path in (scene.labels, scene.image) if path.is_file()] if scene is not None else []
+    if cached.is_file() and all(path.stat().st_mtime <= cached.stat().st_mtime for path in sources):
         with np.load(cached) as arrays:
             return HeldOut(**{name: arrays[name] for name in arrays.files})
     truth = held_out(folder, scene)
