@@ -73,10 +73,7 @@ def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
                               OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
             )
         model = onnx.load(str(partial))
-        model.doc_string = card.description or f"TimeSeg {card.architecture}: {', '.join(card.class_names)}"
-        del model.metadata_props[:]
-        for key, value in card.to_metadata().items():
-            model.metadata_props.add(key=key, value=value)
+        write_card(model, card)
         onnx.checker.check_model(model)
         onnx.save(model, str(partial))
         difference = parity_difference(network, partial, card, config.in_channels, seed)
@@ -86,6 +83,15 @@ def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
                 "nothing written"
             )
     return card, difference
+
+
+def write_card(model: onnx.ModelProto, card: ModelCard) -> None:
+    """``card`` as the model's ``metadata_props`` (replacing any), and its description as the doc string."""
+    variant = f" ({card.precision})" if card.precision != "fp32" else ""
+    model.doc_string = card.description or f"TimeSeg {card.architecture}{variant}: {', '.join(card.class_names)}"
+    del model.metadata_props[:]
+    for key, value in card.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
 
 
 def parity_difference(network: torch.nn.Module, onnx_path: Path, card: ModelCard, bands: int,
@@ -121,10 +127,7 @@ def export_int8(checkpoint_path: str | Path, output: str | Path, calibration: Se
     card = ModelCard(**{**checkpoint["card"], **(card_overrides or {}), "precision": "int8"})
     model, equal = int8_model(network, card, calibration, OPSET, seed)
     card = dataclasses.replace(card, metrics={**card.metrics, "int8_equal_class_pixels": round(equal, 4)})
-    model.doc_string = card.description or f"TimeSeg {card.architecture} (int8): {', '.join(card.class_names)}"
-    del model.metadata_props[:]
-    for key, value in card.to_metadata().items():
-        model.metadata_props.add(key=key, value=value)
+    write_card(model, card)
     with atomic_file(Path(output)) as partial:
         onnx.save(model, str(partial))
     return card, equal
@@ -145,9 +148,7 @@ def export_fp16(checkpoint_path: str | Path, output: str | Path,
         fp32_card, _ = export_checkpoint(checkpoint_path, Path(folder) / "fp32.onnx", card_overrides, seed)
         card = dataclasses.replace(fp32_card, precision="fp16")
         model = convert_float_to_float16(onnx.load(str(Path(folder) / "fp32.onnx")), keep_io_types=True)
-        del model.metadata_props[:]
-        for key, value in card.to_metadata().items():
-            model.metadata_props.add(key=key, value=value)
+        write_card(model, card)
         onnx.save(model, str(partial))
         difference = parity_difference(network, partial, card, config.in_channels, seed)
         if difference > FP16_WEIGHT_TOLERANCE:
