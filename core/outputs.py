@@ -47,7 +47,8 @@ def class_colours(class_names: Sequence[str]) -> dict[int, tuple[int, int, int, 
 
 
 class GeoTiffWriter(contextlib.AbstractContextManager):
-    """A tiled, compressed GeoTIFF on ``grid`` written to ``path`` (an ``OutputSet`` partial).
+    """A tiled, compressed GeoTIFF on ``grid`` written to ``path`` (an ``OutputSet`` partial),
+    its blocks compressed by ``compress_threads`` GDAL threads.
 
     ``finish()`` closes it, checks that GDAL wrote every block, then adds overviews: only a
     good file gets them. GDAL write failures raise ``OutputError`` (``core.atomic.gdal_errors``).
@@ -55,7 +56,8 @@ class GeoTiffWriter(contextlib.AbstractContextManager):
 
     def __init__(self, path: Path, grid: Grid, count: int, dtype: str, nodata: float | int,
                  descriptions: Sequence[str] = (), colours: dict | None = None,
-                 tags: dict[str, str] | None = None, band_tags: dict[str, str] | None = None) -> None:
+                 tags: dict[str, str] | None = None, band_tags: dict[str, str] | None = None,
+                 compress_threads: int = 1) -> None:
         self.path = Path(path)
         profile = dict(
             driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype,
@@ -65,6 +67,8 @@ class GeoTiffWriter(contextlib.AbstractContextManager):
         )
         if grid.width >= 256 and grid.height >= 256:
             profile.update(tiled=True, blockxsize=256, blockysize=256)
+        if compress_threads > 1:
+            profile.update(num_threads=compress_threads)
         with gdal_errors(self.path):
             self.dataset = rasterio.open(self.path, "w", **profile)
             for band, description in enumerate(descriptions, start=1):

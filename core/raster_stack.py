@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import math
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,10 +193,11 @@ class RasterStack(contextlib.AbstractContextManager):
     def dates(self) -> list[dt.date]:
         return [r.date for r in self.rasters]
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, window: Window, pool: Executor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixels ``[T, C, h, w]`` and validity ``[T, h, w]`` of ``window`` on the reference grid.
 
-        Outside the grid, and where a date has no data, pixels are 0 and invalid.
+        Outside the grid, and where a date has no data, pixels are 0 and invalid. ``pool``: threads
+        that read the dates at once (each date's dataset is read by one thread at a time).
         """
         height, width = int(window.height), int(window.width)
         pixels = np.zeros((len(self.views), self.band_count, height, width), self.dtype)
@@ -209,14 +211,17 @@ class RasterStack(contextlib.AbstractContextManager):
             return pixels, valid
         rows = slice(int(inside.row_off - window.row_off), int(inside.row_off - window.row_off + inside.height))
         cols = slice(int(inside.col_off - window.col_off), int(inside.col_off - window.col_off + inside.width))
-        for index, view in enumerate(self.views):
-            values, has_data = _values_and_validity(view, inside)
+
+        def read_date(index: int) -> None:
+            values, has_data = _values_and_validity(self.views[index], inside)
             if values.dtype.kind == "f":  # NaN and inf are no data, whatever the declared nodata
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)
                 values = np.where(finite, values, 0)
             pixels[index, :, rows, cols] = values
             valid[index, rows, cols] = has_data
+
+        list((pool.map if pool else map)(read_date, range(len(self.views))))  # list(): wait, and raise any error
         if self.area is not None:
             inside_polygons = self.area.mask(window, self.full_grid.transform)
             if inside_polygons is not None:

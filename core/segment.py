@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from .pipeline import Cancelled, run_pipeline
 from .preflight import output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
 from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists
-from .runtime import LoadedModel, RuntimeUnavailable, load_model
+from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model
 from .sentinel2 import ProductError, resolve_products
 from .tiling import Tile, tile_grid
 
@@ -259,13 +260,22 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
         done, run = [0], [0]  # tiles written, tiles the model ran on (counted by the one writer thread)
 
+        reading_threads, compress_threads = engine_threads(model.device, len(stack.dates), request.threads)
+        readers = ThreadPoolExecutor(reading_threads, "read") if reading_threads > 1 else None  # one per date
+
         def read(batch: list[Tile]) -> tuple[np.ndarray, list[np.ndarray]]:
-            images, valid = [], []
-            for tile in batch:
-                pixels, valid_dates = stack.read(Window(tile.col, tile.row, tile_size, tile_size))
-                images.append(normalisation.apply(pixels))
+            pixels = np.empty((len(batch), len(stack.dates), stack.band_count, tile_size, tile_size), stack.dtype)
+            valid = []
+            for index, tile in enumerate(batch):
+                pixels[index], valid_dates = stack.read(Window(tile.col, tile.row, tile_size, tile_size), readers)
                 valid.append(valid_dates.any(axis=0))
-            return np.stack(images), valid
+            images = np.empty(pixels.shape, np.float32)
+
+            def normalise(date: int) -> None:
+                normalisation.apply(pixels[:, date], out=images[:, date])
+
+            list((readers.map if readers else map)(normalise, range(len(stack.dates))))
+            return images, valid
 
         def infer(data: tuple[np.ndarray, list[np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
             images, valid = data
@@ -281,13 +291,13 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 GeoTiffWriter(run_outputs.partial(probability_path), grid, channels, "float32", nodata=float("nan"),
                               descriptions=_probability_names(card),
                               tags={"dates": dates_tag(stack.dates), OUTPUT_TAG: "probability"},
-                              ) as probability,
+                              compress_threads=compress_threads) as probability,
                 GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=255,
                               descriptions=["class"], colours=class_colours(card.class_names),
                               tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates),
                                     OUTPUT_TAG: "classes"},
                               band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
-                              ) as classes,
+                              compress_threads=compress_threads) as classes,
             ):
 
                 def write(batch: list[Tile], result: tuple[np.ndarray, list[np.ndarray]]) -> None:
@@ -299,7 +309,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                     done[0] += len(batch)
                     report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
 
-                run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
+                with readers or contextlib.nullcontext():
+                    run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
                 probability.finish()
                 classes.finish()
             run_outputs.write_text(style_path(probability_path), probability_qml(stack.dates))

@@ -124,3 +124,26 @@ def test_two_runs_at_once_give_the_same_maps_as_one(local_model, small_scene, tm
         with rasterio.open(result.probability_path) as probability:
             maps[runs] = probability.read(1)
     np.testing.assert_allclose(maps[2], maps[1], atol=1e-6)
+
+
+def test_reading_the_dates_at_once_and_compressing_on_several_threads_gives_the_same_files(
+        local_model, small_scene, tmp_path, monkeypatch):
+    """On a GPU machine the cores the model leaves read a tile's dates at once and compress the outputs
+    (``engine_threads``); the maps are those of one reading thread, pixel for pixel."""
+    from timeseg.core import runtime
+    from timeseg.core import segment as segment_module
+
+    assert runtime.engine_threads("cpu", 5, 16) == (1, 1)
+    assert runtime.engine_threads("cuda", 5, 16) == (5, 14)
+    assert runtime.engine_threads("cuda", 5, 4) == (2, 2) and runtime.engine_threads("cuda", 5, 2) == (1, 1)
+    rasters = rasters_of(small_scene, 2019)
+    maps = {}
+    for threads in ((1, 1), (3, 4)):
+        monkeypatch.setattr(segment_module, "engine_threads", lambda device, dates, asked, chosen=threads: chosen)
+        result = segment(SegmentRequest(rasters, local_model, tmp_path / str(threads[0]), device="cpu",
+                                        threads=2, tile_size=32, overlap=8, batch_size=3))
+        with rasterio.open(result.probability_path) as probability, rasterio.open(result.classes_path) as classes:
+            maps[threads] = probability.read(1), classes.read(1)
+            assert probability.overviews(1) == classes.overviews(1)
+    np.testing.assert_array_equal(maps[(3, 4)][0], maps[(1, 1)][0])
+    np.testing.assert_array_equal(maps[(3, 4)][1], maps[(1, 1)][1])
