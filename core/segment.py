@@ -1,7 +1,8 @@
 """Tiled multi-date inference: dated rasters + model -> probability and class GeoTIFFs.
 
-Tiles are read from the aligned stack in a reader thread, batched through onnxruntime (on a
-CPU two batches at once, ``core.runtime.cpu_threads``), blended with a smooth window and
+Tiles are read from the aligned stack in a reader thread (on a GPU a tile's dates in parallel,
+``core.runtime.engine_threads``), batched through onnxruntime (on a CPU two batches at once,
+``core.runtime.cpu_threads``), blended with a smooth window and
 streamed to disk by a writer thread one row of tiles at a time (``core.pipeline``,
 ``core.blending``): memory depends on the tile size and the raster's width, never on its
 height. Tiles without data are not run. Everything knowable
@@ -89,7 +90,8 @@ class SegmentRequest:
                                  choices=DATE_SELECTIONS)
     max_dates: int | None = option(None, "use at most N dates (default: all for models that take any number)",
                                    minimum=1, words="the maximum number of dates")
-    threads: int | None = option(None, "CPU threads for onnxruntime (default: all cores)", minimum=1,
+    threads: int | None = option(None, "CPU threads for onnxruntime, on a GPU for reading and writing "
+                                 "(default: all cores)", minimum=1,
                                  maximum=1024, words="the number of threads")
     threshold: float | None = option(None, "P(class) from which a pixel is called the class (binary models; "
                                      "default: the model card's)", minimum=0.01, maximum=0.99, words="the threshold")
