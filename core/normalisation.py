@@ -27,8 +27,10 @@ class Normalisation:
     def apply(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``[..., C, h, w]`` raw values -> float32 model input of the same shape (into ``out`` when given)."""
         # in place: one new array, not three (each fresh array costs its page faults, most of the time here)
-        scaled = pixels.astype(np.float32) if out is None else out
-        if out is not None:
+        if out is None:
+            scaled = pixels.astype(np.float32)
+        else:
+            scaled = out
             np.copyto(scaled, pixels, casting="unsafe")
         scaled *= np.float32(self.input_scale)
         if self.mean is not None and self.std is not None:
