@@ -225,12 +225,13 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
         if record is not None:
             return {**report, **record["report"], "skipped": True, "seconds": 0.0}
         rasters = dated_rasters(job.paths)
-        model = _worker_model(settings.model_path, settings.device,
-                              _threads_here(settings.workers_per_host, settings.threads), settings.precision)
+        threads = _threads_here(settings.workers_per_host, settings.threads)  # this worker's share of the cores
+        model = _worker_model(settings.model_path, settings.device, threads, settings.precision)
         finals = [*segment_outputs(folder / PROBABILITY_NAME, folder / CLASSES_NAME), folder / DONE_NAME]
         with OutputSet(finals) as outputs:
             result = segment(SegmentRequest(rasters, settings.model_path, folder, settings.device,
-                                            precision=settings.precision, aoi=window.aoi if window else None),
+                                            precision=settings.precision, threads=threads,
+                                            aoi=window.aoi if window else None),
                              outputs, model=model)
             report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
                           precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
