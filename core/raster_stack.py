@@ -193,6 +193,10 @@ class RasterStack(contextlib.AbstractContextManager):
     def dates(self) -> list[dt.date]:
         return [r.date for r in self.rasters]
 
+    def block_row_bytes(self) -> int:
+        """Bytes of one row of blocks of every date across its width (as stored: a warped date's source)."""
+        return sum(d.width * d.block_shapes[0][0] * d.count * np.dtype(d.dtypes[0]).itemsize for d in self._datasets)
+
     def read(self, window: Window, pool: Executor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixels ``[T, C, h, w]`` and validity ``[T, h, w]`` of ``window`` on the reference grid.
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from rasterio.env import get_gdal_config
 from rasterio.windows import Window
 
 from .area import AreaError, parse_area
@@ -311,7 +313,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                     done[0] += len(batch)
                     report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
 
-                with readers or contextlib.nullcontext():
+                with readers or contextlib.nullcontext(), block_cache(stack):
                     run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
                 probability.finish()
                 classes.finish()
@@ -321,6 +323,23 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 own_outputs.commit()
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
                              card, run[0], len(tiles), card.precision, tuple(warnings))
+
+
+# GDAL's block cache must hold two rows of blocks of every date (a row of tiles can cross two), and an
+# eighth more: below that, each block is decoded again for every row of tiles that reads it. Sentinel-2's
+# JPEG 2000 files have 1024 px blocks: 5 dates of 10980 px (CPU, a model that answers at once) took
+# 295 s with the command line's 128 MB, 169 s with 1.25 rows, 107 s with 2.25 rows (380 MB).
+BLOCK_ROWS_CACHED = 2.25
+
+
+def block_cache(stack: RasterStack) -> contextlib.AbstractContextManager:
+    """GDAL's block cache raised to ``BLOCK_ROWS_CACHED`` rows of blocks of the stack while it is read,
+    where it is smaller (the command line holds it at 128 MB, which fits 256 px GeoTIFF blocks)."""
+    needed = int(stack.block_row_bytes() * BLOCK_ROWS_CACHED)
+    if int(get_gdal_config("GDAL_CACHEMAX")) >= needed:
+        return contextlib.nullcontext()
+    log.info("GDAL's block cache raised to %d MB for this stack's blocks", needed >> 20)
+    return rasterio.Env(GDAL_CACHEMAX=needed)
 
 
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:

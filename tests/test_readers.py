@@ -216,3 +216,34 @@ def test_dates_with_data_looks_beyond_its_first_windows(tmp_path):
     rasters = [DatedRaster(path, dt.date(2019, 1, day)) for day, path in enumerate(paths, start=1)]
     with RasterStack(rasters, 0) as stack:
         assert dates_with_data(stack) == [True, True, False]
+
+
+def test_the_block_cache_is_raised_to_two_rows_of_blocks_of_every_date_while_a_stack_is_read(tmp_path):
+    """Sentinel-2's JPEG 2000 files have 1024 px blocks: a cache smaller than two rows of blocks of every
+    date decodes each block again for each row of tiles. Raised for the run where smaller, then restored;
+    a larger cache is left as it is."""
+    import rasterio
+    from rasterio.env import get_gdal_config
+
+    from timeseg.core.segment import BLOCK_ROWS_CACHED, block_cache
+
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    paths = []
+    for day in (1, 2, 3):
+        path = tmp_path / f"d{day}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=2048, height=1024, count=3, dtype="uint8", crs=UTM,
+                           transform=transform, tiled=True, blockxsize=512, blockysize=512) as dataset:
+            dataset.write(np.full((3, 1024, 2048), day, np.uint8))
+        paths.append(path)
+    rasters = [DatedRaster(path, dt.date(2019, 1, day)) for day, path in enumerate(paths, start=1)]
+    row_bytes = 3 * 2048 * 512 * 3  # dates x width x block height x bands (bytes)
+    with RasterStack(rasters) as stack:
+        assert stack.block_row_bytes() == row_bytes
+        with rasterio.Env(GDAL_CACHEMAX=4 << 20):
+            with block_cache(stack):
+                assert int(get_gdal_config("GDAL_CACHEMAX")) == int(row_bytes * BLOCK_ROWS_CACHED)
+                pixels, _ = stack.read(Window(300, 300, 256, 256))
+            assert int(get_gdal_config("GDAL_CACHEMAX")) == 4 << 20
+        with rasterio.Env(GDAL_CACHEMAX=64 << 20), block_cache(stack):
+            assert int(get_gdal_config("GDAL_CACHEMAX")) == 64 << 20
+    assert [int(pixels[date, 0, 0, 0]) for date in range(3)] == [1, 2, 3]
