@@ -330,12 +330,14 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
 # JPEG 2000 files have 1024 px blocks: 5 dates of 10980 px (CPU, a model that answers at once) took
 # 295 s with the command line's 128 MB, 169 s with 1.25 rows, 107 s with 2.25 rows (380 MB).
 BLOCK_ROWS_CACHED = 2.25
+BLOCK_CACHE_MAX_BYTES = 1 << 30  # stacks that need more (10980 px JPEG 2000: 15 dates) decode some blocks twice
 
 
 def block_cache(stack: RasterStack) -> contextlib.AbstractContextManager:
-    """GDAL's block cache raised to ``BLOCK_ROWS_CACHED`` rows of blocks of the stack while it is read,
-    where it is smaller (the command line holds it at 128 MB, which fits 256 px GeoTIFF blocks)."""
-    needed = int(stack.block_row_bytes() * BLOCK_ROWS_CACHED)
+    """GDAL's block cache raised to ``BLOCK_ROWS_CACHED`` rows of blocks of the stack (at most
+    ``BLOCK_CACHE_MAX_BYTES``) while it is read, where it is smaller (the command line holds it at 128 MB,
+    which fits 256 px GeoTIFF blocks)."""
+    needed = min(int(stack.block_row_bytes() * BLOCK_ROWS_CACHED), BLOCK_CACHE_MAX_BYTES)
     if int(get_gdal_config("GDAL_CACHEMAX")) >= needed:
         return contextlib.nullcontext()
     log.info("GDAL's block cache raised to %d MB for this stack's blocks", needed >> 20)

@@ -218,13 +218,14 @@ def test_dates_with_data_looks_beyond_its_first_windows(tmp_path):
         assert dates_with_data(stack) == [True, True, False]
 
 
-def test_the_block_cache_is_raised_to_two_rows_of_blocks_of_every_date_while_a_stack_is_read(tmp_path):
+def test_the_block_cache_is_raised_to_two_rows_of_blocks_of_every_date_while_a_stack_is_read(tmp_path, monkeypatch):
     """Sentinel-2's JPEG 2000 files have 1024 px blocks: a cache smaller than two rows of blocks of every
     date decodes each block again for each row of tiles. Raised for the run where smaller, then restored;
     a larger cache is left as it is."""
     import rasterio
     from rasterio.env import get_gdal_config
 
+    from timeseg.core import segment as segment_module
     from timeseg.core.segment import BLOCK_ROWS_CACHED, block_cache
 
     transform = from_origin(500_000, 1_000_100, 10, 10)
@@ -246,4 +247,7 @@ def test_the_block_cache_is_raised_to_two_rows_of_blocks_of_every_date_while_a_s
             assert int(get_gdal_config("GDAL_CACHEMAX")) == 4 << 20
         with rasterio.Env(GDAL_CACHEMAX=64 << 20), block_cache(stack):
             assert int(get_gdal_config("GDAL_CACHEMAX")) == 64 << 20
+        monkeypatch.setattr(segment_module, "BLOCK_CACHE_MAX_BYTES", 8 << 20)  # a wide stack: no more than the cap
+        with rasterio.Env(GDAL_CACHEMAX=4 << 20), block_cache(stack):
+            assert int(get_gdal_config("GDAL_CACHEMAX")) == 8 << 20
     assert [int(pixels[date, 0, 0, 0]) for date in range(3)] == [1, 2, 3]
