@@ -16,7 +16,7 @@ CROP_MODEL := models/weights/crops.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-image real-check bench bench-gpu bench-batch package install screenshot
+.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-image real-check bench bench-gpu bench-jp2 bench-batch package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
@@ -30,6 +30,7 @@ help:
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput and peak memory -> bench/results.json"
 	@echo "make bench-gpu  on a GPU machine: bare model, fp32 and fp16 end to end on a 10980 px tile -> bench/results.json (cuda)"
+	@echo "make bench-jp2  the engine on a full tile of 5 JPEG 2000 dates (Sentinel-2's format) -> bench/results.json (jpeg2000_cpu)"
 	@echo "make bench-batch  timeseg batch on 1 and 2 workers, planning table -> bench/batch_results.json"
 	@echo "make package  dist/timeseg-<version>.zip; make install: into your QGIS profile"
 	@echo "make screenshot  real QGIS under Xvfb on the demo sample -> $(SCREENSHOT)"
@@ -181,6 +182,9 @@ bench: $(STAMP)
 # The CUDA path, on a GPU machine with onnxruntime-gpu (never in CI) -> bench/results.json's cuda key.
 bench-gpu: $(STAMP)
 	$(PYTHON) -m bench.gpu
+
+bench-jp2: $(STAMP)
+	$(PYTHON) -m bench.jp2
 
 # timeseg batch with 1 and 2 workers, and the planning table for a coast -> bench/batch_results.json
 bench-batch: $(STAMP)
