@@ -221,9 +221,9 @@ def main() -> None:
                                         args.device, args.threads)}
         print(json.dumps(run, indent=2), flush=True)
         results["runs"].append(run)
-    gpu_numbers = json.loads(args.results.read_text()).get("cuda") if args.results.is_file() else None
-    if gpu_numbers:  # bench/gpu.py's, from a GPU machine: they stay
-        results["cuda"] = gpu_numbers
+    kept = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    # bench/gpu.py's (from a GPU machine) and bench/jp2.py's numbers stay
+    results.update({key: value for key, value in kept.items() if key == "cuda" or key.startswith("jpeg2000_")})
     args.results.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.results, json.dumps(results, indent=2))
     print(f"wrote {args.results}")
