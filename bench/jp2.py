@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import rasterio
 import rasterio.shutil
 
-from timeseg.core.atomic import OutputSet, write_text_atomic
+from timeseg.core.atomic import write_text_atomic
 
-from .run import ROOT, end_to_end, large_stack, tiny_model
+from .run import ROOT, derived_files, end_to_end, large_stack, tiny_model
 
 JP2_BLOCK_PX = 1024  # Sentinel-2's 10 m JPEG 2000 files
 
@@ -36,14 +35,7 @@ def _encode(source: Path, target: Path) -> None:
 
 def jpeg2000_stack(folder: Path, sources: list[Path]) -> list[Path]:
     """Each of ``sources`` as ``folder/<name>.jp2`` (kept when already there)."""
-    targets = [folder / f"{source.stem}.jp2" for source in sources]
-    missing = [(source, target) for source, target in zip(sources, targets) if not target.exists()]
-    if missing:
-        folder.mkdir(parents=True, exist_ok=True)
-        with OutputSet([target for _, target in missing]) as outputs, ProcessPoolExecutor() as pool:
-            list(pool.map(_encode, [source for source, _ in missing], [outputs.partial(t) for _, t in missing]))
-            outputs.commit()
-    return targets
+    return derived_files(sources, [folder / f"{source.stem}.jp2" for source in sources], _encode)
 
 
 def main() -> None:

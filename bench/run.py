@@ -15,12 +15,14 @@ Large stacks are written by repeating a simulated 512 px scene, block by block.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -46,15 +48,21 @@ def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
     if not (seed_folder / "labels.gpkg").exists():
         simulate_scene(seed_folder, seed=77, size=512, dates_per_period=dates)
     sources = sorted((seed_folder / "2019").glob("*_TCI.tif"))
-    paths = [folder / f"{size}px" / source.name for source in sources]
-    missing = [(source, path) for source, path in zip(sources, paths) if not path.exists()]
+    return derived_files(sources, [folder / f"{size}px" / source.name for source in sources],
+                         functools.partial(_repeat_scene, size=size))
+
+
+def derived_files(sources: list[Path], targets: list[Path], write: Callable[[Path, Path], None]) -> list[Path]:
+    """``targets``, each made by ``write(source, partial target)`` where missing, one per core, all
+    committed together (``OutputSet``); those already there are kept."""
+    missing = [(source, target) for source, target in zip(sources, targets) if not target.exists()]
     if missing:
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
-        with OutputSet([path for _, path in missing]) as outputs, ProcessPoolExecutor() as pool:  # a date per core
-            list(pool.map(_repeat_scene, [source for source, _ in missing],
-                          [outputs.partial(path) for _, path in missing], [size] * len(missing)))
+        for parent in {target.parent for _, target in missing}:
+            parent.mkdir(parents=True, exist_ok=True)
+        with OutputSet([target for _, target in missing]) as outputs, ProcessPoolExecutor() as pool:
+            list(pool.map(write, [source for source, _ in missing], [outputs.partial(t) for _, t in missing]))
             outputs.commit()
-    return paths
+    return targets
 
 
 def _repeat_scene(source: Path, target: Path, size: int) -> None:
