@@ -6,7 +6,9 @@ order over ``--rounds`` rounds (medians reported, each round kept):
   calls at once) but without I/O, as raster megapixels per second for the tiles the raster needs;
 - end-to-end throughput: ``timeseg segment`` on the same stack, in a child process whose peak
   resident memory (RSS) is recorded;
-- pipeline efficiency = end-to-end / model-only throughput;
+- pipeline efficiency = end-to-end / model-only throughput, each round's model-only run timed on as
+  many tiles as its end-to-end run (up to ``MODEL_ONLY_MAX_TILES``) just before it, so that the
+  machine's drift between the two stays small; the median of the rounds' efficiencies;
 - the default's speed-up over fp32 and the share of equal class pixels.
 
 Large stacks are written by repeating a simulated 512 px scene, block by block.
@@ -38,6 +40,10 @@ from timeseg.core.runtime import load_model
 from timeseg.core.tiling import tile_grid
 
 ROOT = Path(__file__).resolve().parents[1]
+# model-only runs time the raster's own tile count up to this many (a 10980 px tile has 2401: 400 take
+# about a minute at int8 on 2 cores); 32 tiles, timed apart from the end-to-end run, gave efficiencies
+# from 0.87 to 1.16 for the same engine as this shared machine's speed drifted (README)
+MODEL_ONLY_MAX_TILES = 400
 
 
 def large_stack(folder: Path, size: int, dates: int = 5) -> list[Path]:
@@ -80,9 +86,10 @@ def _repeat_scene(source: Path, target: Path, size: int) -> None:
 
 
 def model_only(model: Path, size: int, dates: int, threads: int | None, device: str, precision: str,
-               tiles_to_run: int = 32) -> dict:
+               tiles_to_run: int | None = None) -> dict:
     """The bare model run as the engine runs it (its tiles per call and calls at once, through the
-    same pipeline) on pre-built normalised tiles: no reading, blending or writing."""
+    same pipeline) on pre-built normalised tiles: no reading, blending or writing. ``tiles_to_run``:
+    default the raster's tiles, up to ``MODEL_ONLY_MAX_TILES``."""
     loaded = load_model(model, device, threads, precision)
     card = loaded.card
     tiles = len(tile_grid(size, size, card.tile_size, card.tiles_overlap))
@@ -96,11 +103,12 @@ def model_only(model: Path, size: int, dates: int, threads: int | None, device: 
                      workers=loaded.runs_at_once)
 
     run(loaded.runs_at_once)  # warm-up: every run's memory allocated once
-    batches = max(1, tiles_to_run // batch_size)
+    batches = max(1, (tiles_to_run or min(tiles, MODEL_ONLY_MAX_TILES)) // batch_size)
     started = time.perf_counter()
     run(batches)
     per_tile = (time.perf_counter() - started) / (batches * batch_size)
     return {"provider": loaded.provider, "seconds_per_tile": per_tile, "tiles": tiles,
+            "tiles_timed": batches * batch_size,
             "megapixels_per_second": size * size / 1e6 / (per_tile * tiles), "precision": precision,
             "tiles_per_call": batch_size, "calls_at_once": loaded.runs_at_once}
 
@@ -178,13 +186,15 @@ def compare_precisions(args: argparse.Namespace, size: int, rounds: int) -> dict
     for precision, name in (("fp32", "fp32"), ("auto", "default")):
         seconds, per_tile = median_of(runs[precision], "seconds"), median_of(bare[precision], "seconds_per_tile")
         tiles = bare[precision][0]["tiles"]
+        efficiencies = [b["seconds_per_tile"] * tiles / r["seconds"] for b, r in zip(bare[precision], runs[precision])]
         result[name] = {
             "end_to_end_seconds": seconds, "end_to_end_seconds_each_round": [r["seconds"] for r in runs[precision]],
             "end_to_end_megapixels_per_second": size * size / 1e6 / seconds,
             "model_only_seconds_per_tile": per_tile,
             "model_only_seconds_per_tile_each_round": [r["seconds_per_tile"] for r in bare[precision]],
             "model_only_megapixels_per_second": size * size / 1e6 / (per_tile * tiles),
-            "pipeline_efficiency": per_tile * tiles / seconds,
+            "pipeline_efficiency": float(np.median(efficiencies)), "pipeline_efficiency_each_round": efficiencies,
+            "model_only_tiles_timed": bare[precision][0]["tiles_timed"],
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[precision]),
             "engine_says": runs[precision][0]["engine_says"],
             "tiles_per_call": bare[precision][0]["tiles_per_call"],

@@ -14,7 +14,6 @@ from typing import Literal
 import numpy as np
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
-from scipy import ndimage
 
 from ..core.raster_stack import Grid, RasterStackError, read_band_on_grid
 
@@ -62,6 +61,8 @@ def label_raster(source: LabelSource, grid: Grid) -> np.ndarray:
         radius = (source.line_width_px - 1) / 2
         offsets = np.arange(-int(np.ceil(radius)), int(np.ceil(radius)) + 1)
         disk = np.hypot(*np.meshgrid(offsets, offsets)) <= radius + 1e-6
+        from scipy import ndimage  # here, not at the top: the command line imports this module to start
+
         burned = ndimage.binary_dilation(burned, structure=disk)
     return (burned * np.uint8(source.value)).astype(np.uint8)
 
