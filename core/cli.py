@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .allocator import tune_allocator
 from .dates import dated_rasters
 from .definitions import device_words
 from .options import add_options, values_of
@@ -220,6 +221,7 @@ def main_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, o
 def run_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand (each sets ``run`` as its default)."""
     os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
+    tune_allocator()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))

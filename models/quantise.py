@@ -2,9 +2,11 @@
 
 The scripted whole-model graph cannot be quantised (onnxruntime's shape inference breaks the
 U-Net's skip Sequence), so the network is exported in two parts: the per-date FCN
-(``date_steps``, traced: plain Conv/ConvTranspose/Relu/MaxPool), quantised statically with
-onnxruntime's tools (QDQ, per-channel int8 weights, uint8 activations calibrated on real
-patches), and the temporal stage (``logits_from_steps``, scripted: it takes any number of dates).
+(``date_steps``, traced: plain Conv/ConvTranspose/Relu/MaxPool), quantised whole, its PMap, context
+and date-gate convolutions included, statically with onnxruntime's tools (QDQ, per-channel int8
+weights, uint8 activations calibrated on real patches; onnxruntime has no int8 CPU kernel for the
+transposed convolutions, which run in float32 between dequantise and quantise), and the temporal
+stage (``logits_from_steps``, scripted: it takes any number of dates).
 onnxruntime's tools do not enter the temporal stage's Loop, so its gate convolutions carry their
 own quantise/dequantise pairs (``Int8GateConv``), which onnxruntime fuses into ``QLinearConv``
 inside the Loop; the cell's arithmetic (sigmoids, tanh, the cell state) stays float32.
@@ -140,21 +142,6 @@ def export_temporal(network: FcnConvLstm, example: torch.Tensor, path: Path, ops
                       dynamic_axes={"steps": axes, "probabilities": {0: "batch", 2: "height", 3: "width"}})
 
 
-def float_tail(model: onnx.ModelProto) -> list[str]:
-    """The nodes of the per-date graph from the FCN's head and context convolutions on: the PMap, the
-    context maps, the date gate and their concatenation. They stay float32: they are a few small
-    convolutions (int8 was slower there), and the gate's share s, mostly near 0 or 1 on a clear date,
-    scales every ConvLSTM state, so its uint8 rounding moved the class of 1-3 % of the pixels."""
-    heads = {node.name for node in model.graph.node
-             if node.op_type == "Conv" and node.name.startswith(("/head/", "/context/"))}
-    tail, reached = [], set()
-    for node in model.graph.node:  # in topological order, as ONNX requires
-        if node.name in heads or reached.intersection(node.input):
-            tail.append(node.name)
-            reached.update(node.output)
-    return tail
-
-
 def int8_model(network: FcnConvLstm, card: ModelCard, images: Sequence[np.ndarray], opset: int,
                seed: int = 0) -> tuple[onnx.ModelProto, float]:
     """The joined int8 model (FCN and gate convolutions), and its share of class pixels equal to the
@@ -181,8 +168,7 @@ def int8_model(network: FcnConvLstm, card: ModelCard, images: Sequence[np.ndarra
                 return None if patch is None else {"images": patch}
 
         quantize_static(str(steps_path), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=float_tail(onnx.load(str(steps_path))))
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         # the FCN's names get a prefix so that they cannot clash with the temporal stage's (whose Loop body
         # refers to its outer names, which add_prefix would not follow)
         fcn = onnx.compose.add_prefix(onnx.load(str(int8_path)), "fcn/", rename_inputs=False, rename_outputs=False)
