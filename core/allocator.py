@@ -1,11 +1,12 @@
-"""glibc's allocator set so that freed memory goes back to the system (Linux command line only).
+"""glibc's allocator set to two arenas, so that memory freed by one thread serves the next (Linux command line).
 
-glibc serves a block above its mmap threshold with its own mapping, unmapped when freed, but each time
-such a block is freed it raises the threshold to that block's size (up to 32 MB): from then on GDAL's
-decoded blocks (3 MB for a 1024 px JPEG 2000 block of 3 bands) and the tiles' arrays come from the
-heap, where what is freed mostly stays resident. It also gives each thread its own heap (arena). A
-fixed threshold and two arenas took a full Sentinel-2 tile of 5 JPEG 2000 dates from 1.09 to 0.84 GB
-peak in the same 315 s (README, Speed and memory). Inside QGIS the allocator is QGIS's: nothing is set.
+glibc gives each thread that allocates its own heap (arena), up to 8 per core: the reader, writer and
+model threads each keep what they freed, and GDAL's decoded blocks (1 MB per band of a 1024 px JPEG 2000
+block) churn through several of them. Two arenas took a full Sentinel-2 tile of 5 JPEG 2000 dates from
+1.09 to 0.92 GB peak (README, Speed and memory), under the engine's 1 GB. Fixing glibc's mmap threshold
+at 128 KiB as well gave 0.78 GB, but made runs up to 14 % slower (each tile's arrays mapped and
+unmapped), so it is left to the user (``MALLOC_MMAP_THRESHOLD_``). Inside QGIS the allocator is QGIS's:
+nothing is set.
 """
 
 from __future__ import annotations
@@ -14,24 +15,21 @@ import ctypes
 import os
 import sys
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameters (malloc.h)
-M_ARENA_MAX = -8
-# the parameter, its environment variable (which wins, and which child processes such as timeseg batch's
-# workers read at their start), and the value set
-SETTINGS = ((M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", 128 << 10), (M_ARENA_MAX, "MALLOC_ARENA_MAX", 2))
+M_ARENA_MAX = -8  # mallopt's parameter (malloc.h)
+ARENA_VARIABLE = "MALLOC_ARENA_MAX"  # wins when set; child processes (timeseg batch's workers) read it at start
+ARENAS = 2
 
 
 def tune_allocator() -> bool:
-    """Fix glibc's mmap threshold at 128 KiB and its arenas at 2 for this process and the processes it
-    starts, where the environment does not set them already. False where the C library is not glibc."""
+    """Two glibc arenas for this process and the processes it starts, unless the environment sets
+    ``MALLOC_ARENA_MAX``. False where the C library is not glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # musl and other C libraries
         return False
-    for parameter, variable, value in SETTINGS:
-        if variable not in os.environ:
-            mallopt(parameter, value)
-            os.environ[variable] = str(value)
+    if ARENA_VARIABLE not in os.environ:
+        mallopt(M_ARENA_MAX, ARENAS)
+        os.environ[ARENA_VARIABLE] = str(ARENAS)
     return True

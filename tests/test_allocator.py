@@ -1,4 +1,4 @@
-"""The command line sets glibc's allocator so that memory freed after use goes back to the system."""
+"""The command line limits glibc's allocator to two arenas, so that what one thread frees serves the next."""
 
 import os
 import subprocess
@@ -10,52 +10,55 @@ from timeseg.cli import main
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL
 
 CROPS_MODEL = SHIPPED_ROAD_MODEL.with_name("crops.onnx")
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator: Linux only")
 
-# In a fresh process: a first 4 MB block freed (glibc then serves blocks of that size from its heap, unless
-# its threshold is fixed), then 64 such blocks, each followed by a small one that keeps the heap from
-# shrinking, all freed: the memory given back is printed.
-FREED_AFTER_USE = """
+# In a fresh process: six threads allocate at once, each holding its arrays until all have; then glibc
+# lists its arenas (malloc_stats writes one "Arena N:" block per arena to stderr).
+THREADS_ALLOCATING = """
+import ctypes
 import sys
+import threading
+
 import numpy as np
+
 from timeseg.core.allocator import tune_allocator
 
 if sys.argv[1] == "tuned":
     assert tune_allocator()
+together = threading.Barrier(6)
 
-def resident() -> int:
-    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) << 10
+def allocate() -> None:
+    held = [np.ones(8192, np.uint8) for _ in range(64)]
+    together.wait()
+    together.wait()
 
-first = np.ones(4 << 20, np.uint8)
-del first
-blocks, small = [], []
-for _ in range(64):
-    blocks.append(np.ones(4 << 20, np.uint8))
-    small.append(np.ones(2048, np.uint8))
-before = resident()
-del blocks
-print((before - resident()) >> 20)
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for thread in threads:
+    thread.start()
+ctypes.CDLL("libc.so.6").malloc_stats()
+for thread in threads:
+    thread.join()
 """
 
 
-def _megabytes_given_back(mode: str) -> int:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
-    done = subprocess.run([sys.executable, "-c", FREED_AFTER_USE, mode], env=environment, capture_output=True,
-                          text=True, check=True)
-    return int(done.stdout.strip())
+def _arenas(mode: str) -> int:
+    environment = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    done = subprocess.run([sys.executable, "-c", THREADS_ALLOCATING, mode], env=environment, capture_output=True,
+                          text=True, check=True, timeout=60)
+    return done.stderr.count("Arena ")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator: Linux only")
-def test_freed_blocks_go_back_to_the_system_once_the_allocator_is_tuned():
-    assert _megabytes_given_back("tuned") >= 200  # of 256 MB freed
-    assert _megabytes_given_back("as glibc starts") < 64  # kept on the heap: why the engine tunes it
+@LINUX_ONLY
+def test_threads_share_two_arenas_once_the_allocator_is_tuned():
+    assert _arenas("tuned") == 2
+    assert _arenas("as glibc starts") > 2  # one per thread that allocates: what the engine's threads kept
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator: Linux only")
-def test_the_command_line_tunes_the_allocator_for_itself_and_its_workers(monkeypatch, capsys):
-    for variable in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_ARENA_MAX"):
-        monkeypatch.delenv(variable, raising=False)
+@LINUX_ONLY
+def test_the_command_line_tunes_the_allocator_for_itself_and_its_workers(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert main(["info", str(CROPS_MODEL)]) == 0
-    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(128 << 10) and os.environ["MALLOC_ARENA_MAX"] == "2"
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # what timeseg batch's worker processes read at start
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's own setting wins
     assert main(["info", str(CROPS_MODEL)]) == 0
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
