@@ -85,11 +85,10 @@ def _repeat_scene(source: Path, target: Path, size: int) -> None:
             dst.write(strip[:, :height], window=Window(0, row, size, height))
 
 
-def model_only(model: Path, size: int, dates: int, threads: int | None, device: str, precision: str,
-               tiles_to_run: int | None = None) -> dict:
+def model_only(model: Path, size: int, dates: int, threads: int | None, device: str, precision: str) -> dict:
     """The bare model run as the engine runs it (its tiles per call and calls at once, through the
-    same pipeline) on pre-built normalised tiles: no reading, blending or writing. ``tiles_to_run``:
-    default the raster's tiles, up to ``MODEL_ONLY_MAX_TILES``."""
+    same pipeline) on pre-built normalised tiles: no reading, blending or writing; timed on the
+    raster's tiles, up to ``MODEL_ONLY_MAX_TILES``."""
     loaded = load_model(model, device, threads, precision)
     card = loaded.card
     tiles = len(tile_grid(size, size, card.tile_size, card.tiles_overlap))
@@ -103,7 +102,7 @@ def model_only(model: Path, size: int, dates: int, threads: int | None, device: 
                      workers=loaded.runs_at_once)
 
     run(loaded.runs_at_once)  # warm-up: every run's memory allocated once
-    batches = max(1, (tiles_to_run or min(tiles, MODEL_ONLY_MAX_TILES)) // batch_size)
+    batches = max(1, min(tiles, MODEL_ONLY_MAX_TILES) // batch_size)
     started = time.perf_counter()
     run(batches)
     per_tile = (time.perf_counter() - started) / (batches * batch_size)
