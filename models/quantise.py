@@ -11,7 +11,9 @@ onnxruntime's tools do not enter the temporal stage's Loop, so its gate convolut
 own quantise/dequantise pairs (``Int8GateConv``), which onnxruntime fuses into ``QLinearConv``
 inside the Loop; the cell's arithmetic (sigmoids, tanh, the cell state) stays float32.
 ``onnx.compose`` joins the two parts into one file with the usual ``images`` input and
-``probabilities`` output, so the engine runs it like any TimeSeg model.
+``probabilities`` output, so the engine runs it like any TimeSeg model. Both parts are exported from
+``int8_layout``'s copy of the network, which computes the same with its convolutions padded with zero
+weights to the channel counts of onnxruntime's fast int8 kernel (the images get a zero band in the graph).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch import nn
 
 from ..core.model_card import ModelCard
 from ..core.normalisation import Normalisation
+from .int8_layout import int8_layout, padded_channels
 from .networks import FcnConvLstm
 from .networks.unet import probabilities_from_logits
 
@@ -98,13 +101,14 @@ def with_int8_gates(network: FcnConvLstm, ranges: Sequence[tuple[float, float]])
 
 
 class _DateSteps(nn.Module):
-    def __init__(self, network: FcnConvLstm) -> None:
+    def __init__(self, network: FcnConvLstm, band_padding: int = 0) -> None:
         super().__init__()
         self.network = network
+        self.band_padding = band_padding  # zero bands added to the images (``int8_layout``)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``[B, T, C, H, W]`` -> ``[B, T, K + E, H, W]``."""
-        return self.network.date_steps(images)
+        """``[B, T, C, H, W]`` -> ``[B, T, K + E (+ 1), H, W]``."""
+        return self.network.date_steps(nn.functional.pad(images, (0, 0, 0, 0, 0, self.band_padding)))
 
 
 class _Temporal(nn.Module):
@@ -130,12 +134,10 @@ def calibration_patches(images: Sequence[np.ndarray], card: ModelCard, count: in
         yield normalise(np.repeat(patch[None], dates, axis=0))[None]
 
 
-def export_temporal(network: FcnConvLstm, example: torch.Tensor, path: Path, opset: int) -> None:
+def export_temporal(network: FcnConvLstm, steps_example: torch.Tensor, path: Path, opset: int) -> None:
     """The temporal stage alone as ONNX, scripted so that it takes any number of dates: input
-    ``steps`` ``[B, T, K + E, H, W]`` -> ``probabilities`` ``[B, K, H, W]``; ``example``: images
-    ``[B, T, C, H, W]``."""
-    with torch.no_grad():
-        steps_example = network.date_steps(example)
+    ``steps`` ``[B, T, K + E (+ 1), H, W]`` (``steps_example``, as ``date_steps`` gives them) ->
+    ``probabilities`` ``[B, K, H, W]``."""
     axes = {0: "batch", 1: "time", 3: "height", 4: "width"}
     torch.onnx.export(torch.jit.script(_Temporal(network)), (steps_example,), str(path), dynamo=False,
                       opset_version=opset, input_names=["steps"], output_names=["probabilities"],
@@ -154,12 +156,16 @@ def int8_model(network: FcnConvLstm, card: ModelCard, images: Sequence[np.ndarra
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         steps_path, int8_path, temporal_path = (Path(folder) / n for n in ("steps.onnx", "int8.onnx", "t.onnx"))
+        layout = int8_layout(network)  # the same network, in the shapes of onnxruntime's fast int8 kernels
+        date_steps = _DateSteps(layout, padded_channels(bands) - bands)
         example = torch.rand(1, dates, bands, 64, 64)
-        torch.onnx.export(_DateSteps(network), (example,), str(steps_path), dynamo=False, opset_version=opset,
+        torch.onnx.export(date_steps, (example,), str(steps_path), dynamo=False, opset_version=opset,
                           input_names=["images"], output_names=["steps"],
                           dynamic_axes={"images": axes, "steps": axes})
         ranges = gate_ranges(network, list(calibration_patches(images, card, CALIBRATION_PATCHES // 4, dates, rng)))
-        export_temporal(with_int8_gates(network, ranges), example, temporal_path, opset)
+        with torch.no_grad():
+            steps_example = date_steps(example)
+        export_temporal(with_int8_gates(layout, ranges), steps_example, temporal_path, opset)
         patches = calibration_patches(images, card, CALIBRATION_PATCHES, dates, rng)
 
         class Reader(CalibrationDataReader):

@@ -87,7 +87,8 @@ def test_int8_gate_convolutions_run_as_qlinearconv_inside_the_loop(tmp_path, dat
     int8 = with_int8_gates(network, ranges)
     with torch.no_grad():
         assert (int8(images) - network(images)).abs().max() < 0.02  # 8 bits on inputs, weights and gates
-    export_temporal(int8, images, tmp_path / "temporal.onnx", 17)
+    with torch.no_grad():
+        export_temporal(int8, network.date_steps(images), tmp_path / "temporal.onnx", 17)
     options = onnxruntime.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "temporal.onnx"), options,

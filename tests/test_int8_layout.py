@@ -1,0 +1,64 @@
+"""The int8 variant's network in the shapes of onnxruntime's fast int8 convolution (``models.int8_layout``)."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+from timeseg.models.int8_layout import INPUT_CHANNEL_MULTIPLE, MIN_OUTPUT_CHANNELS, int8_layout, padded_channels
+from timeseg.models.networks import FcnConvLstm
+
+
+@pytest.mark.parametrize(("context", "hidden", "gate", "batch_norm"),
+                         [(4, 8, True, False), (4, 4, False, False), (0, 4, True, False), (2, 5, True, True)])
+def test_the_padded_network_computes_what_the_network_computes(context, hidden, gate, batch_norm):
+    torch.manual_seed(0)
+    network = FcnConvLstm(3, 1, depth=2, base_channels=8, hidden_channels=hidden, context_channels=context,
+                          batch_norm=batch_norm, date_gate=gate)
+    for parameter in network.parameters():  # every weight away from 0, so that a misplaced one shows
+        parameter.data.uniform_(-0.5, 0.5)
+    network.eval()
+    padded = int8_layout(network).eval()
+    images = torch.rand(2, 3, 3, 40, 24)
+    with torch.no_grad():
+        expected = network(images)
+        got = padded(torch.nn.functional.pad(images, (0, 0, 0, 0, 0, padded_channels(3) - 3)))
+        steps, padded_steps = network.date_steps(images), padded.date_steps(
+            torch.nn.functional.pad(images, (0, 0, 0, 0, 0, padded_channels(3) - 3)))
+    assert got.shape == expected.shape == (2, 1, 40, 24)
+    assert (got - expected).abs().max() < 1e-5
+    assert expected.std() > 1e-3 and steps.std() > 0.05  # maps that vary, not constants both could agree on
+    # the PMap and the real context maps are where they were; the share is the last step
+    assert torch.equal(padded_steps[:, :, : network.step_channels], steps[:, :, : network.step_channels])
+    if gate:
+        assert (padded_steps[:, :, -1] - steps[:, :, -1]).abs().max() < 1e-6
+    assert padded.fcn.down[0][0].in_channels == 4
+    if context:
+        assert (padded.lstms[0].cell.gates.in_channels % INPUT_CHANNEL_MULTIPLE) == 0
+    if gate:  # its first convolution reads the padded bands and the steps (aligned when the steps are)
+        first, last = padded.gate.layers[0], padded.gate.layers[2]
+        assert first.in_channels == 4 + padded.step_channels and last.in_channels % INPUT_CHANNEL_MULTIPLE == 0
+        assert first.out_channels >= MIN_OUTPUT_CHANNELS and last.out_channels >= MIN_OUTPUT_CHANNELS
+
+
+def test_the_shipped_int8_variant_has_the_layout():
+    """Every 3x3 convolution of the shipped int8 file (FCN, date gate and the ConvLSTM gates in the Loop)
+    reads a multiple of 4 channels and writes at least 16: it was exported with ``int8_layout``."""
+    model = onnx.load(str(SHIPPED_ROAD_MODEL.with_name("roads.int8.onnx")))
+
+    def initialisers(graph: onnx.GraphProto):
+        yield from graph.initializer
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    yield from initialisers(attribute.g)
+                    yield from (numpy_helper.from_array(numpy_helper.to_array(n.attribute[0].t), n.output[0])
+                                for n in attribute.g.node if n.op_type == "Constant" and n.attribute[0].t.dims)
+
+    kernels = [tuple(w.dims) for w in initialisers(model.graph) if len(w.dims) == 4 and tuple(w.dims[2:]) == (3, 3)]
+    assert len(kernels) >= 15  # the U-Net's, the date gate's two and the two ConvLSTM gates'
+    assert all(inputs % INPUT_CHANNEL_MULTIPLE == 0 and outputs >= MIN_OUTPUT_CHANNELS
+               for outputs, inputs, _, _ in kernels), kernels
