@@ -7,7 +7,7 @@ one thread, 5 dates of 256 px: the date gate's 8 -> 1 convolution 8.7 ms against
 one with 18 times its multiplies; the first ConvLSTM layer's 13 -> 32 gate convolution 16.9 ms against
 9.7 ms padded to 16 inputs). ``int8_layout`` pads those convolutions with zero weights: every added
 input is multiplied by 0 and every added output is never read, so the network computes exactly what it
-did. The images get one zero band (3 -> 4) in the exported graph (``INPUT_PADDING``), once per tile.
+did. The images get one zero band (3 -> 4, ``padded_channels``) in the exported graph, once per tile.
 """
 
 from __future__ import annotations
