@@ -5,7 +5,6 @@ from __future__ import annotations
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
 
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL
 from timeseg.models.int8_layout import INPUT_CHANNEL_MULTIPLE, MIN_OUTPUT_CHANNELS, int8_layout, padded_channels
@@ -23,11 +22,10 @@ def test_the_padded_network_computes_what_the_network_computes(context, hidden, 
     network.eval()
     padded = int8_layout(network).eval()
     images = torch.rand(2, 3, 3, 40, 24)
+    padded_images = torch.nn.functional.pad(images, (0, 0, 0, 0, 0, padded_channels(3) - 3))
     with torch.no_grad():
-        expected = network(images)
-        got = padded(torch.nn.functional.pad(images, (0, 0, 0, 0, 0, padded_channels(3) - 3)))
-        steps, padded_steps = network.date_steps(images), padded.date_steps(
-            torch.nn.functional.pad(images, (0, 0, 0, 0, 0, padded_channels(3) - 3)))
+        expected, got = network(images), padded(padded_images)
+        steps, padded_steps = network.date_steps(images), padded.date_steps(padded_images)
     assert got.shape == expected.shape == (2, 1, 40, 24)
     assert (got - expected).abs().max() < 1e-5
     assert expected.std() > 1e-3 and steps.std() > 0.05  # maps that vary, not constants both could agree on
@@ -49,14 +47,14 @@ def test_the_shipped_int8_variant_has_the_layout():
     reads a multiple of 4 channels and writes at least 16: it was exported with ``int8_layout``."""
     model = onnx.load(str(SHIPPED_ROAD_MODEL.with_name("roads.int8.onnx")))
 
-    def initialisers(graph: onnx.GraphProto):
+    def initialisers(graph: onnx.GraphProto):  # and constants, in the graph and its subgraphs (the Loop's)
         yield from graph.initializer
         for node in graph.node:
+            if node.op_type == "Constant":
+                yield node.attribute[0].t
             for attribute in node.attribute:
                 if attribute.type == onnx.AttributeProto.GRAPH:
                     yield from initialisers(attribute.g)
-                    yield from (numpy_helper.from_array(numpy_helper.to_array(n.attribute[0].t), n.output[0])
-                                for n in attribute.g.node if n.op_type == "Constant" and n.attribute[0].t.dims)
 
     kernels = [tuple(w.dims) for w in initialisers(model.graph) if len(w.dims) == 4 and tuple(w.dims[2:]) == (3, 3)]
     assert len(kernels) >= 15  # the U-Net's, the date gate's two and the two ConvLSTM gates'
