@@ -11,8 +11,9 @@ did. The images get one zero band (3 -> 4, ``padded_channels``) in the exported 
 
 onnxruntime has no int8 CPU kernel for transposed convolutions: the U-Net's up-sampling ran in float32,
 in NCHW, between dequantise, quantise and layout transposes (about 30 ms of a 168 ms tile). ``ShuffleUp``
-computes the same up-sampling as a 1x1 convolution and a pixel shuffle written in channels-last order,
-which onnxruntime runs on the int8 kernel and as one uint8 transpose, its NHWC layout kept throughout.
+computes the same up-sampling (to float rounding: its products are summed in another order) as a 1x1
+convolution and a pixel shuffle written in channels-last order, which onnxruntime runs on the int8 kernel
+and as one uint8 transpose, its NHWC layout kept throughout.
 """
 
 from __future__ import annotations
