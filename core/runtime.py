@@ -175,6 +175,12 @@ class LoadedModel:
         return probabilities
 
 
+def variant_sibling(model_path: str | Path, precision: str) -> Path:
+    """Where ``model_path``'s ``precision`` variant lies: ``<stem>.<precision>.onnx`` beside it."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}.{precision}{path.suffix}")
+
+
 def variant_path(model_path: str | Path, precision: str, gpu: bool) -> Path:
     """The file that runs ``model_path`` at ``precision``: ``<stem>.int8.onnx`` / ``<stem>.fp16.onnx``
     beside it; ``auto`` takes the int8 one on the CPU and the fp16 one on a GPU when they exist."""
@@ -183,7 +189,7 @@ def variant_path(model_path: str | Path, precision: str, gpu: bool) -> Path:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
     def sibling(kind: str) -> Path:
-        return path.with_name(f"{path.stem}.{kind}{path.suffix}")
+        return variant_sibling(path, kind)
 
     if precision == "auto":
         preferred = sibling("fp16" if gpu else "int8")

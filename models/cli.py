@@ -215,6 +215,8 @@ def run_fine_tune(args: argparse.Namespace) -> None:
         if numbers:
             print(f"  {name:7s} " + "  ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
     print(f"model: {result.model_path} (checkpoint {result.checkpoint_path})")
+    print(f"int8 CPU variant: {result.int8_path}" if result.int8_path else
+          "no int8 CPU variant (quantising changed more than 1 % of the class pixels): it runs in float32")
     if result.verdict():
         print(f"warning: {result.verdict()}")
 

@@ -118,6 +118,18 @@ def export_int8(checkpoint_path: str | Path, output: str | Path, calibration: Se
     """Write the int8 variant ``output`` (e.g. ``roads.int8.onnx`` beside ``roads.onnx``; see
     ``models.quantise``) calibrated on ``calibration`` (raw ``[C, H, W]`` images); returns its card
     and its share of class pixels equal to the float32 network's."""
+    model, card, equal = int8_variant(checkpoint_path, calibration, card_overrides, seed)
+    with atomic_file(Path(output)) as partial:
+        onnx.save(model, str(partial))
+    return card, equal
+
+
+def int8_variant(checkpoint_path: str | Path, calibration: Sequence[np.ndarray],
+                 card_overrides: dict[str, Any] | None = None,
+                 seed: int = 0) -> tuple[onnx.ModelProto, ModelCard, float]:
+    """The int8 variant of a checkpoint, its card written in, not yet saved: the model, its card and
+    its share of class pixels equal to the float32 network's (``models.quantise.QuantisationError``
+    below 99 %)."""
     from .networks import FcnConvLstm
     from .quantise import int8_model
 
@@ -128,9 +140,7 @@ def export_int8(checkpoint_path: str | Path, output: str | Path, calibration: Se
     model, equal = int8_model(network, card, calibration, OPSET, seed)
     card = dataclasses.replace(card, metrics={**card.metrics, "int8_equal_class_pixels": round(equal, 4)})
     write_card(model, card)
-    with atomic_file(Path(output)) as partial:
-        onnx.save(model, str(partial))
-    return card, equal
+    return model, card, equal
 
 
 def export_fp16(checkpoint_path: str | Path, output: str | Path,

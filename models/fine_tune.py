@@ -6,13 +6,15 @@ training part (70 %), a validation part (10 %, chooses the best epoch) and a hel
 (20 %, only scored), with 8 px gaps between them: no pixel of the held-out part is read in
 training. Starting from a checkpoint (``init_checkpoint``, e.g. the shipped
 ``models/weights/roads.pt``) keeps its bands, normalisation and network; from scratch takes a
-small network of the default shape.
+small network of the default shape. The new model gets its int8 CPU variant beside it, as the shipped
+one has, so that ``--precision auto`` (the default) runs it as fast on a CPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from rasterio.windows import Window, from_bounds
 from ..core.atomic import OutputSet
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import Grid, RasterStack
+from ..core.runtime import variant_sibling
 from .checkpoint import checkpoint_normalisation, load_checkpoint
 from .dataset import OpenSite, Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries, label_raster
@@ -36,6 +39,8 @@ SPLIT_SHARES = (("train", 0.7), ("validation", 0.1), ("heldout", 0.2))
 GAP_PX = 8
 MIN_PART_PX = 16  # the validation part's length along the cut, at least
 EVALUATION_TILE = 512  # px: the held-out part is scored tile by tile, so any size fits in memory
+DESCRIPTION = "Fitted to the analyst's area with TimeSeg's train"
+log = logging.getLogger("timeseg.train")
 
 
 class FineTuneError(ValueError):
@@ -49,6 +54,9 @@ class FineTuneResult:
     before: dict[str, float] | None  # held-out scores of the starting model (None from scratch)
     after: dict[str, float]
     windows: dict[str, Window]
+    # the int8 CPU variant beside the model (``--precision auto`` runs it on a CPU); None when
+    # quantising would have changed more than 1 % of the class pixels
+    int8_path: Path | None = None
 
     @property
     def worse_than_start(self) -> bool:
@@ -163,8 +171,9 @@ def _held_out_scores(network: torch.nn.Module, site: OpenSite, normalisation: No
 def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
               work_dir: Path | None = None) -> FineTuneResult:
     """Train on the training part, keep the best epoch on the validation part, score the held-out
-    part before and after, and write ``request.output_model`` (.onnx with its card) and its
-    checkpoint beside it (.pt). Nothing is written when anything fails or is cancelled."""
+    part before and after, and write ``request.output_model`` (.onnx with its card), its checkpoint
+    beside it (.pt) and its int8 CPU variant (.int8.onnx, calibrated on the training part). Nothing is
+    written when anything fails or is cancelled."""
     if not request.rasters:
         raise FineTuneError("no dated raster given: tick or pass at least one")
     if request.output_model.suffix.lower() != ".onnx":
@@ -255,24 +264,41 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
                "heldout_window": [int(v) for v in windows["heldout"].flatten()],
                "sources": {"heldout_before": "your labels, held-out part", "heldout_after": "your labels, "
                            "held-out part"}}
-    return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows)
+    with RasterStack(request.rasters) as stack:  # the int8 variant is calibrated on the training part
+        calibration = list(stack.read(windows["train"])[0])
+    return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows, calibration)
 
 
 def _write_outputs(request: FineTuneRequest, checkpoint: Path, metrics: dict[str, Any],
                    before: dict[str, float] | None, after: dict[str, float],
-                   windows: dict[str, Window]) -> FineTuneResult:
-    """The ONNX model (export checks parity before anything is written) and its checkpoint."""
-    from .export import export_checkpoint
+                   windows: dict[str, Window], calibration: list[np.ndarray]) -> FineTuneResult:
+    """The ONNX model (export checks parity before anything is written), its int8 CPU variant
+    calibrated on ``calibration`` (raw ``[C, h, w]`` dates of the training part) and its checkpoint."""
+    from .export import export_checkpoint, int8_variant
+    from .quantise import QuantisationError
 
-    output = request.output_model
+    output, overrides = request.output_model, {"metrics": metrics, "description": DESCRIPTION}
     checkpoint_path, summary = output.with_suffix(".pt"), output.with_suffix(".json")
-    with OutputSet([output, checkpoint_path, summary]) as outputs:  # the three files together, or none
-        export_checkpoint(checkpoint, output, {"metrics": metrics, "description": "Fitted to the analyst's area "
-                                               "with TimeSeg's train"}, outputs=outputs)
+    int8_path = variant_sibling(output, "int8")
+    try:
+        int8 = int8_variant(checkpoint, calibration, overrides)[0].SerializeToString()
+    except QuantisationError as error:
+        log.warning("no int8 variant: %s; the model runs in float32", error)
+        int8 = None
+    finals = [output, checkpoint_path, summary, *([int8_path] if int8 is not None else [])]
+    with OutputSet(finals) as outputs:  # the files together, or none
+        export_checkpoint(checkpoint, output, overrides, outputs=outputs)
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         saved["card"]["metrics"] = metrics
         torch.save(saved, outputs.partial(checkpoint_path))
         outputs.write_text(summary, json.dumps(metrics, indent=2))
+        if int8 is not None:
+            outputs.write_bytes(int8_path, int8)
         outputs.commit()
-    return FineTuneResult(output, checkpoint_path, before, after, windows)
+    # variants of a model that was at this path before would run in the new one's place
+    for stale in ([] if int8 is not None else [int8_path]) + [variant_sibling(output, "fp16")]:
+        if stale.is_file():
+            stale.unlink()
+            log.warning("removed %s: a variant of the model %s replaced", stale.name, output.name)
+    return FineTuneResult(output, checkpoint_path, before, after, windows, int8_path if int8 is not None else None)
 

@@ -18,7 +18,9 @@ weights to the channel counts of onnxruntime's fast int8 kernel (the images get 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -173,8 +175,9 @@ def int8_model(network: FcnConvLstm, card: ModelCard, images: Sequence[np.ndarra
                 patch = next(patches, None)
                 return None if patch is None else {"images": patch}
 
-        quantize_static(str(steps_path), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        with _quantiser_advice_dropped():
+            quantize_static(str(steps_path), str(int8_path), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         # the FCN's names get a prefix so that they cannot clash with the temporal stage's (whose Loop body
         # refers to its outer names, which add_prefix would not follow)
         fcn = onnx.compose.add_prefix(onnx.load(str(int8_path)), "fcn/", rename_inputs=False, rename_outputs=False)
@@ -185,6 +188,26 @@ def int8_model(network: FcnConvLstm, card: ModelCard, images: Sequence[np.ndarra
         raise QuantisationError(f"the int8 variant agrees with the float32 model on {equal:.2%} of the class "
                                 f"pixels (< {MIN_EQUAL_CLASS_PIXELS:.0%}); nothing was written")
     return joined, equal
+
+
+@contextlib.contextmanager
+def _quantiser_advice_dropped() -> Iterator[None]:
+    """onnxruntime's quantiser advises its pre-processing on the root logger, which installs a stderr
+    handler when there is none: two lines the analyst who trains a model cannot act on. Dropped here;
+    every other record passes."""
+    root = logging.getLogger()
+    handler = logging.NullHandler()  # a handler, so that logging.warning installs none of its own
+
+    def not_advice(record: logging.LogRecord) -> bool:
+        return "pre-process" not in record.getMessage()
+
+    root.addHandler(handler)
+    root.addFilter(not_advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(not_advice)
+        root.removeHandler(handler)
 
 
 def shapes_read_quantised(graph: onnx.GraphProto) -> None:
@@ -201,7 +224,9 @@ def _equal_class_pixels(network: FcnConvLstm, model: onnx.ModelProto, card: Mode
                         images: Sequence[np.ndarray], dates: int, rng: np.random.Generator) -> float:
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: its notes on the Loop's shared constants are not the user's
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     equal, total = 0, 0
     for patch in calibration_patches(images, card, 4, dates, rng):
         with torch.no_grad():

@@ -16,6 +16,7 @@ from tests_support import ROOT, load_plugin_package
 from timeseg.cli import main
 from timeseg.core.model_card import read_model_card
 from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.runtime import variant_path
 from timeseg.models.fine_tune import FineTuneError, area_window, fine_tune, split_windows
 from timeseg.models.labels import LabelSource
 from timeseg.models.settings import FineTuneRequest
@@ -66,6 +67,12 @@ def test_scratch_training_writes_model_checkpoint_and_numbers(scratch_model, pla
     assert card.metrics["heldout_after"] == result.after and card.metrics["heldout_before"] is None
     assert "from scratch" in card.trained_on and "S2_SIM_2019" in card.trained_on
     assert result.checkpoint_path.is_file() and result.model_path.with_suffix(".json").is_file()
+    # its int8 variant beside it, the one the default precision runs on a CPU, with the same numbers
+    assert result.int8_path == result.model_path.with_name("mine.int8.onnx") and result.int8_path.is_file()
+    assert variant_path(result.model_path, "auto", gpu=False) == result.int8_path
+    int8_card = read_model_card(result.int8_path)
+    assert int8_card.precision == "int8" and int8_card.metrics["heldout_after"] == result.after
+    assert int8_card.metrics["int8_equal_class_pixels"] >= 0.99
     held = result.windows["heldout"]
     assert held.col_off >= result.windows["validation"].col_off + result.windows["validation"].width + 8
 
@@ -80,6 +87,30 @@ def test_a_model_worse_than_its_start_is_called_so(scratch_model):
     assert not better.worse_than_start and better.verdict() is None
     assert worse.worse_than_start
     assert worse.verdict().startswith("the new model scores below the starting model on your held-out part")
+
+
+def test_a_model_quantisation_would_change_runs_in_float32_and_no_stale_variant_stays(place, tmp_path,
+                                                                                      monkeypatch):
+    """When int8 would change more than 1 % of the classes the model is written without the variant, and
+    the variants of the model it replaces, which ``--precision auto`` would otherwise run, are removed."""
+    import timeseg.models.export as export
+    from timeseg.models.quantise import QuantisationError
+
+    output = tmp_path / "mine.onnx"
+    stale = [output.with_name("mine.int8.onnx"), output.with_name("mine.fp16.onnx")]
+    for path in stale:
+        path.write_bytes(b"a variant of the model that was here before")
+
+    def refuse(*args, **kwargs):
+        raise QuantisationError("the int8 variant agrees with the float32 model on 97.00% of the class pixels")
+
+    monkeypatch.setattr(export, "int8_variant", refuse)
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    result = fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"), output,
+                                       epochs=1, seed=1))
+    assert result.int8_path is None and read_model_card(output).precision == "fp32"
+    assert not [path.name for path in stale if path.exists()]
+    assert variant_path(output, "auto", gpu=False) == output
 
 
 def test_fine_tuning_refuses_rasters_that_do_not_fit_the_model(place, scratch_model, tmp_path):

@@ -166,6 +166,8 @@ class TrainPanel(QGroupBox):
             return
         result = outcome.result
         lines = [self.tr("New model: {}").format(result.model_path)]
+        if result.int8_path is None:
+            lines.append(self.tr("No int8 variant (it would change more than 1 % of the map): it runs in float32."))
         for name, numbers in ((self.tr("before"), result.before), (self.tr("after"), result.after)):
             if numbers:
                 lines.append(self.tr("Held-out part, {}: F1 {:.3f}{}").format(
