@@ -188,18 +188,16 @@ def variant_path(model_path: str | Path, precision: str, gpu: bool) -> Path:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
-    def sibling(kind: str) -> Path:
-        return variant_sibling(path, kind)
-
     if precision == "auto":
-        preferred = sibling("fp16" if gpu else "int8")
+        preferred = variant_sibling(path, "fp16" if gpu else "int8")
         return preferred if preferred.is_file() else path
     if precision == "fp32" or not path.is_file():
         return path
-    if not sibling(precision).is_file():
-        raise ModelCardError(f"there is no {precision} variant of {path.name} ({sibling(precision).name}): make "
+    variant = variant_sibling(path, precision)
+    if not variant.is_file():
+        raise ModelCardError(f"there is no {precision} variant of {path.name} ({variant.name}): make "
                              f"one with 'timeseg export --precision {precision}', or choose fp32")
-    return sibling(precision)
+    return variant
 
 
 def cuda_usable() -> bool:
