@@ -2,18 +2,18 @@
 
 The scripted whole-model graph cannot be quantised (onnxruntime's shape inference breaks the
 U-Net's skip Sequence), so the network is exported in two parts: the per-date FCN
-(``date_steps``, traced: plain Conv/ConvTranspose/Relu/MaxPool), quantised whole, its PMap, context
-and date-gate convolutions included, statically with onnxruntime's tools (QDQ, per-channel int8
-weights, uint8 activations calibrated on real patches; onnxruntime has no int8 CPU kernel for the
-transposed convolutions, which run in float32 between dequantise and quantise), and the temporal
-stage (``logits_from_steps``, scripted: it takes any number of dates).
+(``date_steps``, traced: plain Conv/Relu/MaxPool and the up-sampling's reshapes), quantised whole, its
+PMap, context and date-gate convolutions included, statically with onnxruntime's tools (QDQ, per-channel
+int8 weights, uint8 activations calibrated on real patches), and the temporal stage
+(``logits_from_steps``, scripted: it takes any number of dates).
 onnxruntime's tools do not enter the temporal stage's Loop, so its gate convolutions carry their
 own quantise/dequantise pairs (``Int8GateConv``), which onnxruntime fuses into ``QLinearConv``
 inside the Loop; the cell's arithmetic (sigmoids, tanh, the cell state) stays float32.
 ``onnx.compose`` joins the two parts into one file with the usual ``images`` input and
 ``probabilities`` output, so the engine runs it like any TimeSeg model. Both parts are exported from
 ``int8_layout``'s copy of the network, which computes the same with its convolutions padded with zero
-weights to the channel counts of onnxruntime's fast int8 kernel (the images get a zero band in the graph).
+weights to the channel counts of onnxruntime's fast int8 kernel (the images get a zero band in the graph)
+and its transposed convolutions, which have no int8 CPU kernel, as 1x1 convolutions and pixel shuffles.
 """
 
 from __future__ import annotations
