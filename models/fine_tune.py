@@ -111,14 +111,24 @@ def split_windows(area: Window) -> dict[str, Window]:
     return windows
 
 
-def _check_labels(labels: LabelSource, grid: Grid, area: Window) -> None:
+def _check_labels(labels: LabelSource, grid: Grid, windows: dict[str, Window]) -> None:
+    """Labels in the training part (to learn from) and in the held-out part (whose scores would say
+    nothing without them), else ``FineTuneError``."""
     if labels.kind != "raster" and not _read_geometries(Path(labels.path), labels.layer, grid):
         raise FineTuneError(f"the label layer {Path(labels.path).name} has no features: draw or load some first")
     raster = label_raster(labels, grid)
-    rows, cols = area.toslices()
-    if not (raster[rows, cols] == labels.value).any():
+    labelled = {name: bool((raster[window.toslices()] == labels.value).any()) for name, window in windows.items()}
+    if not any(labelled.values()):
         raise FineTuneError("no label lies on the rasters inside the area: check that the label layer covers "
                             "the rasters (and the chosen area) and is in a CRS QGIS can transform")
+    if not labelled["train"]:
+        raise FineTuneError("the training part of the area (its first 70 % along its longer side, from the left "
+                            "or the top) holds no label: label some there, or choose an area whose labels spread "
+                            "over its length")
+    if not labelled["heldout"]:
+        raise FineTuneError("the held-out part of the area (its last 20 % along its longer side, at the right or "
+                            "the bottom) holds no label, so its scores would say nothing: label some there, or "
+                            "choose an area whose labels reach its end")
 
 
 def _network_config(init: Path | None, bands: int, classes: int) -> tuple[NetworkConfig, dict[str, Any]]:
@@ -217,9 +227,9 @@ def _labels_inside(labels: LabelSource, polygons: LabelSource, grid: Grid,
 def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid, bands: int, dtype, dates: int,
                monitor: TrainingMonitor | None, work_dir: Path) -> FineTuneResult:
     area = area_window(grid, extent)
-    _check_labels(labels, grid, area)
-    config, init_card = _network_config(request.init_checkpoint, bands, 1)
     windows = split_windows(area)
+    _check_labels(labels, grid, windows)
+    config, init_card = _network_config(request.init_checkpoint, bands, 1)
     sites = {name: Site(tuple(request.rasters), labels, window) for name, window in windows.items()}
     input_scale = init_card.get("input_scale", 1 / 255 if dtype == np.uint8 else 1e-4)
     names = request.layer_names or [r.path.name for r in request.rasters]

@@ -127,7 +127,7 @@ def test_fine_tuning_refuses_rasters_that_do_not_fit_the_model(place, scratch_mo
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_command_line_refuses_labels_off_the_rasters_and_empty_layers(place, tmp_path, capsys):
+def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_without_labels(place, tmp_path, capsys):
     from osgeo import ogr, osr
 
     far = tmp_path / "far.gpkg"
@@ -136,15 +136,22 @@ def test_command_line_refuses_labels_off_the_rasters_and_empty_layers(place, tmp
     with rasterio.open(place.tci_paths[2019][0]) as dataset:
         srs.ImportFromWkt(dataset.crs.to_wkt())
         left, bottom, right, top = dataset.bounds
-    layer = source.CreateLayer("far", srs, ogr.wkbLineString)
-    line = ogr.CreateGeometryFromWkt(f"LINESTRING ({right + 5000} {top}, {right + 6000} {bottom})")
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(line)
-    layer.CreateFeature(feature)
+    # a road off the rasters; one in the western tenth (the training part) only; one in the eastern tenth
+    # (the held-out part) only: the area (the whole square raster) is cut from west to east
+    west, east = left + (right - left) * 0.05, right - (right - left) * 0.05
+    for name, wkt in (("far", f"LINESTRING ({right + 5000} {top}, {right + 6000} {bottom})"),
+                      ("west_only", f"LINESTRING ({west} {top}, {west} {bottom})"),
+                      ("east_only", f"LINESTRING ({east} {top}, {east} {bottom})")):
+        layer = source.CreateLayer(name, srs, ogr.wkbLineString)
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        layer.CreateFeature(feature)
     source.CreateLayer("empty", srs, ogr.wkbLineString)
     source = None
     images = [str(p) for p in place.tci_paths[2019]]
-    for layer_name, message in (("far", "no label lies on the rasters"), ("empty", "has no features")):
+    for layer_name, message in (("far", "no label lies on the rasters"), ("empty", "has no features"),
+                                ("west_only", "the held-out part of the area (its last 20 %"),
+                                ("east_only", "the training part of the area (its first 70 %")):
         code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name,
                      "--output-model", str(tmp_path / "m.onnx"), "--output", str(tmp_path / "run")])
         assert code == 1 and message in capsys.readouterr().err
