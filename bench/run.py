@@ -125,15 +125,22 @@ def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device
         command += ["--threads", str(threads)]
     if batch_size:
         command += ["--batch-size", str(batch_size)]
+    seconds, completed = run_child(command)
+    peak_kib = int(completed.stderr.strip().splitlines()[-1])
+    return {"seconds": seconds, "megapixels_per_second": size * size / 1e6 / seconds,
+            "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0],
+            "precision": precision, "batch_size": batch_size or "default"}
+
+
+def run_child(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    """``command`` run from the repository root: its wall seconds and its output (RuntimeError, with
+    the end of its stderr, when it fails)."""
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr.strip()[-2000:])
-    peak_kib = int(completed.stderr.strip().splitlines()[-1])
-    return {"seconds": seconds, "megapixels_per_second": size * size / 1e6 / seconds,
-            "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0],
-            "precision": precision, "batch_size": batch_size or "default"}
+    return seconds, completed
 
 
 def equal_class_pixels(first: Path, second: Path) -> float:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from timeseg.core.atomic import write_text_atomic
 
-from .run import ROOT, large_stack
+from .run import ROOT, large_stack, run_child
 
 # the engine's command line with LoadedModel.run timed; its report is the last stderr line
 _CHILD = """
@@ -49,11 +47,7 @@ sys.exit(code)
 def timeline(model: Path, rasters: list[Path], output: Path, precision: str) -> dict:
     command = [sys.executable, "-c", _CHILD, "segment", "--model", str(model), "--output", str(output),
                "--precision", precision, *map(str, rasters)]
-    started = time.perf_counter()
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise RuntimeError(completed.stderr.strip()[-2000:])
+    seconds, completed = run_child(command)
     return {"precision": precision, "seconds": seconds, **json.loads(completed.stderr.strip().splitlines()[-1])}
 
 
