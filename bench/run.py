@@ -6,9 +6,13 @@ order over ``--rounds`` rounds (medians reported, each round kept):
   calls at once) but without I/O, as raster megapixels per second for the tiles the raster needs;
 - end-to-end throughput: ``timeseg segment`` on the same stack, in a child process whose peak
   resident memory (RSS) is recorded;
-- pipeline efficiency = end-to-end / model-only throughput, each round's model-only run timed on as
-  many tiles as its end-to-end run (up to ``MODEL_ONLY_MAX_TILES``) just before it, so that the
-  machine's drift between the two stays small; the median of the rounds' efficiencies;
+- pipeline efficiency = end-to-end / model-only throughput. Each round brackets its end-to-end run
+  by two model-only runs, just before and just after it, each timed on as many tiles as the
+  end-to-end run (up to ``MODEL_ONLY_MAX_TILES``), and takes their mean: this shared machine's speed
+  drifts by several per cent within minutes, and a drift that runs one way through the round cancels
+  out. The median of the rounds' efficiencies;
+- the same efficiency with the command's start taken off (the Python interpreter and the imports,
+  about 0.3 s): the engine as the QGIS dock runs it, in a process that has already imported it;
 - the default's speed-up over fp32 and the share of equal class pixels.
 
 Large stacks are written by repeating a simulated 512 px scene, block by block.
@@ -112,9 +116,12 @@ def model_only(model: Path, size: int, dates: int, threads: int | None, device: 
             "tiles_per_call": batch_size, "calls_at_once": loaded.runs_at_once}
 
 
-# runs the engine's command line, then reports its own peak RSS (KiB on Linux) on the last stderr line
-_CHILD = ("import resource, sys; from timeseg.cli import main; code = main(sys.argv[1:]); "
-          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+# runs the engine's command line, then reports on the last stderr line the seconds it ran after the imports
+# that a QGIS session has already made, and its own peak RSS (KiB on Linux)
+_CHILD = ("import resource, sys, time; from timeseg.cli import main; import timeseg.core.segment, onnxruntime; "
+          "started = time.perf_counter(); code = main(sys.argv[1:]); "
+          "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+          "sys.exit(code)")
 
 
 def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device: str,
@@ -126,9 +133,10 @@ def end_to_end(model: Path, rasters: list[Path], output: Path, size: int, device
     if batch_size:
         command += ["--batch-size", str(batch_size)]
     seconds, completed = run_child(command)
-    peak_kib = int(completed.stderr.strip().splitlines()[-1])
+    after_imports, peak_kib = completed.stderr.strip().splitlines()[-1].split()
     return {"seconds": seconds, "megapixels_per_second": size * size / 1e6 / seconds,
-            "peak_rss_mb": peak_kib / 1024, "engine_says": completed.stdout.strip().splitlines()[0],
+            "seconds_after_imports": float(after_imports), "peak_rss_mb": int(peak_kib) / 1024,
+            "engine_says": completed.stdout.strip().splitlines()[0],
             "precision": precision, "batch_size": batch_size or "default"}
 
 
@@ -182,24 +190,35 @@ def compare_precisions(args: argparse.Namespace, size: int, rounds: int) -> dict
     rasters = large_stack(args.work, size)
     outputs = {"fp32": args.work / f"out_{size}", "auto": args.work / f"out_{size}_auto"}
     runs: dict[str, list[dict]] = {"fp32": [], "auto": []}
-    bare: dict[str, list[dict]] = {"fp32": [], "auto": []}
+    bare: dict[str, list[dict]] = {"fp32": [], "auto": []}  # per round: the mean of the runs before and after
     for round_ in range(rounds):
         for precision in ("fp32", "auto") if round_ % 2 == 0 else ("auto", "fp32"):
-            bare[precision].append(model_only(args.model, size, 5, args.threads, args.device, precision))
+            before = model_only(args.model, size, 5, args.threads, args.device, precision)
             runs[precision].append(end_to_end(args.model, rasters, outputs[precision], size, args.device,
                                               args.threads, precision))
+            after = model_only(args.model, size, 5, args.threads, args.device, precision)
+            bare[precision].append({**before, "seconds_per_tile_before_and_after": [
+                before["seconds_per_tile"], after["seconds_per_tile"]],
+                "seconds_per_tile": (before["seconds_per_tile"] + after["seconds_per_tile"]) / 2})
     result: dict = {"size": size, "model": str(args.model), "rounds": rounds}
     for precision, name in (("fp32", "fp32"), ("auto", "default")):
         seconds, per_tile = median_of(runs[precision], "seconds"), median_of(bare[precision], "seconds_per_tile")
         tiles = bare[precision][0]["tiles"]
-        efficiencies = [b["seconds_per_tile"] * tiles / r["seconds"] for b, r in zip(bare[precision], runs[precision])]
+
+        model_seconds = [b["seconds_per_tile"] * tiles for b in bare[precision]]
+        whole = [m / r["seconds"] for m, r in zip(model_seconds, runs[precision])]
+        after_imports = [m / r["seconds_after_imports"] for m, r in zip(model_seconds, runs[precision])]
         result[name] = {
             "end_to_end_seconds": seconds, "end_to_end_seconds_each_round": [r["seconds"] for r in runs[precision]],
             "end_to_end_megapixels_per_second": size * size / 1e6 / seconds,
             "model_only_seconds_per_tile": per_tile,
             "model_only_seconds_per_tile_each_round": [r["seconds_per_tile"] for r in bare[precision]],
+            "model_only_seconds_per_tile_before_and_after_each_round": [
+                r["seconds_per_tile_before_and_after"] for r in bare[precision]],
             "model_only_megapixels_per_second": size * size / 1e6 / (per_tile * tiles),
-            "pipeline_efficiency": float(np.median(efficiencies)), "pipeline_efficiency_each_round": efficiencies,
+            "pipeline_efficiency": float(np.median(whole)), "pipeline_efficiency_each_round": whole,
+            "pipeline_efficiency_after_imports": float(np.median(after_imports)),
+            "pipeline_efficiency_after_imports_each_round": after_imports,
             "model_only_tiles_timed": bare[precision][0]["tiles_timed"],
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[precision]),
             "engine_says": runs[precision][0]["engine_says"],

@@ -390,10 +390,10 @@ def _write_rows(probability: GeoTiffWriter, classes: GeoTiffWriter, card: ModelC
     if valid.shape[0] == 0:
         return
     if card.is_binary:
-        labels = (np.nan_to_num(blended[0], nan=0.0) >= threshold).astype(np.uint8)
+        labels = (blended[0] >= threshold).astype(np.uint8)  # NaN compares False; it becomes 255 below
     else:
         labels = np.nan_to_num(blended, nan=-1.0).argmax(axis=0).astype(np.uint8)
     labels[~valid | np.isnan(blended).any(axis=0)] = 255
     window = Window(0, row, valid.shape[1], valid.shape[0])
-    probability.write(blended.astype(np.float32), window)
+    probability.write(blended, window)
     classes.write(labels[None], window)

@@ -11,6 +11,7 @@ tile's inner border, where the tile lacks context.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,14 @@ def _ramp(length: int, overlap: int, start_edge: bool, end_edge: bool) -> np.nda
 
 
 def blend_window(tile: Tile, overlap: int) -> np.ndarray:
-    """Weight ``[height, width]`` float32 of a tile's prediction."""
-    rows = _ramp(tile.height, overlap, tile.top_edge, tile.bottom_edge)
-    cols = _ramp(tile.width, overlap, tile.left_edge, tile.right_edge)
-    return np.outer(rows, cols).astype(np.float32)
+    """Weight ``[height, width]`` float32 of a tile's prediction (read-only: one array is shared by
+    every tile of the same size and edges)."""
+    return _window(tile.height, tile.width, overlap, tile.top_edge, tile.bottom_edge, tile.left_edge,
+                   tile.right_edge)
+
+
+@functools.lru_cache(maxsize=64)  # a grid's tiles have at most 9 kinds of edges and 4 sizes
+def _window(height: int, width: int, overlap: int, top: bool, bottom: bool, left: bool, right: bool) -> np.ndarray:
+    window = np.outer(_ramp(height, overlap, top, bottom), _ramp(width, overlap, left, right)).astype(np.float32)
+    window.flags.writeable = False
+    return window

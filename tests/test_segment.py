@@ -28,6 +28,15 @@ def test_tiles_cover_the_raster_and_windows_sum_to_one_inside():
     assert max(t.col + t.width for t in tiles) == 150 and max(t.row + t.height for t in tiles) == 96
 
 
+def test_tiles_of_one_size_and_edges_share_one_window_that_cannot_be_changed():
+    tiles = tile_grid(400, 400, 64, 16)  # tiles 1 and 2 are both inner tiles of the top row
+    window = blend_window(tiles[1], 16)
+    assert blend_window(tiles[2], 16) is window
+    assert window[0, 32] == 1.0 and window[40, 0] == 0.0  # one along the raster's top edge, 0 at the dead border
+    with pytest.raises(ValueError):
+        window[0, 0] = 2.0
+
+
 def test_segment_writes_georeferenced_probability_and_classes(local_model, small_scene, tmp_path):
     rasters = rasters_of(small_scene, 2019)[::-1]  # any order: sorted by date inside
     result = segment(SegmentRequest(rasters, local_model, tmp_path, device="cpu"))
