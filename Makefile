@@ -77,7 +77,8 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 # (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), then a date gate trained alone on
 # that frozen network (stage 3), then its 1x1 head alone, which recalibrates P (stage 4), all with weather (TCI
 # conventions, haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), its int8 CPU
-# variant and its checkpoint. The shipped stage-1 checkpoint: research/checkpoints/roads_fcn.pt, trained and
+# variant and its checkpoint; its card harmonises each date onto the real training scenes' land (no training:
+# core/harmonisation.py). The shipped stage-1 checkpoint: research/checkpoints/roads_fcn.pt, trained and
 # followed by stages 2-4 with the real patches shared by area, before --real-weights scene (docs/models.md).
 MODEL_RUN := runs/roads
 ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
@@ -100,6 +101,7 @@ model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4
 	$(TIMESEG) train --output $(MODEL_RUN)_gate $(GATE_STAGE)
 	$(TIMESEG) train --output $(MODEL_RUN)_head $(HEAD_STAGE)
+	$(RESEARCH) harmonise $(MODEL_RUN)_head/model.pt
 	$(TIMESEG) export $(MODEL_RUN)_head/model.pt --output $(ROAD_MODEL) --real-labels $(REAL_LABELS) --unseen-place \
 	  --description $(ROAD_WORDS)
 	$(TIMESEG) export $(MODEL_RUN)_head/model.pt --output models/weights/roads.int8.onnx --precision int8 \
@@ -115,6 +117,7 @@ model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 # Paper A's PMap-only ConvLSTM on the same data and the same trained FCN: the ablation make real-check reports.
 ablation: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN)_pmap_only $(SEQUENCE_STAGE) --context-channels 0
+	$(RESEARCH) harmonise $(MODEL_RUN)_pmap_only/model.pt
 	mkdir -p research/checkpoints
 	cp $(MODEL_RUN)_pmap_only/model.pt research/checkpoints/roads_pmap_only.pt
 

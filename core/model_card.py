@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .harmonisation import problem as harmonisation_problem
+
 MODEL_TYPE = "segmentation"
 INPUT_DTYPES = ("uint8", "uint16", "int16", "float32")
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
@@ -58,6 +60,7 @@ class ModelCard:
     description: str = ""
     model_type: str = MODEL_TYPE
     precision: str = "fp32"  # of the weights and activations: fp32, int8 (CPU), fp16 (GPU)
+    harmonisation: dict[str, Any] | None = None  # each date's bands stretched first (core.harmonisation)
 
     @property
     def is_binary(self) -> bool:
@@ -150,6 +153,13 @@ def card_problem(values: dict[str, Any]) -> str | None:
         return "precision must be fp32, int8 or fp16"
     if values.get("input_dtype", "uint8") not in INPUT_DTYPES:
         return f"input_dtype must be one of {', '.join(INPUT_DTYPES)}"
+    harmonisation = values.get("harmonisation")
+    if harmonisation is not None:
+        if values.get("input_dtype", "uint8") != "uint8":
+            return "harmonisation is for uint8 (true-colour) inputs only"
+        problem = harmonisation_problem(harmonisation)
+        if problem or len(harmonisation["target_low"]) != len(bands):
+            return problem or f"harmonisation must give one target per band ({len(bands)})"
     return None
 
 

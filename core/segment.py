@@ -38,6 +38,7 @@ from .definitions import (
     PROBABILITY_NAME,
     device_words,
 )
+from .harmonisation import Harmonisation, looked_up, stack_tables
 from .model_card import ModelCard, ModelCardError
 from .normalisation import Normalisation
 from .options import option, range_problems
@@ -256,6 +257,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             raise SegmentError(problems)
         grid = stack.grid
         channels = card.output_channels
+        input_tables = _input_tables(stack, card, normalisation)
         tile_size, overlap = _tiling(request, model, grid.width, grid.height)
         threshold = card.threshold if request.threshold is None else request.threshold
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
@@ -276,7 +278,11 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             images = np.empty(pixels.shape, np.float32)
 
             def normalise(date: int) -> None:
-                normalisation.apply(pixels[:, date], out=images[:, date])
+                table = input_tables[date]
+                if table is None:
+                    normalisation.apply(pixels[:, date], out=images[:, date])
+                    return
+                looked_up(table, pixels[:, date], out=images[:, date])
 
             list((readers.map if readers else map)(normalise, range(len(stack.dates))))
             return images, valid
@@ -342,6 +348,17 @@ def block_cache(stack: RasterStack) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
     log.info("GDAL's block cache raised to %d MB for this stack's blocks", needed >> 20)
     return rasterio.Env(GDAL_CACHEMAX=needed)
+
+
+def _input_tables(stack: RasterStack, card: ModelCard, normalisation: Normalisation) -> list[np.ndarray | None]:
+    """Per date, the model inputs of the raw values 0..255 ``[C, 256]`` float32 when the card harmonises
+    its dates (``core.harmonisation``), else None (the plain normalisation)."""
+    tables = stack_tables(Harmonisation.from_card(card.harmonisation), stack)
+    if card.harmonisation is None:
+        return tables
+    harmonised_dates = [str(d) for d, table in zip(stack.dates, tables) if table is not None]
+    log.info("dates harmonised to the model's training images: %s", ", ".join(harmonised_dates) or "none")
+    return [None if table is None else normalisation.apply(table[:, :, None])[:, :, 0] for table in tables]
 
 
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:

@@ -10,13 +10,16 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..core.atomic import atomic_file
+from ..core.harmonisation import Harmonisation, harmonised
 from ..core.model_card import ModelCard
 from ..core.normalisation import Normalisation
 from .networks import BiConvLstmClassifier, FcnConvLstm
@@ -51,6 +54,15 @@ def save_checkpoint(path: Path, network: nn.Module, config: NetworkConfig, card:
         torch.save(checkpoint, partial)
 
 
+def set_card_fields(path: Path, **fields: Any) -> None:
+    """Change fields of a checkpoint's card in place (atomically); the weights stay as they are."""
+    load_checkpoint(path)  # a TimeSeg checkpoint, or ValueError
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint["card"] = {**checkpoint["card"], **fields}
+    with atomic_file(path) as partial:
+        torch.save(checkpoint, partial)
+
+
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, NetworkConfig, dict[str, Any]]:
     """-> (network in eval mode, its config, the whole checkpoint dict)."""
     path = Path(path)
@@ -72,3 +84,11 @@ def checkpoint_normalisation(checkpoint: dict[str, Any]) -> Normalisation:
     """How raw pixels become the network's input, as the checkpoint's card says (the same rule
     as for an exported model: ``core.normalisation.Normalisation.from_card``)."""
     return Normalisation.from_card(ModelCard(**checkpoint["card"]))
+
+
+def checkpoint_inputs(checkpoint: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """Whole raw dates ``[T, C, H, W]`` -> the network's input, as the engine makes it: each date
+    harmonised when the card says so (``core.harmonisation``), then normalised."""
+    normalisation = checkpoint_normalisation(checkpoint)
+    harmonisation = Harmonisation.from_card(checkpoint["card"].get("harmonisation"))
+    return lambda dates: normalisation.apply(harmonised(dates, harmonisation))

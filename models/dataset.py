@@ -17,6 +17,7 @@ import torch
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
+from ..core.harmonisation import Harmonisation, looked_up, stack_tables
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, RasterStack
 from .labels import LABEL_NODATA, LabelSource, label_raster
@@ -34,9 +35,10 @@ class Site:
 
 
 class OpenSite(contextlib.AbstractContextManager):
-    """A site's raster stack, opened, with its labels rasterised on the stack's grid."""
+    """A site's raster stack, opened, with its labels rasterised on the stack's grid; with
+    ``harmonisation`` its dates are read harmonised as the engine would harmonise the whole rasters."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, harmonisation: Harmonisation | None = None) -> None:
         self.stack = RasterStack(site.rasters)
         try:
             grid = self.stack.grid
@@ -44,6 +46,7 @@ class OpenSite(contextlib.AbstractContextManager):
             labels = label_raster(site.labels, grid)
             rows, cols = self.window.toslices()
             self.labels = labels[rows, cols]
+            self.tables = stack_tables(harmonisation, self.stack)
         except BaseException:
             self.stack.__exit__(None, None, None)
             raise
@@ -64,6 +67,9 @@ class OpenSite(contextlib.AbstractContextManager):
             inside = Window(int(self.window.col_off) + col, int(self.window.row_off) + row, cols, rows)
             pixels[:, :, :rows, :cols], valid[:, :rows, :cols] = self.stack.read(inside)
             labels[:rows, :cols] = self.labels[row : row + rows, col : col + cols]
+            for date, table in enumerate(self.tables):
+                if table is not None:
+                    looked_up(table, pixels[date], out=pixels[date])
         return pixels, valid, labels
 
     def __exit__(self, *exc_info) -> None:

@@ -25,6 +25,7 @@ import torch
 from rasterio.windows import Window, from_bounds
 
 from ..core.atomic import OutputSet
+from ..core.harmonisation import Harmonisation
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import Grid, RasterStack
 from ..core.runtime import variant_sibling
@@ -263,7 +264,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
 
     def held_out_scores(checkpoint: Path) -> dict[str, float]:
         network, _, saved = load_checkpoint(checkpoint)
-        with OpenSite(sites["heldout"]) as site:
+        with OpenSite(sites["heldout"], Harmonisation.from_card(saved["card"].get("harmonisation"))) as site:
             return _held_out_scores(network, site, checkpoint_normalisation(saved), centre,
                                     saved["card"].get("threshold", 0.5))
 

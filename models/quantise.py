@@ -31,6 +31,7 @@ import onnx
 import torch
 from torch import nn
 
+from ..core.harmonisation import Harmonisation, harmonised
 from ..core.model_card import ModelCard
 from ..core.normalisation import Normalisation
 from .int8_layout import int8_layout, padded_channels
@@ -126,8 +127,11 @@ class _Temporal(nn.Module):
 def calibration_patches(images: Sequence[np.ndarray], card: ModelCard, count: int, dates: int,
                         rng: np.random.Generator) -> Iterator[np.ndarray]:
     """``count`` normalised ``[1, dates, C, 256, 256]`` patches, each one date of ``images`` (raw
-    ``[C, H, W]`` arrays) repeated: the FCN sees each date alone, so a repeated date calibrates it."""
+    ``[C, H, W]`` arrays, each harmonised first when the card says so) repeated: the FCN sees each date
+    alone, so a repeated date calibrates it."""
     normalise = Normalisation.from_card(card).apply
+    harmonisation = Harmonisation.from_card(card.harmonisation)
+    images = [harmonised(image[None], harmonisation)[0] for image in images]
     for index in range(count):
         image = images[index % len(images)]
         row = rng.integers(0, max(1, image.shape[1] - PATCH_PX))

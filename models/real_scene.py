@@ -31,7 +31,8 @@ from rasterio.features import geometry_mask, rasterize
 from rasterio.windows import Window, from_bounds
 from scipy import ndimage
 
-from ..core.raster_stack import DatedRaster, Grid
+from ..core.harmonisation import Harmonisation
+from ..core.raster_stack import DatedRaster, Grid, RasterStack
 from .dataset import Site
 from .labels import HARD_NEGATIVE, LABEL_NODATA, LabelSource, _read_geometries
 from .settings import REAL_WEIGHTINGS
@@ -218,3 +219,16 @@ def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3,
     return (real_site(folder, scene, "train", line_width_px, Window(0, 0, train_width, height), shore_px),
             real_site(folder, scene, "train", line_width_px,
                       Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX, height), shore_px))
+
+
+def real_harmonisation(folder: Path, scenes: Sequence[RealScene] = REAL_SCENES) -> Harmonisation:
+    """The harmonisation (``core.harmonisation``) onto the land of ``scenes``' training sites (their
+    train areas less the selection strips), pooled: real land as the road model learnt it."""
+    values, valid = [], []
+    for scene in scenes:
+        site = real_training_sites(folder / scene.name, scene)[0]
+        with RasterStack(site.rasters) as stack:
+            pixels, has_data = stack.read(site.window)
+        values.append(pixels[0].reshape(pixels.shape[1], -1))
+        valid.append(has_data[0].ravel())
+    return Harmonisation.fitted(np.concatenate(values, axis=1), np.concatenate(valid))

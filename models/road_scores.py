@@ -163,14 +163,14 @@ def _checkpoint_model(checkpoint: Path):
     """-> ``probability(dates)``: TCI dates ``[T, 3, H, W]`` -> P(road) ``[H, W]``, whole-window in PyTorch."""
     import torch
 
-    from .checkpoint import checkpoint_normalisation, load_checkpoint
+    from .checkpoint import checkpoint_inputs, load_checkpoint
 
     network, _, saved = load_checkpoint(checkpoint)
-    normalisation = checkpoint_normalisation(saved)
+    inputs = checkpoint_inputs(saved)
 
     def probability(dates: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return network(torch.from_numpy(normalisation.apply(dates))[None])[0, 0].numpy()
+            return network(torch.from_numpy(inputs(dates))[None])[0, 0].numpy()
 
     return probability
 

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..core.atomic import write_text_atomic
+from ..core.harmonisation import Harmonisation
 from ..core.normalisation import Normalisation
 from .checkpoint import build_network, load_checkpoint, save_checkpoint
 from .dataset import OpenSite, SequencePatches, Site, band_statistics
@@ -362,14 +363,19 @@ def model_card_fields(options: TrainOptions) -> dict[str, Any]:
 def opened_sites(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequence[Site],
                  card: dict[str, Any]):
     """Open all sites; yields ``(train_open, val_open, normalisation)`` with the training
-    sites' band statistics (or those of ``options.init_checkpoint``) written into ``card``."""
+    sites' band statistics (or those of ``options.init_checkpoint``) written into ``card``. A starting
+    checkpoint that harmonises its dates (``core.harmonisation``) passes that on: the sites are read
+    harmonised and the new card says so."""
+    init_card = load_checkpoint(options.init_checkpoint)[2]["card"] if options.init_checkpoint is not None else {}
+    if init_card.get("harmonisation") is not None:
+        card["harmonisation"] = init_card["harmonisation"]
+    harmonisation = Harmonisation.from_card(init_card.get("harmonisation"))
     opened = []
     try:
         for site in [*train_sites, *val_sites]:
-            opened.append(OpenSite(site))
+            opened.append(OpenSite(site, harmonisation))
         train_open, val_open = opened[: len(train_sites)], opened[len(train_sites):]
         if options.init_checkpoint is not None:  # its weights expect its normalisation
-            init_card = load_checkpoint(options.init_checkpoint)[2]["card"]
             mean, std = init_card["standardization_mean"], init_card["standardization_std"]
         else:
             mean, std = band_statistics(train_open, options.input_scale, seed=options.seed)
@@ -480,22 +486,30 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
                    patches(options.sequence_length), val_loader, options.joint_epochs,
                    options.learning_rate / 10, options, card, history, options.min_sequence_length, monitor,
                    selection_loader(per_date=False))
-        network.eval()
-        class_count = max(2, len(options.class_names))
-        final = {
-            "single_date_fcn": evaluate(lambda x: single_date_probabilities(network, x), val_loader,
-                                        class_count, options.device, True, options.threshold),
-            "sequence": evaluate(network, val_loader, class_count, options.device, False, options.threshold),
-            # the same sequence model given only the last date of each sequence
-            "sequence_model_last_date_only": evaluate(lambda x: network(x[:, -1:]), val_loader, class_count,
-                                                      options.device, False, options.threshold),
-            "validation_sites": len(val_sites),
-            "validation_pixels_per_date": sum(s.shape[0] * s.shape[1] for s in val_open),
-        }
+        final = validation_metrics(network, val_loader, max(2, len(options.class_names)), options.device,
+                                   options.threshold)
+        final["validation_pixels_per_date"] = sum(s.shape[0] * s.shape[1] for s in val_open)
+    _write_summary(options, network, card, history, final)
+    return final
+
+
+def validation_metrics(network: FcnConvLstm, val_loader: DataLoader, class_count: int, device: str,
+                       threshold: float) -> dict[str, Any]:
+    """A road network's metrics on held-out sites (the card's ``metrics``): its single-date FCN, the whole
+    network, and the network given only the last date; ``validation_sites``: the sites' dates and periods."""
+    network.eval()
+    final: dict[str, Any] = {
+        "single_date_fcn": evaluate(lambda x: single_date_probabilities(network, x), val_loader,
+                                    class_count, device, True, threshold),
+        "sequence": evaluate(network, val_loader, class_count, device, False, threshold),
+        # the same sequence model given only the last date of each sequence
+        "sequence_model_last_date_only": evaluate(lambda x: network(x[:, -1:]), val_loader, class_count,
+                                                  device, False, threshold),
+        "validation_sites": len(val_loader.dataset.sites),
+    }
     final["sequence_minus_single_date"] = {
         key: final["sequence"][key] - final["single_date_fcn"][key] for key in ("accuracy", "iou", "f1")
     }
-    _write_summary(options, network, card, history, final)
     return final
 
 

@@ -159,6 +159,30 @@ def run_score(args: argparse.Namespace) -> None:
     print(score_table(models, truths, args.threshold)[0])
 
 
+def _add_harmonise(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "harmonise", help="road checkpoints: harmonise each date onto the real training scenes' land (card field)",
+        description="Writes into each checkpoint's card the harmonisation (core/harmonisation.py) onto the land of "
+                    "the training sites of models/real/ (train areas less their selection strips): the engine then "
+                    "stretches each date's bands to them before the model. The weights do not change; the card's "
+                    "simulated held-out metrics are measured again with it.")
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="road model.pt files, changed in place")
+    parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the training-site crops")
+    parser.add_argument("--simulated", type=Path, default=Path("data/simulated"),
+                        help="where make model's simulated scenes are (its held-out ones are written there if missing)")
+    return parser
+
+
+def run_harmonise(args: argparse.Namespace) -> None:
+    from .harmonise import harmonise
+
+    for path in args.checkpoints:
+        result = harmonise(path, args.work, args.simulated)
+        target = result["harmonisation"]
+        print(f"{path}: harmonised onto {target['target_low']} .. {target['target_high']}; simulated held-out "
+              f"IoU: single-date FCN {result['single_date_fcn_iou']:.3f}, sequence {result['sequence_iou']:.3f}")
+
+
 def _add_gate_share(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "gate-share", help="a gated road model's date-gate share s on the real held-out clear dates, by pixel group",
@@ -331,5 +355,6 @@ def main(argv: list[str] | None = None) -> int:
     _add_precision_check(commands).set_defaults(run=run_precision_check)
     _add_score(commands).set_defaults(run=run_score)
     _add_gate_share(commands).set_defaults(run=run_gate_share)
+    _add_harmonise(commands).set_defaults(run=run_harmonise)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)

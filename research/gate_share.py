@@ -33,8 +33,8 @@ def gate_shares(gated: TorchRoadModel, ungated: TorchRoadModel, truths: Mapping[
         raise ValueError("the first checkpoint has no date gate: give a model trained with --date-gate")
     shares: dict[str, list[np.ndarray]] = {group: [] for group in GROUPS}
     for truth in truths.values():
-        images = torch.from_numpy(gated.normalisation.apply(truth.tci[None]))[None]  # [1, 1, 3, H, W]
-        white = torch.from_numpy(gated.normalisation.apply(np.full_like(truth.tci[None], 255)))[None]
+        images = torch.from_numpy(gated.inputs(truth.tci[None]))[None]  # [1, 1, 3, H, W]
+        white = torch.from_numpy(gated.inputs(np.full_like(truth.tci[None], 255)))[None]
         steps = gated.network.date_steps(images)  # the FCN once: the share and the map both read it
         share = steps[0, 0, -1].numpy()
         called_gated = probabilities_from_logits(gated.network.logits_from_steps(steps))[0, 0].numpy() >= THRESHOLD

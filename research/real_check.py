@@ -332,7 +332,9 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "The L2A TCI (surface reflectance 0..0.2 -> 0..255) is made from the same L1C bands by dark-object "
         "subtraction (no L2A product of the first two dates ships), so it approximates Sen2Cor's. "
         f"The shipped ONNX model run by the engine (tiled, {result.provider}) on the L1C TCIs, every scene: F1 "
-        f"{engine.f1:.3f} (precision {engine.precision:.3f}, recall {engine.recall:.3f}).",
+        f"{engine.f1:.3f} (precision {engine.precision:.3f}, recall {engine.recall:.3f}). Each model's card "
+        "says whether each date is first harmonised onto the training scenes' land (`core/harmonisation.py`); "
+        "everything on this page runs the models as their cards say, the engine and PyTorch alike.",
         "",
         "| scene | traced lines (green), ignored areas dimmed | single-date FCN | paper A, PMap-only | shipped |",
         "|---|---|---|---|---|",

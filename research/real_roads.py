@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..models.checkpoint import checkpoint_normalisation, load_checkpoint
+from ..models.checkpoint import checkpoint_inputs, load_checkpoint
 from ..models.real_scene import _within
 from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, RoadCounts, counts, l2a_like, pooled
 from ..models.weather import cloud_opacity, clouded, overcast_date
@@ -27,13 +27,13 @@ class TorchRoadModel:
 
     def __init__(self, checkpoint: Path, part: str = "sequence") -> None:
         self.network, _, saved = load_checkpoint(checkpoint)
-        self.normalisation = checkpoint_normalisation(saved)
+        self.inputs = checkpoint_inputs(saved)
         self.part = part
 
     @torch.no_grad()
     def probability(self, dates: list[np.ndarray]) -> np.ndarray:
         """TCI dates, each ``[3, H, W]``, in time order -> P(road) ``[H, W]``."""
-        images = torch.from_numpy(self.normalisation.apply(np.stack(dates)))[None]
+        images = torch.from_numpy(self.inputs(np.stack(dates)))[None]
         if self.part == "fcn":
             return self.network.fcn(images[:, -1])[0, 0].numpy()
         return self.network(images)[0, 0].numpy()

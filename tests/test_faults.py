@@ -9,7 +9,6 @@ file, no lock, no folder), no earlier result or input lost or changed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import resource
 import shutil
@@ -26,7 +25,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from tests_support import ROOT
+from tests_support import ROOT, edit_card
 from timeseg.cli import main
 
 PROGRESS_LINE = r"^\s*\d+% tile \d+ of \d+$"
@@ -75,20 +74,6 @@ def snapshot(root: Path) -> dict[str, str]:
     """Every file and folder under ``root``: path -> content hash ('dir' for folders)."""
     return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*"))}
-
-
-def edit_card(source: Path, target: Path, **changes) -> Path:
-    import onnx
-
-    model = onnx.load(str(source))
-    props = {p.key: p.value for p in model.metadata_props}
-    for key, value in changes.items():
-        props[key] = value if isinstance(value, str) and key.startswith("raw_") else json.dumps(value)
-    del model.metadata_props[:]
-    for key, value in props.items():
-        model.metadata_props.add(key=key.removeprefix("raw_"), value=value)
-    onnx.save(model, str(target))
-    return target
 
 
 @pytest.fixture(scope="module")

@@ -18,3 +18,21 @@ def load_plugin_package():
     import timeseg
 
     return timeseg
+
+
+def edit_card(source: Path, target: Path, **changes) -> Path:
+    """A copy of the ONNX model ``source`` at ``target`` with card fields changed (JSON values; a
+    ``raw_`` key's text is written as it is)."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(source))
+    props = {p.key: p.value for p in model.metadata_props}
+    for key, value in changes.items():
+        props[key] = value if isinstance(value, str) and key.startswith("raw_") else json.dumps(value)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key.removeprefix("raw_"), value=value)
+    onnx.save(model, str(target))
+    return target

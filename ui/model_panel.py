@@ -98,6 +98,9 @@ def describe_card(card) -> str:
     text = (f"Finds {finds} (classes: {classes}). Bands: {', '.join(card.bands)} ({card.input_dtype}), "
             f"{resolution}. Dates: at least {card.min_sequence_length}, trained on "
             f"{card.sequence_length}. Tiles {card.tile_size} px, overlap {card.tiles_overlap} px.")
+    if card.harmonisation is not None:
+        text += (" Each date's colours are first stretched onto those of its training images (overcast dates "
+                 "left as they are).")
     real = card.metrics.get("real_heldout") if isinstance(card.metrics, dict) else None
     if isinstance(real, dict) and "l1c_tci" in real:
         scenes = len(real.get("scenes", {})) or 1

@@ -1,0 +1,168 @@
+"""Radiometric harmonisation: each date's bands stretched so that its land looks like the land of the
+images the model was trained on, before the model's normalisation.
+
+Per date and band, the ``low_percentile`` and ``high_percentile`` of the pixels that are neither nodata
+nor bright (any band at or above ``bright_limit``: cloud, snow) are moved linearly onto the training
+images' (``target_low``, ``target_high``, raw values). The same scene as ESA's L1C true colour and as
+L2A true colour, hazy or clear, then reaches the model nearly alike. A date is left as it is when it
+shows too little clear land (under ``min_clear_share`` of its valid pixels) or no dark land (a band's
+low percentile at or above ``dark_limit``: overcast, haze, snow): an overcast date stays
+white, as the date gate learned it. Uint8 rasters only (true colour); the statistics come from the
+same sample windows of the date (``sample_windows``) wherever a date is harmonised: the engine, the
+scoring and training code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+SAMPLE_SIZE_PX = 256  # each sample window's side
+SAMPLES_PER_SIDE = 4  # a larger raster is sampled on 4 x 4 windows (1 Mpx), aligned to 256 px blocks
+MIN_SAMPLE_PIXELS = 1024  # fewer valid pixels: the date is left as it is
+
+
+@dataclass(frozen=True)
+class Harmonisation:
+    """The model card's ``harmonisation``: where each band's percentiles are moved (raw values)."""
+
+    target_low: tuple[float, ...]
+    target_high: tuple[float, ...]
+    low_percentile: float = 2.0
+    high_percentile: float = 90.0
+    bright_limit: float = 200.0
+    dark_limit: float = 128.0
+    min_clear_share: float = 0.25
+
+    @classmethod
+    def from_card(cls, values: dict[str, Any] | None) -> Harmonisation | None:
+        if values is None:
+            return None
+        return cls(**{**values, "target_low": tuple(values["target_low"]),
+                      "target_high": tuple(values["target_high"])})
+
+    def to_card(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "target_low": list(self.target_low),
+                "target_high": list(self.target_high)}
+
+    @classmethod
+    def fitted(cls, values: np.ndarray, valid: np.ndarray, **settings: float) -> Harmonisation:
+        """The harmonisation onto the land of ``values`` ``[C, N]`` where ``valid`` ``[N]``: the pixels of
+        the images a model was trained on (ValueError when they show too little clear, dark land)."""
+        probe = cls((), (), **settings)
+        low_high = probe.percentiles(values, valid)
+        if low_high is None:
+            raise ValueError("the training images show too little clear, dark land to harmonise onto")
+        return dataclasses.replace(probe, target_low=tuple(float(v) for v in low_high[0]),
+                                   target_high=tuple(float(v) for v in low_high[1]))
+
+    def percentiles(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
+        """``[2, C]`` low and high percentiles of ``values`` ``[C, N]`` where ``valid`` ``[N]`` and not
+        bright; None when the date is to be left as it is (see the module docstring)."""
+        clear = valid & (values < self.bright_limit).all(axis=0)
+        count = int(clear.sum())
+        if count < MIN_SAMPLE_PIXELS or count < self.min_clear_share * max(int(valid.sum()), 1):
+            return None
+        low_high = np.percentile(values[:, clear], [self.low_percentile, self.high_percentile], axis=1)
+        return None if low_high[0].max() >= self.dark_limit else low_high
+
+    def table(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
+        """``[C, 256]`` uint8 lookup table of a date from its sampled ``values`` ``[C, N]`` and ``valid``
+        ``[N]`` (0 stays 0, nodata; every other value lands in 1..255); None: leave the date as it is."""
+        low_high = self.percentiles(values, valid)
+        if low_high is None:
+            return None
+        low, high = low_high
+        target_low, target_high = np.asarray(self.target_low), np.asarray(self.target_high)
+        gain = (target_high - target_low) / np.maximum(high - low, 1.0)
+        raw = np.arange(256, dtype=np.float64)[None]
+        table = np.clip(np.rint((raw - low[:, None]) * gain[:, None] + target_low[:, None]), 1, 255)
+        table[:, 0] = 0
+        return table.astype(np.uint8)
+
+
+def looked_up(tables: np.ndarray, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Uint8 ``pixels`` ``[..., C, h, w]`` through one table per band ``tables`` ``[C, 256]`` (into ``out``)."""
+    out = np.empty(pixels.shape, tables.dtype) if out is None else out
+    for band, table in enumerate(tables):
+        out[..., band, :, :] = table[pixels[..., band, :, :]]
+    return out
+
+
+def problem(values: Any) -> str | None:
+    """What is wrong with a card's ``harmonisation`` (None when it is usable or absent)."""
+    if values is None:
+        return None
+    try:
+        harmonisation = Harmonisation.from_card(values)
+    except (TypeError, KeyError, AttributeError):
+        return "harmonisation must give target_low and target_high (one raw value per band) and known keys only"
+    if len(harmonisation.target_low) != len(harmonisation.target_high):
+        return "harmonisation's target_low and target_high must give one value per band each"
+    if not 0 <= harmonisation.low_percentile < harmonisation.high_percentile <= 100:
+        return "harmonisation's percentiles must satisfy 0 <= low < high <= 100"
+    return None
+
+
+def sample_windows(height: int, width: int) -> list[Window]:
+    """The windows a date's statistics are taken from: along a side of up to 4 x 256 px, all of it;
+    along a longer one, ``SAMPLES_PER_SIDE`` stretches of 256 px spread over it, each starting on a
+    multiple of 256 px (one block each in a tiled GeoTIFF)."""
+
+    def stretches(length: int) -> list[tuple[int, int]]:
+        if length <= SAMPLE_SIZE_PX * SAMPLES_PER_SIDE:
+            return [(0, length)]
+        spread = np.linspace(0, length - SAMPLE_SIZE_PX, SAMPLES_PER_SIDE)
+        return [(int(s) // SAMPLE_SIZE_PX * SAMPLE_SIZE_PX, SAMPLE_SIZE_PX) for s in spread]
+
+    return [Window(col, row, cols, rows) for row, rows in stretches(height) for col, cols in stretches(width)]
+
+
+def date_tables(harmonisation: Harmonisation, samples: Sequence[tuple[np.ndarray, np.ndarray]]) -> list:
+    """One lookup table (or None) per date from its samples: ``(values [C, N], valid [N])``."""
+    return [harmonisation.table(values, valid) for values, valid in samples]
+
+
+def samples_of_dates(dates: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(values [C, N], valid [N])`` per date of an in-memory ``[T, C, H, W]`` uint8 stack (0: nodata)."""
+    windows = sample_windows(*dates.shape[-2:])
+    out = []
+    for date in dates:
+        parts = [date[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width].reshape(date.shape[0], -1)
+                 for w in windows]
+        values = np.concatenate(parts, axis=1)
+        out.append((values, (values > 0).any(axis=0)))
+    return out
+
+
+def stack_tables(harmonisation: Harmonisation | None, stack) -> list[np.ndarray | None]:
+    """One lookup table (or None: left as it is) per date of a ``core.raster_stack.RasterStack``; all
+    None without ``harmonisation`` or for rasters that are not uint8."""
+    if harmonisation is None or stack.dtype != np.uint8:
+        return [None] * len(stack.dates)
+    return date_tables(harmonisation, samples_of_stack(stack))
+
+
+def samples_of_stack(stack) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(values [C, N], valid [N])`` per date of a ``core.raster_stack.RasterStack``, on its grid."""
+    grid = stack.grid
+    reads = [stack.read(window) for window in sample_windows(grid.height, grid.width)]
+    return [(np.concatenate([pixels[t].reshape(pixels.shape[1], -1) for pixels, _ in reads], axis=1),
+             np.concatenate([valid[t].ravel() for _, valid in reads])) for t in range(len(stack.dates))]
+
+
+def harmonised(dates: np.ndarray, harmonisation: Harmonisation | None) -> np.ndarray:
+    """An in-memory ``[T, C, H, W]`` uint8 stack with each date harmonised (a copy; as given without
+    ``harmonisation``)."""
+    if harmonisation is None:
+        return dates
+    out = dates.copy()
+    for index, table in enumerate(date_tables(harmonisation, samples_of_dates(dates))):
+        if table is not None:
+            looked_up(table, dates[index], out=out[index])
+    return out
