@@ -197,8 +197,10 @@ class RasterStack(contextlib.AbstractContextManager):
         """Bytes of one row of blocks of every date across its width (as stored: a warped date's source)."""
         return sum(d.width * d.block_shapes[0][0] * d.count * np.dtype(d.dtypes[0]).itemsize for d in self._datasets)
 
-    def read(self, window: Window, pool: Executor | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels ``[T, C, h, w]`` and validity ``[T, h, w]`` of ``window`` on the reference grid.
+    def read(self, window: Window, pool: Executor | None = None, whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels ``[T, C, h, w]`` and validity ``[T, h, w]`` of ``window`` on the reference grid (of the
+        area when the stack is restricted to one, else the full one; ``whole``: always the full one, and
+        no pixel invalid for lying outside the area's polygons).
 
         Outside the grid, and where a date has no data, pixels are 0 and invalid. ``pool``: threads
         that read the dates at once (each date's dataset is read by one thread at a time).
@@ -206,7 +208,7 @@ class RasterStack(contextlib.AbstractContextManager):
         height, width = int(window.height), int(window.width)
         pixels = np.zeros((len(self.views), self.band_count, height, width), self.dtype)
         valid = np.zeros((len(self.views), height, width), bool)
-        if self.area is not None:  # window is on the area's grid; the views are on the full one
+        if self.area is not None and not whole:  # window is on the area's grid; the views are on the full one
             window = Window(window.col_off + self.area.window.col_off, window.row_off + self.area.window.row_off,
                             width, height)
         inside = window.intersection(Window(0, 0, self.full_grid.width, self.full_grid.height)) \
@@ -226,7 +228,7 @@ class RasterStack(contextlib.AbstractContextManager):
             valid[index, rows, cols] = has_data
 
         list((pool.map if pool else map)(read_date, range(len(self.views))))  # list(): wait, and raise any error
-        if self.area is not None:
+        if self.area is not None and not whole:
             inside_polygons = self.area.mask(window, self.full_grid.transform)
             if inside_polygons is not None:
                 valid &= inside_polygons[None]

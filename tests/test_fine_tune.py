@@ -281,3 +281,38 @@ def test_polygon_area_limits_labels_and_scores_to_its_inside(place, tmp_path):
     with pytest.raises(FineTuneError, match="area polygons do not overlap the rasters"):
         fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"),
                                   tmp_path / "none.onnx", epochs=1, area_polygons=outside))
+
+
+def test_fitting_from_a_harmonising_model_trains_on_harmonised_images_and_keeps_it(scratch_model, place, tmp_path,
+                                                                                     monkeypatch):
+    """A model whose card harmonises each date (the shipped road model's does) is fitted on the analyst's
+    images harmonised the same way, and the fitted model's card harmonises too."""
+    import shutil
+
+    import timeseg.models.training as training
+    from timeseg.core.harmonisation import Harmonisation
+    from timeseg.models.checkpoint import set_card_fields
+    from timeseg.models.dataset import OpenSite, Site
+
+    target = Harmonisation(target_low=(28.0, 43.0, 52.0), target_high=(94.0, 92.0, 106.0)).to_card()
+    init = tmp_path / "init.pt"
+    shutil.copy(scratch_model.checkpoint_path, init)
+    set_card_fields(init, harmonisation=target)
+    opened_with = []
+
+    class RecordingSite(OpenSite):
+        def __init__(self, site, harmonisation=None):
+            opened_with.append(harmonisation)
+            super().__init__(site, harmonisation)
+
+    monkeypatch.setattr(training, "OpenSite", RecordingSite)
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    labels = LabelSource(place.labels_path, "lines", "roads_2019")
+    result = fine_tune(FineTuneRequest(rasters, labels, tmp_path / "fitted.onnx", init_checkpoint=init, epochs=1,
+                                       seed=1))
+    assert read_model_card(result.model_path).harmonisation == target
+    assert opened_with and all(h == Harmonisation.from_card(target) for h in opened_with)
+    with OpenSite(Site(tuple(rasters), labels), Harmonisation.from_card(target)) as harmonised, \
+            OpenSite(Site(tuple(rasters), labels)) as raw:
+        assert any(table is not None for table in harmonised.tables)
+        assert not np.array_equal(harmonised.read(0, 0, 64)[0], raw.read(0, 0, 64)[0])

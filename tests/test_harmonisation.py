@@ -10,9 +10,10 @@ import rasterio
 from rasterio.windows import Window
 
 from tests_support import edit_card
-from timeseg.core.harmonisation import Harmonisation, harmonised, sample_windows, samples_of_dates
+from timeseg.core.area import parse_area
+from timeseg.core.harmonisation import Harmonisation, harmonised, sample_windows, samples_of_dates, stack_tables
 from timeseg.core.model_card import ModelCardError, read_model_card
-from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.raster_stack import DatedRaster, RasterStack
 from timeseg.core.segment import SegmentRequest, segment
 from timeseg.models.real_scene import T33UUU
 from timeseg.models.road_scores import l2a_like
@@ -110,6 +111,28 @@ def test_engine_harmonises_each_date_as_the_card_says(local_model, real_tci, tmp
             rasterio.open(plain.probability_path) as c:
         # the same inputs to the last bit, so the same answers; and not those of the rasters as they are
         assert np.array_equal(a.read(), b.read()) and not np.array_equal(a.read(), c.read())
+
+
+def test_an_area_of_interest_or_a_batch_window_takes_the_whole_rasters_stretch(real_tci, tmp_path):
+    """The statistics come from the whole rasters, so the windows ``timeseg batch`` cuts a place into,
+    and any area of interest, are stretched alike (no seams between windows)."""
+    big = np.tile(real_tci, (1, 4, 4))  # 1536 px: sampled on 16 windows
+    profile = dict(driver="GTiff", width=1536, height=1536, count=3, dtype="uint8", crs="EPSG:32633",
+                   transform=rasterio.Affine(10, 0, 400000, 0, -10, 5900000), nodata=0, tiled=True,
+                   blockxsize=256, blockysize=256)
+    rasters = []
+    for day, date in enumerate((big, l2a_like(big)), start=1):
+        path = tmp_path / f"2019-06-0{day}.tif"
+        with rasterio.open(path, "w", **profile) as dataset:
+            dataset.write(date)
+        rasters.append(DatedRaster(path, dt.date(2019, 6, day)))
+    with RasterStack(rasters) as stack:
+        whole = stack_tables(TARGET, stack)
+        stack.restrict(parse_area("400100,5887000,401000,5888000", stack.grid))  # a corner of 90 x 100 px
+        assert (stack.grid.width, stack.grid.height) == (90, 100)
+        part = stack_tables(TARGET, stack)
+    assert all(table is not None for table in whole)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, part))
 
 
 def test_a_card_with_a_broken_harmonisation_is_refused_in_one_line(local_model, tmp_path):
