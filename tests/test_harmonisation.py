@@ -1,5 +1,5 @@
 """Radiometric harmonisation: L1C and L2A true colour of one real scene reach the model nearly alike,
-clouds do not move a date's stretch, overcast dates are left as they are, and the engine harmonises
+thick cloud does not move a date's stretch, overcast dates are left as they are, and the engine harmonises
 each date as the card says."""
 
 import datetime as dt
