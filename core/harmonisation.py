@@ -15,7 +15,9 @@ scoring and training code.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +70,7 @@ class Harmonisation:
         count = int(clear.sum())
         if count < MIN_SAMPLE_PIXELS or count < self.min_clear_share * max(int(valid.sum()), 1):
             return None
-        low_high = _percentiles(values[:, clear], (self.low_percentile, self.high_percentile))
+        low_high = histogram_percentiles(values, clear, (self.low_percentile, self.high_percentile))
         return None if low_high[0].max() >= self.dark_limit else low_high
 
     def table(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
@@ -86,15 +88,17 @@ class Harmonisation:
         return table.astype(np.uint8)
 
 
-def _percentiles(values: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
-    """``[P, C]`` percentiles of uint8 ``values`` ``[C, N]``, as ``np.percentile`` gives them (linear
-    between the two nearest ranks), from each band's histogram: no sort of a million values a date."""
-    count = values.shape[1]
+def histogram_percentiles(values: np.ndarray, kept: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
+    """``[P, C]`` percentiles of uint8 ``values`` ``[C, N]`` where ``kept`` ``[N]``, as ``np.percentile``
+    gives them (linear between the two nearest ranks), from each band's histogram: no sort of a million
+    values a date, and no copy of the kept ones (the others are counted apart, in bins 256..511)."""
+    count = int(kept.sum())
     ranks = np.asarray(percentiles, np.float64) / 100 * (count - 1)
     below, above = np.floor(ranks).astype(np.int64), np.ceil(ranks).astype(np.int64)
+    apart = (~kept).astype(np.uint16) << 8
     out = np.empty((len(ranks), values.shape[0]))
     for band, band_values in enumerate(values):
-        cumulative = np.cumsum(np.bincount(band_values, minlength=256))
+        cumulative = np.cumsum(np.bincount(band_values + apart, minlength=512)[:256])
         low, high = np.searchsorted(cumulative, below, "right"), np.searchsorted(cumulative, above, "right")
         out[:, band] = low + (ranks - below) * (high - low)
     return out
@@ -156,18 +160,21 @@ def samples_of_dates(dates: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def stack_tables(harmonisation: Harmonisation | None, stack) -> list[np.ndarray | None]:
     """One lookup table (or None: left as it is) per date of a ``core.raster_stack.RasterStack``; all
-    None without ``harmonisation`` or for rasters that are not uint8."""
+    None without ``harmonisation`` or for rasters that are not uint8. The dates are read and counted on
+    one thread per core (this runs before the model, which would otherwise wait on one core)."""
     if harmonisation is None or stack.dtype != np.uint8:
         return [None] * len(stack.dates)
-    return date_tables(harmonisation, samples_of_stack(stack))
+    with ThreadPoolExecutor(max(1, min(len(stack.dates), os.cpu_count() or 1)), "harmonise") as pool:
+        return list(pool.map(lambda sample: harmonisation.table(*sample), samples_of_stack(stack, pool)))
 
 
-def samples_of_stack(stack) -> list[tuple[np.ndarray, np.ndarray]]:
+def samples_of_stack(stack, pool: Executor | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(values [C, N], valid [N])`` per date of a ``core.raster_stack.RasterStack``, over the whole
     rasters whatever area the stack is restricted to: the windows ``timeseg batch`` cuts a place into,
-    and any area of interest, take the stretch the whole rasters take."""
+    and any area of interest, take the stretch the whole rasters take. ``pool``: threads that read the
+    dates at once."""
     full = stack.full_grid
-    reads = [stack.read(window, whole=True) for window in sample_windows(full.height, full.width)]
+    reads = [stack.read(window, pool, whole=True) for window in sample_windows(full.height, full.width)]
     return [(np.concatenate([pixels[t].reshape(pixels.shape[1], -1) for pixels, _ in reads], axis=1),
              np.concatenate([valid[t].ravel() for _, valid in reads])) for t in range(len(stack.dates))]
 

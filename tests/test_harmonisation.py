@@ -11,7 +11,14 @@ from rasterio.windows import Window
 
 from tests_support import edit_card
 from timeseg.core.area import parse_area
-from timeseg.core.harmonisation import Harmonisation, harmonised, sample_windows, samples_of_dates, stack_tables
+from timeseg.core.harmonisation import (
+    Harmonisation,
+    harmonised,
+    histogram_percentiles,
+    sample_windows,
+    samples_of_dates,
+    stack_tables,
+)
 from timeseg.core.model_card import ModelCardError, read_model_card
 from timeseg.core.raster_stack import DatedRaster, RasterStack
 from timeseg.core.segment import SegmentRequest, segment
@@ -43,6 +50,14 @@ def test_each_band_lands_on_the_target_percentiles(real_tci):
     low, high = np.percentile(out.reshape(3, -1), [2, 90], axis=1)
     np.testing.assert_allclose(low, TARGET.target_low, atol=2)
     np.testing.assert_allclose(high, TARGET.target_high, atol=2)
+
+
+def test_percentiles_from_histograms_equal_numpys(real_tci):
+    """The histogram percentiles of the kept pixels are ``np.percentile``'s, interpolation included."""
+    values = real_tci.reshape(3, -1)
+    kept = np.random.default_rng(1).random(values.shape[1]) < 0.3
+    ours = histogram_percentiles(values, kept, (2.0, 37.5, 90.0))
+    np.testing.assert_allclose(ours, np.percentile(values[:, kept], [2.0, 37.5, 90.0], axis=1), atol=1e-9)
 
 
 def test_thick_cloud_over_part_of_a_date_does_not_change_its_stretch(real_tci):
