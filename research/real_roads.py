@@ -18,6 +18,7 @@ from scipy import ndimage
 from ..models.checkpoint import checkpoint_inputs, load_checkpoint
 from ..models.real_scene import _within
 from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, RoadCounts, counts, l2a_like, pooled
+from ..models.simulator.landscape import smooth_noise
 from ..models.weather import cloud_opacity, clouded, overcast_date
 
 
@@ -40,19 +41,27 @@ class TorchRoadModel:
 
 
 def cloudy_dates(tci: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """Two cloudy versions of ``tci`` ``[3, H, W]``: white with cloud everywhere, and partly
-    cloudy (about 40 % cover) with shadows; the simulator's clouds (``models.weather``)."""
+    """Cloudy versions of ``tci`` ``[3, H, W]``, the simulator's clouds (``models.weather``): white with
+    cloud everywhere; partly cloudy (about 40 % cover) with shadows; under a thin veil of cloud
+    everywhere (opacity about 0.3, the middle of the training's thin cloud); and hazy (a 0.15 veil of
+    haze, the middle of the training's)."""
     rng = np.random.default_rng(seed)
     shape = tci.shape[1:]
+    clear = tci.astype(np.float32)
     overcast = overcast_date(shape, rng, 255.0)
-    partly = clouded(tci.astype(np.float32), cloud_opacity(shape, 0.4, rng), rng, 255.0)
-    return {"overcast": np.clip(overcast, 0, 255).astype(np.uint8),
-            "partly_cloudy": np.clip(partly, 0, 255).astype(np.uint8)}
+    partly = clouded(clear, cloud_opacity(shape, 0.4, rng), rng, 255.0)
+    veil = clouded(clear, THIN_CLOUD_OPACITY * (1 + 0.2 * smooth_noise(shape, rng, 8)), rng, 255.0)
+    haze = HAZE_VEIL * (1 + 0.2 * smooth_noise(shape, rng, 30))
+    hazy = clear * (1 - haze[None]) + 0.8 * 255.0 * haze[None]
+    return {name: np.clip(date, 0, 255).astype(np.uint8) for name, date in
+            (("overcast", overcast), ("partly_cloudy", partly), ("thin_cloud", veil), ("haze", hazy))}
 
 
-# Sequences of the cloud contract: the clear date "C" with overcast "O" and partly cloudy "P"
-# dates, in time order.
-CLOUD_SEQUENCES = ("C", "OC", "CO", "OOC", "COO", "OCO", "OOOC", "PC", "CP", "OPC")
+THIN_CLOUD_OPACITY = 0.3
+HAZE_VEIL = 0.15
+# Sequences of the cloud contract: the clear date "C" with overcast "O", partly cloudy "P", thin-cloud
+# "T" and hazy "H" dates, in time order.
+CLOUD_SEQUENCES = ("C", "OC", "CO", "OOC", "COO", "OCO", "OOOC", "PC", "CP", "OPC", "TC", "CT", "HC", "T", "H")
 
 
 def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int = 7) -> dict[str, dict]:
@@ -65,7 +74,8 @@ def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int 
     pixels = road_pixels = 0
     for truth in truths.values():
         cloudy = cloudy_dates(truth.tci, seed)
-        dates = {"C": truth.tci, "O": cloudy["overcast"], "P": cloudy["partly_cloudy"]}
+        dates = {"C": truth.tci, "O": cloudy["overcast"], "P": cloudy["partly_cloudy"], "T": cloudy["thin_cloud"],
+                 "H": cloudy["haze"]}
         clear = model.probability([truth.tci])
         on_roads = _within(truth.centre, TOLERANCE_PX) & ~truth.ignored
         pixels += int((~truth.ignored).sum())
