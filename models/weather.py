@@ -92,6 +92,21 @@ def clouded(date: np.ndarray, opacity: np.ndarray, rng: np.random.Generator, whi
     return date * (1 - opacity)[None] + cloud_colour(opacity.shape, rng, white) * opacity[None]
 
 
+def thin_cloud_opacity(shape: tuple[int, int], level: float, rng: np.random.Generator) -> np.ndarray:
+    """Opacity ``[h, w]`` of a thin veil of cloud over the whole date: about ``level``, +-20 %."""
+    return level * (1 + 0.2 * smooth_noise(shape, rng, 8))
+
+
+def haze_veil(shape: tuple[int, int], level: float, rng: np.random.Generator) -> np.ndarray:
+    """Share ``[h, w]`` of the light that haze scatters: about ``level``, +-20 %, smooth over the date."""
+    return level * (1 + 0.2 * smooth_noise(shape, rng, 30))
+
+
+def hazed(date: np.ndarray, veil: np.ndarray, white: float) -> np.ndarray:
+    """``date`` ``[3, h, w]`` seen through haze ``veil`` ``[h, w]``: a grey-white light added."""
+    return date * (1 - veil[None]) + 0.8 * white * veil[None]
+
+
 def overcast_date(shape: tuple[int, int], rng: np.random.Generator, white: float) -> np.ndarray:
     """A date ``[3, h, w]`` white or grey with cloud everywhere."""
     return np.clip(cloud_colour(shape, rng, white), 0, white)
@@ -109,12 +124,11 @@ def weathered(pixels: np.ndarray, weather: Weather, rng: np.random.Generator,
     for t in range(dates):
         date = out[t]
         if rng.random() < weather.haze:
-            veil = rng.uniform(0.03, 0.2) * (1 + 0.2 * smooth_noise((height, width), rng, 30))
-            date = date * (1 - veil[None]) + 0.8 * white * veil[None]
+            date = hazed(date, haze_veil((height, width), rng.uniform(0.03, 0.2), rng), white)
         if weather.clouds and t != clear:
             if rng.random() < weather.thin_cloud:
-                opacity = np.full((height, width), rng.uniform(0.15, 0.5), dtype=np.float32)
-                date = clouded(date, opacity * (1 + 0.2 * smooth_noise((height, width), rng, 8)), rng, white)
+                date = clouded(date, thin_cloud_opacity((height, width), np.float32(rng.uniform(0.15, 0.5)), rng),
+                               rng, white)
             if rng.random() < weather.cloud_patches:
                 opacity = cloud_opacity((height, width), rng.uniform(0.1, 0.7), rng)
                 date = clouded(date, opacity, rng, white)

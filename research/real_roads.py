@@ -18,8 +18,7 @@ from scipy import ndimage
 from ..models.checkpoint import checkpoint_inputs, load_checkpoint
 from ..models.real_scene import _within
 from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, RoadCounts, counts, l2a_like, pooled
-from ..models.simulator.landscape import smooth_noise
-from ..models.weather import cloud_opacity, clouded, overcast_date
+from ..models.weather import cloud_opacity, clouded, haze_veil, hazed, overcast_date, thin_cloud_opacity
 
 
 class TorchRoadModel:
@@ -50,9 +49,8 @@ def cloudy_dates(tci: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     clear = tci.astype(np.float32)
     overcast = overcast_date(shape, rng, 255.0)
     partly = clouded(clear, cloud_opacity(shape, 0.4, rng), rng, 255.0)
-    veil = clouded(clear, THIN_CLOUD_OPACITY * (1 + 0.2 * smooth_noise(shape, rng, 8)), rng, 255.0)
-    haze = HAZE_VEIL * (1 + 0.2 * smooth_noise(shape, rng, 30))
-    hazy = clear * (1 - haze[None]) + 0.8 * 255.0 * haze[None]
+    veil = clouded(clear, thin_cloud_opacity(shape, THIN_CLOUD_OPACITY, rng), rng, 255.0)
+    hazy = hazed(clear, haze_veil(shape, HAZE_VEIL, rng), 255.0)
     return {name: np.clip(date, 0, 255).astype(np.uint8) for name, date in
             (("overcast", overcast), ("partly_cloudy", partly), ("thin_cloud", veil), ("haze", hazy))}
 
