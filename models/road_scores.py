@@ -11,6 +11,9 @@ Scores (the usual relaxed measures for thin objects):
 
 Left out of both: the surroundings of ``uncertain`` lines and the ``unlabelled`` areas. Scores of
 several held-out areas are pooled by adding their pixel counts (``RoadCounts``), not by averaging.
+How sure an F1 is: a block bootstrap (``bootstrap_f1``) draws the areas' 128 px blocks again with
+replacement, and the central 95 % of the draws' F1 (``interval``) is its interval; the draws of two maps
+of the same areas are paired, so the interval of their difference is that of the change alone.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ from .weather import L2A_TCI_SATURATION
 
 TOLERANCE_PX = 2
 THRESHOLD = 0.5
+# F1's uncertainty: a bootstrap of 128 px (1.28 km) blocks of the held-out areas, wide enough that most
+# false roads (a shore, a field edge) and most road stretches lie in one or two of them
+BLOCK_PX = 128
+BOOTSTRAP_DRAWS = 1000
+INTERVAL_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,11 @@ class RoadCounts:
     false_in_water: int
     off_road: int  # scored pixels farther than the tolerance from every line
     off_road_probability_sum: float  # their P(road), summed
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> RoadCounts:
+        """From ``block_counts``' nine fields (summed)."""
+        return cls(*(int(round(v)) for v in values[:-1]), float(values[-1]))
 
     def __add__(self, other: RoadCounts) -> RoadCounts:
         return RoadCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -131,14 +144,46 @@ def l2a_like(tci: np.ndarray) -> np.ndarray:
 
 def counts(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadCounts:
     """The pixel counts of ``probability`` ``[H, W]`` against ``truth``."""
+    return RoadCounts.of(block_counts(probability, truth, threshold, block_px=max(probability.shape)).sum(axis=0))
+
+
+def block_counts(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD,
+                 block_px: int = BLOCK_PX) -> np.ndarray:
+    """``[blocks, 9]`` float64: ``RoadCounts``' fields for each ``block_px`` square of the area (row by
+    row, the last ones cut short), the neighbourhoods taken over the whole area: the blocks add up to
+    the area's counts."""
     called = (probability >= threshold) & ~truth.ignored
     near_truth, near_called = _within(truth.centre, TOLERANCE_PX), _within(called, TOLERANCE_PX)
     false = called & ~near_truth
     off_road = ~truth.ignored & ~near_truth
-    return RoadCounts(int(called.sum()), int((called & near_truth).sum()), int(truth.centre.sum()),
-                      int((truth.centre & near_called).sum()), int((~truth.ignored).sum()),
-                      int((false & truth.settlement).sum()), int((false & truth.water).sum()),
-                      int(off_road.sum()), float(probability[off_road].sum(dtype=np.float64)))
+    terms = (called, called & near_truth, truth.centre, truth.centre & near_called, ~truth.ignored,
+             false & truth.settlement, false & truth.water, off_road, np.where(off_road, probability, 0.0))
+    height, width = probability.shape
+    rows, columns = -(-height // block_px), -(-width // block_px)
+    padded = np.zeros((len(terms), rows * block_px, columns * block_px))
+    for index, term in enumerate(terms):
+        padded[index, :height, :width] = term
+    return padded.reshape(len(terms), rows, block_px, columns, block_px).sum(axis=(2, 4)).reshape(len(terms), -1).T
+
+
+def bootstrap_f1(areas: Sequence[Sequence[np.ndarray]], draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> np.ndarray:
+    """``[draws, maps]``: pooled F1 of each map over a block bootstrap of the held-out areas. ``areas``: per
+    area, the ``block_counts`` of each map (the same maps in the same order everywhere). Each draw takes
+    as many blocks of each area as it has, with replacement, the same blocks for every map: differences
+    between maps are paired."""
+    rng = np.random.default_rng(seed)
+    totals = 0.0
+    for maps in areas:
+        blocks = len(maps[0])
+        picks = np.stack([np.bincount(rng.integers(0, blocks, blocks), minlength=blocks) for _ in range(draws)])
+        totals = totals + np.einsum("db,mbf->dmf", picks.astype(np.float64), np.stack(maps))
+    return np.array([[RoadCounts.of(total).scores().f1 for total in draw] for draw in totals])
+
+
+def interval(values: np.ndarray, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """The central ``level`` of ``values`` (bootstrap draws): ``(low, high)``."""
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def scores(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadScores:
@@ -179,17 +224,21 @@ def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene
                       ) -> dict[str, dict]:
     """A road checkpoint on the held-out areas' clear dates, as L1C and L2A TCI, run whole-window
     in PyTorch (for the model card's metrics): ``{"l1c_tci": scores, "l2a_tci": scores}`` pooled
-    over ``scenes``, and the same per scene under ``"scenes"``."""
+    over ``scenes``, with the 95 % interval of their F1 (``f1_interval``), and the same per scene
+    under ``"scenes"``."""
     probability = _checkpoint_model(checkpoint)
-    per_scene: dict[str, dict[str, RoadCounts]] = {}
+    blocks: dict[str, dict[str, np.ndarray]] = {}
     for scene in scenes:
         truth = held_out(folder / scene.name, scene)
         for name, tci in (("l1c_tci", truth.tci), ("l2a_tci", l2a_like(truth.tci))):
-            per_scene.setdefault(scene.name, {})[name] = counts(probability(tci[None]), truth)
-    results: dict[str, dict] = {name: rounded(pooled([c[name] for c in per_scene.values()]))
-                                for name in ("l1c_tci", "l2a_tci")}
-    results["scenes"] = {scene: {name: rounded(c.scores()) for name, c in entries.items()}
-                         for scene, entries in per_scene.items()}
+            blocks.setdefault(name, {})[scene.name] = block_counts(probability(tci[None]), truth)
+    results: dict[str, dict] = {}
+    for name, per_scene in blocks.items():
+        low, high = interval(bootstrap_f1([[b] for b in per_scene.values()])[:, 0])
+        results[name] = {**rounded(RoadCounts.of(sum(b.sum(axis=0) for b in per_scene.values())).scores()),
+                         "f1_interval": [round(low, 4), round(high, 4)]}
+    results["scenes"] = {scene.name: {name: rounded(RoadCounts.of(blocks[name][scene.name].sum(axis=0)).scores())
+                                      for name in blocks} for scene in scenes}
     return results
 
 

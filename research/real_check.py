@@ -232,7 +232,15 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     from ..core.raster_stack import DatedRaster
     from ..core.segment import SegmentRequest, segment
     from ..models.real_scene import REAL_SCENES, split_image_path
-    from ..models.road_scores import TOLERANCE_PX, counts, held_out, pooled, unseen_held_out
+    from ..models.road_scores import (
+        BLOCK_PX,
+        BOOTSTRAP_DRAWS,
+        TOLERANCE_PX,
+        counts,
+        held_out,
+        pooled,
+        unseen_held_out,
+    )
     from ..models.simulator import simulate_scene
     from . import real_roads
 
@@ -323,7 +331,13 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "and the unlabelled boxes are left out. *False, in settlements / water*: the share of the pixels "
         "called road that lie in the traced settlement or water polygons and farther than the tolerance "
         "from any road line. *Mean P off roads*: the mean P(road) of the scored pixels farther than the "
-        "tolerance from any road line, which the probability layer shows: near 0 when the map is calibrated.",
+        "tolerance from any road line, which the probability layer shows: near 0 when the map is calibrated. "
+        f"*95 % interval*: how far the pooled F1 could move on other ground like this, from a bootstrap that draws "
+        f"the held-out areas' {BLOCK_PX} px blocks ({BLOCK_PX * 10 / 1000:g} km) again with replacement, "
+        f"{BOOTSTRAP_DRAWS} times; the clear date's "
+        "draws and a cloudy sequence's take the same blocks, so the interval of a change is that of the change "
+        "alone. Blocks next to each other are not independent (a long shore, a road across two), so the "
+        "intervals are if anything too narrow.",
         "",
         "### One clear date, both true-colour conventions",
         "",

@@ -17,7 +17,17 @@ from scipy import ndimage
 
 from ..models.checkpoint import checkpoint_inputs, load_checkpoint
 from ..models.real_scene import _within
-from ..models.road_scores import THRESHOLD, TOLERANCE_PX, HeldOut, RoadCounts, counts, l2a_like, pooled
+from ..models.road_scores import (
+    THRESHOLD,
+    TOLERANCE_PX,
+    HeldOut,
+    RoadCounts,
+    block_counts,
+    bootstrap_f1,
+    interval,
+    l2a_like,
+    pooled,
+)
 from ..models.weather import cloud_opacity, clouded, haze_veil, hazed, overcast_date, thin_cloud_opacity
 
 
@@ -64,9 +74,11 @@ CLOUD_SEQUENCES = ("C", "OC", "CO", "OOC", "COO", "OCO", "OOOC", "PC", "CP", "OP
 
 def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int = 7) -> dict[str, dict]:
     """Scores of each sequence of ``CLOUD_SEQUENCES`` pooled over the scenes ``truths`` (and per scene
-    under ``"scenes"``), the mean absolute change of P(road) from the clear date alone (over all scored
-    pixels) and its mean signed change on the roads (scored pixels within the tolerance of a traced line)."""
-    per_sequence: dict[str, list[RoadCounts]] = {sequence: [] for sequence in CLOUD_SEQUENCES}
+    under ``"scenes"``), the 95 % interval of its F1's change from the clear date alone (a paired block
+    bootstrap, ``models.road_scores``), the mean absolute change of P(road) from the clear date alone
+    (over all scored pixels) and its mean signed change on the roads (scored pixels within the tolerance
+    of a traced line)."""
+    blocks: list[list[np.ndarray]] = []  # per scene, per sequence
     change = {sequence: 0.0 for sequence in CLOUD_SEQUENCES}
     change_on_roads = {sequence: 0.0 for sequence in CLOUD_SEQUENCES}
     pixels = road_pixels = 0
@@ -78,15 +90,23 @@ def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int 
         on_roads = _within(truth.centre, TOLERANCE_PX) & ~truth.ignored
         pixels += int((~truth.ignored).sum())
         road_pixels += int(on_roads.sum())
+        blocks.append([])
         for sequence in CLOUD_SEQUENCES:
             probability = model.probability([dates[d] for d in sequence])
-            per_sequence[sequence].append(counts(probability, truth))
+            blocks[-1].append(block_counts(probability, truth))
             change[sequence] += float(np.abs(probability - clear)[~truth.ignored].sum())
             change_on_roads[sequence] += float((probability - clear)[on_roads].sum())
-    return {sequence: {**asdict(pooled(per_sequence[sequence])), "mean_abs_change": change[sequence] / pixels,
-                       "mean_change_on_roads": change_on_roads[sequence] / max(road_pixels, 1),
-                       "scenes": {name: asdict(area.scores()) for name, area in zip(truths, per_sequence[sequence])}}
-            for sequence in CLOUD_SEQUENCES}
+    draws = bootstrap_f1(blocks)
+    clear_index = CLOUD_SEQUENCES.index("C")
+    results = {}
+    for index, sequence in enumerate(CLOUD_SEQUENCES):
+        per_scene = [RoadCounts.of(scene[index].sum(axis=0)) for scene in blocks]
+        results[sequence] = {**asdict(pooled(per_scene)),
+                             "f1_change_interval": interval(draws[:, index] - draws[:, clear_index]),
+                             "mean_abs_change": change[sequence] / pixels,
+                             "mean_change_on_roads": change_on_roads[sequence] / max(road_pixels, 1),
+                             "scenes": {name: asdict(area.scores()) for name, area in zip(truths, per_scene)}}
+    return results
 
 
 def quicklook(tci: np.ndarray, truth: HeldOut, probability: np.ndarray | None, path: Path) -> None:
@@ -118,39 +138,44 @@ def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut], t
     numbers: dict[str, dict] = {}
     l1c: dict[str, dict[str, np.ndarray]] = {}
     scene_columns = " | ".join(f"F1 {scene}" for scene in truths)
-    lines = [f"| model | TCI | precision | recall | F1, all scenes | {scene_columns} | called road | "
+    lines = [f"| model | TCI | precision | recall | F1, all scenes (95 % interval) | {scene_columns} | called road | "
              "false, in settlements | false, in water | mean P off roads |",
              "|---|---|---|---|---|" + "---|" * len(truths) + "---|---|---|---|"]
     for name, model in models.items():
         for convention, make in CONVENTIONS.items():
-            per_scene = {}
+            blocks = {}
             for scene, truth in truths.items():
                 probability = model.probability([make(truth.tci)])
                 if convention == "L1C TCI":
                     l1c.setdefault(name, {})[scene] = probability
-                per_scene[scene] = counts(probability, truth, threshold)
+                blocks[scene] = block_counts(probability, truth, threshold)
+            per_scene = {scene: RoadCounts.of(b.sum(axis=0)) for scene, b in blocks.items()}
             result = pooled(list(per_scene.values()))
+            low, high = interval(bootstrap_f1([[b] for b in blocks.values()])[:, 0])
             numbers.setdefault(name, {})[convention] = {
-                **asdict(result), "scenes": {scene: asdict(c.scores()) for scene, c in per_scene.items()}}
+                **asdict(result), "f1_interval": (low, high),
+                "scenes": {scene: asdict(c.scores()) for scene, c in per_scene.items()}}
             columns = [f"{c.scores().f1:.3f}" for c in per_scene.values()]
             precision, recall, f1, *rest = result.row().split(" | ")
-            lines.append(f"| {name} | {convention} | {precision} | {recall} | {f1} | {' | '.join(columns)} | "
-                         f"{' | '.join(rest)} |")
+            lines.append(f"| {name} | {convention} | {precision} | {recall} | {f1} ({low:.2f}-{high:.2f}) | "
+                         f"{' | '.join(columns)} | {' | '.join(rest)} |")
     return "\n".join(lines), numbers, l1c
 
 
 def contract_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]) -> tuple[str, dict]:
     """Markdown table and numbers of the cloud contract for each sequence model (pooled over scenes)."""
     numbers = {name: cloud_contract(model, truths) for name, model in models.items()}
-    header = "| sequence | " + " | ".join(f"{name}: F1 (change from C) | mean abs. change of P | change of P on roads"
+    header = "| sequence | " + " | ".join(f"{name}: F1 (change from C; its 95 % interval) | mean abs. change of P | "
+                                         "change of P on roads"
                                          for name in models)
     lines = [header + " |", "|---|" + "---|---|---|" * len(models)]
     for sequence in CLOUD_SEQUENCES:
         cells = []
         for name in models:
             entry, clear = numbers[name][sequence], numbers[name]["C"]
-            cells.append(f"{entry['f1']:.3f} ({entry['f1'] - clear['f1']:+.3f}) | {entry['mean_abs_change']:.4f} | "
-                         f"{entry['mean_change_on_roads']:+.3f}")
+            low, high = entry["f1_change_interval"]
+            cells.append(f"{entry['f1']:.3f} ({entry['f1'] - clear['f1']:+.3f}; {low:+.3f} to {high:+.3f}) | "
+                         f"{entry['mean_abs_change']:.4f} | {entry['mean_change_on_roads']:+.3f}")
         lines.append(f"| {sequence} | " + " | ".join(cells) + " |")
     return "\n".join(lines), numbers
 
@@ -170,7 +195,7 @@ def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldO
     views[f"{' + '.join(names)}, L1C TCI"] = together
     views[f"overcast + {' + '.join(names)}, L1C TCI"] = [overcast, *together]
     numbers: dict[str, dict] = {}
-    lines = ["| dates | " + " | ".join(f"{name}: P / R / F1" for name in models) + " |",
+    lines = ["| dates | " + " | ".join(f"{name}: P / R / F1 (95 % interval)" for name in models) + " |",
              "|---|" + "---|" * len(models)]
     for view, images in views.items():
         cells = []
@@ -178,8 +203,10 @@ def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldO
             if model.part == "fcn" and len(images) > 1:
                 cells.append("(one date only)")
                 continue
-            result = counts(model.probability(images), truth).scores()
-            numbers.setdefault(name, {})[view] = asdict(result)
-            cells.append(f"{result.precision:.3f} / {result.recall:.3f} / **{result.f1:.3f}**")
+            blocks = block_counts(model.probability(images), truth)
+            result = RoadCounts.of(blocks.sum(axis=0)).scores()
+            low, high = interval(bootstrap_f1([[blocks]])[:, 0])
+            numbers.setdefault(name, {})[view] = {**asdict(result), "f1_interval": (low, high)}
+            cells.append(f"{result.precision:.3f} / {result.recall:.3f} / **{result.f1:.3f}** ({low:.2f}-{high:.2f})")
         lines.append(f"| {view} | " + " | ".join(cells) + " |")
     return "\n".join(lines), numbers

@@ -170,5 +170,7 @@ def test_the_dock_says_the_shipped_road_model_harmonises_and_shows_its_real_numb
     assert Harmonisation.from_card(card.harmonisation).target_high[0] > Harmonisation.from_card(
         card.harmonisation).target_low[0]
     assert "first stretched onto those of its training images" in text
-    assert f"F1 {real['l1c_tci']['f1']:.2f} on L1C, {real['l2a_tci']['f1']:.2f} on L2A" in text
+    low, high = real["l1c_tci"]["f1_interval"]
+    assert f"F1 {real['l1c_tci']['f1']:.2f} (95 % interval {low:.2f}-{high:.2f}) on L1C, " in text
+    assert f"{real['l2a_tci']['f1']:.2f} (95 % interval " in text
     assert abs(real["l1c_tci"]["f1"] - real["l2a_tci"]["f1"]) < 0.01  # the two conventions alike

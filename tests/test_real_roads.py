@@ -69,6 +69,8 @@ def test_card_says_which_numbers_are_real():
     for convention in ("l1c_tci", "l2a_tci"):
         assert set(real[convention]) >= {"precision", "recall", "f1", "false_in_settlements", "false_in_water"}
         assert 0 < real[convention]["f1"] <= 1
+        low, high = real[convention]["f1_interval"]  # how sure: a block bootstrap of the held-out areas
+        assert low < real[convention]["f1"] < high and high - low < 0.3
         # the probability layer does not tint the scene: off the roads P(road) is near 0 on average
         assert real[convention]["off_road_probability"] < 0.15
         precisions = [real["scenes"][scene.name][convention]["precision"] for scene in REAL_SCENES]
@@ -114,6 +116,29 @@ def test_scores_of_two_areas_pool_their_pixel_counts():
     assert abs(result.f1 - mean_of_f1) > 0.01
 
 
+def test_blocks_add_up_to_the_area_and_the_bootstrap_brackets_f1():
+    """Block counts add up to the area's counts; the bootstrap interval holds the F1 of the whole area,
+    is empty for a perfect map (F1 1 in every draw), and the paired change of a map against itself is 0."""
+    from timeseg.models.road_scores import RoadCounts, block_counts, bootstrap_f1, counts, interval
+
+    truth = _synthetic_truth(300, 40)
+    truth.centre[16, :] = True  # a road across every block (a draw without roads has no F1)
+    rng = np.random.default_rng(3)
+    probability = np.where(rng.random((32, 300)) < 0.05, 0.9, 0.0).astype(np.float32)  # scattered false roads
+    probability[:, 40] = 0.9  # one road found, the other missed
+    blocks = block_counts(probability, truth, block_px=64)
+    assert blocks.shape == (5, 9)  # 1 row x 5 columns of 64 px, the last one 44 px wide
+    assert RoadCounts.of(blocks.sum(axis=0)) == counts(probability, truth)
+    f1 = counts(probability, truth).scores().f1
+    draws = bootstrap_f1([[blocks, block_counts(truth.centre.astype(np.float32), truth, block_px=64)]], draws=200)
+    assert draws.shape == (200, 2)
+    low, high = interval(draws[:, 0])
+    assert low < f1 < high and high - low > 0.02
+    assert interval(draws[:, 1]) == (1.0, 1.0)
+    same = bootstrap_f1([[blocks, blocks]], draws=50)
+    assert np.array_equal(same[:, 0], same[:, 1])
+
+
 def test_cloud_table_gives_the_change_of_p_on_the_roads_per_scene():
     """The cloud table's numbers: a stand-in model whose P(road) on the road column falls by 0.3 per
     cloudy date shows a change of -0.3 per cloudy date on the roads, 0 off them, and per-scene scores."""
@@ -150,8 +175,10 @@ def test_research_score_gives_the_cards_real_numbers(tmp_path, capsys):
     assert main(["score", str(checkpoint), "--work", str(tmp_path)]) == 0
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "TCI" in line and "**" in line]
     real = read_model_card(SHIPPED_ROAD_MODEL).metrics["real_heldout"]
-    assert [float(row[4].strip("*")) for row in rows] == [round(real["l1c_tci"]["f1"], 3),
-                                                          round(real["l2a_tci"]["f1"], 3)]
+    assert [float(row[4].split()[0].strip("*")) for row in rows] == [round(real["l1c_tci"]["f1"], 3),
+                                                                     round(real["l2a_tci"]["f1"], 3)]
+    low, high = (float(x) for x in rows[0][4].split()[1].strip("()").split("-"))  # the 95 % interval
+    assert low < real["l1c_tci"]["f1"] < high
     assert [float(row[5]) for row in rows] == [round(real["scenes"]["T33UUU"][c]["f1"], 3)
                                                for c in ("l1c_tci", "l2a_tci")]
     # a higher threshold calls fewer pixels road (column "called road")
@@ -163,7 +190,7 @@ def test_research_score_gives_the_cards_real_numbers(tmp_path, capsys):
     # one scene alone: its pooled F1 is its own column's
     assert main(["score", str(checkpoint), "--work", str(tmp_path), "--scenes", "T33UUU"]) == 0
     alone = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "TCI" in line and "**" in line]
-    assert [float(row[4].strip("*")) for row in alone] == [float(row[5]) for row in rows]
+    assert [float(row[4].split()[0].strip("*")) for row in alone] == [float(row[5]) for row in rows]
 
 
 def test_a_second_clear_date_of_a_place_never_seen_finds_more_of_its_roads(tmp_path):

@@ -105,12 +105,20 @@ def describe_card(card) -> str:
     if isinstance(real, dict) and "l1c_tci" in real:
         scenes = len(real.get("scenes", {})) or 1
         text += (f" On real Sentinel-2 (held-out areas of {scenes} scene{'s' if scenes > 1 else ''}, hand-traced "
-                 "roads, one clear date): F1 "
-                 f"{real['l1c_tci']['f1']:.2f} on L1C, {real.get('l2a_tci', {}).get('f1', float('nan')):.2f} on "
-                 f"L2A true colour.")
+                 f"roads, one clear date): F1 {_f1_words(real['l1c_tci'])} on L1C, "
+                 f"{_f1_words(real.get('l2a_tci', {}))} on L2A true colour.")
     unseen = card.metrics.get("real_unseen") if isinstance(card.metrics, dict) else None
     if isinstance(unseen, dict) and unseen.get("one_date") and "all_dates" in unseen:
         one = sorted(entry["f1"] for entry in unseen["one_date"].values())
         text += (f" On a real place it was never trained on: F1 {one[0]:.2f}-{one[-1]:.2f} with one clear date, "
                  f"{unseen['all_dates']['f1']:.2f} with all {len(one)}.")
     return text
+
+
+def _f1_words(scores: dict) -> str:
+    """``0.54`` or, where the card has it, ``0.54 (95 % interval 0.49-0.60)``."""
+    f1 = f"{scores.get('f1', float('nan')):.2f}"
+    bounds = scores.get("f1_interval")
+    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+        return f"{f1} (95 % interval {bounds[0]:.2f}-{bounds[1]:.2f})"
+    return f1
