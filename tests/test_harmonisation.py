@@ -174,3 +174,18 @@ def test_the_dock_says_the_shipped_road_model_harmonises_and_shows_its_real_numb
     assert f"F1 {real['l1c_tci']['f1']:.2f} (95 % interval {low:.2f}-{high:.2f}) on L1C, " in text
     assert f"{real['l2a_tci']['f1']:.2f} (95 % interval " in text
     assert abs(real["l1c_tci"]["f1"] - real["l2a_tci"]["f1"]) < 0.01  # the two conventions alike
+
+
+def test_the_dock_reads_a_card_without_or_with_a_broken_interval():
+    import dataclasses
+
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+    from timeseg.ui.model_panel import describe_card
+
+    card = read_model_card(SHIPPED_ROAD_MODEL)
+    real = card.metrics["real_heldout"]
+    for bounds in (None, ["low", None], [0.5]):
+        entry = {**real["l1c_tci"], "f1_interval": bounds}
+        text = describe_card(dataclasses.replace(card, metrics={**card.metrics, "real_heldout": {**real,
+                                                                                               "l1c_tci": entry}}))
+        assert f"F1 {real['l1c_tci']['f1']:.2f} on L1C, " in text

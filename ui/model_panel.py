@@ -119,6 +119,6 @@ def _f1_words(scores: dict) -> str:
     """``0.54`` or, where the card has it, ``0.54 (95 % interval 0.49-0.60)``."""
     f1 = f"{scores.get('f1', float('nan')):.2f}"
     bounds = scores.get("f1_interval")
-    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+    if isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds):
         return f"{f1} (95 % interval {bounds[0]:.2f}-{bounds[1]:.2f})"
     return f1
