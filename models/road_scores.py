@@ -91,8 +91,9 @@ class RoadCounts:
     off_road_probability_sum: float  # their P(road), summed
 
     @classmethod
-    def of(cls, values: np.ndarray) -> RoadCounts:
-        """From ``block_counts``' nine fields (summed)."""
+    def of(cls, blocks: np.ndarray) -> RoadCounts:
+        """The counts of ``block_counts``' blocks ``[..., 9]``, added up."""
+        values = np.asarray(blocks).reshape(-1, len(fields(cls))).sum(axis=0)
         return cls(*(int(round(v)) for v in values[:-1]), float(values[-1]))
 
     def __add__(self, other: RoadCounts) -> RoadCounts:
@@ -144,7 +145,7 @@ def l2a_like(tci: np.ndarray) -> np.ndarray:
 
 def counts(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadCounts:
     """The pixel counts of ``probability`` ``[H, W]`` against ``truth``."""
-    return RoadCounts.of(block_counts(probability, truth, threshold, block_px=max(probability.shape)).sum(axis=0))
+    return RoadCounts.of(block_counts(probability, truth, threshold, block_px=max(probability.shape)))
 
 
 def block_counts(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD,
@@ -235,9 +236,9 @@ def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene
     results: dict[str, dict] = {}
     for name, per_scene in blocks.items():
         low, high = interval(bootstrap_f1([[b] for b in per_scene.values()])[:, 0])
-        results[name] = {**rounded(RoadCounts.of(sum(b.sum(axis=0) for b in per_scene.values())).scores()),
+        results[name] = {**rounded(RoadCounts.of(np.concatenate(list(per_scene.values()))).scores()),
                          "f1_interval": [round(low, 4), round(high, 4)]}
-    results["scenes"] = {scene.name: {name: rounded(RoadCounts.of(blocks[name][scene.name].sum(axis=0)).scores())
+    results["scenes"] = {scene.name: {name: rounded(RoadCounts.of(blocks[name][scene.name]).scores())
                                       for name in blocks} for scene in scenes}
     return results
 

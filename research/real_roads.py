@@ -100,7 +100,7 @@ def cloud_contract(model: TorchRoadModel, truths: dict[str, HeldOut], seed: int 
     clear_index = CLOUD_SEQUENCES.index("C")
     results = {}
     for index, sequence in enumerate(CLOUD_SEQUENCES):
-        per_scene = [RoadCounts.of(scene[index].sum(axis=0)) for scene in blocks]
+        per_scene = [RoadCounts.of(scene[index]) for scene in blocks]
         results[sequence] = {**asdict(pooled(per_scene)),
                              "f1_change_interval": interval(draws[:, index] - draws[:, clear_index]),
                              "mean_abs_change": change[sequence] / pixels,
@@ -149,7 +149,7 @@ def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut], t
                 if convention == "L1C TCI":
                     l1c.setdefault(name, {})[scene] = probability
                 blocks[scene] = block_counts(probability, truth, threshold)
-            per_scene = {scene: RoadCounts.of(b.sum(axis=0)) for scene, b in blocks.items()}
+            per_scene = {scene: RoadCounts.of(b) for scene, b in blocks.items()}
             result = pooled(list(per_scene.values()))
             low, high = interval(bootstrap_f1([[b] for b in blocks.values()])[:, 0])
             numbers.setdefault(name, {})[convention] = {
@@ -204,7 +204,7 @@ def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldO
                 cells.append("(one date only)")
                 continue
             blocks = block_counts(model.probability(images), truth)
-            result = RoadCounts.of(blocks.sum(axis=0)).scores()
+            result = RoadCounts.of(blocks).scores()
             low, high = interval(bootstrap_f1([[blocks]])[:, 0])
             numbers.setdefault(name, {})[view] = {**asdict(result), "f1_interval": (low, high)}
             cells.append(f"{result.precision:.3f} / {result.recall:.3f} / **{result.f1:.3f}** ({low:.2f}-{high:.2f})")

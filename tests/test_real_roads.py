@@ -128,7 +128,7 @@ def test_blocks_add_up_to_the_area_and_the_bootstrap_brackets_f1():
     probability[:, 40] = 0.9  # one road found, the other missed
     blocks = block_counts(probability, truth, block_px=64)
     assert blocks.shape == (5, 9)  # 1 row x 5 columns of 64 px, the last one 44 px wide
-    assert RoadCounts.of(blocks.sum(axis=0)) == counts(probability, truth)
+    assert RoadCounts.of(blocks) == counts(probability, truth)
     f1 = counts(probability, truth).scores().f1
     draws = bootstrap_f1([[blocks, block_counts(truth.centre.astype(np.float32), truth, block_px=64)]], draws=200)
     assert draws.shape == (200, 2)
