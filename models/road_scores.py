@@ -161,10 +161,12 @@ def block_counts(probability: np.ndarray, truth: HeldOut, threshold: float = THR
              false & truth.settlement, false & truth.water, off_road, np.where(off_road, probability, 0.0))
     height, width = probability.shape
     rows, columns = -(-height // block_px), -(-width // block_px)
-    padded = np.zeros((len(terms), rows * block_px, columns * block_px))
-    for index, term in enumerate(terms):
-        padded[index, :height, :width] = term
-    return padded.reshape(len(terms), rows, block_px, columns, block_px).sum(axis=(2, 4)).reshape(len(terms), -1).T
+    padded = np.zeros((rows * block_px, columns * block_px))  # one term at a time: one float64 area in memory
+    sums = []
+    for term in terms:
+        padded[:height, :width] = term
+        sums.append(padded.reshape(rows, block_px, columns, block_px).sum(axis=(1, 3)).ravel())
+    return np.stack(sums, axis=1)
 
 
 def bootstrap_f1(areas: Sequence[Sequence[np.ndarray]], draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> np.ndarray:
@@ -185,6 +187,11 @@ def interval(values: np.ndarray, level: float = INTERVAL_LEVEL) -> tuple[float, 
     """The central ``level`` of ``values`` (bootstrap draws): ``(low, high)``."""
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+def f1_interval(areas: Sequence[np.ndarray]) -> tuple[float, float]:
+    """The 95 % interval of one map's pooled F1: ``areas``, the map's ``block_counts`` per held-out area."""
+    return interval(bootstrap_f1([[blocks] for blocks in areas])[:, 0])
 
 
 def scores(probability: np.ndarray, truth: HeldOut, threshold: float = THRESHOLD) -> RoadScores:
@@ -235,7 +242,7 @@ def checkpoint_scores(checkpoint: Path, folder: Path, scenes: Sequence[RealScene
             blocks.setdefault(name, {})[scene.name] = block_counts(probability(tci[None]), truth)
     results: dict[str, dict] = {}
     for name, per_scene in blocks.items():
-        low, high = interval(bootstrap_f1([[b] for b in per_scene.values()])[:, 0])
+        low, high = f1_interval(list(per_scene.values()))
         results[name] = {**rounded(RoadCounts.of(np.concatenate(list(per_scene.values()))).scores()),
                          "f1_interval": [round(low, 4), round(high, 4)]}
     results["scenes"] = {scene.name: {name: rounded(RoadCounts.of(blocks[name][scene.name]).scores())

@@ -24,6 +24,7 @@ from ..models.road_scores import (
     RoadCounts,
     block_counts,
     bootstrap_f1,
+    f1_interval,
     interval,
     l2a_like,
     pooled,
@@ -151,7 +152,7 @@ def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut], t
                 blocks[scene] = block_counts(probability, truth, threshold)
             per_scene = {scene: RoadCounts.of(b) for scene, b in blocks.items()}
             result = pooled(list(per_scene.values()))
-            low, high = interval(bootstrap_f1([[b] for b in blocks.values()])[:, 0])
+            low, high = f1_interval(list(blocks.values()))
             numbers.setdefault(name, {})[convention] = {
                 **asdict(result), "f1_interval": (low, high),
                 "scenes": {scene: asdict(c.scores()) for scene, c in per_scene.items()}}
@@ -205,7 +206,7 @@ def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldO
                 continue
             blocks = block_counts(model.probability(images), truth)
             result = RoadCounts.of(blocks).scores()
-            low, high = interval(bootstrap_f1([[blocks]])[:, 0])
+            low, high = f1_interval([blocks])
             numbers.setdefault(name, {})[view] = {**asdict(result), "f1_interval": (low, high)}
             cells.append(f"{result.precision:.3f} / {result.recall:.3f} / **{result.f1:.3f}** ({low:.2f}-{high:.2f})")
         lines.append(f"| {view} | " + " | ".join(cells) + " |")
