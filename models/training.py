@@ -33,7 +33,7 @@ from .dataset import OpenSite, SequencePatches, Site, band_statistics
 from .metrics import ConfusionMatrix
 from .networks import FcnConvLstm, JointLoss
 from .networks.unet import probabilities_from_logits
-from .settings import SCHEDULES, TrainOptions
+from .settings import SCHEDULES, NetworkConfig, TrainOptions
 from .weather import Weather
 
 log = logging.getLogger("timeseg.train")
@@ -414,11 +414,24 @@ def _start(options: TrainOptions, architecture: str) -> tuple[nn.Module, dict[st
     network = build_network(options.network)
     if options.init_checkpoint is not None:
         saved = load_checkpoint(options.init_checkpoint)[2]
+        _check_same_fcn(options.network, saved["network"], options.init_checkpoint)
         started = load_matching_weights(network, saved, options.init_checkpoint)
         if (getattr(network, "gated", False) and not any(name.startswith("gate.") for name in started)
                 and saved["stage"] != "fcn"):
             network.gate.start_open()  # a gate added to a trained ConvLSTM: start as that network
     return network.to(options.device), model_card_fields(options), []
+
+
+def _check_same_fcn(config: NetworkConfig, saved: dict[str, Any], checkpoint: Path) -> None:
+    """Refuse to start from a checkpoint whose U-Net is laid out otherwise (``saved``: its network
+    config): its convolutions would not all fit by name, and the FCN would start half trained."""
+    differing = [key for key in ("depth", "base_channels", "batch_norm") if saved.get(key, getattr(config, key))
+                 != getattr(config, key)]
+    if differing:
+        theirs = ", ".join(f"{key} {saved[key]}" for key in differing)
+        ours = ", ".join(f"{key} {getattr(config, key)}" for key in differing)
+        raise ValueError(f"{checkpoint} has a U-Net of {theirs}, this run asks for {ours}: give the U-Net options "
+                         "it was trained with (--depth, --base-channels, --batch-norm)")
 
 
 def load_matching_weights(network: nn.Module, saved: dict[str, Any], checkpoint: Path) -> list[str]:

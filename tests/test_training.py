@@ -7,7 +7,7 @@ import pytest
 import rasterio
 import torch
 
-from timeseg.models.checkpoint import load_checkpoint
+from timeseg.models.checkpoint import load_checkpoint, save_checkpoint
 from timeseg.models.networks import BiConvLstmClassifier, JointLoss, UNet
 from timeseg.models.networks.unet import probabilities_from_logits
 from timeseg.models.settings import NetworkConfig, TrainOptions
@@ -226,6 +226,25 @@ def test_the_frozen_fcn_keeps_its_batch_normalisation_statistics_in_the_sequence
     statistics = [k for k in single if k.startswith("fcn.") and k.endswith(("running_mean", "running_var"))]
     assert statistics and all(torch.equal(single[k], sequence[k]) for k in statistics)
     assert not all(torch.equal(single[k], sequence[k]) for k in sequence if k.startswith("lstms."))
+
+
+def test_a_stage_refuses_a_checkpoint_whose_unet_is_laid_out_otherwise(tiny_run, tmp_path):
+    """``--init`` with an FCN trained ``--batch-norm`` but a stage that leaves it out: the convolutions
+    after the first would not fit by name and the FCN would start half random; the stage says which
+    option differs instead. The same options start it from every weight."""
+    from dataclasses import replace
+
+    from timeseg.models.training import _start
+
+    options, _ = tiny_run
+    normalised = replace(options.network, batch_norm=True)
+    network, _, _ = _start(replace(options, network=normalised, output=tmp_path / "bn"), "fcn_convlstm")
+    save_checkpoint(tmp_path / "bn.pt", network, normalised, {}, stage="fcn", epoch=1, metrics={})
+    with pytest.raises(ValueError, match="batch_norm True, this run asks for batch_norm False.*--batch-norm"):
+        _start(replace(options, output=tmp_path / "plain", init_checkpoint=tmp_path / "bn.pt"), "fcn_convlstm")
+    started, _, _ = _start(replace(options, network=normalised, output=tmp_path / "again",
+                                   init_checkpoint=tmp_path / "bn.pt"), "fcn_convlstm")
+    assert all(torch.equal(a, b) for a, b in zip(started.state_dict().values(), network.state_dict().values()))
 
 
 def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp_path, capsys):
