@@ -30,6 +30,8 @@ from ..core.raster_stack import Grid
 from .real_scene import (
     REAL_SCENES,
     ROAD_KINDS,
+    SELECTION_GAP_PX,
+    SELECTION_STRIP_PX,
     UNCERTAIN,
     UNSEEN_DATES,
     RealScene,
@@ -59,6 +61,13 @@ class HeldOut:
     ignored: np.ndarray  # near uncertain lines, unlabelled, outside the held-out area
     settlement: np.ndarray
     water: np.ndarray
+
+    def within_columns(self, first: int, end: int) -> HeldOut:
+        """The same window with everything outside its columns ``first`` to ``end`` (exclusive) ignored:
+        a model still reads the whole window, as the engine reads a whole raster."""
+        outside = np.ones(self.ignored.shape, bool)
+        outside[:, first:end] = False
+        return HeldOut(self.tci, self.centre & ~outside, self.ignored | outside, self.settlement, self.water)
 
 
 @dataclass(frozen=True)
@@ -109,17 +118,18 @@ class RoadCounts:
                           self.off_road_probability_sum / max(self.off_road, 1))
 
 
-def held_out(folder: Path, scene: RealScene = REAL_SCENES[0]) -> HeldOut:
-    """The held-out window of ``scene``'s image, cropped, with its masks."""
+def held_out(folder: Path, scene: RealScene = REAL_SCENES[0], split: str = "heldout") -> HeldOut:
+    """The held-out window of ``scene``'s image (``split="train"``: its train window, with the train
+    lines), cropped, with its masks."""
     gpkg = scene.labels
-    image_path, labels_path = write_split(gpkg, scene.image, "heldout", folder)
+    image_path, labels_path = write_split(gpkg, scene.image, split, folder)
     with rasterio.open(image_path) as dataset:
         tci, grid = dataset.read(), Grid.of(dataset)
     with rasterio.open(labels_path) as dataset:
         labels = dataset.read(1)
     shape = (grid.height, grid.width)
     roads = _features(gpkg, "roads", grid)
-    centre = _burn([g for g, a in roads if a["kind"] in ROAD_KINDS and a["split"] == "heldout"], grid, False)
+    centre = _burn([g for g, a in roads if a["kind"] in ROAD_KINDS and a["split"] == split], grid, False)
     near_uncertain = _within(_burn([g for g, a in roads if a["kind"] == UNCERTAIN], grid, False), TOLERANCE_PX + 2)
     # labels are 255 outside the area, in unlabelled boxes and around lines; only the first two are ignored here
     ignored = near_uncertain | ((labels == 255) & ~_within(centre, 6))
@@ -131,6 +141,25 @@ def held_out(folder: Path, scene: RealScene = REAL_SCENES[0]) -> HeldOut:
         return ~geometry_mask(geometries, shape, grid.transform) if geometries else np.zeros(shape, bool)
 
     return HeldOut(tci, centre, ignored, polygons("settlement"), polygons("water"))
+
+
+# where a road model can be scored on a real scene: the held-out area; the train area's selection strip
+# (never trained on: where each stage chooses its epoch); the rest of the train area, which it trained on
+AREAS = ("heldout", "strips", "trained")
+
+
+def area_truth(folder: Path, scene: RealScene, area: str = "heldout") -> HeldOut:
+    """``scene``'s ``area`` (one of ``AREAS``) with its masks. The strip and the trained part are the
+    columns of the train window that ``real_scene.real_training_sites`` gives them, the rest of the
+    window ignored (so that a model reads all of it, and its blocks without scored pixels count for
+    nothing in ``block_counts``)."""
+    if area == "heldout":
+        return held_out(folder, scene)
+    train = held_out(folder, scene, "train")
+    width = train.tci.shape[2]
+    if area == "strips":
+        return train.within_columns(width - SELECTION_STRIP_PX, width)
+    return train.within_columns(0, width - SELECTION_STRIP_PX - SELECTION_GAP_PX)
 
 
 def l2a_like(tci: np.ndarray) -> np.ndarray:

@@ -131,12 +131,12 @@ def run_fine_tune_real(args: argparse.Namespace) -> None:
 
 def _add_score(commands) -> argparse.ArgumentParser:
     from ..models.real_scene import REAL_SCENES
-    from ..models.road_scores import THRESHOLD
+    from ..models.road_scores import AREAS, THRESHOLD
 
     parser = commands.add_parser(
         "score", help="road checkpoints on the real scenes' held-out areas: relaxed F1 (2 px), one clear date",
-        description="Prints a table: each checkpoint on the held-out areas of models/real/, as L1C and L2A TCI, "
-                    "pooled over the scenes and per scene.")
+        description="Prints a table: each checkpoint on the held-out areas of models/real/ (or, with --area, on "
+                    "another part of each scene), as L1C and L2A TCI, pooled over the scenes and per scene.")
     parser.add_argument("checkpoints", type=Path, nargs="+", help="road model.pt or fcn_best.pt files")
     parser.add_argument("--part", choices=("sequence", "fcn"), default="sequence",
                         help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
@@ -144,16 +144,19 @@ def _add_score(commands) -> argparse.ArgumentParser:
                         help=f"P(road) from which a pixel is road (default {THRESHOLD})")
     parser.add_argument("--scenes", nargs="+", choices=[scene.name for scene in REAL_SCENES],
                         help="pool over these scenes only (default: all), e.g. to compare with figures of fewer scenes")
-    parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the held-out crops")
+    parser.add_argument("--area", choices=AREAS, default="heldout",
+                        help="heldout (default); strips: the train areas' selection strips, where each stage "
+                             "chooses its epoch; trained: the rest of the train areas, what the models trained on")
+    parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the scenes' crops")
     return parser
 
 
 def run_score(args: argparse.Namespace) -> None:
     from ..models.real_scene import REAL_SCENES
-    from ..models.road_scores import held_out
+    from ..models.road_scores import area_truth
     from .real_roads import TorchRoadModel, score_table
 
-    truths = {scene.name: held_out(args.work / scene.name, scene) for scene in REAL_SCENES
+    truths = {scene.name: area_truth(args.work / scene.name, scene, args.area) for scene in REAL_SCENES
               if not args.scenes or scene.name in args.scenes}
     models = {str(path): TorchRoadModel(path, args.part) for path in args.checkpoints}
     print(score_table(models, truths, args.threshold)[0])

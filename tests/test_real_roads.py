@@ -193,6 +193,28 @@ def test_research_score_gives_the_cards_real_numbers(tmp_path, capsys):
     assert [float(row[4].split()[0].strip("*")) for row in alone] == [float(row[5]) for row in rows]
 
 
+def test_the_strip_and_the_trained_part_are_the_train_windows_columns_training_gives_them(tmp_path):
+    """``score --area strips|trained``: the model reads the whole train window; only the selection
+    strip's columns, or those the training site covers, are scored, with the train split's lines."""
+    from timeseg.models.real_scene import SELECTION_GAP_PX, SELECTION_STRIP_PX, real_training_sites
+    from timeseg.models.road_scores import area_truth
+
+    scene = REAL_SCENES[0]
+    heldout = area_truth(tmp_path / "a", scene, "heldout")
+    strip, trained = (area_truth(tmp_path / "a", scene, area) for area in ("strips", "trained"))
+    train_site, strip_site = real_training_sites(tmp_path / "sites", scene)
+    width = strip.tci.shape[2]
+    assert strip.tci.shape == trained.tci.shape and width != heldout.tci.shape[2]
+    scored = [np.flatnonzero((~truth.ignored).any(axis=0)) for truth in (strip, trained)]
+    assert scored[0].min() == width - SELECTION_STRIP_PX == strip_site.window.col_off
+    assert scored[0].max() == width - 1
+    assert scored[1].max() < train_site.window.width == width - SELECTION_STRIP_PX - SELECTION_GAP_PX
+    for truth in (strip, trained):
+        assert truth.centre.any() and not (truth.centre & truth.ignored).any()
+    whole = held_out(tmp_path / "a", scene, "train")  # the train lines, everywhere but the gap between
+    assert np.array_equal(strip.centre | trained.centre, whole.centre & ~(strip.ignored & trained.ignored))
+
+
 def test_a_second_clear_date_of_a_place_never_seen_finds_more_of_its_roads(tmp_path):
     """Inn (two real clear dates, never trained on) through the engine: both dates together find more
     of the traced roads than either date alone, at about the better date's F1 (the issue: more clear
