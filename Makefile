@@ -78,24 +78,26 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 # that frozen network (stage 3), then its 1x1 head alone, which recalibrates P (stage 4), all with weather (TCI
 # conventions, haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), its int8 CPU
 # variant and its checkpoint; its card harmonises each date onto the real training scenes' land (no training:
-# core/harmonisation.py). The shipped stage-1 checkpoint: research/checkpoints/roads_fcn.pt, trained and
-# followed by stages 2-4 with the real patches shared by area, before --real-weights scene (docs/models.md).
+# core/harmonisation.py). The shipped model is this recipe's run on a CPU with AVX-512 BF16 (docs/models.md);
+# its stage-1 checkpoint ships as research/checkpoints/roads_fcn.pt.
 MODEL_RUN := runs/roads
 ROAD_WORDS := "Roads (1 = road) from 1 to N dated Sentinel-2 true-colour images at 10 m (L1C or L2A TCI), cloudy dates included"
 FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg models/real/Zurich_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
-  --samples-per-epoch 256 --seed 0 --real-labels $(REAL_LABELS) --real-share 0.8 --real-weights scene \
+  --samples-per-epoch 256 --seed 2 --real-labels $(REAL_LABELS) --real-share 0.8 --real-weights scene \
   --weather --train-precision auto
-SEQUENCE_STAGE := $(ROAD_DATA) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 12 \
+# the U-Net's layout, the same in every stage (a stage refuses an FCN laid out otherwise)
+ROAD_NETWORK := --batch-norm
+SEQUENCE_STAGE := $(ROAD_DATA) $(ROAD_NETWORK) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 12 \
   --learning-rate 3e-3 --schedule paper --patience 2
-GATE_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 4 --learning-rate 1e-2 \
-  --schedule paper --context-channels 4 --date-gate --gate-only
-HEAD_STAGE := $(ROAD_DATA) --init $(MODEL_RUN)_gate/model.pt --fcn-epochs 0 --sequence-epochs 2 --learning-rate 1e-1 \
-  --schedule paper --context-channels 4 --date-gate --head-only
+GATE_STAGE := $(ROAD_DATA) $(ROAD_NETWORK) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 4 \
+  --learning-rate 1e-2 --schedule paper --context-channels 4 --date-gate --gate-only
+HEAD_STAGE := $(ROAD_DATA) $(ROAD_NETWORK) --init $(MODEL_RUN)_gate/model.pt --fcn-epochs 0 --sequence-epochs 2 \
+  --learning-rate 1e-1 --schedule paper --context-channels 4 --date-gate --head-only
 $(FCN_RUN)/fcn_best.pt: | $(STAMP)
-	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) --context-channels 4 --fcn-epochs 150 --sequence-epochs 0 \
-	  --learning-rate 1e-3 --schedule cosine --ema-decay 0.998
+	$(TIMESEG) train --output $(FCN_RUN) $(ROAD_DATA) $(ROAD_NETWORK) --context-channels 4 --fcn-epochs 150 \
+	  --sequence-epochs 0 --learning-rate 1e-3 --schedule cosine --ema-decay 0.998
 
 model: $(STAMP) $(FCN_RUN)/fcn_best.pt
 	$(TIMESEG) train --output $(MODEL_RUN) $(SEQUENCE_STAGE) --context-channels 4

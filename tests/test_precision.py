@@ -51,11 +51,16 @@ def test_export_int8_and_choose_it(small_scene, tmp_path, capsys):
     assert "class pixels equal to the float32 model's" in capsys.readouterr().out
     card = read_model_card(tmp_path / "mine.int8.onnx")
     assert card.precision == "int8" and card.dynamic_time and card.metrics["int8_equal_class_pixels"] >= 0.99
-    int8_weights = {w.name for w in onnx.load(str(tmp_path / "mine.int8.onnx")).graph.initializer
-                    if w.name.endswith("_quantized")}
-    # the whole per-date graph in int8: the U-Net, its PMap and context convolutions and the date gate
-    assert all(any(part in name for name in int8_weights) for part in (".fcn.down.", ".fcn.head.", ".context.",
-                                                                      ".gate."))
+    graph = onnx.load(str(tmp_path / "mine.int8.onnx")).graph
+    int8_weights = {w.name for w in graph.initializer if w.name.endswith("_quantized")}
+    # the whole per-date graph ("fcn/...") in int8: every convolution of it reads dequantised int8 weights
+    # (the U-Net's own carry no name of theirs: batch normalisation is folded into them on export), among
+    # them the PMap and context convolutions and the date gate
+    made_by = {output: node for node in graph.node for output in node.output}
+    convolutions = [node for node in graph.node if node.op_type == "Conv" and node.output[0].startswith("fcn/")]
+    assert len(convolutions) >= 15 and all(getattr(made_by.get(node.input[1]), "op_type", None) == "DequantizeLinear"
+                                           for node in convolutions)
+    assert all(any(part in name for name in int8_weights) for part in (".fcn.head.", ".context.", ".gate."))
     for dates in (1, 3):
         assert main(["segment", "--model", str(model), "--output", str(tmp_path / f"auto{dates}"),
                      *rasters[:dates]]) == 0
