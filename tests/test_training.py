@@ -239,6 +239,9 @@ def test_a_stage_refuses_a_checkpoint_whose_unet_is_laid_out_otherwise(tiny_run,
     options, _ = tiny_run
     normalised = replace(options.network, batch_norm=True)
     network, _, _ = _start(replace(options, network=normalised, output=tmp_path / "bn"), "fcn_convlstm")
+    with torch.no_grad():  # unlike the fresh network a run of the same seed starts from
+        for parameter in network.parameters():
+            parameter.add_(0.5)
     save_checkpoint(tmp_path / "bn.pt", network, normalised, {}, stage="fcn", epoch=1, metrics={})
     with pytest.raises(ValueError, match="batch_norm True, this run asks for batch_norm False.*--batch-norm"):
         _start(replace(options, output=tmp_path / "plain", init_checkpoint=tmp_path / "bn.pt"), "fcn_convlstm")
