@@ -223,6 +223,11 @@ def _stage(
     on the last, and on the kept epoch once the stage ends (for its checkpoint's metrics): the
     same choice and the same weights for a fraction of the scoring (a third of a single-date epoch).
 
+    A stage that starts from a trained checkpoint (``options.init_checkpoint``) and chooses on
+    selection strips scores its start first (epoch 0 in the history): an epoch must beat it to be
+    kept, and a stage that none beats keeps its start (a stage that only harms, as a date gate that
+    shuts on clear dates, is undone, not shipped).
+
     With ``options.patience``, the stage ends once that many epochs in a row did not better its best
     score (early stopping): it keeps the best of the epochs it ran, the same weights as the full stage
     unless a later epoch would have scored better.
@@ -241,6 +246,14 @@ def _stage(
     generator = torch.Generator().manual_seed(options.seed)
     averaged = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay),
                              use_buffers=True) if options.ema_decay else None
+    if options.init_checkpoint is not None and selection_loader is not None:
+        network.eval()
+        with autocast(options):
+            start = _selection_scores(network, forward, selection_loader, class_count, per_date, options)
+        history.append({"stage": name, "epoch": 0, "epochs": epochs, **start})
+        log.info("%s start: selection_iou %.4f", name, start["selection_iou"])
+        best = {**start, "epoch": 0, "score": start["selection_iou"]}
+        save_checkpoint(path, network, options.network, card, name, 0, _without_score(best))
     for epoch in range(epochs):
         train_data.epoch = epoch
         loader = DataLoader(train_data, batch_size=options.batch_size, shuffle=True, generator=generator)
@@ -288,25 +301,17 @@ def _stage(
                     or epoch + 1 == epochs
                 metrics = evaluate(forward, val_loader, class_count, options.device, per_date,
                                    options.threshold) if scores_validation else {}
-                selection = None if selection_loader is None else evaluate(
-                    forward, selection_loader, class_count, options.device, per_date, options.threshold)
-                one_date = None if selection is None or per_date or not getattr(network, "gated", False) \
-                    else evaluate(lambda x: forward(x[:, -1:]), selection_loader, class_count, options.device,
-                                  False, options.threshold)
+                if selection_loader is not None:
+                    metrics.update(_selection_scores(network, forward, selection_loader, class_count, per_date,
+                                                     options))
             record = {"stage": name, "epoch": epoch + 1, "epochs": epochs, "loss": float(np.mean(losses)),
                       **metrics}
-            if selection is not None:
-                record["selection_iou"] = metrics["selection_iou"] = selection["iou"]
-            if one_date is not None:  # a gated model is chosen on one date too: a gate half open on every
-                # date passes the strips, which give their date 5 times, and calls no road on one date
-                record["selection_iou_one_date"] = one_date["iou"]
-                record["selection_iou"] = metrics["selection_iou"] = (selection["iou"] + one_date["iou"]) / 2
             history.append(record)
             if monitor.on_epoch is not None:
                 monitor.on_epoch(record)
             log.info("%s epoch %d/%d: loss %.4f, %s", name, epoch + 1, epochs, record["loss"],
                      ", ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
-            score = metrics["selection_iou"] if selection is not None else metrics["iou"]
+            score = metrics["selection_iou"] if selection_loader is not None else metrics["iou"]
             if score > best["score"]:
                 best = {**metrics, "epoch": epoch + 1, "score": score}
                 save_checkpoint(path, network, options.network, card, name, epoch + 1, _without_score(best))
@@ -316,6 +321,9 @@ def _stage(
             log.info("%s: no better score for %d epochs, stopped at epoch %d of %d", name, options.patience,
                      epoch + 1, epochs)
             break
+    if best["epoch"] == 0:
+        log.warning("%s: no epoch scored above the stage's start on the selection strips (%.4f): it keeps its "
+                    "start", name, best["score"])
     # continue from the best weights of this stage
     network.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
     if "iou" not in best:  # kept on the selection strips in an epoch that did not score the validation scenes
@@ -324,6 +332,20 @@ def _stage(
             best.update(evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold))
         save_checkpoint(path, network, options.network, card, name, best["epoch"], _without_score(best))
     return _without_score(best)
+
+
+def _selection_scores(network: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], loader: DataLoader,
+                      class_count: int, per_date: bool, options: TrainOptions) -> dict[str, float]:
+    """``selection_iou`` of ``forward`` on the selection strips. A gated sequence model is chosen on
+    one date too (``selection_iou`` is then the mean of the strips as given and of their last date
+    alone): a gate half open on every date passes the strips, which give their date 5 times, and
+    calls no road on one date."""
+    selection = evaluate(forward, loader, class_count, options.device, per_date, options.threshold)["iou"]
+    if per_date or not getattr(network, "gated", False):
+        return {"selection_iou": selection}
+    one_date = evaluate(lambda x: forward(x[:, -1:]), loader, class_count, options.device, False,
+                        options.threshold)["iou"]
+    return {"selection_iou": (selection + one_date) / 2, "selection_iou_one_date": one_date}
 
 
 def _keep_frozen_statistics(network: nn.Module) -> None:

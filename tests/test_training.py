@@ -455,3 +455,40 @@ def test_head_only_learns_from_the_labels_alone_not_from_the_overcast_contract(t
     assert (run.output / "model.pt").is_file()
     with pytest.raises(AssertionError, match="the overcast contract was computed"):
         train(replace(run, head_only=False, output=tmp_path / "whole"), sites, sites)
+
+
+def test_a_stage_from_a_checkpoint_scores_its_start_and_keeps_it_when_no_epoch_beats_it(tiny_run, tmp_path, caplog):
+    """Started from a trained checkpoint and choosing on selection strips, a stage scores its start as
+    epoch 0; at a learning rate of 0 no epoch scores above it, so the stage keeps its start (the
+    checkpoint's own weights), says so, and with a patience of 2 stops after its second epoch."""
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    train_sites, strips = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    run = replace(options, output=tmp_path / "head", init_checkpoint=options.output / "model.pt", fcn_epochs=0,
+                  sequence_epochs=5, joint_epochs=0, head_only=True, learning_rate=0.0, patience=2)
+    with caplog.at_level("WARNING", logger="timeseg.train"):
+        train(run, train_sites, train_sites[:1], selection_sites=strips)
+    history = json.loads((run.output / "history.json").read_text())["history"]
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    assert "loss" not in history[0] and 0 <= history[0]["selection_iou"] <= 1
+    assert len({r["selection_iou"] for r in history}) == 1
+    kept = torch.load(run.output / "sequence_best.pt", weights_only=True)
+    assert kept["epoch"] == 0 and 0 <= kept["metrics"]["iou"] <= 1
+    start = torch.load(options.output / "model.pt", weights_only=True)["state_dict"]
+    final = torch.load(run.output / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(start[name], final[name]) for name in start)
+    assert "sequence: no epoch scored above the stage's start" in caplog.text
+
+
+def test_a_stage_from_scratch_does_not_score_its_random_start(tiny_run, tmp_path):
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    train_sites, strips = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    run = replace(options, output=tmp_path / "fcn", fcn_epochs=1, sequence_epochs=0, joint_epochs=0)
+    train(run, train_sites, train_sites[:1], selection_sites=strips)
+    history = json.loads((run.output / "history.json").read_text())["history"]
+    assert [r["epoch"] for r in history] == [1]
