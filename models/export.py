@@ -25,8 +25,10 @@ from ..core.model_card import ModelCard
 from .checkpoint import load_checkpoint
 
 PARITY_TOLERANCE = 1e-4
-# fp16 weights, run on the CPU (which computes them in float32): only the weights' rounding differs
-FP16_WEIGHT_TOLERANCE = 1e-2
+# fp16 weights, run on the CPU (which computes them in float32): only the weights' rounding differs. A broken
+# graph misses by 0.1 to 1; the rounding of weights with batch normalisation folded in moved P by up to 0.015
+# (mean 8e-5, 99.94 % of classes equal) where a network answers 0.5 to the check's noise images
+FP16_WEIGHT_TOLERANCE = 5e-2
 OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
