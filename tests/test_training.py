@@ -457,29 +457,46 @@ def test_head_only_learns_from_the_labels_alone_not_from_the_overcast_contract(t
         train(replace(run, head_only=False, output=tmp_path / "whole"), sites, sites)
 
 
-def test_a_stage_from_a_checkpoint_scores_its_start_and_keeps_it_when_no_epoch_beats_it(tiny_run, tmp_path, caplog):
+def test_a_stage_from_a_checkpoint_scores_its_start_and_keeps_it_when_no_epoch_beats_it(
+        tiny_run, tmp_path, monkeypatch, caplog):
     """Started from a trained checkpoint and choosing on selection strips, a stage scores its start as
-    epoch 0; at a learning rate of 0 no epoch scores above it, so the stage keeps its start (the
-    checkpoint's own weights), says so, and with a patience of 2 stops after its second epoch."""
+    epoch 0 and an epoch must beat it: with its start scored above every epoch the stage keeps the
+    checkpoint's own weights and says so; with its start scored below, the same training keeps moved
+    weights. The scores are set here (the tiny network scores 0 everywhere), the training is real."""
     from dataclasses import replace
+
+    import timeseg.models.training as training
 
     options, _ = tiny_run
     data = options.output.parent / "data"
     train_sites, strips = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
-    run = replace(options, output=tmp_path / "head", init_checkpoint=options.output / "model.pt", fcn_epochs=0,
-                  sequence_epochs=5, joint_epochs=0, head_only=True, learning_rate=0.0, patience=2)
-    with caplog.at_level("WARNING", logger="timeseg.train"):
-        train(run, train_sites, train_sites[:1], selection_sites=strips)
-    history = json.loads((run.output / "history.json").read_text())["history"]
-    assert [r["epoch"] for r in history] == [0, 1, 2]
-    assert "loss" not in history[0] and 0 <= history[0]["selection_iou"] <= 1
-    assert len({r["selection_iou"] for r in history}) == 1
-    kept = torch.load(run.output / "sequence_best.pt", weights_only=True)
-    assert kept["epoch"] == 0 and 0 <= kept["metrics"]["iou"] <= 1
     start = torch.load(options.output / "model.pt", weights_only=True)["state_dict"]
-    final = torch.load(run.output / "model.pt", weights_only=True)["state_dict"]
-    assert all(torch.equal(start[name], final[name]) for name in start)
-    assert "sequence: no epoch scored above the stage's start" in caplog.text
+    measured = training._selection_scores
+    kept = {}
+    for start_score in (1.0, -1.0):
+        calls = []
+
+        def scores(*args, start_score=start_score, calls=calls):
+            calls.append(1)
+            return {"selection_iou": start_score} if len(calls) == 1 else measured(*args)
+
+        monkeypatch.setattr(training, "_selection_scores", scores)
+        run = replace(options, output=tmp_path / str(start_score), init_checkpoint=options.output / "model.pt",
+                      fcn_epochs=0, sequence_epochs=2, joint_epochs=0, head_only=True, learning_rate=0.05)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="timeseg.train"):
+            train(run, train_sites, train_sites[:1], selection_sites=strips)
+        history = json.loads((run.output / "history.json").read_text())["history"]
+        assert [r["epoch"] for r in history] == [0, 1, 2] and "loss" not in history[0]
+        assert history[0]["selection_iou"] == start_score
+        kept[start_score] = torch.load(run.output / "sequence_best.pt", weights_only=True)
+        final = torch.load(run.output / "model.pt", weights_only=True)["state_dict"]
+        same = all(torch.equal(start[name], final[name]) for name in start)
+        assert same == (start_score == 1.0)
+        warned = "sequence: no epoch scored above the stage's start" in caplog.text
+        assert warned == (start_score == 1.0)
+    assert kept[1.0]["epoch"] == 0 and 0 <= kept[1.0]["metrics"]["iou"] <= 1
+    assert kept[-1.0]["epoch"] in (1, 2)
 
 
 def test_a_stage_from_scratch_does_not_score_its_random_start(tiny_run, tmp_path):
