@@ -10,8 +10,8 @@ model's normalisation, so that the same code weathers real and simulated images:
 - fully overcast dates (white or grey cloud everywhere), which the sequence stage inserts at
   any position, first and last included (``overcast_frames``).
 
-At least one date of each sequence stays free of cloud: the targets say where the roads
-are, which only a seen date can tell.
+At least one date of each sequence stays free of cloud patches (a thin veil, which hides
+nothing, may lie on any date): the targets say where the roads are, which only a seen date can tell.
 """
 
 from __future__ import annotations
@@ -37,18 +37,19 @@ OPAQUE = 0.6  # cloud opacity from which a pixel is taken as hidden
 @dataclass(frozen=True)
 class Weather:
     """Chances, per sequence or per date, of each effect. ``clouds=False`` keeps only the
-    photometric part and haze (the single-date FCN stage: its labels hold under no cloud)."""
+    photometric part, haze and thin veils of cloud (the single-date FCN stage: its labels hold
+    where no cloud hides the ground)."""
 
     l2a_share: float = 0.5  # sequences in the L2A convention
     haze: float = 0.3  # per date
-    thin_cloud: float = 0.15  # per date: a veil of cloud over the whole date
+    thin_cloud: float = 0.15  # per date, any date: a veil of cloud over the whole date, which hides nothing
     cloud_patches: float = 0.3  # per date: patches of cloud with shadows
     clouds: bool = True
     overcast_frames: int = 2  # fully overcast dates made per sample, for the sequence stage to insert
 
     @classmethod
     def light(cls) -> Weather:
-        return cls(thin_cloud=0.0, cloud_patches=0.0, clouds=False, overcast_frames=0)
+        return cls(cloud_patches=0.0, clouds=False, overcast_frames=0)
 
 
 def to_convention(pixels: np.ndarray, l2a: bool, rng: np.random.Generator, white: float) -> np.ndarray:
@@ -116,7 +117,7 @@ def weathered(pixels: np.ndarray, weather: Weather, rng: np.random.Generator,
               white: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
     """Raw TCI dates ``[T, 3, h, w]`` -> weathered dates ``[T, 3, h, w]`` float32 in 0..``white``
     and the pixels hidden by cloud ``[T, h, w]`` bool (opacity >= ``OPAQUE``; for the loss of
-    pixels no date shows, never a model input). One random date stays free of cloud."""
+    pixels no date shows, never a model input). One random date stays free of cloud patches."""
     dates, _, height, width = pixels.shape
     out = to_convention(pixels, rng.random() < weather.l2a_share, rng, white)
     hidden = np.zeros((dates, height, width), dtype=bool)
@@ -125,13 +126,12 @@ def weathered(pixels: np.ndarray, weather: Weather, rng: np.random.Generator,
         date = out[t]
         if rng.random() < weather.haze:
             date = hazed(date, haze_veil((height, width), rng.uniform(0.03, 0.2), rng), white)
-        if weather.clouds and t != clear:
-            if rng.random() < weather.thin_cloud:
-                date = clouded(date, thin_cloud_opacity((height, width), np.float32(rng.uniform(0.15, 0.5)), rng),
-                               rng, white)
-            if rng.random() < weather.cloud_patches:
-                opacity = cloud_opacity((height, width), rng.uniform(0.1, 0.7), rng)
-                date = clouded(date, opacity, rng, white)
-                hidden[t] = opacity >= OPAQUE
+        if rng.random() < weather.thin_cloud:  # a veil is never marked hidden: the clear date may have one too
+            date = clouded(date, thin_cloud_opacity((height, width), np.float32(rng.uniform(0.15, 0.5)), rng),
+                           rng, white)
+        if weather.clouds and t != clear and rng.random() < weather.cloud_patches:
+            opacity = cloud_opacity((height, width), rng.uniform(0.1, 0.7), rng)
+            date = clouded(date, opacity, rng, white)
+            hidden[t] = opacity >= OPAQUE
         out[t] = date_noise(date, rng, white)
     return np.clip(out, 0, white).astype(np.float32), hidden

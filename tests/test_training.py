@@ -499,6 +499,34 @@ def test_a_stage_from_a_checkpoint_scores_its_start_and_keeps_it_when_no_epoch_b
     assert kept[-1.0]["epoch"] in (1, 2)
 
 
+def test_a_gate_trained_alone_keeps_its_latest_epoch_that_beats_its_start(tiny_run, tmp_path, monkeypatch):
+    """Strips scored 0.5 at the start, then 0.9, 0.6 and 0.4 (set here; the training is real): a date gate
+    trained alone keeps epoch 2, the latest above its start (it learns the overcast contract, which the
+    strips do not measure); a head trained alone keeps epoch 1, its best."""
+    from dataclasses import replace
+
+    import timeseg.models.training as training
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    train_sites, strips = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    set_scores = [0.5, 0.9, 0.6, 0.4]
+    for part, kept_epoch in (("gate_only", 2), ("head_only", 1)):
+        calls = []
+
+        def scores(*_args, calls=calls):
+            calls.append(1)
+            return {"selection_iou": set_scores[len(calls) - 1]}
+
+        monkeypatch.setattr(training, "_selection_scores", scores)
+        run = replace(options, network=replace(options.network, date_gate=True), output=tmp_path / part,
+                      init_checkpoint=options.output / "model.pt", fcn_epochs=0, sequence_epochs=3, joint_epochs=0,
+                      **{part: True})
+        train(run, train_sites, train_sites[:1], selection_sites=strips)
+        assert len(calls) == 4
+        assert torch.load(run.output / "sequence_best.pt", weights_only=True)["epoch"] == kept_epoch
+
+
 def test_a_stage_from_scratch_does_not_score_its_random_start(tiny_run, tmp_path):
     from dataclasses import replace
 

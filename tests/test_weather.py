@@ -29,6 +29,18 @@ def test_light_weather_hides_nothing():
     assert not hidden.any()
 
 
+def test_a_thin_veil_may_lie_on_the_only_date_and_hides_nothing():
+    """The single-date stage learns veiled dates too: a veil over its one (clear) date (opacity 0.15
+    to 0.5, with its shadow) brightens it and flattens its contrast, and hides no pixel."""
+    for seed in range(10):
+        veiled, hidden = weathered(_dates(1), Weather(haze=0.0, thin_cloud=1.0, clouds=False),
+                                   np.random.default_rng(seed))
+        plain, _ = weathered(_dates(1), Weather(haze=0.0, thin_cloud=0.0, clouds=False),
+                             np.random.default_rng(seed))
+        assert not hidden.any()
+        assert veiled.mean() > plain.mean() + 5 and veiled.std() < 0.85 * plain.std()
+
+
 def test_l2a_convention_is_brighter_in_red_than_l1c():
     """0..0.2 instead of 0..0.3558 at 255: with the atmosphere taken off, red (little path
     radiance) comes out brighter on average over the random paths, gains and gammas."""
