@@ -229,7 +229,7 @@ def _stage(
     shuts on clear dates, is undone, not shipped). A date gate trained alone (``options.gate_only``)
     keeps its latest epoch that beats its start, not its best: it learns the overcast contract, which
     the strips do not measure, and its epochs differ there by less than the strips can tell (the
-    shipped recipe's gate: 0.2286 to 0.2326 IoU), while it shuts on grey overcast dates epoch by epoch
+    shipped recipe's gate: 0.2304 to 0.2326 IoU), while it shuts on grey overcast dates epoch by epoch
     (a mean share of 0.12 after its first epoch, 0.06 after its fourth).
 
     With ``options.patience``, the stage ends once that many epochs in a row did not better its best
