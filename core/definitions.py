@@ -15,6 +15,7 @@ PRECISION_WORDS = {"auto": "Auto", "fp32": "Full (fp32)", "int8": "Fast CPU (int
 MIN_TILE_SIZE, MAX_TILE_SIZE = 32, 2048  # pixels; onnxruntime's memory grows with the square of the tile
 CHANGE_THRESHOLD = 0.5  # change maps from probability inputs: present from this probability
 MIN_PATCH_PIXELS = 6  # change maps: new/removed patches under this many pixels are speckle
+CHANGE_TOLERANCE_PX = 1  # change maps: the class within this many pixels in the other period is no change
 PROBABILITY_NAME = "probability.tif"
 CLASSES_NAME = "classes.tif"
 OUTPUT_TAG = "timeseg_output"  # GeoTIFF tag of TimeSeg's own rasters: probability, classes or change

@@ -22,7 +22,14 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..core.definitions import CHANGE_THRESHOLD, DEVICES, MIN_PATCH_PIXELS, PRECISIONS, device_words
+from ..core.definitions import (
+    CHANGE_THRESHOLD,
+    CHANGE_TOLERANCE_PX,
+    DEVICES,
+    MIN_PATCH_PIXELS,
+    PRECISIONS,
+    device_words,
+)
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .base import TimeSegAlgorithm
 from .base import tr as _tr
@@ -195,6 +202,7 @@ class ChangeAlgorithm(TimeSegAlgorithm):
     BEFORE = "BEFORE"
     AFTER = "AFTER"
     MIN_PATCH = "MIN_PATCH"
+    TOLERANCE = "TOLERANCE"
     HIGH = "HIGH"
     LOW = "LOW"
     OUTPUT = "OUTPUT"
@@ -219,6 +227,9 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         self.addParameter(_with_help(QgsProcessingParameterNumber(
             self.MIN_PATCH, _tr("Drop patches under (pixels)"), QgsProcessingParameterNumber.Integer,
             MIN_PATCH_PIXELS, minValue=0), described("min_patch_pixels")))
+        self.addParameter(_with_help(QgsProcessingParameterNumber(
+            self.TOLERANCE, _tr("Same feature within (pixels)"), QgsProcessingParameterNumber.Integer,
+            CHANGE_TOLERANCE_PX, minValue=0, maxValue=10), described("tolerance_px")))
         self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
             self.HIGH, _tr("Threshold (probability inputs)"), QgsProcessingParameterNumber.Double,
             CHANGE_THRESHOLD, minValue=0, maxValue=1), described("high"))))
@@ -235,6 +246,7 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())
         output = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
         options = ChangeOptions(min_patch_pixels=self.parameterAsInt(parameters, self.MIN_PATCH, context),
+                                tolerance_px=self.parameterAsInt(parameters, self.TOLERANCE, context),
                                 high=self.parameterAsDouble(parameters, self.HIGH, context),
                                 low=self.parameterAsDouble(parameters, self.LOW, context) or None)
         summary = self.run_core(lambda: compute_change(before, after, output, options))

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..core import cli as engine_cli
+from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..models.cli import DEFAULT_DATA, add_crop_training_arguments, crop_training_kwargs
 
 
@@ -204,6 +205,26 @@ def run_gate_share(args: argparse.Namespace) -> None:
     print(run(args.gated, args.ungated, args.work))
 
 
+def _add_change_check(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "change-check", help="false change of the road change map for each change tolerance: real Inn (June -> "
+                             "September 2021, nothing built) and the simulated sample (2016 -> 2019)",
+        description="Runs the road model through the engine on Inn's two dates and on the sample's two periods, "
+                    "then the change map at each --tolerance, and prints a table: kilometres of new and removed "
+                    "lines on Inn (all false) and the sample's new-road precision, recall and F1 (2 px).")
+    parser.add_argument("--model", type=Path, default=SHIPPED_ROAD_MODEL, help="the road model")
+    parser.add_argument("--sample", type=Path, default=Path("data/sample"),
+                        help="a simulated scene's folder (make demo simulates data/sample)")
+    parser.add_argument("--work", type=Path, default=Path("runs/change_check"), help="folder for the maps")
+    return parser
+
+
+def run_change_check(args: argparse.Namespace) -> None:
+    from .change_check import run, table
+
+    print(table(run(args.model, args.work, args.sample)))
+
+
 def _add_experiment(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "experiment", help="the papers' experiments: sequence vs single date, cloud cover, gate images",
@@ -359,5 +380,6 @@ def main(argv: list[str] | None = None) -> int:
     _add_score(commands).set_defaults(run=run_score)
     _add_gate_share(commands).set_defaults(run=run_gate_share)
     _add_harmonise(commands).set_defaults(run=run_harmonise)
+    _add_change_check(commands).set_defaults(run=run_change_check)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)

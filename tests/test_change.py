@@ -101,6 +101,31 @@ def test_hysteresis_on_probabilities(tmp_path):
     assert plain.pixels["new"] == 1 and hysteresis.pixels["new"] == 18
 
 
+def test_a_road_found_a_pixel_aside_is_the_same_road(tmp_path, capsys):
+    """The tolerance: a road one pixel aside on the other date is no change; two pixels aside, it is."""
+    before = np.zeros((30, 60), np.uint8)
+    after = np.zeros((30, 60), np.uint8)
+    before[10, 5:55], after[11, 5:55] = 1, 1  # the same road, found a pixel lower in the later period
+    after[20, 5:25] = 1  # a new road, 20 px
+    before[25, 30:50], after[27, 30:50] = 1, 1  # 2 px aside: beyond a tolerance of 1
+    b, a = write(tmp_path / "b.tif", before, 255), write(tmp_path / "a.tif", after, 255)
+    pixelwise = compute_change(b, a, tmp_path / "c0.tif", ChangeOptions(min_patch_pixels=0, tolerance_px=0))
+    assert (pixelwise.pixels["new"], pixelwise.pixels["removed"]) == (90, 70)
+    summary = compute_change(b, a, tmp_path / "c1.tif", ChangeOptions(min_patch_pixels=0))  # the default: 1
+    with rasterio.open(tmp_path / "c1.tif") as dataset:
+        change = dataset.read(1)
+    assert (change[20, 5:25] == NEW).all() and (change[27, 30:50] == NEW).all() and (change[25, 30:50] == REMOVED).all()
+    assert (summary.pixels["new"], summary.pixels["removed"]) == (40, 20)
+    assert (change[9:13, 5:55] == NONE).all()
+    assert core_main(["change", "--before", str(b), "--after", str(a), "--output", str(tmp_path / "c2.tif"),
+                      "--min-patch", "0", "--tolerance", "2"]) == 0
+    assert json.loads((tmp_path / "c2.json").read_text())["pixels"]["removed"] == 0
+    with pytest.raises(SystemExit):
+        core_main(["change", "--before", str(b), "--after", str(a), "--output", str(tmp_path / "c3.tif"),
+                   "--tolerance", "11"])
+    assert "--tolerance: must be between 0 and 10" in capsys.readouterr().err and not (tmp_path / "c3.tif").exists()
+
+
 def test_before_on_another_grid_is_warped(tmp_path):
     after = np.zeros((20, 20), np.uint8)
     before = np.zeros((10, 10), np.uint8)  # 20 m pixels over the same area
@@ -147,3 +172,16 @@ def test_skeleton_length_of_a_diagonal():
     for i in range(20):
         mask[5 + i, 5 + i] = True
     assert skeleton_length_px(mask) == pytest.approx(19 * np.sqrt(2), rel=0.01)
+
+
+def test_change_check_on_a_real_pair_with_nothing_built(small_scene, tmp_path):
+    """``timeseg-research change-check``: the shipped road model on Inn in June and September 2021, where every
+    change is false; a tolerance of 1 px takes out a good part of it, and never adds change anywhere."""
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+    from timeseg.research.change_check import run
+
+    pixelwise, default = run(SHIPPED_ROAD_MODEL, tmp_path, small_scene.folder, tolerances=(0, 1))
+    assert 0 < default.real_new_km < 0.8 * pixelwise.real_new_km
+    assert default.real_removed_km < 0.8 * pixelwise.real_removed_km
+    assert default.sample_removed_km <= pixelwise.sample_removed_km
+    assert 0 <= default.sample_precision <= 1 and 0 <= default.sample_recall <= 1

@@ -126,6 +126,9 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     assert "new:" in dock.controls.status_label.text()
     assert any("Change 2016-2019" in m for m in dock.iface.messageBar().get_messages(3))
     # a second run replaces the first's layers and goes on top
+    assert dock.parameters().change_tolerance_px == 1
+    dock.options.change_tolerance_spin.setValue(0)  # the change map pixel by pixel
+    assert dock.parameters().change_tolerance_px == 0
     count = len(project.mapLayers())
     dock.controls.run_button.click()
     wait_for(dock)

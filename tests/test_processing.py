@@ -1,5 +1,7 @@
 """The Processing algorithms, run through processing.run as the toolbox and qgis_process do."""
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -56,6 +58,30 @@ def test_segment_then_change_through_processing_run(provider, local_model, small
     with rasterio.open(change["OUTPUT"]) as dataset:
         assert set(np.unique(dataset.read(1))) <= {0, 1, 2, 255}
     assert (tmp_path / "change.json").is_file()
+
+
+def test_change_tolerance_through_processing(provider, tmp_path):
+    """A road found a pixel lower in the later map: no change by default, 50 new and 50 removed pixel by pixel."""
+    import processing
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    paths = []
+    for name, row in (("before", 10), ("after", 11)):
+        classes = np.zeros((30, 60), np.uint8)
+        classes[row, 5:55] = 1
+        paths.append(tmp_path / f"{name}.tif")
+        with rasterio.open(paths[-1], "w", driver="GTiff", width=60, height=30, count=1, dtype="uint8",
+                           crs=CRS.from_epsg(32628), transform=from_origin(400_000, 1_600_000, 10, 10),
+                           nodata=255) as dataset:
+            dataset.write(classes[None])
+    for tolerance, expected in ((None, 0), (0, 50)):
+        output = tmp_path / f"change_{tolerance}.tif"
+        chosen = {} if tolerance is None else {"TOLERANCE": tolerance}
+        processing.run("timeseg:change", {"BEFORE": str(paths[0]), "AFTER": str(paths[1]), "MIN_PATCH": 0,
+                                          "OUTPUT": str(output), **chosen})
+        pixels = json.loads(output.with_suffix(".json").read_text())["pixels"]
+        assert (pixels["new"], pixels["removed"]) == (expected, expected)
 
 
 def test_segment_errors_become_processing_errors(provider, local_model, small_scene, tmp_path):

@@ -222,6 +222,7 @@ class TimeSegDock(QgsDockWidget):
             precision=self.options.precision_combo.currentData(),
             threshold=self.options.threshold_spin.value() or None,
             min_patch_pixels=self.options.min_patch_spin.value(),
+            change_tolerance_px=self.options.change_tolerance_spin.value(),
             tile_size=self.options.tile_spin.value(),
             overlap=self.options.overlap_spin.value(),
             add_probability=self.options.probability_check.isChecked(),

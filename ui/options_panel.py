@@ -20,7 +20,14 @@ from qgis.PyQt.QtWidgets import (
     QSpinBox,
 )
 
-from ..core.definitions import DEVICE_WORDS, MAX_TILE_SIZE, MIN_PATCH_PIXELS, MIN_TILE_SIZE, PRECISION_WORDS
+from ..core.definitions import (
+    CHANGE_TOLERANCE_PX,
+    DEVICE_WORDS,
+    MAX_TILE_SIZE,
+    MIN_PATCH_PIXELS,
+    MIN_TILE_SIZE,
+    PRECISION_WORDS,
+)
 from .area_chooser import AreaChooser
 
 SETTINGS = "timeseg/"
@@ -80,7 +87,13 @@ class OptionsPanel(QGroupBox):
         self.min_patch_spin.setToolTip(self.tr("New or removed patches smaller than this (pixels) are speckle and "
                                                "left out of the change map"))
         form.addRow(self.tr("Threshold"), self.threshold_spin)
+        self.change_tolerance_spin = QSpinBox()
+        self.change_tolerance_spin.setRange(0, 10)
+        self.change_tolerance_spin.setValue(CHANGE_TOLERANCE_PX)
+        self.change_tolerance_spin.setToolTip(self.tr("A road found within this many pixels in the other period is "
+                                                      "the same road, not a change (0: pixel by pixel)"))
         form.addRow(self.tr("Min. change (px)"), self.min_patch_spin)
+        form.addRow(self.tr("Same road within (px)"), self.change_tolerance_spin)
         self.area = AreaChooser(iface, project)
         form.addRow(self.tr("Area"), self.area)
         self.output_widget = QgsFileWidget()

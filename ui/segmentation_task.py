@@ -82,7 +82,8 @@ class SegmentationTask(QgsTask):
                 if change_path is not None and not self.isCanceled():
                     earlier, later = self.outcome.periods[-2:]
                     summary = compute_change(earlier.classes_path, later.classes_path, change_path,
-                                             ChangeOptions(min_patch_pixels=parameters.min_patch_pixels), outputs)
+                                             ChangeOptions(min_patch_pixels=parameters.min_patch_pixels,
+                                                           tolerance_px=parameters.change_tolerance_px), outputs)
                     self.outcome.change_path = change_path
                     self.outcome.change_summary = summary.lines()
                 if self.isCanceled():
