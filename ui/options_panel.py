@@ -90,10 +90,10 @@ class OptionsPanel(QGroupBox):
         self.change_tolerance_spin = QSpinBox()
         self.change_tolerance_spin.setRange(0, 10)
         self.change_tolerance_spin.setValue(CHANGE_TOLERANCE_PX)
-        self.change_tolerance_spin.setToolTip(self.tr("A road found within this many pixels in the other period is "
-                                                      "the same road, not a change (0: pixel by pixel)"))
+        self.change_tolerance_spin.setToolTip(self.tr("A road (the class) found within this many pixels in the other "
+                                                      "period is the same road, not a change (0: pixel by pixel)"))
         form.addRow(self.tr("Min. change (px)"), self.min_patch_spin)
-        form.addRow(self.tr("Same road within (px)"), self.change_tolerance_spin)
+        form.addRow(self.tr("Same feature within (px)"), self.change_tolerance_spin)
         self.area = AreaChooser(iface, project)
         form.addRow(self.tr("Area"), self.area)
         self.output_widget = QgsFileWidget()
