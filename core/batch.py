@@ -31,11 +31,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .atomic import OutputSet, one_line, write_text_atomic
-from .definitions import CLASSES_NAME, DEVICES, MIN_PATCH_PIXELS, PRECISIONS, PROBABILITY_NAME
+from .definitions import CHANGE_TOLERANCE_PX, CLASSES_NAME, DEVICES, MIN_PATCH_PIXELS, PRECISIONS, PROBABILITY_NAME
 from .options import option, range_problems
+
+if TYPE_CHECKING:
+    from .change import ChangeOptions
 
 log = logging.getLogger("timeseg")
 COLUMNS = ("place", "period", "path")
@@ -77,6 +80,9 @@ class BatchRequest:
     min_patch_pixels: int = option(MIN_PATCH_PIXELS, "change: drop new/removed patches under N pixels",
                                    flag="--min-patch",
                                    minimum=0, maximum=1_000_000, words="the minimum patch size")
+    change_tolerance_px: int = option(CHANGE_TOLERANCE_PX, "change: a road within N pixels in the other period is "
+                                      "the same road (0: pixel by pixel)", flag="--tolerance", minimum=0, maximum=10,
+                                      words="the tolerance")
     worker_processes: bool = True  # local cluster of processes; False: threads (inside QGIS)
     progress: Callable[[str], None] | None = None
     dashboard: Callable[[str], None] | None = None
@@ -303,9 +309,10 @@ def assemble_period(job: PeriodJob, settings: Settings, windows: list[PeriodWind
 
 
 def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: Path,
-                   min_patch_pixels: int) -> dict[str, Any]:
-    """The change of one place between two segmented periods (skipped when either failed)."""
-    from .change import ChangeOptions, change_outputs, compute_change
+                   options: ChangeOptions) -> dict[str, Any]:
+    """The change of one place between two segmented periods (skipped when either failed, and when the same
+    maps were compared with the same options before)."""
+    from .change import change_outputs, compute_change
 
     first, second = sorted((earlier, later), key=lambda r: r.get("first_date", ""))
     place = first["place"]
@@ -320,7 +327,7 @@ def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: P
     after = folder / second["period"] / CLASSES_NAME
     record_path = folder / f".{name}.{DONE_NAME}"
     try:
-        stamp = _stamp([before, after])
+        stamp = {"maps": _stamp([before, after]), "options": asdict(options)}
         try:
             record = json.loads(record_path.read_text())
         except (OSError, ValueError):
@@ -328,7 +335,7 @@ def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: P
         if record is not None and record.get("inputs") == stamp:
             return {**report, **record["report"], "skipped": True, "seconds": 0.0}
         with OutputSet([*change_outputs(output), record_path]) as outputs:
-            summary = compute_change(before, after, output, ChangeOptions(min_patch_pixels=min_patch_pixels), outputs)
+            summary = compute_change(before, after, output, options, outputs)
             report.update(ok=True, new_km=round(summary.new_length_m / 1000, 3),
                           removed_km=round(summary.removed_length_m / 1000, 3), new_pixels=summary.pixels["new"],
                           removed_pixels=summary.pixels["removed"], seconds=round(time.perf_counter() - started, 2))
@@ -391,8 +398,12 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
         by_place: dict[str, list] = defaultdict(list)
         for (place, _), future in period_futures.items():
             by_place[place].append(future)
+        from .change import ChangeOptions
+
+        change_options = ChangeOptions(min_patch_pixels=request.min_patch_pixels,
+                                       tolerance_px=request.change_tolerance_px)
         change_futures = [  # consecutive periods by name; the task orders each pair by date
-            client.submit(change_between, earlier, later, output_dir, request.min_patch_pixels, pure=False)
+            client.submit(change_between, earlier, later, output_dir, change_options, pure=False)
             for futures in by_place.values() for earlier, later in zip(futures, futures[1:])]
         tasks_per_place = {place: 2 * len(futures) - 1 for place, futures in by_place.items()}
         reports = _collect([*period_futures.values(), *change_futures], tasks_per_place, say, started)

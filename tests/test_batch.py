@@ -31,9 +31,9 @@ def places(tmp_path_factory):
     return root
 
 
-def run_batch(places, local_model, output, capsys) -> tuple[int, list[str], dict]:
+def run_batch(places, local_model, output, capsys, *options: str) -> tuple[int, list[str], dict]:
     code = main(["batch", "--model", str(local_model), "--output", str(output), "--workers", "2",
-                 "--device", "cpu", str(places / "jobs.csv")])
+                 "--device", "cpu", *options, str(places / "jobs.csv")])
     captured = capsys.readouterr()
     return code, captured.err.splitlines(), json.loads((output / "batch.json").read_text())
 
@@ -79,6 +79,11 @@ def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
     assert again["places"]["coast_b"]["changes"]["change_2016_2019"]["skipped"] is False
     assert {p: p.stat().st_mtime_ns for p in (output / "coast_a").rglob("*.tif")} == stamps
     assert again["places"]["coast_b"]["new_km"] == summary["places"]["coast_b"]["new_km"]
+    # other change options: the periods are kept, every change map is made again
+    code, err, third = run_batch(places, local_model, output, capsys, "--tolerance", "0")
+    for place in ("coast_a", "coast_b"):
+        assert all(period["skipped"] for period in third["places"][place]["periods"].values())
+        assert third["places"][place]["changes"]["change_2016_2019"]["skipped"] is False
 
 
 def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, capsys):
