@@ -170,7 +170,7 @@ def within(mask: np.ndarray, pixels: int) -> np.ndarray:
         return mask
     from scipy import ndimage
 
-    return ndimage.binary_dilation(mask, np.ones((2 * pixels + 1, 2 * pixels + 1), bool))
+    return ndimage.maximum_filter(mask, size=2 * pixels + 1)  # separable: as fast at 10 px as at 1
 
 
 def drop_small_patches(mask: np.ndarray, min_pixels: int) -> np.ndarray:
