@@ -137,6 +137,19 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     assert len(project.mapLayersByName("local classes 2019")) == 1
 
 
+def test_a_period_of_one_date_is_warned_of_false_change(dock):
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+
+    dock, layers = dock
+    dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))  # it takes one date or more
+    one_2016 = next(layer for layer in layers if "2016" in layer.name())
+    tick_all(dock, [one_2016, *(layer for layer in layers if "2019" in layer.name())])
+    dock.controls.run_button.click()
+    wait_for(dock)
+    status = dock.controls.status_label.text()
+    assert "Period 2016 has one date" in status and "Period 2019" not in status, status
+
+
 def test_cancel_leaves_nothing_behind(dock, tmp_path):
     dock, layers = dock
     tick_all(dock, layers)
