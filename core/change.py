@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,12 @@ class ChangeOptions:
                                flag="--tolerance", minimum=0, maximum=10, words="the tolerance")
 
 
+# measured by make change-check (docs/models.md): real Inn, one date per period, nothing built in between
+SINGLE_DATE_WARNING = ("warning: {} was made from one date: between single dates much of the change is false (on a "
+                       "real pair with nothing built, 30 km of false lines for 40 km of roads); use several dates "
+                       "per period")
+
+
 @dataclass(frozen=True)
 class ChangeSummary:
     pixels: dict[str, int]
@@ -68,6 +74,7 @@ class ChangeSummary:
     new_length_m: float
     removed_length_m: float
     pixel_size_m: float
+    warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         return [
@@ -76,6 +83,7 @@ class ChangeSummary:
             f"removed: {self.pixels['removed']} px, {self.area_m2['removed'] / 1e4:.2f} ha, "
             f"about {self.removed_length_m / 1000:.2f} km of lines",
             f"none:    {self.pixels['none']} px; nodata: {self.pixels['nodata']} px",
+            *self.warnings,
         ]
 
 
@@ -241,6 +249,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     change[removed] = REMOVED
     change[~valid] = NODATA
     pixel_size = grid.pixel_size_m
+    dates = {path: _dates(source) for path, source in ((before, before_source), (after, after_source))}
     counts = {name: int((change == code).sum()) for name, code in
               (("none", NONE), ("new", NEW), ("removed", REMOVED), ("nodata", NODATA))}
     summary = ChangeSummary(
@@ -249,6 +258,8 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
         new_length_m=skeleton_length_px(new) * pixel_size,
         removed_length_m=skeleton_length_px(removed) * pixel_size,
         pixel_size_m=pixel_size,
+        warnings=[SINGLE_DATE_WARNING.format(f"{Path(path).parent.name}/{Path(path).name}")
+                  for path, found in dates.items() if len(found) == 1],
     )
     output = Path(output)
     lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
@@ -264,7 +275,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
             tif.write(change[None], rasterio.windows.Window(0, 0, grid.width, grid.height))
             tif.finish()
         run_outputs.write_text(summary_path(output), text)
-        run_outputs.write_text(style_path(output), change_qml(_dates(before_source) + _dates(after_source)))
+        run_outputs.write_text(style_path(output), change_qml([*dates[before], *dates[after]]))
         write_lines(run_outputs.partial(lines_path(output)), lines, grid)
         if own_outputs is not None:
             own_outputs.commit()

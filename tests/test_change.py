@@ -126,6 +126,22 @@ def test_a_road_found_a_pixel_aside_is_the_same_road(tmp_path, capsys):
     assert "--tolerance: must be between 0 and 10" in capsys.readouterr().err and not (tmp_path / "c3.tif").exists()
 
 
+def test_a_map_of_one_date_is_warned_of(periods, tmp_path, capsys):
+    """Between single dates much of the change is false: the summary, the JSON and the command say so."""
+    before, after = periods
+    for path, dates in ((before, "2016-06-01"), (after, "2019-05-02,2019-06-11")):
+        with rasterio.open(path, "r+") as dataset:
+            dataset.update_tags(dates=dates)
+    summary = compute_change(before, after, tmp_path / "change.tif")
+    assert len(summary.warnings) == 1
+    assert f"{before.parent.name}/before.tif was made from one date" in summary.warnings[0]
+    assert summary.lines()[-1] == summary.warnings[0]
+    assert json.loads((tmp_path / "change.json").read_text())["warnings"] == summary.warnings
+    assert core_main(["change", "--before", str(before), "--after", str(after),
+                      "--output", str(tmp_path / "c.tif")]) == 0
+    assert "before.tif was made from one date" in capsys.readouterr().out
+
+
 def test_before_on_another_grid_is_warped(tmp_path):
     after = np.zeros((20, 20), np.uint8)
     before = np.zeros((10, 10), np.uint8)  # 20 m pixels over the same area

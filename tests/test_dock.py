@@ -147,7 +147,7 @@ def test_a_period_of_one_date_is_warned_of_false_change(dock):
     dock.controls.run_button.click()
     wait_for(dock)
     status = dock.controls.status_label.text()
-    assert "Period 2016 has one date" in status and "Period 2019" not in status, status
+    assert "2016/classes.tif was made from one date" in status and "2019/classes.tif was" not in status, status
 
 
 def test_cancel_leaves_nothing_behind(dock, tmp_path):

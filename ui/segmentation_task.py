@@ -16,10 +16,6 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from .run_parameters import RunParameters
 
-# measured by make change-check (docs/models.md): real Inn, one date per period, nothing built in between
-SINGLE_DATE_CHANGE = ("Period {} has one date: between single dates much of the change is false (on a real pair "
-                      "with nothing built, 30 km of false lines for 40 km of roads); tick several dates per period.")
-
 
 @dataclass
 class PeriodResult:
@@ -90,8 +86,6 @@ class SegmentationTask(QgsTask):
                                                            tolerance_px=parameters.change_tolerance_px), outputs)
                     self.outcome.change_path = change_path
                     self.outcome.change_summary = summary.lines()
-                    self.outcome.warnings += [SINGLE_DATE_CHANGE.format(p.period) for p in (earlier, later)
-                                              if len(p.dates) == 1]
                 if self.isCanceled():
                     raise Cancelled()
                 outputs.commit()
