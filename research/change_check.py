@@ -19,15 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.features import rasterize
 
 from ..core.change import NEW, ChangeOptions, compute_change
 from ..core.dates import dated_rasters
 from ..core.raster_stack import DatedRaster, Grid
 from ..core.segment import SegmentRequest, segment
 from ..models.labels import _read_geometries
-from ..models.real_scene import UNSEEN_DATES, _within
-from ..models.road_scores import TOLERANCE_PX
+from ..models.real_scene import UNSEEN_DATES, _burn, _within
+from ..models.road_scores import TOLERANCE_PX, HeldOut, RoadScores, counts
 
 TOLERANCES = (0, 1, 2)
 SAMPLE = Path("data/sample")
@@ -40,12 +39,8 @@ class ChangeRow:
     real_removed_km: float
     sample_precision: float  # of the new-road pixels, against the sample's new roads
     sample_recall: float
+    sample_f1: float
     sample_removed_km: float  # the sample removes no road: all false
-
-    @property
-    def sample_f1(self) -> float:
-        total = self.sample_precision + self.sample_recall
-        return 2 * self.sample_precision * self.sample_recall / total if total else 0.0
 
     def row(self) -> str:
         return (f"| {self.tolerance_px} | {self.real_new_km:.1f} / {self.real_removed_km:.1f} | "
@@ -61,19 +56,17 @@ def classes_of(rasters: Sequence[DatedRaster], model: Path, output: Path) -> Pat
 def new_road_truth(labels: Path, grid: Grid) -> np.ndarray:
     """``[H, W]`` bool: the sample's 2019 road centre lines farther than the tolerance from every 2016 road."""
     def burned(layer: str) -> np.ndarray:
-        shapes = ((geometry, 1) for geometry in _read_geometries(labels, layer, grid))
-        return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform).astype(bool)
+        return _burn(_read_geometries(labels, layer, grid), grid, all_touched=False)
 
     return burned("roads_2019") & ~_within(burned("roads_2016"), TOLERANCE_PX)
 
 
-def new_road_scores(change_path: Path, truth: np.ndarray) -> tuple[float, float]:
-    """(precision, recall) of a change map's new pixels against ``truth``, with the 2 px tolerance."""
+def new_road_scores(change_path: Path, truth: np.ndarray) -> RoadScores:
+    """A change map's new pixels scored as the real road maps are (``models.road_scores``) against ``truth``."""
     with rasterio.open(change_path) as dataset:
-        new = dataset.read(1) == NEW
-    precision = (new & _within(truth, TOLERANCE_PX)).sum() / max(new.sum(), 1)
-    recall = (truth & _within(new, TOLERANCE_PX)).sum() / max(truth.sum(), 1)
-    return float(precision), float(recall)
+        new = (dataset.read(1) == NEW).astype(np.float32)
+    nothing = np.zeros_like(truth)
+    return counts(new, HeldOut(np.zeros((3, *truth.shape), np.uint8), truth, nothing, nothing, nothing)).scores()
 
 
 def run(model: Path, work: Path, sample: Path = SAMPLE, tolerances: Sequence[int] = TOLERANCES) -> list[ChangeRow]:
@@ -93,9 +86,9 @@ def run(model: Path, work: Path, sample: Path = SAMPLE, tolerances: Sequence[int
         options = ChangeOptions(tolerance_px=tolerance)
         real = compute_change(*inn, work / f"inn_change_{tolerance}.tif", options)
         simulated = compute_change(*periods, work / f"sample_change_{tolerance}.tif", options)
-        precision, recall = new_road_scores(work / f"sample_change_{tolerance}.tif", truth)
-        rows.append(ChangeRow(tolerance, real.new_length_m / 1000, real.removed_length_m / 1000, precision, recall,
-                              simulated.removed_length_m / 1000))
+        scores = new_road_scores(work / f"sample_change_{tolerance}.tif", truth)
+        rows.append(ChangeRow(tolerance, real.new_length_m / 1000, real.removed_length_m / 1000, scores.precision,
+                              scores.recall, scores.f1, simulated.removed_length_m / 1000))
     return rows
 
 
