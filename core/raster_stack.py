@@ -22,6 +22,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, bounds
 
+from .true_colour import l1c_tci
+
 METRES_PER_DEGREE = 111_320.0  # along a meridian, and along the equator
 
 
@@ -108,8 +110,8 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 class RasterStack(contextlib.AbstractContextManager):
     """Open dated rasters sorted by date, each seen on the grid of ``rasters[reference]``.
 
-    ``read(window)`` returns ``[T, C, h, w]`` pixel values (the files' data type) and a
-    ``[T, h, w]`` bool mask, True where the date has data.
+    ``read(window)`` returns ``[T, C, h, w]`` pixel values (the files' data type, or uint8 true colour
+    after ``read_as_true_colour``) and a ``[T, h, w]`` bool mask, True where the date has data.
     """
 
     def __init__(
@@ -128,7 +130,8 @@ class RasterStack(contextlib.AbstractContextManager):
             ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
             self.grid = Grid.of(ref)
             self.band_count = ref.count
-            self.dtype = np.dtype(ref.dtypes[0])
+            self.dtype = self.source_dtype = np.dtype(ref.dtypes[0])
+            self._reflectance_per_value: float | None = None  # read_as_true_colour
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
             self.views = [self._aligned(d, resampling) for d in self._datasets]
             self.full_grid, self.area, self._resampling = self.grid, None, resampling
@@ -143,9 +146,9 @@ class RasterStack(contextlib.AbstractContextManager):
                 f"{name} has {dataset.count} bands, the reference has {self.band_count}: "
                 "give rasters with the same bands"
             )
-        if np.dtype(dataset.dtypes[0]) != self.dtype:
+        if np.dtype(dataset.dtypes[0]) != self.source_dtype:
             raise RasterStackError(
-                f"{name} holds {dataset.dtypes[0]} values, the reference {self.dtype.name}: "
+                f"{name} holds {dataset.dtypes[0]} values, the reference {self.source_dtype.name}: "
                 "give every date in the same data type"
             )
         if dataset.crs is None:
@@ -178,6 +181,12 @@ class RasterStack(contextlib.AbstractContextManager):
         width, height = max(1, round((right - left) / step)), max(1, round((top - bottom) / step))
         self.grid = self.full_grid = Grid(self.grid.crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
         self.views = [self._aligned(d, self._resampling) for d in self._datasets]
+
+    def read_as_true_colour(self, reflectance_per_value: float) -> None:
+        """From now on ``read`` gives ESA's L1C true colour (``core.true_colour``, uint8 1..255, 0 where
+        no data) of rasters of B04, B03, B02 reflectance, their values times ``reflectance_per_value``."""
+        self._reflectance_per_value = reflectance_per_value
+        self.dtype = np.dtype(np.uint8)
 
     def restrict(self, area) -> None:
         """Process only ``area`` (a ``core.area.Area`` on the reference grid): ``grid`` becomes its window,
@@ -224,6 +233,8 @@ class RasterStack(contextlib.AbstractContextManager):
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)
                 values = np.where(finite, values, 0)
+            if self._reflectance_per_value is not None:
+                values = np.where(has_data, l1c_tci(values * np.float32(self._reflectance_per_value)), 0)
             pixels[index, :, rows, cols] = values
             valid[index, rows, cols] = has_data
 

@@ -29,6 +29,7 @@ from ..core.harmonisation import Harmonisation
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import Grid, RasterStack
 from ..core.runtime import variant_sibling
+from ..core.true_colour import read_reflectance_as_true_colour, takes_true_colour
 from .checkpoint import checkpoint_normalisation, load_checkpoint
 from .dataset import OpenSite, Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries, label_raster
@@ -192,13 +193,16 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
     if request.epochs < 1:
         raise FineTuneError("epochs must be at least 1")
     with RasterStack(request.rasters) as stack:
-        grid, bands, dtype, dates = stack.grid, stack.band_count, stack.dtype, len(stack.rasters)
+        config, init_card = _network_config(request.init_checkpoint, stack.band_count, 1)
+        # reflectance rasters for a true-colour model are read as the engine reads them (core.true_colour)
+        read_reflectance_as_true_colour(stack, init_card.get("bands", []), init_card.get("input_dtype", ""))
+        grid, dtype, dates = stack.grid, stack.dtype, len(stack.rasters)
     labels = request.labels
     extent = request.extent
     with tempfile.TemporaryDirectory(dir=work_dir) as folder:
         if request.area_polygons is not None:
             labels, extent = _labels_inside(request.labels, request.area_polygons, grid, extent, Path(folder))
-        return _fine_tune(request, labels, extent, grid, bands, dtype, dates, monitor, Path(folder))
+        return _fine_tune(request, labels, extent, grid, config, init_card, dtype, dates, monitor, Path(folder))
 
 
 def _labels_inside(labels: LabelSource, polygons: LabelSource, grid: Grid,
@@ -225,12 +229,13 @@ def _labels_inside(labels: LabelSource, polygons: LabelSource, grid: Grid,
     return LabelSource(path, "raster", value=labels.value), box
 
 
-def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid, bands: int, dtype, dates: int,
-               monitor: TrainingMonitor | None, work_dir: Path) -> FineTuneResult:
+def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid, config: NetworkConfig,
+               init_card: dict[str, Any], dtype, dates: int, monitor: TrainingMonitor | None,
+               work_dir: Path) -> FineTuneResult:
+    bands = config.in_channels
     area = area_window(grid, extent)
     windows = split_windows(area)
     _check_labels(labels, grid, windows)
-    config, init_card = _network_config(request.init_checkpoint, bands, 1)
     sites = {name: Site(tuple(request.rasters), labels, window) for name, window in windows.items()}
     input_scale = init_card.get("input_scale", 1 / 255 if dtype == np.uint8 else 1e-4)
     names = request.layer_names or [r.path.name for r in request.rasters]
@@ -264,9 +269,10 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
 
     def held_out_scores(checkpoint: Path) -> dict[str, float]:
         network, _, saved = load_checkpoint(checkpoint)
-        with OpenSite(sites["heldout"], Harmonisation.from_card(saved["card"].get("harmonisation"))) as site:
-            return _held_out_scores(network, site, checkpoint_normalisation(saved), centre,
-                                    saved["card"].get("threshold", 0.5))
+        card = saved["card"]
+        with OpenSite(sites["heldout"], Harmonisation.from_card(card.get("harmonisation")),
+                      takes_true_colour(card.get("bands", []), card.get("input_dtype", ""))) as site:
+            return _held_out_scores(network, site, checkpoint_normalisation(saved), centre, card.get("threshold", 0.5))
 
     before = held_out_scores(request.init_checkpoint) if request.init_checkpoint is not None else None
     train(options, [sites["train"]], [sites["validation"]], monitor=monitor)
@@ -276,6 +282,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
                "sources": {"heldout_before": "your labels, held-out part", "heldout_after": "your labels, "
                            "held-out part"}}
     with RasterStack(request.rasters) as stack:  # the int8 variant is calibrated on the training part
+        read_reflectance_as_true_colour(stack, options.bands, options.input_dtype)
         calibration = list(stack.read(windows["train"])[0])
     return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows, calibration)
 

@@ -27,6 +27,7 @@ import rasterio
 from rasterio.features import geometry_mask
 
 from ..core.raster_stack import Grid
+from ..core.true_colour import TCI_SATURATION
 from .real_scene import (
     REAL_SCENES,
     ROAD_KINDS,
@@ -40,7 +41,6 @@ from .real_scene import (
     _within,
     write_split,
 )
-from .simulator.imaging import TCI_SATURATION
 from .weather import L2A_TCI_SATURATION
 
 TOLERANCE_PX = 2

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .simulator.imaging import TCI_SATURATION
+from ..core.true_colour import TCI_SATURATION
 from .simulator.landscape import fractal_noise, smooth_noise
 
 L2A_TCI_SATURATION = 0.2  # surface reflectance at L2A TCI value 255

@@ -192,6 +192,8 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         result = self.run_core(lambda: segment(request), (Cancelled,))
         feedback.pushInfo(_tr("{} dates, run on {} ({})").format(len(result.dates), device_words(result.provider),
                                                                  result.precision))
+        for warning in result.warnings:
+            feedback.pushWarning(_tr("warning: {}").format(warning))
         span = f"{min(result.dates)}..{max(result.dates)}"
         _name_result(context, str(result.probability_path), f"{Path(model).stem} probability {span}")
         _name_result(context, str(result.classes_path), f"{Path(model).stem} classes {span}")

@@ -10,6 +10,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from tests_support import TEST_CARD as CARD
+from tests_support import edit_card
 from timeseg.cli import main as core_main
 from timeseg.core.model_card import ModelCardError
 from timeseg.core.raster_stack import DatedRaster, RasterStackError
@@ -36,12 +37,15 @@ def test_duplicate_dates(local_model, small_scene, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_wrong_data_type(local_model, small_scene, tmp_path):
+def test_wrong_data_type(local_model, tmp_path):
+    """Floats to a false-colour model (B08, B04, B03 in bytes): refused. (A true-colour model reads
+    rasters of other types as reflectance: tests/test_true_colour.py.)"""
+    model = edit_card(local_model, tmp_path / "false_colour.onnx", bands=["B08", "B04", "B03"])
     dates = [dt.date(2019, 1, 1), dt.date(2019, 2, 1)]
     floats = [DatedRaster(write(tmp_path / f"f{i}.tif", np.ones((3, 64, 64), np.float32)), d)
               for i, d in enumerate(dates)]
     with pytest.raises(SegmentError, match="hold float32 values, the model wants uint8"):
-        segment(SegmentRequest(floats, local_model, tmp_path / "out"))
+        segment(SegmentRequest(floats, model, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 

@@ -100,6 +100,7 @@ def template(tmp_path_factory, local_model):
     edit_card(model, models / "two_bands.onnx", bands=["B04", "B03"], standardization_mean=[0.3, 0.3],
               standardization_std=[0.1, 0.1])
     edit_card(model, models / "not_segmentation.onnx", model_type="detection")
+    edit_card(model, models / "false_colour.onnx", bands=["B08", "B04", "B03"])
     edit_card(model, models / "bad_json.onnx", raw_threshold="{half")
     edit_card(model, models / "float_input.onnx", input_dtype="float32")
     _foreign_model(models / "foreign.onnx")
@@ -181,7 +182,10 @@ def _mixed_types(ws: Workspace) -> list:
 
 
 def _floats(ws: Workspace) -> list:
-    return seg(ws, *(ws.raster(f"F_2019120{i}.tif", ws.tci().astype(np.float32)) for i in range(1, 4)))
+    """Float rasters to a model of other bands than true colour: only true-colour models read other data
+    types (as reflectance, tests/test_true_colour.py)."""
+    floats = (ws.raster(f"F_2019120{i}.tif", ws.tci().astype(np.float32)) for i in range(1, 4))
+    return seg(ws, *floats, model=ws.models / "false_colour.onnx")
 
 
 def _one_band(ws: Workspace) -> list:

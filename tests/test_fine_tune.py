@@ -301,9 +301,9 @@ def test_fitting_from_a_harmonising_model_trains_on_harmonised_images_and_keeps_
     opened_with = []
 
     class RecordingSite(OpenSite):
-        def __init__(self, site, harmonisation=None):
+        def __init__(self, site, harmonisation=None, *rest):
             opened_with.append(harmonisation)
-            super().__init__(site, harmonisation)
+            super().__init__(site, harmonisation, *rest)
 
     monkeypatch.setattr(training, "OpenSite", RecordingSite)
     rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
@@ -316,3 +316,47 @@ def test_fitting_from_a_harmonising_model_trains_on_harmonised_images_and_keeps_
             OpenSite(Site(tuple(rasters), labels)) as raw:
         assert any(table is not None for table in harmonised.tables)
         assert not np.array_equal(harmonised.read(0, 0, 64)[0], raw.read(0, 0, 64)[0])
+
+
+def test_fitting_a_true_colour_model_on_reflectance_reads_it_as_true_colour(scratch_model, place, tmp_path,
+                                                                           monkeypatch):
+    """Sentinel-2 digital numbers (uint16) to fit a true-colour model: trained on their true colour (the
+    engine's reading, core.true_colour), the fitted model stays a true-colour model and runs on them."""
+    import shutil
+
+    import timeseg.models.training as training
+    from timeseg.core.segment import SegmentRequest, segment
+    from timeseg.core.true_colour import TCI_SATURATION, TRUE_COLOUR_BANDS
+    from timeseg.models.checkpoint import set_card_fields
+    from timeseg.models.dataset import OpenSite
+
+    init = tmp_path / "init.pt"
+    shutil.copy(scratch_model.checkpoint_path, init)
+    set_card_fields(init, bands=TRUE_COLOUR_BANDS, input_dtype="uint8")
+    rasters = []
+    for tci, acquisition in zip(place.tci_paths[2019], place.acquisitions[2019]):
+        with rasterio.open(tci) as source:
+            profile, values = source.profile, source.read()
+        profile.update(dtype="uint16", nodata=0)
+        path = tmp_path / tci.name.replace("TCI", "B432")
+        with rasterio.open(path, "w", **profile) as dataset:
+            dataset.write(np.where(values > 0, np.rint(values / 255 * TCI_SATURATION * 1e4), 0).astype(np.uint16))
+        rasters.append(DatedRaster(path, acquisition.date))
+    read_types = []
+
+    class RecordingSite(OpenSite):
+        def read(self, row, col, size):
+            pixels, valid, labels = super().read(row, col, size)
+            read_types.append(pixels.dtype)
+            return pixels, valid, labels
+
+    monkeypatch.setattr(training, "OpenSite", RecordingSite)
+    labels = LabelSource(place.labels_path, "lines", "roads_2019")
+    result = fine_tune(FineTuneRequest(rasters, labels, tmp_path / "fitted.onnx", init_checkpoint=init, epochs=1,
+                                       seed=1))
+    card = read_model_card(result.model_path)
+    assert card.bands == TRUE_COLOUR_BANDS and card.input_dtype == "uint8"
+    assert read_types and set(read_types) == {np.dtype(np.uint8)}
+    assert 0 <= result.after["f1"] <= 1 and 0 <= result.before["f1"] <= 1
+    mapped = segment(SegmentRequest(rasters, result.model_path, tmp_path / "map", device="cpu"))
+    assert any("read as reflectance x 10000" in warning for warning in mapped.warnings)

@@ -38,6 +38,37 @@ def test_segment_without_a_model_uses_the_shipped_one(provider, small_scene, tmp
     assert (tmp_path / "c.qml").is_file()
 
 
+def test_segment_warnings_reach_processing_feedback(provider, small_scene, tmp_path):
+    """Reflectance rasters (digital numbers, uint16) through the toolbox: run with the shipped model,
+    and the warning that says how they were read is in the algorithm's log."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Collected(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings = []
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+
+    paths = []
+    for index, tci in enumerate(small_scene.tci_paths[2019]):
+        with rasterio.open(tci) as source:
+            profile, values = source.profile, source.read()
+        profile.update(dtype="uint16", nodata=0)
+        paths.append(tmp_path / tci.name.replace("TCI", f"B432_{index}"))
+        with rasterio.open(paths[-1], "w", **profile) as dataset:
+            dataset.write(np.where(values > 0, np.rint(values / 255 * 3558), 0).astype(np.uint16))
+    feedback = Collected()
+    result = processing.run("timeseg:segment", {
+        "INPUT": [str(p) for p in paths], "DEVICE": 1, "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"),
+        "OUTPUT_CLASSES": str(tmp_path / "c.tif")}, feedback=feedback)
+    assert any("uint16 values, read as reflectance x 10000" in w for w in feedback.warnings), feedback.warnings
+    with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
+        assert set(np.unique(classes.read(1))) <= {0, 1, 255}
+
+
 def test_segment_then_change_through_processing_run(provider, local_model, small_scene, tmp_path):
     import processing
 

@@ -6,8 +6,9 @@ import numpy as np
 import rasterio
 
 from timeseg.core.dates import detect_date
+from timeseg.core.true_colour import TCI_SATURATION
 from timeseg.models.simulator import simulate_scene
-from timeseg.models.simulator.imaging import TCI_SATURATION, true_colour
+from timeseg.models.simulator.imaging import true_colour
 
 
 def read(path):

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ...core.true_colour import TCI_SATURATION
 from .landscape import Cover, Landscape, Margin, Road, Surface, fractal_noise, smooth_noise
 
 BANDS = ("B02", "B03", "B04", "B08")  # blue, green, red, near infrared
-TCI_SATURATION = 0.3558  # L1C reflectance at TCI value 255
 SENSOR_NOISE = 0.0008  # std of the detector noise, TOA reflectance
 POINT_SPREAD_PX = 0.55  # std (pixels) of the Gaussian standing for the optics' blur and L1C resampling
 

@@ -1,0 +1,65 @@
+"""Sentinel-2 reflectance rasters read as the true-colour images (TCI) a true-colour model takes.
+
+ESA's L1C TCI is bands B04, B03, B02 as top-of-atmosphere reflectance 0..0.3558 -> 1..255 (0: no
+data). A raster of the same three bands as reflectance, as analysts export it (the products' digital
+numbers, reflectance x 10000 in uint16, from SNAP or QGIS; reflectance itself in float, 0..1, from
+Google Earth Engine), is turned into that TCI as it is read, so that a true-colour model runs on it as
+on a TCI. Surface (L2A) reflectance comes out darker than ESA's L1C TCI, and products processed from
+25 January 2022 on (baseline 04.00) add 1000 to their digital numbers: a model that harmonises its
+dates (``core.harmonisation``) stretches both back onto its training images (docs/real_sentinel2.md
+measures it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rasterio.windows import Window
+
+TCI_SATURATION = 0.3558  # L1C reflectance at TCI value 255
+TRUE_COLOUR_BANDS = ["B04", "B03", "B02"]
+REFLECTANCE_PER_DIGITAL_NUMBER = 1e-4  # Sentinel-2 products store reflectance x 10000
+# float rasters whose bright pixels (99th percentile) pass this hold digital numbers, not reflectance
+FLOAT_DIGITAL_NUMBERS_ABOVE = 2.0
+SAMPLE_PX = 512  # the centre window whose values tell reflectance (0..1) from digital numbers
+
+
+def l1c_tci(reflectance: np.ndarray) -> np.ndarray:
+    """Top-of-atmosphere reflectance ``[3, H, W]`` (R, G, B) -> ESA's L1C TCI values, uint8 1..255."""
+    return np.clip(np.rint(reflectance / TCI_SATURATION * 255), 1, 255).astype(np.uint8)
+
+
+def takes_true_colour(bands: list[str], input_dtype: str) -> bool:
+    """A model card's bands and input type: ESA's 8-bit true colour (B04, B03, B02)."""
+    return list(bands) == TRUE_COLOUR_BANDS and input_dtype == "uint8"
+
+
+def reflectance_per_value(dtype: np.dtype, sample: np.ndarray) -> float:
+    """What one unit of a raster's values is in reflectance: ``REFLECTANCE_PER_DIGITAL_NUMBER`` for
+    integers and for floats that hold digital numbers (``sample``: some of its valid values), 1 for
+    floats that hold reflectance."""
+    if np.dtype(dtype).kind in "iu":
+        return REFLECTANCE_PER_DIGITAL_NUMBER
+    if sample.size and float(np.percentile(sample, 99)) > FLOAT_DIGITAL_NUMBERS_ABOVE:
+        return REFLECTANCE_PER_DIGITAL_NUMBER
+    return 1.0
+
+
+def reflectance_words(dtype: np.dtype, per_value: float) -> str:
+    """How the rasters were read, for the run's warnings."""
+    what = "reflectance x 10000 (Sentinel-2's digital numbers)" if per_value != 1.0 else "reflectance (0..1)"
+    return (f"the rasters hold {np.dtype(dtype).name} values, read as {what} of B04, B03, B02 and turned into "
+            f"ESA's L1C true colour (reflectance 0..{TCI_SATURATION} -> 1..255): if they are not, give TCIs")
+
+
+def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -> list[str]:
+    """A ``core.raster_stack.RasterStack`` of three bands of reflectance (not uint8), for a model (or a
+    training) that takes true colour (``bands``, ``input_dtype``), is read as ESA's L1C true colour from
+    now on; the one warning says so. Anything else is left as it is (no warning)."""
+    if not takes_true_colour(bands, input_dtype) or stack.dtype == np.uint8 or stack.band_count != 3:
+        return []
+    size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
+    values, valid = stack.read(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size))
+    per_value = reflectance_per_value(stack.dtype, values.transpose(1, 0, 2, 3)[:, valid])
+    warning = reflectance_words(stack.dtype, per_value)
+    stack.read_as_true_colour(per_value)
+    return [warning]

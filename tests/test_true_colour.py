@@ -1,0 +1,114 @@
+"""Reflectance rasters (as analysts export Sentinel-2) read as true colour by a true-colour model."""
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.segment import SegmentError, SegmentRequest, segment
+from timeseg.core.true_colour import (
+    REFLECTANCE_PER_DIGITAL_NUMBER,
+    TCI_SATURATION,
+    l1c_tci,
+    reflectance_per_value,
+    takes_true_colour,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ROADS = ROOT / "models/weights/roads.onnx"
+INN = ROOT / "models/real/Inn_20210925_TCI.tif"
+DATE = dt.date(2021, 9, 25)
+
+
+def test_tci_of_reflectance_is_esas():
+    reflectance = np.array([0.0, 0.001, TCI_SATURATION / 2, TCI_SATURATION, 0.9], np.float32)[None, None]
+    np.testing.assert_array_equal(l1c_tci(reflectance)[0, 0], [1, 1, 128, 255, 255])
+
+
+def test_what_a_value_is_in_reflectance():
+    digital_number = REFLECTANCE_PER_DIGITAL_NUMBER
+    assert reflectance_per_value(np.dtype("uint16"), np.array([900, 2400])) == digital_number
+    assert reflectance_per_value(np.dtype("int16"), np.array([], np.int16)) == digital_number
+    assert reflectance_per_value(np.dtype("float32"), np.array([0.02, 0.1, 0.45])) == 1.0
+    assert reflectance_per_value(np.dtype("float32"), np.array([200.0, 1000.0, 3000.0])) == digital_number
+    assert takes_true_colour(["B04", "B03", "B02"], "uint8")
+    assert not takes_true_colour(["B04", "B03", "B02", "B08"], "uint8")
+
+
+def _crop(tmp_path: Path, name: str, convert, dtype: str, size: int = 256) -> Path:
+    """Inn's September TCI, ``size`` px, its values through ``convert`` (TCI -> what is written)."""
+    with rasterio.open(INN) as source:
+        tci = source.read(window=Window(0, 0, size, size))
+        profile = source.profile
+        profile.update(width=size, height=size, transform=source.window_transform(Window(0, 0, size, size)),
+                       dtype=dtype, nodata=0, predictor=1)
+    tci[:, :20, :20] = 0  # a corner without data
+    values = np.where(tci > 0, convert(tci.astype(np.float64) / 255 * TCI_SATURATION), 0).astype(dtype)
+    path = tmp_path / name
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(values)
+    return path
+
+
+@pytest.mark.parametrize("form, convert, dtype, words", [
+    ("digital numbers", lambda r: np.rint(r * 1e4), "uint16", "uint16 values, read as reflectance x 10000"),
+    ("reflectance", lambda r: r, "float32", "float32 values, read as reflectance (0..1)"),
+    ("digital numbers as floats", lambda r: np.rint(r * 1e4), "float32", "read as reflectance x 10000"),
+])
+def test_reflectance_rasters_give_the_maps_of_their_tci(form, convert, dtype, words, tmp_path):
+    """The shipped road model on Inn as Sentinel-2 reflectance: the same map as on its TCI, the no-data
+    corner left out, and a warning that says how the rasters were read."""
+    tci = _crop(tmp_path, "tci.tif", lambda r: l1c_tci(r[None])[0], "uint8")
+    reflectance = _crop(tmp_path, "reflectance.tif", convert, dtype)
+    ours = segment(SegmentRequest([DatedRaster(reflectance, DATE)], ROADS, tmp_path / "ours", device="cpu",
+                                  precision="fp32"))
+    theirs = segment(SegmentRequest([DatedRaster(tci, DATE)], ROADS, tmp_path / "tci_out", device="cpu",
+                                    precision="fp32"))
+    assert any(words in warning for warning in ours.warnings)
+    assert not theirs.warnings
+    with rasterio.open(ours.classes_path) as a, rasterio.open(theirs.classes_path) as b:
+        ours_classes, tci_classes = a.read(1), b.read(1)
+    assert (ours_classes[:20, :20] == 255).all()  # no data stays no data
+    assert (ours_classes == tci_classes).mean() > 0.999
+    assert 0.02 < (ours_classes == 1).mean() < 0.3  # roads found, not everything
+
+
+def test_reflectance_with_other_bands_is_still_refused(tmp_path):
+    """Four bands of reflectance to a true-colour model: the bands message, nothing written."""
+    path = tmp_path / "four.tif"
+    with rasterio.open(INN) as source:
+        profile = source.profile
+    profile.update(count=4, dtype="uint16", predictor=1)
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(np.full((4, profile["height"], profile["width"]), 900, np.uint16))
+    with pytest.raises(SegmentError, match="the rasters have 4 bands, the model wants 3"):
+        segment(SegmentRequest([DatedRaster(path, DATE)], ROADS, tmp_path / "out", device="cpu"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_real_checks_reflectance_forms_hold_the_tcis_reflectance(tmp_path):
+    """``make real-check``'s reflectance rasters (research/reflectance_check.py): the digital numbers of the
+    TCI's reflectance, with the baseline's 1000 where the form says so, no data left at 0."""
+    from timeseg.research.reflectance_check import FORMS, write_form
+
+    tci_path = _crop(tmp_path, "tci.tif", lambda r: l1c_tci(r[None])[0], "uint8", size=64)
+    with rasterio.open(tci_path) as dataset:
+        tci = dataset.read().astype(np.float64)
+    assert write_form(tci_path, "TCI (uint8), as shipped", tmp_path / "same.tif") == tci_path
+    expected = {"top-of-atmosphere digital numbers (uint16)": np.rint(tci / 255 * TCI_SATURATION * 1e4),
+                "top-of-atmosphere digital numbers + 1000 (baseline 04.00)":
+                    np.rint(tci / 255 * TCI_SATURATION * 1e4) + 1000}
+    for form, values in expected.items():
+        with rasterio.open(write_form(tci_path, form, tmp_path / f"{len(form)}.tif")) as dataset:
+            written = dataset.read()
+            assert dataset.dtypes[0] == FORMS[form][1] == "uint16"
+        np.testing.assert_array_equal(written, np.where(tci > 0, values, 0))
+    with rasterio.open(write_form(tci_path, "surface reflectance 0..1 (float32)", tmp_path / "f.tif")) as dataset:
+        surface = dataset.read()
+    valid = tci > 0
+    assert (surface[~valid] == 0).all() and (surface[valid] > 0).all() and surface.max() < 0.36
+    assert (surface[valid] < tci[valid] / 255 * TCI_SATURATION).all()  # the path reflectance taken off
