@@ -150,6 +150,35 @@ def test_a_period_of_one_date_is_warned_of_false_change(dock):
     assert "2016/classes.tif was made from one date" in status and "2019/classes.tif was" not in status, status
 
 
+def test_reflectance_layers_run_as_true_colour(dock, two_periods, tmp_path):
+    """Layers of Sentinel-2 digital numbers (uint16, as SNAP exports B04, B03, B02) with the road model: no
+    preflight problem, a run whose status says how they were read, and its layers in the project."""
+    import numpy as np
+    import rasterio
+
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+
+    dock, _ = dock
+    dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
+    layers = []
+    for path in two_periods.tci_paths[2019]:
+        with rasterio.open(path) as source:
+            profile, values = source.profile, source.read()
+        profile.update(dtype="uint16", nodata=0)
+        target = tmp_path / path.name.replace("TCI", "B432")
+        with rasterio.open(target, "w", **profile) as dataset:
+            dataset.write(np.where(values > 0, np.rint(values / 255 * 3558), 0).astype(np.uint16))
+        layers.append(QgsRasterLayer(str(target), target.stem))
+    QgsProject.instance().addMapLayers(layers)
+    tick_all(dock, layers)
+    assert dock.problems() == []
+    dock.controls.run_button.click()
+    wait_for(dock)
+    status = dock.controls.status_label.text()
+    assert "read as reflectance x 10000" in status, status
+    assert len(QgsProject.instance().mapLayersByName("roads classes 2019")) == 1
+
+
 def test_cancel_leaves_nothing_behind(dock, tmp_path):
     dock, layers = dock
     tick_all(dock, layers)
