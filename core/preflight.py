@@ -68,7 +68,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     problems = []
     if stack.band_count != len(card.bands):
         problems.append(f"the rasters have {stack.band_count} bands, the model wants {len(card.bands)} "
-                        f"({', '.join(card.bands)}): give rasters with those bands")
+                        f"({', '.join(card.bands)}): give rasters with those bands, or name each band (GDAL band "
+                        "descriptions such as B4) so that TimeSeg picks them")
     if stack.dtype.name != card.input_dtype:
         problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: "
                         "give the product the model was trained on")

@@ -41,17 +41,18 @@ class DatedRaster:
         return Path(self.path).name
 
 
-def _values_and_validity(view, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """``[C, h, w]`` values of ``window`` and ``[h, w]`` True where any band has data. A mask made from
-    the nodata value alone is computed from the values: a masked read would decode the window twice."""
-    flags = view.mask_flag_enums
+def _values_and_validity(view, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``[C, h, w]`` values of ``window`` (of the bands ``indexes``, 1-based; None: all) and ``[h, w]``
+    True where any band has data. A mask made from the nodata value alone is computed from the values:
+    a masked read would decode the window twice."""
+    flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
     if all(band == [MaskFlags.all_valid] for band in flags):
-        values = view.read(window=window)
+        values = view.read(indexes, window=window)
         return values, np.ones(values.shape[1:], bool)
     if view.nodata is not None and all(band == [MaskFlags.nodata] for band in flags):
-        values = view.read(window=window)
+        values = view.read(indexes, window=window)
         return values, (values != view.nodata).any(axis=0)
-    data = view.read(window=window, masked=True)  # an internal mask or alpha band
+    data = view.read(indexes, window=window, masked=True)  # an internal mask or alpha band
     return np.ma.getdata(data), ~np.ma.getmaskarray(data).all(axis=0)
 
 
@@ -129,7 +130,8 @@ class RasterStack(contextlib.AbstractContextManager):
             self._datasets = [self._stack.enter_context(_open(r.path)) for r in self.rasters]
             ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
             self.grid = Grid.of(ref)
-            self.band_count = ref.count
+            self.band_count = self.source_band_count = ref.count
+            self._band_indexes: list[list[int]] | None = None  # select_bands
             self.dtype = self.source_dtype = np.dtype(ref.dtypes[0])
             self._reflectance_per_value: float | None = None  # read_as_true_colour
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
@@ -141,9 +143,9 @@ class RasterStack(contextlib.AbstractContextManager):
 
     def _aligned(self, dataset: rasterio.DatasetReader, resampling: Resampling):
         name = Path(dataset.name).name
-        if dataset.count != self.band_count:
+        if dataset.count != self.source_band_count:
             raise RasterStackError(
-                f"{name} has {dataset.count} bands, the reference has {self.band_count}: "
+                f"{name} has {dataset.count} bands, the reference has {self.source_band_count}: "
                 "give rasters with the same bands"
             )
         if np.dtype(dataset.dtypes[0]) != self.source_dtype:
@@ -181,6 +183,15 @@ class RasterStack(contextlib.AbstractContextManager):
         width, height = max(1, round((right - left) / step)), max(1, round((top - bottom) / step))
         self.grid = self.full_grid = Grid(self.grid.crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
         self.views = [self._aligned(d, self._resampling) for d in self._datasets]
+
+    def band_descriptions(self) -> list[tuple[str | None, ...]]:
+        """Each date's band descriptions (GDAL's; None where a band has none), in date order."""
+        return [dataset.descriptions for dataset in self._datasets]
+
+    def select_bands(self, indexes_per_date: list[list[int]]) -> None:
+        """From now on ``read`` gives these bands of each date (1-based, as many for every date)."""
+        self._band_indexes = [list(indexes) for indexes in indexes_per_date]
+        self.band_count = len(indexes_per_date[0])
 
     def read_as_true_colour(self, reflectance_per_value: float) -> None:
         """From now on ``read`` gives ESA's L1C true colour (``core.true_colour``, uint8 1..255, 0 where
@@ -228,7 +239,8 @@ class RasterStack(contextlib.AbstractContextManager):
         cols = slice(int(inside.col_off - window.col_off), int(inside.col_off - window.col_off + inside.width))
 
         def read_date(index: int) -> None:
-            values, has_data = _values_and_validity(self.views[index], inside)
+            indexes = self._band_indexes[index] if self._band_indexes is not None else None
+            values, has_data = _values_and_validity(self.views[index], inside, indexes)
             if values.dtype.kind == "f":  # NaN and inf are no data, whatever the declared nodata
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)

@@ -40,6 +40,7 @@ from .definitions import (
 )
 from .harmonisation import Harmonisation, looked_up, stack_tables
 from .model_card import ModelCard, ModelCardError
+from .model_inputs import fit_stack
 from .normalisation import Normalisation
 from .options import option, range_problems
 from .outputs import GeoTiffWriter, class_colours
@@ -50,7 +51,6 @@ from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exi
 from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model
 from .sentinel2 import ProductError, resolve_products
 from .tiling import Tile, tile_grid
-from .true_colour import read_reflectance_as_true_colour
 
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]
@@ -224,7 +224,7 @@ def segment_problems(request: SegmentRequest) -> list[str]:
         rasters = resolve_products(rasters, model.card)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
             _resample_if_needed(stack, model.card)
-            read_reflectance_as_true_colour(stack, model.card.bands, model.card.input_dtype)  # said when run
+            fit_stack(stack, model.card.bands, model.card.input_dtype)  # its warnings are said when run
             _restrict(stack, request.aoi)
             return problems + _model_problems(request, model, stack)
     except SegmentError as error:
@@ -252,7 +252,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     normalisation = Normalisation.from_card(card)
     probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-        warnings = _resample_if_needed(stack, card) + _true_colour_if_reflectance(stack, card)
+        warnings = _resample_if_needed(stack, card) + _fit_to_card(stack, card)
         _restrict(stack, request.aoi)
         problems = _model_problems(request, model, stack)
         if problems:
@@ -376,10 +376,10 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     return [warning]
 
 
-def _true_colour_if_reflectance(stack: RasterStack, card: ModelCard) -> list[str]:
-    """Rasters of B04, B03, B02 reflectance given to a true-colour model are read as ESA's L1C true colour
-    (``core.true_colour``); the warning says so."""
-    warnings = read_reflectance_as_true_colour(stack, card.bands, card.input_dtype)
+def _fit_to_card(stack: RasterStack, card: ModelCard) -> list[str]:
+    """The card's bands read by their names, reflectance read as true colour for a true-colour model
+    (``core.model_inputs``); the warnings say what was changed."""
+    warnings = fit_stack(stack, card.bands, card.input_dtype)
     for warning in warnings:
         log.warning("warning: %s", warning)
     return warnings

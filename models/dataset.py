@@ -18,9 +18,9 @@ from rasterio.windows import Window
 from torch.utils.data import Dataset
 
 from ..core.harmonisation import Harmonisation, looked_up, stack_tables
+from ..core.model_inputs import fit_stack
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, RasterStack
-from ..core.true_colour import TRUE_COLOUR_BANDS, read_reflectance_as_true_colour
 from .labels import LABEL_NODATA, LabelSource, label_raster
 from .weather import Weather, overcast_date, weathered
 
@@ -38,14 +38,15 @@ class Site:
 class OpenSite(contextlib.AbstractContextManager):
     """A site's raster stack, opened, with its labels rasterised on the stack's grid; with
     ``harmonisation`` its dates are read harmonised as the engine would harmonise the whole rasters;
-    with ``true_colour`` rasters of reflectance are read as true colour, as the engine reads them for a
-    true-colour model (``core.true_colour``)."""
+    with a card's ``bands`` and ``input_dtype`` the rasters are read as the engine reads them for that
+    card (bands by name, reflectance as true colour: ``core.model_inputs``)."""
 
-    def __init__(self, site: Site, harmonisation: Harmonisation | None = None, true_colour: bool = False) -> None:
+    def __init__(self, site: Site, harmonisation: Harmonisation | None = None, bands: list[str] | None = None,
+                 input_dtype: str = "") -> None:
         self.stack = RasterStack(site.rasters)
         try:
-            if true_colour:
-                read_reflectance_as_true_colour(self.stack, TRUE_COLOUR_BANDS, "uint8")
+            if bands:
+                fit_stack(self.stack, bands, input_dtype)
             grid = self.stack.grid
             self.window = site.window or Window(0, 0, grid.width, grid.height)
             labels = label_raster(site.labels, grid)

@@ -26,10 +26,10 @@ from rasterio.windows import Window, from_bounds
 
 from ..core.atomic import OutputSet
 from ..core.harmonisation import Harmonisation
+from ..core.model_inputs import fit_stack
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import Grid, RasterStack
 from ..core.runtime import variant_sibling
-from ..core.true_colour import read_reflectance_as_true_colour, takes_true_colour
 from .checkpoint import checkpoint_normalisation, load_checkpoint
 from .dataset import OpenSite, Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries, label_raster
@@ -193,9 +193,10 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
     if request.epochs < 1:
         raise FineTuneError("epochs must be at least 1")
     with RasterStack(request.rasters) as stack:
+        if request.init_checkpoint is not None:  # read as the engine reads them for it (core.model_inputs)
+            init_card = load_checkpoint(request.init_checkpoint)[2]["card"]
+            fit_stack(stack, init_card.get("bands", []), init_card.get("input_dtype", ""))
         config, init_card = _network_config(request.init_checkpoint, stack.band_count, 1)
-        # reflectance rasters for a true-colour model are read as the engine reads them (core.true_colour)
-        read_reflectance_as_true_colour(stack, init_card.get("bands", []), init_card.get("input_dtype", ""))
         grid, dtype, dates = stack.grid, stack.dtype, len(stack.rasters)
     labels = request.labels
     extent = request.extent
@@ -270,8 +271,8 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
     def held_out_scores(checkpoint: Path) -> dict[str, float]:
         network, _, saved = load_checkpoint(checkpoint)
         card = saved["card"]
-        with OpenSite(sites["heldout"], Harmonisation.from_card(card.get("harmonisation")),
-                      takes_true_colour(card.get("bands", []), card.get("input_dtype", ""))) as site:
+        with OpenSite(sites["heldout"], Harmonisation.from_card(card.get("harmonisation")), card.get("bands"),
+                      card.get("input_dtype", "")) as site:
             return _held_out_scores(network, site, checkpoint_normalisation(saved), centre, card.get("threshold", 0.5))
 
     before = held_out_scores(request.init_checkpoint) if request.init_checkpoint is not None else None
@@ -282,7 +283,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
                "sources": {"heldout_before": "your labels, held-out part", "heldout_after": "your labels, "
                            "held-out part"}}
     with RasterStack(request.rasters) as stack:  # the int8 variant is calibrated on the training part
-        read_reflectance_as_true_colour(stack, options.bands, options.input_dtype)
+        fit_stack(stack, options.bands, options.input_dtype)
         calibration = list(stack.read(windows["train"])[0])
     return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows, calibration)
 

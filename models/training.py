@@ -28,7 +28,6 @@ from tqdm import tqdm
 from ..core.atomic import write_text_atomic
 from ..core.harmonisation import Harmonisation
 from ..core.normalisation import Normalisation
-from ..core.true_colour import takes_true_colour
 from .checkpoint import build_network, load_checkpoint, save_checkpoint
 from .dataset import OpenSite, SequencePatches, Site, band_statistics
 from .metrics import ConfusionMatrix
@@ -398,11 +397,10 @@ def opened_sites(options: TrainOptions, train_sites: Sequence[Site], val_sites: 
     if init_card.get("harmonisation") is not None:
         card["harmonisation"] = init_card["harmonisation"]
     harmonisation = Harmonisation.from_card(init_card.get("harmonisation"))
-    true_colour = takes_true_colour(options.bands, options.input_dtype)
     opened = []
     try:
         for site in [*train_sites, *val_sites]:
-            opened.append(OpenSite(site, harmonisation, true_colour))
+            opened.append(OpenSite(site, harmonisation, options.bands, options.input_dtype))
         train_open, val_open = opened[: len(train_sites)], opened[len(train_sites):]
         if options.init_checkpoint is not None:  # its weights expect its normalisation
             mean, std = init_card["standardization_mean"], init_card["standardization_std"]

@@ -73,14 +73,26 @@ def test_stitched_tiles_equal_a_whole_image_run(local_model, small_scene, tmp_pa
     np.testing.assert_allclose(stitched, whole[0, 0], atol=1e-5)
 
 
-def test_too_few_dates_and_wrong_bands_are_refused(local_model, small_scene, tmp_path):
+def test_too_few_dates_are_refused(local_model, small_scene, tmp_path):
     with pytest.raises(SegmentError, match="1 date given, the model needs at least 2: add dates"):
         segment(SegmentRequest(rasters_of(small_scene, 2019)[:1], local_model, tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_four_named_bands_of_reflectance_give_the_map_of_their_true_colour(local_model, small_scene, tmp_path):
+    """The simulator's reflectance rasters (B02, B03, B04, B08, named, digital numbers): the true-colour
+    model reads B04, B03, B02 from them by name as its TCI, and maps what it maps on the TCIs
+    (core.model_inputs); the warnings say both."""
     refl = [DatedRaster(p, a.date) for p, a in zip(small_scene.reflectance_paths[2019],
                                                     small_scene.acquisitions[2019])]
-    with pytest.raises(SegmentError, match="4 bands, the model wants 3"):
-        segment(SegmentRequest(refl, local_model, tmp_path))
-    assert list(tmp_path.iterdir()) == []
+    ours = segment(SegmentRequest(refl, local_model, tmp_path / "refl", device="cpu"))
+    theirs = segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "tci", device="cpu"))
+    assert "read by their names from the rasters' bands (B02, B03, B04, B08)" in ours.warnings[0]
+    assert "read as reflectance x 10000" in ours.warnings[1]
+    with rasterio.open(ours.probability_path) as a, rasterio.open(theirs.probability_path) as b:
+        assert np.abs(a.read(1) - b.read(1)).mean() < 0.01
+    with rasterio.open(ours.classes_path) as a, rasterio.open(theirs.classes_path) as b:
+        assert (a.read(1) == b.read(1)).mean() > 0.99
 
 
 def test_cancel_leaves_nothing_behind(local_model, small_scene, tmp_path):

@@ -1,0 +1,54 @@
+"""A stack of rasters read as a model's card asks: its bands picked by name, reflectance as true colour.
+
+Analysts export Sentinel-2 with more bands than a model reads, or in another order (Google Earth Engine
+and SNAP name each band in the file: ``B2``, ``B4``, ``B8A``, ...). Where every raster names every band
+the card lists (``B04``, ``B03``, ``B02`` for the road model), those bands are read, in the card's order;
+rasters without names are read as they are. Then rasters of reflectance given to a true-colour model are
+read as ESA's true colour (``core.true_colour``). Each step that changes what is read says so in a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .true_colour import read_reflectance_as_true_colour
+
+# a band's name at the start of its description: B4, B04, B8A, "B4 (red)", "B04_10m"; not B4B
+_BAND_NAME = re.compile(r"B0?(\d{1,2})(A?)(?![0-9A-Z])")
+
+
+def band_name(description: str | None) -> str | None:
+    """The Sentinel-2 band a raster band's description names, as cards write it (``B04``, ``B8A``), or
+    None."""
+    match = _BAND_NAME.match((description or "").strip().upper())
+    number = int(match.group(1)) if match else 0
+    if not 1 <= number <= 12:  # Sentinel-2's bands: B01 to B12, and B8A
+        return None
+    return f"B{number}A" if match.group(2) else f"B{number:02d}"
+
+
+def named_band_indexes(descriptions: Sequence[str | None], wanted: Sequence[str]) -> list[int] | None:
+    """1-based indexes of the ``wanted`` bands among a raster's band ``descriptions``, in ``wanted``'s
+    order; None unless each is named exactly once."""
+    names = [band_name(d) for d in descriptions]
+    indexes = []
+    for band in wanted:
+        band = band_name(band) or band
+        if names.count(band) != 1:
+            return None
+        indexes.append(names.index(band) + 1)
+    return indexes
+
+
+def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
+    """Read a ``core.raster_stack.RasterStack`` from now on as a card of ``bands`` and ``input_dtype``
+    asks (the bands by name, then reflectance as true colour); the warnings say what was changed."""
+    warnings = []
+    per_date = [named_band_indexes(descriptions, bands) for descriptions in stack.band_descriptions()]
+    if all(indexes is not None for indexes in per_date) and any(
+            indexes != list(range(1, stack.band_count + 1)) for indexes in per_date):
+        held = ", ".join(band_name(d) or "?" for d in stack.band_descriptions()[0])
+        stack.select_bands(per_date)
+        warnings.append(f"bands {', '.join(bands)} read by their names from the rasters' bands ({held})")
+    return warnings + read_reflectance_as_true_colour(stack, bands, input_dtype)

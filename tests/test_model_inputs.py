@@ -1,0 +1,87 @@
+"""Rasters read as a model's card asks (core.model_inputs): its bands picked by their names."""
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from timeseg.core.model_inputs import band_name, named_band_indexes
+from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.segment import SegmentError, SegmentRequest, segment
+from timeseg.core.true_colour import TCI_SATURATION
+
+ROOT = Path(__file__).resolve().parents[1]
+ROADS = ROOT / "models/weights/roads.onnx"
+INN = ROOT / "models/real/Inn_20210925_TCI.tif"
+DATE = dt.date(2021, 9, 25)
+
+
+def test_band_names_as_exports_write_them():
+    assert [band_name(d) for d in ("B4", "B04", "b8a", "B4 (red)", "B02_10m", " B12 ")] == [
+        "B04", "B04", "B8A", "B04", "B02", "B12"]
+    assert [band_name(d) for d in (None, "", "red", "B40", "B4B", "SR_B4", "band 4")] == [None] * 7
+
+
+def test_named_band_indexes_in_the_cards_order():
+    assert named_band_indexes(("B2", "B3", "B4", "B8"), ["B04", "B03", "B02"]) == [3, 2, 1]
+    assert named_band_indexes(("B4", "B3", "B2"), ["B04", "B03", "B02"]) == [1, 2, 3]
+    assert named_band_indexes(("B2", "B3", None), ["B04", "B03", "B02"]) is None  # B04 not named
+    assert named_band_indexes(("B4", "B4", "B3", "B2"), ["B04", "B03", "B02"]) is None  # B04 twice
+    assert named_band_indexes((None, None, None), ["B04", "B03", "B02"]) is None
+
+
+def _raster(tmp_path: Path, name: str, bands: dict[str, np.ndarray | None], dtype: str) -> Path:
+    """Inn's September TCI (256 px) written band by band as ``bands`` says: description -> values, or the
+    TCI's band of that name (B04, B03, B02: red, green, blue) as digital numbers when None."""
+    with rasterio.open(INN) as source:
+        tci = source.read(window=Window(0, 0, 256, 256)).astype(np.float64)
+        profile = source.profile
+        profile.update(width=256, height=256, transform=source.window_transform(Window(0, 0, 256, 256)),
+                       count=len(bands), dtype=dtype, nodata=0, predictor=1)
+    own = {"B04": tci[0], "B03": tci[1], "B02": tci[2]}
+    path = tmp_path / name
+    with rasterio.open(path, "w", **profile) as dataset:
+        for index, (description, values) in enumerate(bands.items(), start=1):
+            if values is None:
+                values = own[band_name(description)]
+                values = values if dtype == "uint8" else np.rint(values / 255 * TCI_SATURATION * 1e4)
+            dataset.write(values.astype(dtype), index)
+            dataset.set_band_description(index, description)
+    return path
+
+
+def _classes(tmp_path: Path, path: Path, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    result = segment(SegmentRequest([DatedRaster(path, DATE)], ROADS, tmp_path / name, device="cpu",
+                                    precision="fp32"))
+    with rasterio.open(result.classes_path) as dataset:
+        return dataset.read(1), result.warnings
+
+
+def test_bands_are_picked_and_ordered_by_their_names(tmp_path):
+    """A four-band export of digital numbers (B2, B3, B4, B8, as Earth Engine names them) and a TCI whose
+    bands lie blue first: the road model reads B04, B03, B02 from each and maps what it maps on the TCI."""
+    tci = _raster(tmp_path, "tci.tif", {"B04": None, "B03": None, "B02": None}, "uint8")
+    expected, plain = _classes(tmp_path, tci, "tci_out")
+    assert plain == ()
+    four = _raster(tmp_path, "four.tif", {"B2": None, "B3": None, "B4": None, "B8": np.full((256, 256), 3000.0)},
+                   "uint16")
+    classes, warnings = _classes(tmp_path, four, "four_out")
+    assert (classes == expected).mean() > 0.999
+    assert warnings[0] == "bands B04, B03, B02 read by their names from the rasters' bands (B02, B03, B04, B08)"
+    assert "read as reflectance x 10000" in warnings[1]
+    blue_first = _raster(tmp_path, "bgr.tif", {"B02": None, "B03": None, "B04": None}, "uint8")
+    classes, warnings = _classes(tmp_path, blue_first, "bgr_out")
+    assert (classes == expected).mean() > 0.999 and len(warnings) == 1
+
+
+def test_unnamed_bands_of_another_count_are_refused(tmp_path):
+    """Twelve bands without names: which are B04, B03, B02 cannot be known; the message says what to do
+    and nothing is written."""
+    path = _raster(tmp_path, "twelve.tif", {"": np.full((256, 256), 900.0)} | {
+        " " * i: np.full((256, 256), 900.0) for i in range(1, 12)}, "uint16")
+    with pytest.raises(SegmentError, match="the rasters have 12 bands, the model wants 3 .*or name each band"):
+        segment(SegmentRequest([DatedRaster(path, DATE)], ROADS, tmp_path / "out", device="cpu"))
+    assert not (tmp_path / "out").exists()
