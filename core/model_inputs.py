@@ -1,10 +1,13 @@
 """A stack of rasters read as a model's card asks: its bands picked by name, reflectance as true colour.
 
 Analysts export Sentinel-2 with more bands than a model reads, or in another order (Google Earth Engine
-and SNAP name each band in the file: ``B2``, ``B4``, ``B8A``, ...). Where every raster names every band
-the card lists (``B04``, ``B03``, ``B02`` for the road model), those bands are read, in the card's order;
-rasters without names are read as they are. Then rasters of reflectance given to a true-colour model are
-read as ESA's true colour (``core.true_colour``). Each step that changes what is read says so in a warning.
+and SNAP name each band in the file: ``B2``, ``B4``, ``B8A``, ...), or as a true-colour picture with an
+alpha band (QGIS's "rendered image": red, green, blue, alpha). A band is known by its name, else by its
+colour (red is B04, green B03, blue B02). Where every raster holds every band the card lists (``B04``,
+``B03``, ``B02`` for the road model) those bands are read, in the card's order (an alpha band still masks
+them); rasters whose bands are not known are read as they are. Then rasters of reflectance given to a
+true-colour model are read as ESA's true colour (``core.true_colour``). Each step that changes what is read
+says so in a warning.
 """
 
 from __future__ import annotations
@@ -28,10 +31,18 @@ def band_name(description: str | None) -> str | None:
     return f"B{number}A" if match.group(2) else f"B{number:02d}"
 
 
-def named_band_indexes(descriptions: Sequence[str | None], wanted: Sequence[str]) -> list[int] | None:
-    """1-based indexes of the ``wanted`` bands among a raster's band ``descriptions``, in ``wanted``'s
-    order; None unless each is named exactly once."""
-    names = [band_name(d) for d in descriptions]
+# Sentinel-2's band behind each colour of a true-colour picture
+COLOUR_BANDS = {"red": "B04", "green": "B03", "blue": "B02"}
+
+
+def band_names(descriptions: Sequence[str | None], colours: Sequence[str]) -> list[str | None]:
+    """Each band's Sentinel-2 name: from its description, else from its colour interpretation, else None."""
+    return [band_name(description) or COLOUR_BANDS.get(colour) for description, colour in zip(descriptions, colours)]
+
+
+def named_band_indexes(names: Sequence[str | None], wanted: Sequence[str]) -> list[int] | None:
+    """1-based indexes of the ``wanted`` bands among a raster's band ``names`` (``band_names``), in
+    ``wanted``'s order; None unless each is there exactly once."""
     indexes = []
     for band in wanted:
         band = band_name(band) or band
@@ -45,10 +56,11 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     """Read a ``core.raster_stack.RasterStack`` from now on as a card of ``bands`` and ``input_dtype``
     asks (the bands by name, then reflectance as true colour); the warnings say what was changed."""
     warnings = []
-    per_date = [named_band_indexes(descriptions, bands) for descriptions in stack.band_descriptions()]
+    names = [band_names(*labels) for labels in zip(stack.band_descriptions(), stack.band_colours())]
+    per_date = [named_band_indexes(date_names, bands) for date_names in names]
     if all(indexes is not None for indexes in per_date) and any(
             indexes != list(range(1, stack.band_count + 1)) for indexes in per_date):
-        held = ", ".join(band_name(d) or "?" for d in stack.band_descriptions()[0])
+        held = ", ".join(name or colour for name, colour in zip(names[0], stack.band_colours()[0]))
         stack.select_bands(per_date)
-        warnings.append(f"bands {', '.join(bands)} read by their names from the rasters' bands ({held})")
+        warnings.append(f"bands {', '.join(bands)} read by their names or colours from the rasters' bands ({held})")
     return warnings + read_reflectance_as_true_colour(stack, bands, input_dtype)

@@ -188,6 +188,10 @@ class RasterStack(contextlib.AbstractContextManager):
         """Each date's band descriptions (GDAL's; None where a band has none), in date order."""
         return [dataset.descriptions for dataset in self._datasets]
 
+    def band_colours(self) -> list[tuple[str, ...]]:
+        """Each date's bands' colour interpretations (GDAL's: ``red``, ``alpha``, ``gray``, ``undefined``...)."""
+        return [tuple(colour.name for colour in dataset.colorinterp) for dataset in self._datasets]
+
     def select_bands(self, indexes_per_date: list[list[int]]) -> None:
         """From now on ``read`` gives these bands of each date (1-based, as many for every date)."""
         self._band_indexes = [list(indexes) for indexes in indexes_per_date]

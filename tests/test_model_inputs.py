@@ -8,7 +8,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from timeseg.core.model_inputs import band_name, named_band_indexes
+from timeseg.core.model_inputs import band_name, band_names, named_band_indexes
 from timeseg.core.raster_stack import DatedRaster
 from timeseg.core.segment import SegmentError, SegmentRequest, segment
 from timeseg.core.true_colour import TCI_SATURATION
@@ -25,12 +25,21 @@ def test_band_names_as_exports_write_them():
     assert [band_name(d) for d in (None, "", "red", "B40", "B4B", "SR_B4", "band 4")] == [None] * 7
 
 
-def test_named_band_indexes_in_the_cards_order():
-    assert named_band_indexes(("B2", "B3", "B4", "B8"), ["B04", "B03", "B02"]) == [3, 2, 1]
-    assert named_band_indexes(("B4", "B3", "B2"), ["B04", "B03", "B02"]) == [1, 2, 3]
-    assert named_band_indexes(("B2", "B3", None), ["B04", "B03", "B02"]) is None  # B04 not named
-    assert named_band_indexes(("B4", "B4", "B3", "B2"), ["B04", "B03", "B02"]) is None  # B04 twice
-    assert named_band_indexes((None, None, None), ["B04", "B03", "B02"]) is None
+def test_bands_known_by_name_else_by_colour_in_the_cards_order():
+    true_colour = ["B04", "B03", "B02"]
+
+    def indexes(descriptions, colours=None):
+        colours = colours or ["undefined"] * len(descriptions)
+        return named_band_indexes(band_names(descriptions, colours), true_colour)
+
+    assert indexes(("B2", "B3", "B4", "B8")) == [3, 2, 1]
+    assert indexes(("B4", "B3", "B2")) == [1, 2, 3]
+    assert indexes(("B2", "B3", None)) is None  # B04 not named
+    assert indexes(("B4", "B4", "B3", "B2")) is None  # B04 twice
+    assert indexes((None, None, None)) is None
+    assert indexes((None,) * 4, ["red", "green", "blue", "alpha"]) == [1, 2, 3]  # a rendered picture
+    assert indexes(("B02", "B03", "B04"), ["red", "green", "blue"]) == [3, 2, 1]  # names before colours
+    assert indexes((None,) * 3, ["gray", "undefined", "undefined"]) is None
 
 
 def _raster(tmp_path: Path, name: str, bands: dict[str, np.ndarray | None], dtype: str) -> Path:
@@ -70,11 +79,36 @@ def test_bands_are_picked_and_ordered_by_their_names(tmp_path):
                    "uint16")
     classes, warnings = _classes(tmp_path, four, "four_out")
     assert (classes == expected).mean() > 0.999
-    assert warnings[0] == "bands B04, B03, B02 read by their names from the rasters' bands (B02, B03, B04, B08)"
+    assert warnings[0] == ("bands B04, B03, B02 read by their names or colours from the rasters' bands (B02, B03, "
+                           "B04, B08)")
     assert "read as reflectance x 10000" in warnings[1]
     blue_first = _raster(tmp_path, "bgr.tif", {"B02": None, "B03": None, "B04": None}, "uint8")
     classes, warnings = _classes(tmp_path, blue_first, "bgr_out")
     assert (classes == expected).mean() > 0.999 and len(warnings) == 1
+
+
+def test_a_rendered_picture_with_alpha_reads_its_colours_and_masks_with_its_alpha(tmp_path):
+    """Inn as QGIS's "Save as rendered image" writes it: red, green, blue and an alpha band that is 0 on a
+    corner. The road model reads the three colours as its TCI; the transparent corner is no data."""
+    tci = _raster(tmp_path, "tci.tif", {"B04": None, "B03": None, "B02": None}, "uint8")
+    expected, _ = _classes(tmp_path, tci, "tci_out")
+    with rasterio.open(tci) as source:
+        values, profile = source.read(), source.profile
+    profile.update(count=4, photometric="RGB", alpha="YES", nodata=None)
+    alpha = np.full((1, 256, 256), 255, np.uint8)
+    alpha[:, :32, :32] = 0
+    picture = tmp_path / "rendered.tif"
+    with rasterio.open(picture, "w", **profile) as dataset:
+        dataset.write(np.concatenate([values, alpha]))
+        dataset.descriptions = (None,) * 4
+    classes, warnings = _classes(tmp_path, picture, "rendered_out")
+    assert warnings == ("bands B04, B03, B02 read by their names or colours from the rasters' bands (B04, B03, "
+                        "B02, alpha)",)
+    assert (classes[:32, :32] == 255).all()
+    outside = np.ones(classes.shape, bool)
+    outside[:48, :48] = False  # the corner and the few pixels its edge reaches through the network
+    # the date's harmonisation stretch is counted without the corner's pixels: a few pixels elsewhere change
+    assert (classes[outside] == expected[outside]).mean() > 0.995
 
 
 def test_unnamed_bands_of_another_count_are_refused(tmp_path):

@@ -87,7 +87,7 @@ def test_four_named_bands_of_reflectance_give_the_map_of_their_true_colour(local
                                                     small_scene.acquisitions[2019])]
     ours = segment(SegmentRequest(refl, local_model, tmp_path / "refl", device="cpu"))
     theirs = segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "tci", device="cpu"))
-    assert "read by their names from the rasters' bands (B02, B03, B04, B08)" in ours.warnings[0]
+    assert "read by their names or colours from the rasters' bands (B02, B03, B04, B08)" in ours.warnings[0]
     assert "read as reflectance x 10000" in ours.warnings[1]
     with rasterio.open(ours.probability_path) as a, rasterio.open(theirs.probability_path) as b:
         assert np.abs(a.read(1) - b.read(1)).mean() < 0.01
