@@ -133,20 +133,29 @@ def _check_labels(labels: LabelSource, grid: Grid, windows: dict[str, Window]) -
                             "choose an area whose labels reach its end")
 
 
-def _network_config(init: Path | None, bands: int, classes: int) -> tuple[NetworkConfig, dict[str, Any]]:
-    """The network to train and the card fields it keeps from ``init``."""
+def _starting_model(init: Path | None) -> tuple[NetworkConfig, dict[str, Any]] | None:
+    """The network and card of the checkpoint to fine-tune (None: from scratch)."""
     if init is None:
-        return NetworkConfig("fcn_convlstm", bands, classes, depth=3, base_channels=16, hidden_channels=8,
-                             context_channels=4), {}
+        return None
     _, config, saved = load_checkpoint(init)
     if config.architecture != "fcn_convlstm":
         raise FineTuneError(f"{init.name} is a {config.architecture} model; fine-tuning takes an FCN + ConvLSTM "
                             "checkpoint such as models/weights/roads.pt")
-    if config.in_channels != bands:
-        names = ", ".join(saved["card"].get("bands", []))
-        raise FineTuneError(f"the rasters have {bands} bands, the model to fine-tune takes {config.in_channels} "
-                            f"({names}): give rasters with those bands, or train from scratch")
     return config, saved["card"]
+
+
+def _network_config(start: tuple[NetworkConfig, dict[str, Any]] | None, bands: int,
+                    classes: int) -> tuple[NetworkConfig, dict[str, Any]]:
+    """The network to train and the card fields it keeps from the starting model ``start``."""
+    if start is None:
+        return NetworkConfig("fcn_convlstm", bands, classes, depth=3, base_channels=16, hidden_channels=8,
+                             context_channels=4), {}
+    config, card = start
+    if config.in_channels != bands:
+        raise FineTuneError(f"the rasters have {bands} bands, the model to fine-tune takes {config.in_channels} "
+                            f"({', '.join(card.get('bands', []))}): give rasters with those bands, or train from "
+                            "scratch")
+    return start
 
 
 def _held_out_scores(network: torch.nn.Module, site: OpenSite, normalisation: Normalisation,
@@ -193,10 +202,10 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
     if request.epochs < 1:
         raise FineTuneError("epochs must be at least 1")
     with RasterStack(request.rasters) as stack:
-        if request.init_checkpoint is not None:  # read as the engine reads them for it (core.model_inputs)
-            init_card = load_checkpoint(request.init_checkpoint)[2]["card"]
-            fit_stack(stack, init_card.get("bands", []), init_card.get("input_dtype", ""))
-        config, init_card = _network_config(request.init_checkpoint, stack.band_count, 1)
+        start = _starting_model(request.init_checkpoint)
+        if start is not None:  # the rasters read as the engine reads them for that model (core.model_inputs)
+            fit_stack(stack, start[1].get("bands", []), start[1].get("input_dtype", ""))
+        config, init_card = _network_config(start, stack.band_count, 1)
         grid, dtype, dates = stack.grid, stack.dtype, len(stack.rasters)
     labels = request.labels
     extent = request.extent

@@ -15,7 +15,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 
-from tests_support import load_plugin_package
+from tests_support import load_plugin_package, write_digital_numbers
 
 
 @pytest.fixture(scope="module")
@@ -153,21 +153,13 @@ def test_a_period_of_one_date_is_warned_of_false_change(dock):
 def test_reflectance_layers_run_as_true_colour(dock, two_periods, tmp_path):
     """Layers of Sentinel-2 digital numbers (uint16, as SNAP exports B04, B03, B02) with the road model: no
     preflight problem, a run whose status says how they were read, and its layers in the project."""
-    import numpy as np
-    import rasterio
-
     from timeseg.core.model_card import SHIPPED_ROAD_MODEL
 
     dock, _ = dock
     dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
     layers = []
     for path in two_periods.tci_paths[2019]:
-        with rasterio.open(path) as source:
-            profile, values = source.profile, source.read()
-        profile.update(dtype="uint16", nodata=0)
-        target = tmp_path / path.name.replace("TCI", "B432")
-        with rasterio.open(target, "w", **profile) as dataset:
-            dataset.write(np.where(values > 0, np.rint(values / 255 * 3558), 0).astype(np.uint16))
+        target = write_digital_numbers(path, tmp_path / path.name.replace("TCI", "B432"))
         layers.append(QgsRasterLayer(str(target), target.stem))
     QgsProject.instance().addMapLayers(layers)
     tick_all(dock, layers)

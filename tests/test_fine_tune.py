@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from tests_support import ROOT, load_plugin_package
+from tests_support import ROOT, load_plugin_package, write_digital_numbers
 from timeseg.cli import main
 from timeseg.core.model_card import read_model_card
 from timeseg.core.raster_stack import DatedRaster
@@ -326,22 +326,15 @@ def test_fitting_a_true_colour_model_on_reflectance_reads_it_as_true_colour(scra
 
     import timeseg.models.training as training
     from timeseg.core.segment import SegmentRequest, segment
-    from timeseg.core.true_colour import TCI_SATURATION, TRUE_COLOUR_BANDS
+    from timeseg.core.true_colour import TRUE_COLOUR_BANDS
     from timeseg.models.checkpoint import set_card_fields
     from timeseg.models.dataset import OpenSite
 
     init = tmp_path / "init.pt"
     shutil.copy(scratch_model.checkpoint_path, init)
     set_card_fields(init, bands=TRUE_COLOUR_BANDS, input_dtype="uint8")
-    rasters = []
-    for tci, acquisition in zip(place.tci_paths[2019], place.acquisitions[2019]):
-        with rasterio.open(tci) as source:
-            profile, values = source.profile, source.read()
-        profile.update(dtype="uint16", nodata=0)
-        path = tmp_path / tci.name.replace("TCI", "B432")
-        with rasterio.open(path, "w", **profile) as dataset:
-            dataset.write(np.where(values > 0, np.rint(values / 255 * TCI_SATURATION * 1e4), 0).astype(np.uint16))
-        rasters.append(DatedRaster(path, acquisition.date))
+    rasters = [DatedRaster(write_digital_numbers(tci, tmp_path / tci.name.replace("TCI", "B432")), acquisition.date)
+               for tci, acquisition in zip(place.tci_paths[2019], place.acquisitions[2019])]
     read_types = []
 
     class RecordingSite(OpenSite):

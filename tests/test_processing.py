@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import rasterio
 
+from tests_support import write_digital_numbers
+
 
 def test_provider_lists_its_algorithms(provider):
     assert sorted(a.id() for a in provider.algorithms()) == ["timeseg:batch", "timeseg:change", "timeseg:segment",
@@ -52,14 +54,8 @@ def test_segment_warnings_reach_processing_feedback(provider, small_scene, tmp_p
         def pushWarning(self, text):  # noqa: N802
             self.warnings.append(text)
 
-    paths = []
-    for index, tci in enumerate(small_scene.tci_paths[2019]):
-        with rasterio.open(tci) as source:
-            profile, values = source.profile, source.read()
-        profile.update(dtype="uint16", nodata=0)
-        paths.append(tmp_path / tci.name.replace("TCI", f"B432_{index}"))
-        with rasterio.open(paths[-1], "w", **profile) as dataset:
-            dataset.write(np.where(values > 0, np.rint(values / 255 * 3558), 0).astype(np.uint16))
+    paths = [write_digital_numbers(tci, tmp_path / tci.name.replace("TCI", "B432"))
+             for tci in small_scene.tci_paths[2019]]
     feedback = Collected()
     result = processing.run("timeseg:segment", {
         "INPUT": [str(p) for p in paths], "DEVICE": 1, "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"),
