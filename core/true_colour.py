@@ -21,6 +21,8 @@ REFLECTANCE_PER_DIGITAL_NUMBER = 1e-4  # Sentinel-2 products store reflectance x
 # float rasters whose bright pixels (99th percentile) pass this hold digital numbers, not reflectance
 FLOAT_DIGITAL_NUMBERS_ABOVE = 2.0
 SAMPLE_PX = 512  # the centre window whose values tell reflectance (0..1) from digital numbers
+# reflectance that the bright pixels (99th percentile) of a real date stay below, bright cloud included
+MOST_REFLECTANCE = 2.0
 
 
 def l1c_tci(reflectance: np.ndarray) -> np.ndarray:
@@ -57,9 +59,17 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     now on; the one warning says so. Anything else is left as it is (no warning)."""
     if not takes_true_colour(bands, input_dtype) or stack.dtype == np.uint8 or stack.band_count != 3:
         return []
+    from .raster_stack import RasterStackError
+
     size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
     values, valid = stack.read(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size))
-    per_value = reflectance_per_value(stack.dtype, values.transpose(1, 0, 2, 3)[:, valid])
+    sample = values.transpose(1, 0, 2, 3)[:, valid]
+    per_value = reflectance_per_value(stack.dtype, sample)
+    bright = float(np.percentile(sample, 99)) if sample.size else 0.0
+    if bright * per_value > MOST_REFLECTANCE:
+        raise RasterStackError(f"the rasters hold {stack.dtype.name} values up to {bright:.0f} (99th percentile), "
+                               "too bright for Sentinel-2 reflectance (x 10000): give true-colour images (TCI, 8-bit) "
+                               "or the bands as reflectance")
     warning = reflectance_words(stack.dtype, per_value)
     stack.read_as_true_colour(per_value)
     return [warning]

@@ -8,7 +8,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.raster_stack import DatedRaster, RasterStackError
 from timeseg.core.segment import SegmentError, SegmentRequest, segment
 from timeseg.core.true_colour import (
     REFLECTANCE_PER_DIGITAL_NUMBER,
@@ -75,6 +75,17 @@ def test_reflectance_rasters_give_the_maps_of_their_tci(form, convert, dtype, wo
     assert (ours_classes[:20, :20] == 255).all()  # no data stays no data
     assert (ours_classes == tci_classes).mean() > 0.999
     assert 0.02 < (ours_classes == 1).mean() < 0.3  # roads found, not everything
+
+
+def test_sixteen_bit_pictures_that_are_not_reflectance_are_refused(tmp_path):
+    """A true-colour picture stretched to 16 bits (0..65535) is no Sentinel-2 reflectance: refused with a
+    message that says what to give, nothing written."""
+    stretched = _crop(tmp_path, "stretched.tif", lambda r: np.rint(r / TCI_SATURATION * 65535).clip(1, 65535),
+                      "uint16")
+    with pytest.raises(RasterStackError, match="uint16 values up to .* too bright for Sentinel-2 reflectance .*: "
+                                               "give true-colour images"):
+        segment(SegmentRequest([DatedRaster(stretched, DATE)], ROADS, tmp_path / "out", device="cpu"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_reflectance_with_other_bands_is_still_refused(tmp_path):
