@@ -35,13 +35,11 @@ def takes_true_colour(bands: list[str], input_dtype: str) -> bool:
     return list(bands) == TRUE_COLOUR_BANDS and input_dtype == "uint8"
 
 
-def reflectance_per_value(dtype: np.dtype, sample: np.ndarray) -> float:
+def reflectance_per_value(dtype: np.dtype, bright: float) -> float:
     """What one unit of a raster's values is in reflectance: ``REFLECTANCE_PER_DIGITAL_NUMBER`` for
-    integers and for floats that hold digital numbers (``sample``: some of its valid values), 1 for
-    floats that hold reflectance."""
-    if np.dtype(dtype).kind in "iu":
-        return REFLECTANCE_PER_DIGITAL_NUMBER
-    if sample.size and float(np.percentile(sample, 99)) > FLOAT_DIGITAL_NUMBERS_ABOVE:
+    integers and for floats that hold digital numbers (``bright``: the 99th percentile of some of its
+    valid values), 1 for floats that hold reflectance."""
+    if np.dtype(dtype).kind in "iu" or bright > FLOAT_DIGITAL_NUMBERS_ABOVE:
         return REFLECTANCE_PER_DIGITAL_NUMBER
     return 1.0
 
@@ -64,8 +62,8 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
     values, valid = stack.read(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size))
     sample = values.transpose(1, 0, 2, 3)[:, valid]
-    per_value = reflectance_per_value(stack.dtype, sample)
     bright = float(np.percentile(sample, 99)) if sample.size else 0.0
+    per_value = reflectance_per_value(stack.dtype, bright)
     if bright * per_value > MOST_REFLECTANCE:
         raise RasterStackError(f"the rasters hold {stack.dtype.name} values up to {bright:.0f} (99th percentile), "
                                "too bright for Sentinel-2 reflectance (x 10000): give true-colour images (TCI, 8-bit) "

@@ -31,10 +31,10 @@ def test_tci_of_reflectance_is_esas():
 
 def test_what_a_value_is_in_reflectance():
     digital_number = REFLECTANCE_PER_DIGITAL_NUMBER
-    assert reflectance_per_value(np.dtype("uint16"), np.array([900, 2400])) == digital_number
-    assert reflectance_per_value(np.dtype("int16"), np.array([], np.int16)) == digital_number
-    assert reflectance_per_value(np.dtype("float32"), np.array([0.02, 0.1, 0.45])) == 1.0
-    assert reflectance_per_value(np.dtype("float32"), np.array([200.0, 1000.0, 3000.0])) == digital_number
+    assert reflectance_per_value(np.dtype("uint16"), 2400.0) == digital_number
+    assert reflectance_per_value(np.dtype("int16"), 0.0) == digital_number  # no valid value sampled
+    assert reflectance_per_value(np.dtype("float32"), 0.45) == 1.0
+    assert reflectance_per_value(np.dtype("float32"), 3000.0) == digital_number
     assert takes_true_colour(["B04", "B03", "B02"], "uint8")
     assert not takes_true_colour(["B04", "B03", "B02", "B08"], "uint8")
 

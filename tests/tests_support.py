@@ -40,15 +40,7 @@ def edit_card(source: Path, target: Path, **changes) -> Path:
 
 def write_digital_numbers(tci: Path, target: Path) -> Path:
     """A TCI's reflectance as Sentinel-2 digital numbers (reflectance x 10000, uint16), as SNAP exports the
-    bands B04, B03, B02; no data stays 0."""
-    import numpy as np
-    import rasterio
+    bands B04, B03, B02; no data stays 0 (``make real-check``'s own form of them)."""
+    from timeseg.research.reflectance_check import write_form
 
-    from timeseg.core.true_colour import TCI_SATURATION
-
-    with rasterio.open(tci) as source:
-        profile, values = source.profile, source.read()
-    profile.update(dtype="uint16", nodata=0)
-    with rasterio.open(target, "w", **profile) as dataset:
-        dataset.write(np.where(values > 0, np.rint(values / 255 * TCI_SATURATION * 1e4), 0).astype(np.uint16))
-    return target
+    return write_form(tci, "top-of-atmosphere digital numbers (uint16)", target)
