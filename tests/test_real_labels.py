@@ -160,3 +160,31 @@ def test_the_unseen_place_is_held_out_whole_on_two_dates_of_one_grid():
     labels = real_label_raster(INN.labels, grids[0], "heldout")
     share = {code: float((labels == code).mean()) for code in (0, 1, 255)}
     assert 0.01 < share[1] < 0.08 and share[0] > 0.6 and share[255] < 0.3, share
+
+
+def test_the_grey_place_trains_only():
+    """Nauen: one visible band of a real date written into all three bands of a TCI. It has a train area
+    and no held-out one (a grey image is no test of a true-colour model); its lines lie on its image, and its
+    label raster says road, not road and unknown where a traced scene's does."""
+    from timeseg.models.real_scene import NAUEN, TRAIN_ONLY_SCENES, scene_of
+
+    with rasterio.open(NAUEN.image) as image:
+        assert image.crs.is_projected and image.res == (10.0, 10.0) and image.count == 3
+        pixels = image.read()
+        grid = Grid.of(image)
+        left, bottom, right, top = image.bounds
+    assert (pixels[0] == pixels[1]).all() and (pixels[0] == pixels[2]).all() and pixels.std() > 10
+    assert NAUEN in TRAIN_ONLY_SCENES and NAUEN not in REAL_SCENES and scene_of(NAUEN.labels) == NAUEN
+    roads, srs = _layer_features(NAUEN, "roads")
+    assert srs.IsProjected() and srs.GetAuthorityCode(None) == str(grid.crs.to_epsg())
+    for geometry, attributes in roads:
+        assert geometry.IsValid() and attributes["split"] == "train"
+        x0, x1, y0, y1 = geometry.GetEnvelope()
+        assert left <= x0 and x1 <= right and bottom <= y0 and y1 <= top
+    assert _km(NAUEN)["train"] >= 40
+    assert {a["split"] for _, a in _layer_features(NAUEN, "areas")[0]} == {"train", "unlabelled"}
+    with pytest.raises(ValueError, match="no 'heldout' area"):
+        split_window(NAUEN.labels, NAUEN.image, "heldout")
+    labels = real_label_raster(NAUEN.labels, grid, "train")
+    share = {code: float((labels == code).mean()) for code in (0, 1, 255)}
+    assert 0.01 < share[1] < 0.08 and share[0] > 0.5 and share[255] < 0.4, share
