@@ -149,22 +149,28 @@ def _add_score(commands) -> argparse.ArgumentParser:
                         help=f"P(road) from which a pixel is road (default {THRESHOLD})")
     parser.add_argument("--scenes", nargs="+", choices=[scene.name for scene in REAL_SCENES],
                         help="pool over these scenes only (default: all), e.g. to compare with figures of fewer scenes")
-    parser.add_argument("--area", choices=AREAS, default="heldout",
+    parser.add_argument("--area", choices=(*AREAS, "unseen"), default="heldout",
                         help="heldout (default); strips: the train areas' selection strips, where each stage "
-                             "chooses its epoch; trained: the rest of the train areas, what the models trained on")
+                             "chooses its epoch; trained: the rest of the train areas, what the models trained on; "
+                             "unseen: the place no model is trained on (Inn), each date alone, the dates pooled")
+    parser.add_argument("--paired", action="store_true",
+                        help="also each checkpoint's change of F1 from the first one's, over the same block draws")
     parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the scenes' crops")
     return parser
 
 
 def run_score(args: argparse.Namespace) -> None:
     from ..models.real_scene import REAL_SCENES
-    from ..models.road_scores import area_truth
+    from ..models.road_scores import area_truth, unseen_held_out
     from .real_roads import TorchRoadModel, score_table
 
-    truths = {scene.name: area_truth(args.work / scene.name, scene, args.area) for scene in REAL_SCENES
-              if not args.scenes or scene.name in args.scenes}
+    if args.area == "unseen":
+        truths = {f"Inn {day}": truth for day, truth in unseen_held_out(args.work / "unseen").items()}
+    else:
+        truths = {scene.name: area_truth(args.work / scene.name, scene, args.area) for scene in REAL_SCENES
+                  if not args.scenes or scene.name in args.scenes}
     models = {str(path): TorchRoadModel(path, args.part) for path in args.checkpoints}
-    print(score_table(models, truths, args.threshold)[0])
+    print(score_table(models, truths, args.threshold, args.paired)[0])
 
 
 def _add_harmonise(commands) -> argparse.ArgumentParser:

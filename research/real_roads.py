@@ -131,36 +131,58 @@ def quicklook(tci: np.ndarray, truth: HeldOut, probability: np.ndarray | None, p
 CONVENTIONS = {"L1C TCI": lambda tci: tci, "L2A TCI (approx.)": l2a_like}
 
 
-def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut], threshold: float = THRESHOLD
-                ) -> tuple[str, dict, dict[str, dict[str, np.ndarray]]]:
+def score_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut], threshold: float = THRESHOLD,
+                paired: bool = False) -> tuple[str, dict, dict[str, dict[str, np.ndarray]]]:
     """Markdown table and numbers: each model on the clear held-out dates, L1C and L2A TCI, pooled
     over the scenes and per scene, road where P(road) >= ``threshold``; and each model's P(road)
-    ``[H, W]`` per scene on the L1C date (for the pictures)."""
+    ``[H, W]`` per scene on the L1C date (for the pictures). ``paired``: a last column with each model's
+    change of pooled F1 from the first model's, and its 95 % interval over the same block draws."""
     numbers: dict[str, dict] = {}
     l1c: dict[str, dict[str, np.ndarray]] = {}
-    scene_columns = " | ".join(f"F1 {scene}" for scene in truths)
-    lines = [f"| model | TCI | precision | recall | F1, all scenes (95 % interval) | {scene_columns} | called road | "
-             "false, in settlements | false, in water | mean P off roads |",
-             "|---|---|---|---|---|" + "---|" * len(truths) + "---|---|---|---|"]
+    blocks: dict[str, dict[str, dict[str, np.ndarray]]] = {}  # convention -> model -> scene -> block counts
     for name, model in models.items():
         for convention, make in CONVENTIONS.items():
-            blocks = {}
             for scene, truth in truths.items():
                 probability = model.probability([make(truth.tci)])
                 if convention == "L1C TCI":
                     l1c.setdefault(name, {})[scene] = probability
-                blocks[scene] = block_counts(probability, truth, threshold)
-            per_scene = {scene: RoadCounts.of(b) for scene, b in blocks.items()}
+                blocks.setdefault(convention, {}).setdefault(name, {})[scene] = block_counts(probability, truth,
+                                                                                             threshold)
+    changes = {convention: _paired_changes(by_model, list(truths)) for convention, by_model in blocks.items()} \
+        if paired and len(models) > 1 else {}
+    scene_columns = " | ".join(f"F1 {scene}" for scene in truths)
+    change_column = " F1 change from the first model (paired 95 % interval) |" if changes else ""
+    lines = [f"| model | TCI | precision | recall | F1, all scenes (95 % interval) | {scene_columns} | called road | "
+             f"false, in settlements | false, in water | mean P off roads |{change_column}",
+             "|---|---|---|---|---|" + "---|" * len(truths) + "---|---|---|---|" + ("---|" if changes else "")]
+    for name in models:
+        for convention in CONVENTIONS:
+            per_scene = {scene: RoadCounts.of(b) for scene, b in blocks[convention][name].items()}
             result = pooled(list(per_scene.values()))
-            low, high = f1_interval(list(blocks.values()))
+            low, high = f1_interval(list(blocks[convention][name].values()))
             numbers.setdefault(name, {})[convention] = {
                 **asdict(result), "f1_interval": (low, high),
                 "scenes": {scene: asdict(c.scores()) for scene, c in per_scene.items()}}
             columns = [f"{c.scores().f1:.3f}" for c in per_scene.values()]
             precision, recall, f1, *rest = result.row().split(" | ")
-            lines.append(f"| {name} | {convention} | {precision} | {recall} | {f1} ({low:.2f}-{high:.2f}) | "
-                         f"{' | '.join(columns)} | {' | '.join(rest)} |")
+            line = (f"| {name} | {convention} | {precision} | {recall} | {f1} ({low:.2f}-{high:.2f}) | "
+                    f"{' | '.join(columns)} | {' | '.join(rest)} |")
+            if changes:
+                change, (low, high) = changes[convention][name]
+                line += f" {change:+.3f} ({low:+.3f} to {high:+.3f}) |"
+            lines.append(line)
     return "\n".join(lines), numbers, l1c
+
+
+def _paired_changes(by_model: dict[str, dict[str, np.ndarray]], scenes: list[str]
+                    ) -> dict[str, tuple[float, tuple[float, float]]]:
+    """Each model's change of pooled F1 from the first model's, and its 95 % interval over block draws
+    shared by all the models (``bootstrap_f1``)."""
+    names = list(by_model)
+    draws = bootstrap_f1([[by_model[name][scene] for name in names] for scene in scenes])
+    f1 = {name: RoadCounts.of(np.concatenate(list(by_model[name].values()))).scores().f1 for name in names}
+    return {name: (f1[name] - f1[names[0]], interval(draws[:, index] - draws[:, 0]))
+            for index, name in enumerate(names)}
 
 
 def contract_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]) -> tuple[str, dict]:

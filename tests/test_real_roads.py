@@ -284,3 +284,51 @@ def test_gate_share_groups_the_pixels_by_what_they_are(tmp_path):
             assert values["median"] == pytest.approx(0.25, abs=1e-5)
     with pytest.raises(ValueError, match="--date-gate"):
         gate_shares(ungated, gated, {"synthetic": truth})
+
+
+def test_paired_scores_give_each_models_change_from_the_first():
+    """``score --paired``: the first model's change is 0; a model that finds each road only in every other
+    16 px stretch (so every block misses some) loses F1, and its interval, over the same block draws, lies
+    below 0 and holds the change."""
+    from timeseg.research.real_roads import score_table
+
+    truths = {}
+    for name, width, column in (("A", 300, 10), ("B", 260, 200)):
+        t = _synthetic_truth(width, column)
+        tall = [np.repeat(mask, 8, axis=0) for mask in (t.centre, t.ignored, t.settlement, t.water)]
+        truths[name] = HeldOut(np.zeros((3, 256, width), np.uint8), *tall)
+
+    class RoadsFound:
+        def __init__(self, every_stretch: bool) -> None:
+            self.every_stretch = every_stretch
+
+        def probability(self, dates: list[np.ndarray]) -> np.ndarray:
+            found = next(t for t in truths.values() if t.centre.shape == dates[0].shape[1:]).centre.copy()
+            if not self.every_stretch:
+                found[(np.arange(len(found)) // 16) % 2 == 1] = False
+            return found.astype(np.float32)
+
+    table, numbers, _ = score_table({"whole": RoadsFound(True), "half": RoadsFound(False)}, truths, paired=True)
+    rows = [line.split(" | ") for line in table.splitlines() if "TCI" in line and "**" in line]
+    assert "F1 change from the first model" in table.splitlines()[0] and len(rows) == 4
+    half_f1 = numbers["half"]["L1C TCI"]["f1"]
+    assert numbers["whole"]["L1C TCI"]["f1"] == pytest.approx(1.0) and 0.5 < half_f1 < 0.9
+    assert rows[0][-1].startswith("+0.000 (+0.000 to +0.000)")
+    change, low, high = (float(v) for v in rows[2][-1].replace("(", "").replace(")", "").replace("to", "")
+                         .strip(" |").split())
+    assert change == pytest.approx(half_f1 - 1, abs=1e-3) and low <= change <= high < 0
+    assert "change from the first" not in score_table({"whole": RoadsFound(True)}, truths, paired=True)[0]
+
+
+def test_research_score_on_the_unseen_place_gives_the_cards_numbers(tmp_path, capsys):
+    """``score --area unseen``: Inn's two dates, each alone, as the card's ``real_unseen`` gives them."""
+    from timeseg.research.cli import main
+
+    checkpoint = SHIPPED_ROAD_MODEL.with_suffix(".pt")
+    assert main(["score", str(checkpoint), "--work", str(tmp_path), "--area", "unseen"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = out[0].split(" | ")
+    row = next(line for line in out if "L1C TCI" in line).split(" | ")
+    unseen = read_model_card(SHIPPED_ROAD_MODEL).metrics["real_unseen"]["one_date"]
+    for day, date_scores in unseen.items():
+        assert float(row[header.index(f"F1 Inn {day}")]) == round(date_scores["f1"], 3)
