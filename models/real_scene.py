@@ -58,13 +58,13 @@ ACCOMACK = RealScene("Accomack", REAL_FOLDER / "Accomack_S2A_L1C_TCI.tif", REAL_
 ZURICH = RealScene("Zurich", REAL_FOLDER / "Zurich_20190530_TCI.tif", REAL_FOLDER / "Zurich_roads.gpkg",
                    date(2019, 5, 30))
 REAL_SCENES = (T33UUU, ACCOMACK, ZURICH)
-# A place never trained on (its whole image is held out), seen on two clear dates: the honest test of a
-# new place, and of one real date against two. The source records no dates: see models/real/README.md.
 # Trains only (no held-out area): one visible band of a real L1C date, written grey into all three bands of a
 # TCI, so a score on it would not be the true-colour model's on its users' images (models/real/README.md).
 NAUEN = RealScene("Nauen", REAL_FOLDER / "Nauen_20160608_TCI.tif", REAL_FOLDER / "Nauen_roads.gpkg",
                   date(2016, 6, 8))
 TRAIN_ONLY_SCENES = (NAUEN,)
+# A place never trained on (its whole image is held out), seen on two clear dates: the honest test of a
+# new place, and of one real date against two. The source records no dates: see models/real/README.md.
 INN = RealScene("Inn", REAL_FOLDER / "Inn_20210617_TCI.tif", REAL_FOLDER / "Inn_roads.gpkg", date(2021, 6, 17))
 INN_LATER = RealScene("Inn", REAL_FOLDER / "Inn_20210925_TCI.tif", INN.labels, date(2021, 9, 25))
 UNSEEN_DATES = (INN, INN_LATER)
