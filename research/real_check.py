@@ -141,7 +141,12 @@ def write_l1c_like_tci(reflectance: np.ndarray, profile: dict, output: Path, acq
     off) -> an L1C-like TCI GeoTIFF, the convention of the other real scenes."""
     from ..models.weather import PATH_REFLECTANCE_RGB
 
-    tci = l1c_tci(reflectance + PATH_REFLECTANCE_RGB[:, None, None])
+    return write_tci_file(l1c_tci(reflectance + PATH_REFLECTANCE_RGB[:, None, None]), profile, output,
+                          acquisition_date)
+
+
+def write_tci_file(tci: np.ndarray, profile: dict, output: Path, acquisition_date: str) -> Path:
+    """A TCI ``[3, H, W]`` uint8 as a GeoTIFF on ``profile``'s grid (0: no data), written whole or not at all."""
     profile = {**profile, "driver": "GTiff", "count": 3, "dtype": "uint8", "nodata": 0, "compress": "deflate",
                "predictor": 2, "tiled": False, "interleave": "pixel"}
     profile.pop("blockysize", None), profile.pop("blockxsize", None)
@@ -188,14 +193,8 @@ def write_nauen_tci(sdist: Path, output: Path) -> Path:
         band = dataset.read(1, window=NAUEN_WINDOW).astype(np.float32) / 10000
         profile = {**dataset.profile, "width": NAUEN_WINDOW.width, "height": NAUEN_WINDOW.height,
                    "transform": dataset.window_transform(NAUEN_WINDOW)}
-    tci = np.where(band > 0, l1c_tci(np.stack([band] * 3)), 0).astype(np.uint8)
-    profile.update(driver="GTiff", count=3, dtype="uint8", nodata=0, compress="deflate", predictor=2, tiled=False,
-                   interleave="pixel")
-    profile.pop("blockysize", None), profile.pop("blockxsize", None)
-    with atomic_file(output) as partial, rasterio.open(partial, "w", **profile) as dataset:
-        dataset.write(tci)
-        dataset.update_tags(ACQUISITION_DATE="2016-06-08")
-    return output
+    return write_tci_file(np.where(band > 0, l1c_tci(np.stack([band] * 3)), 0).astype(np.uint8), profile, output,
+                          "2016-06-08")
 
 
 @dataclass(frozen=True)
