@@ -152,7 +152,7 @@ def run_train(args: argparse.Namespace) -> None:
                       f"validation on {args.validation_scenes} held-out scenes")
     site_weights, selection_sites = None, []
     if args.real_labels:
-        from .real_scene import SHORE_PX, real_training_sites, scene_of, training_site_weights
+        from .real_scene import SHORE_PX, TRAIN_ONLY_SCENES, real_training_sites, scene_of, training_site_weights
 
         if not 0 < args.real_share < 1:
             raise ValueError("--real-share must lie between 0 and 1 (a share of the training patches)")
@@ -167,11 +167,12 @@ def run_train(args: argparse.Namespace) -> None:
         areas = [site.window.width * site.window.height for site, _ in pairs]
         site_weights = training_site_weights(len(train_sites), areas, args.real_share, args.real_weights)
         train_sites = [*train_sites, *(site for site, _ in pairs)]
-        selection_sites = [selection for _, selection in pairs]
+        selection_sites = [selection for _, selection in pairs if selection is not None]
         trained_on += (f"; real: the 'train' areas of {', '.join(s.labels.name for s in scenes)} over "
                        f"{', '.join(s.image.name for s in scenes)} ({args.real_share:.0%} of the training patches, "
                        f"{'by area' if args.real_weights == 'area' else 'equally per scene'}; "
-                       "each stage's best epoch chosen on their last columns, never trained on)")
+                       "each stage's best epoch chosen on the last columns of "
+                       f"{', '.join(s.name for s in scenes if s not in TRAIN_ONLY_SCENES)}, never trained on)")
     options = TrainOptions(
         output=args.output,
         network=NetworkConfig("fcn_convlstm", len(args.bands.split(",")), 1 if len(class_names) == 2 else

@@ -214,12 +214,15 @@ SELECTION_GAP_PX = 16
 
 
 def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3,
-                        shore_px: float = 0.0) -> tuple[Site, Site]:
+                        shore_px: float = 0.0) -> tuple[Site, Site | None]:
     """``scene``'s train area cut in two along its columns: the training site and, beyond a 16 px
     gap, a strip of ``SELECTION_STRIP_PX`` columns that only chooses each stage's best epoch
-    (``shore_px``: see ``real_label_raster``)."""
+    (``shore_px``: see ``real_label_raster``). A scene of ``TRAIN_ONLY_SCENES`` trains on all of
+    its train area and chooses nothing (``None``): a grey image is no judge of a true-colour model."""
     window = split_window(scene.labels, scene.image, "train")
     width, height = int(window.width), int(window.height)
+    if scene in TRAIN_ONLY_SCENES:
+        return real_site(folder, scene, "train", line_width_px, Window(0, 0, width, height), shore_px), None
     train_width = width - SELECTION_STRIP_PX - SELECTION_GAP_PX
     return (real_site(folder, scene, "train", line_width_px, Window(0, 0, train_width, height), shore_px),
             real_site(folder, scene, "train", line_width_px,

@@ -162,11 +162,12 @@ def test_the_unseen_place_is_held_out_whole_on_two_dates_of_one_grid():
     assert 0.01 < share[1] < 0.08 and share[0] > 0.6 and share[255] < 0.3, share
 
 
-def test_the_grey_place_trains_only():
+def test_the_grey_place_trains_only(tmp_path):
     """Nauen: one visible band of a real date written into all three bands of a TCI. It has a train area
     and no held-out one (a grey image is no test of a true-colour model); its lines lie on its image, and its
-    label raster says road, not road and unknown where a traced scene's does."""
-    from timeseg.models.real_scene import NAUEN, TRAIN_ONLY_SCENES, scene_of
+    label raster says road, not road and unknown where a traced scene's does. It trains on all of its train
+    area and chooses no epoch (no selection strip), where a colour scene keeps its last columns for that."""
+    from timeseg.models.real_scene import NAUEN, SELECTION_STRIP_PX, TRAIN_ONLY_SCENES, real_training_sites, scene_of
 
     with rasterio.open(NAUEN.image) as image:
         assert image.crs.is_projected and image.res == (10.0, 10.0) and image.count == 3
@@ -188,3 +189,7 @@ def test_the_grey_place_trains_only():
     labels = real_label_raster(NAUEN.labels, grid, "train")
     share = {code: float((labels == code).mean()) for code in (0, 1, 255)}
     assert 0.01 < share[1] < 0.08 and share[0] > 0.5 and share[255] < 0.4, share
+    training, selection = real_training_sites(tmp_path / "nauen", NAUEN)
+    assert selection is None and (training.window.width, training.window.height) == (grid.width, grid.height)
+    colour, strip = real_training_sites(tmp_path / "t33uuu", REAL_SCENES[0])
+    assert strip.window.width == SELECTION_STRIP_PX and colour.window.width < strip.window.col_off
