@@ -9,9 +9,11 @@ import re
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE_WORDS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 DATE_SELECTIONS = ("auto", "all", "last", "even")
-# auto: the int8 variant on the CPU and the fp16 one on a GPU when they are beside the model, else fp32
-PRECISIONS = ("auto", "fp32", "int8", "fp16")
-PRECISION_WORDS = {"auto": "Auto", "fp32": "Full (fp32)", "int8": "Fast CPU (int8)", "fp16": "Fast GPU (fp16)"}
+# auto: on a CPU that computes bfloat16 (AMX, AVX-512 BF16) with OpenVINO installed bf16, on another CPU the int8
+# variant, on a GPU the fp16 one, when they are beside the model; else fp32 (core.runtime.resolved_precision)
+PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")
+PRECISION_WORDS = {"auto": "Auto", "fp32": "Full (fp32)", "int8": "Fast CPU (int8)", "fp16": "Fast GPU (fp16)",
+                   "bf16": "Fast CPU with AMX (bf16)"}
 MIN_TILE_SIZE, MAX_TILE_SIZE = 32, 2048  # pixels; onnxruntime's memory grows with the square of the tile
 CHANGE_THRESHOLD = 0.5  # change maps from probability inputs: present from this probability
 MIN_PATCH_PIXELS = 6  # change maps: new/removed patches under this many pixels are speckle

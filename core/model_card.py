@@ -59,7 +59,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     model_type: str = MODEL_TYPE
-    precision: str = "fp32"  # of the weights and activations: fp32, int8 (CPU), fp16 (GPU)
+    precision: str = "fp32"  # of the weights and activations: fp32, int8 (CPU), fp16 (GPU); bf16 when run so
     harmonisation: dict[str, Any] | None = None  # each date's bands stretched first (core.harmonisation)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import numpy as np
 from .deepness import deepness_card, is_deepness
 from .definitions import DEVICES, PRECISIONS
 from .model_card import ModelCard, ModelCardError
+from .openvino_runner import OpenVinoSession, OpenVinoUnavailable, native_bf16
 
 log = logging.getLogger("timeseg")
 INSTALL_HINT = "install it into this Python with: python -m pip install onnxruntime (or onnxruntime-gpu for CUDA)"
@@ -205,14 +207,49 @@ def cuda_usable() -> bool:
     return "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
 
 
+def runs_in_bf16(precision: str, device: str, gpu: bool) -> bool:
+    """Whether ``precision`` on ``device`` means the CPU's bfloat16 path (OpenVINO): asked for, or ``auto``
+    on the CPU where it computes bfloat16 itself and OpenVINO is installed."""
+    if precision == "bf16" and device == "cuda":
+        raise RuntimeUnavailable("bf16 runs on the CPU: choose device cpu or auto, or precision fp16 for the GPU")
+    return precision == "bf16" or (precision == "auto" and device != "cuda" and not gpu and native_bf16())
+
+
 def load_model(model_path: str | Path, device: str = "auto", threads: int | None = None,
                precision: str = "fp32") -> LoadedModel:
     """The one way to open a model: one session, its card checked against the network's inputs and
     outputs. TimeSeg models and Deepness segmentation models (``core.deepness``) both load here;
-    ``precision`` picks the model's int8 or fp16 variant beside it (``variant_path``)."""
+    ``precision`` picks the model's int8 or fp16 variant beside it (``variant_path``), or runs the
+    float32 model in bfloat16 on the CPU (``runs_in_bf16``; ``auto`` goes on without it where
+    OpenVINO cannot read the model)."""
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    model_path = variant_path(model_path, precision, device != "cpu" and cuda_usable())
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    gpu = device != "cpu" and cuda_usable()
+    if runs_in_bf16(precision, device, gpu):
+        loaded = _load_onnxruntime(Path(model_path), "cpu", threads)
+        try:
+            return _on_openvino(loaded, Path(model_path), threads)
+        except (OpenVinoUnavailable, ModelCardError) as error:
+            if precision == "bf16":
+                raise (error if isinstance(error, ModelCardError) else RuntimeUnavailable(str(error))) from None
+            log.info("%s; running it with onnxruntime", error)
+    return _load_onnxruntime(variant_path(model_path, precision, gpu), device, threads)
+
+
+def _on_openvino(loaded: LoadedModel, model_path: Path, threads: int | None) -> LoadedModel:
+    """``loaded`` (a float32 model opened with onnxruntime, its card checked) run in bfloat16 by OpenVINO."""
+    if loaded.card.precision != "fp32":
+        raise ModelCardError(f"{model_path.name} is an {loaded.card.precision} model; bf16 runs a float32 model: "
+                             "give its fp32 .onnx")
+    runs, threads_per_run = cpu_threads(threads)
+    session = OpenVinoSession(model_path, runs * threads_per_run, runs)
+    return dataclasses.replace(loaded, session=session, card=dataclasses.replace(loaded.card, precision="bf16"),
+                               provider="OpenVINO")
+
+
+def _load_onnxruntime(model_path: Path, device: str, threads: int | None) -> LoadedModel:
     model = open_session(model_path, device, threads)
     declared = model.session.get_modelmeta().custom_metadata_map.get("precision")
     if model.device == "cuda" and declared == json.dumps("fp16"):

@@ -90,11 +90,12 @@ def run_real_image(args: argparse.Namespace) -> None:
 
 def _add_precision_check(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
-        "precision-check", help="the road model's int8 or fp16 variant against float32 on the real held-out area",
-        description="Writes docs/precision.md and .json (int8) or docs/precision_fp16.md and .json.")
+        "precision-check", help="the road model's int8, fp16 or bf16 variant against float32 on the real held-out area",
+        description="Writes docs/precision.md and .json (int8) or docs/precision_<variant>.md and .json.")
     parser.add_argument("--model", type=Path, default=Path("models/weights/roads.onnx"),
-                        help="the float32 model; its variant lies beside it (<name>.int8.onnx, <name>.fp16.onnx)")
-    parser.add_argument("--variant", choices=("int8", "fp16"), default="int8")
+                        help="the float32 model; its variant lies beside it (<name>.int8.onnx, <name>.fp16.onnx; "
+                             "bf16 runs the float32 file in OpenVINO)")
+    parser.add_argument("--variant", choices=("int8", "fp16", "bf16"), default="int8")
     parser.add_argument("--device", choices=("cpu", "cuda"),
                         help="where both models run (default: cpu for int8, cuda for fp16)")
     parser.add_argument("--work", type=Path, default=Path("runs/precision_check"))

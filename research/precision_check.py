@@ -1,7 +1,7 @@
-"""``timeseg-research precision-check``: the shipped road model's int8 (CPU) or fp16 (GPU) variant against its
-float32 original on the real held-out areas (hand-traced roads, one clear date, as L1C and L2A true colour) and on
-the real place no model is trained on (each clear date alone, then both) -> docs/precision.md (int8) or
-docs/precision_fp16.md.
+"""``timeseg-research precision-check``: the shipped road model's int8 (CPU), fp16 (GPU) or bf16 (CPU,
+OpenVINO) variant against its float32 original on the real held-out areas (hand-traced roads, one clear date, as
+L1C and L2A true colour) and on the real place no model is trained on (each clear date alone, then both) ->
+docs/precision.md (int8) or docs/precision_<variant>.md.
 
 Both files run through the engine (``timeseg segment --precision fp32|<variant>``), so the numbers are
 what an analyst gets. Speed is ``make bench``'s and ``bench/gpu.py``'s (bench/results.json).
@@ -26,7 +26,7 @@ from ..core.segment import SegmentRequest, segment
 from ..models.real_scene import REAL_SCENES, UNSEEN_DATES, RealScene, split_image_path
 from ..models.road_scores import THRESHOLD, HeldOut, counts, held_out, l2a_like, pooled, rounded, scores
 
-VARIANT_DEVICES = {"int8": "cpu", "fp16": "cuda"}  # where each variant is meant to run
+VARIANT_DEVICES = {"int8": "cpu", "fp16": "cuda", "bf16": "cpu"}  # where each variant is meant to run
 
 
 def _held_out(folder: Path, scene: RealScene | None) -> HeldOut:

@@ -76,7 +76,7 @@ def test_the_card_of_a_deepness_model(water_model):
 def test_engine_runs_the_last_date_through_a_deepness_model(water_model, small_scene, tmp_path, capsys):
     rasters = small_scene.tci_paths[2019]  # three dates: the one-date model takes the last
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "out"), "--device", "cpu",
-                 *map(str, rasters)]) == 0
+                 "--precision", "fp32", *map(str, rasters)]) == 0
     assert "1 dates" in capsys.readouterr().out
     with rasterio.open(tmp_path / "out" / "probability.tif") as probability, \
             rasterio.open(tmp_path / "out" / "classes.tif") as classes, rasterio.open(rasters[-1]) as reference:
@@ -121,6 +121,7 @@ def test_a_deepness_model_in_processing(water_model, small_scene, tmp_path, prov
 
     result = processing.run("timeseg:segment", {
         "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(water_model), "DEVICE": 1,
+        "PRECISION": 1,  # fp32: the exact numbers (auto may take bf16)
         "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
     with rasterio.open(result["OUTPUT_PROBABILITY"]) as probability:
         assert np.abs(probability.read(1) - expected_water(small_scene.tci_paths[2019][-1])).max() < 1e-5

@@ -42,5 +42,13 @@ def test_runtime_pins_are_the_requirements(monkeypatch):
                 if "==" in line and not line.startswith("#")}
 
     assert pins("requirements.txt")["onnxruntime"] == dependencies.RUNTIME_PACKAGES["onnxruntime"]
+    assert pins("requirements.txt")["openvino"] == dependencies.SPEED_PACKAGES["openvino"]
     assert pins("requirements-gpu.txt")["onnxruntime-gpu"] == dependencies.GPU_RUNTIME
+    # the installer adds OpenVINO (the bf16 path) on a CPU that computes bfloat16 only
+    monkeypatch.setattr(dependencies.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(dependencies, "cuda_gpu_present", lambda: False)
+    monkeypatch.setattr(dependencies, "cpu_computes_bf16", lambda: True)
+    assert dependencies.to_install() == ["onnxruntime==1.32.0", "openvino==2026.4.1"]
+    monkeypatch.setattr(dependencies, "cpu_computes_bf16", lambda: False)
+    assert dependencies.to_install() == ["onnxruntime==1.32.0"]
 

@@ -10,12 +10,19 @@ import pytest
 import rasterio
 
 from timeseg.cli import main
+from timeseg.core import runtime
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
 
 SHIPPED_INT8 = SHIPPED_ROAD_MODEL.with_name("roads.int8.onnx")
 
 
-def test_the_shipped_int8_variant_agrees_with_float32(tmp_path, capsys):
+@pytest.fixture
+def no_bf16_cpu(monkeypatch):
+    """A CPU that does not compute bfloat16, where auto takes the int8 file (with bf16: tests/test_bf16.py)."""
+    monkeypatch.setattr(runtime, "native_bf16", lambda: False)
+
+
+def test_the_shipped_int8_variant_agrees_with_float32(tmp_path, capsys, no_bf16_cpu):
     """On the demo sample (simulated), the default on this CPU is the int8 file; its classes are the
     float32 model's on at least 99 % of the pixels (on the real held-out area: docs/precision.md)."""
     card = read_model_card(SHIPPED_INT8)
@@ -36,7 +43,7 @@ def test_the_shipped_int8_variant_agrees_with_float32(tmp_path, capsys):
         assert (a.read(1) == b.read(1)).mean() >= 0.99
 
 
-def test_export_int8_and_choose_it(small_scene, tmp_path, capsys):
+def test_export_int8_and_choose_it(small_scene, tmp_path, capsys, no_bf16_cpu):
     """A model's int8 sibling is made by export (here from the shipped checkpoint, calibrated on simulated
     rasters), runs any number of dates, and is what auto picks on the CPU; fp32 still runs the original."""
     model = tmp_path / "mine.onnx"
@@ -110,7 +117,7 @@ def test_int8_gate_convolutions_run_as_qlinearconv_inside_the_loop(tmp_path, dat
     assert got.shape == expected.shape and np.abs(got - expected).max() < 0.02
 
 
-def test_export_fp16_and_choose_it(small_scene, tmp_path, capsys):
+def test_export_fp16_and_choose_it(small_scene, tmp_path, capsys, no_bf16_cpu):
     """The GPU variant: float16 weights, float32 input and output, the same card but its precision; on the CPU
     (which computes it in float32) it gives the float32 model's classes; auto on a CPU does not take it."""
     model = tmp_path / "mine.onnx"
@@ -145,8 +152,6 @@ def test_fp16_on_a_gpu_runs_without_shared_buffers(monkeypatch, variant, reuse):
     provider failed on an H200 at the network's SequenceAt); other files keep it. CUDA is faked here: the
     session runs on the CPU and says it is CUDA's."""
     import onnxruntime
-
-    from timeseg.core import runtime
 
     asked = []
 

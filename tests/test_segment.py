@@ -39,7 +39,7 @@ def test_tiles_of_one_size_and_edges_share_one_window_that_cannot_be_changed():
 
 def test_segment_writes_georeferenced_probability_and_classes(local_model, small_scene, tmp_path):
     rasters = rasters_of(small_scene, 2019)[::-1]  # any order: sorted by date inside
-    result = segment(SegmentRequest(rasters, local_model, tmp_path, device="cpu"))
+    result = segment(SegmentRequest(rasters, local_model, tmp_path, device="cpu", precision="fp32"))
     assert result.provider == "CPUExecutionProvider"
     assert result.dates == sorted(r.date for r in rasters)
     with rasterio.open(small_scene.tci_paths[2019][0]) as reference, \
@@ -61,7 +61,8 @@ def test_segment_writes_georeferenced_probability_and_classes(local_model, small
 
 def test_stitched_tiles_equal_a_whole_image_run(local_model, small_scene, tmp_path):
     rasters = rasters_of(small_scene, 2019)
-    result = segment(SegmentRequest(rasters, local_model, tmp_path, device="cpu", tile_size=64, overlap=32))
+    result = segment(SegmentRequest(rasters, local_model, tmp_path, device="cpu", precision="fp32", tile_size=64,
+                                    overlap=32))
     card = read_model_card(local_model)
     with RasterStack(rasters) as stack:
         pixels, _ = stack.read(rasterio.windows.Window(0, 0, 96, 96))

@@ -12,6 +12,8 @@ from pathlib import Path
 # checks they agree). rasterio comes from the system (Debian, OSGeo4W, QGIS.app) and is not pip-installed here.
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime==1.32.0", "rasterio": "rasterio"}
 GPU_RUNTIME = "onnxruntime-gpu==1.31.1"
+# The CPU's bfloat16 path (core/openvino_runner.py), installed beside them on a CPU that computes bfloat16
+SPEED_PACKAGES = {"openvino": "openvino==2026.4.1"}
 
 
 def python_for_pip() -> str:
@@ -34,6 +36,15 @@ def cuda_gpu_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
+def cpu_computes_bf16() -> bool:
+    """This CPU has AMX or AVX-512 BF16, as Linux's /proc/cpuinfo says (elsewhere unknown: False)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
 def pip_arguments(packages: list[str]) -> list[str]:
     """The exact ``pip install`` of ``packages`` into QGIS's Python, as a list of arguments."""
     flags = ["--user", "--break-system-packages"] if externally_managed() else ["--user"]
@@ -41,10 +52,13 @@ def pip_arguments(packages: list[str]) -> list[str]:
 
 
 def to_install(training: bool = False) -> list[str]:
-    """The pinned packages the installer button would install now (onnxruntime-gpu with a CUDA GPU)."""
+    """The pinned packages the installer button would install now (onnxruntime-gpu with a CUDA GPU,
+    OpenVINO with a CPU that computes bfloat16)."""
     missing = [pin for module, pin in RUNTIME_PACKAGES.items()
                if importlib.util.find_spec(module) is None and module != "rasterio"]
     missing = [GPU_RUNTIME if pin.startswith("onnxruntime") and cuda_gpu_present() else pin for pin in missing]
+    if cpu_computes_bf16():
+        missing += [pin for module, pin in SPEED_PACKAGES.items() if importlib.util.find_spec(module) is None]
     if training:
         missing += [pin for module, pin in TRAINING_PACKAGES.items() if importlib.util.find_spec(module) is None]
     return missing

@@ -55,8 +55,9 @@ class OptionsPanel(QGroupBox):
         self.precision_combo = QComboBox()
         for key, label in PRECISION_WORDS.items():
             self.precision_combo.addItem(self.tr(label), key)
-        self.precision_combo.setToolTip(self.tr("Auto: the model's int8 variant on the CPU (faster, nearly the same "
-                                                "map) when it comes with the model, else full precision"))
+        self.precision_combo.setToolTip(self.tr("Auto: on a CPU with AMX or AVX-512 BF16, bf16 (OpenVINO); on other "
+                                                "CPUs the model's int8 variant when it comes with the model; on a GPU "
+                                                "its fp16 one; else full precision. All give nearly the same map"))
         self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(
             settings.value(SETTINGS + "precision", "auto"))))
         form.addRow(self.tr("Precision"), self.precision_combo)

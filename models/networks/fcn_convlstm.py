@@ -115,25 +115,29 @@ class FcnConvLstm(nn.Module):
         """Per-date steps ``[B, T, K + E (+ 1), H, W]`` -> unnormalised scores ``[B, K, H, W]``.
 
         Date by date, every layer's cell in turn: the same result as running each layer over the
-        whole sequence, without keeping every layer's hidden states (one loop in the exported graph).
+        whole sequence, without keeping every layer's hidden states. The states travel as one tensor
+        ``[B, 2 * layers * hidden, H, W]`` (h and c of each layer in turn), so that the exported
+        graph's one loop carries tensors only: OpenVINO reads no loop that carries a sequence.
         """
-        hiddens: list[torch.Tensor] = []  # h and c of each layer (lists of tensors: what ONNX export takes)
-        cells: list[torch.Tensor] = []
-        for layer_start in self.lstms:
-            h, c = layer_start.cell.initial_state(steps.select(1, 0))
-            hiddens.append(h)
-            cells.append(c)
-        hidden = steps.select(1, 0)  # bound before the loop, as TorchScript wants (T >= 1)
+        first = steps.select(1, 0)
+        width = self.head.in_channels  # the ConvLSTM's hidden channels
+        state = first.new_zeros(first.shape[0], 2 * len(self.lstms) * width, first.shape[2], first.shape[3])
+        hidden = first  # bound before the loop, as TorchScript wants (T >= 1)
         for t in range(steps.shape[1]):
             step = steps.select(1, t)
             hidden = step.narrow(1, 0, self.step_channels) if self.gated else step  # no Slice when ungated
+            new_state = state.narrow(1, 0, 0)
             for layer, layer_step in enumerate(self.lstms):
-                new_hidden, new_cell = layer_step.cell(hidden, (hiddens[layer], cells[layer]))
+                h = state.narrow(1, 2 * layer * width, width)
+                c = state.narrow(1, (2 * layer + 1) * width, width)
+                new_hidden, new_cell = layer_step.cell(hidden, (h, c))
                 if self.gated:  # take in the share s of the date, keep the rest of the state
                     share = step.narrow(1, self.step_channels, 1)
-                    new_hidden = hiddens[layer] + share * (new_hidden - hiddens[layer])
-                    new_cell = cells[layer] + share * (new_cell - cells[layer])
-                hidden, hiddens[layer], cells[layer] = new_hidden, new_hidden, new_cell
+                    new_hidden = h + share * (new_hidden - h)
+                    new_cell = c + share * (new_cell - c)
+                hidden = new_hidden
+                new_state = torch.cat([new_state, new_hidden, new_cell], dim=1)
+            state = new_state
         return self.head(hidden)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
