@@ -1,7 +1,8 @@
 """``make bench``: engine speed and memory on simulated 5-date stacks -> bench/results.json.
 
-For ``--precision fp32`` and the default (``auto``: the int8 variant on a CPU), in alternating
-order over ``--rounds`` rounds (medians reported, each round kept):
+For ``--precision fp32``, the default (``auto``: bf16 on a CPU that computes it, else the int8 variant on a
+CPU) and any ``--also`` precisions, in turned order over ``--rounds`` rounds (medians reported, each round
+kept):
 - model-only throughput: the model on pre-built tiles, run as the engine runs it (tiles per call,
   calls at once) but without I/O, as raster megapixels per second for the tiles the raster needs;
 - end-to-end throughput: ``timeseg segment`` on the same stack, in a child process whose peak
@@ -117,8 +118,10 @@ def model_only(model: Path, size: int, dates: int, threads: int | None, device: 
 
 
 # runs the engine's command line, then reports on the last stderr line the seconds it ran after the imports
-# that a QGIS session has already made, and its own peak RSS (KiB on Linux)
+# that a QGIS session has already made (OpenVINO's too, with the CPU's answer on bfloat16, where a run has
+# used it), and its own peak RSS (KiB on Linux)
 _CHILD = ("import resource, sys, time; from timeseg.cli import main; import timeseg.core.segment, onnxruntime; "
+          "from timeseg.core.openvino_runner import native_bf16; native_bf16(); "
           "started = time.perf_counter(); code = main(sys.argv[1:]); "
           "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
           "sys.exit(code)")
@@ -184,15 +187,17 @@ def median_of(runs: list[dict], key: str) -> float:
 
 
 def compare_precisions(args: argparse.Namespace, size: int, rounds: int) -> dict:
-    """``--precision fp32`` and the default (``auto``: the int8 variant on a CPU) end to end and
-    model-only on one stack, alternating which goes first round by round (this shared machine's
-    speed drifts from minute to minute); medians, with every round's figure kept."""
+    """``--precision fp32``, the default (``auto``) and any ``--also`` precisions end to end and model-only
+    on one stack, the order turned round by round (this shared machine's speed drifts from minute to
+    minute); medians, with every round's figure kept."""
     rasters = large_stack(args.work, size)
-    outputs = {"fp32": args.work / f"out_{size}", "auto": args.work / f"out_{size}_auto"}
-    runs: dict[str, list[dict]] = {"fp32": [], "auto": []}
-    bare: dict[str, list[dict]] = {"fp32": [], "auto": []}  # per round: the mean of the runs before and after
+    precisions = ["fp32", "auto", *args.also]
+    names = {precision: "default" if precision == "auto" else precision for precision in precisions}
+    outputs = {p: args.work / (f"out_{size}" if p == "fp32" else f"out_{size}_{p}") for p in precisions}
+    runs: dict[str, list[dict]] = {p: [] for p in precisions}
+    bare: dict[str, list[dict]] = {p: [] for p in precisions}  # per round: the mean of the runs before and after
     for round_ in range(rounds):
-        for precision in ("fp32", "auto") if round_ % 2 == 0 else ("auto", "fp32"):
+        for precision in precisions if round_ % 2 == 0 else precisions[::-1]:
             before = model_only(args.model, size, 5, args.threads, args.device, precision)
             runs[precision].append(end_to_end(args.model, rasters, outputs[precision], size, args.device,
                                               args.threads, precision))
@@ -201,7 +206,7 @@ def compare_precisions(args: argparse.Namespace, size: int, rounds: int) -> dict
                 before["seconds_per_tile"], after["seconds_per_tile"]],
                 "seconds_per_tile": (before["seconds_per_tile"] + after["seconds_per_tile"]) / 2})
     result: dict = {"size": size, "model": str(args.model), "rounds": rounds}
-    for precision, name in (("fp32", "fp32"), ("auto", "default")):
+    for precision, name in names.items():
         seconds, per_tile = median_of(runs[precision], "seconds"), median_of(bare[precision], "seconds_per_tile")
         tiles = bare[precision][0]["tiles"]
 
@@ -230,6 +235,10 @@ def compare_precisions(args: argparse.Namespace, size: int, rounds: int) -> dict
     result["model_only_default_speedup"] = (result["fp32"]["model_only_seconds_per_tile"]
                                             / result["default"]["model_only_seconds_per_tile"])
     result["default_class_pixels_equal"] = equal_class_pixels(outputs["fp32"], outputs["auto"])
+    for precision in args.also:
+        result[f"{precision}_speedup_over_fp32"] = (result["fp32"]["end_to_end_seconds"]
+                                                   / result[precision]["end_to_end_seconds"])
+        result[f"{precision}_class_pixels_equal"] = equal_class_pixels(outputs["fp32"], outputs[precision])
     return result
 
 
@@ -241,6 +250,8 @@ def main() -> None:
                         help="rounds of fp32 and default, alternating their order (one round above 4096 px)")
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[],
                         help="sizes run end to end for peak memory only, with a tiny random-weight model")
+    parser.add_argument("--also", nargs="*", default=[], choices=("int8", "fp16", "bf16"),
+                        help="more precisions run in the same rounds (e.g. int8 where auto takes bf16)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--work", type=Path, default=ROOT / "data/bench")

@@ -231,10 +231,14 @@ def load_model(model_path: str | Path, device: str = "auto", threads: int | None
         loaded = _load_onnxruntime(Path(model_path), "cpu", threads)
         try:
             return _on_openvino(loaded, Path(model_path), threads)
-        except (OpenVinoUnavailable, ModelCardError) as error:
+        except OpenVinoUnavailable as error:
             if precision == "bf16":
-                raise (error if isinstance(error, ModelCardError) else RuntimeUnavailable(str(error))) from None
-            log.info("%s; running it with onnxruntime", error)
+                raise RuntimeUnavailable(str(error)) from None
+            log.info("%s; running the model with onnxruntime", error)
+        except ModelCardError as error:
+            if precision == "bf16":
+                raise
+            log.info("%s; running the model with onnxruntime", error)
     return _load_onnxruntime(variant_path(model_path, precision, gpu), device, threads)
 
 
