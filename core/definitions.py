@@ -10,7 +10,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DEVICE_WORDS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 DATE_SELECTIONS = ("auto", "all", "last", "even")
 # auto: on a CPU that computes bfloat16 (AMX, AVX-512 BF16) with OpenVINO installed bf16, on another CPU the int8
-# variant, on a GPU the fp16 one, when they are beside the model; else fp32 (core.runtime.resolved_precision)
+# variant, on a GPU the fp16 one, when they are beside the model; else fp32 (core.runtime.load_model)
 PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")
 PRECISION_WORDS = {"auto": "Auto", "fp32": "Full (fp32)", "int8": "Fast CPU (int8)", "fp16": "Fast GPU (fp16)",
                    "bf16": "Fast CPU with AMX (bf16)"}

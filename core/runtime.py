@@ -248,9 +248,9 @@ def _on_openvino(loaded: LoadedModel, model_path: Path, threads: int | None) -> 
         raise ModelCardError(f"{model_path.name} is an {loaded.card.precision} model; bf16 runs a float32 model: "
                              "give its fp32 .onnx")
     runs, threads_per_run = cpu_threads(threads)
-    session = OpenVinoSession(model_path, runs * threads_per_run, runs)
+    session = OpenVinoSession(model_path, runs * threads_per_run)
     return dataclasses.replace(loaded, session=session, card=dataclasses.replace(loaded.card, precision="bf16"),
-                               provider="OpenVINO")
+                               provider="OpenVINO", runs_at_once=1)
 
 
 def _load_onnxruntime(model_path: Path, device: str, threads: int | None) -> LoadedModel:

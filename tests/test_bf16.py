@@ -36,9 +36,9 @@ def test_the_exported_loop_carries_tensors_only(local_model):
 
 
 def test_openvino_runs_the_float32_graph_from_several_threads(local_model, bf16_cpu):
-    """Each input shape compiled once; two threads at once; the probabilities onnxruntime's within
-    bfloat16's rounding, for 1 and 3 dates."""
-    session = openvino_runner.OpenVinoSession(local_model, threads=2, streams=2)
+    """Each input shape compiled once; called from two threads at once (one run at a time); the
+    probabilities onnxruntime's within bfloat16's rounding, for 1 and 3 dates."""
+    session = openvino_runner.OpenVinoSession(local_model, threads=2)
     reference = onnxruntime.InferenceSession(str(local_model), providers=["CPUExecutionProvider"])
     generator = np.random.default_rng(0)
     inputs = [generator.standard_normal(shape, dtype=np.float32)
@@ -49,7 +49,7 @@ def test_openvino_runs_the_float32_graph_from_several_threads(local_model, bf16_
         expected = reference.run(["probabilities"], {"images": images})[0]
         assert output.shape == expected.shape == (images.shape[0], 1, *images.shape[3:])
         assert np.abs(output - expected).max() < 0.03
-    assert len(session._compiled) == 2  # one per shape, whichever thread asked first
+    assert len(session._requests) == 2  # one per shape, whichever thread asked first
 
 
 def test_auto_takes_bf16_on_such_a_cpu_and_int8_elsewhere(small_scene, tmp_path, capsys, monkeypatch, bf16_cpu):
@@ -69,7 +69,7 @@ def test_auto_takes_bf16_on_such_a_cpu_and_int8_elsewhere(small_scene, tmp_path,
     assert segment("on_cuda", "--precision", "bf16", "--device", "cuda") == 1
     assert "bf16 runs on the CPU: choose device cpu or auto, or precision fp16 for the GPU" in capsys.readouterr().err
 
-    def unreadable(path, threads, streams):
+    def unreadable(path, threads):
         raise ModelCardError(f"OpenVINO cannot read {path.name}")
 
     monkeypatch.setattr(runtime, "OpenVinoSession", unreadable)

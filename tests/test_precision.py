@@ -23,7 +23,7 @@ def no_bf16_cpu(monkeypatch):
 
 
 def test_the_shipped_int8_variant_agrees_with_float32(tmp_path, capsys, no_bf16_cpu):
-    """On the demo sample (simulated), the default on this CPU is the int8 file; its classes are the
+    """On the demo sample (simulated), the default on a CPU without bfloat16 is the int8 file; its classes are the
     float32 model's on at least 99 % of the pixels (on the real held-out area: docs/precision.md)."""
     card = read_model_card(SHIPPED_INT8)
     assert card.precision == "int8" and card.metrics["int8_equal_class_pixels"] >= 0.99
