@@ -2,7 +2,7 @@
 computes bfloat16 itself (AMX or AVX-512 BF16), in place of an onnxruntime session.
 
 onnxruntime's CPU provider has no bfloat16 convolutions; OpenVINO's CPU plugin (oneDNN) has, and
-with AMX they run the road model about 2.5 times as fast as onnxruntime in float32 (README, Speed
+with AMX they run the road model alone 2.3-2.5 times as fast as onnxruntime in float32 (README, Speed
 and memory). Each input shape is compiled once with static shapes: OpenVINO ran the road model's
 ConvLSTM loop with dynamic shapes at a third of that speed.
 """

@@ -38,9 +38,14 @@ CPU_RUNS_AT_ONCE = 2
 TILES_PER_RUN = {"cuda": 8, "cpu": 1}
 
 
+def all_threads(threads: int | None) -> int:
+    """The threads a model may use: ``threads``, or one per core."""
+    return threads or max(1, os.cpu_count() or 1)
+
+
 def cpu_threads(threads: int | None) -> tuple[int, int]:
     """``(runs at once, onnxruntime threads per run)`` for ``threads`` CPU threads (default: all cores)."""
-    total = threads or max(1, os.cpu_count() or 1)
+    total = all_threads(threads)
     runs = min(CPU_RUNS_AT_ONCE, total)
     return runs, total // runs
 
@@ -120,7 +125,7 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
                 ort.preload_dlls()
             except Exception:  # CUDA libraries missing: the provider check below decides
                 pass
-        options = _session_options(ort, threads or max(1, os.cpu_count() or 1), reuse_memory)
+        options = _session_options(ort, all_threads(threads), reuse_memory)
         session = _start_session(ort, path, options, ["CUDAExecutionProvider", "CPUExecutionProvider"])
         if session.get_providers()[0] == "CUDAExecutionProvider":
             return ModelSession(session, "CUDAExecutionProvider")
@@ -247,8 +252,7 @@ def _on_openvino(loaded: LoadedModel, model_path: Path, threads: int | None) -> 
     if loaded.card.precision != "fp32":
         raise ModelCardError(f"{model_path.name} is an {loaded.card.precision} model; bf16 runs a float32 model: "
                              "give its fp32 .onnx")
-    runs, threads_per_run = cpu_threads(threads)
-    session = OpenVinoSession(model_path, runs * threads_per_run)
+    session = OpenVinoSession(model_path, all_threads(threads))  # one run at a time, on every thread
     return dataclasses.replace(loaded, session=session, card=dataclasses.replace(loaded.card, precision="bf16"),
                                provider="OpenVINO", runs_at_once=1)
 
