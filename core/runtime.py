@@ -164,6 +164,17 @@ class LoadedModel:
         """Tiles per onnxruntime call when the user gives none (``TILES_PER_RUN``)."""
         return self.fixed_batch or TILES_PER_RUN[self.device]
 
+    def prepare(self, tiles: int, dates: int, tile_size: int) -> None:
+        """Make ready now what the first ``run`` of ``tiles`` tiles of ``dates`` dates would make: OpenVINO
+        compiles the network for that input shape (the engine has it done while it opens and harmonises the
+        rasters); onnxruntime sessions have nothing to prepare."""
+        prepare = getattr(self.session, "prepare", None)
+        if prepare is None:
+            return
+        bands = len(self.card.bands)
+        shape = (bands, tile_size, tile_size) if self.single_date else (dates, bands, tile_size, tile_size)
+        prepare((self.fixed_batch or tiles, *shape))
+
     def run(self, images: np.ndarray) -> np.ndarray:
         """``[B, T, C, h, w]`` normalised images -> ``[B, K, h, w]`` probabilities (K as the card says)."""
         if self.single_date:

@@ -260,11 +260,14 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             raise SegmentError(problems)
         grid = stack.grid
         channels = card.output_channels
-        input_tables = _input_tables(stack, card, normalisation)
         tile_size, overlap = _tiling(request, model, grid.width, grid.height)
         threshold = card.threshold if request.threshold is None else request.threshold
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
         batch_size = request.batch_size or model.tiles_per_run
+        with ThreadPoolExecutor(1, "prepare") as preparing:  # the model made ready while the dates are harmonised
+            prepared = preparing.submit(model.prepare, min(batch_size, len(tiles)), len(stack.dates), tile_size)
+            input_tables = _input_tables(stack, card, normalisation)
+            prepared.result()
         batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
         done, run = [0], [0]  # tiles written, tiles the model ran on (counted by the one writer thread)
@@ -324,8 +327,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
 
                 with readers or contextlib.nullcontext(), block_cache(stack):
                     run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
-                probability.finish()
-                classes.finish()
+                with ThreadPoolExecutor(2, "finish") as finishing:  # the model is done: the cores close both at once
+                    list(finishing.map(GeoTiffWriter.finish, (probability, classes)))
             run_outputs.write_text(style_path(probability_path), probability_qml(stack.dates))
             run_outputs.write_text(style_path(classes_path), classes_qml(card.class_names, stack.dates))
             if own_outputs is not None:

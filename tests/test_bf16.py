@@ -52,6 +52,39 @@ def test_openvino_runs_the_float32_graph_from_several_threads(local_model, bf16_
     assert len(session._requests) == 2  # one per shape, whichever thread asked first
 
 
+def test_the_engine_compiles_the_shape_it_runs_before_the_first_run(small_scene, tmp_path, monkeypatch, bf16_cpu):
+    """The engine has OpenVINO compile the tiles' input shape while it harmonises the dates: the runs find
+    it compiled (none compiles again), and an onnxruntime session has nothing to prepare."""
+    prepared, compiled, ran = [], [], []
+    session = openvino_runner.OpenVinoSession
+    prepare, request, run = session.prepare, session._request, session.run
+
+    def counted_prepare(self, shape):
+        prepared.append(shape)
+        prepare(self, shape)
+
+    def counted_request(self, shape):
+        if shape not in self._requests:
+            compiled.append(shape)
+        return request(self, shape)
+
+    def counted_run(self, names, feed):
+        ran.append(next(iter(feed.values())).shape)
+        return run(self, names, feed)
+
+    monkeypatch.setattr(session, "prepare", counted_prepare)
+    monkeypatch.setattr(session, "_request", counted_request)
+    monkeypatch.setattr(session, "run", counted_run)
+    rasters = [str(p) for p in small_scene.tci_paths[2019]]
+    assert main(["segment", "--model", str(SHIPPED_ROAD_MODEL), "--output", str(tmp_path / "out"), "--tile-size",
+                 "64", "--overlap", "16", *rasters]) == 0
+    assert prepared == compiled == [(1, 3, 3, 64, 64)]
+    assert len(ran) == 4 and set(ran) == {(1, 3, 3, 64, 64)}  # 96 px in 64 px tiles, 16 px overlap: 2 x 2
+    onnxruntime_model = runtime.load_model(SHIPPED_ROAD_MODEL, "cpu", 1, "fp32")
+    onnxruntime_model.prepare(1, 3, 64)  # nothing to do
+    assert onnxruntime_model.provider == "CPUExecutionProvider"
+
+
 def test_auto_takes_bf16_on_such_a_cpu_and_int8_elsewhere(small_scene, tmp_path, capsys, monkeypatch, bf16_cpu):
     rasters = [str(p) for p in small_scene.tci_paths[2019]]
 
