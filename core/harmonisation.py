@@ -106,8 +106,9 @@ def histogram_percentiles(values: np.ndarray, kept: np.ndarray, percentiles: Seq
 
 def looked_up(tables: np.ndarray, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Uint8 ``pixels`` ``[..., C, h, w]`` through one table per band ``tables`` ``[C, 256]`` (into ``out``)."""
-    # one gather through the bands' tables end to end (pixel + 256 x band): half the time of a fancy index per
-    # band (1.5 against 2.8 ms for a 5-date 256 px tile); 'wrap' takes no bounds check, none can fall outside
+    # one gather through the bands' tables end to end (pixel + 256 x band): about half the time of a fancy index
+    # per band (1.5 against 2.8 ms for a 5-date 256 px tile); no index can fall outside, and 'wrap' writes into
+    # ``out`` directly where the default 'raise' goes through a buffer
     index = pixels.astype(np.uint16 if len(tables) <= 256 else np.int64)
     index += (np.arange(len(tables), dtype=index.dtype) * 256)[:, None, None]
     out = np.empty(pixels.shape, tables.dtype) if out is None else out
