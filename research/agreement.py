@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,27 @@ def agreement_table(truths: dict[str, HeldOut], images: dict[str, Path], windows
             lines.append(row(f"second tracer, {tracing}, {placing}", blocks))
     lines.append(row(model_name, model_blocks, compared=False))
     return "\n".join(lines), numbers
+
+
+def pairwise_table(truths: dict[str, HeldOut], images: dict[str, Path], windows: dict[str, Path],
+                   tracings: dict[str, dict[str, list[dict]]], model_name: str,
+                   model_maps: dict[str, np.ndarray]) -> tuple[str, dict]:
+    """Markdown table and numbers: pooled F1 of each map (the labels, each tracing snapped, the model's
+    P(road) ``[H, W]`` per scene) scored with each tracing in turn as the truth, the labels' ignored areas
+    left out throughout: how far the people agree with each other, and the model with each of them."""
+    scenes = list(truths)
+    lines_of = {"labels": {scene: truths[scene].centre for scene in scenes}}
+    for tracing, by_scene in tracings.items():
+        lines_of[tracing] = {scene: tracing_map(by_scene[scene], images[scene], windows[scene]) > 0
+                             for scene in scenes}
+    maps = {**{name: {s: m.astype(np.float32) for s, m in by.items()} for name, by in lines_of.items()},
+            model_name: model_maps}
+    numbers: dict[str, dict[str, float]] = {}
+    table = ["| truth | " + " | ".join(maps) + " |", "|---|" + "---|" * len(maps)]
+    for truth_name, centres in lines_of.items():
+        for map_name, by_scene in maps.items():
+            truth_of = {s: replace(truths[s], centre=centres[s] & ~truths[s].ignored) for s in scenes}
+            blocks = np.concatenate([block_counts(by_scene[s], truth_of[s]) for s in scenes])
+            numbers.setdefault(truth_name, {})[map_name] = RoadCounts.of(blocks).scores().f1
+        table.append(f"| {truth_name} | " + " | ".join(f"{f1:.3f}" for f1 in numbers[truth_name].values()) + " |")
+    return "\n".join(table), numbers

