@@ -163,7 +163,8 @@ def run_train(args: argparse.Namespace) -> None:
         except ValueError as error:
             raise ValueError(f"{error}: give --real-image, the image its lines were traced on") from None
         shore_px = SHORE_PX if args.shore_weight > 1 else 0.0
-        pairs = [real_training_sites(args.output / "real", scene, args.line_width, shore_px) for scene in scenes]
+        pairs = [real_training_sites(args.output / "real", scene, args.line_width, shore_px, args.real_ring_px)
+                 for scene in scenes]
         areas = [site.window.width * site.window.height for site, _ in pairs]
         site_weights = training_site_weights(len(train_sites), areas, args.real_share, args.real_weights)
         train_sites = [*train_sites, *(site for site, _ in pairs)]

@@ -35,7 +35,7 @@ from ..core.harmonisation import Harmonisation
 from ..core.raster_stack import DatedRaster, Grid, RasterStack
 from .dataset import Site
 from .labels import HARD_NEGATIVE, LABEL_NODATA, LabelSource, _read_geometries
-from .settings import REAL_WEIGHTINGS
+from .settings import REAL_WEIGHTINGS, TRACING_TOLERANCE_PX
 
 REAL_FOLDER = Path(__file__).resolve().parent / "real"
 
@@ -115,7 +115,7 @@ def _within(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def real_label_raster(gpkg: Path, grid: Grid, split: str, line_width_px: int = 3,
-                      tolerance_px: float = 3.0, shore_px: float = 0.0) -> np.ndarray:
+                      tolerance_px: float = TRACING_TOLERANCE_PX, shore_px: float = 0.0) -> np.ndarray:
     """Labels ``[H, W]`` uint8 of ``split`` on ``grid`` (codes in the module docstring); ``shore_px``
     > 0 marks the not-road pixels that near a water edge ``HARD_NEGATIVE``."""
     if split not in SPLITS:
@@ -162,7 +162,7 @@ def split_image_path(folder: Path, image: Path, split: str) -> Path:
 
 
 def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px: int = 3,
-                tolerance_px: float = 3.0, shore_px: float = 0.0) -> tuple[Path, Path]:
+                tolerance_px: float = TRACING_TOLERANCE_PX, shore_px: float = 0.0) -> tuple[Path, Path]:
     """The ``split``'s part of ``image`` and its label raster, as two GeoTIFFs under ``folder``
     (the image is cropped, so that training never reads the held-out area's pixels)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -188,10 +188,10 @@ def write_split(gpkg: Path, image: Path, split: str, folder: Path, line_width_px
 
 
 def real_site(folder: Path, scene: RealScene, split: str = "train", line_width_px: int = 3,
-              window: Window | None = None, shore_px: float = 0.0) -> Site:
+              window: Window | None = None, shore_px: float = 0.0, ring_px: float = TRACING_TOLERANCE_PX) -> Site:
     """A one-date training or test site of ``scene``'s ``split`` (``window``: a part of the
-    split's crop; ``shore_px``: see ``real_label_raster``)."""
-    image_path, labels_path = write_split(scene.labels, scene.image, split, folder, line_width_px,
+    split's crop; ``shore_px``, ``ring_px`` (its ``tolerance_px``): see ``real_label_raster``)."""
+    image_path, labels_path = write_split(scene.labels, scene.image, split, folder, line_width_px, ring_px,
                                           shore_px=shore_px)
     return Site((DatedRaster(image_path, scene.date),), LabelSource(labels_path, "raster"), window)
 
@@ -213,20 +213,23 @@ SELECTION_STRIP_PX = 144  # the train area's last columns, where the best epoch 
 SELECTION_GAP_PX = 16
 
 
-def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3,
-                        shore_px: float = 0.0) -> tuple[Site, Site | None]:
+def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3, shore_px: float = 0.0,
+                        ring_px: float = TRACING_TOLERANCE_PX) -> tuple[Site, Site | None]:
     """``scene``'s train area cut in two along its columns: the training site and, beyond a 16 px
     gap, a strip of ``SELECTION_STRIP_PX`` columns that only chooses each stage's best epoch
-    (``shore_px``: see ``real_label_raster``). A scene of ``TRAIN_ONLY_SCENES`` trains on all of
+    (``shore_px``, ``ring_px``: see ``real_site``). A scene of ``TRAIN_ONLY_SCENES`` trains on all of
     its train area and chooses nothing (``None``): a grey image is no judge of a true-colour model."""
     window = split_window(scene.labels, scene.image, "train")
     width, height = int(window.width), int(window.height)
+
+    def site(columns: Window) -> Site:
+        return real_site(folder, scene, "train", line_width_px, columns, shore_px, ring_px)
+
     if scene in TRAIN_ONLY_SCENES:
-        return real_site(folder, scene, "train", line_width_px, Window(0, 0, width, height), shore_px), None
+        return site(Window(0, 0, width, height)), None
     train_width = width - SELECTION_STRIP_PX - SELECTION_GAP_PX
-    return (real_site(folder, scene, "train", line_width_px, Window(0, 0, train_width, height), shore_px),
-            real_site(folder, scene, "train", line_width_px,
-                      Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX, height), shore_px))
+    return site(Window(0, 0, train_width, height)), site(Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX,
+                                                                height))
 
 
 def real_harmonisation(folder: Path, scenes: Sequence[RealScene] = REAL_SCENES) -> Harmonisation:

@@ -15,6 +15,9 @@ SCHEDULES = ("paper", "constant", "cosine")
 ARCHITECTURES = ("fcn_convlstm", "biconvlstm")
 TRAIN_PRECISIONS = ("fp32", "bf16", "auto")
 REAL_WEIGHTINGS = ("area", "scene")  # how the real patches are shared among real scenes
+# left out of training around each traced real road, beyond its width (and around its uncertain lines, 1 px
+# more): the tracing's tolerance (vertices lie 1-3 px off); 1 px leaves out only what the score's 2 px forgives
+TRACING_TOLERANCE_PX = 3.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class TrainOptions:
     shore_weight: float = option(1.0, "weight in the loss of the real images' shores (not-road pixels next to a "
                                  "traced water edge), where false roads gather; 1: as any other pixel (5, tried "
                                  "with --real-weights scene, lost F1: docs/models.md)", minimum=1.0)
+    real_ring_px: float = option(TRACING_TOLERANCE_PX, "px left out of training around each traced real road, "
+                                 "beyond its width: the tracing's tolerance (1: only what the real score's 2 px "
+                                 "tolerance forgives; docs/models.md)", minimum=0.0)
     # start from this checkpoint's weights (those whose shapes fit)
     init_checkpoint: Path | None = option(None, "start from this checkpoint's weights (e.g. models/weights/roads.pt; "
                                           "with --fcn-epochs 0 only the temporal stage trains)", flag="--init")

@@ -193,3 +193,22 @@ def test_the_grey_place_trains_only(tmp_path):
     assert selection is None and (training.window.width, training.window.height) == (grid.width, grid.height)
     colour, strip = real_training_sites(tmp_path / "t33uuu", REAL_SCENES[0])
     assert strip.window.width == SELECTION_STRIP_PX and colour.window.width < strip.window.col_off
+
+
+def test_the_ring_left_out_around_each_road(tmp_path):
+    """Training's ``--real-ring-px``: the not-road pixels start that far beyond the road's 3 px width (1 px:
+    2 px from the traced line, where the real score's tolerance ends); the road pixels do not change."""
+    from timeseg.models.real_scene import real_training_sites
+    from timeseg.models.settings import TRACING_TOLERANCE_PX
+
+    def labels(ring_px: float) -> np.ndarray:
+        site = real_training_sites(tmp_path / str(ring_px), REAL_SCENES[0], ring_px=ring_px)[0]
+        with rasterio.open(site.labels.path) as dataset:
+            return dataset.read(1)
+
+    default, narrow = labels(TRACING_TOLERANCE_PX), labels(1.0)
+    assert ((default == 1) == (narrow == 1)).all() and (narrow == 1).any()
+    from_road = ndimage.distance_transform_edt(default != 1)
+    assert from_road[default == 0].min() > TRACING_TOLERANCE_PX - 0.5  # 3 px of ring
+    assert 1.0 <= from_road[narrow == 0].min() < 2.0  # 1 px of ring
+    assert (narrow == 0).sum() > (default == 0).sum()
