@@ -228,8 +228,8 @@ def real_training_sites(folder: Path, scene: RealScene, line_width_px: int = 3, 
     if scene in TRAIN_ONLY_SCENES:
         return site(Window(0, 0, width, height)), None
     train_width = width - SELECTION_STRIP_PX - SELECTION_GAP_PX
-    return site(Window(0, 0, train_width, height)), site(Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX,
-                                                                height))
+    strip = Window(width - SELECTION_STRIP_PX, 0, SELECTION_STRIP_PX, height)
+    return site(Window(0, 0, train_width, height)), site(strip)
 
 
 def real_harmonisation(folder: Path, scenes: Sequence[RealScene] = REAL_SCENES) -> Harmonisation:
