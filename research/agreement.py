@@ -61,17 +61,27 @@ def scene_windows(folder: Path, scenes: Sequence[RealScene] = REAL_SCENES
             {scene.name: split_image_path(folder / scene.name, scene.image, "heldout") for scene in scenes})
 
 
-def agreement_table(truths: dict[str, HeldOut], images: dict[str, Path], windows: dict[str, Path],
-                    tracings: dict[str, dict[str, list[dict]]], model_name: str,
-                    model_maps: dict[str, np.ndarray]) -> tuple[str, dict]:
-    """Markdown table and numbers: each tracing of every scene in ``truths`` (its ``images`` and held-out
-    ``windows``), as drawn and snapped, scored as a map, pooled and per scene; the model's P(road) ``[H, W]``
-    per scene (``model_maps``) on the same areas, and its F1 minus each tracing's over the same block draws."""
-    scenes = list(truths)
+def tracing_maps(tracings: dict[str, dict[str, list[dict]]], images: dict[str, Path], windows: dict[str, Path]
+                 ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Tracing -> placing (``PLACINGS``) -> scene -> its ``tracing_map`` over the scene's held-out ``windows``
+    (on its ``images``), for every scene of ``windows``: each tracing put on the map once for every table."""
+    maps: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for tracing, by_scene in tracings.items():
-        missing = [scene for scene in scenes if scene not in by_scene]
+        missing = [scene for scene in windows if scene not in by_scene]
         if missing:
             raise ValueError(f"tracing {tracing!r} has no {', '.join(missing)}: trace every held-out area")
+        maps[tracing] = {placing: {scene: tracing_map(by_scene[scene], images[scene], windows[scene], snapped)
+                                   for scene in windows}
+                         for placing, snapped in PLACINGS.items()}
+    return maps
+
+
+def agreement_table(truths: dict[str, HeldOut], maps: dict[str, dict[str, dict[str, np.ndarray]]], model_name: str,
+                    model_maps: dict[str, np.ndarray]) -> tuple[str, dict]:
+    """Markdown table and numbers: each tracing's ``maps`` (``tracing_maps``) of every scene in ``truths``, as
+    drawn and snapped, scored as a map, pooled and per scene; the model's P(road) ``[H, W]`` per scene
+    (``model_maps``) on the same areas, and its F1 minus each tracing's over the same block draws."""
+    scenes = list(truths)
     model_blocks = {scene: block_counts(model_maps[scene], truths[scene]) for scene in scenes}
     lines = ["| map | precision | recall | F1, all scenes (95 % interval) | "
              + " | ".join(f"F1 {scene}" for scene in scenes) + f" | {model_name} minus this (paired 95 % interval) |",
@@ -93,33 +103,32 @@ def agreement_table(truths: dict[str, HeldOut], images: dict[str, Path], windows
                 f"({low:.2f}-{high:.2f}) | " + " | ".join(f"{f1:.3f}" for f1 in per_scene.values())
                 + (f" | {change:+.3f} ({change_low:+.3f} to {change_high:+.3f}) |" if compared else " | |"))
 
-    for tracing, by_scene in tracings.items():
-        for placing, snapped in PLACINGS.items():
-            blocks = {scene: block_counts(tracing_map(by_scene[scene], images[scene], windows[scene], snapped),
-                                          truths[scene]) for scene in scenes}
+    for tracing, by_placing in maps.items():
+        for placing, by_scene in by_placing.items():
+            blocks = {scene: block_counts(by_scene[scene], truths[scene]) for scene in scenes}
             lines.append(row(f"second tracer, {tracing}, {placing}", blocks))
     lines.append(row(model_name, model_blocks, compared=False))
     return "\n".join(lines), numbers
 
 
-def pairwise_table(truths: dict[str, HeldOut], images: dict[str, Path], windows: dict[str, Path],
-                   tracings: dict[str, dict[str, list[dict]]], model_name: str,
+def pairwise_table(truths: dict[str, HeldOut], maps: dict[str, dict[str, dict[str, np.ndarray]]], model_name: str,
                    model_maps: dict[str, np.ndarray]) -> tuple[str, dict]:
-    """Markdown table and numbers: pooled F1 of each map (the labels, each tracing snapped, the model's
-    P(road) ``[H, W]`` per scene) scored with each tracing in turn as the truth, the labels' ignored areas
-    left out throughout: how far the people agree with each other, and the model with each of them."""
+    """Markdown table and numbers: pooled F1 of each map (the labels, each tracing's snapped map of
+    ``tracing_maps``, the model's P(road) ``[H, W]`` per scene) scored with each tracing in turn as the truth,
+    the labels' ignored areas left out throughout: how far the people agree with each other, and the model
+    with each of them."""
     scenes = list(truths)
-    lines_of = {"labels": {scene: truths[scene].centre for scene in scenes}}
-    for tracing, by_scene in tracings.items():
-        lines_of[tracing] = {scene: tracing_map(by_scene[scene], images[scene], windows[scene]) > 0
-                             for scene in scenes}
-    maps = {**{name: {s: m.astype(np.float32) for s, m in by.items()} for name, by in lines_of.items()},
-            model_name: model_maps}
+    snapped = next(placing for placing, is_snapped in PLACINGS.items() if is_snapped)
+    lines_of = {"labels": {scene: truths[scene].centre for scene in scenes},
+                **{tracing: {scene: by_placing[snapped][scene] > 0 for scene in scenes}
+                   for tracing, by_placing in maps.items()}}
+    scored = {**{name: {s: m.astype(np.float32) for s, m in by.items()} for name, by in lines_of.items()},
+              model_name: model_maps}
     numbers: dict[str, dict[str, float]] = {}
-    table = ["| truth | " + " | ".join(maps) + " |", "|---|" + "---|" * len(maps)]
+    table = ["| truth | " + " | ".join(scored) + " |", "|---|" + "---|" * len(scored)]
     for truth_name, centres in lines_of.items():
-        for map_name, by_scene in maps.items():
-            truth_of = {s: replace(truths[s], centre=centres[s] & ~truths[s].ignored) for s in scenes}
+        truth_of = {s: replace(truths[s], centre=centres[s] & ~truths[s].ignored) for s in scenes}
+        for map_name, by_scene in scored.items():
             blocks = np.concatenate([block_counts(by_scene[s], truth_of[s]) for s in scenes])
             numbers.setdefault(truth_name, {})[map_name] = RoadCounts.of(blocks).scores().f1
         table.append(f"| {truth_name} | " + " | ".join(f"{f1:.3f}" for f1 in numbers[truth_name].values()) + " |")

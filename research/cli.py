@@ -397,16 +397,16 @@ def _add_agreement(commands) -> argparse.ArgumentParser:
 
 
 def run_agreement(args: argparse.Namespace) -> None:
-    from .agreement import agreement_table, pairwise_table, read_tracings, scene_windows
+    from .agreement import agreement_table, pairwise_table, read_tracings, scene_windows, tracing_maps
     from .real_roads import TorchRoadModel
 
     truths, images, windows = scene_windows(args.work)
     model = TorchRoadModel(args.checkpoint)
-    maps = {scene: model.probability([truth.tci]) for scene, truth in truths.items()}
-    tracings = read_tracings(args.tracings)
-    print(agreement_table(truths, images, windows, tracings, str(args.checkpoint), maps)[0])
+    model_maps = {scene: model.probability([truth.tci]) for scene, truth in truths.items()}
+    maps = tracing_maps(read_tracings(args.tracings), images, windows)
+    print(agreement_table(truths, maps, str(args.checkpoint), model_maps)[0])
     print()
-    print(pairwise_table(truths, images, windows, tracings, str(args.checkpoint), maps)[0])
+    print(pairwise_table(truths, maps, str(args.checkpoint), model_maps)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

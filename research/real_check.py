@@ -264,7 +264,7 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     )
     from ..models.simulator import simulate_scene
     from . import real_roads
-    from .agreement import agreement_table, pairwise_table, read_tracings
+    from .agreement import agreement_table, pairwise_table, read_tracings, tracing_maps
     from .reflectance_check import reflectance_table, worst_offset_loss
 
     docs.mkdir(parents=True, exist_ok=True)
@@ -275,11 +275,9 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
     clear_table, clear_numbers, l1c_probabilities = real_roads.score_table(models, truths)
     windows = {scene.name: split_image_path(work / "heldout" / scene.name, scene.image, "heldout")
                for scene in REAL_SCENES}
-    images, tracings = {scene.name: scene.image for scene in REAL_SCENES}, read_tracings()
-    agreement, agreement_numbers = agreement_table(truths, images, windows, tracings, SHIPPED,
-                                                   l1c_probabilities[SHIPPED])
-    pairwise, pairwise_numbers = pairwise_table(truths, images, windows, tracings, SHIPPED,
-                                                l1c_probabilities[SHIPPED])
+    tracings = tracing_maps(read_tracings(), {scene.name: scene.image for scene in REAL_SCENES}, windows)
+    agreement, agreement_numbers = agreement_table(truths, tracings, SHIPPED, l1c_probabilities[SHIPPED])
+    pairwise, pairwise_numbers = pairwise_table(truths, tracings, SHIPPED, l1c_probabilities[SHIPPED])
     sequence_models = {name: m for name, m in models.items() if name != "single-date FCN"}
     contract, contract_numbers = real_roads.contract_table(sequence_models, truths)
     unseen = unseen_held_out(work / "unseen")

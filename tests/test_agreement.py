@@ -8,7 +8,14 @@ import pytest
 
 from timeseg.models.real_scene import REAL_SCENES, T33UUU, split_image_path
 from timeseg.models.road_scores import held_out, scores
-from timeseg.research.agreement import AGREEMENT_FOLDER, agreement_table, pairwise_table, read_tracings, tracing_map
+from timeseg.research.agreement import (
+    AGREEMENT_FOLDER,
+    agreement_table,
+    pairwise_table,
+    read_tracings,
+    tracing_map,
+    tracing_maps,
+)
 from timeseg.research.real_labels import TRACED_SCENES, read_traces
 
 
@@ -41,8 +48,11 @@ def test_a_tracing_must_cover_every_held_out_area(t33uuu, tmp_path):
     tracings = read_tracings(tmp_path)
     assert list(tracings) == ["partial"] and len(tracings["partial"]["T33UUU"]) == 3
     with pytest.raises(ValueError, match="no Accomack"):
-        agreement_table({"T33UUU": truth, "Accomack": truth}, {"T33UUU": T33UUU.image}, {"T33UUU": window},
-                        tracings, "model", {"T33UUU": np.zeros(truth.centre.shape), "Accomack": np.zeros(1)})
+        tracing_maps(tracings, {"T33UUU": T33UUU.image}, {"T33UUU": window, "Accomack": window})
+    maps = tracing_maps(tracings, {"T33UUU": T33UUU.image}, {"T33UUU": window})
+    table, numbers = agreement_table({"T33UUU": truth}, maps, "model", {"T33UUU": np.zeros(truth.centre.shape)})
+    assert list(numbers) == ["second tracer, partial, as drawn", "second tracer, partial, snapped as the labels",
+                             "model"] and numbers["model"]["f1"] == 0.0
 
 
 def test_the_shipped_second_tracings_cover_every_held_out_area():
@@ -57,9 +67,9 @@ def test_the_shipped_second_tracings_cover_every_held_out_area():
 def test_each_tracing_in_turn_as_the_truth(t33uuu):
     truth, window, lines = t33uuu
     shifted = [{**line, "points": [[x + 8, y] for x, y in line["points"]]} for line in lines]
-    table, f1 = pairwise_table({"T33UUU": truth}, {"T33UUU": T33UUU.image}, {"T33UUU": window},
-                               {"own": {"T33UUU": lines}, "aside": {"T33UUU": shifted}}, "model",
-                               {"T33UUU": np.zeros(truth.centre.shape, np.float32)})
+    maps = tracing_maps({"own": {"T33UUU": lines}, "aside": {"T33UUU": shifted}}, {"T33UUU": T33UUU.image},
+                        {"T33UUU": window})
+    table, f1 = pairwise_table({"T33UUU": truth}, maps, "model", {"T33UUU": np.zeros(truth.centre.shape, np.float32)})
     assert table.splitlines()[0] == "| truth | labels | own | aside | model |"
     assert f1["labels"]["labels"] == 1.0 and f1["own"]["own"] == 1.0
     assert f1["labels"]["own"] > 0.99 and f1["own"]["labels"] > 0.99  # the labels are these lines, snapped
