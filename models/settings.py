@@ -96,6 +96,8 @@ class TrainOptions:
     shore_weight: float = option(1.0, "weight in the loss of the real images' shores (not-road pixels next to a "
                                  "traced water edge), where false roads gather; 1: as any other pixel (5, tried "
                                  "with --real-weights scene, lost F1: docs/models.md)", minimum=1.0)
+    focal_gamma: float = option(0.0, "the loss's cross entropy weighs each pixel (1 - P(its label))^gamma, so that "
+                                "the pixels the model gets wrong count most (focal loss); 0: plain", minimum=0.0)
     real_ring_px: float = option(TRACING_TOLERANCE_PX, "px left out of training around each traced real road, "
                                  "beyond its width: the tracing's tolerance (1: only what the real score's 2 px "
                                  "tolerance forgives; docs/models.md)", minimum=0.0)

@@ -241,7 +241,7 @@ def _stage(
     monitor = monitor or TrainingMonitor()
     budget = monitor.stage_seconds.get(name)
     deadline = None if budget is None else time.monotonic() + budget
-    loss_fn = JointLoss(options.alpha, options.shore_weight)
+    loss_fn = JointLoss(options.alpha, options.shore_weight, options.focal_gamma)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     scheduler = learning_rate_schedule(optimizer, epochs, options.schedule)
     class_count = max(2, len(options.class_names))

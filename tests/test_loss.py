@@ -73,3 +73,13 @@ def test_soft_iou_is_one_for_a_perfect_prediction():
 def test_alpha_outside_unit_interval_is_refused():
     with pytest.raises(ValueError, match="alpha"):
         JointLoss(1.5)
+
+
+def test_focal_cross_entropy_weighs_each_pixel_by_how_wrong_it_is():
+    # p = 0.8 on a road pixel (0.2 wrong), 0.4 on a background pixel (0.4 wrong), gamma 2
+    p = torch.tensor([0.8, 0.4]).reshape(1, 1, 1, 2)
+    y = torch.tensor([1, 0]).reshape(1, 1, 2)
+    h = -(0.2**2 * math.log(0.8) + 0.4**2 * math.log(0.6)) / 2
+    assert JointLoss(1.0, focal_gamma=2)(p, y).item() == pytest.approx(h, rel=1e-5)
+    assert JointLoss(0.0, focal_gamma=2)(p, y).item() == pytest.approx(JointLoss(0.0)(p, y).item())  # IoU unchanged
+    assert JointLoss(0.7, focal_gamma=0)(p, y).item() == pytest.approx(JointLoss(0.7)(p, y).item())

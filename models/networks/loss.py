@@ -36,12 +36,13 @@ class JointLoss(nn.Module):
     ``log(J_k)``.
     """
 
-    def __init__(self, alpha: float = 0.7, hard_negative_weight: float = 1.0) -> None:
+    def __init__(self, alpha: float = 0.7, hard_negative_weight: float = 1.0, focal_gamma: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         self.alpha = alpha
         self.hard_negative_weight = hard_negative_weight  # of label HARD_NEGATIVE's pixels in H (K == 1)
+        self.focal_gamma = focal_gamma  # H's pixels weighted (1 - p_true)^gamma (Lin et al. 2017); 0: plain H
 
     def forward(
         self, probabilities: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None
@@ -57,6 +58,9 @@ class JointLoss(nn.Module):
         if probabilities.shape[1] == 1:
             target = (labels == 1).unsqueeze(1).to(probabilities.dtype)
             pixel_entropy = -(target * torch.log(p) + (1 - target) * torch.log(1 - p))
+            if self.focal_gamma:
+                p_true = target * p + (1 - target) * (1 - p)
+                pixel_entropy = pixel_entropy * (1 - p_true) ** self.focal_gamma
             if self.hard_negative_weight != 1.0:
                 hard = (labels == HARD_NEGATIVE).unsqueeze(1).to(probabilities.dtype)
                 pixel_entropy = pixel_entropy * (1 + (self.hard_negative_weight - 1) * hard)
