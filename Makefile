@@ -75,7 +75,8 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 	  --output $(DEMO_OUTPUT)/new_roads_2016_2019.tif --min-patch 6
 
 # The shipped road model: simulated scenes and the real labelled images (models/real/) -> the single-date FCN
-# (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2), then a date gate trained alone on
+# (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2, none of its first 4 epochs kept: a
+# fresh ConvLSTM's P is not yet calibrated), then a date gate trained alone on
 # that frozen network (stage 3), then its 1x1 head alone, which recalibrates P (stage 4), all with weather (TCI
 # conventions, haze, clouds, overcast dates) -> ONNX with its card (real held-out scores included), its int8 CPU
 # variant and its checkpoint; its card harmonises each date onto the real training scenes' land (no training:
@@ -91,7 +92,7 @@ ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patc
 # the U-Net's layout, the same in every stage (a stage refuses an FCN laid out otherwise)
 ROAD_NETWORK := --batch-norm
 SEQUENCE_STAGE := $(ROAD_DATA) $(ROAD_NETWORK) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 12 \
-  --learning-rate 3e-3 --schedule paper --patience 2
+  --learning-rate 3e-3 --schedule paper --patience 2 --warmup-epochs 4
 GATE_STAGE := $(ROAD_DATA) $(ROAD_NETWORK) --init $(MODEL_RUN)/model.pt --fcn-epochs 0 --sequence-epochs 4 \
   --learning-rate 1e-2 --schedule paper --context-channels 4 --date-gate --gate-only
 HEAD_STAGE := $(ROAD_DATA) $(ROAD_NETWORK) --init $(MODEL_RUN)_gate/model.pt --fcn-epochs 0 --sequence-epochs 2 \

@@ -79,6 +79,9 @@ class TrainOptions:
     # early stopping: the epochs after the best that a stage may run without a better score
     patience: int = option(0, "end a stage once N epochs in a row have not bettered its best score (selection "
                            "strips, else validation IoU); 0: every epoch runs", minimum=0)
+    # a stage's first epochs are not kept: a ConvLSTM fresh from its initialisation can score well on the strips
+    # at the threshold while its P is not yet calibrated (seen: mean P 0.21-0.36 off the roads, docs/models.md)
+    warmup_epochs: int = option(0, "a stage's first N epochs are neither kept nor counted by --patience", minimum=0)
     device: str = option("cpu", "torch device: cpu or cuda", choices=("cpu", "cuda"))
     train_precision: str = option("fp32", "arithmetic of the forward passes: fp32, or bf16 autocast (about 1.5x "
                                   "faster on CPUs with AVX-512 BF16, and on GPUs); auto picks bf16 where the "

@@ -236,6 +236,9 @@ def _stage(
     score (early stopping): it keeps the best of the epochs it ran, the same weights as the full stage
     unless a later epoch would have scored better.
 
+    With ``options.warmup_epochs``, the stage's first epochs are never kept (its last, or the one its time
+    ran out in, always may be) and its patience counts from the end of them.
+
     With ``min_dates``, each batch keeps a random, time-ordered subset of ``min_dates`` to all
     of its dates, so that the network is calibrated for any sequence length it may be given."""
     monitor = monitor or TrainingMonitor()
@@ -259,6 +262,7 @@ def _stage(
         best = {**start, "epoch": 0, "score": start["selection_iou"]}
         save_checkpoint(path, network, options.network, card, name, 0, _without_score(best))
     start_score = best["score"]
+    warmup = min(options.warmup_epochs, max(epochs - 1, 0))
     for epoch in range(epochs):
         train_data.epoch = epoch
         loader = DataLoader(train_data, batch_size=options.batch_size, shuffle=True, generator=generator)
@@ -317,12 +321,12 @@ def _stage(
             log.info("%s epoch %d/%d: loss %.4f, %s", name, epoch + 1, epochs, record["loss"],
                      ", ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
             score = metrics["selection_iou"] if selection_loader is not None else metrics["iou"]
-            if score > (start_score if options.gate_only else best["score"]):
+            if (epoch + 1 > warmup or out_of_time) and score > (start_score if options.gate_only else best["score"]):
                 best = {**metrics, "epoch": epoch + 1, "score": score}
                 save_checkpoint(path, network, options.network, card, name, epoch + 1, _without_score(best))
         if out_of_time:
             break
-        if options.patience and epoch + 1 - best["epoch"] >= options.patience:
+        if options.patience and epoch + 1 - max(best.get("epoch", 0), warmup) >= options.patience:
             log.info("%s: no better score for %d epochs, stopped at epoch %d of %d", name, options.patience,
                      epoch + 1, epochs)
             break

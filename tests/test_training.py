@@ -435,6 +435,24 @@ def test_a_stage_with_patience_stops_after_that_many_epochs_without_a_better_sco
     assert epochs_run == {0: [1, 2, 3, 4, 5, 6], 2: [1, 2, 3]}
 
 
+def test_a_stage_keeps_no_epoch_of_its_warm_up_and_counts_its_patience_after_it(tiny_run, tmp_path):
+    """At a learning rate of 0 every epoch scores alike: with 3 warm-up epochs and a patience of 2 the
+    stage keeps its fourth epoch and stops after its sixth of 8; a warm-up as long as the stage keeps
+    its last epoch."""
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    train_sites, strips = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    for warmup, epochs, ran, kept in ((3, 8, 6, 4), (10, 3, 3, 3)):
+        run = replace(options, output=tmp_path / str(warmup), fcn_epochs=epochs, sequence_epochs=0, joint_epochs=0,
+                      learning_rate=0.0, patience=2, warmup_epochs=warmup)
+        train(run, train_sites, train_sites[:1], selection_sites=strips)
+        history = json.loads((run.output / "history.json").read_text())["history"]
+        assert [r["epoch"] for r in history] == list(range(1, ran + 1))
+        assert torch.load(run.output / "fcn_best.pt", weights_only=True)["epoch"] == kept
+
+
 def test_head_only_learns_from_the_labels_alone_not_from_the_overcast_contract(tiny_run, tmp_path, monkeypatch):
     """With weather (overcast dates in every batch) the sequence stage adds the overcast contract to its
     loss; the head alone cannot shut a date, so ``--head-only`` trains on the label loss only (with the
