@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
 from ..core.options import option
 from ..core.raster_stack import DatedRaster
 from .labels import LabelSource
@@ -123,8 +124,11 @@ class FineTuneRequest:
     ``extent``: (xmin, ymin, xmax, ymax) in the first raster's CRS, None for its whole extent.
     ``area_polygons``: a polygon layer; only inside its polygons are labels used and scored (the
     area is then their extent, within ``extent`` if both are given).
-    ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one).
-    ``minutes``: time budget of the whole run (70 % single date, 30 % sequence), None for none.
+    ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one). From
+    scratch, each stage keeps none of its first ninth of ``epochs`` (a third of the sequence stage's)
+    unless its time runs out in it.
+    ``minutes``: time budget of the whole run (70 % single date, 30 % sequence), None for none; by
+    default it ends the run before ``epochs`` do on 2 cores.
     """
 
     rasters: Sequence[DatedRaster]
@@ -132,9 +136,10 @@ class FineTuneRequest:
     output_model: Path
     init_checkpoint: Path | None = None
     extent: tuple[float, float, float, float] | None = None
-    epochs: int = option(10, "with --output-model: single-date epochs; the sequence stage runs a third",
-                         minimum=1, maximum=10_000)
-    minutes: float | None = option(None, "with --output-model: time budget of the run", minimum=0.1)
+    epochs: int = option(FINE_TUNE_EPOCHS, "with --output-model: single-date epochs at most; the sequence stage "
+                         "runs a third", minimum=1, maximum=10_000)
+    minutes: float | None = option(FINE_TUNE_MINUTES, "with --output-model: time budget of the run",
+                                   minimum=0.1)
     seed: int = 0
     layer_names: list[str] = field(default_factory=list)  # for the card's trained_on; default: file names
     area_polygons: LabelSource | None = None

@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..ui.label_layers import label_source_of
 from .base import TimeSegAlgorithm
@@ -68,10 +69,11 @@ class TrainAlgorithm(TimeSegAlgorithm):
             self.INIT_MODEL, _tr("Model to fine-tune (.pt; empty: from scratch)"), extension="pt",
             defaultValue=str(default_init) if default_init.exists() else None, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.EPOCHS, _tr("Epochs"), QgsProcessingParameterNumber.Integer, 10, minValue=1, maxValue=500))
+            self.EPOCHS, _tr("Epochs"), QgsProcessingParameterNumber.Integer, FINE_TUNE_EPOCHS,
+            minValue=1, maxValue=500))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MINUTES, _tr("Time budget (minutes, 0: none)"), QgsProcessingParameterNumber.Double, 0,
-            minValue=0))
+            self.MINUTES, _tr("Time budget (minutes, 0: none)"), QgsProcessingParameterNumber.Double,
+            FINE_TUNE_MINUTES, minValue=0))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, _tr("Model to write"), "ONNX models (*.onnx)"))
 

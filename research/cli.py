@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..core import cli as engine_cli
+from ..core.definitions import FINE_TUNE_MINUTES
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..models.cli import DEFAULT_DATA, add_crop_training_arguments, crop_training_kwargs
 
@@ -118,7 +119,8 @@ def _add_fine_tune_real(commands) -> argparse.ArgumentParser:
     parser.add_argument("--scene", choices=[s.name for s in REAL_SCENES], default=REAL_SCENES[0].name)
     parser.add_argument("--init", type=Path, default=Path("models/weights/roads.pt"))
     parser.add_argument("--init-words", default="the shipped model", help="what --init is, for the report")
-    parser.add_argument("--minutes", type=float, default=10.0, help="time budget of each run (default 10)")
+    parser.add_argument("--minutes", type=float, default=FINE_TUNE_MINUTES,
+                        help=f"time budget of each run (default {FINE_TUNE_MINUTES:g}, as the Train panel's)")
     parser.add_argument("--work", type=Path, default=Path("runs/fine_tune_real"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
     return parser

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..core.atomic import write_text_atomic
+from ..core.definitions import FINE_TUNE_EPOCHS
 from ..core.raster_stack import DatedRaster
 from ..models.fine_tune import fine_tune
 from ..models.labels import LabelSource
@@ -25,7 +26,7 @@ from ..models.settings import FineTuneRequest
 
 
 def run(init: Path, minutes: float, work: Path, docs: Path, scene: RealScene, init_words: str,
-        epochs: int = 200) -> dict:
+        epochs: int = FINE_TUNE_EPOCHS) -> dict:
     """Both runs on ``scene``; writes ``docs/fine_tuning_<scene>.json`` and the report of every scene
     measured so far, ``docs/fine_tuning.md``; returns the numbers."""
     work = work / scene.name

@@ -1,6 +1,7 @@
 """Training on the analyst's own area (models.fine_tune), from the Python API, the command line,
 Processing (processing.run and qgis_process) and the dock's Train panel."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -38,6 +39,12 @@ def scratch_model(place, tmp_path_factory):
     result = fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"), output,
                                        epochs=1, seed=1))
     return result
+
+
+def request_defaults() -> tuple[int, float]:
+    """The command line's epochs and minutes of a run on the analyst's area."""
+    fields = {f.name: f.default for f in dataclasses.fields(FineTuneRequest)}
+    return fields["epochs"], fields["minutes"]
 
 
 def test_split_is_spatial_with_gaps():
@@ -87,6 +94,28 @@ def test_a_model_worse_than_its_start_is_called_so(scratch_model):
     assert not better.worse_than_start and better.verdict() is None
     assert worse.worse_than_start
     assert worse.verdict().startswith("the new model scores below the starting model on your held-out part")
+
+
+def test_from_scratch_no_stage_keeps_its_first_third_of_the_sequence_epochs(scratch_model, place, tmp_path,
+                                                                         monkeypatch):
+    """A fresh ConvLSTM's first epochs are never kept from scratch (the rule itself:
+    tests/test_training.py); a trained one may keep any."""
+    import timeseg.models.fine_tune as fine_tune_module
+
+    given = []
+
+    def record_options(options, *args, **kwargs):
+        given.append(options)
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr(fine_tune_module, "train", record_options)
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    labels = LabelSource(place.labels_path, "lines", "roads_2019")
+    for start in (None, scratch_model.checkpoint_path):
+        with pytest.raises(KeyboardInterrupt):
+            fine_tune(FineTuneRequest(rasters, labels, tmp_path / "mine.onnx", init_checkpoint=start, epochs=30))
+    assert [(o.fcn_epochs, o.sequence_epochs, o.warmup_epochs) for o in given] == [(30, 10, 3), (30, 10, 0)]
+    assert not (tmp_path / "mine.onnx").exists()
 
 
 def test_a_model_quantisation_would_change_runs_in_float32_and_no_stale_variant_stays(place, tmp_path,
@@ -171,6 +200,9 @@ def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgi
         roads = QgsVectorLayer(f"{place.labels_path}|layername=roads_2019", "roads", "ogr")
         assert roads.isValid()
         QgsProject.instance().addMapLayer(roads)
+        algorithm = QgsApplication.processingRegistry().algorithmById("timeseg:train")
+        assert tuple(algorithm.parameterDefinition(name).defaultValue() for name in ("EPOCHS", "MINUTES")) \
+            == request_defaults()
         output = tmp_path / "processing.onnx"
         result = processing.run("timeseg:train", {
             "INPUT": [str(p) for p in place.tci_paths[2019]], "LABELS": roads, "LINE_WIDTH": 3,
@@ -221,6 +253,8 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         panel = dock.train_panel
         panel.labels_combo.setLayer(roads)
         panel.start_combo.setCurrentIndex(panel.start_combo.findData("scratch"))
+        # the command line's budget (the one make fine-tune-check measures), not a run of seconds
+        assert (panel.epochs_spin.value(), panel.minutes_spin.value()) == request_defaults() == (200, 5)
         panel.epochs_spin.setValue(1)
         panel.output_widget.setFilePath(str(tmp_path / "from_dock.onnx"))
         panel.controls.run_button.click()

@@ -27,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
     QSpinBox,
 )
 
+from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .area_chooser import AreaChooser
 from .dependencies import missing_training_message
@@ -70,10 +71,10 @@ class TrainPanel(QGroupBox):
         form.addRow(self.tr("Start"), self.start_combo)
         self.minutes_spin = QSpinBox()
         self.minutes_spin.setRange(1, 600)
-        self.minutes_spin.setValue(10)
+        self.minutes_spin.setValue(round(FINE_TUNE_MINUTES))
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 500)
-        self.epochs_spin.setValue(10)
+        self.epochs_spin.setValue(FINE_TUNE_EPOCHS)
         self.minutes_spin.setToolTip(self.tr("The training stops after this many minutes"))
         self.epochs_spin.setToolTip(self.tr("Single-date epochs at most; the sequence stage runs a third of them"))
         budget_row = QHBoxLayout()
