@@ -69,13 +69,37 @@ class FineTuneResult:
         key = "relaxed_f1" if "relaxed_f1" in self.before and "relaxed_f1" in self.after else "f1"
         return self.after[key] < self.before[key]
 
+    @property
+    def finds_nothing(self) -> bool:
+        """True when the new model calls no labelled pixel of the held-out part (a run too short, from scratch)."""
+        return self.after.get("relaxed_f1", self.after["f1"]) == 0 and self.after["f1"] == 0
+
     def verdict(self) -> str | None:
-        """One line for the analyst when the new model is worse than the one it started from, else None."""
-        if not self.worse_than_start:
-            return None
-        return (f"the new model scores below the starting model on your held-out part: keep using the "
-                f"starting model, or train again with more labels or more epochs ({self.model_path.name} "
-                f"was written so that you can compare them)")
+        """One line for the analyst when the new model is worse than the one it started from or finds
+        nothing on the held-out part, else None."""
+        if self.worse_than_start:
+            return (f"the new model scores below the starting model on your held-out part: keep using the "
+                    f"starting model, or train again with more labels or more epochs ({self.model_path.name} "
+                    f"was written so that you can compare them)")
+        if self.finds_nothing:
+            return ("the new model finds none of the labels of your held-out part: train again with more minutes "
+                    "(from scratch, at least the default 5), with more labels, or from the shipped model")
+        return None
+
+
+STAGE_SHARES = {"fcn": 0.7, "sequence": 0.3}  # of the run's time budget, and of its progress
+
+
+def progress_percent(record: dict[str, Any], minutes: float | None) -> float:
+    """How far a run is after an epoch (``record`` as ``TrainingMonitor.on_epoch`` gets it), 0-100: the
+    larger of its stage's epochs done and, with a time budget of ``minutes``, its stage's time spent,
+    since either ends the stage."""
+    offset = 0.0 if record["stage"] == "fcn" else 100 * STAGE_SHARES["fcn"]  # the sequence stage comes second
+    share = STAGE_SHARES[record["stage"]]
+    done = record["epoch"] / max(record["epochs"], 1)
+    if minutes:
+        done = max(done, record["seconds"] / (share * minutes * 60))
+    return offset + 100 * share * min(done, 1.0)
 
 
 def area_window(grid: Grid, extent: tuple[float, float, float, float] | None) -> Window:
@@ -259,7 +283,8 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
     seconds = None if request.minutes is None else request.minutes * 60
     monitor = monitor or TrainingMonitor()
     if seconds is not None:
-        monitor = dataclasses.replace(monitor, stage_seconds={"fcn": 0.7 * seconds, "sequence": 0.3 * seconds})
+        monitor = dataclasses.replace(monitor, stage_seconds={stage: share * seconds
+                                                              for stage, share in STAGE_SHARES.items()})
     options = TrainOptions(
         output=work_dir / "run", network=config, class_names=["background", "road"],
         bands=init_card.get("bands", [f"band{i + 1}" for i in range(bands)]), input_scale=input_scale,

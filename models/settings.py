@@ -127,8 +127,8 @@ class FineTuneRequest:
     ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one). From
     scratch, each stage keeps none of its first ninth of ``epochs`` (a third of the sequence stage's)
     unless its time runs out in it.
-    ``minutes``: time budget of the whole run (70 % single date, 30 % sequence), None for none; by
-    default it ends the run before ``epochs`` do on 2 cores.
+    ``minutes``: time budget of the whole run (``models.fine_tune.STAGE_SHARES``: 70 % single date, 30 %
+    sequence), None for none; by default it ends the run before ``epochs`` do on 2 cores.
     """
 
     rasters: Sequence[DatedRaster]

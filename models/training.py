@@ -50,7 +50,8 @@ class TrainingCancelled(Exception):
 class TrainingMonitor:
     """Hooks for a caller that shows progress and may stop the run (the dock, Processing).
 
-    ``on_epoch`` gets each epoch's record (stage, epoch, epochs, loss, validation metrics);
+    ``on_epoch`` gets each epoch's record (stage, epoch, epochs, seconds since the stage began, loss,
+    validation metrics);
     ``cancelled`` is polled after every batch; ``stage_seconds`` caps a stage's time (by name:
     fcn, sequence, joint, classifier): the stage ends after the batch that passes it."""
 
@@ -243,7 +244,8 @@ def _stage(
     of its dates, so that the network is calibrated for any sequence length it may be given."""
     monitor = monitor or TrainingMonitor()
     budget = monitor.stage_seconds.get(name)
-    deadline = None if budget is None else time.monotonic() + budget
+    started = time.monotonic()
+    deadline = None if budget is None else started + budget
     loss_fn = JointLoss(options.alpha, options.shore_weight, options.focal_gamma)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     scheduler = learning_rate_schedule(optimizer, epochs, options.schedule)
@@ -313,7 +315,8 @@ def _stage(
                 if selection_loader is not None:
                     metrics.update(_selection_scores(network, forward, selection_loader, class_count, per_date,
                                                      options))
-            record = {"stage": name, "epoch": epoch + 1, "epochs": epochs, "loss": float(np.mean(losses)),
+            record = {"stage": name, "epoch": epoch + 1, "epochs": epochs,
+                      "seconds": round(time.monotonic() - started, 3), "loss": float(np.mean(losses)),
                       **metrics}
             history.append(record)
             if monitor.on_epoch is not None:

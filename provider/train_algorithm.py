@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -14,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
+    QgsProcessingUtils,
 )
 
 from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
@@ -84,7 +86,7 @@ class TrainAlgorithm(TimeSegAlgorithm):
         if missing:
             raise QgsProcessingException(missing)
         from ..core.dates import dated_rasters
-        from ..models.fine_tune import fine_tune
+        from ..models.fine_tune import fine_tune, progress_percent
         from ..models.settings import FineTuneRequest
         from ..models.training import TrainingCancelled, TrainingMonitor
 
@@ -95,7 +97,9 @@ class TrainAlgorithm(TimeSegAlgorithm):
         try:
             rasters = dated_rasters([layer.source() for layer in layers],
                                     self.parameterAsString(parameters, self.DATES, context))
-            labels = label_source_of(label_layer, self.parameterAsInt(parameters, self.LINE_WIDTH, context))
+            # a label layer that is not one saved file goes to Processing's temporary folder (removed on exit)
+            labels = label_source_of(label_layer, self.parameterAsInt(parameters, self.LINE_WIDTH, context),
+                                     Path(tempfile.mkdtemp(prefix="labels_", dir=QgsProcessingUtils.tempFolder())))
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None
         extent = None
@@ -113,9 +117,7 @@ class TrainAlgorithm(TimeSegAlgorithm):
         def on_epoch(record: dict) -> None:
             feedback.pushInfo(_tr("{stage} epoch {epoch}/{epochs}: loss {loss:.3f}, validation F1 {f1:.3f}").format(
                 **record))
-            share = 0.7 if record["stage"] == "fcn" else 0.3
-            offset = 0 if record["stage"] == "fcn" else 70
-            feedback.setProgress(offset + 100 * share * record["epoch"] / record["epochs"])
+            feedback.setProgress(progress_percent(record, request.minutes))
 
         result = self.run_core(lambda: fine_tune(request, TrainingMonitor(on_epoch, feedback.isCanceled)),
                                (TrainingCancelled,), "cancelled; no model was written")

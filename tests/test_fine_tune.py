@@ -84,16 +84,75 @@ def test_scratch_training_writes_model_checkpoint_and_numbers(scratch_model, pla
     assert held.col_off >= result.windows["validation"].col_off + result.windows["validation"].width + 8
 
 
-def test_a_model_worse_than_its_start_is_called_so(scratch_model):
+def test_label_layers_not_saved_as_one_file_are_trained_on_as_qgis_shows_them(place, qgis_app, tmp_path):
+    """A scratch layer, a filtered one and one with unsaved edits are written to a GeoPackage first;
+    a saved file is read where it is."""
+    from qgis.core import QgsFeature, QgsVectorLayer
+
+    from timeseg.core.raster_stack import Grid
+    from timeseg.models.labels import label_raster
+    from timeseg.ui.label_layers import label_source_of
+
+    with rasterio.open(place.tci_paths[2019][0]) as dataset:
+        grid = Grid.of(dataset)
+    folder = tmp_path / "written"
+    saved = QgsVectorLayer(f"{place.labels_path}|layername=roads_2019", "roads", "ogr")
+    as_saved = label_source_of(saved, 3, folder)
+    assert (as_saved.path, as_saved.layer, as_saved.kind) == (place.labels_path, "roads_2019", "lines")
+    assert not folder.exists()
+    roads = label_raster(as_saved, grid) == 1
+    assert roads.sum() > 500
+
+    scratch = QgsVectorLayer(f"LineString?crs={saved.crs().authid()}", "traced by hand", "memory")
+    scratch.dataProvider().addFeatures([QgsFeature(feature) for feature in saved.getFeatures()])
+    from_scratch = label_source_of(scratch, 3, folder)
+    assert from_scratch.path.parent == folder and from_scratch.path.suffix == ".gpkg"
+    assert np.array_equal(label_raster(from_scratch, grid) == 1, roads)
+
+    filtered = QgsVectorLayer(f"{place.labels_path}|layername=roads_2019", "some roads", "ogr")
+    filtered.setSubsetString("fid <= 2")
+    kept = label_raster(label_source_of(filtered, 3, folder), grid) == 1
+    assert 0 < kept.sum() < roads.sum() and not (kept & ~roads).any()
+
+    edited = QgsVectorLayer(f"{place.labels_path}|layername=roads_2019", "roads being edited", "ogr")
+    edited.startEditing()
+    assert edited.deleteFeatures([feature.id() for feature in edited.getFeatures()][1:])
+    left = label_raster(label_source_of(edited, 3, folder), grid) == 1
+    assert 0 < left.sum() < roads.sum() and not (left & ~roads).any()
+    edited.rollBack()
+    assert place.labels_path.stat().st_size > 0 and QgsVectorLayer(
+        f"{place.labels_path}|layername=roads_2019", "again", "ogr").featureCount() == saved.featureCount()
+
+
+def test_progress_follows_the_time_budget_when_it_ends_a_stage_first():
+    from timeseg.models.fine_tune import progress_percent
+
+    # 5 minutes: the single-date stage has 210 s, the sequence stage 90 s
+    assert progress_percent({"stage": "fcn", "epoch": 50, "epochs": 200, "seconds": 105.0}, 5.0) == pytest.approx(35)
+    assert progress_percent({"stage": "fcn", "epoch": 150, "epochs": 200, "seconds": 105.0}, 5.0) \
+        == pytest.approx(52.5)
+    assert progress_percent({"stage": "fcn", "epoch": 90, "epochs": 200, "seconds": 212.0}, 5.0) == 70
+    assert progress_percent({"stage": "sequence", "epoch": 10, "epochs": 66, "seconds": 45.0}, 5.0) \
+        == pytest.approx(85)
+    assert progress_percent({"stage": "sequence", "epoch": 33, "epochs": 66, "seconds": 45.0}, None) \
+        == pytest.approx(85)
+    assert progress_percent({"stage": "sequence", "epoch": 66, "epochs": 66, "seconds": 95.0}, 5.0) == 100
+
+
+def test_a_model_worse_than_its_start_or_finding_nothing_is_called_so(scratch_model):
     from dataclasses import replace
 
-    assert scratch_model.verdict() is None  # from scratch: nothing to compare with
-    after = scratch_model.after
-    better = replace(scratch_model, before={**after, "relaxed_f1": after["relaxed_f1"] - 0.1})
-    worse = replace(scratch_model, before={**after, "relaxed_f1": after["relaxed_f1"] + 0.1})
+    found = replace(scratch_model, before=None, after={"iou": 0.2, "f1": 0.3, "relaxed_f1": 0.4})
+    assert found.verdict() is None  # from scratch: nothing to compare with
+    better = replace(found, before={"iou": 0.2, "f1": 0.3, "relaxed_f1": 0.3})
+    worse = replace(found, before={"iou": 0.2, "f1": 0.3, "relaxed_f1": 0.5})
     assert not better.worse_than_start and better.verdict() is None
     assert worse.worse_than_start
     assert worse.verdict().startswith("the new model scores below the starting model on your held-out part")
+    nothing = replace(found, after={"iou": 0.0, "f1": 0.0, "relaxed_f1": 0.0})
+    assert nothing.finds_nothing and not nothing.worse_than_start
+    assert nothing.verdict().startswith("the new model finds none of the labels of your held-out part")
+    assert not replace(found, after={"iou": 0.0, "f1": 0.0, "relaxed_f1": 0.1}).finds_nothing
 
 
 def test_from_scratch_no_stage_keeps_its_first_third_of_the_sequence_epochs(scratch_model, place, tmp_path,

@@ -160,6 +160,8 @@ def test_training_writes_checkpoints_metrics_and_history(tiny_run):
         assert 0 <= final[model]["accuracy"] <= 1 and 0 <= final[model]["iou"] <= 1
     history = json.loads((options.output / "history.json").read_text())["history"]
     assert [(h["stage"], h["epoch"]) for h in history] == [("fcn", 1), ("fcn", 2), ("sequence", 1), ("joint", 1)]
+    # each epoch's time since its stage began (what a time-limited run's progress reads)
+    assert 0 < history[0]["seconds"] <= history[1]["seconds"] and history[2]["seconds"] > 0
     # weights_only loading (no pickled code) and the card travels with the checkpoint
     checkpoint = torch.load(options.output / "model.pt", weights_only=True)
     assert checkpoint["card"]["class_names"] == ["background", "road"]

@@ -104,8 +104,9 @@ class TrainPanel(QGroupBox):
         folder = Path(self.project.fileName()).parent if self.project.fileName() else Path(tempfile.gettempdir())
         return folder / "timeseg_models" / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
 
-    def request(self):
-        """The training request, or a ValueError whose message says what to fix."""
+    def request(self, folder: Path):
+        """The training request, or a ValueError whose message says what to fix; label layers that are not
+        one saved file are written to ``folder`` (``label_layers.label_source_of``)."""
         from ..core.raster_stack import DatedRaster
         from ..models.settings import FineTuneRequest
 
@@ -122,10 +123,10 @@ class TrainPanel(QGroupBox):
         first = self.project.mapLayer(chosen[0].layer_id)
         init = SHIPPED_ROAD_MODEL.with_suffix(".pt") if self.start_combo.currentData() == "fine_tune" else None
         polygon_layer = self.area.polygon_layer()
-        polygons = label_source_of(polygon_layer, 1) if polygon_layer is not None else None
+        polygons = label_source_of(polygon_layer, 1, folder) if polygon_layer is not None else None
         return FineTuneRequest(
             [DatedRaster(layer.path, layer.date) for layer in chosen],
-            label_source_of(label_layer, self.line_width_spin.value()), self.output_path(), init,
+            label_source_of(label_layer, self.line_width_spin.value(), folder), self.output_path(), init,
             self.area.canvas_extent(first), self.epochs_spin.value(), float(self.minutes_spin.value()),
             layer_names=[layer.name for layer in chosen], area_polygons=polygons)
 
@@ -135,12 +136,14 @@ class TrainPanel(QGroupBox):
         if missing:
             self.controls.status_label.setText(missing)
             return
+        label_folder = tempfile.TemporaryDirectory(prefix="timeseg_labels_")
         try:
-            request = self.request()
+            request = self.request(Path(label_folder.name))
         except ValueError as error:
+            label_folder.cleanup()
             self.controls.status_label.setText(str(error))
             return
-        self.task = TrainingTask(request, self.on_finished)
+        self.task = TrainingTask(request, self.on_finished, label_folder)
         self.task.epochDone.connect(self.show_epoch)
         self.task.progressChanged.connect(self.controls.set_progress)
         self.controls.started(self.tr("Training on {} dates; a fifth of the area is held out ...").format(
@@ -174,7 +177,7 @@ class TrainPanel(QGroupBox):
                 lines.append(self.tr("Held-out part, {}: F1 {:.3f}{}").format(
                     name, numbers["f1"], self.tr(" (roads within 2 px: {:.3f})").format(numbers["relaxed_f1"])
                     if "relaxed_f1" in numbers else ""))
-        if result.worse_than_start:
+        if result.verdict():
             lines.append(self.tr("Warning: {}").format(result.verdict()))
         self.controls.stopped("\n".join(lines), done=True)
         self.model_ready(result.model_path, not result.worse_than_start)

@@ -7,6 +7,7 @@ signal, delivered on the main thread). ``finished()`` hands the outcome to the p
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,15 +27,20 @@ class TrainingOutcome:
 class TrainingTask(QgsTask):
     epochDone = pyqtSignal(dict)  # noqa: N815 (Qt's naming)
 
-    def __init__(self, request, on_finished: Callable[[TrainingOutcome], None]) -> None:
+    def __init__(self, request, on_finished: Callable[[TrainingOutcome], None],
+                 label_folder: tempfile.TemporaryDirectory | None = None) -> None:
+        """``label_folder``: where the request's labels were written (``label_layers``), removed when the
+        run ends."""
         super().__init__(QCoreApplication.translate("TimeSeg", "TimeSeg training"), QgsTask.CanCancel)
         self.request = request
+        self.label_folder = label_folder
         self.outcome = TrainingOutcome()
         self._on_finished = on_finished
 
     def _on_epoch(self, record: dict) -> None:  # worker thread
-        share, offset = (0.7, 0.0) if record["stage"] == "fcn" else (0.3, 70.0)
-        self.setProgress(offset + 100 * share * record["epoch"] / max(record["epochs"], 1))
+        from ..models.fine_tune import progress_percent
+
+        self.setProgress(progress_percent(record, self.request.minutes))
         self.epochDone.emit(dict(record))
 
     def run(self) -> bool:  # worker thread
@@ -58,4 +64,6 @@ class TrainingTask(QgsTask):
     def finished(self, result: bool) -> None:  # main thread
         if not result and self.isCanceled():
             self.outcome.cancelled = True
+        if self.label_folder is not None:
+            self.label_folder.cleanup()
         self._on_finished(self.outcome)
