@@ -38,7 +38,8 @@ class Area:
 
 
 def parse_area(text: str, grid: Grid) -> Area:
-    """``xmin,ymin,xmax,ymax`` or a polygon file -> the ``Area`` on ``grid`` (raises ``AreaError``)."""
+    """``xmin,ymin,xmax,ymax`` or a polygon file (``FILE|layername=NAME`` for one of its layers, as QGIS
+    names layers) -> the ``Area`` on ``grid`` (raises ``AreaError``)."""
     parts = text.split(",")
     if len(parts) == 4 and not Path(text).exists():
         try:
@@ -47,7 +48,8 @@ def parse_area(text: str, grid: Grid) -> Area:
             raise AreaError(f"--aoi {text!r}: give xmin,ymin,xmax,ymax in the rasters' CRS, or a polygon file") \
                 from None
         return Area(_window(bounds, grid, text))
-    geometries = _polygons(Path(text), grid)
+    path, _, layer_name = text.partition("|layername=")
+    geometries = _polygons(Path(path), grid, layer_name.split("|")[0] or None)
     xs, ys = zip(*(point for g in geometries for ring in _rings(g) for point in ring))
     return Area(_window((min(xs), min(ys), max(xs), max(ys)), grid, text), tuple(geometries))
 
@@ -72,8 +74,8 @@ def _rings(geometry: dict) -> list:
     return [ring for polygon in geometry["coordinates"] for ring in polygon]
 
 
-def _polygons(path: Path, grid: Grid) -> list[dict]:
-    """The polygons of the first layer of ``path``, in the grid's CRS."""
+def _polygons(path: Path, grid: Grid, layer_name: str | None = None) -> list[dict]:
+    """The polygons of layer ``layer_name`` of ``path`` (None: its first), in the grid's CRS."""
     import json
 
     from osgeo import ogr, osr
@@ -83,7 +85,10 @@ def _polygons(path: Path, grid: Grid) -> list[dict]:
     source = ogr.Open(str(path))
     if source is None or source.GetLayerCount() == 0:
         raise AreaError(f"--aoi {path.name} is not a vector file GDAL can read: give a GeoPackage or shapefile")
-    layer = source.GetLayer(0)
+    layer = source.GetLayer(0) if layer_name is None else source.GetLayerByName(layer_name)
+    if layer is None:
+        raise AreaError(f"--aoi {path.name} has no layer {layer_name}: give one of "
+                        f"{', '.join(source.GetLayer(i).GetName() for i in range(source.GetLayerCount()))}")
     target = osr.SpatialReference()
     target.ImportFromWkt(grid.crs.to_wkt())
     target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)

@@ -101,7 +101,8 @@ class SegmentRequest:
     threshold: float | None = option(None, "P(class) from which a pixel is called the class (binary models; "
                                      "default: the model card's)", minimum=0.01, maximum=0.99, words="the threshold")
     aoi: str | None = option(None, "area of interest: xmin,ymin,xmax,ymax in the first raster's CRS, or a polygon "
-                             "file (outside its polygons is nodata); only the area is read and written")
+                             "file, FILE|layername=NAME for one of its layers (outside its polygons is nodata); "
+                             "only the area is read and written")
     reference_path: Path | None = option(None, "the raster whose grid (CRS, pixels, extent) the outputs take "
                                          "(default: the first date)", flag="--reference")
     probability_path: Path | None = None  # None: output_dir / probability.tif

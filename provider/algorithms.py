@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -20,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
+    QgsProcessingUtils,
 )
 
 from ..core.definitions import (
@@ -31,6 +33,7 @@ from ..core.definitions import (
     device_words,
 )
 from ..core.model_card import SHIPPED_ROAD_MODEL
+from ..ui.label_layers import area_of
 from .base import TimeSegAlgorithm
 from .base import tr as _tr
 
@@ -168,7 +171,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         aoi = None
         mask = self.parameterAsVectorLayer(parameters, self.MASK, context)
         if mask is not None:
-            aoi = mask.source().split("|")[0]
+            aoi = area_of(mask, Path(tempfile.mkdtemp(prefix="area_", dir=QgsProcessingUtils.tempFolder())))
         elif parameters.get(self.EXTENT):
             crs = layers[0].crs() if layers else self.parameterAsExtentCrs(parameters, self.EXTENT, context)
             rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, crs)

@@ -72,3 +72,65 @@ def test_bad_areas(small_scene, local_model, tmp_path, capsys):
                      *rasters]) == 1
         assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_named_layer_of_a_geopackage(small_scene, local_model, whole, tmp_path, capsys):
+    """``FILE|layername=NAME`` (QGIS's name of a layer) reads that layer, not the file's first."""
+    _, transform = whole
+    x0, y0 = transform.c, transform.f
+    gpkg = triangle_gpkg(tmp_path / "layers.gpkg", [(x0 + 100, y0 - 100), (x0 + 300, y0 - 100), (x0 + 100, y0 - 300)],
+                         small_scene.crs.to_epsg())
+    source = ogr.Open(str(gpkg), update=1)
+    second = source.CreateLayer("fields", source.GetLayer(0).GetSpatialRef(), ogr.wkbPolygon)
+    feature = ogr.Feature(second.GetLayerDefn())
+    corners = [(x0 + 200, y0 - 200), (x0 + 700, y0 - 200), (x0 + 700, y0 - 600), (x0 + 200, y0 - 600)]
+    ring = ",".join(f"{x} {y}" for x, y in [*corners, corners[0]])
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON(({ring}))"))
+    second.CreateFeature(feature)
+    source = None
+    rasters = [str(p) for p in small_scene.tci_paths[2019]]
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "out"),
+                 "--aoi", f"{gpkg}|layername=fields", *rasters]) == 0
+    with rasterio.open(tmp_path / "out" / "classes.tif") as dataset:
+        assert dataset.shape == (40, 50) and (dataset.transform.c, dataset.transform.f) == (x0 + 200, y0 - 200)
+        assert (dataset.read(1) != 255).all()
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "none"),
+                 "--aoi", f"{gpkg}|layername=roads", *rasters]) == 1
+    assert "layers.gpkg has no layer roads: give one of area, fields" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_dock_and_processing_read_scratch_and_filtered_polygon_layers_as_qgis_shows_them(
+        small_scene, qgis_iface, tmp_path):
+    from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+
+    from timeseg.core.area import parse_area
+    from timeseg.core.raster_stack import Grid
+    from timeseg.ui.area_chooser import AreaChooser
+    from timeseg.ui.label_layers import area_of
+
+    with rasterio.open(small_scene.tci_paths[2019][0]) as dataset:
+        grid = Grid.of(dataset)
+    x0, y0 = grid.transform.c, grid.transform.f
+    reference = QgsRasterLayer(str(small_scene.tci_paths[2019][0]), "first")
+    scratch = QgsVectorLayer(f"Polygon?crs=EPSG:{small_scene.crs.to_epsg()}", "drawn", "memory")
+    squares = []
+    for left in (100, 500):
+        square = QgsFeature()
+        square.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0 + left, y0 - 400, x0 + left + 200, y0 - 200)))
+        squares.append(square)
+    scratch.dataProvider().addFeatures(squares)
+    QgsProject.instance().addMapLayer(scratch)
+    chooser = AreaChooser(qgis_iface, QgsProject.instance())
+    chooser.set_kind("polygons")
+    chooser.layer_combo.setLayer(scratch)
+    aoi = chooser.aoi(reference)
+    assert aoi.startswith(chooser.written.name) and aoi == chooser.aoi(reference)  # the same file while unchanged
+    both = parse_area(aoi, grid)
+    assert (both.window.col_off, both.window.row_off, both.window.width, both.window.height) == (10, 20, 60, 20)
+    assert scratch.dataProvider().deleteFeatures([next(scratch.getFeatures()).id()])  # an edit: a new file
+    one = parse_area(chooser.aoi(reference), grid)
+    assert (one.window.col_off, one.window.width) == (50, 20) and len(one.geometries) == 1
+    assert parse_area(area_of(scratch, tmp_path), grid).window == one.window  # Processing's way
+    QgsProject.instance().removeMapLayer(scratch.id())
+    chooser.written.cleanup()

@@ -3,9 +3,14 @@ Shared by the dock's Options (segmentation) and Train panels."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from qgis.core import QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QComboBox, QHBoxLayout, QWidget
+
+from .label_layers import area_of
 
 AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Inside a polygon layer"))
 
@@ -14,6 +19,7 @@ class AreaChooser(QWidget):
     def __init__(self, iface, project: QgsProject, parent=None) -> None:
         super().__init__(parent)
         self.iface, self.project = iface, project
+        self.written: tempfile.TemporaryDirectory | None = None  # polygon layers written for the engine
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.kind_combo = QComboBox()
@@ -60,4 +66,8 @@ class AreaChooser(QWidget):
         if extent is not None:
             return ",".join(repr(v) for v in extent)
         layer = self.polygon_layer()
-        return layer.source().split("|")[0] if layer is not None else None
+        if layer is None:
+            return None
+        if self.written is None:  # scratch, filtered or edited polygons, as files, while the dock lives
+            self.written = tempfile.TemporaryDirectory(prefix="timeseg_area_")
+        return area_of(layer, Path(self.written.name))

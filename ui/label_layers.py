@@ -1,7 +1,8 @@
-"""QGIS label layers as the training side's label sources."""
+"""QGIS vector layers as files the engine and the training read: label layers and area polygons."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from qgis.core import (
@@ -17,15 +18,12 @@ from ..core.definitions import folder_name
 
 
 def label_source_of(layer, line_width: int, folder: Path):
-    """A ``models.labels.LabelSource`` for a QGIS layer: lines, polygons or a label raster.
-
-    A vector layer that is not simply one file as saved (a scratch or database layer, a filtered one, one
-    with unsaved edits) is written as QGIS shows it to a GeoPackage in ``folder`` first, which must
-    outlive the training run."""
+    """A ``models.labels.LabelSource`` for a QGIS layer: lines, polygons or a label raster; vector layers
+    as ``vector_file`` gives them (``folder`` must outlive the training run)."""
     from ..models.labels import LabelSource
 
-    path = Path(layer.source().split("|")[0])
     if isinstance(layer, QgsRasterLayer):
+        path = Path(layer.source())
         if layer.providerType() != "gdal" or not path.is_file():
             raise ValueError(f"{layer.name()} is not a raster file: save it as a GeoTIFF, then choose that layer")
         return LabelSource(path, "raster")
@@ -35,26 +33,40 @@ def label_source_of(layer, line_width: int, folder: Path):
     kinds = {QgsWkbTypes.LineGeometry: "lines", QgsWkbTypes.PolygonGeometry: "polygons"}
     if geometry not in kinds:
         raise ValueError(f"{layer.name()} holds points; labels are lines (roads) or polygons")
-    plain_file = (layer.providerType() == "ogr" and path.is_file() and not layer.subsetString()
-                  and not layer.isModified())
-    if not plain_file:
-        return LabelSource(_written(layer, folder), kinds[geometry], "labels", line_width)
-    name = None
-    if "layername=" in layer.source():
-        name = layer.source().split("layername=")[1].split("|")[0]
+    path, name = vector_file(layer, folder)
     return LabelSource(path, kinds[geometry], name, line_width)
 
 
-def _written(layer: QgsVectorLayer, folder: Path) -> Path:
-    """``layer``'s features as QGIS shows them (filter and edits included), in its CRS, as layer
-    ``labels`` of a new GeoPackage in ``folder``."""
+def vector_file(layer: QgsVectorLayer, folder: Path) -> tuple[Path, str | None]:
+    """A file and its layer name (None: its only layer) that GDAL reads as QGIS shows ``layer``.
+
+    A layer that is simply one saved file is read where it is; any other (a scratch or database layer, a
+    filtered one, one with unsaved edits) is written, filter and edits applied, in its CRS, to a
+    GeoPackage in ``folder`` named after its features, so that a file a run reads is never rewritten."""
+    path = Path(layer.source().split("|")[0])
+    if layer.providerType() == "ogr" and path.is_file() and not layer.subsetString() and not layer.isModified():
+        name = layer.source().split("layername=")[1].split("|")[0] if "layername=" in layer.source() else None
+        return path, name
+    content = hashlib.sha1(layer.crs().toWkt().encode())
+    for feature in layer.getFeatures():
+        content.update(bytes(feature.geometry().asWkb()))
+    target = folder / f"{folder_name(layer.id())}_{content.hexdigest()[:12]}.gpkg"
+    if target.is_file():
+        return target, "features"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{folder_name(layer.id())}.gpkg"
     options = QgsVectorFileWriter.SaveVectorOptions()
-    options.driverName, options.layerName = "GPKG", "labels"
+    options.driverName, options.layerName = "GPKG", "features"
     project = QgsProject.instance()
     context = project.transformContext() if project is not None else QgsCoordinateTransformContext()
-    error, message, _, _ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(target), context, options)
+    partial = target.with_suffix(".partial.gpkg")
+    error, message, _, _ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(partial), context, options)
     if error != QgsVectorFileWriter.NoError:
-        raise ValueError(f"{layer.name()} could not be read for training ({message}): save it to a GeoPackage")
-    return target
+        raise ValueError(f"{layer.name()} could not be read ({message}): save it to a GeoPackage, then choose it")
+    partial.rename(target)
+    return target, "features"
+
+
+def area_of(layer: QgsVectorLayer, folder: Path) -> str:
+    """The engine's ``--aoi`` for a polygon layer, as ``vector_file`` gives it."""
+    path, name = vector_file(layer, folder)
+    return f"{path}|layername={name}" if name else str(path)
