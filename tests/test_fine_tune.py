@@ -318,10 +318,15 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         panel.output_widget.setFilePath(str(tmp_path / "from_dock.onnx"))
         panel.controls.run_button.click()
         deadline = time.monotonic() + 300
+        shown = set()
         while panel.task is not None and time.monotonic() < deadline:
             QgsApplication.processEvents()
+            shown.add(panel.controls.status_label.text())
             time.sleep(0.05)
         assert panel.task is None, "the training did not finish"
+        # each epoch says where the run is and how long its training has left
+        assert any(text.startswith("single date epoch 1/1: loss") and "training ends in about 1 min" in text
+                   for text in shown), shown
         assert "Held-out part, after: F1" in panel.controls.status_label.text(), panel.controls.status_label.text()
         assert (tmp_path / "from_dock.onnx").is_file()
         # the new model is offered, chosen and ready to run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class TrainPanel(QGroupBox):
         self.iface, self.project = iface, project
         self.checked_layers, self.model_ready = checked_layers, model_ready
         self.task: TrainingTask | None = None
+        self.started = 0.0  # time.monotonic() when the task started
         form = QFormLayout(self)
         self.labels_combo = QgsMapLayerComboBox()
         self.labels_combo.setFilters(QgsMapLayerProxyModel.LineLayer | QgsMapLayerProxyModel.PolygonLayer
@@ -144,6 +146,7 @@ class TrainPanel(QGroupBox):
             self.controls.status_label.setText(str(error))
             return
         self.task = TrainingTask(request, self.on_finished, label_folder)
+        self.started = time.monotonic()
         self.task.epochDone.connect(self.show_epoch)
         self.task.progressChanged.connect(self.controls.set_progress)
         self.controls.started(self.tr("Training on {} dates; a fifth of the area is held out ...").format(
@@ -152,8 +155,13 @@ class TrainPanel(QGroupBox):
 
     def show_epoch(self, record: dict) -> None:
         stage = self.tr("single date") if record["stage"] == "fcn" else self.tr("sequence")
-        self.controls.status_label.setText(self.tr("{} epoch {}/{}: loss {:.3f}, validation F1 {:.3f}").format(
-            stage, record["epoch"], record["epochs"], record["loss"], record["f1"]))
+        text = self.tr("{} epoch {}/{}: loss {:.3f}, validation F1 {:.3f}").format(
+            stage, record["epoch"], record["epochs"], record["loss"], record["f1"])
+        progress = self.task.progress() if self.task is not None else 0.0  # set by the task before this signal
+        if progress >= 5:
+            left = (time.monotonic() - self.started) * (100 - progress) / progress
+            text += self.tr("; training ends in about {} min").format(max(1, round(left / 60)))
+        self.controls.status_label.setText(text)
 
     def cancel(self) -> None:
         if self.task is not None:
