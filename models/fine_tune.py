@@ -72,7 +72,7 @@ class FineTuneResult:
     @property
     def finds_nothing(self) -> bool:
         """True when the new model calls no labelled pixel of the held-out part (a run too short, from scratch)."""
-        return self.after.get("relaxed_f1", self.after["f1"]) == 0 and self.after["f1"] == 0
+        return all(self.after.get(key, 0) == 0 for key in ("f1", "relaxed_f1"))
 
     def verdict(self) -> str | None:
         """One line for the analyst when the new model is worse than the one it started from or finds
@@ -117,8 +117,9 @@ def area_window(grid: Grid, extent: tuple[float, float, float, float] | None) ->
         raise FineTuneError("the area does not overlap the rasters: choose an area inside them") from None
 
 
-def split_windows(area: Window) -> dict[str, Window]:
-    """Train, validation and held-out windows cut along the longer side of ``area``."""
+def split_windows(area: Window, held_out_first: bool = False) -> dict[str, Window]:
+    """Train, validation and held-out windows cut along the longer side of ``area``, in that order from
+    its left or top end (``held_out_first``: in the reverse order, the held-out part at that end)."""
     along_columns = area.width >= area.height
     length = int(area.width if along_columns else area.height)
     usable = length - 2 * GAP_PX
@@ -127,8 +128,9 @@ def split_windows(area: Window) -> dict[str, Window]:
         raise FineTuneError(f"the area is {length} px along its longer side; give at least {needed} px "
                             "(it is cut into training, validation and held-out parts)")
     windows, start = {}, 0
-    for index, (name, share) in enumerate(SPLIT_SHARES):
-        size = int(usable * share) if index < len(SPLIT_SHARES) - 1 else length - start
+    parts = SPLIT_SHARES[::-1] if held_out_first else SPLIT_SHARES
+    for index, (name, share) in enumerate(parts):
+        size = int(usable * share) if index < len(parts) - 1 else length - start
         if along_columns:
             windows[name] = Window(area.col_off + start, area.row_off, size, area.height)
         else:
@@ -137,24 +139,23 @@ def split_windows(area: Window) -> dict[str, Window]:
     return windows
 
 
-def _check_labels(labels: LabelSource, grid: Grid, windows: dict[str, Window]) -> None:
-    """Labels in the training part (to learn from) and in the held-out part (whose scores would say
-    nothing without them), else ``FineTuneError``."""
+def labelled_split(labels: LabelSource, grid: Grid, area: Window) -> dict[str, Window]:
+    """``split_windows`` of ``area`` whose training part (to learn from) and held-out part (whose scores
+    would say nothing without them) both hold labels: the held-out part at the right or bottom end, else at
+    the left or top end; else ``FineTuneError`` saying what to label."""
     if labels.kind != "raster" and not _read_geometries(Path(labels.path), labels.layer, grid):
         raise FineTuneError(f"the label layer {Path(labels.path).name} has no features: draw or load some first")
-    raster = label_raster(labels, grid)
-    labelled = {name: bool((raster[window.toslices()] == labels.value).any()) for name, window in windows.items()}
-    if not any(labelled.values()):
+    labelled = label_raster(labels, grid) == labels.value
+    if not labelled[area.toslices()].any():
         raise FineTuneError("no label lies on the rasters inside the area: check that the label layer covers "
                             "the rasters (and the chosen area) and is in a CRS QGIS can transform")
-    if not labelled["train"]:
-        raise FineTuneError("the training part of the area (its first 70 % along its longer side, from the left "
-                            "or the top) holds no label: label some there, or choose an area whose labels spread "
-                            "over its length")
-    if not labelled["heldout"]:
-        raise FineTuneError("the held-out part of the area (its last 20 % along its longer side, at the right or "
-                            "the bottom) holds no label, so its scores would say nothing: label some there, or "
-                            "choose an area whose labels reach its end")
+    for held_out_first in (False, True):
+        windows = split_windows(area, held_out_first)
+        if all(labelled[windows[name].toslices()].any() for name in ("train", "heldout")):
+            return windows
+    raise FineTuneError("the area's labels do not reach both of its ends: its longer side is cut into a training "
+                        "part (70 %) at one end and a held-out part (20 %) at the other, and each must hold labels: "
+                        "label some near both ends, or choose an area whose labels spread over its length")
 
 
 def _starting_model(init: Path | None) -> tuple[NetworkConfig, dict[str, Any]] | None:
@@ -268,8 +269,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
                work_dir: Path) -> FineTuneResult:
     bands = config.in_channels
     area = area_window(grid, extent)
-    windows = split_windows(area)
-    _check_labels(labels, grid, windows)
+    windows = labelled_split(labels, grid, area)
     sites = {name: Site(tuple(request.rasters), labels, window) for name, window in windows.items()}
     input_scale = init_card.get("input_scale", 1 / 255 if dtype == np.uint8 else 1e-4)
     names = request.layer_names or [r.path.name for r in request.rasters]

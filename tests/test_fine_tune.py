@@ -56,6 +56,32 @@ def test_split_is_spatial_with_gaps():
         split_windows(Window(0, 0, 100, 100))
 
 
+def test_the_held_out_part_goes_to_the_end_that_holds_labels(place, tmp_path):
+    """Labels short of the right end: the held-out part moves to the left end, the training part to the
+    right; labels near one end only: no split holds labels in both parts."""
+    from timeseg.core.raster_stack import Grid
+    from timeseg.models.fine_tune import labelled_split
+
+    with rasterio.open(place.tci_paths[2019][0]) as dataset:
+        grid = Grid.of(dataset)
+    area = Window(0, 0, grid.width, grid.height)
+    labels = np.zeros((grid.height, grid.width), np.uint8)
+    labels[:, [20, 100]] = 1  # columns 20 and 100 of 192: none in the right fifth
+    path = tmp_path / "labels.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8",
+                       crs=grid.crs, transform=grid.transform) as dataset:
+        dataset.write(labels, 1)
+    windows = labelled_split(LabelSource(path, "raster"), grid, area)
+    assert windows == split_windows(area, held_out_first=True)
+    assert (windows["heldout"].col_off, windows["train"].col_off + windows["train"].width) == (0, 192)
+    assert windows["heldout"].width + windows["validation"].width + windows["train"].width + 16 == 192
+    labels[:, 100] = 0  # column 20 only
+    with rasterio.open(path, "r+") as dataset:
+        dataset.write(labels, 1)
+    with pytest.raises(FineTuneError, match="do not reach both of its ends"):
+        labelled_split(LabelSource(path, "raster"), grid, area)
+
+
 def test_area_outside_the_rasters_is_refused(place):
     from timeseg.core.raster_stack import Grid
 
@@ -238,8 +264,8 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
     source = None
     images = [str(p) for p in place.tci_paths[2019]]
     for layer_name, message in (("far", "no label lies on the rasters"), ("empty", "has no features"),
-                                ("west_only", "the held-out part of the area (its last 20 %"),
-                                ("east_only", "the training part of the area (its first 70 %")):
+                                ("west_only", "the area's labels do not reach both of its ends"),
+                                ("east_only", "the area's labels do not reach both of its ends")):
         code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name,
                      "--output-model", str(tmp_path / "m.onnx"), "--output", str(tmp_path / "run")])
         assert code == 1 and message in capsys.readouterr().err
