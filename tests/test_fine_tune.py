@@ -113,6 +113,7 @@ def test_scratch_training_writes_model_checkpoint_and_numbers(scratch_model, pla
 def test_label_layers_not_saved_as_one_file_are_trained_on_as_qgis_shows_them(place, qgis_app, tmp_path):
     """A scratch layer, a filtered one and one with unsaved edits are written to a GeoPackage first;
     a saved file is read where it is."""
+    from osgeo import ogr
     from qgis.core import QgsFeature, QgsVectorLayer
 
     from timeseg.core.raster_stack import Grid
@@ -134,6 +135,11 @@ def test_label_layers_not_saved_as_one_file_are_trained_on_as_qgis_shows_them(pl
     from_scratch = label_source_of(scratch, 3, folder)
     assert from_scratch.path.parent == folder and from_scratch.path.suffix == ".gpkg"
     assert np.array_equal(label_raster(from_scratch, grid) == 1, roads)
+
+    names = [layer.GetName() for layer in ogr.Open(str(place.labels_path))]
+    by_index = QgsVectorLayer(f"{place.labels_path}|layerid={names.index('roads_2019')}", "by index", "ogr")
+    assert names.index("roads_2019") > 0 and by_index.isValid()
+    assert np.array_equal(label_raster(label_source_of(by_index, 3, folder), grid) == 1, roads)
 
     filtered = QgsVectorLayer(f"{place.labels_path}|layername=roads_2019", "some roads", "ogr")
     filtered.setSubsetString("fid <= 2")

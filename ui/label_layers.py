@@ -43,10 +43,13 @@ def vector_file(layer: QgsVectorLayer, folder: Path) -> tuple[Path, str | None]:
     A layer that is simply one saved file is read where it is; any other (a scratch or database layer, a
     filtered one, one with unsaved edits) is written, filter and edits applied, in its CRS, to a
     GeoPackage in ``folder`` named after its features, so that a file a run reads is never rewritten."""
-    path = Path(layer.source().split("|")[0])
-    if layer.providerType() == "ogr" and path.is_file() and not layer.subsetString() and not layer.isModified():
-        name = layer.source().split("layername=")[1].split("|")[0] if "layername=" in layer.source() else None
-        return path, name
+    path, *options = layer.source().split("|")
+    settings = dict(option.split("=", 1) for option in options if "=" in option)  # layername=..., layerid=...
+    name = settings.get("layername")
+    one_layer_as_saved = set(settings) <= {"layername", "layerid"} and (name or settings.get("layerid", "0") == "0")
+    if (layer.providerType() == "ogr" and Path(path).is_file() and one_layer_as_saved and not layer.subsetString()
+            and not layer.isModified()):
+        return Path(path), name
     content = hashlib.sha1(layer.crs().toWkt().encode())
     for feature in layer.getFeatures():
         content.update(bytes(feature.geometry().asWkb()))
