@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -21,7 +20,6 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
-    QgsProcessingUtils,
 )
 
 from ..core.definitions import (
@@ -171,7 +169,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         aoi = None
         mask = self.parameterAsVectorLayer(parameters, self.MASK, context)
         if mask is not None:
-            aoi = area_of(mask, Path(tempfile.mkdtemp(prefix="area_", dir=QgsProcessingUtils.tempFolder())))
+            aoi = area_of(mask, self.scratch_folder("area_"))
         elif parameters.get(self.EXTENT):
             crs = layers[0].crs() if layers else self.parameterAsExtentCrs(parameters, self.EXTENT, context)
             rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, crs)

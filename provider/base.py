@@ -3,10 +3,12 @@ errors (one line that says what to do) turned into Processing errors."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingUtils
 from qgis.PyQt.QtCore import QCoreApplication
 
 Result = TypeVar("Result")
@@ -22,6 +24,12 @@ class TimeSegAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    @staticmethod
+    def scratch_folder(prefix: str) -> Path:
+        """A new folder in Processing's temporary folder, which QGIS removes on exit (for layers written as
+        QGIS shows them, ``ui.label_layers``)."""
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=QgsProcessingUtils.tempFolder()))
 
     @staticmethod
     def run_core(work: Callable[[], Result], cancelled_types: tuple[type[BaseException], ...] = (),

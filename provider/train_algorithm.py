@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -15,7 +14,6 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsProcessingUtils,
 )
 
 from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
@@ -97,9 +95,8 @@ class TrainAlgorithm(TimeSegAlgorithm):
         try:
             rasters = dated_rasters([layer.source() for layer in layers],
                                     self.parameterAsString(parameters, self.DATES, context))
-            # a label layer that is not one saved file goes to Processing's temporary folder (removed on exit)
             labels = label_source_of(label_layer, self.parameterAsInt(parameters, self.LINE_WIDTH, context),
-                                     Path(tempfile.mkdtemp(prefix="labels_", dir=QgsProcessingUtils.tempFolder())))
+                                     self.scratch_folder("labels_"))
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None
         extent = None
