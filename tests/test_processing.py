@@ -150,3 +150,26 @@ def test_segment_inside_an_extent(provider, local_model, small_scene, tmp_path):
     with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
         assert classes.shape == (20, 30) and classes.transform.c == left and classes.transform.f == top
 
+
+
+def test_segment_inside_a_scratch_polygon_layer(provider, local_model, small_scene, tmp_path):
+    """The mask as QGIS shows it: a scratch layer of two squares; outside them is nodata."""
+    import processing
+    from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+    with rasterio.open(small_scene.tci_paths[2019][0]) as dataset:
+        x0, y0 = dataset.transform.c, dataset.transform.f
+    squares = QgsVectorLayer(f"Polygon?crs=EPSG:{small_scene.crs.to_epsg()}", "drawn", "memory")
+    features = []
+    for left in (100, 500):
+        square = QgsFeature()
+        square.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0 + left, y0 - 400, x0 + left + 200, y0 - 200)))
+        features.append(square)
+    squares.dataProvider().addFeatures(features)
+    result = processing.run("timeseg:segment", {
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+        "MASK": squares, "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
+        codes = classes.read(1)
+        assert classes.shape == (20, 60) and (classes.transform.c, classes.transform.f) == (x0 + 100, y0 - 200)
+    assert (codes[:, :20] != 255).all() and (codes[:, 40:] != 255).all() and (codes[:, 20:40] == 255).all()
