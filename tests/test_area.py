@@ -100,10 +100,11 @@ def test_a_named_layer_of_a_geopackage(small_scene, local_model, whole, tmp_path
     assert not (tmp_path / "none").exists()
 
 
-def test_the_dock_and_processing_read_scratch_and_filtered_polygon_layers_as_qgis_shows_them(
+def test_the_dock_and_processing_read_scratch_and_edited_polygon_layers_as_qgis_shows_them(
         small_scene, qgis_iface, tmp_path):
-    from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer
+    from qgis.core import QgsProject, QgsRasterLayer
 
+    from tests_support import scratch_squares
     from timeseg.core.area import parse_area
     from timeseg.core.raster_stack import Grid
     from timeseg.ui.area_chooser import AreaChooser
@@ -113,13 +114,7 @@ def test_the_dock_and_processing_read_scratch_and_filtered_polygon_layers_as_qgi
         grid = Grid.of(dataset)
     x0, y0 = grid.transform.c, grid.transform.f
     reference = QgsRasterLayer(str(small_scene.tci_paths[2019][0]), "first")
-    scratch = QgsVectorLayer(f"Polygon?crs=EPSG:{small_scene.crs.to_epsg()}", "drawn", "memory")
-    squares = []
-    for left in (100, 500):
-        square = QgsFeature()
-        square.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0 + left, y0 - 400, x0 + left + 200, y0 - 200)))
-        squares.append(square)
-    scratch.dataProvider().addFeatures(squares)
+    scratch = scratch_squares(small_scene.crs.to_epsg(), x0, y0)
     QgsProject.instance().addMapLayer(scratch)
     chooser = AreaChooser(qgis_iface, QgsProject.instance())
     chooser.set_kind("polygons")

@@ -155,17 +155,12 @@ def test_segment_inside_an_extent(provider, local_model, small_scene, tmp_path):
 def test_segment_inside_a_scratch_polygon_layer(provider, local_model, small_scene, tmp_path):
     """The mask as QGIS shows it: a scratch layer of two squares; outside them is nodata."""
     import processing
-    from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+    from tests_support import scratch_squares
 
     with rasterio.open(small_scene.tci_paths[2019][0]) as dataset:
         x0, y0 = dataset.transform.c, dataset.transform.f
-    squares = QgsVectorLayer(f"Polygon?crs=EPSG:{small_scene.crs.to_epsg()}", "drawn", "memory")
-    features = []
-    for left in (100, 500):
-        square = QgsFeature()
-        square.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0 + left, y0 - 400, x0 + left + 200, y0 - 200)))
-        features.append(square)
-    squares.dataProvider().addFeatures(features)
+    squares = scratch_squares(small_scene.crs.to_epsg(), x0, y0)
     result = processing.run("timeseg:segment", {
         "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
         "MASK": squares, "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})

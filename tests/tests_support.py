@@ -44,3 +44,18 @@ def write_digital_numbers(tci: Path, target: Path) -> Path:
     from timeseg.research.reflectance_check import write_form
 
     return write_form(tci, "top-of-atmosphere digital numbers (uint16)", target)
+
+
+def scratch_squares(epsg: int, x0: float, y0: float):
+    """A QGIS scratch (memory) polygon layer of two 200 m squares, 200-400 m below ``y0`` and 100-300 m and
+    500-700 m right of ``x0`` (map units of ``epsg``): never saved to a file."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+    layer = QgsVectorLayer(f"Polygon?crs=EPSG:{epsg}", "drawn", "memory")
+    squares = []
+    for left in (100, 500):
+        square = QgsFeature()
+        square.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0 + left, y0 - 400, x0 + left + 200, y0 - 200)))
+        squares.append(square)
+    layer.dataProvider().addFeatures(squares)
+    return layer
