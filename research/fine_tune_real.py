@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from ..core.atomic import write_text_atomic
-from ..core.definitions import FINE_TUNE_EPOCHS
 from ..core.raster_stack import DatedRaster
 from ..models.fine_tune import fine_tune
 from ..models.labels import LabelSource
@@ -25,13 +24,13 @@ from ..models.road_scores import checkpoint_scores
 from ..models.settings import FineTuneRequest
 
 
-def run(init: Path, minutes: float, work: Path, docs: Path, scene: RealScene, init_words: str,
-        epochs: int = FINE_TUNE_EPOCHS) -> dict:
-    """Both runs on ``scene``; writes ``docs/fine_tuning_<scene>.json`` and the report of every scene
-    measured so far, ``docs/fine_tuning.md``; returns the numbers."""
+def run(init: Path, minutes: float, work: Path, docs: Path, scene: RealScene, init_words: str) -> dict:
+    """Both runs on ``scene``, with the epochs an analyst's run gets by default; writes
+    ``docs/fine_tuning_<scene>.json`` and the report of every scene measured so far, ``docs/fine_tuning.md``;
+    returns the numbers."""
     work = work / scene.name
     image, labels = write_split(scene.labels, scene.image, "train", work / "area")
-    request = dict(rasters=[DatedRaster(image, scene.date)], labels=LabelSource(labels, "raster"), epochs=epochs,
+    request = dict(rasters=[DatedRaster(image, scene.date)], labels=LabelSource(labels, "raster"),
                    minutes=minutes, layer_names=[image.name])
     results = {"scene": scene.name, "init": str(init), "init_words": init_words, "minutes": minutes,
                "torch_threads": torch.get_num_threads(),
