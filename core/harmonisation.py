@@ -10,6 +10,11 @@ low percentile at or above ``dark_limit``: overcast, haze, snow): an overcast da
 white, as the date gate learned it. Uint8 rasters only (true colour); the statistics come from the
 same sample windows of the date (``sample_windows``) wherever a date is harmonised: the engine, the
 scoring and training code.
+
+A harmonising model reads a pixel that a date does not show (no data: 0) as an overcast sky
+(``UNSEEN``), which its date gate learned to pass over (``model_table``): a date beyond its swath's
+edge then changes the map there as little as a white date does, not as a black date the model never
+saw in training (which removed 8-13 % of the road pixels of a real two-date map).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from rasterio.windows import Window
 SAMPLE_SIZE_PX = 256  # each sample window's side
 SAMPLES_PER_SIDE = 4  # a larger raster is sampled on 4 x 4 windows (1 Mpx), aligned to 256 px blocks
 MIN_SAMPLE_PIXELS = 1024  # fewer valid pixels: the date is left as it is
+UNSEEN = 255  # the raw value (every band) a harmonising model reads where a date has no data: white cloud
 
 
 @dataclass(frozen=True)
@@ -182,13 +188,20 @@ def samples_of_stack(stack, pool: Executor | None = None) -> list[tuple[np.ndarr
              np.concatenate([valid[t].ravel() for _, valid in reads])) for t in range(len(stack.dates))]
 
 
+def model_table(table: np.ndarray | None, bands: int) -> np.ndarray:
+    """``[C, 256]`` uint8: a date's values as a harmonising model reads them: through its ``table`` (as they
+    are when None: the date is left as it is), and no data (0) as an overcast sky (``UNSEEN``)."""
+    out = np.tile(np.arange(256, dtype=np.uint8), (bands, 1)) if table is None else table.copy()
+    out[:, 0] = UNSEEN
+    return out
+
+
 def harmonised(dates: np.ndarray, harmonisation: Harmonisation | None) -> np.ndarray:
-    """An in-memory ``[T, C, H, W]`` uint8 stack with each date harmonised (a copy; as given without
-    ``harmonisation``)."""
+    """An in-memory ``[T, C, H, W]`` uint8 stack as a harmonising model reads it: each date harmonised,
+    its no data white (``model_table``; a copy; as given without ``harmonisation``)."""
     if harmonisation is None:
         return dates
     out = dates.copy()
     for index, table in enumerate(date_tables(harmonisation, samples_of_dates(dates))):
-        if table is not None:
-            looked_up(table, dates[index], out=out[index])
+        looked_up(model_table(table, dates.shape[1]), dates[index], out=out[index])
     return out

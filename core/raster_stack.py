@@ -251,6 +251,8 @@ class RasterStack(contextlib.AbstractContextManager):
                 values = np.where(finite, values, 0)
             if self._reflectance_per_value is not None:
                 values = np.where(has_data, l1c_tci(values * np.float32(self._reflectance_per_value)), 0)
+            elif not has_data.all():  # 0, whatever a nodata value or a mask leaves there
+                values = np.where(has_data, values, 0)
             pixels[index, :, rows, cols] = values
             valid[index, rows, cols] = has_data
 

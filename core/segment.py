@@ -38,7 +38,7 @@ from .definitions import (
     PROBABILITY_NAME,
     device_words,
 )
-from .harmonisation import Harmonisation, looked_up, stack_tables
+from .harmonisation import Harmonisation, looked_up, model_table, stack_tables
 from .model_card import ModelCard, ModelCardError
 from .model_inputs import fit_stack
 from .normalisation import Normalisation
@@ -359,13 +359,14 @@ def block_cache(stack: RasterStack) -> contextlib.AbstractContextManager:
 
 def _input_tables(stack: RasterStack, card: ModelCard, normalisation: Normalisation) -> list[np.ndarray | None]:
     """Per date, the model inputs of the raw values 0..255 ``[C, 256]`` float32 when the card harmonises
-    its dates (``core.harmonisation``), else None (the plain normalisation)."""
+    its dates (``core.harmonisation``: stretched, no data read as overcast), else None (the plain
+    normalisation)."""
     tables = stack_tables(Harmonisation.from_card(card.harmonisation), stack)
-    if card.harmonisation is None:
+    if card.harmonisation is None or stack.dtype != np.uint8:
         return tables
     harmonised_dates = [str(d) for d, table in zip(stack.dates, tables) if table is not None]
     log.info("dates harmonised to the model's training images: %s", ", ".join(harmonised_dates) or "none")
-    return [None if table is None else normalisation.apply(table[:, :, None])[:, :, 0] for table in tables]
+    return [normalisation.apply(model_table(table, stack.band_count)[:, :, None])[:, :, 0] for table in tables]
 
 
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:

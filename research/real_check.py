@@ -426,8 +426,10 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         f"{' and '.join(unseen)}, as the package's README example; each date made into an L1C-like TCI as "
         "Zurich), its whole image held out: no model here was trained or selected on it. Roads traced by hand "
         "as for the other scenes; scored the same way (the L2A column: dark-object subtraction of the L1C-like "
-        "TCI). The sequence models also get both dates in time order, and both after a fully overcast date "
-        "(the simulator's): more clear dates should give more, and a white date nothing.",
+        "TCI). The sequence models also get both dates in time order, both after a fully overcast date "
+        "(the simulator's), and both with the first date cut by its swath's edge (no data, 0 as in ESA's true "
+        "colour, west of the middle; read as an overcast sky, `core/harmonisation.py`): more clear dates should "
+        "give more, a white date nothing, and the cut date what it shows.",
         "",
         unseen_table,
         "",

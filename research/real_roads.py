@@ -206,7 +206,8 @@ def contract_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]
 def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldOut]) -> tuple[str, dict]:
     """Markdown table and numbers: each model on a place it never saw (``dates``: its held-out truth
     per clear date, in time order, one grid): each date alone in both TCI conventions, then (sequence
-    models) all dates together, and with a fully overcast date first."""
+    models) all dates together, with a fully overcast date first, and with the first date's west half
+    beyond its swath's edge (no data)."""
     names = list(dates)
     truth = dates[names[-1]]  # the masks are the same on every date
     overcast = cloudy_dates(truth.tci, seed=7)["overcast"]
@@ -217,6 +218,10 @@ def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldO
     together = [dates[name].tci for name in names]
     views[f"{' + '.join(names)}, L1C TCI"] = together
     views[f"overcast + {' + '.join(names)}, L1C TCI"] = [overcast, *together]
+    # the first date cut by its swath's edge: no data (0, as in ESA's true colour) west of the middle
+    edge = together[0].copy()
+    edge[:, :, : edge.shape[2] // 2] = 0
+    views[f"{names[0]} with no data in its west half + {' + '.join(names[1:])}, L1C TCI"] = [edge, *together[1:]]
     numbers: dict[str, dict] = {}
     lines = ["| dates | " + " | ".join(f"{name}: P / R / F1 (95 % interval)" for name in models) + " |",
              "|---|" + "---|" * len(models)]

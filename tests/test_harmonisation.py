@@ -12,9 +12,12 @@ from rasterio.windows import Window
 from tests_support import edit_card
 from timeseg.core.area import parse_area
 from timeseg.core.harmonisation import (
+    UNSEEN,
     Harmonisation,
     harmonised,
     histogram_percentiles,
+    looked_up,
+    model_table,
     sample_windows,
     samples_of_dates,
     stack_tables,
@@ -81,13 +84,16 @@ def test_an_overcast_date_is_left_as_it_is():
         assert np.array_equal(harmonised(overcast[None], TARGET), overcast[None])
 
 
-def test_nodata_stays_zero_and_data_stays_in_1_to_255(real_tci):
+def test_nodata_stays_apart_and_the_model_reads_it_as_overcast(real_tci):
     dates = real_tci[None].copy()
     dates[:, :, :40] = 0  # a strip without data
     table = TARGET.table(*samples_of_dates(dates)[0])
     assert (table[:, 0] == 0).all() and (table[:, 1:] >= 1).all()
+    # what the model reads: the stretch, and white where the date has no data, on any date, even one left as is
     out = harmonised(dates, TARGET)
-    assert (out[:, :, :40] == 0).all() and (out[:, :, 40:] > 0).all()
+    assert (out[:, :, :40] == UNSEEN).all() and np.array_equal(out[0, :, 40:], looked_up(table, dates[0])[:, 40:])
+    assert np.array_equal(model_table(None, 3)[:, 1:], np.tile(np.arange(1, 256, dtype=np.uint8), (3, 1)))
+    assert (model_table(None, 3)[:, 0] == UNSEEN).all()
 
 
 def test_samples_cover_a_small_raster_whole_and_a_large_one_on_block_aligned_windows():

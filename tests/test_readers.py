@@ -151,6 +151,18 @@ def test_stack_validity_from_nodata_values_no_nodata_and_an_internal_mask(tmp_pa
     assert not valid[0, 0, 0] and valid[0, 0, 1] and valid[0].sum() == 199
     assert valid[1].all()
     assert valid[2, :5].all() and not valid[2, 5:].any()
+    # no data reads 0, whatever a mask leaves there (a harmonising model reads 0 as unseen)
+    assert (pixels[2, :, 5:] == 0).all() and (pixels[2, :, :5] == data[:, :5]).all()
+
+
+def test_no_data_reads_zero_whatever_the_nodata_value(tmp_path):
+    data = np.full((3, 10, 20), 7, np.uint8)
+    data[:, :, :4] = 255  # no data where every band holds the declared 255
+    path = write_raster(tmp_path / "a_20190101.tif", data, from_origin(500_000, 1_000_100, 10, 10), nodata=255)
+    with RasterStack([DatedRaster(path, dt.date(2019, 1, 1))]) as stack:
+        pixels, valid = stack.read(Window(0, 0, 20, 10))
+    assert not valid[0, :, :4].any() and valid[0, :, 4:].all()
+    assert (pixels[0, :, :, :4] == 0).all() and (pixels[0, :, :, 4:] == 7).all()
 
 
 def test_stack_refuses_rasters_that_cannot_stack(tmp_path):

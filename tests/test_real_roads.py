@@ -60,6 +60,33 @@ def test_overcast_dates_change_the_map_by_almost_nothing(held_out_window):
         assert abs(scores(probability, truth).f1 - clear_f1) <= 0.005, names
 
 
+def test_a_date_beyond_its_swath_edge_changes_the_map_there_by_almost_nothing(held_out_window, tmp_path):
+    """A second date with no data over the west half (0, as ESA's true colour has beyond a swath's edge;
+    undeclared, as in ESA's files): there the map stays the clear date's alone."""
+    paths, truth, folder = held_out_window
+    with rasterio.open(paths["clear"]) as source:
+        profile, pixels = source.profile, source.read()
+    west = pixels.shape[2] // 2
+    pixels[:, :, :west] = 0
+    profile.pop("nodata", None)
+    edge = tmp_path / "edge.tif"
+    with rasterio.open(edge, "w", **profile) as out:
+        out.write(pixels)
+    clear = _run(paths, ["clear"], folder)
+    rasters = [DatedRaster(edge, date(2017, 1, 20)), DatedRaster(paths["clear"], date(2017, 2, 16))]
+    result = segment(SegmentRequest(rasters, SHIPPED_ROAD_MODEL, tmp_path / "out", device="cpu"))
+    with rasterio.open(result.probability_path) as dataset:
+        probability = dataset.read(1)
+    beyond = np.zeros(clear.shape, bool)
+    beyond[:, : west - 32] = True  # the model's context reaches 32 px across the edge
+    beyond &= ~truth.ignored
+    change = float(np.abs(probability - clear)[beyond].mean())
+    on_roads = float((probability - clear)[beyond & truth.centre].mean())
+    # white where a date has no data: 0.0000 and +0.000 when written; read black as it was, 0.0036 and -0.023
+    assert change < 0.005, f"mean change of P {change:.4f}"
+    assert abs(on_roads) < 0.005, f"change of P on the roads {on_roads:.4f}"
+
+
 def test_card_says_which_numbers_are_real():
     metrics = read_model_card(SHIPPED_ROAD_MODEL).metrics
     real = metrics["real_heldout"]
