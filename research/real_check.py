@@ -428,8 +428,10 @@ def run(wheel: Path, model: Path, checkpoint: Path, ablation: Path, docs: Path, 
         "as for the other scenes; scored the same way (the L2A column: dark-object subtraction of the L1C-like "
         "TCI). The sequence models also get both dates in time order, both after a fully overcast date "
         "(the simulator's), and both with the first date cut by its swath's edge (no data, 0 as in ESA's true "
-        "colour, west of the middle; read as an overcast sky, `core/harmonisation.py`): more clear dates should "
-        "give more, a white date nothing, and the cut date what it shows.",
+        "colour, west of the middle; read as an overcast sky, `core/harmonisation.py`), and as in a cloudy "
+        "season: among eight overcast dates (ten dates in all), and each after a partly cloudy date (the "
+        "simulator's clouds over the same image, about 40 % cover with shadows): more clear dates should give "
+        "more, a white date nothing, and a cut or cloudy date what it shows.",
         "",
         unseen_table,
         "",

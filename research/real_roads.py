@@ -206,8 +206,8 @@ def contract_table(models: dict[str, TorchRoadModel], truths: dict[str, HeldOut]
 def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldOut]) -> tuple[str, dict]:
     """Markdown table and numbers: each model on a place it never saw (``dates``: its held-out truth
     per clear date, in time order, one grid): each date alone in both TCI conventions, then (sequence
-    models) all dates together, with a fully overcast date first, and with the first date's west half
-    beyond its swath's edge (no data)."""
+    models) all dates together, with a fully overcast date first, with the first date's west half beyond
+    its swath's edge (no data), among eight overcast dates, and each after a partly cloudy date."""
     names = list(dates)
     truth = dates[names[-1]]  # the masks are the same on every date
     overcast = cloudy_dates(truth.tci, seed=7)["overcast"]
@@ -222,6 +222,12 @@ def unseen_place_table(models: dict[str, TorchRoadModel], dates: dict[str, HeldO
     edge = together[0].copy()
     edge[:, :, : edge.shape[2] // 2] = 0
     views[f"{names[0]} with no data in its west half + {' + '.join(names[1:])}, L1C TCI"] = [edge, *together[1:]]
+    # a cloudy season: the clear dates among eight overcast ones, and each after a partly cloudy date
+    overcasts = [cloudy_dates(truth.tci, seed)["overcast"] for seed in range(20, 28)]
+    season = [overcasts[0], together[0], *overcasts[1:3], *together[1:], *overcasts[3:]]
+    views[f"{' + '.join(names)} among eight overcast dates ({len(season)} dates), L1C TCI"] = season
+    partly = [[cloudy_dates(tci, 30 + index)["partly_cloudy"], tci] for index, tci in enumerate(together)]
+    views[f"{' + '.join(names)}, each after a partly cloudy date, L1C TCI"] = [d for pair in partly for d in pair]
     numbers: dict[str, dict] = {}
     lines = ["| dates | " + " | ".join(f"{name}: P / R / F1 (95 % interval)" for name in models) + " |",
              "|---|" + "---|" * len(models)]
