@@ -44,10 +44,13 @@ class DatedRaster:
 def _values_and_validity(view, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``[C, h, w]`` values of ``window`` (of the bands ``indexes``, 1-based; None: all) and ``[h, w]``
     True where any band has data. A mask made from the nodata value alone is computed from the values:
-    a masked read would decode the window twice."""
+    a masked read would decode the window twice. Colour images of bytes that declare no nodata (ESA's
+    true colour, beyond a swath's edge; an orthophoto's border) have none where every band is 0."""
     flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
     if all(band == [MaskFlags.all_valid] for band in flags):
         values = view.read(indexes, window=window)
+        if values.dtype == np.uint8 and values.shape[0] >= 3:
+            return values, values.any(axis=0)
         return values, np.ones(values.shape[1:], bool)
     if view.nodata is not None and all(band == [MaskFlags.nodata] for band in flags):
         values = view.read(indexes, window=window)

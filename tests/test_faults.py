@@ -560,7 +560,8 @@ def test_nan_and_inf_are_masked_not_spread(ws):
     assert np.isfinite(p[~bad]).all() and (c[~bad] != 255).all()
 
 
-def test_tiles_without_data_are_skipped(ws):
+@pytest.mark.parametrize("nodata", [0, None])  # declared, or not (ESA's true colour declares none)
+def test_tiles_without_data_are_skipped(ws, nodata):
     from timeseg.core.dates import dated_rasters
     from timeseg.core.segment import SegmentRequest, segment
 
@@ -569,8 +570,9 @@ def test_tiles_without_data_are_skipped(ws):
         with rasterio.open(source) as dataset:
             data = np.zeros((3, 288, 288), np.uint8)
             data[:, :96, :96] = np.maximum(dataset.read(), 1)  # data only in the top-left corner
-        paths.append(ws.raster(f"CORNER_2019120{index + 1}.tif", data))
-    result = segment(SegmentRequest(dated_rasters(paths), ws.model, ws.root / "corner", tile_size=64, overlap=32))
+        paths.append(ws.raster(f"CORNER_2019120{index + 1}.tif", data, nodata=nodata))
+    result = segment(SegmentRequest(dated_rasters(paths), ws.model, ws.root / f"corner_{nodata}", tile_size=64,
+                                    overlap=32))
     assert result.tiles_total == 64 and result.tiles_run == 9  # tiles start every 32 px; 3 x 3 touch the corner
     with rasterio.open(result.classes_path) as classes:
         c = classes.read(1)

@@ -127,8 +127,9 @@ def test_stack_aligns_rasters_on_other_grids(tmp_path):
 
 
 def test_stack_validity_from_nodata_values_no_nodata_and_an_internal_mask(tmp_path):
-    """A pixel has data where any band differs from the nodata value; without nodata every pixel has
-    data; an internal mask band is honoured as it is."""
+    """A pixel has data where any band differs from the nodata value; without nodata a colour image of
+    bytes has none where every band is 0 (ESA's true colour beyond a swath's edge) and other rasters have
+    data everywhere; an internal mask band is honoured as it is."""
     transform = from_origin(500_000, 1_000_100, 10, 10)
     data = np.full((3, 10, 20), 7, np.uint8)
     data[:, 0, 0] = 0  # every band nodata: no data
@@ -149,10 +150,21 @@ def test_stack_validity_from_nodata_values_no_nodata_and_an_internal_mask(tmp_pa
         pixels, valid = stack.read(Window(0, 0, 20, 10))
     np.testing.assert_array_equal(pixels[0], data)
     assert not valid[0, 0, 0] and valid[0, 0, 1] and valid[0].sum() == 199
-    assert valid[1].all()
+    assert not valid[1, 0, 0] and valid[1, 0, 1] and valid[1].sum() == 199
     assert valid[2, :5].all() and not valid[2, 5:].any()
     # no data reads 0, whatever a mask leaves there (a harmonising model reads 0 as unseen)
     assert (pixels[2, :, 5:] == 0).all() and (pixels[2, :, :5] == data[:, :5]).all()
+
+
+def test_without_nodata_a_16_bit_or_one_band_raster_has_data_everywhere(tmp_path):
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    data = np.full((3, 10, 20), 700, np.uint16)
+    data[:, 0, 0] = 0
+    reflectance = write_raster(tmp_path / "a_20190101.tif", data, transform, nodata=None)
+    grey = write_raster(tmp_path / "b_20190201.tif", (data[:1] // 10).astype(np.uint8), transform, nodata=None)
+    for path in (reflectance, grey):
+        with RasterStack([DatedRaster(path, dt.date(2019, 1, 1))]) as stack:
+            assert stack.read(Window(0, 0, 20, 10))[1].all()
 
 
 def test_no_data_reads_zero_whatever_the_nodata_value(tmp_path):
