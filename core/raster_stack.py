@@ -44,8 +44,9 @@ class DatedRaster:
 def _values_and_validity(view, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``[C, h, w]`` values of ``window`` (of the bands ``indexes``, 1-based; None: all) and ``[h, w]``
     True where any band has data. A mask made from the nodata value alone is computed from the values:
-    a masked read would decode the window twice. Colour images of bytes that declare no nodata (ESA's
-    true colour, beyond a swath's edge; an orthophoto's border) have none where every band is 0."""
+    a masked read would decode the window twice. Colour images of bytes that declare no nodata (Sentinel-2
+    true colour whose file leaves the 0 beyond a swath's edge undeclared; an orthophoto's border) have none
+    where every band is 0."""
     flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
     if all(band == [MaskFlags.all_valid] for band in flags):
         values = view.read(indexes, window=window)

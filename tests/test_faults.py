@@ -560,7 +560,7 @@ def test_nan_and_inf_are_masked_not_spread(ws):
     assert np.isfinite(p[~bad]).all() and (c[~bad] != 255).all()
 
 
-@pytest.mark.parametrize("nodata", [0, None])  # declared, or not (ESA's true colour declares none)
+@pytest.mark.parametrize("nodata", [0, None])  # declared, or not (some Sentinel-2 files do not declare theirs)
 def test_tiles_without_data_are_skipped(ws, nodata):
     from timeseg.core.dates import dated_rasters
     from timeseg.core.segment import SegmentRequest, segment

@@ -62,7 +62,7 @@ def test_overcast_dates_change_the_map_by_almost_nothing(held_out_window):
 
 def test_a_date_beyond_its_swath_edge_changes_the_map_there_by_almost_nothing(held_out_window, tmp_path):
     """A second date with no data over the west half (0, as ESA's true colour has beyond a swath's edge;
-    undeclared, as in ESA's files): there the map stays the clear date's alone."""
+    undeclared, as some Sentinel-2 files leave it): there the map stays the clear date's alone."""
     paths, truth, folder = held_out_window
     with rasterio.open(paths["clear"]) as source:
         profile, pixels = source.profile, source.read()
