@@ -196,6 +196,16 @@ def model_table(table: np.ndarray | None, bands: int) -> np.ndarray:
     return out
 
 
+def stack_model_tables(harmonisation: Harmonisation | None, stack) -> tuple[list[np.ndarray], list[bool]] | None:
+    """Per date of a ``core.raster_stack.RasterStack``, the ``[C, 256]`` uint8 table a harmonising model
+    reads it through (``model_table``), and whether the date is stretched (not left as it is); None without
+    ``harmonisation`` or for rasters that are not uint8. The engine and training read dates so."""
+    if harmonisation is None or stack.dtype != np.uint8:
+        return None
+    tables = stack_tables(harmonisation, stack)
+    return [model_table(table, stack.band_count) for table in tables], [table is not None for table in tables]
+
+
 def harmonised(dates: np.ndarray, harmonisation: Harmonisation | None) -> np.ndarray:
     """An in-memory ``[T, C, H, W]`` uint8 stack as a harmonising model reads it: each date harmonised,
     its no data white (``model_table``; a copy; as given without ``harmonisation``)."""

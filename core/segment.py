@@ -38,7 +38,7 @@ from .definitions import (
     PROBABILITY_NAME,
     device_words,
 )
-from .harmonisation import Harmonisation, looked_up, model_table, stack_tables
+from .harmonisation import Harmonisation, looked_up, stack_model_tables
 from .model_card import ModelCard, ModelCardError
 from .model_inputs import fit_stack
 from .normalisation import Normalisation
@@ -361,12 +361,13 @@ def _input_tables(stack: RasterStack, card: ModelCard, normalisation: Normalisat
     """Per date, the model inputs of the raw values 0..255 ``[C, 256]`` float32 when the card harmonises
     its dates (``core.harmonisation``: stretched, no data read as overcast), else None (the plain
     normalisation)."""
-    tables = stack_tables(Harmonisation.from_card(card.harmonisation), stack)
-    if card.harmonisation is None or stack.dtype != np.uint8:
-        return tables
-    harmonised_dates = [str(d) for d, table in zip(stack.dates, tables) if table is not None]
+    model_tables = stack_model_tables(Harmonisation.from_card(card.harmonisation), stack)
+    if model_tables is None:
+        return [None] * len(stack.dates)
+    tables, stretched = model_tables
+    harmonised_dates = [str(d) for d, date_stretched in zip(stack.dates, stretched) if date_stretched]
     log.info("dates harmonised to the model's training images: %s", ", ".join(harmonised_dates) or "none")
-    return [normalisation.apply(model_table(table, stack.band_count)[:, :, None])[:, :, 0] for table in tables]
+    return [normalisation.apply(table[:, :, None])[:, :, 0] for table in tables]
 
 
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:

@@ -17,7 +17,7 @@ import torch
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
-from ..core.harmonisation import Harmonisation, looked_up, stack_tables
+from ..core.harmonisation import Harmonisation, looked_up, stack_model_tables
 from ..core.model_inputs import fit_stack
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, RasterStack
@@ -52,7 +52,8 @@ class OpenSite(contextlib.AbstractContextManager):
             labels = label_raster(site.labels, grid)
             rows, cols = self.window.toslices()
             self.labels = labels[rows, cols]
-            self.tables = stack_tables(harmonisation, self.stack)
+            model_tables = stack_model_tables(harmonisation, self.stack)  # no data read as the engine reads it
+            self.tables = [None] * len(site.rasters) if model_tables is None else model_tables[0]
         except BaseException:
             self.stack.__exit__(None, None, None)
             raise

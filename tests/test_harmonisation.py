@@ -96,6 +96,27 @@ def test_nodata_stays_apart_and_the_model_reads_it_as_overcast(real_tci):
     assert (model_table(None, 3)[:, 0] == UNSEEN).all()
 
 
+def test_training_reads_a_dates_no_data_as_the_engine_does(real_tci, tmp_path):
+    """Fitting a harmonising model (the Train panel) reads a date's no data as overcast too."""
+    from timeseg.models.dataset import OpenSite, Site
+    from timeseg.models.labels import LabelSource
+
+    dates = real_tci.copy()
+    dates[:, :, :40] = 0  # beyond a swath's edge
+    profile = dict(driver="GTiff", width=384, height=384, count=3, dtype="uint8", crs="EPSG:32633",
+                   transform=rasterio.Affine(10, 0, 400000, 0, -10, 5900000))
+    image, labels = tmp_path / "2019-06-01.tif", tmp_path / "labels.tif"
+    with rasterio.open(image, "w", **profile) as dataset:
+        dataset.write(dates)
+    with rasterio.open(labels, "w", **{**profile, "count": 1}) as dataset:
+        dataset.write(np.zeros((1, 384, 384), np.uint8))
+    site = Site((DatedRaster(image, dt.date(2019, 6, 1)),), LabelSource(labels, "raster"))
+    with OpenSite(site, TARGET) as opened:
+        pixels, valid, _ = opened.read(0, 0, 384)
+    assert not valid[0, :, :40].any() and (pixels[0, :, :, :40] == UNSEEN).all()
+    assert np.array_equal(pixels[0, :, :, 40:], harmonised(dates[None], TARGET)[0, :, :, 40:])
+
+
 def test_samples_cover_a_small_raster_whole_and_a_large_one_on_block_aligned_windows():
     assert sample_windows(500, 700) == [Window(0, 0, 700, 500)]
     windows = sample_windows(10980, 10980)
