@@ -13,11 +13,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from rasterio.windows import Window
 
 from .model_card import ModelCard
-from .raster_stack import RasterStack
+from .raster_stack import RasterStack, zero_is_no_data
 
 RESOLUTION_TOLERANCE = 1.5  # a raster up to 1.5x finer or coarser than the model's resolution runs as it is
 OVERVIEW_SIDE = 128  # pixels: the decimated read that tells whether a date holds any data
@@ -98,8 +97,13 @@ def dates_with_data(stack: RasterStack) -> list[bool]:
     side = min(SAMPLE_SIDE, grid.width, grid.height)
     samples = [Window(col, row, side, side) for row in _spread(grid.height, side) for col in _spread(grid.width, side)]
     height, width = min(grid.height, OVERVIEW_SIDE), min(grid.width, OVERVIEW_SIDE)
-    return [any(view.read_masks(1, window=window).any() for window in samples)
-            or bool(np.any(view.read_masks(1, out_shape=(height, width)))) for view in stack.views]
+    def has_data(view, **read) -> bool:
+        if zero_is_no_data(view):  # the masks say valid everywhere
+            return bool(view.read(**read).any())
+        return bool(view.read_masks(1, **read).any())
+
+    return [any(has_data(view, window=window) for window in samples) or has_data(view, out_shape=(height, width))
+            for view in stack.views]
 
 
 def _spread(length: int, side: int) -> list[int]:

@@ -41,16 +41,23 @@ class DatedRaster:
         return Path(self.path).name
 
 
+def zero_is_no_data(view, indexes: list[int] | None = None) -> bool:
+    """A colour image of bytes (3 bands or more) that declares no nodata and has no mask: where every band
+    is 0 it has no data (Sentinel-2 true colour whose file leaves the 0 beyond a swath's edge undeclared;
+    an orthophoto's border)."""
+    flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
+    return (all(band == [MaskFlags.all_valid] for band in flags) and len(flags) >= 3
+            and all(dtype == "uint8" for dtype in view.dtypes))
+
+
 def _values_and_validity(view, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``[C, h, w]`` values of ``window`` (of the bands ``indexes``, 1-based; None: all) and ``[h, w]``
     True where any band has data. A mask made from the nodata value alone is computed from the values:
-    a masked read would decode the window twice. Colour images of bytes that declare no nodata (Sentinel-2
-    true colour whose file leaves the 0 beyond a swath's edge undeclared; an orthophoto's border) have none
-    where every band is 0."""
+    a masked read would decode the window twice; ``zero_is_no_data`` images have none where every band is 0."""
     flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
     if all(band == [MaskFlags.all_valid] for band in flags):
         values = view.read(indexes, window=window)
-        if values.dtype == np.uint8 and values.shape[0] >= 3:
+        if zero_is_no_data(view, indexes):
             return values, values.any(axis=0)
         return values, np.ones(values.shape[1:], bool)
     if view.nodata is not None and all(band == [MaskFlags.nodata] for band in flags):

@@ -207,6 +207,11 @@ def _all_nodata(ws: Workspace) -> list:
     return seg(ws, *ws.inputs[:2], empty)
 
 
+def _all_zero_undeclared(ws: Workspace) -> list:  # a true-colour date wholly beyond its swath, nodata undeclared
+    empty = ws.raster("Z_20191230.tif", np.zeros_like(ws.tci()), nodata=None)
+    return seg(ws, *ws.inputs[:2], empty)
+
+
 def _output_is_a_file(ws: Workspace) -> list:
     blocker = ws.root / "blocker"
     blocker.write_text("")
@@ -277,6 +282,7 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
     "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap the reference raster"),
     "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster"),
+    "all zero date, nodata undeclared": (_all_zero_undeclared, 1, "Z_20191230.tif holds no data over the reference"),
     "output folder is a file": (_output_is_a_file, 1,
                                 "cannot create the output folder .*a file is in the way\\): choose another folder$"),
     "output overwrites an input": (_output_holds_an_input, 1, "probability.tif is one of the inputs"),
