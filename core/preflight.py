@@ -97,6 +97,7 @@ def dates_with_data(stack: RasterStack) -> list[bool]:
     side = min(SAMPLE_SIDE, grid.width, grid.height)
     samples = [Window(col, row, side, side) for row in _spread(grid.height, side) for col in _spread(grid.width, side)]
     height, width = min(grid.height, OVERVIEW_SIDE), min(grid.width, OVERVIEW_SIDE)
+
     def has_data(view, **read) -> bool:
         if zero_is_no_data(view):  # the masks say valid everywhere
             return bool(view.read(**read).any())
