@@ -99,7 +99,7 @@ def dates_with_data(stack: RasterStack) -> list[bool]:
     height, width = min(grid.height, OVERVIEW_SIDE), min(grid.width, OVERVIEW_SIDE)
 
     def has_data(view, **read) -> bool:
-        if zero_is_no_data(view):  # the masks say valid everywhere
+        if zero_is_no_data(view.mask_flag_enums, view.dtypes[0]):  # the masks say valid everywhere
             return bool(view.read(**read).any())
         return bool(view.read_masks(1, **read).any())
 

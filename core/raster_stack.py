@@ -41,13 +41,11 @@ class DatedRaster:
         return Path(self.path).name
 
 
-def zero_is_no_data(view, indexes: list[int] | None = None) -> bool:
-    """A colour image of bytes (3 bands or more) that declares no nodata and has no mask: where every band
-    is 0 it has no data (Sentinel-2 true colour whose file leaves the 0 beyond a swath's edge undeclared;
-    an orthophoto's border)."""
-    flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
-    return (all(band == [MaskFlags.all_valid] for band in flags) and len(flags) >= 3
-            and all(dtype == "uint8" for dtype in view.dtypes))
+def zero_is_no_data(flags: Sequence[list[MaskFlags]], dtype: str) -> bool:
+    """Whether bands of these mask ``flags`` and ``dtype`` are a colour image of bytes (3 bands or more)
+    that declares no nodata and has no mask: where every band is 0 it has no data (Sentinel-2 true colour
+    whose file leaves the 0 beyond a swath's edge undeclared; an orthophoto's border)."""
+    return len(flags) >= 3 and dtype == "uint8" and all(band == [MaskFlags.all_valid] for band in flags)
 
 
 def _values_and_validity(view, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +55,7 @@ def _values_and_validity(view, window: Window, indexes: list[int] | None = None)
     flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
     if all(band == [MaskFlags.all_valid] for band in flags):
         values = view.read(indexes, window=window)
-        if zero_is_no_data(view, indexes):
+        if zero_is_no_data(flags, values.dtype.name):
             return values, values.any(axis=0)
         return values, np.ones(values.shape[1:], bool)
     if view.nodata is not None and all(band == [MaskFlags.nodata] for band in flags):
