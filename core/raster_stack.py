@@ -222,6 +222,15 @@ class RasterStack(contextlib.AbstractContextManager):
         self.grid = Grid(self.full_grid.crs, window_transform(window, self.full_grid.transform),
                          int(window.width), int(window.height))
 
+    def keep_dates(self, keep: Sequence[bool]) -> None:
+        """From now on the stack holds only the dates where ``keep`` (one per date, in date order) is True;
+        the grid stays the reference's even when the reference is left out."""
+        self.rasters = [r for r, kept in zip(self.rasters, keep) if kept]
+        self._datasets = [d for d, kept in zip(self._datasets, keep) if kept]
+        self.views = [v for v, kept in zip(self.views, keep) if kept]
+        if self._band_indexes is not None:
+            self._band_indexes = [i for i, kept in zip(self._band_indexes, keep) if kept]
+
     @property
     def dates(self) -> list[dt.date]:
         return [r.date for r in self.rasters]

@@ -45,7 +45,7 @@ from .normalisation import Normalisation
 from .options import option, range_problems
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
-from .preflight import output_problems, raster_problems, resolution_fits
+from .preflight import dates_with_data, no_data_words, output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
 from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists
 from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model
@@ -228,6 +228,7 @@ def segment_problems(request: SegmentRequest) -> list[str]:
             _resample_if_needed(stack, model.card)
             fit_stack(stack, model.card.bands, model.card.input_dtype)  # its warnings are said when run
             _restrict(stack, request.aoi)
+            leave_out_empty_dates(stack, model.card)
             return problems + _model_problems(request, model, stack)
     except SegmentError as error:
         return problems + error.problems
@@ -256,6 +257,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
         warnings = _resample_if_needed(stack, card) + _fit_to_card(stack, card)
         _restrict(stack, request.aoi)
+        warnings += leave_out_empty_dates(stack, card)
         problems = _model_problems(request, model, stack)
         if problems:
             raise SegmentError(problems)
@@ -379,6 +381,21 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     stack.resample_to(card.resolution)
     warning = (f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: they "
                f"were resampled to {card.resolution:g} m and the outputs are on that grid")
+    log.warning("warning: %s", warning)
+    return [warning]
+
+
+def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> list[str]:
+    """Leave out the dates that hold no data over the reference raster (a Sentinel-2 date wholly beyond
+    its swath's edge), when enough dates are left for the model; the warning names them. With too few
+    left, nothing is left out and ``raster_problems`` refuses the stack."""
+    has_data = dates_with_data(stack)
+    empty = [raster.name for raster, kept in zip(stack.rasters, has_data) if not kept]
+    if not empty or sum(has_data) < card.min_sequence_length:
+        return []
+    stack.keep_dates(has_data)
+    left = len(stack.rasters)
+    warning = f"{no_data_words(empty)}: left out, the model ran on the other {left} date{'s' * (left != 1)}"
     log.warning("warning: %s", warning)
     return [warning]
 

@@ -202,14 +202,19 @@ def _far_away(ws: Workspace) -> list:
     return seg(ws, *ws.inputs[:2], far)
 
 
-def _all_nodata(ws: Workspace) -> list:
+def _all_nodata(ws: Workspace) -> list:  # left out when enough dates are left (test_a_date_without_data_...)
     empty = ws.raster("E_20191230.tif", np.zeros_like(ws.tci()))
-    return seg(ws, *ws.inputs[:2], empty)
+    return seg(ws, ws.inputs[0], empty)
 
 
 def _all_zero_undeclared(ws: Workspace) -> list:  # a true-colour date wholly beyond its swath, nodata undeclared
     empty = ws.raster("Z_20191230.tif", np.zeros_like(ws.tci()), nodata=None)
-    return seg(ws, *ws.inputs[:2], empty)
+    return seg(ws, ws.inputs[0], empty)
+
+
+def _no_date_with_data(ws: Workspace) -> list:
+    empty = [ws.raster(f"E_2019123{day}.tif", np.zeros_like(ws.tci())) for day in (0, 1)]
+    return seg(ws, *empty)
 
 
 def _output_is_a_file(ws: Workspace) -> list:
@@ -281,8 +286,11 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "one band": (_one_band, 1, "the rasters have 1 bands, the model wants 3"),
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
     "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap the reference raster"),
-    "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster"),
+    "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster \\(every pixel is "
+                        "nodata\\): 1 date left, the model needs at least 2: add dates$"),
     "all zero date, nodata undeclared": (_all_zero_undeclared, 1, "Z_20191230.tif holds no data over the reference"),
+    "no date with data": (_no_date_with_data, 1, "E_20191230.tif, E_20191231.tif hold no data over the reference "
+                          "raster \\(every pixel is nodata\\): give dates that cover it$"),
     "output folder is a file": (_output_is_a_file, 1,
                                 "cannot create the output folder .*a file is in the way\\): choose another folder$"),
     "output overwrites an input": (_output_holds_an_input, 1, "probability.tif is one of the inputs"),
@@ -583,6 +591,25 @@ def test_tiles_without_data_are_skipped(ws, nodata):
     with rasterio.open(result.classes_path) as classes:
         c = classes.read(1)
     assert (c[:96, :96] != 255).all() and (c[96:, :] == 255).all() and (c[:, 96:] == 255).all()
+
+
+@pytest.mark.parametrize("nodata", [0, None])
+def test_a_date_without_data_is_left_out_with_a_warning(ws, capsys, nodata):
+    """A date wholly beyond its swath among dates with data: the run leaves it out, says so in one
+    warning line, and writes what the other dates alone give, dated by them."""
+    empty = ws.raster("E_20191215.tif", np.zeros_like(ws.tci()), nodata=nodata)
+    code = main(["segment", "--model", str(ws.model), "--output", str(ws.root / "with"),
+                 *map(str, [*ws.inputs[:2], empty, ws.inputs[2]])])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "warning: E_20191215.tif holds no data over the reference raster (every pixel is nodata): left out, " \
+        "the model ran on the other 3 dates" in err
+    assert main(["segment", "--model", str(ws.model), "--output", str(ws.root / "without"),
+                 *map(str, ws.inputs[:3])]) == 0
+    for name in ("probability.tif", "classes.tif"):
+        with rasterio.open(ws.root / "with" / name) as kept, rasterio.open(ws.root / "without" / name) as alone:
+            assert np.array_equal(kept.read(), alone.read(), equal_nan=True)
+            assert kept.tags()["dates"] == alone.tags()["dates"] and "2019-12-15" not in kept.tags()["dates"]
 
 
 # --- Processing (the provider fixture: conftest) ---------------------------------------------
