@@ -257,7 +257,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
         warnings = _resample_if_needed(stack, card) + _fit_to_card(stack, card)
         _restrict(stack, request.aoi)
-        warnings += leave_out_empty_dates(stack, card)
+        left_out = leave_out_empty_dates(stack, card)
+        for warning in left_out:
+            log.warning("warning: %s", warning)
+        warnings += left_out
         problems = _model_problems(request, model, stack)
         if problems:
             raise SegmentError(problems)
@@ -395,9 +398,7 @@ def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> list[str]:
         return []
     stack.keep_dates(has_data)
     left = len(stack.rasters)
-    warning = f"{no_data_words(empty)}: left out, the model ran on the other {left} date{'s' * (left != 1)}"
-    log.warning("warning: %s", warning)
-    return [warning]
+    return [f"{no_data_words(empty)}: left out, the model ran on the other {left} date{'s' * (left != 1)}"]
 
 
 def _fit_to_card(stack: RasterStack, card: ModelCard) -> list[str]:

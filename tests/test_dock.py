@@ -171,6 +171,33 @@ def test_reflectance_layers_run_as_true_colour(dock, two_periods, tmp_path):
     assert len(QgsProject.instance().mapLayersByName("roads classes 2019")) == 1
 
 
+def test_a_date_without_data_is_left_out_and_named(dock, two_periods, tmp_path):
+    """A 2019 layer wholly beyond its swath (all 0, nodata undeclared) ticked with the other 2019 dates: no
+    preflight problem, a run on the others, and the status names the date left out."""
+    import numpy as np
+    import rasterio
+
+    dock, layers = dock
+    source = two_periods.tci_paths[2019][0]
+    empty = tmp_path / source.name.replace("_SIM_", "_EMPTY_")  # the same date
+    with rasterio.open(source) as dataset:
+        profile = dataset.profile | {"nodata": None}
+    with rasterio.open(empty, "w", **profile) as dataset:
+        dataset.write(np.zeros((profile["count"], profile["height"], profile["width"]), np.uint8))
+    layer = QgsRasterLayer(str(empty), empty.stem)
+    QgsProject.instance().addMapLayer(layer)
+    tick_all(dock, [layer, *(other for other in layers if "2019" in other.name() and other.source() != str(source))])
+    assert dock.problems() == []
+    dock.controls.run_button.click()
+    wait_for(dock)
+    status = dock.controls.status_label.text()
+    assert f"{empty.name} holds no data over the reference raster (every pixel is nodata): left out, the model " \
+        "ran on the other 4 dates" in status, status
+    assert "2019: 4 dates on" in status, status
+    assert [name for name in (layer.name() for layer in QgsProject.instance().mapLayers().values())
+            if name.endswith("classes 2019")]
+
+
 def test_cancel_leaves_nothing_behind(dock, tmp_path):
     dock, layers = dock
     tick_all(dock, layers)
