@@ -60,6 +60,27 @@ def test_overcast_dates_change_the_map_by_almost_nothing(held_out_window):
         assert abs(scores(probability, truth).f1 - clear_f1) <= 0.005, names
 
 
+def _drawn_alpha(style: str, values: np.ndarray) -> np.ndarray:
+    """The opacity (0-255) QGIS gives ``values`` under the interpolated ramp of a probability style."""
+    import xml.etree.ElementTree as ElementTree
+
+    items = ElementTree.fromstring(style).iter("item")
+    ramp = sorted((float(item.get("value")), float(item.get("alpha"))) for item in items)
+    return np.interp(values, [value for value, _ in ramp], [alpha for _, alpha in ramp])
+
+
+def test_a_sky_overcast_on_every_date_is_drawn_transparent(held_out_window):
+    """Under a sky overcast on every date the model gives its prior (P about 0.15 when written); the
+    probability style draws it transparent, and draws the roads found on the clear date."""
+    paths, truth, folder = held_out_window
+    overcast = _run(paths, ["overcast_a", "overcast_b"], folder)
+    style = (folder / "overcast_a_overcast_b" / "probability.qml").read_text()
+    assert (overcast < 0.5).all()
+    assert _drawn_alpha(style, overcast).max() == 0, f"P up to {overcast.max():.3f} is drawn"
+    clear = _run(paths, ["clear"], folder)
+    assert (_drawn_alpha(style, clear[clear >= 0.5]) >= 160).all()
+
+
 def test_a_date_beyond_its_swath_edge_changes_the_map_there_by_almost_nothing(held_out_window, tmp_path):
     """A second date with no data over the west half (0, as ESA's true colour has beyond a swath's edge;
     undeclared, as some Sentinel-2 files leave it): there the map stays the clear date's alone."""
