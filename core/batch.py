@@ -241,7 +241,8 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
                              outputs, model=model)
             report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
                           precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
-                          tiles=result.tiles_total, seconds=round(time.perf_counter() - started, 2))
+                          tiles=result.tiles_total, warnings=list(result.warnings),
+                          seconds=round(time.perf_counter() - started, 2))
             outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
             outputs.commit()
     except Exception as error:  # reported in batch.json; the other places go on
@@ -298,6 +299,7 @@ def assemble_period(job: PeriodJob, settings: Settings, windows: list[PeriodWind
                           precision=first_report["precision"], first_date=first_report["first_date"],
                           tiles_run=sum(r["tiles_run"] for r in window_reports),
                           tiles=sum(r["tiles"] for r in window_reports),
+                          warnings=list(dict.fromkeys(w for r in window_reports for w in r.get("warnings", ()))),
                           seconds=round(sum(r.get("seconds", 0) for r in window_reports)
                                         + time.perf_counter() - started, 2))
             outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
@@ -468,6 +470,7 @@ def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str]
         minutes_left = (len(futures) - finished) / rate / 60
         status = "complete, skipped" if report.get("skipped") else ("ok" if report["ok"] else
                                                                      f"FAILED: {report.get('error')}")
+        status += "".join(f"; warning: {warning}" for warning in report.get("warnings", ()))
         say(f"{places_done}/{len(left_per_place)} places done, {60 * rate:.1f} tasks/min, about "
             f"{minutes_left:.1f} min left; {report['place']} {report.get('period') or report.get('pair')}: {status}")
     return reports

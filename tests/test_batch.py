@@ -118,7 +118,9 @@ def test_batch_through_processing(places, local_model, tmp_path, provider):
 
 def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path, capsys):
     """A 288 px place with --window 128: nine window tasks (each with a halo of context) and one that puts
-    their cores together; the map is the single-task map, and nothing of the windows is left."""
+    their cores together; the map is the single-task map, and nothing of the windows is left. One of its
+    dates holds no data (wholly beyond its swath): every window leaves it out, and the period's report
+    and the progress say so once."""
     folder = tmp_path / "big"
     folder.mkdir()
     rasters = []
@@ -129,13 +131,20 @@ def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path,
         with rasterio.open(folder / path.name, "w", **profile) as target:
             target.write(data)
         rasters.append(folder / path.name)
+    with rasterio.open(folder / "S2_SIM_20191231_TCI.tif", "w", **profile) as empty:
+        empty.write(np.zeros_like(data))
+    rasters.append(folder / "S2_SIM_20191231_TCI.tif")
     (folder / "jobs.csv").write_text("place,period,path\n" + "".join(f"big,2019,{p.name}\n" for p in rasters))
     code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--workers", "2",
                  "--window", "128", "--device", "cpu", str(folder / "jobs.csv")])
-    capsys.readouterr()
+    err = capsys.readouterr().err
     assert code == 0
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
-    assert summary["places"]["big"]["periods"]["2019"]["windows"] == 9
+    period = summary["places"]["big"]["periods"]["2019"]
+    assert period["windows"] == 9 and len(period["dates"]) == len(rasters) - 1
+    left_out = "S2_SIM_20191231_TCI.tif holds no data over the reference raster (every pixel is nodata): left out"
+    assert len(period["warnings"]) == 1 and period["warnings"][0].startswith(left_out)
+    assert f"big 2019: ok; warning: {left_out}" in err
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "whole"), "--device", "cpu",
                  *map(str, rasters)]) == 0
     with rasterio.open(tmp_path / "out" / "big" / "2019" / "classes.tif") as mosaic, \
