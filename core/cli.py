@@ -58,7 +58,8 @@ def run_segment(args: argparse.Namespace) -> None:
     with bar:
         result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update))
     dates = ", ".join(str(d) for d in result.dates)
-    print(f"{len(result.dates)} dates ({dates}) on {device_words(result.provider)}, {result.precision}; "
+    count = f"{len(result.dates)} date{'s' * (len(result.dates) != 1)}"
+    print(f"{count} ({dates}) on {device_words(result.provider)}, {result.precision}; "
           f"{result.tiles_run} of {result.tiles_total} tiles held data")
     print(f"probability: {result.probability_path}")
     print(f"classes:     {result.classes_path}")

@@ -398,7 +398,7 @@ def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> list[str]:
         return []
     stack.keep_dates(has_data)
     left = len(stack.rasters)
-    return [f"{no_data_words(empty)}: left out, the model ran on the other {left} date{'s' * (left != 1)}"]
+    return [f"{no_data_words(empty)}: left out, the model ran on the {left} date{'s' * (left != 1)} left"]
 
 
 def _fit_to_card(stack: RasterStack, card: ModelCard) -> list[str]:

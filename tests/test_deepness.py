@@ -77,7 +77,7 @@ def test_engine_runs_the_last_date_through_a_deepness_model(water_model, small_s
     rasters = small_scene.tci_paths[2019]  # three dates: the one-date model takes the last
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "out"), "--device", "cpu",
                  "--precision", "fp32", *map(str, rasters)]) == 0
-    assert "1 dates" in capsys.readouterr().out
+    assert "1 date (" in capsys.readouterr().out
     with rasterio.open(tmp_path / "out" / "probability.tif") as probability, \
             rasterio.open(tmp_path / "out" / "classes.tif") as classes, rasterio.open(rasters[-1]) as reference:
         p, c = probability.read(1), classes.read(1)

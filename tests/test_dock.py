@@ -192,7 +192,7 @@ def test_a_date_without_data_is_left_out_and_named(dock, two_periods, tmp_path):
     wait_for(dock)
     status = dock.controls.status_label.text()
     assert f"{empty.name} holds no data over the reference raster (every pixel is nodata): left out, the model " \
-        "ran on the other 4 dates" in status, status
+        "ran on the 4 dates left" in status, status
     assert "2019: 4 dates on" in status, status
     assert [name for name in (layer.name() for layer in QgsProject.instance().mapLayers().values())
             if name.endswith("classes 2019")]

@@ -603,7 +603,7 @@ def test_a_date_without_data_is_left_out_with_a_warning(ws, capsys, nodata):
     err = capsys.readouterr().err
     assert code == 0
     assert "warning: E_20191215.tif holds no data over the reference raster (every pixel is nodata): left out, " \
-        "the model ran on the other 3 dates" in err
+        "the model ran on the 3 dates left" in err
     assert main(["segment", "--model", str(ws.model), "--output", str(ws.root / "without"),
                  *map(str, ws.inputs[:3])]) == 0
     for name in ("probability.tif", "classes.tif"):

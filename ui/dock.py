@@ -293,8 +293,8 @@ class TimeSegDock(QgsDockWidget):
         for index, period in enumerate(outcome.periods):
             add_period_layers(self.project, outcome.model_name, period, outcome.parameters.add_probability,
                               latest=index == len(outcome.periods) - 1)
-        lines = [self.tr("{}: {} dates on {}").format(p.period, len(p.dates), device_words(p.provider))
-                 for p in outcome.periods]
+        lines = [(self.tr("{}: {} dates on {}") if len(p.dates) != 1 else self.tr("{}: {} date on {}"))
+                 .format(p.period, len(p.dates), device_words(p.provider)) for p in outcome.periods]
         if outcome.change_path is not None:
             from ..core.change import lines_path
 
