@@ -6,8 +6,9 @@ import datetime as dt
 import re
 from pathlib import Path
 
-# YYYYMMDD not embedded in a longer number; Sentinel-2 names read '..._20170216T102101_...'.
-_NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?=T\d{6}|[^\d]|$)")
+# YYYYMMDD not embedded in a longer number, or YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD (one separator);
+# Sentinel-2 names read '..._20170216T102101_...'.
+_NAME_DATE = re.compile(r"(?<!\d)(\d{4})([-_.]?)(\d{2})\2(\d{2})(?=T\d{6}|[^\d]|$)")
 # TIFFTAG_DATETIME is 'YYYY:MM:DD HH:MM:SS'; ISO dates use '-'.
 _TAG_DATE = re.compile(r"(\d{4})[:\-](\d{2})[:\-](\d{2})")
 DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITIONDATE", "DATATAKE_SENSING_START", "PRODUCT_START_TIME",
@@ -23,9 +24,10 @@ def _valid_date(year: str, month: str, day: str) -> dt.date | None:
 
 
 def date_from_name(path: str | Path) -> dt.date | None:
-    """First plausible YYYYMMDD (or YYYY-MM-DD) in the file name, else None."""
+    """First plausible YYYYMMDD (or YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD) in the file name, else None."""
     for match in _NAME_DATE.finditer(Path(path).name):
-        date = _valid_date(*match.groups())
+        year, _, month, day = match.groups()
+        date = _valid_date(year, month, day)
         if date is not None:
             return date
     return None

@@ -12,6 +12,10 @@ from timeseg.core.dates import date_from_name, date_from_tags
     ("T33UUU_20170216T102101_TCI.jp2", dt.date(2017, 2, 16)),
     ("S2_SIM_20190704_TCI.tif", dt.date(2019, 7, 4)),
     ("saint-louis_2016-03-31.tif", dt.date(2016, 3, 31)),
+    ("S2_2021_06_17.tif", dt.date(2021, 6, 17)),
+    ("inn.2021.09.25.tif", dt.date(2021, 9, 25)),
+    ("2021-06-17-00:00_2021-06-17-23:59_Sentinel-2_L2A_True_color.tiff", dt.date(2021, 6, 17)),
+    ("mixed_2021-06_17.tif", None),  # one separator throughout, or none
     ("tile_123456789_20190231.tif", None),  # no 31st of February, no date in a long number
     ("image.tif", None),
 ])
