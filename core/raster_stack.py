@@ -89,14 +89,36 @@ class Grid:
 
     @property
     def pixel_metres(self) -> tuple[float, float]:
-        """Metres per pixel along columns and rows (degrees converted at the grid's centre latitude
-        for geographic CRSs)."""
+        """Metres on the ground per pixel along columns and rows, at the grid's centre (degrees
+        converted at its latitude for geographic CRSs; Mercator's scale taken off)."""
         width, height = abs(self.transform.a), abs(self.transform.e)
         if self.crs is not None and self.crs.is_geographic:
             latitude = math.radians((self.bounds[1] + self.bounds[3]) / 2)
             return width * METRES_PER_DEGREE * math.cos(latitude), height * METRES_PER_DEGREE
-        factor = self.crs.linear_units_factor[1] if self.crs is not None else 1.0
-        return width * factor, height * factor
+        return width * self.ground_metres_per_unit, height * self.ground_metres_per_unit
+
+    @property
+    def ground_metres_per_unit(self) -> float:
+        """Metres on the ground per unit of a projected CRS at the grid's centre: the unit's length, over
+        the projection's scale there for Mercator (the web maps' EPSG:3857 draws 10 m at 47 degrees north
+        as 14.7 units); 1 without a CRS."""
+        if self.crs is None:
+            return 1.0
+        factor = self.crs.linear_units_factor[1]
+        mercator = _mercator_parameters(self.crs)
+        if mercator is None:
+            return factor
+        k0, standard_parallel = mercator  # the scale is k0 cos(phi1) / cos(phi) (the sphere's: within 0.5 %)
+        return factor * math.cos(math.radians(self.centre_latitude)) / (k0 * math.cos(math.radians(standard_parallel)))
+
+    @property
+    def centre_latitude(self) -> float:
+        """Degrees north of the grid's centre."""
+        from rasterio.warp import transform as transform_points
+
+        left, bottom, right, top = self.bounds
+        _, latitudes = transform_points(self.crs, "EPSG:4326", [(left + right) / 2], [(bottom + top) / 2])
+        return latitudes[0]
 
     @property
     def pixel_size_m(self) -> float:
@@ -111,6 +133,18 @@ class Grid:
     def matches(self, dataset: rasterio.DatasetReader) -> bool:
         """The dataset lies on exactly this grid (no warping needed)."""
         return self == Grid.of(dataset)
+
+
+def _mercator_parameters(crs: rasterio.crs.CRS) -> tuple[float, float] | None:
+    """``(k0, standard parallel in degrees)`` of a Mercator projection (normal aspect), else None."""
+    from osgeo import osr
+
+    reference = osr.SpatialReference()
+    reference.ImportFromWkt(crs.to_wkt())
+    if reference.GetAttrValue("PROJECTION") not in ("Mercator_1SP", "Mercator_2SP"):
+        return None
+    return (reference.GetProjParm(osr.SRS_PP_SCALE_FACTOR, 1.0),
+            reference.GetProjParm(osr.SRS_PP_STANDARD_PARALLEL_1, 0.0))
 
 
 def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -187,7 +221,7 @@ class RasterStack(contextlib.AbstractContextManager):
         if self.grid.crs is None or self.grid.crs.is_geographic:
             raise RasterStackError("rasters in degrees cannot be resampled to the model's resolution: reproject "
                                    "them to a projected CRS (e.g. their UTM zone) first")
-        step = resolution_m / self.grid.crs.linear_units_factor[1]
+        step = resolution_m / self.grid.ground_metres_per_unit
         left, bottom, right, top = self.grid.bounds
         width, height = max(1, round((right - left) / step)), max(1, round((top - bottom) / step))
         self.grid = self.full_grid = Grid(self.grid.crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)

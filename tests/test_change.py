@@ -172,6 +172,28 @@ def test_lengths_are_metres_on_geographic_maps(tmp_path):
     assert summary.area_m2["new"] == pytest.approx(100 * 11.13**2, rel=0.01)
 
 
+def test_lengths_are_ground_metres_on_web_mercator_maps(tmp_path):
+    """EPSG:3857 maps at 60 degrees north, where a ground metre is 2 of its units: 20-unit pixels are 10 m,
+    lengths and areas in ground metres (not the 20 m the units would say)."""
+    from rasterio.warp import transform as transform_points
+
+    after = np.zeros((20, 120), np.uint8)
+    after[10, 10:110] = 1  # a new road of 100 pixels, west to east
+    xs, ys = transform_points("EPSG:4326", "EPSG:3857", [11.0], [60.0])
+
+    def write_3857(path, data):
+        with rasterio.open(path, "w", driver="GTiff", width=120, height=20, count=1, dtype="uint8",
+                           crs=CRS.from_epsg(3857), transform=from_origin(xs[0], ys[0], 20, 20), nodata=255) as out:
+            out.write(data[None])
+        return path
+
+    summary = compute_change(write_3857(tmp_path / "b.tif", np.zeros_like(after)),
+                             write_3857(tmp_path / "a.tif", after), tmp_path / "c.tif")
+    assert summary.pixel_size_m == pytest.approx(10.0, rel=0.005)
+    assert summary.new_length_m == pytest.approx(99 * 10.0, rel=0.02)
+    assert summary.area_m2["new"] == pytest.approx(100 * 10.0**2, rel=0.01)
+
+
 def test_no_overlap_and_missing_files_are_clear_errors(tmp_path, capsys):
     a = write(tmp_path / "a.tif", np.zeros((10, 10), np.uint8), 255)
     far = write(tmp_path / "far.tif", np.zeros((10, 10), np.uint8), 255, from_origin(900_000, 100_000, 10, 10))

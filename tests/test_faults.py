@@ -650,6 +650,24 @@ def test_processing_refuses(case, ws, provider):
     assert snapshot(ws.root) == before
 
 
+@pytest.mark.parametrize("units_per_pixel", [20, 10])
+def test_web_mercator_rasters_are_measured_on_the_ground(ws, capsys, units_per_pixel):
+    """EPSG:3857 at 60 degrees north, where a ground metre is 2 of its units: 20-unit pixels are 10 m and
+    run as they are; 10-unit pixels are 5 m and are resampled to 10 m, 20 units."""
+    from rasterio.warp import transform as transform_points
+
+    xs, ys = transform_points("EPSG:4326", "EPSG:3857", [11.0], [60.0])
+    stack = [ws.raster(f"M_2019120{i}.tif", ws.tci(), crs="EPSG:3857",
+                       transform=from_origin(xs[0], ys[0], units_per_pixel, units_per_pixel)) for i in range(1, 3)]
+    output = ws.root / f"mercator_{units_per_pixel}"
+    assert main(["segment", "--model", str(ws.model), "--output", str(output), *map(str, stack)]) == 0
+    resampled = "warning: the rasters are at 5 m per pixel, the model works at 10 m: they were resampled to 10 m"
+    assert (resampled in capsys.readouterr().err) == (units_per_pixel == 10)
+    with rasterio.open(output / "classes.tif") as classes:
+        assert classes.res == pytest.approx((20.0, 20.0), rel=0.001)  # 10 m on the ground at the centre
+        assert classes.shape == ((96, 96) if units_per_pixel == 20 else (48, 48))
+
+
 def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
     """60 m rasters on a 10 m model: resampled to 10 m over the same extent, said in one warning line."""
     small = ws.tci()[:, ::6, ::6]
