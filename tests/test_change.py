@@ -153,45 +153,33 @@ def test_before_on_another_grid_is_warped(tmp_path):
     assert summary.pixels["new"] == 0 and summary.pixels["removed"] == 0
 
 
-def test_lengths_are_metres_on_geographic_maps(tmp_path):
-    """EPSG:4326 maps at the equator: 1e-4 degree pixels are about 11.1 m, lengths and areas in metres."""
+def _web_mercator_at_60_north():
+    from rasterio.warp import transform as transform_points
+
+    xs, ys = transform_points("EPSG:4326", "EPSG:3857", [11.0], [60.0])
+    return from_origin(xs[0], ys[0], 20, 20)
+
+
+@pytest.mark.parametrize("epsg,grid,metres_per_pixel", [
+    (4326, lambda: from_origin(10.0, 0.001, 1e-4, 1e-4), 11.13),  # the equator: 1e-4 degree is about 11.1 m
+    (3857, _web_mercator_at_60_north, 10.0),  # 60 degrees north: 20 units are 10 ground metres, not 20
+])
+def test_lengths_are_ground_metres(tmp_path, epsg, grid, metres_per_pixel):
+    """Maps in degrees and in the web maps' Mercator: lengths and areas in metres on the ground."""
     after = np.zeros((20, 120), np.uint8)
     after[10, 10:110] = 1  # a new road of 100 pixels, west to east
-    degrees = from_origin(10.0, 0.001, 1e-4, 1e-4)
 
-    def write_4326(path, data):
+    def write_map(path, data):
         with rasterio.open(path, "w", driver="GTiff", width=120, height=20, count=1, dtype="uint8",
-                           crs=CRS.from_epsg(4326), transform=degrees, nodata=255) as dataset:
+                           crs=CRS.from_epsg(epsg), transform=grid(), nodata=255) as dataset:
             dataset.write(data[None])
         return path
 
-    summary = compute_change(write_4326(tmp_path / "b.tif", np.zeros_like(after)),
-                             write_4326(tmp_path / "a.tif", after), tmp_path / "c.tif")
-    assert summary.pixel_size_m == pytest.approx(11.13, abs=0.02)
-    assert summary.new_length_m == pytest.approx(99 * 11.13, rel=0.02)
-    assert summary.area_m2["new"] == pytest.approx(100 * 11.13**2, rel=0.01)
-
-
-def test_lengths_are_ground_metres_on_web_mercator_maps(tmp_path):
-    """EPSG:3857 maps at 60 degrees north, where a ground metre is 2 of its units: 20-unit pixels are 10 m,
-    lengths and areas in ground metres (not the 20 m the units would say)."""
-    from rasterio.warp import transform as transform_points
-
-    after = np.zeros((20, 120), np.uint8)
-    after[10, 10:110] = 1  # a new road of 100 pixels, west to east
-    xs, ys = transform_points("EPSG:4326", "EPSG:3857", [11.0], [60.0])
-
-    def write_3857(path, data):
-        with rasterio.open(path, "w", driver="GTiff", width=120, height=20, count=1, dtype="uint8",
-                           crs=CRS.from_epsg(3857), transform=from_origin(xs[0], ys[0], 20, 20), nodata=255) as out:
-            out.write(data[None])
-        return path
-
-    summary = compute_change(write_3857(tmp_path / "b.tif", np.zeros_like(after)),
-                             write_3857(tmp_path / "a.tif", after), tmp_path / "c.tif")
-    assert summary.pixel_size_m == pytest.approx(10.0, rel=0.005)
-    assert summary.new_length_m == pytest.approx(99 * 10.0, rel=0.02)
-    assert summary.area_m2["new"] == pytest.approx(100 * 10.0**2, rel=0.01)
+    summary = compute_change(write_map(tmp_path / "b.tif", np.zeros_like(after)),
+                             write_map(tmp_path / "a.tif", after), tmp_path / "c.tif")
+    assert summary.pixel_size_m == pytest.approx(metres_per_pixel, rel=0.005)
+    assert summary.new_length_m == pytest.approx(99 * metres_per_pixel, rel=0.02)
+    assert summary.area_m2["new"] == pytest.approx(100 * metres_per_pixel**2, rel=0.01)
 
 
 def test_no_overlap_and_missing_files_are_clear_errors(tmp_path, capsys):
