@@ -63,8 +63,8 @@ def _existing_parent(path: Path) -> Path | None:
 
 
 def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
-    """The stack against the model: bands, data type, resolution, and enough dates that hold data (a run
-    leaves the others out: ``segment.leave_out_empty_dates``)."""
+    """The stack against the model: bands, data type and resolution (dates without data:
+    ``segment.leave_out_empty_dates``)."""
     problems = []
     if stack.band_count != len(card.bands):
         problems.append(f"the rasters have {stack.band_count} bands, the model wants {len(card.bands)} "
@@ -78,12 +78,6 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     if stated and not resolution_fits(resolution, card.resolution):
         problems.append(f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: "
                         f"resample them first (gdalwarp -tr {card.resolution:g} {card.resolution:g})")
-    empty = [raster.name for raster, has_data in zip(stack.rasters, dates_with_data(stack)) if not has_data]
-    left = len(stack.rasters) - len(empty)
-    if empty and left < card.min_sequence_length:
-        problems.append(f"{no_data_words(empty)}: " + (
-            "give dates that cover it" if not left else
-            f"{left} date{'s' * (left != 1)} left, the model needs at least {card.min_sequence_length}: add dates"))
     return problems
 
 

@@ -228,8 +228,8 @@ def segment_problems(request: SegmentRequest) -> list[str]:
             _resample_if_needed(stack, model.card)
             fit_stack(stack, model.card.bands, model.card.input_dtype)  # its warnings are said when run
             _restrict(stack, request.aoi)
-            leave_out_empty_dates(stack, model.card)
-            return problems + _model_problems(request, model, stack)
+            _, too_few = leave_out_empty_dates(stack, model.card)
+            return problems + too_few + _model_problems(request, model, stack)
     except SegmentError as error:
         return problems + error.problems
     except (ModelCardError, RasterStackError, RuntimeUnavailable, AreaError, ProductError) as error:
@@ -257,11 +257,11 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
         warnings = _resample_if_needed(stack, card) + _fit_to_card(stack, card)
         _restrict(stack, request.aoi)
-        left_out = leave_out_empty_dates(stack, card)
+        left_out, problems = leave_out_empty_dates(stack, card)
         for warning in left_out:
             log.warning("warning: %s", warning)
         warnings += left_out
-        problems = _model_problems(request, model, stack)
+        problems += _model_problems(request, model, stack)
         if problems:
             raise SegmentError(problems)
         grid = stack.grid
@@ -388,17 +388,21 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     return [warning]
 
 
-def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> list[str]:
+def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str], list[str]]:
     """Leave out the dates that hold no data over the reference raster (a Sentinel-2 date wholly beyond
-    its swath's edge), when enough dates are left for the model; the warning names them. With too few
-    left, nothing is left out and ``raster_problems`` refuses the stack."""
+    its swath's edge) -> ``(warnings, problems)``: a warning that names them, or, when fewer dates than
+    the model needs would be left, a problem and nothing left out."""
     has_data = dates_with_data(stack)
     empty = [raster.name for raster, kept in zip(stack.rasters, has_data) if not kept]
-    if not empty or sum(has_data) < card.min_sequence_length:
-        return []
+    left = sum(has_data)
+    if not empty:
+        return [], []
+    if left < card.min_sequence_length:
+        return [], [f"{no_data_words(empty)}: " + (
+            "give dates that cover it" if not left else
+            f"{left} date{'s' * (left != 1)} left, the model needs at least {card.min_sequence_length}: add dates")]
     stack.keep_dates(has_data)
-    left = len(stack.rasters)
-    return [f"{no_data_words(empty)}: left out, the model ran on the {left} date{'s' * (left != 1)} left"]
+    return [f"{no_data_words(empty)}: left out, the model ran on the {left} date{'s' * (left != 1)} left"], []
 
 
 def _fit_to_card(stack: RasterStack, card: ModelCard) -> list[str]:
