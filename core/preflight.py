@@ -81,12 +81,6 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     return problems
 
 
-def no_data_words(names: Sequence[str]) -> str:
-    """'A.tif holds no data over the reference raster (...)': the dates a run leaves out, or refuses for."""
-    verb = "holds" if len(names) == 1 else "hold"
-    return f"{', '.join(names)} {verb} no data over the reference raster (every pixel is nodata)"
-
-
 def resolution_fits(resolution_m: float, model_m: float) -> bool:
     """Within ``RESOLUTION_TOLERANCE`` of the model's resolution (else the engine resamples)."""
     return model_m / RESOLUTION_TOLERANCE <= resolution_m <= model_m * RESOLUTION_TOLERANCE

@@ -45,7 +45,7 @@ from .normalisation import Normalisation
 from .options import option, range_problems
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
-from .preflight import dates_with_data, no_data_words, output_problems, raster_problems, resolution_fits
+from .preflight import dates_with_data, output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
 from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists
 from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model
@@ -397,12 +397,14 @@ def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str
     left = sum(has_data)
     if not empty:
         return [], []
+    words = (f"{', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no data over the reference raster "
+             "(every pixel is nodata)")
     if left < card.min_sequence_length:
-        return [], [f"{no_data_words(empty)}: " + (
+        return [], [f"{words}: " + (
             "give dates that cover it" if not left else
             f"{left} date{'s' * (left != 1)} left, the model needs at least {card.min_sequence_length}: add dates")]
     stack.keep_dates(has_data)
-    return [f"{no_data_words(empty)}: left out, the model ran on the {left} date{'s' * (left != 1)} left"], []
+    return [f"{words}: left out, the model ran on the {left} date{'s' * (left != 1)} left"], []
 
 
 def _fit_to_card(stack: RasterStack, card: ModelCard) -> list[str]:
