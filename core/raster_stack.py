@@ -95,7 +95,8 @@ class Grid:
         if self.crs is not None and self.crs.is_geographic:
             latitude = math.radians((self.bounds[1] + self.bounds[3]) / 2)
             return width * METRES_PER_DEGREE * math.cos(latitude), height * METRES_PER_DEGREE
-        return width * self.ground_metres_per_unit, height * self.ground_metres_per_unit
+        metres = self.ground_metres_per_unit  # a CRS lookup, and a point transformed for Mercator: once
+        return width * metres, height * metres
 
     @property
     def ground_metres_per_unit(self) -> float:
