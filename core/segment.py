@@ -6,7 +6,7 @@ Tiles are read from the aligned stack in a reader thread (on a GPU a tile's date
 streamed to disk by a writer thread one row of tiles at a time (``core.pipeline``,
 ``core.blending``): memory depends on the tile size and the raster's width, never on its
 height. Tiles without data are not run. Everything knowable
-is checked before the model runs (``segment_problems``); both outputs are committed
+is checked before the model runs (``segment_preflight``); both outputs are committed
 together or not at all (``core.atomic.OutputSet``).
 """
 
@@ -55,7 +55,7 @@ from .tiling import Tile, tile_grid
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]
 
-__all__ = ["Cancelled", "SegmentError", "SegmentRequest", "SegmentResult", "segment", "segment_problems",
+__all__ = ["Cancelled", "SegmentError", "SegmentRequest", "SegmentResult", "segment", "segment_preflight",
            "select_dates"]
 
 
@@ -211,12 +211,14 @@ def _model_problems(request: SegmentRequest, model: LoadedModel, stack: RasterSt
     return problems + output_problems(_output_paths(request), [r.path for r in request.rasters], needed)
 
 
-def segment_problems(request: SegmentRequest) -> list[str]:
-    """Every problem of ``request`` found without running the model (its card is read on the CPU);
-    the dock shows them before Run."""
+def segment_preflight(request: SegmentRequest) -> tuple[list[str], list[str]]:
+    """Everything knowable about ``request`` without running the model (its card is read on the CPU)
+    -> ``(problems, warnings)``: what keeps it from running, and what the run will change in the
+    inputs (a resampling, bands read by name, dates without data left out). The dock shows both
+    before Run."""
     problems = request_problems(request)
     if problems:
-        return problems
+        return problems, []
     try:
         model = load_model(request.model_path, "cpu", threads=1, precision=request.precision)
         try:
@@ -225,15 +227,12 @@ def segment_problems(request: SegmentRequest) -> list[str]:
             problems, rasters = error.problems, sorted(request.rasters, key=lambda r: r.date)
         rasters = resolve_products(rasters, model.card)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-            _resample_if_needed(stack, model.card)
-            fit_stack(stack, model.card.bands, model.card.input_dtype)  # its warnings are said when run
-            _restrict(stack, request.aoi)
-            _, too_few = leave_out_empty_dates(stack, model.card)
-            return problems + too_few + _model_problems(request, model, stack)
+            warnings, too_few = _prepare_stack(stack, model.card, request.aoi)
+            return problems + too_few + _model_problems(request, model, stack), warnings
     except SegmentError as error:
-        return problems + error.problems
+        return problems + error.problems, []
     except (ModelCardError, RasterStackError, RuntimeUnavailable, AreaError, ProductError) as error:
-        return [*problems, str(error)]
+        return [*problems, str(error)], []
 
 
 def segment(request: SegmentRequest, outputs: OutputSet | None = None,
@@ -255,12 +254,9 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     normalisation = Normalisation.from_card(card)
     probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-        warnings = _resample_if_needed(stack, card) + _fit_to_card(stack, card)
-        _restrict(stack, request.aoi)
-        left_out, problems = leave_out_empty_dates(stack, card)
-        for warning in left_out:
+        warnings, problems = _prepare_stack(stack, card, request.aoi)
+        for warning in warnings:
             log.warning("warning: %s", warning)
-        warnings += left_out
         problems += _model_problems(request, model, stack)
         if problems:
             raise SegmentError(problems)
@@ -375,6 +371,16 @@ def _input_tables(stack: RasterStack, card: ModelCard, normalisation: Normalisat
     return [normalisation.apply(table[:, :, None])[:, :, 0] for table in tables]
 
 
+def _prepare_stack(stack: RasterStack, card: ModelCard, aoi: str | None) -> tuple[list[str], list[str]]:
+    """``stack`` read from now on as the model takes it: at its resolution, its bands by the card,
+    within the area, the dates without data left out -> ``(warnings, problems)``, the warnings worded
+    to hold before the run and after it."""
+    warnings = _resample_if_needed(stack, card) + fit_stack(stack, card.bands, card.input_dtype)
+    _restrict(stack, aoi)
+    left_out, problems = leave_out_empty_dates(stack, card)
+    return warnings + left_out, problems
+
+
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     """Rasters at another resolution than the model's are resampled to it (the outputs take that grid);
     the warning says so."""
@@ -382,10 +388,8 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     if card.resolution <= 0 or resolution_fits(resolution, card.resolution):
         return []
     stack.resample_to(card.resolution)
-    warning = (f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: they "
-               f"were resampled to {card.resolution:g} m and the outputs are on that grid")
-    log.warning("warning: %s", warning)
-    return [warning]
+    return [f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: they "
+            f"are resampled to {card.resolution:g} m and the outputs are on that grid"]
 
 
 def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str], list[str]]:
@@ -404,16 +408,7 @@ def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str
             "give dates that cover it" if not left else
             f"{left} date{'s' * (left != 1)} left, the model needs at least {card.min_sequence_length}: add dates")]
     stack.keep_dates(has_data)
-    return [f"{words}: left out, the model ran on the {left} date{'s' * (left != 1)} left"], []
-
-
-def _fit_to_card(stack: RasterStack, card: ModelCard) -> list[str]:
-    """The card's bands read by their names, reflectance read as true colour for a true-colour model
-    (``core.model_inputs``); the warnings say what was changed."""
-    warnings = fit_stack(stack, card.bands, card.input_dtype)
-    for warning in warnings:
-        log.warning("warning: %s", warning)
-    return warnings
+    return [f"{words}: left out, the model runs on the {left} date{'s' * (left != 1)} left"], []
 
 
 def _restrict(stack: RasterStack, aoi: str | None) -> None:

@@ -80,7 +80,7 @@ def test_card_and_warnings(dock):
     dock.table.set_checked(layers[0].id())  # one date of 2016: the model needs two
     assert "Period 2016: 1 date given, the model needs at least 2: add dates" in dock.warning_label.text()
     tick_all(dock, layers)
-    assert dock.warning_label.text() == ""
+    assert dock.warning_label.text() == "" and dock.notice_label.text() == ""
 
 
 def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
@@ -164,6 +164,7 @@ def test_reflectance_layers_run_as_true_colour(dock, two_periods, tmp_path):
     QgsProject.instance().addMapLayers(layers)
     tick_all(dock, layers)
     assert dock.problems() == []
+    assert "Period 2019: " in dock.notice_label.text() and "read as reflectance x 10000" in dock.notice_label.text()
     dock.controls.run_button.click()
     wait_for(dock)
     status = dock.controls.status_label.text()
@@ -173,7 +174,8 @@ def test_reflectance_layers_run_as_true_colour(dock, two_periods, tmp_path):
 
 def test_a_date_without_data_is_left_out_and_named(dock, two_periods, tmp_path):
     """A 2019 layer wholly beyond its swath (all 0, nodata undeclared) ticked with the other 2019 dates: no
-    preflight problem, a run on the others, and the status names the date left out."""
+    preflight problem, a notice before Run and the status after it that name the date left out, and a run
+    on the others."""
     import numpy as np
     import rasterio
 
@@ -187,12 +189,14 @@ def test_a_date_without_data_is_left_out_and_named(dock, two_periods, tmp_path):
     layer = QgsRasterLayer(str(empty), empty.stem)
     QgsProject.instance().addMapLayer(layer)
     tick_all(dock, [layer, *(other for other in layers if "2019" in other.name() and other.source() != str(source))])
-    assert dock.problems() == []
+    assert dock.problems() == [] and dock.warning_label.text() == ""
+    left_out = (f"{empty.name} holds no data over the reference raster (every pixel is nodata): left out, the model "
+                "runs on the 4 dates left")
+    assert dock.notice_label.text() == f"Period 2019: {left_out}"
     dock.controls.run_button.click()
     wait_for(dock)
     status = dock.controls.status_label.text()
-    assert f"{empty.name} holds no data over the reference raster (every pixel is nodata): left out, the model " \
-        "ran on the 4 dates left" in status, status
+    assert left_out in status, status
     assert "2019: 4 dates on" in status, status
     assert [name for name in (layer.name() for layer in QgsProject.instance().mapLayers().values())
             if name.endswith("classes 2019")]

@@ -603,7 +603,7 @@ def test_a_date_without_data_is_left_out_with_a_warning(ws, capsys, nodata):
     err = capsys.readouterr().err
     assert code == 0
     assert "warning: E_20191215.tif holds no data over the reference raster (every pixel is nodata): left out, " \
-        "the model ran on the 3 dates left" in err
+        "the model runs on the 3 dates left" in err
     assert main(["segment", "--model", str(ws.model), "--output", str(ws.root / "without"),
                  *map(str, ws.inputs[:3])]) == 0
     for name in ("probability.tif", "classes.tif"):
@@ -661,7 +661,7 @@ def test_web_mercator_rasters_are_measured_on_the_ground(ws, capsys, units_per_p
                        transform=from_origin(xs[0], ys[0], units_per_pixel, units_per_pixel)) for i in range(1, 3)]
     output = ws.root / f"mercator_{units_per_pixel}"
     assert main(["segment", "--model", str(ws.model), "--output", str(output), *map(str, stack)]) == 0
-    resampled = "warning: the rasters are at 5 m per pixel, the model works at 10 m: they were resampled to 10 m"
+    resampled = "warning: the rasters are at 5 m per pixel, the model works at 10 m: they are resampled to 10 m"
     assert (resampled in capsys.readouterr().err) == (units_per_pixel == 10)
     with rasterio.open(output / "classes.tif") as classes:
         assert classes.res == pytest.approx((20.0, 20.0), rel=0.001)  # 10 m on the ground at the centre
@@ -676,7 +676,7 @@ def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
     coarse = [ws.raster(f"C_2019120{i}.tif", small, transform=from_origin(left, top, 60, 60)) for i in range(1, 4)]
     code = main(["segment", "--model", str(ws.model), "--output", str(ws.root / "coarse"), *map(str, coarse)])
     err = capsys.readouterr().err
-    assert code == 0 and "warning: the rasters are at 60 m per pixel, the model works at 10 m: they were " \
+    assert code == 0 and "warning: the rasters are at 60 m per pixel, the model works at 10 m: they are " \
         "resampled to 10 m" in err
     with rasterio.open(ws.root / "coarse" / "classes.tif") as classes:
         assert classes.res == (10.0, 10.0) and classes.shape == (96, 96)

@@ -44,12 +44,22 @@ def log(message: str, level=Qgis.Info) -> None:
     QgsMessageLog.logMessage(message, LOG_TAG, level)
 
 
-def _red_label() -> QLabel:
+def _message_label(colour: str) -> QLabel:
     label = QLabel()
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-    label.setStyleSheet("color: #a40000")
+    label.setStyleSheet(f"color: {colour}")
     return label
+
+
+def _red_label() -> QLabel:
+    """For what keeps a run from starting."""
+    return _message_label("#a40000")
+
+
+def _amber_label() -> QLabel:
+    """For what a run will change in its inputs, said before it starts."""
+    return _message_label("#8a5a00")
 
 
 class TimeSegDock(QgsDockWidget):
@@ -74,6 +84,8 @@ class TimeSegDock(QgsDockWidget):
         column.addLayout(self._tick_buttons())
         self.warning_label = _red_label()
         column.addWidget(self.warning_label)
+        self.notice_label = _amber_label()
+        column.addWidget(self.notice_label)
         self.model_panel = ModelPanel(body)
         column.addWidget(self.model_panel)
         self.options = OptionsPanel(iface, self.project, body)
@@ -230,29 +242,38 @@ class TimeSegDock(QgsDockWidget):
         )
 
     def problems(self) -> list[str]:
-        """What keeps the ticked layers from running with the model, in words: the dock's own
-        (dates, a model chosen) and, per period, everything core's preflight finds."""
-        from ..core.segment import segment_problems
+        """What keeps the ticked layers from running with the model, in words."""
+        return self.preflight()[0]
+
+    def preflight(self) -> tuple[list[str], list[str]]:
+        """``(problems, warnings)`` of the ticked layers with the model: the dock's own problems (dates,
+        a model chosen) and, per period, what core's preflight finds and what the run will change."""
+        from ..core.segment import segment_preflight
 
         layers, undated = self.table.checked_layers()
         problems = []
         if undated:
             problems.append(self.tr("Give a date to: {}").format(", ".join(undated)))
         if self.model_panel.card is None:
-            return [*problems, self.tr("Choose a TimeSeg model.")]
+            return [*problems, self.tr("Choose a TimeSeg model.")], []
         if not layers and not undated:
             problems.append(self.tr("Tick the dated layers to use."))
         try:
             parameters = self.parameters()
         except ValueError as error:
-            return [*problems, str(error)]
+            return [*problems, str(error)], []
+        warnings = []
         for period, request in parameters.segment_requests().items():
-            problems += [self.tr("Period {}: {}").format(period, problem) for problem in segment_problems(request)]
-        return problems
+            period_problems, period_warnings = segment_preflight(request)
+            problems += [self.tr("Period {}: {}").format(period, problem) for problem in period_problems]
+            warnings += [self.tr("Period {}: {}").format(period, warning) for warning in period_warnings]
+        return problems, warnings
 
     def update_warnings(self) -> None:
         ticked, undated = self.table.checked_layers()
-        self.warning_label.setText("\n".join(self.problems()) if ticked or undated else "")
+        problems, warnings = self.preflight() if ticked or undated else ([], [])
+        self.warning_label.setText("\n".join(problems))
+        self.notice_label.setText("\n".join(warnings))
 
     # --- running
     def run(self) -> None:
