@@ -41,6 +41,9 @@ SPLIT_SHARES = (("train", 0.7), ("validation", 0.1), ("heldout", 0.2))
 GAP_PX = 8
 MIN_PART_PX = 16  # the validation part's length along the cut, at least
 EVALUATION_TILE = 512  # px: the held-out part is scored tile by tile, so any size fits in memory
+# px: a label raster whose class pixels are on average narrower than this (pixels per pixel of skeleton)
+# holds lines, scored as lines are (a rasterised road layer 3 px wide: 3; a field or mangrove patch: tens)
+LINE_LIKE_WIDTH_PX = 6
 DESCRIPTION = "Fitted to the analyst's area with TimeSeg's train"
 log = logging.getLogger("timeseg.train")
 
@@ -183,10 +186,30 @@ def _network_config(start: tuple[NetworkConfig, dict[str, Any]] | None, bands: i
     return start
 
 
+def held_out_centre_lines(labels: LabelSource, grid: Grid, window: Window) -> np.ndarray | None:
+    """The road centre lines ``[H, W]`` bool of ``window`` (the held-out part), against which roads are
+    scored within 2 px: line labels drawn 1 px wide; a label raster's class pixels thinned to their
+    skeleton when they are strips narrower than ``LINE_LIKE_WIDTH_PX`` on average (a rasterised road
+    layer, whose pixel F1 falls when a better model draws its roads a pixel narrower or aside); None for
+    areas (polygons, or a raster of wide patches), which keep pixel scores only."""
+    rows, cols = window.toslices()
+    if labels.kind == "lines":
+        return label_raster(dataclasses.replace(labels, line_width_px=1), grid)[rows, cols] == labels.value
+    if labels.kind != "raster":
+        return None
+    from skimage.morphology import skeletonize  # here: the command line imports this module to start
+
+    road = label_raster(labels, grid)[rows, cols] == labels.value
+    centre = skeletonize(road)
+    if not centre.any() or road.sum() / centre.sum() > LINE_LIKE_WIDTH_PX:
+        return None
+    return centre
+
+
 def _held_out_scores(network: torch.nn.Module, site: OpenSite, normalisation: Normalisation,
                      centre: np.ndarray | None, threshold: float) -> dict[str, float]:
-    """Pixel IoU and F1 of the held-out part, and for line labels relaxed precision, recall and
-    F1 against the centre lines (``models.road_scores``)."""
+    """Pixel IoU and F1 of the held-out part, and with ``centre`` (``held_out_centre_lines``) relaxed
+    precision, recall and F1 against the centre lines (``models.road_scores``)."""
     height, width = site.shape
     probability = np.zeros((height, width), np.float32)
     labels = np.full((height, width), LABEL_NODATA, np.uint8)
@@ -299,11 +322,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
         trained_on=trained_on, weather=bands == 3 and dtype == np.uint8,
         init_checkpoint=request.init_checkpoint, input_dtype=str(dtype),
     )
-    centre = None
-    if request.labels.kind == "lines":  # scored only where the labels are known (inside the polygons)
-        centre_source = dataclasses.replace(request.labels, line_width_px=1)
-        rows, cols = windows["heldout"].toslices()
-        centre = label_raster(centre_source, grid)[rows, cols] == request.labels.value
+    centre = held_out_centre_lines(labels, grid, windows["heldout"])
 
     def held_out_scores(checkpoint: Path) -> dict[str, float]:
         network, _, saved = load_checkpoint(checkpoint)

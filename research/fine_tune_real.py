@@ -50,16 +50,17 @@ def run(init: Path, minutes: float, work: Path, docs: Path, scene: RealScene, in
 
 
 def _rows(results: dict) -> list[str]:
-    def f1(scores: dict | None) -> str:
-        return "-" if not scores else f"{scores['f1']:.3f}"
+    def f1(scores: dict | None, key: str = "f1") -> str:
+        return "-" if not scores or key not in scores else f"{scores[key]:.3f}"
 
     before = results["real_heldout_before"]
-    rows = [f"| starting model, as it is | - | {f1(before['l1c_tci'])} | {f1(before['l2a_tci'])} | - |"]
+    rows = [f"| starting model, as it is | - | {f1(before['l1c_tci'])} | {f1(before['l2a_tci'])} | - | - |"]
     for name, title in (("fine_tuned", "starting model, fine-tuned"), ("from_scratch", "from scratch")):
         entry = results[name]
+        area = entry["area_heldout_before"], entry["area_heldout_after"]
         rows.append(f"| {title} | {entry['seconds']} s | {f1(entry['real_heldout']['l1c_tci'])} | "
-                    f"{f1(entry['real_heldout']['l2a_tci'])} | {f1(entry['area_heldout_before'])} -> "
-                    f"{f1(entry['area_heldout_after'])} |")
+                    f"{f1(entry['real_heldout']['l2a_tci'])} | "
+                    f"{f1(area[0], 'relaxed_f1')} -> {f1(area[1], 'relaxed_f1')} | {f1(area[0])} -> {f1(area[1])} |")
     return rows
 
 
@@ -75,8 +76,10 @@ def report(measured: list[dict]) -> str:
         "Every run gets the same time budget.",
         "",
         "Scores: relaxed F1 (2 px tolerance) of roads on the scene's held-out area (never seen by any run), one "
-        "clear date as an L1C and as an L2A TCI; and pixel F1 of the 3 px road raster on the run's own held-out "
-        "part (before -> after), what the dock shows an analyst.",
+        "clear date as an L1C and as an L2A TCI; and on the run's own held-out part (before -> after), what the "
+        "dock shows an analyst and what its verdict (*keep using the starting model*) reads: relaxed F1 against the "
+        "label raster's centre lines (its road pixels thinned to their skeleton), and the pixel F1 of the 3 px "
+        "road raster, which falls when a model draws its roads a pixel narrower or aside.",
         "",
     ]
     for results in measured:
@@ -86,8 +89,9 @@ def report(measured: list[dict]) -> str:
             f"Starting model: {results['init_words']} (`{results['init']}`). Torch threads per run: "
             f"{results.get('torch_threads', 'not recorded')}.",
             "",
-            "| model | training time | held-out area, L1C | held-out area, L2A | run's held-out part |",
-            "|---|---|---|---|---|",
+            "| model | training time | held-out area, L1C | held-out area, L2A | run's held-out part, within 2 px | "
+            "run's held-out part, pixel F1 |",
+            "|---|---|---|---|---|---|",
             *_rows(results),
             "",
             f"Numbers: `fine_tuning_{results['scene']}.json`.",

@@ -18,7 +18,7 @@ from timeseg.cli import main
 from timeseg.core.model_card import read_model_card
 from timeseg.core.raster_stack import DatedRaster
 from timeseg.core.runtime import variant_path
-from timeseg.models.fine_tune import FineTuneError, area_window, fine_tune, split_windows
+from timeseg.models.fine_tune import FineTuneError, area_window, fine_tune, held_out_centre_lines, split_windows
 from timeseg.models.labels import LabelSource
 from timeseg.models.settings import FineTuneRequest
 
@@ -80,6 +80,35 @@ def test_the_held_out_part_goes_to_the_end_that_holds_labels(place, tmp_path):
         dataset.write(labels, 1)
     with pytest.raises(FineTuneError, match="do not reach both of its ends"):
         labelled_split(LabelSource(path, "raster"), grid, area)
+
+
+def test_a_road_label_raster_is_scored_against_its_centre_lines_and_an_area_raster_is_not(place, tmp_path):
+    """Roads given as a label raster (3 px wide, as a rasterised road layer) are scored within 2 px of their
+    skeleton, which lies on the lines drawn 1 px wide; wide patches (a field, a mangrove) keep pixel scores."""
+    from scipy import ndimage
+
+    from timeseg.core.raster_stack import Grid
+    from timeseg.models.labels import label_raster
+
+    with rasterio.open(place.tci_paths[2019][0]) as dataset:
+        grid, profile = Grid.of(dataset), dataset.profile | {"count": 1, "nodata": None}
+    lines = LabelSource(place.labels_path, "lines", "roads_2019")
+    window = Window(0, 0, grid.width, grid.height)
+    drawn = held_out_centre_lines(lines, grid, window)
+
+    def raster_of(labels: np.ndarray, name: str) -> LabelSource:
+        with rasterio.open(tmp_path / name, "w", **profile) as target:
+            target.write(labels[None])
+        return LabelSource(tmp_path / name, "raster")
+
+    roads = label_raster(lines, grid)
+    skeleton = held_out_centre_lines(raster_of(roads, "roads.tif"), grid, window)
+    assert skeleton is not None
+    assert (ndimage.distance_transform_edt(~drawn)[skeleton] <= 1.5).mean() > 0.97  # on the lines, a pixel aside
+    assert (ndimage.distance_transform_edt(~skeleton)[drawn] <= 1.5).mean() > 0.9  # and along all of them
+    patches = ndimage.binary_dilation(roads == 1, iterations=6).astype(np.uint8)
+    assert held_out_centre_lines(raster_of(patches, "patches.tif"), grid, window) is None
+    assert held_out_centre_lines(raster_of(np.zeros_like(roads), "empty.tif"), grid, window) is None
 
 
 def test_area_outside_the_rasters_is_refused(place):
