@@ -325,7 +325,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
         trained_on=trained_on, weather=bands == 3 and dtype == np.uint8,
         init_checkpoint=request.init_checkpoint, input_dtype=str(dtype),
     )
-    centre = held_out_centre_lines(labels, grid, windows["heldout"])
+    centre = held_out_centre_lines(request.labels, grid, windows["heldout"])  # scored where labels are known
 
     def held_out_scores(checkpoint: Path) -> dict[str, float]:
         network, _, saved = load_checkpoint(checkpoint)
