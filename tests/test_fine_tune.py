@@ -109,6 +109,9 @@ def test_a_road_label_raster_is_scored_against_its_centre_lines_and_an_area_rast
     patches = ndimage.binary_dilation(roads == 1, iterations=6).astype(np.uint8)
     assert held_out_centre_lines(raster_of(patches, "patches.tif"), grid, window) is None
     assert held_out_centre_lines(raster_of(np.zeros_like(roads), "empty.tif"), grid, window) is None
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    fitted = fine_tune(FineTuneRequest(rasters, raster_of(roads, "roads.tif"), tmp_path / "r.onnx", epochs=1, seed=1))
+    assert {"f1", "relaxed_f1"} <= set(fitted.after) and 0 <= fitted.after["relaxed_f1"] <= 1
 
 
 def test_area_outside_the_rasters_is_refused(place):
