@@ -197,15 +197,17 @@ class OutputSet(contextlib.AbstractContextManager):
         self._committed = True
 
     def _replace_all(self, partials: list[Path]) -> None:
-        """Earlier results are moved aside first, so that a failed rename can put them back."""
+        """Earlier results are moved aside first, so that a failed rename can put them back; GDAL's
+        files beside them (statistics, external overviews) go with them, as they describe the old pixels."""
         aside: list[tuple[Path, Path]] = []
         done: list[Path] = []
         try:
             for final in self.finals:
-                if final.exists():
-                    backup = final.with_name(f".{final.name}.{self.run}.previous")
-                    os.replace(final, backup)
-                    aside.append((backup, final))
+                for earlier in (final, *sidecars(final)):
+                    if earlier.exists():
+                        backup = earlier.with_name(f".{earlier.name}.{self.run}.previous")
+                        os.replace(earlier, backup)
+                        aside.append((backup, earlier))
             for partial, final in zip(partials, self.finals):
                 os.replace(partial, final)
                 done.append(final)
@@ -232,6 +234,12 @@ class OutputSet(contextlib.AbstractContextManager):
             for folder in sorted(self._made_folders, key=lambda f: len(f.parts), reverse=True):
                 with contextlib.suppress(OSError):  # not empty: another run's files, keep them
                     folder.rmdir()
+
+
+def sidecars(path: Path) -> list[Path]:
+    """GDAL's files that describe the raster ``path``: its statistics and metadata (``.aux.xml``)
+    and external overviews (``.ovr``), written by QGIS or gdalinfo -stats, gdaladdo -ro."""
+    return [path.with_name(path.name + suffix) for suffix in (".aux.xml", ".ovr")]
 
 
 def _fsync(path: Path) -> None:

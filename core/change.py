@@ -34,7 +34,7 @@ from .options import option, range_problems
 from .outputs import GeoTiffWriter
 from .preflight import output_problems
 from .qml import change_qml, dates_of, style_path
-from .raster_stack import Grid, RasterStackError, read_band_on_grid
+from .raster_stack import Grid, RasterStackError, raster_missing, read_band_on_grid
 
 NONE, NEW, REMOVED, NODATA = 0, 1, 2, 255
 CHANGE_COLOURS = {NONE: (0, 0, 0, 0), NEW: (230, 20, 20, 255), REMOVED: (30, 80, 230, 255), NODATA: (0, 0, 0, 0)}
@@ -121,7 +121,7 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
         problems.append(f"the lower threshold {options.low:g} must be below the threshold {options.high:g}")
     for path in (before, after):
         if not Path(path).is_file():
-            problems.append(f"raster not found: {path}")
+            problems.append(raster_missing(path))
     if Path(output).suffix.lower() in (".json", ".gpkg"):
         problems.append(f"{output} is the name of the summary or the lines: give the change raster a .tif name")
     problems += output_problems(change_outputs(output), [before, after])

@@ -194,13 +194,16 @@ def _quiet_libraries(debug: bool):
              "bokeh": logging.CRITICAL}
     levels = {name: logging.getLogger(name).level for name in noisy}
     gdal.PushErrorHandler(to_log)
-    if not debug:
+    if not debug:  # the reading and writing threads' messages too (PushErrorHandler holds for this thread)
+        gdal.SetErrorHandler(to_log)
         for name, level in noisy.items():
             logging.getLogger(name).setLevel(level)
     try:
         yield
     finally:
         gdal.PopErrorHandler()
+        if not debug:
+            gdal.SetErrorHandler("CPLDefaultErrorHandler")
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
 

@@ -60,7 +60,7 @@ def dated_rasters(paths, dates: str | None = None):
     raster, in the same order) or detected from its name or tags. A Sentinel-2 product (a ``.SAFE``
     folder or its ``.zip``) stands for its true-colour image, dated by its name. Raises ``ValueError``
     with a message that says what to give."""
-    from .raster_stack import DatedRaster
+    from .raster_stack import DatedRaster, raster_missing
     from .sentinel2 import check_product, is_product
 
     paths = [Path(p) for p in paths]
@@ -71,7 +71,7 @@ def dated_rasters(paths, dates: str | None = None):
     for index, path in enumerate(paths):
         product = is_product(path)
         if not product and not path.is_file():
-            raise ValueError(f"raster not found: {path}")
+            raise ValueError(raster_missing(path))
         if product:
             check_product(path)  # what of it is read depends on the model: its TCI or its bands
         if given:

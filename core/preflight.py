@@ -13,10 +13,11 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import rasterio
 from rasterio.windows import Window
 
 from .model_card import ModelCard
-from .raster_stack import RasterStack, zero_is_no_data
+from .raster_stack import RasterStack, RasterStackError, unreadable_message, zero_is_no_data
 
 RESOLUTION_TOLERANCE = 1.5  # a raster up to 1.5x finer or coarser than the model's resolution runs as it is
 OVERVIEW_SIDE = 128  # pixels: the decimated read that tells whether a date holds any data
@@ -67,7 +68,7 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     ``segment.leave_out_empty_dates``)."""
     problems = []
     if stack.band_count != len(card.bands):
-        problems.append(f"the rasters have {stack.band_count} bands, the model wants {len(card.bands)} "
+        problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}, the model wants {len(card.bands)} "
                         f"({', '.join(card.bands)}): give rasters with those bands, or name each band (GDAL band "
                         "descriptions such as B4) so that TimeSeg picks them")
     if stack.dtype.name != card.input_dtype:
@@ -100,8 +101,14 @@ def dates_with_data(stack: RasterStack) -> list[bool]:
             return bool(view.read(**read).any())
         return bool(view.read_masks(1, **read).any())
 
-    return [any(has_data(view, window=window) for window in samples) or has_data(view, out_shape=(height, width))
-            for view in stack.views]
+    found = []
+    for view, raster in zip(stack.views, stack.rasters):
+        try:
+            found.append(any(has_data(view, window=window) for window in samples)
+                         or has_data(view, out_shape=(height, width)))
+        except rasterio.errors.RasterioIOError as error:
+            raise RasterStackError(unreadable_message(raster.path, error)) from None
+    return found
 
 
 def _spread(length: int, side: int) -> list[int]:

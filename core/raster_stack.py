@@ -73,6 +73,20 @@ def raster_exists(path: Path | str) -> bool:
     return str(path).startswith("/vsi") or Path(path).is_file() or (is_product(path) and Path(path).exists())
 
 
+def raster_missing(path: Path | str) -> str:
+    """Why ``path`` (where ``raster_exists`` is False) cannot be read, and what to give instead."""
+    if Path(path).is_dir():
+        return f"{path} is a folder, not a raster or a Sentinel-2 product (.SAFE): give the raster files in it"
+    return f"raster not found: {path}"
+
+
+def unreadable_message(path: Path | str, error: Exception) -> str:
+    """A raster whose pixels GDAL failed to read: a damaged or cut-short file (GDAL's words after it)."""
+    detail = str(error).split(": ")[-1].rstrip(".")
+    return (f"{Path(path).name} is damaged or cut short: its pixels cannot be read ({detail}); "
+            "copy or download it again")
+
+
 @dataclass(frozen=True)
 class Grid:
     """A raster grid: CRS, affine transform and size in pixels."""
@@ -173,6 +187,7 @@ class RasterStack(contextlib.AbstractContextManager):
         try:
             self._datasets = [self._stack.enter_context(_open(r.path)) for r in self.rasters]
             ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
+            self.reference_name = Path(reference_path).name
             self.grid = Grid.of(ref)
             self.band_count = self.source_band_count = ref.count
             self._band_indexes: list[list[int]] | None = None  # select_bands
@@ -189,8 +204,8 @@ class RasterStack(contextlib.AbstractContextManager):
         name = Path(dataset.name).name
         if dataset.count != self.source_band_count:
             raise RasterStackError(
-                f"{name} has {dataset.count} bands, the reference has {self.source_band_count}: "
-                "give rasters with the same bands"
+                f"{name} has {dataset.count} band{'s' * (dataset.count != 1)}, {self.reference_name} (the "
+                f"reference) {self.source_band_count}: give rasters with the same bands"
             )
         if np.dtype(dataset.dtypes[0]) != self.source_dtype:
             raise RasterStackError(
@@ -203,7 +218,8 @@ class RasterStack(contextlib.AbstractContextManager):
             return dataset
         footprint = transform_bounds(dataset.crs, self.grid.crs, *dataset.bounds)
         if not _overlaps(footprint, self.grid.bounds):
-            raise RasterStackError(f"{name} does not overlap the reference raster")
+            raise RasterStackError(f"{name} does not overlap {self.reference_name}, the raster whose grid the "
+                                   "outputs take (the earliest date, or the reference): give dates of one place")
         return self._stack.enter_context(
             WarpedVRT(
                 dataset,
@@ -297,7 +313,10 @@ class RasterStack(contextlib.AbstractContextManager):
 
         def read_date(index: int) -> None:
             indexes = self._band_indexes[index] if self._band_indexes is not None else None
-            values, has_data = _values_and_validity(self.views[index], inside, indexes)
+            try:
+                values, has_data = _values_and_validity(self.views[index], inside, indexes)
+            except rasterio.errors.RasterioIOError as error:
+                raise RasterStackError(unreadable_message(self.rasters[index].path, error)) from None
             if values.dtype.kind == "f":  # NaN and inf are no data, whatever the declared nodata
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)
@@ -341,7 +360,7 @@ def read_band_on_grid(path: Path, grid: Grid | None = None, resampling: Resampli
 
 def _open(path: Path | str) -> rasterio.DatasetReader:
     if not raster_exists(path):
-        raise RasterStackError(f"raster not found: {path}")
+        raise RasterStackError(raster_missing(path))
     try:
         return rasterio.open(path)
     except rasterio.errors.RasterioIOError:

@@ -110,6 +110,8 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     path = Path(model_path)
+    if path.is_dir():
+        raise ModelCardError(f"{path} is a folder: give the model's .onnx file in it")
     if not path.is_file():
         raise ModelCardError(f"model file not found: {path}")
     ort = import_onnxruntime()

@@ -47,7 +47,7 @@ from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
 from .preflight import dates_with_data, output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
-from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists
+from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists, raster_missing
 from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model
 from .sentinel2 import ProductError, resolve_products
 from .tiling import Tile, tile_grid
@@ -100,11 +100,12 @@ class SegmentRequest:
                                  maximum=1024, words="the number of threads")
     threshold: float | None = option(None, "P(class) from which a pixel is called the class (binary models; "
                                      "default: the model card's)", minimum=0.01, maximum=0.99, words="the threshold")
-    aoi: str | None = option(None, "area of interest: xmin,ymin,xmax,ymax in the first raster's CRS, or a polygon "
+    aoi: str | None = option(None, "area of interest: xmin,ymin,xmax,ymax in the CRS of the outputs' grid (the "
+                             "earliest date's, or --reference's), or a polygon "
                              "file, FILE|layername=NAME for one of its layers (outside its polygons is nodata); "
                              "only the area is read and written")
-    reference_path: Path | None = option(None, "the raster whose grid (CRS, pixels, extent) the outputs take "
-                                         "(default: the first date)", flag="--reference")
+    reference_path: Path | None = option(None, "one of the dated rasters: its grid (CRS, pixels, extent) is the "
+                                         "outputs' (default: the earliest date's)", flag="--reference")
     probability_path: Path | None = None  # None: output_dir / probability.tif
     classes_path: Path | None = None  # None: output_dir / classes.tif
     progress: ProgressCallback | None = None
@@ -160,7 +161,9 @@ def _reference_index(rasters: Sequence[DatedRaster], reference: Path | None) -> 
     for index, raster in enumerate(rasters):
         if Path(raster.path).resolve() == Path(reference).resolve():
             return index
-    raise SegmentError(f"the reference {reference} is not one of the rasters used")
+    if not raster_exists(reference):
+        raise SegmentError(f"reference {raster_missing(reference)}")
+    raise SegmentError(f"the reference {reference} is not one of the dated rasters given: give one of them")
 
 
 def segment_outputs(probability_path: Path, classes_path: Path) -> list[Path]:
@@ -189,7 +192,7 @@ def request_problems(request: SegmentRequest) -> list[str]:
     problems = range_problems(request)
     if not request.rasters:
         problems.append("no rasters given: give the dated rasters of one place")
-    problems += [f"raster not found: {r.path}" for r in request.rasters if not raster_exists(r.path)]
+    problems += [raster_missing(r.path) for r in request.rasters if not raster_exists(r.path)]
     try:
         outputs = _output_paths(request)
     except SegmentError as error:

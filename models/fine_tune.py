@@ -148,13 +148,19 @@ def labelled_split(labels: LabelSource, grid: Grid, area: Window) -> dict[str, W
     the left or top end; else ``FineTuneError`` saying what to label."""
     if labels.kind != "raster" and not _read_geometries(Path(labels.path), labels.layer, grid):
         raise FineTuneError(f"the label layer {Path(labels.path).name} has no features: draw or load some first")
-    labelled = label_raster(labels, grid) == labels.value
+    raster = label_raster(labels, grid)
+    labelled, background = raster == labels.value, (raster != labels.value) & (raster != LABEL_NODATA)
     if not labelled[area.toslices()].any():
         raise FineTuneError("no label lies on the rasters inside the area: check that the label layer covers "
                             "the rasters (and the chosen area) and is in a CRS QGIS can transform")
+    if not background[area.toslices()].any():
+        raise FineTuneError(f"{Path(labels.path).name} marks every pixel of the area as the class, so nothing "
+                            "is learnt about what is not: choose the layer of the class alone (road lines or "
+                            "polygons), not one that outlines the whole area")
     for held_out_first in (False, True):
         windows = split_windows(area, held_out_first)
-        if all(labelled[windows[name].toslices()].any() for name in ("train", "heldout")):
+        if all(labelled[windows[name].toslices()].any() and background[windows[name].toslices()].any()
+               for name in ("train", "heldout")):
             return windows
     raise FineTuneError("the area's labels do not reach both of its ends: its longer side is cut into a training "
                         "part (70 %) at one end and a held-out part (20 %) at the other, and each must hold labels: "
@@ -180,7 +186,7 @@ def _network_config(start: tuple[NetworkConfig, dict[str, Any]] | None, bands: i
                              context_channels=4), {}
     config, card = start
     if config.in_channels != bands:
-        raise FineTuneError(f"the rasters have {bands} bands, the model to fine-tune takes {config.in_channels} "
+        raise FineTuneError(f"the rasters have {bands} band{'s' * (bands != 1)}, the model to fine-tune takes {config.in_channels} "
                             f"({', '.join(card.get('bands', []))}): give rasters with those bands, or train from "
                             "scratch")
     return start

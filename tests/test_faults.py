@@ -230,6 +230,14 @@ def _output_holds_an_input(ws: Workspace) -> list:
                output=ws.inputs[0].parent)
 
 
+def _cut_short(ws: Workspace, keep: float) -> list:
+    """The last date copied with only the first ``keep`` of its bytes, as an interrupted download leaves it."""
+    data = ws.inputs[-1].read_bytes()
+    cut = ws.inputs[0].parent / "CUT_20191231.tif"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return seg(ws, *ws.inputs[:3], cut)
+
+
 def _reference_elsewhere(ws: Workspace) -> list:
     return seg(ws, *ws.inputs[:3], extra=["--reference", ws.inputs[4]])
 
@@ -251,6 +259,11 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
                         "have the same date 2019-01-01: give each date once"),
     "one date": (lambda ws: seg(ws, ws.inputs[0]), 1, "1 date given, the model needs at least 2: add dates"),
     "model missing": (lambda ws: seg(ws, model=ws.root / "nothing.onnx"), 1, "model file not found"),
+    "a folder as the model": (lambda ws: seg(ws, model=ws.models), 1, "models is a folder: give the model's .onnx file"),
+    "a folder as a raster": (lambda ws: seg(ws, *ws.inputs[:2], ws.results), 1, "results is a folder, not a raster "
+                             "or a Sentinel-2 product \\(.SAFE\\): give the raster files in it$"),
+    "reference missing": (lambda ws: seg(ws, extra=["--reference", ws.root / "nothing.tif"]), 1,
+                          "reference raster not found: .*nothing.tif$"),
     "corrupt model": (lambda ws: seg(ws, model=ws.models / "corrupt.onnx"), 1,
                       "corrupt.onnx is not a readable ONNX model .*: give a model exported by"),
     "foreign model": (lambda ws: seg(ws, model=ws.models / "foreign.onnx"), 1, "no TimeSeg model card"),
@@ -283,9 +296,10 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
                               "GPU \\(CUDA\\) was asked for but this onnxruntime has no CUDA provider"),
     "mixed data types": (_mixed_types, 1, "holds uint16 values, the reference uint8: give every date in the same"),
     "float rasters, uint8 model": (_floats, 1, "the rasters hold float32 values, the model wants uint8"),
-    "one band": (_one_band, 1, "the rasters have 1 bands, the model wants 3"),
+    "one band": (_one_band, 1, "the rasters have 1 band, the model wants 3"),
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
-    "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap the reference raster"),
+    "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap S2_SIM_\\d+_TCI.tif, the raster whose grid the "
+                   "outputs take \\(the earliest date, or the reference\\): give dates of one place$"),
     "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster \\(every pixel is "
                         "nodata\\): 1 date left, the model needs at least 2: add dates$"),
     "all zero date, nodata undeclared": (_all_zero_undeclared, 1, "Z_20191230.tif holds no data over the reference"),
@@ -294,7 +308,10 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "output folder is a file": (_output_is_a_file, 1,
                                 "cannot create the output folder .*a file is in the way\\): choose another folder$"),
     "output overwrites an input": (_output_holds_an_input, 1, "probability.tif is one of the inputs"),
-    "reference not used": (_reference_elsewhere, 1, "the reference .* is not one of the rasters used"),
+    "cut short": (lambda ws: _cut_short(ws, 0.8), 1, "CUT_20191231.tif is damaged or cut short: its pixels cannot "
+                  "be read \\(.+\\); copy or download it again$"),
+    "cut short to its header": (lambda ws: _cut_short(ws, 0.1), 1, "CUT_20191231.tif is damaged or cut short"),
+    "reference not used": (_reference_elsewhere, 1, "the reference .* is not one of the dated rasters given: give one of them$"),
     "another run writing": (_live_lock, 1, "another TimeSeg run is writing into .*: wait for it to finish"),
     "no subcommand": (lambda ws: [], 2, "the following arguments are required: command"),
     "unknown option": (lambda ws: seg(ws, extra=["--colour", "red"]), 2, "unrecognized arguments: --colour"),
@@ -420,6 +437,32 @@ def test_sigterm_mid_run(ws):
     assert process.returncode == 143, seen + stderr
     assert _errors(stderr) == ["terminated; no output was kept, earlier results are unchanged"]
     assert snapshot(ws.root) == before
+
+
+def test_a_rerun_drops_the_statistics_gdal_kept_of_the_maps_it_replaces(ws, capsys):
+    """QGIS and gdalinfo -stats keep a map's statistics beside it (.aux.xml): they describe the old pixels, so
+    they go with the old map; a refused run keeps both."""
+    from osgeo import gdal
+
+    classes = ws.seg / "classes.tif"
+
+    def mean_gdal_reports() -> float:  # computed once, then read from the .aux.xml
+        return float(gdal.Info(str(classes), stats=True, format="json")["bands"][0]["mean"])
+
+    def mean() -> float:
+        with rasterio.open(classes) as dataset:
+            return float(dataset.read(1, masked=True).mean())
+
+    assert mean_gdal_reports() == pytest.approx(mean(), abs=1e-3)
+    statistics = ws.seg / "classes.tif.aux.xml"
+    kept = statistics.read_bytes()
+    code, _ = run_cli(seg(ws, extra=["--tile-size", "8"]), capsys)  # refused: below the smallest tile
+    assert code == 2 and statistics.read_bytes() == kept
+    earlier_mean = mean()
+    code, _ = run_cli(seg(ws, extra=["--threshold", "0.99" if earlier_mean > 0.5 else "0.01"]), capsys)
+    assert code == 0 and not statistics.exists()
+    assert abs(mean() - earlier_mean) > 0.5  # the old statistics would be wrong
+    assert mean_gdal_reports() == pytest.approx(mean(), abs=1e-3)
 
 
 def test_two_runs_into_one_folder(ws):

@@ -275,7 +275,7 @@ def test_fine_tuning_refuses_rasters_that_do_not_fit_the_model(place, scratch_mo
     request = FineTuneRequest([DatedRaster(single_band, place.acquisitions[2019][0].date)],
                               LabelSource(place.labels_path, "lines", "roads_2019"), tmp_path / "x.onnx",
                               init_checkpoint=scratch_model.checkpoint_path)
-    with pytest.raises(FineTuneError, match="the rasters have 1 bands, the model to fine-tune takes 3"):
+    with pytest.raises(FineTuneError, match="the rasters have 1 band, the model to fine-tune takes 3"):
         fine_tune(request)
     assert not (tmp_path / "x.onnx").exists()
 
@@ -300,13 +300,22 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
         feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
         layer.CreateFeature(feature)
     source.CreateLayer("empty", srs, ogr.wkbLineString)
+    # a polygon round the whole area (a layer of the traced area, not of the roads): every pixel a road
+    outline = source.CreateLayer("outline", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(outline.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        f"POLYGON (({left - 100} {bottom - 100}, {right + 100} {bottom - 100}, {right + 100} {top + 100}, "
+        f"{left - 100} {top + 100}, {left - 100} {bottom - 100}))"))
+    outline.CreateFeature(feature)
     source = None
     images = [str(p) for p in place.tci_paths[2019]]
     for layer_name, message in (("far", "no label lies on the rasters"), ("empty", "has no features"),
                                 ("west_only", "the area's labels do not reach both of its ends"),
-                                ("east_only", "the area's labels do not reach both of its ends")):
-        code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name,
-                     "--output-model", str(tmp_path / "m.onnx"), "--output", str(tmp_path / "run")])
+                                ("east_only", "the area's labels do not reach both of its ends"),
+                                ("outline", "far.gpkg marks every pixel of the area as the class")):
+        kind = "polygons" if layer_name == "outline" else "lines"
+        code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name, "--label-kind",
+                     kind, "--output-model", str(tmp_path / "m.onnx"), "--output", str(tmp_path / "run")])
         assert code == 1 and message in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
@@ -375,6 +384,10 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         for layer in layers:
             dock.table.set_checked(layer.id())
         panel = dock.train_panel
+        # the labels are the analyst's choice; the dated images are not offered as labels
+        assert panel.labels_combo.currentLayer() is None
+        offered = {panel.labels_combo.layer(row) for row in range(panel.labels_combo.count())} - {None}
+        assert offered == {roads}, [layer.name() for layer in offered]
         panel.labels_combo.setLayer(roads)
         panel.start_combo.setCurrentIndex(panel.start_combo.findData("scratch"))
         # the command line's budget (the one make fine-tune-check measures), not a run of seconds

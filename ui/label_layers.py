@@ -17,12 +17,20 @@ from qgis.core import (
 from ..core.definitions import folder_name
 
 
+def is_label_candidate(layer) -> bool:
+    """Lines, polygons or a one-band raster: what can hold labels (a raster of several bands is an image)."""
+    return not isinstance(layer, QgsRasterLayer) or layer.bandCount() == 1
+
+
 def label_source_of(layer, line_width: int, folder: Path):
     """A ``models.labels.LabelSource`` for a QGIS layer: lines, polygons or a label raster; vector layers
     as ``vector_file`` gives them (``folder`` must outlive the training run)."""
     from ..models.labels import LabelSource
 
     if isinstance(layer, QgsRasterLayer):
+        if not is_label_candidate(layer):
+            raise ValueError(f"{layer.name()} is an image of {layer.bandCount()} bands, not labels: choose road "
+                             "lines, polygons or a one-band label raster (1 road, 0 not road, 255 unknown)")
         path = Path(layer.source())
         if layer.providerType() != "gdal" or not path.is_file():
             raise ValueError(f"{layer.name()} is not a raster file: save it as a GeoTIFF, then choose that layer")

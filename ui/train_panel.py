@@ -32,7 +32,7 @@ from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .area_chooser import AreaChooser
 from .dependencies import missing_training_message
-from .label_layers import label_source_of
+from .label_layers import is_label_candidate, label_source_of
 from .task_controls import TaskControls
 from .training_task import TrainingOutcome, TrainingTask
 
@@ -58,6 +58,10 @@ class TrainPanel(QGroupBox):
                                      | QgsMapLayerProxyModel.RasterLayer)
         self.labels_combo.setToolTip(self.tr("Road lines (e.g. OpenStreetMap roads), polygons, or a label raster "
                                              "(1 = road, 0 = not road, 255 = unknown)"))
+        self.labels_combo.setAllowEmptyLayer(True)
+        self.leave_out_images()
+        self.labels_combo.setLayer(None)  # chosen by the analyst, never guessed
+        project.layersAdded.connect(self.leave_out_images)
         form.addRow(self.tr("Labels"), self.labels_combo)
         self.line_width_spin = QSpinBox()
         self.line_width_spin.setRange(1, 15)
@@ -97,6 +101,11 @@ class TrainPanel(QGroupBox):
         form.addRow(self.controls)
         self.controls.run_button.clicked.connect(self.train)
         self.controls.cancel_button.clicked.connect(self.cancel)
+
+    def leave_out_images(self, *_) -> None:
+        """Rasters of several bands (the dated images themselves) are not offered as labels."""
+        self.labels_combo.setExceptedLayerList(
+            [layer for layer in self.project.mapLayers().values() if not is_label_candidate(layer)])
 
     # --- gathering the request
     def output_path(self) -> Path:
