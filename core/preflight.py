@@ -68,7 +68,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     ``segment.leave_out_empty_dates``)."""
     problems = []
     if stack.band_count != len(card.bands):
-        problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}, the model wants {len(card.bands)} "
+        problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}, the model wants "
+                        f"{len(card.bands)} "
                         f"({', '.join(card.bands)}): give rasters with those bands, or name each band (GDAL band "
                         "descriptions such as B4) so that TimeSeg picks them")
     if stack.dtype.name != card.input_dtype:

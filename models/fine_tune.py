@@ -186,7 +186,8 @@ def _network_config(start: tuple[NetworkConfig, dict[str, Any]] | None, bands: i
                              context_channels=4), {}
     config, card = start
     if config.in_channels != bands:
-        raise FineTuneError(f"the rasters have {bands} band{'s' * (bands != 1)}, the model to fine-tune takes {config.in_channels} "
+        raise FineTuneError(f"the rasters have {bands} band{'s' * (bands != 1)}, the model to fine-tune takes "
+                            f"{config.in_channels} "
                             f"({', '.join(card.get('bands', []))}): give rasters with those bands, or train from "
                             "scratch")
     return start

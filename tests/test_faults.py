@@ -259,7 +259,8 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
                         "have the same date 2019-01-01: give each date once"),
     "one date": (lambda ws: seg(ws, ws.inputs[0]), 1, "1 date given, the model needs at least 2: add dates"),
     "model missing": (lambda ws: seg(ws, model=ws.root / "nothing.onnx"), 1, "model file not found"),
-    "a folder as the model": (lambda ws: seg(ws, model=ws.models), 1, "models is a folder: give the model's .onnx file"),
+    "a folder as the model": (lambda ws: seg(ws, model=ws.models), 1,
+                              "models is a folder: give the model's .onnx file"),
     "a folder as a raster": (lambda ws: seg(ws, *ws.inputs[:2], ws.results), 1, "results is a folder, not a raster "
                              "or a Sentinel-2 product \\(.SAFE\\): give the raster files in it$"),
     "reference missing": (lambda ws: seg(ws, extra=["--reference", ws.root / "nothing.tif"]), 1,
@@ -311,7 +312,8 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "cut short": (lambda ws: _cut_short(ws, 0.8), 1, "CUT_20191231.tif is damaged or cut short: its pixels cannot "
                   "be read \\(.+\\); copy or download it again$"),
     "cut short to its header": (lambda ws: _cut_short(ws, 0.1), 1, "CUT_20191231.tif is damaged or cut short"),
-    "reference not used": (_reference_elsewhere, 1, "the reference .* is not one of the dated rasters given: give one of them$"),
+    "reference not used": (_reference_elsewhere, 1,
+                           "the reference .* is not one of the dated rasters given: give one of them$"),
     "another run writing": (_live_lock, 1, "another TimeSeg run is writing into .*: wait for it to finish"),
     "no subcommand": (lambda ws: [], 2, "the following arguments are required: command"),
     "unknown option": (lambda ws: seg(ws, extra=["--colour", "red"]), 2, "unrecognized arguments: --colour"),
