@@ -28,7 +28,7 @@ import shutil
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -476,6 +476,20 @@ def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str]
     return reports
 
 
+def place_line(place: str, report: dict[str, Any]) -> str:
+    """One place of the summary in words: whether it failed, and its change (if a change map was made)."""
+    change = ("no change map" if report["new_km"] is None else
+              f"new roads {report['new_km']:.2f} km, removed {report['removed_km']:.2f} km")
+    return f"{place}: {'FAILED' if report['failed'] else 'ok'}; {change}"
+
+
+def _lengths(changes: Iterable[dict]) -> dict[str, float | None]:
+    """``new_km`` and ``removed_km`` summed over the change maps made; None where none was (failed, or one
+    period only), not a measured 0."""
+    made = [change for change in changes if change["ok"]]
+    return {key: round(sum(change[key] for change in made), 3) if made else None for key in ("new_km", "removed_km")}
+
+
 def _summary(reports: list[dict], request: BatchRequest, workers: int, seconds: float) -> dict[str, Any]:
     places: dict[str, PlaceReport] = defaultdict(PlaceReport)
     for report in reports:
@@ -491,11 +505,9 @@ def _summary(reports: list[dict], request: BatchRequest, workers: int, seconds: 
         "jobs": str(request.jobs_csv),
         "workers": workers,
         "seconds": round(seconds, 2),
-        "places": {name: {**asdict(report), "failed": report.failed,
-                          "new_km": round(sum(c.get("new_km", 0) for c in report.changes.values()), 3),
-                          "removed_km": round(sum(c.get("removed_km", 0) for c in report.changes.values()), 3)}
+        "places": {name: {**asdict(report), "failed": report.failed, **_lengths(report.changes.values())}
                    for name, report in sorted(places.items())},
-        "new_km": round(sum(r.get("new_km", 0) for r in reports if "pair" in r), 3),
+        **_lengths(r for r in reports if "pair" in r),
         "failed": failures,
         "skipped": sum(1 for r in reports if r.get("skipped")),
     }

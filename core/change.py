@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -131,14 +130,29 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
         kinds = [_map_kind(path) for path in (before, after)]
     except ChangeError as error:
         return [str(error)]
+    if Path(before).resolve() == Path(after).resolve():
+        return [f"the earlier and the later map are the same file ({before}): give the maps of two periods"]
     names = [found for _, found in kinds if found is not None]
     if len(names) == 2 and names[0] != names[1]:
-        problems.append(f"{Path(before).name} holds {', '.join(names[0])} and {Path(after).name} holds "
+        problems.append(f"{shown(before)} holds {', '.join(names[0])} and {shown(after)} holds "
                         f"{', '.join(names[1])}: compare maps made by the same model")
+    earlier, later = _dates(before), _dates(after)
+    if earlier and later and min(earlier) > max(later):
+        problems.append(f"the earlier map {shown(before)} is of {_span(earlier)}, after the later map "
+                        f"{shown(after)} ({_span(later)}): swap them")
     if names and options.target_class >= len(names[0]) and kinds[0][0] == "classes":
         problems.append(f"class {options.target_class} is not in these maps (classes 0 to {len(names[0]) - 1}: "
                         f"{', '.join(names[0])}): give another --class")
     return problems
+
+
+def shown(path: Path) -> str:
+    """A map named with its folder (each period's is ``classes.tif``)."""
+    return f"{Path(path).parent.name}/{Path(path).name}"
+
+
+def _span(dates: list) -> str:
+    return f"{min(dates)} to {max(dates)}" if len(dates) > 1 else str(dates[0])
 
 
 def summary_path(output: Path) -> Path:
@@ -193,20 +207,6 @@ def drop_small_patches(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     return large[labels]
 
 
-def skeleton_length_px(mask: np.ndarray) -> float:
-    """Length in pixels of the centre lines of ``mask``: skeleton links, diagonals counting sqrt(2)."""
-    from skimage.morphology import skeletonize
-
-    skeleton = skeletonize(mask)
-    s = skeleton.astype(np.int32)
-    orthogonal = (s[:, 1:] & s[:, :-1]).sum() + (s[1:, :] & s[:-1, :]).sum()
-    diagonal = (s[1:, 1:] & s[:-1, :-1]).sum() + (s[1:, :-1] & s[:-1, 1:]).sum()
-    # a diagonal step between two pixels already joined through an orthogonal neighbour is not a link
-    corners = (s[1:, 1:] & s[:-1, :-1] & (s[1:, :-1] | s[:-1, 1:])).sum() + \
-        (s[1:, :-1] & s[:-1, 1:] & (s[1:, 1:] | s[:-1, :-1])).sum()
-    return float(orthogonal + math.sqrt(2) * (diagonal - corners))
-
-
 def _dates(path: Path) -> list:
     with rasterio.open(path) as dataset:
         return dates_of(dataset.tags())
@@ -238,7 +238,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     after_values, after_valid, grid, after_prob = _read_on_grid(after_source, None)
     before_values, before_valid, _, before_prob = _read_on_grid(before_source, grid)
     if not before_valid.any():
-        raise ChangeError(f"{Path(before).name} does not overlap {Path(after).name}: give maps of the same place")
+        raise ChangeError(f"{shown(before)} does not overlap {shown(after)}: give maps of the same place")
     was = presence(before_values, before_prob, options)
     now = presence(after_values, after_prob, options)
     valid = before_valid & after_valid
@@ -252,20 +252,25 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     dates = {path: _dates(source) for path, source in ((before, before_source), (after, after_source))}
     counts = {name: int((change == code).sum()) for name, code in
               (("none", NONE), ("new", NEW), ("removed", REMOVED), ("nodata", NODATA))}
+    lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
+                         _probability_beside(before, grid, outputs))
+    warnings = [SINGLE_DATE_WARNING.format(shown(path)) for path, found in dates.items() if len(found) == 1]
+    if options.low is not None and not (before_prob or after_prob):
+        warnings.append("warning: --low reads probability maps; these are class maps, so it was not used")
     summary = ChangeSummary(
         pixels=counts,
         area_m2={name: count * pixel_size**2 for name, count in counts.items()},
-        new_length_m=skeleton_length_px(new) * pixel_size,
-        removed_length_m=skeleton_length_px(removed) * pixel_size,
+        new_length_m=sum(line.length_m for line in lines if line.change == "new"),
+        removed_length_m=sum(line.length_m for line in lines if line.change == "removed"),
         pixel_size_m=pixel_size,
-        warnings=[SINGLE_DATE_WARNING.format(f"{Path(path).parent.name}/{Path(path).name}")
-                  for path, found in dates.items() if len(found) == 1],
+        warnings=warnings,
     )
     output = Path(output)
-    lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
-                         _probability_beside(before, grid, outputs))
-    text = json.dumps({"before": str(before), "after": str(after), **asdict(summary),
-                       "lines": {"path": str(lines_path(output)), "new": sum(1 for x in lines if x.change == "new"),
+    text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),
+                       "dates": {"before": [str(d) for d in dates[before]], "after": [str(d) for d in dates[after]]},
+                       "options": asdict(options), **asdict(summary),
+                       "lines": {"path": str(lines_path(output).absolute()),
+                                 "new": sum(1 for x in lines if x.change == "new"),
                                  "removed": sum(1 for x in lines if x.change == "removed")}}, indent=2)
     own_outputs = OutputSet(change_outputs(output)) if outputs is None else None
     with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:

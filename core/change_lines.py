@@ -3,8 +3,9 @@
 A skeleton pixel with one neighbour ends a line, one with three or more joins lines; lines run
 through the pixels with two neighbours between them (loops with no end are traced from any of
 their pixels). Neighbours are 8-connected, but a diagonal step is left out where the two
-pixels also touch through an orthogonal neighbour, as in ``change.skeleton_length_px``, so
-the lines' lengths add up to the summary's.
+pixels also touch through an orthogonal neighbour. The change summary's lengths are the sums of
+the lines' (each step measured across and along in ground metres, so a degree of longitude is
+shorter than one of latitude).
 """
 
 from __future__ import annotations

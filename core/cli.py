@@ -75,7 +75,7 @@ def run_change(args: argparse.Namespace) -> None:
 
 
 def run_batch(args: argparse.Namespace) -> None:
-    from .batch import SUMMARY_NAME, BatchRequest, run_batch
+    from .batch import SUMMARY_NAME, BatchRequest, place_line, run_batch
 
     def dashboard(link: str) -> None:
         print(f"dask dashboard: {link}", file=sys.stderr, flush=True)
@@ -86,8 +86,7 @@ def run_batch(args: argparse.Namespace) -> None:
     summary = run_batch(BatchRequest(args.jobs, **values_of(BatchRequest, args), progress=progress,
                                      dashboard=dashboard))
     for place, report in summary["places"].items():
-        state = "FAILED" if report["failed"] else "ok"
-        print(f"{place}: {state}; new roads {report['new_km']:.2f} km, removed {report['removed_km']:.2f} km")
+        print(place_line(place, report))
     print(f"{len(summary['places'])} places in {summary['seconds']:.0f} s on {summary['workers']} workers "
           f"({summary['skipped']} tasks already complete); summary: {Path(args.output_dir) / SUMMARY_NAME}")
     if summary["failed"]:

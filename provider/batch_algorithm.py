@@ -60,7 +60,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.FAILED, _tr("Failed tasks")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.batch import SUMMARY_NAME, BatchRequest, run_batch
+        from ..core.batch import SUMMARY_NAME, BatchRequest, place_line, run_batch
 
         output = Path(self.parameterAsString(parameters, self.OUTPUT, context))
         request = BatchRequest(
@@ -74,7 +74,6 @@ class BatchAlgorithm(TimeSegAlgorithm):
         for failure in summary["failed"]:
             feedback.reportError(_tr("{place} {task} failed: {error}").format(**failure), fatalError=False)
         for place, report in summary["places"].items():
-            feedback.pushInfo(_tr("{}: new roads {:.2f} km, removed {:.2f} km").format(
-                place, report["new_km"], report["removed_km"]))
+            feedback.pushInfo(place_line(place, report))
         return {self.OUTPUT: str(output), self.SUMMARY: str(output / SUMMARY_NAME),
                 self.FAILED: len(summary["failed"])}

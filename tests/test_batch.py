@@ -32,20 +32,23 @@ def places(tmp_path_factory):
 
 
 def run_batch(places, local_model, output, capsys, *options: str) -> tuple[int, list[str], dict]:
+    """Exit code, the lines of stderr then stdout (a line per place), and batch.json."""
     code = main(["batch", "--model", str(local_model), "--output", str(output), "--workers", "2",
                  "--device", "cpu", *options, str(places / "jobs.csv")])
     captured = capsys.readouterr()
-    return code, captured.err.splitlines(), json.loads((output / "batch.json").read_text())
+    lines = captured.err.splitlines() + captured.out.splitlines()
+    return code, lines, json.loads((output / "batch.json").read_text())
 
 
 def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
     output = tmp_path / "out"
-    code, err, summary = run_batch(places, local_model, output, capsys)
+    code, lines, summary = run_batch(places, local_model, output, capsys)
     # one place failed, alone; the command says so in its last line and exits 1
-    assert code == 1 and err[-1].startswith("error: 1 task(s) failed, the others are done")
-    assert "coast_c 2019: is not a raster" not in err[-1] and "broken_20190301.tif is not a raster" in err[-1]
-    assert any(line.startswith("dask dashboard: http://") for line in err)
-    assert any("2/3 places done" in line or "3/3 places done" in line for line in err)
+    failure = next(line for line in lines if line.startswith("error: "))
+    assert code == 1 and failure.startswith("error: 1 task(s) failed, the others are done")
+    assert "coast_c 2019: is not a raster" not in failure and "broken_20190301.tif is not a raster" in failure
+    assert any(line.startswith("dask dashboard: http://") for line in lines)
+    assert any("2/3 places done" in line or "3/3 places done" in line for line in lines)
     assert summary["workers"] == 2
     assert [f["place"] for f in summary["failed"]] == ["coast_c"]
     for place in ("coast_a", "coast_b"):
@@ -61,6 +64,12 @@ def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
         assert set(np.unique(codes)) <= {0, 1, 2, 255}
         assert int((codes == 1).sum()) == change["new_pixels"]
     assert not (output / "coast_c").exists() or not list((output / "coast_c").rglob("*.tif"))
+    # a place without a change map has no length of change, not 0 km
+    assert summary["places"]["coast_c"]["new_km"] is None and summary["places"]["coast_c"]["removed_km"] is None
+    assert "coast_c: FAILED; no change map" in lines
+    assert summary["new_km"] == pytest.approx(sum(summary["places"][p]["new_km"] for p in ("coast_a", "coast_b")))
+    assert summary["removed_km"] == pytest.approx(sum(summary["places"][p]["removed_km"]
+                                                      for p in ("coast_a", "coast_b")))
     # the worker's result is the engine's: the same pixels as timeseg segment on the same rasters
     rasters = sorted((places / "coast_a").glob("2019/*_TCI.tif"))
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "direct"), "--device", "cpu",
@@ -72,7 +81,7 @@ def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
     # a rerun skips every complete task and redoes only what is missing
     shutil.rmtree(output / "coast_b" / "2019")
     stamps = {p: p.stat().st_mtime_ns for p in (output / "coast_a").rglob("*.tif")}
-    code, err, again = run_batch(places, local_model, output, capsys)
+    code, _, again = run_batch(places, local_model, output, capsys)
     assert code == 1 and [f["place"] for f in again["failed"]] == ["coast_c"]
     assert again["skipped"] == 4  # coast_a: both periods and the change; coast_b: 2016
     assert again["places"]["coast_b"]["periods"]["2019"]["skipped"] is False
@@ -80,7 +89,7 @@ def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in (output / "coast_a").rglob("*.tif")} == stamps
     assert again["places"]["coast_b"]["new_km"] == summary["places"]["coast_b"]["new_km"]
     # other change options: the periods are kept, every change map is made again
-    code, err, third = run_batch(places, local_model, output, capsys, "--tolerance", "0")
+    code, _, third = run_batch(places, local_model, output, capsys, "--tolerance", "0")
     for place in ("coast_a", "coast_b"):
         assert all(period["skipped"] for period in third["places"][place]["periods"].values())
         assert third["places"][place]["changes"]["change_2016_2019"]["skipped"] is False

@@ -17,8 +17,9 @@ from timeseg.core.change import (
     ChangeError,
     ChangeOptions,
     compute_change,
-    skeleton_length_px,
 )
+from timeseg.core.change_lines import change_lines
+from timeseg.core.raster_stack import Grid
 
 TRANSFORM = from_origin(400_000, 1_600_000, 10, 10)
 
@@ -58,6 +59,18 @@ def test_codes_and_summary(periods, tmp_path):
     assert summary.removed_length_m == pytest.approx(90, abs=10)
     saved = json.loads((tmp_path / "change.json").read_text())
     assert saved["pixels"]["new"] == 61 and saved["pixel_size_m"] == 10
+    # what it was made from and how, wherever the summary is read from
+    assert (saved["before"], saved["after"]) == (str(before.absolute()), str(after.absolute()))
+    assert saved["lines"]["path"] == str((tmp_path / "change.gpkg").absolute())
+    assert saved["options"] == {"target_class": 1, "high": 0.5, "low": None, "min_patch_pixels": 0, "tolerance_px": 1}
+    assert saved["dates"] == {"before": [], "after": []}  # these maps carry no dates
+    assert not summary.warnings
+
+
+def test_a_lower_threshold_on_class_maps_is_said_to_be_unused(periods, tmp_path):
+    before, after = periods
+    summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(low=0.3))
+    assert summary.warnings == ["warning: --low reads probability maps; these are class maps, so it was not used"]
 
 
 def test_new_and_removed_roads_as_lines(periods, tmp_path):
@@ -182,6 +195,26 @@ def test_lengths_are_ground_metres(tmp_path, epsg, grid, metres_per_pixel):
     assert summary.area_m2["new"] == pytest.approx(100 * metres_per_pixel**2, rel=0.01)
 
 
+def test_lengths_in_degrees_follow_the_road_where_a_degree_of_longitude_is_shorter(tmp_path):
+    """At 60 degrees north a pixel of 1e-4 degree is 5.6 m across and 11.1 m along: a road north to south
+    is 11.1 m per pixel in the summary as in its lines (not the pixel's mean size)."""
+    after = np.zeros((120, 20), np.uint8)
+    after[10:110, 10] = 1  # 100 pixels, north to south
+
+    def write_map(path, data):
+        with rasterio.open(path, "w", driver="GTiff", width=20, height=120, count=1, dtype="uint8",
+                           crs=CRS.from_epsg(4326), transform=from_origin(10.0, 60.006, 1e-4, 1e-4),
+                           nodata=255) as dataset:
+            dataset.write(data[None])
+        return path
+
+    output = tmp_path / "c.tif"
+    summary = compute_change(write_map(tmp_path / "b.tif", np.zeros_like(after)),
+                             write_map(tmp_path / "a.tif", after), output)
+    assert summary.new_length_m == pytest.approx(99 * 11.13, rel=0.01)
+    assert json.loads(output.with_suffix(".json").read_text())["new_length_m"] == pytest.approx(99 * 11.13, rel=0.01)
+
+
 def test_no_overlap_and_missing_files_are_clear_errors(tmp_path, capsys):
     a = write(tmp_path / "a.tif", np.zeros((10, 10), np.uint8), 255)
     far = write(tmp_path / "far.tif", np.zeros((10, 10), np.uint8), 255, from_origin(900_000, 100_000, 10, 10))
@@ -193,11 +226,13 @@ def test_no_overlap_and_missing_files_are_clear_errors(tmp_path, capsys):
     assert "raster not found" in capsys.readouterr().err
 
 
-def test_skeleton_length_of_a_diagonal():
+def test_line_length_of_a_diagonal():
     mask = np.zeros((30, 30), bool)
     for i in range(20):
         mask[5 + i, 5 + i] = True
-    assert skeleton_length_px(mask) == pytest.approx(19 * np.sqrt(2), rel=0.01)
+    grid = Grid(CRS.from_epsg(32628), TRANSFORM, 30, 30)
+    [line] = change_lines(mask, np.zeros_like(mask), grid, None, None)
+    assert line.length_m == pytest.approx(19 * np.sqrt(2) * 10, rel=0.01)
 
 
 def test_change_check_on_a_real_pair_with_nothing_built(small_scene, tmp_path):

@@ -368,8 +368,8 @@ CHANGE_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
         lambda ws: change(ws, before=ws.results / "change.json", output=ws.results / "change.tif"), 1,
         "is one of the inputs"),
     "RGB image": (_rgb_before, 1, "has 3 bands of uint8, not a class map: give a classes.tif"),
-    "crop map vs road map": (_crops_vs_roads, 1, "holds other, meadow, maize and classes.tif holds background, "
-                             "road: compare maps made by the same model"),
+    "crop map vs road map": (_crops_vs_roads, 1, "inputs/crops.tif holds other, meadow, maize and seg/classes.tif "
+                             "holds background, road: compare maps made by the same model"),
     "high 5": (lambda ws: change(ws, extra=["--high", "5"]), 2, "--high: must be between 0 and 1, not 5"),
     "low above high": (lambda ws: change(ws, extra=["--high", "0.5", "--low", "0.7"]), 1,
                        "the lower threshold 0.7 must be below the threshold 0.5"),
@@ -377,7 +377,14 @@ CHANGE_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
                               "class 3 is not in these maps \\(classes 0 to 1: background, road\\)"),
     "min patch -1": (lambda ws: change(ws, extra=["--min-patch", "-1"]), 2, "--min-patch: must be between 0 and"),
     "before missing": (lambda ws: change(ws, before=ws.results / "nothing.tif"), 1, "raster not found"),
-    "no overlap": (_change_far, 1, "does not overlap classes.tif: give maps of the same place"),
+    "no overlap": (_change_far, 1, "inputs/far_classes.tif does not overlap seg/classes.tif: give maps of the same "
+                   "place"),
+    "periods swapped": (lambda ws: change(ws, before=ws.after, after=ws.before), 1,
+                        "the earlier map seg/classes.tif is of 2019-\\d\\d-\\d\\d to 2019-\\d\\d-\\d\\d, after the "
+                        "later map 2016/classes.tif \\(2016-\\d\\d-\\d\\d to 2016-\\d\\d-\\d\\d\\): swap them$"),
+    "one map twice": (lambda ws: change(ws, before=ws.after), 1,
+                      "the earlier and the later map are the same file \\(.*seg/classes.tif\\): give the maps of two "
+                      "periods$"),
     "another run writing": (
         lambda ws: ((ws.results / ".timeseg.lock").write_text(f"{os.getppid()} x\n"), change(ws))[1], 1,
         "another TimeSeg run is writing into"),
