@@ -162,7 +162,8 @@ def _mercator_parameters(crs: rasterio.crs.CRS) -> tuple[float, float] | None:
             reference.GetProjParm(osr.SRS_PP_STANDARD_PARALLEL_1, 0.0))
 
 
-def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+def bounds_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Two (left, bottom, right, top) boxes in one CRS share some area."""
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
@@ -217,7 +218,7 @@ class RasterStack(contextlib.AbstractContextManager):
         if self.grid.matches(dataset):
             return dataset
         footprint = transform_bounds(dataset.crs, self.grid.crs, *dataset.bounds)
-        if not _overlaps(footprint, self.grid.bounds):
+        if not bounds_overlap(footprint, self.grid.bounds):
             raise RasterStackError(f"{name} does not overlap {self.reference_name}, the raster whose grid the "
                                    "outputs take (the earliest date, or the reference): give dates of one place")
         return self._stack.enter_context(

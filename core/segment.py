@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.env import get_gdal_config
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from .area import AreaError, parse_area
@@ -47,7 +48,14 @@ from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
 from .preflight import dates_with_data, output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
-from .raster_stack import DatedRaster, RasterStack, RasterStackError, raster_exists, raster_missing
+from .raster_stack import (
+    DatedRaster,
+    RasterStack,
+    RasterStackError,
+    bounds_overlap,
+    raster_exists,
+    raster_missing,
+)
 from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model
 from .sentinel2 import ProductError, resolve_products
 from .tiling import Tile, tile_grid
@@ -236,6 +244,28 @@ def segment_preflight(request: SegmentRequest) -> tuple[list[str], list[str]]:
         return problems + error.problems, []
     except (ModelCardError, RasterStackError, RuntimeUnavailable, AreaError, ProductError) as error:
         return [*problems, str(error)], []
+
+
+def periods_apart(requests: dict[str, SegmentRequest]) -> list[str]:
+    """The periods (in time order) whose outputs' grid lies apart from the first period's: their maps would
+    have nothing in common for a change map. Rasters that cannot be opened are left to each period's checks."""
+    footprints = {}
+    for period, request in requests.items():
+        rasters = sorted(request.rasters, key=lambda r: r.date)
+        path = rasters[_reference_index(rasters, request.reference_path)].path if rasters else None
+        try:
+            with rasterio.open(path) as dataset:
+                if dataset.crs is not None:
+                    footprints[period] = (path, dataset.crs, dataset.bounds)
+        except (rasterio.errors.RasterioIOError, SegmentError, TypeError):
+            continue
+    if not footprints:
+        return []
+    (first, (first_path, crs, bounds)), *later = footprints.items()
+    return [f"periods {first} and {period} do not overlap ({Path(first_path).name} and {Path(path).name} lie "
+            "apart): tick the layers of one place"
+            for period, (path, other_crs, other_bounds) in later
+            if not bounds_overlap(transform_bounds(other_crs, crs, *other_bounds), bounds)]
 
 
 def segment(request: SegmentRequest, outputs: OutputSet | None = None,

@@ -88,6 +88,9 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     tick_all(dock, layers)
     dock.controls.run_button.click()
     assert dock.task is not None and not dock.controls.run_button.isEnabled()
+    running = dock.task
+    dock.run()  # a second start (not by the disabled button): the first run goes on, alone
+    assert dock.task is running
     wait_for(dock)
     assert dock.controls.progress.value() == 100, dock.controls.status_label.text()
     project = QgsProject.instance()
@@ -126,9 +129,9 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     assert "new:" in dock.controls.status_label.text()
     assert any("Change 2016-2019" in m for m in dock.iface.messageBar().get_messages(3))
     # a second run replaces the first's layers and goes on top
-    assert dock.parameters().change_tolerance_px == 1
+    assert dock.parameters().change.tolerance_px == 1
     dock.options.change_tolerance_spin.setValue(0)  # the change map pixel by pixel
-    assert dock.parameters().change_tolerance_px == 0
+    assert dock.parameters().change.tolerance_px == 0
     count = len(project.mapLayers())
     dock.controls.run_button.click()
     wait_for(dock)
@@ -229,6 +232,8 @@ def test_compare_two_class_layers(dock, tmp_path):
     # only TimeSeg class layers are offered: the inputs, probabilities and changes are not
     offered = {dock.compare_panel.before_combo.layer(i).name() for i in range(dock.compare_panel.before_combo.count())}
     assert offered == {"local classes 2016", "local classes 2019"}
+    dock.options.min_patch_spin.setValue(0)  # the dock's change options hold for Compare too
+    dock.options.change_tolerance_spin.setValue(0)
     dock.compare_panel.compare_button.click()
     assert dock.compare_panel.task is not None  # in the background
     deadline = time.monotonic() + 60
@@ -238,6 +243,13 @@ def test_compare_two_class_layers(dock, tmp_path):
     assert len(project.mapLayers()) == before_count + 2, dock.controls.status_label.text()  # change and lines
     assert project.layerTreeRoot().findGroup(
         "compare change local classes 2016 -> local classes 2019") is not None
+    # the earlier run's groups stay, unticked, under the comparison
+    groups = [g for g in project.layerTreeRoot().children() if g.nodeType() == 0]
+    assert [(g.name(), g.isVisible()) for g in groups][:2] == [
+        ("compare change local classes 2016 -> local classes 2019", True), ("local change 2016-2019", False)]
+    [change] = (tmp_path / "results").glob("run_*/change_local-classes-2016_local-classes-2019.tif")
+    options = json.loads(change.with_suffix(".json").read_text())["options"]
+    assert (options["min_patch_pixels"], options["tolerance_px"]) == (0, 0)
 
 
 def test_unloading_during_a_run_cancels_quietly(qgis_iface, qgis_new_project, two_periods, local_model, tmp_path,
@@ -318,6 +330,30 @@ def test_a_layer_without_a_date_asks_for_one(dock, tmp_path):
     chosen, missing = dock.table.checked_layers()
     assert missing == [] and [(c.date, c.period) for c in chosen] == [(dt.date(2018, 6, 1), "2018")]
     assert "Give a date" not in dock.warning_label.text()
+
+
+def test_periods_of_two_places_are_refused_before_run_and_the_refusal_goes_when_mended(dock, tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    dock, layers = dock
+    path = tmp_path / "elsewhere_20180601.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=3, dtype="uint8", crs="EPSG:32628",
+                       transform=from_origin(100_000, 100_000, 10, 10)) as dataset:
+        dataset.write(np.full((3, 16, 16), 90, np.uint8))
+    elsewhere = QgsRasterLayer(str(path), "elsewhere_20180601")
+    QgsProject.instance().addMapLayer(elsewhere)
+    later = [layer for layer in layers if "2019" in layer.name()]
+    for layer in [elsewhere, *later]:
+        dock.table.set_checked(layer.id())
+    refusal = (f"periods 2018 and 2019 do not overlap (elsewhere_20180601.tif and {later[0].name()}.tif lie "
+               "apart): tick the layers of one place")
+    assert refusal in dock.warning_label.text().splitlines()
+    dock.controls.run_button.click()
+    assert dock.task is None and refusal in dock.controls.status_label.text()
+    dock.table.set_checked(elsewhere.id(), False)  # mended: what Run said goes with what it was about
+    assert dock.warning_label.text() == "" and dock.controls.status_label.text() == ""
 
 
 def test_shipped_models_are_offered_by_name(dock):

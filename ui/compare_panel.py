@@ -9,9 +9,11 @@ from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsMessageLog
 from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QPushButton
 
+from ..core.change import ChangeOptions
+from ..core.definitions import folder_name
 from .core_task import CoreTask
 from .layer_table import timeseg_output_kind
-from .results import add_change_layers
+from .results import add_change_layers, hide_earlier_results
 
 
 class ComparePanel(QGroupBox):
@@ -19,11 +21,11 @@ class ComparePanel(QGroupBox):
     Only TimeSeg class layers are offered; the change runs in a background task."""
 
     def __init__(self, iface, project: QgsProject, output_folder: Callable[[], Path],
-                 show: Callable[[str], None], parent=None) -> None:
+                 change_options: Callable[[], ChangeOptions], show: Callable[[str], None], parent=None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Compare two class layers (no new run)"))
         self.iface, self.project = iface, project
-        self.output_folder, self.show = output_folder, show
+        self.output_folder, self.change_options, self.show = output_folder, change_options, show
         self.task: CoreTask | None = None
         form = QFormLayout(self)
         self.before_combo = QgsMapLayerComboBox()
@@ -54,8 +56,9 @@ class ComparePanel(QGroupBox):
         if not isinstance(before, QgsRasterLayer) or not isinstance(after, QgsRasterLayer) or before == after:
             self.show(self.tr("Choose two different class layers to compare."))
             return
-        output = self.output_folder().parent / f"change_{before.name()}_{after.name()}.tif"
+        output = self.output_folder() / f"change_{folder_name(before.name())}_{folder_name(after.name())}.tif"
         label = f"{before.name()} -> {after.name()}"
+        options = self.change_options()
         before_path, after_path = Path(before.source()), Path(after.source())  # plain data for the task thread
 
         def done(summary, error: str | None) -> None:
@@ -65,11 +68,13 @@ class ComparePanel(QGroupBox):
                 self.show(self.tr("Compare failed: {}").format(error))
                 QgsMessageLog.logMessage(f"compare failed: {error}", "TimeSeg", Qgis.Critical)
                 return
+            hide_earlier_results(self.project)
             add_change_layers(self.project, "compare", output, lines_path(output), label, [])
             self.show("\n".join(summary.lines()))
             self.iface.messageBar().pushMessage("TimeSeg", summary.lines()[0], Qgis.Success, 10)
 
-        self.task = CoreTask(self.tr("TimeSeg compare"), lambda: compute_change(before_path, after_path, output), done)
+        self.task = CoreTask(self.tr("TimeSeg compare"),
+                             lambda: compute_change(before_path, after_path, output, options), done)
         self.compare_button.setEnabled(False)
         self.show(self.tr("Comparing {} ...").format(label))
         QgsApplication.taskManager().addTask(self.task)

@@ -31,7 +31,7 @@ from .dependencies import missing_dependency_message
 from .layer_table import PRODUCT_PROPERTY, LayerTable
 from .model_panel import ModelPanel
 from .options_panel import OptionsPanel
-from .results import add_change_layers, add_period_layers
+from .results import add_change_layers, add_period_layers, hide_earlier_results
 from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
 from .task_controls import TaskControls
@@ -70,6 +70,7 @@ class TimeSegDock(QgsDockWidget):
         self.iface = iface
         self.project = QgsProject.instance()
         self.task: SegmentationTask | None = None
+        self.refused = False  # the status says why the last click on Run did nothing
         body = QWidget()
         column = QVBoxLayout(body)
         self.dependency_label = _red_label()
@@ -86,10 +87,9 @@ class TimeSegDock(QgsDockWidget):
         column.addWidget(self.warning_label)
         self.notice_label = _amber_label()
         column.addWidget(self.notice_label)
-        self.model_panel = ModelPanel(body)
-        column.addWidget(self.model_panel)
-        self.options = OptionsPanel(iface, self.project, body)
-        column.addWidget(self.options)
+        self.warning_label.setVisible(False)  # shown when they have something to say (update_warnings)
+        self.notice_label.setVisible(False)
+        # Run right under the layers and what is wrong with them; the model and options below (their defaults run)
         self.controls = TaskControls(self.tr("Run segmentation"), self.tr(
             "Segment each period of the ticked layers; with two periods, map the change"))
         column.addWidget(self.controls)
@@ -99,8 +99,12 @@ class TimeSegDock(QgsDockWidget):
         self.open_folder_button.clicked.connect(self.open_output_folder)
         column.addWidget(self.open_folder_button)
         self.last_output: Path | None = None
+        self.model_panel = ModelPanel(body)
+        column.addWidget(self.model_panel)
+        self.options = OptionsPanel(iface, self.project, body)
+        column.addWidget(self.options)
         self.compare_panel = ComparePanel(iface, self.project, self.options.output_folder,
-                                          self.controls.status_label.setText, body)
+                                          self.options.change_options, self.controls.status_label.setText, body)
         column.addWidget(self.compare_panel)
         self.train_panel = TrainPanel(iface, self.project, self.table.checked_layers,
                                       self.model_panel.offer_model, body)
@@ -233,8 +237,7 @@ class TimeSegDock(QgsDockWidget):
             device=self.options.device_combo.currentData(),
             precision=self.options.precision_combo.currentData(),
             threshold=self.options.threshold_spin.value() or None,
-            min_patch_pixels=self.options.min_patch_spin.value(),
-            change_tolerance_px=self.options.change_tolerance_spin.value(),
+            change=self.options.change_options(),
             tile_size=self.options.tile_spin.value(),
             overlap=self.options.overlap_spin.value(),
             add_probability=self.options.probability_check.isChecked(),
@@ -248,7 +251,7 @@ class TimeSegDock(QgsDockWidget):
     def preflight(self) -> tuple[list[str], list[str]]:
         """``(problems, warnings)`` of the ticked layers with the model: the dock's own problems (dates,
         a model chosen) and, per period, what core's preflight finds and what the run will change."""
-        from ..core.segment import segment_preflight
+        from ..core.segment import periods_apart, segment_preflight
 
         layers, undated = self.table.checked_layers()
         problems = []
@@ -263,25 +266,31 @@ class TimeSegDock(QgsDockWidget):
         except ValueError as error:
             return [*problems, str(error)], []
         warnings = []
-        for period, request in parameters.segment_requests().items():
+        requests = parameters.segment_requests()
+        for period, request in requests.items():
             period_problems, period_warnings = segment_preflight(request)
             problems += [self.tr("Period {}: {}").format(period, problem) for problem in period_problems]
             warnings += [self.tr("Period {}: {}").format(period, warning) for warning in period_warnings]
-        return problems, warnings
+        return problems + periods_apart(requests), warnings
 
     def update_warnings(self) -> None:
         ticked, undated = self.table.checked_layers()
         problems, warnings = self.preflight() if ticked or undated else ([], [])
-        self.warning_label.setText("\n".join(problems))
-        self.notice_label.setText("\n".join(warnings))
+        for label, lines in ((self.warning_label, problems), (self.notice_label, warnings)):
+            label.setText("\n".join(lines))
+            label.setVisible(bool(lines))  # no empty gap above Run
+        if self.refused:  # what a refused Run said no longer holds: the lines above say what does
+            self.controls.status_label.clear()
+            self.refused = False
 
     # --- running
     def run(self) -> None:
-        if not self.check_dependencies():
+        if self.task is not None or not self.check_dependencies():  # one run at a time
             return
         problems = self.problems()
         if problems:
             self.controls.status_label.setText("\n".join(problems))
+            self.refused = True
             return
         self.model_panel.save_settings()
         self.options.save_settings()
@@ -311,6 +320,7 @@ class TimeSegDock(QgsDockWidget):
             log(f"run failed: {outcome.error}", Qgis.Critical)
             self.iface.messageBar().pushMessage("TimeSeg", outcome.error, Qgis.Critical, 10)
             return
+        hide_earlier_results(self.project)
         for index, period in enumerate(outcome.periods):
             add_period_layers(self.project, outcome.model_name, period, outcome.parameters.add_probability,
                               latest=index == len(outcome.periods) - 1)

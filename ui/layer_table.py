@@ -17,6 +17,8 @@ from qgis.PyQt.QtWidgets import QAbstractItemView, QDateEdit, QHeaderView, QTabl
 from .run_parameters import DatedLayer
 
 NAME, DATE, PERIOD = 0, 1, 2
+PERIOD_TIP = ("Double-click to edit. The ticked layers of one period make one map; with two periods the change "
+              "between them (new roads) is mapped too")
 PRODUCT_PROPERTY = "timeseg/product"  # a layer showing a Sentinel-2 product's TCI: the product it shows
 NO_DATE = QDate(1900, 1, 1)
 
@@ -57,6 +59,7 @@ class LayerTable(QTableWidget):
         super().__init__(0, 3, parent)
         self.project = project
         self.setHorizontalHeaderLabels([self.tr("Layer"), self.tr("Date"), self.tr("Period")])
+        self.horizontalHeaderItem(PERIOD).setToolTip(PERIOD_TIP)
         self.horizontalHeader().setSectionResizeMode(NAME, QHeaderView.Stretch)
         self.verticalHeader().setVisible(False)
         self.setSelectionMode(QAbstractItemView.NoSelection)
@@ -93,6 +96,7 @@ class LayerTable(QTableWidget):
         row = self.rowCount()
         self.insertRow(row)
         name = QTableWidgetItem(layer.name())
+        name.setToolTip(layer.name())  # the whole name, where the column cuts it
         name.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
         name.setCheckState(Qt.Unchecked)
         name.setData(Qt.UserRole, layer.id())
@@ -107,6 +111,7 @@ class LayerTable(QTableWidget):
         editor.dateChanged.connect(lambda value, layer_id=layer.id(): self._date_edited(layer_id, value))
         self.setCellWidget(row, DATE, editor)
         period = QTableWidgetItem(str(date.year) if date else "")
+        period.setToolTip(PERIOD_TIP)
         self.setItem(row, PERIOD, period)
         self._ids.append(layer.id())
         layer.nameChanged.connect(lambda layer_id=layer.id(): self._renamed(layer_id))
@@ -118,6 +123,7 @@ class LayerTable(QTableWidget):
         layer = self.project.mapLayer(layer_id)
         if row is not None and layer is not None:
             self.item(row, NAME).setText(layer.name())
+            self.item(row, NAME).setToolTip(layer.name())
 
     def _date_edited(self, layer_id: str, value: QDate) -> None:
         row = self._row_of(layer_id)

@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (
     QSpinBox,
 )
 
+from ..core.change import ChangeOptions
 from ..core.definitions import (
     CHANGE_TOLERANCE_PX,
     DEVICE_WORDS,
@@ -148,6 +149,11 @@ class OptionsPanel(QGroupBox):
         else:
             self.device_label.setText("")
 
+    def change_options(self) -> ChangeOptions:
+        """How two periods' maps are compared (the Run's change map and Compare's)."""
+        return ChangeOptions(min_patch_pixels=self.min_patch_spin.value(),
+                             tolerance_px=self.change_tolerance_spin.value())
+
     def output_folder(self) -> Path:
         """A new run folder under the chosen folder (or beside the project, or in the temporary folder)."""
         chosen = self.output_widget.filePath().strip()
@@ -157,4 +163,8 @@ class OptionsPanel(QGroupBox):
             base = Path(self.project.fileName()).parent / "timeseg_results"
         else:
             base = Path(tempfile.gettempdir()) / "timeseg_results"
-        return base / dt.datetime.now().strftime("run_%Y%m%d_%H%M%S")
+        folder = base / dt.datetime.now().strftime("run_%Y%m%d_%H%M%S")
+        number = 1
+        while folder.with_name(f"{folder.name}_{number}" if number > 1 else folder.name).exists():
+            number += 1  # another run (or a Compare) of the same second
+        return folder.with_name(f"{folder.name}_{number}") if number > 1 else folder

@@ -1,5 +1,6 @@
 """Adding result layers to the project (main thread): the newest run on top, replacing the layers of an
-earlier run of the same model and period; only the change and the latest classes visible.
+earlier run of the same model and period; only the change and the latest classes visible, earlier runs'
+groups kept but unticked.
 
 The rasters carry their own styles (``.qml`` beside them, written by core): QGIS applies them when it
 opens the files, so the dock, Processing and drag and drop show the same colours. The change's lines
@@ -26,6 +27,16 @@ from qgis.PyQt.QtCore import QDateTime, QTime
 from .segmentation_task import PeriodResult
 
 LINE_COLOURS = {"new": "230,20,20", "removed": "30,80,230"}
+RESULT_GROUP = "timeseg/results"  # a custom property of the layer tree groups that hold TimeSeg's results
+
+
+def hide_earlier_results(project: QgsProject) -> None:
+    """Earlier runs' result groups stay in the project, unticked, so that the new run's maps are not drawn
+    over by them (or over them)."""
+    for group in project.layerTreeRoot().findGroups(True):
+        if group.customProperty(RESULT_GROUP):
+            group.setItemVisibilityChecked(False)
+            group.setExpanded(False)
 
 
 def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
@@ -36,7 +47,9 @@ def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
     if earlier is not None:
         project.removeMapLayers([layer.layerId() for layer in earlier.findLayers()])
         root.removeChildNode(earlier)
-    return root.insertGroup(0, name)
+    group = root.insertGroup(0, name)
+    group.setCustomProperty(RESULT_GROUP, True)
+    return group
 
 
 def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:

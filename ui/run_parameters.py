@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.definitions import CHANGE_TOLERANCE_PX, MIN_PATCH_PIXELS
+from ..core.change import ChangeOptions
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class RunParameters:
     tile_size: int | None = None
     overlap: int | None = None
     add_probability: bool = True
-    min_patch_pixels: int = MIN_PATCH_PIXELS
-    change_tolerance_px: int = CHANGE_TOLERANCE_PX
+    change: ChangeOptions = field(default_factory=ChangeOptions)  # with two periods
     threshold: float | None = None  # None: the model card's
     aoi: str | None = None  # the engine's --aoi: bounds in the first layer's CRS, or a polygon file
     extra: dict = field(default_factory=dict)

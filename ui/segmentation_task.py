@@ -49,7 +49,7 @@ class SegmentationTask(QgsTask):
 
     def run(self) -> bool:  # worker thread
         from ..core.atomic import OutputSet, one_line
-        from ..core.change import ChangeOptions, change_outputs, compute_change
+        from ..core.change import change_outputs, compute_change
         from ..core.definitions import CLASSES_NAME, PROBABILITY_NAME
         from ..core.pipeline import Cancelled
         from ..core.segment import segment, segment_outputs
@@ -82,8 +82,7 @@ class SegmentationTask(QgsTask):
                 if change_path is not None and not self.isCanceled():
                     earlier, later = self.outcome.periods[-2:]
                     summary = compute_change(earlier.classes_path, later.classes_path, change_path,
-                                             ChangeOptions(min_patch_pixels=parameters.min_patch_pixels,
-                                                           tolerance_px=parameters.change_tolerance_px), outputs)
+                                             parameters.change, outputs)
                     self.outcome.change_path = change_path
                     self.outcome.change_summary = summary.lines()
                 if self.isCanceled():
