@@ -245,10 +245,12 @@ def load_model(model_path: str | Path, device: str = "auto", threads: int | None
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     gpu = device != "cpu" and cuda_usable()
-    if runs_in_bf16(precision, device, gpu):
-        loaded = _load_onnxruntime(Path(model_path), "cpu", threads)
+    path = Path(model_path)
+    given = any(path.stem.endswith(f".{p}") for p in ("int8", "fp16"))  # a variant's own file: run as it is
+    if not given and runs_in_bf16(precision, device, gpu):
+        loaded = _load_onnxruntime(path, "cpu", threads)
         try:
-            return _on_openvino(loaded, Path(model_path), threads)
+            return _on_openvino(loaded, path, threads)
         except OpenVinoUnavailable as error:
             if precision == "bf16":
                 raise RuntimeUnavailable(str(error)) from None
@@ -257,7 +259,16 @@ def load_model(model_path: str | Path, device: str = "auto", threads: int | None
             if precision == "bf16":
                 raise
             log.info("%s; running the model with onnxruntime", error)
-    return _load_onnxruntime(variant_path(model_path, precision, gpu), device, threads)
+    return _load_onnxruntime(path if given else variant_path(path, precision, gpu), device, threads)
+
+
+def precision_problems(model_path: str | Path, precision: str, card: ModelCard) -> list[str]:
+    """A precision asked of a model file made at another one (``roads.int8.onnx`` with fp32), which
+    ``load_model`` runs as it is: said, not dropped unsaid."""
+    if precision in ("auto", card.precision) or card.precision not in ("int8", "fp16"):
+        return []
+    return [f"{Path(model_path).name} is an {card.precision} model; precision {precision} runs the float32 model "
+            "it was made from: give that .onnx, or leave the precision to auto"]
 
 
 def _on_openvino(loaded: LoadedModel, model_path: Path, threads: int | None) -> LoadedModel:

@@ -56,7 +56,7 @@ from .raster_stack import (
     raster_exists,
     raster_missing,
 )
-from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model
+from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model, precision_problems
 from .sentinel2 import ProductError, resolve_products
 from .tiling import Tile, tile_grid
 
@@ -210,7 +210,7 @@ def request_problems(request: SegmentRequest) -> list[str]:
 
 def _model_problems(request: SegmentRequest, model: LoadedModel, stack: RasterStack) -> list[str]:
     card = model.card
-    problems = raster_problems(stack, card)
+    problems = precision_problems(request.model_path, request.precision, card) + raster_problems(stack, card)
     tile_size, overlap = _asked_tiling(request, card)
     if overlap >= tile_size:
         problems.append(f"the tile overlap {overlap} must be below the tile size {tile_size}: give a smaller overlap")
@@ -281,7 +281,6 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         raise SegmentError(problems)
     model = model or load_model(request.model_path, request.device, request.threads, request.precision)
     card = model.card
-    log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, device_words(model.provider))
     rasters = resolve_products(select_dates(request.rasters, card, request.date_selection, request.max_dates), card)
     report = request.progress or (lambda fraction, message: None)
     normalisation = Normalisation.from_card(card)
@@ -293,6 +292,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         problems += _model_problems(request, model, stack)
         if problems:
             raise SegmentError(problems)
+        log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, device_words(model.provider))
         grid = stack.grid
         channels = card.output_channels
         tile_size, overlap = _tiling(request, model, grid.width, grid.height)

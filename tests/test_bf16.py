@@ -122,7 +122,13 @@ def test_bf16_asked_for_where_it_cannot_run(tmp_path, capsys, monkeypatch, small
     int8 = str(SHIPPED_ROAD_MODEL.with_name("roads.int8.onnx"))
     monkeypatch.setattr(openvino_runner, "native_bf16", lambda: True)
     assert main(["segment", "--model", int8, "--output", str(tmp_path / "a"), "--precision", "bf16", *rasters]) == 1
-    assert "roads.int8.onnx is an int8 model; bf16 runs a float32 model: give its fp32 .onnx" in capsys.readouterr().err
+    assert ("roads.int8.onnx is an int8 model; precision bf16 runs the float32 model it was made from: give that "
+            ".onnx, or leave the precision to auto") in capsys.readouterr().err
+    for precision in ("fp32", "fp16"):  # nor is any other precision asked of the int8 file dropped unsaid
+        assert main(["segment", "--model", int8, "--output", str(tmp_path / "a"), "--precision", precision,
+                     *rasters]) == 1
+        assert f"roads.int8.onnx is an int8 model; precision {precision} runs the float32" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
     monkeypatch.setattr(openvino_runner, "native_bf16", lambda: False)
     assert main(["segment", "--model", str(SHIPPED_ROAD_MODEL), "--output", str(tmp_path / "b"), "--precision",
                  "bf16", *rasters]) == 1
