@@ -18,8 +18,9 @@ from .tiling import Tile, blend_window
 class StreamingBlender:
     """Accumulate ``prediction * window``; hand out finished rows as soon as no tile can add to them."""
 
-    def __init__(self, tiles: Sequence[Tile], channels: int, width: int, height: int, overlap: int) -> None:
-        self.overlap = overlap
+    def __init__(self, tiles: Sequence[Tile], channels: int, width: int, height: int, overlap: int,
+                 tile_size: int) -> None:
+        self.overlap, self.tile_size = overlap, tile_size
         self.channels = channels
         self.width = width
         self.height = height
@@ -41,14 +42,16 @@ class StreamingBlender:
 
     def add(self, tile: Tile, prediction: np.ndarray, valid: np.ndarray
             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Add a tile's ``[C, h, w]`` prediction and ``[h, w]`` validity; yield finished
-        ``(first_row, blended [C, n, width], valid [n, width])`` blocks."""
+        """Add a tile's ``[C, tile_size, tile_size]`` prediction and validity ``[tile_size, tile_size]`` (of the
+        whole tile: its part on the grid is cut here); yield finished ``(first_row, blended [C, n, width],
+        valid [n, width])`` blocks."""
         self._grow(tile.row + tile.height)
-        window = blend_window(tile, self.overlap)
+        window = blend_window(tile, self.overlap, self.tile_size)
         r, c = tile.row - self._first_row, tile.col
-        self._sums[:, r : r + tile.height, c : c + tile.width] += prediction[:, : tile.height, : tile.width] * window
+        part = (slice(tile.skip_rows, tile.skip_rows + tile.height), slice(tile.skip_cols, tile.skip_cols + tile.width))
+        self._sums[:, r : r + tile.height, c : c + tile.width] += prediction[:, part[0], part[1]] * window
         self._weights[r : r + tile.height, c : c + tile.width] += window
-        self._valid[r : r + tile.height, c : c + tile.width] |= valid[: tile.height, : tile.width]
+        self._valid[r : r + tile.height, c : c + tile.width] |= valid[part]
         self._remaining[tile.row] -= 1
         if self._remaining[tile.row] == 0:
             yield self._flush(self._final_after[tile.row])

@@ -58,7 +58,7 @@ from .raster_stack import (
 )
 from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model, precision_problems
 from .sentinel2 import ProductError, resolve_products
-from .tiling import Tile, tile_grid
+from .tiling import TILE_ALIGN_PX, Tile, aligned_overlap, tile_grid
 
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]
@@ -297,14 +297,14 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         channels = card.output_channels
         tile_size, overlap = _tiling(request, model, grid.width, grid.height)
         threshold = card.threshold if request.threshold is None else request.threshold
-        tiles = tile_grid(grid.height, grid.width, tile_size, overlap)
+        tiles = tile_grid(grid.height, grid.width, tile_size, overlap, *_lattice(stack))
         batch_size = request.batch_size or model.tiles_per_run
         with ThreadPoolExecutor(1, "prepare") as preparing:  # the model made ready while the dates are harmonised
             prepared = preparing.submit(model.prepare, min(batch_size, len(tiles)), len(stack.dates), tile_size)
             input_tables = _input_tables(stack, card, normalisation)
             prepared.result()
         batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
-        blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap)
+        blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap, tile_size)
         done, run = [0], [0]  # tiles written, tiles the model ran on (counted by the one writer thread)
 
         reading_threads, compress_threads = engine_threads(model.device, len(stack.dates), request.threads)
@@ -314,7 +314,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             pixels = np.empty((len(batch), len(stack.dates), stack.band_count, tile_size, tile_size), stack.dtype)
             valid = []
             for index, tile in enumerate(batch):
-                pixels[index], valid_dates = stack.read(Window(tile.col, tile.row, tile_size, tile_size), readers)
+                window = Window(tile.col - tile.skip_cols, tile.row - tile.skip_rows, tile_size, tile_size)
+                pixels[index], valid_dates = stack.read(window, readers)
                 valid.append(valid_dates.any(axis=0))
             images = np.empty(pixels.shape, np.float32)
 
@@ -459,10 +460,18 @@ def _tiling(request: SegmentRequest, model: LoadedModel, width: int, height: int
     (rounded up to 32 px), so a huge ``--tile-size`` on a small raster asks for no more memory
     (unless the network takes one size only)."""
     tile_size, overlap = _asked_tiling(request, model.card)
-    needed = -(-max(width, height) // 32) * 32
+    needed = -(-max(width, height) // TILE_ALIGN_PX) * TILE_ALIGN_PX
     if tile_size > needed and model.fixed_tile_size is None:
         tile_size, overlap = needed, min(overlap, needed // 2)
-    return tile_size, overlap
+    return tile_size, aligned_overlap(tile_size, overlap)
+
+
+def _lattice(stack: RasterStack) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(origin, full)`` of ``tile_grid``: where the stack's area lies in its full grid, and that grid's size."""
+    full = (stack.full_grid.height, stack.full_grid.width)
+    if stack.area is None:
+        return (0, 0), full
+    return (int(stack.area.window.row_off), int(stack.area.window.col_off)), full
 
 
 def _probability_names(card: ModelCard) -> list[str]:

@@ -23,15 +23,40 @@ def test_tiles_cover_the_raster_and_windows_sum_to_one_inside():
     tiles = tile_grid(96, 150, 64, 32)
     total = np.zeros((96, 150))
     for tile in tiles:
-        total[tile.row : tile.row + tile.height, tile.col : tile.col + tile.width] += blend_window(tile, 32)
+        total[tile.row : tile.row + tile.height, tile.col : tile.col + tile.width] += blend_window(tile, 32, 64)
     assert (total > 0).all()
     assert max(t.col + t.width for t in tiles) == 150 and max(t.row + t.height for t in tiles) == 96
 
 
+@pytest.mark.parametrize("origin", [(0, 0), (37, 101), (230, 5)])
+def test_the_tiles_of_a_part_are_the_full_rasters_cut_to_it_and_start_on_the_lattice(origin):
+    """A part of 150 x 200 px at ``origin`` in a 400 x 500 raster: its tiles are the full raster's that touch it,
+    cut to it, with the full raster's blend windows; every tile starts on the 32 px lattice."""
+    from timeseg.core.tiling import TILE_ALIGN_PX, aligned_overlap
+
+    overlap = aligned_overlap(256, 30)
+    assert overlap == 32 and (256 - overlap) % TILE_ALIGN_PX == 0
+    full = tile_grid(400, 500, 256, overlap)
+    part = tile_grid(150, 200, 256, overlap, origin, (400, 500))
+    full_weights = np.zeros((400, 500))
+    for tile in full:
+        assert tile.row % TILE_ALIGN_PX == 0 and tile.col % TILE_ALIGN_PX == 0 and tile.skip_rows == 0
+        full_weights[tile.row : tile.row + tile.height, tile.col : tile.col + tile.width] += blend_window(
+            tile, overlap, 256)
+    part_weights = np.zeros((150, 200))
+    for tile in part:
+        top, left = origin[0] + tile.row - tile.skip_rows, origin[1] + tile.col - tile.skip_cols
+        assert top % (256 - overlap) == 0 and left % (256 - overlap) == 0  # a tile of the full raster
+        part_weights[tile.row : tile.row + tile.height, tile.col : tile.col + tile.width] += blend_window(
+            tile, overlap, 256)
+    np.testing.assert_array_equal(part_weights, full_weights[origin[0] : origin[0] + 150, origin[1] : origin[1] + 200])
+    assert (part_weights > 0).all()
+
+
 def test_tiles_of_one_size_and_edges_share_one_window_that_cannot_be_changed():
     tiles = tile_grid(400, 400, 64, 16)  # tiles 1 and 2 are both inner tiles of the top row
-    window = blend_window(tiles[1], 16)
-    assert blend_window(tiles[2], 16) is window
+    window = blend_window(tiles[1], 16, 64)
+    assert blend_window(tiles[2], 16, 64).base is window.base
     assert window[0, 32] == 1.0 and window[40, 0] == 0.0  # one along the raster's top edge, 0 at the dead border
     with pytest.raises(ValueError):
         window[0, 0] = 2.0
