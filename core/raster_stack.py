@@ -245,6 +245,10 @@ class RasterStack(contextlib.AbstractContextManager):
         self.grid = self.full_grid = Grid(self.grid.crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
         self.views = [self._aligned(d, self._resampling) for d in self._datasets]
 
+    def date_pixel_sizes(self) -> list[float]:
+        """Each date's own pixel size on the ground, metres, in date order (``Grid.pixel_size_m``)."""
+        return [Grid.of(dataset).pixel_size_m for dataset in self._datasets]
+
     def band_descriptions(self) -> list[tuple[str | None, ...]]:
         """Each date's band descriptions (GDAL's; None where a band has none), in date order."""
         return [dataset.descriptions for dataset in self._datasets]

@@ -416,14 +416,21 @@ def _prepare_stack(stack: RasterStack, card: ModelCard, aoi: str | None) -> tupl
 
 
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
-    """Rasters at another resolution than the model's are resampled to it (the outputs take that grid);
-    the warning says so."""
-    resolution = stack.grid.pixel_size_m
-    if card.resolution <= 0 or resolution_fits(resolution, card.resolution):
-        return []
-    stack.resample_to(card.resolution)
-    return [f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: they "
-            f"are resampled to {card.resolution:g} m and the outputs are on that grid"]
+    """Rasters at another resolution than the model's are resampled to it (the outputs take that grid), and
+    a date at another resolution than the outputs' is resampled onto them; the warnings say which."""
+    sizes, reference = stack.date_pixel_sizes(), stack.grid.pixel_size_m
+    warnings = []
+    if card.resolution > 0 and not resolution_fits(reference, card.resolution):
+        stack.resample_to(card.resolution)
+        who = ("the rasters are" if all(abs(size / reference - 1) < 0.01 for size in sizes)
+               else f"{stack.reference_name} (the reference) is")
+        warnings.append(f"{who} at {reference:.3g} m per pixel, the model works at {card.resolution:g} m: they are "
+                        f"resampled to {card.resolution:g} m and the outputs are on that grid")
+    target = stack.grid.pixel_size_m
+    warnings += [f"{Path(raster.path).name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m"
+                 for raster, size in zip(stack.rasters, sizes)
+                 if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target)]
+    return warnings
 
 
 def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str], list[str]]:

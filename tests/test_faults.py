@@ -720,6 +720,26 @@ def test_web_mercator_rasters_are_measured_on_the_ground(ws, capsys, units_per_p
         assert classes.shape == ((96, 96) if units_per_pixel == 20 else (48, 48))
 
 
+def test_each_date_at_another_resolution_is_named(ws, capsys):
+    """A 20 m date among 10 m ones is resampled onto the 10 m grid and named; a 20 m reference (the earliest
+    date) is named as the reference, not as all the rasters."""
+    with rasterio.open(ws.inputs[0]) as reference:
+        left, top = reference.transform.c, reference.transform.f
+    coarse = ws.raster("C_20191230.tif", ws.tci()[:, ::2, ::2], transform=from_origin(left, top, 20, 20))
+    early = ws.raster("C_20190101.tif", ws.tci()[:, ::2, ::2], transform=from_origin(left, top, 20, 20))
+    for rasters, expected in (
+            ([*ws.inputs[:2], coarse], "warning: C_20191230.tif is at 20 m per pixel: it is resampled to the "
+                                       "outputs' 10 m"),
+            ([early, *ws.inputs[:2]], "warning: C_20190101.tif (the reference) is at 20 m per pixel, the model "
+                                      "works at 10 m: they are resampled to 10 m and the outputs are on that grid")):
+        output = ws.root / f"mixed_{len(expected)}"
+        assert main(["segment", "--model", str(ws.model), "--output", str(output), *map(str, rasters)]) == 0
+        warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: C_")]
+        assert warnings == [expected]
+        with rasterio.open(output / "classes.tif") as classes:
+            assert classes.res == (10.0, 10.0)
+
+
 def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
     """60 m rasters on a 10 m model: resampled to 10 m over the same extent, said in one warning line."""
     small = ws.tci()[:, ::6, ::6]
