@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from .true_colour import read_reflectance_as_true_colour
 
@@ -58,9 +59,17 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     warnings = []
     names = [band_names(*labels) for labels in zip(stack.band_descriptions(), stack.band_colours())]
     per_date = [named_band_indexes(date_names, bands) for date_names in names]
-    if all(indexes is not None for indexes in per_date) and any(
-            indexes != list(range(1, stack.band_count + 1)) for indexes in per_date):
-        held = ", ".join(name or colour for name, colour in zip(names[0], stack.band_colours()[0]))
+    as_they_are = list(range(1, stack.band_count + 1))
+    if all(indexes is not None for indexes in per_date) and any(indexes != as_they_are for indexes in per_date):
         stack.select_bands(per_date)
-        warnings.append(f"bands {', '.join(bands)} read by their names or colours from the rasters' bands ({held})")
+        # the bands each re-read date holds, grouped: one line per way of holding them
+        groups: dict[str, list[str]] = {}
+        for date_names, colours, raster, indexes in zip(names, stack.band_colours(), stack.rasters, per_date):
+            if indexes != as_they_are:
+                held = ", ".join(name or colour for name, colour in zip(date_names, colours))
+                groups.setdefault(held, []).append(Path(raster.path).name)
+        for held, files in groups.items():
+            source = ("the rasters' bands" if len(files) == len(stack.rasters) else
+                      f"the bands of {', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}")
+            warnings.append(f"bands {', '.join(bands)} read by their names or colours from {source} ({held})")
     return warnings + read_reflectance_as_true_colour(stack, bands, input_dtype)

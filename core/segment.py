@@ -427,7 +427,8 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
         warnings.append(f"{who} at {reference:.3g} m per pixel, the model works at {card.resolution:g} m: they are "
                         f"resampled to {card.resolution:g} m and the outputs are on that grid")
     target = stack.grid.pixel_size_m
-    warnings += [f"{Path(raster.path).name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m"
+    warnings += [f"{Path(raster.path).name} is at {size:.3g} m per pixel: it is resampled to the outputs' "
+                 f"{target:.3g} m"
                  for raster, size in zip(stack.rasters, sizes)
                  if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target)]
     return warnings

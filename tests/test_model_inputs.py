@@ -87,6 +87,16 @@ def test_bands_are_picked_and_ordered_by_their_names(tmp_path):
     assert (classes == expected).mean() > 0.999 and len(warnings) == 1
 
 
+def test_a_date_whose_bands_are_reordered_is_named_with_its_own_bands(tmp_path):
+    """A TCI (read as it is) then a date with its bands blue first: the warning names that date and its bands."""
+    tci = _raster(tmp_path, "tci.tif", {"B04": None, "B03": None, "B02": None}, "uint8")
+    blue_first = _raster(tmp_path, "bgr.tif", {"B02": None, "B03": None, "B04": None}, "uint8")
+    result = segment(SegmentRequest([DatedRaster(tci, DATE), DatedRaster(blue_first, DATE + dt.timedelta(days=9))],
+                                    ROADS, tmp_path / "out", device="cpu", precision="fp32"))
+    assert result.warnings[0] == ("bands B04, B03, B02 read by their names or colours from the bands of bgr.tif "
+                                  "(B02, B03, B04)")
+
+
 def test_a_rendered_picture_with_alpha_reads_its_colours_and_masks_with_its_alpha(tmp_path):
     """Inn as QGIS's "Save as rendered image" writes it: red, green, blue and an alpha band that is 0 on a
     corner. The road model reads the three colours as its TCI; the transparent corner is no data."""
