@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from pathlib import Path
+
+log = logging.getLogger("timeseg")
 
 # YYYYMMDD not embedded in a longer number, or YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD (one separator);
 # Sentinel-2 names read '..._20170216T102101_...'.
@@ -44,15 +47,24 @@ def date_from_tags(tags: dict[str, str]) -> dt.date | None:
     return None
 
 
-def detect_date(path: str | Path) -> dt.date | None:
-    """Acquisition date of a raster: its name first (product names are reliable), then its tags."""
-    date = date_from_name(path)
-    if date is not None:
-        return date
+def _tags_date(path: str | Path) -> dt.date | None:
     import rasterio
 
-    with rasterio.open(path) as dataset:
-        return date_from_tags(dataset.tags())
+    try:
+        with rasterio.open(path) as dataset:
+            return date_from_tags(dataset.tags())
+    except rasterio.errors.RasterioIOError:
+        return None  # not a raster: said when it is opened
+
+
+def detect_date(path: str | Path) -> dt.date | None:
+    """Acquisition date of a raster: its name first (product names are reliable), then its tags; a warning
+    when the two disagree."""
+    named, tagged = date_from_name(path), _tags_date(path)
+    if named is not None and tagged is not None and named != tagged:
+        log.warning("warning: the name of %s says %s, its tags %s: the name's date is used (give --dates for the "
+                    "other)", Path(path).name, named, tagged)
+    return named or tagged
 
 
 def dated_rasters(paths, dates: str | None = None):
@@ -79,6 +91,10 @@ def dated_rasters(paths, dates: str | None = None):
                 date = dt.date.fromisoformat(given[index])
             except ValueError:
                 raise ValueError(f"'{given[index]}' is not a date like 2019-03-31") from None
+            named = date_from_name(path)
+            if named is not None and named != date:
+                log.warning("warning: --dates gives %s to %s, whose name says %s (the dates go in the order of "
+                            "the rasters)", date, path.name, named)
         else:
             date = date_from_name(path) if product else detect_date(path)
             if date is None:

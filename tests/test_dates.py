@@ -28,3 +28,29 @@ def test_date_from_tags():
     assert date_from_tags({"ACQUISITION_DATE": "2016-02-01", "TIFFTAG_DATETIME": "2020:01:01 00:00:00"}) == \
         dt.date(2016, 2, 1)
     assert date_from_tags({"AREA_OR_POINT": "Area"}) is None
+
+
+def test_a_name_and_tags_that_disagree_and_dates_that_contradict_the_names_are_said(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from timeseg.core.dates import dated_rasters
+
+    path = tmp_path / "e4326_20210501.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8", crs="EPSG:32633",
+                       transform=from_origin(0, 40, 10, 10)) as dataset:
+        dataset.write(np.ones((1, 4, 4), np.uint8))
+        dataset.update_tags(ACQUISITION_DATE="2021-09-25")
+    with caplog.at_level(logging.WARNING, logger="timeseg"):
+        [raster] = dated_rasters([path])
+        assert raster.date == dt.date(2021, 5, 1)
+        assert caplog.messages == ["warning: the name of e4326_20210501.tif says 2021-05-01, its tags 2021-09-25: the "
+                                   "name's date is used (give --dates for the other)"]
+        caplog.clear()
+        [raster] = dated_rasters([path], "2021-09-25")
+        assert raster.date == dt.date(2021, 9, 25)
+        assert caplog.messages == ["warning: --dates gives 2021-09-25 to e4326_20210501.tif, whose name says "
+                                   "2021-05-01 (the dates go in the order of the rasters)"]
