@@ -53,10 +53,12 @@ def _progress_reporter():
 def run_segment(args: argparse.Namespace) -> None:
     from .segment import SegmentRequest, segment
 
-    rasters = dated_rasters(args.rasters, args.dates)
+    input_warnings: list[str] = []
+    rasters = dated_rasters(args.rasters, args.dates, input_warnings)
     bar, update = _progress_reporter()
     with bar:
-        result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update))
+        result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update,
+                                        input_warnings=tuple(input_warnings)))
     dates = ", ".join(str(d) for d in result.dates)
     count = f"{len(result.dates)} date{'s' * (len(result.dates) != 1)}"
     print(f"{count} ({dates}) on {device_words(result.provider)}, {result.precision}; "

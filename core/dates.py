@@ -57,21 +57,29 @@ def _tags_date(path: str | Path) -> dt.date | None:
         return None  # not a raster: said when it is opened
 
 
-def detect_date(path: str | Path) -> dt.date | None:
+def detect_date(path: str | Path, warnings: list[str] | None = None) -> dt.date | None:
     """Acquisition date of a raster: its name first (product names are reliable), then its tags; a warning
-    when the two disagree."""
+    when the two disagree (added to ``warnings``, else logged)."""
     named, tagged = date_from_name(path), _tags_date(path)
     if named is not None and tagged is not None and named != tagged:
-        log.warning("warning: the name of %s says %s, its tags %s: the name's date is used (give --dates for the "
-                    "other)", Path(path).name, named, tagged)
+        _warn(warnings, f"the name of {Path(path).name} says {named}, its tags {tagged}: the name's date is used "
+                        "(give --dates for the other)")
     return named or tagged
 
 
-def dated_rasters(paths, dates: str | None = None):
+def _warn(warnings: list[str] | None, text: str) -> None:
+    if warnings is None:
+        log.warning("warning: %s", text)
+    else:
+        warnings.append(text)
+
+
+def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = None):
     """Pair each raster path with its date: from ``dates`` (comma-separated YYYY-MM-DD, one per
     raster, in the same order) or detected from its name or tags. A Sentinel-2 product (a ``.SAFE``
     folder or its ``.zip``) stands for its true-colour image, dated by its name. Raises ``ValueError``
-    with a message that says what to give."""
+    with a message that says what to give. A name that disagrees with its tags or with ``dates`` is said
+    in ``warnings`` (else logged): the caller says them once the run's checks pass."""
     from .raster_stack import DatedRaster, raster_missing
     from .sentinel2 import check_product, is_product
 
@@ -93,10 +101,10 @@ def dated_rasters(paths, dates: str | None = None):
                 raise ValueError(f"'{given[index]}' is not a date like 2019-03-31") from None
             named = date_from_name(path)
             if named is not None and named != date:
-                log.warning("warning: --dates gives %s to %s, whose name says %s (the dates go in the order of "
-                            "the rasters)", date, path.name, named)
+                _warn(warnings, f"--dates gives {date} to {path.name}, whose name says {named} (the dates go in the "
+                                "order of the rasters)")
         else:
-            date = date_from_name(path) if product else detect_date(path)
+            date = date_from_name(path) if product else detect_date(path, warnings)
             if date is None:
                 raise ValueError(f"no date in the name or tags of {path.name}: give the dates")
         rasters.append(DatedRaster(path.absolute() if product else path, date))

@@ -118,6 +118,7 @@ class SegmentRequest:
     classes_path: Path | None = None  # None: output_dir / classes.tif
     progress: ProgressCallback | None = None
     cancelled: Callable[[], bool] = field(default=lambda: False)
+    input_warnings: tuple[str, ...] = ()  # what reading the inputs found (``dates.dated_rasters``): said with the run's
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,10 @@ def request_problems(request: SegmentRequest) -> list[str]:
     if not request.rasters:
         problems.append("no rasters given: give the dated rasters of one place")
     problems += [raster_missing(r.path) for r in request.rasters if not raster_exists(r.path)]
+    folder = Path(request.output_dir) if request.output_dir is not None else None
+    if folder is not None and folder.suffix.lower() in (".tif", ".tiff") and not folder.is_dir():
+        problems.append(f"the output is a folder (for probability.tif and classes.tif) and {folder.name} names a "
+                        "file: give a folder")
     try:
         outputs = _output_paths(request)
     except SegmentError as error:
@@ -287,11 +292,12 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
         warnings, problems = _prepare_stack(stack, card, request.aoi)
-        for warning in warnings:
-            log.warning("warning: %s", warning)
+        warnings = [*request.input_warnings, *warnings]
         problems += _model_problems(request, model, stack)
         if problems:
             raise SegmentError(problems)
+        for warning in warnings:  # once the run is sure to start: a refusal is one line
+            log.warning("warning: %s", warning)
         log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, device_words(model.provider))
         grid = stack.grid
         channels = card.output_channels

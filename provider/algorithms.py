@@ -158,9 +158,10 @@ class SegmentAlgorithm(TimeSegAlgorithm):
                     if p.strip()]
         if not layers and not products:
             raise QgsProcessingException(_tr("give the dated raster layers or Sentinel-2 products"))
+        input_warnings: list[str] = []
         try:
             rasters = dated_rasters([*(layer.source() for layer in layers), *products],
-                                    self.parameterAsString(parameters, self.DATES, context))
+                                    self.parameterAsString(parameters, self.DATES, context), input_warnings)
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
@@ -189,6 +190,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             classes_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASSES, context)),
             progress=lambda fraction, message: feedback.setProgress(100 * fraction),
             cancelled=feedback.isCanceled,
+            input_warnings=tuple(input_warnings),
         )
         result = self.run_core(lambda: segment(request), (Cancelled,))
         feedback.pushInfo(_tr("{} dates, run on {} ({})").format(len(result.dates), device_words(result.provider),

@@ -226,8 +226,10 @@ def _output_is_a_file(ws: Workspace) -> list:
 def _output_holds_an_input(ws: Workspace) -> list:
     named = ws.inputs[0].parent / "probability.tif"
     shutil.copy(ws.inputs[0], named)
-    return seg(ws, *ws.inputs[:2], named, extra=["--dates", "2019-01-01,2019-02-01,2019-03-01"],
-               output=ws.inputs[0].parent)
+    from timeseg.core.dates import date_from_name
+
+    dates = ",".join([*(str(date_from_name(path)) for path in ws.inputs[:2]), "2019-12-31"])
+    return seg(ws, *ws.inputs[:2], named, extra=["--dates", dates], output=ws.inputs[0].parent)
 
 
 def _cut_short(ws: Workspace, keep: float) -> list:
@@ -261,6 +263,9 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "model missing": (lambda ws: seg(ws, model=ws.root / "nothing.onnx"), 1, "model file not found"),
     "a folder as the model": (lambda ws: seg(ws, model=ws.models), 1,
                               "models is a folder: give the model's .onnx file"),
+    "a file name as the output folder": (lambda ws: seg(ws, output=ws.root / "result.tif"), 1,
+                                         "the output is a folder \\(for probability.tif and classes.tif\\) and "
+                                         "result.tif names a file: give a folder$"),
     "a folder as a raster": (lambda ws: seg(ws, *ws.inputs[:2], ws.results), 1, "results is a folder, not a raster "
                              "or a Sentinel-2 product \\(.SAFE\\): give the raster files in it$"),
     "reference missing": (lambda ws: seg(ws, extra=["--reference", ws.root / "nothing.tif"]), 1,
