@@ -69,12 +69,11 @@ __all__ = ["Cancelled", "SegmentError", "SegmentRequest", "SegmentResult", "segm
 
 class SegmentError(ValueError):
     """The inputs do not fit the model or the outputs cannot be written. ``problems`` lists
-    every problem found, one line each; the message is the first."""
+    every problem found; the message is all of them on one line, the most basic first."""
 
     def __init__(self, problems: str | Sequence[str]) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
-        more = len(self.problems) - 1
-        super().__init__(self.problems[0] + (f" (and {more} more problem{'s' * (more > 1)})" if more else ""))
+        super().__init__("; ".join(self.problems))
 
 
 @dataclass
@@ -227,6 +226,16 @@ def _model_problems(request: SegmentRequest, model: LoadedModel, stack: RasterSt
     return problems + output_problems(_output_paths(request), [r.path for r in request.rasters], needed)
 
 
+def _selected_dates(request: SegmentRequest, card: ModelCard) -> tuple[list[DatedRaster], list[str]]:
+    """The dates the model runs on (``select_dates``, products resolved) and the problem of too few: then all
+    the dates, so that what the rasters themselves lack is said first (more dates cannot mend that)."""
+    try:
+        rasters, too_few = select_dates(request.rasters, card, request.date_selection, request.max_dates), []
+    except SegmentError as error:
+        rasters, too_few = sorted(request.rasters, key=lambda r: r.date), error.problems
+    return resolve_products(rasters, card), too_few
+
+
 def segment_preflight(request: SegmentRequest) -> tuple[list[str], list[str]]:
     """Everything knowable about ``request`` without running the model (its card is read on the CPU)
     -> ``(problems, warnings)``: what keeps it from running, and what the run will change in the
@@ -237,14 +246,10 @@ def segment_preflight(request: SegmentRequest) -> tuple[list[str], list[str]]:
         return problems, []
     try:
         model = load_model(request.model_path, "cpu", threads=1, precision=request.precision)
-        try:
-            rasters = select_dates(request.rasters, model.card, request.date_selection, request.max_dates)
-        except SegmentError as error:  # say it, and go on to what the rasters themselves lack
-            problems, rasters = error.problems, sorted(request.rasters, key=lambda r: r.date)
-        rasters = resolve_products(rasters, model.card)
+        rasters, too_few = _selected_dates(request, model.card)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-            warnings, too_few = _prepare_stack(stack, model.card, request.aoi)
-            return problems + too_few + _model_problems(request, model, stack), warnings
+            warnings, left_too_few = _prepare_stack(stack, model.card, request.aoi)
+            return _model_problems(request, model, stack) + left_too_few + too_few, warnings
     except SegmentError as error:
         return problems + error.problems, []
     except (ModelCardError, RasterStackError, RuntimeUnavailable, AreaError, ProductError) as error:
@@ -286,14 +291,14 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         raise SegmentError(problems)
     model = model or load_model(request.model_path, request.device, request.threads, request.precision)
     card = model.card
-    rasters = resolve_products(select_dates(request.rasters, card, request.date_selection, request.max_dates), card)
+    rasters, too_few = _selected_dates(request, card)
     report = request.progress or (lambda fraction, message: None)
     normalisation = Normalisation.from_card(card)
     probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
         warnings, problems = _prepare_stack(stack, card, request.aoi)
         warnings = [*request.input_warnings, *warnings]
-        problems += _model_problems(request, model, stack)
+        problems = _model_problems(request, model, stack) + problems + too_few
         if problems:
             raise SegmentError(problems)
         for warning in warnings:  # once the run is sure to start: a refusal is one line

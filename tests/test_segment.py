@@ -1,6 +1,7 @@
 """The tiled engine: outputs on the reference grid, seamless blending equal to a whole-image run."""
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -194,3 +195,16 @@ def test_reading_the_dates_at_once_and_compressing_on_several_threads_gives_the_
             assert probability.overviews(1) == classes.overviews(1)
     np.testing.assert_array_equal(maps[(3, 4)][0], maps[(1, 1)][0])
     np.testing.assert_array_equal(maps[(3, 4)][1], maps[(1, 1)][1])
+
+
+def test_what_the_rasters_lack_is_said_before_too_few_dates(small_scene, tmp_path):
+    """True-colour dates given to the crop-type model (13 bands, at least 20 dates): adding dates cannot mend
+    the bands, so the bands come first, and every problem is in the one-line message."""
+    crops = Path(__file__).resolve().parent.parent / "models" / "weights" / "crops.onnx"
+    with pytest.raises(SegmentError) as refused:
+        segment(SegmentRequest(rasters_of(small_scene, 2019), crops, tmp_path / "out", device="cpu"))
+    problems = refused.value.problems
+    assert problems[0].startswith("the rasters have 3 bands, the model wants 13")
+    assert problems[-1].startswith("3 dates given, the model needs at least")
+    assert str(refused.value) == "; ".join(problems)
+    assert not (tmp_path / "out").exists()
