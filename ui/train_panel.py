@@ -167,7 +167,7 @@ class TrainPanel(QGroupBox):
         text = self.tr("{} epoch {}/{}: loss {:.3f}, validation F1 {:.3f}").format(
             stage, record["epoch"], record["epochs"], record["loss"], record["f1"])
         progress = self.task.progress() if self.task is not None else 0.0  # set by the task before this signal
-        if progress >= 5:
+        if 5 <= progress < 100:  # at 100 % what is left is writing the model, not training
             left = (time.monotonic() - self.started) * (100 - progress) / progress
             text += self.tr("; training ends in about {} min").format(max(1, round(left / 60)))
         self.controls.status_label.setText(text)
