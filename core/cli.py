@@ -103,7 +103,8 @@ def run_info(args: argparse.Namespace) -> None:
 
     card = read_model_card(args.model)
     for key, value in card.__dict__.items():
-        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        text = json.dumps(value, indent=2) if isinstance(value, dict) and value else (
+            json.dumps(value) if isinstance(value, (dict, list)) else str(value))
         print(f"{key}: {text}")
 
 
@@ -114,7 +115,8 @@ def add_commands(commands) -> None:
 
     seg = commands.add_parser("segment", help="dated rasters -> probability.tif and classes.tif",
                               description="Run a TimeSeg model over several dated rasters of one place. "
-                              "Rasters are sorted by date and aligned onto the first one's grid.")
+                              "Rasters are sorted by date and aligned onto the earliest one's grid (or "
+                              "--reference's).")
     seg.add_argument("rasters", type=Path, nargs="+", help="dated rasters (dates from names or tags)")
     seg.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per raster, overriding detection")
     add_options(seg, SegmentRequest)
@@ -213,6 +215,9 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one line that says what to do (the usage is in ``--help``)."""
 
     def error(self, message: str) -> None:
+        extra = message.partition("unrecognized arguments: ")[2].split()
+        if extra and not any(word.startswith("-") for word in extra):  # an option between the rasters ends them
+            message += ": give the options before the rasters or after all of them"
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 

@@ -321,6 +321,9 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
                            "the reference .* is not one of the dated rasters given: give one of them$"),
     "another run writing": (_live_lock, 1, "another TimeSeg run is writing into .*: wait for it to finish"),
     "no subcommand": (lambda ws: [], 2, "the following arguments are required: command"),
+    "an option between the rasters": (lambda ws: seg(ws, ws.inputs[0], extra=[]) + ["--threads", "1", ws.inputs[1]],
+                                      2, "unrecognized arguments: .*S2_SIM_\\d+_TCI.tif: give the options before the "
+                                      "rasters or after all of them"),
     "unknown option": (lambda ws: seg(ws, extra=["--colour", "red"]), 2, "unrecognized arguments: --colour"),
 }
 
