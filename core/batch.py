@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import OutputSet, one_line, write_text_atomic
-from .definitions import CHANGE_TOLERANCE_PX, CLASSES_NAME, DEVICES, MIN_PATCH_PIXELS, PRECISIONS, PROBABILITY_NAME
+from .definitions import (
+    CHANGE_TOLERANCE_PX,
+    CLASSES_NAME,
+    DEVICES,
+    MIN_PATCH_PIXELS,
+    PRECISION_HELP,
+    PRECISIONS,
+    PROBABILITY_NAME,
+)
 from .options import option, range_problems
 
 if TYPE_CHECKING:
@@ -72,8 +80,7 @@ class BatchRequest:
     threads: int | None = option(None, "onnxruntime threads per worker (default: its machine's cores shared "
                                  "among the workers there)", minimum=1, maximum=1024, words="the number of threads")
     device: str = option("auto", "auto: GPU (CUDA) when usable, else CPU", choices=DEVICES)
-    precision: str = option("auto", "auto: the model's int8 variant on a CPU worker when it is beside the model",
-                            choices=PRECISIONS)
+    precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
     window_px: int = option(4096, "places larger than N x N px are split into windows of about N px, one task "
                             "each, so that a few large places keep every worker busy", flag="--window",
                             minimum=64, maximum=100_000, words="the window size")
@@ -115,7 +122,7 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
             for what, name in (("place", place), ("period", period)):
                 if not _SAFE_NAME.match(name):
                     raise BatchError(f"{jobs_csv.name} line {line}: {what} {name!r} cannot be a folder name: use "
-                                     "letters, digits, '_', '-' and '.'")
+                                     "ASCII letters, digits, '_', '-' and '.'")
             if not path:
                 raise BatchError(f"{jobs_csv.name} line {line}: no path")
             resolved = Path(path) if Path(path).is_absolute() else jobs_csv.parent / path
@@ -311,12 +318,14 @@ def assemble_period(job: PeriodJob, settings: Settings, windows: list[PeriodWind
 
 
 def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: Path,
-                   options: ChangeOptions) -> dict[str, Any]:
+                   options: ChangeOptions, after: dict[str, Any] | None = None) -> dict[str, Any]:
     """The change of one place between two segmented periods (skipped when either failed, and when the same
-    maps were compared with the same options before)."""
+    maps were compared with the same options before). ``after``: the report of the place's change before
+    this one, which must be done first (both write into the place's folder, which one run at a time holds)."""
     from .change import change_outputs, compute_change
 
-    first, second = sorted((earlier, later), key=lambda r: r.get("first_date", ""))
+    dated = all(r.get("first_date") for r in (earlier, later))  # a failed period has none: the given order
+    first, second = sorted((earlier, later), key=lambda r: r["first_date"]) if dated else (earlier, later)
     place = first["place"]
     name = f"change_{first['period']}_{second['period']}"
     report: dict[str, Any] = {"place": place, "pair": name, "ok": False, "skipped": False}
@@ -355,6 +364,9 @@ def batch_problems(request: BatchRequest) -> list[str]:
         problems.append(f"model file not found: {request.model_path}")
     if request.scheduler is not None and not re.match(r"^(tcp|tls|inproc|ws|wss)://", request.scheduler):
         problems.append(f"--scheduler {request.scheduler!r} is not an address like tcp://HOST:8786")
+    output = Path(request.output_dir)
+    if output.exists() and not output.is_dir():
+        problems.append(f"{output} is a file: give a folder for the results (--output)")
     return problems
 
 
@@ -369,7 +381,11 @@ def _cluster(request: BatchRequest):
                          f"'{DASK_PIN}'") from None
 
     if request.scheduler:
-        return Client(request.scheduler, timeout="20s"), None
+        try:
+            return Client(request.scheduler, timeout="20s"), None
+        except OSError as error:  # distributed's timeout is an OSError
+            raise BatchError(f"{one_line(error)}: check the address, and that the scheduler runs and can be "
+                             "reached from here") from None
     cluster = LocalCluster(n_workers=request.workers, threads_per_worker=1, processes=request.worker_processes,
                            dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster), cluster
@@ -382,7 +398,7 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
         raise BatchError(problems[0])
     jobs = read_jobs(request.jobs_csv)
     output_dir = Path(request.output_dir).absolute()
-    model_path = Path(request.model_path).absolute()
+    model_path = Path(request.model_path).resolve()  # one spelling, so that a rerun finds its tasks done
     say = request.progress or (lambda text: None)
     started = time.perf_counter()
     client, cluster = _cluster(request)
@@ -404,9 +420,13 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
 
         change_options = ChangeOptions(min_patch_pixels=request.min_patch_pixels,
                                        tolerance_px=request.change_tolerance_px)
-        change_futures = [  # consecutive periods by name; the task orders each pair by date
-            client.submit(change_between, earlier, later, output_dir, change_options, pure=False)
-            for futures in by_place.values() for earlier, later in zip(futures, futures[1:])]
+        change_futures = []  # consecutive periods by name; the task orders each pair by date
+        for futures in by_place.values():
+            previous = None  # a place's changes one after another: they write into one folder
+            for earlier, later in zip(futures, futures[1:]):
+                previous = client.submit(change_between, earlier, later, output_dir, change_options, previous,
+                                         pure=False)
+                change_futures.append(previous)
         tasks_per_place = {place: 2 * len(futures) - 1 for place, futures in by_place.items()}
         reports = _collect([*period_futures.values(), *change_futures], tasks_per_place, say, started)
     finally:

@@ -12,6 +12,8 @@ DATE_SELECTIONS = ("auto", "all", "last", "even")
 # auto: on a CPU that computes bfloat16 (AMX, AVX-512 BF16) with OpenVINO installed bf16, on another CPU the int8
 # variant, on a GPU the fp16 one, when they are beside the model; else fp32 (core.runtime.load_model)
 PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")
+PRECISION_HELP = ("auto: bf16 (OpenVINO) on a CPU with AMX or AVX-512 BF16, else the model's int8 variant on the "
+                  "CPU (fp16 on a GPU) when it is beside the model, else fp32")
 PRECISION_WORDS = {"auto": "Auto", "fp32": "Full (fp32)", "int8": "Fast CPU (int8)", "fp16": "Fast GPU (fp16)",
                    "bf16": "Fast CPU with AMX (bf16)"}
 MIN_TILE_SIZE, MAX_TILE_SIZE = 32, 2048  # pixels; onnxruntime's memory grows with the square of the tile

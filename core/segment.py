@@ -35,6 +35,7 @@ from .definitions import (
     MAX_TILE_SIZE,
     MIN_TILE_SIZE,
     OUTPUT_TAG,
+    PRECISION_HELP,
     PRECISIONS,
     PROBABILITY_NAME,
     device_words,
@@ -94,9 +95,7 @@ class SegmentRequest:
     batch_size: int | None = option(None, "tiles per onnxruntime call (default: 2 on a GPU and for int8 models, "
                                     "else 1; on a CPU two calls run at once)", minimum=1, maximum=64,
                                     words="the batch size")
-    precision: str = option("auto", "auto: bf16 (OpenVINO) on a CPU with AMX or AVX-512 BF16, else the model's "
-                            "int8 variant on the CPU (fp16 on a GPU) when it is beside the model, else fp32",
-                            choices=PRECISIONS)
+    precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
                                  "evenly spaced dates, or all; auto: all, or the last N with --max-dates",
                                  choices=DATE_SELECTIONS)

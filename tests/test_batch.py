@@ -111,6 +111,9 @@ def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, ca
                  "10.0.0.5:8786", str(places / "jobs.csv")])
     assert code == 1 and "is not an address like tcp://HOST:8786" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    (tmp_path / "a_file").write_text("")
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "a_file"), str(places / "jobs.csv")])
+    assert code == 1 and "a_file is a file: give a folder for the results (--output)" in capsys.readouterr().err
 
 
 def test_batch_through_processing(places, local_model, tmp_path, provider):
@@ -162,3 +165,24 @@ def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path,
         assert (mosaic.read(1) == whole.read(1)).mean() > 0.995
     assert sorted(p.name for p in (tmp_path / "out" / "big" / "2019").iterdir()) == [
         "classes.qml", "classes.tif", "done.json", "probability.qml", "probability.tif"]
+
+
+def test_a_place_of_three_periods_makes_both_changes_one_after_the_other(small_scene, local_model, tmp_path, capsys):
+    """Three periods of one place: its two change maps write into one folder, one at a time, so both are made
+    (they locked each other out); a rerun with the model's path spelt otherwise finds every task done."""
+    rows = ["place,period,path"]
+    for period, year in (("2016", 2016), ("2017", 2016), ("2019", 2019)):  # 2017: the 2016 dates again
+        rows += [f"p,{period},{path}" for path in small_scene.tci_paths[year]]
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("\n".join(rows) + "\n")
+    output = tmp_path / "out"
+    argv = ["batch", "--output", str(output), "--workers", "2", "--device", "cpu", str(jobs)]
+    assert main([*argv[:1], "--model", str(local_model), *argv[1:]]) == 0, capsys.readouterr().err
+    summary = json.loads((output / "batch.json").read_text())
+    changes = summary["places"]["p"]["changes"]
+    assert set(changes) == {"change_2016_2017", "change_2017_2019"} and all(c["ok"] for c in changes.values())
+    assert changes["change_2016_2017"]["new_pixels"] == 0  # the same dates twice
+    capsys.readouterr()
+    spelt_otherwise = local_model.parent / ".." / local_model.parent.name / local_model.name
+    assert main([*argv[:1], "--model", str(spelt_otherwise), *argv[1:]]) == 0
+    assert "(5 tasks already complete)" in capsys.readouterr().out
