@@ -49,7 +49,7 @@ class ChangeOptions:
                                words="the class code")
     high: float = option(CHANGE_THRESHOLD, "probability threshold (probability inputs)", minimum=0, maximum=1,
                          words="the threshold")
-    low: float | None = option(None, "hysteresis lower threshold, below --high (probability inputs)", minimum=0,
+    low: float | None = option(None, "hysteresis lower threshold, below the threshold (probability inputs)", minimum=0,
                                maximum=1, words="the lower threshold")
     min_patch_pixels: int = option(MIN_PATCH_PIXELS, "drop new/removed patches under N pixels (8-connected)",
                                    flag="--min-patch",

@@ -208,6 +208,8 @@ def request_problems(request: SegmentRequest) -> list[str]:
         outputs = _output_paths(request)
     except SegmentError as error:
         return problems + error.problems
+    problems += [f"the outputs are GeoTIFFs: name {path.name} .tif" for path in outputs
+                 if path.suffix.lower() not in (".tif", ".tiff")]
     return problems + output_problems(outputs, [r.path for r in request.rasters])
 
 

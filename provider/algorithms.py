@@ -108,7 +108,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return _tr(
             "Runs a TimeSeg model (by default the shipped road model) over several dated rasters of one place "
-            "and writes a probability raster and a class raster on the first raster's grid, each with its QGIS "
+            "and writes a probability raster and a class raster on the earliest date's grid, each with its QGIS "
             "style. Dates come from the file names (Sentinel-2 product names, YYYYMMDD) or the GDAL tags unless "
             "given in Dates (comma-separated YYYY-MM-DD, in layer order). Everything is checked before the model "
             "runs; an error says what to change. Both outputs are written together or not at all."
@@ -142,10 +142,12 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             self.THRESHOLD, _tr("Threshold (0: the model's)"), QgsProcessingParameterNumber.Double, 0, minValue=0,
             maxValue=0.99), described("threshold"))))
         self.addParameter(_with_help(QgsProcessingParameterExtent(
-            self.EXTENT, _tr("Area of interest (empty: the rasters' extent)"), optional=True), described("aoi")))
+            self.EXTENT, _tr("Area of interest (empty: the rasters' extent)"), optional=True),
+            _tr("only this area is read and written, on the rasters' grid; in any CRS (QGIS converts it)")))
         self.addParameter(_with_help(QgsProcessingParameterVectorLayer(
             self.MASK, _tr("Inside these polygons only (outside: nodata)"), [QgsProcessing.TypeVectorPolygon],
-            optional=True), described("aoi")))
+            optional=True), _tr("only the polygons' extent is read and written; outside the polygons is nodata "
+                                "(any CRS; takes the place of the area of interest)")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, _tr("Probability")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
 

@@ -24,6 +24,10 @@ class TimeSegProvider(QgsProcessingProvider):
     def icon(self) -> QIcon:
         return QIcon(str(ICON))
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
+        """The engine writes tiled, compressed GeoTIFFs only: other names are not offered (or refused)."""
+        return ["tif"]
+
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(SegmentAlgorithm())
         self.addAlgorithm(ChangeAlgorithm())

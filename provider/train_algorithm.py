@@ -7,6 +7,7 @@ from pathlib import Path
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -30,6 +31,7 @@ class TrainAlgorithm(TimeSegAlgorithm):
     LINE_WIDTH = "LINE_WIDTH"
     EXTENT = "EXTENT"
     INIT_MODEL = "INIT_MODEL"
+    FROM_SCRATCH = "FROM_SCRATCH"
     EPOCHS = "EPOCHS"
     MINUTES = "MINUTES"
     OUTPUT_MODEL = "OUTPUT_MODEL"
@@ -45,9 +47,10 @@ class TrainAlgorithm(TimeSegAlgorithm):
             "Fits a TimeSeg model to your dated rasters and a label layer (road lines, polygons or a label "
             "raster). The area (the rasters' extent or the Extent given) is cut along its longer side into a "
             "training part (70 %), a validation part (10 %) that picks the best epoch, and a held-out part "
-            "(20 %) that is only scored. Starting model: a TimeSeg checkpoint (.pt) such as the shipped "
-            "roads.pt, or empty to train from scratch. Writes the .onnx model with its card (held-out F1 "
-            "before and after in its metrics), the checkpoint (.pt) and the numbers (.json) beside it. "
+            "(20 %) that is only scored. Starting model: a TimeSeg checkpoint (.pt), by default the shipped "
+            "roads.pt; tick Train from scratch for none. Writes the .onnx model with its card (held-out F1 "
+            "before and after in its metrics), the checkpoint (.pt), the numbers (.json) and, when it keeps the "
+            "maps, its int8 CPU variant (.int8.onnx) beside it. "
             "Needs torch in QGIS's Python."
         )
 
@@ -66,8 +69,10 @@ class TrainAlgorithm(TimeSegAlgorithm):
                                                        optional=True))
         default_init = SHIPPED_ROAD_MODEL.with_suffix(".pt")
         self.addParameter(QgsProcessingParameterFile(
-            self.INIT_MODEL, _tr("Model to fine-tune (.pt; empty: from scratch)"), extension="pt",
+            self.INIT_MODEL, _tr("Model to fine-tune (.pt; default: the shipped road model)"), extension="pt",
             defaultValue=str(default_init) if default_init.exists() else None, optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(  # QGIS puts the default back into an emptied file
+            self.FROM_SCRATCH, _tr("Train from scratch (no model to fine-tune)"), defaultValue=False))
         self.addParameter(QgsProcessingParameterNumber(
             self.EPOCHS, _tr("Epochs"), QgsProcessingParameterNumber.Integer, FINE_TUNE_EPOCHS,
             minValue=1, maxValue=500))
@@ -104,7 +109,8 @@ class TrainAlgorithm(TimeSegAlgorithm):
             rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, layers[0].crs())
             if not rectangle.isNull():
                 extent = (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
-        init = self.parameterAsFile(parameters, self.INIT_MODEL, context)
+        init = None if self.parameterAsBoolean(parameters, self.FROM_SCRATCH, context) else \
+            self.parameterAsFile(parameters, self.INIT_MODEL, context)
         minutes = self.parameterAsDouble(parameters, self.MINUTES, context)
         request = FineTuneRequest(
             rasters, labels, Path(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)),

@@ -339,9 +339,11 @@ def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgi
         output = tmp_path / "processing.onnx"
         result = processing.run("timeseg:train", {
             "INPUT": [str(p) for p in place.tci_paths[2019]], "LABELS": roads, "LINE_WIDTH": 3,
-            "INIT_MODEL": "", "EPOCHS": 1, "MINUTES": 0, "OUTPUT_MODEL": str(output)})
+            "FROM_SCRATCH": True, "EPOCHS": 1, "MINUTES": 0, "OUTPUT_MODEL": str(output)})
         assert result["OUTPUT_MODEL"] == str(output)
-        assert "heldout_after" in read_model_card(output).metrics
+        card = read_model_card(output)  # from scratch, as asked (an emptied model file gets its default back)
+        assert "from scratch" in card.trained_on and card.metrics["heldout_before"] is None
+        assert card.metrics["heldout_after"]
         with rasterio.open(place.tci_paths[2019][0]) as dataset:
             left, bottom, right, top = dataset.bounds
         with pytest.raises(QgsProcessingException, match="does not overlap the rasters"):
@@ -363,7 +365,7 @@ def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgi
     headless = tmp_path / "headless.onnx"
     run = subprocess.run(["qgis_process.bin", "--json", "run", "timeseg:train", "--",
                           *[f"INPUT={p}" for p in place.tci_paths[2019]],
-                          f"LABELS={place.labels_path}|layername=roads_2019", "EPOCHS=1", "INIT_MODEL=",
+                          f"LABELS={place.labels_path}|layername=roads_2019", "EPOCHS=1", "FROM_SCRATCH=true",
                           f"OUTPUT_MODEL={headless}"], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert json.loads(run.stdout[run.stdout.index("{"):])["results"]["OUTPUT_MODEL"] == str(headless)

@@ -123,6 +123,19 @@ def test_segment_errors_become_processing_errors(provider, local_model, small_sc
             "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
 
 
+def test_outputs_under_other_formats_names_are_refused(provider, local_model, small_scene, tmp_path):
+    """The engine writes GeoTIFFs: a .img or .sdat name would hold one under the wrong name."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="the outputs are GeoTIFFs: name p.img .tif; the outputs are "
+                                                     "GeoTIFFs: name c.sdat .tif"):
+        processing.run("timeseg:segment", {
+            "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+            "OUTPUT_PROBABILITY": str(tmp_path / "p.img"), "OUTPUT_CLASSES": str(tmp_path / "c.sdat")})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_processing_results_are_named_and_styled(provider, local_model, small_scene, tmp_path):
     """Loaded from the toolbox, the results carry the model and the dates in their names and their styles."""
     import processing
