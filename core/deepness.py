@@ -48,6 +48,17 @@ def _value(metadata: dict[str, str], *keys: str) -> Any:
     return None
 
 
+def _number(metadata: dict[str, str], key: str, default: float) -> float:
+    """A number of the metadata (``default`` when absent or empty); ``ModelCardError`` when it is not one."""
+    value = _value(metadata, key)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ModelCardError(f"Deepness {key} must be a number, not {value!r}: fix the model's metadata") from None
+
+
 def _class_names(metadata: dict[str, str], output_channels: int | None) -> list[str]:
     names = _value(metadata, "class_names", "names")
     if isinstance(names, dict):
@@ -77,23 +88,34 @@ def deepness_card(metadata: dict[str, str], input_shape: list, output_shape: lis
     channels = input_shape[1] if isinstance(input_shape[1], int) else 3
     static_side = input_shape[2] if isinstance(input_shape[2], int) else None
     tile_size = int(_value(metadata, "tile_size", "tiles_size") or static_side or DEFAULT_TILE_SIZE)
-    overlap_percent = float(_value(metadata, "tiles_overlap") or 0)
-    centimetres = _value(metadata, "resolution")
+    overlap_percent = _number(metadata, "tiles_overlap", 0.0)
     mean, std = _value(metadata, "standardization_mean"), _value(metadata, "standardization_std")
     output_channels = output_shape[1] if isinstance(output_shape[1], int) else None
     if std is not None and (not isinstance(std, list) or min(float(v) for v in std) <= 0):
         raise ModelCardError("Deepness standardization_std must list numbers above 0: fix the model's metadata")
+    for name, values in (("standardization_mean", mean), ("standardization_std", std)):
+        if values is not None and (not isinstance(values, list) or len(values) != channels):
+            raise ModelCardError(f"Deepness {name} must list one number per input channel ({channels}): fix the "
+                                 "model's metadata")
+    class_names = _class_names(metadata, output_channels)
+    if output_channels is not None and len(class_names) != max(output_channels, 2):
+        raise ModelCardError(f"Deepness class_names lists {len(class_names)} classes, the network gives "
+                             f"{output_channels} channels: fix the model's metadata")
+    resolution, threshold = _number(metadata, "resolution", 0.0), _number(metadata, "seg_thresh", 0.5)
+    if resolution < 0 or not 0 < threshold < 1 or not 0 <= overlap_percent < 100:
+        raise ModelCardError("Deepness resolution must be 0 or more centimetres, seg_thresh between 0 and 1 and "
+                             "tiles_overlap from 0 to 99 %: fix the model's metadata")
     return ModelCard(
         architecture=ARCHITECTURE,
-        class_names=_class_names(metadata, output_channels),
+        class_names=class_names,
         bands=[f"band {i + 1}" for i in range(channels)],
         input_scale=1 / 255,
         sequence_length=1,
         min_sequence_length=1,
         tile_size=tile_size,
         tiles_overlap=min(tile_size - 1, round(tile_size * overlap_percent / 100)),
-        resolution=float(centimetres) / 100 if centimetres else 0.0,  # 0: not stated, any resolution runs
-        threshold=float(_value(metadata, "seg_thresh") or 0.5),
+        resolution=resolution / 100,  # 0: not stated, any resolution runs
+        threshold=threshold,
         standardization_mean=[float(v) for v in mean] if mean is not None else None,
         standardization_std=[float(v) for v in std] if std is not None else None,
         input_dtype="uint8",

@@ -42,9 +42,11 @@ class Tile:
 
 
 def aligned_overlap(tile_size: int, overlap: int) -> int:
-    """``overlap`` grown (by less than ``TILE_ALIGN_PX``) so that the stride is a multiple of ``TILE_ALIGN_PX``."""
-    stride = max(TILE_ALIGN_PX, (tile_size - overlap) // TILE_ALIGN_PX * TILE_ALIGN_PX)
-    return max(overlap, tile_size - stride)
+    """``overlap`` grown (by less than ``TILE_ALIGN_PX``) so that the stride is a multiple of ``TILE_ALIGN_PX``;
+    a stride never below ``TILE_ALIGN_PX`` (a huge overlap shrinks to it); tiles under twice that as asked."""
+    if tile_size < 2 * TILE_ALIGN_PX:
+        return overlap
+    return tile_size - max(TILE_ALIGN_PX, (tile_size - overlap) // TILE_ALIGN_PX * TILE_ALIGN_PX)
 
 
 def _starts(offset: int, length: int, full_length: int, tile: int, stride: int) -> list[tuple[int, bool, bool]]:

@@ -10,6 +10,7 @@ so the expected probability of every pixel is known in closed form.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -113,6 +114,29 @@ def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tm
     detector = deepness_model(tmp_path / "cars.onnx", WEIGHTS, BIAS, {"0": "car"}, "Sigmoid", model_type="Detector")
     assert main(["segment", "--model", str(detector), "--output", str(tmp_path / "o"), *rasters]) == 1
     assert "this is a Deepness detector model; TimeSeg runs Deepness segmentation models" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"class_names": {"0": "a", "1": "b", "2": "c"}}, "class_names lists 3 classes, the network gives 1 channels"),
+    ({"standardization_mean": [0.4, 0.4]}, "standardization_mean must list one number per input channel \\(3\\)"),
+    ({"resolution": "abc"}, "resolution must be a number, not 'abc'"),
+    ({"seg_thresh": 2}, "seg_thresh between 0 and 1"),
+    ({"tiles_overlap": 100}, "tiles_overlap from 0 to 99 %"),
+    ({"tiles_overlap": -10}, "tiles_overlap from 0 to 99 %"),
+])
+def test_deepness_metadata_that_cannot_be_right_is_refused_before_the_run(metadata, message, small_scene, tmp_path,
+                                                                           capsys):
+    values = {"class_names": {"0": "water"}, **metadata}
+    names = values.pop("class_names")
+    model = deepness_model(tmp_path / "odd.onnx", WEIGHTS, BIAS, names, "Sigmoid", **values)
+    assert main(["info", str(model)]) == 1  # the card is checked when the model is opened, run or not
+    assert re.search(message, capsys.readouterr().err)
+    code = main(["segment", "--model", str(model), "--output", str(tmp_path / "o"),
+                 *map(str, small_scene.tci_paths[2019])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert re.search(message, err[0]) and err[0].endswith("fix the model's metadata"), err[0]
     assert not (tmp_path / "o").exists()
 
 

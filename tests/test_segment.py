@@ -37,6 +37,8 @@ def test_the_tiles_of_a_part_are_the_full_rasters_cut_to_it_and_start_on_the_lat
 
     overlap = aligned_overlap(256, 30)
     assert overlap == 32 and (256 - overlap) % TILE_ALIGN_PX == 0
+    assert aligned_overlap(512, 507) == 480  # a stride of 5 px would run 100 times the tiles: 32 px at least
+    assert aligned_overlap(32, 8) == 8  # too small a tile to align: as asked
     full = tile_grid(400, 500, 256, overlap)
     part = tile_grid(150, 200, 256, overlap, origin, (400, 500))
     full_weights = np.zeros((400, 500))
