@@ -81,9 +81,9 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
     with a message that says what to give. A name that disagrees with its tags or with ``dates`` is said
     in ``warnings`` (else logged): the caller says them once the run's checks pass."""
     from .raster_stack import DatedRaster, raster_missing
-    from .sentinel2 import check_product, is_product
+    from .sentinel2 import check_product, is_product, product_of
 
-    paths = [Path(p) for p in paths]
+    paths = [product_of(p) for p in paths]
     given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []
     if given and len(given) != len(paths):
         raise ValueError(f"{len(given)} dates for {len(paths)} rasters: give one date per raster")

@@ -23,6 +23,12 @@ class ProductError(ValueError):
     """Not a Sentinel-2 product TimeSeg can read; the message says why."""
 
 
+def product_of(path: str | Path) -> Path:
+    """``path``, or the ``.SAFE`` folder of a ``manifest.safe`` (what a file dialog picks in a product)."""
+    path = Path(path)
+    return path.parent if path.name.lower() == "manifest.safe" else path
+
+
 def is_product(path: str | Path) -> bool:
     """A ``.SAFE`` folder, or a ``.zip`` (of one), by its name."""
     name = Path(path).name.upper()

@@ -157,7 +157,9 @@ class TimeSegDock(QgsDockWidget):
     def _choose_products(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Sentinel-2 products"), "",
                                                 self.tr("Sentinel-2 products (*.zip manifest.safe)"))
-        self.add_products([Path(p).parent if Path(p).name == "manifest.safe" else Path(p) for p in paths])
+        from ..core.sentinel2 import product_of
+
+        self.add_products([product_of(p) for p in paths])
 
     def add_products(self, products: list[Path]) -> list[str]:
         """Each product's true-colour image as a layer named after the product (its date in the name);
