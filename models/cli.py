@@ -57,7 +57,8 @@ def _add_train(commands) -> argparse.ArgumentParser:
                       help="share the real patches by the train areas' sizes (area, default) or equally per "
                       "scene")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--output", type=Path, required=True, help="run folder for checkpoints and history")
+    fit.add_argument("--output", type=Path, help="run folder for checkpoints and history (not with --output-model, "
+                     "which writes its checkpoint and numbers beside the model)")
     add_options(fit, TrainOptions)
     return parser
 
@@ -132,6 +133,9 @@ def run_train(args: argparse.Namespace) -> None:
     class_names = args.class_names.split(",")
     if args.output_model:
         return run_fine_tune(args)
+    if args.output is None:
+        raise ValueError("give --output (the run folder for checkpoints and history), or --output-model to fit a "
+                         "model to your area")
     if args.images:
         if not (args.labels and args.validation_images and args.validation_labels):
             raise ValueError("with --images, give --labels, --validation-images and --validation-labels "

@@ -315,7 +315,7 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
                                 ("outline", "far.gpkg marks every pixel of the area as the class")):
         kind = "polygons" if layer_name == "outline" else "lines"
         code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name, "--label-kind",
-                     kind, "--output-model", str(tmp_path / "m.onnx"), "--output", str(tmp_path / "run")])
+                     kind, "--output-model", str(tmp_path / "m.onnx")])  # no --output: the model's folder
         assert code == 1 and message in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
