@@ -33,7 +33,7 @@ from .options import option, range_problems
 from .outputs import GeoTiffWriter
 from .preflight import output_problems
 from .qml import change_qml, dates_of, style_path
-from .raster_stack import Grid, RasterStackError, raster_missing, read_band_on_grid
+from .raster_stack import Grid, RasterStackError, bounds_overlap, raster_missing, read_band_on_grid
 
 NONE, NEW, REMOVED, NODATA = 0, 1, 2, 255
 CHANGE_COLOURS = {NONE: (0, 0, 0, 0), NEW: (230, 20, 20, 255), REMOVED: (30, 80, 230, 255), NODATA: (0, 0, 0, 0)}
@@ -136,6 +136,8 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
     if len(names) == 2 and names[0] != names[1]:
         problems.append(f"{shown(before)} holds {', '.join(names[0])} and {shown(after)} holds "
                         f"{', '.join(names[1])}: compare maps made by the same model")
+    if not _footprints_overlap(before, after):
+        return [*problems, f"{shown(before)} does not overlap {shown(after)}: give maps of the same place"]
     earlier, later = _dates(before), _dates(after)
     if earlier and later and min(earlier) > max(later):
         problems.append(f"the earlier map {shown(before)} is of {_span(earlier)}, after the later map "
@@ -144,6 +146,16 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
         problems.append(f"class {options.target_class} is not in these maps (classes 0 to {len(names[0]) - 1}: "
                         f"{', '.join(names[0])}): give another --class")
     return problems
+
+
+def _footprints_overlap(before: Path, after: Path) -> bool:
+    """The two maps' extents share some area (``before``'s taken into ``after``'s CRS)."""
+    from rasterio.warp import transform_bounds
+
+    with rasterio.open(before) as earlier, rasterio.open(after) as later:
+        if earlier.crs is None or later.crs is None:
+            return True  # said by the reading (no CRS)
+        return bounds_overlap(transform_bounds(earlier.crs, later.crs, *earlier.bounds), tuple(later.bounds))
 
 
 def shown(path: Path) -> str:

@@ -360,11 +360,14 @@ def _crops_vs_roads(ws: Workspace) -> list:
     return change(ws, before=crops)
 
 
-def _change_far(ws: Workspace) -> list:
-    with rasterio.open(ws.before) as dataset:
+def _change_far(ws: Workspace, later_map: bool = False) -> list:
+    """A copy of a map (of the earlier period, or the later one with its dates) at another place."""
+    with rasterio.open(ws.after if later_map else ws.before) as dataset:
         far = ws.raster("far_classes.tif", dataset.read(), transform=from_origin(100_000, 100_000, 10, 10),
                         nodata=255)
-    return change(ws, before=far)
+        with rasterio.open(far, "r+") as copy:
+            copy.update_tags(**dataset.tags())
+    return change(ws, before=far) if not later_map else change(ws, before=far, after=ws.before)
 
 
 CHANGE_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
@@ -387,6 +390,9 @@ CHANGE_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "before missing": (lambda ws: change(ws, before=ws.results / "nothing.tif"), 1, "raster not found"),
     "no overlap": (_change_far, 1, "inputs/far_classes.tif does not overlap seg/classes.tif: give maps of the same "
                    "place"),
+    "another place, periods swapped": (lambda ws: _change_far(ws, later_map=True), 1,
+                                       "inputs/far_classes.tif does not overlap 2016/classes.tif: give maps of the "
+                                       "same place$"),
     "periods swapped": (lambda ws: change(ws, before=ws.after, after=ws.before), 1,
                         "the earlier map seg/classes.tif is of 2019-\\d\\d-\\d\\d to 2019-\\d\\d-\\d\\d, after the "
                         "later map 2016/classes.tif \\(2016-\\d\\d-\\d\\d to 2016-\\d\\d-\\d\\d\\): swap them$"),
