@@ -245,6 +245,10 @@ class RasterStack(contextlib.AbstractContextManager):
         self.grid = self.full_grid = Grid(self.grid.crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
         self.views = [self._aligned(d, self._resampling) for d in self._datasets]
 
+    def warped(self) -> list[bool]:
+        """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""
+        return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
+
     def date_pixel_sizes(self) -> list[float]:
         """Each date's own pixel size on the ground, metres, in date order (``Grid.pixel_size_m``)."""
         return [Grid.of(dataset).pixel_size_m for dataset in self._datasets]

@@ -432,17 +432,21 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     a date at another resolution than the outputs' is resampled onto them; the warnings say which."""
     sizes, reference = stack.date_pixel_sizes(), stack.grid.pixel_size_m
     warnings = []
-    if card.resolution > 0 and not resolution_fits(reference, card.resolution):
+    resampled = card.resolution > 0 and not resolution_fits(reference, card.resolution)
+    if resampled:
         stack.resample_to(card.resolution)
         who = ("the rasters are" if all(abs(size / reference - 1) < 0.01 for size in sizes)
                else f"{stack.reference_name} (the reference) is")
         warnings.append(f"{who} at {reference:.3g} m per pixel, the model works at {card.resolution:g} m: they are "
                         f"resampled to {card.resolution:g} m and the outputs are on that grid")
     target = stack.grid.pixel_size_m
-    warnings += [f"{Path(raster.path).name} is at {size:.3g} m per pixel: it is resampled to the outputs' "
-                 f"{target:.3g} m"
-                 for raster, size in zip(stack.rasters, sizes)
-                 if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target)]
+    for raster, size, warped in zip(stack.rasters, sizes, stack.warped()):
+        name = Path(raster.path).name
+        if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target):
+            warnings.append(f"{name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m")
+        elif warped and not resampled:  # a date off the reference's grid, the grid itself kept
+            warnings.append(f"{name} is not on the grid of {stack.reference_name} (another CRS, or pixels "
+                            "offset): it is resampled onto it")
     return warnings
 
 

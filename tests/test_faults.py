@@ -741,7 +741,10 @@ def test_each_date_at_another_resolution_is_named(ws, capsys):
         left, top = reference.transform.c, reference.transform.f
     coarse = ws.raster("C_20191230.tif", ws.tci()[:, ::2, ::2], transform=from_origin(left, top, 20, 20))
     early = ws.raster("C_20190101.tif", ws.tci()[:, ::2, ::2], transform=from_origin(left, top, 20, 20))
+    shifted = ws.raster("C_20191231.tif", ws.tci(), transform=from_origin(left + 5, top, 10, 10))  # half a pixel
     for rasters, expected in (
+            ([*ws.inputs[:2], shifted], f"warning: C_20191231.tif is not on the grid of {ws.inputs[0].name} "
+                                        "(another CRS, or pixels offset): it is resampled onto it"),
             ([*ws.inputs[:2], coarse], "warning: C_20191230.tif is at 20 m per pixel: it is resampled to the "
                                        "outputs' 10 m"),
             ([early, *ws.inputs[:2]], "warning: C_20190101.tif (the reference) is at 20 m per pixel, the model "
