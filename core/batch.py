@@ -434,6 +434,7 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
         if cluster is not None:
             cluster.close()
     summary = _summary(reports, request, len(workers), time.perf_counter() - started)
+    summary["class"] = _followed_class(model_path)
     write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
     return summary
 
@@ -496,10 +497,11 @@ def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str]
     return reports
 
 
-def place_line(place: str, report: dict[str, Any]) -> str:
-    """One place of the summary in words: whether it failed, and its change (if a change map was made)."""
+def place_line(place: str, report: dict[str, Any], class_name: str) -> str:
+    """One place of the summary in words: whether it failed, and the change of ``class_name`` (the model's class
+    that change maps follow) if a change map was made."""
     change = ("no change map" if report["new_km"] is None else
-              f"new roads {report['new_km']:.2f} km, removed {report['removed_km']:.2f} km")
+              f"{class_name} lines new {report['new_km']:.2f} km, removed {report['removed_km']:.2f} km")
     return f"{place}: {'FAILED' if report['failed'] else 'ok'}; {change}"
 
 
@@ -508,6 +510,16 @@ def _lengths(changes: Iterable[dict]) -> dict[str, float | None]:
     period only), not a measured 0."""
     made = [change for change in changes if change["ok"]]
     return {key: round(sum(change[key] for change in made), 3) if made else None for key in ("new_km", "removed_km")}
+
+
+def _followed_class(model_path: Path) -> str:
+    """The class whose change the change maps follow (``ChangeOptions.target_class`` of the model's classes)."""
+    from .change import ChangeOptions
+    from .model_card import read_model_card
+
+    names = read_model_card(model_path).class_names
+    target = ChangeOptions().target_class
+    return names[target] if target < len(names) else f"class {target}"
 
 
 def _summary(reports: list[dict], request: BatchRequest, workers: int, seconds: float) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def run_batch(args: argparse.Namespace) -> None:
     summary = run_batch(BatchRequest(args.jobs, **values_of(BatchRequest, args), progress=progress,
                                      dashboard=dashboard))
     for place, report in summary["places"].items():
-        print(place_line(place, report))
+        print(place_line(place, report, summary["class"]))
     print(f"{len(summary['places'])} places in {summary['seconds']:.0f} s on {summary['workers']} workers "
           f"({summary['skipped']} tasks already complete); summary: {Path(args.output_dir) / SUMMARY_NAME}")
     if summary["failed"]:

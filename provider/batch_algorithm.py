@@ -74,6 +74,6 @@ class BatchAlgorithm(TimeSegAlgorithm):
         for failure in summary["failed"]:
             feedback.reportError(_tr("{place} {task} failed: {error}").format(**failure), fatalError=False)
         for place, report in summary["places"].items():
-            feedback.pushInfo(place_line(place, report))
+            feedback.pushInfo(place_line(place, report, summary["class"]))
         return {self.OUTPUT: str(output), self.SUMMARY: str(output / SUMMARY_NAME),
                 self.FAILED: len(summary["failed"])}

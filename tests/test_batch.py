@@ -67,6 +67,9 @@ def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
     # a place without a change map has no length of change, not 0 km
     assert summary["places"]["coast_c"]["new_km"] is None and summary["places"]["coast_c"]["removed_km"] is None
     assert "coast_c: FAILED; no change map" in lines
+    assert summary["class"] == "road"  # the class the change maps follow, in each place's line
+    assert f"coast_a: ok; road lines new {summary['places']['coast_a']['new_km']:.2f} km, removed " \
+        f"{summary['places']['coast_a']['removed_km']:.2f} km" in lines
     assert summary["new_km"] == pytest.approx(sum(summary["places"][p]["new_km"] for p in ("coast_a", "coast_b")))
     assert summary["removed_km"] == pytest.approx(sum(summary["places"][p]["removed_km"]
                                                       for p in ("coast_a", "coast_b")))
