@@ -50,6 +50,10 @@ def label_raster(source: LabelSource, grid: Grid) -> np.ndarray:
     if source.kind == "raster":
         return _resampled_raster(path, grid)
     geometries = _read_geometries(path, source.layer, grid)
+    kinds = {"LineString": "lines", "MultiLineString": "lines", "Polygon": "polygons", "MultiPolygon": "polygons"}
+    other = sorted({kinds.get(geometry["type"]) for geometry in geometries} - {source.kind, None})
+    if other:  # polygons read as lines fill their area; lines read as polygons are 1 px wide
+        raise LabelError(f"{path.name} holds {other[0]}, not {source.kind}: give the label kind {other[0]}")
     shape = (grid.height, grid.width)
     if not geometries:
         return np.zeros(shape, dtype=np.uint8)

@@ -317,6 +317,14 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
         code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name, "--label-kind",
                      kind, "--output-model", str(tmp_path / "m.onnx")])  # no --output: the model's folder
         assert code == 1 and message in capsys.readouterr().err
+    # a kind that is not the layer's: lines read as polygons would be 1 px wide, polygons read as lines filled
+    for layer_name, kind, message in (("west_only", "polygons", "far.gpkg holds lines, not polygons: give the label "
+                                       "kind lines"),
+                                      ("outline", "lines", "far.gpkg holds polygons, not lines: give the label kind "
+                                       "polygons")):
+        code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name, "--label-kind",
+                     kind, "--output-model", str(tmp_path / "m.onnx")])
+        assert code == 1 and message in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
                  "--output-model", str(tmp_path / "m.onnx"), "--extent", "1,2,3", "--output", str(tmp_path / "r")])
