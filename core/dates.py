@@ -81,7 +81,7 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
     with a message that says what to give. A name that disagrees with its tags or with ``dates`` is said
     in ``warnings`` (else logged): the caller says them once the run's checks pass."""
     from .raster_stack import DatedRaster, raster_missing
-    from .sentinel2 import check_product, is_product, product_of
+    from .sentinel2 import check_product, is_product, product_date, product_of
 
     paths = [product_of(p) for p in paths]
     given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []
@@ -104,7 +104,7 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
                 _warn(warnings, f"--dates gives {date} to {path.name}, whose name says {named} (the dates go in the "
                                 "order of the rasters)")
         else:
-            date = date_from_name(path) if product else detect_date(path, warnings)
+            date = product_date(path) if product else detect_date(path, warnings)
             if date is None:
                 raise ValueError(f"no date in the name or tags of {path.name}: give the dates")
         rasters.append(DatedRaster(path.absolute() if product else path, date))

@@ -10,6 +10,7 @@ acquisition date is in the product name (``S2B_MSIL2A_20190105T...``).
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import zipfile
 from pathlib import Path
@@ -29,11 +30,34 @@ def product_of(path: str | Path) -> Path:
     return path.parent if path.name.lower() == "manifest.safe" else path
 
 
+def product_date(product: str | Path) -> dt.date | None:
+    """A product's acquisition date: from its name, else (a renamed download) from the ``.SAFE`` folder's
+    name inside its zip; None when neither holds one."""
+    from .dates import date_from_name
+
+    product = Path(product)
+    date = date_from_name(product)
+    if date is None:
+        inner = _inner_safe(product)
+        date = date_from_name(inner) if inner else None
+    return date
+
+
 def is_product(path: str | Path) -> bool:
-    """A ``.SAFE`` folder, or a ``.zip`` (of one), by its name."""
+    """A ``.SAFE`` folder, or a ``.zip`` of one: by its name, or (a renamed download) by what it holds."""
     name = Path(path).name.upper()
-    return name.endswith(".SAFE") or (name.endswith(".ZIP") and ".SAFE" in name) or (
-        name.endswith(".ZIP") and name.startswith("S2"))
+    if name.endswith(".SAFE") or (name.endswith(".ZIP") and (".SAFE" in name or name.startswith("S2"))):
+        return True
+    return name.endswith(".ZIP") and _inner_safe(Path(path)) is not None
+
+
+def _inner_safe(archive_path: Path) -> str | None:
+    """The name of the ``.SAFE`` folder a zip holds, if it is a readable zip that holds one."""
+    if not archive_path.is_file() or not zipfile.is_zipfile(archive_path):
+        return None
+    with zipfile.ZipFile(archive_path) as archive:
+        return next((name.split("/")[0] for name in archive.namelist() if name.split("/")[0].endswith(".SAFE")),
+                    None)
 
 
 def _members(product: Path) -> tuple[list[str], str]:

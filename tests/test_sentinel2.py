@@ -49,8 +49,10 @@ def products(small_scene, tmp_path_factory):
 def test_products_give_the_maps_of_their_images(products, small_scene, local_model, tmp_path, capsys):
     manifest = products[0] / "manifest.safe"  # a .SAFE folder given by its manifest, as a file dialog picks it
     manifest.write_text("<xfdu:XFDU/>")
+    renamed = tmp_path / "download (1).zip"  # a zip renamed by the browser: its date is that of the .SAFE inside
+    shutil.copy(products[2], renamed)
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "products"),
-                 *map(str, [manifest, *products[1:]])]) == 0
+                 *map(str, [manifest, products[1], renamed])]) == 0
     dates = ", ".join(str(a.date) for a in small_scene.acquisitions[2019])
     assert f"3 dates ({dates})" in capsys.readouterr().out
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "tifs"),
