@@ -60,10 +60,11 @@ class ChangeOptions:
                                flag="--tolerance", minimum=0, maximum=10, words="the tolerance")
 
 
-# measured by make change-check (docs/models.md): real Inn, one date per period, nothing built in between
+# measured by make change-check (README): real Inn, one date per period, nothing built in between, the default
+# tolerance (1 px): 21.7 km of false new lines and 10.7 km of false removed ones, for 40 km of traced roads
 SINGLE_DATE_WARNING = ("warning: {} was made from one date: between single dates much of the change is false (on a "
-                       "real pair with nothing built, 30 km of false lines for 40 km of roads); use several dates "
-                       "per period")
+                       "real pair with nothing built, about 20 km of false new lines for 40 km of roads); use several "
+                       "dates per period")
 
 
 @dataclass(frozen=True)
