@@ -1,7 +1,8 @@
 """``make package``: dist/timeseg-<version>.zip, the plugin as the QGIS plugin repository wants it.
 
 One top folder ``timeseg/`` with the plugin's code, icon, licence, metadata and the shipped
-models; no tests, caches, virtual environments, build outputs or version-control files.
+models with their checkpoints (``.pt``, read with ``torch.load(weights_only=True)``: fitting a model to
+one's area starts from them); no tests, caches, virtual environments, build outputs or version-control files.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ TOP_FILES = ("__init__.py", "__main__.py", "cli.py", "plugin.py", "metadata.txt"
              "CHANGELOG.md", "resources.qrc", "requirements.txt", "requirements-gpu.txt")
 PACKAGES = ("core", "models", "ui", "provider", "icons")
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "real"}  # real: training data, not for analysts
-SKIPPED_SUFFIXES = {".pyc", ".pyo", ".partial", ".pt"}
+SKIPPED_SUFFIXES = {".pyc", ".pyo", ".partial"}  # the weights' .pt stay: the Train panel fine-tunes roads.pt
 MAX_BYTES = 25 * 1024 * 1024
 
 

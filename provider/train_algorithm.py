@@ -109,8 +109,10 @@ class TrainAlgorithm(TimeSegAlgorithm):
             rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, layers[0].crs())
             if not rectangle.isNull():
                 extent = (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
-        init = None if self.parameterAsBoolean(parameters, self.FROM_SCRATCH, context) else \
-            self.parameterAsFile(parameters, self.INIT_MODEL, context)
+        from_scratch = self.parameterAsBoolean(parameters, self.FROM_SCRATCH, context)
+        init = None if from_scratch else self.parameterAsFile(parameters, self.INIT_MODEL, context)
+        if not from_scratch and not init:  # never from scratch unasked
+            raise QgsProcessingException(_tr("give the model to fine-tune (.pt), or tick Train from scratch"))
         minutes = self.parameterAsDouble(parameters, self.MINUTES, context)
         request = FineTuneRequest(
             rasters, labels, Path(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)),
