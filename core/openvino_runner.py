@@ -36,7 +36,8 @@ def import_openvino():
         import openvino
     except ImportError:
         raise OpenVinoUnavailable("the bf16 precision runs through OpenVINO, which is not installed: "
-                                  "python -m pip install openvino, or choose another precision") from None
+                                  "python3 -m pip install openvino==<the version requirements.txt pins>, or "
+                                  "choose another precision") from None
     return openvino
 
 

@@ -17,7 +17,8 @@ from .model_card import ModelCard, ModelCardError
 from .openvino_runner import OpenVinoSession, OpenVinoUnavailable, native_bf16
 
 log = logging.getLogger("timeseg")
-INSTALL_HINT = "install it into this Python with: python -m pip install onnxruntime (or onnxruntime-gpu for CUDA)"
+INSTALL_HINT = ("install it into this Python with python3 -m pip install onnxruntime==<the version "
+                "requirements.txt pins> (onnxruntime-gpu, requirements-gpu.txt's, for CUDA)")
 
 
 class RuntimeUnavailable(RuntimeError):

@@ -92,8 +92,9 @@ class SegmentRequest:
                                    minimum=MIN_TILE_SIZE, maximum=MAX_TILE_SIZE, words="the tile size")
     overlap: int | None = option(None, "tile overlap in pixels (default: the model card's)", minimum=0,
                                  words="the tile overlap")
-    batch_size: int | None = option(None, "tiles per onnxruntime call (default: 2 on a GPU and for int8 models, "
-                                    "else 1; on a CPU two calls run at once)", minimum=1, maximum=64,
+    batch_size: int | None = option(None, "tiles per model call (default: 8 on a GPU, 1 on a CPU, where two "
+                                    "onnxruntime calls run at once; a model of a fixed batch takes its own)",
+                                    minimum=1, maximum=64,
                                     words="the batch size")
     precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
