@@ -308,7 +308,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         log.info("running %s (%s) on %s", Path(request.model_path).name, card.precision, device_words(model.provider))
         grid = stack.grid
         channels = card.output_channels
-        tile_size, overlap = _tiling(request, model, grid.width, grid.height)
+        # the full raster's tiling, whatever the area: an area's tiles are the full raster's, cut to it
+        tile_size, overlap = _tiling(request, model, stack.full_grid.width, stack.full_grid.height)
         threshold = card.threshold if request.threshold is None else request.threshold
         tiles = tile_grid(grid.height, grid.width, tile_size, overlap, *_lattice(stack))
         batch_size = request.batch_size or model.tiles_per_run

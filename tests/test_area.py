@@ -36,12 +36,17 @@ def whole(small_scene, local_model, tmp_path_factory):
         return dataset.read(1), dataset.transform
 
 
-def test_bounds(small_scene, local_model, whole, tmp_path):
+def test_bounds(small_scene, local_model, whole, tmp_path, capsys):
     probability, transform = whole
     left, top = transform.c + 20 * 10, transform.f - 10 * 10  # columns 20..80, rows 10..70
     bounds = f"{left},{top - 600},{left + 600},{top}"
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path), "--aoi", bounds,
                  *map(str, small_scene.tci_paths[2019])]) == 0
+    capsys.readouterr()
+    # a tile the size of the whole raster: the area takes it, cut to itself (not a tile the area's size)
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "one_tile"), "--aoi", bounds,
+                 "--tile-size", "96", *map(str, small_scene.tci_paths[2019])]) == 0
+    assert "1 of 1 tiles held data" in capsys.readouterr().out
     with rasterio.open(tmp_path / "probability.tif") as dataset:
         part = dataset.read(1)
         assert dataset.shape == (60, 60) and dataset.transform.c == left and dataset.transform.f == top
