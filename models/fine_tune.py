@@ -152,7 +152,7 @@ def labelled_split(labels: LabelSource, grid: Grid, area: Window) -> dict[str, W
     labelled, background = raster == labels.value, (raster != labels.value) & (raster != LABEL_NODATA)
     if not labelled[area.toslices()].any():
         raise FineTuneError("no label lies on the rasters inside the area: check that the label layer covers "
-                            "the rasters (and the chosen area) and is in a CRS QGIS can transform")
+                            "the rasters (and the chosen area) and has a CRS that can be transformed to theirs")
     if not background[area.toslices()].any():
         raise FineTuneError(f"{Path(labels.path).name} marks every pixel of the area as the class, so nothing "
                             "is learnt about what is not: choose the layer of the class alone (road lines or "
