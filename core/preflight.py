@@ -68,13 +68,14 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     ``segment.leave_out_empty_dates``)."""
     problems = []
     if stack.band_count != len(card.bands):
+        naming = (", or name each band (GDAL band descriptions such as B4) so that TimeSeg picks them"
+                  if stack.band_count > len(card.bands) else "")  # naming cannot add bands a raster lacks
         problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}, the model wants "
-                        f"{len(card.bands)} "
-                        f"({', '.join(card.bands)}): give rasters with those bands, or name each band (GDAL band "
-                        "descriptions such as B4) so that TimeSeg picks them")
+                        f"{len(card.bands)} ({', '.join(card.bands)}): give rasters with those bands{naming}")
     if stack.dtype.name != card.input_dtype:
-        problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: "
-                        "give the product the model was trained on")
+        problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: give the "
+                        f"bands as the product the model was trained on holds them ({card.input_dtype}"
+                        f"{'; a true-colour picture is uint8' if stack.dtype.name == 'uint8' else ''})")
     resolution = stack.grid.pixel_size_m
     stated = card.resolution > 0  # 0: a Deepness model that does not say
     if stated and not resolution_fits(resolution, card.resolution):

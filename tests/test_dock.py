@@ -126,8 +126,15 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     assert lines.featureCount() == summary["lines"]["new"] + summary["lines"]["removed"]
     assert [f.name() for f in lines.fields()][-3:] == ["change", "length_m", "mean_probability"]
     assert root.findLayer(change.id()).isVisible() and root.findLayer(lines.id()).isVisible()
+    # the change and its lines over both periods' dates, for the Temporal Controller
+    both = sorted(a.date for year in (2016, 2019) for a in two_periods.acquisitions[year])
+    for layer in (change, lines):
+        span = layer.temporalProperties().fixedTemporalRange()
+        assert layer.temporalProperties().isActive(), layer.name()
+        assert (span.begin().date().toPyDate(), span.end().date().toPyDate()) == (both[0], both[-1])
     assert "new:" in dock.controls.status_label.text()
-    assert any("Change 2016-2019" in m for m in dock.iface.messageBar().get_messages(3))
+    # the message bar gives both halves of the change
+    assert any("Change 2016-2019: new: " in m and "; removed: " in m for m in dock.iface.messageBar().get_messages(3))
     # a second run replaces the first's layers and goes on top
     assert dock.parameters().change.tolerance_px == 1
     dock.options.change_tolerance_spin.setValue(0)  # the change map pixel by pixel

@@ -433,6 +433,10 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         with rasterio.open(classes[0].source()) as dataset:
             values = np.unique(dataset.read(1))
         assert set(values.tolist()) <= {0, 1, 255}
+        # the run's classes map can be labels; its probability map (P, not classes) is not offered
+        offered = {panel.labels_combo.layer(row) for row in range(panel.labels_combo.count())} - {None}
+        names = {layer.name() for layer in offered}
+        assert classes[0].name() in names and not any("probability" in name for name in names), names
     finally:
         plugin.unload()
 

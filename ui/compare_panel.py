@@ -13,7 +13,7 @@ from ..core.change import ChangeOptions
 from ..core.definitions import folder_name
 from .core_task import CoreTask
 from .layer_table import timeseg_output_kind
-from .results import add_change_layers, hide_earlier_results
+from .results import add_change_layers, change_message, hide_earlier_results, plain_lines
 
 
 class ComparePanel(QGroupBox):
@@ -70,8 +70,8 @@ class ComparePanel(QGroupBox):
                 return
             hide_earlier_results(self.project)
             add_change_layers(self.project, "compare", output, lines_path(output), label, [])
-            self.show("\n".join(summary.lines()))
-            self.iface.messageBar().pushMessage("TimeSeg", summary.lines()[0], Qgis.Success, 10)
+            self.show("\n".join(plain_lines(summary.lines())))
+            self.iface.messageBar().pushMessage("TimeSeg", change_message(summary.lines()), Qgis.Success, 10)
 
         self.task = CoreTask(self.tr("TimeSeg compare"),
                              lambda: compute_change(before_path, after_path, output, options), done)

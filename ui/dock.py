@@ -31,7 +31,7 @@ from .dependencies import missing_dependency_message
 from .layer_table import PRODUCT_PROPERTY, LayerTable
 from .model_panel import ModelPanel
 from .options_panel import OptionsPanel
-from .results import add_change_layers, add_period_layers, hide_earlier_results
+from .results import add_change_layers, add_period_layers, change_message, hide_earlier_results, plain_lines
 from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
 from .task_controls import TaskControls
@@ -334,9 +334,9 @@ class TimeSegDock(QgsDockWidget):
             earlier, later = outcome.periods[-2].period, outcome.periods[-1].period
             add_change_layers(self.project, outcome.model_name, outcome.change_path, lines_path(outcome.change_path),
                               f"{earlier}-{later}", [*outcome.periods[-2].dates, *outcome.periods[-1].dates])
-            lines += outcome.change_summary
+            lines += plain_lines(outcome.change_summary)
             self.iface.messageBar().pushMessage(
-                "TimeSeg", self.tr("Change {}-{}: {}").format(earlier, later, outcome.change_summary[0]),
+                "TimeSeg", self.tr("Change {}-{}: {}").format(earlier, later, change_message(outcome.change_summary)),
                 Qgis.Success, 10)
         lines += outcome.warnings
         lines.append(self.tr("Results in {}").format(outcome.parameters.output_dir))

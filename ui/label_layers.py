@@ -15,11 +15,15 @@ from qgis.core import (
 )
 
 from ..core.definitions import folder_name
+from .layer_table import timeseg_output_kind
 
 
 def is_label_candidate(layer) -> bool:
-    """Lines, polygons or a one-band raster: what can hold labels (a raster of several bands is an image)."""
-    return not isinstance(layer, QgsRasterLayer) or layer.bandCount() == 1
+    """Lines, polygons or a one-band raster: what can hold labels (a raster of several bands is an image, and
+    a TimeSeg probability map holds P, not classes; its classes map can be labels)."""
+    if not isinstance(layer, QgsRasterLayer):
+        return True
+    return layer.bandCount() == 1 and timeseg_output_kind(layer) not in ("probability", "change")
 
 
 def label_source_of(layer, line_width: int, folder: Path):
@@ -29,8 +33,9 @@ def label_source_of(layer, line_width: int, folder: Path):
 
     if isinstance(layer, QgsRasterLayer):
         if not is_label_candidate(layer):
-            raise ValueError(f"{layer.name()} is an image of {layer.bandCount()} bands, not labels: choose road "
-                             "lines, polygons or a one-band label raster (1 road, 0 not road, 255 unknown)")
+            raise ValueError(f"{layer.name()} holds no labels (an image, or TimeSeg's probability or change map): "
+                             "choose road lines, polygons or a one-band label raster (1 road, 0 not road, "
+                             "255 unknown)")
         path = Path(layer.source())
         if layer.providerType() != "gdal" or not path.is_file():
             raise ValueError(f"{layer.name()} is not a raster file: save it as a GeoTIFF, then choose that layer")

@@ -89,13 +89,14 @@ def describe_card(card) -> str:
     from ..core.deepness import ARCHITECTURE as DEEPNESS
 
     classes = ", ".join(card.class_names)
-    finds = card.class_names[1] if card.is_binary else classes
+    # a binary model finds its class among the classes; a multi-class one names them once
+    finds = f"{card.class_names[1]} (classes: {classes})" if card.is_binary else f"one of {classes} per pixel"
     resolution = f"{card.resolution:g} m" if card.resolution > 0 else "any resolution"
     if card.architecture == DEEPNESS:
-        return (f"Deepness model, one date (the latest ticked in each period). Finds {finds} (classes: "
-                f"{classes}). {len(card.bands)} bands ({card.input_dtype}), {resolution}. Tiles "
+        return (f"Deepness model, one date (the latest ticked in each period). Finds {finds}. "
+                f"{len(card.bands)} bands ({card.input_dtype}), {resolution}. Tiles "
                 f"{card.tile_size} px, overlap {card.tiles_overlap} px.")
-    text = (f"Finds {finds} (classes: {classes}). Bands: {', '.join(card.bands)} ({card.input_dtype}), "
+    text = (f"Finds {finds}. Bands: {', '.join(card.bands)} ({card.input_dtype}), "
             f"{resolution}. Dates: at least {card.min_sequence_length}, trained on "
             f"{card.sequence_length}. Tiles {card.tile_size} px, overlap {card.tiles_overlap} px.")
     if card.harmonisation is not None:

@@ -21,6 +21,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRendererCategory,
     QgsVectorLayer,
+    QgsVectorLayerTemporalProperties,
 )
 from qgis.PyQt.QtCore import QDateTime, QTime
 
@@ -28,6 +29,16 @@ from .segmentation_task import PeriodResult
 
 LINE_COLOURS = {"new": "230,20,20", "removed": "30,80,230"}
 RESULT_GROUP = "timeseg/results"  # a custom property of the layer tree groups that hold TimeSeg's results
+
+
+def plain_lines(lines: list[str]) -> list[str]:
+    """Summary lines without the command line's column spaces (the dock's font is not fixed-width)."""
+    return [" ".join(line.split()) for line in lines]
+
+
+def change_message(summary_lines: list[str]) -> str:
+    """A change summary's new and removed halves on one line, for the message bar."""
+    return "; ".join(plain_lines(summary_lines[:2]))
 
 
 def hide_earlier_results(project: QgsProject) -> None:
@@ -95,9 +106,13 @@ def add_change_layers(project: QgsProject, model_name: str, raster: Path, lines:
     layer = QgsRasterLayer(str(raster), f"{model_name} change {label}")
     _add(project, group, layer)
     layers.append(layer)
-    if dates:
-        layer.temporalProperties().setIsActive(True)
-        layer.temporalProperties().setFixedTemporalRange(_time_range(dates))
+    if dates:  # the change and its lines over both periods' dates, for the Temporal Controller
+        for each in layers:
+            properties = each.temporalProperties()
+            properties.setIsActive(True)
+            if isinstance(each, QgsVectorLayer):
+                properties.setMode(QgsVectorLayerTemporalProperties.ModeFixedTemporalRange)
+            properties.setFixedTemporalRange(_time_range(dates))
     return layers
 
 

@@ -167,9 +167,14 @@ class TrainPanel(QGroupBox):
         text = self.tr("{} epoch {}/{}: loss {:.3f}, validation F1 {:.3f}").format(
             stage, record["epoch"], record["epochs"], record["loss"], record["f1"])
         progress = self.task.progress() if self.task is not None else 0.0  # set by the task before this signal
-        if 5 <= progress < 100:  # at 100 % what is left is writing the model, not training
-            left = (time.monotonic() - self.started) * (100 - progress) / progress
+        elapsed = time.monotonic() - self.started
+        if 5 <= progress < 100:
+            left = elapsed * (100 - progress) / progress
+            if self.task is not None and self.task.request.minutes:  # the budget ends training at the latest
+                left = min(left, max(self.task.request.minutes * 60 - elapsed, 0))
             text += self.tr("; training ends in about {} min").format(max(1, round(left / 60)))
+        elif progress >= 100:
+            text += self.tr("; scoring the held-out part and writing the model ...")
         self.controls.status_label.setText(text)
 
     def cancel(self) -> None:
