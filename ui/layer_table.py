@@ -45,7 +45,8 @@ def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:
 
     path = Path(layer.source())
     try:
-        return detect_date(path) if path.is_file() else date_from_name(layer.name())
+        # a name and tags that disagree: the table shows the date used, and the analyst can change it
+        return detect_date(path, []) if path.is_file() else date_from_name(layer.name())
     except Exception:  # an unreadable source has no date; the user can type one
         return None
 
