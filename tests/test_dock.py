@@ -358,7 +358,8 @@ def test_periods_of_two_places_are_refused_before_run_and_the_refusal_goes_when_
                "apart): tick the layers of one place")
     assert refusal in dock.warning_label.text().splitlines()
     dock.controls.run_button.click()
-    assert dock.task is None and refusal in dock.controls.status_label.text()
+    assert dock.task is None and dock.controls.status_label.text() == "Not run: mend what the red lines above say."
+    assert refusal in dock.warning_label.text().splitlines()  # said once, above Run
     dock.table.set_checked(elsewhere.id(), False)  # mended: what Run said goes with what it was about
     assert dock.warning_label.text() == "" and dock.controls.status_label.text() == ""
 

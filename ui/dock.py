@@ -290,8 +290,10 @@ class TimeSegDock(QgsDockWidget):
         if self.task is not None or not self.check_dependencies():  # one run at a time
             return
         problems = self.problems()
-        if problems:
-            self.controls.status_label.setText("\n".join(problems))
+        if problems:  # the red lines above say what; the status says that Run waits for them
+            self.warning_label.setText("\n".join(problems))
+            self.warning_label.setVisible(True)
+            self.controls.status_label.setText(self.tr("Not run: mend what the red lines above say."))
             self.refused = True
             return
         self.model_panel.save_settings()
