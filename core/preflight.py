@@ -17,7 +17,7 @@ import rasterio
 from rasterio.windows import Window
 
 from .model_card import ModelCard
-from .raster_stack import RasterStack, RasterStackError, unreadable_message, zero_is_no_data
+from .raster_stack import RasterStack, RasterStackError, has_data, unreadable_message, zero_is_no_data
 
 RESOLUTION_TOLERANCE = 1.5  # a raster up to 1.5x finer or coarser than the model's resolution runs as it is
 OVERVIEW_SIDE = 128  # pixels: the decimated read that tells whether a date holds any data
@@ -98,16 +98,16 @@ def dates_with_data(stack: RasterStack) -> list[bool]:
     samples = [Window(col, row, side, side) for row in _spread(grid.height, side) for col in _spread(grid.width, side)]
     height, width = min(grid.height, OVERVIEW_SIDE), min(grid.width, OVERVIEW_SIDE)
 
-    def has_data(view, **read) -> bool:
-        if zero_is_no_data(view.mask_flag_enums, view.dtypes[0]):  # the masks say valid everywhere
-            return bool(view.read(**read).any())
+    def any_data(view, **read) -> bool:
+        if zero_is_no_data(view.mask_flag_enums):  # the masks say valid everywhere
+            return bool(has_data(view.read(**read)).any())
         return bool(view.read_masks(1, **read).any())
 
     found = []
     for view, raster in zip(stack.views, stack.rasters):
         try:
-            found.append(any(has_data(view, window=window) for window in samples)
-                         or has_data(view, out_shape=(height, width)))
+            found.append(any(any_data(view, window=window) for window in samples)
+                         or any_data(view, out_shape=(height, width)))
         except rasterio.errors.RasterioIOError as error:
             raise RasterStackError(unreadable_message(raster.path, error)) from None
     return found

@@ -41,22 +41,29 @@ class DatedRaster:
         return Path(self.path).name
 
 
-def zero_is_no_data(flags: Sequence[list[MaskFlags]], dtype: str) -> bool:
-    """Whether bands of these mask ``flags`` and ``dtype`` are a colour image of bytes (3 bands or more)
-    that declares no nodata and has no mask: where every band is 0 it has no data (Sentinel-2 true colour
-    whose file leaves the 0 beyond a swath's edge undeclared; an orthophoto's border)."""
-    return len(flags) >= 3 and dtype == "uint8" and all(band == [MaskFlags.all_valid] for band in flags)
+def zero_is_no_data(flags: Sequence[list[MaskFlags]]) -> bool:
+    """Whether bands of these mask ``flags`` are an image of 3 bands or more that declares no nodata and
+    has no mask: where no band is above 0 it has no data (``has_data``). Sentinel-2 true colour and band
+    files leave the 0 beyond a swath's edge undeclared, SNAP and FORCE exports a -9999; an orthophoto's
+    border is 0. No land reflects nothing in three bands at once."""
+    return len(flags) >= 3 and all(band == [MaskFlags.all_valid] for band in flags)
+
+
+def has_data(values: np.ndarray) -> np.ndarray:
+    """``[C, h, w]`` values of a ``zero_is_no_data`` image -> ``[h, w]`` True where some band is above 0
+    (NaN is not)."""
+    return values.any(axis=0) if values.dtype.kind in "ub" else (values > 0).any(axis=0)
 
 
 def _values_and_validity(view, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``[C, h, w]`` values of ``window`` (of the bands ``indexes``, 1-based; None: all) and ``[h, w]``
     True where any band has data. A mask made from the nodata value alone is computed from the values:
-    a masked read would decode the window twice; ``zero_is_no_data`` images have none where every band is 0."""
+    a masked read would decode the window twice; ``zero_is_no_data`` images have none where no band is above 0."""
     flags = [view.mask_flag_enums[i - 1] for i in indexes] if indexes else view.mask_flag_enums
     if all(band == [MaskFlags.all_valid] for band in flags):
         values = view.read(indexes, window=window)
-        if zero_is_no_data(flags, values.dtype.name):
-            return values, values.any(axis=0)
+        if zero_is_no_data(flags):
+            return values, has_data(values)
         return values, np.ones(values.shape[1:], bool)
     if view.nodata is not None and all(band == [MaskFlags.nodata] for band in flags):
         values = view.read(indexes, window=window)

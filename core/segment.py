@@ -309,9 +309,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         grid = stack.grid
         channels = card.output_channels
         # the full raster's tiling, whatever the area: an area's tiles are the full raster's, cut to it
-        tile_size, overlap = _tiling(request, model, stack.full_grid.width, stack.full_grid.height)
+        origin, (lattice_height, lattice_width) = _lattice(stack)
+        tile_size, overlap = _tiling(request, model, lattice_width, lattice_height)
         threshold = card.threshold if request.threshold is None else request.threshold
-        tiles = tile_grid(grid.height, grid.width, tile_size, overlap, *_lattice(stack))
+        tiles = tile_grid(grid.height, grid.width, tile_size, overlap, origin, (lattice_height, lattice_width))
         batch_size = request.batch_size or model.tiles_per_run
         with ThreadPoolExecutor(1, "prepare") as preparing:  # the model made ready while the dates are harmonised
             prepared = preparing.submit(model.prepare, min(batch_size, len(tiles)), len(stack.dates), tile_size)
@@ -493,11 +494,20 @@ def _tiling(request: SegmentRequest, model: LoadedModel, width: int, height: int
 
 
 def _lattice(stack: RasterStack) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``(origin, full)`` of ``tile_grid``: where the stack's area lies in its full grid, and that grid's size."""
-    full = (stack.full_grid.height, stack.full_grid.width)
+    """``(origin, full)`` of ``tile_grid``: where the stack's area lies in the tiles' lattice, and its size.
+
+    The lattice is anchored on the ground: it starts up to ``TILE_ALIGN_PX - 1`` px before the full grid's
+    corner, at a row and column of pixels that are multiples of ``TILE_ALIGN_PX`` counted from the CRS's
+    origin. So two rasters cut from one grid at any offset (two crops of one Sentinel-2 tile) put the
+    networks' 16 px downsampling on the same ground; cut 11 px apart, they differed in 13 % of their road
+    pixels."""
+    transform = stack.full_grid.transform
+    lattice_row = round(transform.f / transform.e) % TILE_ALIGN_PX if transform.e else 0
+    lattice_col = round(transform.c / transform.a) % TILE_ALIGN_PX if transform.a else 0
+    full = (stack.full_grid.height + lattice_row, stack.full_grid.width + lattice_col)
     if stack.area is None:
-        return (0, 0), full
-    return (int(stack.area.window.row_off), int(stack.area.window.col_off)), full
+        return (lattice_row, lattice_col), full
+    return (lattice_row + int(stack.area.window.row_off), lattice_col + int(stack.area.window.col_off)), full
 
 
 def _probability_names(card: ModelCard) -> list[str]:

@@ -127,9 +127,8 @@ def test_stack_aligns_rasters_on_other_grids(tmp_path):
 
 
 def test_stack_validity_from_nodata_values_no_nodata_and_an_internal_mask(tmp_path):
-    """A pixel has data where any band differs from the nodata value; without nodata a colour image of
-    bytes has none where every band is 0 (Sentinel-2 true colour beyond a swath's edge, undeclared) and
-    other rasters have data everywhere; an internal mask band is honoured as it is."""
+    """A pixel has data where any band differs from the nodata value; without nodata an image of 3
+    bands or more has none where every band is 0 (Sentinel-2 true colour beyond a swath's edge, undeclared); an internal mask band is honoured as it is."""
     transform = from_origin(500_000, 1_000_100, 10, 10)
     data = np.full((3, 10, 20), 7, np.uint8)
     data[:, 0, 0] = 0  # every band nodata: no data
@@ -156,15 +155,28 @@ def test_stack_validity_from_nodata_values_no_nodata_and_an_internal_mask(tmp_pa
     assert (pixels[2, :, 5:] == 0).all() and (pixels[2, :, :5] == data[:, :5]).all()
 
 
-def test_without_nodata_a_16_bit_or_one_band_raster_has_data_everywhere(tmp_path):
+@pytest.mark.parametrize("dtype, fill", [("uint16", 0), ("int16", -9999), ("float32", 0.0), ("float32", -9999.0),
+                                         ("float32", np.nan)])
+def test_without_nodata_reflectance_has_none_where_no_band_is_above_0(dtype, fill, tmp_path):
+    """Sentinel-2 band files stacked, SNAP and FORCE exports: the fill beyond a swath's edge (0, -9999, NaN)
+    left undeclared is no data, as in true colour; a pixel with one band above 0 has data."""
     transform = from_origin(500_000, 1_000_100, 10, 10)
-    data = np.full((3, 10, 20), 700, np.uint16)
+    data = np.full((3, 10, 20), 700, dtype)
+    data[:, :, :4] = fill  # beyond the swath's edge
+    data[1:, 0, 10] = 0  # two bands 0, one 700: data
+    path = write_raster(tmp_path / "a_20190101.tif", data, transform, nodata=None)
+    with RasterStack([DatedRaster(path, dt.date(2019, 1, 1))]) as stack:
+        valid = stack.read(Window(0, 0, 20, 10))[1][0]
+    assert not valid[:, :4].any() and valid[:, 4:].all()
+
+
+def test_without_nodata_a_one_band_raster_has_data_everywhere(tmp_path):
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    data = np.full((1, 10, 20), 70, np.uint8)
     data[:, 0, 0] = 0
-    reflectance = write_raster(tmp_path / "a_20190101.tif", data, transform, nodata=None)
-    grey = write_raster(tmp_path / "b_20190201.tif", (data[:1] // 10).astype(np.uint8), transform, nodata=None)
-    for path in (reflectance, grey):
-        with RasterStack([DatedRaster(path, dt.date(2019, 1, 1))]) as stack:
-            assert stack.read(Window(0, 0, 20, 10))[1].all()
+    grey = write_raster(tmp_path / "b_20190201.tif", data, transform, nodata=None)
+    with RasterStack([DatedRaster(grey, dt.date(2019, 1, 1))]) as stack:
+        assert stack.read(Window(0, 0, 20, 10))[1].all()
 
 
 def test_no_data_reads_zero_whatever_the_nodata_value(tmp_path):

@@ -39,15 +39,17 @@ def test_what_a_value_is_in_reflectance():
     assert not takes_true_colour(["B04", "B03", "B02", "B08"], "uint8")
 
 
-def _crop(tmp_path: Path, name: str, convert, dtype: str, size: int = 256) -> Path:
-    """Inn's September TCI, ``size`` px, its values through ``convert`` (TCI -> what is written)."""
+def _crop(tmp_path: Path, name: str, convert, dtype: str, size: int = 256, nodata: float | None = 0,
+          fill: float = 0) -> Path:
+    """Inn's September TCI, ``size`` px, its values through ``convert`` (TCI -> what is written), ``fill``
+    in a corner without data, ``nodata`` declared."""
     with rasterio.open(INN) as source:
         tci = source.read(window=Window(0, 0, size, size))
         profile = source.profile
         profile.update(width=size, height=size, transform=source.window_transform(Window(0, 0, size, size)),
-                       dtype=dtype, nodata=0, predictor=1)
+                       dtype=dtype, nodata=nodata, predictor=1)
     tci[:, :20, :20] = 0  # a corner without data
-    values = np.where(tci > 0, convert(tci.astype(np.float64) / 255 * TCI_SATURATION), 0).astype(dtype)
+    values = np.where(tci > 0, convert(tci.astype(np.float64) / 255 * TCI_SATURATION), fill).astype(dtype)
     path = tmp_path / name
     with rasterio.open(path, "w", **profile) as dataset:
         dataset.write(values)
@@ -75,6 +77,22 @@ def test_reflectance_rasters_give_the_maps_of_their_tci(form, convert, dtype, wo
     assert (ours_classes[:20, :20] == 255).all()  # no data stays no data
     assert (ours_classes == tci_classes).mean() > 0.999
     assert 0.02 < (ours_classes == 1).mean() < 0.3  # roads found, not everything
+
+
+@pytest.mark.parametrize("dtype, fill", [("uint16", 0), ("int16", -9999)])
+def test_reflectance_whose_fill_is_undeclared_gives_the_map_of_its_tci(dtype, fill, tmp_path):
+    """Digital numbers whose fill beyond the swath (0, or SNAP's -9999) is not declared: no data there, as
+    in the TCI whose 0 is declared, and the same map elsewhere (before, the fill was read as black land)."""
+    tci = _crop(tmp_path, "tci.tif", lambda r: l1c_tci(r[None])[0], "uint8")
+    reflectance = _crop(tmp_path, "reflectance.tif", lambda r: np.rint(r * 1e4), dtype, nodata=None, fill=fill)
+    ours = segment(SegmentRequest([DatedRaster(reflectance, DATE)], ROADS, tmp_path / "ours", device="cpu",
+                                  precision="fp32"))
+    theirs = segment(SegmentRequest([DatedRaster(tci, DATE)], ROADS, tmp_path / "tci_out", device="cpu",
+                                    precision="fp32"))
+    with rasterio.open(ours.classes_path) as a, rasterio.open(theirs.classes_path) as b:
+        ours_classes, tci_classes = a.read(1), b.read(1)
+    assert (ours_classes[:20, :20] == 255).all()
+    assert (ours_classes == tci_classes).mean() > 0.999
 
 
 def test_sixteen_bit_pictures_that_are_not_reflectance_are_refused(tmp_path):

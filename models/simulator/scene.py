@@ -78,7 +78,7 @@ def simulate_scene(
     rng = np.random.default_rng(seed)
     land = make_landscape(size, rng)
     origin_x = 320_000 + PIXEL_SIZE_M * size * (seed % 50)
-    origin_y = 1_780_000 - PIXEL_SIZE_M * size * (seed // 50 % 50)
+    origin_y = 1_779_840 - PIXEL_SIZE_M * size * (seed // 50 % 50)  # corners on the tiles' 32 px lattice (core.tiling)
     transform = from_origin(origin_x, origin_y, PIXEL_SIZE_M, PIXEL_SIZE_M)
     tci_paths: dict[int, list[Path]] = {}
     reflectance_paths: dict[int, list[Path]] = {}
