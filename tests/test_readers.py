@@ -128,7 +128,8 @@ def test_stack_aligns_rasters_on_other_grids(tmp_path):
 
 def test_stack_validity_from_nodata_values_no_nodata_and_an_internal_mask(tmp_path):
     """A pixel has data where any band differs from the nodata value; without nodata an image of 3
-    bands or more has none where every band is 0 (Sentinel-2 true colour beyond a swath's edge, undeclared); an internal mask band is honoured as it is."""
+    bands or more has none where every band is 0 (Sentinel-2 true colour beyond a swath's edge, undeclared);
+    an internal mask band is honoured as it is."""
     transform = from_origin(500_000, 1_000_100, 10, 10)
     data = np.full((3, 10, 20), 7, np.uint8)
     data[:, 0, 0] = 0  # every band nodata: no data

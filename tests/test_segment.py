@@ -15,7 +15,6 @@ from timeseg.core.raster_stack import DatedRaster, RasterStack
 from timeseg.core.segment import Cancelled, SegmentError, SegmentRequest, segment
 from timeseg.core.tiling import blend_window, tile_grid
 
-
 ROADS = Path(__file__).resolve().parents[1] / "models/weights/roads.onnx"
 
 
