@@ -20,6 +20,7 @@ from .model_card import ModelCard
 from .raster_stack import RasterStack, RasterStackError, has_data, unreadable_message, zero_is_no_data
 
 RESOLUTION_TOLERANCE = 1.5  # a raster up to 1.5x finer or coarser than the model's resolution runs as it is
+SQUARE_PIXELS = 1.1  # pixels up to 10 % longer than wide on the ground run as they are (EPSG:4326 at 48 N: 1.5)
 OVERVIEW_SIDE = 128  # pixels: the decimated read that tells whether a date holds any data
 SAMPLE_SIDE = 256  # pixels: the full-resolution windows read first, at the corners and the centre
 

@@ -72,6 +72,12 @@ def _values_and_validity(view, window: Window, indexes: list[int] | None = None)
     return np.ma.getdata(data), ~np.ma.getmaskarray(data).all(axis=0)
 
 
+def utm_zone(longitude: float, latitude: float) -> rasterio.crs.CRS:
+    """The WGS 84 UTM zone of a point in degrees (EPSG:326xx north of the equator, 327xx south)."""
+    zone = min(60, int((longitude + 180) // 6) + 1)
+    return rasterio.crs.CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
+
+
 def raster_exists(path: Path | str) -> bool:
     """A file that exists, a Sentinel-2 product (a .SAFE folder), or a GDAL virtual path (checked when
     GDAL opens it)."""
@@ -241,15 +247,20 @@ class RasterStack(contextlib.AbstractContextManager):
         )
 
     def resample_to(self, resolution_m: float) -> None:
-        """Put every date on a grid of ``resolution_m`` metres per pixel over the reference's extent (a
-        projected reference; the outputs then take that grid)."""
-        if self.grid.crs is None or self.grid.crs.is_geographic:
-            raise RasterStackError("rasters in degrees cannot be resampled to the model's resolution: reproject "
-                                   "them to a projected CRS (e.g. their UTM zone) first")
-        step = resolution_m / self.grid.ground_metres_per_unit
-        left, bottom, right, top = self.grid.bounds
+        """Put every date on a grid of square pixels of ``resolution_m`` metres over the reference's extent;
+        a reference in degrees goes to its UTM zone (``utm_zone``). The outputs then take that grid."""
+        if self.grid.crs is None:
+            raise RasterStackError("rasters without a CRS cannot be resampled to the model's resolution: "
+                                   "georeference them first")
+        crs, (left, bottom, right, top) = self.grid.crs, self.grid.bounds
+        if crs.is_geographic:
+            crs, step = utm_zone((left + right) / 2, (bottom + top) / 2), resolution_m
+            left, bottom, right, top = transform_bounds(self.grid.crs, crs, left, bottom, right, top)
+            left, top = left // step * step, -(-top // step) * step  # on Sentinel-2's grid in that zone
+        else:
+            step = resolution_m / self.grid.ground_metres_per_unit
         width, height = max(1, round((right - left) / step)), max(1, round((top - bottom) / step))
-        self.grid = self.full_grid = Grid(self.grid.crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
+        self.grid = self.full_grid = Grid(crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
         self.views = [self._aligned(d, self._resampling) for d in self._datasets]
 
     def warped(self) -> list[bool]:

@@ -47,7 +47,7 @@ from .normalisation import Normalisation
 from .options import option, range_problems
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
-from .preflight import dates_with_data, output_problems, raster_problems, resolution_fits
+from .preflight import SQUARE_PIXELS, dates_with_data, output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_qml, style_path
 from .raster_stack import (
     DatedRaster,
@@ -434,14 +434,20 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     """Rasters at another resolution than the model's are resampled to it (the outputs take that grid), and
     a date at another resolution than the outputs' is resampled onto them; the warnings say which."""
     sizes, reference = stack.date_pixel_sizes(), stack.grid.pixel_size_m
+    across, along = stack.grid.pixel_metres
     warnings = []
-    resampled = card.resolution > 0 and not resolution_fits(reference, card.resolution)
+    square = max(across, along) <= SQUARE_PIXELS * min(across, along)
+    resampled = card.resolution > 0 and not (resolution_fits(reference, card.resolution) and square)
     if resampled:
+        crs = stack.grid.crs
         stack.resample_to(card.resolution)
         who = ("the rasters are" if all(abs(size / reference - 1) < 0.01 for size in sizes)
                else f"{stack.reference_name} (the reference) is")
-        warnings.append(f"{who} at {reference:.3g} m per pixel, the model works at {card.resolution:g} m: they are "
-                        f"resampled to {card.resolution:g} m and the outputs are on that grid")
+        size = f"{reference:.3g} m" if square else f"{across:.3g} m x {along:.3g} m"
+        works = f"at {card.resolution:g} m" if square else f"on square pixels of {card.resolution:g} m"
+        into = "" if stack.grid.crs == crs else f" in {_crs_name(stack.grid.crs)}"
+        warnings.append(f"{who} at {size} per pixel{' (degrees)' * crs.is_geographic}, the model works {works}: "
+                        f"they are resampled to {card.resolution:g} m{into} and the outputs are on that grid")
     target = stack.grid.pixel_size_m
     for raster, size, warped in zip(stack.rasters, sizes, stack.warped()):
         name = Path(raster.path).name
@@ -451,6 +457,14 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
             warnings.append(f"{name} is not on the grid of {stack.reference_name} (another CRS, or pixels "
                             "offset): it is resampled onto it")
     return warnings
+
+
+def _crs_name(crs) -> str:
+    """``UTM zone 33N (EPSG:32633)`` for a UTM zone of WGS 84, else the CRS's EPSG code or its string."""
+    code = crs.to_epsg()
+    if code and 32601 <= code % 100 + 32600 <= 32660 and code // 100 in (326, 327):
+        return f"UTM zone {code % 100}{'N' if code // 100 == 326 else 'S'} (EPSG:{code})"
+    return f"EPSG:{code}" if code else crs.to_string()
 
 
 def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str], list[str]]:

@@ -82,6 +82,39 @@ def test_a_raster_in_another_crs_is_aligned(local_model, small_scene, tmp_path):
         assert out.crs.to_epsg() == 4326 and out.transform == transform and out.shape == (height, width)
 
 
+def test_a_reference_in_degrees_far_from_the_equator_is_resampled_to_square_pixels_in_its_utm_zone(
+        local_model, tmp_path):
+    """Inn (47.6 N) as Google Earth Engine exports it, in EPSG:4326: its pixels are 8.7 m x 13 m on the ground,
+    which the model never saw. The outputs are on square 10 m pixels of UTM zone 33N, on Sentinel-2's grid there
+    (corners on multiples of 10 m), and the warning says so (before: the run kept the degrees without a word)."""
+    from pathlib import Path
+
+    from rasterio.warp import calculate_default_transform, reproject
+    from rasterio.windows import Window
+
+    inn = Path(__file__).resolve().parents[1] / "models/real/Inn_20210925_TCI.tif"
+    with rasterio.open(inn) as source:
+        window = Window(0, 0, 200, 200)
+        bounds = source.window_bounds(window)
+        transform, width, height = calculate_default_transform(source.crs, "EPSG:4326", 200, 200, *bounds)
+        degrees = np.zeros((3, height, width), np.uint8)
+        reproject(source.read(window=window), degrees, src_transform=source.window_transform(window),
+                  src_crs=source.crs, dst_transform=transform, dst_crs="EPSG:4326")
+    path = tmp_path / "inn_20210925.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=transform, nodata=0) as target:
+        target.write(degrees)
+    rasters = [DatedRaster(path, dt.date(2021, 9, 25)), DatedRaster(path, dt.date(2021, 9, 26))]
+    result = segment(SegmentRequest(rasters, local_model, tmp_path / "out", device="cpu"))
+    with rasterio.open(result.classes_path) as out:
+        assert out.crs.to_epsg() == 32633 and out.res == (10.0, 10.0)
+        assert out.transform.c % 10 == 0 and out.transform.f % 10 == 0
+        assert abs(out.width - 200) <= 12 and abs(out.height - 200) <= 12  # the footprint, turned a little
+    assert result.warnings == ("the rasters are at 8.57 m x 12.9 m per pixel (degrees), the model works on square "
+                               "pixels of 10 m: they are resampled to 10 m in UTM zone 33N (EPSG:32633) and the "
+                               "outputs are on that grid",)
+
+
 def test_missing_and_non_raster_files(local_model, tmp_path, capsys):
     text = tmp_path / "notes_20190101.tif"
     text.write_text("not a raster")
