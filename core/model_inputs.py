@@ -3,9 +3,10 @@
 Analysts export Sentinel-2 with more bands than a model reads, or in another order (Google Earth Engine
 and SNAP name each band in the file: ``B2``, ``B4``, ``B8A``, ...), or as a true-colour picture with an
 alpha band (QGIS's "rendered image": red, green, blue, alpha). A band is known by its name, else by its
-colour (red is B04, green B03, blue B02). Where every raster holds every band the card lists (``B04``,
-``B03``, ``B02`` for the road model) those bands are read, in the card's order (an alpha band still masks
-them); rasters whose bands are not known are read as they are. Then rasters of reflectance given to a
+colour (red is B04, green B03, blue B02). A raster that holds every band the card lists (``B04``, ``B03``,
+``B02`` for the road model) is read as those bands, in the card's order (an alpha band still masks them); a
+raster whose bands have no names is read in file order, with a warning when others were read by name; a
+raster whose named bands lack one the card lists is refused. Then rasters of reflectance given to a
 true-colour model are read as ESA's true colour (``core.true_colour``). Each step that changes what is read
 says so in a warning.
 """
@@ -55,21 +56,50 @@ def named_band_indexes(names: Sequence[str | None], wanted: Sequence[str]) -> li
 
 def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     """Read a ``core.raster_stack.RasterStack`` from now on as a card of ``bands`` and ``input_dtype``
-    asks (the bands by name, then reflectance as true colour); the warnings say what was changed."""
-    warnings = []
+    asks (the bands by name, then reflectance as true colour); the warnings say what was changed. A date
+    whose bands are named (GDAL descriptions) but lack one the card lists is refused
+    (``RasterStackError``): read in file order, a false-colour B08, B04, B03 would run as B04, B03, B02."""
+    from .raster_stack import RasterStackError
+
     names = [band_names(*labels) for labels in zip(stack.band_descriptions(), stack.band_colours())]
+    described = [any(band_name(text) for text in descriptions) for descriptions in stack.band_descriptions()]
     per_date = [named_band_indexes(date_names, bands) for date_names in names]
+    lacking: dict[str, list[str]] = {}  # the bands' names -> the files that name them so
+    for raster, date_names, indexes, named in zip(stack.rasters, names, per_date, described):
+        if indexes is None and named:
+            lacking.setdefault(", ".join(name or "(unnamed)" for name in date_names), []).append(
+                Path(raster.path).name)
+    if lacking:
+        held = "; ".join(f"{' and '.join(files)} name{'s' * (len(files) == 1)} {'its' if len(files) == 1 else 'their'} "
+                         f"bands {names_held}" for names_held, files in lacking.items())
+        raise RasterStackError(f"{held}; the model needs {', '.join(bands)}: give rasters that hold those bands "
+                               "(or correct the bands' names, their GDAL descriptions)")
     as_they_are = list(range(1, stack.band_count + 1))
-    if all(indexes is not None for indexes in per_date) and any(indexes != as_they_are for indexes in per_date):
-        stack.select_bands(per_date)
-        # the bands each re-read date holds, grouped: one line per way of holding them
-        groups: dict[str, list[str]] = {}
-        for date_names, colours, raster, indexes in zip(names, stack.band_colours(), stack.rasters, per_date):
-            if indexes != as_they_are:
-                held = ", ".join(name or colour for name, colour in zip(date_names, colours))
-                groups.setdefault(held, []).append(Path(raster.path).name)
-        for held, files in groups.items():
-            source = ("the rasters' bands" if len(files) == len(stack.rasters) else
-                      f"the bands of {', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}")
-            warnings.append(f"bands {', '.join(bands)} read by their names or colours from {source} ({held})")
+    unnamed = [raster for raster, indexes in zip(stack.rasters, per_date) if indexes is None]
+    if unnamed and len(as_they_are) != len(bands):  # cannot be read by position: the band count says so
+        return read_reflectance_as_true_colour(stack, bands, input_dtype)
+    chosen = [indexes or as_they_are for indexes in per_date]
+    if all(indexes == as_they_are for indexes in chosen):
+        return read_reflectance_as_true_colour(stack, bands, input_dtype)
+    stack.select_bands(chosen)
+    warnings = []
+    # the bands each re-read date holds, grouped: one line per way of holding them
+    groups: dict[str, list[str]] = {}
+    for date_names, colours, raster, indexes in zip(names, stack.band_colours(), stack.rasters, chosen):
+        if indexes != as_they_are:
+            held = ", ".join(name or colour for name, colour in zip(date_names, colours))
+            groups.setdefault(held, []).append(Path(raster.path).name)
+    for held, files in groups.items():
+        warnings.append(f"bands {', '.join(bands)} read by their names or colours from {_files(files, stack)} ({held})")
+    if unnamed:
+        files = [Path(raster.path).name for raster in unnamed]
+        warnings.append(f"{', '.join(files)} name{'s' * (len(files) == 1)} no bands: read as {', '.join(bands)} "
+                        "in file order")
     return warnings + read_reflectance_as_true_colour(stack, bands, input_dtype)
+
+
+def _files(files: list[str], stack) -> str:
+    """``the rasters' bands``, or ``the bands of a.tif, b.tif, c.tif and 2 more``."""
+    if len(files) == len(stack.rasters):
+        return "the rasters' bands"
+    return f"the bands of {', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}"

@@ -18,6 +18,7 @@ from rasterio.windows import Window
 
 from .model_card import ModelCard
 from .raster_stack import RasterStack, RasterStackError, has_data, unreadable_message, zero_is_no_data
+from .true_colour import takes_true_colour
 
 RESOLUTION_TOLERANCE = 1.5  # a raster up to 1.5x finer or coarser than the model's resolution runs as it is
 SQUARE_PIXELS = 1.1  # pixels up to 10 % longer than wide on the ground run as they are (EPSG:4326 at 48 N: 1.5)
@@ -73,7 +74,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
                   if stack.band_count > len(card.bands) else "")  # naming cannot add bands a raster lacks
         problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}, the model wants "
                         f"{len(card.bands)} ({', '.join(card.bands)}): give rasters with those bands{naming}")
-    if stack.dtype.name != card.input_dtype:
+    if stack.dtype.name != card.input_dtype and not (problems and takes_true_colour(card.bands, card.input_dtype)):
+        # (reflectance of the right bands is read as true colour: the bands are the problem)
         problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: give the "
                         f"bands as the product the model was trained on holds them ({card.input_dtype}"
                         f"{'; a true-colour picture is uint8' if stack.dtype.name == 'uint8' else ''})")

@@ -129,3 +129,35 @@ def test_unnamed_bands_of_another_count_are_refused(tmp_path):
     with pytest.raises(SegmentError, match="the rasters have 12 bands, the model wants 3 .*or name each band"):
         segment(SegmentRequest([DatedRaster(path, DATE)], ROADS, tmp_path / "out", device="cpu"))
     assert not (tmp_path / "out").exists()
+
+
+def test_named_bands_that_lack_one_the_model_needs_are_refused(tmp_path):
+    """A false-colour export (B8, B4, B3, named): read in file order it would run near-infrared as red; refused
+    with the bands it names and those the model needs, nothing written (before: mapped without a word)."""
+    from timeseg.core.raster_stack import RasterStackError
+
+    false_colour = _raster(tmp_path, "cir.tif", {"B8": np.full((256, 256), 3000.0), "B4": None, "B3": None}, "uint16")
+    with pytest.raises(RasterStackError, match="^cir.tif names its bands B08, B04, B03; the model needs B04, B03, "
+                                               "B02: give rasters that hold those bands"):
+        segment(SegmentRequest([DatedRaster(false_colour, DATE)], ROADS, tmp_path / "out", device="cpu"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_date_without_band_names_beside_named_dates_is_read_in_file_order_and_named(tmp_path):
+    """A date stored blue first and named so, and a date in file order without names: the first is read by
+    its names (before: one unnamed date put every date in file order, blue read as red), the second in file
+    order; the warnings name both."""
+    blue_first = _raster(tmp_path, "bgr.tif", {"B02": None, "B03": None, "B04": None}, "uint16")
+    plain = _raster(tmp_path, "plain.tif", {"B04": None, "B03": None, "B02": None}, "uint16")
+    with rasterio.open(plain, "r+") as dataset:
+        dataset.descriptions = (None,) * 3
+    result = segment(SegmentRequest([DatedRaster(blue_first, DATE), DatedRaster(plain, DATE + dt.timedelta(days=9))],
+                                    ROADS, tmp_path / "out", device="cpu", precision="fp32"))
+    assert result.warnings[:2] == (
+        "bands B04, B03, B02 read by their names or colours from the bands of bgr.tif (B02, B03, B04)",
+        "plain.tif names no bands: read as B04, B03, B02 in file order")
+    alone = segment(SegmentRequest([DatedRaster(_raster(tmp_path, "tci.tif", {"B04": None, "B03": None, "B02": None},
+                                                        "uint8"), DATE)], ROADS, tmp_path / "alone", device="cpu",
+                                   precision="fp32"))
+    with rasterio.open(result.classes_path) as both, rasterio.open(alone.classes_path) as one:
+        assert (both.read(1) == one.read(1)).mean() > 0.98  # the same place twice, read right both times
