@@ -124,6 +124,8 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
             problems.append(raster_missing(path))
     if Path(output).suffix.lower() in (".json", ".gpkg"):
         problems.append(f"{output} is the name of the summary or the lines: give the change raster a .tif name")
+    elif Path(output).suffix.lower() not in (".tif", ".tiff"):
+        problems.append(f"the change map is a GeoTIFF: name {Path(output).name} .tif")
     problems += output_problems(change_outputs(output), [before, after])
     if problems:
         return problems
@@ -161,7 +163,8 @@ def _footprints_overlap(before: Path, after: Path) -> bool:
 
 def shown(path: Path) -> str:
     """A map named with its folder (each period's is ``classes.tif``)."""
-    return f"{Path(path).parent.name}/{Path(path).name}"
+    folder = Path(path).absolute().parent.name
+    return f"{folder}/{Path(path).name}" if folder else Path(path).name
 
 
 def _span(dates: list) -> str:
@@ -268,6 +271,11 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
                          _probability_beside(before, grid, outputs))
     warnings = [SINGLE_DATE_WARNING.format(shown(path)) for path, found in dates.items() if len(found) == 1]
+    with rasterio.open(before_source) as dataset:
+        if not grid.matches(dataset):
+            warnings.append(f"warning: {shown(before)} is not on the grid of {shown(after)} (another CRS, pixel size "
+                            "or corner): it was resampled onto it, so roads along its pixels' edges may show as "
+                            "change; for a cleaner change map, give both periods' rasters on one grid (gdalwarp)")
     if options.low is not None and not (before_prob or after_prob):
         warnings.append("warning: --low reads probability maps; these are class maps, so it was not used")
     summary = ChangeSummary(

@@ -86,7 +86,8 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
     paths = [product_of(p) for p in paths]
     given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []
     if given and len(given) != len(paths):
-        raise ValueError(f"{len(given)} dates for {len(paths)} rasters: give one date per raster")
+        raise ValueError(f"{len(given)} date{'s' * (len(given) != 1)} for {len(paths)} raster"
+                         f"{'s' * (len(paths) != 1)}: give one date per raster")
     rasters = []
     for index, path in enumerate(paths):
         product = is_product(path)
@@ -106,6 +107,8 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
         else:
             date = product_date(path) if product else detect_date(path, warnings)
             if date is None:
-                raise ValueError(f"no date in the name or tags of {path.name}: give the dates")
+                raise ValueError(f"no date in the name or tags of {path.name}: put its date in its name "
+                                 f"({path.stem}_20210617{path.suffix}), or give every raster's date in their "
+                                 "order (--dates YYYY-MM-DD,YYYY-MM-DD,...; in Processing: Dates)")
         rasters.append(DatedRaster(path.absolute() if product else path, date))
     return rasters

@@ -52,9 +52,17 @@ def output_problems(outputs: Sequence[Path], inputs: Sequence[Path], bytes_neede
         folder = _existing_parent(Path(outputs[0]).resolve())
         free = shutil.disk_usage(folder).free
         if free < bytes_needed:
-            problems.append(f"{folder} has {free / 1e9:.1f} GB free, the outputs need about "
-                            f"{bytes_needed / 1e9:.1f} GB: free some space or choose another folder")
+            problems.append(f"{folder} has {disk_size(free)} free, the outputs need about {disk_size(bytes_needed)}: "
+                            "free some space or choose another folder")
     return problems
+
+
+def disk_size(size_bytes: float) -> str:
+    """``1.2 GB``, ``340 MB`` or ``12 kB`` (of 10^3 bytes, as file managers show disk space)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes / 1e3:.0f} kB"
 
 
 def _existing_parent(path: Path) -> Path | None:

@@ -144,8 +144,11 @@ def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str
         selection = "all" if max_dates is None else "last"
     ordered = sorted(rasters, key=lambda r: r.date)
     for a, b in zip(ordered, ordered[1:]):
+        if a.date == b.date and Path(a.path).resolve() == Path(b.path).resolve():
+            raise SegmentError(f"{a.name} is given twice: give it once")
         if a.date == b.date:
-            raise SegmentError(f"{a.name} and {b.name} have the same date {a.date}: give each date once")
+            raise SegmentError(f"{a.name} and {b.name} have the same date {a.date}: give each date once (two "
+                               "tiles of one day: mosaic them first, e.g. gdalbuildvrt)")
     if len(ordered) < card.min_sequence_length:
         raise SegmentError(f"{len(ordered)} date{'s' * (len(ordered) != 1)} given, the model needs at least "
                            f"{card.min_sequence_length}: add dates")

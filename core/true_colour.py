@@ -23,6 +23,9 @@ FLOAT_DIGITAL_NUMBERS_ABOVE = 2.0
 SAMPLE_PX = 512  # the centre window whose values tell reflectance (0..1) from digital numbers
 # reflectance that the bright pixels (99th percentile) of a real date stay below, bright cloud included
 MOST_REFLECTANCE = 2.0
+# and stay above (Accomack, half sea: 0.17), which true colour (0..255) or percent read as reflectance x
+# 10000 stay below (at most 0.0255 and 0.01)
+LEAST_REFLECTANCE = 0.03
 
 
 def l1c_tci(reflectance: np.ndarray) -> np.ndarray:
@@ -68,6 +71,10 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
         raise RasterStackError(f"the rasters hold {stack.dtype.name} values up to {bright:.0f} (99th percentile), "
                                "too bright for Sentinel-2 reflectance (x 10000): give true-colour images (TCI, 8-bit) "
                                "or the bands as reflectance")
+    if sample.size and bright * per_value < LEAST_REFLECTANCE:
+        raise RasterStackError(f"the rasters hold {stack.dtype.name} values whose bright pixels are {bright:.4g} (99th "
+                               f"percentile), {bright * per_value:.4f} as reflectance: too dark for Sentinel-2. "
+                               "Percent (0..100)? Divide by 100. True colour (0..255)? Give it as 8-bit (Byte)")
     warning = reflectance_words(stack.dtype, per_value)
     stack.read_as_true_colour(per_value)
     return [warning]

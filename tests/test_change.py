@@ -1,6 +1,7 @@
 """Change maps: codes, nodata, hysteresis, speckle removal, and the new-road length."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,6 +165,15 @@ def test_before_on_another_grid_is_warped(tmp_path):
     b = write(tmp_path / "b.tif", before, 255, from_origin(400_000, 1_600_000, 20, 20))
     summary = compute_change(b, a, tmp_path / "c.tif")
     assert summary.pixels["new"] == 0 and summary.pixels["removed"] == 0
+    resampled = [w for w in summary.warnings if "is not on the grid of" in w]
+    assert resampled == [f"warning: {tmp_path.name}/b.tif is not on the grid of {tmp_path.name}/a.tif (another CRS, "
+                         "pixel size or corner): it was resampled onto it, so roads along its pixels' edges may show "
+                         "as change; for a cleaner change map, give both periods' rasters on one grid (gdalwarp)"]
+    with pytest.raises(ChangeError, match="^the change map is a GeoTIFF: name newroads .tif$"):
+        compute_change(b, a, tmp_path / "newroads")
+    assert not (tmp_path / "newroads").exists()
+    earlier = write(tmp_path / "e.tif", after, 255)  # on the later map's grid: no such warning
+    assert not [w for w in compute_change(earlier, a, tmp_path / "same.tif").warnings if "grid" in w]
 
 
 def _web_mercator_at_60_north():
@@ -246,3 +256,11 @@ def test_change_check_on_a_real_pair_with_nothing_built(small_scene, tmp_path):
     assert default.real_removed_km < 0.8 * pixelwise.real_removed_km
     assert default.sample_removed_km <= pixelwise.sample_removed_km
     assert 0 <= default.sample_precision <= 1 and 0 <= default.sample_recall <= 1
+
+
+def test_a_map_is_named_with_its_folder_also_in_the_current_folder(tmp_path, monkeypatch):
+    from timeseg.core.change import shown
+
+    monkeypatch.chdir(tmp_path)
+    assert shown(Path("far_classes.tif")) == f"{tmp_path.name}/far_classes.tif"  # was "/far_classes.tif"
+    assert shown(Path("2019/classes.tif")) == "2019/classes.tif"

@@ -252,9 +252,11 @@ def _live_lock(ws: Workspace) -> list:
 SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "raster missing": (lambda ws: seg(ws, *ws.inputs[:2], ws.root / "S2_20191231.tif"), 1, "raster not found"),
     "text file as raster": (_text_file, 1, "is not a raster GDAL can read"),
-    "no date": (_undated, 1, "no date in the name or tags of scene.tif: give the dates"),
+    "no date": (_undated, 1, "no date in the name or tags of scene.tif: put its date in its name"),
     "dates count": (lambda ws: seg(ws, extra=["--dates", "2019-01-01,2019-02-01"]), 1,
                     "2 dates for 5 rasters: give one date per raster"),
+    "one date for two": (lambda ws: seg(ws, *ws.inputs[:2], extra=["--dates", "2019-01-01"]), 1,
+                         "1 date for 2 rasters: give one date per raster"),
     "dates format": (lambda ws: seg(ws, *ws.inputs[:2], extra=["--dates", "2019-01-01,01/02/2019"]), 1,
                      "is not a date like 2019-03-31"),
     "duplicate dates": (lambda ws: seg(ws, *ws.inputs[:2], extra=["--dates", "2019-01-01,2019-01-01"]), 1,

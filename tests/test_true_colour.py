@@ -141,3 +141,17 @@ def test_real_checks_reflectance_forms_hold_the_tcis_reflectance(tmp_path):
     valid = tci > 0
     assert (surface[~valid] == 0).all() and (surface[valid] > 0).all() and surface.max() < 0.36
     assert (surface[valid] < tci[valid] / 255 * TCI_SATURATION).all()  # the path reflectance taken off
+
+
+@pytest.mark.parametrize("form, convert, dtype", [
+    ("percent", lambda r: r * 100, "float32"),
+    ("true colour as 16 bits", lambda r: l1c_tci(r[None])[0], "uint16"),
+])
+def test_values_too_dark_for_reflectance_are_refused_with_what_they_may_be(form, convert, dtype, tmp_path):
+    """Reflectance in percent, or a TCI saved as 16 bits, read as digital numbers would be nearly black (the
+    map empty, 3 road pixels): refused with what to do, nothing written."""
+    path = _crop(tmp_path, "dark.tif", convert, dtype)
+    with pytest.raises(RasterStackError, match="too dark for Sentinel-2. Percent .0..100.. Divide by 100. True "
+                                               "colour .0..255.. Give it as 8-bit"):
+        segment(SegmentRequest([DatedRaster(path, DATE)], ROADS, tmp_path / "out", device="cpu"))
+    assert not (tmp_path / "out").exists()
