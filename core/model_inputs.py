@@ -65,12 +65,13 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     described = [any(band_name(text) for text in descriptions) for descriptions in stack.band_descriptions()]
     per_date = [named_band_indexes(date_names, bands) for date_names in names]
     lacking: dict[str, list[str]] = {}  # the bands' names -> the files that name them so
+    sentinel2 = all(band_name(band) for band in bands)  # a card of band1, band2, ... names none to check
     for raster, date_names, indexes, named in zip(stack.rasters, names, per_date, described):
-        if indexes is None and named:
+        if indexes is None and named and sentinel2:
             lacking.setdefault(", ".join(name or "(unnamed)" for name in date_names), []).append(
                 Path(raster.path).name)
     if lacking:
-        held = "; ".join(f"{' and '.join(files)} name{'s' * (len(files) == 1)} {'its' if len(files) == 1 else 'their'} "
+        held = "; ".join(f"{_listed(files)} name{'s' * (len(files) == 1)} {'its' if len(files) == 1 else 'their'} "
                          f"bands {names_held}" for names_held, files in lacking.items())
         raise RasterStackError(f"{held}; the model needs {', '.join(bands)}: give rasters that hold those bands "
                                "(or correct the bands' names, their GDAL descriptions)")
@@ -80,7 +81,11 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
         return read_reflectance_as_true_colour(stack, bands, input_dtype)
     chosen = [indexes or as_they_are for indexes in per_date]
     if all(indexes == as_they_are for indexes in chosen):
-        return read_reflectance_as_true_colour(stack, bands, input_dtype)
+        # many bands, none named: their order cannot be checked (13 bands the other way round run without a word)
+        order = [] if len(unnamed) < len(stack.rasters) or len(bands) <= 3 else [
+            f"the rasters name no bands: read as {', '.join(bands)} in file order; if they lie in another order, "
+            "name them (GDAL band descriptions)"]
+        return order + read_reflectance_as_true_colour(stack, bands, input_dtype)
     stack.select_bands(chosen)
     warnings = []
     # the bands each re-read date holds, grouped: one line per way of holding them
@@ -100,6 +105,11 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
 
 def _files(files: list[str], stack) -> str:
     """``the rasters' bands``, or ``the bands of a.tif, b.tif, c.tif and 2 more``."""
-    if len(files) == len(stack.rasters):
-        return "the rasters' bands"
-    return f"the bands of {', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}"
+    return "the rasters' bands" if len(files) == len(stack.rasters) else f"the bands of {_listed(files)}"
+
+
+def _listed(files: list[str]) -> str:
+    """``a.tif``, ``a.tif and b.tif``, ``a.tif, b.tif, c.tif and 2 more``."""
+    if len(files) <= 2:
+        return " and ".join(files)
+    return f"{', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}"

@@ -149,6 +149,13 @@ def labelled_split(labels: LabelSource, grid: Grid, area: Window) -> dict[str, W
     if labels.kind != "raster" and not _read_geometries(Path(labels.path), labels.layer, grid):
         raise FineTuneError(f"the label layer {Path(labels.path).name} has no features: draw or load some first")
     raster = label_raster(labels, grid)
+    codes = sorted(set(np.unique(raster[area.toslices()]).tolist()) - {0, labels.value, LABEL_NODATA})
+    if codes:  # a crop map's 0..6 would be read as road (1) against background, the other classes dropped
+        raise FineTuneError(f"{Path(labels.path).name} holds the classes {', '.join(map(str, codes))} besides 0 and "
+                            f"{labels.value}: fitting a model teaches it one class ({labels.value}) against the rest "
+                            f"(0; {LABEL_NODATA} unknown): keep one class in the labels (gdal_calc.py "
+                            f"--calc=\"A=={codes[0]}\" for class {codes[0]}), or train a model of several classes from "
+                            "scratch (timeseg train --class-names)")
     labelled, background = raster == labels.value, (raster != labels.value) & (raster != LABEL_NODATA)
     if not labelled[area.toslices()].any():
         raise FineTuneError("no label lies on the rasters inside the area: check that the label layer covers "
@@ -156,7 +163,8 @@ def labelled_split(labels: LabelSource, grid: Grid, area: Window) -> dict[str, W
     if not background[area.toslices()].any():
         raise FineTuneError(f"{Path(labels.path).name} marks every pixel of the area as the class, so nothing "
                             "is learnt about what is not: choose the layer of the class alone (road lines or "
-                            "polygons), not one that outlines the whole area")
+                            "polygons), not one that outlines the whole area (fields of several crops: filter the "
+                            "layer to one crop first)")
     for held_out_first in (False, True):
         windows = split_windows(area, held_out_first)
         if all(labelled[windows[name].toslices()].any() and background[windows[name].toslices()].any()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import rasterio
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
 
@@ -79,6 +80,14 @@ def _resampled_raster(path: Path, grid: Grid) -> np.ndarray:
     return np.ma.filled(data.astype(np.uint8), LABEL_NODATA)
 
 
+def _is_raster(path: Path) -> bool:
+    try:
+        with rasterio.open(path):
+            return True
+    except rasterio.errors.RasterioIOError:
+        return False
+
+
 def _read_geometries(path: Path, layer_name: str | None, grid: Grid) -> list[dict]:
     """GeoJSON-like geometries of a vector layer, in the grid's CRS."""
     from osgeo import ogr, osr
@@ -87,7 +96,10 @@ def _read_geometries(path: Path, layer_name: str | None, grid: Grid) -> list[dic
     try:
         source = ogr.Open(str(path))
     except RuntimeError:
-        raise LabelError(f"{path} is not a vector file OGR can read") from None
+        source = None
+    if source is None:
+        raise LabelError(f"{path.name} is a raster: give the label kind raster (--label-kind raster)"
+                         if _is_raster(path) else f"{path} is not a vector file OGR can read")
     layer = source.GetLayerByName(layer_name) if layer_name else source.GetLayer(0)
     if layer is None:
         names = [source.GetLayer(i).GetName() for i in range(source.GetLayerCount())]

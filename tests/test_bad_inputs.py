@@ -218,3 +218,26 @@ def test_date_selection_for_long_sequences():
     assert len(select_dates(rasters, fixed)) == 4
     with pytest.raises(SegmentError, match="below the model's minimum"):
         select_dates(rasters, card, "last", 1)
+
+
+def test_rasters_too_small_for_the_models_view_are_warned_of(local_model, small_scene, tmp_path):
+    """A 40 x 30 px cut (the model's tile: 64 px here, half of it the least): the map is made, and a warning
+    says it is unreliable and what to give instead."""
+    from rasterio.windows import Window
+
+    small = []
+    for raster in rasters_of(small_scene, 2019):
+        with rasterio.open(raster.path) as source:
+            window = Window(10, 10, 40, 30)
+            profile = source.profile | {"width": 40, "height": 30, "transform": source.window_transform(window)}
+            path = tmp_path / raster.path.name
+            with rasterio.open(path, "w", **profile) as target:
+                target.write(source.read(window=window))
+        small.append(DatedRaster(path, raster.date))
+    card_tile = CARD["tile_size"]
+    result = segment(SegmentRequest(small, local_model, tmp_path / "out", device="cpu"))
+    assert (f"the rasters are 40 x 30 px, less than the {card_tile // 2} px a side the model reads a pixel's "
+            "surroundings in: the map is unreliable; give larger rasters (and cut them to your area with --aoi)"
+            ) in result.warnings
+    assert not segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "whole",
+                                      device="cpu")).warnings

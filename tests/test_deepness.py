@@ -78,7 +78,11 @@ def test_engine_runs_the_last_date_through_a_deepness_model(water_model, small_s
     rasters = small_scene.tci_paths[2019]  # three dates: the one-date model takes the last
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "out"), "--device", "cpu",
                  "--precision", "fp32", *map(str, rasters)]) == 0
-    assert "1 date (" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "1 date (" in out
+    last = small_scene.acquisitions[2019][-1].date
+    assert (f"warning: the model reads 1 date ({last}); 2 others given are not used (choose the clearest date: "
+            "the model reads one)") in err
     with rasterio.open(tmp_path / "out" / "probability.tif") as probability, \
             rasterio.open(tmp_path / "out" / "classes.tif") as classes, rasterio.open(rasters[-1]) as reference:
         p, c = probability.read(1), classes.read(1)

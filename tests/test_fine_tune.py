@@ -325,6 +325,19 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
         code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name, "--label-kind",
                      kind, "--output-model", str(tmp_path / "m.onnx")])
         assert code == 1 and message in capsys.readouterr().err
+    # a crop map of classes 0..6 as labels; a raster given as a vector layer
+    crops = tmp_path / "crops.tif"
+    with rasterio.open(place.tci_paths[2019][0]) as dataset:
+        profile = dataset.profile | {"count": 1, "nodata": 255}
+    with rasterio.open(crops, "w", **profile) as dataset:
+        dataset.write(np.arange(profile["width"] * profile["height"]).reshape(1, profile["height"],
+                                                                              profile["width"]).astype(np.uint8) % 7)
+    for kind, message in (("raster", "crops.tif holds the classes 2, 3, 4, 5, 6 besides 0 and 1: fitting a model "
+                                     "teaches it one class (1) against the rest"),
+                          ("lines", "crops.tif is a raster: give the label kind raster (--label-kind raster)")):
+        code = main(["train", "--images", *images, "--labels", str(crops), "--label-kind", kind, "--output-model",
+                     str(tmp_path / "m.onnx")])
+        assert code == 1 and message in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
                  "--output-model", str(tmp_path / "m.onnx"), "--extent", "1,2,3", "--output", str(tmp_path / "r")])

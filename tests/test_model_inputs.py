@@ -161,3 +161,25 @@ def test_a_date_without_band_names_beside_named_dates_is_read_in_file_order_and_
                                    precision="fp32"))
     with rasterio.open(result.classes_path) as both, rasterio.open(alone.classes_path) as one:
         assert (both.read(1) == one.read(1)).mean() > 0.98  # the same place twice, read right both times
+
+
+def test_many_bands_without_names_are_read_in_file_order_with_a_warning(tmp_path):
+    """13 bands without names for a 13-band model: read in file order, and the warning says so and what to do
+    if they lie otherwise (13 bands the other way round ran without a word); named, no such warning."""
+    from timeseg.core.model_inputs import fit_stack
+    from timeseg.core.raster_stack import RasterStack
+
+    wanted = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    found = {}
+    for named in (False, True):
+        values = {(band if named else " " * index): np.full((256, 256), 900.0 + index) for index, band in
+                  enumerate(wanted)}
+        path = _raster(tmp_path, f"thirteen_{named}.tif", values, "uint16")
+        if not named:
+            with rasterio.open(path, "r+") as dataset:
+                dataset.descriptions = (None,) * 13
+        with RasterStack([DatedRaster(path, DATE)]) as stack:
+            found[named] = fit_stack(stack, wanted, "uint16")
+    assert found[False] == [f"the rasters name no bands: read as {', '.join(wanted)} in file order; if they lie in "
+                            "another order, name them (GDAL band descriptions)"]
+    assert found[True] == []
