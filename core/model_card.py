@@ -61,6 +61,9 @@ class ModelCard:
     model_type: str = MODEL_TYPE
     precision: str = "fp32"  # of the weights and activations: fp32, int8 (CPU), fp16 (GPU); bf16 when run so
     harmonisation: dict[str, Any] | None = None  # each date's bands stretched first (core.harmonisation)
+    # each band's value, as the rasters hold it, read where a date has no data (beyond a swath's edge): one the
+    # model learnt to pass over (the crop model: an opaque cloud's reflectance); None: 0
+    no_data_value: list[float] | None = None
 
     @property
     def is_binary(self) -> bool:
@@ -134,6 +137,9 @@ def card_problem(values: dict[str, Any]) -> str | None:
     for key in ("sequence_length", "min_sequence_length", "tile_size"):
         if not isinstance(values.get(key), int) or isinstance(values[key], bool) or values[key] < 1:
             return f"{key} must be a positive whole number"
+    fill = values.get("no_data_value")
+    if fill is not None and not (isinstance(fill, list) and len(fill) == len(bands) and all(map(_is_number, fill))):
+        return "no_data_value must give one number per band"
     overlap = values.get("tiles_overlap")
     if not isinstance(overlap, int) or not 0 <= overlap < values["tile_size"]:
         return "tiles_overlap must be a whole number of pixels below tile_size"

@@ -334,12 +334,17 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         reading_threads, compress_threads = engine_threads(model.device, len(stack.dates), request.threads)
         readers = ThreadPoolExecutor(reading_threads, "read") if reading_threads > 1 else None  # one per date
 
+        no_data_value = (None if card.no_data_value is None else
+                         np.asarray(card.no_data_value, stack.dtype)[:, None, None])  # [C, 1, 1]
+
         def read(batch: list[Tile]) -> tuple[np.ndarray, list[np.ndarray]]:
             pixels = np.empty((len(batch), len(stack.dates), stack.band_count, tile_size, tile_size), stack.dtype)
             valid = []
             for index, tile in enumerate(batch):
                 window = Window(tile.col - tile.skip_cols, tile.row - tile.skip_rows, tile_size, tile_size)
                 pixels[index], valid_dates = stack.read(window, readers)
+                if no_data_value is not None and not valid_dates.all():  # what the model learnt to pass over
+                    pixels[index] = np.where(valid_dates[:, None], pixels[index], no_data_value)
                 valid.append(valid_dates.any(axis=0))
             images = np.empty(pixels.shape, np.float32)
 

@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..core.raster_stack import DatedRaster
 from .dataset import Site
 from .labels import LabelSource
 from .settings import CropTraining, NetworkConfig, TrainOptions
 from .simulator.crops import (
+    CLOUD,
     CROP_BANDS,
     CROP_CLASSES,
     CropScene,
@@ -58,8 +61,17 @@ def classifier_options(experiment: CropTraining, output: Path, dates: int, min_d
         sequence_length=dates, min_sequence_length=min_dates, batch_size=experiment.batch_size,
         samples_per_epoch=experiment.samples_per_epoch, learning_rate=experiment.learning_rate,
         schedule="paper", alpha=1.0, seed=experiment.seed, trained_on=trained_on,
-        tile_size=128, tiles_overlap=32,
+        tile_size=128, tiles_overlap=32, no_data_value=no_data_value(bands, input_scale),
     )
+
+
+def no_data_value(bands: Sequence[str], input_scale: float) -> list[float] | None:
+    """Where a date has no data the crop model reads an opaque cloud (the simulator's, in the rasters' units),
+    which it learnt to pass over. With every second date beyond its swath's edge there, the accuracy (0.84 with
+    every date) was 0.20 when they were read as 0, black land; 0.56 as cloud. None for other bands."""
+    if list(bands) != list(CROP_BANDS):
+        return None
+    return [float(v) for v in np.rint(CLOUD / input_scale)]
 
 
 def region_split(training: CropTraining) -> tuple[list[CropScene], list[CropScene]]:

@@ -390,6 +390,7 @@ def model_card_fields(options: TrainOptions) -> dict[str, Any]:
         "resolution": options.resolution,
         "threshold": options.threshold,
         "trained_on": options.trained_on,
+        "no_data_value": options.no_data_value,
     }
 
 

@@ -134,3 +134,13 @@ def test_classifier_trains_exports_and_runs_in_the_engine(tmp_path):
     with pytest.raises(SegmentError, match="3 bands, the model wants 13"):
         segment(SegmentRequest(three_band, tmp_path / "crops.onnx", tmp_path / "bad", device="cpu"))
     assert not (tmp_path / "bad" / "classes.tif").exists()
+
+
+def test_the_shipped_crop_model_reads_no_data_as_an_opaque_cloud():
+    """Its card's no-data value is the simulator's cloud in its rasters' units (reflectance x 10000): a date
+    beyond its swath's edge reads as a cloudy one, which the model learnt to pass over."""
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL, read_model_card
+    from timeseg.models.simulator.crops import CLOUD
+
+    card = read_model_card(SHIPPED_CROP_MODEL)
+    assert card.no_data_value == [float(v) for v in np.rint(CLOUD / card.input_scale)]

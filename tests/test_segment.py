@@ -238,3 +238,30 @@ def test_what_the_rasters_lack_is_said_before_too_few_dates(small_scene, tmp_pat
     assert problems[-1].startswith("3 dates given, the model needs at least")
     assert str(refused.value) == "; ".join(problems)
     assert not (tmp_path / "out").exists()
+
+
+def test_where_a_date_has_no_data_the_model_reads_its_cards_no_data_value(local_model, small_scene, tmp_path):
+    """A date whose west half lies beyond its swath, with a card that gives a no-data value (the crop model's:
+    an opaque cloud): the map is the one of the same date holding that value there."""
+    from tests_support import edit_card
+
+    rasters = rasters_of(small_scene, 2019)
+    fill = [200.0, 190.0, 180.0]
+    edited = {}
+    for name, west in (("cut", None), ("cloud", fill)):
+        with rasterio.open(rasters[1].path) as source:
+            values, profile = source.read(), source.profile
+        values[:, :, :48] = 0 if west is None else np.array(west, np.uint8)[:, None, None]
+        path = tmp_path / f"{name}_{rasters[1].path.name}"
+        with rasterio.open(path, "w", **profile) as target:
+            target.write(values)
+        edited[name] = [rasters[0], DatedRaster(path, rasters[1].date), rasters[2]]
+    filling = edit_card(local_model, tmp_path / "filling.onnx", no_data_value=fill)
+    maps = {}
+    for name, model in (("cut", filling), ("cloud", local_model), ("plain", local_model)):
+        stack = edited["cut" if name == "plain" else name]
+        result = segment(SegmentRequest(stack, model, tmp_path / name, device="cpu", precision="fp32"))
+        with rasterio.open(result.probability_path) as dataset:
+            maps[name] = dataset.read(1)
+    np.testing.assert_allclose(maps["cut"], maps["cloud"], atol=1e-6)
+    assert np.abs(maps["plain"] - maps["cloud"])[:, :40].max() > 1e-4  # read as 0 without the card's value
