@@ -40,3 +40,8 @@ def device_words(provider: str) -> str:
     """An onnxruntime execution provider in plain words: CPU or GPU (CUDA)."""
     return DEVICE_WORDS["cuda" if provider == "CUDAExecutionProvider" else "cpu"]
 
+# The runtime's pins, as requirements.txt and requirements-gpu.txt give them (tests/test_plugin.py checks they
+# agree): the plugin's installer and the messages that say what to install
+ONNXRUNTIME_PIN = "onnxruntime==1.32.0"
+GPU_RUNTIME_PIN = "onnxruntime-gpu==1.31.1"
+OPENVINO_PIN = "openvino==2026.4.1"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .definitions import OPENVINO_PIN
 from .model_card import ModelCardError
 
 log = logging.getLogger("timeseg")
@@ -36,7 +37,7 @@ def import_openvino():
         import openvino
     except ImportError:
         raise OpenVinoUnavailable("the bf16 precision runs through OpenVINO, which is not installed: "
-                                  "python3 -m pip install openvino==<the version requirements.txt pins>, or "
+                                  f"python3 -m pip install {OPENVINO_PIN}, or "
                                   "choose another precision") from None
     return openvino
 

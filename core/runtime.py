@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from .deepness import deepness_card, is_deepness
-from .definitions import DEVICES, PRECISIONS
+from .definitions import DEVICES, GPU_RUNTIME_PIN, ONNXRUNTIME_PIN, PRECISIONS
 from .model_card import ModelCard, ModelCardError
 from .openvino_runner import OpenVinoSession, OpenVinoUnavailable, native_bf16
 
 log = logging.getLogger("timeseg")
-INSTALL_HINT = ("install it into this Python with python3 -m pip install onnxruntime==<the version "
-                "requirements.txt pins> (onnxruntime-gpu, requirements-gpu.txt's, for CUDA)")
+INSTALL_HINT = (f"install it into this Python with python3 -m pip install {ONNXRUNTIME_PIN} ({GPU_RUNTIME_PIN} for "
+                "CUDA); in QGIS, the TimeSeg dock's Install missing packages")
 
 
 class RuntimeUnavailable(RuntimeError):

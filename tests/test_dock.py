@@ -13,7 +13,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsSingleBandPseudoColorRenderer,
 )
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QEvent, Qt
 
 from tests_support import load_plugin_package, write_digital_numbers
 
@@ -295,6 +295,8 @@ def test_missing_onnxruntime_is_explained(dock, monkeypatch):
     monkeypatch.setattr(dependencies, "cuda_gpu_present", lambda: False)
     assert not dock.check_dependencies()
     assert "-m pip install --user" in dock.dependency_label.text()
+    monkeypatch.setattr(dock.model_panel, "card", None)  # no card is read without onnxruntime
+    assert dock.preflight()[0] == ["onnxruntime is missing: click Install missing packages above, then restart QGIS"]
     assert dock.dependency_label.text().split("\n")[1].endswith(" onnxruntime==1.32.0")
     assert not dock.controls.run_button.isEnabled()
     assert Qt.TextSelectableByMouse & dock.dependency_label.textInteractionFlags()
@@ -521,3 +523,102 @@ def test_every_control_has_a_tooltip(dock):
         if widget.isVisibleTo(dock) and not widget.toolTip() and not inside_file_widget and not inside_table:
             silent.append(f"{type(widget).__name__} {widget.objectName() or getattr(widget, 'text', lambda: '')()}")
     assert silent == [], "\n".join(silent)
+
+
+def test_a_rerun_replaces_its_results_and_leaves_the_analysts_own_group_of_that_name(dock):
+    """The analyst's own group "local 2019" (a scratch layer of digitised roads in it) before a run of period
+    2019: the run adds its own group, and the analyst's group and layer stay (they were deleted); a rerun
+    replaces its earlier results, and keeps the layer the analyst put into that result group."""
+    from qgis.core import QgsVectorLayer
+
+    dock, layers = dock
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    theirs = QgsVectorLayer("LineString?crs=EPSG:32628", "digitised roads", "memory")
+    project.addMapLayer(theirs, False)
+    root.addGroup("local 2019").addLayer(theirs)
+    tick_all(dock, [layer for layer in layers if "2019" in layer.name()])
+    for _ in range(2):
+        dock.controls.run_button.click()
+        wait_for(dock)
+        assert dock.controls.progress.value() == 100, dock.controls.status_label.text()
+    assert project.mapLayer(theirs.id()) is not None
+    assert len(project.mapLayersByName("local classes 2019")) == 1  # the rerun replaced the first run's
+    mine = next(g for g in root.findGroups(True) if g.name() == "local 2019" and theirs.id() in g.findLayerIds())
+    assert mine.findLayerIds() == [theirs.id()]
+    # a layer of the analyst's moved into a result group survives the next rerun there
+    result_group = next(g for g in root.findGroups(True) if g.name() == "local 2019" and g is not mine)
+    kept = QgsVectorLayer("Point?crs=EPSG:32628", "my notes", "memory")
+    project.addMapLayer(kept, False)
+    result_group.addLayer(kept)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert project.mapLayer(kept.id()) is not None and len(project.mapLayersByName("local classes 2019")) == 1
+
+
+def test_a_run_whose_project_was_closed_adds_nothing_to_the_next_one(dock):
+    """Project > New while a run goes on: the run ends without adding its groups to the new project, and says
+    where its maps are."""
+    dock, layers = dock
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    assert dock.task is not None
+    QgsProject.instance().clear()
+    wait_for(dock)
+    assert QgsProject.instance().layerTreeRoot().children() == []
+    status = dock.controls.status_label.text()
+    assert status.startswith("The project this run was started in was closed: its maps were not added to this one. "
+                             "They are in "), status
+
+
+def test_renaming_a_layer_after_the_plugin_is_unloaded_raises_nothing(qgis_iface, qgis_new_project, two_periods,
+                                                                     monkeypatch):
+    """Unloaded (Plugin Manager, Plugin Reloader), the dock's table must leave no slot on the project's layers:
+    a rename raised "wrapped C/C++ object of type LayerTable has been deleted" once per reload."""
+    import sys
+
+    raised = []
+    monkeypatch.setattr(sys, "excepthook", lambda *error: raised.append(error))
+    layer = QgsRasterLayer(str(two_periods.tci_paths[2016][0]), "before")
+    QgsProject.instance().addMapLayer(layer)
+    for _ in range(2):
+        plugin = load_plugin_package().classFactory(qgis_iface)
+        plugin.initGui()
+        plugin.toggle_dock(True)
+        assert plugin.dock.table.rowCount() == 1
+        plugin.unload()
+        QgsApplication.sendPostedEvents(None, QEvent.DeferredDelete)  # the dock's deleteLater
+    layer.setName("renamed after unloading")
+    QgsApplication.processEvents()
+    assert raised == []
+
+
+def test_layers_the_engine_cannot_read_are_not_offered_or_are_refused_by_name(dock, two_periods, tmp_path):
+    """A web map (XYZ) is not offered; a GeoPackage's raster table is refused with what to do (before: "raster
+    not found: GPKG:..."); one file added twice under two names is refused with both names."""
+    import datetime as dt
+
+    from osgeo import gdal
+
+    dock, layers = dock
+    rows = dock.table.rowCount()
+    xyz = QgsRasterLayer("type=xyz&url=https://tile.openstreetmap.org/%7Bz%7D/%7Bx%7D/%7By%7D.png&zmax=19&zmin=0",
+                         "OSM 20210101 basemap", "wms")
+    gpkg = tmp_path / "images.gpkg"
+    gdal.Translate(str(gpkg), str(two_periods.tci_paths[2019][0]), format="GPKG",
+                   creationOptions=["RASTER_TABLE=june_20190601"])
+    table = QgsRasterLayer(f"GPKG:{gpkg}:june_20190601", "june_20190601")
+    assert table.isValid()
+    copy = QgsRasterLayer(str(two_periods.tci_paths[2019][1]), "second copy")
+    QgsProject.instance().addMapLayers([xyz, table, copy])
+    assert dock.table.rowCount() == rows + 2  # not the web map
+    original = next(layer for layer in layers if layer.source() == copy.source())
+    for ticked, refusal in (([table], "june_20190601 is a raster inside a GeoPackage or a database: save it as a "
+                                      "GeoTIFF (Export > Save As) to use it"),
+                            ([original, copy], f"{original.name()} and second copy are the same file: untick one")):
+        dock.table.set_all_checked(False)
+        for layer in ticked:
+            dock.table.set_checked(layer.id())
+        if table in ticked:
+            dock.table.set_date(table.id(), dt.date(2019, 6, 1))
+        assert dock.warning_label.text() == refusal

@@ -52,3 +52,21 @@ def test_runtime_pins_are_the_requirements(monkeypatch):
     monkeypatch.setattr(dependencies, "cpu_computes_bf16", lambda: False)
     assert dependencies.to_install() == ["onnxruntime==1.32.0"]
 
+
+
+def test_pip_runs_in_qgiss_own_python_not_another_on_the_path(monkeypatch, tmp_path):
+    """Embedded in QGIS, sys.executable is whatever python3 the PATH names first (a pyenv shim, conda's): pip
+    must run QGIS's own, in its prefix; a venv's python, in the venv's prefix, is its own."""
+    import sys
+
+    from timeseg.ui import dependencies
+
+    prefix = tmp_path / "usr"
+    (prefix / "bin").mkdir(parents=True)
+    own = prefix / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    own.write_text("")
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".pyenv" / "shims" / "python3"))
+    assert dependencies.python_for_pip() == str(own)
+    monkeypatch.setattr(sys, "executable", str(prefix / "bin" / "python3"))
+    assert dependencies.python_for_pip() == str(prefix / "bin" / "python3")

@@ -62,6 +62,23 @@ def _amber_label() -> QLabel:
     return _message_label("#8a5a00")
 
 
+def _not_files(layers) -> list[str]:
+    """Ticked layers the engine cannot read: a GDAL source that is not a file (a GeoPackage's raster table,
+    ``GPKG:path:table``; a database), and one layer's file ticked twice under two names."""
+    import re
+
+    from ..core.raster_stack import raster_exists
+
+    problems = [f"{layer.name} is a raster inside a GeoPackage or a database: save it as a GeoTIFF (Export > Save "
+                "As) to use it" for layer in layers
+                if not raster_exists(layer.path) and re.match(r"^[A-Za-z0-9_]{2,}:", str(layer.path))]
+    by_file: dict[Path, list[str]] = {}
+    for layer in layers:
+        by_file.setdefault(Path(layer.path).resolve(), []).append(layer.name)
+    problems += [f"{' and '.join(names)} are the same file: untick one" for names in by_file.values() if len(names) > 1]
+    return problems
+
+
 class TimeSegDock(QgsDockWidget):
     def __init__(self, iface, parent=None) -> None:
         super().__init__(parent)
@@ -122,6 +139,9 @@ class TimeSegDock(QgsDockWidget):
         self.table.selectionChangedByUser.connect(self.update_warnings)
         self.controls.run_button.clicked.connect(self.run)
         self.controls.cancel_button.clicked.connect(self.cancel)
+        self.project_generation = 0  # a new or another project: a run of the one before adds nothing to it
+        self.project.cleared.connect(self._project_changed)
+        self.project.readProject.connect(self._project_changed)
         self.check_dependencies()
         self.model_panel.load_model()
 
@@ -259,7 +279,13 @@ class TimeSegDock(QgsDockWidget):
         problems = []
         if undated:
             problems.append(self.tr("Give a date to: {}").format(", ".join(undated)))
+        unreadable = _not_files(layers)
+        if unreadable:  # said in the layers' names, not again in the engine's words
+            return problems + unreadable, []
         if self.model_panel.card is None:
+            if missing_dependency_message():  # no card can be read without onnxruntime
+                return [*problems, self.tr("onnxruntime is missing: click Install missing packages above, then "
+                                           "restart QGIS")], []
             return [*problems, self.tr("Choose a TimeSeg model.")], []
         if not layers and not undated:
             problems.append(self.tr("Tick the dated layers to use."))
@@ -299,7 +325,8 @@ class TimeSegDock(QgsDockWidget):
         self.model_panel.save_settings()
         self.options.save_settings()
         parameters = self.parameters()
-        self.task = SegmentationTask(parameters, self.on_task_finished)
+        generation = self.project_generation
+        self.task = SegmentationTask(parameters, lambda outcome: self.on_task_finished(outcome, generation))
         self.task.progressChanged.connect(self.controls.set_progress)
         periods = ", ".join(parameters.periods())
         self.controls.started(self.tr("Running on periods {} ...").format(periods))
@@ -313,8 +340,24 @@ class TimeSegDock(QgsDockWidget):
             self.controls.cancelling()
             self.task.cancel()
 
-    def on_task_finished(self, outcome: TaskOutcome) -> None:
+    def _project_changed(self, *_) -> None:
+        """Project > New or Open: what the dock said of the last run belongs to the project before."""
+        self.project_generation += 1
+        if self.task is None:
+            self.controls.status_label.clear()
+            self.controls.progress.setValue(0)
+            self.open_folder_button.setEnabled(False)
+            self.last_output = None
+
+    def on_task_finished(self, outcome: TaskOutcome, generation: int | None = None) -> None:
         self.task = None
+        if not outcome.cancelled and not outcome.error and generation not in (None, self.project_generation):
+            self.controls.stopped(self.tr("The project this run was started in was closed: its maps were not added "
+                                          "to this one. They are in {}").format(outcome.parameters.output_dir),
+                                  done=True)
+            self.last_output = outcome.parameters.output_dir
+            self.open_folder_button.setEnabled(True)
+            return
         if outcome.cancelled:
             self.controls.stopped(self.tr("Cancelled; nothing of this run was kept."), done=False)
             log("run cancelled; its outputs were removed")

@@ -75,7 +75,9 @@ class LayerTable(QTableWidget):
     # --- following the project
     def _layers_added(self, layers: list[QgsMapLayer]) -> None:
         for layer in layers:
-            if isinstance(layer, QgsRasterLayer) and layer.id() not in self._ids and not is_timeseg_output(layer):
+            # GDAL's rasters only: a web map (XYZ, WMS) is no image to segment
+            if (isinstance(layer, QgsRasterLayer) and layer.providerType() == "gdal" and layer.id() not in self._ids
+                    and not is_timeseg_output(layer)):
                 self._add_row(layer)
 
     def _layers_removed(self, layer_ids: list[str]) -> None:
@@ -115,14 +117,14 @@ class LayerTable(QTableWidget):
         period.setToolTip(PERIOD_TIP)
         self.setItem(row, PERIOD, period)
         self._ids.append(layer.id())
-        layer.nameChanged.connect(lambda layer_id=layer.id(): self._renamed(layer_id))
+        layer.nameChanged.connect(self._renamed)  # a bound slot: gone with the table (a lambda outlived it)
         self._mark_missing_date(row)
         self.blockSignals(False)
 
-    def _renamed(self, layer_id: str) -> None:
-        row = self._row_of(layer_id)
-        layer = self.project.mapLayer(layer_id)
-        if row is not None and layer is not None:
+    def _renamed(self) -> None:
+        layer = self.sender()
+        row = self._row_of(layer.id()) if layer is not None else None
+        if row is not None:
             self.item(row, NAME).setText(layer.name())
             self.item(row, NAME).setToolTip(layer.name())
 

@@ -29,6 +29,7 @@ from .segmentation_task import PeriodResult
 
 LINE_COLOURS = {"new": "230,20,20", "removed": "30,80,230"}
 RESULT_GROUP = "timeseg/results"  # a custom property of the layer tree groups that hold TimeSeg's results
+RESULT_LAYER = "timeseg/result"  # and of the layers TimeSeg added to them
 
 
 def plain_lines(lines: list[str]) -> list[str]:
@@ -51,13 +52,17 @@ def hide_earlier_results(project: QgsProject) -> None:
 
 
 def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
-    """An empty group ``name`` at the top of the layer tree; an earlier one of that name, and its
-    layers, are removed (a rerun replaces its results)."""
+    """An empty group ``name`` at the top of the layer tree. An earlier result group of that name loses the
+    layers TimeSeg added to it (a rerun replaces its results), and goes once empty; the analyst's own groups
+    and layers, whatever their names, are never touched."""
     root = project.layerTreeRoot()
-    earlier = root.findGroup(name)
-    if earlier is not None:
-        project.removeMapLayers([layer.layerId() for layer in earlier.findLayers()])
-        root.removeChildNode(earlier)
+    for earlier in [g for g in root.findGroups(True) if g.name() == name and g.customProperty(RESULT_GROUP)]:
+        project.removeMapLayers([node.layerId() for node in earlier.findLayers()
+                                 if node.layer() is not None and node.layer().customProperty(RESULT_LAYER)])
+        if earlier.children():  # a layer of the analyst's was put there: the group stays, as theirs
+            earlier.removeCustomProperty(RESULT_GROUP)
+        else:
+            earlier.parent().removeChildNode(earlier)
     group = root.insertGroup(0, name)
     group.setCustomProperty(RESULT_GROUP, True)
     return group
@@ -66,6 +71,7 @@ def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
 def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:
     if not layer.isValid():
         raise OSError(f"QGIS cannot open {layer.source()}")
+    layer.setCustomProperty(RESULT_LAYER, True)
     project.addMapLayer(layer, False)
     group.addLayer(layer)
 
