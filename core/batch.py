@@ -90,6 +90,9 @@ class BatchRequest:
     change_tolerance_px: int = option(CHANGE_TOLERANCE_PX, "change: a road within N pixels in the other period is "
                                       "the same road (0: pixel by pixel)", flag="--tolerance", minimum=0, maximum=10,
                                       words="the tolerance")
+    change_class: int | None = option(None, "change: the class code to follow (default: 1, a two-class model's "
+                                      "class, as road; models of more classes, as crops, need it)", flag="--class",
+                                      minimum=0, maximum=254, words="the class code")
     worker_processes: bool = True  # local cluster of processes; False: threads (inside QGIS)
     progress: Callable[[str], None] | None = None
     dashboard: Callable[[str], None] | None = None
@@ -419,7 +422,7 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
         from .change import ChangeOptions
 
         change_options = ChangeOptions(min_patch_pixels=request.min_patch_pixels,
-                                       tolerance_px=request.change_tolerance_px)
+                                       tolerance_px=request.change_tolerance_px, target_class=request.change_class)
         change_futures = []  # consecutive periods by name; the task orders each pair by date
         for futures in by_place.values():
             previous = None  # a place's changes one after another: they write into one folder
@@ -434,7 +437,7 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
         if cluster is not None:
             cluster.close()
     summary = _summary(reports, request, len(workers), time.perf_counter() - started)
-    summary["class"] = _followed_class(model_path)
+    summary["class"] = _followed_class(model_path, request.change_class)
     write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
     return summary
 
@@ -512,13 +515,13 @@ def _lengths(changes: Iterable[dict]) -> dict[str, float | None]:
     return {key: round(sum(change[key] for change in made), 3) if made else None for key in ("new_km", "removed_km")}
 
 
-def _followed_class(model_path: Path) -> str:
-    """The class whose change the change maps follow (``ChangeOptions.target_class`` of the model's classes)."""
-    from .change import ChangeOptions
+def _followed_class(model_path: Path, asked: int | None) -> str:
+    """The class whose change the change maps follow (``change.followed_class`` of the model's classes)."""
+    from .change import ChangeOptions, followed_class
     from .model_card import read_model_card
 
     names = read_model_card(model_path).class_names
-    target = ChangeOptions().target_class
+    target = followed_class(ChangeOptions(target_class=asked))
     return names[target] if target < len(names) else f"class {target}"
 
 

@@ -45,8 +45,9 @@ class ChangeError(ValueError):
 
 @dataclass(frozen=True)
 class ChangeOptions:
-    target_class: int = option(1, "class code to follow (1: road)", flag="--class", minimum=0, maximum=254,
-                               words="the class code")
+    target_class: int | None = option(None, "class code to follow (default: 1, the class of a two-class map, as "
+                                      "road; maps of more classes, as crops, need it)", flag="--class", minimum=0,
+                                      maximum=254, words="the class code")
     high: float = option(CHANGE_THRESHOLD, "probability threshold (probability inputs)", minimum=0, maximum=1,
                          words="the threshold")
     low: float | None = option(None, "hysteresis lower threshold, below the threshold (probability inputs)", minimum=0,
@@ -145,10 +146,18 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
     if earlier and later and min(earlier) > max(later):
         problems.append(f"the earlier map {shown(before)} is of {_span(earlier)}, after the later map "
                         f"{shown(after)} ({_span(later)}): swap them")
-    if names and options.target_class >= len(names[0]) and kinds[0][0] == "classes":
-        problems.append(f"class {options.target_class} is not in these maps (classes 0 to {len(names[0]) - 1}: "
+    if names and kinds[0][0] == "classes" and options.target_class is None and len(names[0]) > 2:
+        problems.append(f"these maps hold {len(names[0])} classes ({', '.join(names[0])}): give the class whose change "
+                        f"to map (--class 1 for {names[0][1]}, ...)")
+    elif names and followed_class(options) >= len(names[0]) and kinds[0][0] == "classes":
+        problems.append(f"class {followed_class(options)} is not in these maps (classes 0 to {len(names[0]) - 1}: "
                         f"{', '.join(names[0])}): give another --class")
     return problems
+
+
+def followed_class(options: ChangeOptions) -> int:
+    """The class code whose change is mapped: the one asked, else 1 (a two-class map's class, as road)."""
+    return 1 if options.target_class is None else options.target_class
 
 
 def _footprints_overlap(before: Path, after: Path) -> bool:
@@ -189,7 +198,7 @@ def change_outputs(output: Path) -> list[Path]:
 def presence(values: np.ndarray, is_probability: bool, options: ChangeOptions) -> np.ndarray:
     """Where the target is present: its class code, or hysteresis on its probability."""
     if not is_probability:
-        return values == options.target_class
+        return values == followed_class(options)
     values = np.nan_to_num(values, nan=0.0)
     strong = values >= options.high
     if options.low is None or options.low >= options.high:
@@ -289,7 +298,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     output = Path(output)
     text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),
                        "dates": {"before": [str(d) for d in dates[before]], "after": [str(d) for d in dates[after]]},
-                       "options": asdict(options), **asdict(summary),
+                       "options": {**asdict(options), "target_class": followed_class(options)}, **asdict(summary),
                        "lines": {"path": str(lines_path(output).absolute()),
                                  "new": sum(1 for x in lines if x.change == "new"),
                                  "removed": sum(1 for x in lines if x.change == "removed")}}, indent=2)

@@ -210,6 +210,7 @@ class ChangeAlgorithm(TimeSegAlgorithm):
     AFTER = "AFTER"
     MIN_PATCH = "MIN_PATCH"
     TOLERANCE = "TOLERANCE"
+    CLASS = "CLASS"
     HIGH = "HIGH"
     LOW = "LOW"
     OUTPUT = "OUTPUT"
@@ -232,6 +233,10 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Classes, earlier period")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, _tr("Classes, later period")))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
+            self.CLASS, _tr("Class code to follow (empty: 1, as road; maps of more classes need it)"),
+            QgsProcessingParameterNumber.Integer, None, optional=True, minValue=0, maxValue=254),
+            described("target_class")))
+        self.addParameter(_with_help(QgsProcessingParameterNumber(
             self.MIN_PATCH, _tr("Drop patches under (pixels)"), QgsProcessingParameterNumber.Integer,
             MIN_PATCH_PIXELS, minValue=0), described("min_patch_pixels")))
         self.addParameter(_with_help(QgsProcessingParameterNumber(
@@ -252,8 +257,11 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
         after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())
         output = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
+        chosen_class = parameters.get(self.CLASS)
         options = ChangeOptions(min_patch_pixels=self.parameterAsInt(parameters, self.MIN_PATCH, context),
                                 tolerance_px=self.parameterAsInt(parameters, self.TOLERANCE, context),
+                                target_class=None if chosen_class in (None, "") else
+                                self.parameterAsInt(parameters, self.CLASS, context),
                                 high=self.parameterAsDouble(parameters, self.HIGH, context),
                                 low=self.parameterAsDouble(parameters, self.LOW, context) or None)
         summary = self.run_core(lambda: compute_change(before, after, output, options))

@@ -264,3 +264,29 @@ def test_a_map_is_named_with_its_folder_also_in_the_current_folder(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     assert shown(Path("far_classes.tif")) == f"{tmp_path.name}/far_classes.tif"  # was "/far_classes.tif"
     assert shown(Path("2019/classes.tif")) == "2019/classes.tif"
+
+
+def test_maps_of_more_than_two_classes_need_the_class_to_follow(tmp_path, capsys):
+    """Crop maps (other, meadow, wheat, maize): without --class the change of "meadow" (class 1, a road map's
+    default) was mapped without a word; now refused with the classes to choose from; with --class 3 the maize
+    fields sown and given up are mapped, pixel by pixel."""
+    before = np.zeros((30, 30), np.uint8)
+    before[:10, :10] = 3  # maize
+    after = before.copy()
+    after[:10, :10] = 2  # now wheat
+    after[20:, 20:] = 3  # maize sown
+    paths = []
+    for name, values in (("before", before), ("after", after)):
+        path = write(tmp_path / f"{name}.tif", values, 255)
+        with rasterio.open(path, "r+") as dataset:
+            dataset.update_tags(class_names="other,meadow,wheat,maize")
+        paths.append(path)
+    with pytest.raises(ChangeError, match=r"^these maps hold 4 classes \(other, meadow, wheat, maize\): give the "
+                                          r"class whose change to map \(--class 1 for meadow, \.\.\.\)$"):
+        compute_change(*paths, tmp_path / "c.tif")
+    summary = compute_change(*paths, tmp_path / "c.tif", ChangeOptions(target_class=3, tolerance_px=0,
+                                                                      min_patch_pixels=1))
+    assert summary.pixels["new"] == 100 and summary.pixels["removed"] == 100
+    assert core_main(["change", "--before", str(paths[0]), "--after", str(paths[1]), "--output",
+                      str(tmp_path / "d.tif")]) == 1
+    assert "give the class whose change to map" in capsys.readouterr().err

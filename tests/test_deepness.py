@@ -183,5 +183,18 @@ def test_a_deepness_model_in_the_dock(water_model, small_scene, tmp_path, qgis_i
             dock.controls.status_label.text()
         project = QgsProject.instance()
         assert project.mapLayersByName("water classes 2016") and project.mapLayersByName("water change 2016-2019")
+        # a model of three classes: which class's change to map is the analyst's choice, in Compare
+        rgb = deepness_model(tmp_path / "rgb.onnx", np.eye(3, dtype=np.float32), np.zeros(3, np.float32),
+                             {"0": "red", "1": "green", "2": "blue"}, "Softmax")
+        dock.model_panel.model_widget.setFilePath(str(rgb))
+        dock.controls.run_button.click()
+        deadline = time.monotonic() + 120
+        while dock.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.02)
+        status = dock.controls.status_label.text()
+        assert ("no change map: the model finds 3 classes; map the change of one with Compare (below), the "
+                "periods' class layers and the class") in status, status
+        assert project.mapLayersByName("rgb classes 2019") and not project.mapLayersByName("rgb change 2016-2019")
     finally:
         plugin.unload()

@@ -257,6 +257,40 @@ def test_compare_two_class_layers(dock, tmp_path):
     [change] = (tmp_path / "results").glob("run_*/change_local-classes-2016_local-classes-2019.tif")
     options = json.loads(change.with_suffix(".json").read_text())["options"]
     assert (options["min_patch_pixels"], options["tolerance_px"]) == (0, 0)
+    assert not dock.compare_panel.class_combo.isEnabled()  # a road map: its one class
+
+
+def test_compare_offers_the_classes_of_maps_of_more_than_two(dock, tmp_path):
+    """Two crop maps (other, meadow, wheat, maize): Compare offers their classes but "other", and maps the
+    change of the one chosen (before: meadow's, without a word)."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    dock, _ = dock
+    maps = []
+    for year, sown in ((2016, 2), (2019, 3)):
+        path = tmp_path / f"crops_{year}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1, dtype="uint8", nodata=255,
+                           crs="EPSG:32628", transform=from_origin(320_000, 1_780_000, 10, 10)) as dataset:
+            dataset.write(np.full((1, 20, 20), sown, np.uint8))
+            dataset.update_tags(class_names="other,meadow,wheat,maize", timeseg_output="classes")
+        maps.append(QgsRasterLayer(str(path), f"crops classes {year}"))
+    QgsProject.instance().addMapLayers(maps)
+    panel = dock.compare_panel
+    panel.before_combo.setLayer(maps[0])
+    panel.after_combo.setLayer(maps[1])
+    assert [panel.class_combo.itemText(i) for i in range(panel.class_combo.count())] == [
+        "1: meadow", "2: wheat", "3: maize"]
+    panel.class_combo.setCurrentIndex(2)
+    panel.compare_button.click()
+    deadline = time.monotonic() + 60
+    while panel.task is not None and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    [change] = (tmp_path / "results").glob("run_*/change_crops-classes-2016_crops-classes-2019.tif")
+    summary = json.loads(change.with_suffix(".json").read_text())
+    assert summary["options"]["target_class"] == 3 and summary["pixels"]["new"] == 400
 
 
 def test_unloading_during_a_run_cancels_quietly(qgis_iface, qgis_new_project, two_periods, local_model, tmp_path,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.gui import QgsMapLayerComboBox
-from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QPushButton
+from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton
 
 from ..core.change import ChangeOptions
 from ..core.definitions import folder_name
@@ -36,18 +37,42 @@ class ComparePanel(QGroupBox):
         self.compare_button = QPushButton(self.tr("Compare"))
         self.compare_button.setToolTip(self.tr("Write and add the new/removed map on the later layer's grid, "
                                                "with its lines"))
+        self.class_combo = QComboBox()
+        self.class_combo.setToolTip(self.tr("The class whose change to map (maps of more than two classes)"))
         form.addRow(self.tr("Earlier"), self.before_combo)
         form.addRow(self.tr("Later"), self.after_combo)
+        form.addRow(self.tr("Class"), self.class_combo)
         form.addRow(self.compare_button)
         self.compare_button.clicked.connect(self.compare)
+        self.before_combo.layerChanged.connect(self._offer_classes)
         project.layersAdded.connect(self._offer_class_layers)
         self._offer_class_layers()
+        self._offer_classes()
+
+    def _offer_classes(self, *_) -> None:
+        """The earlier layer's classes (its ``class_names`` tag) but the first (other, background), when it
+        has more than two: which one's change to map is the analyst's choice."""
+        from osgeo import gdal
+
+        self.class_combo.clear()
+        layer = self.before_combo.currentLayer()
+        dataset = gdal.Open(layer.source()) if isinstance(layer, QgsRasterLayer) else None
+        names = (dataset.GetMetadataItem("class_names") or "").split(",") if dataset is not None else []
+        for code, name in enumerate(names[1:] if len(names) > 2 else [], start=1):
+            self.class_combo.addItem(f"{code}: {name}", code)
+        self.class_combo.setEnabled(self.class_combo.count() > 0)
 
     def _offer_class_layers(self, *_) -> None:
         others = [layer for layer in self.project.mapLayers().values()
                   if isinstance(layer, QgsRasterLayer) and timeseg_output_kind(layer) != "classes"]
         for combo in (self.before_combo, self.after_combo):
             combo.setExceptedLayerList(others)
+        classes = [layer for layer in self.project.mapLayers().values()
+                   if isinstance(layer, QgsRasterLayer) and layer not in others]
+        if len(classes) >= 2 and self.before_combo.currentLayer() is self.after_combo.currentLayer():
+            self.after_combo.setLayer(classes[-1] if classes[-1] is not self.before_combo.currentLayer()
+                                      else classes[0])  # two different layers to start with
+        self._offer_classes()  # the earlier layer may be new without a change of the combo's choice
 
     def compare(self) -> None:
         from ..core.change import compute_change, lines_path
@@ -58,7 +83,7 @@ class ComparePanel(QGroupBox):
             return
         output = self.output_folder() / f"change_{folder_name(before.name())}_{folder_name(after.name())}.tif"
         label = f"{before.name()} -> {after.name()}"
-        options = self.change_options()
+        options = dataclasses.replace(self.change_options(), target_class=self.class_combo.currentData())
         before_path, after_path = Path(before.source()), Path(after.source())  # plain data for the task thread
 
         def done(summary, error: str | None) -> None:

@@ -51,6 +51,7 @@ class SegmentationTask(QgsTask):
         from ..core.atomic import OutputSet, one_line
         from ..core.change import change_outputs, compute_change
         from ..core.definitions import CLASSES_NAME, PROBABILITY_NAME
+        from ..core.model_card import read_model_card
         from ..core.pipeline import Cancelled
         from ..core.segment import segment, segment_outputs
 
@@ -61,7 +62,15 @@ class SegmentationTask(QgsTask):
                   for path in segment_outputs(parameters.output_dir / period / PROBABILITY_NAME,
                                               parameters.output_dir / period / CLASSES_NAME)]
         change_path = None
-        if len(periods) >= 2:
+        try:
+            class_names = read_model_card(parameters.model_path).class_names
+        except Exception:  # the run says what is wrong with the model
+            class_names = []
+        if len(periods) >= 2 and len(class_names) > 2:  # which class's change is the analyst's to say: Compare
+            self.outcome.warnings.append(QCoreApplication.translate(
+                "TimeSeg", "no change map: the model finds {} classes; map the change of one with Compare "
+                           "(below), the periods' class layers and the class").format(len(class_names)))
+        elif len(periods) >= 2:
             earlier, later = list(periods)[-2:]
             change_path = parameters.output_dir / f"change_{earlier}_{later}.tif"
             finals += change_outputs(change_path)
