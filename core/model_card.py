@@ -64,6 +64,7 @@ class ModelCard:
     # each band's value, as the rasters hold it, read where a date has no data (beyond a swath's edge): one the
     # model learnt to pass over (the crop model: an opaque cloud's reflectance); None: 0
     no_data_value: list[float] | None = None
+    one_year: bool = False  # the model reads one calendar year's dates (the crop model: a season from January)
 
     @property
     def is_binary(self) -> bool:
@@ -137,6 +138,8 @@ def card_problem(values: dict[str, Any]) -> str | None:
     for key in ("sequence_length", "min_sequence_length", "tile_size"):
         if not isinstance(values.get(key), int) or isinstance(values[key], bool) or values[key] < 1:
             return f"{key} must be a positive whole number"
+    if not isinstance(values.get("one_year", False), bool):
+        return "one_year must be true or false"
     fill = values.get("no_data_value")
     if fill is not None and not (isinstance(fill, list) and len(fill) == len(bands) and all(map(_is_number, fill))):
         return "no_data_value must give one number per band"

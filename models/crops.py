@@ -61,7 +61,7 @@ def classifier_options(experiment: CropTraining, output: Path, dates: int, min_d
         sequence_length=dates, min_sequence_length=min_dates, batch_size=experiment.batch_size,
         samples_per_epoch=experiment.samples_per_epoch, learning_rate=experiment.learning_rate,
         schedule="paper", alpha=1.0, seed=experiment.seed, trained_on=trained_on,
-        tile_size=128, tiles_overlap=32, no_data_value=no_data_value(bands, input_scale),
+        tile_size=128, tiles_overlap=32, no_data_value=no_data_value(bands, input_scale), one_year=True,
     )
 
 

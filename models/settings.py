@@ -89,6 +89,7 @@ class TrainOptions:
                                   "device has it", choices=TRAIN_PRECISIONS)
     trained_on: str = ""
     no_data_value: list[float] | None = None  # the card's (core.model_card): each band's value where a date has none
+    one_year: bool = False  # the card's: the model reads one calendar year's dates
     resolution: float = 10.0
     tile_size: int = option(256, "inference tile size for the card", minimum=32, maximum=2048)
     tiles_overlap: int = option(32, "inference tile overlap for the card", flag="--overlap", minimum=0)

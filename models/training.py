@@ -391,6 +391,7 @@ def model_card_fields(options: TrainOptions) -> dict[str, Any]:
         "threshold": options.threshold,
         "trained_on": options.trained_on,
         "no_data_value": options.no_data_value,
+        "one_year": options.one_year,
     }
 
 

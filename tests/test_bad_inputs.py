@@ -241,3 +241,24 @@ def test_rasters_too_small_for_the_models_view_are_warned_of(local_model, small_
             ) in result.warnings
     assert not segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "whole",
                                       device="cpu")).warnings
+
+
+def test_a_one_year_model_refuses_dates_of_two_years_and_warns_of_a_part_of_one(local_model, small_scene, tmp_path):
+    """A model that reads one calendar year's dates (the crop model): 2016's and 2019's together are refused,
+    saying what to give; a year's dates over a few months run, with a warning."""
+    from tests_support import edit_card
+
+    yearly = edit_card(local_model, tmp_path / "yearly.onnx", one_year=True)
+    both = rasters_of(small_scene, 2016) + rasters_of(small_scene, 2019)
+    first, last = min(r.date for r in both), max(r.date for r in both)
+    with pytest.raises(SegmentError, match=f"the dates run from {first} to {last}: the model reads one calendar "
+                                           "year's dates; give one year's .each year as its own period."):
+        segment(SegmentRequest(both, yearly, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    year = rasters_of(small_scene, 2019)  # January to December
+    assert not segment(SegmentRequest(year, yearly, tmp_path / "year", device="cpu")).warnings
+    part = year[:2]  # January to May
+    result = segment(SegmentRequest(part, yearly, tmp_path / "part", device="cpu"))
+    assert result.warnings == (f"the dates cover 5 months ({part[0].date} to {part[1].date}) of the year the model "
+                               "reads: expect much lower accuracy (January to August scored 0.52 on simulated "
+                               "scenes, the whole year 0.88)",)

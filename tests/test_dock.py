@@ -411,6 +411,10 @@ def test_shipped_models_are_offered_by_name(dock):
     combo.activated.emit(0)
     assert dock.model_panel.model_widget.filePath() == str(SHIPPED_CROP_MODEL)
     assert "meadow" in dock.model_panel.card_label.text() and "B8A" in dock.model_panel.card_label.text()
+    # what it was made for, and that no real image ever scored it
+    assert dock.model_panel.card_label.text().startswith("Crop type per pixel from a year of 20 to 46 Sentinel-2 L1C")
+    assert re.search(r"Trained and scored on simulated scenes only \(held-out accuracy 0\.\d\d, simulated\): not "
+                     "measured on real imagery", dock.model_panel.card_label.text())
     assert dock.options.tile_spin.value() == 128
     # the true-colour layers of the project do not fit a 13-band model
     dock.table.set_checked(layers[0].id())

@@ -113,7 +113,11 @@ def describe_card(card) -> str:
         one = sorted(entry["f1"] for entry in unseen["one_date"].values())
         text += (f" On a real place it was never trained on: F1 {one[0]:.2f}-{one[-1]:.2f} with one clear date, "
                  f"{unseen['all_dates']['f1']:.2f} with all {len(one)}.")
-    return text
+    simulated = card.metrics.get("classifier") if isinstance(card.metrics, dict) else None
+    if not isinstance(real, dict) and isinstance(simulated, dict) and "accuracy" in simulated:
+        text += (f" Trained and scored on simulated scenes only (held-out accuracy {simulated['accuracy']:.2f}, "
+                 "simulated): not measured on real imagery; check it against labels of your own first.")
+    return f"{card.description.rstrip('.')}. {text}" if card.description else text
 
 
 def _f1_words(scores: dict) -> str:
