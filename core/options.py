@@ -71,7 +71,7 @@ def _value_problem(value: Any, f: dataclasses.Field, spec: OptionSpec, kind: typ
     if value is None:
         return None
     if spec.choices is not None and value not in spec.choices:
-        return f"{_words(f, spec)} must be one of {', '.join(spec.choices)}, not {value!r}"
+        return f"{_words(f, spec)} must be one of {', '.join(map(str, spec.choices))}, not {value!r}"
     if kind in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
             return f"{_words(f, spec)} must be a {'whole ' if kind is int else ''}number, not {value!r}"

@@ -43,6 +43,8 @@ def averaged_over_orientations(run: Callable[[np.ndarray], np.ndarray], images: 
                                count: int) -> np.ndarray:
     """``run`` (``[B, T, C, h, w]`` -> ``[B, K, h, w]`` probabilities, square tiles) on ``count``
     orientations of ``images``, each result turned back, averaged: ``[B, K, h, w]`` float32."""
+    if count == 1:
+        return run(images)
     total = None
     for turns, mirrored in orientations(count):
         answer = _back(run(_oriented(images, turns, mirrored)), turns, mirrored).astype(np.float32)

@@ -45,6 +45,7 @@ from .model_card import ModelCard, ModelCardError
 from .model_inputs import fit_stack
 from .normalisation import Normalisation
 from .options import option, range_problems
+from .orientations import ORIENTATION_COUNTS, averaged_over_orientations
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
 from .preflight import SQUARE_PIXELS, dates_with_data, output_problems, raster_problems, resolution_fits
@@ -97,6 +98,10 @@ class SegmentRequest:
                                     minimum=1, maximum=64,
                                     words="the batch size")
     precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
+    orientations: int = option(1, "average the map over N orientations of each tile: 8, its 4 quarter turns each "
+                               "also mirrored (8 times the model's time; the road model's F1 on the real held-out "
+                               "areas 0.54 -> 0.57); 2 and 4, mirror images (default 1)",
+                               choices=ORIENTATION_COUNTS, words="the orientations")
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
                                  "evenly spaced dates, or all; auto: all, or the last N with --max-dates",
                                  choices=DATE_SELECTIONS)
@@ -388,7 +393,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             has_data = np.array([tile_valid.any() for tile_valid in valid])
             predictions = np.full((len(images), channels, tile_size, tile_size), np.nan, np.float32)
             if has_data.any():
-                predictions[has_data] = model.run(images[has_data])
+                predictions[has_data] = averaged_over_orientations(model.run, images[has_data], request.orientations)
             return predictions, valid
 
         own_outputs = OutputSet(segment_outputs(probability_path, classes_path)) if outputs is None else None

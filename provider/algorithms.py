@@ -31,6 +31,7 @@ from ..core.definitions import (
     device_words,
 )
 from ..core.model_card import SHIPPED_ROAD_MODEL
+from ..core.orientations import ORIENTATION_COUNTS
 from ..ui.label_layers import area_of
 from .base import TimeSegAlgorithm
 from .base import tr as _tr
@@ -91,6 +92,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     MODEL = "MODEL"
     DEVICE = "DEVICE"
     PRECISION = "PRECISION"
+    ORIENTATIONS = "ORIENTATIONS"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     THRESHOLD = "THRESHOLD"
@@ -132,6 +134,9 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0), described("device")))
         self.addParameter(_advanced(_with_help(QgsProcessingParameterEnum(
             self.PRECISION, _tr("Precision"), options=PRECISIONS, defaultValue=0), described("precision"))))
+        self.addParameter(_advanced(_with_help(QgsProcessingParameterEnum(
+            self.ORIENTATIONS, _tr("Orientations averaged (8: best, 8x the time)"),
+            options=[str(count) for count in ORIENTATION_COUNTS], defaultValue=0), described("orientations"))))
         self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
             self.TILE_SIZE, _tr("Tile size (0: the model's)"), QgsProcessingParameterNumber.Integer, 0, minValue=0),
             described("tile_size"))))
@@ -184,6 +189,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             Path(model),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
+            orientations=ORIENTATION_COUNTS[self.parameterAsEnum(parameters, self.ORIENTATIONS, context)],
             tile_size=tile_size,
             overlap=None if overlap < 0 else overlap,
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,

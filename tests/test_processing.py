@@ -14,11 +14,11 @@ def test_provider_lists_its_algorithms(provider):
                                                           "timeseg:train"]
     segment = provider.algorithm("segment")
     names = [p.name() for p in segment.parameterDefinitions()]
-    assert names == ["INPUT", "PRODUCTS", "DATES", "MODEL", "DEVICE", "PRECISION", "TILE_SIZE", "OVERLAP", "THRESHOLD",
-                     "EXTENT", "MASK", "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
+    assert names == ["INPUT", "PRODUCTS", "DATES", "MODEL", "DEVICE", "PRECISION", "ORIENTATIONS", "TILE_SIZE",
+                     "OVERLAP", "THRESHOLD", "EXTENT", "MASK", "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
     for algorithm in provider.algorithms():  # every algorithm and parameter explains itself
         assert len(algorithm.shortHelpString()) > 100, algorithm.id()
-    for parameter in segment.parameterDefinitions()[:9]:
+    for parameter in segment.parameterDefinitions()[:10]:
         assert parameter.help(), parameter.name()
     assert segment.parameterDefinition("MODEL").flags() & parameter.FlagOptional
     change = provider.algorithm("change")
@@ -38,6 +38,13 @@ def test_segment_without_a_model_uses_the_shipped_one(provider, small_scene, tmp
     with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
         assert classes.tags()["class_names"] == "background,road"
     assert (tmp_path / "c.qml").is_file()
+    averaged = processing.run("timeseg:segment", {  # the 8 orientations (the enum's last) averaged
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DEVICE": 1, "ORIENTATIONS": 3,
+        "OUTPUT_PROBABILITY": str(tmp_path / "p8.tif"), "OUTPUT_CLASSES": str(tmp_path / "c8.tif")},
+        context=context, feedback=QgsProcessingFeedback())
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as one, rasterio.open(averaged["OUTPUT_PROBABILITY"]) as eight:
+        difference = np.abs(np.nan_to_num(one.read(1)) - np.nan_to_num(eight.read(1)))
+    assert 0 < difference.mean() < 0.1
 
 
 def test_segment_warnings_reach_processing_feedback(provider, small_scene, tmp_path):

@@ -62,6 +62,17 @@ class OptionsPanel(QGroupBox):
         self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(
             settings.value(SETTINGS + "precision", "auto"))))
         form.addRow(self.tr("Precision"), self.precision_combo)
+        self.orientations_combo = QComboBox()
+        for count, label in ((1, "1 (fastest)"), (2, "2, mirrored (2x the time)"),
+                             (4, "4, mirrored (4x the time)"), (8, "8, turned and mirrored (8x the time)")):
+            self.orientations_combo.addItem(self.tr(label), count)
+        from ..core.options import option_help
+        from ..core.segment import SegmentRequest
+
+        self.orientations_combo.setToolTip(self.tr(option_help(SegmentRequest, "orientations")))
+        self.orientations_combo.setCurrentIndex(max(0, self.orientations_combo.findData(
+            int(settings.value(SETTINGS + "orientations", 1)))))
+        form.addRow(self.tr("Orientations averaged"), self.orientations_combo)
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(MIN_TILE_SIZE, MAX_TILE_SIZE)
         self.tile_spin.setSingleStep(32)
@@ -125,6 +136,7 @@ class OptionsPanel(QGroupBox):
         settings = QgsSettings()
         settings.setValue(SETTINGS + "device", self.device_combo.currentData())
         settings.setValue(SETTINGS + "precision", self.precision_combo.currentData())
+        settings.setValue(SETTINGS + "orientations", self.orientations_combo.currentData())
         settings.setValue(SETTINGS + "add_probability", self.probability_check.isChecked())
         self.project.writeEntry("TimeSeg", "output_dir", self.output_widget.filePath())
 

@@ -28,6 +28,7 @@ class RunParameters:
     output_dir: Path
     device: str = "auto"
     precision: str = "auto"
+    orientations: int = 1
     tile_size: int | None = None
     overlap: int | None = None
     add_probability: bool = True
@@ -50,6 +51,7 @@ class RunParameters:
 
         return {period: SegmentRequest([DatedRaster(layer.path, layer.date) for layer in layers], self.model_path,
                                        self.output_dir / period, self.device, self.tile_size, self.overlap,
-                                       precision=self.precision, threshold=self.threshold, aoi=self.aoi,
+                                       precision=self.precision, orientations=self.orientations,
+                                       threshold=self.threshold, aoi=self.aoi,
                                        cancelled=cancelled)
                 for period, layers in self.periods().items()}
