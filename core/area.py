@@ -26,6 +26,7 @@ class Area:
 
     window: Window
     geometries: tuple[dict, ...] = ()
+    on_rasters: float = 1.0  # the share of the asked bounds that lies on the rasters (the window is cut to them)
 
     def mask(self, window: Window, transform: Affine) -> np.ndarray | None:
         """``[h, w]`` True inside the polygons, for ``window`` of the grid with ``transform``; None: no polygons."""
@@ -47,14 +48,17 @@ def parse_area(text: str, grid: Grid) -> Area:
         except ValueError:
             raise AreaError(f"--aoi {text!r}: give xmin,ymin,xmax,ymax in the rasters' CRS, or a polygon file") \
                 from None
-        return Area(_window(bounds, grid, text))
+        window, on_rasters = _window(bounds, grid, text)
+        return Area(window, on_rasters=on_rasters)
     path, _, layer_name = text.partition("|layername=")
     geometries = _polygons(Path(path), grid, layer_name.split("|")[0] or None)
     xs, ys = zip(*(point for g in geometries for ring in _rings(g) for point in ring))
-    return Area(_window((min(xs), min(ys), max(xs), max(ys)), grid, text), tuple(geometries))
+    window, on_rasters = _window((min(xs), min(ys), max(xs), max(ys)), grid, text)
+    return Area(window, tuple(geometries), on_rasters)
 
 
-def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> Window:
+def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> tuple[Window, float]:
+    """The grid's window of ``bounds``, cut to the grid, and the share of ``bounds`` it keeps."""
     xmin, ymin, xmax, ymax = bounds
     if not (xmin < xmax and ymin < ymax):
         raise AreaError(f"--aoi {text!r}: xmin must be below xmax and ymin below ymax")
@@ -65,7 +69,8 @@ def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> Window:
     if end_col <= col or end_row <= row:
         raise AreaError(f"the area of interest {text} does not overlap the rasters: give it in their CRS "
                         f"({grid.crs.to_string() if grid.crs else 'none'})")
-    return Window(col, row, end_col - col, end_row - row)
+    kept = (end_col - col) * (end_row - row) / max(window.width * window.height, 1e-9)
+    return Window(col, row, end_col - col, end_row - row), min(1.0, kept)
 
 
 def _rings(geometry: dict) -> list:

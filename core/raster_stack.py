@@ -267,6 +267,18 @@ class RasterStack(contextlib.AbstractContextManager):
         """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""
         return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
 
+    def on_the_grids_lattice(self) -> list[bool]:
+        """Per date, in date order: in the grid's CRS, with its pixel size, its corner a whole number of pixels
+        from the grid's (another extent of the same pixels: read as they are, no data outside it)."""
+        found = []
+        for dataset in self._datasets:
+            own, grid = dataset.transform, self.grid.transform
+            offsets = ((own.c - grid.c) / grid.a, (own.f - grid.f) / grid.e) if grid.a and grid.e else (0.5, 0.5)
+            found.append(dataset.crs == self.grid.crs and abs(own.a - grid.a) < 1e-9 * abs(grid.a)
+                         and abs(own.e - grid.e) < 1e-9 * abs(grid.e) and own.b == grid.b == own.d == grid.d == 0
+                         and all(abs(o - round(o)) < 1e-6 for o in offsets))
+        return found
+
     def date_pixel_sizes(self) -> list[float]:
         """Each date's own pixel size on the ground, metres, in date order (``Grid.pixel_size_m``)."""
         return [Grid.of(dataset).pixel_size_m for dataset in self._datasets]

@@ -469,8 +469,7 @@ def _prepare_stack(stack: RasterStack, card: ModelCard, aoi: str | None) -> tupl
     within the area, the dates without data left out -> ``(warnings, problems)``, the warnings worded
     to hold before the run and after it."""
     warnings = _resample_if_needed(stack, card) + fit_stack(stack, card.bands, card.input_dtype)
-    warnings += _too_small(stack, card)
-    _restrict(stack, aoi)
+    warnings += _too_small(stack, card) + _restrict(stack, aoi)
     left_out, problems = leave_out_empty_dates(stack, card)
     return warnings + left_out, problems
 
@@ -504,13 +503,18 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
         size = f"{reference:.3g} m" if square else f"{across:.3g} m x {along:.3g} m"
         works = f"at {card.resolution:g} m" if square else f"on square pixels of {card.resolution:g} m"
         into = "" if stack.grid.crs == crs else f" in {_crs_name(stack.grid.crs)}"
+        coarse = (" (roads narrower than their pixels mostly vanish: expect far fewer found)"
+                  if reference >= 2 * card.resolution else "")
         warnings.append(f"{who} at {size} per pixel{' (degrees)' * crs.is_geographic}, the model works {works}: "
-                        f"they are resampled to {card.resolution:g} m{into} and the outputs are on that grid")
+                        f"they are resampled to {card.resolution:g} m{into} and the outputs are on that grid{coarse}")
     target = stack.grid.pixel_size_m
-    for raster, size, warped in zip(stack.rasters, sizes, stack.warped()):
+    for raster, size, warped, aligned in zip(stack.rasters, sizes, stack.warped(), stack.on_the_grids_lattice()):
         name = Path(raster.path).name
         if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target):
             warnings.append(f"{name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m")
+        elif warped and not resampled and aligned:  # the same pixels over another extent: nothing resampled
+            warnings.append(f"{name} covers another extent than {stack.reference_name}: its pixels are read as they "
+                            "are, and where it has none the other dates make the map")
         elif warped and not resampled:  # a date off the reference's grid, the grid itself kept
             warnings.append(f"{name} is not on the grid of {stack.reference_name} (another CRS, or pixels "
                             "offset): it is resampled onto it")
@@ -544,9 +548,15 @@ def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str
     return [f"{words}: left out, the model runs on the {left} date{'s' * (left != 1)} left"], []
 
 
-def _restrict(stack: RasterStack, aoi: str | None) -> None:
-    if aoi:
-        stack.restrict(parse_area(aoi, stack.grid))
+def _restrict(stack: RasterStack, aoi: str | None) -> list[str]:
+    """The stack cut to the area of interest; a warning when the area reaches beyond the rasters."""
+    if not aoi:
+        return []
+    area = parse_area(aoi, stack.grid)
+    stack.restrict(area)
+    if area.on_rasters >= 0.99:
+        return []
+    return [f"the area of interest reaches beyond the rasters: the {area.on_rasters:.0%} of it on them is mapped"]
 
 
 def _asked_tiling(request: SegmentRequest, card: ModelCard) -> tuple[int, int]:

@@ -52,6 +52,14 @@ def test_bounds(small_scene, local_model, whole, tmp_path, capsys):
         assert dataset.shape == (60, 60) and dataset.transform.c == left and dataset.transform.f == top
     # the maps are the whole run's, to the area's edges: its tiles are the whole raster's, cut to it
     assert np.abs(part - probability[10:70, 20:80]).max() < 1e-5
+    # an area half off the rasters: the half on them is mapped, and the warning says so
+    right = transform.c + 96 * 10
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "half"), "--aoi",
+                 f"{right - 300},{top - 600},{right + 300},{top}", *map(str, small_scene.tci_paths[2019])]) == 0
+    assert ("warning: the area of interest reaches beyond the rasters: the 50% of it on them is mapped"
+            in capsys.readouterr().err)
+    with rasterio.open(tmp_path / "half" / "probability.tif") as dataset:
+        assert dataset.shape == (60, 30)
 
 
 def test_polygons(small_scene, local_model, whole, tmp_path):

@@ -744,13 +744,18 @@ def test_each_date_at_another_resolution_is_named(ws, capsys):
     coarse = ws.raster("C_20191230.tif", ws.tci()[:, ::2, ::2], transform=from_origin(left, top, 20, 20))
     early = ws.raster("C_20190101.tif", ws.tci()[:, ::2, ::2], transform=from_origin(left, top, 20, 20))
     shifted = ws.raster("C_20191231.tif", ws.tci(), transform=from_origin(left + 5, top, 10, 10))  # half a pixel
+    moved = ws.raster("C_20191229.tif", ws.tci(), transform=from_origin(left + 300, top, 10, 10))  # 30 pixels
     for rasters, expected in (
+            ([*ws.inputs[:2], moved], f"warning: C_20191229.tif covers another extent than {ws.inputs[0].name}: its "
+                                      "pixels are read as they are, and where it has none the other dates make the "
+                                      "map"),
             ([*ws.inputs[:2], shifted], f"warning: C_20191231.tif is not on the grid of {ws.inputs[0].name} "
                                         "(another CRS, or pixels offset): it is resampled onto it"),
             ([*ws.inputs[:2], coarse], "warning: C_20191230.tif is at 20 m per pixel: it is resampled to the "
                                        "outputs' 10 m"),
             ([early, *ws.inputs[:2]], "warning: C_20190101.tif (the reference) is at 20 m per pixel, the model "
-                                      "works at 10 m: they are resampled to 10 m and the outputs are on that grid")):
+                                      "works at 10 m: they are resampled to 10 m and the outputs are on that grid "
+                                      "(roads narrower than their pixels mostly vanish: expect far fewer found)")):
         output = ws.root / f"mixed_{len(expected)}"
         assert main(["segment", "--model", str(ws.model), "--output", str(output), *map(str, rasters)]) == 0
         warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: C_")]
@@ -768,7 +773,7 @@ def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
     code = main(["segment", "--model", str(ws.model), "--output", str(ws.root / "coarse"), *map(str, coarse)])
     err = capsys.readouterr().err
     assert code == 0 and "warning: the rasters are at 60 m per pixel, the model works at 10 m: they are " \
-        "resampled to 10 m" in err
+        "resampled to 10 m and the outputs are on that grid (roads narrower than their pixels mostly vanish" in err
     with rasterio.open(ws.root / "coarse" / "classes.tif") as classes:
         assert classes.res == (10.0, 10.0) and classes.shape == (96, 96)
         assert (classes.transform.c, classes.transform.f) == (left, top)

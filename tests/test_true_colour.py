@@ -155,3 +155,15 @@ def test_values_too_dark_for_reflectance_are_refused_with_what_they_may_be(form,
                                                "colour .0..255.. Give it as 8-bit"):
         segment(SegmentRequest([DatedRaster(path, DATE)], ROADS, tmp_path / "out", device="cpu"))
     assert not (tmp_path / "out").exists()
+
+
+def test_digital_numbers_with_the_baseline_offset_are_warned_of(tmp_path):
+    """Digital numbers of a product processed since 2022 (+1000 on every value): the map is made, and a warning
+    says what the offset is and how to take it off; without it, no such warning."""
+    offset = _crop(tmp_path, "offset.tif", lambda r: np.rint(r * 1e4) + 1000, "uint16")
+    plain = _crop(tmp_path, "plain.tif", lambda r: np.rint(r * 1e4), "uint16")
+    warned = segment(SegmentRequest([DatedRaster(offset, DATE)], ROADS, tmp_path / "a", device="cpu")).warnings
+    assert any(w.startswith("the rasters' darkest pixels are ") and "baseline 04.00" in w and "A-1000" in w
+               for w in warned), warned
+    assert not any("darkest" in w for w in segment(SegmentRequest([DatedRaster(plain, DATE)], ROADS, tmp_path / "b",
+                                                                  device="cpu")).warnings)
