@@ -36,6 +36,16 @@ NAMED_COLOURS = {
     "rapeseed": (250, 240, 40, 255),
     "sugar_beet": (150, 70, 160, 255),
 }
+# other models' classes (Deepness's zoo: land cover, buildings, ...) by a word of their name, as maps draw them
+KEYWORD_COLOURS = (
+    ("water", (40, 110, 220, 255)), ("river", (40, 110, 220, 255)), ("sea", (40, 110, 220, 255)),
+    ("forest", (20, 110, 40, 255)), ("tree", (20, 110, 40, 255)), ("vegetation", (90, 180, 70, 255)),
+    ("grass", (140, 210, 100, 255)), ("crop", (230, 200, 80, 255)), ("field", (230, 200, 80, 255)),
+    ("building", (200, 40, 40, 255)), ("urban", (200, 40, 40, 255)), ("road", (255, 150, 0, 255)),
+    ("bare", (170, 120, 80, 255)), ("soil", (170, 120, 80, 255)), ("sand", (230, 210, 160, 255)),
+    ("snow", (245, 245, 250, 255)), ("ice", (200, 230, 250, 255)), ("cloud", (230, 230, 230, 255)),
+    ("shadow", (60, 60, 70, 255)),
+)
 PALETTE = [(31, 119, 180, 255), (255, 127, 14, 255), (44, 160, 44, 255), (214, 39, 40, 255),
            (148, 103, 189, 255), (140, 86, 75, 255), (227, 119, 194, 255), (127, 127, 127, 255),
            (188, 189, 34, 255), (23, 190, 207, 255)]
@@ -56,7 +66,8 @@ def class_colours(class_names: Sequence[str]) -> dict[int, tuple[int, int, int, 
     """Colour table entry (RGBA) per class code."""
     colours = {}
     for code, name in enumerate(class_names):
-        colours[code] = NAMED_COLOURS.get(name.lower(), PALETTE[code % len(PALETTE)])
+        by_word = next((colour for word, colour in KEYWORD_COLOURS if word in name.lower()), None)
+        colours[code] = NAMED_COLOURS.get(name.lower(), by_word or PALETTE[code % len(PALETTE)])
     colours[255] = (0, 0, 0, 0)
     return colours
 

@@ -84,9 +84,11 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
                         f"{len(card.bands)} ({', '.join(card.bands)}): give rasters with those bands{naming}")
     if stack.dtype.name != card.input_dtype and not (problems and takes_true_colour(card.bands, card.input_dtype)):
         # (reflectance of the right bands is read as true colour: the bands are the problem)
+        hint = {"uint8": "; a true-colour picture is uint8"}.get(stack.dtype.name, "")
+        if stack.dtype.kind == "f" and card.input_dtype == "uint16":  # Earth Engine's reflectance 0..1
+            hint = "; reflectance 0..1 as digital numbers: gdal_translate -ot UInt16 -scale 0 1 0 10000"
         problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: give the "
-                        f"bands as the product the model was trained on holds them ({card.input_dtype}"
-                        f"{'; a true-colour picture is uint8' if stack.dtype.name == 'uint8' else ''})")
+                        f"bands as the product the model was trained on holds them ({card.input_dtype}{hint})")
     resolution = stack.grid.pixel_size_m
     stated = card.resolution > 0  # 0: a Deepness model that does not say
     if stated and not resolution_fits(resolution, card.resolution):

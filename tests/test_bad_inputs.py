@@ -262,3 +262,22 @@ def test_a_one_year_model_refuses_dates_of_two_years_and_warns_of_a_part_of_one(
     assert result.warnings == (f"the dates cover 5 months ({part[0].date} to {part[1].date}) of the year the model "
                                "reads: expect much lower accuracy (January to August scored 0.52 on simulated "
                                "scenes, the whole year 0.88)",)
+
+
+def test_float_reflectance_for_a_model_of_digital_numbers_is_told_how_to_convert(local_model, small_scene, tmp_path):
+    """A model of uint16 digital numbers (the crop model) given reflectance 0..1 in float (Earth Engine's): the
+    refusal gives the conversion."""
+    from tests_support import edit_card
+
+    numbers = edit_card(local_model, tmp_path / "numbers.onnx", input_dtype="uint16")
+    rasters = []
+    for raster in rasters_of(small_scene, 2019):
+        with rasterio.open(raster.path) as source:
+            values, profile = source.read().astype(np.float32) / 255 * 0.3558, source.profile
+        path = tmp_path / raster.path.name
+        with rasterio.open(path, "w", **(profile | {"dtype": "float32", "nodata": None})) as target:
+            target.write(values)
+        rasters.append(DatedRaster(path, raster.date))
+    with pytest.raises(SegmentError, match="the rasters hold float32 values, the model wants uint16: .*reflectance "
+                                           "0..1 as digital numbers: gdal_translate -ot UInt16 -scale 0 1 0 10000"):
+        segment(SegmentRequest(rasters, numbers, tmp_path / "out"))

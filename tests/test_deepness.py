@@ -198,3 +198,14 @@ def test_a_deepness_model_in_the_dock(water_model, small_scene, tmp_path, qgis_i
         assert project.mapLayersByName("rgb classes 2019") and not project.mapLayersByName("rgb change 2016-2019")
     finally:
         plugin.unload()
+
+
+def test_classes_of_other_models_are_drawn_in_the_colours_maps_give_them():
+    """Deepness's zoo names land cover: water blue, vegetation green, bare soil brown, shadow dark; a name with
+    no known word keeps the palette's colour."""
+    from timeseg.core.outputs import PALETTE, class_colours
+
+    colours = class_colours(["background", "open water", "vegetation", "bare soil", "shadow", "quarry"])
+    assert colours[1][:3] == (40, 110, 220) and colours[2][:3] == (90, 180, 70)
+    assert colours[3][:3] == (170, 120, 80) and colours[4][:3] == (60, 60, 70)
+    assert colours[5] == PALETTE[5] and colours[0] == (0, 0, 0, 0) and colours[255][3] == 0

@@ -420,11 +420,12 @@ def test_shipped_models_are_offered_by_name(dock):
     assert re.search(r"Trained and scored on simulated scenes only \(held-out accuracy 0\.\d\d, simulated\): not "
                      "measured on real imagery", dock.model_panel.card_label.text())
     assert dock.options.tile_spin.value() == 128
+    assert not dock.options.threshold_spin.isEnabled()  # seven classes: the likeliest is the map
     # the true-colour layers of the project do not fit a 13-band model
     dock.table.set_checked(layers[0].id())
     assert "13" in dock.warning_label.text()
     dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
-    assert combo.currentIndex() == 1
+    assert combo.currentIndex() == 1 and dock.options.threshold_spin.isEnabled()
     # the analyst reads the real numbers, the held-out areas' and those of a place never trained on
     text = dock.model_panel.card_label.text()
     assert "On real Sentinel-2 (held-out areas of 3 scenes" in text
