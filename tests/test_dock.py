@@ -665,3 +665,53 @@ def test_layers_the_engine_cannot_read_are_not_offered_or_are_refused_by_name(do
         if table in ticked:
             dock.table.set_date(table.id(), dt.date(2019, 6, 1))
         assert dock.warning_label.text() == refusal
+
+
+def test_ticks_dates_and_periods_are_saved_with_the_project(dock, tmp_path):
+    """Ticked layers, a date typed for a layer without one and a renamed period, saved with the project and
+    opened again: the table shows them as they were (before: all unticked, dates and periods lost)."""
+    import datetime as dt
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    dock, layers = dock
+    path = tmp_path / "mosaic.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=3, dtype="uint8", crs="EPSG:32628",
+                       transform=from_origin(320_000, 1_780_000, 10, 10)) as dataset:
+        dataset.write(np.ones((3, 16, 16), np.uint8))
+    project = QgsProject.instance()
+    undated = QgsRasterLayer(str(path), "mosaic")
+    project.addMapLayer(undated)
+    dock.table.set_checked(layers[0].id())
+    dock.table.set_checked(undated.id())
+    dock.table.set_date(undated.id(), dt.date(2018, 6, 1))
+    dock.table.set_period(layers[0].id(), "before")
+    first = next(c for c in dock.table.checked_layers()[0] if c.name == layers[0].name())
+    saved = tmp_path / "project.qgz"
+    assert project.write(str(saved))
+    project.clear()
+    assert dock.table.rowCount() == 0
+    assert project.read(str(saved))
+    chosen, undated_names = dock.table.checked_layers()
+    assert undated_names == []
+    assert sorted((c.name, c.date, c.period) for c in chosen) == sorted(
+        [(first.name, first.date, "before"), ("mosaic", dt.date(2018, 6, 1), "2018")])
+
+
+def test_a_remembered_model_that_is_gone_gives_way_to_the_shipped_one(qgis_iface, qgis_new_project, tmp_path):
+    from qgis.core import QgsSettings
+
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+    from timeseg.ui.model_panel import SETTING
+
+    QgsSettings().setValue(SETTING, str(tmp_path / "deleted.onnx"))
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    try:
+        assert plugin.dock.model_panel.path == SHIPPED_ROAD_MODEL and plugin.dock.model_panel.card is not None
+    finally:
+        plugin.unload()
+        QgsSettings().remove(SETTING)

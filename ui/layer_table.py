@@ -2,12 +2,14 @@
 
 It follows the project: layers added, removed and renamed show up at once. Dates are
 detected as the engine does (file name, then GDAL tags) and can be edited; a layer
-without a date shows an empty date in red until one is set. Periods default to the year.
+without a date shows an empty date in red until one is set. Periods default to the year. Each row's tick,
+date and period are kept with its layer, so a saved project opens with them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
@@ -20,6 +22,7 @@ NAME, DATE, PERIOD = 0, 1, 2
 PERIOD_TIP = ("Double-click to edit. The ticked layers of one period make one map; with two periods the change "
               "between them (new roads) is mapped too")
 PRODUCT_PROPERTY = "timeseg/product"  # a layer showing a Sentinel-2 product's TCI: the product it shows
+ROW_STATE = "timeseg/row"  # a layer's tick, date and period in the dock (JSON), saved with the project
 NO_DATE = QDate(1900, 1, 1)
 
 
@@ -118,8 +121,35 @@ class LayerTable(QTableWidget):
         self.setItem(row, PERIOD, period)
         self._ids.append(layer.id())
         layer.nameChanged.connect(self._renamed)  # a bound slot: gone with the table (a lambda outlived it)
+        self._restore_row(row, layer)
         self._mark_missing_date(row)
         self.blockSignals(False)
+
+    def _save_row(self, row: int) -> None:
+        """The row's tick, date and period kept with its layer, and so in the saved project (a property of
+        the layer that QGIS writes with it)."""
+        layer = self.project.mapLayer(self.item(row, NAME).data(Qt.UserRole))
+        if layer is None:
+            return
+        value = self.cellWidget(row, DATE).date()
+        layer.setCustomProperty(ROW_STATE, json.dumps({
+            "ticked": self.item(row, NAME).checkState() == Qt.Checked,
+            "date": None if value == NO_DATE else value.toString("yyyy-MM-dd"),
+            "period": self.item(row, PERIOD).text()}))
+
+    def _restore_row(self, row: int, layer: QgsRasterLayer) -> None:
+        """What the analyst set for this layer before (a project saved and opened again, the plugin reloaded)."""
+        try:
+            state = json.loads(layer.customProperty(ROW_STATE) or "null")
+        except (TypeError, ValueError):
+            return
+        if not isinstance(state, dict):
+            return
+        if state.get("date"):
+            self.cellWidget(row, DATE).setDate(QDate.fromString(state["date"], "yyyy-MM-dd"))
+        if isinstance(state.get("period"), str) and state["period"]:
+            self.item(row, PERIOD).setText(state["period"])
+        self.item(row, NAME).setCheckState(Qt.Checked if state.get("ticked") else Qt.Unchecked)
 
     def _renamed(self) -> None:
         layer = self.sender()
@@ -136,6 +166,7 @@ class LayerTable(QTableWidget):
         if value != NO_DATE and not period.text():
             period.setText(str(value.year()))
         self._mark_missing_date(row)
+        self._save_row(row)
         self.selectionChangedByUser.emit()
 
     def _mark_missing_date(self, row: int) -> None:
@@ -144,6 +175,7 @@ class LayerTable(QTableWidget):
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() in (NAME, PERIOD):
+            self._save_row(item.row())
             self.selectionChangedByUser.emit()
 
     # --- what the dock reads

@@ -34,7 +34,10 @@ class ModelPanel(QGroupBox):
         self.model_widget = QgsFileWidget()
         self.model_widget.setFilter("ONNX models (*.onnx)")
         self.model_widget.setToolTip(self.tr("A TimeSeg model (.onnx with its model card)"))
-        self.model_widget.setFilePath(QgsSettings().value(SETTING, str(SHIPPED_ROAD_MODEL)))
+        remembered = QgsSettings().value(SETTING, str(SHIPPED_ROAD_MODEL))
+        # a remembered model since moved or deleted: the shipped road model, not a card that cannot be read
+        self.model_widget.setFilePath(remembered if remembered and Path(remembered).is_file()
+                                      else str(SHIPPED_ROAD_MODEL))
         column.addWidget(self.model_widget)
         self.card_label = QLabel()
         self.card_label.setWordWrap(True)
