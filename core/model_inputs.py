@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 from .true_colour import read_reflectance_as_true_colour
 
@@ -69,7 +68,7 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     for raster, date_names, indexes, named in zip(stack.rasters, names, per_date, described):
         if indexes is None and named and sentinel2:
             lacking.setdefault(", ".join(name or "(unnamed)" for name in date_names), []).append(
-                Path(raster.path).name)
+                raster.name)
     if lacking:
         held = "; ".join(f"{_listed(files)} name{'s' * (len(files) == 1)} {'its' if len(files) == 1 else 'their'} "
                          f"bands {names_held}" for names_held, files in lacking.items())
@@ -93,11 +92,11 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     for date_names, colours, raster, indexes in zip(names, stack.band_colours(), stack.rasters, chosen):
         if indexes != as_they_are:
             held = ", ".join(name or colour for name, colour in zip(date_names, colours))
-            groups.setdefault(held, []).append(Path(raster.path).name)
+            groups.setdefault(held, []).append(raster.name)
     for held, files in groups.items():
         warnings.append(f"bands {', '.join(bands)} read by their names or colours from {_files(files, stack)} ({held})")
     if unnamed:
-        files = [Path(raster.path).name for raster in unnamed]
+        files = [raster.name for raster in unnamed]
         warnings.append(f"{', '.join(files)} name{'s' * (len(files) == 1)} no bands: read as {', '.join(bands)} "
                         "in file order")
     return warnings + read_reflectance_as_true_colour(stack, bands, input_dtype)

@@ -35,10 +35,12 @@ class RasterStackError(ValueError):
 class DatedRaster:
     path: Path | str  # a file, or a GDAL virtual path (``/vsizip/...``: a Sentinel-2 product's image)
     date: dt.date
+    given: Path | str | None = None  # what the analyst gave when ``path`` is read from it (a Sentinel-2 product)
 
     @property
     def name(self) -> str:
-        return Path(self.path).name
+        """How messages name it: the file, or the product it was read from (not the bands' VRT made of it)."""
+        return Path(self.given or self.path).name
 
 
 def zero_is_no_data(flags: Sequence[list[MaskFlags]]) -> bool:
@@ -201,21 +203,20 @@ class RasterStack(contextlib.AbstractContextManager):
         try:
             self._datasets = [self._stack.enter_context(_open(r.path)) for r in self.rasters]
             ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
-            self.reference_name = Path(reference_path).name
+            self.reference_name = rasters[reference].name
             self.grid = Grid.of(ref)
             self.band_count = self.source_band_count = ref.count
             self._band_indexes: list[list[int]] | None = None  # select_bands
             self.dtype = self.source_dtype = np.dtype(ref.dtypes[0])
             self._reflectance_per_value: float | None = None  # read_as_true_colour
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
-            self.views = [self._aligned(d, resampling) for d in self._datasets]
+            self.views = [self._aligned(d, resampling, r.name) for d, r in zip(self._datasets, self.rasters)]
             self.full_grid, self.area, self._resampling = self.grid, None, resampling
         except BaseException:
             self._stack.close()
             raise
 
-    def _aligned(self, dataset: rasterio.DatasetReader, resampling: Resampling):
-        name = Path(dataset.name).name
+    def _aligned(self, dataset: rasterio.DatasetReader, resampling: Resampling, name: str):
         if dataset.count != self.source_band_count:
             raise RasterStackError(
                 f"{name} has {dataset.count} band{'s' * (dataset.count != 1)}, {self.reference_name} (the "
@@ -223,8 +224,8 @@ class RasterStack(contextlib.AbstractContextManager):
             )
         if np.dtype(dataset.dtypes[0]) != self.source_dtype:
             raise RasterStackError(
-                f"{name} holds {dataset.dtypes[0]} values, the reference {self.source_dtype.name}: "
-                "give every date in the same data type"
+                f"{name} holds {dataset.dtypes[0]} values, {self.reference_name} (the reference) "
+                f"{self.source_dtype.name}: give every date in the same data type"
             )
         if dataset.crs is None:
             raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
@@ -261,7 +262,7 @@ class RasterStack(contextlib.AbstractContextManager):
             step = resolution_m / self.grid.ground_metres_per_unit
         width, height = max(1, round((right - left) / step)), max(1, round((top - bottom) / step))
         self.grid = self.full_grid = Grid(crs, rasterio.Affine(step, 0, left, 0, -step, top), width, height)
-        self.views = [self._aligned(d, self._resampling) for d in self._datasets]
+        self.views = [self._aligned(d, self._resampling, r.name) for d, r in zip(self._datasets, self.rasters)]
 
     def warped(self) -> list[bool]:
         """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""

@@ -509,7 +509,7 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
                         f"they are resampled to {card.resolution:g} m{into} and the outputs are on that grid{coarse}")
     target = stack.grid.pixel_size_m
     for raster, size, warped, aligned in zip(stack.rasters, sizes, stack.warped(), stack.on_the_grids_lattice()):
-        name = Path(raster.path).name
+        name = raster.name
         if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target):
             warnings.append(f"{name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m")
         elif warped and not resampled and aligned:  # the same pixels over another extent: nothing resampled

@@ -132,6 +132,6 @@ def resolve_products(rasters: list, card) -> list:
     """``DatedRaster``s whose path is a product -> the same date on what the model reads of it."""
     from .raster_stack import DatedRaster
 
-    return [DatedRaster(product_source(r.path, card.bands, card.input_dtype), r.date) if is_product(r.path) else r
-            for r in rasters]
+    return [DatedRaster(product_source(r.path, card.bands, card.input_dtype), r.date, r.path) if is_product(r.path)
+            else r for r in rasters]
 
