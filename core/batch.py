@@ -87,8 +87,9 @@ class BatchRequest:
     min_patch_pixels: int = option(MIN_PATCH_PIXELS, "change: drop new/removed patches under N pixels",
                                    flag="--min-patch",
                                    minimum=0, maximum=1_000_000, words="the minimum patch size")
-    change_tolerance_px: int = option(CHANGE_TOLERANCE_PX, "change: a road within N pixels in the other period is "
-                                      "the same road (0: pixel by pixel)", flag="--tolerance", minimum=0, maximum=10,
+    change_tolerance_px: int = option(CHANGE_TOLERANCE_PX, "change: the class found within N pixels in the other "
+                                      "period is the same (a road a pixel aside; 0: pixel by pixel)",
+                                      flag="--tolerance", minimum=0, maximum=10,
                                       words="the tolerance")
     change_class: int | None = option(None, "change: the class code to follow (default: 1, a two-class model's "
                                       "class, as road; models of more classes, as crops, need it)", flag="--class",

@@ -123,7 +123,8 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             _tr("The dated images of one place and period (e.g. five Sentinel-2 true-colour images of 2019)")))
         self.addParameter(_with_help(QgsProcessingParameterString(
             self.PRODUCTS, _tr("Sentinel-2 products (.SAFE folders or .zip, separated by ;)"), optional=True),
-            _tr("L1C or L2A products as downloaded: their true-colour image and date are used")))
+            _tr("L1C or L2A products as downloaded, read in place: their date, and what the model reads of them (the "
+                "true-colour image for a true-colour model, its bands for another)")))
         self.addParameter(_with_help(QgsProcessingParameterString(
             self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True),
             _tr("One date per layer, in layer order, when the names and tags do not hold them")))
