@@ -524,7 +524,7 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
 def _crs_name(crs) -> str:
     """``UTM zone 33N (EPSG:32633)`` for a UTM zone of WGS 84, else the CRS's EPSG code or its string."""
     code = crs.to_epsg()
-    if code and 32601 <= code % 100 + 32600 <= 32660 and code // 100 in (326, 327):
+    if code and code // 100 in (326, 327) and 1 <= code % 100 <= 60:
         return f"UTM zone {code % 100}{'N' if code // 100 == 326 else 'S'} (EPSG:{code})"
     return f"EPSG:{code}" if code else crs.to_string()
 
@@ -581,8 +581,8 @@ def _lattice(stack: RasterStack) -> tuple[tuple[int, int], tuple[int, int]]:
     The lattice is anchored on the ground: it starts up to ``TILE_ALIGN_PX - 1`` px before the full grid's
     corner, at a row and column of pixels that are multiples of ``TILE_ALIGN_PX`` counted from the CRS's
     origin. So two rasters cut from one grid at any offset (two crops of one Sentinel-2 tile) put the
-    networks' 16 px downsampling on the same ground; cut 11 px apart, they differed in 13 % of their road
-    pixels."""
+    networks' 16 px downsampling on the same ground: cut 11 px apart, their road maps agreed with F1 0.87 when
+    each was tiled from its own corner, 0.98 so."""
     transform = stack.full_grid.transform
     lattice_row = round(transform.f / transform.e) % TILE_ALIGN_PX if transform.e else 0
     lattice_col = round(transform.c / transform.a) % TILE_ALIGN_PX if transform.a else 0

@@ -8,7 +8,7 @@ of the raster (an area of interest, a batch window) takes the lattice's tiles th
 it (``skip_rows``, ``skip_cols``: the rows and columns of the tile before it). So a pixel's map does not
 depend on the area asked for, and the networks' downsampling (the U-Net's 16 px) always falls on the same
 pixels: tiles shifted by a few pixels would change up to 1 % of the class pixels of the shipped road model
-(13 % of its road pixels on a crop of Inn).
+(two crops of Inn 11 px apart: F1 0.87 between their road maps).
 
 Each tile's prediction is weighted by a window that is zero in the outer quarter of the overlap, rises
 as a cosine over the middle half, and is one inside; on sides that touch the full raster's edge it stays

@@ -25,6 +25,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
     MODEL = "MODEL"
     WORKERS = "WORKERS"
     SCHEDULER = "SCHEDULER"
+    CLASS = "CLASS"
     OUTPUT = "OUTPUT"
     SUMMARY = "SUMMARY"
     FAILED = "FAILED"
@@ -55,6 +56,9 @@ class BatchAlgorithm(TimeSegAlgorithm):
             minValue=1, maxValue=1024))
         self.addParameter(QgsProcessingParameterString(
             self.SCHEDULER, _tr("Scheduler address (empty: a local cluster)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CLASS, _tr("Change: class code to follow (empty: 1, as road; models of more classes need it)"),
+            QgsProcessingParameterNumber.Integer, None, optional=True, minValue=0, maxValue=254))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, _tr("Output folder")))
         self.addOutput(QgsProcessingOutputString(self.SUMMARY, _tr("Summary (batch.json)")))
         self.addOutput(QgsProcessingOutputNumber(self.FAILED, _tr("Failed tasks")))
@@ -68,6 +72,8 @@ class BatchAlgorithm(TimeSegAlgorithm):
             Path(self.parameterAsFile(parameters, self.MODEL, context)), output,
             workers=self.parameterAsInt(parameters, self.WORKERS, context),
             scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
+            change_class=None if parameters.get(self.CLASS) in (None, "") else
+            self.parameterAsInt(parameters, self.CLASS, context),
             worker_processes=False, progress=feedback.pushInfo,
             dashboard=lambda link: feedback.pushInfo(_tr("dask dashboard: {}").format(link)))
         summary = self.run_core(lambda: run_batch(request))

@@ -124,10 +124,10 @@ def test_batch_through_processing(places, local_model, tmp_path, provider):
 
     assert provider.algorithm("batch") is not None
     result = processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
-                                              "WORKERS": 2, "OUTPUT": str(tmp_path / "out")})
+                                              "WORKERS": 2, "CLASS": 1, "OUTPUT": str(tmp_path / "out")})
     assert result["FAILED"] == 1
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
-    assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"]
+    assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"] and summary["class"] == "road"
     assert (tmp_path / "out" / "coast_b" / "change_2016_2019.tif").is_file()
 
 
