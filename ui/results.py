@@ -58,7 +58,7 @@ def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
     root = project.layerTreeRoot()
     for earlier in [g for g in root.findGroups(True) if g.name() == name and g.customProperty(RESULT_GROUP)]:
         project.removeMapLayers([node.layerId() for node in earlier.findLayers()
-                                 if node.layer() is not None and node.layer().customProperty(RESULT_LAYER)])
+                                 if node.layer() is not None and _made_by_timeseg(node.layer())])
         if earlier.children():  # a layer of the analyst's was put there: the group stays, as theirs
             earlier.removeCustomProperty(RESULT_GROUP)
         else:
@@ -66,6 +66,20 @@ def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
     group = root.insertGroup(0, name)
     group.setCustomProperty(RESULT_GROUP, True)
     return group
+
+
+def _made_by_timeseg(layer) -> bool:
+    """A layer TimeSeg added (marked so), or, added by a version before the mark, a map TimeSeg wrote (its
+    ``timeseg_output`` tag) or the lines beside a change map."""
+    from .layer_table import timeseg_output_kind
+
+    if layer.customProperty(RESULT_LAYER):
+        return True
+    if isinstance(layer, QgsRasterLayer):
+        return timeseg_output_kind(layer) is not None
+    source = layer.source().split("|")[0]
+    return source.endswith(".gpkg") and Path(source).with_suffix(".json").is_file() and \
+        Path(source).with_suffix(".tif").is_file()
 
 
 def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:
