@@ -72,16 +72,25 @@ def classes_qml(class_names: Sequence[str], dates: Sequence[dt.date] = ()) -> st
     return _document(_paletted([(code, class_names[code], colours[code]) for code in shown]), dates)
 
 
+def probability_band(class_names: Sequence[str]) -> int:
+    """The probability band a style shows first: a binary model's P(class); of more classes, the first class's
+    that is not the rest ("other", "background"), whose P is what nothing else is."""
+    if len(class_names) == 2:
+        return 1
+    return 2 if class_names[0].lower() in ("other", "background") else 1
+
+
 def change_qml(dates: Sequence[dt.date] = ()) -> str:
     """New in red, removed in blue; none and nodata transparent."""
     return _document(_paletted(CHANGE_PALETTE), dates)
 
 
-def probability_qml(dates: Sequence[dt.date] = ()) -> str:
-    """A 0..1 pseudocolour ramp of band 1."""
+def probability_qml(dates: Sequence[dt.date] = (), band: int = 1) -> str:
+    """A 0..1 pseudocolour ramp of ``band`` (a binary model's only band; of more classes, the first that is
+    not "other" or "background": ``probability_band``)."""
     items = "\n".join(f'          <item value="{value:g}" label="{value:g}" color="{_hex(rgba)}" alpha="{rgba[3]}"/>'
                       for value, rgba in PROBABILITY_RAMP)
-    renderer = ('    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" '
+    renderer = (f'    <rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1" alphaBand="-1" '
                 'classificationMin="0" classificationMax="1" nodataColor="">\n'
                 "      <rastershader>\n"
                 '        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" '

@@ -49,7 +49,7 @@ from .orientations import ORIENTATION_COUNTS, averaged_over_orientations
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
 from .preflight import SQUARE_PIXELS, dates_with_data, output_problems, raster_problems, resolution_fits
-from .qml import classes_qml, dates_tag, probability_qml, style_path
+from .qml import classes_qml, dates_tag, probability_band, probability_qml, style_path
 from .raster_stack import (
     DatedRaster,
     RasterStack,
@@ -424,7 +424,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                     run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
                 with ThreadPoolExecutor(2, "finish") as finishing:  # the model is done: the cores close both at once
                     list(finishing.map(GeoTiffWriter.finish, (probability, classes)))
-            run_outputs.write_text(style_path(probability_path), probability_qml(stack.dates))
+            run_outputs.write_text(style_path(probability_path),
+                                   probability_qml(stack.dates, probability_band(card.class_names)))
             run_outputs.write_text(style_path(classes_path), classes_qml(card.class_names, stack.dates))
             if own_outputs is not None:
                 own_outputs.commit()

@@ -144,3 +144,13 @@ def test_the_shipped_crop_model_reads_no_data_as_an_opaque_cloud():
 
     card = read_model_card(SHIPPED_CROP_MODEL)
     assert card.no_data_value == [float(v) for v in np.rint(CLOUD / card.input_scale)]
+
+
+def test_a_multi_class_probability_layer_shows_a_class_first_not_the_rest():
+    """The crop model's probability.tif has a band per class; its style shows P(meadow), not P(other)."""
+    from timeseg.core.qml import probability_band, probability_qml
+    from timeseg.models.simulator.crops import CROP_CLASSES
+
+    assert probability_band(list(CROP_CLASSES)) == 2 and CROP_CLASSES[0] == "other"
+    assert probability_band(["background", "road"]) == 1 and probability_band(["water", "land", "cloud"]) == 1
+    assert 'type="singlebandpseudocolor" band="2"' in probability_qml((), 2)
