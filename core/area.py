@@ -67,8 +67,8 @@ def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> tuple[Window, f
     end_col = min(grid.width, math.ceil(window.col_off + window.width))
     end_row = min(grid.height, math.ceil(window.row_off + window.height))
     if end_col <= col or end_row <= row:
-        raise AreaError(f"the area of interest {text} does not overlap the rasters: give it in their CRS "
-                        f"({grid.crs.to_string() if grid.crs else 'none'})")
+        raise AreaError(f"the area of interest {text} does not overlap the rasters: give it in the CRS of the "
+                        f"outputs' grid ({grid.crs.to_string() if grid.crs else 'none'})")
     kept = (end_col - col) * (end_row - row) / max(window.width * window.height, 1e-9)
     return Window(col, row, end_col - col, end_row - row), min(1.0, kept)
 

@@ -281,7 +281,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
                          _probability_beside(before, grid, outputs))
     warnings = [SINGLE_DATE_WARNING.format(shown(path)) for path, found in dates.items() if len(found) == 1]
     with rasterio.open(before_source) as dataset:
-        if not grid.matches(dataset):
+        if not grid.shares_pixels(dataset):
             warnings.append(f"warning: {shown(before)} is not on the grid of {shown(after)} (another CRS, pixel size "
                             "or corner): it was resampled onto it, so roads along its pixels' edges may show as "
                             "change; for a cleaner change map, give both periods' rasters on one grid (gdalwarp)")

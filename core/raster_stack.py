@@ -164,6 +164,16 @@ class Grid:
         """The dataset lies on exactly this grid (no warping needed)."""
         return self == Grid.of(dataset)
 
+    def shares_pixels(self, dataset: rasterio.DatasetReader) -> bool:
+        """The dataset's pixels are this grid's, over another extent maybe: its CRS and pixel size, its corner
+        a whole number of pixels away (read onto the grid, nothing is resampled)."""
+        own, grid = dataset.transform, self.transform
+        if not (grid.a and grid.e) or dataset.crs != self.crs or own.b or own.d or grid.b or grid.d:
+            return False
+        offsets = ((own.c - grid.c) / grid.a, (own.f - grid.f) / grid.e)
+        return (abs(own.a - grid.a) < 1e-9 * abs(grid.a) and abs(own.e - grid.e) < 1e-9 * abs(grid.e)
+                and all(abs(o - round(o)) < 1e-6 for o in offsets))
+
 
 def _mercator_parameters(crs: rasterio.crs.CRS) -> tuple[float, float] | None:
     """``(k0, standard parallel in degrees)`` of a Mercator projection (normal aspect), else None."""
@@ -269,16 +279,9 @@ class RasterStack(contextlib.AbstractContextManager):
         return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
 
     def on_the_grids_lattice(self) -> list[bool]:
-        """Per date, in date order: in the grid's CRS, with its pixel size, its corner a whole number of pixels
-        from the grid's (another extent of the same pixels: read as they are, no data outside it)."""
-        found = []
-        for dataset in self._datasets:
-            own, grid = dataset.transform, self.grid.transform
-            offsets = ((own.c - grid.c) / grid.a, (own.f - grid.f) / grid.e) if grid.a and grid.e else (0.5, 0.5)
-            found.append(dataset.crs == self.grid.crs and abs(own.a - grid.a) < 1e-9 * abs(grid.a)
-                         and abs(own.e - grid.e) < 1e-9 * abs(grid.e) and own.b == grid.b == own.d == grid.d == 0
-                         and all(abs(o - round(o)) < 1e-6 for o in offsets))
-        return found
+        """Per date, in date order: its pixels are the grid's, over another extent maybe (``Grid.shares_pixels``:
+        read as they are, no data outside it)."""
+        return [self.grid.shares_pixels(dataset) for dataset in self._datasets]
 
     def date_pixel_sizes(self) -> list[float]:
         """Each date's own pixel size on the ground, metres, in date order (``Grid.pixel_size_m``)."""

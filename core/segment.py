@@ -100,7 +100,8 @@ class SegmentRequest:
     precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
     orientations: int = option(1, "average the map over N orientations of each tile: 8, its 4 quarter turns each "
                                "also mirrored (8 times the model's time; the road model's F1 on the real held-out "
-                               "areas 0.54 -> 0.57); 2 and 4, mirror images (default 1)",
+                               "areas 0.54 -> 0.57); 2, the tile and its mirror image; 4, those and their half "
+                               "turns (default 1)",
                                choices=ORIENTATION_COUNTS, words="the orientations")
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
                                  "evenly spaced dates, or all; auto: all, or the last N with --max-dates",

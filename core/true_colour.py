@@ -81,7 +81,8 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     if per_value == REFLECTANCE_PER_DIGITAL_NUMBER and dark >= BASELINE_OFFSET:
         warnings.append(f"the rasters' darkest pixels are {dark:.0f} (1st percentile): products processed from 25 "
                         f"January 2022 on (baseline 04.00) add {BASELINE_OFFSET} to every value; if these do, take "
-                        f"it off first (gdal_calc.py --calc=\"A-{BASELINE_OFFSET}\") for the best map (the model's "
+                        f"it off first (gdal_calc.py -A IN --allBands=A --calc=\"A-{BASELINE_OFFSET}\") for the "
+                        "best map (the model's "
                         "stretch makes up most of it: on Inn, F1 within 0.015)")
     stack.read_as_true_colour(per_value)
     return warnings

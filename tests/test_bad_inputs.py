@@ -88,7 +88,7 @@ def test_a_raster_in_another_crs_is_aligned(local_model, small_scene, tmp_path):
 
 def test_a_reference_in_degrees_far_from_the_equator_is_resampled_to_square_pixels_in_its_utm_zone(
         local_model, tmp_path):
-    """Inn (47.6 N) as Google Earth Engine exports it, in EPSG:4326: its pixels are 8.7 m x 13 m on the ground,
+    """Inn (47.6 N) warped to EPSG:4326 as gdalwarp does by default: its pixels are 8.7 m x 13 m on the ground,
     which the model never saw. The outputs are on square 10 m pixels of UTM zone 33N, on Sentinel-2's grid there
     (corners on multiples of 10 m), and the warning says so (before: the run kept the degrees without a word)."""
     from pathlib import Path

@@ -174,6 +174,8 @@ def test_before_on_another_grid_is_warped(tmp_path):
     assert not (tmp_path / "newroads").exists()
     earlier = write(tmp_path / "e.tif", after, 255)  # on the later map's grid: no such warning
     assert not [w for w in compute_change(earlier, a, tmp_path / "same.tif").warnings if "grid" in w]
+    moved = write(tmp_path / "m.tif", after, 255, from_origin(400_030, 1_600_000, 10, 10))  # 3 pixels east
+    assert not [w for w in compute_change(moved, a, tmp_path / "moved.tif").warnings if "grid" in w]
 
 
 def _web_mercator_at_60_north():
