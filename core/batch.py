@@ -115,7 +115,10 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
     if not jobs_csv.is_file():
         raise BatchError(f"job list not found: {jobs_csv}")
     with open(jobs_csv, newline="", encoding="utf-8-sig") as stream:
-        reader = csv.DictReader(stream)
+        header = stream.readline()
+        stream.seek(0)
+        # a spreadsheet saved in a locale whose decimal comma makes ';' the list separator
+        reader = csv.DictReader(stream, delimiter=";" if header.count(";") > header.count(",") else ",")
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise BatchError(f"{jobs_csv.name} lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}: "

@@ -218,8 +218,10 @@ def request_problems(request: SegmentRequest) -> list[str]:
         outputs = _output_paths(request)
     except SegmentError as error:
         return problems + error.problems
-    problems += [f"the outputs are GeoTIFFs: name {path.name} .tif" for path in outputs
-                 if path.suffix.lower() not in (".tif", ".tiff")]
+    misnamed = [path for path in outputs if path.suffix.lower() not in (".tif", ".tiff")]
+    if misnamed:
+        problems.append("the outputs are GeoTIFFs: name them " + " and ".join(
+            f"{path.with_suffix('.tif').name}" for path in misnamed))
     return problems + output_problems(outputs, [r.path for r in request.rasters])
 
 

@@ -28,6 +28,7 @@ from ..core.atomic import OutputSet
 from ..core.harmonisation import Harmonisation
 from ..core.model_inputs import fit_stack
 from ..core.normalisation import Normalisation
+from ..core.preflight import output_problems
 from ..core.raster_stack import Grid, RasterStack
 from ..core.runtime import variant_sibling
 from .checkpoint import checkpoint_normalisation, load_checkpoint
@@ -90,6 +91,7 @@ class FineTuneResult:
         return None
 
 
+MODEL_BYTES = 20_000_000  # a fitted model, its checkpoint, its int8 variant and summary: a few MB, with room
 STAGE_SHARES = {"fcn": 0.7, "sequence": 0.3}  # of the run's time budget, and of its progress
 
 
@@ -151,7 +153,8 @@ def labelled_split(labels: LabelSource, grid: Grid, area: Window) -> dict[str, W
     raster = label_raster(labels, grid)
     codes = sorted(set(np.unique(raster[area.toslices()]).tolist()) - {0, labels.value, LABEL_NODATA})
     if codes:  # a crop map's 0..6 would be read as road (1) against background, the other classes dropped
-        raise FineTuneError(f"{Path(labels.path).name} holds the classes {', '.join(map(str, codes))} besides 0 and "
+        listed = ", ".join(map(str, codes[:6])) + (f", ... ({len(codes)} codes)" if len(codes) > 6 else "")
+        raise FineTuneError(f"{Path(labels.path).name} holds the classes {listed} besides 0 and "
                             f"{labels.value}: fitting a model teaches it one class ({labels.value}) against the rest "
                             f"(0; {LABEL_NODATA} unknown): keep one class in the labels (gdal_calc.py "
                             f"--calc=\"A=={codes[0]}\" for class {codes[0]}), or train a model of several classes from "
@@ -264,6 +267,11 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
         raise FineTuneError(f"the model to write must end in .onnx, not {request.output_model.name}")
     if request.epochs < 1:
         raise FineTuneError("epochs must be at least 1")
+    output = request.output_model  # said now, not after the whole training
+    problems = output_problems([output, output.with_suffix(".pt"), output.with_suffix(".json")],
+                               [r.path for r in request.rasters] + [request.labels.path], MODEL_BYTES)
+    if problems:
+        raise FineTuneError(problems[0])
     with RasterStack(request.rasters) as stack:
         start = _starting_model(request.init_checkpoint)
         if start is not None:  # the rasters read as the engine reads them for that model (core.model_inputs)
@@ -313,8 +321,8 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
     names = request.layer_names or [r.path.name for r in request.rasters]
     trained_on = (f"{', '.join(names)}; area {area.width:.0f} x {area.height:.0f} px at column "
                   f"{area.col_off:.0f}, row {area.row_off:.0f} of {names[0]}; "
-                  f"labels {Path(request.labels.path).name}; "
-                  + (f"inside the polygons of {Path(request.area_polygons.path).name}; "
+                  f"labels {request.labels_name or Path(request.labels.path).name}; "
+                  + (f"inside the polygons of {request.area_name or Path(request.area_polygons.path).name}; "
                      if request.area_polygons else "")
                   + (f"fine-tuned from {request.init_checkpoint.name}" if request.init_checkpoint else "from scratch"))
     sequence_epochs = max(1, request.epochs // 3)

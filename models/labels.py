@@ -7,6 +7,7 @@ Lines (roads) are rasterised and widened by morphological dilation as in paper A
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -51,10 +52,19 @@ def label_raster(source: LabelSource, grid: Grid) -> np.ndarray:
     if source.kind == "raster":
         return _resampled_raster(path, grid)
     geometries = _read_geometries(path, source.layer, grid)
-    kinds = {"LineString": "lines", "MultiLineString": "lines", "Polygon": "polygons", "MultiPolygon": "polygons"}
-    other = sorted({kinds.get(geometry["type"]) for geometry in geometries} - {source.kind, None})
-    if other:  # polygons read as lines fill their area; lines read as polygons are 1 px wide
-        raise LabelError(f"{path.name} holds {other[0]}, not {source.kind}: give the label kind {other[0]}")
+    kinds = {"LineString": "lines", "MultiLineString": "lines", "Polygon": "polygons", "MultiPolygon": "polygons",
+             "Point": "points", "MultiPoint": "points"}
+    counts = Counter(kinds.get(geometry["type"], "other geometries") for geometry in geometries)
+    if set(counts) - {"lines", "polygons"}:  # a point would be burnt as a blob of road
+        found = ", ".join(sorted(set(counts) - {"lines", "polygons"}))
+        raise LabelError(f"{path.name} holds {found}; labels are lines (roads) or polygons: choose a layer of those")
+    if len(counts) > 1:
+        raise LabelError(f"{path.name} holds both lines ({counts['lines']}) and polygons ({counts['polygons']}): keep "
+                         "one kind (in QGIS, the layer's lines or polygons alone, or a filter on "
+                         "geometry_type(@geometry); else split the file)")
+    if counts and source.kind not in counts:  # polygons read as lines fill their area; lines read as polygons are 1 px
+        other = next(iter(counts))
+        raise LabelError(f"{path.name} holds {other}, not {source.kind}: give the label kind {other}")
     shape = (grid.height, grid.width)
     if not geometries:
         return np.zeros(shape, dtype=np.uint8)
@@ -73,6 +83,11 @@ def label_raster(source: LabelSource, grid: Grid) -> np.ndarray:
 
 
 def _resampled_raster(path: Path, grid: Grid) -> np.ndarray:
+    if _is_raster(path):
+        with rasterio.open(path) as dataset:
+            if dataset.count > 1:  # an image, not class codes
+                raise LabelError(f"{path.name} holds {dataset.count} bands: a label raster is one band of class "
+                                 "codes (1 the class, 0 the rest, 255 unknown)")
     try:
         data, _ = read_band_on_grid(path, grid, Resampling.nearest, fill_nodata=LABEL_NODATA)
     except RasterStackError as error:
@@ -93,6 +108,8 @@ def _read_geometries(path: Path, layer_name: str | None, grid: Grid) -> list[dic
     from osgeo import ogr, osr
 
     ogr.UseExceptions()
+    if not path.exists():
+        raise LabelError(f"label file not found: {path}")
     try:
         source = ogr.Open(str(path))
     except RuntimeError:

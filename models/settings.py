@@ -148,6 +148,10 @@ class FineTuneRequest:
     seed: int = 0
     layer_names: list[str] = field(default_factory=list)  # for the card's trained_on; default: file names
     area_polygons: LabelSource | None = None
+    # for the card's trained_on too: the QGIS layers the labels and the area came from (their files may be
+    # temporary copies: a scratch or filtered layer); default: the files' names
+    labels_name: str | None = None
+    area_name: str | None = None
 
 
 @dataclass

@@ -271,7 +271,8 @@ def _stage(
         network.train()
         _keep_frozen_statistics(network, options.frozen_statistics)
         losses = []
-        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
+        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch",
+                   disable=None)  # a bar on a terminal only, not in QGIS's or a log's stderr
         out_of_time = False
         for batch in bar:
             if monitor.cancelled():

@@ -49,8 +49,9 @@ class BatchAlgorithm(TimeSegAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(self.JOBS, _tr("Jobs (CSV: place,period,path)"),
                                                      extension="csv"))
-        self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, _tr("Model (.onnx)"), extension="onnx", defaultValue=str(SHIPPED_ROAD_MODEL)))
+        self.addParameter(QgsProcessingParameterFile(  # optional: qgis_process leaves a default out
+            self.MODEL, _tr("Model (.onnx; empty: the shipped road model)"), extension="onnx",
+            defaultValue=str(SHIPPED_ROAD_MODEL), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.WORKERS, _tr("Workers of the local cluster"), QgsProcessingParameterNumber.Integer, 2,
             minValue=1, maxValue=1024))
@@ -69,7 +70,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
         output = Path(self.parameterAsString(parameters, self.OUTPUT, context))
         request = BatchRequest(
             Path(self.parameterAsFile(parameters, self.JOBS, context)),
-            Path(self.parameterAsFile(parameters, self.MODEL, context)), output,
+            Path(self.parameterAsFile(parameters, self.MODEL, context) or SHIPPED_ROAD_MODEL), output,
             workers=self.parameterAsInt(parameters, self.WORKERS, context),
             scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
             change_class=None if parameters.get(self.CLASS) in (None, "") else

@@ -189,3 +189,14 @@ def test_a_place_of_three_periods_makes_both_changes_one_after_the_other(small_s
     spelt_otherwise = local_model.parent / ".." / local_model.parent.name / local_model.name
     assert main([*argv[:1], "--model", str(spelt_otherwise), *argv[1:]]) == 0
     assert "(5 tasks already complete)" in capsys.readouterr().out
+
+
+def test_a_job_list_saved_with_semicolons_is_read_as_one_with_commas(places):
+    """A spreadsheet of a locale with a decimal comma saves its CSV with ';': the same jobs (it was refused as
+    lacking its columns)."""
+    from timeseg.core.batch import read_jobs
+
+    commas = (places / "jobs.csv").read_text()
+    semicolons = places / "jobs_semicolons.csv"
+    semicolons.write_text(commas.replace(",", ";"))
+    assert read_jobs(semicolons) == read_jobs(places / "jobs.csv") and read_jobs(semicolons)

@@ -4,6 +4,7 @@ Processing (processing.run and qgis_process) and the dock's Train panel."""
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sysconfig
 import time
@@ -307,6 +308,13 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
         f"POLYGON (({left - 100} {bottom - 100}, {right + 100} {bottom - 100}, {right + 100} {top + 100}, "
         f"{left - 100} {top + 100}, {left - 100} {bottom - 100}))"))
     outline.CreateFeature(feature)
+    points = source.CreateLayer("points", srs, ogr.wkbPoint)  # points would be burnt as blobs of road
+    mixed = source.CreateLayer("mixed", srs, ogr.wkbUnknown)  # lines and polygons in one layer
+    for layer, wkt in ((points, f"POINT ({west} {top - 100})"), (mixed, f"LINESTRING ({west} {top}, {west} {bottom})"),
+                       (mixed, f"POLYGON (({east} {top}, {east + 20} {top}, {east + 20} {bottom}, {east} {top}))")):
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        layer.CreateFeature(feature)
     source = None
     images = [str(p) for p in place.tci_paths[2019]]
     for layer_name, message in (("far", "no label lies on the rasters"), ("empty", "has no features"),
@@ -321,7 +329,11 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
     for layer_name, kind, message in (("west_only", "polygons", "far.gpkg holds lines, not polygons: give the label "
                                        "kind lines"),
                                       ("outline", "lines", "far.gpkg holds polygons, not lines: give the label kind "
-                                       "polygons")):
+                                       "polygons"),
+                                      ("points", "lines", "far.gpkg holds points; labels are lines (roads) or "
+                                       "polygons"),
+                                      ("mixed", "polygons", "far.gpkg holds both lines (1) and polygons (1): keep one "
+                                       "kind")):
         code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name, "--label-kind",
                      kind, "--output-model", str(tmp_path / "m.onnx")])
         assert code == 1 and message in capsys.readouterr().err
@@ -332,12 +344,22 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
     with rasterio.open(crops, "w", **profile) as dataset:
         dataset.write(np.arange(profile["width"] * profile["height"]).reshape(1, profile["height"],
                                                                               profile["width"]).astype(np.uint8) % 7)
-    for kind, message in (("raster", "crops.tif holds the classes 2, 3, 4, 5, 6 besides 0 and 1: fitting a model "
-                                     "teaches it one class (1) against the rest"),
-                          ("lines", "crops.tif is a raster: give the label kind raster (--label-kind raster)")):
-        code = main(["train", "--images", *images, "--labels", str(crops), "--label-kind", kind, "--output-model",
+    for labels, kind, message in (
+            (crops, "raster", "crops.tif holds the classes 2, 3, 4, 5, 6 besides 0 and 1: fitting a model teaches it "
+                              "one class (1) against the rest"),
+            (crops, "lines", "crops.tif is a raster: give the label kind raster (--label-kind raster)"),
+            (place.tci_paths[2019][0], "raster", f"{place.tci_paths[2019][0].name} holds 3 bands: a label raster is "
+                                                 "one band of class codes")):
+        code = main(["train", "--images", *images, "--labels", str(labels), "--label-kind", kind, "--output-model",
                      str(tmp_path / "m.onnx")])
         assert code == 1 and message in capsys.readouterr().err
+    # a model to write where no folder can be: said before the training, not after it
+    in_the_way = tmp_path / "notes.txt"
+    in_the_way.write_text("a file")
+    code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
+                 "--output-model", str(in_the_way / "m.onnx")])
+    assert code == 1 and f"cannot create the output folder {in_the_way} (a file is in the way)" in \
+        capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
                  "--output-model", str(tmp_path / "m.onnx"), "--extent", "1,2,3", "--output", str(tmp_path / "r")])
@@ -433,6 +455,10 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         # the new model is offered, chosen and ready to run
         assert dock.model_panel.shipped_combo.currentText() == "Trained: from_dock"
         assert dock.model_panel.card is not None and "heldout_after" in dock.model_panel.card.metrics
+        # its card says what it was fitted on (the QGIS layer's name) and how it scored on the held-out part
+        card_text = dock.model_panel.card_label.text()
+        assert 'labels "roads 2019"' in card_text and re.search(r"on its held-out part, (F1 within 2 px|pixel F1) "
+                                                               r"0\.\d\d after", card_text), card_text
         dock.options.output_widget.setFilePath(str(tmp_path / "results"))
         dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
         dock.controls.run_button.click()

@@ -135,8 +135,7 @@ def test_outputs_under_other_formats_names_are_refused(provider, local_model, sm
     import processing
     from qgis.core import QgsProcessingException
 
-    with pytest.raises(QgsProcessingException, match="the outputs are GeoTIFFs: name p.img .tif; the outputs are "
-                                                     "GeoTIFFs: name c.sdat .tif"):
+    with pytest.raises(QgsProcessingException, match="the outputs are GeoTIFFs: name them p.tif and c.tif"):
         processing.run("timeseg:segment", {
             "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
             "OUTPUT_PROBABILITY": str(tmp_path / "p.img"), "OUTPUT_CLASSES": str(tmp_path / "c.sdat")})

@@ -116,11 +116,24 @@ def describe_card(card) -> str:
         one = sorted(entry["f1"] for entry in unseen["one_date"].values())
         text += (f" On a real place it was never trained on: F1 {one[0]:.2f}-{one[-1]:.2f} with one clear date, "
                  f"{unseen['all_dates']['f1']:.2f} with all {len(one)}.")
+    after = card.metrics.get("heldout_after") if isinstance(card.metrics, dict) else None
+    if isinstance(after, dict) and "f1" in after:  # a model fitted to the analyst's area (models.fine_tune)
+        before = card.metrics.get("heldout_before") or {}
+        key = "relaxed_f1" if "relaxed_f1" in after else "f1"
+        words = "F1 within 2 px" if key == "relaxed_f1" else "pixel F1"
+        change = (f"{before[key]:.2f} before, " if isinstance(before, dict) and key in before else "")
+        text += (f" Fitted to your area ({_trained_on_words(card.trained_on)}): on its held-out part, {words} "
+                 f"{change}{after[key]:.2f} after.")
     simulated = card.metrics.get("classifier") if isinstance(card.metrics, dict) else None
     if not isinstance(real, dict) and isinstance(simulated, dict) and "accuracy" in simulated:
         text += (f" Trained and scored on simulated scenes only (held-out accuracy {simulated['accuracy']:.2f}, "
                  "simulated): not measured on real imagery; check it against labels of your own first.")
     return f"{card.description.rstrip('.')}. {text}" if card.description else text
+
+
+def _trained_on_words(trained_on: str) -> str:
+    """A fitted model's ``trained_on`` (``models.fine_tune``: its rasters, area, labels, start), cut short."""
+    return trained_on if len(trained_on) <= 160 else trained_on[:157] + "..."
 
 
 def _f1_words(scores: dict) -> str:

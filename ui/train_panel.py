@@ -139,7 +139,8 @@ class TrainPanel(QGroupBox):
             [DatedRaster(layer.path, layer.date) for layer in chosen],
             label_source_of(label_layer, self.line_width_spin.value(), folder), self.output_path(), init,
             self.area.canvas_extent(first), self.epochs_spin.value(), float(self.minutes_spin.value()),
-            layer_names=[layer.name for layer in chosen], area_polygons=polygons)
+            layer_names=[layer.name for layer in chosen], area_polygons=polygons,
+            labels_name=_layer_words(label_layer), area_name=_layer_words(polygon_layer) if polygon_layer else None)
 
     # --- running
     def train(self) -> None:
@@ -203,3 +204,12 @@ class TrainPanel(QGroupBox):
             lines.append(self.tr("Warning: {}").format(result.verdict()))
         self.controls.stopped("\n".join(lines), done=True)
         self.model_ready(result.model_path, not result.worse_than_start)
+
+
+def _layer_words(layer) -> str:
+    """A QGIS layer as a card names it: its name, and its filter or that it is a scratch layer."""
+    words = f'"{layer.name()}"'
+    if layer.providerType() == "memory":
+        return f"{words} (a scratch layer of {layer.featureCount()} features)"
+    subset = layer.subsetString() if hasattr(layer, "subsetString") else ""
+    return f"{words} (filtered: {subset})" if subset else words
