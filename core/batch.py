@@ -337,7 +337,7 @@ def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: P
     name = f"change_{first['period']}_{second['period']}"
     report: dict[str, Any] = {"place": place, "pair": name, "ok": False, "skipped": False}
     if not (first["ok"] and second["ok"]):
-        return {**report, "error": "a period failed: no change map"}
+        return {**report, "error": "a period failed: no change map", "not_made": True}  # not a failure of its own
     started = time.perf_counter()
     folder = output_dir / place
     output = folder / f"{name}.tif"
@@ -496,8 +496,8 @@ def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str]
         elapsed = time.perf_counter() - started
         rate = finished / elapsed
         minutes_left = (len(futures) - finished) / rate / 60
-        status = "complete, skipped" if report.get("skipped") else ("ok" if report["ok"] else
-                                                                     f"FAILED: {report.get('error')}")
+        status = "complete, skipped" if report.get("skipped") else ("ok" if report["ok"] else (
+            "not made: a period failed" if report.get("not_made") else f"FAILED: {report.get('error')}"))
         status += "".join(f"; warning: {warning}" for warning in report.get("warnings", ()))
         say(f"{places_done}/{len(left_per_place)} places done, {60 * rate:.1f} tasks/min, about "
             f"{minutes_left:.1f} min left; {report['place']} {report.get('period') or report.get('pair')}: {status}")
@@ -538,7 +538,7 @@ def _summary(reports: list[dict], request: BatchRequest, workers: int, seconds: 
         else:
             target.changes[report["pair"]] = report
     failures = [{"place": r["place"], "task": r.get("period") or r.get("pair"), "error": r["error"]}
-                for r in reports if not r["ok"]]
+                for r in reports if not r["ok"] and not r.get("not_made")]
     return {
         "model": str(request.model_path),
         "jobs": str(request.jobs_csv),

@@ -200,3 +200,18 @@ def test_a_job_list_saved_with_semicolons_is_read_as_one_with_commas(places):
     semicolons = places / "jobs_semicolons.csv"
     semicolons.write_text(commas.replace(",", ";"))
     assert read_jobs(semicolons) == read_jobs(places / "jobs.csv") and read_jobs(semicolons)
+
+
+def test_a_change_not_made_because_a_period_failed_is_not_a_second_failure(local_model, small_scene, tmp_path,
+                                                                           capsys):
+    """One place, two periods, the second's only raster missing: one failure (the period), and the change
+    between them is said not made, not counted again."""
+    jobs = tmp_path / "jobs.csv"
+    rows = ["place,period,path", *(f"p,2016,{path}" for path in small_scene.tci_paths[2016]), "p,2019,missing.tif"]
+    jobs.write_text("\n".join(rows) + "\n")
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--workers", "1",
+                 "--device", "cpu", str(jobs)])
+    out = capsys.readouterr()
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert code == 1 and [f["task"] for f in summary["failed"]] == ["2019"]
+    assert "change_2016_2019: not made: a period failed" in out.out + out.err
