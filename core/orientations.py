@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 ORIENTATION_COUNTS = (1, 2, 4, 8)
-# (quarter turns, mirrored): the first N of these are run for N orientations; 2 and 4 keep to
-# mirror images, which keep a tile's shape
+# (quarter turns, mirrored): the first N of these are run for N orientations: 2, the tile and its mirror
+# image; 4, those and their half turns; 8, every quarter turn too
 _ORDER = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
 
 
