@@ -218,7 +218,7 @@ class RasterStack(contextlib.AbstractContextManager):
             self.band_count = self.source_band_count = ref.count
             self._band_indexes: list[list[int]] | None = None  # select_bands
             self.dtype = self.source_dtype = np.dtype(ref.dtypes[0])
-            self._reflectance_per_value: float | None = None  # read_as_true_colour
+            self._reflectance_per_value: list[float | None] | None = None  # read_as_true_colour, per date
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
             self.views = [self._aligned(d, resampling, r.name) for d, r in zip(self._datasets, self.rasters)]
             self.full_grid, self.area, self._resampling = self.grid, None, resampling
@@ -231,11 +231,6 @@ class RasterStack(contextlib.AbstractContextManager):
             raise RasterStackError(
                 f"{name} has {dataset.count} band{'s' * (dataset.count != 1)}, {self.reference_name} (the "
                 f"reference) {self.source_band_count}: give rasters with the same bands"
-            )
-        if np.dtype(dataset.dtypes[0]) != self.source_dtype:
-            raise RasterStackError(
-                f"{name} holds {dataset.dtypes[0]} values, {self.reference_name} (the reference) "
-                f"{self.source_dtype.name}: give every date in the same data type"
             )
         if dataset.crs is None:
             raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
@@ -300,11 +295,42 @@ class RasterStack(contextlib.AbstractContextManager):
         self._band_indexes = [list(indexes) for indexes in indexes_per_date]
         self.band_count = len(indexes_per_date[0])
 
-    def read_as_true_colour(self, reflectance_per_value: float) -> None:
+    def read_as_true_colour(self, reflectance_per_value: float, dates: Sequence[bool] | None = None) -> None:
         """From now on ``read`` gives ESA's L1C true colour (``core.true_colour``, uint8 1..255, 0 where
-        no data) of rasters of B04, B03, B02 reflectance, their values times ``reflectance_per_value``."""
-        self._reflectance_per_value = reflectance_per_value
+        no data) of rasters of B04, B03, B02 reflectance, their values times ``reflectance_per_value``; of the
+        ``dates`` marked True (default all), the others being true colour already."""
+        self._reflectance_per_value = [reflectance_per_value if convert else None
+                                       for convert in (dates if dates is not None else [True] * len(self.rasters))]
         self.dtype = np.dtype(np.uint8)
+
+    def mixed_types_problem(self) -> str | None:
+        """Dates of different data types as they will be read (a date read as true colour counts as uint8):
+        what to give instead, or None."""
+        converted = [v is not None for v in self._reflectance_per_value or [None] * len(self._datasets)]
+        as_read = [np.dtype(np.uint8) if c else d for d, c in zip(self.date_dtypes(), converted)]
+        reference = next(t for t, r in zip(as_read, self.rasters) if r.name == self.reference_name) \
+            if any(r.name == self.reference_name for r in self.rasters) else as_read[0]
+        odd = next(((r, t) for r, t in zip(self.rasters, as_read) if t != reference), None)
+        if odd is None:
+            return None
+        return (f"{odd[0].name} holds {odd[1].name} values, {self.reference_name} (the reference) {reference.name}: "
+                "give every date in the same data type")
+
+    def date_dtypes(self) -> list[np.dtype]:
+        """Each date's data type, in date order (the stack's own, ``dtype``, is the reference's until read
+        as true colour; ``core.preflight`` refuses a mix the model cannot read)."""
+        return [np.dtype(dataset.dtypes[0]) for dataset in self._datasets]
+
+    def sample(self, window: Window, dates: Sequence[bool]) -> np.ndarray:
+        """The valid values ``[N]`` (float64, every band) of ``window`` in the ``dates`` marked True, each in its
+        own data type as read, before any true-colour reading."""
+        found = []
+        for index, (view, chosen) in enumerate(zip(self.views, dates)):
+            if chosen:
+                indexes = self._band_indexes[index] if self._band_indexes is not None else None
+                values, valid = _values_and_validity(view, window, indexes)
+                found.append(values[:, valid].astype(np.float64).ravel())
+        return np.concatenate(found) if found else np.zeros(0)
 
     def restrict(self, area) -> None:
         """Process only ``area`` (a ``core.area.Area`` on the reference grid): ``grid`` becomes its window,
@@ -324,6 +350,8 @@ class RasterStack(contextlib.AbstractContextManager):
         self.views = [v for v, kept in zip(self.views, keep) if kept]
         if self._band_indexes is not None:
             self._band_indexes = [i for i, kept in zip(self._band_indexes, keep) if kept]
+        if self._reflectance_per_value is not None:
+            self._reflectance_per_value = [v for v, kept in zip(self._reflectance_per_value, keep) if kept]
 
     @property
     def dates(self) -> list[dt.date]:
@@ -364,8 +392,9 @@ class RasterStack(contextlib.AbstractContextManager):
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)
                 values = np.where(finite, values, 0)
-            if self._reflectance_per_value is not None:
-                values = np.where(has_data, l1c_tci(values * np.float32(self._reflectance_per_value)), 0)
+            per_value = self._reflectance_per_value[index] if self._reflectance_per_value is not None else None
+            if per_value is not None:
+                values = np.where(has_data, l1c_tci(values * np.float32(per_value)), 0)
             elif not has_data.all():  # 0, whatever a nodata value or a mask leaves there
                 values = np.where(has_data, values, 0)
             pixels[index, :, rows, cols] = values

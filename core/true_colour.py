@@ -58,31 +58,40 @@ def reflectance_words(dtype: np.dtype, per_value: float) -> str:
 def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -> list[str]:
     """A ``core.raster_stack.RasterStack`` of three bands of reflectance (not uint8), for a model (or a
     training) that takes true colour (``bands``, ``input_dtype``), is read as ESA's L1C true colour from
-    now on; the one warning says so. Anything else is left as it is (no warning)."""
-    if not takes_true_colour(bands, input_dtype) or stack.dtype == np.uint8 or stack.band_count != 3:
+    now on; the warnings say so. Dates that are true colour already (uint8) among them are read as they are.
+    Anything else is left as it is (no warning)."""
+    dtypes = stack.date_dtypes()
+    reflectance = [dtype != np.uint8 for dtype in dtypes]
+    if not takes_true_colour(bands, input_dtype) or not any(reflectance) or stack.band_count != 3:
         return []
+    if len({dtype for dtype, chosen in zip(dtypes, reflectance) if chosen}) > 1:
+        return []  # reflectance in two data types: core.preflight says so
     from .raster_stack import RasterStackError
 
+    dtype = next(dtype for dtype, chosen in zip(dtypes, reflectance) if chosen)
     size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
-    values, valid = stack.read(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size))
-    sample = values.transpose(1, 0, 2, 3)[:, valid]
+    sample = stack.sample(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size),
+                          reflectance)
     bright = float(np.percentile(sample, 99)) if sample.size else 0.0
-    per_value = reflectance_per_value(stack.dtype, bright)
+    per_value = reflectance_per_value(dtype, bright)
     if bright * per_value > MOST_REFLECTANCE:
-        raise RasterStackError(f"the rasters hold {stack.dtype.name} values up to {bright:.0f} (99th percentile), "
+        raise RasterStackError(f"the rasters hold {dtype.name} values up to {bright:.0f} (99th percentile), "
                                "too bright for Sentinel-2 reflectance (x 10000): give true-colour images (TCI, 8-bit) "
                                "or the bands as reflectance")
     if sample.size and bright * per_value < LEAST_REFLECTANCE:
-        raise RasterStackError(f"the rasters hold {stack.dtype.name} values whose bright pixels are {bright:.4g} (99th "
+        raise RasterStackError(f"the rasters hold {dtype.name} values whose bright pixels are {bright:.4g} (99th "
                                f"percentile), {bright * per_value:.4f} as reflectance: too dark for Sentinel-2. "
                                "Percent (0..100)? Divide by 100. True colour (0..255)? Give it as 8-bit (Byte)")
-    warnings = [reflectance_words(stack.dtype, per_value)]
+    warnings = [reflectance_words(dtype, per_value)]
+    if not all(reflectance):
+        converted = [raster.name for raster, chosen in zip(stack.rasters, reflectance) if chosen]
+        warnings[0] = f"{', '.join(converted)}: {warnings[0].replace('the rasters hold', 'they hold')}; the others " \
+                      "are true colour already"
     dark = float(np.percentile(sample, 1)) if sample.size else 0.0
     if per_value == REFLECTANCE_PER_DIGITAL_NUMBER and dark >= BASELINE_OFFSET:
         warnings.append(f"the rasters' darkest pixels are {dark:.0f} (1st percentile): products processed from 25 "
                         f"January 2022 on (baseline 04.00) add {BASELINE_OFFSET} to every value; if these do, take "
                         f"it off first (gdal_calc.py -A IN --allBands=A --calc=\"A-{BASELINE_OFFSET}\") for the "
-                        "best map (the model's "
-                        "stretch makes up most of it: on Inn, F1 within 0.015)")
-    stack.read_as_true_colour(per_value)
+                        "best map (the model's stretch makes up most of it: on Inn, F1 within 0.015)")
+    stack.read_as_true_colour(per_value, reflectance)
     return warnings

@@ -302,8 +302,9 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "device name": (lambda ws: seg(ws, extra=["--device", "gpu"]), 2, "invalid choice: 'gpu'"),
     "cuda without provider": (lambda ws: seg(ws, extra=["--device", "cuda"]), 1,
                               "GPU \\(CUDA\\) was asked for but this onnxruntime has no CUDA provider"),
-    "mixed data types": (_mixed_types, 1, "holds uint16 values, S2_SIM_\\d+_TCI.tif .the reference. uint8: give every "
-                                          "date in the same"),
+    # a TCI stretched to 16 bits among TCIs: read as reflectance (a true-colour model), it is far too bright
+    "mixed data types": (_mixed_types, 1, "the rasters hold uint16 values up to \\d+ .99th percentile., too bright for "
+                                          "Sentinel-2 reflectance"),
     "float rasters, uint8 model": (_floats, 1, "the rasters hold float32 values, the model wants uint8"),
     "one band": (_one_band, 1, "the rasters have 1 band, the model wants 3"),
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),

@@ -167,3 +167,24 @@ def test_digital_numbers_with_the_baseline_offset_are_warned_of(tmp_path):
                for w in warned), warned
     assert not any("darkest" in w for w in segment(SegmentRequest([DatedRaster(plain, DATE)], ROADS, tmp_path / "b",
                                                                   device="cpu")).warnings)
+
+
+def test_a_series_of_tcis_and_reflectance_dates_reads_each_as_true_colour(tmp_path):
+    """ESA's TCI for one date, Earth Engine's reflectance (uint16 digital numbers) for the next: each date is read
+    as true colour, the map is the two TCIs' (before: refused, "give every date in the same data type"); two
+    reflectance types among them are still refused, naming a file."""
+    tci = _crop(tmp_path, "a_tci.tif", lambda r: l1c_tci(r[None])[0], "uint8")
+    numbers = _crop(tmp_path, "b_numbers.tif", lambda r: np.rint(r * 1e4), "uint16")
+    floats = _crop(tmp_path, "c_floats.tif", lambda r: r, "float32")
+    later = DATE + dt.timedelta(days=10)
+    mixed = segment(SegmentRequest([DatedRaster(tci, DATE), DatedRaster(numbers, later)], ROADS, tmp_path / "mixed",
+                                   device="cpu", precision="fp32"))
+    alike = segment(SegmentRequest([DatedRaster(tci, DATE), DatedRaster(tci, later)], ROADS, tmp_path / "alike",
+                                   device="cpu", precision="fp32"))
+    assert mixed.warnings[0].startswith("b_numbers.tif: they hold uint16 values, read as reflectance x 10000")
+    with rasterio.open(mixed.classes_path) as a, rasterio.open(alike.classes_path) as b:
+        assert (a.read(1) == b.read(1)).mean() > 0.999
+    with pytest.raises(SegmentError, match="holds (float32|uint16) values, a_tci.tif .the reference. uint8: give "
+                                           "every date in the same data type"):
+        segment(SegmentRequest([DatedRaster(tci, DATE), DatedRaster(numbers, later),
+                                DatedRaster(floats, later + dt.timedelta(days=10))], ROADS, tmp_path / "three"))
