@@ -76,8 +76,13 @@ class ChangeSummary:
     removed_length_m: float
     pixel_size_m: float
     warnings: list[str] = field(default_factory=list)
+    followed: str = ""  # the class whose change, named when the maps hold more than two (crops: no lines then)
 
     def lines(self) -> list[str]:
+        if self.followed:  # fields, not roads: areas, not lines
+            return [f"new {self.followed}: {self.pixels['new']} px, {self.area_m2['new'] / 1e4:.2f} ha",
+                    f"removed {self.followed}: {self.pixels['removed']} px, {self.area_m2['removed'] / 1e4:.2f} ha",
+                    f"none: {self.pixels['none']} px; nodata: {self.pixels['nodata']} px", *self.warnings]
         return [
             f"new:     {self.pixels['new']} px, {self.area_m2['new'] / 1e4:.2f} ha, "
             f"about {self.new_length_m / 1000:.2f} km of lines",
@@ -126,7 +131,7 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
     if Path(output).suffix.lower() in (".json", ".gpkg"):
         problems.append(f"{output} is the name of the summary or the lines: give the change raster a .tif name")
     elif Path(output).suffix.lower() not in (".tif", ".tiff"):
-        problems.append(f"the change map is a GeoTIFF: name {Path(output).name} .tif")
+        problems.append(f"the change map is a GeoTIFF: name it {Path(output).with_suffix('.tif').name}")
     problems += output_problems(change_outputs(output), [before, after])
     if problems:
         return problems
@@ -148,11 +153,17 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
                         f"{shown(after)} ({_span(later)}): swap them")
     if names and kinds[0][0] == "classes" and options.target_class is None and len(names[0]) > 2:
         problems.append(f"these maps hold {len(names[0])} classes ({', '.join(names[0])}): give the class whose change "
-                        f"to map (--class 1 for {names[0][1]}, ...)")
+                        f"to map (1 for {names[0][1]}, ...: --class on the command line, Class in Processing)")
     elif names and followed_class(options) >= len(names[0]) and kinds[0][0] == "classes":
         problems.append(f"class {followed_class(options)} is not in these maps (classes 0 to {len(names[0]) - 1}: "
                         f"{', '.join(names[0])}): give another --class")
     return problems
+
+
+def _class_name(path: Path, code: int) -> str:
+    """The name of class ``code`` of a map of more than two classes (its ``class_names`` tag), else ""."""
+    kind, names = _map_kind(path)
+    return names[code] if kind == "classes" and names and len(names) > 2 and code < len(names) else ""
 
 
 def followed_class(options: ChangeOptions) -> int:
@@ -294,6 +305,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
         removed_length_m=sum(line.length_m for line in lines if line.change == "removed"),
         pixel_size_m=pixel_size,
         warnings=warnings,
+        followed=_class_name(after_source, followed_class(options)),
     )
     output = Path(output)
     text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),

@@ -37,8 +37,10 @@ COLOUR_BANDS = {"red": "B04", "green": "B03", "blue": "B02"}
 
 
 def band_names(descriptions: Sequence[str | None], colours: Sequence[str]) -> list[str | None]:
-    """Each band's Sentinel-2 name: from its description, else from its colour interpretation, else None."""
-    return [band_name(description) or COLOUR_BANDS.get(colour) for description, colour in zip(descriptions, colours)]
+    """Each band's Sentinel-2 name: from its description (``B4``, or a colour: ``Red``), else from its colour
+    interpretation, else None."""
+    return [band_name(description) or COLOUR_BANDS.get((description or "").strip().lower())
+            or COLOUR_BANDS.get(colour) for description, colour in zip(descriptions, colours)]
 
 
 def named_band_indexes(names: Sequence[str | None], wanted: Sequence[str]) -> list[int] | None:
@@ -61,7 +63,8 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     from .raster_stack import RasterStackError
 
     names = [band_names(*labels) for labels in zip(stack.band_descriptions(), stack.band_colours())]
-    described = [any(band_name(text) for text in descriptions) for descriptions in stack.band_descriptions()]
+    described = [any(band_name(text) or COLOUR_BANDS.get((text or "").strip().lower()) for text in descriptions)
+                 for descriptions in stack.band_descriptions()]
     per_date = [named_band_indexes(date_names, bands) for date_names in names]
     lacking: dict[str, list[str]] = {}  # the bands' names -> the files that name them so
     sentinel2 = all(band_name(band) for band in bands)  # a card of band1, band2, ... names none to check

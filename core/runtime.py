@@ -6,6 +6,8 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +19,26 @@ from .model_card import ModelCard, ModelCardError
 from .openvino_runner import OpenVinoSession, OpenVinoUnavailable, native_bf16
 
 log = logging.getLogger("timeseg")
-INSTALL_HINT = (f"install it into this Python with python3 -m pip install {ONNXRUNTIME_PIN} ({GPU_RUNTIME_PIN} for "
-                "CUDA); in QGIS, the TimeSeg dock's Install missing packages")
+def python_for_pip() -> str:
+    """The Python interpreter QGIS itself runs (``sys.executable`` is the qgis binary in QGIS): the one in
+    QGIS's own prefix (Linux, macOS QGIS.app, Windows OSGeo4W), never another python3 on the PATH."""
+    executable = Path(sys.executable)
+    # embedded Python takes sys.executable from the PATH: a pyenv shim, conda's or a venv's python3 is not QGIS's
+    if executable.name.lower().startswith("python") and Path(sys.prefix) in executable.absolute().parents:
+        return str(executable)
+    prefix = Path(sys.prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (prefix / "bin" / version, prefix / "bin" / "python3", prefix / "python.exe",
+                      prefix / "python3.exe"):
+        if candidate.is_file():
+            return str(candidate)
+    return shutil.which(version) or "python3"
+
+
+def install_hint() -> str:
+    """How to install onnxruntime into the Python running now (QGIS's own, in QGIS)."""
+    return (f"install it into this Python with {python_for_pip()} -m pip install {ONNXRUNTIME_PIN} "
+            f"({GPU_RUNTIME_PIN} for CUDA); in QGIS, the TimeSeg dock's Install missing packages")
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -78,7 +98,7 @@ def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError:
-        raise RuntimeUnavailable(f"onnxruntime is not installed; {INSTALL_HINT}") from None
+        raise RuntimeUnavailable(f"onnxruntime is not installed; {install_hint()}") from None
     return onnxruntime
 
 

@@ -81,7 +81,9 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     if sample.size and bright * per_value < LEAST_REFLECTANCE:
         raise RasterStackError(f"the rasters hold {dtype.name} values whose bright pixels are {bright:.4g} (99th "
                                f"percentile), {bright * per_value:.4f} as reflectance: too dark for Sentinel-2. "
-                               "Percent (0..100)? Divide by 100. True colour (0..255)? Give it as 8-bit (Byte)")
+                               + ("Percent (0..100)? Multiply by 100 (digital numbers are reflectance x 10000). "
+                                  if dtype.kind in "iu" else "Percent (0..100)? Divide by 100. ")
+                               + "True colour (0..255)? Give it as 8-bit (Byte)")
     warnings = [reflectance_words(dtype, per_value)]
     if not all(reflectance):
         converted = [raster.name for raster, chosen in zip(stack.rasters, reflectance) if chosen]
@@ -91,7 +93,8 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     if per_value == REFLECTANCE_PER_DIGITAL_NUMBER and dark >= BASELINE_OFFSET:
         warnings.append(f"the rasters' darkest pixels are {dark:.0f} (1st percentile): products processed from 25 "
                         f"January 2022 on (baseline 04.00) add {BASELINE_OFFSET} to every value; if these do, take "
-                        f"it off first (gdal_calc.py -A IN --allBands=A --calc=\"A-{BASELINE_OFFSET}\") for the "
-                        "best map (the model's stretch makes up most of it: on Inn, F1 within 0.015)")
+                        f"it off first (gdal_calc.py -A IN --allBands=A --outfile OUT --calc=\"where(A>"
+                        f"{BASELINE_OFFSET},A-{BASELINE_OFFSET},0)\") for the best map (the model's stretch makes "
+                        "up most of it: on Inn, F1 within 0.015)")
     stack.read_as_true_colour(per_value, reflectance)
     return warnings

@@ -169,7 +169,7 @@ def test_before_on_another_grid_is_warped(tmp_path):
     assert resampled == [f"warning: {tmp_path.name}/b.tif is not on the grid of {tmp_path.name}/a.tif (another CRS, "
                          "pixel size or corner): it was resampled onto it, so roads along its pixels' edges may show "
                          "as change; for a cleaner change map, give both periods' rasters on one grid (gdalwarp)"]
-    with pytest.raises(ChangeError, match="^the change map is a GeoTIFF: name newroads .tif$"):
+    with pytest.raises(ChangeError, match="^the change map is a GeoTIFF: name it newroads.tif$"):
         compute_change(b, a, tmp_path / "newroads")
     assert not (tmp_path / "newroads").exists()
     earlier = write(tmp_path / "e.tif", after, 255)  # on the later map's grid: no such warning
@@ -284,11 +284,13 @@ def test_maps_of_more_than_two_classes_need_the_class_to_follow(tmp_path, capsys
             dataset.update_tags(class_names="other,meadow,wheat,maize")
         paths.append(path)
     with pytest.raises(ChangeError, match=r"^these maps hold 4 classes \(other, meadow, wheat, maize\): give the "
-                                          r"class whose change to map \(--class 1 for meadow, \.\.\.\)$"):
+                                          r"class whose change to map \(1 for meadow, \.\.\.: --class on the "
+                                          r"command line, Class in Processing\)$"):
         compute_change(*paths, tmp_path / "c.tif")
     summary = compute_change(*paths, tmp_path / "c.tif", ChangeOptions(target_class=3, tolerance_px=0,
                                                                       min_patch_pixels=1))
     assert summary.pixels["new"] == 100 and summary.pixels["removed"] == 100
+    assert summary.lines()[:2] == ["new maize: 100 px, 1.00 ha", "removed maize: 100 px, 1.00 ha"]  # no "km"
     assert core_main(["change", "--before", str(paths[0]), "--after", str(paths[1]), "--output",
                       str(tmp_path / "d.tif")]) == 1
     assert "give the class whose change to map" in capsys.readouterr().err

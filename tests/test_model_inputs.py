@@ -183,3 +183,16 @@ def test_many_bands_without_names_are_read_in_file_order_with_a_warning(tmp_path
     assert found[False] == [f"the rasters name no bands: read as {', '.join(wanted)} in file order; if they lie in "
                             "another order, name them (GDAL band descriptions)"]
     assert found[True] == []
+
+
+def test_bands_described_by_their_colours_are_read_by_them(tmp_path):
+    """A stack blue first whose bands are described "Blue", "Green", "Red" (as some exports name them): read
+    red, green, blue, the map of the TCI (they were read in file order, blue as red)."""
+    tci = _raster(tmp_path, "tci.tif", {"B04": None, "B03": None, "B02": None}, "uint8")
+    expected, _ = _classes(tmp_path, tci, "tci_out")
+    blue_first = _raster(tmp_path, "bgr.tif", {"B02": None, "B03": None, "B04": None}, "uint8")
+    with rasterio.open(blue_first, "r+") as dataset:
+        dataset.descriptions = ("Blue", "Green", "Red")
+    classes, warnings = _classes(tmp_path, blue_first, "bgr_out")
+    assert warnings == ("bands B04, B03, B02 read by their names or colours from the rasters' bands (B02, B03, B04)",)
+    assert (classes == expected).mean() > 0.999

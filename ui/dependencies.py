@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import sys
 import sysconfig
 from pathlib import Path
 
 from ..core.definitions import GPU_RUNTIME_PIN, ONNXRUNTIME_PIN, OPENVINO_PIN
+from ..core.runtime import python_for_pip
 
 # What running models needs (the pins: core.definitions). rasterio comes from the system (Debian, OSGeo4W,
 # QGIS.app) and is not pip-installed here.
@@ -16,22 +16,6 @@ RUNTIME_PACKAGES = {"onnxruntime": ONNXRUNTIME_PIN, "rasterio": "rasterio"}
 GPU_RUNTIME = GPU_RUNTIME_PIN
 # The CPU's bfloat16 path (core/openvino_runner.py), installed beside them on a CPU that computes bfloat16
 SPEED_PACKAGES = {"openvino": OPENVINO_PIN}
-
-
-def python_for_pip() -> str:
-    """The Python interpreter QGIS itself runs (``sys.executable`` is the qgis binary in QGIS): the one in
-    QGIS's own prefix (Linux, macOS QGIS.app, Windows OSGeo4W), never another python3 on the PATH."""
-    executable = Path(sys.executable)
-    # embedded Python takes sys.executable from the PATH: a pyenv shim, conda's or a venv's python3 is not QGIS's
-    if executable.name.lower().startswith("python") and Path(sys.prefix) in executable.absolute().parents:
-        return str(executable)
-    prefix = Path(sys.prefix)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (prefix / "bin" / version, prefix / "bin" / "python3", prefix / "python.exe",
-                      prefix / "python3.exe"):
-        if candidate.is_file():
-            return str(candidate)
-    return shutil.which(version) or "python3"
 
 
 def cuda_gpu_present() -> bool:

@@ -277,12 +277,12 @@ class TimeSegDock(QgsDockWidget):
         from ..core.segment import periods_apart, segment_preflight
 
         layers, undated = self.table.checked_layers()
+        unreadable = _not_files(layers)
+        if unreadable:  # said in the layers' names, not again in the engine's words
+            return unreadable, []
         problems = []
         if undated:
             problems.append(self.tr("Give a date to: {}").format(", ".join(undated)))
-        unreadable = _not_files(layers)
-        if unreadable:  # said in the layers' names, not again in the engine's words
-            return problems + unreadable, []
         if self.model_panel.card is None:
             if missing_dependency_message():  # no card can be read without onnxruntime
                 return [*problems, self.tr("onnxruntime is missing: click Install missing packages above, then "

@@ -131,9 +131,15 @@ def describe_card(card) -> str:
     return f"{card.description.rstrip('.')}. {text}" if card.description else text
 
 
-def _trained_on_words(trained_on: str) -> str:
-    """A fitted model's ``trained_on`` (``models.fine_tune``: its rasters, area, labels, start), cut short."""
-    return trained_on if len(trained_on) <= 160 else trained_on[:157] + "..."
+def _trained_on_words(trained_on: str, most: int = 300) -> str:
+    """A fitted model's ``trained_on`` (``models.fine_tune``: its rasters; its area; its labels; its start), its
+    parts kept whole up to ``most`` characters."""
+    kept = []
+    for part in trained_on.split("; "):
+        if kept and len("; ".join([*kept, part])) > most:
+            return "; ".join(kept) + "; ..."
+        kept.append(part)
+    return "; ".join(kept)
 
 
 def _f1_words(scores: dict) -> str:

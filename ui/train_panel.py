@@ -210,6 +210,7 @@ def _layer_words(layer) -> str:
     """A QGIS layer as a card names it: its name, and its filter or that it is a scratch layer."""
     words = f'"{layer.name()}"'
     if layer.providerType() == "memory":
-        return f"{words} (a scratch layer of {layer.featureCount()} features)"
+        count = layer.featureCount()
+        return f"{words} (a scratch layer of {count} feature{'s' * (count != 1)})"
     subset = layer.subsetString() if hasattr(layer, "subsetString") else ""
     return f"{words} (filtered: {subset})" if subset else words
