@@ -36,6 +36,17 @@ def date_from_name(path: str | Path) -> dt.date | None:
     return None
 
 
+def _plain_dates(path: str | Path) -> list[dt.date]:
+    """The distinct dates in a file name that carry no time (``20210617T101031`` does), in order."""
+    name = Path(path).name
+    found = []
+    for match in _NAME_DATE.finditer(name):
+        date = _valid_date(match.group(1), match.group(3), match.group(4))
+        if date is not None and not name[match.end():match.end() + 1] == "T" and date not in found:
+            found.append(date)
+    return sorted(found)
+
+
 def date_from_tags(tags: dict[str, str]) -> dt.date | None:
     """Date from a GDAL tag dictionary (dataset tags), checking ``DATE_TAGS`` in order."""
     for key in DATE_TAGS:
@@ -61,6 +72,11 @@ def detect_date(path: str | Path, warnings: list[str] | None = None) -> dt.date 
     """Acquisition date of a raster: its name first (product names are reliable), then its tags; a warning
     when the two disagree (added to ``warnings``, else logged)."""
     named, tagged = date_from_name(path), _tags_date(path)
+    span = _plain_dates(path)
+    if len(span) > 1:  # a composite's period, not an acquisition (product names' second date has a time: no)
+        middle = span[0] + (span[-1] - span[0]) / 2
+        _warn(warnings, f"the name of {Path(path).name} holds the dates {span[0]} to {span[-1]}: {named} is used; a "
+                        f"composite of that period? give its date with --dates (e.g. the middle, {middle})")
     if named is not None and tagged is not None and named != tagged:
         _warn(warnings, f"the name of {Path(path).name} says {named}, its tags {tagged}: the name's date is used "
                         "(give --dates for the other)")

@@ -54,3 +54,20 @@ def test_a_name_and_tags_that_disagree_and_dates_that_contradict_the_names_are_s
         assert raster.date == dt.date(2021, 9, 25)
         assert caplog.messages == ["warning: --dates gives 2021-09-25 to e4326_20210501.tif, whose name says "
                                    "2021-05-01 (the dates go in the order of the rasters)"]
+
+
+def test_a_name_of_a_period_is_said_to_be_a_composite_and_a_product_name_is_not(tmp_path):
+    """A median composite named by its period takes its first date, with a warning that says what to give; a
+    product reprocessed later (its second date carries a time) and EO Browser's day range are one date each."""
+    from timeseg.core.dates import detect_date
+
+    warnings = []
+    assert detect_date(tmp_path / "inn_2021-06-01_2021-06-30_median.tif", warnings) == dt.date(2021, 6, 1)
+    assert warnings == ["the name of inn_2021-06-01_2021-06-30_median.tif holds the dates 2021-06-01 to 2021-06-30: "
+                        "2021-06-01 is used; a composite of that period? give its date with --dates (e.g. the "
+                        "middle, 2021-06-15)"]
+    quiet = []
+    for name in ("S2A_MSIL2A_20210617T101031_N0500_R022_T33UUP_20230115T120000.tif",
+                 "2021-06-17-00:00_2021-06-17-23:59_Sentinel-2_L2A_True_color.tiff"):
+        assert detect_date(tmp_path / name, quiet) == dt.date(2021, 6, 17)
+    assert quiet == []
