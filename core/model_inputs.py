@@ -68,8 +68,9 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     per_date = [named_band_indexes(date_names, bands) for date_names in names]
     lacking: dict[str, list[str]] = {}  # the bands' names -> the files that name them so
     sentinel2 = all(band_name(band) for band in bands)  # a card of band1, band2, ... names none to check
+    enough = stack.band_count >= len(bands)  # fewer bands: core.preflight says so, naming those missing
     for raster, date_names, indexes, named in zip(stack.rasters, names, per_date, described):
-        if indexes is None and named and sentinel2:
+        if indexes is None and named and sentinel2 and enough:
             lacking.setdefault(", ".join(name or "(unnamed)" for name in date_names), []).append(
                 raster.name)
     if lacking:
@@ -115,3 +116,12 @@ def _listed(files: list[str]) -> str:
     if len(files) <= 2:
         return " and ".join(files)
     return f"{', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}"
+
+
+def missing_bands(stack, bands: Sequence[str]) -> list[str]:
+    """The card's ``bands`` that no date of ``stack`` names (by description or colour), when the dates name
+    theirs; [] when they name none."""
+    names = [band_names(*labels) for labels in zip(stack.band_descriptions(), stack.band_colours())]
+    if not any(name for date_names in names for name in date_names):
+        return []
+    return [band for band in bands if not any((band_name(band) or band) in date_names for date_names in names)]

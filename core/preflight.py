@@ -17,6 +17,7 @@ import rasterio
 from rasterio.windows import Window
 
 from .model_card import ModelCard
+from .model_inputs import missing_bands
 from .raster_stack import RasterStack, RasterStackError, has_data, unreadable_message, zero_is_no_data
 from .true_colour import takes_true_colour
 
@@ -80,8 +81,11 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     if stack.band_count != len(card.bands):
         naming = (", or name each band (GDAL band descriptions such as B4) so that TimeSeg picks them"
                   if stack.band_count > len(card.bands) else "")  # naming cannot add bands a raster lacks
-        problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}, the model wants "
-                        f"{len(card.bands)} ({', '.join(card.bands)}): give rasters with those bands{naming}")
+        missing = missing_bands(stack, card.bands)
+        lacking = ("" if not missing or stack.band_count >= len(card.bands) else f" ({', '.join(missing)} missing)"
+                   if len(missing) <= 3 else f" ({len(missing)} of the model's missing)")
+        problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}{lacking}, the model "
+                        f"wants {len(card.bands)} ({', '.join(card.bands)}): give rasters with those bands{naming}")
     if stack.dtype.name != card.input_dtype and not (problems and takes_true_colour(card.bands, card.input_dtype)):
         # (reflectance of the right bands is read as true colour: the bands are the problem)
         hint = {"uint8": "; a true-colour picture is uint8"}.get(stack.dtype.name, "")

@@ -423,7 +423,7 @@ def test_shipped_models_are_offered_by_name(dock):
     assert not dock.options.threshold_spin.isEnabled()  # seven classes: the likeliest is the map
     # the true-colour layers of the project do not fit a 13-band model
     dock.table.set_checked(layers[0].id())
-    assert "the model needs B01, B02" in dock.warning_label.text()  # a TCI lacks 10 of its 13 bands
+    assert "3 bands (10 of the model's missing), the model wants 13" in dock.warning_label.text()
     dock.model_panel.model_widget.setFilePath(str(SHIPPED_ROAD_MODEL))
     assert combo.currentIndex() == 1 and dock.options.threshold_spin.isEnabled()
     # the analyst reads the real numbers, the held-out areas' and those of a place never trained on

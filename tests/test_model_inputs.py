@@ -196,3 +196,14 @@ def test_bands_described_by_their_colours_are_read_by_them(tmp_path):
     classes, warnings = _classes(tmp_path, blue_first, "bgr_out")
     assert warnings == ("bands B04, B03, B02 read by their names or colours from the rasters' bands (B02, B03, B04)",)
     assert (classes == expected).mean() > 0.999
+
+
+def test_fewer_named_bands_than_the_model_needs_name_those_missing(tmp_path):
+    """An L2A stack of 12 named bands for a 13-band model: the refusal names B10, the band L2A lacks."""
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL
+
+    wanted = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+    twelve = _raster(tmp_path, "l2a_20160601.tif", {band: np.full((256, 256), 900.0) for band in wanted}, "uint16")
+    rasters = [DatedRaster(twelve, DATE + dt.timedelta(days=10 * i)) for i in range(20)]
+    with pytest.raises(SegmentError, match=r"the rasters have 12 bands \(B10 missing\), the model wants 13"):
+        segment(SegmentRequest(rasters, SHIPPED_CROP_MODEL, tmp_path / "out", device="cpu"))

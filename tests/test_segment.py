@@ -234,7 +234,7 @@ def test_what_the_rasters_lack_is_said_before_too_few_dates(small_scene, tmp_pat
     with pytest.raises(SegmentError) as refused:
         segment(SegmentRequest(rasters_of(small_scene, 2019), crops, tmp_path / "out", device="cpu"))
     problems = refused.value.problems
-    assert problems[0].startswith("the rasters have 3 bands, the model wants 13")
+    assert problems[0].startswith("the rasters have 3 bands (10 of the model's missing), the model wants 13")
     assert problems[-1].startswith("3 dates given, the model needs at least")
     assert str(refused.value) == "; ".join(problems)
     assert not (tmp_path / "out").exists()
