@@ -64,7 +64,8 @@ class OptionsPanel(QGroupBox):
         form.addRow(self.tr("Precision"), self.precision_combo)
         self.orientations_combo = QComboBox()
         for count, label in ((1, "1 (fastest)"), (2, "2, mirrored (2x the time)"),
-                             (4, "4, mirrored (4x the time)"), (8, "8, turned and mirrored (8x the time)")):
+                             (4, "4, mirrored, half turned (4x the time)"),
+                             (8, "8, turned and mirrored (8x the time)")):
             self.orientations_combo.addItem(self.tr(label), count)
         from ..core.options import option_help
         from ..core.segment import SegmentRequest
