@@ -77,7 +77,8 @@ def _existing_parent(path: Path) -> Path | None:
 def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     """The stack against the model: bands, data type and resolution (dates without data:
     ``segment.leave_out_empty_dates``)."""
-    problems = [] if stack.mixed_types_problem() is None else [stack.mixed_types_problem()]
+    mixed = stack.mixed_types_problem()
+    problems = [] if mixed is None else [mixed]
     if stack.band_count != len(card.bands):
         naming = (", or name each band (GDAL band descriptions such as B4) so that TimeSeg picks them"
                   if stack.band_count > len(card.bands) else "")  # naming cannot add bands a raster lacks

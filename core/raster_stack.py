@@ -214,6 +214,7 @@ class RasterStack(contextlib.AbstractContextManager):
             self._datasets = [self._stack.enter_context(_open(r.path)) for r in self.rasters]
             ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
             self.reference_name = rasters[reference].name
+            self._reference_path = reference_path
             self.grid = Grid.of(ref)
             self.band_count = self.source_band_count = ref.count
             self._band_indexes: list[list[int]] | None = None  # select_bands
@@ -308,8 +309,7 @@ class RasterStack(contextlib.AbstractContextManager):
         what to give instead, or None."""
         converted = [v is not None for v in self._reflectance_per_value or [None] * len(self._datasets)]
         as_read = [np.dtype(np.uint8) if c else d for d, c in zip(self.date_dtypes(), converted)]
-        reference = next(t for t, r in zip(as_read, self.rasters) if r.name == self.reference_name) \
-            if any(r.name == self.reference_name for r in self.rasters) else as_read[0]
+        reference = next((t for t, r in zip(as_read, self.rasters) if r.path == self._reference_path), as_read[0])
         odd = next(((r, t) for r, t in zip(self.rasters, as_read) if t != reference), None)
         if odd is None:
             return None
