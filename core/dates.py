@@ -26,25 +26,28 @@ def _valid_date(year: str, month: str, day: str) -> dt.date | None:
     return date if 1970 <= date.year <= 2100 else None
 
 
-def date_from_name(path: str | Path) -> dt.date | None:
-    """First plausible YYYYMMDD (or YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD) in the file name, else None."""
-    for match in _NAME_DATE.finditer(Path(path).name):
+def _name_dates(path: str | Path) -> list[tuple[dt.date, bool]]:
+    """Each plausible YYYYMMDD (or YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD) in the file name, in order, and whether
+    a time follows it (``20210617T101031``)."""
+    name = Path(path).name
+    found = []
+    for match in _NAME_DATE.finditer(name):
         year, _, month, day = match.groups()
         date = _valid_date(year, month, day)
         if date is not None:
-            return date
-    return None
+            found.append((date, name[match.end():match.end() + 1] == "T"))
+    return found
+
+
+def date_from_name(path: str | Path) -> dt.date | None:
+    """The first plausible date in the file name (``_name_dates``), else None."""
+    found = _name_dates(path)
+    return found[0][0] if found else None
 
 
 def _plain_dates(path: str | Path) -> list[dt.date]:
     """The distinct dates in a file name that carry no time (``20210617T101031`` does), in order."""
-    name = Path(path).name
-    found = []
-    for match in _NAME_DATE.finditer(name):
-        date = _valid_date(match.group(1), match.group(3), match.group(4))
-        if date is not None and not name[match.end():match.end() + 1] == "T" and date not in found:
-            found.append(date)
-    return sorted(found)
+    return sorted({date for date, timed in _name_dates(path) if not timed})
 
 
 def date_from_tags(tags: dict[str, str]) -> dt.date | None:
