@@ -1,6 +1,8 @@
 """Read, infer and write at the same time: a reader thread, ``workers`` threads running the
 model (onnxruntime releases the GIL, so runs overlap), and a writer thread, joined by small
-queues; results are written in item order."""
+queues; results are written in item order. One item more than ``workers`` waits in the pool, so that a
+worker goes from one run to the next without waiting for this thread to hand it the next item (the
+road model in bfloat16 on 2 cores: 2 ms between runs of 76 ms, 0.17-0.21 s of a 2048 px stack's 7 s)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def run_pipeline(
     """``write(item, infer(read(item)))`` for each item in order, the three steps overlapping.
 
     ``read`` runs in a reader thread, ``infer`` in ``workers`` threads (up to ``workers`` items
-    at once), ``write`` in a writer thread in item order. The first exception in any step stops
+    at once, one more queued), ``write`` in a writer thread in item order. The first exception in any step stops
     the others and is raised here; ``cancelled()`` returning True raises ``Cancelled``.
     """
     stop = threading.Event()
@@ -87,7 +89,7 @@ def run_pipeline(
         while not stop.is_set():
             if cancelled():
                 raise Cancelled("cancelled; no output was kept")
-            if running and (read_all or len(running) >= workers):
+            if running and (read_all or len(running) > workers):
                 item, future = running.popleft()
                 if not _put(to_write, (item, future.result()), stop):
                     break

@@ -394,6 +394,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         def infer(data: tuple[np.ndarray, list[np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
             images, valid = data
             has_data = np.array([tile_valid.any() for tile_valid in valid])
+            if has_data.all():  # the usual batch: no copies
+                return averaged_over_orientations(model.run, images, request.orientations), valid
             predictions = np.full((len(images), channels, tile_size, tile_size), np.nan, np.float32)
             if has_data.any():
                 predictions[has_data] = averaged_over_orientations(model.run, images[has_data], request.orientations)

@@ -90,3 +90,22 @@ def test_an_inference_error_with_two_workers_is_raised_and_stops_the_rest():
     with pytest.raises(ValueError, match="infer failed"):
         run_pipeline(range(100), lambda i: i, infer, lambda item, result: None, workers=2)
     assert len(inferred) < 10
+
+
+def test_the_next_inference_starts_while_results_wait_for_the_writer():
+    """With one worker, inference goes on while this thread is held up handing results to a slow writer:
+    the next item waits in the pool, not for this thread."""
+    fifth_started = threading.Event()
+    waited = []
+
+    def infer(x):
+        if x == 4:
+            fifth_started.set()
+        return x
+
+    def write(item, result):
+        if item == 0:  # the writer holds item 0; the queue to it fills with 1 and 2; handing over 3 blocks
+            waited.append(fifth_started.wait(timeout=10))
+
+    run_pipeline(range(8), lambda i: i, infer, write, workers=1)
+    assert waited == [True]
