@@ -512,6 +512,16 @@ def place_line(place: str, report: dict[str, Any], class_name: str) -> str:
     return f"{place}: {'FAILED' if report['failed'] else 'ok'}; {change}"
 
 
+def failures_line(summary: dict[str, Any], output: Path) -> str | None:
+    """The batch's failure in one line (None when no task failed): how many, where the summary is, and the
+    first failure; the command line and Processing end a batch with failed tasks on it."""
+    if not summary["failed"]:
+        return None
+    first = summary["failed"][0]
+    return (f"{len(summary['failed'])} task(s) failed, the others are done (see {Path(output) / SUMMARY_NAME}); "
+            f"first: {first['place']} {first['task']}: {first['error']}")
+
+
 def _lengths(changes: Iterable[dict]) -> dict[str, float | None]:
     """``new_km`` and ``removed_km`` summed over the change maps made; None where none was (failed, or one
     period only), not a measured 0."""

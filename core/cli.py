@@ -77,7 +77,7 @@ def run_change(args: argparse.Namespace) -> None:
 
 
 def run_batch(args: argparse.Namespace) -> None:
-    from .batch import SUMMARY_NAME, BatchRequest, place_line, run_batch
+    from .batch import SUMMARY_NAME, BatchRequest, failures_line, place_line, run_batch
 
     def dashboard(link: str) -> None:
         print(f"dask dashboard: {link}", file=sys.stderr, flush=True)
@@ -91,11 +91,9 @@ def run_batch(args: argparse.Namespace) -> None:
         print(place_line(place, report, summary["class"]))
     print(f"{len(summary['places'])} places in {summary['seconds']:.0f} s on {summary['workers']} workers "
           f"({summary['skipped']} tasks already complete); summary: {Path(args.output_dir) / SUMMARY_NAME}")
-    if summary["failed"]:
-        first = summary["failed"][0]
-        raise RuntimeError(f"{len(summary['failed'])} task(s) failed, the others are done (see "
-                           f"{Path(args.output_dir) / SUMMARY_NAME}); first: {first['place']} {first['task']}: "
-                           f"{first['error']}")
+    failures = failures_line(summary, args.output_dir)
+    if failures:
+        raise RuntimeError(failures)
 
 
 def run_info(args: argparse.Namespace) -> None:

@@ -160,6 +160,15 @@ class Grid:
     def of(cls, dataset: rasterio.DatasetReader) -> Grid:
         return cls(dataset.crs, dataset.transform, dataset.width, dataset.height)
 
+    def north_up(self) -> Grid:
+        """The grid of the same pixels with rows from north to south and columns from west to east, as the
+        models were trained to see the ground; itself when it already is, or when it is rotated."""
+        a, b, c, d, e, f = self.transform[:6]
+        if b or d or (a > 0 and e < 0):
+            return self
+        left, top = (c + a * self.width if a < 0 else c), (f + e * self.height if e > 0 else f)
+        return Grid(self.crs, rasterio.Affine(abs(a), 0, left, 0, -abs(e), top), self.width, self.height)
+
     def matches(self, dataset: rasterio.DatasetReader) -> bool:
         """The dataset lies on exactly this grid (no warping needed)."""
         return self == Grid.of(dataset)
@@ -167,7 +176,7 @@ class Grid:
     def shares_pixels(self, dataset: rasterio.DatasetReader) -> bool:
         """The dataset's pixels are this grid's, over another extent maybe: its CRS and pixel size, its corner
         a whole number of pixels away (read onto the grid, nothing is resampled)."""
-        own, grid = dataset.transform, self.transform
+        own, grid = Grid.of(dataset).north_up().transform, self.transform
         if not (grid.a and grid.e) or dataset.crs != self.crs or own.b or own.d or grid.b or grid.d:
             return False
         offsets = ((own.c - grid.c) / grid.a, (own.f - grid.f) / grid.e)
@@ -215,7 +224,7 @@ class RasterStack(contextlib.AbstractContextManager):
             ref = next(d for d, r in zip(self._datasets, self.rasters) if r.path == reference_path)
             self.reference_name = rasters[reference].name
             self._reference_path = reference_path
-            self.grid = Grid.of(ref)
+            self.grid = Grid.of(ref).north_up()  # a south-up reference is read flipped, through a warp
             self.band_count = self.source_band_count = ref.count
             self._band_indexes: list[list[int]] | None = None  # select_bands
             self.dtype = self.source_dtype = np.dtype(ref.dtypes[0])
@@ -237,7 +246,7 @@ class RasterStack(contextlib.AbstractContextManager):
             raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
         if self.grid.matches(dataset):
             return dataset
-        footprint = transform_bounds(dataset.crs, self.grid.crs, *dataset.bounds)
+        footprint = transform_bounds(dataset.crs, self.grid.crs, *Grid.of(dataset).north_up().bounds)
         if not bounds_overlap(footprint, self.grid.bounds):
             raise RasterStackError(f"{name} does not overlap {self.reference_name}, the raster whose grid the "
                                    "outputs take (the earliest date, or the reference): give dates of one place")
@@ -273,6 +282,10 @@ class RasterStack(contextlib.AbstractContextManager):
     def warped(self) -> list[bool]:
         """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""
         return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
+
+    def stored_flipped(self) -> list[bool]:
+        """Per date, in date order: stored south-up or east-west (``Grid.north_up``), read turned north-up."""
+        return [Grid.of(dataset).north_up() != Grid.of(dataset) for dataset in self._datasets]
 
     def on_the_grids_lattice(self) -> list[bool]:
         """Per date, in date order: its pixels are the grid's, over another extent maybe (``Grid.shares_pixels``:

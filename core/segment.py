@@ -514,16 +514,21 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
         warnings.append(f"{who} at {size} per pixel{' (degrees)' * crs.is_geographic}, the model works {works}: "
                         f"they are resampled to {card.resolution:g} m{into} and the outputs are on that grid{coarse}")
     target = stack.grid.pixel_size_m
-    for raster, size, warped, aligned in zip(stack.rasters, sizes, stack.warped(), stack.on_the_grids_lattice()):
+    for raster, size, warped, aligned, flipped in zip(stack.rasters, sizes, stack.warped(),
+                                                      stack.on_the_grids_lattice(), stack.stored_flipped()):
         name = raster.name
+        if flipped:
+            warnings.append(f"{name} is stored with its rows from south to north (or its columns from east to "
+                            "west): it is read turned north-up, as the model sees the ground, and the outputs are "
+                            "north-up")
         if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target):
             warnings.append(f"{name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m")
-        elif warped and not resampled and aligned:  # the same pixels over another extent: nothing resampled
-            warnings.append(f"{name} covers another extent than {stack.reference_name}: its pixels are read as they "
-                            "are, and where it has none the other dates make the map")
-        elif warped and not resampled:  # a date off the reference's grid, the grid itself kept
+        elif warped and not resampled and not aligned:  # a date off the reference's grid, the grid itself kept
             warnings.append(f"{name} is not on the grid of {stack.reference_name} (another CRS, or pixels "
                             "offset): it is resampled onto it")
+        elif warped and not resampled and not flipped:  # the same pixels, another extent: not resampled
+            warnings.append(f"{name} covers another extent than {stack.reference_name}: its pixels are read as they "
+                            "are, and where it has none the other dates make the map")
     return warnings
 
 

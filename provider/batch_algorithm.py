@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (
-    QgsProcessingOutputNumber,
+    QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -28,7 +28,6 @@ class BatchAlgorithm(TimeSegAlgorithm):
     CLASS = "CLASS"
     OUTPUT = "OUTPUT"
     SUMMARY = "SUMMARY"
-    FAILED = "FAILED"
 
     def name(self) -> str:
         return "batch"
@@ -41,8 +40,9 @@ class BatchAlgorithm(TimeSegAlgorithm):
             "Jobs: a CSV with the columns place,period,path (one row per dated raster; relative paths from the "
             "CSV's folder). Each place and period is segmented into <output>/<place>/<period>/, each pair of "
             "periods of a place gets <output>/<place>/change_<first>_<second>.tif, and <output>/batch.json sums "
-            "up new road kilometres, times and failures. A failing place fails alone; running again skips what "
-            "is complete. Workers: threads of a local dask cluster; Scheduler: the address of a running dask "
+            "up new road kilometres, times and failures. A failing place fails alone, and the algorithm then "
+            "fails saying how many did once the others are done; running again skips what is complete. "
+            "Workers: threads of a local dask cluster; Scheduler: the address of a running dask "
             "cluster (tcp://host:8786) to send the work to instead."
         )
 
@@ -62,10 +62,9 @@ class BatchAlgorithm(TimeSegAlgorithm):
             QgsProcessingParameterNumber.Integer, None, optional=True, minValue=0, maxValue=254))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, _tr("Output folder")))
         self.addOutput(QgsProcessingOutputString(self.SUMMARY, _tr("Summary (batch.json)")))
-        self.addOutput(QgsProcessingOutputNumber(self.FAILED, _tr("Failed tasks")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.batch import SUMMARY_NAME, BatchRequest, place_line, run_batch
+        from ..core.batch import SUMMARY_NAME, BatchRequest, failures_line, place_line, run_batch
 
         output = Path(self.parameterAsString(parameters, self.OUTPUT, context))
         request = BatchRequest(
@@ -82,5 +81,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
             feedback.reportError(_tr("{place} {task} failed: {error}").format(**failure), fatalError=False)
         for place, report in summary["places"].items():
             feedback.pushInfo(place_line(place, report, summary["class"]))
-        return {self.OUTPUT: str(output), self.SUMMARY: str(output / SUMMARY_NAME),
-                self.FAILED: len(summary["failed"])}
+        failures = failures_line(summary, output)
+        if failures:  # a failed run for qgis_process's exit code and scripts; the log above has every task
+            raise QgsProcessingException(failures)
+        return {self.OUTPUT: str(output), self.SUMMARY: str(output / SUMMARY_NAME)}

@@ -86,6 +86,36 @@ def test_a_raster_in_another_crs_is_aligned(local_model, small_scene, tmp_path):
         assert out.crs.to_epsg() == 4326 and out.transform == transform and out.shape == (height, width)
 
 
+@pytest.mark.parametrize("stored", ["rows south to north", "columns east to west"])
+def test_rasters_stored_south_up_are_read_north_up(local_model, small_scene, tmp_path, stored):
+    """Each date written with its rows from south to north (a positive row step), or its columns from east
+    to west: read turned north-up, said once per date; the maps equal the north-up rasters' pixel for
+    pixel, on their north-up grid."""
+    rasters = rasters_of(small_scene, 2019)
+    south_up = []
+    for raster in rasters:
+        with rasterio.open(raster.path) as source:
+            data, grid = source.read(), source.transform
+            if stored == "rows south to north":
+                flipped = rasterio.Affine(grid.a, 0, grid.c, 0, -grid.e, grid.f + grid.e * source.height)
+                data = data[:, ::-1]
+            else:
+                flipped = rasterio.Affine(-grid.a, 0, grid.c + grid.a * source.width, 0, grid.e, grid.f)
+                data = data[:, :, ::-1]
+            south_up.append(DatedRaster(write(tmp_path / raster.path.name, data.copy(), flipped,
+                                              source.crs.to_epsg()), raster.date))
+    expected = segment(SegmentRequest(rasters, local_model, tmp_path / "north_up"))
+    result = segment(SegmentRequest(south_up, local_model, tmp_path / "south_up"))
+    assert [w for w in result.warnings if "south to north" in w] == [
+        f"{r.path.name} is stored with its rows from south to north (or its columns from east to west): it is read "
+        "turned north-up, as the model sees the ground, and the outputs are north-up" for r in south_up]
+    assert len(result.warnings) == len(expected.warnings) + len(rasters)
+    for name in ("probability_path", "classes_path"):
+        with rasterio.open(getattr(expected, name)) as north, rasterio.open(getattr(result, name)) as read:
+            assert read.transform == north.transform and read.crs == north.crs
+            np.testing.assert_array_equal(read.read(), north.read())
+
+
 def test_a_reference_in_degrees_far_from_the_equator_is_resampled_to_square_pixels_in_its_utm_zone(
         local_model, tmp_path):
     """Inn (47.6 N) warped to EPSG:4326 as gdalwarp does by default: its pixels are 8.7 m x 13 m on the ground,

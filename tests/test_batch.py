@@ -123,9 +123,13 @@ def test_batch_through_processing(places, local_model, tmp_path, provider):
     import processing
 
     assert provider.algorithm("batch") is not None
-    result = processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
-                                              "WORKERS": 2, "CLASS": 1, "OUTPUT": str(tmp_path / "out")})
-    assert result["FAILED"] == 1
+    from qgis.core import QgsProcessingException
+
+    # one place fails alone: the algorithm fails once the others are done (qgis_process exits 1)
+    with pytest.raises(QgsProcessingException, match=r"^1 task\(s\) failed, the others are done \(see .*batch.json\); "
+                                                     r"first: coast_c 2019: .*broken_20190301.tif is not a raster"):
+        processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
+                                         "WORKERS": 2, "CLASS": 1, "OUTPUT": str(tmp_path / "out")})
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"] and summary["class"] == "road"
     assert (tmp_path / "out" / "coast_b" / "change_2016_2019.tif").is_file()
