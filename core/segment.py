@@ -363,6 +363,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap, tile_size)
         done, run = [0], [0]  # tiles written, tiles the model ran on (counted by the one writer thread)
+        seen = [0, 0]  # tile pixels with data on some date, and of them those lacking a date (the reader's count)
 
         reading_threads, compress_threads = engine_threads(model.device, len(stack.dates), request.threads)
         readers = ThreadPoolExecutor(reading_threads, "read") if reading_threads > 1 else None  # one per date
@@ -378,7 +379,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 pixels[index], valid_dates = stack.read(window, readers)
                 if no_data_value is not None and not valid_dates.all():  # what the model learnt to pass over
                     pixels[index] = np.where(valid_dates[:, None], pixels[index], no_data_value)
-                valid.append(valid_dates.any(axis=0))
+                some = valid_dates.any(axis=0)
+                seen[0] += int(some.sum())
+                seen[1] += int(np.count_nonzero(some & ~valid_dates.all(axis=0)))
+                valid.append(some)
             images = np.empty(pixels.shape, np.float32)
 
             def normalise(date: int) -> None:
@@ -434,8 +438,26 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             run_outputs.write_text(style_path(classes_path), classes_qml(card.class_names, stack.dates))
             if own_outputs is not None:
                 own_outputs.commit()
+        partly = _partly_seen(seen[1] / max(1, seen[0]), card)
+        for warning in partly:
+            log.warning("warning: %s", warning)
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
-                             card, run[0], len(tiles), card.precision, tuple(warnings))
+                             card, run[0], len(tiles), card.precision, tuple(warnings + partly))
+
+
+PARTLY_SEEN_WARNING = 0.05  # a share of the mapped area that lacks a date (tiles' overlaps counted as often)
+
+
+def _partly_seen(share: float, card: ModelCard) -> list[str]:
+    """The warning, after a run, that ``share`` of the mapped area lacked one or more dates (beyond a swath's
+    edge on some dates, or masked): the map rests on fewer dates there, and how the model read the missing
+    ones. None below ``PARTLY_SEEN_WARNING``."""
+    if share < PARTLY_SEEN_WARNING:
+        return []
+    read_as = (" (read as the model's no-data value, an overcast date to it)" if card.no_data_value is not None
+               else " (read as overcast)" if card.harmonisation else "")
+    return [f"{share:.0%} of the mapped area lacks one or more of the dates (beyond a swath's edge, or masked)"
+            f"{read_as}: the map rests on fewer dates there and may be less sure"]
 
 
 # GDAL's block cache must hold two rows of blocks of every date (a row of tiles can cross two), and an

@@ -2,6 +2,7 @@
 
 import builtins
 import datetime as dt
+import re
 
 import numpy as np
 import pytest
@@ -114,6 +115,28 @@ def test_rasters_stored_south_up_are_read_north_up(local_model, small_scene, tmp
         with rasterio.open(getattr(expected, name)) as north, rasterio.open(getattr(result, name)) as read:
             assert read.transform == north.transform and read.crs == north.crs
             np.testing.assert_array_equal(read.read(), north.read())
+
+
+def test_a_date_missing_over_part_of_the_area_is_said_after_the_run(local_model, small_scene, tmp_path):
+    """The middle date beyond a swath's edge over the left half (no data there): the run says afterwards
+    that about half the area lacks a date, and how a model with a no-data value reads it; a full stack
+    says nothing of it."""
+    rasters = rasters_of(small_scene, 2019)
+    with rasterio.open(rasters[1].path) as source:
+        data = source.read()
+        data[:, :, : source.width // 2] = 0
+        cut = write(tmp_path / rasters[1].path.name, data, source.transform, source.crs.to_epsg())
+    stack = [rasters[0], DatedRaster(cut, rasters[1].date), rasters[2]]
+    result = segment(SegmentRequest(stack, local_model, tmp_path / "cut"))
+    said = [w for w in result.warnings if "lacks one or more of the dates" in w]
+    assert len(said) == 1 and re.fullmatch(
+        r"(4[5-9]|5[0-5])% of the mapped area lacks one or more of the dates \(beyond a swath's edge, or masked\): "
+        r"the map rests on fewer dates there and may be less sure", said[0]), said
+    model = edit_card(local_model, tmp_path / "no_data.onnx", no_data_value=[255, 255, 255])
+    result = segment(SegmentRequest(stack, model, tmp_path / "cut_no_data"))
+    assert any("(read as the model's no-data value, an overcast date to it)" in w for w in result.warnings)
+    full = segment(SegmentRequest(rasters, local_model, tmp_path / "full"))
+    assert not any("lacks one or more of the dates" in w for w in full.warnings)
 
 
 def test_a_reference_in_degrees_far_from_the_equator_is_resampled_to_square_pixels_in_its_utm_zone(

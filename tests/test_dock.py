@@ -517,6 +517,33 @@ def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     assert dock.options.output_widget.filePath() == str(tmp_path / "elsewhere")
 
 
+def test_the_empty_output_field_names_where_runs_go(dock, tmp_path):
+    """Before any run: a project never saved sends runs to the temporary folder, and the field says so;
+    once saved, beside it."""
+    import tempfile
+
+    dock, _ = dock
+    project = QgsProject.instance()
+    dock.options.output_widget.setFilePath("")
+    temporary = Path(tempfile.gettempdir()) / "timeseg_results"
+    assert dock.options.output_widget.lineEdit().placeholderText() == (
+        f"unsaved project: a temporary folder ({temporary}); save the project or choose one")
+    assert dock.options.output_folder().parent == temporary
+    models = Path(tempfile.gettempdir()) / "timeseg_models"
+    assert dock.train_panel.output_widget.lineEdit().placeholderText() == (
+        f"unsaved project: a temporary folder ({models}); save the project or choose one")
+    try:
+        project.setFileName(str(tmp_path / "place" / "area.qgz"))
+        assert dock.options.output_widget.lineEdit().placeholderText() == (
+            f"beside the project: {tmp_path / 'place' / 'timeseg_results'}")
+        assert dock.options.output_folder().parent == tmp_path / "place" / "timeseg_results"
+        assert dock.train_panel.output_widget.lineEdit().placeholderText() == (
+            f"beside the project: {tmp_path / 'place' / 'timeseg_models'}")
+        assert dock.train_panel.output_path().parent == tmp_path / "place" / "timeseg_models"
+    finally:
+        project.setFileName("")
+
+
 def test_run_inside_a_polygon_layer(dock, tmp_path):
     """The Area option: inside the polygons of a layer, outside them nodata, only their extent written."""
     import rasterio

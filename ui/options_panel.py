@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from pathlib import Path
 
 from qgis.core import QgsProject, QgsSettings
@@ -30,8 +29,10 @@ from ..core.definitions import (
     PRECISION_WORDS,
 )
 from .area_chooser import AreaChooser
+from .project_folders import default_folder, default_folder_words
 
 SETTINGS = "timeseg/"
+RESULTS_FOLDER = "timeseg_results"  # under the project's folder, or the temporary one
 
 
 class OptionsPanel(QGroupBox):
@@ -113,7 +114,6 @@ class OptionsPanel(QGroupBox):
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
         self.output_widget.setFilePath(self._project_setting("output_dir", ""))
-        self.output_widget.lineEdit().setPlaceholderText(self.tr("beside the project, or a temporary folder"))
         self.output_widget.setToolTip(self.tr("Each run writes a new run_<date>_<time> folder here"))
         form.addRow(self.tr("Output folder"), self.output_widget)
         self.probability_check = QCheckBox(self.tr("Add the probability layer"))
@@ -124,10 +124,15 @@ class OptionsPanel(QGroupBox):
         # the output folder is the project's: it follows when another project is opened or a new one started
         project.readProject.connect(self._follow_project)
         project.cleared.connect(self._follow_project)
+        project.fileNameChanged.connect(self._say_default_folder)  # saved, saved as, opened, cleared
+        self._say_default_folder()
         self.update_device_label()
 
     def _follow_project(self, *_) -> None:
         self.output_widget.setFilePath(self._project_setting("output_dir", ""))
+
+    def _say_default_folder(self, *_) -> None:
+        self.output_widget.lineEdit().setPlaceholderText(default_folder_words(self.project, RESULTS_FOLDER))
 
     def _project_setting(self, key: str, default: str) -> str:
         value, found = self.project.readEntry("TimeSeg", key, default)
@@ -172,12 +177,7 @@ class OptionsPanel(QGroupBox):
     def output_folder(self) -> Path:
         """A new run folder under the chosen folder (or beside the project, or in the temporary folder)."""
         chosen = self.output_widget.filePath().strip()
-        if chosen:
-            base = Path(chosen)
-        elif self.project.fileName():
-            base = Path(self.project.fileName()).parent / "timeseg_results"
-        else:
-            base = Path(tempfile.gettempdir()) / "timeseg_results"
+        base = Path(chosen) if chosen else default_folder(self.project, RESULTS_FOLDER)
         folder = base / dt.datetime.now().strftime("run_%Y%m%d_%H%M%S")
         number = 1
         while folder.with_name(f"{folder.name}_{number}" if number > 1 else folder.name).exists():

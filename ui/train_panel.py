@@ -33,9 +33,11 @@ from ..core.model_card import SHIPPED_ROAD_MODEL
 from .area_chooser import AreaChooser
 from .dependencies import missing_training_message
 from .label_layers import is_label_candidate, label_source_of
+from .project_folders import default_folder, default_folder_words
 from .task_controls import TaskControls
 from .training_task import TrainingOutcome, TrainingTask
 
+MODELS_FOLDER = "timeseg_models"  # under the project's folder, or the temporary one
 STARTS = (("fine_tune", "Fine-tune the shipped road model"), ("scratch", "Train from scratch"))
 
 
@@ -94,8 +96,9 @@ class TrainPanel(QGroupBox):
         self.output_widget.setFilter("ONNX models (*.onnx)")
         self.output_widget.setToolTip(self.tr("The new model (.onnx); its checkpoint and numbers are written "
                                               "beside it"))
-        self.output_widget.lineEdit().setPlaceholderText(self.tr("beside the project, or a temporary folder"))
         form.addRow(self.tr("Model to write"), self.output_widget)
+        self.project.fileNameChanged.connect(self._say_default_folder)  # saved, saved as, opened, cleared
+        self._say_default_folder()
         self.controls = TaskControls(self.tr("Train"), self.tr("Fit a model to the ticked layers of the last "
                                                                "period and the labels, in the background"))
         form.addRow(self.controls)
@@ -112,8 +115,10 @@ class TrainPanel(QGroupBox):
         chosen = self.output_widget.filePath().strip()
         if chosen:
             return Path(chosen) if chosen.lower().endswith(".onnx") else Path(chosen + ".onnx")
-        folder = Path(self.project.fileName()).parent if self.project.fileName() else Path(tempfile.gettempdir())
-        return folder / "timeseg_models" / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
+        return default_folder(self.project, MODELS_FOLDER) / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
+
+    def _say_default_folder(self, *_) -> None:
+        self.output_widget.lineEdit().setPlaceholderText(default_folder_words(self.project, MODELS_FOLDER))
 
     def request(self, folder: Path):
         """The training request, or a ValueError whose message says what to fix; label layers that are not

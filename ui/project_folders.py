@@ -1,0 +1,26 @@
+"""Where the dock writes when no folder is chosen: beside the project, or, for a project never saved, in the
+temporary folder; and the words that say so in an empty folder field before anything is written."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from qgis.core import QgsProject
+from qgis.PyQt.QtCore import QCoreApplication
+
+
+def default_folder(project: QgsProject, name: str) -> Path:
+    """``<project's folder>/<name>``, or ``<temporary folder>/<name>`` for a project never saved."""
+    base = Path(project.fileName()).parent if project.fileName() else Path(tempfile.gettempdir())
+    return base / name
+
+
+def default_folder_words(project: QgsProject, name: str) -> str:
+    """The placeholder of an empty folder field: ``default_folder``, and for an unsaved project that it is a
+    temporary folder (which many systems empty at restart) and how to keep the results."""
+    folder = default_folder(project, name)
+    if project.fileName():
+        return QCoreApplication.translate("TimeSeg", "beside the project: {}").format(folder)
+    return QCoreApplication.translate(
+        "TimeSeg", "unsaved project: a temporary folder ({}); save the project or choose one").format(folder)
