@@ -132,8 +132,9 @@ class FineTuneRequest:
     ``epochs``: of the single-date stage; the sequence stage runs a third of them (at least one). From
     scratch, each stage keeps none of its first ninth of ``epochs`` (a third of the sequence stage's)
     unless its time runs out in it.
-    ``minutes``: time budget of the whole run (``models.fine_tune.STAGE_SHARES``: 70 % single date, 30 %
-    sequence), None for none; by default it ends the run before ``epochs`` do on 2 cores.
+    ``minutes``: time budget of the training (``models.fine_tune.STAGE_SHARES``: 70 % single date, 30 %
+    sequence), None for none; by default it ends the training before ``epochs`` do on 2 cores. Scoring the
+    held-out part and writing the model (and its int8 variant) follow it.
     """
 
     rasters: Sequence[DatedRaster]
@@ -143,8 +144,8 @@ class FineTuneRequest:
     extent: tuple[float, float, float, float] | None = None
     epochs: int = option(FINE_TUNE_EPOCHS, "with --output-model: single-date epochs at most; the sequence stage "
                          "runs a third", minimum=1, maximum=10_000)
-    minutes: float | None = option(FINE_TUNE_MINUTES, "with --output-model: time budget of the run",
-                                   minimum=0.1)
+    minutes: float | None = option(FINE_TUNE_MINUTES, "with --output-model: time budget of the training; "
+                                   "scoring the held-out part and writing the model follow it", minimum=0.1)
     seed: int = 0
     layer_names: list[str] = field(default_factory=list)  # for the card's trained_on; default: file names
     area_polygons: LabelSource | None = None

@@ -83,7 +83,8 @@ class TrainPanel(QGroupBox):
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 500)
         self.epochs_spin.setValue(FINE_TUNE_EPOCHS)
-        self.minutes_spin.setToolTip(self.tr("The training stops after this many minutes"))
+        self.minutes_spin.setToolTip(self.tr("The training stops after this many minutes; scoring the held-out "
+                                             "part and writing the model follow"))
         self.epochs_spin.setToolTip(self.tr("Single-date epochs at most; the sequence stage runs a third of them"))
         budget_row = QHBoxLayout()
         budget_row.addWidget(self.minutes_spin)
