@@ -77,8 +77,8 @@ class TrainAlgorithm(TimeSegAlgorithm):
             self.EPOCHS, _tr("Epochs"), QgsProcessingParameterNumber.Integer, FINE_TUNE_EPOCHS,
             minValue=1, maxValue=500))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MINUTES, _tr("Time budget of the training (minutes, 0: none; scoring and writing follow)"), QgsProcessingParameterNumber.Double,
-            FINE_TUNE_MINUTES, minValue=0))
+            self.MINUTES, _tr("Time budget of the training (minutes, 0: none; scoring and writing follow)"),
+            QgsProcessingParameterNumber.Double, FINE_TUNE_MINUTES, minValue=0))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, _tr("Model to write"), "ONNX models (*.onnx)"))
 
