@@ -518,27 +518,26 @@ def test_ticking_periods_outputs_and_folders(dock, tmp_path):
 
 
 def test_the_empty_output_field_names_where_runs_go(dock, tmp_path):
-    """Before any run: a project never saved sends runs to the temporary folder, and the field says so;
-    once saved, beside it."""
+    """Before any run: a project never saved sends runs (and trained models) to the temporary folder, and
+    the empty fields say so, in short and in their tooltips in full; once saved, beside it."""
     import tempfile
 
     dock, _ = dock
     project = QgsProject.instance()
+    fields = {"timeseg_results": dock.options.output_widget, "timeseg_models": dock.train_panel.output_widget}
     dock.options.output_widget.setFilePath("")
-    temporary = Path(tempfile.gettempdir()) / "timeseg_results"
-    assert dock.options.output_widget.lineEdit().placeholderText() == (
-        f"unsaved project: a temporary folder ({temporary}); save the project or choose one")
-    assert dock.options.output_folder().parent == temporary
-    models = Path(tempfile.gettempdir()) / "timeseg_models"
-    assert dock.train_panel.output_widget.lineEdit().placeholderText() == (
-        f"unsaved project: a temporary folder ({models}); save the project or choose one")
+    for name, field in fields.items():
+        temporary = Path(tempfile.gettempdir()) / name
+        assert field.lineEdit().placeholderText() == "a temporary folder"
+        assert field.toolTip().endswith(f"\nEmpty: {temporary}, a temporary folder (many systems empty it at "
+                                        "restart): save the project or choose a folder")
+    assert dock.options.output_folder().parent == Path(tempfile.gettempdir()) / "timeseg_results"
     try:
         project.setFileName(str(tmp_path / "place" / "area.qgz"))
-        assert dock.options.output_widget.lineEdit().placeholderText() == (
-            f"beside the project: {tmp_path / 'place' / 'timeseg_results'}")
+        for name, field in fields.items():
+            assert field.lineEdit().placeholderText() == "beside the project"
+            assert field.toolTip().endswith(f"\nEmpty: {tmp_path / 'place' / name}")
         assert dock.options.output_folder().parent == tmp_path / "place" / "timeseg_results"
-        assert dock.train_panel.output_widget.lineEdit().placeholderText() == (
-            f"beside the project: {tmp_path / 'place' / 'timeseg_models'}")
         assert dock.train_panel.output_path().parent == tmp_path / "place" / "timeseg_models"
     finally:
         project.setFileName("")

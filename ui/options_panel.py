@@ -114,7 +114,6 @@ class OptionsPanel(QGroupBox):
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
         self.output_widget.setFilePath(self._project_setting("output_dir", ""))
-        self.output_widget.setToolTip(self.tr("Each run writes a new run_<date>_<time> folder here"))
         form.addRow(self.tr("Output folder"), self.output_widget)
         self.probability_check = QCheckBox(self.tr("Add the probability layer"))
         self.probability_check.setChecked(settings.value(SETTINGS + "add_probability", True, type=bool))
@@ -132,7 +131,9 @@ class OptionsPanel(QGroupBox):
         self.output_widget.setFilePath(self._project_setting("output_dir", ""))
 
     def _say_default_folder(self, *_) -> None:
-        self.output_widget.lineEdit().setPlaceholderText(default_folder_words(self.project, RESULTS_FOLDER))
+        placeholder, where = default_folder_words(self.project, RESULTS_FOLDER)
+        self.output_widget.lineEdit().setPlaceholderText(placeholder)
+        self.output_widget.setToolTip(self.tr("Each run writes a new run_<date>_<time> folder here") + "\n" + where)
 
     def _project_setting(self, key: str, default: str) -> str:
         value, found = self.project.readEntry("TimeSeg", key, default)

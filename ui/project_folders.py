@@ -1,5 +1,5 @@
 """Where the dock writes when no folder is chosen: beside the project, or, for a project never saved, in the
-temporary folder; and the words that say so in an empty folder field before anything is written."""
+temporary folder; and the words that say so on an empty folder field before anything is written."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ def default_folder(project: QgsProject, name: str) -> Path:
     return base / name
 
 
-def default_folder_words(project: QgsProject, name: str) -> str:
-    """The placeholder of an empty folder field: ``default_folder``, and for an unsaved project that it is a
-    temporary folder (which many systems empty at restart) and how to keep the results."""
+def default_folder_words(project: QgsProject, name: str) -> tuple[str, str]:
+    """``(placeholder, tooltip line)`` of an empty folder field: short enough for a narrow dock, and the
+    ``default_folder`` in full, with, for an unsaved project, that it is a temporary folder (which many
+    systems empty at restart) and how to keep the results."""
     folder = default_folder(project, name)
     if project.fileName():
-        return QCoreApplication.translate("TimeSeg", "beside the project: {}").format(folder)
-    return QCoreApplication.translate(
-        "TimeSeg", "unsaved project: a temporary folder ({}); save the project or choose one").format(folder)
+        return (QCoreApplication.translate("TimeSeg", "beside the project"),
+                QCoreApplication.translate("TimeSeg", "Empty: {}").format(folder))
+    return (QCoreApplication.translate("TimeSeg", "a temporary folder"),
+            QCoreApplication.translate("TimeSeg", "Empty: {}, a temporary folder (many systems empty it at restart): "
+                                                  "save the project or choose a folder").format(folder))

@@ -95,8 +95,6 @@ class TrainPanel(QGroupBox):
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("ONNX models (*.onnx)")
-        self.output_widget.setToolTip(self.tr("The new model (.onnx); its checkpoint and numbers are written "
-                                              "beside it"))
         form.addRow(self.tr("Model to write"), self.output_widget)
         self.project.fileNameChanged.connect(self._say_default_folder)  # saved, saved as, opened, cleared
         self._say_default_folder()
@@ -119,7 +117,10 @@ class TrainPanel(QGroupBox):
         return default_folder(self.project, MODELS_FOLDER) / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
 
     def _say_default_folder(self, *_) -> None:
-        self.output_widget.lineEdit().setPlaceholderText(default_folder_words(self.project, MODELS_FOLDER))
+        placeholder, where = default_folder_words(self.project, MODELS_FOLDER)
+        self.output_widget.lineEdit().setPlaceholderText(placeholder)
+        self.output_widget.setToolTip(self.tr("The new model (.onnx); its checkpoint and numbers are written "
+                                              "beside it") + "\n" + where)
 
     def request(self, folder: Path):
         """The training request, or a ValueError whose message says what to fix; label layers that are not
