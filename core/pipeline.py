@@ -2,7 +2,7 @@
 model (onnxruntime releases the GIL, so runs overlap), and a writer thread, joined by small
 queues; results are written in item order. One item more than ``workers`` waits in the pool, so that a
 worker goes from one run to the next without waiting for this thread to hand it the next item (the
-road model in bfloat16 on 2 cores: 2 ms between runs of 76 ms, 0.17-0.21 s of a 2048 px stack's 7 s)."""
+road model in bfloat16 on 2 cores: 0.5 ms between runs of 70 ms, against 2 ms when it waited)."""
 
 from __future__ import annotations
 
