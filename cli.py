@@ -12,3 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     engine_cli.add_commands(commands)
     model_cli.add_commands(commands)  # argparse only: torch is imported when a model command runs
     return engine_cli.run_main(parser, argv)
+
+
+if __name__ == "__main__":  # python -m timeseg.cli, as python -m timeseg
+    raise SystemExit(main())

@@ -178,7 +178,8 @@ def _footprints_overlap(before: Path, after: Path) -> bool:
     with rasterio.open(before) as earlier, rasterio.open(after) as later:
         if earlier.crs is None or later.crs is None:
             return True  # said by the reading (no CRS)
-        return bounds_overlap(transform_bounds(earlier.crs, later.crs, *earlier.bounds), tuple(later.bounds))
+        return bounds_overlap(transform_bounds(earlier.crs, later.crs, *Grid.of(earlier).north_up().bounds),
+                              Grid.of(later).north_up().bounds)
 
 
 def shown(path: Path) -> str:

@@ -244,6 +244,9 @@ class RasterStack(contextlib.AbstractContextManager):
             )
         if dataset.crs is None:
             raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
+        if dataset.transform.b or dataset.transform.d:
+            raise RasterStackError(f"{name} has a rotated geotransform (its rows do not run east-west): warp it "
+                                   f"north-up first, e.g. gdalwarp {name} {Path(name).stem}_north_up.tif")
         if self.grid.matches(dataset):
             return dataset
         footprint = transform_bounds(dataset.crs, self.grid.crs, *Grid.of(dataset).north_up().bounds)
@@ -283,9 +286,15 @@ class RasterStack(contextlib.AbstractContextManager):
         """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""
         return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
 
-    def stored_flipped(self) -> list[bool]:
-        """Per date, in date order: stored south-up or east-west (``Grid.north_up``), read turned north-up."""
-        return [Grid.of(dataset).north_up() != Grid.of(dataset) for dataset in self._datasets]
+    def stored_flipped(self) -> list[str]:
+        """Per date, in date order: how it is stored when not north-up (``Grid.north_up``; it is read turned
+        north-up): "its rows from south to north", "its columns from east to west", or both; else ""."""
+        ways = []
+        for dataset in self._datasets:
+            transform = dataset.transform
+            ways.append(" and ".join([*["its rows from south to north"] * (transform.e > 0),
+                                      *["its columns from east to west"] * (transform.a < 0)]))
+        return ways
 
     def on_the_grids_lattice(self) -> list[bool]:
         """Per date, in date order: its pixels are the grid's, over another extent maybe (``Grid.shares_pixels``:

@@ -363,7 +363,15 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap, tile_size)
         done, run = [0], [0]  # tiles written, tiles the model ran on (counted by the one writer thread)
-        seen = [0, 0]  # tile pixels with data on some date, and of them those lacking a date (the reader's count)
+        seen = [0, 0]  # grid pixels with data on some date, and of them those lacking a date (the reader's count)
+        stride = tile_size - overlap
+
+        def owned(tile: Tile) -> tuple[slice, slice]:
+            """The part of a tile's window that it alone covers of the grid: before the next tile's start."""
+            rows_end = min(tile_size if tile.bottom_edge else stride, tile.skip_rows + tile.height)
+            cols_end = min(tile_size if tile.right_edge else stride, tile.skip_cols + tile.width)
+            return (slice(tile.skip_rows, max(tile.skip_rows, rows_end)),
+                    slice(tile.skip_cols, max(tile.skip_cols, cols_end)))
 
         reading_threads, compress_threads = engine_threads(model.device, len(stack.dates), request.threads)
         readers = ThreadPoolExecutor(reading_threads, "read") if reading_threads > 1 else None  # one per date
@@ -380,8 +388,9 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 if no_data_value is not None and not valid_dates.all():  # what the model learnt to pass over
                     pixels[index] = np.where(valid_dates[:, None], pixels[index], no_data_value)
                 some = valid_dates.any(axis=0)
-                seen[0] += int(some.sum())
-                seen[1] += int(np.count_nonzero(some & ~valid_dates.all(axis=0)))
+                own = (slice(None), *owned(tile))
+                seen[0] += int(np.count_nonzero(some[own[1:]]))
+                seen[1] += int(np.count_nonzero(some[own[1:]] & ~valid_dates[own].all(axis=0)))
                 valid.append(some)
             images = np.empty(pixels.shape, np.float32)
 
@@ -454,8 +463,8 @@ def _partly_seen(share: float, card: ModelCard) -> list[str]:
     ones. None below ``PARTLY_SEEN_WARNING``."""
     if share < PARTLY_SEEN_WARNING:
         return []
-    read_as = (" (read as the model's no-data value, an overcast date to it)" if card.no_data_value is not None
-               else " (read as overcast)" if card.harmonisation else "")
+    read_as = ("; the model reads them there as its no-data value, an overcast date to it" if card.no_data_value
+               is not None else "; the model reads them there as overcast" if card.harmonisation else "")
     return [f"{share:.0%} of the mapped area lacks one or more of the dates (beyond a swath's edge, or masked)"
             f"{read_as}: the map rests on fewer dates there and may be less sure"]
 
@@ -540,9 +549,8 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
                                                       stack.on_the_grids_lattice(), stack.stored_flipped()):
         name = raster.name
         if flipped:
-            warnings.append(f"{name} is stored with its rows from south to north (or its columns from east to "
-                            "west): it is read turned north-up, as the model sees the ground, and the outputs are "
-                            "north-up")
+            warnings.append(f"{name} is stored with {flipped}: it is read turned north-up, as the model sees the "
+                            "ground, and the outputs are north-up")
         if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target):
             warnings.append(f"{name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m")
         elif warped and not resampled and not aligned:  # a date off the reference's grid, the grid itself kept

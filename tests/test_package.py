@@ -69,7 +69,8 @@ def test_timeseg_command_and_python_m_timeseg(tmp_path):
     command = shutil.which("timeseg", path=str(ROOT / ".venv" / "bin")) or shutil.which("timeseg")
     assert command, "make setup installs the timeseg command into .venv/bin"
     for argv in ([command, "info", str(ROOT / "models" / "weights" / "roads.onnx")],
-                 [sys.executable, "-m", "timeseg", "info", str(ROOT / "models" / "weights" / "roads.onnx")]):
+                 [sys.executable, "-m", "timeseg", "info", str(ROOT / "models" / "weights" / "roads.onnx")],
+                 [sys.executable, "-m", "timeseg.cli", "info", str(ROOT / "models" / "weights" / "roads.onnx")]):
         done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "class_names: [\"background\", \"road\"]" in done.stdout
