@@ -19,6 +19,7 @@ the same tasks go to that cluster. dask and distributed are imported only here.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -26,9 +27,10 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,37 @@ DONE_NAME = "done.json"
 WINDOWS_NAME = ".windows"  # a large place's windows, until they are put together
 SUMMARY_NAME = "batch.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class _TaskWarnings(logging.Filter):
+    """On a thread running a batch task, the engine's logged warnings go into the task's report, which the
+    progress line prints with its place and period, instead of being printed apart from it too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kept = getattr(self.local, "kept", None)
+        if kept is None or record.levelno != logging.WARNING:
+            return True
+        kept.append(record.getMessage().removeprefix("warning: "))
+        return False
+
+
+_TASK_WARNINGS = _TaskWarnings()
+
+
+@contextlib.contextmanager
+def _warnings_kept() -> Iterator[list[str]]:
+    """The engine's warnings logged on this thread meanwhile, kept in the list yielded, not logged."""
+    if _TASK_WARNINGS not in log.filters:
+        log.addFilter(_TASK_WARNINGS)
+    _TASK_WARNINGS.local.kept = kept = []
+    try:
+        yield kept
+    finally:
+        _TASK_WARNINGS.local.kept = None
 
 
 class BatchError(ValueError):
@@ -239,28 +272,30 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
     folder = period_folder if window is None else period_folder / WINDOWS_NAME / str(window.index)
     report: dict[str, Any] = {"place": job.place, "period": job.period, "ok": False, "skipped": False,
                               "inputs": [str(p) for p in job.paths]}
-    try:
-        stamp = _stamp([*job.paths, Path(settings.model_path)])
-        record = _done(period_folder, stamp) or (_done(folder, stamp) if window is not None else None)
-        if record is not None:
-            return {**report, **record["report"], "skipped": True, "seconds": 0.0}
-        rasters = dated_rasters(job.paths)
-        threads = _threads_here(settings.workers_per_host, settings.threads)  # this worker's share of the cores
-        model = _worker_model(settings.model_path, settings.device, threads, settings.precision)
-        finals = [*segment_outputs(folder / PROBABILITY_NAME, folder / CLASSES_NAME), folder / DONE_NAME]
-        with OutputSet(finals) as outputs:
-            result = segment(SegmentRequest(rasters, settings.model_path, folder, settings.device,
-                                            precision=settings.precision, threads=threads,
-                                            aoi=window.aoi if window else None),
-                             outputs, model=model)
-            report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
-                          precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
-                          tiles=result.tiles_total, warnings=list(result.warnings),
+    with _warnings_kept() as logged:  # the engine's warnings go into the report, printed with it
+        try:
+            stamp = _stamp([*job.paths, Path(settings.model_path)])
+            record = _done(period_folder, stamp) or (_done(folder, stamp) if window is not None else None)
+            if record is not None:
+                return {**report, **record["report"], "skipped": True, "seconds": 0.0}
+            rasters = dated_rasters(job.paths)
+            threads = _threads_here(settings.workers_per_host, settings.threads)  # this worker's share of the cores
+            model = _worker_model(settings.model_path, settings.device, threads, settings.precision)
+            finals = [*segment_outputs(folder / PROBABILITY_NAME, folder / CLASSES_NAME), folder / DONE_NAME]
+            with OutputSet(finals) as outputs:
+                result = segment(SegmentRequest(rasters, settings.model_path, folder, settings.device,
+                                                precision=settings.precision, threads=threads,
+                                                aoi=window.aoi if window else None),
+                                 outputs, model=model)
+                report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
+                              precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
+                              tiles=result.tiles_total, warnings=list(dict.fromkeys([*logged, *result.warnings])),
+                              seconds=round(time.perf_counter() - started, 2))
+                outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
+                outputs.commit()
+        except Exception as error:  # reported in batch.json; the other places go on
+            report.update(error=one_line(error), warnings=list(dict.fromkeys(logged)),
                           seconds=round(time.perf_counter() - started, 2))
-            outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
-            outputs.commit()
-    except Exception as error:  # reported in batch.json; the other places go on
-        report.update(error=one_line(error), seconds=round(time.perf_counter() - started, 2))
     return report
 
 

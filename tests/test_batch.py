@@ -218,3 +218,33 @@ def test_a_change_not_made_because_a_period_failed_is_not_a_second_failure(local
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert code == 1 and [f["task"] for f in summary["failed"]] == ["2019"]
     assert "change_2016_2019: not made: a period failed" in out.out + out.err
+
+
+def test_an_engine_warning_is_printed_once_with_its_place(places, local_model, tmp_path, caplog):
+    """A place whose dates are stored south-up: the engine's warning is printed once per task, on its
+    progress line with its place and period, and kept in batch.json, not logged apart from it too."""
+    import logging
+
+    from timeseg.core.batch import BatchRequest, run_batch
+
+    place = tmp_path / "south_up"
+    place.mkdir()
+    rows = ["place,period,path"]
+    for path in sorted((places / "coast_a").rglob("*2019*.tif"))[:3]:
+        with rasterio.open(path) as source:
+            profile, data, grid = source.profile, source.read(), source.transform
+        profile.update(transform=rasterio.Affine(grid.a, 0, grid.c, 0, -grid.e, grid.f + grid.e * source.height))
+        with rasterio.open(place / path.name, "w", **profile) as target:
+            target.write(data[:, ::-1])
+        rows.append(f"south,2019,{place / path.name}")
+    (tmp_path / "jobs.csv").write_text("\n".join(rows) + "\n")
+    lines = []
+    with caplog.at_level(logging.WARNING, logger="timeseg"):
+        summary = run_batch(BatchRequest(tmp_path / "jobs.csv", local_model, tmp_path / "out", workers=1,
+                                         worker_processes=False, progress=lines.append))
+    assert not summary["failed"]
+    said = [line for line in lines if "is stored with its rows from south to north" in line]
+    assert len(said) == 1 and "south 2019: ok; warning: " in said[0] and said[0].count("warning: ") == 3
+    assert not [r for r in caplog.records if "is stored with" in r.getMessage()]
+    report = json.loads((tmp_path / "out" / "south" / "2019" / "done.json").read_text())["report"]
+    assert len([w for w in report["warnings"] if "is stored with" in w]) == 3
