@@ -107,29 +107,33 @@ def write_lines(path: Path, lines: list[ChangeLine], grid: Grid) -> None:
 
     from .atomic import gdal_errors
 
-    with gdal_errors(Path(path)):
-        source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-        srs = None
-        if grid.crs is not None:
-            srs = osr.SpatialReference()
-            srs.ImportFromWkt(grid.crs.to_wkt())
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        layer = source.CreateLayer(LAYER, srs, ogr.wkbLineString)
-        layer.CreateField(ogr.FieldDefn("change", ogr.OFTString))
-        layer.CreateField(ogr.FieldDefn("length_m", ogr.OFTReal))
-        layer.CreateField(ogr.FieldDefn("mean_probability", ogr.OFTReal))
-        layer.StartTransaction()
-        for line in lines:
-            feature = ogr.Feature(layer.GetLayerDefn())
-            feature.SetField("change", line.change)
-            feature.SetField("length_m", round(line.length_m, 2))
-            if line.mean_probability is not None:
-                feature.SetField("mean_probability", round(line.mean_probability, 4))
-            geometry = ogr.Geometry(ogr.wkbLineString)
-            for row, col in line.pixels:
-                x, y = grid.transform * (col + 0.5, row + 0.5)
-                geometry.AddPoint_2D(x, y)
-            feature.SetGeometry(geometry)
-            layer.CreateFeature(feature)
-        layer.CommitTransaction()
-        source = None  # closes the file
+    source = layer = None
+    try:
+        with gdal_errors(Path(path)):
+            source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+            srs = None
+            if grid.crs is not None:
+                srs = osr.SpatialReference()
+                srs.ImportFromWkt(grid.crs.to_wkt())
+                srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            layer = source.CreateLayer(LAYER, srs, ogr.wkbLineString)
+            layer.CreateField(ogr.FieldDefn("change", ogr.OFTString))
+            layer.CreateField(ogr.FieldDefn("length_m", ogr.OFTReal))
+            layer.CreateField(ogr.FieldDefn("mean_probability", ogr.OFTReal))
+            layer.StartTransaction()
+            for line in lines:
+                feature = ogr.Feature(layer.GetLayerDefn())
+                feature.SetField("change", line.change)
+                feature.SetField("length_m", round(line.length_m, 2))
+                if line.mean_probability is not None:
+                    feature.SetField("mean_probability", round(line.mean_probability, 4))
+                geometry = ogr.Geometry(ogr.wkbLineString)
+                for row, col in line.pixels:
+                    x, y = grid.transform * (col + 0.5, row + 0.5)
+                    geometry.AddPoint_2D(x, y)
+                feature.SetGeometry(geometry)
+                layer.CreateFeature(feature)
+            layer.CommitTransaction()
+            layer = source = None  # closes the file, its write errors caught as the others'
+    finally:  # closed also when writing failed: a traceback kept elsewhere would hold the file open
+        layer = source = None
