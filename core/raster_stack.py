@@ -291,9 +291,10 @@ class RasterStack(contextlib.AbstractContextManager):
         north-up): "its rows from south to north", "its columns from east to west", or both; else ""."""
         ways = []
         for dataset in self._datasets:
-            transform = dataset.transform
-            ways.append(" and ".join([*["its rows from south to north"] * (transform.e > 0),
-                                      *["its columns from east to west"] * (transform.a < 0)]))
+            own = Grid.of(dataset).transform
+            up = Grid.of(dataset).north_up().transform
+            ways.append(" and ".join([*["its rows from south to north"] * (own.e != up.e),
+                                      *["its columns from east to west"] * (own.a != up.a)]))
         return ways
 
     def on_the_grids_lattice(self) -> list[bool]:

@@ -388,9 +388,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 if no_data_value is not None and not valid_dates.all():  # what the model learnt to pass over
                     pixels[index] = np.where(valid_dates[:, None], pixels[index], no_data_value)
                 some = valid_dates.any(axis=0)
-                own = (slice(None), *owned(tile))
-                seen[0] += int(np.count_nonzero(some[own[1:]]))
-                seen[1] += int(np.count_nonzero(some[own[1:]] & ~valid_dates[own].all(axis=0)))
+                rows, cols = owned(tile)
+                inside = some[rows, cols]
+                seen[0] += int(np.count_nonzero(inside))
+                seen[1] += int(np.count_nonzero(inside & ~valid_dates[:, rows, cols].all(axis=0)))
                 valid.append(some)
             images = np.empty(pixels.shape, np.float32)
 
