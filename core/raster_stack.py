@@ -291,8 +291,8 @@ class RasterStack(contextlib.AbstractContextManager):
         north-up): "its rows from south to north", "its columns from east to west", or both; else ""."""
         ways = []
         for dataset in self._datasets:
-            own = Grid.of(dataset).transform
-            up = Grid.of(dataset).north_up().transform
+            grid = Grid.of(dataset)
+            own, up = grid.transform, grid.north_up().transform
             ways.append(" and ".join([*["its rows from south to north"] * (own.e != up.e),
                                       *["its columns from east to west"] * (own.a != up.a)]))
         return ways

@@ -455,7 +455,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                              card, run[0], len(tiles), card.precision, tuple(warnings + partly))
 
 
-PARTLY_SEEN_WARNING = 0.05  # a share of the mapped area that lacks a date (tiles' overlaps counted as often)
+PARTLY_SEEN_WARNING = 0.05  # a share of the mapped area that lacks a date (each pixel counted once)
 
 
 def _partly_seen(share: float, card: ModelCard) -> list[str]:
