@@ -8,7 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingUtils
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterMapLayer,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
+    QgsProcessingUtils,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 
 Result = TypeVar("Result")
@@ -18,12 +26,40 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("TimeSeg", text)
 
 
+_LAYER_PARAMETERS = (QgsProcessingParameterMapLayer, QgsProcessingParameterMultipleLayers,
+                     QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer)
+
+
+def unloadable_layer(definition, value, context) -> str | None:
+    """For a layer parameter whose ``value`` (a layer's id, name or source, or a list of them) holds one that
+    is neither a layer of the project nor a file that opens as one: what to give instead; else None."""
+    if not isinstance(definition, _LAYER_PARAMETERS) or not value:
+        return None
+    for given in value if isinstance(value, (list, tuple)) else [value]:
+        if not isinstance(given, str) or QgsProcessingUtils.mapLayerFromString(given, context) is not None:
+            continue
+        path = given.split("|")[0]
+        found = "cannot be opened as a layer" if Path(path).exists() else "not found"
+        return (f"{definition.name()}: {given} {found}: give a file that QGIS opens, or a layer of the project "
+                "(its name or id)")
+    return None
+
+
 class TimeSegAlgorithm(QgsProcessingAlgorithm):
     """Subclasses give ``name``, ``displayName``, ``shortHelpString``, ``initAlgorithm`` and
     ``processAlgorithm``; they call core through ``run_core``."""
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """QGIS's own check, after one that names a layer input that is neither a layer of the project nor a
+        file that opens as one (QGIS says only "Incorrect parameter value" for a list of layers)."""
+        for definition in self.parameterDefinitions():
+            problem = unloadable_layer(definition, parameters.get(definition.name()), context)
+            if problem:
+                return False, problem
+        return super().checkParameterValues(parameters, context)
 
     @staticmethod
     def scratch_folder(prefix: str) -> Path:

@@ -130,6 +130,25 @@ def test_segment_errors_become_processing_errors(provider, local_model, small_sc
             "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
 
 
+def test_a_layer_that_cannot_be_opened_is_named(provider, local_model, small_scene, tmp_path):
+    """QGIS says only "Incorrect parameter value for INPUT" for a list of layers with one missing: the line
+    names the file, whether it is missing or does not open, and what to give."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    missing = tmp_path / "gone_20190301.tif"
+    not_a_layer = tmp_path / "labels.gpkg"
+    not_a_layer.write_text("not a GeoPackage")
+    outputs = {"OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")}
+    with pytest.raises(QgsProcessingException, match=f"INPUT: {missing} not found: give a file that QGIS opens"):
+        processing.run("timeseg:segment", {"INPUT": [str(small_scene.tci_paths[2019][0]), str(missing)],
+                                           "MODEL": str(local_model), **outputs})
+    with pytest.raises(QgsProcessingException, match=f"LABELS: {not_a_layer} cannot be opened as a layer"):
+        processing.run("timeseg:train", {"INPUT": [str(small_scene.tci_paths[2019][0])], "LABELS": str(not_a_layer),
+                                         "OUTPUT_MODEL": str(tmp_path / "m.onnx")})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["labels.gpkg"]  # nothing written
+
+
 def test_outputs_under_other_formats_names_are_refused(provider, local_model, small_scene, tmp_path):
     """The engine writes GeoTIFFs: a .img or .sdat name would hold one under the wrong name."""
     import processing
