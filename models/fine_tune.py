@@ -26,7 +26,7 @@ from rasterio.windows import Window, from_bounds
 
 from ..core.atomic import OutputSet
 from ..core.harmonisation import Harmonisation
-from ..core.model_inputs import fit_stack
+from ..core.model_inputs import COLOUR_BANDS, band_names, fit_stack
 from ..core.normalisation import Normalisation
 from ..core.preflight import output_problems
 from ..core.raster_stack import Grid, RasterStack
@@ -36,7 +36,7 @@ from .dataset import OpenSite, Site
 from .labels import LABEL_NODATA, LabelSource, _read_geometries, label_raster
 from .road_scores import HeldOut, scores
 from .settings import FineTuneRequest, NetworkConfig, TrainOptions
-from .training import TrainingMonitor, train
+from .training import TrainingCancelled, TrainingMonitor, train
 
 SPLIT_SHARES = (("train", 0.7), ("validation", 0.1), ("heldout", 0.2))
 GAP_PX = 8
@@ -189,6 +189,20 @@ def _starting_model(init: Path | None) -> tuple[NetworkConfig, dict[str, Any]] |
     return config, saved["card"]
 
 
+def scratch_band_names(stack: RasterStack) -> list[str]:
+    """The bands a model trained from scratch on ``stack`` reads, as its card names them: those the reference
+    date names (GDAL descriptions or colours: a true-colour picture's are B04, B03, B02), else B04, B03, B02
+    for 3 unnamed bands of uint8 (trained as true colour, ``weather``), else band1, band2, ..., so that the
+    engine reads the same layers for it as for the shipped model."""
+    descriptions, colours = stack.band_descriptions()[0], stack.band_colours()[0]
+    names = band_names(descriptions, colours)
+    if all(names) and len(set(names)) == len(names):
+        return list(names)
+    if stack.band_count == 3 and stack.dtype == np.uint8:
+        return [COLOUR_BANDS[colour] for colour in ("red", "green", "blue")]
+    return [f"band{i + 1}" for i in range(stack.band_count)]
+
+
 def _network_config(start: tuple[NetworkConfig, dict[str, Any]] | None, bands: int,
                     classes: int) -> tuple[NetworkConfig, dict[str, Any]]:
     """The network to train and the card fields it keeps from the starting model ``start``."""
@@ -277,6 +291,8 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
         if start is not None:  # the rasters read as the engine reads them for that model (core.model_inputs)
             fit_stack(stack, start[1].get("bands", []), start[1].get("input_dtype", ""))
         config, init_card = _network_config(start, stack.band_count, 1)
+        if start is None:
+            init_card["bands"] = scratch_band_names(stack)
         grid, dtype, dates = stack.grid, stack.dtype, len(stack.rasters)
     labels = request.labels
     extent = request.extent
@@ -333,7 +349,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
                                                               for stage, share in STAGE_SHARES.items()})
     options = TrainOptions(
         output=work_dir / "run", network=config, class_names=["background", "road"],
-        bands=init_card.get("bands", [f"band{i + 1}" for i in range(bands)]), input_scale=input_scale,
+        bands=init_card["bands"], input_scale=input_scale,
         patch_size=min(128, int(min(windows["train"].width, windows["train"].height))),
         sequence_length=min(5, dates), min_sequence_length=1, batch_size=4, fcn_epochs=request.epochs,
         sequence_epochs=sequence_epochs, samples_per_epoch=64,
@@ -359,6 +375,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
 
     before = held_out_scores(request.init_checkpoint) if request.init_checkpoint is not None else None
     train(options, [sites["train"]], [sites["validation"]], monitor=monitor)
+    _stop_if_cancelled(monitor, "scoring the held-out part")
     after = held_out_scores(options.output / "model.pt")
     metrics = {"heldout_before": before, "heldout_after": after,
                "heldout_window": [int(v) for v in windows["heldout"].flatten()],
@@ -367,14 +384,24 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
     with RasterStack(request.rasters) as stack:  # the int8 variant is calibrated on the training part
         fit_stack(stack, options.bands, options.input_dtype)
         calibration = list(stack.read(windows["train"])[0])
-    return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows, calibration)
+    _stop_if_cancelled(monitor, "writing the model")
+    return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows, calibration,
+                          monitor)
+
+
+def _stop_if_cancelled(monitor: TrainingMonitor, step: str) -> None:
+    """Cancel honoured after the training's epochs too, up to the last file written: nothing is kept."""
+    if monitor.cancelled():
+        raise TrainingCancelled(f"training cancelled while {step}")
 
 
 def _write_outputs(request: FineTuneRequest, checkpoint: Path, metrics: dict[str, Any],
                    before: dict[str, float] | None, after: dict[str, float],
-                   windows: dict[str, Window], calibration: list[np.ndarray]) -> FineTuneResult:
+                   windows: dict[str, Window], calibration: list[np.ndarray],
+                   monitor: TrainingMonitor) -> FineTuneResult:
     """The ONNX model (export checks parity before anything is written), its int8 CPU variant
-    calibrated on ``calibration`` (raw ``[C, h, w]`` dates of the training part) and its checkpoint."""
+    calibrated on ``calibration`` (raw ``[C, h, w]`` dates of the training part) and its checkpoint;
+    none of them when ``monitor`` says cancel before they are committed together."""
     from .export import export_checkpoint, int8_variant
     from .quantise import QuantisationError
 
@@ -395,6 +422,7 @@ def _write_outputs(request: FineTuneRequest, checkpoint: Path, metrics: dict[str
         outputs.write_text(summary, json.dumps(metrics, indent=2))
         if int8 is not None:
             outputs.write_bytes(int8_path, int8)
+        _stop_if_cancelled(monitor, "writing the model")
         outputs.commit()
     # variants of a model that was at this path before would run in the new one's place
     for stale in ([] if int8 is not None else [int8_path]) + [variant_sibling(output, "fp16")]:

@@ -132,6 +132,7 @@ def test_scratch_training_writes_model_checkpoint_and_numbers(scratch_model, pla
     card = read_model_card(result.model_path)
     assert card.metrics["heldout_after"] == result.after and card.metrics["heldout_before"] is None
     assert "from scratch" in card.trained_on and "S2_SIM_2019" in card.trained_on
+    assert card.bands == ["B04", "B03", "B02"]  # true colour, as the shipped model: the same layers run with it
     assert result.checkpoint_path.is_file() and result.model_path.with_suffix(".json").is_file()
     # its int8 variant beside it, the one the default precision runs on a CPU, with the same numbers
     assert result.int8_path == result.model_path.with_name("mine.int8.onnx") and result.int8_path.is_file()
@@ -141,6 +142,51 @@ def test_scratch_training_writes_model_checkpoint_and_numbers(scratch_model, pla
     assert int8_card.metrics["int8_equal_class_pixels"] >= 0.99
     held = result.windows["heldout"]
     assert held.col_off >= result.windows["validation"].col_off + result.windows["validation"].width + 8
+
+
+def test_cancel_after_the_epochs_keeps_nothing_and_the_earlier_model(scratch_model, place, tmp_path):
+    """Cancel while the held-out part is scored and the model written: the model already at that path stays."""
+    import shutil
+
+    from timeseg.models.training import TrainingCancelled, TrainingMonitor
+
+    output = tmp_path / "mine.onnx"
+    earlier = {output: scratch_model.model_path, output.with_suffix(".pt"): scratch_model.checkpoint_path,
+               output.with_suffix(".json"): scratch_model.model_path.with_suffix(".json"),
+               output.with_name("mine.int8.onnx"): scratch_model.int8_path}
+    for copy, original in earlier.items():
+        shutil.copyfile(original, copy)
+    trained = []  # set once the last epoch of the last stage has ended: the cancel comes after the epochs
+
+    def on_epoch(record):
+        if record["stage"] == "sequence" and record["epoch"] == record["epochs"]:
+            trained.append(True)
+
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    with pytest.raises(TrainingCancelled, match="while scoring the held-out part"):
+        fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"), output, epochs=1,
+                                  seed=2), TrainingMonitor(on_epoch, lambda: bool(trained)))
+    assert trained and sorted(tmp_path.iterdir()) == sorted(earlier)
+    for copy, original in earlier.items():
+        assert copy.read_bytes() == original.read_bytes(), copy.name
+
+
+def test_bands_of_a_model_trained_from_scratch():
+    """Named bands are kept; 3 unnamed bands of uint8 are true colour; others are numbered."""
+    from types import SimpleNamespace
+
+    from timeseg.models.fine_tune import scratch_band_names
+
+    def stack(descriptions, colours, dtype):
+        return SimpleNamespace(band_descriptions=lambda: [descriptions], band_colours=lambda: [colours],
+                               band_count=len(descriptions), dtype=np.dtype(dtype))
+
+    assert scratch_band_names(stack(["B2", "B3", "B4", "B8"], ["gray"] * 4, "uint16")) == ["B02", "B03", "B04", "B08"]
+    assert scratch_band_names(stack([None] * 3, ["red", "green", "blue"], "uint8")) == ["B04", "B03", "B02"]
+    assert scratch_band_names(stack([None] * 3, ["gray"] * 3, "uint8")) == ["B04", "B03", "B02"]
+    assert scratch_band_names(stack([None] * 3, ["gray"] * 3, "uint16")) == ["band1", "band2", "band3"]
+    assert scratch_band_names(stack(["B4", "B4", None, None], ["gray"] * 4, "uint8")) == [
+        "band1", "band2", "band3", "band4"]
 
 
 def test_label_layers_not_saved_as_one_file_are_trained_on_as_qgis_shows_them(place, qgis_app, tmp_path):
