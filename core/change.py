@@ -28,7 +28,15 @@ from rasterio.enums import Resampling
 
 from .atomic import OutputSet
 from .change_lines import change_lines, write_lines
-from .definitions import CHANGE_THRESHOLD, CHANGE_TOLERANCE_PX, MIN_PATCH_PIXELS, OUTPUT_TAG, PROBABILITY_NAME
+from .definitions import (
+    CHANGE_THRESHOLD,
+    CHANGE_TOLERANCE_PX,
+    MIN_PATCH_PIXELS,
+    MODEL_ID_TAG,
+    MODEL_TAG,
+    OUTPUT_TAG,
+    PROBABILITY_NAME,
+)
 from .options import option, range_problems
 from .outputs import GeoTiffWriter
 from .preflight import output_problems
@@ -107,17 +115,42 @@ def _read_on_grid(path: Path, grid: Grid | None) -> tuple[np.ndarray, np.ndarray
     return values, valid, grid, is_probability
 
 
-def _map_kind(path: Path) -> tuple[str, tuple[str, ...] | None]:
-    """('classes' or 'probability', class names from the tags or None); raises for other rasters."""
+@dataclass(frozen=True)
+class MapKind:
+    """What a map given to ``change`` is: ``classes`` or ``probability``, its class names and the model that
+    made it (file name, ``core.runtime.model_fingerprint``), from its tags (None where it has none)."""
+
+    kind: str
+    names: tuple[str, ...] | None
+    model: str | None
+    model_id: str | None
+
+
+def _map_kind(path: Path) -> MapKind:
+    """The map's ``MapKind``; raises for rasters that are not maps."""
     try:
         with rasterio.open(path) as dataset:
-            count, dtype, names = dataset.count, dataset.dtypes[0], dataset.tags().get("class_names")
+            count, dtype, tags = dataset.count, dataset.dtypes[0], dataset.tags()
     except rasterio.errors.RasterioIOError:
         raise ChangeError(f"{path} is not a raster GDAL can read: give a classes.tif made by timeseg segment") from None
     if count != 1 or dtype not in ("uint8", "float32", "float64"):
         raise ChangeError(f"{Path(path).name} has {count} band{'s' * (count > 1)} of {dtype}, not a class map: "
                           "give a classes.tif (or a one-band probability.tif) made by timeseg segment")
-    return ("probability" if dtype.startswith("float") else "classes"), (tuple(names.split(",")) if names else None)
+    names = tags.get("class_names")
+    return MapKind("probability" if dtype.startswith("float") else "classes",
+                   tuple(names.split(",")) if names else None, tags.get(MODEL_TAG), tags.get(MODEL_ID_TAG))
+
+
+def _other_models(before: Path, after: Path, kinds: list[MapKind]) -> list[str]:
+    """The problem of two maps made by different models (or versions of one), each tagged with its model:
+    their difference would be mostly the models', not the ground's."""
+    earlier, later = kinds
+    if not earlier.model_id or not later.model_id or earlier.model_id == later.model_id:
+        return []
+    models = (f"two versions of {later.model}" if earlier.model == later.model
+              else f"{earlier.model} and {later.model}")
+    return [f"{shown(before)} and {shown(after)} were made by {models}: compare maps made by the same model "
+            f"(run the earlier period again with {later.model})"]
 
 
 def change_problems(before: Path, after: Path, output: Path, options: ChangeOptions) -> list[str]:
@@ -141,20 +174,22 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
         return [str(error)]
     if Path(before).resolve() == Path(after).resolve():
         return [f"the earlier and the later map are the same file ({before}): give the maps of two periods"]
-    names = [found for _, found in kinds if found is not None]
+    names = [kind.names for kind in kinds if kind.names is not None]
     if len(names) == 2 and names[0] != names[1]:
         problems.append(f"{shown(before)} holds {', '.join(names[0])} and {shown(after)} holds "
                         f"{', '.join(names[1])}: compare maps made by the same model")
+    else:
+        problems += _other_models(before, after, kinds)
     if not _footprints_overlap(before, after):
         return [*problems, f"{shown(before)} does not overlap {shown(after)}: give maps of the same place"]
     earlier, later = _dates(before), _dates(after)
     if earlier and later and min(earlier) > max(later):
         problems.append(f"the earlier map {shown(before)} is of {_span(earlier)}, after the later map "
                         f"{shown(after)} ({_span(later)}): swap them")
-    if names and kinds[0][0] == "classes" and options.target_class is None and len(names[0]) > 2:
+    if names and kinds[0].kind == "classes" and options.target_class is None and len(names[0]) > 2:
         problems.append(f"these maps hold {len(names[0])} classes ({', '.join(names[0])}): give the class whose change "
                         f"to map (1 for {names[0][1]}, ...: --class on the command line, Class in Processing)")
-    elif names and followed_class(options) >= len(names[0]) and kinds[0][0] == "classes":
+    elif names and followed_class(options) >= len(names[0]) and kinds[0].kind == "classes":
         problems.append(f"class {followed_class(options)} is not in these maps (classes 0 to {len(names[0]) - 1}: "
                         f"{', '.join(names[0])}): give another --class")
     return problems
@@ -162,8 +197,9 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
 
 def _class_name(path: Path, code: int) -> str:
     """The name of class ``code`` of a map of more than two classes (its ``class_names`` tag), else ""."""
-    kind, names = _map_kind(path)
-    return names[code] if kind == "classes" and names and len(names) > 2 and code < len(names) else ""
+    found = _map_kind(path)
+    names = found.names
+    return names[code] if found.kind == "classes" and names and len(names) > 2 and code < len(names) else ""
 
 
 def followed_class(options: ChangeOptions) -> int:

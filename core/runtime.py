@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -220,6 +222,28 @@ def variant_sibling(model_path: str | Path, precision: str) -> Path:
     """Where ``model_path``'s ``precision`` variant lies: ``<stem>.<precision>.onnx`` beside it."""
     path = Path(model_path)
     return path.with_name(f"{path.stem}.{precision}{path.suffix}")
+
+
+def model_fingerprint(model_path: str | Path) -> str:
+    """What tells one model from another in the maps it makes (their ``model_sha256`` tag): the first 16 hex
+    digits of the SHA-256 of the model's float32 file (of ``roads.onnx`` for ``roads.int8.onnx`` beside it), so
+    that its precision variants make maps of one model and a retrained file of the same name another."""
+    path = Path(model_path)
+    stem, _, precision = path.stem.rpartition(".")
+    base = path.with_name(stem + path.suffix) if precision in ("int8", "fp16") else path
+    base = base if base.is_file() else path
+    stat = base.stat()
+    return _file_sha256(str(base.resolve()), stat.st_size, stat.st_mtime_ns)[:16]
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, modified_ns: int) -> str:
+    """The file's SHA-256 (hex), read again only when its size or time changes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def variant_path(model_path: str | Path, precision: str, gpu: bool) -> Path:

@@ -34,6 +34,8 @@ from .definitions import (
     DEVICES,
     MAX_TILE_SIZE,
     MIN_TILE_SIZE,
+    MODEL_ID_TAG,
+    MODEL_TAG,
     OUTPUT_TAG,
     PRECISION_HELP,
     PRECISIONS,
@@ -58,7 +60,14 @@ from .raster_stack import (
     raster_exists,
     raster_missing,
 )
-from .runtime import LoadedModel, RuntimeUnavailable, engine_threads, load_model, precision_problems
+from .runtime import (
+    LoadedModel,
+    RuntimeUnavailable,
+    engine_threads,
+    load_model,
+    model_fingerprint,
+    precision_problems,
+)
 from .sentinel2 import ProductError, resolve_products
 from .tiling import TILE_ALIGN_PX, Tile, aligned_overlap, tile_grid
 
@@ -415,17 +424,19 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 predictions[has_data] = averaged_over_orientations(model.run, images[has_data], request.orientations)
             return predictions, valid
 
+        # which model made the maps: change compares maps of one model only
+        made_by = {MODEL_TAG: Path(request.model_path).name, MODEL_ID_TAG: model_fingerprint(request.model_path)}
         own_outputs = OutputSet(segment_outputs(probability_path, classes_path)) if outputs is None else None
         with own_outputs if own_outputs is not None else contextlib.nullcontext(outputs) as run_outputs:
             with (
                 GeoTiffWriter(run_outputs.partial(probability_path), grid, channels, "float32", nodata=float("nan"),
                               descriptions=_probability_names(card),
-                              tags={"dates": dates_tag(stack.dates), OUTPUT_TAG: "probability"},
+                              tags={"dates": dates_tag(stack.dates), OUTPUT_TAG: "probability", **made_by},
                               compress_threads=compress_threads, precision=card.precision) as probability,
                 GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=255,
                               descriptions=["class"], colours=class_colours(card.class_names),
                               tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates),
-                                    OUTPUT_TAG: "classes"},
+                                    OUTPUT_TAG: "classes", **made_by},
                               band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
                               compress_threads=compress_threads) as classes,
             ):

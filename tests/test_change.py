@@ -294,3 +294,44 @@ def test_maps_of_more_than_two_classes_need_the_class_to_follow(tmp_path, capsys
     assert core_main(["change", "--before", str(paths[0]), "--after", str(paths[1]), "--output",
                       str(tmp_path / "d.tif")]) == 1
     assert "give the class whose change to map" in capsys.readouterr().err
+
+
+def test_maps_of_two_models_are_refused_and_a_models_variants_are_one_model(small_scene, local_model, tmp_path,
+                                                                            capsys):
+    """A map of this year by a model fitted to the area against last year's by the shipped model: the change
+    would be mostly the models'. Each map names its model in its tags; a precision variant is the same model."""
+    import shutil
+
+    import torch
+
+    from tests_support import TEST_CARD
+    from timeseg.core.runtime import model_fingerprint
+    from timeseg.models.checkpoint import build_network, save_checkpoint
+    from timeseg.models.export import export_checkpoint
+    from timeseg.models.settings import NetworkConfig
+
+    torch.manual_seed(4)
+    config = NetworkConfig(depth=1, base_channels=4, hidden_channels=2)
+    save_checkpoint(tmp_path / "other.pt", build_network(config), config, TEST_CARD, "final", 0, {})
+    export_checkpoint(tmp_path / "other.pt", tmp_path / "other.onnx")
+    for year, model in ((2016, local_model), (2019, tmp_path / "other.onnx"), (2020, local_model)):
+        paths = [str(p) for p in small_scene.tci_paths[min(year, 2019)]]
+        assert core_main(["segment", "--model", str(model), "--output", str(tmp_path / str(year)), *paths]) == 0
+    with rasterio.open(tmp_path / "2016" / "classes.tif") as classes:
+        assert classes.tags()["model"] == "local.onnx"
+        assert classes.tags()["model_sha256"] == model_fingerprint(local_model)
+    with pytest.raises(ChangeError, match=r"2016/classes.tif and 2019/classes.tif were made by local.onnx and "
+                                          r"other.onnx: compare maps made by the same model \(run the earlier "
+                                          r"period again with other.onnx\)"):
+        compute_change(tmp_path / "2016" / "classes.tif", tmp_path / "2019" / "classes.tif", tmp_path / "c.tif")
+    assert not list(tmp_path.glob("c*"))
+    compute_change(tmp_path / "2016" / "classes.tif", tmp_path / "2020" / "classes.tif", tmp_path / "d.tif")
+    with rasterio.open(tmp_path / "2020" / "classes.tif", "r+") as classes:  # as made by last year's release
+        classes.update_tags(model_sha256="0123456789abcdef")
+    with pytest.raises(ChangeError, match=r"were made by two versions of local.onnx: compare maps made by the"):
+        compute_change(tmp_path / "2016" / "classes.tif", tmp_path / "2020" / "classes.tif", tmp_path / "e.tif")
+    # its int8 file beside it is the same model; a file of the same name retrained is another
+    shutil.copyfile(local_model, tmp_path / "local.onnx")
+    (tmp_path / "local.int8.onnx").write_bytes(b"int8 bytes")
+    assert model_fingerprint(tmp_path / "local.int8.onnx") == model_fingerprint(local_model)
+    assert model_fingerprint(tmp_path / "other.onnx") != model_fingerprint(local_model)
