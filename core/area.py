@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.transform import Affine
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from .raster_stack import Grid
@@ -38,9 +40,10 @@ class Area:
                          dtype="uint8").astype(bool)
 
 
-def parse_area(text: str, grid: Grid) -> Area:
-    """``xmin,ymin,xmax,ymax`` or a polygon file (``FILE|layername=NAME`` for one of its layers, as QGIS
-    names layers) -> the ``Area`` on ``grid`` (raises ``AreaError``)."""
+def parse_area(text: str, grid: Grid, crs: str | None = None) -> Area:
+    """``xmin,ymin,xmax,ymax`` (in ``crs``, WKT or an authority code, when given, else in ``grid``'s) or a
+    polygon file (``FILE|layername=NAME`` for one of its layers, as QGIS names layers) -> the ``Area`` on
+    ``grid`` (raises ``AreaError``)."""
     parts = text.split(",")
     if len(parts) == 4 and not Path(text).exists():
         try:
@@ -48,6 +51,10 @@ def parse_area(text: str, grid: Grid) -> Area:
         except ValueError:
             raise AreaError(f"--aoi {text!r}: give xmin,ymin,xmax,ymax in the rasters' CRS, or a polygon file") \
                 from None
+        if crs is not None and grid.crs is not None and CRS.from_user_input(crs) != grid.crs:
+            _check_order(bounds, text)
+            bounds = transform_bounds(CRS.from_user_input(crs), grid.crs, *bounds, densify_pts=21)
+            text = ",".join(f"{v:.2f}" for v in bounds)
         window, on_rasters = _window(bounds, grid, text)
         return Area(window, on_rasters=on_rasters)
     path, _, layer_name = text.partition("|layername=")
@@ -57,18 +64,23 @@ def parse_area(text: str, grid: Grid) -> Area:
     return Area(window, tuple(geometries), on_rasters)
 
 
+def _check_order(bounds: tuple[float, ...], text: str) -> None:
+    if not (bounds[0] < bounds[2] and bounds[1] < bounds[3]):
+        raise AreaError(f"--aoi {text!r}: xmin must be below xmax and ymin below ymax")
+
+
 def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> tuple[Window, float]:
     """The grid's window of ``bounds``, cut to the grid, and the share of ``bounds`` it keeps."""
+    _check_order(bounds, text)
     xmin, ymin, xmax, ymax = bounds
-    if not (xmin < xmax and ymin < ymax):
-        raise AreaError(f"--aoi {text!r}: xmin must be below xmax and ymin below ymax")
     window = from_bounds(xmin, ymin, xmax, ymax, grid.transform)
     col, row = max(0, math.floor(window.col_off)), max(0, math.floor(window.row_off))
     end_col = min(grid.width, math.ceil(window.col_off + window.width))
     end_row = min(grid.height, math.ceil(window.row_off + window.height))
     if end_col <= col or end_row <= row:
-        raise AreaError(f"the area of interest {text} does not overlap the rasters: give it in the CRS of the "
-                        f"outputs' grid ({grid.crs.to_string() if grid.crs else 'none'})")
+        crs = grid.crs.to_string() if grid.crs else "no CRS"
+        raise AreaError(f"the area of interest {text} (in {crs}, the outputs' grid's CRS) does not overlap the "
+                        "rasters: give an area over them")
     kept = (end_col - col) * (end_row - row) / max(window.width * window.height, 1e-9)
     return Window(col, row, end_col - col, end_row - row), min(1.0, kept)
 

@@ -251,8 +251,8 @@ class RasterStack(contextlib.AbstractContextManager):
             return dataset
         footprint = transform_bounds(dataset.crs, self.grid.crs, *Grid.of(dataset).north_up().bounds)
         if not bounds_overlap(footprint, self.grid.bounds):
-            raise RasterStackError(f"{name} does not overlap {self.reference_name}, the raster whose grid the "
-                                   "outputs take (the earliest date, or the reference): give dates of one place")
+            raise RasterStackError(f"{name} does not overlap {self.reference_name}, the raster on whose grid the "
+                                   "dates are read: give dates of one place")
         return self._stack.enter_context(
             WarpedVRT(
                 dataset,

@@ -126,6 +126,8 @@ class SegmentRequest:
                              "earliest date's, or --reference's), or a polygon "
                              "file, FILE|layername=NAME for one of its layers (outside its polygons is nodata); "
                              "only the area is read and written")
+    # the CRS (WKT or an authority code) of aoi's bounds when not the outputs' grid's: Processing's extent has its own
+    aoi_crs: str | None = None
     reference_path: Path | None = option(None, "one of the dated rasters: its grid (CRS, pixels, extent) is the "
                                          "outputs' (default: the earliest date's)", flag="--reference")
     probability_path: Path | None = None  # None: output_dir / probability.tif
@@ -301,7 +303,7 @@ def segment_preflight(request: SegmentRequest) -> tuple[list[str], list[str]]:
         model = load_model(request.model_path, "cpu", threads=1, precision=request.precision)
         rasters, too_few, left_out = _selected_dates(request, model.card)
         with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-            warnings, left_too_few = _prepare_stack(stack, model.card, request.aoi)
+            warnings, left_too_few = _prepare_stack(stack, model.card, request.aoi, request.aoi_crs)
             return _model_problems(request, model, stack) + left_too_few + too_few, left_out + warnings
     except SegmentError as error:
         return problems + error.problems, []
@@ -349,7 +351,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     normalisation = Normalisation.from_card(card)
     probability_path, classes_path = _output_paths(request)
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
-        warnings, problems = _prepare_stack(stack, card, request.aoi)
+        warnings, problems = _prepare_stack(stack, card, request.aoi, request.aoi_crs)
         warnings = [*request.input_warnings, *left_out, *warnings]
         problems = _model_problems(request, model, stack) + problems + too_few
         if problems:
@@ -513,12 +515,13 @@ def _input_tables(stack: RasterStack, card: ModelCard, normalisation: Normalisat
     return [normalisation.apply(table[:, :, None])[:, :, 0] for table in tables]
 
 
-def _prepare_stack(stack: RasterStack, card: ModelCard, aoi: str | None) -> tuple[list[str], list[str]]:
+def _prepare_stack(stack: RasterStack, card: ModelCard, aoi: str | None,
+                   aoi_crs: str | None = None) -> tuple[list[str], list[str]]:
     """``stack`` read from now on as the model takes it: at its resolution, its bands by the card,
     within the area, the dates without data left out -> ``(warnings, problems)``, the warnings worded
     to hold before the run and after it."""
     warnings = _resample_if_needed(stack, card) + fit_stack(stack, card.bands, card.input_dtype)
-    warnings += _too_small(stack, card) + _restrict(stack, aoi)
+    warnings += _too_small(stack, card) + _restrict(stack, aoi, aoi_crs)
     left_out, problems = leave_out_empty_dates(stack, card)
     return warnings + left_out, problems
 
@@ -601,11 +604,12 @@ def leave_out_empty_dates(stack: RasterStack, card: ModelCard) -> tuple[list[str
     return [f"{words}: left out, the model runs on the {left} date{'s' * (left != 1)} left"], []
 
 
-def _restrict(stack: RasterStack, aoi: str | None) -> list[str]:
-    """The stack cut to the area of interest; a warning when the area reaches beyond the rasters."""
+def _restrict(stack: RasterStack, aoi: str | None, aoi_crs: str | None = None) -> list[str]:
+    """The stack cut to the area of interest (bounds in ``aoi_crs`` when given); a warning when the area
+    reaches beyond the rasters."""
     if not aoi:
         return []
-    area = parse_area(aoi, stack.grid)
+    area = parse_area(aoi, stack.grid, aoi_crs)
     stack.restrict(area)
     if area.on_rasters >= 0.99:
         return []

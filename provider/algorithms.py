@@ -175,16 +175,17 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         model = self.parameterAsFile(parameters, self.MODEL, context) or str(SHIPPED_ROAD_MODEL)
-        aoi = None
+        aoi = aoi_crs = None
         mask = self.parameterAsVectorLayer(parameters, self.MASK, context)
         if mask is not None:
             aoi = area_of(mask, self.scratch_folder("area_"))
-        elif parameters.get(self.EXTENT):
-            crs = layers[0].crs() if layers else self.parameterAsExtentCrs(parameters, self.EXTENT, context)
-            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
+        elif parameters.get(self.EXTENT):  # taken into the outputs' grid by core, whichever date gives it
+            extent_crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
+            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, extent_crs)
             if not rectangle.isNull():
                 aoi = ",".join(repr(v) for v in (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(),
                                                  rectangle.yMaximum()))
+                aoi_crs = extent_crs.toWkt() if extent_crs.isValid() else None
         request = SegmentRequest(
             rasters,
             Path(model),
@@ -195,6 +196,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             overlap=None if overlap < 0 else overlap,
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,
             aoi=aoi,
+            aoi_crs=aoi_crs,
             probability_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)),
             classes_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASSES, context)),
             progress=lambda fraction, message: feedback.setProgress(100 * fraction),

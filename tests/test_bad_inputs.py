@@ -56,7 +56,7 @@ def test_wrong_data_type(local_model, tmp_path):
 def test_rasters_that_do_not_overlap(local_model, small_scene, tmp_path):
     rasters = rasters_of(small_scene, 2019)
     far = write(tmp_path / "far.tif", np.ones((3, 64, 64), np.uint8), from_origin(100_000, 100_000, 10, 10))
-    with pytest.raises(RasterStackError, match="does not overlap .*, the raster whose grid the outputs take"):
+    with pytest.raises(RasterStackError, match="does not overlap .*, the raster on whose grid the dates are read"):
         segment(SegmentRequest([*rasters[:2], DatedRaster(far, dt.date(2019, 12, 1))], local_model, tmp_path))
 
 

@@ -308,8 +308,8 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "float rasters, uint8 model": (_floats, 1, "the rasters hold float32 values, the model wants uint8"),
     "one band": (_one_band, 1, "the rasters have 1 band, the model wants 3"),
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
-    "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap S2_SIM_\\d+_TCI.tif, the raster whose grid the "
-                   "outputs take \\(the earliest date, or the reference\\): give dates of one place$"),
+    "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap S2_SIM_\\d+_TCI.tif, the raster on whose grid "
+                   "the dates are read: give dates of one place$"),
     "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster \\(every pixel is "
                         "nodata\\): 1 date left, the model needs at least 2: add dates$"),
     "all zero date, nodata undeclared": (_all_zero_undeclared, 1, "Z_20191230.tif holds no data over the reference"),

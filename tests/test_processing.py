@@ -187,6 +187,19 @@ def test_segment_inside_an_extent(provider, local_model, small_scene, tmp_path):
         "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
     with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
         assert classes.shape == (20, 30) and classes.transform.c == left and classes.transform.f == top
+    # the toolbox lists the layers in any order: the latest date first, in degrees, the extent in metres
+    from osgeo import gdal
+
+    latest = small_scene.tci_paths[2019][-1]
+    degrees = tmp_path / latest.name
+    gdal.Warp(str(degrees), str(latest), dstSRS="EPSG:4326")
+    result = processing.run("timeseg:segment", {
+        "INPUT": [str(degrees), *(str(p) for p in small_scene.tci_paths[2019][:-1])], "MODEL": str(local_model),
+        "DEVICE": 1, "EXTENT": f"{left},{left + 300},{top - 200},{top} [{small_scene.crs.to_string()}]",
+        "OUTPUT_PROBABILITY": str(tmp_path / "p2.tif"), "OUTPUT_CLASSES": str(tmp_path / "c2.tif")})
+    with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
+        assert classes.shape == (20, 30) and classes.transform.c == left and classes.transform.f == top
+        assert classes.crs == small_scene.crs
 
 
 
