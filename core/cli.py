@@ -17,7 +17,7 @@ import numpy as np
 
 from .allocator import tune_allocator
 from .dates import dated_rasters
-from .definitions import device_words
+from .definitions import counted, device_words
 from .options import add_options, values_of
 
 log = logging.getLogger("timeseg")
@@ -60,8 +60,7 @@ def run_segment(args: argparse.Namespace) -> None:
         result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update,
                                         input_warnings=tuple(input_warnings)))
     dates = ", ".join(str(d) for d in result.dates)
-    count = f"{len(result.dates)} date{'s' * (len(result.dates) != 1)}"
-    print(f"{count} ({dates}) on {device_words(result.provider)}, {result.precision}; "
+    print(f"{counted(len(result.dates), 'date')} ({dates}) on {device_words(result.provider)}, {result.precision}; "
           f"{result.tiles_run} of {result.tiles_total} tiles held data")
     print(f"probability: {result.probability_path}")
     print(f"classes:     {result.classes_path}")
@@ -89,8 +88,9 @@ def run_batch(args: argparse.Namespace) -> None:
                                      dashboard=dashboard))
     for place, report in summary["places"].items():
         print(place_line(place, report, summary["class"]))
-    print(f"{len(summary['places'])} places in {summary['seconds']:.0f} s on {summary['workers']} workers "
-          f"({summary['skipped']} tasks already complete); summary: {Path(args.output_dir) / SUMMARY_NAME}")
+    print(f"{counted(len(summary['places']), 'place')} in {summary['seconds']:.0f} s on "
+          f"{counted(summary['workers'], 'worker')} ({counted(summary['skipped'], 'task')} already complete); "
+          f"summary: {Path(args.output_dir) / SUMMARY_NAME}")
     failures = failures_line(summary, args.output_dir)
     if failures:
         raise RuntimeError(failures)

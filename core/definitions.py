@@ -38,6 +38,11 @@ def folder_name(text: str) -> str:
     return name or "period"
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 date``, ``2 dates``: a count and its noun (plural with an s)."""
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def device_words(provider: str) -> str:
     """An onnxruntime execution provider in plain words: CPU or GPU (CUDA)."""
     return DEVICE_WORDS["cuda" if provider == "CUDAExecutionProvider" else "cpu"]

@@ -28,6 +28,7 @@ from ..core.definitions import (
     DEVICES,
     MIN_PATCH_PIXELS,
     PRECISIONS,
+    counted,
     device_words,
 )
 from ..core.model_card import SHIPPED_ROAD_MODEL
@@ -204,8 +205,8 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             input_warnings=tuple(input_warnings),
         )
         result = self.run_core(lambda: segment(request), (Cancelled,))
-        feedback.pushInfo(_tr("{} dates, run on {} ({})").format(len(result.dates), device_words(result.provider),
-                                                                 result.precision))
+        feedback.pushInfo(_tr("{}, run on {} ({})").format(counted(len(result.dates), "date"),
+                                                           device_words(result.provider), result.precision))
         for warning in result.warnings:
             feedback.pushWarning(_tr("warning: {}").format(warning))
         span = f"{min(result.dates)}..{max(result.dates)}"
