@@ -391,7 +391,9 @@ def change_between(earlier: dict[str, Any], later: dict[str, Any], output_dir: P
             summary = compute_change(before, after, output, options, outputs)
             report.update(ok=True, new_km=round(summary.new_length_m / 1000, 3),
                           removed_km=round(summary.removed_length_m / 1000, 3), new_pixels=summary.pixels["new"],
-                          removed_pixels=summary.pixels["removed"], seconds=round(time.perf_counter() - started, 2))
+                          removed_pixels=summary.pixels["removed"],
+                          warnings=[warning.removeprefix("warning: ") for warning in summary.warnings],
+                          seconds=round(time.perf_counter() - started, 2))
             outputs.write_text(record_path, json.dumps({"inputs": stamp, "report": report}, indent=1))
             outputs.commit()
     except Exception as error:
@@ -505,7 +507,8 @@ def _windows_of(job: PeriodJob, settings: Settings, window_px: int) -> tuple[lis
 
     try:
         card = read_model_card(settings.model_path)
-        reference = resolve_products([min(dated_rasters(job.paths), key=lambda r: r.date)], card)[0]
+        with _warnings_kept():  # the period's task reads the dates again and reports their warnings
+            reference = resolve_products([min(dated_rasters(job.paths), key=lambda r: r.date)], card)[0]
         with rasterio.open(str(reference.path)) as dataset:
             width, height, transform = dataset.width, dataset.height, dataset.transform
     except Exception:

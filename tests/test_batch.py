@@ -220,6 +220,36 @@ def test_a_change_not_made_because_a_period_failed_is_not_a_second_failure(local
     assert "change_2016_2019: not made: a period failed" in out.out + out.err
 
 
+def test_a_dates_warning_is_printed_once_and_a_changes_with_its_pair(places, tmp_path, caplog):
+    """A date whose name and tags disagree is said once, on its period's line (not also while the batch plans
+    its windows); a change map made from a one-date period says so on its own line and in batch.json."""
+    import logging
+    import shutil
+
+    from timeseg.core.batch import BatchRequest, run_batch
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+
+    dates = sorted((places / "coast_a").rglob("*2019*.tif"))
+    odd = tmp_path / "odd_20190601.tif"
+    shutil.copyfile(dates[0], odd)
+    with rasterio.open(odd, "r+") as dataset:
+        dataset.update_tags(ACQUISITION_DATE="2019-05-30")
+    (tmp_path / "jobs.csv").write_text("place,period,path\n" + "".join(
+        f"here,a,{path}\n" for path in (odd, dates[1])) + f"here,b,{dates[2]}\n")
+    lines = []
+    with caplog.at_level(logging.WARNING, logger="timeseg"):
+        summary = run_batch(BatchRequest(tmp_path / "jobs.csv", SHIPPED_ROAD_MODEL, tmp_path / "out", workers=1,
+                                         worker_processes=False, progress=lines.append))
+    assert not summary["failed"]
+    named = "the name of odd_20190601.tif says 2019-06-01, its tags 2019-05-30"
+    assert sum(line.count(named) for line in lines) == 1 and not [
+        r for r in caplog.records if named in r.getMessage()]
+    said = [line for line in lines if "here change_a_b: ok; warning: " in line]
+    assert len(said) == 1 and "b/classes.tif was made from one date" in said[0] and "warning: warning" not in said[0]
+    change = summary["places"]["here"]["changes"]["change_a_b"]
+    assert any("was made from one date" in warning for warning in change["warnings"])
+
+
 def test_an_engine_warning_is_printed_once_with_its_place(places, local_model, tmp_path, caplog):
     """A place whose dates are stored south-up: the engine's warning is printed once per task, on its
     progress line with its place and period, and kept in batch.json, not logged apart from it too."""
