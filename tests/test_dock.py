@@ -71,6 +71,10 @@ def test_table_follows_the_project_with_detected_dates(dock, two_periods):
     assert dock.table.item(0, 0).text() == "renamed layer"
     QgsProject.instance().removeMapLayer(layers[-1].id())
     assert dock.table.rowCount() == 9
+    # each date shown whole ("2021-06-" before), and room for 4 rows however much the dock says below
+    editor = dock.table.cellWidget(0, 1)
+    assert dock.table.columnWidth(1) >= editor.sizeHint().width()
+    assert dock.table.minimumHeight() >= 4 * dock.table.rowHeight(0) + dock.table.horizontalHeader().height()
 
 
 def test_card_and_warnings(dock):

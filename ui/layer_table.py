@@ -19,6 +19,7 @@ from qgis.PyQt.QtWidgets import QAbstractItemView, QDateEdit, QHeaderView, QTabl
 from .run_parameters import DatedLayer
 
 NAME, DATE, PERIOD = 0, 1, 2
+VISIBLE_ROWS = 4  # the table's least height, in rows
 PERIOD_TIP = ("Double-click to edit. The ticked layers of one period make one map; with two periods the change "
               "between them (new roads) is mapped too")
 PRODUCT_PROPERTY = "timeseg/product"  # a layer showing a Sentinel-2 product's TCI: the product it shows
@@ -65,7 +66,14 @@ class LayerTable(QTableWidget):
         self.setHorizontalHeaderLabels([self.tr("Layer"), self.tr("Date"), self.tr("Period")])
         self.horizontalHeaderItem(PERIOD).setToolTip(PERIOD_TIP)
         self.horizontalHeader().setSectionResizeMode(NAME, QHeaderView.Stretch)
+        # the date's editor shown whole (it was cut to "2021-06-"), and room for a few rows however long the
+        # dock's messages grow below (after a run the table shrank to a row and a half)
+        probe = self._date_editor(None)
+        probe.setParent(None)  # measured, never shown
+        self.horizontalHeader().resizeSection(DATE, probe.sizeHint().width())
         self.verticalHeader().setVisible(False)
+        self.setMinimumHeight(self.horizontalHeader().sizeHint().height()
+                              + VISIBLE_ROWS * self.verticalHeader().defaultSectionSize() + 2 * self.frameWidth())
         self.setSelectionMode(QAbstractItemView.NoSelection)
         self.setToolTip(self.tr("Tick the dated layers to use; dates come from the names or tags and can be "
                                 "edited; the period (by default the year) groups the layers of one map"))
@@ -108,12 +116,7 @@ class LayerTable(QTableWidget):
         name.setData(Qt.UserRole, layer.id())
         self.setItem(row, NAME, name)
         date = detect_layer_date(layer)
-        editor = QDateEdit(self)
-        editor.setDisplayFormat("yyyy-MM-dd")
-        editor.setCalendarPopup(True)
-        editor.setMinimumDate(NO_DATE)
-        editor.setSpecialValueText(self.tr("date?"))
-        editor.setDate(QDate(date.year, date.month, date.day) if date else NO_DATE)
+        editor = self._date_editor(date)
         editor.dateChanged.connect(lambda value, layer_id=layer.id(): self._date_edited(layer_id, value))
         self.setCellWidget(row, DATE, editor)
         period = QTableWidgetItem(str(date.year) if date else "")
@@ -124,6 +127,16 @@ class LayerTable(QTableWidget):
         self._restore_row(row, layer)
         self._mark_missing_date(row)
         self.blockSignals(False)
+
+    def _date_editor(self, date) -> QDateEdit:
+        """A row's date editor, showing ``date`` (``datetime.date``; None: "date?")."""
+        editor = QDateEdit(self)
+        editor.setDisplayFormat("yyyy-MM-dd")
+        editor.setCalendarPopup(True)
+        editor.setMinimumDate(NO_DATE)
+        editor.setSpecialValueText(self.tr("date?"))
+        editor.setDate(QDate(date.year, date.month, date.day) if date else NO_DATE)
+        return editor
 
     def _save_row(self, row: int) -> None:
         """The row's tick, date and period kept with its layer, and so in the saved project (a property of
