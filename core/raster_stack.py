@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, bounds
@@ -72,6 +72,11 @@ def _values_and_validity(view, window: Window, indexes: list[int] | None = None)
         return values, (values != view.nodata).any(axis=0)
     data = view.read(indexes, window=window, masked=True)  # an internal mask or alpha band
     return np.ma.getdata(data), ~np.ma.getmaskarray(data).all(axis=0)
+
+
+def _data_bands(dataset: rasterio.DatasetReader) -> list[int]:
+    """The dataset's bands (1-based) but its alpha bands, which mask the others (GDAL reads them so)."""
+    return [index for index, colour in enumerate(dataset.colorinterp, start=1) if colour != ColorInterp.alpha]
 
 
 def utm_zone(longitude: float, latitude: float) -> rasterio.crs.CRS:
@@ -230,14 +235,17 @@ class RasterStack(contextlib.AbstractContextManager):
             self.dtype = self.source_dtype = np.dtype(ref.dtypes[0])
             self._reflectance_per_value: list[float | None] | None = None  # read_as_true_colour, per date
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
+            self._reference_data_bands = len(_data_bands(ref))
             self.views = [self._aligned(d, resampling, r.name) for d, r in zip(self._datasets, self.rasters)]
             self.full_grid, self.area, self._resampling = self.grid, None, resampling
+            if len({d.count for d in self._datasets}) > 1:  # some dates hold an alpha band, others not
+                self.select_bands([_data_bands(d) for d in self._datasets])  # each alpha masks its date
         except BaseException:
             self._stack.close()
             raise
 
     def _aligned(self, dataset: rasterio.DatasetReader, resampling: Resampling, name: str):
-        if dataset.count != self.source_band_count:
+        if len(_data_bands(dataset)) != self._reference_data_bands:
             raise RasterStackError(
                 f"{name} has {dataset.count} band{'s' * (dataset.count != 1)}, {self.reference_name} (the "
                 f"reference) {self.source_band_count}: give rasters with the same bands"

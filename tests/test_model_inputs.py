@@ -119,6 +119,21 @@ def test_a_rendered_picture_with_alpha_reads_its_colours_and_masks_with_its_alph
     outside[:48, :48] = False  # the corner and the few pixels its edge reaches through the network
     # the date's harmonisation stretch is counted without the corner's pixels: a few pixels elsewhere change
     assert (classes[outside] == expected[outside]).mean() > 0.995
+    # beside a date without alpha (the same TCI, a day later): both run, the alpha still masks its date
+    import datetime as dt
+
+    later = DatedRaster(tci, DATE + dt.timedelta(days=1))
+    result = segment(SegmentRequest([DatedRaster(picture, DATE), later], ROADS, tmp_path / "mixed_out",
+                                    device="cpu", precision="fp32"))
+    with rasterio.open(result.classes_path) as dataset:
+        mixed = dataset.read(1)
+    assert (mixed[:32, :32] != 255).all()  # the later date holds data there
+    assert not any("lacks one or more of the dates" in warning for warning in result.warnings)  # 1.6 % < 5 %
+    both = segment(SegmentRequest([DatedRaster(tci, DATE), later], ROADS, tmp_path / "both_out", device="cpu",
+                                  precision="fp32"))
+    with rasterio.open(both.classes_path) as dataset:
+        plain = dataset.read(1)
+    assert (mixed[outside] == plain[outside]).mean() > 0.995
 
 
 def test_unnamed_bands_of_another_count_are_refused(tmp_path):

@@ -193,11 +193,15 @@ def test_no_data_reads_zero_whatever_the_nodata_value(tmp_path):
 def test_stack_refuses_rasters_that_cannot_stack(tmp_path):
     transform = from_origin(500_000, 1_000_100, 10, 10)
     a = write_raster(tmp_path / "a.tif", np.ones((3, 10, 20), np.uint8), transform)
-    b = write_raster(tmp_path / "b.tif", np.ones((4, 10, 20), np.uint8), transform)
+    b = write_raster(tmp_path / "b.tif", np.ones((4, 10, 20), np.uint16), transform)  # 4 grey bands
     far = write_raster(tmp_path / "far.tif", np.ones((3, 10, 20), np.uint8), from_origin(900_000, 100, 10, 10))
     date = dt.date(2019, 1, 1)
     with pytest.raises(RasterStackError, match="4 bands, .* \\(the reference\\) 3: give rasters with the same bands"):
         RasterStack([DatedRaster(a, date), DatedRaster(b, date)])
+    # red, green, blue and alpha (GDAL's default for 4 bands of uint8): its alpha masks it, its colours stack
+    rgba = write_raster(tmp_path / "rgba.tif", np.ones((4, 10, 20), np.uint8), transform)
+    with RasterStack([DatedRaster(a, date), DatedRaster(rgba, date)]) as stack:
+        assert stack.band_count == 3 and stack.read(Window(0, 0, 20, 10))[0].shape == (2, 3, 10, 20)
     with pytest.raises(RasterStackError, match="does not overlap"):
         RasterStack([DatedRaster(a, date), DatedRaster(far, date)])
     with pytest.raises(RasterStackError, match="not found"):
