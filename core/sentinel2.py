@@ -4,16 +4,24 @@ A true-colour model (bands B04, B03, B02 in uint8) reads the product's TCI where
 ``GRANULE/*/IMG_DATA/*_TCI.jp2`` (L1C) or ``GRANULE/*/IMG_DATA/R10m/*_TCI_10m.jp2`` (L2A). A
 multi-band model (e.g. the crop model's 13 bands) reads the bands its card names, each from its
 finest file (``*_B05.jp2``, or ``R20m/*_B05_20m.jp2``), stacked and resampled to 10 m by a GDAL VRT
-in memory. Inside a ``.zip`` GDAL reads in place (``/vsizip/``), nothing is unpacked. The
-acquisition date is in the product name (``S2B_MSIL2A_20190105T...``).
+in memory, each band named, and the offset of products processed from 25 January 2022 on (processing
+baseline 04.00 and later: ``_N0400_`` in the name, 1000 added to every digital number) taken off, so that
+every product's numbers are reflectance x 10000 as the model learnt them. Inside a ``.zip`` GDAL reads in
+place (``/vsizip/``), nothing is unpacked. The acquisition date is in the product name
+(``S2B_MSIL2A_20190105T...``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import re
 import zipfile
 from pathlib import Path
+
+import numpy as np
+
+from .true_colour import BASELINE_OFFSET
 
 TCI_PATTERNS = ("*.SAFE/GRANULE/*/IMG_DATA/R10m/*_TCI_10m.jp2", "*.SAFE/GRANULE/*/IMG_DATA/*_TCI.jp2")
 TRUE_COLOUR = ("B04", "B03", "B02")
@@ -109,6 +117,17 @@ def _band_file(members: list[str], band: str, name: str) -> str:
                        "product with it")
 
 
+def baseline_offset(product: Path) -> int:
+    """What ESA added to the product's digital numbers: ``BASELINE_OFFSET`` from processing baseline 04.00 on
+    (``_N0400_`` in its name, or in the name of the ``.SAFE`` its zip holds), else 0."""
+    names = [product.name] + ([_inner_safe(product) or ""] if product.suffix.lower() == ".zip" else [])
+    for name in names:
+        match = re.search(r"_N(\d{4})_", name)
+        if match:
+            return BASELINE_OFFSET if int(match.group(1)) >= 400 else 0
+    return 0
+
+
 def product_source(product: str | Path, bands: list[str], dtype: str) -> str:
     """What the engine reads for ``product`` with a model of ``bands`` and input ``dtype``: the TCI for a
     true-colour uint8 model, else the model's bands stacked at 10 m in an in-memory VRT."""
@@ -122,8 +141,20 @@ def product_source(product: str | Path, bands: list[str], dtype: str) -> str:
     target = f"/vsimem/timeseg/{product.name}_{'_'.join(bands)}.vrt"
     options = gdal.BuildVRTOptions(separate=True, resolution="user", xRes=BAND_RESOLUTION_M,
                                    yRes=BAND_RESOLUTION_M, resampleAlg="bilinear")
-    if gdal.BuildVRT(target, files, options=options) is None:
+    stacked = gdal.BuildVRT(target, files, options=options)
+    if stacked is None:
         raise ProductError(f"GDAL cannot stack the bands of {product.name}: check the product")
+    offset = baseline_offset(product)
+    if offset:  # numbers below the offset (0: no data) stay 0 in uint16
+        stacked = None
+        target_without = target.replace(".vrt", "_reflectance.vrt")
+        limit = float(np.iinfo(np.uint16).max)
+        stacked = gdal.Translate(target_without, target, format="VRT",
+                                 scaleParams=[[offset, limit, 0, limit - offset]] * len(bands))
+        target = target_without
+    for index, band in enumerate(bands, start=1):  # named: the engine picks them by name, as it read them
+        stacked.GetRasterBand(index).SetDescription(band)
+    stacked = None  # written to /vsimem
     gdal.Unlink(target + ".aux.xml")
     return target
 

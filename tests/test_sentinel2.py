@@ -103,12 +103,15 @@ def test_products_added_in_the_dock(products, small_scene, qgis_iface, qgis_new_
         plugin.unload()
 
 
-def band_product(folder, tci_tif, date: str):
-    """An L2A product with B02 at 10 m, B05 at 20 m and B01 at 60 m (uint16 reflectance x 10000)."""
-    name = f"S2B_MSIL2A_{date}T103109_N0211_R108_T33UUU_{date}T124409.SAFE"
+def band_product(folder, tci_tif, date: str, baseline: str = "N0211"):
+    """An L2A product with B02 at 10 m, B05 at 20 m and B01 at 60 m (uint16 reflectance x 10000; from
+    ``baseline`` N0400 on, plus ESA's offset of 1000, 0 where no data)."""
+    name = f"S2B_MSIL2A_{date}T103109_{baseline}_R108_T33UUU_{date}T124409.SAFE"
     images = folder / name / "GRANULE" / f"L2A_T33UUU_A009668_{date}T103431" / "IMG_DATA"
     with rasterio.open(tci_tif) as source:
         data, profile = source.read(1).astype(np.uint16) * 40, source.profile
+    if baseline >= "N0400":
+        data = np.where(data > 0, data + 1000, 0).astype(np.uint16)
     for band, metres in (("B02", 10), ("B05", 20), ("B01", 60)):
         step = metres // 10
         target = images / f"R{metres}m" / f"T33UUU_{date}T103109_{band}_{metres}m.jp2"
@@ -158,3 +161,13 @@ def test_a_multi_band_model_takes_its_bands_from_the_products(small_scene, local
     assert f"{tif.name} names its bands B04, B03, B02; the model needs B02, B05, B01" in err and ".vrt" not in err
     with pytest.raises(Exception, match="has no band B10"):
         product_source(products[0], ["B02", "B10", "B01"], "uint16")
+    # processed from 2022 on (baseline 04.00): the same reflectance once ESA's offset is taken off; bands named
+    newer = band_product(tmp_path / "newer", small_scene.tci_paths[2019][0], small_scene.acquisitions[2019][0]
+                         .date.strftime("%Y%m%d"), "N0400")
+    with rasterio.open(product_source(products[0], ["B02", "B05", "B01"], "uint16")) as older, \
+            rasterio.open(product_source(newer, ["B02", "B05", "B01"], "uint16")) as offset:
+        assert np.array_equal(offset.read(), older.read()) and offset.dtypes[0] == "uint16"
+        assert offset.descriptions == older.descriptions == ("B02", "B05", "B01")
+    assert main(["segment", "--model", str(tmp_path / "bands.onnx"), "--output", str(tmp_path / "newer_out"),
+                 str(newer), str(products[1])]) == 0
+    assert "name no bands" not in capsys.readouterr().err
