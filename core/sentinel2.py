@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +96,32 @@ def true_colour_path(product: str | Path) -> str:
     """The GDAL path of a product's TCI (a file path, or ``/vsizip/...`` inside a zip)."""
     product = Path(product).absolute()
     members, prefix = _members(product)
-    return prefix + _match(members, product.name)
+    member = _match(members, product.name)
+    _check_intact(product, [member])
+    return prefix + member
+
+
+def _check_intact(product: Path, members: list[str]) -> None:
+    """Raise ``ProductError`` when a zip's ``members`` do not match their checksums (a damaged download, which
+    GDAL would read without a word); each file checked once while it stays as it is."""
+    if product.is_file():
+        stat = product.stat()
+        for member in members:
+            if not _member_intact(str(product), stat.st_size, stat.st_mtime_ns, member):
+                raise ProductError(f"{product.name} is damaged ({Path(member).name} does not match its checksum): "
+                                   "download the product again")
+
+
+@functools.lru_cache(maxsize=256)
+def _member_intact(archive_path: str, size: int, modified_ns: int, member: str) -> bool:
+    """The zip member reads whole and matches its CRC (``zipfile`` checks it at the end)."""
+    try:
+        with zipfile.ZipFile(archive_path) as archive, archive.open(member) as file:
+            while file.read(1 << 24):
+                pass
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+        return False
+    return True
 
 
 def _match(members: list[str], name: str) -> str:
@@ -137,7 +164,9 @@ def product_source(product: str | Path, bands: list[str], dtype: str) -> str:
     from osgeo import gdal
 
     members, prefix = _members(product)
-    files = [prefix + _band_file(members, band, product.name) for band in bands]
+    chosen = [_band_file(members, band, product.name) for band in bands]
+    _check_intact(product, sorted(set(chosen)))
+    files = [prefix + member for member in chosen]
     target = f"/vsimem/timeseg/{product.name}_{'_'.join(bands)}.vrt"
     options = gdal.BuildVRTOptions(separate=True, resolution="user", xRes=BAND_RESOLUTION_M,
                                    yRes=BAND_RESOLUTION_M, resampleAlg="bilinear")

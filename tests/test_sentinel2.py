@@ -63,7 +63,7 @@ def test_products_give_the_maps_of_their_images(products, small_scene, local_mod
         assert np.allclose(a.read(), b.read(), atol=1e-6, equal_nan=True)
 
 
-def test_a_product_without_a_true_colour_image_is_refused(tmp_path, local_model, capsys):
+def test_a_product_without_a_true_colour_image_is_refused(tmp_path, local_model, small_scene, capsys):
     empty = tmp_path / "S2A_MSIL1C_20190105T103431_N0207_R108_T33UUU_20190105T123408.SAFE"
     (empty / "GRANULE").mkdir(parents=True)
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), str(empty)]) == 1
@@ -72,6 +72,19 @@ def test_a_product_without_a_true_colour_image_is_refused(tmp_path, local_model,
     broken.write_text("not a zip")
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), str(broken)]) == 1
     assert "is not a readable zip: download the product again" in capsys.readouterr().err
+    # a download damaged inside its image (the zip's directory intact): GDAL would read it without a word
+    (tmp_path / "damaged").mkdir()
+    zipped = product(tmp_path / "damaged", small_scene.tci_paths[2019][0], "20190105", "L2A", as_zip=True)
+    data = bytearray(zipped.read_bytes())
+    with zipfile.ZipFile(zipped) as archive:
+        image = next(info for info in archive.infolist() if info.filename.endswith(".jp2"))
+    middle = image.header_offset + 200 + image.compress_size // 2
+    data[middle:middle + 64] = bytes(64)
+    zipped.write_bytes(bytes(data))
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), str(zipped)]) == 1
+    assert (f"{zipped.name} is damaged (T33UUU_20190105T103109_TCI_10m.jp2 does not match its checksum): download "
+            "the product again") in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_products_through_processing(products, small_scene, local_model, tmp_path, provider):
