@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,6 +180,8 @@ class LoadedModel:
     fixed_batch: int | None = None  # the network's static batch size, if any
     fixed_tile_size: int | None = None  # the network's static height and width, if any
     runs_at_once: int = 1  # concurrent ``run`` calls that use the machine best (``cpu_threads``)
+    # a one-date (Deepness) network found to give logits, not probabilities (values beyond 0..1): set once
+    gives_logits: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     @property
     def device(self) -> str:
@@ -213,9 +216,32 @@ class LoadedModel:
                 chunk = np.concatenate([chunk, np.zeros((missing, *chunk.shape[1:]), chunk.dtype)])
             parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:step - missing])
         probabilities = np.concatenate(parts)
+        if self.single_date:
+            probabilities = self._as_probabilities(probabilities)
         if probabilities.shape[1] == 2 and self.card.output_channels == 1:
             probabilities = probabilities[:, 1:]  # two softmax channels of a binary model: P(the class)
         return probabilities
+
+
+    def _as_probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """A Deepness network's ``[B, K, h, w]`` outputs as probabilities: as they are, unless the network is
+        found to give logits (a value beyond 0..1 by more than ``LOGIT_MARGIN``: ``gives_logits``, which the
+        run then says), then through a softmax over the classes (a sigmoid for one channel), as Deepness's models
+        end."""
+        if outputs.min(initial=0.0) < -LOGIT_MARGIN or outputs.max(initial=1.0) > 1 + LOGIT_MARGIN:
+            self.gives_logits.set()
+        if not self.gives_logits.is_set():
+            return outputs
+        if outputs.shape[1] == 1:
+            return (1 / (1 + np.exp(-outputs))).astype(np.float32)
+        exponentials = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        return (exponentials / exponentials.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+LOGIT_MARGIN = 1e-3  # probabilities a little beyond 0..1 (float rounding) are not logits
+LOGITS_WARNING = ("the model gives values beyond 0 to 1, logits rather than probabilities: they were read through a "
+                  "softmax (a sigmoid for one class), as a model made for Deepness ends; if the map looks wrong, "
+                  "export the model with its last softmax")
 
 
 def variant_sibling(model_path: str | Path, precision: str) -> Path:

@@ -61,6 +61,7 @@ from .raster_stack import (
     raster_missing,
 )
 from .runtime import (
+    LOGITS_WARNING,
     LoadedModel,
     RuntimeUnavailable,
     engine_threads,
@@ -461,11 +462,13 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             run_outputs.write_text(style_path(classes_path), classes_qml(card.class_names, stack.dates))
             if own_outputs is not None:
                 own_outputs.commit()
-        partly = _partly_seen(seen[1] / max(1, seen[0]), card)
-        for warning in partly:
+        # what only the run could tell: dates missing over part of the area, a network that gave logits
+        after_run = _partly_seen(seen[1] / max(1, seen[0]), card) + (
+            [LOGITS_WARNING] if model.gives_logits.is_set() else [])
+        for warning in after_run:
             log.warning("warning: %s", warning)
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
-                             card, run[0], len(tiles), card.precision, tuple(warnings + partly))
+                             card, run[0], len(tiles), card.precision, tuple(warnings + after_run))
 
 
 PARTLY_SEEN_WARNING = 0.05  # a share of the mapped area that lacks a date (each pixel counted once)

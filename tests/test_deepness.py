@@ -110,6 +110,22 @@ def test_a_multi_class_softmax_deepness_model(small_scene, tmp_path):
         assert classes.tags()["class_names"] == "red,green,blue"
 
 
+def test_a_deepness_model_that_gives_logits_is_read_through_a_softmax(small_scene, tmp_path, capsys):
+    """The same network without its last softmax: its values beyond 0..1 are read as logits, said once, and the
+    probabilities written are those of the network with the softmax."""
+    weights = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    rasters = [str(p) for p in small_scene.tci_paths[2016][-1:]]
+    for final in ("Softmax", "Identity"):
+        model = deepness_model(tmp_path / f"{final}.onnx", weights, np.zeros(3, np.float32),
+                               {"0": "red", "1": "green", "2": "blue"}, final)
+        assert main(["segment", "--model", str(model), "--output", str(tmp_path / final), *rasters]) == 0
+    said = capsys.readouterr().err
+    assert said.count("logits rather than probabilities: they were read through a softmax") == 1
+    with rasterio.open(tmp_path / "Softmax" / "probability.tif") as softmax, \
+            rasterio.open(tmp_path / "Identity" / "probability.tif") as logits:
+        assert np.allclose(logits.read(), softmax.read(), atol=1e-5, equal_nan=True)
+
+
 def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tmp_path, capsys):
     rasters = [str(p) for p in small_scene.tci_paths[2019]]
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), "--tile-size", "128",
