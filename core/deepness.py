@@ -43,8 +43,7 @@ def _value(metadata: dict[str, str], *keys: str) -> Any:
                 try:
                     return ast.literal_eval(metadata[key])  # Deepness accepts Python literals too
                 except (ValueError, SyntaxError):
-                    raise ModelCardError(f"Deepness metadata '{key}' is neither JSON nor a literal: "
-                                         f"{metadata[key][:40]!r}") from None
+                    return metadata[key]  # a plain word, as is_deepness reads model_type
     return None
 
 
@@ -57,6 +56,11 @@ def _number(metadata: dict[str, str], key: str, default: float) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ModelCardError(f"Deepness {key} must be a number, not {value!r}: fix the model's metadata") from None
+
+
+def _per_channel(value: Any, channels: int) -> Any:
+    """One number for every channel (a scalar standardisation) as a list of ``channels``; else ``value``."""
+    return [value] * channels if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def _class_names(metadata: dict[str, str], output_channels: int | None) -> list[str]:
@@ -87,9 +91,12 @@ def deepness_card(metadata: dict[str, str], input_shape: list, output_shape: lis
                              "[batch, classes, height, width]; this one does not")
     channels = input_shape[1] if isinstance(input_shape[1], int) else 3
     static_side = input_shape[2] if isinstance(input_shape[2], int) else None
-    tile_size = int(_value(metadata, "tile_size", "tiles_size") or static_side or DEFAULT_TILE_SIZE)
+    # a network of a fixed input size takes tiles of that size, whatever its metadata says
+    tile_size = static_side or int(_number(metadata, "tile_size", 0) or _number(metadata, "tiles_size", 0)
+                                   or DEFAULT_TILE_SIZE)
     overlap_percent = _number(metadata, "tiles_overlap", 0.0)
-    mean, std = _value(metadata, "standardization_mean"), _value(metadata, "standardization_std")
+    mean, std = (_per_channel(_value(metadata, key), channels) for key in ("standardization_mean",
+                                                                           "standardization_std"))
     output_channels = output_shape[1] if isinstance(output_shape[1], int) else None
     if std is not None and (not isinstance(std, list) or min(float(v) for v in std) <= 0):
         raise ModelCardError("Deepness standardization_std must list numbers above 0: fix the model's metadata")
@@ -100,7 +107,7 @@ def deepness_card(metadata: dict[str, str], input_shape: list, output_shape: lis
     class_names = _class_names(metadata, output_channels)
     if output_channels is not None and len(class_names) != max(output_channels, 2):
         raise ModelCardError(f"Deepness class_names lists {len(class_names)} classes, the network gives "
-                             f"{output_channels} channels: fix the model's metadata")
+                             f"{output_channels} channel{'s' * (output_channels != 1)}: fix the model's metadata")
     resolution, threshold = _number(metadata, "resolution", 0.0), _number(metadata, "seg_thresh", 0.5)
     if resolution < 0 or not 0 < threshold < 1 or not 0 <= overlap_percent < 100:
         raise ModelCardError("Deepness resolution must be 0 or more centimetres, seg_thresh between 0 and 1 and "

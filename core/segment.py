@@ -523,6 +523,9 @@ def _prepare_stack(stack: RasterStack, card: ModelCard, aoi: str | None,
     """``stack`` read from now on as the model takes it: at its resolution, its bands by the card,
     within the area, the dates without data left out -> ``(warnings, problems)``, the warnings worded
     to hold before the run and after it."""
+    finer = _far_finer(stack, card)
+    if finer:  # not resampled: a refusal, before GDAL is asked for a raster of 10 000 times the pixels
+        return [], [finer]
     warnings = _resample_if_needed(stack, card) + fit_stack(stack, card.bands, card.input_dtype)
     warnings += _too_small(stack, card) + _restrict(stack, aoi, aoi_crs)
     left_out, problems = leave_out_empty_dates(stack, card)
@@ -542,6 +545,23 @@ def _too_small(stack: RasterStack, card: ModelCard) -> list[str]:
             "surroundings in: the map is unreliable; give larger rasters (and cut them to your area with --aoi)"]
 
 
+MAX_UPSAMPLING = 8  # rasters resampled to a model's pixels more times finer than this are refused
+
+
+def _far_finer(stack: RasterStack, card: ModelCard) -> str | None:
+    """The problem of rasters whose pixels are more than ``MAX_UPSAMPLING`` times the model's: resampled, they
+    would make a raster of that many times squared the pixels, with nothing more to see (a Deepness card's
+    resolution given in metres rather than centimetres: 10 m imagery run at 0.1 m), or None."""
+    factor = stack.grid.pixel_size_m / card.resolution if card.resolution > 0 else 1
+    if factor <= MAX_UPSAMPLING:
+        return None
+    width, height = (round(side * factor) for side in (stack.grid.width, stack.grid.height))
+    return (f"the rasters are at {stack.grid.pixel_size_m:.3g} m per pixel, the model works at {card.resolution:g} m: "
+            f"resampled {factor:.0f} times finer, the outputs would be {width:,} x {height:,} px; give rasters near "
+            "the model's resolution, or a model made for them (is its card's resolution right? Deepness cards give "
+            "it in centimetres)")
+
+
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
     """Rasters at another resolution than the model's are resampled to it (the outputs take that grid), and
     a date at another resolution than the outputs' is resampled onto them; the warnings say which."""
@@ -558,8 +578,9 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
         size = f"{reference:.3g} m" if square else f"{across:.3g} m x {along:.3g} m"
         works = f"at {card.resolution:g} m" if square else f"on square pixels of {card.resolution:g} m"
         into = "" if stack.grid.crs == crs else f" in {_crs_name(stack.grid.crs)}"
-        coarse = (" (roads narrower than their pixels mostly vanish: expect far fewer found)"
-                  if reference >= 2 * card.resolution else "")
+        vanishing = ("roads narrower than their pixels mostly vanish: expect far fewer found" if "road" in
+                     card.class_names else "what is narrower than a pixel mostly vanishes: expect far less found")
+        coarse = f" ({vanishing})" if reference >= 2 * card.resolution else ""
         warnings.append(f"{who} at {size} per pixel{' (degrees)' * crs.is_geographic}, the model works {works}: "
                         f"they are resampled to {card.resolution:g} m{into} and the outputs are on that grid{coarse}")
     target = stack.grid.pixel_size_m

@@ -134,11 +134,17 @@ def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tm
     detector = deepness_model(tmp_path / "cars.onnx", WEIGHTS, BIAS, {"0": "car"}, "Sigmoid", model_type="Detector")
     assert main(["segment", "--model", str(detector), "--output", str(tmp_path / "o"), *rasters]) == 1
     assert "this is a Deepness detector model; TimeSeg runs Deepness segmentation models" in capsys.readouterr().err
+    # its resolution given in metres where Deepness asks for centimetres: 10 m rasters at 0.1 m, refused at once
+    metres = deepness_model(tmp_path / "metres.onnx", WEIGHTS, BIAS, {"0": "water"}, "Sigmoid", resolution=10)
+    assert main(["segment", "--model", str(metres), "--output", str(tmp_path / "o"), *rasters]) == 1
+    err = capsys.readouterr().err
+    assert ("the rasters are at 10 m per pixel, the model works at 0.1 m: resampled 100 times finer, the outputs "
+            "would be 9,600 x 9,600 px" in err and "Deepness cards give it in centimetres" in err)
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("metadata, message", [
-    ({"class_names": {"0": "a", "1": "b", "2": "c"}}, "class_names lists 3 classes, the network gives 1 channels"),
+    ({"class_names": {"0": "a", "1": "b", "2": "c"}}, "class_names lists 3 classes, the network gives 1 channel:"),
     ({"standardization_mean": [0.4, 0.4]}, "standardization_mean must list one number per input channel \\(3\\)"),
     ({"resolution": "abc"}, "resolution must be a number, not 'abc'"),
     ({"seg_thresh": 2}, "seg_thresh between 0 and 1"),
@@ -158,6 +164,26 @@ def test_deepness_metadata_that_cannot_be_right_is_refused_before_the_run(metada
     assert code == 1 and len(err) == 1, err
     assert re.search(message, err[0]) and err[0].endswith("fix the model's metadata"), err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_deepness_metadata_as_other_exporters_write_it_is_read(small_scene, tmp_path, capsys):
+    """A tiles_size that the network's fixed input contradicts (the network's wins), a scalar standard
+    deviation (every channel's) and metadata written as plain words, not JSON."""
+    import onnx
+
+    from timeseg.core.runtime import load_model
+
+    model = deepness_model(tmp_path / "odd.onnx", WEIGHTS, BIAS, {"0": "water"}, "Sigmoid", tiles_size=128,
+                           standardization_std=0.2)
+    loaded = onnx.load(str(model))
+    for prop in loaded.metadata_props:
+        if prop.key == "model_type":
+            prop.value = "Segmentor"  # not '"Segmentor"'
+    onnx.save(loaded, str(model))
+    card = load_model(model, "cpu").card
+    assert card.tile_size == 64 and card.standardization_std == [0.2, 0.2, 0.2]
+    assert main(["segment", "--model", str(model), "--output", str(tmp_path / "o"),
+                 *map(str, small_scene.tci_paths[2019][-1:])]) == 0, capsys.readouterr().err
 
 
 def test_a_deepness_model_in_processing(water_model, small_scene, tmp_path, provider):
