@@ -44,6 +44,7 @@ from .definitions import (
     PRECISION_HELP,
     PRECISIONS,
     PROBABILITY_NAME,
+    counted,
 )
 from .options import option, range_problems
 
@@ -556,8 +557,8 @@ def failures_line(summary: dict[str, Any], output: Path) -> str | None:
     if not summary["failed"]:
         return None
     first = summary["failed"][0]
-    return (f"{len(summary['failed'])} task(s) failed, the others are done (see {Path(output) / SUMMARY_NAME}); "
-            f"first: {first['place']} {first['task']}: {first['error']}")
+    return (f"{counted(len(summary['failed']), 'task')} failed, the others are done "
+            f"(see {Path(output) / SUMMARY_NAME}); first: {first['place']} {first['task']}: {first['error']}")
 
 
 def _lengths(changes: Iterable[dict]) -> dict[str, float | None]:

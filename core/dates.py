@@ -82,7 +82,7 @@ def detect_date(path: str | Path, warnings: list[str] | None = None) -> dt.date 
                         f"composite of that period? give its date with --dates (e.g. the middle, {middle})")
     if named is not None and tagged is not None and named != tagged:
         _warn(warnings, f"the name of {Path(path).name} says {named}, its tags {tagged}: the name's date is used "
-                        "(give --dates for the other)")
+                        "(give the other with --dates; in Processing: Dates)")
     return named or tagged
 
 

@@ -83,7 +83,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
         naming = (", or name each band (GDAL band descriptions such as B4) so that TimeSeg picks them"
                   if stack.band_count > len(card.bands) else "")  # naming cannot add bands a raster lacks
         missing = missing_bands(stack, card.bands)
-        lacking = ("" if not missing or stack.band_count >= len(card.bands) else f" ({', '.join(missing)} missing)"
+        # the bands named nowhere, when they are the ones lacking (not when the names do not match at all)
+        lacking = ("" if len(missing) != len(card.bands) - stack.band_count else f" ({', '.join(missing)} missing)"
                    if len(missing) <= 3 else f" ({len(missing)} of the model's missing)")
         problems.append(f"the rasters have {stack.band_count} band{'s' * (stack.band_count != 1)}{lacking}, the model "
                         f"wants {len(card.bands)} ({', '.join(card.bands)}): give rasters with those bands{naming}")

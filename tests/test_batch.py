@@ -45,7 +45,7 @@ def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
     code, lines, summary = run_batch(places, local_model, output, capsys)
     # one place failed, alone; the command says so in its last line and exits 1
     failure = next(line for line in lines if line.startswith("error: "))
-    assert code == 1 and failure.startswith("error: 1 task(s) failed, the others are done")
+    assert code == 1 and failure.startswith("error: 1 task failed, the others are done")
     assert "coast_c 2019: is not a raster" not in failure and "broken_20190301.tif is not a raster" in failure
     assert any(line.startswith("dask dashboard: http://") for line in lines)
     assert any("2/3 places done" in line or "3/3 places done" in line for line in lines)
@@ -125,7 +125,7 @@ def test_batch_through_processing(places, local_model, tmp_path, provider):
 
     assert provider.algorithm("batch") is not None
     # one place fails alone: the algorithm fails once the others are done (qgis_process exits 1)
-    with pytest.raises(QgsProcessingException, match=r"^1 task\(s\) failed, the others are done \(see .*batch.json\); "
+    with pytest.raises(QgsProcessingException, match=r"^1 task failed, the others are done \(see .*batch.json\); "
                                                      r"first: coast_c 2019: .*broken_20190301.tif is not a raster"):
         processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
                                          "WORKERS": 2, "CLASS": 1, "OUTPUT": str(tmp_path / "out")})

@@ -48,7 +48,7 @@ def test_a_name_and_tags_that_disagree_and_dates_that_contradict_the_names_are_s
         [raster] = dated_rasters([path])
         assert raster.date == dt.date(2021, 5, 1)
         assert caplog.messages == ["warning: the name of e4326_20210501.tif says 2021-05-01, its tags 2021-09-25: the "
-                                   "name's date is used (give --dates for the other)"]
+                                   "name's date is used (give the other with --dates; in Processing: Dates)"]
         caplog.clear()
         [raster] = dated_rasters([path], "2021-09-25")
         assert raster.date == dt.date(2021, 9, 25)
