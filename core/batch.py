@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import logging
 import os
@@ -148,26 +149,38 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
     jobs_csv = Path(jobs_csv)
     if not jobs_csv.is_file():
         raise BatchError(f"job list not found: {jobs_csv}")
-    with open(jobs_csv, newline="", encoding="utf-8-sig") as stream:
-        header = stream.readline()
-        stream.seek(0)
-        # a spreadsheet saved in a locale whose decimal comma makes ';' the list separator
-        reader = csv.DictReader(stream, delimiter=";" if header.count(";") > header.count(",") else ",")
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise BatchError(f"{jobs_csv.name} lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}: "
-                             "give a CSV with the header place,period,path")
-        groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
-        for line, row in enumerate(reader, start=2):
-            place, period, path = (str(row[c] or "").strip() for c in COLUMNS)
-            for what, name in (("place", place), ("period", period)):
-                if not _SAFE_NAME.match(name):
-                    raise BatchError(f"{jobs_csv.name} line {line}: {what} {name!r} cannot be a folder name: use "
-                                     "ASCII letters, digits, '_', '-' and '.'")
-            if not path:
-                raise BatchError(f"{jobs_csv.name} line {line}: no path")
-            resolved = Path(path) if Path(path).is_absolute() else jobs_csv.parent / path
-            groups[(place, period)].append(resolved.resolve())
+    try:
+        text = jobs_csv.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BatchError(f"{jobs_csv.name} is not UTF-8 text (byte {error.start}): save it as CSV UTF-8") from None
+    header = text.partition("\n")[0]
+    # a spreadsheet saved in a locale whose decimal comma makes ';' the list separator
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";" if header.count(";") > header.count(",") else ",")
+    names = [name.strip().lower() for name in next(reader, [])]  # "Place, Period, Path" as typed
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise BatchError(f"{jobs_csv.name} lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}: "
+                         "give a CSV with the header place,period,path")
+    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    where: dict[Path, int] = {}  # each raster's line, to name a raster listed twice
+    for cells in reader:
+        line = reader.line_num  # the file's own line: blank lines and quoted line breaks counted
+        row = dict(zip(names, (cell.strip() for cell in cells)))
+        place, period, path = (row.get(c, "") for c in COLUMNS)
+        if not (place or period or path):
+            continue  # a blank row, or a spreadsheet's empty ',,' rows
+        for what, name in (("place", place), ("period", period)):
+            if not _SAFE_NAME.match(name):
+                raise BatchError(f"{jobs_csv.name} line {line}: {what} {name!r} cannot be a folder name: use "
+                                 "ASCII letters, digits, '_', '-' and '.'")
+        if not path:
+            raise BatchError(f"{jobs_csv.name} line {line}: no path")
+        resolved = (Path(path) if Path(path).is_absolute() else jobs_csv.parent / path).resolve()
+        if resolved in groups[(place, period)]:
+            raise BatchError(f"{jobs_csv.name} line {line}: {path} is listed twice for {place} {period} (line "
+                             f"{where[resolved]} too): give each date once")
+        where.setdefault(resolved, line)
+        groups[(place, period)].append(resolved)
     if not groups:
         raise BatchError(f"{jobs_csv.name} lists no rasters: add rows place,period,path")
     return [PeriodJob(place, period, tuple(paths)) for (place, period), paths in sorted(groups.items())]

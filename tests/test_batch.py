@@ -205,6 +205,33 @@ def test_a_job_list_saved_with_semicolons_is_read_as_one_with_commas(places):
     assert read_jobs(semicolons) == read_jobs(places / "jobs.csv") and read_jobs(semicolons)
 
 
+def test_job_lists_as_spreadsheets_write_them(places, tmp_path):
+    """Blank and empty (',,') rows are skipped, a header typed with spaces and capitals is read, a bad row is
+    named by its line in the file, a date listed twice is refused when the list is read, a file in another
+    encoding gets one line that says how to save it."""
+    from timeseg.core.batch import BatchError, read_jobs
+
+    rows = (places / "jobs.csv").read_text().splitlines()
+    expected = read_jobs(places / "jobs.csv")
+    spread = tmp_path / "spread.csv"
+    spread.write_text("Place, Period, Path\r\n\r\n" + "\r\n".join(
+        ",".join(cell if i < 2 else str(places / cell) for i, cell in enumerate(row.split(",")))
+        for row in rows[1:]) + "\r\n,,\r\n,,\r\n", encoding="utf-8-sig")
+    assert read_jobs(spread) == expected
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"place,period,path\n\n\n{rows[1]}\nno place?,2019,{rows[1].split(',')[2]}\n")
+    with pytest.raises(BatchError, match=r"^bad.csv line 5: place 'no place\?' cannot be a folder name"):
+        read_jobs(bad)
+    twice = tmp_path / "twice.csv"
+    twice.write_text(f"place,period,path\n{rows[1]}\n{rows[1]}\n".replace(",coast", f",{places}/coast"))
+    with pytest.raises(BatchError, match=r"^twice.csv line 3: .* is listed twice for coast_a .* \(line 2 too\)"):
+        read_jobs(twice)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("place,period,path\nz,2019,Z\u00fcrich.tif\n".encode("cp1252"))
+    with pytest.raises(BatchError, match=r"^latin.csv is not UTF-8 text \(byte 26\): save it as CSV UTF-8$"):
+        read_jobs(latin)
+
+
 def test_a_change_not_made_because_a_period_failed_is_not_a_second_failure(local_model, small_scene, tmp_path,
                                                                            capsys):
     """One place, two periods, the second's only raster missing: one failure (the period), and the change
