@@ -105,12 +105,17 @@ class _FolderLock:
         raise OutputError(f"cannot lock {folder}: remove {self.path} if no TimeSeg run is writing there")
 
     def _remove_if_stale(self) -> bool:
+        """Remove the lock of a run whose process is gone (killed: SIGKILL, or SIGTERM where no handler cleans
+        up, as in ``qgis_process``), with the partial files it left; -> whether it was stale."""
         try:
-            pid = int(self.path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
+            pid, run = self.path.read_text().split()[:2]
+            pid = int(pid)
+        except (OSError, ValueError):
             return False  # being written this instant, or not ours: treat as busy
         if pid == os.getpid() or _process_alive(pid):
             return False
+        for leftover in self.path.parent.glob(f".*.{run}{PARTIAL_SUFFIX}*"):
+            leftover.unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
         return True
 

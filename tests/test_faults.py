@@ -517,10 +517,14 @@ def test_two_runs_into_one_folder(ws):
 def test_a_stale_lock_is_taken_over(ws, capsys):
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (ws.seg / ".timeseg.lock").write_text(f"{dead.pid} crashed-run\n")
+    (ws.seg / ".timeseg.lock").write_text(f"{dead.pid} {dead.pid}-crashed\n")
+    # what the killed run left (qgis_process has no SIGTERM handler), and another run's file, kept
+    (ws.seg / f".probability.tif.{dead.pid}-crashed.partial").write_bytes(bytes(1000))
+    (ws.seg / f".probability.tif.{dead.pid}-crashed.partial.aux.xml").write_text("<PAMDataset/>")
+    (ws.seg / ".notes.txt.1-other.partial").write_text("not the crashed run's")
     code, lines = run_cli(seg(ws, *ws.inputs[:3]), capsys)
     assert code == 0 and lines == [], lines
-    assert sorted(p.name for p in ws.seg.iterdir()) == SEGMENT_FILES
+    assert sorted(p.name for p in ws.seg.iterdir()) == sorted([*SEGMENT_FILES, ".notes.txt.1-other.partial"])
 
 
 # --- the Python API ---------------------------------------------------------------------------
