@@ -62,12 +62,21 @@ def is_product(path: str | Path) -> bool:
 
 
 def _inner_safe(archive_path: Path) -> str | None:
-    """The name of the ``.SAFE`` folder a zip holds, if it is a readable zip that holds one."""
+    """The name of the ``.SAFE`` folder a zip holds (at its top, or in a folder: a download zipped again), if it
+    is a readable zip that holds one."""
     if not archive_path.is_file() or not zipfile.is_zipfile(archive_path):
         return None
     with zipfile.ZipFile(archive_path) as archive:
-        return next((name.split("/")[0] for name in archive.namelist() if name.split("/")[0].endswith(".SAFE")),
+        return next((part for name in archive.namelist() for part in name.split("/")[:-1] if part.endswith(".SAFE")),
                     None)
+
+
+def product_name(product: str | Path) -> str:
+    """How a product is named to the analyst: its ``.SAFE`` folder's name (that of the one its zip holds, for a
+    renamed download), without the suffix; it holds the product's date."""
+    product = Path(product)
+    inner = _inner_safe(product) if product.suffix.lower() == ".zip" else None
+    return (inner or product.name).removesuffix(".zip").removesuffix(".SAFE")
 
 
 def _members(product: Path) -> tuple[list[str], str]:

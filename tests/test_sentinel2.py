@@ -98,7 +98,7 @@ def test_products_through_processing(products, small_scene, local_model, tmp_pat
         assert classes.tags()["dates"] == ",".join(str(a.date) for a in small_scene.acquisitions[2019])
 
 
-def test_products_added_in_the_dock(products, small_scene, qgis_iface, qgis_new_project):
+def test_products_added_in_the_dock(products, small_scene, local_model, qgis_iface, qgis_new_project, tmp_path):
     from qgis.core import QgsProject
 
     from tests_support import load_plugin_package
@@ -112,6 +112,24 @@ def test_products_added_in_the_dock(products, small_scene, qgis_iface, qgis_new_
         assert undated == [] and sorted(layer.date for layer in chosen) == [a.date for a in
                                                                             small_scene.acquisitions[2019]]
         assert len(QgsProject.instance().mapLayers()) == 3
+        # a renamed download, and one zipped again a folder deeper: named and dated by the .SAFE they hold
+        zipped = products[1]
+        renamed = tmp_path / "download.zip"
+        shutil.copyfile(zipped, renamed)
+        nested = tmp_path / "nested_download.zip"
+        with zipfile.ZipFile(zipped) as source, zipfile.ZipFile(nested, "w") as target:
+            for info in source.infolist():
+                target.writestr("downloads/" + info.filename, source.read(info))
+        QgsProject.instance().removeAllMapLayers()
+        assert plugin.dock.add_products([renamed, nested]) == []
+        chosen, undated = plugin.dock.table.checked_layers()
+        assert undated == [] and [layer.date for layer in chosen] == [small_scene.acquisitions[2019][1].date] * 2
+        assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "nested"), str(nested),
+                     str(products[0])]) == 0
+        # a GeoTIFF is no product: said so, with what to do
+        assert plugin.dock.add_products([small_scene.tci_paths[2019][0]]) == [
+            f"{small_scene.tci_paths[2019][0].name} is not a Sentinel-2 product (a .SAFE folder or its .zip): add it "
+            "as a raster layer"]
     finally:
         plugin.unload()
 

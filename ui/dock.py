@@ -184,16 +184,20 @@ class TimeSegDock(QgsDockWidget):
     def add_products(self, products: list[Path]) -> list[str]:
         """Each product's true-colour image as a layer named after the product (its date in the name);
         returns the problems, also shown in the dock."""
-        from ..core.sentinel2 import ProductError, true_colour_path
+        from ..core.sentinel2 import ProductError, is_product, product_name, true_colour_path
 
         problems, layers = [], []
         for product in products:
+            if not is_product(product):
+                problems.append(self.tr("{} is not a Sentinel-2 product (a .SAFE folder or its .zip): add it as a "
+                                        "raster layer").format(Path(product).name))
+                continue
             try:
                 source = true_colour_path(product)
             except ProductError as error:
                 problems.append(str(error))
                 continue
-            layer = QgsRasterLayer(source, Path(product).name.removesuffix(".zip").removesuffix(".SAFE"))
+            layer = QgsRasterLayer(source, product_name(product))
             if layer.isValid():
                 layer.setCustomProperty(PRODUCT_PROPERTY, str(Path(product).absolute()))  # the engine reads the product
                 layers.append(layer)
