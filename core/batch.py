@@ -195,6 +195,11 @@ def _stamp(paths: list[Path]) -> list[list]:
     return stamp
 
 
+def _period_stamp(job: PeriodJob, settings: Settings) -> list[list]:
+    """What made a period's maps: its rasters, the model and the precision asked (another is redone)."""
+    return [*_stamp([*job.paths, Path(settings.model_path)]), ["precision", settings.precision]]
+
+
 def _done(folder: Path, stamp: list[list]) -> dict | None:
     """The record of a complete earlier result made from the same inputs, or None."""
     record_path = folder / DONE_NAME
@@ -288,7 +293,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
                               "inputs": [str(p) for p in job.paths]}
     with _warnings_kept() as logged:  # the engine's warnings go into the report, printed with it
         try:
-            stamp = _stamp([*job.paths, Path(settings.model_path)])
+            stamp = _period_stamp(job, settings)
             record = _done(period_folder, stamp) or (_done(folder, stamp) if window is not None else None)
             if record is not None:
                 return {**report, **record["report"], "skipped": True, "seconds": 0.0}
@@ -333,7 +338,7 @@ def assemble_period(job: PeriodJob, settings: Settings, windows: list[PeriodWind
         return {**report, "error": f"a window failed: {failed[0].get('error')}"}
     started = time.perf_counter()
     try:
-        stamp = _stamp([*job.paths, Path(settings.model_path)])
+        stamp = _period_stamp(job, settings)
         record = _done(folder, stamp)
         if record is not None:
             return {**report, **record["report"], "skipped": True, "seconds": 0.0}

@@ -96,6 +96,9 @@ def test_batch_on_a_local_cluster(places, local_model, tmp_path, capsys):
     for place in ("coast_a", "coast_b"):
         assert all(period["skipped"] for period in third["places"][place]["periods"].values())
         assert third["places"][place]["changes"]["change_2016_2019"]["skipped"] is False
+    # another precision: the maps are made again (the default is what ran above)
+    code, _, fourth = run_batch(places, local_model, output, capsys, "--precision", "fp32")
+    assert not any(period["skipped"] for period in fourth["places"]["coast_a"]["periods"].values())
 
 
 def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, capsys):
