@@ -77,6 +77,17 @@ def test_table_follows_the_project_with_detected_dates(dock, two_periods):
     assert dock.table.minimumHeight() >= 4 * dock.table.rowHeight(0) + dock.table.horizontalHeader().height()
 
 
+def test_long_file_names_wrap_within_the_dock(dock):
+    """A product's name (60 characters without a space) in a message set the dock's least width, which cut every
+    panel at its right edge: it breaks after its separators now, and the label still reads as it was set."""
+    dock, _ = dock
+    name = "S2A_MSIL1C_20230103T103021_N0400_R108_T32UPU_20230103T122512.SAFE"
+    for label in (dock.controls.status_label, dock.warning_label, dock.model_panel.card_label):
+        label.setText(f"{name} holds no true-colour image")
+        assert label.text() == f"{name} holds no true-colour image"
+        assert label.minimumSizeHint().width() < label.fontMetrics().horizontalAdvance(name) / 2
+
+
 def test_card_and_warnings(dock):
     dock, layers = dock
     dock.options.orientations_combo.setCurrentIndex(dock.options.orientations_combo.findData(8))

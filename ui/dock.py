@@ -36,6 +36,7 @@ from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
 from .task_controls import TaskControls
 from .train_panel import TrainPanel
+from .wrapping_label import WrappingLabel
 
 LOG_TAG = "TimeSeg"
 
@@ -45,8 +46,7 @@ def log(message: str, level=Qgis.Info) -> None:
 
 
 def _message_label(colour: str) -> QLabel:
-    label = QLabel()
-    label.setWordWrap(True)
+    label = WrappingLabel()
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     label.setStyleSheet(f"color: {colour}")
     return label

@@ -7,9 +7,10 @@ from pathlib import Path
 from qgis.core import QgsSettings
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import pyqtSignal
-from qgis.PyQt.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout
+from qgis.PyQt.QtWidgets import QComboBox, QGroupBox, QVBoxLayout
 
 from ..core.model_card import SHIPPED_ROAD_MODEL, shipped_models
+from .wrapping_label import WrappingLabel
 
 SETTING = "timeseg/model"
 
@@ -39,8 +40,7 @@ class ModelPanel(QGroupBox):
         self.model_widget.setFilePath(remembered if remembered and Path(remembered).is_file()
                                       else str(SHIPPED_ROAD_MODEL))
         column.addWidget(self.model_widget)
-        self.card_label = QLabel()
-        self.card_label.setWordWrap(True)
+        self.card_label = WrappingLabel()
         column.addWidget(self.card_label)
         self.model_widget.fileChanged.connect(self.load_model)
         self.shipped_combo.activated.connect(self._choose_shipped_model)

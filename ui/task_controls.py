@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from qgis.PyQt.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from .wrapping_label import WrappingLabel
 
 
 class TaskControls(QWidget):
@@ -25,8 +27,7 @@ class TaskControls(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         column.addWidget(self.progress)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
+        self.status_label = WrappingLabel()
         column.addWidget(self.status_label)
 
     def started(self, message: str) -> None:

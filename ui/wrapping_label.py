@@ -1,0 +1,40 @@
+"""A label whose text wraps to the dock's width, long file names included.
+
+Qt wraps a label's text between words only: a Sentinel-2 product's name or a path (60 characters without a
+space) set the dock's least width, and the dock then cut every panel at its right edge. This label lets such
+words break after their separators; ``text()`` gives the text as it was set.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qgis.PyQt.QtWidgets import QLabel
+
+LONG_WORD = 24  # characters from which a word may break after '_', '/', '\\', '.' or '-'
+_BREAK = "\u200b"  # zero-width space: a place to break, shown as nothing
+_LONG = re.compile(rf"\S{{{LONG_WORD},}}")
+
+
+def breakable(text: str) -> str:
+    """``text`` with a zero-width space after each separator of its words of ``LONG_WORD`` characters or more."""
+    return _LONG.sub(lambda word: re.sub(r"([_/\\.\-])", rf"\1{_BREAK}", word.group()), text)
+
+
+class WrappingLabel(QLabel):
+    """A word-wrapped ``QLabel`` whose long words break after their separators."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt naming)
+        self._text = text
+        super().setText(breakable(text))
+
+    def text(self) -> str:
+        return self._text
+
+    def clear(self) -> None:
+        self.setText("")
