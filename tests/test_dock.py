@@ -86,6 +86,14 @@ def test_long_file_names_wrap_within_the_dock(dock):
         label.setText(f"{name} holds no true-colour image")
         assert label.text() == f"{name} holds no true-colour image"
         assert label.minimumSizeHint().width() < label.fontMetrics().horizontalAdvance(name) / 2
+    # a message copied (Ctrl+C) is its text as set: a path copied from it works
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtTest import QTest
+    from qgis.PyQt.QtWidgets import QApplication
+
+    dock.warning_label.select_all()
+    QTest.keyClick(dock.warning_label, Qt.Key_C, Qt.ControlModifier)
+    assert QApplication.clipboard().text() == f"{name} holds no true-colour image"
 
 
 def test_card_and_warnings(dock):

@@ -2,14 +2,16 @@
 
 Qt wraps a label's text between words only: a Sentinel-2 product's name or a path (60 characters without a
 space) set the dock's least width, and the dock then cut every panel at its right edge. This label lets such
-words break after their separators; ``text()`` gives the text as it was set.
+words break after their separators (zero-width spaces); ``text()`` and what is copied from it (Ctrl+C, its
+menu's Copy) are the text as it was set, so that a copied path works.
 """
 
 from __future__ import annotations
 
 import re
 
-from qgis.PyQt.QtWidgets import QLabel
+from qgis.PyQt.QtGui import QKeySequence
+from qgis.PyQt.QtWidgets import QApplication, QLabel, QMenu
 
 LONG_WORD = 24  # characters from which a word may break after '_', '/', '\\', '.' or '-'
 _BREAK = "\u200b"  # zero-width space: a place to break, shown as nothing
@@ -38,3 +40,24 @@ class WrappingLabel(QLabel):
 
     def clear(self) -> None:
         self.setText("")
+
+    def copy_selection(self) -> None:
+        """The selected text to the clipboard, without the breaks this label put in."""
+        QApplication.clipboard().setText(self.selectedText().replace(_BREAK, ""))
+
+    def select_all(self) -> None:
+        self.setSelection(0, len(QLabel.text(self)))  # the text shown, breaks included
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if event.matches(QKeySequence.Copy) and self.hasSelectedText():
+            self.copy_selection()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        menu = QMenu(self)
+        copy = menu.addAction(self.tr("Copy"), self.copy_selection)
+        copy.setEnabled(self.hasSelectedText())
+        menu.addAction(self.tr("Select All"), self.select_all)
+        menu.exec_(event.globalPos())
