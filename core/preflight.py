@@ -74,6 +74,9 @@ def _existing_parent(path: Path) -> Path | None:
     return None
 
 
+MAX_UPSAMPLING = 8  # rasters resampled to a model's pixels more times finer than this are refused
+
+
 def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     """The stack against the model: bands, data type and resolution (dates without data:
     ``segment.leave_out_empty_dates``)."""
@@ -97,7 +100,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
                         f"bands as the product the model was trained on holds them ({card.input_dtype}{hint})")
     resolution = stack.grid.pixel_size_m
     stated = card.resolution > 0  # 0: a Deepness model that does not say
-    if stated and not resolution_fits(resolution, card.resolution):
+    # far coarser than the model's pixels: core.segment refuses them in its own words (no resampling helps)
+    if stated and not resolution_fits(resolution, card.resolution) and resolution <= MAX_UPSAMPLING * card.resolution:
         problems.append(f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: "
                         f"resample them first (gdalwarp -tr {card.resolution:g} {card.resolution:g})")
     return problems

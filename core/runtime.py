@@ -225,10 +225,14 @@ class LoadedModel:
 
     def _as_probabilities(self, outputs: np.ndarray) -> np.ndarray:
         """A Deepness network's ``[B, K, h, w]`` outputs as probabilities: as they are, unless the network is
-        found to give logits (a value beyond 0..1 by more than ``LOGIT_MARGIN``: ``gives_logits``, which the
-        run then says), then through a softmax over the classes (a sigmoid for one channel), as Deepness's models
+        found to give logits (a value beyond 0..1 by more than ``LOGIT_MARGIN``, or classes that do not sum to 1:
+        ``gives_logits``, which the run then says; ``core.segment`` probes tiles spread over the raster before it
+        writes any), then through a softmax over the classes (a sigmoid for one channel), as Deepness's models
         end."""
-        if outputs.min(initial=0.0) < -LOGIT_MARGIN or outputs.max(initial=1.0) > 1 + LOGIT_MARGIN:
+        beyond = outputs.min(initial=0.0) < -LOGIT_MARGIN or outputs.max(initial=1.0) > 1 + LOGIT_MARGIN
+        # softmax probabilities sum to 1 over the classes on every pixel; logits do not, even on a uniform tile
+        unsummed = outputs.shape[1] > 1 and bool((np.abs(outputs.sum(axis=1) - 1) > LOGIT_MARGIN).any())
+        if beyond or unsummed:
             self.gives_logits.set()
         if not self.gives_logits.is_set():
             return outputs

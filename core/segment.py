@@ -50,7 +50,7 @@ from .options import option, range_problems
 from .orientations import ORIENTATION_COUNTS, averaged_over_orientations
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
-from .preflight import SQUARE_PIXELS, dates_with_data, output_problems, raster_problems, resolution_fits
+from .preflight import MAX_UPSAMPLING, SQUARE_PIXELS, dates_with_data, output_problems, raster_problems, resolution_fits
 from .qml import classes_qml, dates_tag, probability_band, probability_qml, style_path
 from .raster_stack import (
     DatedRaster,
@@ -454,6 +454,13 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                     report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
 
                 with readers or contextlib.nullcontext(), block_cache(stack):
+                    if model.single_date and not model.gives_logits.is_set():
+                        # a Deepness network's outputs judged on tiles over the whole raster before any is
+                        # written: logits found later would leave the first tiles raw
+                        counted_before = list(seen)
+                        probe = tiles[:: max(1, len(tiles) // LOGIT_PROBE_TILES)][:LOGIT_PROBE_TILES]
+                        model.run(read(probe)[0])
+                        seen[:] = counted_before
                     run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
                 with ThreadPoolExecutor(2, "finish") as finishing:  # the model is done: the cores close both at once
                     list(finishing.map(GeoTiffWriter.finish, (probability, classes)))
@@ -471,6 +478,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                              card, run[0], len(tiles), card.precision, tuple(warnings + after_run))
 
 
+LOGIT_PROBE_TILES = 8  # tiles a one-date (Deepness) network is first run on, to tell logits from probabilities
 PARTLY_SEEN_WARNING = 0.05  # a share of the mapped area that lacks a date (each pixel counted once)
 
 
@@ -543,9 +551,6 @@ def _too_small(stack: RasterStack, card: ModelCard) -> list[str]:
         return []
     return [f"the rasters are {width} x {height} px, less than the {least} px a side the model reads a pixel's "
             "surroundings in: the map is unreliable; give larger rasters (and cut them to your area with --aoi)"]
-
-
-MAX_UPSAMPLING = 8  # rasters resampled to a model's pixels more times finer than this are refused
 
 
 def _far_finer(stack: RasterStack, card: ModelCard) -> str | None:

@@ -191,16 +191,17 @@ def _starting_model(init: Path | None) -> tuple[NetworkConfig, dict[str, Any]] |
 
 def scratch_band_names(stack: RasterStack) -> list[str]:
     """The bands a model trained from scratch on ``stack`` reads, as its card names them: those the reference
-    date names (GDAL descriptions or colours: a true-colour picture's are B04, B03, B02), else B04, B03, B02
-    for 3 unnamed bands of uint8 (trained as true colour, ``weather``), else band1, band2, ..., so that the
-    engine reads the same layers for it as for the shipped model."""
-    descriptions, colours = stack.band_descriptions()[0], stack.band_colours()[0]
-    names = band_names(descriptions, colours)
-    if all(names) and len(set(names)) == len(names):
+    date names (GDAL descriptions or colours: a true-colour picture's are B04, B03, B02; an alpha band is a
+    mask, not read), else B04, B03, B02 for 3 unnamed bands of uint8 (trained as true colour, ``weather``),
+    else band1, band2, ..., so that the engine reads the same layers for it as for the shipped model."""
+    labelled = [(description, colour) for description, colour in zip(stack.band_descriptions()[0],
+                                                                       stack.band_colours()[0]) if colour != "alpha"]
+    names = band_names(*zip(*labelled)) if labelled else []  # an alpha band masks, it is not read
+    if names and all(names) and len(set(names)) == len(names):
         return list(names)
-    if stack.band_count == 3 and stack.dtype == np.uint8:
+    if len(labelled) == 3 and stack.dtype == np.uint8:
         return [COLOUR_BANDS[colour] for colour in ("red", "green", "blue")]
-    return [f"band{i + 1}" for i in range(stack.band_count)]
+    return [f"band{i + 1}" for i in range(len(labelled))]
 
 
 def _network_config(start: tuple[NetworkConfig, dict[str, Any]] | None, bands: int,
@@ -290,9 +291,10 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
         start = _starting_model(request.init_checkpoint)
         if start is not None:  # the rasters read as the engine reads them for that model (core.model_inputs)
             fit_stack(stack, start[1].get("bands", []), start[1].get("input_dtype", ""))
-        config, init_card = _network_config(start, stack.band_count, 1)
+        scratch_bands = scratch_band_names(stack) if start is None else []
+        config, init_card = _network_config(start, len(scratch_bands) or stack.band_count, 1)
         if start is None:
-            init_card["bands"] = scratch_band_names(stack)
+            init_card["bands"] = scratch_bands
         grid, dtype, dates = stack.grid, stack.dtype, len(stack.rasters)
     labels = request.labels
     extent = request.extent

@@ -124,6 +124,22 @@ def test_a_deepness_model_that_gives_logits_is_read_through_a_softmax(small_scen
     with rasterio.open(tmp_path / "Softmax" / "probability.tif") as softmax, \
             rasterio.open(tmp_path / "Identity" / "probability.tif") as logits:
         assert np.allclose(logits.read(), softmax.read(), atol=1e-5, equal_nan=True)
+    # one class, its first tiles' logits inside 0..1 (a dark left half), the others beyond: all read through a
+    # sigmoid, judged before any tile was written (the first tiles were written raw)
+    with rasterio.open(rasters[0]) as source:
+        profile = source.profile
+    profile.update(width=512, height=64, count=3)
+    half = tmp_path / "half_20160901.tif"
+    with rasterio.open(half, "w", **profile) as dataset:
+        values = np.full((3, 64, 512), 25, np.uint8)
+        values[:, :, 256:] = 255
+        dataset.write(values)
+    one = deepness_model(tmp_path / "one.onnx", np.ones((1, 3), np.float32), np.zeros(1, np.float32),
+                         {"0": "bright"}, "Identity", standardization_mean=[0.0] * 3, standardization_std=[1.0] * 3)
+    assert main(["segment", "--model", str(one), "--output", str(tmp_path / "one"), str(half)]) == 0
+    with rasterio.open(tmp_path / "one" / "probability.tif") as probability:
+        left = probability.read(1)[:, :200]
+    assert np.allclose(left, 1 / (1 + np.exp(-3 * 25 / 255)), atol=2e-3)  # logit 0.29 (bf16 on AMX CPUs)
 
 
 def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tmp_path, capsys):
@@ -140,6 +156,7 @@ def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tm
     err = capsys.readouterr().err
     assert ("the rasters are at 10 m per pixel, the model works at 0.1 m: resampled 100 times finer, the outputs "
             "would be 9,600 x 9,600 px" in err and "Deepness cards give it in centimetres" in err)
+    assert "resample them first" not in err and err.count("the rasters are at 10 m per pixel") == 1
     assert not (tmp_path / "o").exists()
 
 

@@ -94,6 +94,8 @@ def test_long_file_names_wrap_within_the_dock(dock):
     dock.warning_label.select_all()
     QTest.keyClick(dock.warning_label, Qt.Key_C, Qt.ControlModifier)
     assert QApplication.clipboard().text() == f"{name} holds no true-colour image"
+    assert dock.warning_label.selectedText() == f"{name} holds no true-colour image"
+    assert dock.table.textElideMode() == Qt.ElideMiddle
 
 
 def test_card_and_warnings(dock):

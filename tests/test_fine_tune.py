@@ -172,7 +172,8 @@ def test_cancel_after_the_epochs_keeps_nothing_and_the_earlier_model(scratch_mod
 
 
 def test_bands_of_a_model_trained_from_scratch():
-    """Named bands are kept; 3 unnamed bands of uint8 are true colour; others are numbered."""
+    """Named bands are kept; 3 unnamed bands of uint8 are true colour; an alpha band is a mask, not read; others
+    are numbered."""
     from types import SimpleNamespace
 
     from timeseg.models.fine_tune import scratch_band_names
@@ -183,6 +184,7 @@ def test_bands_of_a_model_trained_from_scratch():
 
     assert scratch_band_names(stack(["B2", "B3", "B4", "B8"], ["gray"] * 4, "uint16")) == ["B02", "B03", "B04", "B08"]
     assert scratch_band_names(stack([None] * 3, ["red", "green", "blue"], "uint8")) == ["B04", "B03", "B02"]
+    assert scratch_band_names(stack([None] * 4, ["red", "green", "blue", "alpha"], "uint8")) == ["B04", "B03", "B02"]
     assert scratch_band_names(stack([None] * 3, ["gray"] * 3, "uint8")) == ["B04", "B03", "B02"]
     assert scratch_band_names(stack([None] * 3, ["gray"] * 3, "uint16")) == ["band1", "band2", "band3"]
     assert scratch_band_names(stack(["B4", "B4", None, None], ["gray"] * 4, "uint8")) == [

@@ -72,6 +72,7 @@ class LayerTable(QTableWidget):
         probe.setParent(None)  # measured, never shown
         self.horizontalHeader().resizeSection(DATE, probe.sizeHint().width())
         self.verticalHeader().setVisible(False)
+        self.setTextElideMode(Qt.ElideMiddle)  # products' names differ in their dates and tiles, not their starts
         self.setMinimumHeight(self.horizontalHeader().sizeHint().height()
                               + VISIBLE_ROWS * self.verticalHeader().defaultSectionSize() + 2 * self.frameWidth())
         self.setSelectionMode(QAbstractItemView.NoSelection)

@@ -41,9 +41,12 @@ class WrappingLabel(QLabel):
     def clear(self) -> None:
         self.setText("")
 
+    def selectedText(self) -> str:  # noqa: N802 (Qt naming)
+        return super().selectedText().replace(_BREAK, "")
+
     def copy_selection(self) -> None:
         """The selected text to the clipboard, without the breaks this label put in."""
-        QApplication.clipboard().setText(self.selectedText().replace(_BREAK, ""))
+        QApplication.clipboard().setText(self.selectedText())
 
     def select_all(self) -> None:
         self.setSelection(0, len(QLabel.text(self)))  # the text shown, breaks included
