@@ -328,6 +328,12 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
                          _probability_beside(before, grid, outputs))
     warnings = [SINGLE_DATE_WARNING.format(shown(path)) for path, found in dates.items() if len(found) == 1]
+    makers = {path: _map_kind(path) for path in (before, after)}
+    untold = [path for path, kind in makers.items() if kind.model is None]
+    if len(untold) == 1:  # a map made before maps named their model
+        known = next(kind.model for kind in makers.values() if kind.model)
+        warnings.append(f"warning: {shown(untold[0])} does not say which model made it (made before TimeSeg "
+                        f"recorded it): if not {known}, much of the change is the two models' difference")
     with rasterio.open(before_source) as dataset:
         if not grid.shares_pixels(dataset):
             warnings.append(f"warning: {shown(before)} is not on the grid of {shown(after)} (another CRS, pixel size "
@@ -347,6 +353,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     output = Path(output)
     text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),
                        "dates": {"before": [str(d) for d in dates[before]], "after": [str(d) for d in dates[after]]},
+                       "models": {"before": makers[before].model, "after": makers[after].model},
                        "options": {**asdict(options), "target_class": followed_class(options)}, **asdict(summary),
                        "lines": {"path": str(lines_path(output).absolute()),
                                  "new": sum(1 for x in lines if x.change == "new"),

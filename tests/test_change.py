@@ -330,6 +330,16 @@ def test_maps_of_two_models_are_refused_and_a_models_variants_are_one_model(smal
         classes.update_tags(model_sha256="0123456789abcdef")
     with pytest.raises(ChangeError, match=r"were made by two versions of local.onnx: compare maps made by the"):
         compute_change(tmp_path / "2016" / "classes.tif", tmp_path / "2020" / "classes.tif", tmp_path / "e.tif")
+    # a map made before maps named their model: compared, with a warning, and the models in the summary
+    with rasterio.open(tmp_path / "2016" / "classes.tif") as source:
+        profile, values, tags = source.profile, source.read(), source.tags()
+    with rasterio.open(tmp_path / "old_classes.tif", "w", **profile) as old:
+        old.write(values)
+        old.update_tags(**{k: v for k, v in tags.items() if k not in ("model", "model_sha256")})
+    summary = compute_change(tmp_path / "old_classes.tif", tmp_path / "2019" / "classes.tif", tmp_path / "f.tif")
+    assert any("old_classes.tif does not say which model made it" in w and "if not other.onnx" in w
+               for w in summary.warnings)
+    assert json.loads((tmp_path / "f.json").read_text())["models"] == {"before": None, "after": "other.onnx"}
     # its int8 file beside it is the same model; a file of the same name retrained is another
     shutil.copyfile(local_model, tmp_path / "local.onnx")
     (tmp_path / "local.int8.onnx").write_bytes(b"int8 bytes")
