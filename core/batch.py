@@ -181,6 +181,12 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
                              f"{where[resolved]} too): give each date once")
         where.setdefault(resolved, line)
         groups[(place, period)].append(resolved)
+    folders: dict[str, str] = {}  # one folder per place on Windows and macOS too, whose names ignore case
+    for place, _ in groups:
+        other = folders.setdefault(place.lower(), place)
+        if other != place:
+            raise BatchError(f"{jobs_csv.name} names the places {other} and {place}, one folder where case is not "
+                             "told apart (Windows, macOS): spell each place one way")
     if not groups:
         raise BatchError(f"{jobs_csv.name} lists no rasters: add rows place,period,path")
     return [PeriodJob(place, period, tuple(paths)) for (place, period), paths in sorted(groups.items())]

@@ -93,6 +93,27 @@ def _warn(warnings: list[str] | None, text: str) -> None:
         warnings.append(text)
 
 
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".kml", ".gml", ".sqlite", ".fgb", ".csv")
+
+
+def _vector_only(path: Path) -> bool:
+    """A vector file (a GeoPackage of roads, a shapefile) that holds no raster."""
+    if path.suffix.lower() not in VECTOR_SUFFIXES:
+        return False
+    from osgeo import gdal
+
+    try:
+        raster = gdal.OpenEx(str(path), gdal.OF_RASTER)
+    except RuntimeError:  # where GDAL raises (its exceptions turned on)
+        raster = None
+    if raster is not None:
+        return False
+    try:
+        return gdal.OpenEx(str(path), gdal.OF_VECTOR) is not None
+    except RuntimeError:
+        return False
+
+
 def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = None):
     """Pair each raster path with its date: from ``dates`` (comma-separated YYYY-MM-DD, one per
     raster, in the same order) or detected from its name or tags. A Sentinel-2 product (a ``.SAFE``
@@ -112,6 +133,9 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
         product = is_product(path)
         if not product and not path.is_file():
             raise ValueError(raster_missing(path))
+        if not product and _vector_only(path):
+            raise ValueError(f"{path.name} holds lines, points or polygons, not an image: give the dated rasters "
+                             "(a label layer goes to training, an area to --aoi)")
         if product:
             check_product(path)  # what of it is read depends on the model: its TCI or its bands
         if given:

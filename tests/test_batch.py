@@ -229,6 +229,11 @@ def test_job_lists_as_spreadsheets_write_them(places, tmp_path):
     twice.write_text(f"place,period,path\n{rows[1]}\n{rows[1]}\n".replace(",coast", f",{places}/coast"))
     with pytest.raises(BatchError, match=r"^twice.csv line 3: .* is listed twice for coast_a .* \(line 2 too\)"):
         read_jobs(twice)
+    cased = tmp_path / "cased.csv"
+    cased.write_text(f"place,period,path\n{rows[1]}\n{rows[1].replace('coast_a', 'Coast_A', 1)}\n".replace(
+        ",coast", f",{places}/coast"))
+    with pytest.raises(BatchError, match=r"^cased.csv names the places coast_a and Coast_A, one folder where case"):
+        read_jobs(cased)
     latin = tmp_path / "latin.csv"
     latin.write_bytes("place,period,path\nz,2019,Z\u00fcrich.tif\n".encode("cp1252"))
     with pytest.raises(BatchError, match=r"^latin.csv is not UTF-8 text \(byte 26\): save it as CSV UTF-8$"):

@@ -71,3 +71,15 @@ def test_a_name_of_a_period_is_said_to_be_a_composite_and_a_product_name_is_not(
                  "2021-06-17-00:00_2021-06-17-23:59_Sentinel-2_L2A_True_color.tiff"):
         assert detect_date(tmp_path / name, quiet) == dt.date(2021, 6, 17)
     assert quiet == []
+
+
+def test_a_vector_file_given_as_a_date_is_named_as_such():
+    """Road lines given among the images: said to hold no image (it was asked for its date in its name, then,
+    renamed, said not to be a raster GDAL can read)."""
+    from tests_support import ROOT
+    from timeseg.core.dates import dated_rasters
+
+    roads = ROOT / "models" / "real" / "Inn_roads.gpkg"
+    with pytest.raises(ValueError, match=r"^Inn_roads.gpkg holds lines, points or polygons, not an image: give the "
+                                         r"dated rasters"):
+        dated_rasters([ROOT / "models" / "real" / "Inn_20210617_TCI.tif", roads])
