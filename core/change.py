@@ -328,7 +328,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
                          _probability_beside(before, grid, outputs))
     warnings = [SINGLE_DATE_WARNING.format(shown(path)) for path, found in dates.items() if len(found) == 1]
-    makers = {path: _map_kind(path) for path in (before, after)}
+    makers = {path: _map_kind(source) for path, source in ((before, before_source), (after, after_source))}
     untold = [path for path, kind in makers.items() if kind.model is None]
     if len(untold) == 1:  # a map made before maps named their model
         known = next(kind.model for kind in makers.values() if kind.model)
