@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorLayer,
     QgsProcessingUtils,
+    QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
@@ -36,7 +37,13 @@ def unloadable_layer(definition, value, context) -> str | None:
     if not isinstance(definition, _LAYER_PARAMETERS) or not value:
         return None
     for given in value if isinstance(value, (list, tuple)) else [value]:
-        if not isinstance(given, str) or QgsProcessingUtils.mapLayerFromString(given, context) is not None:
+        if not isinstance(given, str):
+            continue
+        layer = QgsProcessingUtils.mapLayerFromString(given, context)
+        if isinstance(definition, QgsProcessingParameterRasterLayer) and layer is not None and not isinstance(
+                layer, QgsRasterLayer):
+            return f"{definition.name()}: {given} holds no raster: give a raster file or layer"
+        if layer is not None:
             continue
         path = given.split("|")[0]
         found = "cannot be opened as a layer" if Path(path).exists() else "not found"
@@ -53,8 +60,9 @@ class TimeSegAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
-        """QGIS's own check, after one that names a layer input that is neither a layer of the project nor a
-        file that opens as one (QGIS says only "Incorrect parameter value" for a list of layers)."""
+        """First a layer input that is neither a layer of the project nor a file that opens as one, or a vector
+        given as a raster, named with what to give (QGIS says only "Incorrect parameter value" for a list of
+        layers, and "not found" for a vector file given as a raster); then QGIS's own check."""
         for definition in self.parameterDefinitions():
             problem = unloadable_layer(definition, parameters.get(definition.name()), context)
             if problem:

@@ -146,6 +146,12 @@ def test_a_layer_that_cannot_be_opened_is_named(provider, local_model, small_sce
     with pytest.raises(QgsProcessingException, match=f"LABELS: {not_a_layer} cannot be opened as a layer"):
         processing.run("timeseg:train", {"INPUT": [str(small_scene.tci_paths[2019][0])], "LABELS": str(not_a_layer),
                                          "OUTPUT_MODEL": str(tmp_path / "m.onnx")})
+    from tests_support import ROOT
+
+    roads = ROOT / "models" / "real" / "Inn_roads.gpkg"
+    with pytest.raises(QgsProcessingException, match=f"BEFORE: {roads} holds no raster: give a raster file or layer"):
+        processing.run("timeseg:change", {"BEFORE": str(roads), "AFTER": str(small_scene.tci_paths[2019][0]),
+                                          "OUTPUT": str(tmp_path / "change.tif")})
     assert sorted(path.name for path in tmp_path.iterdir()) == ["labels.gpkg"]  # nothing written
 
 
