@@ -195,9 +195,8 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
     return problems
 
 
-def _class_name(path: Path, code: int) -> str:
+def _class_name(found: MapKind, code: int) -> str:
     """The name of class ``code`` of a map of more than two classes (its ``class_names`` tag), else ""."""
-    found = _map_kind(path)
     names = found.names
     return names[code] if found.kind == "classes" and names and len(names) > 2 and code < len(names) else ""
 
@@ -348,7 +347,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
         removed_length_m=sum(line.length_m for line in lines if line.change == "removed"),
         pixel_size_m=pixel_size,
         warnings=warnings,
-        followed=_class_name(after_source, followed_class(options)),
+        followed=_class_name(makers[after], followed_class(options)),
     )
     output = Path(output)
     text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),

@@ -77,6 +77,20 @@ def _existing_parent(path: Path) -> Path | None:
 MAX_UPSAMPLING = 8  # rasters resampled to a model's pixels more times finer than this are refused
 
 
+def far_finer(stack: RasterStack, card: ModelCard) -> str | None:
+    """The problem of rasters whose pixels are more than ``MAX_UPSAMPLING`` times the model's: resampled, they
+    would make a raster of that many times squared the pixels, with nothing more to see (a Deepness card's
+    resolution given in metres rather than centimetres: 10 m imagery run at 0.1 m), or None."""
+    factor = stack.grid.pixel_size_m / card.resolution if card.resolution > 0 else 1
+    if factor <= MAX_UPSAMPLING:
+        return None
+    width, height = (round(side * factor) for side in (stack.grid.width, stack.grid.height))
+    return (f"the rasters are at {stack.grid.pixel_size_m:.3g} m per pixel, the model works at {card.resolution:g} m: "
+            f"resampled {factor:.0f} times finer, the outputs would be {width:,} x {height:,} px; give rasters near "
+            "the model's resolution, or a model made for them (is its card's resolution right? Deepness cards give "
+            "it in centimetres)")
+
+
 def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     """The stack against the model: bands, data type and resolution (dates without data:
     ``segment.leave_out_empty_dates``)."""
@@ -100,8 +114,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
                         f"bands as the product the model was trained on holds them ({card.input_dtype}{hint})")
     resolution = stack.grid.pixel_size_m
     stated = card.resolution > 0  # 0: a Deepness model that does not say
-    # far coarser than the model's pixels: core.segment refuses them in its own words (no resampling helps)
-    if stated and not resolution_fits(resolution, card.resolution) and resolution <= MAX_UPSAMPLING * card.resolution:
+    # far coarser than the model's pixels: far_finer's refusal says so (no resampling helps)
+    if stated and not resolution_fits(resolution, card.resolution) and far_finer(stack, card) is None:
         problems.append(f"the rasters are at {resolution:.3g} m per pixel, the model works at {card.resolution:g} m: "
                         f"resample them first (gdalwarp -tr {card.resolution:g} {card.resolution:g})")
     return problems

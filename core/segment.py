@@ -50,7 +50,14 @@ from .options import option, range_problems
 from .orientations import ORIENTATION_COUNTS, averaged_over_orientations
 from .outputs import GeoTiffWriter, class_colours
 from .pipeline import Cancelled, run_pipeline
-from .preflight import MAX_UPSAMPLING, SQUARE_PIXELS, dates_with_data, output_problems, raster_problems, resolution_fits
+from .preflight import (
+    SQUARE_PIXELS,
+    dates_with_data,
+    far_finer,
+    output_problems,
+    raster_problems,
+    resolution_fits,
+)
 from .qml import classes_qml, dates_tag, probability_band, probability_qml, style_path
 from .raster_stack import (
     DatedRaster,
@@ -531,7 +538,7 @@ def _prepare_stack(stack: RasterStack, card: ModelCard, aoi: str | None,
     """``stack`` read from now on as the model takes it: at its resolution, its bands by the card,
     within the area, the dates without data left out -> ``(warnings, problems)``, the warnings worded
     to hold before the run and after it."""
-    finer = _far_finer(stack, card)
+    finer = far_finer(stack, card)
     if finer:  # not resampled: a refusal, before GDAL is asked for a raster of 10 000 times the pixels
         return [], [finer]
     warnings = _resample_if_needed(stack, card) + fit_stack(stack, card.bands, card.input_dtype)
@@ -551,20 +558,6 @@ def _too_small(stack: RasterStack, card: ModelCard) -> list[str]:
         return []
     return [f"the rasters are {width} x {height} px, less than the {least} px a side the model reads a pixel's "
             "surroundings in: the map is unreliable; give larger rasters (and cut them to your area with --aoi)"]
-
-
-def _far_finer(stack: RasterStack, card: ModelCard) -> str | None:
-    """The problem of rasters whose pixels are more than ``MAX_UPSAMPLING`` times the model's: resampled, they
-    would make a raster of that many times squared the pixels, with nothing more to see (a Deepness card's
-    resolution given in metres rather than centimetres: 10 m imagery run at 0.1 m), or None."""
-    factor = stack.grid.pixel_size_m / card.resolution if card.resolution > 0 else 1
-    if factor <= MAX_UPSAMPLING:
-        return None
-    width, height = (round(side * factor) for side in (stack.grid.width, stack.grid.height))
-    return (f"the rasters are at {stack.grid.pixel_size_m:.3g} m per pixel, the model works at {card.resolution:g} m: "
-            f"resampled {factor:.0f} times finer, the outputs would be {width:,} x {height:,} px; give rasters near "
-            "the model's resolution, or a model made for them (is its card's resolution right? Deepness cards give "
-            "it in centimetres)")
 
 
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
