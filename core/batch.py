@@ -162,7 +162,7 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
         raise BatchError(f"{jobs_csv.name} lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}: "
                          "give a CSV with the header place,period,path")
     groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
-    where: dict[Path, int] = {}  # each raster's line, to name a raster listed twice
+    lines: dict[tuple[str, str, Path], int] = {}  # each place's, period's and raster's line: one of each
     for cells in reader:
         line = reader.line_num  # the file's own line: blank lines and quoted line breaks counted
         row = dict(zip(names, (cell.strip() for cell in cells)))
@@ -176,10 +176,10 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
         if not path:
             raise BatchError(f"{jobs_csv.name} line {line}: no path")
         resolved = (Path(path) if Path(path).is_absolute() else jobs_csv.parent / path).resolve()
-        if resolved in groups[(place, period)]:
+        first = lines.setdefault((place, period, resolved), line)
+        if first != line:
             raise BatchError(f"{jobs_csv.name} line {line}: {path} is listed twice for {place} {period} (line "
-                             f"{where[resolved]} too): give each date once")
-        where.setdefault(resolved, line)
+                             f"{first} too): give each date once")
         groups[(place, period)].append(resolved)
     folders: dict[str, str] = {}  # one folder per place on Windows and macOS too, whose names ignore case
     for place, _ in groups:
