@@ -289,7 +289,7 @@ def plan_windows(width: int, height: int, transform, window_px: int, halo_px: in
 def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | None = None) -> dict[str, Any]:
     """One place and period (or one window of it) -> its folder; a report dict (never raises: one
     failure stays one)."""
-    from .dates import dated_rasters
+    from .dates import RENAMED, dated_rasters
     from .segment import SegmentRequest, segment, segment_outputs
 
     started = time.perf_counter()
@@ -303,7 +303,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
             record = _done(period_folder, stamp) or (_done(folder, stamp) if window is not None else None)
             if record is not None:
                 return {**report, **record["report"], "skipped": True, "seconds": 0.0}
-            rasters = dated_rasters(job.paths)
+            rasters = dated_rasters(job.paths, give_dates=RENAMED)
             threads = _threads_here(settings.workers_per_host, settings.threads)  # this worker's share of the cores
             model = _worker_model(settings.model_path, settings.device, threads, settings.precision)
             finals = [*segment_outputs(folder / PROBABILITY_NAME, folder / CLASSES_NAME), folder / DONE_NAME]
@@ -526,14 +526,15 @@ def _windows_of(job: PeriodJob, settings: Settings, window_px: int) -> tuple[lis
     raster cannot be read here (the period's task then says why)."""
     import rasterio
 
-    from .dates import dated_rasters
+    from .dates import RENAMED, dated_rasters
     from .model_card import read_model_card
     from .sentinel2 import resolve_products
 
     try:
         card = read_model_card(settings.model_path)
         with _warnings_kept():  # the period's task reads the dates again and reports their warnings
-            reference = resolve_products([min(dated_rasters(job.paths), key=lambda r: r.date)], card)[0]
+            earliest = min(dated_rasters(job.paths, give_dates=RENAMED), key=lambda r: r.date)
+            reference = resolve_products([earliest], card)[0]
         with rasterio.open(str(reference.path)) as dataset:
             width, height, transform = dataset.width, dataset.height, dataset.transform
     except Exception:

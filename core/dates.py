@@ -71,18 +71,23 @@ def _tags_date(path: str | Path) -> dt.date | None:
         return None  # not a raster: said when it is opened
 
 
-def detect_date(path: str | Path, warnings: list[str] | None = None) -> dt.date | None:
+GIVEN_DATES = "--dates, in Processing: Dates"  # where the command line and Processing take dates
+RENAMED = "rename the file with that one date"  # where no date can be given (a batch job list)
+
+
+def detect_date(path: str | Path, warnings: list[str] | None = None, give_dates: str = GIVEN_DATES) -> dt.date | None:
     """Acquisition date of a raster: its name first (product names are reliable), then its tags; a warning
-    when the two disagree (added to ``warnings``, else logged)."""
+    when the two disagree (added to ``warnings``, else logged). ``give_dates``: where the caller takes
+    another date (a warning's advice)."""
     named, tagged = date_from_name(path), _tags_date(path)
     span = _plain_dates(path)
     if len(span) > 1:  # a composite's period, not an acquisition (product names' second date has a time: no)
         middle = span[0] + (span[-1] - span[0]) / 2
         _warn(warnings, f"the name of {Path(path).name} holds the dates {span[0]} to {span[-1]}: {named} is used; a "
-                        f"composite of that period? give its date with --dates (e.g. the middle, {middle})")
+                        f"composite of that period? to date it otherwise: {give_dates} (e.g. the middle, {middle})")
     if named is not None and tagged is not None and named != tagged:
         _warn(warnings, f"the name of {Path(path).name} says {named}, its tags {tagged}: the name's date is used "
-                        "(give the other with --dates; in Processing: Dates)")
+                        f"(to use the other: {give_dates})")
     return named or tagged
 
 
@@ -114,12 +119,14 @@ def _vector_only(path: Path) -> bool:
         return False
 
 
-def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = None):
+def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = None,
+                  give_dates: str = GIVEN_DATES):
     """Pair each raster path with its date: from ``dates`` (comma-separated YYYY-MM-DD, one per
     raster, in the same order) or detected from its name or tags. A Sentinel-2 product (a ``.SAFE``
     folder or its ``.zip``) stands for its true-colour image, dated by its name. Raises ``ValueError``
     with a message that says what to give. A name that disagrees with its tags or with ``dates`` is said
-    in ``warnings`` (else logged): the caller says them once the run's checks pass."""
+    in ``warnings`` (else logged): the caller says them once the run's checks pass. ``give_dates``: how the
+    caller's user gives dates, named in the advice (``RENAMED``: they cannot; a batch job list)."""
     from .raster_stack import DatedRaster, raster_missing
     from .sentinel2 import check_product, is_product, product_date, product_of
 
@@ -148,10 +155,11 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
                 _warn(warnings, f"--dates gives {date} to {path.name}, whose name says {named} (the dates go in the "
                                 "order of the rasters)")
         else:
-            date = product_date(path) if product else detect_date(path, warnings)
+            date = product_date(path) if product else detect_date(path, warnings, give_dates)
             if date is None:
+                either = ("" if give_dates == RENAMED else ", or give every raster's date in their order "
+                          "(--dates YYYY-MM-DD,YYYY-MM-DD,...; in Processing: Dates)")
                 raise ValueError(f"no date in the name or tags of {path.name}: put its date in its name "
-                                 f"({path.stem}_20210617{path.suffix}), or give every raster's date in their "
-                                 "order (--dates YYYY-MM-DD,YYYY-MM-DD,...; in Processing: Dates)")
+                                 f"({path.stem}_20210617{path.suffix}){either}")
         rasters.append(DatedRaster(path.absolute() if product else path, date))
     return rasters

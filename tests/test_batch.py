@@ -279,6 +279,9 @@ def test_a_dates_warning_is_printed_once_and_a_changes_with_its_pair(places, tmp
     named = "the name of odd_20190601.tif says 2019-06-01, its tags 2019-05-30"
     assert sum(line.count(named) for line in lines) == 1 and not [
         r for r in caplog.records if named in r.getMessage()]
+    # a job list gives no dates: the advice is the file's name, not the command line's --dates
+    assert sum(line.count(f"{named}: the name's date is used (to use the other: rename the file with that one "
+                          "date)") for line in lines) == 1
     said = [line for line in lines if "here change_a_b: ok; warning: " in line]
     assert len(said) == 1 and "b/classes.tif was made from one date" in said[0] and "warning: warning" not in said[0]
     change = summary["places"]["here"]["changes"]["change_a_b"]
@@ -313,3 +316,21 @@ def test_an_engine_warning_is_printed_once_with_its_place(places, local_model, t
     assert not [r for r in caplog.records if "is stored with" in r.getMessage()]
     report = json.loads((tmp_path / "out" / "south" / "2019" / "done.json").read_text())["report"]
     assert len([w for w in report["warnings"] if "is stored with" in w]) == 3
+
+
+def test_a_raster_without_a_date_is_said_to_need_one_in_its_name(places, tmp_path):
+    """A job list cannot give dates: a raster without one is told to carry it in its name, not to use
+    the command line's --dates."""
+    from timeseg.core.batch import BatchRequest, run_batch
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+
+    undated = tmp_path / "scene.tif"
+    with rasterio.open(sorted((places / "coast_a").rglob("*2019*.tif"))[0]) as dated:  # its tags hold its date
+        with rasterio.open(undated, "w", **dated.profile) as copy:
+            copy.write(dated.read())
+    (tmp_path / "jobs.csv").write_text(f"place,period,path\nhere,a,{undated}\n")
+    summary = run_batch(BatchRequest(tmp_path / "jobs.csv", SHIPPED_ROAD_MODEL, tmp_path / "out", workers=1,
+                                     worker_processes=False, progress=lambda line: None))
+    [failure] = summary["failed"]
+    assert failure["error"] == ("no date in the name or tags of scene.tif: put its date in its name "
+                                "(scene_20210617.tif)")

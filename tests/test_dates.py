@@ -48,7 +48,7 @@ def test_a_name_and_tags_that_disagree_and_dates_that_contradict_the_names_are_s
         [raster] = dated_rasters([path])
         assert raster.date == dt.date(2021, 5, 1)
         assert caplog.messages == ["warning: the name of e4326_20210501.tif says 2021-05-01, its tags 2021-09-25: the "
-                                   "name's date is used (give the other with --dates; in Processing: Dates)"]
+                                   "name's date is used (to use the other: --dates, in Processing: Dates)"]
         caplog.clear()
         [raster] = dated_rasters([path], "2021-09-25")
         assert raster.date == dt.date(2021, 9, 25)
@@ -64,8 +64,8 @@ def test_a_name_of_a_period_is_said_to_be_a_composite_and_a_product_name_is_not(
     warnings = []
     assert detect_date(tmp_path / "inn_2021-06-01_2021-06-30_median.tif", warnings) == dt.date(2021, 6, 1)
     assert warnings == ["the name of inn_2021-06-01_2021-06-30_median.tif holds the dates 2021-06-01 to 2021-06-30: "
-                        "2021-06-01 is used; a composite of that period? give its date with --dates (e.g. the "
-                        "middle, 2021-06-15)"]
+                        "2021-06-01 is used; a composite of that period? to date it otherwise: --dates, in "
+                        "Processing: Dates (e.g. the middle, 2021-06-15)"]
     quiet = []
     for name in ("S2A_MSIL2A_20210617T101031_N0500_R022_T33UUP_20230115T120000.tif",
                  "2021-06-17-00:00_2021-06-17-23:59_Sentinel-2_L2A_True_color.tiff"):
