@@ -14,6 +14,7 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
 )
 from qgis.PyQt.QtCore import QEvent, Qt
+from qgis.PyQt.QtWidgets import QPushButton
 
 from tests_support import load_plugin_package, write_digital_numbers
 
@@ -523,7 +524,10 @@ def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     dock.table.set_all_checked(True)
     assert len(dock.table.checked_layers()[0]) == rows
     dock.table.set_all_checked(False)
-    dock.table.set_period_checked("2016")
+    period_button = next(b for b in dock.findChildren(QPushButton) if b.text() == "Period")
+    period_button.menu().aboutToShow.emit()  # as its click fills it
+    [in_2016] = [action for action in period_button.menu().actions() if action.text() == "2016"]
+    in_2016.trigger()
     assert {layer.period for layer in dock.table.checked_layers()[0]} == {"2016"}
     assert dock.table.periods() == ["2016", "2019"]
     dock.table.set_period(layers[0].id(), "2015/16")

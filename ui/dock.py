@@ -20,7 +20,6 @@ from qgis.PyQt.QtWidgets import (
     QMenu,
     QPushButton,
     QScrollArea,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -158,10 +157,8 @@ class TimeSegDock(QgsDockWidget):
                                     "their true-colour images join the project, dated"))
         products.clicked.connect(self._choose_products)
         row.addWidget(products)
-        periods = QToolButton()
-        periods.setText(self.tr("Period"))
-        periods.setToolTip(self.tr("Tick every layer of one period"))
-        periods.setPopupMode(QToolButton.InstantPopup)
+        periods = QPushButton(self.tr("Period"))  # a push button leaves room for its menu's arrow (a tool button's
+        periods.setToolTip(self.tr("Tick every layer of one period"))  # arrow overlapped its text)
         menu = QMenu(periods)
         menu.aboutToShow.connect(lambda: self._fill_period_menu(menu))
         periods.setMenu(menu)
