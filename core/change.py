@@ -141,20 +141,23 @@ def _map_kind(path: Path) -> MapKind:
                    tuple(names.split(",")) if names else None, tags.get(MODEL_TAG), tags.get(MODEL_ID_TAG))
 
 
-def _other_models(before: Path, after: Path, kinds: list[MapKind]) -> list[str]:
-    """The problem of two maps made by different models (or versions of one), each tagged with its model:
-    their difference would be mostly the models', not the ground's."""
+def _other_models(before: str, after: str, kinds: list[MapKind]) -> list[str]:
+    """The problem of two maps (called ``before`` and ``after``) made by different models (or versions of one),
+    each tagged with its model: their difference would be mostly the models', not the ground's."""
     earlier, later = kinds
     if not earlier.model_id or not later.model_id or earlier.model_id == later.model_id:
         return []
     models = (f"two versions of {later.model}" if earlier.model == later.model
               else f"{earlier.model} and {later.model}")
-    return [f"{shown(before)} and {shown(after)} were made by {models}: compare maps made by the same model "
+    return [f"{before} and {after} were made by {models}: compare maps made by the same model "
             f"(run the earlier period again with {later.model})"]
 
 
-def change_problems(before: Path, after: Path, output: Path, options: ChangeOptions) -> list[str]:
-    """Every problem knowable before the change is computed."""
+def change_problems(before: Path, after: Path, output: Path, options: ChangeOptions,
+                    names: tuple[str, str] | None = None) -> list[str]:
+    """Every problem knowable before the change is computed; the maps are called ``names`` (the dock's layer
+    names), else by their folder and file."""
+    earlier_map, later_map = names or (shown(before), shown(after))
     problems = range_problems(options)
     if options.low is not None and options.low >= options.high:
         problems.append(f"the lower threshold {options.low:g} must be below the threshold {options.high:g}")
@@ -174,24 +177,25 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
         return [str(error)]
     if Path(before).resolve() == Path(after).resolve():
         return [f"the earlier and the later map are the same file ({before}): give the maps of two periods"]
-    names = [kind.names for kind in kinds if kind.names is not None]
-    if len(names) == 2 and names[0] != names[1]:
-        problems.append(f"{shown(before)} holds {', '.join(names[0])} and {shown(after)} holds "
-                        f"{', '.join(names[1])}: compare maps made by the same model")
+    class_names = [kind.names for kind in kinds if kind.names is not None]
+    if len(class_names) == 2 and class_names[0] != class_names[1]:
+        problems.append(f"{earlier_map} holds {', '.join(class_names[0])} and {later_map} holds "
+                        f"{', '.join(class_names[1])}: compare maps made by the same model")
     else:
-        problems += _other_models(before, after, kinds)
+        problems += _other_models(earlier_map, later_map, kinds)
     if not _footprints_overlap(before, after):
-        return [*problems, f"{shown(before)} does not overlap {shown(after)}: give maps of the same place"]
+        return [*problems, f"{earlier_map} does not overlap {later_map}: give maps of the same place"]
     earlier, later = _dates(before), _dates(after)
     if earlier and later and min(earlier) > max(later):
-        problems.append(f"the earlier map {shown(before)} is of {_span(earlier)}, after the later map "
-                        f"{shown(after)} ({_span(later)}): swap them")
-    if names and kinds[0].kind == "classes" and options.target_class is None and len(names[0]) > 2:
-        problems.append(f"these maps hold {len(names[0])} classes ({', '.join(names[0])}): give the class whose change "
-                        f"to map (1 for {names[0][1]}, ...: --class on the command line, Class in Processing)")
-    elif names and followed_class(options) >= len(names[0]) and kinds[0].kind == "classes":
-        problems.append(f"class {followed_class(options)} is not in these maps (classes 0 to {len(names[0]) - 1}: "
-                        f"{', '.join(names[0])}): give another --class")
+        problems.append(f"the earlier map {earlier_map} is of {_span(earlier)}, after the later map "
+                        f"{later_map} ({_span(later)}): swap them")
+    if class_names and kinds[0].kind == "classes" and options.target_class is None and len(class_names[0]) > 2:
+        problems.append(f"these maps hold {len(class_names[0])} classes ({', '.join(class_names[0])}): give the "
+                        f"class whose change to map (1 for {class_names[0][1]}, ...: --class on the command line, "
+                        "Class in Processing)")
+    elif class_names and followed_class(options) >= len(class_names[0]) and kinds[0].kind == "classes":
+        problems.append(f"class {followed_class(options)} is not in these maps (classes 0 to "
+                        f"{len(class_names[0]) - 1}: {', '.join(class_names[0])}): give another --class")
     return problems
 
 

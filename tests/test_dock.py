@@ -267,7 +267,8 @@ def test_compare_two_class_layers(dock, tmp_path):
     dock.compare_panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
     dock.compare_panel.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
     # only TimeSeg class layers are offered: the inputs, probabilities and changes are not
-    offered = {dock.compare_panel.before_combo.layer(i).name() for i in range(dock.compare_panel.before_combo.count())}
+    combo = dock.compare_panel.before_combo
+    offered = {combo.layer(i).name() for i in range(combo.count()) if combo.layer(i) is not None}
     assert offered == {"local classes 2016", "local classes 2019"}
     dock.options.min_patch_spin.setValue(0)  # the dock's change options hold for Compare too
     dock.options.change_tolerance_spin.setValue(0)
@@ -288,6 +289,38 @@ def test_compare_two_class_layers(dock, tmp_path):
     options = json.loads(change.with_suffix(".json").read_text())["options"]
     assert (options["min_patch_pixels"], options["tolerance_px"]) == (0, 0)
     assert not dock.compare_panel.class_combo.isEnabled()  # a road map: its one class
+    # said under the Compare button, and Open output folder opens where it wrote
+    assert dock.compare_panel.status_label.text().endswith(f"Results in {change.parent}")
+    assert dock.last_output == change.parent
+
+
+def test_compare_names_the_layers_of_maps_it_refuses_before_starting(dock, tmp_path):
+    """Maps of two models: refused at once, under the Compare button, naming the layers (not their files)."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    dock, _ = dock
+    maps = []
+    for year, fingerprint in ((2016, "0123456789abcdef"), (2019, "fedcba9876543210")):
+        path = tmp_path / str(year) / "classes.tif"
+        path.parent.mkdir()
+        with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1, dtype="uint8", nodata=255,
+                           crs="EPSG:32628", transform=from_origin(320_000, 1_780_000, 10, 10)) as dataset:
+            dataset.write(np.zeros((1, 20, 20), np.uint8))
+            dataset.update_tags(class_names="background,road", timeseg_output="classes", model=f"m{year}.onnx",
+                                model_sha256=fingerprint)
+        maps.append(QgsRasterLayer(str(path), f"roads {year}"))
+    QgsProject.instance().addMapLayers(maps)
+    panel = dock.compare_panel
+    panel.before_combo.setLayer(maps[0])
+    panel.after_combo.setLayer(maps[1])
+    panel.compare_button.click()
+    assert panel.task is None
+    assert panel.status_label.text() == ('Not compared: "roads 2016" and "roads 2019" were made by m2016.onnx and '
+                                         "m2019.onnx: compare maps made by the same model (run the earlier period "
+                                         "again with m2019.onnx)")
+    assert not list((tmp_path / "results").glob("run_*/change_*"))
 
 
 def test_compare_offers_the_classes_of_maps_of_more_than_two(dock, tmp_path):
@@ -602,6 +635,12 @@ def test_run_inside_a_polygon_layer(dock, tmp_path):
         values = classes.read(1)
         assert classes.shape == (40, 40)  # the triangle's extent, 400 m at 10 m
     assert values[0, 0] != 255 and values[-1, -1] == 255
+    # the polygons removed: no other layer is taken in their place (QGIS's combo would take the next)
+    other = QgsVectorLayer(str(tmp_path / "area.gpkg"), "another area", "ogr")
+    QgsProject.instance().addMapLayer(other)
+    QgsProject.instance().removeMapLayer(polygons.id())
+    assert dock.options.area.layer_combo.currentLayer() is None
+    assert dock.problems() == ["Choose the polygon layer that outlines the area."]
 
 
 def test_every_control_has_a_tooltip(dock):

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sysconfig
 import time
@@ -16,7 +17,7 @@ from rasterio.windows import Window
 
 from tests_support import ROOT, load_plugin_package, write_digital_numbers
 from timeseg.cli import main
-from timeseg.core.model_card import read_model_card
+from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
 from timeseg.core.raster_stack import DatedRaster
 from timeseg.core.runtime import variant_path
 from timeseg.models.fine_tune import FineTuneError, area_window, fine_tune, held_out_centre_lines, split_windows
@@ -524,6 +525,24 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         offered = {panel.labels_combo.layer(row) for row in range(panel.labels_combo.count())} - {None}
         names = {layer.name() for layer in offered}
         assert classes[0].name() in names and not any("probability" in name for name in names), names
+        # the model the dock runs, and TimeSeg's own models, are never written over by a new fit
+        written = (tmp_path / "from_dock.onnx").stat().st_mtime_ns
+        for target, said in ((tmp_path / "from_dock.onnx", "Write the new model to another file: from_dock.onnx is "
+                              "the model the dock runs"),
+                             (SHIPPED_ROAD_MODEL.with_name("mine.onnx"), "Write the new model to another folder")):
+            panel.output_widget.setFilePath(str(target))
+            panel.controls.run_button.click()
+            assert panel.task is None and panel.controls.status_label.text().startswith(said), \
+                panel.controls.status_label.text()
+        assert (tmp_path / "from_dock.onnx").stat().st_mtime_ns == written
+        assert not SHIPPED_ROAD_MODEL.with_name("mine.onnx").exists()
+        # the chosen labels removed: none is taken in their place (QGIS's combo would take the classes map)
+        QgsProject.instance().removeMapLayer(roads.id())
+        assert panel.labels_combo.currentLayer() is None
+        # the chosen model's file written anew (here by hand) and offered: its card is read again
+        shutil.copyfile(SHIPPED_ROAD_MODEL, tmp_path / "from_dock.onnx")
+        dock.model_panel.offer_model(tmp_path / "from_dock.onnx", choose=False)
+        assert "heldout_after" not in dock.model_panel.card.metrics
     finally:
         plugin.unload()
 

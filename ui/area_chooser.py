@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 
 from qgis.core import QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
-from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QComboBox, QHBoxLayout, QWidget
 
 from .label_layers import area_of
+from .layer_choice import ChosenLayerCombo
 
 AREAS = (("layers", "Extent of the layers"), ("canvas", "Map canvas extent"), ("polygons", "Inside a polygon layer"))
 
@@ -26,7 +26,7 @@ class AreaChooser(QWidget):
         for key, label in AREAS:
             self.kind_combo.addItem(self.tr(label), key)
         self.kind_combo.setToolTip(self.tr("Only this area is read and processed; outside the polygons is nodata"))
-        self.layer_combo = QgsMapLayerComboBox()
+        self.layer_combo = ChosenLayerCombo()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
         self.layer_combo.setEnabled(False)
         self.layer_combo.setToolTip(self.tr("The polygon layer whose inside is the area"))

@@ -7,30 +7,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsMessageLog, QgsProject, QgsRasterLayer
-from qgis.gui import QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton
 
 from ..core.change import ChangeOptions
 from ..core.definitions import folder_name
 from .core_task import CoreTask
+from .layer_choice import ChosenLayerCombo
 from .layer_table import timeseg_output_kind
 from .results import add_change_layers, change_message, hide_earlier_results, plain_lines
+from .wrapping_label import WrappingLabel
 
 
 class ComparePanel(QGroupBox):
-    """``output_folder()`` says where a change raster goes; ``show(text)`` reports to the analyst.
-    Only TimeSeg class layers are offered; the change runs in a background task."""
+    """``output_folder()`` says where a change raster goes; ``results_in(folder)`` is told where a comparison
+    wrote its files. Only TimeSeg class layers are offered; the change runs in a background task, and the
+    panel's own status line, under its button, says how it went."""
 
     def __init__(self, iface, project: QgsProject, output_folder: Callable[[], Path],
-                 change_options: Callable[[], ChangeOptions], show: Callable[[str], None], parent=None) -> None:
+                 change_options: Callable[[], ChangeOptions], results_in: Callable[[Path], None],
+                 parent=None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Compare two class layers (no new run)"))
         self.iface, self.project = iface, project
-        self.output_folder, self.change_options, self.show = output_folder, change_options, show
+        self.output_folder, self.change_options, self.results_in = output_folder, change_options, results_in
         self.task: CoreTask | None = None
         form = QFormLayout(self)
-        self.before_combo = QgsMapLayerComboBox()
-        self.after_combo = QgsMapLayerComboBox()
+        self.before_combo = ChosenLayerCombo()
+        self.after_combo = ChosenLayerCombo()
         for combo in (self.before_combo, self.after_combo):
             combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
             combo.setToolTip(self.tr("A classes layer made by TimeSeg"))
@@ -43,6 +46,8 @@ class ComparePanel(QGroupBox):
         form.addRow(self.tr("Later"), self.after_combo)
         form.addRow(self.tr("Class"), self.class_combo)
         form.addRow(self.compare_button)
+        self.status_label = WrappingLabel()
+        form.addRow(self.status_label)
         self.compare_button.clicked.connect(self.compare)
         self.before_combo.layerChanged.connect(self._offer_classes)
         project.layersAdded.connect(self._offer_class_layers)
@@ -69,37 +74,51 @@ class ComparePanel(QGroupBox):
             combo.setExceptedLayerList(others)
         classes = [layer for layer in self.project.mapLayers().values()
                    if isinstance(layer, QgsRasterLayer) and layer not in others]
-        if len(classes) >= 2 and self.before_combo.currentLayer() is self.after_combo.currentLayer():
-            self.after_combo.setLayer(classes[-1] if classes[-1] is not self.before_combo.currentLayer()
-                                      else classes[0])  # two different layers to start with
+        if len(classes) >= 2:  # two different layers to start with
+            if self.before_combo.currentLayer() is None:
+                self.before_combo.setLayer(classes[0])
+            before = self.before_combo.currentLayer()
+            if self.after_combo.currentLayer() in (None, before):
+                self.after_combo.setLayer(classes[-1] if classes[-1] is not before else classes[0])
         self._offer_classes()  # the earlier layer may be new without a change of the combo's choice
 
     def compare(self) -> None:
-        from ..core.change import compute_change, lines_path
+        from ..core.change import change_problems, compute_change, lines_path
 
         before, after = self.before_combo.currentLayer(), self.after_combo.currentLayer()
         if not isinstance(before, QgsRasterLayer) or not isinstance(after, QgsRasterLayer) or before == after:
-            self.show(self.tr("Choose two different class layers to compare."))
+            self.status_label.setText(self.tr("Choose two different class layers to compare."))
             return
         output = self.output_folder() / f"change_{folder_name(before.name())}_{folder_name(after.name())}.tif"
         label = f"{before.name()} -> {after.name()}"
         options = dataclasses.replace(self.change_options(), target_class=self.class_combo.currentData())
         before_path, after_path = Path(before.source()), Path(after.source())  # plain data for the task thread
+        # what can be known at once is said at once, of the layers by their names
+        problems = change_problems(before_path, after_path, output, options,
+                                   names=(f'"{before.name()}"', f'"{after.name()}"'))
+        if problems:
+            self.status_label.setText(self.tr("Not compared: {}").format("\n".join(problems)))
+            return
 
         def done(summary, error: str | None) -> None:
             self.task = None
             self.compare_button.setEnabled(True)
             if error:
-                self.show(self.tr("Compare failed: {}").format(error))
+                self.status_label.setText(self.tr("Compare failed: {}").format(error))
                 QgsMessageLog.logMessage(f"compare failed: {error}", "TimeSeg", Qgis.Critical)
+                self.iface.messageBar().pushMessage("TimeSeg", self.tr("Compare failed: {}").format(error),
+                                                    Qgis.Critical, 10)
                 return
             hide_earlier_results(self.project)
             add_change_layers(self.project, "compare", output, lines_path(output), label, [])
-            self.show("\n".join(plain_lines(summary.lines())))
-            self.iface.messageBar().pushMessage("TimeSeg", change_message(summary.lines()), Qgis.Success, 10)
+            self.status_label.setText("\n".join([*plain_lines(summary.lines()),
+                                                 self.tr("Results in {}").format(output.parent)]))
+            self.results_in(output.parent)
+            self.iface.messageBar().pushMessage(
+                "TimeSeg", self.tr("Change {}: {}").format(label, change_message(summary.lines())), Qgis.Success, 10)
 
         self.task = CoreTask(self.tr("TimeSeg compare"),
                              lambda: compute_change(before_path, after_path, output, options), done)
         self.compare_button.setEnabled(False)
-        self.show(self.tr("Comparing {} ...").format(label))
+        self.status_label.setText(self.tr("Comparing {} ...").format(label))
         QgsApplication.taskManager().addTask(self.task)

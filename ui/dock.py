@@ -120,10 +120,10 @@ class TimeSegDock(QgsDockWidget):
         self.options = OptionsPanel(iface, self.project, body)
         column.addWidget(self.options)
         self.compare_panel = ComparePanel(iface, self.project, self.options.output_folder,
-                                          self.options.change_options, self.controls.status_label.setText, body)
+                                          self.options.change_options, self._results_in, body)
         column.addWidget(self.compare_panel)
         self.train_panel = TrainPanel(iface, self.project, self.table.checked_layers,
-                                      self.model_panel.offer_model, body)
+                                      self.model_panel.offer_model, lambda: self.model_panel.path, body)
         column.addWidget(self.train_panel)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -205,6 +205,11 @@ class TimeSegDock(QgsDockWidget):
             self.table.set_checked(layer.id())
         self.controls.status_label.setText("\n".join(problems))
         return problems
+
+    def _results_in(self, folder: Path) -> None:
+        """Open output folder opens ``folder``: where the last run or comparison wrote."""
+        self.last_output = folder
+        self.open_folder_button.setEnabled(True)
 
     def open_output_folder(self) -> None:
         if self.last_output is not None and self.last_output.is_dir():
@@ -321,7 +326,7 @@ class TimeSegDock(QgsDockWidget):
         if problems:  # the red lines above say what; the status says that Run waits for them
             self.warning_label.setText("\n".join(problems))
             self.warning_label.setVisible(True)
-            self.controls.status_label.setText(self.tr("Not run: mend what the red lines above say."))
+            self.controls.refused(self.tr("Not run: mend what the red lines above say."))
             self.refused = True
             return
         self.model_panel.save_settings()
@@ -357,8 +362,7 @@ class TimeSegDock(QgsDockWidget):
             self.controls.stopped(self.tr("The project this run was started in was closed: its maps were not added "
                                           "to this one. They are in {}").format(outcome.parameters.output_dir),
                                   done=True)
-            self.last_output = outcome.parameters.output_dir
-            self.open_folder_button.setEnabled(True)
+            self._results_in(outcome.parameters.output_dir)
             return
         if outcome.cancelled:
             self.controls.stopped(self.tr("Cancelled; nothing of this run was kept."), done=False)
@@ -387,8 +391,7 @@ class TimeSegDock(QgsDockWidget):
                 Qgis.Success, 10)
         lines += outcome.warnings
         lines.append(self.tr("Results in {}").format(outcome.parameters.output_dir))
-        self.last_output = outcome.parameters.output_dir
-        self.open_folder_button.setEnabled(True)
+        self._results_in(outcome.parameters.output_dir)
         self.controls.stopped("\n".join(lines), done=True)
         for line in lines:
             log(line)

@@ -66,7 +66,9 @@ class ModelPanel(QGroupBox):
         if self.shipped_combo.findData(key) < 0:
             self.shipped_combo.insertItem(self.shipped_combo.count() - 1, self.tr("Trained: {}").format(
                 Path(path).stem), key)
-        if choose:
+        if str(self.path.resolve()) == key:  # written where the chosen model was: no fileChanged, its card anew
+            self.load_model()
+        elif choose:
             self.model_widget.setFilePath(key)
 
     def load_model(self, path: str | None = None) -> None:

@@ -39,6 +39,11 @@ class TaskControls(QWidget):
     def set_progress(self, percent: float) -> None:
         self.progress.setValue(int(percent))
 
+    def refused(self, message: str) -> None:
+        """The job did not start: the bar says nothing of an earlier one."""
+        self.progress.setValue(0)
+        self.status_label.setText(message)
+
     def cancelling(self) -> None:
         self.status_label.setText(self.tr("Cancelling ..."))
 

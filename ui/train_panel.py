@@ -18,7 +18,7 @@ from qgis.core import (
     QgsMapLayerProxyModel,
     QgsProject,
 )
-from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -29,10 +29,11 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
-from ..core.model_card import SHIPPED_ROAD_MODEL
+from ..core.model_card import SHIPPED_MODELS_DIR, SHIPPED_ROAD_MODEL
 from .area_chooser import AreaChooser
 from .dependencies import missing_training_message
 from .label_layers import is_label_candidate, label_source_of
+from .layer_choice import ChosenLayerCombo
 from .project_folders import default_folder, default_folder_words
 from .task_controls import TaskControls
 from .training_task import TrainingOutcome, TrainingTask
@@ -47,20 +48,19 @@ class TrainPanel(QGroupBox):
     it scored below the model it started from)."""
 
     def __init__(self, iface, project: QgsProject, checked_layers: Callable[[], tuple[list, list]],
-                 model_ready: Callable[[Path, bool], None], parent=None) -> None:
+                 model_ready: Callable[[Path, bool], None], model_in_use: Callable[[], Path], parent=None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Train on your area"))
         self.iface, self.project = iface, project
-        self.checked_layers, self.model_ready = checked_layers, model_ready
+        self.checked_layers, self.model_ready, self.model_in_use = checked_layers, model_ready, model_in_use
         self.task: TrainingTask | None = None
         self.started = 0.0  # time.monotonic() when the task started
         form = QFormLayout(self)
-        self.labels_combo = QgsMapLayerComboBox()
+        self.labels_combo = ChosenLayerCombo()
         self.labels_combo.setFilters(QgsMapLayerProxyModel.LineLayer | QgsMapLayerProxyModel.PolygonLayer
                                      | QgsMapLayerProxyModel.RasterLayer)
         self.labels_combo.setToolTip(self.tr("Road lines (e.g. OpenStreetMap roads), polygons, or a label raster "
                                              "(1 = road, 0 = not road, 255 = unknown)"))
-        self.labels_combo.setAllowEmptyLayer(True)
         self.leave_out_images()
         self.labels_combo.setLayer(None)  # chosen by the analyst, never guessed
         project.layersAdded.connect(self.leave_out_images)
@@ -138,13 +138,20 @@ class TrainPanel(QGroupBox):
         label_layer = self.labels_combo.currentLayer()
         if label_layer is None:
             raise ValueError(self.tr("Choose a label layer (road lines, polygons or a label raster)."))
+        output = self.output_path()
+        if output.resolve().parent == SHIPPED_MODELS_DIR.resolve():
+            raise ValueError(self.tr("Write the new model to another folder: {} holds TimeSeg's own models.").format(
+                output.parent))
+        if output.resolve() == self.model_in_use().resolve():
+            raise ValueError(self.tr("Write the new model to another file: {} is the model the dock runs, and a fit "
+                                     "that turns out worse would replace it.").format(output.name))
         first = self.project.mapLayer(chosen[0].layer_id)
         init = SHIPPED_ROAD_MODEL.with_suffix(".pt") if self.start_combo.currentData() == "fine_tune" else None
         polygon_layer = self.area.polygon_layer()
         polygons = label_source_of(polygon_layer, 1, folder) if polygon_layer is not None else None
         return FineTuneRequest(
             [DatedRaster(layer.path, layer.date) for layer in chosen],
-            label_source_of(label_layer, self.line_width_spin.value(), folder), self.output_path(), init,
+            label_source_of(label_layer, self.line_width_spin.value(), folder), output, init,
             self.area.canvas_extent(first), self.epochs_spin.value(), float(self.minutes_spin.value()),
             layer_names=[layer.name for layer in chosen], area_polygons=polygons,
             labels_name=_layer_words(label_layer), area_name=_layer_words(polygon_layer) if polygon_layer else None)
@@ -153,14 +160,14 @@ class TrainPanel(QGroupBox):
     def train(self) -> None:
         missing = missing_training_message()
         if missing:
-            self.controls.status_label.setText(missing)
+            self.controls.refused(missing)
             return
         label_folder = tempfile.TemporaryDirectory(prefix="timeseg_labels_")
         try:
             request = self.request(Path(label_folder.name))
         except ValueError as error:
             label_folder.cleanup()
-            self.controls.status_label.setText(str(error))
+            self.controls.refused(str(error))
             return
         self.task = TrainingTask(request, self.on_finished, label_folder)
         self.started = time.monotonic()
