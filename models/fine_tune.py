@@ -83,12 +83,18 @@ class FineTuneResult:
         nothing on the held-out part, else None."""
         if self.worse_than_start:
             return (f"the new model scores below the starting model on your held-out part: keep using the "
-                    f"starting model, or train again with more labels or more epochs ({self.model_path.name} "
-                    f"was written so that you can compare them)")
+                    f"starting model ({self.model_path.name} was written so that you can compare them). {UNDRAWN} "
+                    "then train again")
         if self.finds_nothing:
-            return ("the new model finds none of the labels of your held-out part: train again with more minutes "
-                    "(from scratch, at least the default 5), with more labels, or from the shipped model")
+            return (f"the new model finds none of the labels of your held-out part. {UNDRAWN} then train again, "
+                    "with more minutes (from scratch, at least the default 5) or from the shipped model")
         return None
+
+
+# the likeliest cause of a fit that learns less than it knew: roads in the area that the labels leave out
+UNDRAWN = ("Every road inside the area must be drawn, as a road left out is learnt as not-road: draw the missing "
+           "ones, or choose an area (Area; --extent; in Processing: Extent) around the part where every road "
+           "is drawn;")
 
 
 MODEL_BYTES = 20_000_000  # a fitted model, its checkpoint, its int8 variant and summary: a few MB, with room

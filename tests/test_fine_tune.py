@@ -266,6 +266,8 @@ def test_a_model_worse_than_its_start_or_finding_nothing_is_called_so(scratch_mo
     nothing = replace(found, after={"iou": 0.0, "f1": 0.0, "relaxed_f1": 0.0})
     assert nothing.finds_nothing and not nothing.worse_than_start
     assert nothing.verdict().startswith("the new model finds none of the labels of your held-out part")
+    for verdict in (worse.verdict(), nothing.verdict()):  # the likeliest cause: roads the labels leave out
+        assert "Every road inside the area must be drawn, as a road left out is learnt as not-road" in verdict
     assert not replace(found, after={"iou": 0.0, "f1": 0.0, "relaxed_f1": 0.1}).finds_nothing
 
 

@@ -60,7 +60,8 @@ class TrainPanel(QGroupBox):
         self.labels_combo.setFilters(QgsMapLayerProxyModel.LineLayer | QgsMapLayerProxyModel.PolygonLayer
                                      | QgsMapLayerProxyModel.RasterLayer)
         self.labels_combo.setToolTip(self.tr("Road lines (e.g. OpenStreetMap roads), polygons, or a label raster "
-                                             "(1 = road, 0 = not road, 255 = unknown)"))
+                                             "(1 = road, 0 = not road, 255 = unknown). Draw every road inside the "
+                                             "Area: a road left out is learnt as not-road"))
         self.leave_out_images()
         self.labels_combo.setLayer(None)  # chosen by the analyst, never guessed
         project.layersAdded.connect(self.leave_out_images)
