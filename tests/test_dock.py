@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -461,6 +462,22 @@ def test_periods_of_two_places_are_refused_before_run_and_the_refusal_goes_when_
     assert refusal in dock.warning_label.text().splitlines()  # said once, above Run
     dock.table.set_checked(elsewhere.id(), False)  # mended: what Run said goes with what it was about
     assert dock.warning_label.text() == "" and dock.controls.status_label.text() == ""
+    # an option that a run would refuse is said as it is chosen, not only at Run
+    a_file = tmp_path / "not_a_folder.txt"
+    a_file.write_text("x")
+    dock.options.output_widget.setFilePath(str(a_file))
+    assert dock.warning_label.text() == f"The output folder {a_file} is a file: choose a folder."
+    assert not dock.warning_label.isHidden()
+    dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+    assert dock.warning_label.text() == ""
+    # what is wrong for every period is said once, not once per period
+    tick_all(dock, layers)
+    model = tmp_path / "gone.onnx"
+    shutil.copyfile(dock.model_panel.path, model)
+    dock.model_panel.model_widget.setFilePath(str(model))
+    model.unlink()
+    dock.update_warnings()
+    assert dock.warning_label.text() == f"model file not found: {model}", dock.warning_label.text()
 
 
 def test_shipped_models_are_offered_by_name(dock):

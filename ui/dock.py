@@ -136,6 +136,7 @@ class TimeSegDock(QgsDockWidget):
         self.model_panel.cardChanged.connect(self._card_changed)
         self.options.defaults_button.clicked.connect(lambda: self.options.apply_card(self.model_panel.card))
         self.table.selectionChangedByUser.connect(self.update_warnings)
+        self.options.changed.connect(self.update_warnings)
         self.controls.run_button.clicked.connect(self.run)
         self.controls.cancel_button.clicked.connect(self.cancel)
         self.project_generation = 0  # a new or another project: a run of the one before adds nothing to it
@@ -300,13 +301,20 @@ class TimeSegDock(QgsDockWidget):
             parameters = self.parameters()
         except ValueError as error:
             return [*problems, str(error)], []
-        warnings = []
+        folder = self.options.output_folder().parent
+        if folder.exists() and not folder.is_dir():
+            return [*problems, self.tr("The output folder {} is a file: choose a folder.").format(folder)], []
         requests = parameters.segment_requests()
-        for period, request in requests.items():
-            period_problems, period_warnings = segment_preflight(request)
-            problems += [self.tr("Period {}: {}").format(period, problem) for problem in period_problems]
-            warnings += [self.tr("Period {}: {}").format(period, warning) for warning in period_warnings]
-        return problems + periods_apart(requests), warnings
+        found = {period: segment_preflight(request) for period, request in requests.items()}
+        problems += self._by_period({period: lines for period, (lines, _) in found.items()})
+        return problems + periods_apart(requests), self._by_period({p: lines for p, (_, lines) in found.items()})
+
+    def _by_period(self, lines: dict[str, list[str]]) -> list[str]:
+        """Each period's lines, prefixed with it; a line every period has (the model's, the folder's) once."""
+        shared = set.intersection(*map(set, lines.values())) if len(lines) > 1 else set()
+        once = [line for line in next(iter(lines.values()), []) if line in shared]
+        return once + [self.tr("Period {}: {}").format(period, line)
+                       for period, period_lines in lines.items() for line in period_lines if line not in shared]
 
     def update_warnings(self) -> None:
         ticked, undated = self.table.checked_layers()

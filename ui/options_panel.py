@@ -7,6 +7,7 @@ from pathlib import Path
 
 from qgis.core import QgsProject, QgsSettings
 from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +37,11 @@ RESULTS_FOLDER = "timeseg_results"  # under the project's folder, or the tempora
 
 
 class OptionsPanel(QGroupBox):
+    """``changed`` is emitted when a choice that a run's checks read changes (device, precision, tiling, area,
+    output folder), so that the dock says at once what it would refuse."""
+
+    changed = pyqtSignal()
+
     def __init__(self, iface, project: QgsProject, parent=None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Options"))
@@ -120,6 +126,11 @@ class OptionsPanel(QGroupBox):
         self.probability_check.setToolTip(self.tr("Also add each period's probability map (hidden at first)"))
         form.addRow(self.probability_check)
         self.device_combo.currentIndexChanged.connect(self.update_device_label)
+        for signal in (self.device_combo.currentIndexChanged, self.precision_combo.currentIndexChanged,
+                       self.tile_spin.editingFinished, self.overlap_spin.editingFinished,
+                       self.area.kind_combo.currentIndexChanged, self.area.layer_combo.layerChanged,
+                       self.output_widget.fileChanged):
+            signal.connect(self.changed)
         # the output folder is the project's: it follows when another project is opened or a new one started
         project.readProject.connect(self._follow_project)
         project.cleared.connect(self._follow_project)
