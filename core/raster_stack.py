@@ -175,8 +175,15 @@ class Grid:
         return Grid(self.crs, rasterio.Affine(abs(a), 0, left, 0, -abs(e), top), self.width, self.height)
 
     def matches(self, dataset: rasterio.DatasetReader) -> bool:
-        """The dataset lies on exactly this grid (no warping needed)."""
-        return self == Grid.of(dataset)
+        """The dataset lies on this grid (no warping needed): its CRS and size, and its geotransform to within
+        float rounding (gdalwarp writes 10 m pixels as 10.000000000000002 m: a millionth of a pixel across a
+        Sentinel-2 tile)."""
+        if dataset.crs != self.crs or (dataset.width, dataset.height) != (self.width, self.height):
+            return False
+        own, grid = dataset.transform, self.transform
+        unit = max(abs(grid.a), abs(grid.e), abs(grid.b), abs(grid.d)) or 1.0  # a pixel's size in CRS units
+        return (all(abs(getattr(own, k) - getattr(grid, k)) <= 1e-9 * unit for k in "abde")
+                and all(abs(getattr(own, k) - getattr(grid, k)) <= 1e-6 * unit for k in "cf"))
 
     def shares_pixels(self, dataset: rasterio.DatasetReader) -> bool:
         """The dataset's pixels are this grid's, over another extent maybe: its CRS and pixel size, its corner

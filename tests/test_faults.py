@@ -770,6 +770,23 @@ def test_each_date_at_another_resolution_is_named(ws, capsys):
             assert classes.res == (10.0, 10.0)
 
 
+def test_a_date_whose_pixels_differ_by_float_rounding_is_read_as_it_is(ws, capsys):
+    """gdalwarp writes 10 m pixels as 10.000000000000002 m: the same grid, read without a warp or a warning,
+    and the map is the one of the exact copy."""
+    with rasterio.open(ws.inputs[0]) as reference:
+        left, top = reference.transform.c, reference.transform.f
+    rounded = ws.raster("R_20191229.tif", ws.tci(), transform=rasterio.Affine(
+        10.000000000000002, 0, left, 0, -10.000000000000002, top))
+    exact = ws.raster("E_20191229.tif", ws.tci(), transform=from_origin(left, top, 10, 10))
+    for name, third in (("rounded", rounded), ("exact", exact)):
+        assert main(["segment", "--model", str(ws.model), "--output", str(ws.root / name),
+                     *map(str, [*ws.inputs[:2], third])]) == 0
+        assert "warning" not in capsys.readouterr().err
+    with rasterio.open(ws.root / "rounded" / "probability.tif") as a, rasterio.open(
+            ws.root / "exact" / "probability.tif") as b:
+        assert np.array_equal(a.read(), b.read(), equal_nan=True)
+
+
 def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
     """60 m rasters on a 10 m model: resampled to 10 m over the same extent, said in one warning line."""
     small = ws.tci()[:, ::6, ::6]
