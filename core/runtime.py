@@ -105,12 +105,19 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def _session_options(ort, threads: int, reuse_memory: bool = True):
+def quiet_options(ort):
+    """onnxruntime session options that log errors only: its warnings (shapes of reused buffers, a Loop's shared
+    constants) are not the user's business."""
     options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return options
+
+
+def _session_options(ort, threads: int, reuse_memory: bool = True):
+    options = quiet_options(ort)
     options.intra_op_num_threads = threads
     options.enable_mem_reuse = reuse_memory
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: onnxruntime's warnings are not the user's business
     return options
 
 

@@ -21,7 +21,9 @@ import onnx
 import torch
 
 from ..core.atomic import OutputSet, atomic_file
-from ..core.model_card import ModelCard
+from ..core.definitions import MAX_TILE_SIZE, MIN_TILE_SIZE
+from ..core.model_card import ModelCard, card_problem
+from ..core.runtime import quiet_options
 from .checkpoint import load_checkpoint
 
 PARITY_TOLERANCE = 1e-4
@@ -53,6 +55,20 @@ def parity_cases(card: ModelCard) -> list[ParityCase]:
     return [ParityCase(1, short, 64, 64), ParityCase(2, long, 72, 50)]
 
 
+def exported_card(trained: dict[str, Any], overrides: dict[str, Any] | None, precision: str) -> ModelCard:
+    """The card a checkpoint's model is exported with: its training's card, ``overrides`` (a tile size, an
+    overlap, ...) and ``precision``; ``ExportError`` before anything is written when it would be one the
+    engine refuses to read or to run."""
+    values = {**trained, **(overrides or {}), "precision": precision}
+    problem = card_problem(values)
+    if problem is None and not MIN_TILE_SIZE <= values["tile_size"] <= MAX_TILE_SIZE:
+        problem = f"tile_size must be between {MIN_TILE_SIZE} and {MAX_TILE_SIZE} pixels"
+    if problem is not None:
+        raise ExportError(f"{problem} (--tile-size {values.get('tile_size')}, --overlap "
+                          f"{values.get('tiles_overlap')}); nothing written")
+    return ModelCard(**values)
+
+
 def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
                       card_overrides: dict[str, Any] | None = None, seed: int = 0,
                       outputs: OutputSet | None = None) -> tuple[ModelCard, float]:
@@ -62,7 +78,7 @@ def export_checkpoint(checkpoint_path: str | Path, output: str | Path,
     commit with the run's other files; without, it is committed here, only when parity holds.
     """
     network, config, checkpoint = load_checkpoint(checkpoint_path)
-    card = ModelCard(**{**checkpoint["card"], **(card_overrides or {}), "precision": "fp32"})
+    card = exported_card(checkpoint["card"], card_overrides, "fp32")
     output = Path(output)
     with contextlib.nullcontext(outputs.partial(output)) if outputs is not None else atomic_file(output) as partial:
         example = torch.rand(1, card.sequence_length, config.in_channels, 64, 64)
@@ -101,7 +117,8 @@ def parity_difference(network: torch.nn.Module, onnx_path: Path, card: ModelCard
     """Largest absolute difference between onnxruntime and PyTorch over ``parity_cases``."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(onnx_path), quiet_options(onnxruntime),
+                                           providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)
     largest = 0.0
     for case in parity_cases(card):
@@ -138,7 +155,7 @@ def int8_variant(checkpoint_path: str | Path, calibration: Sequence[np.ndarray],
     network, _, checkpoint = load_checkpoint(checkpoint_path)
     if not isinstance(network, FcnConvLstm):
         raise ExportError("int8 export is for the FCN + ConvLSTM models (roads, mangroves)")
-    card = ModelCard(**{**checkpoint["card"], **(card_overrides or {}), "precision": "int8"})
+    card = exported_card(checkpoint["card"], card_overrides, "int8")
     model, equal = int8_model(network, card, calibration, OPSET, seed)
     card = dataclasses.replace(card, metrics={**card.metrics, "int8_equal_class_pixels": round(equal, 4)})
     write_card(model, card)

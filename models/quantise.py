@@ -34,6 +34,7 @@ from torch import nn
 from ..core.harmonisation import Harmonisation, harmonised
 from ..core.model_card import ModelCard
 from ..core.normalisation import Normalisation
+from ..core.runtime import quiet_options
 from .int8_layout import int8_layout, padded_channels
 from .networks import FcnConvLstm
 from .networks.unet import probabilities_from_logits
@@ -228,9 +229,8 @@ def _equal_class_pixels(network: FcnConvLstm, model: onnx.ModelProto, card: Mode
                         images: Sequence[np.ndarray], dates: int, rng: np.random.Generator) -> float:
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: its notes on the Loop's shared constants are not the user's
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model.SerializeToString(), quiet_options(onnxruntime),
+                                           providers=["CPUExecutionProvider"])
     equal, total = 0, 0
     for patch in calibration_patches(images, card, 4, dates, rng):
         with torch.no_grad():

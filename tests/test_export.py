@@ -85,6 +85,20 @@ def test_export_refuses_to_write_when_parity_fails(checkpoint, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("overrides,said", [
+    ({"tile_size": 64, "tiles_overlap": 100}, "tiles_overlap must be a whole number of pixels below tile_size"),
+    ({"tile_size": 0}, "tile_size must be a positive whole number"),
+    ({"tile_size": 5000}, "tile_size must be between 32 and 2048 pixels"),
+    ({"tiles_overlap": -5}, "tiles_overlap must be a whole number of pixels below tile_size"),
+])
+def test_export_refuses_a_tiling_the_engine_would_refuse(checkpoint, tmp_path, overrides, said):
+    """A card the engine cannot read or run is refused before anything is written (it was written, and every
+    later command then refused the model)."""
+    with pytest.raises(ExportError, match=said):
+        export_checkpoint(checkpoint, tmp_path / "tiled.onnx", overrides)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cards_that_are_not_timeseg_are_refused(tmp_path):
     with pytest.raises(ModelCardError, match="no TimeSeg model card"):
         ModelCard.from_metadata({"author": '"someone"'})
