@@ -38,8 +38,9 @@ def _add_train(commands) -> argparse.ArgumentParser:
     user.add_argument("--extent", help="with --output-model: xmin,ymin,xmax,ymax in the first raster's CRS "
                       "(default: its whole extent)")
     add_options(user, FineTuneRequest)
-    user.add_argument("--validation-images", type=Path, nargs="+", help="dated rasters of a held-out site")
-    user.add_argument("--validation-labels", type=Path, help="labels of the held-out site")
+    user.add_argument("--validation-images", type=Path, nargs="+",
+                      help="dated rasters of a held-out site (not with --output-model)")
+    user.add_argument("--validation-labels", type=Path, help="labels of the held-out site (not with --output-model)")
     user.add_argument("--class-names", default="background,road", help="comma-separated (default background,road)")
     user.add_argument("--bands", default="B04,B03,B02", help="band names in input order (default TCI R,G,B)")
     user.add_argument("--input-scale", type=float, default=1 / 255, help="raw value multiplier (default 1/255)")
@@ -202,6 +203,14 @@ def run_fine_tune(args: argparse.Namespace) -> None:
 
     if not (args.images and args.labels):
         raise ValueError("with --output-model, give --images (your dated rasters) and --labels (your label layer)")
+    unused = [flag for flag, value in (("--validation-images", args.validation_images),
+                                       ("--validation-labels", args.validation_labels), ("--output", args.output),
+                                       ("--real-labels", args.real_labels), ("--real-image", args.real_image))
+              if value is not None]
+    if unused:  # a held-out site given here would not be what the model is scored on
+        raise ValueError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used with --output-model, "
+                         "which holds out a part of your area itself and writes beside the model: leave "
+                         f"{'it' if len(unused) == 1 else 'them'} out, or train without --output-model")
     extent = None
     if args.extent:
         try:

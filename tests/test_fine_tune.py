@@ -413,8 +413,15 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
         capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
-                 "--output-model", str(tmp_path / "m.onnx"), "--extent", "1,2,3", "--output", str(tmp_path / "r")])
+                 "--output-model", str(tmp_path / "m.onnx"), "--extent", "1,2,3"])
     assert code == 1 and "--extent wants xmin,ymin,xmax,ymax" in capsys.readouterr().err
+    # a held-out site of one's own is not what an area's fit is scored on: refused, not ignored
+    code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
+                 "--output-model", str(tmp_path / "m.onnx"), "--validation-images", *images,
+                 "--validation-labels", str(place.labels_path), "--output", str(tmp_path / "r")])
+    assert code == 1 and ("error: --validation-images, --validation-labels, --output are not used with "
+                          "--output-model, which holds out a part of your area itself") in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "r").exists()
 
 
 def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgis_iface):
