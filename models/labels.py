@@ -64,6 +64,12 @@ def label_raster(source: LabelSource, grid: Grid) -> np.ndarray:
                          "geometry_type(@geometry); else split the file)")
     if counts and source.kind not in counts:  # polygons read as lines fill their area; lines read as polygons are 1 px
         other = next(iter(counts))
+        layers = _layer_kinds(path)
+        if source.layer is None and len(layers) > 1:  # the first layer was taken: the right one may be another
+            fitting = [name for name, kind in layers.items() if kind == source.kind]
+            advice = f"give --label-layer {fitting[0]}" if fitting else f"give the label kind {other}"
+            raise LabelError(f"{path.name}'s first layer, {next(iter(layers))}, holds {other}, not {source.kind}: "
+                             f"{advice} (its layers: {', '.join(f'{n} ({k})' for n, k in layers.items())})")
         raise LabelError(f"{path.name} holds {other}, not {source.kind}: give the label kind {other}")
     shape = (grid.height, grid.width)
     if not geometries:
@@ -101,6 +107,17 @@ def _is_raster(path: Path) -> bool:
             return True
     except rasterio.errors.RasterioIOError:
         return False
+
+
+def _layer_kinds(path: Path) -> dict[str, str]:
+    """The layers of a vector file in order, each with its kind: lines, polygons, points or other."""
+    from osgeo import ogr
+
+    source = ogr.Open(str(path))
+    kinds = {ogr.wkbLineString: "lines", ogr.wkbPolygon: "polygons", ogr.wkbPoint: "points",
+             ogr.wkbMultiLineString: "lines", ogr.wkbMultiPolygon: "polygons", ogr.wkbMultiPoint: "points"}
+    layers = (source.GetLayer(i) for i in range(source.GetLayerCount()))
+    return {layer.GetName(): kinds.get(ogr.GT_Flatten(layer.GetGeomType()), "other") for layer in layers}
 
 
 def _read_geometries(path: Path, layer_name: str | None, grid: Grid) -> list[dict]:

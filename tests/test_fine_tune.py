@@ -415,6 +415,12 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
                  "--output-model", str(tmp_path / "m.onnx"), "--extent", "1,2,3"])
     assert code == 1 and "--extent wants xmin,ymin,xmax,ymax" in capsys.readouterr().err
+    # no --label-layer, and the first layer holds other geometries: the layer that fits is named
+    code = main(["train", "--images", *images, "--labels", str(ROOT / "models/real/Inn_roads.gpkg"),
+                 "--output-model", str(tmp_path / "m.onnx")])
+    assert code == 1 and ("error: Inn_roads.gpkg's first layer, areas, holds polygons, not lines: give --label-layer "
+                          "roads (its layers: areas (polygons), roads (lines), land_cover (polygons))"
+                          ) in capsys.readouterr().err
     # a held-out site of one's own is not what an area's fit is scored on: refused, not ignored
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
                  "--output-model", str(tmp_path / "m.onnx"), "--validation-images", *images,
