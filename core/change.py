@@ -328,7 +328,12 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     dates = {path: _dates(source) for path, source in ((before, before_source), (after, after_source))}
     counts = {name: int((change == code).sum()) for name, code in
               (("none", NONE), ("new", NEW), ("removed", REMOVED), ("nodata", NODATA))}
-    lines = change_lines(new, removed, grid, _probability_beside(after, grid, outputs),
+    # each line's mean P: of the later map for new lines, the earlier for removed ones (the map itself, or the
+    # probability map beside a classes map)
+    lines = change_lines(new, removed, grid,
+                         np.where(after_valid, after_values, np.nan) if after_prob else
+                         _probability_beside(after, grid, outputs),
+                         np.where(before_valid, before_values, np.nan) if before_prob else
                          _probability_beside(before, grid, outputs))
     warnings = [SINGLE_DATE_WARNING.format(shown(path)) for path, found in dates.items() if len(found) == 1]
     makers = {path: _map_kind(source) for path, source in ((before, before_source), (after, after_source))}
@@ -342,8 +347,15 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
             warnings.append(f"warning: {shown(before)} is not on the grid of {shown(after)} (another CRS, pixel size "
                             "or corner): it was resampled onto it, so roads along its pixels' edges may show as "
                             "change; for a cleaner change map, give both periods' rasters on one grid (gdalwarp)")
-    if options.low is not None and not (before_prob or after_prob):
-        warnings.append("warning: --low reads probability maps; these are class maps, so it was not used")
+    probabilities_read = bool(before_prob or after_prob)
+    unused = [] if probabilities_read else [flag for flag, given in (
+        ("--high", options.high != CHANGE_THRESHOLD), ("--low", options.low is not None)) if given]
+    if unused:  # class maps were thresholded when they were made (segment --threshold)
+        warnings.append(f"warning: {' and '.join(unused)} read{'s' * (len(unused) == 1)} probability maps; these are "
+                        f"class maps, so {'it was' if len(unused) == 1 else 'they were'} not used")
+    # the options as used: a threshold class maps did not read is not recorded as if it had been
+    used = {**asdict(options), "target_class": followed_class(options)} | (
+        {} if probabilities_read else {"high": None, "low": None})
     summary = ChangeSummary(
         pixels=counts,
         area_m2={name: count * pixel_size**2 for name, count in counts.items()},
@@ -357,7 +369,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),
                        "dates": {"before": [str(d) for d in dates[before]], "after": [str(d) for d in dates[after]]},
                        "models": {"before": makers[before].model, "after": makers[after].model},
-                       "options": {**asdict(options), "target_class": followed_class(options)}, **asdict(summary),
+                       "options": used, **asdict(summary),
                        "lines": {"path": str(lines_path(output).absolute()),
                                  "new": sum(1 for x in lines if x.change == "new"),
                                  "removed": sum(1 for x in lines if x.change == "removed")}}, indent=2)

@@ -63,15 +63,21 @@ def test_codes_and_summary(periods, tmp_path):
     # what it was made from and how, wherever the summary is read from
     assert (saved["before"], saved["after"]) == (str(before.absolute()), str(after.absolute()))
     assert saved["lines"]["path"] == str((tmp_path / "change.gpkg").absolute())
-    assert saved["options"] == {"target_class": 1, "high": 0.5, "low": None, "min_patch_pixels": 0, "tolerance_px": 1}
+    # class maps read no probability threshold: none is recorded as used
+    assert saved["options"] == {"target_class": 1, "high": None, "low": None, "min_patch_pixels": 0,
+                                "tolerance_px": 1}
     assert saved["dates"] == {"before": [], "after": []}  # these maps carry no dates
     assert not summary.warnings
 
 
-def test_a_lower_threshold_on_class_maps_is_said_to_be_unused(periods, tmp_path):
+def test_thresholds_on_class_maps_are_said_to_be_unused(periods, tmp_path):
     before, after = periods
     summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(low=0.3))
     assert summary.warnings == ["warning: --low reads probability maps; these are class maps, so it was not used"]
+    summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(high=0.3, low=0.2))
+    assert summary.warnings == ["warning: --high and --low read probability maps; these are class maps, so they "
+                                "were not used"]
+    assert json.loads((tmp_path / "change.json").read_text())["options"]["high"] is None
 
 
 def test_new_and_removed_roads_as_lines(periods, tmp_path):
@@ -113,6 +119,12 @@ def test_hysteresis_on_probabilities(tmp_path):
     plain = compute_change(b, a, tmp_path / "plain.tif", ChangeOptions(high=0.6, min_patch_pixels=0))
     hysteresis = compute_change(b, a, tmp_path / "hyst.tif", ChangeOptions(high=0.6, low=0.4, min_patch_pixels=0))
     assert plain.pixels["new"] == 1 and hysteresis.pixels["new"] == 18
+    # probability maps given: each line's mean P is the later map's own (it was left empty)
+    from osgeo import ogr
+
+    source = ogr.Open(str(tmp_path / "hyst.gpkg"))  # kept: its layer dies with it
+    [mean] = [feature.GetField("mean_probability") for feature in source.GetLayerByName("lines")]
+    assert mean == pytest.approx((17 * 0.45 + 0.9) / 18, abs=1e-4)
 
 
 def test_a_road_found_a_pixel_aside_is_the_same_road(tmp_path, capsys):
