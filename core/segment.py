@@ -165,6 +165,9 @@ def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str
         raise SegmentError(f"date selection must be one of {', '.join(DATE_SELECTIONS)}, got {selection!r}")
     if selection == "all" and max_dates is not None:
         raise SegmentError("--max-dates and date selection 'all' contradict each other: choose last or even")
+    if selection in ("last", "even") and max_dates is None and card.dynamic_time:
+        raise SegmentError(f"date selection '{selection}' chooses among the dates only with --max-dates N (this "
+                           "model reads any number of dates): give --max-dates, or leave the selection out")
     if selection == "auto":
         selection = "all" if max_dates is None else "last"
     ordered = sorted(rasters, key=lambda r: r.date)

@@ -303,8 +303,11 @@ def test_date_selection_for_long_sequences():
     assert [r.path for r in select_dates(rasters, card, "even", 3)] == ["d0.tif", "d4.tif", "d8.tif"]
     fixed = ModelCard(**{**CARD, "dynamic_time": False, "sequence_length": 4})
     assert len(select_dates(rasters, fixed)) == 4
+    assert [r.path for r in select_dates(rasters, fixed, "even")] == ["d0.tif", "d3.tif", "d5.tif", "d8.tif"]
     with pytest.raises(SegmentError, match="below the model's minimum"):
         select_dates(rasters, card, "last", 1)
+    with pytest.raises(SegmentError, match="chooses among the dates only with --max-dates"):  # it chose nothing
+        select_dates(rasters, card, "even")
 
 
 def test_rasters_too_small_for_the_models_view_are_warned_of(local_model, small_scene, tmp_path):

@@ -299,6 +299,8 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
                                 "max dates 1 is below the model's minimum of 2: give a larger --max-dates"),
     "max dates with all": (lambda ws: seg(ws, extra=["--max-dates", "2", "--date-selection", "all"]), 1,
                            "contradict each other: choose last or even"),
+    "even without max dates": (lambda ws: seg(ws, extra=["--date-selection", "even"]), 1,
+                               "date selection 'even' chooses among the dates only with --max-dates N"),
     "device name": (lambda ws: seg(ws, extra=["--device", "gpu"]), 2, "invalid choice: 'gpu'"),
     "cuda without provider": (lambda ws: seg(ws, extra=["--device", "cuda"]), 1,
                               "GPU \\(CUDA\\) was asked for but this onnxruntime has no CUDA provider"),
