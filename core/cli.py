@@ -222,14 +222,20 @@ class OneLineParser(argparse.ArgumentParser):
 def main_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, object]:
     """A top-level parser with ``--debug`` and an empty set of subcommands to add to."""
     main = OneLineParser(prog=prog, description=description)
-    main.add_argument("--debug", action="store_true", help="show tracebacks and library messages")
-    return main, main.add_subparsers(dest="command", required=True)
+    main.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    main.commands = main.add_subparsers(dest="command", required=True)
+    return main, main.commands
+
+
+DEBUG_HELP = "show tracebacks and library messages"
 
 
 def run_main(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand (each sets ``run`` as its default)."""
     os.environ.setdefault("GDAL_CACHEMAX", DEFAULT_GDAL_CACHE_MB)  # before GDAL reads any block
     tune_allocator()
+    for command in parser.commands.choices.values():  # --debug after the command too (timeseg segment --debug)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -216,6 +216,11 @@ def test_missing_and_non_raster_files(local_model, tmp_path, capsys):
                       str(tmp_path / "nothing_20190101.tif")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "raster not found" in err and "Traceback" not in err
+    for debug_first in (True, False):  # --debug before or after the command: the error is raised whole
+        args = ["segment", "--model", str(local_model), "--output", str(tmp_path / "o"),
+                str(tmp_path / "nothing_20190101.tif")]
+        with pytest.raises(ValueError, match="raster not found"):
+            core_main(["--debug", *args] if debug_first else [*args, "--debug"])
 
 
 def test_corrupt_and_foreign_onnx_files(small_scene, tmp_path, capsys):
