@@ -48,6 +48,7 @@ from .definitions import (
     counted,
 )
 from .options import option, range_problems
+from .preflight import output_problems
 
 if TYPE_CHECKING:
     from .change import ChangeOptions
@@ -436,6 +437,12 @@ def batch_problems(request: BatchRequest) -> list[str]:
     output = Path(request.output_dir)
     if output.exists() and not output.is_dir():
         problems.append(f"{output} is a file: give a folder for the results (--output)")
+    else:  # batch.json is written here, and the local workers' folders under it
+        problems += output_problems([output / SUMMARY_NAME], [])
+    if request.scheduler is None:  # a cluster's workers may have the GPU that this machine lacks
+        from .runtime import cuda_missing
+
+        problems += [problem for problem in [cuda_missing(request.device)] if problem]
     return problems
 
 
@@ -582,8 +589,13 @@ def failures_line(summary: dict[str, Any], output: Path) -> str | None:
     if not summary["failed"]:
         return None
     first = summary["failed"][0]
-    return (f"{counted(len(summary['failed']), 'task')} failed, the others are done "
-            f"(see {Path(output) / SUMMARY_NAME}); first: {first['place']} {first['task']}: {first['error']}")
+    tasks = sum(1 for place in summary["places"].values()
+                for report in (*place["periods"].values(), *place["changes"].values()) if not report.get("not_made"))
+    if len(summary["failed"]) == tasks:  # "the others are done" would be none
+        failed = f"all {tasks} tasks failed" if tasks > 1 else "its one task failed"
+    else:
+        failed = f"{counted(len(summary['failed']), 'task')} failed, the others are done"
+    return f"{failed} (see {Path(output) / SUMMARY_NAME}); first: {first['place']} {first['task']}: {first['error']}"
 
 
 def _lengths(changes: Iterable[dict]) -> dict[str, float | None]:

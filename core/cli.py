@@ -135,7 +135,7 @@ def add_commands(commands) -> None:
         "DIR/<place>/change_<first>_<second>.tif; DIR/batch.json sums up. Rerunning skips what is complete.")
     batch.add_argument("jobs", type=Path, help="CSV with the columns place,period,path")
     add_options(batch, BatchRequest)
-    batch.set_defaults(run=run_batch)
+    batch.set_defaults(run=run_batch, kept_when_stopped=BATCH_KEPT)
     info = commands.add_parser("info", help="print a model's card")
     info.add_argument("model", type=Path)
     seg.set_defaults(run=run_segment)
@@ -151,6 +151,11 @@ def _terminate(signum: int, frame) -> None:
     raise Terminated()
 
 
+# a batch keeps what its finished tasks committed (each with its done.json), so that a rerun goes on from there
+BATCH_KEPT = ("the tasks that had finished are kept and a rerun goes on from them; nothing of those in progress "
+              "was kept")
+
+
 def run_command(command, args: argparse.Namespace) -> int:
     """Run ``command(args)``: exit code 0, or 1 with one readable line on stderr (a traceback
     with ``--debug``), or 130 (Ctrl-C) / 143 (SIGTERM) when stopped. Library warnings and GDAL
@@ -162,12 +167,10 @@ def run_command(command, args: argparse.Namespace) -> int:
             if not args.debug:
                 warnings.simplefilter("ignore")
             command(args)
-    except Terminated:
-        print("terminated; no output was kept, earlier results are unchanged", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("interrupted; no output was kept, earlier results are unchanged", file=sys.stderr)
-        return 130
+    except (Terminated, KeyboardInterrupt) as stop:
+        kept = getattr(args, "kept_when_stopped", "no output was kept, earlier results are unchanged")
+        print(f"{'terminated' if isinstance(stop, Terminated) else 'interrupted'}; {kept}", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
     except Exception as error:
         if args.debug:
             raise

@@ -147,11 +147,9 @@ def open_session(model_path: str | Path, device: str = "auto", threads: int | No
         raise ModelCardError(f"model file not found: {path}")
     ort = import_onnxruntime()
     cuda_available = "CUDAExecutionProvider" in ort.get_available_providers()
-    if device == "cuda" and not cuda_available:
-        raise RuntimeUnavailable(
-            "GPU (CUDA) was asked for but this onnxruntime has no CUDA provider: install onnxruntime-gpu "
-            "(pip uninstall onnxruntime; pip install onnxruntime-gpu) or choose device cpu or auto"
-        )
+    problem = cuda_missing(device)
+    if problem:
+        raise RuntimeUnavailable(problem)
     if device in ("auto", "cuda") and cuda_available:
         if hasattr(ort, "preload_dlls"):
             try:
@@ -300,6 +298,14 @@ def variant_path(model_path: str | Path, precision: str, gpu: bool) -> Path:
         raise ModelCardError(f"there is no {precision} variant of {path.name} ({variant.name}): make "
                              f"one with 'timeseg export --precision {precision}', or choose fp32")
     return variant
+
+
+def cuda_missing(device: str) -> str | None:
+    """Why ``device`` cannot run here (the GPU asked for, and this onnxruntime has no CUDA provider), or None."""
+    if device != "cuda" or cuda_usable():
+        return None
+    return ("GPU (CUDA) was asked for but this onnxruntime has no CUDA provider: install onnxruntime-gpu "
+            "(pip uninstall onnxruntime; pip install onnxruntime-gpu) or choose device cpu or auto")
 
 
 def cuda_usable() -> bool:

@@ -120,6 +120,15 @@ def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, ca
     (tmp_path / "a_file").write_text("")
     code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "a_file"), str(places / "jobs.csv")])
     assert code == 1 and "a_file is a file: give a folder for the results (--output)" in capsys.readouterr().err
+    # refused before a cluster starts, as segment refuses them: a folder under a file, a GPU this machine lacks
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "a_file" / "out"),
+                 str(places / "jobs.csv")])
+    assert code == 1 and "(a file is in the way)" in capsys.readouterr().err
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--device", "cuda",
+                 str(places / "jobs.csv")])
+    assert code == 1 and "GPU (CUDA) was asked for but this onnxruntime has no CUDA provider" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_batch_through_processing(places, local_model, tmp_path, provider):
@@ -321,7 +330,7 @@ def test_an_engine_warning_is_printed_once_with_its_place(places, local_model, t
 def test_a_raster_without_a_date_is_said_to_need_one_in_its_name(places, tmp_path):
     """A job list cannot give dates: a raster without one is told to carry it in its name, not to use
     the command line's --dates."""
-    from timeseg.core.batch import BatchRequest, run_batch
+    from timeseg.core.batch import BatchRequest, failures_line, run_batch
     from timeseg.core.model_card import SHIPPED_ROAD_MODEL
 
     undated = tmp_path / "scene.tif"
@@ -334,3 +343,19 @@ def test_a_raster_without_a_date_is_said_to_need_one_in_its_name(places, tmp_pat
     [failure] = summary["failed"]
     assert failure["error"] == ("no date in the name or tags of scene.tif: put its date in its name "
                                 "(scene_20210617.tif)")
+    assert failures_line(summary, tmp_path / "out").startswith("its one task failed (see ")  # no others are done
+
+
+def test_a_stopped_batch_says_that_finished_tasks_are_kept(places, local_model, tmp_path, capsys, monkeypatch):
+    """Ctrl-C in a batch: its finished tasks stay, committed with their records, for a rerun to go on from (a
+    single run keeps nothing, and says so)."""
+    import timeseg.core.batch as batch
+
+    def stopped(request):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run_batch", stopped)
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), str(places / "jobs.csv")])
+    assert code == 130
+    assert capsys.readouterr().err.strip() == ("interrupted; the tasks that had finished are kept and a rerun goes "
+                                               "on from them; nothing of those in progress was kept")
