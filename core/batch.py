@@ -148,6 +148,8 @@ class PlaceReport:
 def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
     """The jobs of ``jobs_csv`` grouped by place and period; raises ``BatchError`` in words."""
     jobs_csv = Path(jobs_csv)
+    if jobs_csv.is_dir():
+        raise BatchError(f"{jobs_csv} is a folder: give the job list, a CSV file of place,period,path rows")
     if not jobs_csv.is_file():
         raise BatchError(f"job list not found: {jobs_csv}")
     try:

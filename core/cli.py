@@ -136,8 +136,11 @@ def add_commands(commands) -> None:
     batch.add_argument("jobs", type=Path, help="CSV with the columns place,period,path")
     add_options(batch, BatchRequest)
     batch.set_defaults(run=run_batch, kept_when_stopped=BATCH_KEPT)
-    info = commands.add_parser("info", help="print a model's card")
-    info.add_argument("model", type=Path)
+    info = commands.add_parser("info", help="print a model's card",
+                               description="Print a model's card: what it finds, the bands and resolution it reads, "
+                               "its tiling, and how it was trained and scored (which numbers are real, which "
+                               "simulated).")
+    info.add_argument("model", type=Path, help="a TimeSeg .onnx model (or a Deepness one)")
     seg.set_defaults(run=run_segment)
     change.set_defaults(run=run_change)
     info.set_defaults(run=run_info)

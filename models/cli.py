@@ -114,14 +114,21 @@ def _add_export(commands) -> argparse.ArgumentParser:
     return parser
 
 
+MIN_SCENE_PX, MAX_SCENE_PX, MAX_SIMULATED_DATES = 64, 4096, 60  # a tile of the road model at least
+
+
 def _add_simulate(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "simulate", help="write a simulated Sentinel-2-like scene (two periods) and its labels",
+        description="A simulated place at 10 m: true-colour dates of 2016 and of 2019 (clouds included, new roads "
+        "built between them) and its road labels, to try TimeSeg on without data of your own.",
     )
     parser.add_argument("--output", type=Path, required=True, help="folder to write")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=256, help="width and height in pixels (10 m)")
-    parser.add_argument("--dates", type=int, default=5, help="dates per period")
+    parser.add_argument("--seed", type=int, default=0, help="the scene's seed: one seed, one scene (default 0)")
+    parser.add_argument("--size", type=int, default=256,
+                        help=f"width and height in pixels of 10 m, {MIN_SCENE_PX} to {MAX_SCENE_PX} (default 256)")
+    parser.add_argument("--dates", type=int, default=5,
+                        help=f"dates per period, 1 to {MAX_SIMULATED_DATES} (default 5)")
     parser.add_argument("--reflectance", action="store_true", help="also write B02,B03,B04,B08 x 10000")
     return parser
 
@@ -145,7 +152,8 @@ def run_train(args: argparse.Namespace) -> None:
                                                           args.line_width), args.dates)]
         val_sites = [user_site(args.validation_images, LabelSource(
             args.validation_labels, args.label_kind, args.label_layer, args.line_width))]
-        trained_on = f"user data: {len(args.images)} dates of {args.images[0].parent}"
+        names = ", ".join(path.name for path in args.images[:3]) + (", ..." if len(args.images) > 3 else "")
+        trained_on = f"user data: {len(args.images)} dates ({names})"
     else:
         train_seeds = range(args.seed * 1000, args.seed * 1000 + args.simulated_scenes)
         first = VALIDATION_SEED_OFFSET + args.seed * 1000
@@ -250,6 +258,10 @@ def run_train_crops(args: argparse.Namespace) -> None:
 def run_export(args: argparse.Namespace) -> None:
     from .export import export_checkpoint
 
+    if args.output.suffix.lower() != ".onnx":
+        raise ValueError(f"name the model {args.output.with_suffix('.onnx').name} (.onnx): QGIS, the dock and "
+                         "the engine look for .onnx files")
+
     overrides = {key: value for key, value in (
         ("tile_size", args.tile_size), ("tiles_overlap", args.overlap),
         ("description", args.description), ("trained_on", args.trained_on)) if value is not None}
@@ -329,6 +341,10 @@ def real_heldout_metrics(checkpoint: Path, gpkgs: list[Path], unseen_place: bool
 def run_simulate(args: argparse.Namespace) -> None:
     from .simulator import simulate_scene
 
+    if not MIN_SCENE_PX <= args.size <= MAX_SCENE_PX:
+        raise ValueError(f"--size must be between {MIN_SCENE_PX} and {MAX_SCENE_PX} pixels, not {args.size}")
+    if not 1 <= args.dates <= MAX_SIMULATED_DATES:
+        raise ValueError(f"--dates must be between 1 and {MAX_SIMULATED_DATES} per period, not {args.dates}")
     scene = simulate_scene(args.output, args.seed, args.size, args.dates, write_reflectance=args.reflectance)
     for year in scene.years:
         print(f"{year}: " + ", ".join(p.name for p in scene.tci_paths[year]))

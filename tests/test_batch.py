@@ -107,6 +107,8 @@ def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, ca
         "place,period,path\n../up,2019,x.tif\n": "place '../up' cannot be a folder name",
         "place,period,path\n": "lists no rasters",
     }
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), str(tmp_path)])
+    assert code == 1 and f"{tmp_path} is a folder: give the job list" in capsys.readouterr().err
     for text, message in cases.items():
         jobs = tmp_path / "jobs.csv"
         jobs.write_text(text)

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import numpy as np
+import pytest
 import rasterio
 
 from timeseg.core.dates import detect_date
@@ -172,3 +173,14 @@ def test_bright_shores_line_some_waters_and_are_not_roads():
         off_road = road_distance(land.roads_of(1), 128) > 3
         assert ground[2][shore & off_road].mean() > 2 * ground[2][water & off_road].mean()  # bright beside dark
     assert 2 <= lined <= 7  # some scenes' waters, not all
+
+
+@pytest.mark.parametrize("option,value,said", [("--size", "0", "--size must be between 64 and 4096 pixels, not 0"),
+                                               ("--size", "-5", "--size must be between 64 and 4096 pixels"),
+                                               ("--dates", "0", "--dates must be between 1 and 60 per period")])
+def test_simulate_refuses_sizes_and_counts_it_cannot_make(tmp_path, capsys, option, value, said):
+    """numpy's 'zero-size array' and empty period folders, before: one line saying what to give, nothing written."""
+    from timeseg.cli import main
+
+    assert main(["simulate", "--output", str(tmp_path / "scene"), option, value]) == 1
+    assert said in capsys.readouterr().err and not (tmp_path / "scene").exists()

@@ -294,7 +294,10 @@ def test_train_and_export_on_user_rasters_from_the_command_line(small_scene, tmp
     assert "single_date_fcn" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "run" / "model.pt"), "--output", str(tmp_path / "mine.onnx")]) == 0
     card = read_model_card(tmp_path / "mine.onnx")
-    assert card.trained_on.startswith("user data: 3 dates")
+    names = ", ".join(path.name for path in small_scene.tci_paths[2019][:3])
+    assert card.trained_on == f"user data: 3 dates ({names})"  # named, not by their folder ("of .")
+    assert main(["export", str(tmp_path / "run" / "model.pt"), "--output", str(tmp_path / "mine.txt")]) == 1
+    assert "name the model mine.onnx (.onnx)" in capsys.readouterr().err and not (tmp_path / "mine.txt").exists()
     # the place no model is trained on is scored only beside the held-out areas: refused in one line, nothing written
     assert main(["export", str(tmp_path / "run" / "model.pt"), "--output", str(tmp_path / "other.onnx"),
                  "--unseen-place"]) == 1
