@@ -336,6 +336,12 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
                          np.where(before_valid, before_values, np.nan) if before_prob else
                          _probability_beside(before, grid, outputs))
     warnings = [SINGLE_DATE_WARNING.format(shown(path)) for path, found in dates.items() if len(found) == 1]
+    earlier, later = dates[before], dates[after]
+    if earlier and later and max(earlier) >= min(later):  # (the earlier map wholly after the later is refused)
+        shared = sorted(set(earlier) & set(later))
+        warnings.append(f"warning: the periods overlap: {shown(before)} is of {_span(earlier)}, {shown(after)} of "
+                        f"{_span(later)}" + (f", both with {', '.join(map(str, shared))}" if shared else "") +
+                        ": what changed in between is partly hidden; give each period its own dates")
     makers = {path: _map_kind(source) for path, source in ((before, before_source), (after, after_source))}
     untold = [path for path, kind in makers.items() if kind.model is None]
     if len(untold) == 1:  # a map made before maps named their model

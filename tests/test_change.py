@@ -80,6 +80,18 @@ def test_thresholds_on_class_maps_are_said_to_be_unused(periods, tmp_path):
     assert json.loads((tmp_path / "change.json").read_text())["options"]["high"] is None
 
 
+def test_periods_that_share_dates_are_said_to_overlap(periods, tmp_path):
+    """The maps of June+September and of September alone: compared, with a warning naming the shared date."""
+    before, after = periods
+    for path, dates in ((before, "2021-06-17,2021-09-25"), (after, "2021-09-25")):
+        with rasterio.open(path, "r+") as dataset:
+            dataset.update_tags(dates=dates)
+    summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions())
+    assert ("warning: the periods overlap: before.tif is of 2021-06-17 to 2021-09-25, after.tif of 2021-09-25, both "
+            "with 2021-09-25: what changed in between is partly hidden; give each period its own dates"
+            ) in [w.replace(f"{tmp_path.name}/", "") for w in summary.warnings]
+
+
 def test_new_and_removed_roads_as_lines(periods, tmp_path):
     """<name>.gpkg, layer lines: one line per road piece, lengths in metres adding up to the summary's."""
     from osgeo import ogr
