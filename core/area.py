@@ -60,7 +60,9 @@ def parse_area(text: str, grid: Grid, crs: str | None = None) -> Area:
     path, _, layer_name = text.partition("|layername=")
     geometries = _polygons(Path(path), grid, layer_name.split("|")[0] or None)
     xs, ys = zip(*(point for g in geometries for ring in _rings(g) for point in ring))
-    window, on_rasters = _window((min(xs), min(ys), max(xs), max(ys)), grid, text)
+    layer = layer_name.split("|")[0]
+    called = f"the area of the polygons of {Path(path).name}" + (f" (layer {layer})" if layer else "")
+    window, on_rasters = _window((min(xs), min(ys), max(xs), max(ys)), grid, text, called)
     return Area(window, tuple(geometries), on_rasters)
 
 
@@ -69,8 +71,9 @@ def _check_order(bounds: tuple[float, ...], text: str) -> None:
         raise AreaError(f"--aoi {text!r}: xmin must be below xmax and ymin below ymax")
 
 
-def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> tuple[Window, float]:
-    """The grid's window of ``bounds``, cut to the grid, and the share of ``bounds`` it keeps."""
+def _window(bounds: tuple[float, ...], grid: Grid, text: str, called: str | None = None) -> tuple[Window, float]:
+    """The grid's window of ``bounds``, cut to the grid, and the share of ``bounds`` it keeps; ``called``: how a
+    refusal names the area (polygons are in their own CRS: their bounds on the grid would mislead)."""
     _check_order(bounds, text)
     xmin, ymin, xmax, ymax = bounds
     window = from_bounds(xmin, ymin, xmax, ymax, grid.transform)
@@ -79,8 +82,8 @@ def _window(bounds: tuple[float, ...], grid: Grid, text: str) -> tuple[Window, f
     end_row = min(grid.height, math.ceil(window.row_off + window.height))
     if end_col <= col or end_row <= row:
         crs = grid.crs.to_string() if grid.crs else "no CRS"
-        raise AreaError(f"the area of interest {text} (in {crs}, the outputs' grid's CRS) does not overlap the "
-                        "rasters: give an area over them")
+        called = called or f"the area of interest {text} (in {crs}, the outputs' grid's CRS)"
+        raise AreaError(f"{called} does not overlap the rasters: give an area over them")
     kept = (end_col - col) * (end_row - row) / max(window.width * window.height, 1e-9)
     return Window(col, row, end_col - col, end_row - row), min(1.0, kept)
 

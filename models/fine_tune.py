@@ -150,12 +150,14 @@ def split_windows(area: Window, held_out_first: bool = False) -> dict[str, Windo
     return windows
 
 
-def labelled_split(labels: LabelSource, grid: Grid, area: Window) -> dict[str, Window]:
+def labelled_split(labels: LabelSource, grid: Grid, area: Window, called: str | None = None) -> dict[str, Window]:
     """``split_windows`` of ``area`` whose training part (to learn from) and held-out part (whose scores
     would say nothing without them) both hold labels: the held-out part at the right or bottom end, else at
-    the left or top end; else ``FineTuneError`` saying what to label."""
+    the left or top end; else ``FineTuneError`` saying what to label. ``called``: the labels' name for the
+    analyst (a QGIS layer's, where the file is one written for it), else their file's."""
     if labels.kind != "raster" and not _read_geometries(Path(labels.path), labels.layer, grid):
-        raise FineTuneError(f"the label layer {Path(labels.path).name} has no features: draw or load some first")
+        raise FineTuneError(f"the label layer {called or Path(labels.path).name} has no features: draw or load "
+                            "some first")
     raster = label_raster(labels, grid)
     codes = sorted(set(np.unique(raster[area.toslices()]).tolist()) - {0, labels.value, LABEL_NODATA})
     if codes:  # a crop map's 0..6 would be read as road (1) against background, the other classes dropped
@@ -339,7 +341,7 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
                work_dir: Path) -> FineTuneResult:
     bands = config.in_channels
     area = area_window(grid, extent)
-    windows = labelled_split(labels, grid, area)
+    windows = labelled_split(labels, grid, area, request.labels_name)
     sites = {name: Site(tuple(request.rasters), labels, window) for name, window in windows.items()}
     input_scale = init_card.get("input_scale", 1 / 255 if dtype == np.uint8 else 1e-4)
     names = request.layer_names or [r.path.name for r in request.rasters]

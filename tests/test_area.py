@@ -84,6 +84,12 @@ def test_bad_areas(small_scene, local_model, tmp_path, capsys):
         assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), "--aoi", aoi,
                      *rasters]) == 1
         assert message in capsys.readouterr().err
+    # polygons off the rasters are named as the polygons of their file, not by bounds in another CRS
+    far = triangle_gpkg(tmp_path / "far.gpkg", [(0, 0), (100, 0), (0, 100)], small_scene.crs.to_epsg())
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), "--aoi",
+                 f"{far}|layername=area", *rasters]) == 1
+    assert ("error: the area of the polygons of far.gpkg (layer area) does not overlap the rasters"
+            ) in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsPalettedRasterRenderer,
     QgsProject,
     QgsRasterLayer,
+    QgsRectangle,
     QgsSingleBandPseudoColorRenderer,
 )
 from qgis.PyQt.QtCore import QEvent, Qt
@@ -658,6 +659,21 @@ def test_run_inside_a_polygon_layer(dock, tmp_path):
     QgsProject.instance().removeMapLayer(polygons.id())
     assert dock.options.area.layer_combo.currentLayer() is None
     assert dock.problems() == ["Choose the polygon layer that outlines the area."]
+    # polygons, or the canvas, off the rasters: named as the analyst knows them (as the layer, as the canvas)
+    far = QgsVectorLayer("Polygon?crs=EPSG:4326", "far area", "memory")
+    far.dataProvider().addFeature(_polygon_feature("POLYGON((100 10, 101 10, 101 11, 100 10))"))
+    far.updateExtents()
+    QgsProject.instance().addMapLayer(far)
+    dock.options.area.layer_combo.setLayer(far)
+    assert dock.problems() == ['The polygons of "far area" lie outside the ticked layers: choose polygons over them.']
+    canvas = dock.options.area.iface.mapCanvas()
+    canvas.setDestinationCrs(layers[0].crs())
+    canvas.setExtent(QgsRectangle(0, 0, 1000, 1000))
+    dock.options.area.set_kind("canvas")
+    assert dock.problems() == ["The map canvas shows none of the ticked layers: pan or zoom to them, or choose "
+                               "another Area."]
+    canvas.setExtent(layers[0].extent())
+    assert dock.problems() == []
 
 
 def test_every_control_has_a_tooltip(dock):
@@ -828,3 +844,11 @@ def test_a_remembered_model_that_is_gone_gives_way_to_the_shipped_one(qgis_iface
     finally:
         plugin.unload()
         QgsSettings().remove(SETTING)
+
+
+def _polygon_feature(wkt: str):
+    from qgis.core import QgsFeature, QgsGeometry
+
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromWkt(wkt))
+    return feature

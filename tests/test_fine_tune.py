@@ -18,9 +18,16 @@ from rasterio.windows import Window
 from tests_support import ROOT, load_plugin_package, write_digital_numbers
 from timeseg.cli import main
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
-from timeseg.core.raster_stack import DatedRaster
+from timeseg.core.raster_stack import DatedRaster, Grid
 from timeseg.core.runtime import variant_path
-from timeseg.models.fine_tune import FineTuneError, area_window, fine_tune, held_out_centre_lines, split_windows
+from timeseg.models.fine_tune import (
+    FineTuneError,
+    area_window,
+    fine_tune,
+    held_out_centre_lines,
+    labelled_split,
+    split_windows,
+)
 from timeseg.models.labels import LabelSource
 from timeseg.models.settings import FineTuneRequest
 
@@ -376,6 +383,12 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
         code = main(["train", "--images", *images, "--labels", str(far), "--label-layer", layer_name, "--label-kind",
                      kind, "--output-model", str(tmp_path / "m.onnx")])  # no --output: the model's folder
         assert code == 1 and message in capsys.readouterr().err
+    # a QGIS layer written to a file for the run is named as the analyst named it, not by that file
+    with rasterio.open(images[0]) as dataset:
+        grid = Grid(dataset.crs, dataset.transform, dataset.width, dataset.height)
+    with pytest.raises(FineTuneError, match='^the label layer "empty roads" has no features: draw or load some'):
+        labelled_split(LabelSource(far, "lines", "empty"), grid, Window(0, 0, grid.width, grid.height),
+                       '"empty roads"')
     # a kind that is not the layer's: lines read as polygons would be 1 px wide, polygons read as lines filled
     for layer_name, kind, message in (("west_only", "polygons", "far.gpkg holds lines, not polygons: give the label "
                                        "kind lines"),

@@ -6,7 +6,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from qgis.core import QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsCsException,
+    QgsMapLayerProxyModel,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
 from qgis.PyQt.QtWidgets import QComboBox, QHBoxLayout, QWidget
 
 from .label_layers import area_of
@@ -50,6 +58,26 @@ class AreaChooser(QWidget):
         if crs != reference.crs():
             rectangle = QgsCoordinateTransform(crs, reference.crs(), self.project).transformBoundingBox(rectangle)
         return rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum()
+
+    def off_the_rasters(self, reference: QgsRasterLayer) -> str | None:
+        """What to do when the canvas or the chosen polygons lie wholly off ``reference`` (the engine would name
+        them by coordinates or by a file), else None."""
+        if self.kind() == "canvas":
+            rectangle = QgsRectangle(*self.canvas_extent(reference))
+            said = self.tr("The map canvas shows none of the ticked layers: pan or zoom to them, or choose another "
+                           "Area.")
+        elif self.kind() == "polygons" and self.layer_combo.currentLayer() is not None:
+            layer = self.layer_combo.currentLayer()
+            try:
+                rectangle = QgsCoordinateTransform(layer.crs(), reference.crs(), self.project).transformBoundingBox(
+                    layer.extent())
+            except QgsCsException:  # not transformable here: the engine judges the polygons themselves
+                return None
+            said = self.tr('The polygons of "{}" lie outside the ticked layers: choose polygons over them.').format(
+                layer.name())
+        else:
+            return None
+        return None if rectangle.intersects(reference.extent()) else said
 
     def polygon_layer(self) -> QgsVectorLayer | None:
         """The chosen polygon layer when the area is one; raises ``ValueError`` when none is chosen."""

@@ -301,6 +301,10 @@ class TimeSegDock(QgsDockWidget):
             parameters = self.parameters()
         except ValueError as error:
             return [*problems, str(error)], []
+        reference = self.project.mapLayer(min(layers, key=lambda layer: layer.date).layer_id) if layers else None
+        off = self.options.area.off_the_rasters(reference) if reference is not None else None
+        if off:
+            return [*problems, off], []
         folder = self.options.output_folder().parent
         if folder.exists() and not folder.is_dir():
             return [*problems, self.tr("The output folder {} is a file: choose a folder.").format(folder)], []
