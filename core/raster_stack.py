@@ -176,8 +176,8 @@ class Grid:
 
     def matches(self, dataset: rasterio.DatasetReader) -> bool:
         """The dataset lies on this grid (no warping needed): its CRS and size, and its geotransform to within
-        float rounding (gdalwarp writes 10 m pixels as 10.000000000000002 m: a millionth of a pixel across a
-        Sentinel-2 tile)."""
+        float rounding (gdalwarp writes 10 m pixels as 10.000000000000002 m). The tolerance, a billionth of a pixel
+        per pixel, drifts by a hundred-thousandth of a pixel across a Sentinel-2 tile."""
         if dataset.crs != self.crs or (dataset.width, dataset.height) != (self.width, self.height):
             return False
         own, grid = dataset.transform, self.transform
