@@ -14,8 +14,8 @@ log = logging.getLogger("timeseg")
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})([-_.]?)(\d{2})\2(\d{2})(?=T\d{6}|[^\d]|$)")
 # TIFFTAG_DATETIME is 'YYYY:MM:DD HH:MM:SS'; ISO dates use '-'.
 _TAG_DATE = re.compile(r"(\d{4})[:\-](\d{2})[:\-](\d{2})")
-DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITIONDATE", "DATATAKE_SENSING_START", "PRODUCT_START_TIME",
-             "TIFFTAG_DATETIME")
+FILE_TIME_TAG = "TIFFTAG_DATETIME"  # the TIFF's own time stamp: when the file was written, as a rule
+DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITIONDATE", "DATATAKE_SENSING_START", "PRODUCT_START_TIME", FILE_TIME_TAG)
 
 
 def _valid_date(year: str, month: str, day: str) -> dt.date | None:
@@ -52,23 +52,28 @@ def _plain_dates(path: str | Path) -> list[dt.date]:
 
 def date_from_tags(tags: dict[str, str]) -> dt.date | None:
     """Date from a GDAL tag dictionary (dataset tags), checking ``DATE_TAGS`` in order."""
+    return _tagged_date(tags)[0]
+
+
+def _tagged_date(tags: dict[str, str]) -> tuple[dt.date | None, str | None]:
+    """The first date of ``DATE_TAGS`` in ``tags`` and the tag that holds it."""
     for key in DATE_TAGS:
         match = _TAG_DATE.search(tags.get(key, ""))
         if match:
             date = _valid_date(*match.groups())
             if date is not None:
-                return date
-    return None
+                return date, key
+    return None, None
 
 
-def _tags_date(path: str | Path) -> dt.date | None:
+def _tags_date(path: str | Path) -> tuple[dt.date | None, str | None]:
     import rasterio
 
     try:
         with rasterio.open(path) as dataset:
-            return date_from_tags(dataset.tags())
+            return _tagged_date(dataset.tags())
     except rasterio.errors.RasterioIOError:
-        return None  # not a raster: said when it is opened
+        return None, None  # not a raster: said when it is opened
 
 
 GIVEN_DATES = "--dates, in Processing: Dates"  # where the command line and Processing take dates
@@ -79,13 +84,17 @@ def detect_date(path: str | Path, warnings: list[str] | None = None, give_dates:
     """Acquisition date of a raster: its name first (product names are reliable), then its tags; a warning
     when the two disagree (added to ``warnings``, else logged). ``give_dates``: where the caller takes
     another date (a warning's advice)."""
-    named, tagged = date_from_name(path), _tags_date(path)
+    named, (tagged, tag) = date_from_name(path), _tags_date(path)
+    if named is None and tag == FILE_TIME_TAG:  # a time stamp most tools set when they write the file
+        _warn(warnings, f"the only date of {Path(path).name} is its TIFF time stamp ({FILE_TIME_TAG}, {tagged}), "
+                        "which most tools set when they write the file: if the image was not taken that day, put "
+                        f"its date in its name ({Path(path).stem}_20210617{Path(path).suffix}; or {give_dates})")
     span = _plain_dates(path)
     if len(span) > 1:  # a composite's period, not an acquisition (product names' second date has a time: no)
         middle = span[0] + (span[-1] - span[0]) / 2
         _warn(warnings, f"the name of {Path(path).name} holds the dates {span[0]} to {span[-1]}: {named} is used; a "
                         f"composite of that period? to date it otherwise: {give_dates} (e.g. the middle, {middle})")
-    if named is not None and tagged is not None and named != tagged:
+    if named is not None and tagged is not None and named != tagged and tag != FILE_TIME_TAG:
         _warn(warnings, f"the name of {Path(path).name} says {named}, its tags {tagged}: the name's date is used "
                         f"(to use the other: {give_dates})")
     return named or tagged

@@ -56,6 +56,30 @@ def test_a_name_and_tags_that_disagree_and_dates_that_contradict_the_names_are_s
                                    "2021-05-01 (the dates go in the order of the rasters)"]
 
 
+def test_a_tiff_time_stamp_alone_is_used_with_a_warning_and_never_contradicts_a_name(tmp_path):
+    """TIFFTAG_DATETIME is, as a rule, when the file was written: the only date of a file, it is used and said
+    (two exports written in the other order reversed their dates without a word); beside a name's date it is
+    not called a disagreement."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from timeseg.core.dates import detect_date
+
+    for name in ("export.tif", "export_20210617.tif"):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
+                           crs="EPSG:32633", transform=from_origin(0, 40, 10, 10)) as dataset:
+            dataset.write(np.ones((1, 4, 4), np.uint8))
+            dataset.update_tags(TIFFTAG_DATETIME="2024:05:02 10:00:00")
+    warnings = []
+    assert detect_date(tmp_path / "export.tif", warnings) == dt.date(2024, 5, 2)
+    assert warnings == ["the only date of export.tif is its TIFF time stamp (TIFFTAG_DATETIME, 2024-05-02), which "
+                        "most tools set when they write the file: if the image was not taken that day, put its date "
+                        "in its name (export_20210617.tif; or --dates, in Processing: Dates)"]
+    warnings = []
+    assert detect_date(tmp_path / "export_20210617.tif", warnings) == dt.date(2021, 6, 17) and warnings == []
+
+
 def test_a_name_of_a_period_is_said_to_be_a_composite_and_a_product_name_is_not(tmp_path):
     """A median composite named by its period takes its first date, with a warning that says what to give; a
     product reprocessed later (its second date carries a time) and EO Browser's day range are one date each."""
