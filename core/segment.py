@@ -171,12 +171,9 @@ def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str
     if selection == "auto":
         selection = "all" if max_dates is None else "last"
     ordered = sorted(rasters, key=lambda r: r.date)
-    for a, b in zip(ordered, ordered[1:]):
-        if a.date == b.date and Path(a.path).resolve() == Path(b.path).resolve():
-            raise SegmentError(f"{a.name} is given twice: give it once")
-        if a.date == b.date:
-            raise SegmentError(f"{a.name} and {b.name} have the same date {a.date}: give each date once (two "
-                               "tiles of one day: mosaic them first, e.g. gdalbuildvrt)")
+    twice = dates_given_twice(ordered)
+    if twice:
+        raise SegmentError(twice)
     if len(ordered) < card.min_sequence_length:
         raise SegmentError(f"{len(ordered)} date{'s' * (len(ordered) != 1)} given, the model needs at least "
                            f"{card.min_sequence_length}: add dates")
@@ -192,6 +189,18 @@ def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str
         keep = np.unique(np.linspace(0, len(ordered) - 1, limit).round().astype(int))
         return [ordered[i] for i in keep]
     return ordered[-limit:]
+
+
+def dates_given_twice(rasters: Sequence[DatedRaster]) -> list[str]:
+    """A raster given twice, or two of one date (pieces of one day's export: they need a mosaic), in words."""
+    ordered = sorted(rasters, key=lambda r: r.date)
+    for a, b in zip(ordered, ordered[1:]):
+        if a.date == b.date and Path(a.path).resolve() == Path(b.path).resolve():
+            return [f"{a.name} is given twice: give it once"]
+        if a.date == b.date:
+            return [f"{a.name} and {b.name} have the same date {a.date}: give each date once (two pieces or "
+                    "tiles of one day: mosaic them first, e.g. gdalbuildvrt)"]
+    return []
 
 
 def _reference_index(rasters: Sequence[DatedRaster], reference: Path | None) -> int:
@@ -265,6 +274,9 @@ def _selected_dates(request: SegmentRequest, card: ModelCard) -> tuple[list[Date
     """The dates the model runs on (``select_dates``, products resolved), the problem of too few (then all the
     dates, so that what the rasters themselves lack is said first: more dates cannot mend that), and a warning
     that names the dates given but not used (a one-date Deepness model reads the latest alone)."""
+    twice = dates_given_twice(request.rasters)
+    if twice:  # before the rasters are opened: pieces of one day's export do not overlap each other
+        raise SegmentError(twice)
     try:
         rasters, too_few = select_dates(request.rasters, card, request.date_selection, request.max_dates), []
     except SegmentError as error:

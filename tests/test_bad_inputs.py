@@ -32,12 +32,24 @@ def write(path, data, transform=from_origin(320_000, 1_780_000, 10, 10), epsg=32
 def test_duplicate_dates(local_model, small_scene, tmp_path):
     rasters = rasters_of(small_scene, 2019)
     twice = [rasters[0], DatedRaster(rasters[1].path, rasters[0].date)]
-    with pytest.raises(SegmentError, match="have the same date .*: give each date once .two tiles of one day: "
-                                           "mosaic them first"):
+    with pytest.raises(SegmentError, match="have the same date .*: give each date once .two pieces or tiles of one "
+                                           "day: mosaic them first"):
         segment(SegmentRequest(twice, local_model, tmp_path / "out"))
     one_file = [rasters[0], DatedRaster(rasters[0].path, rasters[0].date)]
     with pytest.raises(SegmentError, match=f"^{rasters[0].path.name} is given twice: give it once$"):
         segment(SegmentRequest(one_file, local_model, tmp_path / "out"))
+    # an export cut into pieces that do not overlap (Earth Engine's): the same date is said, not "no overlap"
+    with rasterio.open(rasters[0].path) as source:
+        profile, data = source.profile, source.read()
+    pieces = []
+    for index, columns in enumerate((slice(0, 32), slice(32, 64))):
+        path = tmp_path / f"piece-{index}.tif"
+        corner = profile["transform"] * rasterio.Affine.translation(columns.start, 0)
+        with rasterio.open(path, "w", **(profile | {"width": 32, "transform": corner})) as piece:
+            piece.write(data[:, :, columns])
+        pieces.append(DatedRaster(path, rasters[0].date))
+    with pytest.raises(SegmentError, match="^piece-0.tif and piece-1.tif have the same date"):
+        segment(SegmentRequest([*pieces, rasters[1]], local_model, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
