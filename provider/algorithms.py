@@ -8,18 +8,20 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeatureSourceDefinition,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsProcessingParameterVectorLayer,
+    QgsProcessingUtils,
 )
 
 from ..core.definitions import (
@@ -75,15 +77,42 @@ class _StyleBeside(QgsProcessingLayerPostProcessorInterface):
             layer.triggerRepaint()
 
 
-def _name_result(context, path: str, name: str) -> None:
+class _ChangeStyled(QgsProcessingLayerPostProcessorInterface):
+    """Styles a change raster or its lines as the dock does (``ui.results.style_change_layer``)."""
+
+    def __init__(self, dates: list) -> None:
+        super().__init__()
+        self.dates = dates
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        from ..ui.results import style_change_layer
+
+        _StyleBeside().postProcessLayer(layer, context, feedback)
+        style_change_layer(layer, self.dates)
+        layer.triggerRepaint()
+
+
+def _name_result(context, path: str, name: str, post: QgsProcessingLayerPostProcessorInterface | None = None) -> None:
     """The layer Processing adds for ``path`` is called ``name`` (model, what, dates), not "Classes",
-    and takes the style beside it."""
+    and takes the style beside it (or ``post``'s)."""
     if context.willLoadLayerOnCompletion(path):
         details = context.layerToLoadOnCompletionDetails(path)
         details.name = name
-        post = _StyleBeside()
+        post = post or _StyleBeside()
         _StyleBeside.kept.append(post)
         details.setPostProcessor(post)
+
+
+def _span(path: Path) -> tuple[str, list]:
+    """A map's dates as a layer name gives them (``2016-03-01..2016-11-26``; its file's stem where it has none),
+    and the dates."""
+    import rasterio
+
+    from ..core.qml import dates_of
+
+    with rasterio.open(path) as dataset:
+        dates = dates_of(dataset.tags())
+    return (f"{min(dates)}..{max(dates)}" if dates else path.stem), dates
 
 
 class SegmentAlgorithm(TimeSegAlgorithm):
@@ -151,10 +180,11 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         self.addParameter(_with_help(QgsProcessingParameterExtent(
             self.EXTENT, _tr("Area of interest (empty: the rasters' extent)"), optional=True),
             _tr("only this area is read and written, on the rasters' grid; in any CRS (QGIS converts it)")))
-        self.addParameter(_with_help(QgsProcessingParameterVectorLayer(
+        self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
             self.MASK, _tr("Inside these polygons only (outside: nodata)"), [QgsProcessing.TypeVectorPolygon],
             optional=True), _tr("only the polygons' extent is read and written; outside the polygons is nodata "
-                                "(any CRS; takes the place of the area of interest)")))
+                                "(any CRS; the selected ones only when so ticked; takes the place of the area of "
+                                "interest)")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, _tr("Probability")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
 
@@ -176,11 +206,8 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         model = self.parameterAsFile(parameters, self.MODEL, context) or str(SHIPPED_ROAD_MODEL)
-        aoi = aoi_crs = None
-        mask = self.parameterAsVectorLayer(parameters, self.MASK, context)
-        if mask is not None:
-            aoi = area_of(mask, self.scratch_folder("area_"))
-        elif parameters.get(self.EXTENT):  # taken into the outputs' grid by core, whichever date gives it
+        aoi, aoi_crs = self._mask_area(parameters, context, feedback), None
+        if aoi is None and parameters.get(self.EXTENT):  # taken into the outputs' grid by core, whichever date gives it
             extent_crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
             rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, extent_crs)
             if not rectangle.isNull():
@@ -213,6 +240,20 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         _name_result(context, str(result.probability_path), f"{Path(model).stem} probability {span}")
         _name_result(context, str(result.classes_path), f"{Path(model).stem} classes {span}")
         return {self.OUTPUT_PROBABILITY: str(result.probability_path), self.OUTPUT_CLASSES: str(result.classes_path)}
+
+    def _mask_area(self, parameters, context, feedback) -> str | None:
+        """The engine's ``--aoi`` for MASK: the layer as QGIS shows it (filter and edits applied), or, when only
+        its selected features (or a number of them) are asked for, those written out by Processing."""
+        value = parameters.get(self.MASK)
+        if isinstance(value, QgsProcessingFeatureSourceDefinition):
+            if value.selectedFeaturesOnly or value.featureLimit != -1:
+                path, name = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+                    parameters, self.MASK, context, ["gpkg"], "gpkg", feedback)
+                return f"{path}|layername={name}" if name else path
+            layer = QgsProcessingUtils.mapLayerFromString(str(value.source.staticValue()), context)
+        else:
+            layer = self.parameterAsVectorLayer(parameters, self.MASK, context)
+        return area_of(layer, self.scratch_folder("area_")) if layer is not None else None
 
 
 class ChangeAlgorithm(TimeSegAlgorithm):
@@ -277,9 +318,12 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         summary = self.run_core(lambda: compute_change(before, after, output, options))
         for line in summary.lines():
             feedback.pushInfo(line)
-        _name_result(context, str(output), f"change {before.parent.name or before.stem} -> "
-                                           f"{after.parent.name or after.stem}")
+        (earlier, earlier_dates), (later, later_dates) = _span(before), _span(after)
+        dates = [*earlier_dates, *later_dates]
         lines = f"{lines_path(output)}|layername=lines"
-        context.addLayerToLoadOnCompletion(lines, QgsProcessingContext.LayerDetails(
-            f"new and removed lines {output.stem}", context.project(), self.OUTPUT_LINES))
+        if context.willLoadLayerOnCompletion(str(output)):  # the lines with the change, when results are loaded
+            context.addLayerToLoadOnCompletion(lines, QgsProcessingContext.LayerDetails(
+                "", context.project(), self.OUTPUT_LINES))
+            _name_result(context, lines, f"new and removed lines {earlier} -> {later}", _ChangeStyled(dates))
+        _name_result(context, str(output), f"change {earlier} -> {later}", _ChangeStyled(dates))
         return {self.OUTPUT: str(output), self.OUTPUT_LINES: lines}

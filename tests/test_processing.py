@@ -93,6 +93,29 @@ def test_segment_then_change_through_processing_run(provider, local_model, small
     with rasterio.open(change["OUTPUT"]) as dataset:
         assert set(np.unique(dataset.read(1))) <= {0, 1, 2, 255}
     assert (tmp_path / "change.json").is_file()
+    # run without loading its results, the change asks to load nothing (its lines were loaded all the same);
+    # loaded, the change and its lines are named by the periods' dates and styled as in the dock
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProcessingContext, QgsProject
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.run("timeseg:change", {"BEFORE": results[2016]["OUTPUT_CLASSES"],
+                                      "AFTER": results[2019]["OUTPUT_CLASSES"], "OUTPUT": str(tmp_path / "c2.tif")},
+                   context=context)
+    assert context.layersToLoadOnCompletion() == {}
+    processing.runAndLoadResults("timeseg:change", {
+        "BEFORE": results[2016]["OUTPUT_CLASSES"], "AFTER": results[2019]["OUTPUT_CLASSES"],
+        "OUTPUT": str(tmp_path / "c3.tif")})
+    spans = ["..".join(str(d) for d in (min(dates), max(dates))) for dates in (
+        [a.date for a in small_scene.acquisitions[year]] for year in small_scene.years)]
+    [raster] = QgsProject.instance().mapLayersByName(f"change {spans[0]} -> {spans[1]}")
+    [lines] = QgsProject.instance().mapLayersByName(f"new and removed lines {spans[0]} -> {spans[1]}")
+    assert isinstance(lines.renderer(), QgsCategorizedSymbolRenderer)
+    assert [c.value() for c in lines.renderer().categories()] == ["new", "removed"]
+    for layer in (raster, lines):
+        assert layer.temporalProperties().isActive()
+        assert layer.temporalProperties().fixedTemporalRange().begin().date().toPyDate() == min(
+            a.date for a in small_scene.acquisitions[2016])
 
 
 def test_change_tolerance_through_processing(provider, tmp_path):
@@ -225,3 +248,19 @@ def test_segment_inside_a_scratch_polygon_layer(provider, local_model, small_sce
         codes = classes.read(1)
         assert classes.shape == (20, 60) and (classes.transform.c, classes.transform.f) == (x0 + 100, y0 - 200)
     assert (codes[:, :20] != 255).all() and (codes[:, 40:] != 255).all() and (codes[:, 20:40] == 255).all()
+    # the layer as a feature source (the modeler's "Vector features", the toolbox's "Selected features only"):
+    # whole, as the layer; its selection, the selected square alone (it was ignored: the whole raster was mapped)
+    from qgis.core import QgsProcessingFeatureSourceDefinition, QgsProject
+
+    QgsProject.instance().addMapLayer(squares)
+    squares.selectByIds([min(feature.id() for feature in squares.getFeatures())])
+    for selected, shape in ((False, (20, 60)), (True, (20, 20))):
+        result = processing.run("timeseg:segment", {
+            "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+            "MASK": QgsProcessingFeatureSourceDefinition(squares.id(), selected),
+            "OUTPUT_PROBABILITY": str(tmp_path / f"p{selected}.tif"),
+            "OUTPUT_CLASSES": str(tmp_path / f"c{selected}.tif")})
+        with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
+            assert classes.shape == shape and (classes.transform.c, classes.transform.f) == (x0 + 100, y0 - 200)
+            assert (classes.read(1) != 255).all() if selected else True
+    QgsProject.instance().removeMapLayer(squares.id())

@@ -120,20 +120,27 @@ def add_change_layers(project: QgsProject, model_name: str, raster: Path, lines:
     layers = []
     if lines.is_file():
         vector = QgsVectorLayer(f"{lines}|layername=lines", f"{model_name} new and removed lines {label}", "ogr")
-        vector.setRenderer(_line_renderer())
+        style_change_layer(vector, dates)
         _add(project, group, vector)
         layers.append(vector)
     layer = QgsRasterLayer(str(raster), f"{model_name} change {label}")
+    style_change_layer(layer, dates)
     _add(project, group, layer)
     layers.append(layer)
-    if dates:  # the change and its lines over both periods' dates, for the Temporal Controller
-        for each in layers:
-            properties = each.temporalProperties()
-            properties.setIsActive(True)
-            if isinstance(each, QgsVectorLayer):
-                properties.setMode(QgsVectorLayerTemporalProperties.ModeFixedTemporalRange)
-            properties.setFixedTemporalRange(_time_range(dates))
     return layers
+
+
+def style_change_layer(layer, dates: list[dt.date]) -> None:
+    """A change raster or its lines as the dock and Processing show them: the lines new red and removed blue
+    (the raster's colours are in its ``.qml``), both over the two periods' dates for the Temporal Controller."""
+    if isinstance(layer, QgsVectorLayer):
+        layer.setRenderer(_line_renderer())
+    if dates:
+        properties = layer.temporalProperties()
+        properties.setIsActive(True)
+        if isinstance(layer, QgsVectorLayer):
+            properties.setMode(QgsVectorLayerTemporalProperties.ModeFixedTemporalRange)
+        properties.setFixedTemporalRange(_time_range(dates))
 
 
 def _line_renderer() -> QgsCategorizedSymbolRenderer:
