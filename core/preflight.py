@@ -16,7 +16,7 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window
 
-from .model_card import ModelCard
+from .model_card import SHIPPED_MODELS_DIR, ModelCard
 from .model_inputs import missing_bands
 from .raster_stack import RasterStack, RasterStackError, has_data, unreadable_message, zero_is_no_data
 from .true_colour import takes_true_colour
@@ -153,3 +153,14 @@ def dates_with_data(stack: RasterStack) -> list[bool]:
 def _spread(length: int, side: int) -> list[int]:
     """Offsets of windows of ``side`` px at the start, the middle and the end of ``length`` px."""
     return sorted({0, (length - side) // 2, length - side})
+
+
+def model_written_over(output: Path, init_checkpoint: Path | None) -> str | None:
+    """What a new model at ``output`` (its checkpoint beside it) would replace that must stay: TimeSeg's own
+    models, or the checkpoint it starts from; else None."""
+    if Path(output).resolve().parent == SHIPPED_MODELS_DIR.resolve():
+        return f"write the new model to another folder: {Path(output).parent} holds TimeSeg's own models"
+    if init_checkpoint is not None and Path(output).with_suffix(".pt").resolve() == Path(init_checkpoint).resolve():
+        return (f"write the new model to another file: its checkpoint {Path(output).with_suffix('.pt').name} would "
+                "replace the one it starts from")
+    return None

@@ -28,7 +28,7 @@ from ..core.atomic import OutputSet
 from ..core.harmonisation import Harmonisation
 from ..core.model_inputs import COLOUR_BANDS, band_names, fit_stack
 from ..core.normalisation import Normalisation
-from ..core.preflight import output_problems
+from ..core.preflight import model_written_over, output_problems
 from ..core.raster_stack import Grid, RasterStack
 from ..core.runtime import variant_sibling
 from .checkpoint import checkpoint_normalisation, load_checkpoint
@@ -291,8 +291,9 @@ def fine_tune(request: FineTuneRequest, monitor: TrainingMonitor | None = None,
     if request.epochs < 1:
         raise FineTuneError("epochs must be at least 1")
     output = request.output_model  # said now, not after the whole training
-    problems = output_problems([output, output.with_suffix(".pt"), output.with_suffix(".json")],
-                               [r.path for r in request.rasters] + [request.labels.path], MODEL_BYTES)
+    problems = [problem for problem in [model_written_over(output, request.init_checkpoint)] if problem]
+    problems += output_problems([output, output.with_suffix(".pt"), output.with_suffix(".json")],
+                                [r.path for r in request.rasters] + [request.labels.path], MODEL_BYTES)
     if problems:
         raise FineTuneError(problems[0])
     with RasterStack(request.rasters) as stack:

@@ -434,6 +434,16 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
     assert code == 1 and ("error: Inn_roads.gpkg's first layer, areas, holds polygons, not lines: give --label-layer "
                           "roads (its layers: areas (polygons), roads (lines), land_cover (polygons))"
                           ) in capsys.readouterr().err
+    # the checkpoint it starts from, and TimeSeg's own models, are never written over (command line, Processing)
+    start = tmp_path / "start.pt"
+    shutil.copyfile(SHIPPED_ROAD_MODEL.with_suffix(".pt"), start)
+    written = start.stat().st_mtime_ns
+    for output, said in ((tmp_path / "start.onnx", "its checkpoint start.pt would replace the one it starts from"),
+                         (SHIPPED_ROAD_MODEL.with_name("mine.onnx"), "holds TimeSeg's own models")):
+        code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
+                     "--init", str(start), "--output-model", str(output)])
+        assert code == 1 and said in capsys.readouterr().err
+    assert start.stat().st_mtime_ns == written and not SHIPPED_ROAD_MODEL.with_name("mine.onnx").exists()
     # a held-out site of one's own is not what an area's fit is scored on: refused, not ignored
     code = main(["train", "--images", *images, "--labels", str(place.labels_path), "--label-layer", "roads_2019",
                  "--output-model", str(tmp_path / "m.onnx"), "--validation-images", *images,

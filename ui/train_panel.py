@@ -29,7 +29,8 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
-from ..core.model_card import SHIPPED_MODELS_DIR, SHIPPED_ROAD_MODEL
+from ..core.model_card import SHIPPED_ROAD_MODEL
+from ..core.preflight import model_written_over
 from .area_chooser import AreaChooser
 from .dependencies import missing_training_message
 from .label_layers import is_label_candidate, label_source_of
@@ -140,14 +141,14 @@ class TrainPanel(QGroupBox):
         if label_layer is None:
             raise ValueError(self.tr("Choose a label layer (road lines, polygons or a label raster)."))
         output = self.output_path()
-        if output.resolve().parent == SHIPPED_MODELS_DIR.resolve():
-            raise ValueError(self.tr("Write the new model to another folder: {} holds TimeSeg's own models.").format(
-                output.parent))
+        init = SHIPPED_ROAD_MODEL.with_suffix(".pt") if self.start_combo.currentData() == "fine_tune" else None
+        kept = model_written_over(output, init)
+        if kept:
+            raise ValueError(kept[0].upper() + kept[1:] + ".")
         if output.resolve() == self.model_in_use().resolve():
             raise ValueError(self.tr("Write the new model to another file: {} is the model the dock runs, and a fit "
                                      "that turns out worse would replace it.").format(output.name))
         first = self.project.mapLayer(chosen[0].layer_id)
-        init = SHIPPED_ROAD_MODEL.with_suffix(".pt") if self.start_combo.currentData() == "fine_tune" else None
         polygon_layer = self.area.polygon_layer()
         polygons = label_source_of(polygon_layer, 1, folder) if polygon_layer is not None else None
         return FineTuneRequest(
