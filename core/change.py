@@ -195,7 +195,8 @@ def change_problems(before: Path, after: Path, output: Path, options: ChangeOpti
                         "Class in Processing)")
     elif class_names and followed_class(options) >= len(class_names[0]) and kinds[0].kind == "classes":
         problems.append(f"class {followed_class(options)} is not in these maps (classes 0 to "
-                        f"{len(class_names[0]) - 1}: {', '.join(class_names[0])}): give another --class")
+                        f"{len(class_names[0]) - 1}: {', '.join(class_names[0])}): give another class (--class; "
+                        "in Processing: Class code)")
     return problems
 
 

@@ -151,7 +151,8 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
             raise ValueError(raster_missing(path))
         if not product and _vector_only(path):
             raise ValueError(f"{path.name} holds lines, points or polygons, not an image: give the dated rasters "
-                             "(a label layer goes to training, an area to --aoi)")
+                             "(a label layer goes to training, an area to --aoi; in Processing: Inside these "
+                             "polygons only)")
         if product:
             check_product(path)  # what of it is read depends on the model: its TCI or its bands
         if given:

@@ -572,7 +572,8 @@ def _too_small(stack: RasterStack, card: ModelCard) -> list[str]:
     if min(width, height) >= least:
         return []
     return [f"the rasters are {width} x {height} px, less than the {least} px a side the model reads a pixel's "
-            "surroundings in: the map is unreliable; give larger rasters (and cut them to your area with --aoi)"]
+            "surroundings in: the map is unreliable; give larger rasters (and cut them to your area: --aoi; in the "
+            "dock and Processing, the area)"]
 
 
 def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:

@@ -36,7 +36,7 @@ from ..core.definitions import (
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..core.orientations import ORIENTATION_COUNTS
 from ..ui.label_layers import area_of
-from .base import TimeSegAlgorithm
+from .base import TimeSegAlgorithm, engine_log_to
 from .base import tr as _tr
 
 
@@ -231,11 +231,10 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             cancelled=feedback.isCanceled,
             input_warnings=tuple(input_warnings),
         )
-        result = self.run_core(lambda: segment(request), (Cancelled,))
+        with engine_log_to(feedback):  # the run's warnings, as core says them, once
+            result = self.run_core(lambda: segment(request), (Cancelled,))
         feedback.pushInfo(_tr("{}, run on {} ({})").format(counted(len(result.dates), "date"),
                                                            device_words(result.provider), result.precision))
-        for warning in result.warnings:
-            feedback.pushWarning(_tr("warning: {}").format(warning))
         span = f"{min(result.dates)}..{max(result.dates)}"
         _name_result(context, str(result.probability_path), f"{Path(model).stem} probability {span}")
         _name_result(context, str(result.classes_path), f"{Path(model).stem} classes {span}")

@@ -3,14 +3,17 @@ errors (one line that says what to do) turned into Processing errors."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
@@ -28,7 +31,41 @@ def tr(text: str) -> str:
 
 
 _LAYER_PARAMETERS = (QgsProcessingParameterMapLayer, QgsProcessingParameterMultipleLayers,
-                     QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer)
+                     QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer,
+                     QgsProcessingParameterFeatureSource)
+
+
+class _ToFeedback(logging.Handler):
+    """core's log lines as Processing's: warnings as warnings, without core's "warning: " (Processing says it),
+    the rest as information."""
+
+    def __init__(self, feedback) -> None:
+        super().__init__(logging.INFO)
+        self.feedback = feedback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            self.feedback.pushWarning(message.removeprefix("warning: "))
+        else:
+            self.feedback.pushInfo(message)
+
+
+@contextlib.contextmanager
+def engine_log_to(feedback) -> Iterator[None]:
+    """While an algorithm runs, core's log goes to its ``feedback`` only (without this, Python printed its
+    warnings on stderr too, beside Processing's own line)."""
+    logger = logging.getLogger("timeseg")
+    handler, level, propagate = _ToFeedback(feedback), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def unloadable_layer(definition, value, context) -> str | None:

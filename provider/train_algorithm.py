@@ -20,7 +20,7 @@ from qgis.core import (
 from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..ui.label_layers import label_source_of
-from .base import TimeSegAlgorithm
+from .base import TimeSegAlgorithm, engine_log_to
 from .base import tr as _tr
 
 
@@ -124,11 +124,11 @@ class TrainAlgorithm(TimeSegAlgorithm):
                 **record))
             feedback.setProgress(progress_percent(record, request.minutes))
 
-        result = self.run_core(lambda: fine_tune(request, TrainingMonitor(on_epoch, feedback.isCanceled)),
-                               (TrainingCancelled,), "cancelled; no model was written")
-        for name, numbers in (("before", result.before), ("after", result.after)):
-            if numbers:
-                feedback.pushInfo(_tr("held-out part, {}: {}").format(name, numbers))
+        with engine_log_to(feedback):
+            result = self.run_core(lambda: fine_tune(request, TrainingMonitor(on_epoch, feedback.isCanceled)),
+                                   (TrainingCancelled,), "cancelled; no model was written")
+        for line in result.held_out_lines():  # in words, not the scores' dict
+            feedback.pushInfo(line)
         if result.verdict():
             feedback.reportError(result.verdict(), fatalError=False)
         return {self.OUTPUT_MODEL: str(result.model_path)}

@@ -344,7 +344,8 @@ def test_rasters_too_small_for_the_models_view_are_warned_of(local_model, small_
     card_tile = CARD["tile_size"]
     result = segment(SegmentRequest(small, local_model, tmp_path / "out", device="cpu"))
     assert (f"the rasters are 40 x 30 px, less than the {card_tile // 2} px a side the model reads a pixel's "
-            "surroundings in: the map is unreliable; give larger rasters (and cut them to your area with --aoi)"
+            "surroundings in: the map is unreliable; give larger rasters (and cut them to your area: --aoi; in the "
+            "dock and Processing, the area)"
             ) in result.warnings
     assert not segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "whole",
                                       device="cpu")).warnings

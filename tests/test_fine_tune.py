@@ -467,10 +467,22 @@ def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgi
         assert tuple(algorithm.parameterDefinition(name).defaultValue() for name in ("EPOCHS", "MINUTES")) \
             == request_defaults()
         output = tmp_path / "processing.onnx"
+        from qgis.core import QgsProcessingFeedback
+
+        class Said(QgsProcessingFeedback):
+            infos: list = []
+
+            def pushInfo(self, text):  # noqa: N802
+                self.infos.append(text)
+
+        feedback = Said()
         result = processing.run("timeseg:train", {
             "INPUT": [str(p) for p in place.tci_paths[2019]], "LABELS": roads, "LINE_WIDTH": 3,
-            "FROM_SCRATCH": True, "EPOCHS": 1, "MINUTES": 0, "OUTPUT_MODEL": str(output)})
+            "FROM_SCRATCH": True, "EPOCHS": 1, "MINUTES": 0, "OUTPUT_MODEL": str(output)}, feedback=feedback)
         assert result["OUTPUT_MODEL"] == str(output)
+        # the held-out scores in words, not as the scores' dict
+        assert any(re.fullmatch(r"held-out part, after: F1 \d\.\d{3}( \(roads within 2 px: \d\.\d{3}\))?", line)
+                   for line in feedback.infos), feedback.infos
         card = read_model_card(output)  # from scratch, as asked (an emptied model file gets its default back)
         assert "from scratch" in card.trained_on and card.metrics["heldout_before"] is None
         assert card.metrics["heldout_after"]

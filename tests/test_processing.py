@@ -68,6 +68,9 @@ def test_segment_warnings_reach_processing_feedback(provider, small_scene, tmp_p
         "INPUT": [str(p) for p in paths], "DEVICE": 1, "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"),
         "OUTPUT_CLASSES": str(tmp_path / "c.tif")}, feedback=feedback)
     assert any("uint16 values, read as reflectance x 10000" in w for w in feedback.warnings), feedback.warnings
+    # each said once, without core's own "warning: " before Processing's
+    assert len(set(feedback.warnings)) == len(feedback.warnings) and not any(
+        w.startswith("warning:") for w in feedback.warnings), feedback.warnings
     with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
         codes = classes.read(1)
     assert set(np.unique(codes)) <= {0, 1, 255} and 0.01 < (codes == 1).mean() < 0.5  # roads, not everything

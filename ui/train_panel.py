@@ -211,11 +211,7 @@ class TrainPanel(QGroupBox):
         lines = [self.tr("New model: {}").format(result.model_path)]
         if result.int8_path is None:
             lines.append(self.tr("No int8 variant (it would change more than 1 % of the map): it runs in float32."))
-        for name, numbers in ((self.tr("before"), result.before), (self.tr("after"), result.after)):
-            if numbers:
-                lines.append(self.tr("Held-out part, {}: F1 {:.3f}{}").format(
-                    name, numbers["f1"], self.tr(" (roads within 2 px: {:.3f})").format(numbers["relaxed_f1"])
-                    if "relaxed_f1" in numbers else ""))
+        lines += [line[0].upper() + line[1:] for line in result.held_out_lines()]
         if result.verdict():
             lines.append(self.tr("Warning: {}").format(result.verdict()))
         self.controls.stopped("\n".join(lines), done=True)
