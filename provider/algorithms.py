@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingFeatureSourceDefinition,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputVectorLayer,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -36,7 +35,7 @@ from ..core.definitions import (
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..core.orientations import ORIENTATION_COUNTS
 from ..ui.label_layers import area_of
-from .base import TimeSegAlgorithm, engine_log_to
+from .base import TimeSegAlgorithm, advanced, engine_log_to, with_help
 from .base import tr as _tr
 
 
@@ -52,16 +51,6 @@ def _described(module: str, settings: str):
     except ImportError:
         return lambda name: ""
     return lambda name: option_help(cls, name)
-
-
-def _advanced(parameter):
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return parameter
-
-
-def _with_help(parameter, text: str):
-    parameter.setHelp(text)
-    return parameter
 
 
 class _StyleBeside(QgsProcessingLayerPostProcessorInterface):
@@ -148,45 +137,54 @@ class SegmentAlgorithm(TimeSegAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         described = _described("segment", "SegmentRequest")
-        self.addParameter(_with_help(QgsProcessingParameterMultipleLayers(
+        self.addParameter(with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster, optional=True),
             _tr("The dated images of one place and period (e.g. five Sentinel-2 true-colour images of 2019)")))
-        self.addParameter(_with_help(QgsProcessingParameterString(
+        self.addParameter(with_help(QgsProcessingParameterString(
             self.PRODUCTS, _tr("Sentinel-2 products (.SAFE folders or .zip, separated by ;)"), optional=True),
             _tr("L1C or L2A products as downloaded, read in place: their date, and what the model reads of them (the "
                 "true-colour image for a true-colour model, its bands for another)")))
-        self.addParameter(_with_help(QgsProcessingParameterString(
+        self.addParameter(with_help(QgsProcessingParameterString(
             self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True),
             _tr("One date per layer, in layer order, when the names and tags do not hold them")))
-        self.addParameter(_with_help(QgsProcessingParameterFile(
+        self.addParameter(with_help(QgsProcessingParameterFile(
             self.MODEL, _tr("Model (.onnx; empty: the shipped road model)"), extension="onnx",
-            defaultValue=str(SHIPPED_ROAD_MODEL), optional=True), described("model_path")))
-        self.addParameter(_with_help(QgsProcessingParameterEnum(
+            defaultValue=str(SHIPPED_ROAD_MODEL), optional=True),
+            _tr("A TimeSeg model (.onnx with its card: the shipped ones, or one trained with Train), or a "
+                "segmentation model made for the Deepness plugin, run on the latest date")))
+        self.addParameter(with_help(QgsProcessingParameterEnum(
             self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0), described("device")))
-        self.addParameter(_advanced(_with_help(QgsProcessingParameterEnum(
+        self.addParameter(advanced(with_help(QgsProcessingParameterEnum(
             self.PRECISION, _tr("Precision"), options=PRECISIONS, defaultValue=0), described("precision"))))
-        self.addParameter(_advanced(_with_help(QgsProcessingParameterEnum(
-            self.ORIENTATIONS, _tr("Orientations averaged (8: best, 8x the time)"),
-            options=[str(count) for count in ORIENTATION_COUNTS], defaultValue=0), described("orientations"))))
-        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
-            self.TILE_SIZE, _tr("Tile size (0: the model's)"), QgsProcessingParameterNumber.Integer, 0, minValue=0),
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(  # a count, not an enum's index
+            self.ORIENTATIONS, _tr("Orientations averaged: 1, 2, 4 or 8 (8: best, 8x the time)"),
+            QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=max(ORIENTATION_COUNTS)),
+            described("orientations"))))
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
+            self.TILE_SIZE, _tr("Tile size, 32 to 2048 px (0: the model's)"), QgsProcessingParameterNumber.Integer, 0,
+            minValue=0, maxValue=2048),
             described("tile_size"))))
-        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.OVERLAP, _tr("Tile overlap (-1: the model's)"), QgsProcessingParameterNumber.Integer, -1,
             minValue=-1), described("overlap"))))
-        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.THRESHOLD, _tr("Threshold (0: the model's)"), QgsProcessingParameterNumber.Double, 0, minValue=0,
             maxValue=0.99), described("threshold"))))
-        self.addParameter(_with_help(QgsProcessingParameterExtent(
+        self.addParameter(with_help(QgsProcessingParameterExtent(
             self.EXTENT, _tr("Area of interest (empty: the rasters' extent)"), optional=True),
             _tr("only this area is read and written, on the rasters' grid; in any CRS (QGIS converts it)")))
-        self.addParameter(_with_help(QgsProcessingParameterFeatureSource(
+        self.addParameter(with_help(QgsProcessingParameterFeatureSource(
             self.MASK, _tr("Inside these polygons only (outside: nodata)"), [QgsProcessing.TypeVectorPolygon],
             optional=True), _tr("only the polygons' extent is read and written; outside the polygons is nodata "
                                 "(any CRS; the selected ones only when so ticked; takes the place of the area of "
                                 "interest)")))
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, _tr("Probability")))
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_CLASSES, _tr("Classes")))
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_PROBABILITY, _tr("Probability")),
+            _tr("A GeoTIFF of P per class (float32, NaN where no date has data), with its .qml style beside it")))
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_CLASSES, _tr("Classes")),
+            _tr("A GeoTIFF of class codes (uint8, 255 where no date has data), with its colours and .qml style; "
+                "what Change between two periods compares")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.dates import dated_rasters
@@ -214,19 +212,23 @@ class SegmentAlgorithm(TimeSegAlgorithm):
                 aoi = ",".join(repr(v) for v in (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(),
                                                  rectangle.yMaximum()))
                 aoi_crs = extent_crs.toWkt() if extent_crs.isValid() else None
+        orientations = self.parameterAsInt(parameters, self.ORIENTATIONS, context)
+        if orientations not in ORIENTATION_COUNTS:
+            raise QgsProcessingException(_tr("ORIENTATIONS: give {}, not {}").format(
+                ", ".join(map(str, ORIENTATION_COUNTS)), orientations))
         request = SegmentRequest(
             rasters,
             Path(model),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
-            orientations=ORIENTATION_COUNTS[self.parameterAsEnum(parameters, self.ORIENTATIONS, context)],
+            orientations=orientations,
             tile_size=tile_size,
             overlap=None if overlap < 0 else overlap,
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,
             aoi=aoi,
             aoi_crs=aoi_crs,
-            probability_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)),
-            classes_path=Path(self.parameterAsOutputLayer(parameters, self.OUTPUT_CLASSES, context)),
+            probability_path=self.raster_output(parameters, self.OUTPUT_PROBABILITY, context),
+            classes_path=self.raster_output(parameters, self.OUTPUT_CLASSES, context),
             progress=lambda fraction, message: feedback.setProgress(100 * fraction),
             cancelled=feedback.isCanceled,
             input_warnings=tuple(input_warnings),
@@ -280,25 +282,31 @@ class ChangeAlgorithm(TimeSegAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         described = _described("change", "ChangeOptions")
-        self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Classes, earlier period")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, _tr("Classes, later period")))
-        self.addParameter(_with_help(QgsProcessingParameterNumber(
+        self.addParameter(with_help(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Classes, earlier period")),
+                                    _tr("The classes raster of the earlier period, made by Segment a time series (or "
+                                        "its probability raster, for the thresholds below)")))
+        self.addParameter(with_help(QgsProcessingParameterRasterLayer(self.AFTER, _tr("Classes, later period")),
+                                    _tr("The classes raster of the later period, made by the same model; the change "
+                                        "is written on its grid")))
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.CLASS, _tr("Class code to follow (empty: 1, as road; maps of more classes need it)"),
             QgsProcessingParameterNumber.Integer, None, optional=True, minValue=0, maxValue=254),
             described("target_class")))
-        self.addParameter(_with_help(QgsProcessingParameterNumber(
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.MIN_PATCH, _tr("Drop patches under (pixels)"), QgsProcessingParameterNumber.Integer,
             MIN_PATCH_PIXELS, minValue=0), described("min_patch_pixels")))
-        self.addParameter(_with_help(QgsProcessingParameterNumber(
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.TOLERANCE, _tr("Same feature within (pixels)"), QgsProcessingParameterNumber.Integer,
             CHANGE_TOLERANCE_PX, minValue=0, maxValue=10), described("tolerance_px")))
-        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.HIGH, _tr("Threshold (probability inputs)"), QgsProcessingParameterNumber.Double,
             CHANGE_THRESHOLD, minValue=0, maxValue=1), described("high"))))
-        self.addParameter(_advanced(_with_help(QgsProcessingParameterNumber(
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.LOW, _tr("Hysteresis lower threshold (0: none)"), QgsProcessingParameterNumber.Double, 0,
             minValue=0, maxValue=1), described("low"))))
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, _tr("Change")))
+        self.addParameter(with_help(QgsProcessingParameterRasterDestination(self.OUTPUT, _tr("Change")),
+                                    _tr("A GeoTIFF of 0 none, 1 new, 2 removed, 255 nodata; beside it its .json "
+                                        "summary, its .qml style and its lines (.gpkg)")))
         self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT_LINES, _tr("New and removed lines")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -306,7 +314,7 @@ class ChangeAlgorithm(TimeSegAlgorithm):
 
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
         after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())
-        output = Path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
+        output = self.raster_output(parameters, self.OUTPUT, context)
         chosen_class = parameters.get(self.CLASS)
         options = ChangeOptions(min_patch_pixels=self.parameterAsInt(parameters, self.MIN_PATCH, context),
                                 tolerance_px=self.parameterAsInt(parameters, self.TOLERANCE, context),

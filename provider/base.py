@@ -13,6 +13,7 @@ from typing import TypeVar
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterMultipleLayers,
@@ -21,7 +22,7 @@ from qgis.core import (
     QgsProcessingUtils,
     QgsRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QUrl
 
 Result = TypeVar("Result")
 
@@ -89,12 +90,28 @@ def unloadable_layer(definition, value, context) -> str | None:
     return None
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"  # every algorithm's help page, read offline
+
+
+def advanced(parameter):
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+def with_help(parameter, text: str):
+    parameter.setHelp(text)
+    return parameter
+
+
 class TimeSegAlgorithm(QgsProcessingAlgorithm):
     """Subclasses give ``name``, ``displayName``, ``shortHelpString``, ``initAlgorithm`` and
     ``processAlgorithm``; they call core through ``run_core``."""
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def helpUrl(self) -> str:  # noqa: N802
+        return QUrl.fromLocalFile(str(README)).toString()
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         """First a layer input that is neither a layer of the project nor a file that opens as one, or a vector
@@ -105,6 +122,15 @@ class TimeSegAlgorithm(QgsProcessingAlgorithm):
             if problem:
                 return False, problem
         return super().checkParameterValues(parameters, context)
+
+    def raster_output(self, parameters, name: str, context) -> Path:
+        """The file a raster output goes to; a memory layer (``memory:``, which QGIS has only for vectors) is
+        refused in words (core read it as a file name and asked for "memory:.tif")."""
+        given = self.parameterAsOutputLayer(parameters, name, context)
+        if given.startswith("memory:"):
+            raise QgsProcessingException(tr("{}: a raster cannot be a memory layer: give a .tif file, or leave it "
+                                            "empty for a temporary file").format(name))
+        return Path(given)
 
     @staticmethod
     def scratch_folder(prefix: str) -> Path:

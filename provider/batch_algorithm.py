@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from ..core.model_card import SHIPPED_ROAD_MODEL
-from .base import TimeSegAlgorithm
+from .base import TimeSegAlgorithm, with_help
 from .base import tr as _tr
 
 
@@ -47,20 +47,30 @@ class BatchAlgorithm(TimeSegAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile(self.JOBS, _tr("Jobs (CSV: place,period,path)"),
-                                                     extension="csv"))
-        self.addParameter(QgsProcessingParameterFile(  # optional: qgis_process leaves a default out
+        self.addParameter(with_help(QgsProcessingParameterFile(
+            self.JOBS, _tr("Jobs (CSV: place,period,path)"), extension="csv"),
+            _tr("One row per dated raster or Sentinel-2 product: place,period,path (relative paths from the CSV's "
+                "folder; dates from the files' names or tags)")))
+        self.addParameter(with_help(QgsProcessingParameterFile(  # optional: qgis_process leaves a default out
             self.MODEL, _tr("Model (.onnx; empty: the shipped road model)"), extension="onnx",
-            defaultValue=str(SHIPPED_ROAD_MODEL), optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
+            defaultValue=str(SHIPPED_ROAD_MODEL), optional=True),
+            _tr("The model every place and period runs with (its change maps compare maps of one model)")))
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.WORKERS, _tr("Workers of the local cluster"), QgsProcessingParameterNumber.Integer, 2,
-            minValue=1, maxValue=1024))
-        self.addParameter(QgsProcessingParameterString(
-            self.SCHEDULER, _tr("Scheduler address (empty: a local cluster)"), optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
+            minValue=1, maxValue=1024),
+            _tr("Places and periods run at once on this machine, each on its share of the cores (not used with "
+                "a scheduler)")))
+        self.addParameter(with_help(QgsProcessingParameterString(
+            self.SCHEDULER, _tr("Scheduler address (empty: a local cluster)"), optional=True),
+            _tr("A running dask cluster to send the work to, e.g. tcp://host:8786; its workers need TimeSeg and "
+                "the files at the same paths")))
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.CLASS, _tr("Change: class code to follow (empty: 1, as road; models of more classes need it)"),
-            QgsProcessingParameterNumber.Integer, None, optional=True, minValue=0, maxValue=254))
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, _tr("Output folder")))
+            QgsProcessingParameterNumber.Integer, None, optional=True, minValue=0, maxValue=254),
+            _tr("The class whose new and removed patches the change maps show")))
+        self.addParameter(with_help(QgsProcessingParameterFolderDestination(self.OUTPUT, _tr("Output folder")),
+                                    _tr("<place>/<period>/ maps, <place>/change_<first>_<second>.tif and batch.json "
+                                        "go here; running again skips what is complete")))
         self.addOutput(QgsProcessingOutputString(self.SUMMARY, _tr("Summary (batch.json)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802

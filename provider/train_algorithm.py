@@ -20,7 +20,7 @@ from qgis.core import (
 from ..core.definitions import FINE_TUNE_EPOCHS, FINE_TUNE_MINUTES
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..ui.label_layers import label_source_of
-from .base import TimeSegAlgorithm, engine_log_to
+from .base import TimeSegAlgorithm, engine_log_to, with_help
 from .base import tr as _tr
 
 
@@ -55,32 +55,46 @@ class TrainAlgorithm(TimeSegAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster))
-        self.addParameter(QgsProcessingParameterString(
-            self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True))
-        self.addParameter(QgsProcessingParameterMapLayer(
+        self.addParameter(with_help(QgsProcessingParameterMultipleLayers(
+            self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster),
+            _tr("The dated images of your area, of one period (dates from their names or tags, or Dates)")))
+        self.addParameter(with_help(QgsProcessingParameterString(
+            self.DATES, _tr("Dates (YYYY-MM-DD, comma-separated; empty: detect)"), optional=True),
+            _tr("One date per layer, in layer order, when the names and tags do not hold them")))
+        self.addParameter(with_help(QgsProcessingParameterMapLayer(
             self.LABELS, _tr("Labels (road lines, polygons or a label raster)"),
-            types=[QgsProcessing.TypeVectorLine, QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeRaster]))
-        self.addParameter(QgsProcessingParameterNumber(
+            types=[QgsProcessing.TypeVectorLine, QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeRaster]),
+            _tr("Road lines, polygons of the class, or a one-band raster (1 the class, 0 not, 255 unknown), in any "
+                "CRS. Every road inside the area must be drawn: a road left out is learnt as not-road")))
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.LINE_WIDTH, _tr("Line width after widening (pixels)"), QgsProcessingParameterNumber.Integer, 3,
-            minValue=1, maxValue=15))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, _tr("Area (empty: the rasters' extent)"),
-                                                       optional=True))
+            minValue=1, maxValue=15), _tr("Lines are drawn this many pixels wide (3: a road of 10 m pixels)")))
+        self.addParameter(with_help(QgsProcessingParameterExtent(
+            self.EXTENT, _tr("Area (empty: the rasters' extent)"), optional=True),
+            _tr("Only this area is trained on and scored: 70 % along its longer side trains, 10 % picks the best "
+                "epoch, 20 % is held out and scored; choose it where every road is drawn")))
         default_init = SHIPPED_ROAD_MODEL.with_suffix(".pt")
-        self.addParameter(QgsProcessingParameterFile(
+        self.addParameter(with_help(QgsProcessingParameterFile(
             self.INIT_MODEL, _tr("Model to fine-tune (.pt; default: the shipped road model)"), extension="pt",
-            defaultValue=str(default_init) if default_init.exists() else None, optional=True))
-        self.addParameter(QgsProcessingParameterBoolean(  # QGIS puts the default back into an emptied file
-            self.FROM_SCRATCH, _tr("Train from scratch (no model to fine-tune)"), defaultValue=False))
-        self.addParameter(QgsProcessingParameterNumber(
+            defaultValue=str(default_init) if default_init.exists() else None, optional=True),
+            _tr("The checkpoint to start from (never written over); fine-tuning needs far fewer labels than "
+                "training from scratch")))
+        self.addParameter(with_help(QgsProcessingParameterBoolean(  # QGIS puts the default back into an emptied file
+            self.FROM_SCRATCH, _tr("Train from scratch (no model to fine-tune)"), defaultValue=False),
+            _tr("Start from random weights, for a class other than roads (needs many more labels and minutes)")))
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.EPOCHS, _tr("Epochs"), QgsProcessingParameterNumber.Integer, FINE_TUNE_EPOCHS,
-            minValue=1, maxValue=500))
-        self.addParameter(QgsProcessingParameterNumber(
+            minValue=1, maxValue=500), _tr("Single-date epochs at most (the sequence stage runs a third of them); "
+                                           "the time budget ends the training first as a rule")))
+        self.addParameter(with_help(QgsProcessingParameterNumber(
             self.MINUTES, _tr("Time budget of the training (minutes, 0: none; scoring and writing follow)"),
-            QgsProcessingParameterNumber.Double, FINE_TUNE_MINUTES, minValue=0))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT_MODEL, _tr("Model to write"), "ONNX models (*.onnx)"))
+            QgsProcessingParameterNumber.Double, FINE_TUNE_MINUTES, minValue=0),
+            _tr("The training stops after this many minutes; scoring the held-out part and writing the model take "
+                "about half a minute more")))
+        self.addParameter(with_help(QgsProcessingParameterFileDestination(
+            self.OUTPUT_MODEL, _tr("Model to write"), "ONNX models (*.onnx)"),
+            _tr("The new model (.onnx); its checkpoint (.pt), numbers (.json) and int8 CPU variant are written "
+                "beside it")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..ui.dependencies import missing_training_message

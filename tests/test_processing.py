@@ -18,8 +18,9 @@ def test_provider_lists_its_algorithms(provider):
                      "OVERLAP", "THRESHOLD", "EXTENT", "MASK", "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
     for algorithm in provider.algorithms():  # every algorithm and parameter explains itself
         assert len(algorithm.shortHelpString()) > 100, algorithm.id()
-    for parameter in segment.parameterDefinitions()[:10]:
-        assert parameter.help(), parameter.name()
+        for parameter in algorithm.parameterDefinitions():
+            assert parameter.help(), f"{algorithm.id()} {parameter.name()}"
+        assert algorithm.helpUrl().startswith("file://") and algorithm.helpUrl().endswith("/README.md")
     assert segment.parameterDefinition("MODEL").flags() & parameter.FlagOptional
     change = provider.algorithm("change")
     assert change.parameterDefinition("MIN_PATCH").defaultValue() == 6
@@ -38,13 +39,19 @@ def test_segment_without_a_model_uses_the_shipped_one(provider, small_scene, tmp
     with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
         assert classes.tags()["class_names"] == "background,road"
     assert (tmp_path / "c.qml").is_file()
-    averaged = processing.run("timeseg:segment", {  # the 8 orientations (the enum's last) averaged
-        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DEVICE": 1, "ORIENTATIONS": 3,
+    averaged = processing.run("timeseg:segment", {  # the 8 orientations averaged (a count, not an enum's index)
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DEVICE": 1, "ORIENTATIONS": 8,
         "OUTPUT_PROBABILITY": str(tmp_path / "p8.tif"), "OUTPUT_CLASSES": str(tmp_path / "c8.tif")},
         context=context, feedback=QgsProcessingFeedback())
     with rasterio.open(result["OUTPUT_PROBABILITY"]) as one, rasterio.open(averaged["OUTPUT_PROBABILITY"]) as eight:
         difference = np.abs(np.nan_to_num(one.read(1)) - np.nan_to_num(eight.read(1)))
     assert 0 < difference.mean() < 0.1
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="ORIENTATIONS: give 1, 2, 4, 8, not 3"):
+        processing.run("timeseg:segment", {"INPUT": [str(p) for p in small_scene.tci_paths[2019]], "ORIENTATIONS": 3,
+                                           "OUTPUT_PROBABILITY": str(tmp_path / "p3.tif"),
+                                           "OUTPUT_CLASSES": str(tmp_path / "c3.tif")})
 
 
 def test_segment_warnings_reach_processing_feedback(provider, small_scene, tmp_path):
@@ -190,6 +197,11 @@ def test_outputs_under_other_formats_names_are_refused(provider, local_model, sm
         processing.run("timeseg:segment", {
             "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
             "OUTPUT_PROBABILITY": str(tmp_path / "p.img"), "OUTPUT_CLASSES": str(tmp_path / "c.sdat")})
+    with pytest.raises(QgsProcessingException, match="^OUTPUT_PROBABILITY: a raster cannot be a memory layer: give "
+                                                     "a .tif file"):
+        processing.run("timeseg:segment", {
+            "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+            "OUTPUT_PROBABILITY": "memory:", "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
     assert list(tmp_path.iterdir()) == []
 
 
