@@ -58,6 +58,7 @@ COLUMNS = ("place", "period", "path")
 DONE_NAME = "done.json"
 WINDOWS_NAME = ".windows"  # a large place's windows, until they are put together
 SUMMARY_NAME = "batch.json"
+_POLL_S = 0.2  # how often a batch waiting for its tasks looks whether it is to stop
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -94,6 +95,10 @@ def _warnings_kept() -> Iterator[list[str]]:
 
 class BatchError(ValueError):
     """The job list or the options cannot start a batch; the message says what to fix."""
+
+
+class BatchCancelled(Exception):
+    """The caller asked to stop: the tasks not yet finished were cancelled; those finished stay, for a rerun."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,8 @@ class BatchRequest:
     worker_processes: bool = True  # local cluster of processes; False: threads (inside QGIS)
     progress: Callable[[str], None] | None = None
     dashboard: Callable[[str], None] | None = None
+    done_share: Callable[[float], None] | None = None  # told the share of tasks finished, 0..1, as they finish
+    cancelled: Callable[[], bool] = field(default=lambda: False)  # True: stop at once (Processing's Cancel)
 
 
 @dataclass
@@ -506,7 +513,8 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
                                          pure=False)
                 change_futures.append(previous)
         tasks_per_place = {place: 2 * len(futures) - 1 for place, futures in by_place.items()}
-        reports = _collect([*period_futures.values(), *change_futures], tasks_per_place, say, started)
+        reports = _collect(client, [*period_futures.values(), *change_futures], tasks_per_place, say, started,
+                           request)
     finally:
         client.close()
         if cluster is not None:
@@ -554,14 +562,27 @@ def _windows_of(job: PeriodJob, settings: Settings, window_px: int) -> tuple[lis
     return plan_windows(width, height, transform, window_px, halo), (width, height)
 
 
-def _collect(futures: list, tasks_per_place: dict[str, int], say: Callable[[str], None],
-             started: float) -> list[dict]:
-    """Reports as tasks finish, saying places done, the rate and the time left."""
+def _collect(client, futures: list, tasks_per_place: dict[str, int], say: Callable[[str], None], started: float,
+             request: BatchRequest) -> list[dict]:
+    """Reports as tasks finish, saying places done, the rate and the time left; ``BatchCancelled`` (the tasks
+    left cancelled) as soon as ``request.cancelled()``."""
     from distributed import as_completed
 
     reports: list[dict] = []
     left_per_place = dict(tasks_per_place)
-    for finished, future in enumerate(as_completed(futures), start=1):
+    finishing = as_completed(futures)
+    finished = 0
+    while not finishing.is_empty():
+        if request.cancelled():
+            client.cancel([future for future in futures if not future.done()])
+            raise BatchCancelled("cancelled; the tasks that had finished are kept and a rerun goes on from them")
+        if not finishing.has_ready():
+            time.sleep(_POLL_S)
+            continue
+        future = next(finishing)
+        finished += 1
+        if request.done_share:
+            request.done_share(finished / len(futures))
         report = future.result()
         reports.append(report)
         left_per_place[report["place"]] -= 1

@@ -310,7 +310,9 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT_LINES, _tr("New and removed lines")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.change import ChangeOptions, compute_change, lines_path
+        from ..core.atomic import OutputSet
+        from ..core.change import ChangeOptions, change_outputs, compute_change, lines_path
+        from ..core.segment import Cancelled
 
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
         after = Path(self.parameterAsRasterLayer(parameters, self.AFTER, context).source())
@@ -322,7 +324,21 @@ class ChangeAlgorithm(TimeSegAlgorithm):
                                 self.parameterAsInt(parameters, self.CLASS, context),
                                 high=self.parameterAsDouble(parameters, self.HIGH, context),
                                 low=self.parameterAsDouble(parameters, self.LOW, context) or None)
-        summary = self.run_core(lambda: compute_change(before, after, output, options))
+        feedback.setProgress(0)
+
+        def change() -> object:
+            """The change, its files kept only when the run was not cancelled meanwhile."""
+            with OutputSet(change_outputs(output)) as outputs:
+                if feedback.isCanceled():
+                    raise Cancelled("cancelled; nothing was kept")
+                made = compute_change(before, after, output, options, outputs)
+                if feedback.isCanceled():
+                    raise Cancelled("cancelled; nothing was kept")
+                outputs.commit()
+            return made
+
+        summary = self.run_core(change, (Cancelled,))
+        feedback.setProgress(100)
         for line in summary.lines():
             feedback.pushInfo(line)
         (earlier, earlier_dates), (later, later_dates) = _span(before), _span(after)

@@ -74,7 +74,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.SUMMARY, _tr("Summary (batch.json)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.batch import SUMMARY_NAME, BatchRequest, failures_line, place_line, run_batch
+        from ..core.batch import SUMMARY_NAME, BatchCancelled, BatchRequest, failures_line, place_line, run_batch
 
         output = Path(self.parameterAsString(parameters, self.OUTPUT, context))
         request = BatchRequest(
@@ -85,8 +85,10 @@ class BatchAlgorithm(TimeSegAlgorithm):
             change_class=None if parameters.get(self.CLASS) in (None, "") else
             self.parameterAsInt(parameters, self.CLASS, context),
             worker_processes=False, progress=feedback.pushInfo,
-            dashboard=lambda link: feedback.pushInfo(_tr("dask dashboard: {}").format(link)))
-        summary = self.run_core(lambda: run_batch(request))
+            dashboard=lambda link: feedback.pushInfo(_tr("dask dashboard: {}").format(link)),
+            done_share=lambda share: feedback.setProgress(100 * share), cancelled=feedback.isCanceled)
+        summary = self.run_core(lambda: run_batch(request), (BatchCancelled,),
+                                "cancelled; the tasks that had finished are kept and a rerun goes on from them")
         for failure in summary["failed"]:
             feedback.reportError(_tr("{place} {task} failed: {error}").format(**failure), fatalError=False)
         for place, report in summary["places"].items():

@@ -146,6 +146,22 @@ def test_batch_through_processing(places, local_model, tmp_path, provider):
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"] and summary["class"] == "road"
     assert (tmp_path / "out" / "coast_b" / "change_2016_2019.tif").is_file()
+    # Cancel stops it (it ran every task), with the progress bar following the tasks done until then
+    from qgis.core import QgsProcessingFeedback
+
+    class CancelledAfterOne(QgsProcessingFeedback):
+        shares: list = []
+
+        def setProgress(self, percent):  # noqa: N802
+            self.shares.append(percent)
+            self.cancel()
+
+    feedback = CancelledAfterOne()
+    with pytest.raises(QgsProcessingException, match="^cancelled; the tasks that had finished are kept"):
+        processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
+                                         "WORKERS": 1, "OUTPUT": str(tmp_path / "stopped")}, feedback=feedback)
+    assert len(feedback.shares) == 1 and 0 < feedback.shares[0] < 100
+    assert not (tmp_path / "stopped" / "batch.json").exists()
 
 
 def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path, capsys):

@@ -105,8 +105,21 @@ def test_segment_then_change_through_processing_run(provider, local_model, small
     assert (tmp_path / "change.json").is_file()
     # run without loading its results, the change asks to load nothing (its lines were loaded all the same);
     # loaded, the change and its lines are named by the periods' dates and styled as in the dock
-    from qgis.core import QgsCategorizedSymbolRenderer, QgsProcessingContext, QgsProject
+    from qgis.core import (
+        QgsCategorizedSymbolRenderer,
+        QgsProcessingContext,
+        QgsProcessingException,
+        QgsProcessingFeedback,
+        QgsProject,
+    )
 
+    stopped = QgsProcessingFeedback()
+    stopped.cancel()  # Cancel honoured (it ran and wrote all its files), nothing kept
+    with pytest.raises(QgsProcessingException, match="^cancelled; nothing was kept$"):
+        processing.run("timeseg:change", {"BEFORE": results[2016]["OUTPUT_CLASSES"],
+                                          "AFTER": results[2019]["OUTPUT_CLASSES"],
+                                          "OUTPUT": str(tmp_path / "stopped.tif")}, feedback=stopped)
+    assert not list(tmp_path.glob("stopped*"))
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
     processing.run("timeseg:change", {"BEFORE": results[2016]["OUTPUT_CLASSES"],
