@@ -76,8 +76,9 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     per_value = reflectance_per_value(dtype, bright)
     if bright * per_value > MOST_REFLECTANCE:
         raise RasterStackError(f"the rasters hold {dtype.name} values up to {bright:.0f} (99th percentile), "
-                               "too bright for Sentinel-2 reflectance (x 10000): give true-colour images (TCI, 8-bit) "
-                               "or the bands as reflectance")
+                               "too bright for Sentinel-2 reflectance (x 10000): give true-colour images (TCI, 8-bit; "
+                               "a 16-bit picture: gdal_translate -ot Byte -scale 0 65535 0 255 IN OUT.tif) or the "
+                               "bands as reflectance")
     if sample.size and bright * per_value < LEAST_REFLECTANCE:
         raise RasterStackError(f"the rasters hold {dtype.name} values whose bright pixels are {bright:.4g} (99th "
                                f"percentile), {bright * per_value:.4f} as reflectance: too dark for Sentinel-2. "
@@ -93,8 +94,9 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     if per_value == REFLECTANCE_PER_DIGITAL_NUMBER and dark >= BASELINE_OFFSET:
         warnings.append(f"the rasters' darkest pixels are {dark:.0f} (1st percentile): products processed from 25 "
                         f"January 2022 on (baseline 04.00) add {BASELINE_OFFSET} to every value; if these do, take "
-                        f"it off first (gdal_calc.py -A IN --allBands=A --outfile OUT --calc=\"where(A>"
-                        f"{BASELINE_OFFSET},A-{BASELINE_OFFSET},0)\") for the best map (the model's stretch makes "
-                        "up most of it: on Inn, F1 within 0.015)")
+                        f"it off first (gdal_calc.py -A IN --allBands=A --type=UInt16 --NoDataValue=0 --outfile OUT "
+                        f"--calc=\"where(A>{BASELINE_OFFSET},A-{BASELINE_OFFSET},0)\"; the result names no bands, so "
+                        "they must be red, green, blue in that order) for the best map (the model's stretch makes up "
+                        "most of it: on Inn, F1 within 0.015)")
     stack.read_as_true_colour(per_value, reflectance)
     return warnings

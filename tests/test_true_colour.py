@@ -168,6 +168,20 @@ def test_digital_numbers_with_the_baseline_offset_are_warned_of(tmp_path):
                for w in warned), warned
     assert not any("darkest" in w for w in segment(SegmentRequest([DatedRaster(plain, DATE)], ROADS, tmp_path / "b",
                                                                   device="cpu")).warnings)
+    # the advice works as written: its command makes the map of the file without the offset (the advice before
+    # wrote nodata 65535, which read the image's no-data part as land)
+    import re
+    import shlex
+    import subprocess
+
+    [advice] = [w for w in warned if "darkest" in w]
+    command = re.search(r"\((gdal_calc\.py [^;]+);", advice).group(1)
+    fixed = tmp_path / "fixed.tif"
+    words = [str(offset) if word == "IN" else str(fixed) if word == "OUT" else word for word in shlex.split(command)]
+    subprocess.run(["gdal_calc.py", "--quiet", *words[1:]], check=True, capture_output=True)
+    segment(SegmentRequest([DatedRaster(fixed, DATE)], ROADS, tmp_path / "c", device="cpu"))
+    with rasterio.open(tmp_path / "b" / "classes.tif") as a, rasterio.open(tmp_path / "c" / "classes.tif") as c:
+        assert np.array_equal(a.read(), c.read())
 
 
 def test_a_series_of_tcis_and_reflectance_dates_reads_each_as_true_colour(tmp_path):
