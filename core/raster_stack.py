@@ -301,6 +301,18 @@ class RasterStack(contextlib.AbstractContextManager):
         """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""
         return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
 
+    def share_off_the_grid(self) -> list[float]:
+        """Per date, in date order: the share of its footprint that lies off the grid (its bounds', in the grid's
+        CRS): not mapped, since the outputs take the grid."""
+        shares = []
+        left, bottom, right, top = self.full_grid.bounds
+        for dataset in self._datasets:
+            a, b, c, d = transform_bounds(dataset.crs, self.full_grid.crs, *Grid.of(dataset).north_up().bounds)
+            area = max((c - a) * (d - b), 1e-9)
+            inside = max(0.0, min(c, right) - max(a, left)) * max(0.0, min(d, top) - max(b, bottom))
+            shares.append(max(0.0, 1 - inside / area))
+        return shares
+
     def stored_flipped(self) -> list[str]:
         """Per date, in date order: how it is stored when not north-up (``Grid.north_up``; it is read turned
         north-up): "its rows from south to north", "its columns from east to west", or both; else ""."""

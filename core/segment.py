@@ -598,8 +598,9 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
         warnings.append(f"{who} at {size} per pixel{' (degrees)' * crs.is_geographic}, the model works {works}: "
                         f"they are resampled to {card.resolution:g} m{into} and the outputs are on that grid{coarse}")
     target = stack.grid.pixel_size_m
-    for raster, size, warped, aligned, flipped in zip(stack.rasters, sizes, stack.warped(),
-                                                      stack.on_the_grids_lattice(), stack.stored_flipped()):
+    for raster, size, warped, aligned, flipped, off in zip(stack.rasters, sizes, stack.warped(),
+                                                           stack.on_the_grids_lattice(), stack.stored_flipped(),
+                                                           stack.share_off_the_grid()):
         name = raster.name
         if flipped:
             warnings.append(f"{name} is stored with {flipped}: it is read turned north-up, as the model sees the "
@@ -610,8 +611,11 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
             warnings.append(f"{name} is not on the grid of {stack.reference_name} (another CRS, or pixels "
                             "offset): it is resampled onto it")
         elif warped and not resampled and not flipped:  # the same pixels, another extent: not resampled
+            beyond = (f"; {off:.0%} of it lies beyond {stack.reference_name} and is not mapped (the outputs take the "
+                      f"grid of the earliest date, or of --reference: give --reference {name} to map it)"
+                      if off >= 0.01 else "")
             warnings.append(f"{name} covers another extent than {stack.reference_name}: its pixels are read as they "
-                            "are, and where it has none the other dates make the map")
+                            f"are, and where it has none the other dates make the map{beyond}")
     return warnings
 
 

@@ -756,7 +756,9 @@ def test_each_date_at_another_resolution_is_named(ws, capsys):
     for rasters, expected in (
             ([*ws.inputs[:2], moved], f"warning: C_20191229.tif covers another extent than {ws.inputs[0].name}: its "
                                       "pixels are read as they are, and where it has none the other dates make the "
-                                      "map"),
+                                      f"map; 31% of it lies beyond {ws.inputs[0].name} and is not mapped (the outputs "
+                                      "take the grid of the earliest date, or of --reference: give --reference "
+                                      "C_20191229.tif to map it)"),
             ([*ws.inputs[:2], shifted], f"warning: C_20191231.tif is not on the grid of {ws.inputs[0].name} "
                                         "(another CRS, or pixels offset): it is resampled onto it"),
             ([*ws.inputs[:2], coarse], "warning: C_20191230.tif is at 20 m per pixel: it is resampled to the "
