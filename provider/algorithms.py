@@ -162,7 +162,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             described("orientations"))))
         self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.TILE_SIZE, _tr("Tile size, 32 to 2048 px (0: the model's)"), QgsProcessingParameterNumber.Integer, 0,
-            minValue=0, maxValue=2048),
+            minValue=0),  # no maximum: QGIS would say only "Incorrect parameter value", core says the range
             described("tile_size"))))
         self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.OVERLAP, _tr("Tile overlap (-1: the model's)"), QgsProcessingParameterNumber.Integer, -1,
@@ -311,7 +311,7 @@ class ChangeAlgorithm(TimeSegAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.atomic import OutputSet
-        from ..core.change import ChangeOptions, change_outputs, compute_change, lines_path
+        from ..core.change import ChangeOptions, change_outputs, change_problems, compute_change, lines_path
         from ..core.segment import Cancelled
 
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
@@ -328,6 +328,9 @@ class ChangeAlgorithm(TimeSegAlgorithm):
 
         def change() -> object:
             """The change, its files kept only when the run was not cancelled meanwhile."""
+            problems = change_problems(before, after, output, options)  # before the outputs' set takes their names
+            if problems:
+                raise ValueError(problems[0])
             with OutputSet(change_outputs(output)) as outputs:
                 if feedback.isCanceled():
                     raise Cancelled("cancelled; nothing was kept")
