@@ -74,6 +74,9 @@ def _values_and_validity(view, window: Window, indexes: list[int] | None = None)
     return np.ma.getdata(data), ~np.ma.getmaskarray(data).all(axis=0)
 
 
+WORLD_FILE_SUFFIXES = (".wld", ".jgw", ".pgw", ".tfw", ".jpgw", ".pngw", ".tifw")  # pixel placement without a CRS
+
+
 def _data_bands(dataset: rasterio.DatasetReader) -> list[int]:
     """The dataset's bands (1-based) but its alpha bands, which mask the others (GDAL reads them so)."""
     return [index for index, colour in enumerate(dataset.colorinterp, start=1) if colour != ColorInterp.alpha]
@@ -258,7 +261,11 @@ class RasterStack(contextlib.AbstractContextManager):
                 f"reference) {self.source_band_count}: give rasters with the same bands"
             )
         if dataset.crs is None:
-            raise RasterStackError(f"{name} has no coordinate reference system: georeference it first")
+            world_file = any(Path(dataset.name).with_suffix(suffix).exists() for suffix in WORLD_FILE_SUFFIXES)
+            raise RasterStackError(f"{name} has no coordinate reference system: " + (
+                "its world file places it but does not say in which CRS; give it the CRS of its export, e.g. "
+                f"gdal_translate -a_srs EPSG:3857 {name} {Path(name).stem}_crs.tif" if world_file else
+                "georeference it first"))
         if dataset.transform.b or dataset.transform.d:
             raise RasterStackError(f"{name} has a rotated geotransform (its rows do not run east-west): warp it "
                                    f"north-up first, e.g. gdalwarp {name} {Path(name).stem}_north_up.tif")
@@ -300,6 +307,11 @@ class RasterStack(contextlib.AbstractContextManager):
     def warped(self) -> list[bool]:
         """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""
         return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
+
+    def lossy(self) -> list[bool]:
+        """Per date, in date order: stored with lossy compression (JPEG, in a TIFF or as a .jpg; WebP)."""
+        return [dataset.driver in ("JPEG", "WEBP") or str(dataset.compression).lower().endswith(("jpeg", "webp"))
+                for dataset in self._datasets]
 
     def share_off_the_grid(self) -> list[float]:
         """Per date, in date order: the share of its footprint that lies off the grid (its bounds', in the grid's

@@ -197,6 +197,13 @@ def _no_crs(ws: Workspace) -> list:
     return seg(ws, *ws.inputs[:2], bare)
 
 
+def _world_file_only(ws: Workspace) -> list:
+    """An EO Browser style picture: placed by a world file, its CRS said nowhere."""
+    bare = ws.raster("W_20191230.tif", ws.tci(), crs=None)
+    bare.with_suffix(".tfw").write_text("10\n0\n0\n-10\n500005\n1600005\n")
+    return seg(ws, *ws.inputs[:2], bare)
+
+
 def _far_away(ws: Workspace) -> list:
     far = ws.raster("FAR_20191230.tif", ws.tci(), transform=from_origin(100_000, 100_000, 10, 10))
     return seg(ws, *ws.inputs[:2], far)
@@ -310,6 +317,9 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "float rasters, uint8 model": (_floats, 1, "the rasters hold float32 values, the model wants uint8"),
     "one band": (_one_band, 1, "the rasters have 1 band, the model wants 3"),
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
+    "world file, no CRS": (_world_file_only, 1, "W_20191230.tif has no coordinate reference system: its world file "
+                           "places it but does not say in which CRS; give it the CRS of its export, e.g. "
+                           "gdal_translate -a_srs EPSG:3857 W_20191230.tif W_20191230_crs.tif"),
     "no overlap": (_far_away, 1, "FAR_20191230.tif does not overlap S2_SIM_\\d+_TCI.tif, the raster on whose grid "
                    "the dates are read: give dates of one place$"),
     "all nodata date": (_all_nodata, 1, "E_20191230.tif holds no data over the reference raster \\(every pixel is "
@@ -789,6 +799,20 @@ def test_a_date_whose_pixels_differ_by_float_rounding_is_read_as_it_is(ws, capsy
     with rasterio.open(ws.root / "rounded" / "probability.tif") as a, rasterio.open(
             ws.root / "exact" / "probability.tif") as b:
         assert np.array_equal(a.read(), b.read(), equal_nan=True)
+
+
+def test_a_jpeg_compressed_date_is_said_to_blur_roads(ws, capsys):
+    """Lossy compression (a JPEG-compressed GeoTIFF): run, with a warning that says what it costs and what to give."""
+    with rasterio.open(ws.inputs[0]) as source:
+        profile, data = source.profile, source.read()
+    lossy = ws.inputs[0].parent / "J_20191229.tif"
+    with rasterio.open(lossy, "w", **(profile | {"compress": "jpeg", "photometric": "ycbcr", "tiled": True,
+                                                 "blockxsize": 64, "blockysize": 64, "nodata": None})) as target:
+        target.write(data)
+    assert main(["segment", "--model", str(ws.model), "--output", str(ws.root / "jpeg"), *map(str, ws.inputs[1:3]),
+                 str(lossy)]) == 0
+    assert ("warning: J_20191229.tif is stored with lossy compression (JPEG): it blurs roads one or two pixels wide"
+            ) in capsys.readouterr().err
 
 
 def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
