@@ -27,6 +27,7 @@ MOST_REFLECTANCE = 2.0
 # and stay above (Accomack, half sea: 0.17), which true colour (0..255) or percent read as reflectance x
 # 10000 stay below (at most 0.0255 and 0.01)
 LEAST_REFLECTANCE = 0.03
+PICTURE_DARKEST, PICTURE_MIDDLE = 0.09, 0.2  # reflectance of the 1st percentile and the median: a picture, not land
 
 
 def l1c_tci(reflectance: np.ndarray) -> np.ndarray:
@@ -86,6 +87,14 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
                                   if dtype.kind in "iu" else "Percent (0..100)? Divide by 100. ")
                                + "True colour (0..255)? Give it as 8-bit (Byte)")
     warnings = [reflectance_words(dtype, per_value)]
+    if sample.size:  # a picture's darkest values stay far above land's, and its middle far above (a QA export: 0.10
+        # to 0.12 and 0.23 to 0.33, against 0.04 to 0.07 and 0.08 to 0.13 for the real scenes' reflectance)
+        darkest, middle = (float(np.percentile(sample, q)) * per_value for q in (1, 50))
+        if darkest > PICTURE_DARKEST and middle > PICTURE_MIDDLE:
+            warnings.append(f"the rasters' darkest values are {darkest:.2f} and their median {middle:.2f} as "
+                            "reflectance, far above land's: if they are a picture scaled to 0..1 rather than "
+                            "reflectance (most of it turns white), give the picture as 8-bit (gdal_translate -ot Byte "
+                            "-scale 0 1 0 255 IN OUT.tif)")
     if not all(reflectance):
         converted = [raster.name for raster, chosen in zip(stack.rasters, reflectance) if chosen]
         warnings[0] = f"{', '.join(converted)}: {warnings[0].replace('the rasters hold', 'they hold')}; the others " \

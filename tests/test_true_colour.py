@@ -203,3 +203,14 @@ def test_a_series_of_tcis_and_reflectance_dates_reads_each_as_true_colour(tmp_pa
                                            "every date in the same data type"):
         segment(SegmentRequest([DatedRaster(tci, DATE), DatedRaster(numbers, later),
                                 DatedRaster(floats, later + dt.timedelta(days=10))], ROADS, tmp_path / "three"))
+
+
+def test_a_picture_scaled_to_0_1_is_told_from_reflectance(tmp_path):
+    """A true-colour picture exported as floats 0..1 (EO Browser's FLOAT32): most of it turns white read as
+    reflectance, and a warning says what it may be and what to give; the same scene as reflectance, no such word."""
+    picture = _crop(tmp_path, "picture.tif", lambda r: r / TCI_SATURATION, "float32")
+    reflectance = _crop(tmp_path, "reflectance.tif", lambda r: r, "float32")
+    said = {name: segment(SegmentRequest([DatedRaster(path, DATE)], ROADS, tmp_path / name, device="cpu")).warnings
+            for name, path in (("picture", picture), ("reflectance", reflectance))}
+    assert [w for w in said["picture"] if "a picture scaled to 0..1" in w] and not [
+        w for w in said["reflectance"] if "a picture" in w], said
