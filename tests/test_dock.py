@@ -31,6 +31,9 @@ def two_periods(tmp_path_factory):
 
 @pytest.fixture
 def dock(qgis_iface, qgis_new_project, two_periods, local_model, tmp_path):
+    from qgis.core import QgsSettings
+
+    QgsSettings().remove("timeseg")  # what an earlier test's runs left for the next session: each starts afresh
     plugin = load_plugin_package().classFactory(qgis_iface)
     plugin.initGui()
     plugin.toggle_dock(True)
@@ -852,3 +855,65 @@ def _polygon_feature(wkt: str):
     feature = QgsFeature()
     feature.setGeometry(QgsGeometry.fromWkt(wkt))
     return feature
+
+
+def test_a_session_across_projects(dock, two_periods, tmp_path):
+    """Saved, moved and reopened: the output folder chosen is the project's at once and moves with it; the
+    folder hints follow Open and New; a ticked layer whose file is gone is said on opening; a result group
+    the analyst moved into a group of theirs survives the next run; a result whose file is gone is never offered
+    as an input; Compare starts from the earliest period; the change options stay for the next session."""
+    import shutil
+
+    from qgis.core import QgsSettings
+
+    dock, layers = dock
+    project = QgsProject.instance()
+    place = tmp_path / "place"
+    (place / "inputs").mkdir(parents=True)
+    copies = [shutil.copy(layer.source(), place / "inputs") for layer in layers]
+    project.removeAllMapLayers()
+    project.addMapLayers([QgsRasterLayer(str(path), Path(path).stem) for path in copies])
+    project.write(str(place / "area.qgz"))
+    dock.options.output_widget.setFilePath(str(place / "my_results"))  # chosen, never run: kept with the project
+    assert project.write()
+    for layer in project.mapLayers().values():
+        dock.table.set_checked(layer.id())
+    dock.options.min_patch_spin.setValue(20)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert project.write()
+    # the project moved elsewhere with its results: the folder chosen moves with it
+    moved = tmp_path / "moved"
+    shutil.move(str(place), str(moved))
+    project.clear()
+    assert dock.options.output_widget.lineEdit().placeholderText() == "a temporary folder"  # New: no project
+    assert project.read(str(moved / "area.qgz"))
+    assert dock.options.output_widget.filePath() == str(moved / "my_results")
+    assert dock.options.output_widget.lineEdit().placeholderText() == "beside the project"
+    assert dock.train_panel.output_widget.toolTip().endswith(f"\nEmpty: {moved / 'timeseg_models'}")
+    # the analyst keeps the change group in a group of theirs; a date's file goes; a result's file goes
+    root = project.layerTreeRoot()
+    [change_group] = [g for g in root.children() if g.nodeType() == 0 and " change " in g.name()]
+    archive = root.addGroup("Archive")
+    archive.addChildNode(change_group.clone())
+    root.removeChildNode(change_group)
+    gone = next(layer.source() for layer in project.mapLayers().values() if "20160" in layer.name())
+    for path in (Path(gone), Path(project.mapLayersByName("local classes 2016")[0].source())):
+        path.unlink()
+    assert project.write()
+    project.clear()
+    assert project.read(str(moved / "area.qgz"))
+    assert f"raster not found: {gone}" in dock.warning_label.text()  # said on opening, not at Run
+    offered = {dock.table.item(row, 0).text() for row in range(dock.table.rowCount())}
+    assert not [name for name in offered if "local " in name], offered  # results, broken or not, are no inputs
+    for layer in project.mapLayers().values():
+        if "20160" in layer.name() and not layer.isValid():
+            dock.table.set_checked(layer.id(), False)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert [node.name() for node in root.findGroup("Archive").findLayers()], "the archived change group was removed"
+    # Compare offers the earliest period first, whatever the layers' order
+    [before, after] = (dock.compare_panel.before_combo.currentLayer(), dock.compare_panel.after_combo.currentLayer())
+    assert "2016" in before.name() and "2019" in after.name(), (before.name(), after.name())
+    # the change options stay for the next session, as device and precision do
+    assert int(QgsSettings().value("timeseg/min_patch")) == 20

@@ -72,9 +72,9 @@ class ComparePanel(QGroupBox):
                   if isinstance(layer, QgsRasterLayer) and timeseg_output_kind(layer) != "classes"]
         for combo in (self.before_combo, self.after_combo):
             combo.setExceptedLayerList(others)
-        classes = [layer for layer in self.project.mapLayers().values()
-                   if isinstance(layer, QgsRasterLayer) and layer not in others]
-        if len(classes) >= 2:  # two different layers to start with
+        classes = sorted((layer for layer in self.project.mapLayers().values()
+                          if isinstance(layer, QgsRasterLayer) and layer not in others), key=_dates_of)
+        if len(classes) >= 2:  # two different layers to start with, the earliest dates first
             if self.before_combo.currentLayer() is None:
                 self.before_combo.setLayer(classes[0])
             before = self.before_combo.currentLayer()
@@ -122,3 +122,14 @@ class ComparePanel(QGroupBox):
         self.compare_button.setEnabled(False)
         self.status_label.setText(self.tr("Comparing {} ...").format(label))
         QgsApplication.taskManager().addTask(self.task)
+
+
+def _dates_of(layer: QgsRasterLayer) -> tuple[str, str]:
+    """A class layer's first and last dates (its ``dates`` tag, ISO: they sort as dates), for the order of the
+    periods; ("", "") without them."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(layer.source())
+    dates = sorted((dataset.GetMetadataItem("dates") or "").split(",")) if dataset is not None else []
+    dates = [date for date in dates if date]
+    return (dates[0], dates[-1]) if dates else ("", "")

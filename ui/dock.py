@@ -367,6 +367,7 @@ class TimeSegDock(QgsDockWidget):
             self.controls.progress.setValue(0)
             self.open_folder_button.setEnabled(False)
             self.last_output = None
+        self.update_warnings()  # what the project's ticked layers lack (a file deleted since) is said at once
 
     def on_task_finished(self, outcome: TaskOutcome, generation: int | None = None) -> None:
         self.task = None

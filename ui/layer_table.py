@@ -40,8 +40,11 @@ def timeseg_output_kind(layer: QgsRasterLayer) -> str | None:
 
 
 def is_timeseg_output(layer: QgsRasterLayer) -> bool:
-    """TimeSeg's own results are never inputs."""
-    return timeseg_output_kind(layer) is not None
+    """TimeSeg's own results are never inputs: marked so when added (their file may be gone since), or tagged so
+    in their file."""
+    from .results import RESULT_LAYER
+
+    return bool(layer.customProperty(RESULT_LAYER)) or timeseg_output_kind(layer) is not None
 
 
 def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:

@@ -119,8 +119,12 @@ class OptionsPanel(QGroupBox):
         form.addRow(self.tr("Area"), self.area)
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
-        self.output_widget.setFilePath(self._project_setting("output_dir", ""))
+        self.output_widget.setFilePath(self._project_folder())
         form.addRow(self.tr("Output folder"), self.output_widget)
+        for key, spin in self._remembered_spins().items():  # as the last run had them, like device and precision
+            remembered = settings.value(SETTINGS + key, None)
+            if remembered is not None:
+                spin.setValue(type(spin.value())(remembered))
         self.probability_check = QCheckBox(self.tr("Add the probability layer"))
         self.probability_check.setChecked(settings.value(SETTINGS + "add_probability", True, type=bool))
         self.probability_check.setToolTip(self.tr("Also add each period's probability map (hidden at first)"))
@@ -131,15 +135,30 @@ class OptionsPanel(QGroupBox):
                        self.area.kind_combo.currentIndexChanged, self.area.layer_combo.layerChanged,
                        self.output_widget.fileChanged):
             signal.connect(self.changed)
-        # the output folder is the project's: it follows when another project is opened or a new one started
+        # the output folder is the project's: it follows when another project is opened or a new one started,
+        # and a folder chosen is the project's at once (relative to it where QGIS writes relative paths)
         project.readProject.connect(self._follow_project)
         project.cleared.connect(self._follow_project)
-        project.fileNameChanged.connect(self._say_default_folder)  # saved, saved as, opened, cleared
+        project.fileNameChanged.connect(self._say_default_folder)  # saved as (read and clear do not say it)
+        self.output_widget.fileChanged.connect(self._keep_folder)
         self._say_default_folder()
         self.update_device_label()
 
     def _follow_project(self, *_) -> None:
-        self.output_widget.setFilePath(self._project_setting("output_dir", ""))
+        self.output_widget.setFilePath(self._project_folder())
+        self._say_default_folder()
+
+    def _project_folder(self) -> str:
+        """The output folder the project keeps (written relative to it, read absolute), or ""."""
+        kept = self._project_setting("output_dir", "")
+        return self.project.readPath(kept) if kept else ""
+
+    def _keep_folder(self, *_) -> None:
+        """The folder chosen goes into the project (not only when a run starts); the same folder read back does
+        not mark the project changed."""
+        chosen = self.output_widget.filePath().strip()
+        if chosen != self._project_folder():
+            self.project.writeEntry("TimeSeg", "output_dir", self.project.writePath(chosen) if chosen else "")
 
     def _say_default_folder(self, *_) -> None:
         placeholder, where = default_folder_words(self.project, RESULTS_FOLDER)
@@ -156,7 +175,14 @@ class OptionsPanel(QGroupBox):
         settings.setValue(SETTINGS + "precision", self.precision_combo.currentData())
         settings.setValue(SETTINGS + "orientations", self.orientations_combo.currentData())
         settings.setValue(SETTINGS + "add_probability", self.probability_check.isChecked())
-        self.project.writeEntry("TimeSeg", "output_dir", self.output_widget.filePath())
+        for key, spin in self._remembered_spins().items():
+            settings.setValue(SETTINGS + key, spin.value())
+        self._keep_folder()
+
+    def _remembered_spins(self) -> dict:
+        """The change and threshold choices a QGIS session keeps for the next (tiling follows each model's card)."""
+        return {"threshold": self.threshold_spin, "min_patch": self.min_patch_spin,
+                "change_tolerance": self.change_tolerance_spin}
 
     def apply_card(self, card) -> None:
         """The card's tile size and overlap; a threshold only for a model of two classes (the others' map is

@@ -56,7 +56,8 @@ def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
     layers TimeSeg added to it (a rerun replaces its results), and goes once empty; the analyst's own groups
     and layers, whatever their names, are never touched."""
     root = project.layerTreeRoot()
-    for earlier in [g for g in root.findGroups(True) if g.name() == name and g.customProperty(RESULT_GROUP)]:
+    # at the top of the tree only: a result group the analyst moved into a group of theirs is theirs to keep
+    for earlier in [g for g in root.findGroups(False) if g.name() == name and g.customProperty(RESULT_GROUP)]:
         project.removeMapLayers([node.layerId() for node in earlier.findLayers()
                                  if node.layer() is not None and _made_by_timeseg(node.layer())])
         if earlier.children():  # a layer of the analyst's was put there: the group stays, as theirs

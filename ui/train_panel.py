@@ -98,7 +98,8 @@ class TrainPanel(QGroupBox):
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("ONNX models (*.onnx)")
         form.addRow(self.tr("Model to write"), self.output_widget)
-        self.project.fileNameChanged.connect(self._say_default_folder)  # saved, saved as, opened, cleared
+        for signal in (project.fileNameChanged, project.readProject, project.cleared):  # read and clear: no name
+            signal.connect(self._say_default_folder)
         self._say_default_folder()
         self.controls = TaskControls(self.tr("Train"), self.tr("Fit a model to the ticked layers of the last "
                                                                "period and the labels, in the background"))
