@@ -154,3 +154,47 @@ def test_a_multi_class_probability_layer_shows_a_class_first_not_the_rest():
     assert probability_band(list(CROP_CLASSES)) == 2 and CROP_CLASSES[0] == "other"
     assert probability_band(["background", "road"]) == 1 and probability_band(["water", "land", "cloud"]) == 1
     assert 'type="singlebandpseudocolor" band="2"' in probability_qml((), 2)
+
+
+def test_digital_numbers_with_the_baseline_offset_are_warned_of_for_the_crop_model(crop_scene, tmp_path):
+    """13 bands of a year processed since 2022 (+1000 on every value, as gdalbuildvrt of the bands gives them): the
+    crop model ran without a word and scored 0.135 against 0.885 (a QA run); now a warning says what and how."""
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL
+    from timeseg.core.raster_stack import DatedRaster
+    from timeseg.core.segment import SegmentRequest, segment_preflight
+
+    shifted = []
+    for path, acquisition in zip(crop_scene.image_paths, crop_scene.acquisitions):
+        with rasterio.open(path) as source:
+            profile, values, names = source.profile, source.read(), source.descriptions
+        target = tmp_path / path.name
+        with rasterio.open(target, "w", **profile) as dataset:
+            dataset.write(np.where(values > 0, values + 1000, 0).astype(np.uint16))
+            dataset.descriptions = names
+        shifted.append(DatedRaster(target, acquisition.date))
+    plain = [DatedRaster(path, a.date) for path, a in zip(crop_scene.image_paths, crop_scene.acquisitions)]
+    said = {name: segment_preflight(SegmentRequest(rasters, SHIPPED_CROP_MODEL, tmp_path / name))[1]
+            for name, rasters in (("shifted", shifted), ("plain", plain))}
+    assert [w for w in said["shifted"] if "add 1000 to every value" in w and "crop model scored 0.135" in w], said
+    assert not [w for w in said["plain"] if "add 1000" in w], said
+
+
+def test_the_crop_model_keeps_its_season_and_says_a_threshold_is_not_its(crop_scene, tmp_path):
+    """--max-dates on a one-year model keeps dates spread over the year (the last 20 of 30 lost its spring: 0.788
+    against 0.851, a QA run); a threshold, which only a two-class map reads, is said to be unused."""
+    import dataclasses
+
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL, read_model_card
+    from timeseg.core.raster_stack import DatedRaster
+    from timeseg.core.segment import SegmentRequest, segment, select_dates
+
+    card = dataclasses.replace(read_model_card(SHIPPED_CROP_MODEL), min_sequence_length=4)  # 10 of the 20 dates
+    rasters = [DatedRaster(path, a.date) for path, a in zip(crop_scene.image_paths, crop_scene.acquisitions)]
+    kept = select_dates(rasters, card, "auto", 10)
+    dates = sorted(r.date for r in rasters)
+    assert len(kept) == 10 and kept[0].date == dates[0] and kept[-1].date == dates[-1]  # the season's both ends
+    assert select_dates(rasters, dataclasses.replace(card, one_year=False), "auto", 10)[0].date == dates[10]
+
+    result = segment(SegmentRequest(rasters, SHIPPED_CROP_MODEL, tmp_path / "out", device="cpu", threshold=0.9))
+    assert any(w.startswith("the threshold applies to models of two classes; this one maps the likeliest of 7")
+               for w in result.warnings), result.warnings
