@@ -27,8 +27,12 @@ class TimeSegPlugin:
         return QCoreApplication.translate("TimeSeg", text)
 
     def initProcessing(self) -> None:  # noqa: N802 (QGIS's name)
-        from .provider.provider import TimeSegProvider
-
+        try:
+            from .provider.provider import TimeSegProvider
+        except ImportError as error:  # a package QGIS's Python lacks (rasterio): said, the rest of QGIS untouched
+            QgsMessageLog.logMessage(self.tr("TimeSeg's Processing algorithms cannot load: {}; {}").format(
+                error, missing_words(error)), LOG_TAG, Qgis.Critical)
+            return
         self.provider = TimeSegProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
@@ -44,8 +48,12 @@ class TimeSegPlugin:
 
     def toggle_dock(self, checked: bool = True) -> None:
         if self.dock is None:
-            from .ui.dock import TimeSegDock
-
+            try:
+                from .ui.dock import TimeSegDock
+            except ImportError as error:  # rasterio missing: the dock cannot show, the message bar says why
+                self.iface.messageBar().pushMessage("TimeSeg", missing_words(error), Qgis.Critical, 0)
+                self.action.setChecked(False)
+                return
             self.dock = TimeSegDock(self.iface, self.iface.mainWindow())
             self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
             self.dock.visibilityChanged.connect(self.action.setChecked)
@@ -53,7 +61,8 @@ class TimeSegPlugin:
 
     def unload(self) -> None:
         if self.dock is not None:
-            for task in (self.dock.task, self.dock.train_panel.task, self.dock.compare_panel.task):
+            for task in (self.dock.task, self.dock.train_panel.task, self.dock.compare_panel.task,
+                         self.dock.install_task):  # pip goes on; its end no longer reaches a deleted dock
                 if task is not None:  # cancelled quietly: nothing of it is kept, no one is told
                     task.detach()
                     task.cancel()
@@ -69,3 +78,12 @@ class TimeSegPlugin:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
         QgsMessageLog.logMessage("TimeSeg unloaded", LOG_TAG, Qgis.Info)
+
+
+def missing_words(error: ImportError) -> str:
+    """What to install for a package QGIS's Python lacks (rasterio comes with QGIS's own distribution, not pip)."""
+    name = getattr(error, "name", None) or str(error)
+    if name.split(".")[0] == "rasterio":
+        return ("TimeSeg needs rasterio in the Python QGIS runs: on Debian and Ubuntu sudo apt install "
+                "python3-rasterio; with OSGeo4W, its rasterio package; then restart QGIS")
+    return f"TimeSeg needs the Python package {name} in the Python QGIS runs; install it, then restart QGIS"

@@ -462,8 +462,9 @@ def _cluster(request: BatchRequest):
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise BatchError(f"dask.distributed is not installed in this Python: python -m pip install "
-                         f"'{DASK_PIN}'") from None
+        from .install import install_command
+
+        raise BatchError(f"dask.distributed is not installed in this Python: {install_command([DASK_PIN])}") from None
 
     if request.scheduler:
         try:

@@ -36,9 +36,10 @@ def import_openvino():
     try:
         import openvino
     except ImportError:
+        from .install import install_command
+
         raise OpenVinoUnavailable("the bf16 precision runs through OpenVINO, which is not installed: "
-                                  f"python3 -m pip install {OPENVINO_PIN}, or "
-                                  "choose another precision") from None
+                                  f"{install_command([OPENVINO_PIN])}, or choose another precision") from None
     return openvino
 
 

@@ -40,8 +40,10 @@ def python_for_pip() -> str:
 
 def install_hint() -> str:
     """How to install onnxruntime into the Python running now (QGIS's own, in QGIS)."""
-    return (f"install it into this Python with {python_for_pip()} -m pip install {ONNXRUNTIME_PIN} "
-            f"({GPU_RUNTIME_PIN} for CUDA); in QGIS, the TimeSeg dock's Install missing packages")
+    from .install import install_command
+
+    return (f"install it into this Python with {install_command([ONNXRUNTIME_PIN])} ({GPU_RUNTIME_PIN} for "
+            "CUDA); in QGIS, the TimeSeg dock's Install missing packages")
 
 
 class RuntimeUnavailable(RuntimeError):

@@ -389,6 +389,8 @@ def test_unloading_during_a_run_cancels_quietly(qgis_iface, qgis_new_project, tw
 
 
 def test_missing_onnxruntime_is_explained(dock, monkeypatch):
+    import numpy as np
+
     from timeseg.ui import dependencies
 
     dock, _ = dock
@@ -399,7 +401,7 @@ def test_missing_onnxruntime_is_explained(dock, monkeypatch):
     assert "-m pip install --user" in dock.dependency_label.text()
     monkeypatch.setattr(dock.model_panel, "card", None)  # no card is read without onnxruntime
     assert dock.preflight()[0] == ["onnxruntime is missing: click Install missing packages above, then restart QGIS"]
-    assert dock.dependency_label.text().split("\n")[1].endswith(" onnxruntime==1.32.0")
+    assert dock.dependency_label.text().split("\n")[1].endswith(" onnxruntime==1.32.0 numpy==" + np.__version__)
     assert not dock.controls.run_button.isEnabled()
     assert Qt.TextSelectableByMouse & dock.dependency_label.textInteractionFlags()
     # the install button runs exactly that pinned command with the Python QGIS runs, then says to restart
@@ -415,8 +417,12 @@ def test_missing_onnxruntime_is_explained(dock, monkeypatch):
     while dock.install_task is not None and time.monotonic() < deadline:
         QgsApplication.processEvents()
         time.sleep(0.02)
-    assert ran == [[dependencies.python_for_pip(), "-m", "pip", "install", *ran[0][4:-1], "onnxruntime==1.32.0"]]
+    from timeseg.core import runtime
+
+    assert ran == [[runtime.python_for_pip(), "-m", "pip", "install", *ran[0][4:-2], "onnxruntime==1.32.0",
+                    f"numpy=={np.__version__}"]]  # the numpy there held: onnx's dependencies would pull numpy 2
     assert "Restart QGIS" in dock.dependency_label.text()
+    assert not dock.install_button.isVisibleTo(dock)  # installed: nothing more to click until QGIS restarts
     monkeypatch.setattr(dependencies, "cuda_gpu_present", lambda: True)
     assert dependencies.to_install() == ["onnxruntime-gpu==1.31.1"]
 

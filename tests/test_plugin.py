@@ -21,6 +21,33 @@ def test_plugin_loads_and_unloads(qgis_iface):
     assert Qgis.QGIS_VERSION_INT >= 32200
 
 
+def test_the_plugin_loads_and_says_what_to_install_without_rasterio(qgis_iface, monkeypatch):
+    """A QGIS Python without rasterio: the plugin loads (it failed in initGui), its algorithms are left out with a
+    message, and opening the dock says what to install, in the message bar."""
+    import sys
+
+    from qgis.core import QgsApplication
+
+    package = load_plugin_package()
+    messages = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: messages.append((tag, text)))
+    for module in ("provider.provider", "ui.dock"):  # their imports reach rasterio
+        monkeypatch.setitem(sys.modules, f"{package.__name__}.{module}", None)
+    plugin = package.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert QgsApplication.processingRegistry().providerById("timeseg") is None
+        assert any(tag == "TimeSeg" and text.startswith("TimeSeg's Processing algorithms cannot load") for tag, text
+                   in messages), messages
+        plugin.action.trigger()
+        assert plugin.dock is None and not plugin.action.isChecked()
+    finally:
+        plugin.unload()
+    rasterio_missing = ModuleNotFoundError("No module named 'rasterio'", name="rasterio")
+    assert "sudo apt install python3-rasterio" in sys.modules[package.__name__ + ".plugin"].missing_words(
+        rasterio_missing)
+
+
 def test_training_install_hint_names_the_pinned_packages(monkeypatch):
     from timeseg.ui import dependencies
 
@@ -59,7 +86,7 @@ def test_pip_runs_in_qgiss_own_python_not_another_on_the_path(monkeypatch, tmp_p
     must run QGIS's own, in its prefix; a venv's python, in the venv's prefix, is its own."""
     import sys
 
-    from timeseg.ui import dependencies
+    from timeseg.core import runtime
 
     prefix = tmp_path / "usr"
     (prefix / "bin").mkdir(parents=True)
@@ -67,6 +94,32 @@ def test_pip_runs_in_qgiss_own_python_not_another_on_the_path(monkeypatch, tmp_p
     own.write_text("")
     monkeypatch.setattr(sys, "prefix", str(prefix))
     monkeypatch.setattr(sys, "executable", str(tmp_path / ".pyenv" / "shims" / "python3"))
-    assert dependencies.python_for_pip() == str(own)
+    assert runtime.python_for_pip() == str(own)
     monkeypatch.setattr(sys, "executable", str(prefix / "bin" / "python3"))
-    assert dependencies.python_for_pip() == str(prefix / "bin" / "python3")
+    assert runtime.python_for_pip() == str(prefix / "bin" / "python3")
+
+
+def test_pip_failures_are_said_in_words(monkeypatch):
+    """Offline, pip's last lines were its retries ("pip failed: Looking in indexes: ..."); without pip, a line of
+    Python's traceback. Now: pip's own ERROR lines, the connection named, or that pip is missing."""
+    import pytest
+
+    from timeseg.ui import dependencies
+
+    def pip_says(stderr: str):
+        class Completed:
+            returncode, stdout = 1, ""
+
+        Completed.stderr = stderr
+        monkeypatch.setattr("subprocess.run", lambda command, **kwargs: Completed())
+
+    pip_says("Looking in indexes: http://127.0.0.1:9/simple\nWARNING: Retrying (Retry(total=0)) after connection "
+             "broken by 'NewConnectionError(Connection refused)'\nERROR: Could not find a version that satisfies "
+             "the requirement onnxruntime==1.32.0\nERROR: No matching distribution found for onnxruntime==1.32.0\n")
+    with pytest.raises(RuntimeError, match="^pip failed: Could not find a version .*; No matching distribution "
+                                           "found for onnxruntime==1.32.0 .no connection to the package index"):
+        dependencies.install(["onnxruntime==1.32.0"])
+    pip_says('Traceback (most recent call last):\n  File "<frozen runpy>", line 189\n'
+             "/usr/bin/python3: No module named pip\n")
+    with pytest.raises(RuntimeError, match="^pip is not installed in QGIS's Python: install it"):
+        dependencies.install(["onnxruntime==1.32.0"])

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import sysconfig
 from pathlib import Path
 
 from ..core.definitions import GPU_RUNTIME_PIN, ONNXRUNTIME_PIN, OPENVINO_PIN
-from ..core.runtime import python_for_pip
+from ..core.install import install_command, pip_arguments
 
 # What running models needs (the pins: core.definitions). rasterio comes from the system (Debian, OSGeo4W,
 # QGIS.app) and is not pip-installed here.
@@ -32,12 +31,6 @@ def cpu_computes_bf16() -> bool:
     return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
-def pip_arguments(packages: list[str]) -> list[str]:
-    """The exact ``pip install`` of ``packages`` into QGIS's Python, as a list of arguments."""
-    flags = ["--user", "--break-system-packages"] if externally_managed() else ["--user"]
-    return [python_for_pip(), "-m", "pip", "install", *flags, *packages]
-
-
 def to_install(training: bool = False) -> list[str]:
     """The pinned packages the installer button would install now (onnxruntime-gpu with a CUDA GPU,
     OpenVINO with a CPU that computes bfloat16)."""
@@ -52,23 +45,22 @@ def to_install(training: bool = False) -> list[str]:
 
 
 def install(packages: list[str]) -> str:
-    """Run pip (in a background task) -> its output's last lines; raises ``RuntimeError`` with them on failure."""
+    """Run pip (in a background task) -> its output's last lines; raises ``RuntimeError`` with what went wrong
+    in words (pip's own ERROR lines, not the first of its last lines) on failure."""
     import subprocess
 
     completed = subprocess.run(pip_arguments(packages), capture_output=True, text=True, timeout=1800)
-    tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-6:])
-    if completed.returncode != 0:
-        raise RuntimeError(f"pip failed: {tail}")
-    return tail
-
-
-def externally_managed() -> bool:
-    """Debian and Ubuntu mark the system Python (PEP 668): pip then needs --break-system-packages."""
-    return (Path(sysconfig.get_paths()["stdlib"]) / "EXTERNALLY-MANAGED").exists()
-
-
-def install_command(packages: list[str]) -> str:
-    return " ".join(pip_arguments(packages))
+    lines = (completed.stdout + completed.stderr).strip().splitlines()
+    if completed.returncode == 0:
+        return "\n".join(lines[-6:])
+    if any("No module named pip" in line for line in lines):
+        raise RuntimeError("pip is not installed in QGIS's Python: install it (Debian, Ubuntu: sudo apt install "
+                           "python3-pip), then click again, or run the command below")
+    errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
+    said = "; ".join(errors) or (lines[-1] if lines else f"exit code {completed.returncode}")
+    offline = any("Connection" in line or "Temporary failure in name resolution" in line for line in lines)
+    raise RuntimeError(f"pip failed: {said}" + (" (no connection to the package index: connect, or install the "
+                                                "packages on a connected machine)" if offline else ""))
 
 
 def missing_packages() -> list[str]:
@@ -82,8 +74,8 @@ def missing_dependency_message() -> str | None:
         return None
     command = install_command(missing)
     return (f"TimeSeg needs the Python package(s) {', '.join(m.split('==')[0] for m in missing)} in the Python "
-            f"that QGIS uses. Click Install, or run:\n{command}\n(for CUDA: {GPU_RUNTIME} instead of "
-            "onnxruntime), then restart QGIS.")
+            f"that QGIS uses. Click Install missing packages, or run:\n{command}\n(for CUDA: {GPU_RUNTIME} instead "
+            "of onnxruntime), then restart QGIS.")
 
 
 # What training adds (the pins of requirements-dev.txt; tests/test_plugin.py checks they agree).

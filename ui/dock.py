@@ -95,6 +95,7 @@ class TimeSegDock(QgsDockWidget):
         self.install_button.clicked.connect(self.install_dependencies)
         column.addWidget(self.install_button)
         self.install_task = None
+        self.installed = False  # this session's install succeeded: QGIS imports it after a restart
         column.addWidget(QLabel(self.tr("Dated raster layers (tick the ones to use):")))
         self.table = LayerTable(self.project, body)
         column.addWidget(self.table, stretch=1)
@@ -223,10 +224,11 @@ class TimeSegDock(QgsDockWidget):
         self.dependency_label.setText(message or "")
         self.dependency_label.setVisible(bool(message))
         self.controls.run_button.setEnabled(not message)
-        packages = to_install(training=True)
-        self.install_button.setVisible(bool(packages) and self.install_task is None)
-        self.install_button.setToolTip(self.tr("pip install {} into the Python QGIS runs (training needs torch)")
-                                       .format(" ".join(packages)))
+        # what running needs (training's torch, a download of its own, is the Train panel's to say); none more
+        # to click once installed, until QGIS restarts and imports it
+        packages = to_install()
+        self.install_button.setVisible(bool(packages) and self.install_task is None and not self.installed)
+        self.install_button.setToolTip(self.tr("pip install {} into the Python QGIS runs").format(" ".join(packages)))
         return not message
 
     def install_dependencies(self) -> None:
@@ -234,13 +236,19 @@ class TimeSegDock(QgsDockWidget):
         from .core_task import CoreTask
         from .dependencies import install, to_install
 
-        packages = to_install(training=True)
+        packages = to_install()
 
         def done(output, error: str | None) -> None:
             self.install_task = None
             self.install_button.setEnabled(True)
             self.dependency_label.setVisible(True)
-            self.dependency_label.setText(error or self.tr("Installed {}. Restart QGIS to use them.\n{}").format(
+            if error:  # what went wrong, and the command to run by hand still there
+                log(f"installing {', '.join(packages)} failed: {error}", Qgis.Critical)
+                self.dependency_label.setText(f"{error}\n{missing_dependency_message() or ''}".strip())
+                return
+            self.installed = True
+            self.install_button.setVisible(False)
+            self.dependency_label.setText(self.tr("Installed {}. Restart QGIS to use them.\n{}").format(
                 ", ".join(packages), output))
 
         self.install_task = CoreTask(self.tr("TimeSeg: installing packages"), lambda: install(packages), done)
