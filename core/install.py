@@ -31,7 +31,10 @@ def pip_arguments(packages: list[str]) -> list[str]:
     """The exact ``pip install`` of ``packages`` into QGIS's Python, as a list of arguments."""
     from .runtime import python_for_pip
 
-    flags = ["--user", "--break-system-packages"] if externally_managed() else ["--user"]
+    if sys.prefix != sys.base_prefix:  # a virtual environment: its own site-packages (--user is refused there)
+        flags = []
+    else:
+        flags = ["--user", "--break-system-packages"] if externally_managed() else ["--user"]
     torch_index = (["--extra-index-url", TORCH_CPU_INDEX]
                    if sys.platform.startswith("linux") and any(p.startswith("torch") for p in packages) else [])
     return [python_for_pip(), "-m", "pip", "install", *flags, *torch_index, *packages, *held_numpy()]

@@ -397,6 +397,9 @@ def test_missing_onnxruntime_is_explained(dock, monkeypatch):
     monkeypatch.setattr(dependencies.importlib.util, "find_spec",
                         lambda name: None if name == "onnxruntime" else object())
     monkeypatch.setattr(dependencies, "cuda_gpu_present", lambda: False)
+    import sys
+
+    monkeypatch.setattr(sys, "base_prefix", sys.prefix)  # QGIS's own Python, not a virtual environment
     assert not dock.check_dependencies()
     assert "-m pip install --user" in dock.dependency_label.text()
     monkeypatch.setattr(dock.model_panel, "card", None)  # no card is read without onnxruntime

@@ -123,3 +123,23 @@ def test_pip_failures_are_said_in_words(monkeypatch):
              "/usr/bin/python3: No module named pip\n")
     with pytest.raises(RuntimeError, match="^pip is not installed in QGIS's Python: install it"):
         dependencies.install(["onnxruntime==1.32.0"])
+
+
+def test_the_pip_command_fits_the_python(monkeypatch):
+    """QGIS's own Python: --user (and PEP 668's flag where the system marks it); a virtual environment: neither
+    (pip refuses --user there); everywhere the numpy installed held, so that pip does not bring numpy 2."""
+    import sys
+
+    import numpy as np
+
+    from timeseg.core import install
+
+    monkeypatch.setattr(install, "externally_managed", lambda: True)
+    monkeypatch.setattr(sys, "base_prefix", sys.prefix)
+    assert install.pip_arguments(["onnxruntime==1.32.0"])[3:] == [
+        "install", "--user", "--break-system-packages", "onnxruntime==1.32.0", f"numpy=={np.__version__}"]
+    monkeypatch.setattr(sys, "base_prefix", "/elsewhere")
+    assert install.pip_arguments(["onnxruntime==1.32.0"])[3:] == [
+        "install", "onnxruntime==1.32.0", f"numpy=={np.__version__}"]
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert install.pip_arguments(["torch==2.13.0"])[4:6] == ["--extra-index-url", install.TORCH_CPU_INDEX]
