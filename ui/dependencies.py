@@ -31,16 +31,15 @@ def cpu_computes_bf16() -> bool:
     return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
-def to_install(training: bool = False) -> list[str]:
-    """The pinned packages the installer button would install now (onnxruntime-gpu with a CUDA GPU,
-    OpenVINO with a CPU that computes bfloat16)."""
+def to_install() -> list[str]:
+    """The pinned packages the installer button would install now: what running models needs (onnxruntime-gpu
+    with a CUDA GPU, OpenVINO with a CPU that computes bfloat16), not training's torch (``missing_training_message``
+    gives its own command: a download of its own)."""
     missing = [pin for module, pin in RUNTIME_PACKAGES.items()
                if importlib.util.find_spec(module) is None and module != "rasterio"]
     missing = [GPU_RUNTIME if pin.startswith("onnxruntime") and cuda_gpu_present() else pin for pin in missing]
     if cpu_computes_bf16():
         missing += [pin for module, pin in SPEED_PACKAGES.items() if importlib.util.find_spec(module) is None]
-    if training:
-        missing += [pin for module, pin in TRAINING_PACKAGES.items() if importlib.util.find_spec(module) is None]
     return missing
 
 
