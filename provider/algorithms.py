@@ -60,10 +60,15 @@ class _StyleBeside(QgsProcessingLayerPostProcessorInterface):
     kept: list = []  # Processing holds a plain pointer: the Python objects must live until they run
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
-        style = Path(layer.source().split("|")[0]).with_suffix(".qml")
-        if style.is_file():
-            layer.loadNamedStyle(str(style))
-            layer.triggerRepaint()
+        _load_style_beside(layer)
+        layer.triggerRepaint()
+
+
+def _load_style_beside(layer) -> None:
+    """The ``.qml`` core wrote beside a result, applied to its layer (when there is one)."""
+    style = Path(layer.source().split("|")[0]).with_suffix(".qml")
+    if style.is_file():
+        layer.loadNamedStyle(str(style))
 
 
 class _ChangeStyled(QgsProcessingLayerPostProcessorInterface):
@@ -76,7 +81,7 @@ class _ChangeStyled(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
         from ..ui.results import style_change_layer
 
-        _StyleBeside().postProcessLayer(layer, context, feedback)
+        _load_style_beside(layer)
         style_change_layer(layer, self.dates)
         layer.triggerRepaint()
 
