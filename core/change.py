@@ -388,7 +388,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
             tif.write(change[None], rasterio.windows.Window(0, 0, grid.width, grid.height))
             tif.finish()
         run_outputs.write_text(summary_path(output), text)
-        run_outputs.write_text(style_path(output), change_qml([*dates[before], *dates[after]]))
+        run_outputs.write_text(style_path(output), change_qml([*dates[before], *dates[after]], summary.followed))
         write_lines(run_outputs.partial(lines_path(output)), lines, grid)
         if own_outputs is not None:
             own_outputs.commit()

@@ -80,9 +80,11 @@ def probability_band(class_names: Sequence[str]) -> int:
     return 2 if class_names[0].lower() in ("other", "background") else 1
 
 
-def change_qml(dates: Sequence[dt.date] = ()) -> str:
-    """New in red, removed in blue; none and nodata transparent."""
-    return _document(_paletted(CHANGE_PALETTE), dates)
+def change_qml(dates: Sequence[dt.date] = (), followed: str | None = None) -> str:
+    """New in red, removed in blue, each named with the class ``followed`` ("new maize": a crop map's change
+    follows one of its classes); none and nodata transparent."""
+    return _document(_paletted([(code, f"{label} {followed}" if followed else label, rgba)
+                                for code, label, rgba in CHANGE_PALETTE]), dates)
 
 
 def probability_qml(dates: Sequence[dt.date] = (), band: int = 1) -> str:

@@ -359,6 +359,9 @@ def test_compare_offers_the_classes_of_maps_of_more_than_two(dock, tmp_path):
     [change] = (tmp_path / "results").glob("run_*/change_crops-classes-2016_crops-classes-2019.tif")
     summary = json.loads(change.with_suffix(".json").read_text())
     assert summary["options"]["target_class"] == 3 and summary["pixels"]["new"] == 400
+    # its legend names the class followed (it said "new" and "removed" of any class)
+    style = change.with_suffix(".qml").read_text()
+    assert 'label="new maize"' in style and 'label="removed maize"' in style
 
 
 def test_unloading_during_a_run_cancels_quietly(qgis_iface, qgis_new_project, two_periods, local_model, tmp_path,
