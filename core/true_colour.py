@@ -72,9 +72,7 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     from .raster_stack import RasterStackError
 
     dtype = next(dtype for dtype, chosen in zip(dtypes, reflectance) if chosen)
-    size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
-    sample = stack.sample(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size),
-                          reflectance)
+    sample = _centre_sample(stack, reflectance)
     bright = float(np.percentile(sample, 99)) if sample.size else 0.0
     per_value = reflectance_per_value(dtype, bright)
     if bright * per_value > MOST_REFLECTANCE:
@@ -109,6 +107,13 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     return warnings
 
 
+def _centre_sample(stack, dates: list[bool]) -> np.ndarray:
+    """The valid values ``[N]`` of the grid's centre window (``SAMPLE_PX`` a side at most) in the ``dates`` marked
+    True (``RasterStack.sample``)."""
+    size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
+    return stack.sample(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size), dates)
+
+
 def _offset_words(darkest: float, order: str, cost: str) -> str:
     """The warning of digital numbers that seem to carry the offset of products processed since 2022, with the
     command that takes it off (tested to work as written: tests/test_true_colour.py)."""
@@ -122,9 +127,7 @@ def _offset_words(darkest: float, order: str, cost: str) -> str:
 def _offset_in_digital_numbers(stack) -> list[str]:
     """For a model of digital numbers (the crop model's 13 bands): the offset warning when the dates' darkest
     values (the centre window's 1st percentile, every band) are above it."""
-    size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
-    sample = stack.sample(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size),
-                          [True] * len(stack.rasters))
+    sample = _centre_sample(stack, [True] * len(stack.rasters))
     darkest = float(np.percentile(sample, 1)) if sample.size else 0.0
     if darkest < BASELINE_OFFSET:
         return []
