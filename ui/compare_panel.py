@@ -125,11 +125,12 @@ class ComparePanel(QGroupBox):
 
 
 def _dates_of(layer: QgsRasterLayer) -> tuple[str, str]:
-    """A class layer's first and last dates (its ``dates`` tag, ISO: they sort as dates), for the order of the
-    periods; ("", "") without them."""
+    """A class layer's first and last dates (its ``dates`` tag, read by ``core.qml.dates_of``), ISO, for the order
+    of the periods; ("", "") without them."""
     from osgeo import gdal
 
+    from ..core.qml import dates_of
+
     dataset = gdal.Open(layer.source())
-    dates = sorted((dataset.GetMetadataItem("dates") or "").split(",")) if dataset is not None else []
-    dates = [date for date in dates if date]
-    return (dates[0], dates[-1]) if dates else ("", "")
+    dates = sorted(dates_of(dataset.GetMetadata() or {})) if dataset is not None else []
+    return (str(dates[0]), str(dates[-1])) if dates else ("", "")
