@@ -108,14 +108,18 @@ class PeriodJob:
     paths: tuple[Path, ...]
 
 
+LOCAL_WORKERS = 2  # worker processes of the local cluster when --workers is not given
+
+
 @dataclass
 class BatchRequest:
     jobs_csv: Path
     model_path: Path = option(help="TimeSeg .onnx model", flag="--model", required=True, words="the model")
     output_dir: Path = option(help="folder for <place>/<period>/ results and batch.json", flag="--output",
                               required=True)
-    workers: int = option(2, "worker processes of the local cluster (without --scheduler)", minimum=1,
-                          maximum=1024, words="the number of workers")
+    workers: int | None = option(None, f"worker processes of the local cluster (default {LOCAL_WORKERS}; not "
+                                 "with --scheduler, whose cluster has its own workers)", minimum=1,
+                                 maximum=1024, words="the number of workers")
     scheduler: str | None = option(None, "address of a running dask scheduler, e.g. tcp://10.0.0.5:8786 "
                                    "(default: a local cluster)")
     threads: int | None = option(None, "onnxruntime threads per worker (default: its machine's cores shared "
@@ -443,6 +447,9 @@ def batch_problems(request: BatchRequest) -> list[str]:
         problems.append(f"model file not found: {request.model_path}")
     if request.scheduler is not None and not re.match(r"^(tcp|tls|inproc|ws|wss)://", request.scheduler):
         problems.append(f"--scheduler {request.scheduler!r} is not an address like tcp://HOST:8786")
+    if request.scheduler is not None and request.workers is not None:
+        problems.append("--workers sizes the local cluster, not the one at --scheduler (its workers are started "
+                        "there): leave --workers out, or --scheduler to run here")
     output = Path(request.output_dir)
     if output.exists() and not output.is_dir():
         problems.append(f"{output} is a file: give a folder for the results (--output)")
@@ -472,8 +479,8 @@ def _cluster(request: BatchRequest):
         except OSError as error:  # distributed's timeout is an OSError
             raise BatchError(f"{one_line(error)}: check the address, and that the scheduler runs and can be "
                              "reached from here") from None
-    cluster = LocalCluster(n_workers=request.workers, threads_per_worker=1, processes=request.worker_processes,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
+    cluster = LocalCluster(n_workers=request.workers or LOCAL_WORKERS, threads_per_worker=1,
+                           processes=request.worker_processes, dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 

@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.batch import LOCAL_WORKERS
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from .base import TimeSegAlgorithm, with_help
 from .base import tr as _tr
@@ -56,7 +57,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
             defaultValue=str(SHIPPED_ROAD_MODEL), optional=True),
             _tr("The model every place and period runs with (its change maps compare maps of one model)")))
         self.addParameter(with_help(QgsProcessingParameterNumber(
-            self.WORKERS, _tr("Workers of the local cluster"), QgsProcessingParameterNumber.Integer, 2,
+            self.WORKERS, _tr("Workers of the local cluster"), QgsProcessingParameterNumber.Integer, LOCAL_WORKERS,
             minValue=1, maxValue=1024),
             _tr("Places and periods run at once on this machine, each on its share of the cores (not used with "
                 "a scheduler)")))
@@ -77,11 +78,12 @@ class BatchAlgorithm(TimeSegAlgorithm):
         from ..core.batch import SUMMARY_NAME, BatchCancelled, BatchRequest, failures_line, place_line, run_batch
 
         output = Path(self.parameterAsString(parameters, self.OUTPUT, context))
+        scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None
         request = BatchRequest(
             Path(self.parameterAsFile(parameters, self.JOBS, context)),
             Path(self.parameterAsFile(parameters, self.MODEL, context) or SHIPPED_ROAD_MODEL), output,
-            workers=self.parameterAsInt(parameters, self.WORKERS, context),
-            scheduler=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
+            workers=None if scheduler else self.parameterAsInt(parameters, self.WORKERS, context),
+            scheduler=scheduler,
             change_class=None if parameters.get(self.CLASS) in (None, "") else
             self.parameterAsInt(parameters, self.CLASS, context),
             worker_processes=False, progress=feedback.pushInfo,

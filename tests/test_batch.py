@@ -119,6 +119,11 @@ def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, ca
                  "10.0.0.5:8786", str(places / "jobs.csv")])
     assert code == 1 and "is not an address like tcp://HOST:8786" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    # --workers sizes only the local cluster: with a scheduler it was ignored without a word
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--scheduler",
+                 "tcp://10.0.0.5:8786", "--workers", "4", str(places / "jobs.csv")])
+    assert code == 1 and "--workers sizes the local cluster, not the one at --scheduler" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
     (tmp_path / "a_file").write_text("")
     code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "a_file"), str(places / "jobs.csv")])
     assert code == 1 and "a_file is a file: give a folder for the results (--output)" in capsys.readouterr().err
