@@ -51,8 +51,11 @@ def output_problems(outputs: Sequence[Path], inputs: Sequence[Path], bytes_neede
     problems = list(dict.fromkeys(problems))  # two outputs in one bad folder: say it once
     if not problems and bytes_needed:
         folder = _existing_parent(Path(outputs[0]).resolve())
-        free = shutil.disk_usage(folder).free
-        if free < bytes_needed:
+        usage = shutil.disk_usage(folder)
+        free = usage.free
+        if usage.total == 0:  # /proc, /sys: the system's own folders, of no size, that hold no files
+            problems.append(f"{folder} is a system folder that cannot hold files: choose another folder")
+        elif free < bytes_needed:
             problems.append(f"{folder} has {disk_size(free)} free, the outputs need about {disk_size(bytes_needed)}: "
                             "free some space or choose another folder")
     return problems

@@ -281,6 +281,10 @@ def test_no_disk_space(local_model, small_scene, tmp_path, monkeypatch):
     with pytest.raises(SegmentError, match="has 1 kB free, the outputs need about [0-9]+ kB"):  # not "0.0 GB"
         segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+    # /proc and /sys have no size at all: a system folder, not a full disk (as root, they pass os.access)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 0))
+    with pytest.raises(SegmentError, match=rf"^{tmp_path} is a system folder that cannot hold files: choose another"):
+        segment(SegmentRequest(rasters_of(small_scene, 2019), local_model, tmp_path / "out"))
     from timeseg.core.preflight import disk_size
 
     assert [disk_size(n) for n in (2.5e9, 340e6, 12_345)] == ["2.5 GB", "340.0 MB", "12 kB"]
