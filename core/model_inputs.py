@@ -16,7 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .true_colour import read_reflectance_as_true_colour
+import numpy as np
+
+from .true_colour import (
+    TCI_SATURATION,
+    TRUE_COLOUR_BANDS,
+    centre_window,
+    read_reflectance_as_true_colour,
+    reflectance_per_value,
+)
 
 # a band's name at the start of its description: B4, B04, B8A, "B4 (red)", "B04_10m"; not B4B
 _BAND_NAME = re.compile(r"B0?(\d{1,2})(A?)(?![0-9A-Z])")
@@ -88,7 +96,7 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
         order = [] if len(unnamed) < len(stack.rasters) or len(bands) <= 3 else [
             f"the rasters name no bands: read as {', '.join(bands)} in file order; if they lie in another order, "
             "name them (GDAL band descriptions)"]
-        return order + read_reflectance_as_true_colour(stack, bands, input_dtype)
+        return order + _blue_first(stack, bands, unnamed) + read_reflectance_as_true_colour(stack, bands, input_dtype)
     stack.select_bands(chosen)
     warnings = []
     # the bands each re-read date holds, grouped: one line per way of holding them
@@ -103,7 +111,41 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
         files = [raster.name for raster in unnamed]
         warnings.append(f"{', '.join(files)} name{'s' * (len(files) == 1)} no bands: read as {', '.join(bands)} "
                         "in file order")
-    return warnings + read_reflectance_as_true_colour(stack, bands, input_dtype)
+    return warnings + _blue_first(stack, bands, unnamed) + read_reflectance_as_true_colour(stack, bands, input_dtype)
+
+
+# Haze brightens blue's darkest pixels, not red's: in the real TCIs (models/real/) red's 1st percentile is 0.44 to
+# 0.65 of blue's. A first band whose darkest pixels pass the third's this many times, while the third's stay
+# darker than this reflectance (arid land's red is never so dark), looks like blue.
+BLUE_FIRST_RATIO = 1.4
+DARKEST_RED_BELOW = 0.065
+
+
+def _blue_first(stack, bands: list[str], unnamed: list) -> list[str]:
+    """The warning for the dates without band names read red first (``bands`` B04, B03, B02) whose bands look
+    blue first: B02, B03, B04, as stacking the bands in numeric order makes them (``gdalbuildvrt -separate``)."""
+    if bands != TRUE_COLOUR_BANDS or stack.band_count != 3:
+        return []
+    found = []
+    for index, raster in enumerate(stack.rasters):
+        if raster not in unnamed:
+            continue
+        values = stack.sample(centre_window(stack), [i == index for i in range(len(stack.rasters))]).reshape(3, -1)
+        if values.shape[1] < 100:
+            continue
+        first, third = np.percentile(values[0], 1), np.percentile(values[2], 1)
+        per_value = TCI_SATURATION / 255 if stack.date_dtypes()[index] == np.uint8 else reflectance_per_value(
+            stack.date_dtypes()[index], float(np.percentile(values, 99)))
+        if first > BLUE_FIRST_RATIO * third and third * per_value < DARKEST_RED_BELOW:
+            found.append((raster.name, first, third))
+    if not found:
+        return []
+    names = ", ".join(name for name, _, _ in found)
+    _, first, third = found[0]
+    return [f"{names}: band 1's darkest pixels are brighter than band 3's ({first:.0f} against {third:.0f}), as "
+            "blue's are through haze, and bands without names are read red first (B04, B03, B02): if they lie "
+            "blue first (B02, B03, B04), reverse them (gdal_translate -b 3 -b 2 -b 1 IN OUT.tif) or name them "
+            "(GDAL band descriptions)"]
 
 
 def _files(files: list[str], stack) -> str:

@@ -107,11 +107,15 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     return warnings
 
 
-def _centre_sample(stack, dates: list[bool]) -> np.ndarray:
-    """The valid values ``[N]`` of the grid's centre window (``SAMPLE_PX`` a side at most) in the ``dates`` marked
-    True (``RasterStack.sample``)."""
+def centre_window(stack) -> Window:
+    """The grid's centre window, ``SAMPLE_PX`` a side at most: where a stack's values are sampled."""
     size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
-    return stack.sample(Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size), dates)
+    return Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size)
+
+
+def _centre_sample(stack, dates: list[bool]) -> np.ndarray:
+    """The valid values ``[N]`` of the grid's centre window in the ``dates`` marked True (``RasterStack.sample``)."""
+    return stack.sample(centre_window(stack), dates)
 
 
 def _offset_words(darkest: float, order: str, cost: str) -> str:
