@@ -32,9 +32,14 @@ FINE_TUNE_EPOCHS = 200
 FINE_TUNE_MINUTES = 5.0
 
 
+FOLDER_NAME_BYTES = 100  # of UTF-8: file systems allow 255 a name, and the outputs' own names follow
+
+
 def folder_name(text: str) -> str:
-    """``text`` as one safe folder name: '2015/16' -> '2015-16', no '..', no leading dot or dash."""
-    name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", text.strip()).replace("..", "-").strip(".-")
+    """``text`` as one safe folder name: '2015/16' -> '2015-16', letters of any script kept ('秋'), no '..', no
+    leading dot or dash, at most ``FOLDER_NAME_BYTES``."""
+    name = re.sub(r"[^\w.\-]+", "-", text.strip()).replace("..", "-").strip(".-")
+    name = name.encode()[:FOLDER_NAME_BYTES].decode(errors="ignore").strip(".-")
     return name or "period"
 
 

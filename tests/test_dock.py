@@ -599,6 +599,20 @@ def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     dock.table.set_period(layers[0].id(), "2015/16")
     dock.table.set_checked(layers[0].id())
     assert "2015-16" in {layer.period for layer in dock.table.checked_layers()[0]}
+    # names of other scripts stay apart (both were 'period': one map of both periods' dates, no change), and
+    # two names typed apart that would share a folder are refused before the run
+    tick_all(dock, layers)
+    for layer in layers:
+        dock.table.set_period(layer.id(), "春" if "2016" in layer.name() else "秋")
+    assert sorted(dock.table.periods()) == ["春", "秋"] and not dock.table.period_clashes()
+    for layer in layers:
+        dock.table.set_period(layer.id(), "2019/20" if "2016" in layer.name() else "2019-20")
+    assert dock.problems() == ["The periods '2019-20' and '2019/20' would write into one folder, 2019-20: name "
+                               "them apart"]
+    for layer in layers:
+        dock.table.set_period(layer.id(), "2016" if "2016" in layer.name() else "2019")
+    dock.table.set_all_checked(False)
+    dock.table.set_checked(layers[0].id())
     dock.table.set_period(layers[0].id(), "2016")
     assert not dock.open_folder_button.isEnabled()
     tick_all(dock, layers)

@@ -292,7 +292,7 @@ class TimeSegDock(QgsDockWidget):
         from ..core.segment import periods_apart, segment_preflight
 
         layers, undated = self.table.checked_layers()
-        unreadable = _not_files(layers)
+        unreadable = _not_files(layers) + self.table.period_clashes()
         if unreadable:  # said in the layers' names, not again in the engine's words
             return unreadable, []
         problems = []

@@ -217,6 +217,20 @@ class LayerTable(QTableWidget):
         """The periods of the listed layers, in order."""
         return sorted({p for p in (self._period_of(row) for row in range(self.rowCount())) if p})
 
+    def period_clashes(self) -> list[str]:
+        """The ticked layers' period names typed apart that would write into one folder ('2019/20' and
+        '2019-20'), in words."""
+        from ..core.definitions import folder_name
+
+        typed: dict[str, set[str]] = {}
+        for row in range(self.rowCount()):
+            text = self.item(row, PERIOD).text().strip()
+            if text and self.item(row, NAME).checkState() == Qt.Checked:
+                typed.setdefault(folder_name(text), set()).add(text)
+        return [self.tr("The periods {} would write into one folder, {}: name them apart").format(
+            " and ".join(f"'{name}'" for name in sorted(names)), folder) for folder, names in typed.items()
+            if len(names) > 1]
+
     def _period_of(self, row: int) -> str:
         from ..core.definitions import folder_name
 
