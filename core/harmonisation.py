@@ -8,8 +8,8 @@ L2A true colour, hazy or clear, then reaches the model nearly alike. A date is l
 shows too little clear land (under ``min_clear_share`` of its valid pixels) or no dark land (a band's
 low percentile at or above ``dark_limit``: overcast, haze, snow): an overcast date stays
 white, as the date gate learned it. Uint8 rasters only (true colour); the statistics come from the
-same sample windows of the date (``sample_windows``) wherever a date is harmonised: the engine, the
-scoring and training code.
+same sample windows of the date (``sample_windows``, denser where they hold too little data: a small place in
+a large raster of no data) wherever a date is harmonised: the engine, the scoring and training code.
 
 A harmonising model reads a pixel that a date does not show (no data: 0) as an overcast sky
 (``UNSEEN``), which its date gate learned to pass over (``model_table``): a date beyond its swath's
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,9 @@ from rasterio.windows import Window
 SAMPLE_SIZE_PX = 256  # each sample window's side
 SAMPLES_PER_SIDE = 4  # a larger raster is sampled on 4 x 4 windows (1 Mpx), aligned to 256 px blocks
 MIN_SAMPLE_PIXELS = 1024  # fewer valid pixels: the date is left as it is
+# a date with fewer valid pixels in its windows (a small place in a large raster of no data) is sampled again on
+# 16 x 16 windows, which cover a raster of up to 4096 px a side whole
+DENSE_SAMPLES_PER_SIDE = 16
 UNSEEN = 255  # the raw value (every band) a harmonising model reads where a date has no data: white cloud
 
 
@@ -136,35 +139,51 @@ def problem(values: Any) -> str | None:
     return None
 
 
-def sample_windows(height: int, width: int) -> list[Window]:
-    """The windows a date's statistics are taken from: along a side of up to 4 x 256 px, all of it;
-    along a longer one, ``SAMPLES_PER_SIDE`` stretches of 256 px spread over it, each starting on a
-    multiple of 256 px (one block each in a tiled GeoTIFF)."""
+def sample_windows(height: int, width: int, per_side: int = SAMPLES_PER_SIDE) -> list[Window]:
+    """The windows a date's statistics are taken from: along a side of up to ``per_side`` x 256 px, all of
+    it; along a longer one, ``per_side`` stretches of 256 px spread over it, each starting on a multiple of
+    256 px (one block each in a tiled GeoTIFF)."""
 
     def stretches(length: int) -> list[tuple[int, int]]:
-        if length <= SAMPLE_SIZE_PX * SAMPLES_PER_SIDE:
+        if length <= SAMPLE_SIZE_PX * per_side:
             return [(0, length)]
-        spread = np.linspace(0, length - SAMPLE_SIZE_PX, SAMPLES_PER_SIDE)
+        spread = np.linspace(0, length - SAMPLE_SIZE_PX, per_side)
         return [(int(s) // SAMPLE_SIZE_PX * SAMPLE_SIZE_PX, SAMPLE_SIZE_PX) for s in spread]
 
     return [Window(col, row, cols, rows) for row, rows in stretches(height) for col, cols in stretches(width)]
 
 
-def date_tables(harmonisation: Harmonisation, samples: Sequence[tuple[np.ndarray, np.ndarray]]) -> list:
+Samples = list[tuple[np.ndarray, np.ndarray]]  # per date: values [C, N] and valid [N]
+
+
+def _sampled(height: int, width: int, read: Callable[[list[Window]], Samples]) -> Samples:
+    """``read``'s samples of a ``height`` x ``width`` raster on ``sample_windows``, or on the denser
+    ``DENSE_SAMPLES_PER_SIDE`` windows when a date has under ``MIN_SAMPLE_PIXELS`` valid pixels in them."""
+    samples = read(sample_windows(height, width))
+    if all(int(valid.sum()) >= MIN_SAMPLE_PIXELS for _, valid in samples) or \
+            max(height, width) <= SAMPLE_SIZE_PX * SAMPLES_PER_SIDE:  # enough, or the raster was read whole
+        return samples
+    return read(sample_windows(height, width, DENSE_SAMPLES_PER_SIDE))
+
+
+def date_tables(harmonisation: Harmonisation, samples: Samples) -> list:
     """One lookup table (or None) per date from its samples: ``(values [C, N], valid [N])``."""
     return [harmonisation.table(values, valid) for values, valid in samples]
 
 
-def samples_of_dates(dates: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def samples_of_dates(dates: np.ndarray) -> Samples:
     """``(values [C, N], valid [N])`` per date of an in-memory ``[T, C, H, W]`` uint8 stack (0: nodata)."""
-    windows = sample_windows(*dates.shape[-2:])
-    out = []
-    for date in dates:
-        parts = [date[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width].reshape(date.shape[0], -1)
-                 for w in windows]
-        values = np.concatenate(parts, axis=1)
-        out.append((values, (values > 0).any(axis=0)))
-    return out
+
+    def read(windows: list[Window]) -> Samples:
+        out = []
+        for date in dates:
+            parts = [date[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width].reshape(
+                date.shape[0], -1) for w in windows]
+            values = np.concatenate(parts, axis=1)
+            out.append((values, (values > 0).any(axis=0)))
+        return out
+
+    return _sampled(*dates.shape[-2:], read)
 
 
 def stack_tables(harmonisation: Harmonisation | None, stack) -> list[np.ndarray | None]:
@@ -177,15 +196,18 @@ def stack_tables(harmonisation: Harmonisation | None, stack) -> list[np.ndarray 
         return list(pool.map(lambda sample: harmonisation.table(*sample), samples_of_stack(stack, pool)))
 
 
-def samples_of_stack(stack, pool: Executor | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def samples_of_stack(stack, pool: Executor | None = None) -> Samples:
     """``(values [C, N], valid [N])`` per date of a ``core.raster_stack.RasterStack``, over the whole
     rasters whatever area the stack is restricted to: the windows ``timeseg batch`` cuts a place into,
     and any area of interest, take the stretch the whole rasters take. ``pool``: threads that read the
     dates at once."""
-    full = stack.full_grid
-    reads = [stack.read(window, pool, whole=True) for window in sample_windows(full.height, full.width)]
-    return [(np.concatenate([pixels[t].reshape(pixels.shape[1], -1) for pixels, _ in reads], axis=1),
-             np.concatenate([valid[t].ravel() for _, valid in reads])) for t in range(len(stack.dates))]
+
+    def read(windows: list[Window]) -> Samples:
+        reads = [stack.read(window, pool, whole=True) for window in windows]
+        return [(np.concatenate([pixels[t].reshape(pixels.shape[1], -1) for pixels, _ in reads], axis=1),
+                 np.concatenate([valid[t].ravel() for _, valid in reads])) for t in range(len(stack.dates))]
+
+    return _sampled(stack.full_grid.height, stack.full_grid.width, read)
 
 
 def model_table(table: np.ndarray | None, bands: int) -> np.ndarray:
