@@ -189,12 +189,13 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
                                  "ASCII letters, digits, '_', '-' and '.'")
         if not path:
             raise BatchError(f"{jobs_csv.name} line {line}: no path")
-        resolved = (Path(path) if Path(path).is_absolute() else jobs_csv.parent / path).resolve()
-        first = lines.setdefault((place, period, resolved), line)
+        # absolute, but a link kept as named: its name holds the date, as segment reads it
+        listed = Path(os.path.abspath(Path(path) if Path(path).is_absolute() else jobs_csv.parent / path))
+        first = lines.setdefault((place, period, listed.resolve()), line)
         if first != line:
             raise BatchError(f"{jobs_csv.name} line {line}: {path} is listed twice for {place} {period} (line "
                              f"{first} too): give each date once")
-        groups[(place, period)].append(resolved)
+        groups[(place, period)].append(listed)
     folders: dict[str, str] = {}  # one folder per place on Windows and macOS too, whose names ignore case
     for place, _ in groups:
         other = folders.setdefault(place.lower(), place)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -270,6 +271,17 @@ def test_job_lists_as_spreadsheets_write_them(places, tmp_path):
     latin.write_bytes("place,period,path\nz,2019,Z\u00fcrich.tif\n".encode("cp1252"))
     with pytest.raises(BatchError, match=r"^latin.csv is not UTF-8 text \(byte 26\): save it as CSV UTF-8$"):
         read_jobs(latin)
+    # a link is listed as named, its name holding the date (batch dated it by its target's name, unlike segment);
+    # two links to one file are still one file listed twice
+    target = Path(expected[0].paths[0])
+    (tmp_path / "scene_20210617.tif").symlink_to(target)
+    (tmp_path / "again_20210618.tif").symlink_to(target)
+    linked = tmp_path / "linked.csv"
+    linked.write_text("place,period,path\nz,2021,scene_20210617.tif\n")
+    assert read_jobs(linked)[0].paths == (tmp_path / "scene_20210617.tif",)
+    linked.write_text("place,period,path\nz,2021,scene_20210617.tif\nz,2021,./again_20210618.tif\n")
+    with pytest.raises(BatchError, match=r"^linked.csv line 3: ./again_20210618.tif is listed twice"):
+        read_jobs(linked)
 
 
 def test_a_change_not_made_because_a_period_failed_is_not_a_second_failure(local_model, small_scene, tmp_path,
