@@ -27,6 +27,36 @@ from .true_colour import l1c_tci
 METRES_PER_DEGREE = 111_320.0  # along a meridian, and along the equator
 
 
+def lossy_storage(dataset) -> str:
+    """How an open rasterio ``dataset`` is stored with lossy compression ("JPEG", "JPEG 2000", "WebP"), or "":
+    a JPEG or WebP file or TIFF, a JPEG 2000 file not compressed reversibly (ESA's are), a GeoPackage of JPEG or
+    WebP tiles (GDAL's default for opaque tiles)."""
+    kind = {"JPEG": "JPEG", "WEBP": "WebP"}.get(dataset.driver) or {"jpeg": "JPEG", "webp": "WebP"}.get(
+        str(dataset.compression).lower().rsplit(".", 1)[-1], "")
+    if dataset.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION_REVERSIBILITY") == "LOSSY":
+        kind = "JPEG 2000"
+    elif dataset.driver == "GPKG":
+        kind = _geopackage_tiles(dataset.name)
+    return kind
+
+
+def _geopackage_tiles(path: str) -> str:
+    """"JPEG" or "WebP" when a GeoPackage's raster tiles (a few of each tile table) are stored so, else ""."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as database:
+            tables = [row[0] for row in database.execute(
+                "SELECT table_name FROM gpkg_contents WHERE data_type = 'tiles'")]
+            starts = [bytes(row[0][:12]) for table in tables for row in database.execute(
+                f'SELECT tile_data FROM "{table.replace(chr(34), chr(34) * 2)}" LIMIT 8') if row[0]]
+    except sqlite3.Error:
+        return ""
+    if any(start.startswith(b"\xff\xd8") for start in starts):
+        return "JPEG"
+    return "WebP" if any(start[:4] == b"RIFF" and start[8:12] == b"WEBP" for start in starts) else ""
+
+
 class RasterStackError(ValueError):
     """The rasters cannot form one stack; the message says what to change."""
 
@@ -308,10 +338,9 @@ class RasterStack(contextlib.AbstractContextManager):
         """Per date, in date order: read through a warp onto the grid (another CRS, pixel size or corner)."""
         return [view is not dataset for view, dataset in zip(self.views, self._datasets)]
 
-    def lossy(self) -> list[bool]:
-        """Per date, in date order: stored with lossy compression (JPEG, in a TIFF or as a .jpg; WebP)."""
-        return [dataset.driver in ("JPEG", "WEBP") or str(dataset.compression).lower().endswith(("jpeg", "webp"))
-                for dataset in self._datasets]
+    def lossy(self) -> list[str]:
+        """Per date, in date order: the lossy compression it is stored with (``lossy_storage``), or ""."""
+        return [lossy_storage(dataset) for dataset in self._datasets]
 
     def share_off_the_grid(self) -> list[float]:
         """Per date, in date order: the share of its footprint that lies off the grid (its bounds', in the grid's

@@ -620,10 +620,12 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
                       if off >= 0.01 else "")
             warnings.append(f"{name} covers another extent than {stack.reference_name}: its pixels are read as they "
                             f"are, and where it has none the other dates make the map{beyond}")
-    lossy = [raster.name for raster, lossy in zip(stack.rasters, stack.lossy()) if lossy]
+    stored = stack.lossy()
+    lossy = [raster.name for raster, kind in zip(stack.rasters, stored) if kind]
     if lossy:  # measured by a QA run on JPEG copies of Inn (quality 90-98, and gdal_translate's COG default)
+        kinds = ", ".join(dict.fromkeys(kind for kind in stored if kind))
         warnings.append(f"{', '.join(lossy)} {'is' if len(lossy) == 1 else 'are'} stored with lossy compression "
-                        "(JPEG): it blurs roads one or two pixels wide (maps of JPEG copies of a real scene agreed "
+                        f"({kinds}): it blurs roads one or two pixels wide (maps of JPEG copies of a real scene agreed "
                         "with the lossless one's at IoU 0.62-0.88), and black no-data borders come out as dark "
                         "land: export as GeoTIFF (DEFLATE or LZW) or PNG")
     return warnings
