@@ -115,7 +115,7 @@ def add_commands(commands) -> None:
                               description="Run a TimeSeg model over several dated rasters of one place. "
                               "Rasters are sorted by date and aligned onto the earliest one's grid (or "
                               "--reference's).")
-    seg.add_argument("rasters", type=Path, nargs="+", help="dated rasters (dates from names or tags)")
+    seg.add_argument("rasters", type=_raster_path, nargs="+", help="dated rasters (dates from names or tags)")
     seg.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per raster, overriding detection")
     add_options(seg, SegmentRequest)
     change = commands.add_parser(
@@ -144,6 +144,13 @@ def add_commands(commands) -> None:
     seg.set_defaults(run=run_segment)
     change.set_defaults(run=run_change)
     info.set_defaults(run=run_info)
+
+
+def _raster_path(text: str) -> Path:
+    """A raster argument as a path that still names it (``core.raster_stack.gdal_path``: archives' members)."""
+    from .raster_stack import gdal_path
+
+    return gdal_path(text)
 
 
 class Terminated(KeyboardInterrupt):

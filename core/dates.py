@@ -136,10 +136,10 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
     with a message that says what to give. A name that disagrees with its tags or with ``dates`` is said
     in ``warnings`` (else logged): the caller says them once the run's checks pass. ``give_dates``: how the
     caller's user gives dates, named in the advice (``RENAMED``: they cannot; a batch job list)."""
-    from .raster_stack import DatedRaster, raster_missing
+    from .raster_stack import DatedRaster, gdal_path, raster_exists, raster_missing
     from .sentinel2 import check_product, is_product, product_date, product_of
 
-    paths = [product_of(p) for p in paths]
+    paths = [product_of(gdal_path(p)) for p in paths]
     given = [d.strip() for d in dates.split(",")] if dates and dates.strip() else []
     if given and len(given) != len(paths):
         raise ValueError(f"{len(given)} date{'s' * (len(given) != 1)} for {len(paths)} raster"
@@ -147,7 +147,7 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
     rasters = []
     for index, path in enumerate(paths):
         product = is_product(path)
-        if not product and not path.is_file():
+        if not product and not raster_exists(path):
             raise ValueError(raster_missing(path))
         if not product and _vector_only(path):
             raise ValueError(f"{path.name} holds lines, points or polygons, not an image: give the dated rasters "

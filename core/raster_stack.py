@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -118,12 +119,31 @@ def utm_zone(longitude: float, latitude: float) -> rasterio.crs.CRS:
     return rasterio.crs.CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
 
 
+# a member of an archive as GDAL names it, /vsizip//data/a.zip/b.tif: the archive's path ends at its extension
+_ARCHIVE_MEMBER = re.compile(r"^/vsi(zip|tar|7z|rar)/(/.+?\.(?:zip|kmz|tar|tgz|tar\.gz|7z|rar))(/.*)?$", re.IGNORECASE)
+# a GDAL connection string: a raster inside a file of several (GPKG:/data/a.gpkg:table, NETCDF:"a.nc":var)
+_CONNECTION = re.compile(r"^[A-Z][A-Z0-9_]+:")
+
+
+def gdal_path(source: Path | str) -> Path:
+    """A raster's path or GDAL source as a ``Path`` that still names it: an archive's member
+    (``/vsizip//data/a.zip/b.tif``, which pathlib cuts to ``/vsizip/data/...``, a relative path) in GDAL's
+    braces form, ``/vsizip/{/data/a.zip}/b.tif``."""
+    text = str(source)
+    member = _ARCHIVE_MEMBER.match(text)
+    if member:
+        text = f"/vsi{member.group(1)}/{{{member.group(2)}}}{member.group(3) or ''}"
+    return Path(text)
+
+
 def raster_exists(path: Path | str) -> bool:
-    """A file that exists, a Sentinel-2 product (a .SAFE folder), or a GDAL virtual path (checked when
-    GDAL opens it)."""
+    """A file that exists, a Sentinel-2 product (a .SAFE folder), or a GDAL virtual path or connection string
+    (checked when GDAL opens it)."""
     from .sentinel2 import is_product
 
-    return str(path).startswith("/vsi") or Path(path).is_file() or (is_product(path) and Path(path).exists())
+    text = str(path)
+    return text.startswith("/vsi") or bool(_CONNECTION.match(text)) or Path(path).is_file() or (
+        is_product(path) and Path(path).exists())
 
 
 def raster_missing(path: Path | str) -> str:

@@ -836,6 +836,31 @@ def test_lossy_jpeg_2000_and_geopackage_tiles_are_told_from_lossless_ones(ws, tm
                      "jpeg.tif": "JPEG", "deflate.tif": ""}
 
 
+def test_rasters_inside_a_zip_or_a_geopackage_run_as_the_files_do(ws, tmp_path, capsys):
+    """A raster inside a zip as GDAL and QGIS name it (/vsizip//tmp/a.zip/b.tif: pathlib cut it to a relative
+    path, "raster not found") and a GeoPackage's raster table (GPKG:a.gpkg:table: "raster not found") give the
+    map the files give."""
+    import zipfile
+
+    from osgeo import gdal
+
+    with zipfile.ZipFile(tmp_path / "download.zip", "w") as archive:
+        archive.write(ws.inputs[0], ws.inputs[0].name)
+    gpkg = tmp_path / "dates.gpkg"
+    for path in ws.inputs[1:3]:
+        gdal.Translate(str(gpkg), str(path), format="GPKG", creationOptions=[f"RASTER_TABLE={path.stem}",
+                                                                           "APPEND_SUBDATASET=YES", "TILE_FORMAT=PNG"])
+    inside = [f"/vsizip/{tmp_path / 'download.zip'}/{ws.inputs[0].name}",
+              *(f"GPKG:{gpkg}:{path.stem}" for path in ws.inputs[1:3])]
+    assert inside[0].startswith("/vsizip//")
+    for name, rasters in (("inside", inside), ("files", map(str, ws.inputs[:3]))):
+        assert main(["segment", "--model", str(ws.model), "--output", str(tmp_path / name), *rasters]) == 0, \
+            capsys.readouterr().err
+    with rasterio.open(tmp_path / "inside" / "classes.tif") as a, \
+            rasterio.open(tmp_path / "files" / "classes.tif") as b:
+        assert np.array_equal(a.read(), b.read()) and a.transform == b.transform
+
+
 def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
     """60 m rasters on a 10 m model: resampled to 10 m over the same extent, said in one warning line."""
     small = ws.tci()[:, ::6, ::6]

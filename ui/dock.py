@@ -61,21 +61,12 @@ def _amber_label() -> QLabel:
     return _message_label("#8a5a00")
 
 
-def _not_files(layers) -> list[str]:
-    """Ticked layers the engine cannot read: a GDAL source that is not a file (a GeoPackage's raster table,
-    ``GPKG:path:table``; a database), and one layer's file ticked twice under two names."""
-    import re
-
-    from ..core.raster_stack import raster_exists
-
-    problems = [f"{layer.name} is a raster inside a GeoPackage or a database: save it as a GeoTIFF (Export > Save "
-                "As) to use it" for layer in layers
-                if not raster_exists(layer.path) and re.match(r"^[A-Za-z0-9_]{2,}:", str(layer.path))]
+def _same_files(layers) -> list[str]:
+    """One layer's file ticked twice under two names, in their names."""
     by_file: dict[Path, list[str]] = {}
     for layer in layers:
         by_file.setdefault(Path(layer.path).resolve(), []).append(layer.name)
-    problems += [f"{' and '.join(names)} are the same file: untick one" for names in by_file.values() if len(names) > 1]
-    return problems
+    return [f"{' and '.join(names)} are the same file: untick one" for names in by_file.values() if len(names) > 1]
 
 
 class TimeSegDock(QgsDockWidget):
@@ -292,7 +283,7 @@ class TimeSegDock(QgsDockWidget):
         from ..core.segment import periods_apart, segment_preflight
 
         layers, undated = self.table.checked_layers()
-        unreadable = _not_files(layers) + self.table.period_clashes()
+        unreadable = _same_files(layers) + self.table.period_clashes()
         if unreadable:  # said in the layers' names, not again in the engine's words
             return unreadable, []
         problems = []

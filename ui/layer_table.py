@@ -252,6 +252,8 @@ class LayerTable(QTableWidget):
 
     def checked_layers(self) -> tuple[list[DatedLayer], list[str]]:
         """Ticked layers with dates, and the names of ticked layers that lack a date."""
+        from ..core.raster_stack import gdal_path
+
         chosen, undated = [], []
         for row in range(self.rowCount()):
             item = self.item(row, NAME)
@@ -267,5 +269,5 @@ class LayerTable(QTableWidget):
             date = dt.date(value.year(), value.month(), value.day())
             period = self._period_of(row) or str(date.year)
             source = layer.customProperty(PRODUCT_PROPERTY) or layer.source()  # a product: the model picks its bands
-            chosen.append(DatedLayer(layer.id(), layer.name(), Path(source), date, period))
+            chosen.append(DatedLayer(layer.id(), layer.name(), gdal_path(source), date, period))
         return chosen, undated
