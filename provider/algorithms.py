@@ -191,6 +191,13 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             _tr("A GeoTIFF of class codes (uint8, 255 where no date has data), with its colours and .qml style; "
                 "what Change between two periods compares")))
 
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        """On QGIS's main thread (before processAlgorithm's thread): MASK's features are read from the live layer
+        here, which the project may delete meanwhile (read from the algorithm's thread, a layer removed during
+        a run failed it with "wrapped C/C++ object ... has been deleted")."""
+        self._aoi = self._mask_area(parameters, context, feedback)
+        return True
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.dates import dated_rasters
         from ..core.segment import Cancelled, SegmentRequest, segment
@@ -209,7 +216,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         model = self.parameterAsFile(parameters, self.MODEL, context) or str(SHIPPED_ROAD_MODEL)
-        aoi, aoi_crs = self._mask_area(parameters, context, feedback), None
+        aoi, aoi_crs = self._aoi, None
         if aoi is None and parameters.get(self.EXTENT):  # taken into the outputs' grid by core, whichever date gives it
             extent_crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
             rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, extent_crs)

@@ -96,6 +96,23 @@ class TrainAlgorithm(TimeSegAlgorithm):
             _tr("The new model (.onnx); its checkpoint (.pt), numbers (.json) and int8 CPU variant are written "
                 "beside it")))
 
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        """On QGIS's main thread (before processAlgorithm's thread): the label layer's features and the first
+        raster's CRS are read from the live layers here, which the project may delete meanwhile."""
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        label_layer = self.parameterAsLayer(parameters, self.LABELS, context)
+        if not layers or label_layer is None:
+            raise QgsProcessingException(_tr("give the dated raster layers and a label layer"))
+        try:
+            self._labels = label_source_of(label_layer, self.parameterAsInt(parameters, self.LINE_WIDTH, context),
+                                           self.scratch_folder("labels_"))
+        except ValueError as error:
+            raise QgsProcessingException(str(error)) from None
+        self._sources = [layer.source() for layer in layers]
+        self._names = [layer.name() for layer in layers]
+        self._crs = layers[0].crs()
+        return True
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..ui.dependencies import missing_training_message
 
@@ -107,20 +124,14 @@ class TrainAlgorithm(TimeSegAlgorithm):
         from ..models.settings import FineTuneRequest
         from ..models.training import TrainingCancelled, TrainingMonitor
 
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        label_layer = self.parameterAsLayer(parameters, self.LABELS, context)
-        if not layers or label_layer is None:
-            raise QgsProcessingException(_tr("give the dated raster layers and a label layer"))
         try:
-            rasters = dated_rasters([layer.source() for layer in layers],
-                                    self.parameterAsString(parameters, self.DATES, context))
-            labels = label_source_of(label_layer, self.parameterAsInt(parameters, self.LINE_WIDTH, context),
-                                     self.scratch_folder("labels_"))
+            rasters = dated_rasters(self._sources, self.parameterAsString(parameters, self.DATES, context))
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None
+        labels = self._labels
         extent = None
         if parameters.get(self.EXTENT):
-            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, layers[0].crs())
+            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, self._crs)
             if not rectangle.isNull():
                 extent = (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(), rectangle.yMaximum())
         from_scratch = self.parameterAsBoolean(parameters, self.FROM_SCRATCH, context)
@@ -131,7 +142,7 @@ class TrainAlgorithm(TimeSegAlgorithm):
         request = FineTuneRequest(
             rasters, labels, Path(self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)),
             Path(init) if init else None, extent, self.parameterAsInt(parameters, self.EPOCHS, context),
-            minutes or None, layer_names=[layer.name() for layer in layers])
+            minutes or None, layer_names=self._names)
 
         def on_epoch(record: dict) -> None:
             feedback.pushInfo(_tr("{stage} epoch {epoch}/{epochs}: loss {loss:.3f}, validation F1 {f1:.3f}").format(

@@ -291,4 +291,19 @@ def test_segment_inside_a_scratch_polygon_layer(provider, local_model, small_sce
         with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
             assert classes.shape == shape and (classes.transform.c, classes.transform.f) == (x0 + 100, y0 - 200)
             assert (classes.read(1) != 255).all() if selected else True
+    # read on QGIS's main thread, before the run's thread starts: removed from the project meanwhile (a layer
+    # the analyst deletes while the run waits), the mask is still the one given (it failed with "wrapped C/C++
+    # object of type QgsVectorLayer has been deleted", read from the run's thread)
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("timeseg:segment")
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    context.setProject(QgsProject.instance())
+    parameters = {"INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+                  "MASK": squares.id(), "OUTPUT_PROBABILITY": str(tmp_path / "p_removed.tif"),
+                  "OUTPUT_CLASSES": str(tmp_path / "c_removed.tif")}
+    assert algorithm.prepare(parameters, context, feedback)
     QgsProject.instance().removeMapLayer(squares.id())
+    results = algorithm.runPrepared(parameters, context, feedback)
+    with rasterio.open(results["OUTPUT_CLASSES"]) as classes, rasterio.open(tmp_path / "cFalse.tif") as whole:
+        assert np.array_equal(classes.read(), whole.read())
