@@ -965,3 +965,23 @@ def test_a_session_across_projects(dock, two_periods, tmp_path):
     assert "2016" in before.name() and "2019" in after.name(), (before.name(), after.name())
     # the change options stay for the next session, as device and precision do
     assert int(QgsSettings().value("timeseg/min_patch")) == 20
+
+
+def test_maps_that_cannot_be_added_free_the_dock_and_say_where_they_are(dock, monkeypatch):
+    """Adding a finished run's maps fails (its folder deleted meanwhile: QGIS cannot open them): Run is free
+    again and the status says why and where the maps are (the dock stayed 'Running' with Run disabled until the
+    plugin was reloaded)."""
+    import timeseg.ui.dock as dock_module
+
+    def cannot_open(*args, **kwargs):
+        raise OSError("QGIS cannot open /gone/2016/classes.tif")
+
+    dock, layers = dock
+    monkeypatch.setattr(dock_module, "add_period_layers", cannot_open)
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    status = dock.controls.status_label.text()
+    assert status.startswith("The maps were made but could not be added: QGIS cannot open /gone/2016/classes.tif. "
+                             f"They are in {dock.last_output}"), status
+    assert dock.controls.run_button.isEnabled() and not dock.controls.cancel_button.isEnabled()

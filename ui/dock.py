@@ -385,6 +385,27 @@ class TimeSegDock(QgsDockWidget):
             log(f"run failed: {outcome.error}", Qgis.Critical)
             self.iface.messageBar().pushMessage("TimeSeg", outcome.error, Qgis.Critical, 10)
             return
+        try:
+            lines = self._add_results(outcome)
+        except Exception as error:  # a map deleted or unreadable since the run wrote it: the dock must not stay busy
+            from ..core.atomic import one_line
+
+            message = self.tr("The maps were made but could not be added: {}. They are in {}").format(
+                one_line(error), outcome.parameters.output_dir)
+            self._results_in(outcome.parameters.output_dir)
+            self.controls.stopped(message, done=False)
+            log(message, Qgis.Critical)
+            self.iface.messageBar().pushMessage("TimeSeg", message, Qgis.Critical, 10)
+            return
+        lines += outcome.warnings
+        lines.append(self.tr("Results in {}").format(outcome.parameters.output_dir))
+        self._results_in(outcome.parameters.output_dir)
+        self.controls.stopped("\n".join(lines), done=True)
+        for line in lines:
+            log(line)
+
+    def _add_results(self, outcome: TaskOutcome) -> list[str]:
+        """A finished run's layers added to the project; the lines that say what was made."""
         hide_earlier_results(self.project)
         for index, period in enumerate(outcome.periods):
             add_period_layers(self.project, outcome.model_name, period, outcome.parameters.add_probability,
@@ -401,9 +422,4 @@ class TimeSegDock(QgsDockWidget):
             self.iface.messageBar().pushMessage(
                 "TimeSeg", self.tr("Change {}-{}: {}").format(earlier, later, change_message(outcome.change_summary)),
                 Qgis.Success, 10)
-        lines += outcome.warnings
-        lines.append(self.tr("Results in {}").format(outcome.parameters.output_dir))
-        self._results_in(outcome.parameters.output_dir)
-        self.controls.stopped("\n".join(lines), done=True)
-        for line in lines:
-            log(line)
+        return lines
