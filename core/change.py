@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -393,3 +394,23 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
         if own_outputs is not None:
             own_outputs.commit()
     return summary
+
+
+def change_unless_cancelled(before: Path, after: Path, output: Path, options: ChangeOptions,
+                            cancelled: Callable[[], bool]) -> ChangeSummary:
+    """``compute_change`` for a caller that can cancel it (Processing, the dock's Compare): checked first in
+    words (``change_problems``: ``ValueError``), its files committed only when ``cancelled()`` is still False once
+    they are written; else ``pipeline.Cancelled`` and nothing is kept."""
+    from .pipeline import Cancelled
+
+    problems = change_problems(before, after, output, options)  # before the outputs' set takes their names
+    if problems:
+        raise ValueError(problems[0])
+    with OutputSet(change_outputs(output)) as outputs:
+        if cancelled():
+            raise Cancelled("cancelled; nothing was kept")
+        made = compute_change(before, after, output, options, outputs)
+        if cancelled():
+            raise Cancelled("cancelled; nothing was kept")
+        outputs.commit()
+    return made

@@ -322,8 +322,7 @@ class ChangeAlgorithm(TimeSegAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer(self.OUTPUT_LINES, _tr("New and removed lines")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.atomic import OutputSet
-        from ..core.change import ChangeOptions, change_outputs, change_problems, compute_change, lines_path
+        from ..core.change import ChangeOptions, change_unless_cancelled, lines_path
         from ..core.segment import Cancelled
 
         before = Path(self.parameterAsRasterLayer(parameters, self.BEFORE, context).source())
@@ -338,21 +337,8 @@ class ChangeAlgorithm(TimeSegAlgorithm):
                                 low=self.parameterAsDouble(parameters, self.LOW, context) or None)
         feedback.setProgress(0)
 
-        def change() -> object:
-            """The change, its files kept only when the run was not cancelled meanwhile."""
-            problems = change_problems(before, after, output, options)  # before the outputs' set takes their names
-            if problems:
-                raise ValueError(problems[0])
-            with OutputSet(change_outputs(output)) as outputs:
-                if feedback.isCanceled():
-                    raise Cancelled("cancelled; nothing was kept")
-                made = compute_change(before, after, output, options, outputs)
-                if feedback.isCanceled():
-                    raise Cancelled("cancelled; nothing was kept")
-                outputs.commit()
-            return made
-
-        summary = self.run_core(change, (Cancelled,))
+        summary = self.run_core(
+            lambda: change_unless_cancelled(before, after, output, options, feedback.isCanceled), (Cancelled,))
         feedback.setProgress(100)
         for line in summary.lines():
             feedback.pushInfo(line)

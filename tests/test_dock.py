@@ -299,6 +299,49 @@ def test_compare_two_class_layers(dock, tmp_path):
     assert dock.last_output == change.parent
 
 
+def test_a_comparison_adds_nothing_to_the_next_project_and_a_cancelled_one_keeps_nothing(dock, tmp_path,
+                                                                                          monkeypatch):
+    """Compare, then Project > New before it ends: the new project gets no layer of it (it got the comparison's
+    change and lines), the status says where the map is; cancelled (as unloading the plugin cancels it), no file
+    is kept (they were all written after the unload)."""
+    dock, layers = dock
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    project = QgsProject.instance()
+    panel = dock.compare_panel
+
+    def compare_and(step) -> None:
+        panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
+        panel.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
+        panel.compare_button.click()
+        step()
+        deadline = time.monotonic() + 60
+        while panel.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.02)
+
+    import timeseg.core.change as change_module
+
+    computed = change_module.compute_change
+
+    def cancelled_while_written(*args, **kwargs):  # the Cancel (the plugin unloading) comes as the files are written
+        made = computed(*args, **kwargs)
+        panel.task.cancel()
+        return made
+
+    monkeypatch.setattr(change_module, "compute_change", cancelled_while_written)
+    compare_and(lambda: None)
+    assert panel.status_label.text() == "Compare cancelled; nothing was kept."
+    monkeypatch.setattr(change_module, "compute_change", computed)
+    assert not list((tmp_path / "results").glob("run_*/change_local-classes*"))
+    compare_and(project.clear)
+    assert project.mapLayers() == {}
+    [change] = (tmp_path / "results").glob("run_*/change_local-classes-2016_local-classes-2019.tif")
+    assert panel.status_label.text() == ("The project this comparison was started in was closed: its map was not "
+                                         f"added to this one. It is in {change.parent}")
+
+
 def test_compare_names_the_layers_of_maps_it_refuses_before_starting(dock, tmp_path):
     """Maps of two models: refused at once, under the Compare button, naming the layers (not their files)."""
     import numpy as np

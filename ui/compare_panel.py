@@ -25,11 +25,12 @@ class ComparePanel(QGroupBox):
 
     def __init__(self, iface, project: QgsProject, output_folder: Callable[[], Path],
                  change_options: Callable[[], ChangeOptions], results_in: Callable[[Path], None],
-                 parent=None) -> None:
+                 project_generation: Callable[[], int], parent=None) -> None:
         super().__init__(parent)
         self.setTitle(self.tr("Compare two class layers (no new run)"))
         self.iface, self.project = iface, project
         self.output_folder, self.change_options, self.results_in = output_folder, change_options, results_in
+        self.project_generation = project_generation  # a new or another project: a comparison adds nothing to it
         self.task: CoreTask | None = None
         form = QFormLayout(self)
         self.before_combo = ChosenLayerCombo()
@@ -83,7 +84,7 @@ class ComparePanel(QGroupBox):
         self._offer_classes()  # the earlier layer may be new without a change of the combo's choice
 
     def compare(self) -> None:
-        from ..core.change import change_problems, compute_change, lines_path
+        from ..core.change import change_problems, change_unless_cancelled, lines_path
 
         before, after = self.before_combo.currentLayer(), self.after_combo.currentLayer()
         if not isinstance(before, QgsRasterLayer) or not isinstance(after, QgsRasterLayer) or before == after:
@@ -100,9 +101,19 @@ class ComparePanel(QGroupBox):
             self.status_label.setText(self.tr("Not compared: {}").format("\n".join(problems)))
             return
 
+        started_in = self.project_generation()
+
         def done(summary, error: str | None) -> None:
             self.task = None
             self.compare_button.setEnabled(True)
+            if not error and started_in != self.project_generation():
+                self.status_label.setText(self.tr("The project this comparison was started in was closed: its map "
+                                                  "was not added to this one. It is in {}").format(output.parent))
+                self.results_in(output.parent)
+                return
+            if error and error.startswith("cancelled"):
+                self.status_label.setText(self.tr("Compare cancelled; nothing was kept."))
+                return
             if error:
                 self.status_label.setText(self.tr("Compare failed: {}").format(error))
                 QgsMessageLog.logMessage(f"compare failed: {error}", "TimeSeg", Qgis.Critical)
@@ -117,8 +128,9 @@ class ComparePanel(QGroupBox):
             self.iface.messageBar().pushMessage(
                 "TimeSeg", self.tr("Change {}: {}").format(label, change_message(summary.lines())), Qgis.Success, 10)
 
-        self.task = CoreTask(self.tr("TimeSeg compare"),
-                             lambda: compute_change(before_path, after_path, output, options), done)
+        self.task = task = CoreTask(  # cancelled (the plugin unloading), it keeps nothing
+            self.tr("TimeSeg compare"),
+            lambda: change_unless_cancelled(before_path, after_path, output, options, task.isCanceled), done)
         self.compare_button.setEnabled(False)
         self.status_label.setText(self.tr("Comparing {} ...").format(label))
         QgsApplication.taskManager().addTask(self.task)

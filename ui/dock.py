@@ -112,7 +112,8 @@ class TimeSegDock(QgsDockWidget):
         self.options = OptionsPanel(iface, self.project, body)
         column.addWidget(self.options)
         self.compare_panel = ComparePanel(iface, self.project, self.options.output_folder,
-                                          self.options.change_options, self._results_in, body)
+                                          self.options.change_options, self._results_in,
+                                          lambda: self.project_generation, body)
         column.addWidget(self.compare_panel)
         self.train_panel = TrainPanel(iface, self.project, self.table.checked_layers,
                                       self.model_panel.offer_model, lambda: self.model_panel.path, body)
