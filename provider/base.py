@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -37,12 +38,14 @@ _LAYER_PARAMETERS = (QgsProcessingParameterMapLayer, QgsProcessingParameterMulti
 
 
 class _ToFeedback(logging.Handler):
-    """core's log lines as Processing's: warnings as warnings, without core's "warning: " (Processing says it),
-    the rest as information."""
+    """core's log lines of one algorithm's thread (core logs on its caller's thread) as Processing's: warnings as
+    warnings, without core's "warning: " (Processing says it), the rest as information."""
 
     def __init__(self, feedback) -> None:
         super().__init__(logging.INFO)
         self.feedback = feedback
+        thread = threading.get_ident()
+        self.addFilter(lambda record: record.thread == thread)  # not a dock run's, nor another algorithm's
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -52,21 +55,33 @@ class _ToFeedback(logging.Handler):
             self.feedback.pushInfo(message)
 
 
+_routing_lock = threading.Lock()
+_routing: dict[str, object] = {"runs": 0}  # algorithms inside engine_log_to, and the logger's settings before
+
+
 @contextlib.contextmanager
 def engine_log_to(feedback) -> Iterator[None]:
-    """While an algorithm runs, core's log goes to its ``feedback`` only (without this, Python printed its
-    warnings on stderr too, beside Processing's own line)."""
+    """While an algorithm runs, core's log lines of its thread go to its ``feedback`` only (without this, Python
+    printed its warnings on stderr too, beside Processing's own line). Algorithms that overlap each route their
+    own; the logger is set back as it was when the last ends."""
     logger = logging.getLogger("timeseg")
-    handler, level, propagate = _ToFeedback(feedback), logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    handler = _ToFeedback(feedback)
+    with _routing_lock:
+        if _routing["runs"] == 0:
+            _routing.update(level=logger.level, propagate=logger.propagate)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        _routing["runs"] += 1
+        logger.addHandler(handler)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
+        with _routing_lock:
+            logger.removeHandler(handler)
+            _routing["runs"] -= 1
+            if _routing["runs"] == 0:
+                logger.setLevel(_routing["level"])
+                logger.propagate = _routing["propagate"]
 
 
 def unloadable_layer(definition, value, context) -> str | None:

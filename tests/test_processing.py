@@ -307,3 +307,46 @@ def test_segment_inside_a_scratch_polygon_layer(provider, local_model, small_sce
     results = algorithm.runPrepared(parameters, context, feedback)
     with rasterio.open(results["OUTPUT_CLASSES"]) as classes, rasterio.open(tmp_path / "cFalse.tif") as whole:
         assert np.array_equal(classes.read(), whole.read())
+
+
+def test_each_algorithm_logs_its_own_engine_lines_and_the_logger_is_set_back(provider):
+    """Two algorithms whose runs overlap (A starts, B starts, A ends, B ends) and a dock run's line on another
+    thread: each feedback holds its own thread's lines only (the dock's went into the algorithm's log), and the
+    logger is as it was once both end (it was left at INFO, not propagating, for the rest of the session)."""
+    import logging
+    import threading
+
+    from qgis.core import QgsProcessingFeedback
+
+    from timeseg.provider.base import engine_log_to
+
+    logger = logging.getLogger("timeseg.core.segment")
+    parent = logging.getLogger("timeseg")
+    before = (parent.level, parent.propagate)
+    feedbacks = {"a": QgsProcessingFeedback(), "b": QgsProcessingFeedback()}
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def algorithm(name: str, entered: threading.Event, wait_for: threading.Event | None,
+                  leave_after: threading.Event | None) -> None:
+        with engine_log_to(feedbacks[name]):
+            entered.set()
+            if wait_for is not None:
+                wait_for.wait(10)
+            logger.info("line of %s", name)
+            if leave_after is not None:
+                leave_after.wait(10)
+        if name == "a":
+            a_out.set()
+
+    first = threading.Thread(target=algorithm, args=("a", a_in, b_in, None))
+    second = threading.Thread(target=algorithm, args=("b", b_in, None, a_out))
+    first.start()
+    a_in.wait(10)
+    second.start()
+    logger.warning("warning: a dock run's line")  # this thread: neither algorithm's
+    first.join(10)
+    second.join(10)
+    assert "line of a" in feedbacks["a"].textLog() and "line of b" not in feedbacks["a"].textLog()
+    assert "line of b" in feedbacks["b"].textLog() and "line of a" not in feedbacks["b"].textLog()
+    assert not any("dock run" in feedback.textLog() for feedback in feedbacks.values())
+    assert (parent.level, parent.propagate) == before
