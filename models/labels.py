@@ -124,7 +124,8 @@ def _read_geometries(path: Path, layer_name: str | None, grid: Grid) -> list[dic
     """GeoJSON-like geometries of a vector layer, in the grid's CRS."""
     from osgeo import ogr, osr
 
-    ogr.UseExceptions()
+    # OGR's errors are checked as they come back (None): ogr.UseExceptions() here turned them into exceptions for
+    # all of QGIS's Python, other plugins and the console included, after a training in QGIS
     if not path.exists():
         raise LabelError(f"label file not found: {path}")
     try:

@@ -60,6 +60,28 @@ def test_a_line_is_burned_on_its_pixels_and_widened_by_dilation(tmp_path):
     assert wide[3:6, 2:16].all() and wide.sum() == 3 * 14 + 2 * 3 - 4  # the dilated ends round off
 
 
+def test_reading_labels_leaves_ogrs_exceptions_as_they_were(tmp_path):
+    """Labels read as QGIS's Python has OGR (exceptions off): read, bad files refused in words, and OGR's
+    exceptions still off after (reading them turned them on for all of QGIS's Python)."""
+    from osgeo import ogr
+
+    from timeseg.models.labels import LabelError
+
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    path = write_lines(tmp_path / "roads.gpkg", [[(500_025, 1_000_055), (500_155, 1_000_055)]])
+    (tmp_path / "broken.gpkg").write_text("not a GeoPackage")
+    was = ogr.GetUseExceptions()
+    ogr.DontUseExceptions()
+    try:
+        assert label_raster(LabelSource(path, "lines", line_width_px=1), grid_of(transform)).sum() == 14
+        with pytest.raises(LabelError, match="broken.gpkg is not a vector file OGR can read"):
+            label_raster(LabelSource(tmp_path / "broken.gpkg", "lines"), grid_of(transform))
+        assert ogr.GetUseExceptions() == 0
+    finally:
+        if was:
+            ogr.UseExceptions()
+
+
 def test_lines_in_another_crs_are_reprojected(tmp_path):
     from rasterio.warp import transform as transform_points
 
