@@ -122,7 +122,7 @@ def utm_zone(longitude: float, latitude: float) -> rasterio.crs.CRS:
 # a member of an archive as GDAL names it, /vsizip//data/a.zip/b.tif: the archive's path ends at its extension
 _ARCHIVE_MEMBER = re.compile(r"^/vsi(zip|tar|7z|rar)/(/.+?\.(?:zip|kmz|tar|tgz|tar\.gz|7z|rar))(/.*)?$", re.IGNORECASE)
 # a GDAL connection string: a raster inside a file of several (GPKG:/data/a.gpkg:table, NETCDF:"a.nc":var)
-_CONNECTION = re.compile(r"^[A-Z][A-Z0-9_]+:")
+_CONNECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")  # two letters at least: not a Windows drive
 
 
 def gdal_path(source: Path | str) -> Path:
@@ -545,6 +545,15 @@ def _open(path: Path | str) -> rasterio.DatasetReader:
     if not raster_exists(path):
         raise RasterStackError(raster_missing(path))
     try:
-        return rasterio.open(path)
+        dataset = rasterio.open(path)
     except rasterio.errors.RasterioIOError:
         raise RasterStackError(f"{path} is not a raster GDAL can read") from None
+    if dataset.count == 0:  # a NetCDF, HDF or GeoPackage of several rasters: GDAL names each one
+        inside = dataset.subdatasets
+        dataset.close()
+        if inside:
+            raise RasterStackError(f"{Path(path).name} holds {len(inside)} rasters: give one of them as GDAL names "
+                                   f"it ({', '.join(inside[:3])}{', ...' if len(inside) > 3 else ''}); bands held "
+                                   "apart: stack them first (gdalbuildvrt -separate OUT.vrt BAND1 BAND2 BAND3)")
+        raise RasterStackError(f"{path} holds no raster bands: give a raster file")
+    return dataset

@@ -859,6 +859,11 @@ def test_rasters_inside_a_zip_or_a_geopackage_run_as_the_files_do(ws, tmp_path, 
     with rasterio.open(tmp_path / "inside" / "classes.tif") as a, \
             rasterio.open(tmp_path / "files" / "classes.tif") as b:
         assert np.array_equal(a.read(), b.read()) and a.transform == b.transform
+    # the GeoPackage itself holds two rasters: which one is asked for (it was "tuple index out of range")
+    assert main(["segment", "--model", str(ws.model), "--output", str(tmp_path / "whole"), "--dates",
+                 "2019-12-19", str(gpkg)]) == 1
+    assert (f"error: dates.gpkg holds 2 rasters: give one of them as GDAL names it (GPKG:{gpkg}:"
+            in capsys.readouterr().err)
 
 
 def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
