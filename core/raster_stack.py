@@ -293,7 +293,7 @@ class RasterStack(contextlib.AbstractContextManager):
             self.band_count = self.source_band_count = ref.count
             self._band_indexes: list[list[int]] | None = None  # select_bands
             self.dtype = self.source_dtype = np.dtype(ref.dtypes[0])
-            self._reflectance_per_value: list[float | None] | None = None  # read_as_true_colour, per date
+            self._reflectance_scaling: list[tuple[float, float] | None] | None = None  # read_as_true_colour
             # each date as seen on the reference grid (the dataset itself, or a WarpedVRT of it)
             self._reference_data_bands = len(_data_bands(ref))
             self.views = [self._aligned(d, resampling, r.name) for d, r in zip(self._datasets, self.rasters)]
@@ -407,18 +407,27 @@ class RasterStack(contextlib.AbstractContextManager):
         self._band_indexes = [list(indexes) for indexes in indexes_per_date]
         self.band_count = len(indexes_per_date[0])
 
-    def read_as_true_colour(self, reflectance_per_value: float, dates: Sequence[bool] | None = None) -> None:
-        """From now on ``read`` gives ESA's L1C true colour (``core.true_colour``, uint8 1..255, 0 where
-        no data) of rasters of B04, B03, B02 reflectance, their values times ``reflectance_per_value``; of the
-        ``dates`` marked True (default all), the others being true colour already."""
-        self._reflectance_per_value = [reflectance_per_value if convert else None
-                                       for convert in (dates if dates is not None else [True] * len(self.rasters))]
+    def read_as_true_colour(self, scalings: Sequence[tuple[float, float] | None]) -> None:
+        """From now on ``read`` gives ESA's L1C true colour (``core.true_colour``, uint8 1..255, 0 where no data)
+        of rasters of B04, B03, B02 reflectance: per date, reflectance = value x scale + offset (``scalings``,
+        in date order), or None for a date that is true colour already."""
+        self._reflectance_scaling = list(scalings)
         self.dtype = np.dtype(np.uint8)
+
+    def declared_scaling(self) -> list[tuple[float, float] | None]:
+        """Per date, in date order: the scale and offset its bands declare (GDAL's: value x scale + offset, the
+        same for each band read), or None when they declare none (1 and 0) or differ."""
+        found = []
+        for index, dataset in enumerate(self._datasets):
+            indexes = self._band_indexes[index] if self._band_indexes is not None else range(1, self.band_count + 1)
+            pairs = {(float(dataset.scales[i - 1]), float(dataset.offsets[i - 1])) for i in indexes}
+            found.append(pairs.pop() if len(pairs) == 1 and pairs != {(1.0, 0.0)} else None)
+        return found
 
     def mixed_types_problem(self) -> str | None:
         """Dates of different data types as they will be read (a date read as true colour counts as uint8):
         what to give instead, or None."""
-        converted = [v is not None for v in self._reflectance_per_value or [None] * len(self._datasets)]
+        converted = [v is not None for v in self._reflectance_scaling or [None] * len(self._datasets)]
         as_read = [np.dtype(np.uint8) if c else d for d, c in zip(self.date_dtypes(), converted)]
         reference = next((t for t, r in zip(as_read, self.rasters) if r.path == self._reference_path), as_read[0])
         odd = next(((r, t) for r, t in zip(self.rasters, as_read) if t != reference), None)
@@ -461,8 +470,8 @@ class RasterStack(contextlib.AbstractContextManager):
         self.views = [v for v, kept in zip(self.views, keep) if kept]
         if self._band_indexes is not None:
             self._band_indexes = [i for i, kept in zip(self._band_indexes, keep) if kept]
-        if self._reflectance_per_value is not None:
-            self._reflectance_per_value = [v for v, kept in zip(self._reflectance_per_value, keep) if kept]
+        if self._reflectance_scaling is not None:
+            self._reflectance_scaling = [v for v, kept in zip(self._reflectance_scaling, keep) if kept]
 
     @property
     def dates(self) -> list[dt.date]:
@@ -503,9 +512,10 @@ class RasterStack(contextlib.AbstractContextManager):
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)
                 values = np.where(finite, values, 0)
-            per_value = self._reflectance_per_value[index] if self._reflectance_per_value is not None else None
-            if per_value is not None:
-                values = np.where(has_data, l1c_tci(values * np.float32(per_value)), 0)
+            scaling = self._reflectance_scaling[index] if self._reflectance_scaling is not None else None
+            if scaling is not None:
+                scale, offset = scaling
+                values = np.where(has_data, l1c_tci(values * np.float32(scale) + np.float32(offset)), 0)
             elif not has_data.all():  # 0, whatever a nodata value or a mask leaves there
                 values = np.where(has_data, values, 0)
             pixels[index, :, rows, cols] = values

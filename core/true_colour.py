@@ -49,9 +49,12 @@ def reflectance_per_value(dtype: np.dtype, bright: float) -> float:
     return 1.0
 
 
-def reflectance_words(dtype: np.dtype, per_value: float) -> str:
-    """How the rasters were read, for the run's warnings."""
+def reflectance_words(dtype: np.dtype, per_value: float, declared: tuple[float, float] | None = None) -> str:
+    """How the rasters were read, for the run's warnings (``declared``: the scale and offset they declare)."""
     what = "reflectance x 10000 (Sentinel-2's digital numbers)" if per_value != 1.0 else "reflectance (0..1)"
+    if declared is not None:
+        what = f"reflectance (value x {declared[0]:g} {'-' if declared[1] < 0 else '+'} {abs(declared[1]):g}, as " \
+               "they declare)"
     return (f"the rasters hold {np.dtype(dtype).name} values, read as {what} of B04, B03, B02 and turned into "
             f"ESA's L1C true colour (reflectance 0..{TCI_SATURATION} -> 1..255): if they are not, give TCIs")
 
@@ -59,8 +62,10 @@ def reflectance_words(dtype: np.dtype, per_value: float) -> str:
 def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -> list[str]:
     """A ``core.raster_stack.RasterStack`` of three bands of reflectance (not uint8), for a model (or a
     training) that takes true colour (``bands``, ``input_dtype``), is read as ESA's L1C true colour from
-    now on; the warnings say so. Dates that are true colour already (uint8) among them are read as they are.
-    Anything else is left as it is (no warning)."""
+    now on; the warnings say so. A date whose bands declare a scale and offset (GDAL's, as Sentinel-2 COGs
+    since 2022 declare value x 0.0001 - 0.1) is read as they say; the others' values are digital numbers or
+    reflectance, told apart by their bright pixels. Dates that are true colour already (uint8) among them are
+    read as they are. Anything else is left as it is (no warning)."""
     dtypes = stack.date_dtypes()
     reflectance = [dtype != np.uint8 for dtype in dtypes]
     if not takes_true_colour(bands, input_dtype):  # a model of the bands' digital numbers reads them as they are
@@ -72,24 +77,38 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     from .raster_stack import RasterStackError
 
     dtype = next(dtype for dtype, chosen in zip(dtypes, reflectance) if chosen)
-    sample = _centre_sample(stack, reflectance)
-    bright = float(np.percentile(sample, 99)) if sample.size else 0.0
+    declared = [scaling if chosen else None for scaling, chosen in zip(stack.declared_scaling(), reflectance)]
+    undeclared = [chosen and scaling is None for scaling, chosen in zip(declared, reflectance)]
+    raw = _centre_sample(stack, undeclared)  # the values of the dates that declare no scale, as they are
+    bright = float(np.percentile(raw, 99)) if raw.size else 0.0
     per_value = reflectance_per_value(dtype, bright)
-    if bright * per_value > MOST_REFLECTANCE:
-        raise RasterStackError(f"the rasters hold {dtype.name} values up to {bright:.0f} (99th percentile), "
-                               "too bright for Sentinel-2 reflectance (x 10000): give true-colour images (TCI, 8-bit; "
-                               "a 16-bit picture: gdal_translate -ot Byte -scale 0 65535 0 255 IN OUT.tif) or the "
-                               "bands as reflectance")
-    if sample.size and bright * per_value < LEAST_REFLECTANCE:
-        raise RasterStackError(f"the rasters hold {dtype.name} values whose bright pixels are {bright:.4g} (99th "
-                               f"percentile), {bright * per_value:.4f} as reflectance: too dark for Sentinel-2. "
+    scalings = [None if not chosen else scaling or (per_value, 0.0) for scaling, chosen in zip(declared, reflectance)]
+    sample = np.concatenate([_centre_sample(stack, [i == index for i in range(len(scalings))]) * scale + offset
+                             for index, (scale, offset) in ((i, s) for i, s in enumerate(scalings) if s)])
+    bright_reflectance = float(np.percentile(sample, 99)) if sample.size else 0.0
+    said = next((f" (x {scale:g} {'-' if offset < 0 else '+'} {abs(offset):g}, as the files declare)"
+                 for scale, offset in filter(None, declared)), "")
+    # said in the values as they are, unless the files declare a scale: then as the reflectance it makes
+    values_words = f"{bright_reflectance:.4g} as reflectance{said}" if said else f"{bright:.0f}"
+    if bright_reflectance > MOST_REFLECTANCE:
+        raise RasterStackError(f"the rasters hold {dtype.name} values up to {values_words} (99th percentile), too "
+                               f"bright for Sentinel-2 reflectance{'' if said else ' (x 10000)'}: give true-colour "
+                               "images (TCI, 8-bit; a "
+                               "16-bit picture: gdal_translate -ot Byte -scale 0 65535 0 255 IN OUT.tif) or the bands "
+                               "as reflectance")
+    if sample.size and bright_reflectance < LEAST_REFLECTANCE:
+        values_words = f"{bright_reflectance:.4g} as reflectance{said}" if said else \
+            f"{bright:.4g} (99th percentile), {bright_reflectance:.4f} as reflectance"
+        raise RasterStackError(f"the rasters hold {dtype.name} values whose bright pixels are {values_words}: too "
+                               "dark for Sentinel-2. "
                                + ("Percent (0..100)? Multiply by 100 (digital numbers are reflectance x 10000). "
                                   if dtype.kind in "iu" else "Percent (0..100)? Divide by 100. ")
                                + "True colour (0..255)? Give it as 8-bit (Byte)")
-    warnings = [reflectance_words(dtype, per_value)]
+    first_declared = next(filter(None, declared), None)
+    warnings = [reflectance_words(dtype, per_value, first_declared if not any(undeclared) else None)]
     if sample.size:  # a picture's darkest values stay far above land's, and its middle far above (a QA export: 0.10
         # to 0.12 and 0.23 to 0.33, against 0.04 to 0.07 and 0.08 to 0.13 for the real scenes' reflectance)
-        darkest, middle = (float(np.percentile(sample, q)) * per_value for q in (1, 50))
+        darkest, middle = (float(np.percentile(sample, q)) for q in (1, 50))
         if darkest > PICTURE_DARKEST and middle > PICTURE_MIDDLE:
             warnings.append(f"the rasters' darkest values are {darkest:.2f} and their median {middle:.2f} as "
                             "reflectance, far above land's: if they are a picture scaled to 0..1 rather than "
@@ -99,11 +118,11 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
         converted = [raster.name for raster, chosen in zip(stack.rasters, reflectance) if chosen]
         warnings[0] = f"{', '.join(converted)}: {warnings[0].replace('the rasters hold', 'they hold')}; the others " \
                       "are true colour already"
-    dark = float(np.percentile(sample, 1)) if sample.size else 0.0
-    if per_value == REFLECTANCE_PER_DIGITAL_NUMBER and dark >= BASELINE_OFFSET:
+    dark = float(np.percentile(raw, 1)) if raw.size else 0.0
+    if per_value == REFLECTANCE_PER_DIGITAL_NUMBER and dark >= BASELINE_OFFSET:  # an offset no file declares
         warnings.append(_offset_words(dark, "they must be red, green, blue in that order", "for the best map (the "
                                       "model's stretch makes up most of it: on Inn, F1 within 0.015)"))
-    stack.read_as_true_colour(per_value, reflectance)
+    stack.read_as_true_colour(scalings)
     return warnings
 
 
