@@ -102,6 +102,8 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
     if stack.band_count != len(card.bands):
         naming = (", or name each band (GDAL band descriptions such as B4) so that TimeSeg picks them"
                   if stack.band_count > len(card.bands) else "")  # naming cannot add bands a raster lacks
+        if any(colours[:1] == ("palette",) for colours in stack.band_colours()):  # one band of colour indexes
+            naming = "; a paletted picture: expand its colours first (gdal_translate -expand rgb IN OUT.tif)"
         missing = missing_bands(stack, card.bands)
         # the bands named nowhere, when they are the ones lacking (not when the names do not match at all)
         lacking = ("" if len(missing) != len(card.bands) - stack.band_count else f" ({', '.join(missing)} missing)"

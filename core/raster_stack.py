@@ -315,7 +315,8 @@ class RasterStack(contextlib.AbstractContextManager):
             raise RasterStackError(f"{name} has no coordinate reference system: " + (
                 "its world file places it but does not say in which CRS; give it the CRS of its export, e.g. "
                 f"gdal_translate -a_srs EPSG:3857 {name} {Path(name).stem}_crs.tif" if world_file else
-                "georeference it first"))
+                f"it is placed by ground control points only: warp it onto a grid first, e.g. gdalwarp {name} "
+                f"{Path(name).stem}_warped.tif" if dataset.gcps[0] else "georeference it first"))
         if dataset.transform.b or dataset.transform.d:
             raise RasterStackError(f"{name} has a rotated geotransform (its rows do not run east-west): warp it "
                                    f"north-up first, e.g. gdalwarp {name} {Path(name).stem}_north_up.tif")

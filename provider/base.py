@@ -145,7 +145,7 @@ class TimeSegAlgorithm(QgsProcessingAlgorithm):
         if given.startswith("memory:"):
             raise QgsProcessingException(tr("{}: a raster cannot be a memory layer: give a .tif file, or leave it "
                                             "empty for a temporary file").format(name))
-        return Path(given)
+        return Path(given).expanduser()  # ~/maps/p.tif as the analyst means it (not a folder named ~ here)
 
     @staticmethod
     def scratch_folder(prefix: str) -> Path:

@@ -866,6 +866,38 @@ def test_rasters_inside_a_zip_or_a_geopackage_run_as_the_files_do(ws, tmp_path, 
             in capsys.readouterr().err)
 
 
+def test_a_paletted_picture_and_one_placed_by_ground_control_points_are_told_what_to_do(ws, tmp_path, capsys):
+    """A paletted picture (one band of colour indexes) is told to expand its colours; a picture placed only by
+    ground control points (no CRS of its own) to be warped (both were told only the band count, or to georeference
+    it)."""
+    from osgeo import gdal
+
+    source = str(ws.inputs[0])
+    paletted = tmp_path / "paletted_20191229.tif"
+    gdal.Translate(str(paletted), gdal.Translate("/vsimem/p.tif", source, bandList=[1]), format="GTiff")
+    with rasterio.open(paletted, "r+") as dataset:
+        dataset.write_colormap(1, {value: (value, 255 - value, 0, 255) for value in range(256)})
+    placed = tmp_path / "gcps_20191229.tif"
+    from rasterio.control import GroundControlPoint
+
+    with rasterio.open(source) as dataset:
+        data, crs, transform = dataset.read(), dataset.crs, dataset.transform
+    with rasterio.open(placed, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3,
+                       dtype="uint8") as dataset:
+        dataset.write(data)
+    with rasterio.open(placed, "r+") as dataset:
+        rows_cols = [(0, 0), (0, data.shape[2]), (data.shape[1], 0), (data.shape[1], data.shape[2])]
+        dataset.gcps = ([GroundControlPoint(row, col, *(transform * (col, row))) for row, col in rows_cols], crs)
+    with rasterio.open(placed) as dataset:
+        assert dataset.gcps[0] and dataset.crs is None
+    for path, words in ((paletted, "a paletted picture: expand its colours first (gdal_translate -expand rgb IN "
+                                   "OUT.tif)"),
+                        (placed, "it is placed by ground control points only: warp it onto a grid first, e.g. "
+                                 "gdalwarp gcps_20191229.tif gcps_20191229_warped.tif")):
+        assert main(["segment", "--model", str(ws.model), "--output", str(tmp_path / path.stem), str(path)]) == 1
+        assert words in capsys.readouterr().err
+
+
 def test_coarser_rasters_are_resampled_with_a_warning(ws, capsys):
     """60 m rasters on a 10 m model: resampled to 10 m over the same extent, said in one warning line."""
     small = ws.tci()[:, ::6, ::6]

@@ -218,6 +218,19 @@ def test_outputs_under_other_formats_names_are_refused(provider, local_model, sm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_outputs_under_the_home_folder_go_there(provider, local_model, small_scene, tmp_path, monkeypatch):
+    """~/maps/p.tif is under the home folder (it made a folder named ~ in QGIS's working folder)."""
+    import processing
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = processing.run("timeseg:segment", {
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "MODEL": str(local_model), "DEVICE": 1,
+        "OUTPUT_PROBABILITY": "~/maps/p.tif", "OUTPUT_CLASSES": "~/maps/c.tif"})
+    assert result["OUTPUT_CLASSES"] == str(tmp_path / "home" / "maps" / "c.tif")
+    assert (tmp_path / "home" / "maps" / "p.tif").is_file() and not (tmp_path / "~").exists()
+
+
 def test_processing_results_are_named_and_styled(provider, local_model, small_scene, tmp_path):
     """Loaded from the toolbox, the results carry the model and the dates in their names and their styles."""
     import processing
