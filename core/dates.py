@@ -171,5 +171,8 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
                           "(--dates YYYY-MM-DD,YYYY-MM-DD,...; in Processing: Dates)")
                 raise ValueError(f"no date in the name or tags of {path.name}: put its date in its name "
                                  f"({path.stem}_20210617{path.suffix}){either}")
+        if date > dt.date.today():  # a typo (2091 for 2019), or a name that holds another number
+            _warn(warnings, f"{path.name} is dated {date}, in the future: if that is not its date, correct its name"
+                            + ("" if give_dates == RENAMED else " or give --dates (in Processing: Dates)"))
         rasters.append(DatedRaster(path.absolute() if product else path, date))
     return rasters

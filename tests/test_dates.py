@@ -97,6 +97,24 @@ def test_a_name_of_a_period_is_said_to_be_a_composite_and_a_product_name_is_not(
     assert quiet == []
 
 
+def test_a_date_in_the_future_is_warned_of(tmp_path):
+    """A name that dates its raster after today (a typo, 2091 for 2019) is run with a warning that says how to
+    correct it (it was used without a word)."""
+    import numpy as np
+    import rasterio
+
+    from timeseg.core.dates import dated_rasters
+
+    paths = [tmp_path / "typo_20910312.tif", tmp_path / "plain_20190312.tif"]
+    for path in paths:
+        with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as dataset:
+            dataset.write(np.ones((1, 4, 4), np.uint8))
+    warnings = []
+    assert [r.date for r in dated_rasters(paths, None, warnings)] == [dt.date(2091, 3, 12), dt.date(2019, 3, 12)]
+    assert warnings == ["typo_20910312.tif is dated 2091-03-12, in the future: if that is not its date, correct its "
+                        "name or give --dates (in Processing: Dates)"]
+
+
 def test_a_vector_file_given_as_a_date_is_named_as_such():
     """Road lines given among the images: said to hold no image (it was asked for its date in its name, then,
     renamed, said not to be a raster GDAL can read)."""
