@@ -3,8 +3,9 @@
 A skeleton pixel with one neighbour ends a line, one with three or more joins lines; lines run
 through the pixels with two neighbours between them (loops with no end are traced from any of
 their pixels). Neighbours are 8-connected, but a diagonal step is left out where the two
-pixels also touch through an orthogonal neighbour. The change summary's lengths are the sums of
-the lines' (each step measured across and along in ground metres, so a degree of longitude is
+pixels also touch through an orthogonal neighbour. Each line's staircase of pixels is straightened
+(Douglas-Peucker, ``STRAIGHTENED_WITHIN_PX``). The change summary's lengths are the sums of the
+lines' (each segment measured across and along in ground metres, so a degree of longitude is
 shorter than one of latitude).
 """
 
@@ -22,10 +23,16 @@ LAYER = "lines"
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
+# the pixels' staircase is straightened to within this many pixels before a line is measured and written: measured
+# pixel by pixel, a road at 30 degrees came out 7.7 % long, the real scenes' traced roads 4.7-5.3 %
+STRAIGHTENED_WITHIN_PX = 0.75
+
+
 @dataclass(frozen=True)
 class ChangeLine:
     change: str  # "new" or "removed"
     pixels: list[tuple[int, int]]  # (row, col) along the line
+    vertices: list[tuple[int, int]]  # (row, col): the pixels that the straightened line keeps
     length_m: float
     mean_probability: float | None
 
@@ -85,18 +92,21 @@ def change_lines(new: np.ndarray, removed: np.ndarray, grid: Grid, new_probabili
                  removed_probability: np.ndarray | None) -> list[ChangeLine]:
     """The centre lines of the new and removed masks, each with its length and mean probability
     (of the later period's map for new lines, the earlier one's for removed lines; None without)."""
+    from skimage.measure import approximate_polygon
+
     across, along = grid.pixel_metres
     lines = []
     for change, mask, probability in (("new", new, new_probability), ("removed", removed, removed_probability)):
         for pixels in trace_lines(mask):
-            steps = np.diff(np.array(pixels), axis=0)
+            vertices = approximate_polygon(np.array(pixels), STRAIGHTENED_WITHIN_PX)  # Douglas-Peucker
+            steps = np.diff(vertices, axis=0)
             length = float(np.hypot(steps[:, 1] * across, steps[:, 0] * along).sum())
             mean = None
             if probability is not None:
                 rows, cols = zip(*pixels)
                 values = probability[list(rows), list(cols)]
                 mean = float(np.nanmean(values)) if np.isfinite(values).any() else None
-            lines.append(ChangeLine(change, pixels, length, mean))
+            lines.append(ChangeLine(change, pixels, [(int(r), int(c)) for r, c in vertices], length, mean))
     return lines
 
 
@@ -128,7 +138,7 @@ def write_lines(path: Path, lines: list[ChangeLine], grid: Grid) -> None:
                 if line.mean_probability is not None:
                     feature.SetField("mean_probability", round(line.mean_probability, 4))
                 geometry = ogr.Geometry(ogr.wkbLineString)
-                for row, col in line.pixels:
+                for row, col in line.vertices:
                     x, y = grid.transform * (col + 0.5, row + 0.5)
                     geometry.AddPoint_2D(x, y)
                 feature.SetGeometry(geometry)
