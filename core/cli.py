@@ -62,6 +62,7 @@ def run_segment(args: argparse.Namespace) -> None:
     dates = ", ".join(str(d) for d in result.dates)
     print(f"{counted(len(result.dates), 'date')} ({dates}) on {device_words(result.provider)}, {result.precision}; "
           f"{result.tiles_run} of {result.tiles_total} tiles held data")
+    args.kept_when_stopped = "the run had finished: its outputs are written"  # a Ctrl-C from here on keeps them
     print(f"probability: {result.probability_path}")
     print(f"classes:     {result.classes_path}")
 
@@ -70,6 +71,7 @@ def run_change(args: argparse.Namespace) -> None:
     from .change import ChangeOptions, compute_change, lines_path, summary_path
 
     summary = compute_change(args.before, args.after, args.output, ChangeOptions(**values_of(ChangeOptions, args)))
+    args.kept_when_stopped = "the change had been made: its outputs are written"
     print(f"change: {args.output} (summary: {summary_path(args.output)}, lines: {lines_path(args.output)})")
     for line in summary.lines():
         print(f"  {line}")
@@ -157,8 +159,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: the run stops and removes what it had not committed."""
 
 
-def _terminate(signum: int, frame) -> None:
-    raise Terminated()
+def _stop(signum: int, frame) -> None:
+    """Ctrl-C or SIGTERM: the run stops, once. Later signals are ignored while it cleans up: a second Ctrl-C
+    raised again inside the clean-up, and the process aborted with onnxruntime's threads still running ("terminate
+    called without an active exception")."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 # a batch keeps what its finished tasks committed (each with its done.json), so that a rerun goes on from there
@@ -171,7 +178,8 @@ def run_command(command, args: argparse.Namespace) -> int:
     with ``--debug``), or 130 (Ctrl-C) / 143 (SIGTERM) when stopped. Library warnings and GDAL
     messages are kept out of the way unless ``--debug``."""
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    previous = {number: signal.signal(number, _stop) for number in (signal.SIGINT, signal.SIGTERM)} \
+        if in_main_thread else {}
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore" if not args.debug else "warn"):
             if not args.debug:
@@ -189,9 +197,10 @@ def run_command(command, args: argparse.Namespace) -> int:
 
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    finally:  # once stopped by a signal, later ones stay ignored until the process exits (one line, exit 130/143)
+        for number, handler in previous.items():
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                signal.signal(number, handler)
     return 0
 
 
