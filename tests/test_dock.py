@@ -1028,3 +1028,26 @@ def test_maps_that_cannot_be_added_free_the_dock_and_say_where_they_are(dock, mo
     assert status.startswith("The maps were made but could not be added: QGIS cannot open /gone/2016/classes.tif. "
                              f"They are in {dock.last_output}"), status
     assert dock.controls.run_button.isEnabled() and not dock.controls.cancel_button.isEnabled()
+
+
+def test_a_run_and_a_comparison_started_together_write_into_folders_of_their_own(dock, tmp_path):
+    """Run, then Compare within the same second: each its own run folder, both done (both took one folder, and
+    one failed on the other's lock: 'another TimeSeg run is writing into ...')."""
+    dock, layers = dock
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    project = QgsProject.instance()
+    panel = dock.compare_panel
+    panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
+    panel.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
+    dock.controls.run_button.click()
+    panel.compare_button.click()
+    deadline = time.monotonic() + 120
+    while (dock.task is not None or panel.task is not None) and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert "another TimeSeg run" not in dock.controls.status_label.text() + panel.status_label.text()
+    [compared] = (tmp_path / "results").glob("run_*/change_local-classes-2016_local-classes-2019.tif")
+    runs = sorted((tmp_path / "results").glob("run_*/2019/classes.tif"))
+    assert len(runs) == 2 and compared.parent not in {run.parent.parent for run in runs}

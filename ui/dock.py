@@ -111,7 +111,7 @@ class TimeSegDock(QgsDockWidget):
         column.addWidget(self.model_panel)
         self.options = OptionsPanel(iface, self.project, body)
         column.addWidget(self.options)
-        self.compare_panel = ComparePanel(iface, self.project, self.options.output_folder,
+        self.compare_panel = ComparePanel(iface, self.project, self.options.new_output_folder,
                                           self.options.change_options, self._results_in,
                                           lambda: self.project_generation, body)
         column.addWidget(self.compare_panel)
@@ -344,6 +344,7 @@ class TimeSegDock(QgsDockWidget):
         self.model_panel.save_settings()
         self.options.save_settings()
         parameters = self.parameters()
+        self.options.claim(parameters.output_dir)
         generation = self.project_generation
         self.task = SegmentationTask(parameters, lambda outcome: self.on_task_finished(outcome, generation))
         self.task.progressChanged.connect(self.controls.set_progress)

@@ -46,6 +46,7 @@ class OptionsPanel(QGroupBox):
         super().__init__(parent)
         self.setTitle(self.tr("Options"))
         self.project = project
+        self._claimed: set[Path] = set()  # run folders handed to jobs of this session (output_folder)
         settings = QgsSettings()
         form = QFormLayout(self)
         form.setRowWrapPolicy(QFormLayout.WrapLongRows)
@@ -213,11 +214,24 @@ class OptionsPanel(QGroupBox):
                              tolerance_px=self.change_tolerance_spin.value())
 
     def output_folder(self) -> Path:
-        """A new run folder under the chosen folder (or beside the project, or in the temporary folder)."""
+        """A new run folder under the chosen folder (or beside the project, or in the temporary folder): one that
+        neither exists nor was claimed by a job of this session (``claim``)."""
         chosen = self.output_widget.filePath().strip()
         base = Path(chosen) if chosen else default_folder(self.project, RESULTS_FOLDER)
         folder = base / dt.datetime.now().strftime("run_%Y%m%d_%H%M%S")
         number = 1
-        while folder.with_name(f"{folder.name}_{number}" if number > 1 else folder.name).exists():
+        while (candidate := folder.with_name(f"{folder.name}_{number}" if number > 1 else folder.name)).exists() or \
+                candidate in self._claimed:
             number += 1  # another run (or a Compare) of the same second
-        return folder.with_name(f"{folder.name}_{number}") if number > 1 else folder
+        return candidate
+
+    def claim(self, folder: Path) -> Path:
+        """``folder`` (from ``output_folder``) is a starting job's: no other job of this session gets it, even
+        before the job has made it (a Run and a Compare clicked in the same second both took one folder, and
+        one failed on the other's lock)."""
+        self._claimed.add(folder)
+        return folder
+
+    def new_output_folder(self) -> Path:
+        """A new run folder, claimed at once (for a job that starts now)."""
+        return self.claim(self.output_folder())
