@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,10 +37,15 @@ def os_error_message(error: OSError, path: Path) -> str:
 
 def one_line(error: BaseException) -> str:
     """What an error says to the user in one line: the first line of its text, or for an ``OSError``
-    what went wrong and what to do (no ``[Errno 30]``)."""
+    what went wrong and what to do (no ``[Errno 30]``); a run's temporary file gone with its folder, that the
+    folder went."""
+    text = str(error).strip()
+    partial = re.search(r"(/\S*\.partial)\b", text)
+    if partial and "No such file or directory" in text and not Path(partial.group(1)).parent.is_dir():
+        return (f"the output folder {Path(partial.group(1)).parent} was deleted or moved during the run: nothing of "
+                "the run was kept; run again")
     if isinstance(error, OSError) and not isinstance(error, RuntimeError) and error.strerror:
         return os_error_message(error, Path(error.filename or "the output"))
-    text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 

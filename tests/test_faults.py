@@ -478,6 +478,20 @@ def test_sigterm_mid_run(ws):
     assert snapshot(ws.root) == before
 
 
+def test_an_output_folder_deleted_during_the_run_is_said_to_be_gone(tmp_path):
+    """GDAL's error on a run's temporary file whose folder was deleted meanwhile: the folder is named, not the
+    temporary file ('.../.probability.tif.14890-a25d0aae.partial: No such file or directory')."""
+    from rasterio.errors import RasterioIOError
+
+    from timeseg.core.atomic import one_line
+
+    gone = tmp_path / "gone" / ".probability.tif.14890-a25d0aae.partial"
+    assert one_line(RasterioIOError(f"{gone}: No such file or directory")) == (
+        f"the output folder {gone.parent} was deleted or moved during the run: nothing of the run was kept; run again")
+    gone.parent.mkdir()  # the folder is there: another cause, said as GDAL says it
+    assert one_line(RasterioIOError(f"{gone}: No such file or directory")).endswith("No such file or directory")
+
+
 @pytest.mark.parametrize("gap_s", [0.05, 0.2])
 def test_a_second_ctrl_c_while_the_first_cleans_up_changes_nothing(ws, gap_s):
     """Ctrl-C twice (the impatient analyst): one 'interrupted' line, exit 130, nothing kept (the second raised
