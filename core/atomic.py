@@ -112,21 +112,48 @@ class _FolderLock:
 
     def _remove_if_stale(self) -> bool:
         """Remove the lock of a run whose process is gone (killed: SIGKILL, or SIGTERM where no handler cleans
-        up, as in ``qgis_process``), with the partial files it left; -> whether it was stale."""
+        up, as in ``qgis_process``), with the partial files it left; -> whether it was stale.
+
+        Two runs that find one stale lock at once: each moves it aside under a name of its own (one rename
+        succeeds), and one that moved a lock another run had just made gives it back (unlinked by name, the
+        second run removed the first one's new lock, and both wrote into the folder)."""
         try:
-            pid, run = self.path.read_text().split()[:2]
+            content = self.path.read_text()
+            pid, run = content.split()[:2]
             pid = int(pid)
         except (OSError, ValueError):
             return False  # being written this instant, or not ours: treat as busy
         if pid == os.getpid() or _process_alive(pid):
             return False
+        aside = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}-{secrets.token_hex(4)}.stale")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return True  # another run moved it first: the next O_EXCL decides between us
+        if aside.read_text() != content:  # a lock made since by the run that took over: its own again
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, self.path)
+            aside.unlink(missing_ok=True)
+            return False
         for leftover in self.path.parent.glob(f".*.{run}{PARTIAL_SUFFIX}*"):
             leftover.unlink(missing_ok=True)
-        self.path.unlink(missing_ok=True)
+        aside.unlink(missing_ok=True)
         return True
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """``folder`` (made if missing) held by this run while the block runs: another run into it is refused at once,
+    as ``OutputSet`` refuses one."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    lock = _FolderLock(Path(folder), f"{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _process_alive(pid: int) -> bool:

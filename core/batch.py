@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import OutputSet, one_line, write_text_atomic
+from .atomic import OutputSet, folder_lock, one_line, write_text_atomic
 from .definitions import (
     CHANGE_TOLERANCE_PX,
     CLASSES_NAME,
@@ -495,6 +495,14 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
     model_path = Path(request.model_path).resolve()  # one spelling, so that a rerun finds its tasks done
     say = request.progress or (lambda text: None)
     started = time.perf_counter()
+    with folder_lock(output_dir):  # a second batch into this folder stops at once (both ran, and both failed)
+        summary = _run_jobs(request, jobs, output_dir, model_path, say, started)
+    write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=2))  # under its own lock
+    return summary
+
+
+def _run_jobs(request: BatchRequest, jobs: list[PeriodJob], output_dir: Path, model_path: Path,
+              say: Callable[[str], None], started: float) -> dict[str, Any]:
     client, cluster = _cluster(request)
     try:
         if request.dashboard:
@@ -530,7 +538,6 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
             cluster.close()
     summary = _summary(reports, request, len(workers), time.perf_counter() - started)
     summary["class"] = _followed_class(model_path, request.change_class)
-    write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=2))
     return summary
 
 

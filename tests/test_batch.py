@@ -4,6 +4,7 @@ that fails alone, a rerun that skips what is complete; and ``timeseg:batch`` thr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -120,6 +121,13 @@ def test_bad_job_lists_are_refused_in_one_line(places, local_model, tmp_path, ca
                  "10.0.0.5:8786", str(places / "jobs.csv")])
     assert code == 1 and "is not an address like tcp://HOST:8786" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    # a batch writing into the folder already (its lock, of a live process): refused at once (both ran to the end,
+    # and both failed on each other's tasks)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / ".timeseg.lock").write_text(f"{os.getpid()} another-run\n")
+    code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "busy"), str(places / "jobs.csv")])
+    assert code == 1 and f"another TimeSeg run is writing into {tmp_path / 'busy'}" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == [".timeseg.lock"]
     # --workers sizes only the local cluster: with a scheduler it was ignored without a word
     code = main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--scheduler",
                  "tcp://10.0.0.5:8786", "--workers", "4", str(places / "jobs.csv")])

@@ -575,6 +575,28 @@ def test_a_stale_lock_is_taken_over(ws, capsys):
     assert sorted(p.name for p in ws.seg.iterdir()) == sorted([*SEGMENT_FILES, ".notes.txt.1-other.partial"])
 
 
+def test_a_stale_lock_taken_over_by_two_runs_at_once_goes_to_one(tmp_path, monkeypatch):
+    """Runs A and B both find one stale lock; A takes it over first. B, which read the stale lock before A's
+    came, must not remove A's (it unlinked it by name: both wrote into the folder, 2 of 10 QA rounds)."""
+    from timeseg.core.atomic import LOCK_NAME, OutputError, _FolderLock
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"{dead.pid} {dead.pid}-crashed\n"
+    (tmp_path / LOCK_NAME).write_text(stale)
+    first = _FolderLock(tmp_path, "a-run")  # A took it over
+    assert (tmp_path / LOCK_NAME).read_text().split()[1] == "a-run"
+    reads = iter([stale])  # B's first read of the lock saw the stale one, before A's was made
+    real_read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: next(reads, None) or real_read_text(self, *a, **k))
+    with pytest.raises(OutputError, match="another TimeSeg run is writing into"):
+        _FolderLock(tmp_path, "b-run")
+    monkeypatch.undo()
+    assert (tmp_path / LOCK_NAME).read_text().split()[1] == "a-run"  # A's lock, given back
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME]
+    first.release()
+
+
 # --- the Python API ---------------------------------------------------------------------------
 def _request(ws: Workspace, **changes):
     from timeseg.core.dates import dated_rasters
