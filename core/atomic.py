@@ -144,6 +144,16 @@ class _FolderLock:
         self.path.unlink(missing_ok=True)
 
 
+def remove_stale_locks(folder: Path) -> None:
+    """Under ``folder``, every lock of a run whose process is gone, with the temporary files it left (what a
+    rerun would remove): the local workers of a batch stopped mid-task leave them."""
+    for lock in Path(folder).rglob(LOCK_NAME):
+        with contextlib.suppress(OSError):
+            holder = _FolderLock.__new__(_FolderLock)
+            holder.path = lock
+            holder._remove_if_stale()
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """``folder`` (made if missing) held by this run while the block runs: another run into it is refused at once,

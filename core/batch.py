@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import OutputSet, folder_lock, one_line, write_text_atomic
+from .atomic import OutputSet, folder_lock, one_line, remove_stale_locks, write_text_atomic
 from .definitions import (
     CHANGE_TOLERANCE_PX,
     CLASSES_NAME,
@@ -496,7 +496,11 @@ def run_batch(request: BatchRequest) -> dict[str, Any]:
     say = request.progress or (lambda text: None)
     started = time.perf_counter()
     with folder_lock(output_dir):  # a second batch into this folder stops at once (both ran, and both failed)
-        summary = _run_jobs(request, jobs, output_dir, model_path, say, started)
+        try:
+            summary = _run_jobs(request, jobs, output_dir, model_path, say, started)
+        finally:  # the local cluster is closed: what its workers stopped mid-task left goes (a remote one's may run)
+            if request.scheduler is None:
+                remove_stale_locks(output_dir)
     write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=2))  # under its own lock
     return summary
 

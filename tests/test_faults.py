@@ -597,6 +597,23 @@ def test_a_stale_lock_taken_over_by_two_runs_at_once_goes_to_one(tmp_path, monke
     first.release()
 
 
+def test_what_a_stopped_batchs_workers_left_goes_and_a_live_runs_lock_stays(tmp_path):
+    """A batch's local workers killed mid-task (Ctrl-C to the terminal's process group) leave locks and partial
+    files in their task folders: removed once the cluster is closed (they stayed until a rerun); a live run's stay."""
+    from timeseg.core.atomic import LOCK_NAME, remove_stale_locks
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stopped, running = tmp_path / "alpha" / "2016", tmp_path / "beta" / "2019"
+    for folder, pid in ((stopped, dead.pid), (running, os.getpid())):
+        folder.mkdir(parents=True)
+        (folder / LOCK_NAME).write_text(f"{pid} {pid}-run\n")
+        (folder / f".classes.tif.{pid}-run.partial").write_bytes(bytes(10))
+    remove_stale_locks(tmp_path)
+    assert list(stopped.iterdir()) == []
+    assert sorted(p.name for p in running.iterdir()) == [f".classes.tif.{os.getpid()}-run.partial", LOCK_NAME]
+
+
 # --- the Python API ---------------------------------------------------------------------------
 def _request(ws: Workspace, **changes):
     from timeseg.core.dates import dated_rasters
