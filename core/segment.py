@@ -78,6 +78,7 @@ from .runtime import (
 )
 from .sentinel2 import ProductError, resolve_products
 from .tiling import TILE_ALIGN_PX, Tile, aligned_overlap, tile_grid
+from .true_colour import takes_true_colour
 
 log = logging.getLogger("timeseg")
 ProgressCallback = Callable[[float, str], None]
@@ -401,7 +402,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
         batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
         blender = StreamingBlender(tiles, channels, grid.width, grid.height, overlap, tile_size)
         done, run = [0], [0]  # tiles written, tiles the model ran on (counted by the one writer thread)
-        seen = [0, 0]  # grid pixels with data on some date, and of them those lacking a date (the reader's count)
+        # grid pixels with data on some date, of them those lacking a date, and those white on every date (the
+        # reader's count)
+        seen = [0, 0, 0]
+        looks_for_clouds = takes_true_colour(card.bands, card.input_dtype) and stack.dtype == np.uint8
         stride = tile_size - overlap
 
         def owned(tile: Tile) -> tuple[slice, slice]:
@@ -430,6 +434,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 inside = some[rows, cols]
                 seen[0] += int(np.count_nonzero(inside))
                 seen[1] += int(np.count_nonzero(inside & ~valid_dates[:, rows, cols].all(axis=0)))
+                if looks_for_clouds:
+                    unseen = white_on_every_date(pixels[index], valid_dates) & some
+                    seen[2] += int(np.count_nonzero(unseen[rows, cols]))
+                    some &= ~unseen
                 valid.append(some)
             images = np.empty(pixels.shape, np.float32)
 
@@ -496,7 +504,7 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
             if own_outputs is not None:
                 own_outputs.commit()
         # what only the run could tell: dates missing over part of the area, a network that gave logits
-        after_run = _partly_seen(seen[1] / max(1, seen[0]), card) + (
+        after_run = _partly_seen(seen[1] / max(1, seen[0]), card) + _unseen(seen[2] / max(1, seen[0])) + (
             [LOGITS_WARNING] if model.gives_logits.is_set() else [])
         for warning in after_run:
             log.warning("warning: %s", warning)
@@ -506,6 +514,40 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
 
 LOGIT_PROBE_TILES = 8  # tiles a one-date (Deepness) network is first run on, to tell logits from probabilities
 PARTLY_SEEN_WARNING = 0.05  # a share of the mapped area that lacks a date (each pixel counted once)
+
+
+# True colour this bright in every band is cloud, snow or a white roof: the real scenes' land stays below it,
+# Zurich's cumulus (9-11 % of it) above it
+WHITE_FROM = 220
+WHITE_AREA_PX = 9  # white patches narrower than this (roads, roofs) are ground the model reads; wider: sky
+
+
+def white_on_every_date(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``[h, w]`` bool: where every date of true-colour ``pixels`` ``[T, 3, h, w]`` (uint8) is white in patches
+    ``WHITE_AREA_PX`` wide or more, or has no data (``valid`` ``[T, h, w]``). No date shows the ground there: a map
+    that called it not-road made a change map call its roads removed (a cloud over one period: 2816 of 2910 road
+    pixels in a QA run), so it has no data there, as where no date has data. The patches are taken whole up to
+    the tile's edge (its neighbour sees past it)."""
+    from scipy.ndimage import binary_dilation, binary_erosion, uniform_filter
+
+    # each date's darkest band, over 3 x 3 px: a cloud's own texture does not break it into specks
+    white = uniform_filter(pixels.min(axis=1).astype(np.float32), size=(1, 3, 3)) >= WHITE_FROM
+    unseen = (white | ~valid).all(axis=0)
+    if not unseen.any():
+        return unseen
+    square = np.ones((WHITE_AREA_PX, WHITE_AREA_PX), bool)
+    return binary_dilation(binary_erosion(unseen, square, border_value=1), square) & unseen
+
+
+UNSEEN_WARNING = 0.005  # of the mapped area white on every date
+
+
+def _unseen(share: float) -> list[str]:
+    """The warning, after a run, that ``share`` of the area was white on every date (``white_on_every_date``)."""
+    if share < UNSEEN_WARNING:
+        return []
+    return [f"{share:.1%} of the area is white on every date (cloud, or snow): no date shows the ground there, so "
+            "the maps have no data there (add a clearer date to see it)"]
 
 
 def _partly_seen(share: float, card: ModelCard) -> list[str]:

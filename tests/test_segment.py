@@ -130,6 +130,42 @@ def test_stitched_tiles_equal_a_whole_image_run(local_model, small_scene, tmp_pa
     np.testing.assert_allclose(stitched, whole[0, 0], atol=1e-5)
 
 
+def test_where_every_date_is_white_the_maps_have_no_data(local_model, small_scene, tmp_path):
+    """A thick cloud over the same 40 x 50 px on every date: no date shows the ground there, so the maps have no
+    data there and the run says so (the map called it not-road, and a change map called its roads removed); the
+    same cloud on one date only, or a white strip 4 px wide (a road, a roof), stays mapped."""
+    rng = np.random.default_rng(0)
+    paths = small_scene.tci_paths[2019]
+
+    def clouded(folder: str, dates: list[int], rows: slice, cols: slice) -> list[DatedRaster]:
+        from timeseg.core.dates import dated_rasters
+
+        (tmp_path / folder).mkdir()
+        for index, path in enumerate(paths):
+            with rasterio.open(path) as source:
+                pixels, profile = source.read(), source.profile
+            if index in dates:
+                block = pixels[:, rows, cols]
+                pixels[:, rows, cols] = np.clip(235 + rng.normal(0, 6, block.shape), 0, 255).astype(np.uint8)
+            with rasterio.open(tmp_path / folder / path.name, "w", **profile) as target:
+                target.write(pixels)
+        return dated_rasters([tmp_path / folder / path.name for path in paths])
+
+    def classes(rasters: list[DatedRaster], name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        result = segment(SegmentRequest(rasters, local_model, tmp_path / name, device="cpu"))
+        with rasterio.open(result.classes_path) as dataset:
+            return dataset.read(1), result.warnings
+
+    every, every_warnings = classes(clouded("every", [0, 1, 2], slice(20, 60), slice(10, 60)), "out_every")
+    assert (every[22:58, 12:58] == 255).all() and (every[:18] != 255).all() and (every[62:] != 255).all()
+    [said] = [w for w in every_warnings if "of the area is white on every date (cloud, or snow)" in w]
+    assert 38 * 48 / 96 ** 2 <= float(said.split("%")[0]) / 100 <= 40 * 50 / 96 ** 2  # less its edge, 3 x 3 smoothed
+    one, one_warnings = classes(clouded("one", [1], slice(20, 60), slice(10, 60)), "out_one")
+    strip, _ = classes(clouded("strip", [0, 1, 2], slice(0, 96), slice(40, 44)), "out_strip")
+    assert (one != 255).all() and (strip != 255).all()
+    assert not any("white on every date" in w for w in one_warnings)
+
+
 def test_too_few_dates_are_refused(local_model, small_scene, tmp_path):
     with pytest.raises(SegmentError, match="1 date given, the model needs at least 2: add dates"):
         segment(SegmentRequest(rasters_of(small_scene, 2019)[:1], local_model, tmp_path))
