@@ -37,6 +37,7 @@ from .definitions import (
     MODEL_TAG,
     OUTPUT_TAG,
     PROBABILITY_NAME,
+    THRESHOLD_TAG,
 )
 from .options import option, range_problems
 from .outputs import GeoTiffWriter
@@ -125,6 +126,10 @@ class MapKind:
     names: tuple[str, ...] | None
     model: str | None
     model_id: str | None
+    threshold: float | None = None  # a class map's (None: a probability map, or one made before it was recorded)
+
+
+NODATA_SAID_FROM = 0.01  # of the change map without data, said in a warning (and the dock's message bar)
 
 
 def _map_kind(path: Path) -> MapKind:
@@ -139,7 +144,8 @@ def _map_kind(path: Path) -> MapKind:
                           "give a classes.tif (or a one-band probability.tif) made by timeseg segment")
     names = tags.get("class_names")
     return MapKind("probability" if dtype.startswith("float") else "classes",
-                   tuple(names.split(",")) if names else None, tags.get(MODEL_TAG), tags.get(MODEL_ID_TAG))
+                   tuple(names.split(",")) if names else None, tags.get(MODEL_TAG), tags.get(MODEL_ID_TAG),
+                   float(tags[THRESHOLD_TAG]) if tags.get(THRESHOLD_TAG) else None)
 
 
 def _other_models(before: str, after: str, kinds: list[MapKind]) -> list[str]:
@@ -355,6 +361,15 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
             warnings.append(f"warning: {shown(before)} is not on the grid of {shown(after)} (another CRS, pixel size "
                             "or corner): it was resampled onto it, so roads along its pixels' edges may show as "
                             "change; for a cleaner change map, give both periods' rasters on one grid (gdalwarp)")
+    thresholds = [kind.threshold for kind in makers.values()]
+    if None not in thresholds and thresholds[0] != thresholds[1]:
+        warnings.append(f"warning: {shown(before)} was made at threshold {thresholds[0]:g}, {shown(after)} at "
+                        f"{thresholds[1]:g}: a road called at one and not the other shows as change; make both "
+                        "periods at one threshold")
+    share = counts["nodata"] / change.size
+    if share >= NODATA_SAID_FROM:
+        warnings.append(f"warning: {share:.0%} of the map has no data in a period (beyond its rasters' data, or "
+                        "white with cloud on all its dates): no change can be seen there, drawn grey")
     probabilities_read = bool(before_prob or after_prob)
     unused = [] if probabilities_read else [flag for flag, given in (
         ("--high", options.high != CHANGE_THRESHOLD), ("--low", options.low is not None)) if given]
@@ -377,6 +392,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),
                        "dates": {"before": [str(d) for d in dates[before]], "after": [str(d) for d in dates[after]]},
                        "models": {"before": makers[before].model, "after": makers[after].model},
+                       "thresholds": {"before": makers[before].threshold, "after": makers[after].threshold},
                        "options": used, **asdict(summary),
                        "lines": {"path": str(lines_path(output).absolute()),
                                  "new": sum(1 for x in lines if x.change == "new"),

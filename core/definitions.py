@@ -25,6 +25,7 @@ CLASSES_NAME = "classes.tif"
 OUTPUT_TAG = "timeseg_output"  # GeoTIFF tag of TimeSeg's own rasters: probability, classes or change
 # GeoTIFF tags of the model that made a map: its file's name, and core.runtime.model_fingerprint
 MODEL_TAG, MODEL_ID_TAG = "model", "model_sha256"
+THRESHOLD_TAG = "threshold"  # a binary class map's: P from which a pixel is the class
 # fitting a model to an analyst's area (models.fine_tune): single-date epochs at most (64 patches each; the
 # sequence stage runs a third) and the time budget, which ends the run first on 2 cores (about 190 epochs);
 # what make fine-tune-check measures; 10 epochs (27 s) gained 25-80 % as much on the real scenes (docs/models.md)

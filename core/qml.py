@@ -58,10 +58,12 @@ def _document(renderer: str, dates: Sequence[dt.date]) -> str:
             f"  <pipe>\n{renderer}\n  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n")
 
 
-def _paletted(entries: Sequence[tuple[int, str, tuple[int, int, int, int]]]) -> str:
+def _paletted(entries: Sequence[tuple[int, str, tuple[int, int, int, int]]],
+              nodata: tuple[int, int, int, int] | None = None) -> str:
     rows = "\n".join(f'        <paletteEntry value="{code}" label={quoteattr(label)} color="{_hex(rgba)}" '
                      f'alpha="{rgba[3]}"/>' for code, label, rgba in entries)
-    return ('    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">\n'
+    nodata_colour = ",".join(map(str, nodata)) if nodata else ""  # QGIS's r,g,b,a; empty: transparent
+    return (f'    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="{nodata_colour}">\n'
             f"      <colorPalette>\n{rows}\n      </colorPalette>\n    </rasterrenderer>")
 
 
@@ -80,11 +82,15 @@ def probability_band(class_names: Sequence[str]) -> int:
     return 2 if class_names[0].lower() in ("other", "background") else 1
 
 
+CHANGE_NODATA_VEIL = (160, 160, 160, 110)  # r, g, b, alpha
+
+
 def change_qml(dates: Sequence[dt.date] = (), followed: str | None = None) -> str:
     """New in red, removed in blue, each named with the class ``followed`` ("new maize": a crop map's change
-    follows one of its classes); none and nodata transparent."""
+    follows one of its classes); none transparent; nodata (no change could be seen: beyond a period's data, or
+    white on all its dates) a light grey veil, so that it is not read as 'nothing changed'."""
     return _document(_paletted([(code, f"{label} {followed}" if followed else label, rgba)
-                                for code, label, rgba in CHANGE_PALETTE]), dates)
+                                for code, label, rgba in CHANGE_PALETTE], CHANGE_NODATA_VEIL), dates)
 
 
 def probability_qml(dates: Sequence[dt.date] = (), band: int = 1) -> str:

@@ -40,6 +40,7 @@ from .definitions import (
     PRECISION_HELP,
     PRECISIONS,
     PROBABILITY_NAME,
+    THRESHOLD_TAG,
     device_words,
 )
 from .harmonisation import Harmonisation, looked_up, stack_model_tables
@@ -473,7 +474,8 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                 GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=255,
                               descriptions=["class"], colours=class_colours(card.class_names),
                               tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates),
-                                    OUTPUT_TAG: "classes", **made_by},
+                                    OUTPUT_TAG: "classes", **made_by,
+                                    **({THRESHOLD_TAG: f"{threshold:g}"} if card.is_binary else {})},
                               band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
                               compress_threads=compress_threads) as classes,
             ):

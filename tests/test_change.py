@@ -70,6 +70,47 @@ def test_codes_and_summary(periods, tmp_path):
     assert not summary.warnings
 
 
+def test_maps_of_two_thresholds_and_a_map_partly_without_data_are_said(periods, tmp_path):
+    """Class maps made at thresholds 0.3 and 0.5 (their tags say so): a warning, and the JSON records both (a
+    change of threshold showed as 14 % more removed roads, silently, and the summary could not tell). A map
+    without data over a fifth of it (a cloud on every date of a period): said in a warning, in the dock's message
+    bar, and drawn grey (it was transparent, like 'nothing changed')."""
+    from timeseg.core.qml import CHANGE_NODATA_VEIL
+    from timeseg.ui.results import change_message
+
+    before, after = periods
+    for path, threshold in ((before, "0.3"), (after, "0.5")):
+        with rasterio.open(path, "r+") as dataset:
+            dataset.update_tags(threshold=threshold)
+    with rasterio.open(after, "r+") as dataset:
+        values = dataset.read(1)
+        values[:, 48:] = 255  # 12 of 60 columns
+        dataset.write(values, 1)
+    summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(min_patch_pixels=0))
+    folder = tmp_path.name
+    assert f"warning: {folder}/before.tif was made at threshold 0.3, {folder}/after.tif at 0.5: a road called at " \
+           "one and not the other shows as change; make both periods at one threshold" in summary.warnings
+    saved = json.loads((tmp_path / "change.json").read_text())
+    assert saved["thresholds"] == {"before": 0.3, "after": 0.5}
+    unseen = [w for w in summary.warnings if "of the map has no data in a period" in w]
+    assert unseen == ["warning: 20% of the map has no data in a period (beyond its rasters' data, or white with "
+                      "cloud on all its dates): no change can be seen there, drawn grey"]
+    assert change_message(summary.lines()).endswith("; 20% of the map has no data in a period")
+    style = (tmp_path / "change.qml").read_text()
+    assert f'nodataColor="{",".join(map(str, CHANGE_NODATA_VEIL))}"' in style
+
+
+def test_segment_records_the_threshold_of_its_class_map(local_model, small_scene, tmp_path):
+    """A binary model's class map tags the threshold it was made at (for change to compare)."""
+    from timeseg.core.dates import dated_rasters
+    from timeseg.core.segment import SegmentRequest, segment
+
+    rasters = dated_rasters(small_scene.tci_paths[2019])
+    result = segment(SegmentRequest(rasters, local_model, tmp_path / "out", device="cpu", threshold=0.3))
+    with rasterio.open(result.classes_path) as dataset:
+        assert dataset.tags()["threshold"] == "0.3"
+
+
 def test_thresholds_on_class_maps_are_said_to_be_unused(periods, tmp_path):
     before, after = periods
     summary = compute_change(before, after, tmp_path / "change.tif", ChangeOptions(low=0.3))
