@@ -178,6 +178,24 @@ def test_batch_through_processing(places, local_model, tmp_path, provider):
     assert not (tmp_path / "stopped" / "batch.json").exists()
 
 
+def test_a_cancelled_batchs_task_on_this_process_stops_at_the_next_tile(places, local_model, tmp_path):
+    """Processing's Cancel: the tasks of the cancelled batch running on this process's threads stop at their next
+    tile and keep nothing (they ran to their end while Cancel waited: 23 s in a QA run); another batch's go on."""
+    from timeseg.core.batch import STOPPED_RUNS, Settings, read_jobs, segment_period
+
+    job = read_jobs(places / "jobs.csv")[0]
+    settings = Settings(local_model, tmp_path / "out", "cpu", "fp32", 1, {}, "stopped-run")
+    STOPPED_RUNS.add("stopped-run")
+    try:
+        report = segment_period(job, settings)
+    finally:
+        STOPPED_RUNS.discard("stopped-run")
+    assert not report["ok"] and report["error"].startswith("cancel"), report
+    assert not list((tmp_path / "out").rglob("*.tif"))
+    other = segment_period(job, Settings(local_model, tmp_path / "out", "cpu", "fp32", 1, {}, "another-run"))
+    assert other["ok"] and (tmp_path / "out" / job.place / job.period / "classes.tif").is_file()
+
+
 def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path, capsys):
     """A 288 px place with --window 128: nine window tasks (each with a halo of context) and one that puts
     their cores together; the map is the single-task map, and nothing of the windows is left. One of its
