@@ -32,7 +32,8 @@ class OutputError(RuntimeError):
 def os_error_message(error: OSError, path: Path) -> str:
     """One line for an ``OSError`` met while writing ``path``, with what to do about it."""
     reason = error.strerror or str(error)
-    return f"cannot write {path} ({reason}): {_advice(reason)}"
+    shown = Path(path).parent / final_name(Path(path))  # a run's temporary file by the name it was to take
+    return f"cannot write {shown} ({reason}): {_advice(reason)}"
 
 
 def one_line(error: BaseException) -> str:
@@ -51,7 +52,8 @@ def one_line(error: BaseException) -> str:
 
 def _advice(reason: str) -> str:
     lowered = reason.lower()
-    if "space" in lowered or "too large" in lowered or "quota" in lowered:
+    if "space" in lowered or "too large" in lowered or "quota" in lowered or "i/o error" in lowered:
+        # (SQLite, writing a GeoPackage, says only "disk I/O error" of a full disk or a file-size limit)
         return "free some space (or raise the file-size limit) or choose another folder"
     if "permission" in lowered or "read-only" in lowered:
         return "choose a folder you can write to"
