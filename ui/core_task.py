@@ -7,6 +7,19 @@ from typing import Any
 
 from qgis.core import QgsTask
 
+# tasks whose owner went away (the plugin unloaded or reloaded) before they finished: held here until they do,
+# since QGIS holds only the C++ task, and a Python task nobody holds is collected with its finished() (its label
+# folder was then removed by Python's finaliser, mid-run, with a ResourceWarning)
+_DETACHED: set[QgsTask] = set()
+
+
+def hold_until_finished(task: QgsTask) -> None:
+    _DETACHED.add(task)
+
+
+def release(task: QgsTask) -> None:
+    _DETACHED.discard(task)
+
 
 class CoreTask(QgsTask):
     """``work()`` runs in QGIS's task thread on plain data copied before the start; ``on_done(result, error)``
@@ -30,6 +43,8 @@ class CoreTask(QgsTask):
     def detach(self) -> None:
         """The owner is going away: finish quietly."""
         self._on_done = lambda result, error: None
+        hold_until_finished(self)
 
     def finished(self, ok: bool) -> None:  # main thread
+        release(self)
         self._on_done(self.result, None if ok else (self.error or "cancelled"))

@@ -108,9 +108,15 @@ class SegmentationTask(QgsTask):
 
     def detach(self) -> None:
         """The dock is going away (the plugin unloads): finish quietly, telling no one."""
+        from .core_task import hold_until_finished
+
         self._on_finished = lambda outcome: None
+        hold_until_finished(self)
 
     def finished(self, result: bool) -> None:  # main thread
+        from .core_task import release
+
+        release(self)
         if not result and not self.outcome.error:
             self.outcome.cancelled = True
         self._on_finished(self.outcome)

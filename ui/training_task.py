@@ -59,9 +59,15 @@ class TrainingTask(QgsTask):
 
     def detach(self) -> None:
         """The panel is going away (the plugin unloads): finish quietly, telling no one."""
+        from .core_task import hold_until_finished
+
         self._on_finished = lambda outcome: None
+        hold_until_finished(self)
 
     def finished(self, result: bool) -> None:  # main thread
+        from .core_task import release
+
+        release(self)
         if not result and self.isCanceled():
             self.outcome.cancelled = True
         if self.label_folder is not None:
