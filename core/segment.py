@@ -522,6 +522,7 @@ PARTLY_SEEN_WARNING = 0.05  # a share of the mapped area that lacks a date (each
 # Zurich's cumulus (9-11 % of it) above it
 WHITE_FROM = 220
 WHITE_AREA_PX = 9  # white patches narrower than this (roads, roofs) are ground the model reads; wider: sky
+NEARLY_WHITE_BELOW = 30  # a cloud's specks this far below WHITE_FROM are taken with it
 
 
 def white_on_every_date(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -539,9 +540,11 @@ def white_on_every_date(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
         unseen &= ~valid[date] | (pixels[date] >= WHITE_FROM).all(axis=0)
     if np.count_nonzero(unseen) < WHITE_AREA_PX ** 2 // 2:
         return np.zeros(unseen.shape, bool)
-    # a cloud's own texture leaves specks below the threshold: closed over 3 x 3 px; then opened over the patch
-    # size (square filters: separable, unlike binary morphology)
-    closed = minimum_filter(maximum_filter(unseen.view(np.uint8), 3), 3, mode="constant", cval=1)
+    # a cloud's own texture leaves specks a little below the threshold: closed over 3 x 3 px, where every date is
+    # nearly white (land, darker, is never taken: not even in the notches of an area's staircase edge); then
+    # opened over the patch size (square filters: separable, unlike binary morphology)
+    nearly = (~valid | (pixels >= WHITE_FROM - NEARLY_WHITE_BELOW).all(axis=1)).all(axis=0)
+    closed = minimum_filter(maximum_filter(unseen.view(np.uint8), 3), 3, mode="constant", cval=1) & nearly
     opened = maximum_filter(minimum_filter(closed, WHITE_AREA_PX, mode="constant", cval=1), WHITE_AREA_PX,
                             mode="constant", cval=0)
     return (opened & closed).astype(bool)
