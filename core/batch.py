@@ -189,8 +189,7 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
                                  "ASCII letters, digits, '_', '-' and '.'")
         if not path:
             raise BatchError(f"{jobs_csv.name} line {line}: no path")
-        # absolute, but a link kept as named: its name holds the date, as segment reads it
-        listed = Path(os.path.abspath(Path(path) if Path(path).is_absolute() else jobs_csv.parent / path))
+        listed = _job_path(path, jobs_csv.parent)
         first = lines.setdefault((place, period, listed.resolve()), line)
         if first != line:
             raise BatchError(f"{jobs_csv.name} line {line}: {path} is listed twice for {place} {period} (line "
@@ -205,6 +204,17 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
     if not groups:
         raise BatchError(f"{jobs_csv.name} lists no rasters: add rows place,period,path")
     return [PeriodJob(place, period, tuple(paths)) for (place, period), paths in sorted(groups.items())]
+
+
+def _job_path(path: str, folder: Path) -> Path:
+    """A job list's raster: a GDAL source as it is (``/vsizip//data/a.zip/b.tif``, ``GPKG:a.gpkg:table``, by
+    ``core.raster_stack.gdal_path``), else absolute, from ``folder`` if relative, a link kept as named (its name
+    holds the date, as segment reads it)."""
+    from .raster_stack import gdal_path, is_gdal_source
+
+    if is_gdal_source(path):
+        return gdal_path(path)
+    return Path(os.path.abspath(Path(path) if Path(path).is_absolute() else folder / path))
 
 
 def _stamp(paths: list[Path]) -> list[list]:

@@ -136,14 +136,18 @@ def gdal_path(source: Path | str) -> Path:
     return Path(text)
 
 
+def is_gdal_source(source: Path | str) -> bool:
+    """A GDAL virtual path (``/vsizip/...``) or connection string (``GPKG:a.gpkg:table``), not a file's path."""
+    text = str(source)
+    return text.startswith("/vsi") or bool(_CONNECTION.match(text))
+
+
 def raster_exists(path: Path | str) -> bool:
     """A file that exists, a Sentinel-2 product (a .SAFE folder), or a GDAL virtual path or connection string
     (checked when GDAL opens it)."""
     from .sentinel2 import is_product
 
-    text = str(path)
-    return text.startswith("/vsi") or bool(_CONNECTION.match(text)) or Path(path).is_file() or (
-        is_product(path) and Path(path).exists())
+    return is_gdal_source(path) or Path(path).is_file() or (is_product(path) and Path(path).exists())
 
 
 def raster_missing(path: Path | str) -> str:

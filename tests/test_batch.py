@@ -305,6 +305,13 @@ def test_job_lists_as_spreadsheets_write_them(places, tmp_path):
     linked = tmp_path / "linked.csv"
     linked.write_text("place,period,path\nz,2021,scene_20210617.tif\n")
     assert read_jobs(linked)[0].paths == (tmp_path / "scene_20210617.tif",)
+    # GDAL's sources as they are: a zip's member (/vsizip//: its second slash was lost) and a GeoPackage's table
+    # (it was made a path under the job list's folder)
+    sources = tmp_path / "sources.csv"
+    sources.write_text(f"place,period,path\nz,2021,/vsizip/{tmp_path}/a.zip/x_20210617.tif\n"
+                       f"z,2021,GPKG:{tmp_path}/d.gpkg:s2_20210925\n")
+    assert [str(p) for p in read_jobs(sources)[0].paths] == [f"/vsizip/{{{tmp_path}/a.zip}}/x_20210617.tif",
+                                                             f"GPKG:{tmp_path}/d.gpkg:s2_20210925"]
     linked.write_text("place,period,path\nz,2021,scene_20210617.tif\nz,2021,./again_20210618.tif\n")
     with pytest.raises(BatchError, match=r"^linked.csv line 3: ./again_20210618.tif is listed twice"):
         read_jobs(linked)
