@@ -32,23 +32,30 @@ def lossy_storage(dataset) -> str:
     """How an open rasterio ``dataset`` is stored with lossy compression ("JPEG", "JPEG 2000", "WebP"), or "":
     a JPEG or WebP file or TIFF, a JPEG 2000 file not compressed reversibly (ESA's are), a GeoPackage of JPEG or
     WebP tiles (GDAL's default for opaque tiles)."""
+    reversibility = dataset.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION_REVERSIBILITY")
+    if reversibility == "LOSSLESS":  # WebP and JPEG 2000 can be either; GDAL says which
+        return ""
     kind = {"JPEG": "JPEG", "WEBP": "WebP"}.get(dataset.driver) or {"jpeg": "JPEG", "webp": "WebP"}.get(
         str(dataset.compression).lower().rsplit(".", 1)[-1], "")
-    if dataset.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION_REVERSIBILITY") == "LOSSY":
+    if reversibility == "LOSSY" and not kind:
         kind = "JPEG 2000"
     elif dataset.driver == "GPKG":
         kind = _geopackage_tiles(dataset.name)
     return kind
 
 
-def _geopackage_tiles(path: str) -> str:
-    """"JPEG" or "WebP" when a GeoPackage's raster tiles (a few of each tile table) are stored so, else ""."""
+def _geopackage_tiles(source: str) -> str:
+    """"JPEG" or "WebP" when a GeoPackage's raster tiles (a few of each tile table; of its table, for
+    ``GPKG:file:table``) are stored so, else ""."""
     import sqlite3
 
+    path, table = source, None
+    if source.upper().startswith("GPKG:"):
+        path, _, table = source[5:].rpartition(":")
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as database:
             tables = [row[0] for row in database.execute(
-                "SELECT table_name FROM gpkg_contents WHERE data_type = 'tiles'")]
+                "SELECT table_name FROM gpkg_contents WHERE data_type = 'tiles'") if table in (None, row[0])]
             starts = [bytes(row[0][:12]) for table in tables for row in database.execute(
                 f'SELECT tile_data FROM "{table.replace(chr(34), chr(34) * 2)}" LIMIT 8') if row[0]]
     except sqlite3.Error:

@@ -918,14 +918,19 @@ def test_lossy_jpeg_2000_and_geopackage_tiles_are_told_from_lossless_ones(ws, tm
     copies = {"lossy.jp2": ("JP2OpenJPEG", ["QUALITY=25"]), "lossless.jp2": ("JP2OpenJPEG", ["REVERSIBLE=YES",
                                                                                              "QUALITY=100"]),
               "jpeg.gpkg": ("GPKG", ["TILE_FORMAT=JPEG"]), "png.gpkg": ("GPKG", ["TILE_FORMAT=PNG"]),
-              "jpeg.tif": ("GTiff", ["COMPRESS=JPEG"]), "deflate.tif": ("GTiff", ["COMPRESS=DEFLATE"])}
+              "jpeg.tif": ("GTiff", ["COMPRESS=JPEG"]), "deflate.tif": ("GTiff", ["COMPRESS=DEFLATE"]),
+              "lossless_webp.tif": ("GTiff", ["COMPRESS=WEBP", "WEBP_LOSSLESS=YES"]),
+              "lossy_webp.tif": ("GTiff", ["COMPRESS=WEBP"])}
     found = {}
     for name, (driver, options) in copies.items():
         assert gdal.Translate(str(tmp_path / name), source, format=driver, creationOptions=options) is not None
         with rasterio.open(tmp_path / name) as dataset:
             found[name] = lossy_storage(dataset)
+    with rasterio.open(f"GPKG:{tmp_path / 'jpeg.gpkg'}:jpeg") as table:  # a table named, as GDAL names it
+        found["GPKG:jpeg.gpkg:jpeg"] = lossy_storage(table)
     assert found == {"lossy.jp2": "JPEG 2000", "lossless.jp2": "", "jpeg.gpkg": "JPEG", "png.gpkg": "",
-                     "jpeg.tif": "JPEG", "deflate.tif": ""}
+                     "jpeg.tif": "JPEG", "deflate.tif": "", "lossless_webp.tif": "", "lossy_webp.tif": "WebP",
+                     "GPKG:jpeg.gpkg:jpeg": "JPEG"}
 
 
 def test_rasters_inside_a_zip_or_a_geopackage_run_as_the_files_do(ws, tmp_path, capsys):
