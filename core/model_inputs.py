@@ -119,6 +119,9 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
 # darker than this reflectance (arid land's red is never so dark), looks like blue.
 BLUE_FIRST_RATIO = 1.4
 DARKEST_RED_BELOW = 0.065
+# and by this much reflectance at least (the real TCIs blue first: 0.028 to 0.060): a ratio of near-0 values, as
+# surface (L2A) reflectance's darkest are, said 'blue first' of a third of such red-first exports in a QA run
+BLUE_FIRST_BY = 0.02
 
 
 def _blue_first(stack, bands: list[str], unnamed: list) -> list[str]:
@@ -136,7 +139,8 @@ def _blue_first(stack, bands: list[str], unnamed: list) -> list[str]:
         first, third = np.percentile(values[0], 1), np.percentile(values[2], 1)
         per_value = TCI_SATURATION / 255 if stack.date_dtypes()[index] == np.uint8 else reflectance_per_value(
             stack.date_dtypes()[index], float(np.percentile(values, 99)))
-        if first > BLUE_FIRST_RATIO * third and third * per_value < DARKEST_RED_BELOW:
+        if first > BLUE_FIRST_RATIO * third and third * per_value < DARKEST_RED_BELOW and \
+                (first - third) * per_value >= BLUE_FIRST_BY:
             found.append((raster.name, first, third))
     if not found:
         return []

@@ -243,3 +243,15 @@ def test_unnamed_bands_that_lie_blue_first_are_warned_of(tmp_path):
                                                                  "brighter than band 3's (")
     assert "reverse them (gdal_translate -b 3 -b 2 -b 1 IN OUT.tif)" in found["B02"][0]
     assert found["B04"] == []
+    # surface (L2A) reflectance, red first: its darkest values near 0 in every band make no 'blue first' (a ratio
+    # of them did, for a third of such exports in a QA run)
+    from timeseg.models.road_scores import l2a_like
+
+    with rasterio.open(INN) as source:
+        surface = l2a_like(source.read(window=Window(0, 0, 256, 256))).astype(np.float64) / 255 * 0.2
+    path = _raster(tmp_path, "surface.tif", {" ": np.rint(surface[0] * 1e4), "  ": np.rint(surface[1] * 1e4),
+                                             "   ": np.rint(surface[2] * 1e4)}, "uint16")
+    with rasterio.open(path, "r+") as dataset:
+        dataset.descriptions = (None,) * 3
+    with RasterStack([DatedRaster(path, DATE)]) as stack:
+        assert not [w for w in fit_stack(stack, ["B04", "B03", "B02"], "uint8") if "band 1" in w]
