@@ -245,12 +245,11 @@ def test_unnamed_bands_that_lie_blue_first_are_warned_of(tmp_path):
     assert found["B04"] == []
     # surface (L2A) reflectance, red first: its darkest values near 0 in every band make no 'blue first' (a ratio
     # of them did, for a third of such exports in a QA run)
-    from timeseg.models.road_scores import l2a_like
-
-    with rasterio.open(INN) as source:
-        surface = l2a_like(source.read(window=Window(0, 0, 256, 256))).astype(np.float64) / 255 * 0.2
-    path = _raster(tmp_path, "surface.tif", {" ": np.rint(surface[0] * 1e4), "  ": np.rint(surface[1] * 1e4),
-                                             "   ": np.rint(surface[2] * 1e4)}, "uint16")
+    with rasterio.open(INN) as source:  # each band less its darkest 0.1 %, as a QA export made surface reflectance
+        reflectance = source.read(window=Window(0, 0, 256, 256)).astype(np.float64) / 255 * TCI_SATURATION
+    surface = reflectance - np.percentile(reflectance.reshape(3, -1), 0.1, axis=1)[:, None, None]
+    numbers = np.clip(np.rint(surface * 1e4), 1, None)  # its darkest 1 %: 42, 70 and 28, 'blue first' by ratio
+    path = _raster(tmp_path, "surface.tif", {" ": numbers[0], "  ": numbers[1], "   ": numbers[2]}, "uint16")
     with rasterio.open(path, "r+") as dataset:
         dataset.descriptions = (None,) * 3
     with RasterStack([DatedRaster(path, DATE)]) as stack:
