@@ -361,15 +361,16 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
             warnings.append(f"warning: {shown(before)} is not on the grid of {shown(after)} (another CRS, pixel size "
                             "or corner): it was resampled onto it, so roads along its pixels' edges may show as "
                             "change; for a cleaner change map, give both periods' rasters on one grid (gdalwarp)")
-    thresholds = [kind.threshold for kind in makers.values()]
+    # a probability map is cut at --high here: the threshold it is compared at
+    thresholds = [options.high if kind.kind == "probability" else kind.threshold for kind in makers.values()]
     if None not in thresholds and thresholds[0] != thresholds[1]:
-        warnings.append(f"warning: {shown(before)} was made at threshold {thresholds[0]:g}, {shown(after)} at "
+        warnings.append(f"warning: {shown(before)} is cut at threshold {thresholds[0]:g}, {shown(after)} at "
                         f"{thresholds[1]:g}: a road called at one and not the other shows as change; make both "
-                        "periods at one threshold")
+                        "periods at one threshold (--high for a probability map)")
     share = counts["nodata"] / change.size
     if share >= NODATA_SAID_FROM:
-        warnings.append(f"warning: {share:.0%} of the map has no data in a period (beyond its rasters' data, or "
-                        "white with cloud on all its dates): no change can be seen there, drawn grey")
+        warnings.append(f"warning: {share:.0%} of the map has no data in a period (outside its rasters' data or "
+                        "its area, or white on all its dates): no change can be seen there, drawn grey")
     probabilities_read = bool(before_prob or after_prob)
     unused = [] if probabilities_read else [flag for flag, given in (
         ("--high", options.high != CHANGE_THRESHOLD), ("--low", options.low is not None)) if given]
@@ -392,7 +393,7 @@ def compute_change(before: Path, after: Path, output: Path, options: ChangeOptio
     text = json.dumps({"before": str(Path(before).absolute()), "after": str(Path(after).absolute()),
                        "dates": {"before": [str(d) for d in dates[before]], "after": [str(d) for d in dates[after]]},
                        "models": {"before": makers[before].model, "after": makers[after].model},
-                       "thresholds": {"before": makers[before].threshold, "after": makers[after].threshold},
+                       "thresholds": dict(zip(("before", "after"), thresholds)),
                        "options": used, **asdict(summary),
                        "lines": {"path": str(lines_path(output).absolute()),
                                  "new": sum(1 for x in lines if x.change == "new"),
