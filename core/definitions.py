@@ -37,9 +37,13 @@ FOLDER_NAME_BYTES = 100  # of UTF-8: file systems allow 255 a name, and the outp
 
 
 def folder_name(text: str) -> str:
-    """``text`` as one safe folder name: '2015/16' -> '2015-16', letters of any script kept ('秋'), no '..', no
-    leading dot or dash, at most ``FOLDER_NAME_BYTES``."""
-    name = re.sub(r"[^\w.\-]+", "-", text.strip()).replace("..", "-").strip(".-")
+    """``text`` as one safe folder name: '2015/16' -> '2015-16', letters of any script kept with their marks
+    ('秋', 'मार्च', 'Été' typed decomposed), no '..', no leading dot or dash, at most ``FOLDER_NAME_BYTES``."""
+    import unicodedata
+
+    kept = "".join(c if c.isalnum() or c in "_.-" or unicodedata.category(c).startswith("M") else " "
+                   for c in unicodedata.normalize("NFC", text.strip()))
+    name = re.sub(r"\s+", "-", kept.strip()).replace("..", "-").strip(".-")
     name = name.encode()[:FOLDER_NAME_BYTES].decode(errors="ignore").strip(".-")
     return name or "period"
 

@@ -630,6 +630,18 @@ def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project,
         plugin.unload()
 
 
+def test_period_folder_names_keep_every_script_and_its_marks():
+    """A period's folder keeps letters of any script with their marks (Devanagari and Thai vowel signs became '-',
+    'मार्च' -> 'म-र-च'; an 'Été' typed decomposed, 'E-te'); a path's separators and '..' still go."""
+    import unicodedata
+
+    from timeseg.core.definitions import folder_name
+
+    assert [folder_name(text) for text in ("मार्च", "ฤดูร้อน", unicodedata.normalize("NFD", "Été 2019"), "秋",
+                                           "2015/16", "../up")] == [
+        "मार्च", "ฤดูร้อน", "Été-2019", "秋", "2015-16", "up"]
+
+
 def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     """Tick all / clear / one period; TimeSeg's own results are not offered as inputs; a period typed as
     '2015/16' becomes a safe folder; the output folder follows the project; Open output folder after a run."""
