@@ -557,8 +557,8 @@ def _unseen(share: float) -> list[str]:
     """The warning, after a run, that ``share`` of the area was white on every date (``white_on_every_date``)."""
     if share < UNSEEN_WARNING:
         return []
-    return [f"{share:.1%} of the area is white on every date (cloud, or snow): no date shows the ground there, so "
-            "the maps have no data there (add a clearer date to see it)"]
+    return [f"{share:.1%} of the area is white on every date (cloud, snow or bright sand): no date shows the ground "
+            "there, so the maps have no data there (add a clearer date to see it)"]
 
 
 def _partly_seen(share: float, card: ModelCard) -> list[str]:

@@ -158,7 +158,7 @@ def test_where_every_date_is_white_the_maps_have_no_data(local_model, small_scen
 
     every, every_warnings = classes(clouded("every", [0, 1, 2], slice(20, 60), slice(10, 60)), "out_every")
     assert (every[22:58, 12:58] == 255).all() and (every[:18] != 255).all() and (every[62:] != 255).all()
-    [said] = [w for w in every_warnings if "of the area is white on every date (cloud, or snow)" in w]
+    [said] = [w for w in every_warnings if "of the area is white on every date (cloud, snow or bright sand)" in w]
     assert 38 * 48 / 96 ** 2 <= float(said.split("%")[0]) / 100 <= 40 * 50 / 96 ** 2  # less its edge, 3 x 3 smoothed
     one, one_warnings = classes(clouded("one", [1], slice(20, 60), slice(10, 60)), "out_one")
     strip, _ = classes(clouded("strip", [0, 1, 2], slice(0, 96), slice(40, 44)), "out_strip")
