@@ -208,9 +208,9 @@ def read_jobs(jobs_csv: Path) -> list[PeriodJob]:
 
 def _job_path(path: str, folder: Path) -> Path:
     """A job list's raster: a GDAL source as it is (``/vsizip//data/a.zip/b.tif``, ``GPKG:a.gpkg:table``, by
-    ``core.raster_stack.gdal_path``), else absolute, from ``folder`` if relative, a link kept as named (its name
+    ``core.definitions.gdal_path``), else absolute, from ``folder`` if relative, a link kept as named (its name
     holds the date, as segment reads it)."""
-    from .raster_stack import gdal_path, is_gdal_source
+    from .definitions import gdal_path, is_gdal_source
 
     if is_gdal_source(path):
         return gdal_path(path)

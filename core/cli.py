@@ -149,8 +149,8 @@ def add_commands(commands) -> None:
 
 
 def _raster_path(text: str) -> Path:
-    """A raster argument as a path that still names it (``core.raster_stack.gdal_path``: archives' members)."""
-    from .raster_stack import gdal_path
+    """A raster argument as a path that still names it (``core.definitions.gdal_path``: archives' members)."""
+    from .definitions import gdal_path
 
     return gdal_path(text)
 

@@ -136,7 +136,8 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
     with a message that says what to give. A name that disagrees with its tags or with ``dates`` is said
     in ``warnings`` (else logged): the caller says them once the run's checks pass. ``give_dates``: how the
     caller's user gives dates, named in the advice (``RENAMED``: they cannot; a batch job list)."""
-    from .raster_stack import DatedRaster, gdal_path, raster_exists, raster_missing
+    from .definitions import gdal_path
+    from .raster_stack import DatedRaster, raster_exists, raster_missing
     from .sentinel2 import check_product, is_product, product_date, product_of
 
     paths = [product_of(gdal_path(p)) for p in paths]

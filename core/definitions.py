@@ -5,6 +5,7 @@ rasterio and onnxruntime are installed.
 """
 
 import re
+from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE_WORDS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
@@ -62,3 +63,27 @@ def device_words(provider: str) -> str:
 ONNXRUNTIME_PIN = "onnxruntime==1.32.0"
 GPU_RUNTIME_PIN = "onnxruntime-gpu==1.31.1"
 OPENVINO_PIN = "openvino==2026.4.1"
+
+
+# a member of an archive as GDAL names it, /vsizip//data/a.zip/b.tif: the archive's path ends at its extension
+_ARCHIVE_MEMBER = re.compile(r"^/vsi(zip|tar|7z|rar)/(/.+?\.(?:zip|kmz|tar|tgz|tar\.gz|7z|rar))(/.*)?$", re.IGNORECASE)
+# a GDAL connection string: a raster inside a file of several (GPKG:/data/a.gpkg:table, NETCDF:"a.nc":var)
+# (two letters at least: not a Windows drive; no space after the colon: not a layer named "roads: 2019")
+_CONNECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:\S")
+
+
+def gdal_path(source: Path | str) -> Path:
+    """A raster's path or GDAL source as a ``Path`` that still names it: an archive's member
+    (``/vsizip//data/a.zip/b.tif``, which pathlib cuts to ``/vsizip/data/...``, a relative path) in GDAL's
+    braces form, ``/vsizip/{/data/a.zip}/b.tif``."""
+    text = str(source)
+    member = _ARCHIVE_MEMBER.match(text)
+    if member:
+        text = f"/vsi{member.group(1)}/{{{member.group(2)}}}{member.group(3) or ''}"
+    return Path(text)
+
+
+def is_gdal_source(source: Path | str) -> bool:
+    """A GDAL virtual path (``/vsizip/...``) or connection string (``GPKG:a.gpkg:table``), not a file's path."""
+    text = str(source)
+    return text.startswith("/vsi") or bool(_CONNECTION.match(text))

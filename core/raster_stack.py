@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import re
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, bounds
 
+from .definitions import is_gdal_source
 from .true_colour import l1c_tci
 
 METRES_PER_DEGREE = 111_320.0  # along a meridian, and along the equator
@@ -124,29 +124,6 @@ def utm_zone(longitude: float, latitude: float) -> rasterio.crs.CRS:
     """The WGS 84 UTM zone of a point in degrees (EPSG:326xx north of the equator, 327xx south)."""
     zone = min(60, int((longitude + 180) // 6) + 1)
     return rasterio.crs.CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
-
-
-# a member of an archive as GDAL names it, /vsizip//data/a.zip/b.tif: the archive's path ends at its extension
-_ARCHIVE_MEMBER = re.compile(r"^/vsi(zip|tar|7z|rar)/(/.+?\.(?:zip|kmz|tar|tgz|tar\.gz|7z|rar))(/.*)?$", re.IGNORECASE)
-# a GDAL connection string: a raster inside a file of several (GPKG:/data/a.gpkg:table, NETCDF:"a.nc":var)
-_CONNECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")  # two letters at least: not a Windows drive
-
-
-def gdal_path(source: Path | str) -> Path:
-    """A raster's path or GDAL source as a ``Path`` that still names it: an archive's member
-    (``/vsizip//data/a.zip/b.tif``, which pathlib cuts to ``/vsizip/data/...``, a relative path) in GDAL's
-    braces form, ``/vsizip/{/data/a.zip}/b.tif``."""
-    text = str(source)
-    member = _ARCHIVE_MEMBER.match(text)
-    if member:
-        text = f"/vsi{member.group(1)}/{{{member.group(2)}}}{member.group(3) or ''}"
-    return Path(text)
-
-
-def is_gdal_source(source: Path | str) -> bool:
-    """A GDAL virtual path (``/vsizip/...``) or connection string (``GPKG:a.gpkg:table``), not a file's path."""
-    text = str(source)
-    return text.startswith("/vsi") or bool(_CONNECTION.match(text))
 
 
 def raster_exists(path: Path | str) -> bool:

@@ -252,7 +252,7 @@ class LayerTable(QTableWidget):
 
     def checked_layers(self) -> tuple[list[DatedLayer], list[str]]:
         """Ticked layers with dates, and the names of ticked layers that lack a date."""
-        from ..core.raster_stack import gdal_path
+        from ..core.definitions import gdal_path
 
         chosen, undated = [], []
         for row in range(self.rowCount()):
