@@ -462,15 +462,22 @@ def test_file_size_limit_while_writing(command, ws):
     assert snapshot(ws.root) == before
 
 
-def test_sigterm_mid_run(ws):
+def _run_until_writing(ws, *extra: str) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    """A long ``timeseg segment`` (5 dates, 32 px tiles) started and writing: its process, the progress read so
+    far, and the workspace as it was before."""
     big = [ws.raster(f"B_2019120{i}.tif", np.tile(ws.tci(), (1, 4, 4))) for i in range(1, 6)]
-    argv = seg(ws, *big, extra=["--tile-size", "32", "--overlap", "8", "--threads", "1", "--batch-size", "1"])
+    argv = seg(ws, *big, extra=["--tile-size", "32", "--overlap", "8", "--batch-size", "1", *extra])
     before = snapshot(ws.root)
     process = _timeseg(argv)
     deadline = time.monotonic() + 60
     seen = ""
     while "tile" not in seen and time.monotonic() < deadline:  # wait until it is writing
         seen += process.stderr.readline()
+    return process, seen, before
+
+
+def test_sigterm_mid_run(ws):
+    process, seen, before = _run_until_writing(ws, "--threads", "1")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, seen + stderr
@@ -509,14 +516,7 @@ def test_write_errors_name_the_output_and_say_what_to_do(tmp_path):
 def test_a_second_ctrl_c_while_the_first_cleans_up_changes_nothing(ws, gap_s):
     """Ctrl-C twice (the impatient analyst): one 'interrupted' line, exit 130, nothing kept (the second raised
     again inside the clean-up and the process aborted, exit 134, in 4 of 5 QA tries at 0.05 s)."""
-    big = [ws.raster(f"B_2019120{i}.tif", np.tile(ws.tci(), (1, 4, 4))) for i in range(1, 6)]
-    argv = seg(ws, *big, extra=["--tile-size", "32", "--overlap", "8", "--batch-size", "1"])
-    before = snapshot(ws.root)
-    process = _timeseg(argv)
-    deadline = time.monotonic() + 60
-    seen = ""
-    while "tile" not in seen and time.monotonic() < deadline:  # wait until it is writing
-        seen += process.stderr.readline()
+    process, seen, before = _run_until_writing(ws)
     process.send_signal(signal.SIGINT)
     time.sleep(gap_s)
     if process.poll() is None:
