@@ -63,6 +63,14 @@ def tick_all(dock, layers):
         dock.table.set_checked(layer.id())
 
 
+def _compare_after_a_run(dock, layers):
+    """Every layer ticked and run: the project and the Compare panel, its two periods' class maps to choose."""
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    return QgsProject.instance(), dock.compare_panel
+
+
 def test_table_follows_the_project_with_detected_dates(dock, two_periods):
     dock, layers = dock
     assert dock.table.rowCount() == 10
@@ -305,11 +313,7 @@ def test_a_comparison_adds_nothing_to_the_next_project_and_a_cancelled_one_keeps
     change and lines), the status says where the map is; cancelled (as unloading the plugin cancels it), no file
     is kept (they were all written after the unload)."""
     dock, layers = dock
-    tick_all(dock, layers)
-    dock.controls.run_button.click()
-    wait_for(dock)
-    project = QgsProject.instance()
-    panel = dock.compare_panel
+    project, panel = _compare_after_a_run(dock, layers)
 
     def compare_and(step) -> None:
         panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
@@ -1053,11 +1057,7 @@ def test_a_run_and_a_comparison_started_together_write_into_folders_of_their_own
     """Run, then Compare within the same second: each its own run folder, both done (both took one folder, and
     one failed on the other's lock: 'another TimeSeg run is writing into ...')."""
     dock, layers = dock
-    tick_all(dock, layers)
-    dock.controls.run_button.click()
-    wait_for(dock)
-    project = QgsProject.instance()
-    panel = dock.compare_panel
+    project, panel = _compare_after_a_run(dock, layers)
     panel.before_combo.setLayer(project.mapLayersByName("local classes 2016")[0])
     panel.after_combo.setLayer(project.mapLayersByName("local classes 2019")[0])
     dock.controls.run_button.click()
