@@ -35,7 +35,7 @@ from ..core.definitions import (
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..core.orientations import ORIENTATION_COUNTS
 from ..ui.label_layers import area_of
-from .base import TimeSegAlgorithm, advanced, engine_log_to, with_help
+from .base import TimeSegAlgorithm, advanced, engine_log_to, gdal_sources, with_help
 from .base import tr as _tr
 
 
@@ -205,11 +205,12 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         products = [p.strip() for p in self.parameterAsString(parameters, self.PRODUCTS, context).split(";")
                     if p.strip()]
-        if not layers and not products:
+        sources = [*(layer.source() for layer in layers), *gdal_sources(parameters.get(self.INPUT), layers)]
+        if not sources and not products:
             raise QgsProcessingException(_tr("give the dated raster layers or Sentinel-2 products"))
         input_warnings: list[str] = []
         try:
-            rasters = dated_rasters([*(layer.source() for layer in layers), *products],
+            rasters = dated_rasters([*sources, *products],
                                     self.parameterAsString(parameters, self.DATES, context), input_warnings)
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None

@@ -25,6 +25,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication, QUrl
 
+from ..core.definitions import is_gdal_source
+
 Result = TypeVar("Result")
 
 
@@ -90,7 +92,7 @@ def unloadable_layer(definition, value, context) -> str | None:
     if not isinstance(definition, _LAYER_PARAMETERS) or not value:
         return None
     for given in value if isinstance(value, (list, tuple)) else [value]:
-        if not isinstance(given, str):
+        if not isinstance(given, str) or is_gdal_source(given):  # a zip's member, a GeoPackage's table: GDAL reads it
             continue
         layer = QgsProcessingUtils.mapLayerFromString(given, context)
         if isinstance(definition, QgsProcessingParameterRasterLayer) and layer is not None and not isinstance(
@@ -103,6 +105,22 @@ def unloadable_layer(definition, value, context) -> str | None:
         return (f"{definition.name()}: {given} {found}: give a file that QGIS opens, or a layer of the project "
                 "(its name or id)")
     return None
+
+
+def _without_gdal_sources(parameters: dict) -> dict:
+    """``parameters`` less the GDAL sources given as text in lists of layers (``/vsizip//a.zip/b.tif``,
+    ``GPKG:a.gpkg:table``), which QGIS loads as no layer and calls "Incorrect parameter value"; the algorithm
+    reads them itself (``gdal_sources``)."""
+    return {name: [v for v in value if not (isinstance(v, str) and is_gdal_source(v))]
+            if isinstance(value, (list, tuple)) else value for name, value in parameters.items()}
+
+
+def gdal_sources(given, layers) -> list[str]:
+    """Of a list-of-layers value ``given``, the GDAL sources given as text that QGIS loaded as none of ``layers``,
+    to be read as they are."""
+    loaded = {layer.source() for layer in layers}
+    texts = given if isinstance(given, (list, tuple)) else [given]
+    return [text for text in texts if isinstance(text, str) and is_gdal_source(text) and text not in loaded]
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"  # every algorithm's help page, read offline
@@ -136,7 +154,7 @@ class TimeSegAlgorithm(QgsProcessingAlgorithm):
             problem = unloadable_layer(definition, parameters.get(definition.name()), context)
             if problem:
                 return False, problem
-        return super().checkParameterValues(parameters, context)
+        return super().checkParameterValues(_without_gdal_sources(parameters), context)
 
     def raster_output(self, parameters, name: str, context) -> Path:
         """The file a raster output goes to; a memory layer (``memory:``, which QGIS has only for vectors) is

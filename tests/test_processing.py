@@ -218,6 +218,30 @@ def test_outputs_under_other_formats_names_are_refused(provider, local_model, sm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_rasters_inside_a_zip_or_a_geopackage_given_as_text_run(provider, local_model, small_scene, tmp_path):
+    """A script's INPUT with a zip's member and a GeoPackage's table as text (QGIS loads neither as a layer and
+    said 'Incorrect parameter value'): read as GDAL reads them, the map of the files themselves."""
+    import zipfile
+
+    import processing
+    from osgeo import gdal
+
+    first, second = small_scene.tci_paths[2019][:2]
+    with zipfile.ZipFile(tmp_path / "download.zip", "w") as archive:
+        archive.write(first, first.name)
+    gdal.Translate(str(tmp_path / "dates.gpkg"), str(second), format="GPKG",
+                   creationOptions=[f"RASTER_TABLE={second.stem}", "TILE_FORMAT=PNG"])
+    given = [f"/vsizip/{tmp_path / 'download.zip'}/{first.name}", f"GPKG:{tmp_path / 'dates.gpkg'}:{second.stem}"]
+    inside = processing.run("timeseg:segment", {"INPUT": given, "MODEL": str(local_model), "DEVICE": 1,
+                                                "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"),
+                                                "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    files = processing.run("timeseg:segment", {"INPUT": [str(first), str(second)], "MODEL": str(local_model),
+                                               "DEVICE": 1, "OUTPUT_PROBABILITY": str(tmp_path / "p2.tif"),
+                                               "OUTPUT_CLASSES": str(tmp_path / "c2.tif")})
+    with rasterio.open(inside["OUTPUT_CLASSES"]) as a, rasterio.open(files["OUTPUT_CLASSES"]) as b:
+        assert np.array_equal(a.read(), b.read())
+
+
 def test_outputs_under_the_home_folder_go_there(provider, local_model, small_scene, tmp_path, monkeypatch):
     """~/maps/p.tif is under the home folder (it made a folder named ~ in QGIS's working folder)."""
     import processing
