@@ -2,11 +2,12 @@
 whether the dock adds it, Processing loads it or an analyst drags it into QGIS (QGIS applies the
 ``.qml`` of the same name when it opens a raster).
 
-Classes that should not show (a binary model's background, the change map's "none") are left out
-of the palette: QGIS draws values without a palette entry transparent, and the legend lists only
-what is drawn, each with its swatch. The style also holds the layer's time range, its period
-(first to last date): QGIS applies it when the style is loaded from Layer Properties (its default-style
-loading leaves time out, so the dock sets the range on the layers it adds).
+Classes that should not show (a binary model's background) are left out of the palette: QGIS draws values
+without a palette entry transparent, and the legend lists only what is drawn, each with its swatch. The change
+map draws its no data light grey (not seen in a period, not "no change"), and so lists "no change" itself,
+see-through (QGIS draws a value without an entry in the no-data colour). The style also holds the layer's time
+range, its period (first to last date): QGIS applies it when the style is loaded from Layer Properties (its
+default-style loading leaves time out, so the dock sets the range on the layers it adds).
 """
 
 from __future__ import annotations
@@ -82,15 +83,19 @@ def probability_band(class_names: Sequence[str]) -> int:
     return 2 if class_names[0].lower() in ("other", "background") else 1
 
 
-CHANGE_NODATA_VEIL = (160, 160, 160, 110)  # r, g, b, alpha
+# r, g, b, alpha: opaque, as QGIS 3.22 draws a see-through no-data colour wrong (160, 160, 160, 110 came out
+# as 49, 49, 49 over white: not premultiplied)
+CHANGE_NODATA_GREY = (215, 215, 215, 255)
 
 
 def change_qml(dates: Sequence[dt.date] = (), followed: str | None = None) -> str:
     """New in red, removed in blue, each named with the class ``followed`` ("new maize": a crop map's change
     follows one of its classes); none transparent; nodata (no change could be seen: beyond a period's data, or
-    white on all its dates) a light grey veil, so that it is not read as 'nothing changed'."""
-    return _document(_paletted([(code, f"{label} {followed}" if followed else label, rgba)
-                                for code, label, rgba in CHANGE_PALETTE], CHANGE_NODATA_VEIL), dates)
+    white on all its dates) light grey, so that it is not read as 'nothing changed'."""
+    # "no change" is in the palette, see-through: a value without an entry is drawn in the no-data colour
+    return _document(_paletted([(0, "no change", (0, 0, 0, 0)), *((code, f"{label} {followed}" if followed else label,
+                                                                   rgba) for code, label, rgba in CHANGE_PALETTE)],
+                               CHANGE_NODATA_GREY), dates)
 
 
 def probability_qml(dates: Sequence[dt.date] = (), band: int = 1) -> str:

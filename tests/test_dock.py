@@ -162,8 +162,9 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     assert root.findLayer(project.mapLayersByName("local classes 2019")[0].id()).isVisible()
     assert not root.findLayer(project.mapLayersByName("local probability 2019")[0].id()).isVisible()
     change = project.mapLayersByName("local change 2016-2019")[0]
-    assert [(c.label, c.color.name()) for c in change.renderer().classes()] == [("new", "#e61414"),
-                                                                              ("removed", "#1e50e6")]
+    assert [(c.label, c.color.name(), c.color.alpha()) for c in change.renderer().classes()] == [
+        ("no change", "#000000", 0), ("new", "#e61414", 255), ("removed", "#1e50e6", 255)]
+    assert change.renderer().nodataColor().getRgb() == (215, 215, 215, 255)  # not seen: grey, not 'no change'
     lines = project.mapLayersByName("local new and removed lines 2016-2019")[0]
     summary = json.loads(Path(change.source()).with_suffix(".json").read_text())
     assert lines.featureCount() == summary["lines"]["new"] + summary["lines"]["removed"]
