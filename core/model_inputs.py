@@ -21,7 +21,7 @@ import numpy as np
 from .true_colour import (
     TCI_SATURATION,
     TRUE_COLOUR_BANDS,
-    centre_window,
+    centre_samples,
     read_reflectance_as_true_colour,
     reflectance_per_value,
 )
@@ -130,15 +130,14 @@ def _blue_first(stack, bands: list[str], unnamed: list) -> list[str]:
     if bands != TRUE_COLOUR_BANDS or stack.band_count != 3:
         return []
     found = []
-    for index, raster in enumerate(stack.rasters):
-        if raster not in unnamed:
+    samples = centre_samples(stack, [raster in unnamed for raster in stack.rasters])
+    for raster, sample, dtype in zip(stack.rasters, samples, stack.date_dtypes()):
+        if sample is None or sample.size < 300:
             continue
-        values = stack.sample(centre_window(stack), [i == index for i in range(len(stack.rasters))]).reshape(3, -1)
-        if values.shape[1] < 100:
-            continue
+        values = sample.reshape(3, -1)
         first, third = np.percentile(values[0], 1), np.percentile(values[2], 1)
-        per_value = TCI_SATURATION / 255 if stack.date_dtypes()[index] == np.uint8 else reflectance_per_value(
-            stack.date_dtypes()[index], float(np.percentile(values, 99)))
+        per_value = TCI_SATURATION / 255 if dtype == np.uint8 else reflectance_per_value(
+            dtype, float(np.percentile(values, 99)))
         if first > BLUE_FIRST_RATIO * third and third * per_value < DARKEST_RED_BELOW and \
                 (first - third) * per_value >= BLUE_FIRST_BY:
             found.append((raster.name, first, third))

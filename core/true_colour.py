@@ -79,12 +79,14 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     dtype = next(dtype for dtype, chosen in zip(dtypes, reflectance) if chosen)
     declared = [scaling if chosen else None for scaling, chosen in zip(stack.declared_scaling(), reflectance)]
     undeclared = [chosen and scaling is None for scaling, chosen in zip(declared, reflectance)]
-    raw = _centre_sample(stack, undeclared)  # the values of the dates that declare no scale, as they are
+    per_date = centre_samples(stack, reflectance)  # each read once
+    # the values of the dates that declare no scale, as they are
+    raw = np.concatenate([values for values, plain in zip(per_date, undeclared) if plain] or [np.zeros(0)])
     bright = float(np.percentile(raw, 99)) if raw.size else 0.0
     per_value = reflectance_per_value(dtype, bright)
     scalings = [None if not chosen else scaling or (per_value, 0.0) for scaling, chosen in zip(declared, reflectance)]
-    sample = np.concatenate([_centre_sample(stack, [i == index for i in range(len(scalings))]) * scale + offset
-                             for index, (scale, offset) in ((i, s) for i, s in enumerate(scalings) if s)])
+    sample = np.concatenate([values * scaling[0] + scaling[1] for values, scaling in zip(per_date, scalings)
+                             if scaling])
     bright_reflectance = float(np.percentile(sample, 99)) if sample.size else 0.0
     said = next((f" (x {scale:g} {'-' if offset < 0 else '+'} {abs(offset):g}, as the files declare)"
                  for scale, offset in filter(None, declared)), "")
@@ -126,7 +128,7 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
     return warnings
 
 
-def centre_window(stack) -> Window:
+def _centre_window(stack) -> Window:
     """The grid's centre window, ``SAMPLE_PX`` a side at most: where a stack's values are sampled."""
     size = min(SAMPLE_PX, stack.grid.width, stack.grid.height)
     return Window((stack.grid.width - size) // 2, (stack.grid.height - size) // 2, size, size)
@@ -134,7 +136,15 @@ def centre_window(stack) -> Window:
 
 def _centre_sample(stack, dates: list[bool]) -> np.ndarray:
     """The valid values ``[N]`` of the grid's centre window in the ``dates`` marked True (``RasterStack.sample``)."""
-    return stack.sample(centre_window(stack), dates)
+    return stack.sample(_centre_window(stack), dates)
+
+
+def centre_samples(stack, dates: list[bool]) -> list[np.ndarray | None]:
+    """Per date, the valid values ``[C * N]`` (band after band) of the grid's centre window, for the ``dates``
+    marked True; None for the others."""
+    window = _centre_window(stack)
+    return [stack.sample(window, [i == index for i in range(len(dates))]) if chosen else None
+            for index, chosen in enumerate(dates)]
 
 
 def _offset_words(darkest: float, order: str, cost: str) -> str:
