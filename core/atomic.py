@@ -101,7 +101,7 @@ class _FolderLock:
             try:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                if not self._remove_if_stale():
+                if not _remove_if_stale(self.path):
                     raise OutputError(f"another TimeSeg run is writing into {folder}: wait for it to finish "
                                       "or choose another folder") from None
                 continue
@@ -112,38 +112,39 @@ class _FolderLock:
             return
         raise OutputError(f"cannot lock {folder}: remove {self.path} if no TimeSeg run is writing there")
 
-    def _remove_if_stale(self) -> bool:
-        """Remove the lock of a run whose process is gone (killed: SIGKILL, or SIGTERM where no handler cleans
-        up, as in ``qgis_process``), with the partial files it left; -> whether it was stale.
-
-        Two runs that find one stale lock at once: each moves it aside under a name of its own (one rename
-        succeeds), and one that moved a lock another run had just made gives it back (unlinked by name, the
-        second run removed the first one's new lock, and both wrote into the folder)."""
-        try:
-            content = self.path.read_text()
-            pid, run = content.split()[:2]
-            pid = int(pid)
-        except (OSError, ValueError):
-            return False  # being written this instant, or not ours: treat as busy
-        if pid == os.getpid() or _process_alive(pid):
-            return False
-        aside = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}-{secrets.token_hex(4)}.stale")
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return True  # another run moved it first: the next O_EXCL decides between us
-        if aside.read_text() != content:  # a lock made since by the run that took over: its own again
-            with contextlib.suppress(FileExistsError):
-                os.link(aside, self.path)
-            aside.unlink(missing_ok=True)
-            return False
-        for leftover in self.path.parent.glob(f".*.{run}{PARTIAL_SUFFIX}*"):
-            leftover.unlink(missing_ok=True)
-        aside.unlink(missing_ok=True)
-        return True
-
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _remove_if_stale(lock: Path) -> bool:
+    """Remove the lock of a run whose process is gone (killed: SIGKILL, or SIGTERM where no handler cleans
+    up, as in ``qgis_process``), with the partial files it left; -> whether it was stale.
+
+    Two runs that find one stale lock at once: each moves it aside under a name of its own (one rename
+    succeeds), and one that moved a lock another run had just made gives it back (unlinked by name, the
+    second run removed the first one's new lock, and both wrote into the folder)."""
+    try:
+        content = lock.read_text()
+        pid, run = content.split()[:2]
+        pid = int(pid)
+    except (OSError, ValueError):
+        return False  # being written this instant, or not ours: treat as busy
+    if pid == os.getpid() or _process_alive(pid):
+        return False
+    aside = lock.with_name(f"{LOCK_NAME}.{os.getpid()}-{secrets.token_hex(4)}.stale")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return True  # another run moved it first: the next O_EXCL decides between us
+    if aside.read_text() != content:  # a lock made since by the run that took over: its own again
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, lock)
+        aside.unlink(missing_ok=True)
+        return False
+    for leftover in lock.parent.glob(f".*.{run}{PARTIAL_SUFFIX}*"):
+        leftover.unlink(missing_ok=True)
+    aside.unlink(missing_ok=True)
+    return True
 
 
 def remove_stale_locks(folder: Path) -> None:
@@ -151,9 +152,7 @@ def remove_stale_locks(folder: Path) -> None:
     rerun would remove): the local workers of a batch stopped mid-task leave them."""
     for lock in Path(folder).rglob(LOCK_NAME):
         with contextlib.suppress(OSError):
-            holder = _FolderLock.__new__(_FolderLock)
-            holder.path = lock
-            holder._remove_if_stale()
+            _remove_if_stale(lock)
 
 
 @contextlib.contextmanager
