@@ -706,7 +706,7 @@ def test_the_empty_output_field_names_where_runs_go(dock, tmp_path):
         temporary = Path(tempfile.gettempdir()) / name
         assert field.lineEdit().placeholderText() == "a temporary folder"
         assert field.toolTip().endswith(f"\nEmpty: {temporary}, a temporary folder (many systems empty it at "
-                                        "restart): save the project or choose a folder")
+                                        "restart): saving the project moves the results beside it")
     assert dock.options.output_folder().parent == Path(tempfile.gettempdir()) / "timeseg_results"
     try:
         project.setFileName(str(tmp_path / "place" / "area.qgz"))
@@ -822,6 +822,12 @@ def test_a_rerun_replaces_its_results_and_leaves_the_analysts_own_group_of_that_
     dock.controls.run_button.click()
     wait_for(dock)
     assert project.mapLayer(kept.id()) is not None and len(project.mapLayersByName("local classes 2019")) == 1
+    # a result layer the analyst renamed is theirs: the next rerun adds its own beside it
+    renamed = project.mapLayersByName("local classes 2019")[0]
+    renamed.setName("classes 2019 as sent to the client")
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert project.mapLayer(renamed.id()) is renamed and len(project.mapLayersByName("local classes 2019")) == 1
 
 
 def test_a_run_whose_project_was_closed_adds_nothing_to_the_next_one(dock):
@@ -1071,3 +1077,57 @@ def test_a_run_and_a_comparison_started_together_write_into_folders_of_their_own
     [compared] = (tmp_path / "results").glob("run_*/change_local-classes-2016_local-classes-2019.tif")
     runs = sorted((tmp_path / "results").glob("run_*/2019/classes.tif"))
     assert len(runs) == 2 and compared.parent not in {run.parent.parent for run in runs}
+
+
+def test_results_and_models_in_the_temporary_folder_move_beside_the_project_once_it_is_saved(dock, tmp_path,
+                                                                                              monkeypatch,
+                                                                                              local_model):
+    """A project never saved writes to the temporary folder, which many systems empty at restart: saving it
+    moves the runs its layers read and the models trained in it beside the project file, the layers (names,
+    styles) read the moved files, and the project file saved says so."""
+    import shutil
+    import tempfile
+
+    from qgis.core import QgsRasterLayer
+
+    dock, layers = dock
+    system_temporary = tmp_path / "system_tmp"
+    system_temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temporary))
+    project = QgsProject.instance()
+    dock.options.output_widget.setFilePath("")
+    tick_all(dock, [layer for layer in layers if "2019" in layer.name()])
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert dock.controls.progress.value() == 100, dock.controls.status_label.text()
+    classes = project.mapLayersByName("local classes 2019")[0]
+    run = Path(classes.source()).parents[1]
+    assert run.parent == system_temporary / "timeseg_results"
+    renderer = classes.renderer().type()
+    trained = system_temporary / "timeseg_models" / "roads_mine.onnx"
+    trained.parent.mkdir()
+    shutil.copy(local_model, trained)
+    (system_temporary / "timeseg_models" / "roads_mine.pt").write_bytes(b"checkpoint")
+    (system_temporary / "timeseg_models" / "roads_mine_other.onnx").write_bytes(b"another model")
+    dock.model_panel.offer_model(trained)
+
+    saved = tmp_path / "place" / "area.qgz"
+    saved.parent.mkdir()
+    assert project.write(str(saved))
+    for _ in range(20):  # the second save waits for the event loop
+        QgsApplication.processEvents()
+    beside = tmp_path / "place" / "timeseg_results" / run.name
+    assert not run.exists() and beside.is_dir()
+    assert Path(classes.source()) == beside / "2019" / "classes.tif" and classes.isValid()
+    assert classes.name() == "local classes 2019" and classes.renderer().type() == renderer
+    assert any("Moved 1 run folder and 1 trained model from the temporary folder to " in m
+               for m in dock.iface.messageBar().get_messages(0))
+    assert str(beside) in dock.controls.status_label.text() and dock.last_output == beside
+    models = tmp_path / "place" / "timeseg_models"
+    assert sorted(p.name for p in models.iterdir()) == ["roads_mine.onnx", "roads_mine.pt"]
+    assert (system_temporary / "timeseg_models" / "roads_mine_other.onnx").is_file()  # not this model's
+    assert dock.model_panel.path == models / "roads_mine.onnx"
+    assert project.read(str(saved))  # the project saved again reads the moved maps
+    reread = project.mapLayersByName("local classes 2019")[0]
+    assert Path(reread.source()) == beside / "2019" / "classes.tif" and reread.isValid()
+    assert isinstance(reread, QgsRasterLayer)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.gui import QgsDockWidget
-from qgis.PyQt.QtCore import Qt, QUrl
+from qgis.PyQt.QtCore import Qt, QTimer, QUrl
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import (
     QFileDialog,
@@ -29,12 +29,13 @@ from .compare_panel import ComparePanel
 from .dependencies import missing_dependency_message
 from .layer_table import PRODUCT_PROPERTY, LayerTable
 from .model_panel import ModelPanel
-from .options_panel import OptionsPanel
+from .options_panel import RESULTS_FOLDER, OptionsPanel
 from .results import add_change_layers, add_period_layers, change_message, hide_earlier_results, plain_lines
 from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
 from .task_controls import TaskControls
-from .train_panel import TrainPanel
+from .temporary_results import move_beside_project
+from .train_panel import MODELS_FOLDER, TrainPanel
 from .wrapping_label import WrappingLabel
 
 LOG_TAG = "TimeSeg"
@@ -135,6 +136,7 @@ class TimeSegDock(QgsDockWidget):
         self.project_generation = 0  # a new or another project: a run of the one before adds nothing to it
         self.project.cleared.connect(self._project_changed)
         self.project.readProject.connect(self._project_changed)
+        self.project.projectSaved.connect(self._keep_temporary_results)
         self.check_dependencies()
         self.model_panel.load_model()
 
@@ -369,6 +371,31 @@ class TimeSegDock(QgsDockWidget):
             self.open_folder_button.setEnabled(False)
             self.last_output = None
         self.update_warnings()  # what the project's ticked layers lack (a file deleted since) is said at once
+
+    def _keep_temporary_results(self) -> None:
+        """Once the project has a file: the results and models written to the temporary folder before are moved
+        beside it, and the project saved again with their new paths."""
+        moved = move_beside_project(self.project, RESULTS_FOLDER, MODELS_FOLDER, self.model_panel.trained)
+        for old, new in moved.models.items():
+            self.model_panel.model_moved(old, new)
+        status = self.controls.status_label.text()
+        for old, new in [*moved.folders.items(), *moved.models.items()]:
+            status = status.replace(str(old), str(new))
+            if self.last_output == old:
+                self.last_output = new
+        self.controls.status_label.setText(status)
+        if moved.folders or moved.models:
+            where = ", ".join(sorted({str(p.parent) for p in [*moved.folders.values(), *moved.models.values()]}))
+            message = self.tr("Moved {} from the temporary folder to {}; the project was saved again with their "
+                              "new paths").format(moved.words(), where)
+            log(message)
+            self.iface.messageBar().pushMessage("TimeSeg", message, Qgis.Info, 10)
+            QTimer.singleShot(0, self.project.write)  # not inside the save that called this
+        if moved.failed:
+            message = self.tr("Could not move from the temporary folder (many systems empty it at restart): {}. "
+                              "Copy them beside the project yourself").format("; ".join(moved.failed))
+            log(message, Qgis.Warning)
+            self.iface.messageBar().pushMessage("TimeSeg", message, Qgis.Warning, 0)
 
     def on_task_finished(self, outcome: TaskOutcome, generation: int | None = None) -> None:
         self.task = None

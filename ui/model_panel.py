@@ -25,6 +25,7 @@ class ModelPanel(QGroupBox):
         super().__init__(parent)
         self.setTitle(self.tr("Model"))
         self.card = None
+        self.trained: list[Path] = []  # models trained in this session, as offered
         column = QVBoxLayout(self)
         self.shipped_combo = QComboBox()
         self.shipped_combo.setToolTip(self.tr("Models that come with TimeSeg, and those trained in this session"))
@@ -63,6 +64,8 @@ class ModelPanel(QGroupBox):
         """A model trained in the Train panel joins the chooser; chosen, ready to run, unless it
         scored below the model it started from (``choose`` False)."""
         key = str(Path(path).resolve())
+        if Path(key) not in self.trained:
+            self.trained.append(Path(key))
         if self.shipped_combo.findData(key) < 0:
             self.shipped_combo.insertItem(self.shipped_combo.count() - 1, self.tr("Trained: {}").format(
                 Path(path).stem), key)
@@ -70,6 +73,16 @@ class ModelPanel(QGroupBox):
             self.load_model()
         elif choose:
             self.model_widget.setFilePath(key)
+
+    def model_moved(self, old: Path, new: Path) -> None:
+        """A trained model moved (beside the project once it is saved): the chooser and the chosen path follow."""
+        self.trained = [new if p == old else p for p in self.trained]
+        index = self.shipped_combo.findData(str(old))
+        if index >= 0:
+            self.shipped_combo.setItemData(index, str(new))
+            self.shipped_combo.setItemText(index, self.tr("Trained: {}").format(new.stem))
+        if self.model_widget.filePath() and Path(self.model_widget.filePath()).resolve() == old:
+            self.model_widget.setFilePath(str(new))
 
     def load_model(self, path: str | None = None) -> None:
         path = self.model_widget.filePath() if path is None else path

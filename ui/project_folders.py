@@ -10,9 +10,14 @@ from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QCoreApplication
 
 
+def temporary_folder() -> Path:
+    """Where an unsaved project's results go (``ui.temporary_results`` moves them once it is saved)."""
+    return Path(tempfile.gettempdir())
+
+
 def default_folder(project: QgsProject, name: str) -> Path:
     """``<project's folder>/<name>``, or ``<temporary folder>/<name>`` for a project never saved."""
-    base = Path(project.fileName()).parent if project.fileName() else Path(tempfile.gettempdir())
+    base = Path(project.fileName()).parent if project.fileName() else temporary_folder()
     return base / name
 
 
@@ -26,4 +31,4 @@ def default_folder_words(project: QgsProject, name: str) -> tuple[str, str]:
                 QCoreApplication.translate("TimeSeg", "Empty: {}").format(folder))
     return (QCoreApplication.translate("TimeSeg", "a temporary folder"),
             QCoreApplication.translate("TimeSeg", "Empty: {}, a temporary folder (many systems empty it at restart): "
-                                                  "save the project or choose a folder").format(folder))
+                                                  "saving the project moves the results beside it").format(folder))

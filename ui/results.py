@@ -30,6 +30,7 @@ from .segmentation_task import PeriodResult
 LINE_COLOURS = {"new": "230,20,20", "removed": "30,80,230"}
 RESULT_GROUP = "timeseg/results"  # a custom property of the layer tree groups that hold TimeSeg's results
 RESULT_LAYER = "timeseg/result"  # and of the layers TimeSeg added to them
+GIVEN_NAME = "timeseg/name"  # the name TimeSeg gave a layer: renamed since, it is the analyst's to keep
 
 
 def plain_lines(lines: list[str]) -> list[str]:
@@ -57,12 +58,12 @@ def hide_earlier_results(project: QgsProject) -> None:
 def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
     """An empty group ``name`` at the top of the layer tree. An earlier result group of that name loses the
     layers TimeSeg added to it (a rerun replaces its results), and goes once empty; the analyst's own groups
-    and layers, whatever their names, are never touched."""
+    and layers, whatever their names, are never touched, nor a result layer the analyst renamed."""
     root = project.layerTreeRoot()
     # at the top of the tree only: a result group the analyst moved into a group of theirs is theirs to keep
     for earlier in [g for g in root.findGroups(False) if g.name() == name and g.customProperty(RESULT_GROUP)]:
         project.removeMapLayers([node.layerId() for node in earlier.findLayers()
-                                 if node.layer() is not None and _made_by_timeseg(node.layer())])
+                                 if node.layer() is not None and _replaced_by_a_rerun(node.layer())])
         if earlier.children():  # a layer of the analyst's was put there: the group stays, as theirs
             earlier.removeCustomProperty(RESULT_GROUP)
         else:
@@ -70,6 +71,11 @@ def _fresh_group(project: QgsProject, name: str) -> QgsLayerTreeGroup:
     group = root.insertGroup(0, name)
     group.setCustomProperty(RESULT_GROUP, True)
     return group
+
+
+def _replaced_by_a_rerun(layer) -> bool:
+    """A layer TimeSeg added and the analyst did not rename."""
+    return _made_by_timeseg(layer) and layer.customProperty(GIVEN_NAME, layer.name()) == layer.name()
 
 
 def _made_by_timeseg(layer) -> bool:
@@ -90,6 +96,7 @@ def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:
     if not layer.isValid():
         raise OSError(f"QGIS cannot open {layer.source()}")
     layer.setCustomProperty(RESULT_LAYER, True)
+    layer.setCustomProperty(GIVEN_NAME, layer.name())
     project.addMapLayer(layer, False)
     group.addLayer(layer)
 

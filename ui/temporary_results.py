@@ -1,0 +1,145 @@
+"""Results and trained models written to the temporary folder while the project had no file, moved beside the
+project once it is saved: many systems empty the temporary folder at restart, and the saved project would
+then point at maps that are gone."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qgis.core import QgsDataProvider, QgsProject, QgsProviderRegistry
+
+from ..core.atomic import LOCK_NAME
+from .project_folders import default_folder, temporary_folder
+
+
+@dataclass
+class Moved:
+    """What one save moved (old -> new folder or model), and what it could not, with why."""
+
+    folders: dict[Path, Path] = field(default_factory=dict)
+    models: dict[Path, Path] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def words(self) -> str:
+        """``1 run folder and 2 trained models``."""
+        counts = [(len(self.folders), "run folder"), (len(self.models), "trained model")]
+        return " and ".join(f"{n} {what}{'s' if n > 1 else ''}" for n, what in counts if n)
+
+
+def layer_path(layer) -> Path | None:
+    """The file a layer reads (a GeoTIFF, a GeoPackage), or None for a source of no file."""
+    path = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path")
+    return Path(path) if path else None
+
+
+def run_folders_in_temporary(project: QgsProject, results_name: str) -> dict[Path, list]:
+    """The run folders under ``<temporary folder>/<results_name>`` that the project's layers read, with those
+    layers."""
+    base = temporary_folder() / results_name
+    folders: dict[Path, list] = {}
+    for layer in project.mapLayers().values():
+        path = layer_path(layer)
+        if path is None or not path.is_relative_to(base) or path.parent == base:
+            continue
+        folders.setdefault(base / path.relative_to(base).parts[0], []).append(layer)
+    return folders
+
+
+def move_folder(source: Path, target: Path) -> None:
+    """``source`` renamed to ``target`` (which must not exist), whole or not at all: across file systems it is
+    copied under a temporary name first, and the copy is removed if anything fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(source, target)
+        return
+    except OSError as error:
+        if error.errno != errno.EXDEV:  # another file system: copied below
+            raise
+    partial = target.with_name(f".{target.name}.moving")
+    try:
+        shutil.copytree(source, partial)
+        os.rename(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(source, ignore_errors=True)
+
+
+def free_name(path: Path) -> Path:
+    """``path``, or ``path_2``, ``path_3``... the first that does not exist (for a file, the number goes
+    before its first suffix)."""
+    stem, suffixes = path.name.split(".", 1)[0], path.name[len(path.name.split(".", 1)[0]):]
+    number = 1
+    while (candidate := path.with_name(f"{stem}_{number}{suffixes}" if number > 1 else path.name)).exists():
+        number += 1
+    return candidate
+
+
+def repoint(layer, old_folder: Path, new_folder: Path) -> None:
+    """The layer reads the same file at its new place, with its name, style and properties kept."""
+    registry = QgsProviderRegistry.instance()
+    parts = registry.decodeUri(layer.providerType(), layer.source())
+    parts["path"] = str(new_folder / Path(parts["path"]).relative_to(old_folder))
+    layer.setDataSource(registry.encodeUri(layer.providerType(), parts), layer.name(), layer.providerType(),
+                        QgsDataProvider.ProviderOptions())
+
+
+def model_files(model: Path) -> list[Path]:
+    """A trained model's files: the ``.onnx`` and the files beside it named after it (checkpoint, summary,
+    int8 and fp16 variants)."""
+    stem = model.name.removesuffix(".onnx")
+    return sorted(p for p in model.parent.glob(f"{stem}.*") if p.name.split(".")[0] == stem)
+
+
+def move_model(model: Path, target_folder: Path) -> Path:
+    """A trained model and its companion files into ``target_folder`` under one free name; the ``.onnx``'s
+    new path. Files already moved are put back if one fails."""
+    target = free_name(target_folder / model.name)
+    stem, new_stem = model.name.removesuffix(".onnx"), target.name.removesuffix(".onnx")
+    target_folder.mkdir(parents=True, exist_ok=True)
+    done: list[tuple[Path, Path]] = []
+    try:
+        for path in model_files(model):
+            destination = target_folder / (new_stem + path.name[len(stem):])
+            shutil.move(path, destination)
+            done.append((path, destination))
+    except BaseException:
+        for path, destination in reversed(done):
+            shutil.move(destination, path)
+        raise
+    return target
+
+
+def move_beside_project(project: QgsProject, results_name: str, models_name: str,
+                        trained_models: list[Path]) -> Moved:
+    """The run folders that the project's layers read in the temporary folder, and ``trained_models`` written
+    there, moved to ``<project's folder>/<results_name>`` and ``<models_name>``, their layers repointed. A run
+    folder a job still writes to (locked) stays for a later save."""
+    moved = Moved()
+    if not project.fileName():
+        return moved
+    for folder, layers in run_folders_in_temporary(project, results_name).items():
+        if not folder.is_dir() or any(folder.rglob(LOCK_NAME)):
+            continue
+        target = free_name(default_folder(project, results_name) / folder.name)
+        try:
+            move_folder(folder, target)
+        except OSError as error:
+            moved.failed.append(f"{folder}: {error.strerror or error}")
+            continue
+        for layer in layers:
+            repoint(layer, folder, target)
+        moved.folders[folder] = target
+    models_base = temporary_folder() / models_name
+    for model in trained_models:
+        if not model.is_file() or not model.is_relative_to(models_base):
+            continue
+        try:
+            moved.models[model] = move_model(model, default_folder(project, models_name))
+        except OSError as error:
+            moved.failed.append(f"{model}: {error.strerror or error}")
+    return moved
