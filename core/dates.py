@@ -28,15 +28,21 @@ def _valid_date(year: str, month: str, day: str) -> dt.date | None:
 
 def _name_dates(path: str | Path) -> list[tuple[dt.date, bool]]:
     """Each plausible YYYYMMDD (or YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD) in the file name, in order, and whether
-    a time follows it (``20210617T101031``)."""
-    name = Path(path).name
-    found = []
-    for match in _NAME_DATE.finditer(name):
-        year, _, month, day = match.groups()
-        date = _valid_date(year, month, day)
-        if date is not None:
-            found.append((date, name[match.end():match.end() + 1] == "T"))
-    return found
+    a time follows it (``20210617T101031``); for a member of an archive without one, in the archive's name
+    (``/vsizip//data/place_20190601.zip/tci.tif``)."""
+    from .definitions import archive_of
+
+    archive = archive_of(path)
+    for name in [Path(path).name, *([archive.name] if archive is not None else [])]:
+        found = []
+        for match in _NAME_DATE.finditer(name):
+            year, _, month, day = match.groups()
+            date = _valid_date(year, month, day)
+            if date is not None:
+                found.append((date, name[match.end():match.end() + 1] == "T"))
+        if found:
+            return found
+    return []
 
 
 def date_from_name(path: str | Path) -> dt.date | None:

@@ -83,6 +83,19 @@ def gdal_path(source: Path | str) -> Path:
     return Path(text)
 
 
+_BRACED_MEMBER = re.compile(r"^/vsi(?:zip|tar|7z|rar)/\{(.+?)\}(?:/.*)?$", re.IGNORECASE)
+
+
+def archive_of(source: Path | str) -> Path | None:
+    """The archive a member is read from (``/vsizip//data/a.zip/b.tif`` or its braces form: ``/data/a.zip``),
+    or None."""
+    text = str(source)
+    member = _BRACED_MEMBER.match(text) or _ARCHIVE_MEMBER.match(text)
+    if member is None:
+        return None
+    return Path(member.group(1) if member.re is _BRACED_MEMBER else member.group(2))
+
+
 def is_gdal_source(source: Path | str) -> bool:
     """A GDAL virtual path (``/vsizip/...``) or connection string (``GPKG:a.gpkg:table``), not a file's path."""
     text = str(source)

@@ -18,6 +18,10 @@ from timeseg.core.dates import date_from_name, date_from_tags
     ("mixed_2021-06_17.tif", None),  # one separator throughout, or none
     ("tile_123456789_20190231.tif", None),  # no 31st of February, no date in a long number
     ("image.tif", None),
+    ("/vsizip//data/place_20190601.zip/tci.tif", dt.date(2019, 6, 1)),  # a member without a date: its archive's
+    ("/vsizip/{/data/place_20190601.zip}/tci.tif", dt.date(2019, 6, 1)),
+    ("/vsizip//data/place_20190601.zip/tci_20190605.tif", dt.date(2019, 6, 5)),  # the member's own first
+    ("/vsizip//data/2019/place.zip/tci.tif", None),  # a folder's name is not the archive's
 ])
 def test_date_from_name(name, expected):
     assert date_from_name(name) == expected

@@ -890,11 +890,19 @@ def test_tables_and_zipped_rasters_run_web_maps_are_not_offered_one_file_twice_i
     table = QgsRasterLayer(f"GPKG:{gpkg}:june_20190601", "june_20190601")
     with zipfile.ZipFile(tmp_path / "download.zip", "w") as archive:
         archive.write(second, second.name)
+    with zipfile.ZipFile(tmp_path / "S2_20190611.zip", "w") as archive:
+        archive.write(second, "TCI.tif")
     zipped = QgsRasterLayer(f"/vsizip/{tmp_path / 'download.zip'}/{second.name}", "zipped")
+    dated_by_its_zip = QgsRasterLayer(f"/vsizip/{tmp_path / 'S2_20190611.zip'}/TCI.tif", "TCI")
     assert table.isValid() and zipped.isValid() and zipped.source().startswith("/vsizip//")
     copy = QgsRasterLayer(str(two_periods.tci_paths[2019][2]), "second copy")
-    QgsProject.instance().addMapLayers([xyz, table, zipped, copy])
-    assert dock.table.rowCount() == rows + 3  # not the web map
+    QgsProject.instance().addMapLayers([xyz, table, zipped, copy, dated_by_its_zip])
+    assert dock.table.rowCount() == rows + 4  # not the web map
+    def shown_date(layer):
+        return dock.table.cellWidget(dock.table.layer_ids().index(layer.id()), 1).date().toPyDate()
+
+    assert shown_date(dated_by_its_zip) == dt.date(2019, 6, 11)  # by its zip's name
+    assert shown_date(table) == dt.date(2019, 6, 1)  # by its table's name
     original = next(layer for layer in layers if layer.source() == copy.source())
     dock.table.set_all_checked(False)
     dock.table.set_checked(original.id())

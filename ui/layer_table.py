@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QDate, Qt, pyqtSignal
@@ -49,11 +48,13 @@ def is_timeseg_output(layer: QgsRasterLayer) -> bool:
 
 def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:
     from ..core.dates import date_from_name, detect_date
+    from ..core.definitions import gdal_path, is_gdal_source
 
-    path = Path(layer.source())
+    path = gdal_path(layer.source())
     try:
         # a name and tags that disagree: the table shows the date used, and the analyst can change it
-        return detect_date(path, []) if path.is_file() else date_from_name(layer.name())
+        readable = path.is_file() or is_gdal_source(layer.source())  # a file, a zip's member, a GeoPackage table
+        return (detect_date(path, []) if readable else None) or date_from_name(layer.name())
     except Exception:  # an unreadable source has no date; the user can type one
         return None
 
