@@ -49,12 +49,15 @@ def reflectance_per_value(dtype: np.dtype, bright: float) -> float:
     return 1.0
 
 
-def reflectance_words(dtype: np.dtype, per_value: float, declared: tuple[float, float] | None = None) -> str:
-    """How the rasters were read, for the run's warnings (``declared``: the scale and offset they declare)."""
+def reflectance_words(dtype: np.dtype, per_value: float, declared: tuple[float, float] | None = None,
+                      declaring: list[str] | None = None) -> str:
+    """How the rasters were read, for the run's warnings (``declared``: the scale and offset they declare;
+    ``declaring``: the dates that declare it, where the others do not)."""
     what = "reflectance x 10000 (Sentinel-2's digital numbers)" if per_value != 1.0 else "reflectance (0..1)"
     if declared is not None:
-        what = f"reflectance (value x {declared[0]:g} {'-' if declared[1] < 0 else '+'} {abs(declared[1]):g}, as " \
-               "they declare)"
+        as_declared = f"reflectance (value x {declared[0]:g} {'-' if declared[1] < 0 else '+'} {abs(declared[1]):g}, " \
+                      "as they declare)"
+        what = f"{what}, and {', '.join(declaring)} as {as_declared}" if declaring else as_declared
     return (f"the rasters hold {np.dtype(dtype).name} values, read as {what} of B04, B03, B02 and turned into "
             f"ESA's L1C true colour (reflectance 0..{TCI_SATURATION} -> 1..255): if they are not, give TCIs")
 
@@ -107,7 +110,9 @@ def read_reflectance_as_true_colour(stack, bands: list[str], input_dtype: str) -
                                   if dtype.kind in "iu" else "Percent (0..100)? Divide by 100. ")
                                + "True colour (0..255)? Give it as 8-bit (Byte)")
     first_declared = next(filter(None, declared), None)
-    warnings = [reflectance_words(dtype, per_value, first_declared if not any(undeclared) else None)]
+    declaring = [raster.name for raster, scaling in zip(stack.rasters, declared) if scaling] if any(undeclared) \
+        else None
+    warnings = [reflectance_words(dtype, per_value, first_declared, declaring)]
     if sample.size:  # a picture's darkest values stay far above land's, and its middle far above (a QA export: 0.10
         # to 0.12 and 0.23 to 0.33, against 0.04 to 0.07 and 0.08 to 0.13 for the real scenes' reflectance)
         darkest, middle = (float(np.percentile(sample, q)) for q in (1, 50))

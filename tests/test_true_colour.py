@@ -202,6 +202,14 @@ def test_a_scale_and_offset_the_bands_declare_are_read(tmp_path):
     segment(SegmentRequest([DatedRaster(plain, DATE)], ROADS, tmp_path / "b", device="cpu", precision="fp32"))
     with rasterio.open(tmp_path / "a" / "classes.tif") as a, rasterio.open(tmp_path / "b" / "classes.tif") as b:
         assert np.array_equal(a.read(), b.read())
+    # a series of both: each date read as it is, and the words say which is which (they said x 10000 for all)
+    import datetime as dt
+
+    mixed = segment(SegmentRequest([DatedRaster(plain, DATE), DatedRaster(declared, DATE + dt.timedelta(days=5))],
+                                   ROADS, tmp_path / "d", device="cpu", precision="fp32")).warnings
+    assert mixed[0].startswith("the rasters hold uint16 values, read as reflectance x 10000 (Sentinel-2's digital "
+                               "numbers), and declared.tif as reflectance (value x 0.0001 - 0.1, as they declare) of "
+                               "B04, B03, B02"), mixed
     with pytest.raises(RasterStackError, match=r"^the rasters hold uint16 values up to [0-9.]+ as reflectance \(x "
                                                r"0.025 \+ 0, as the files declare\) \(99th percentile\), too bright"):
         segment(SegmentRequest([DatedRaster(picture, DATE)], ROADS, tmp_path / "c", device="cpu"))
