@@ -29,9 +29,9 @@ METRES_PER_DEGREE = 111_320.0  # along a meridian, and along the equator
 
 
 def lossy_storage(dataset) -> str:
-    """How an open rasterio ``dataset`` is stored with lossy compression ("JPEG", "JPEG 2000", "WebP"), or "":
-    a JPEG or WebP file or TIFF, a JPEG 2000 file not compressed reversibly (ESA's are), a GeoPackage of JPEG or
-    WebP tiles (GDAL's default for opaque tiles)."""
+    """How an open rasterio ``dataset`` is stored with lossy compression ("JPEG", "JPEG 2000", "WebP", "PNG of
+    256 colours"), or "": a JPEG or WebP file or TIFF, a JPEG 2000 file not compressed reversibly (ESA's are), a
+    GeoPackage of JPEG or WebP tiles (GDAL's default for opaque tiles) or of colour-quantised PNG tiles (PNG8)."""
     reversibility = dataset.tags(ns="IMAGE_STRUCTURE").get("COMPRESSION_REVERSIBILITY")
     if reversibility == "LOSSLESS":  # WebP and JPEG 2000 can be either; GDAL says which
         return ""
@@ -45,8 +45,8 @@ def lossy_storage(dataset) -> str:
 
 
 def _geopackage_tiles(source: str) -> str:
-    """"JPEG" or "WebP" when a GeoPackage's raster tiles (a few of each tile table; of its table, for
-    ``GPKG:file:table``) are stored so, else ""."""
+    """"JPEG", "WebP" or "PNG of 256 colours" when a GeoPackage's raster tiles (a few of each tile table; of its
+    table, for ``GPKG:file:table``) are stored so, else ""."""
     import sqlite3
 
     path, table = source, None
@@ -56,13 +56,17 @@ def _geopackage_tiles(source: str) -> str:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as database:
             tables = [row[0] for row in database.execute(
                 "SELECT table_name FROM gpkg_contents WHERE data_type = 'tiles'") if table in (None, row[0])]
-            starts = [bytes(row[0][:12]) for table in tables for row in database.execute(
+            starts = [bytes(row[0][:26]) for table in tables for row in database.execute(
                 f'SELECT tile_data FROM "{table.replace(chr(34), chr(34) * 2)}" LIMIT 8') if row[0]]
     except sqlite3.Error:
         return ""
     if any(start.startswith(b"\xff\xd8") for start in starts):
         return "JPEG"
-    return "WebP" if any(start[:4] == b"RIFF" and start[8:12] == b"WEBP" for start in starts) else ""
+    if any(start[:4] == b"RIFF" and start[8:12] == b"WEBP" for start in starts):
+        return "WebP"
+    # a PNG whose header (IHDR) says colour type 3: a palette of at most 256 colours for the three bands
+    return "PNG of 256 colours" if any(start[:8] == b"\x89PNG\r\n\x1a\n" and len(start) > 25 and start[25] == 3
+                                       for start in starts) else ""
 
 
 class RasterStackError(ValueError):

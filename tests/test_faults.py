@@ -909,7 +909,8 @@ def test_a_jpeg_compressed_date_is_said_to_blur_roads(ws, capsys):
 
 def test_lossy_jpeg_2000_and_geopackage_tiles_are_told_from_lossless_ones(ws, tmp_path):
     """A JPEG 2000 not compressed reversibly and a GeoPackage of JPEG tiles (GDAL's defaults for both) are lossy
-    (a QA run: road IoU 0.93 and 0.72 against the lossless file, without a word); their lossless forms are not."""
+    (a QA run: road IoU 0.93 and 0.72 against the lossless file, without a word), and one of colour-quantised PNG
+    tiles (PNG8: IoU 0.84); their lossless forms are not."""
     from osgeo import gdal
 
     from timeseg.core.raster_stack import lossy_storage
@@ -926,9 +927,15 @@ def test_lossy_jpeg_2000_and_geopackage_tiles_are_told_from_lossless_ones(ws, tm
         assert gdal.Translate(str(tmp_path / name), source, format=driver, creationOptions=options) is not None
         with rasterio.open(tmp_path / name) as dataset:
             found[name] = lossy_storage(dataset)
+    # GDAL quantises the tiles that the image fills (its edge tiles, partly transparent, stay RGBA): 600 px
+    assert gdal.Translate(str(tmp_path / "png8.gpkg"), source, format="GPKG", width=600, height=600,
+                          creationOptions=["TILE_FORMAT=PNG8"]) is not None
+    with rasterio.open(tmp_path / "png8.gpkg") as dataset:
+        found["png8.gpkg"] = lossy_storage(dataset)
     with rasterio.open(f"GPKG:{tmp_path / 'jpeg.gpkg'}:jpeg") as table:  # a table named, as GDAL names it
         found["GPKG:jpeg.gpkg:jpeg"] = lossy_storage(table)
     assert found == {"lossy.jp2": "JPEG 2000", "lossless.jp2": "", "jpeg.gpkg": "JPEG", "png.gpkg": "",
+                     "png8.gpkg": "PNG of 256 colours",
                      "jpeg.tif": "JPEG", "deflate.tif": "", "lossless_webp.tif": "", "lossy_webp.tif": "WebP",
                      "GPKG:jpeg.gpkg:jpeg": "JPEG"}
 
