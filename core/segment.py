@@ -371,6 +371,19 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
     if problems:
         raise SegmentError(problems)
     model = model or load_model(request.model_path, request.device, request.threads, request.precision)
+    try:
+        return _segment(request, outputs, model)
+    except _LogitsFoundLate:  # the tiles written before were raw logits: all again, each read as logits
+        log.info("the model gave logits only after the first tiles were written: the maps are made again")
+        return _segment(request, outputs, model)
+
+
+class _LogitsFoundLate(Exception):
+    """A one-date network gave values beyond 0..1 only after tiles read as probabilities were written."""
+
+
+def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedModel) -> SegmentResult:
+    """``segment`` with its model loaded."""
     card = model.card
     rasters, too_few, left_out = _selected_dates(request, card)
     report = request.progress or (lambda fraction, message: None)
@@ -497,7 +510,10 @@ def segment(request: SegmentRequest, outputs: OutputSet | None = None,
                         probe = tiles[:: max(1, len(tiles) // LOGIT_PROBE_TILES)][:LOGIT_PROBE_TILES]
                         model.run(read(probe)[0])
                         seen[:] = counted_before
+                    logits_known = model.gives_logits.is_set()
                     run_pipeline(batches, read, infer, write, request.cancelled, workers=model.runs_at_once)
+                    if model.single_date and not logits_known and model.gives_logits.is_set():
+                        raise _LogitsFoundLate  # the outputs are removed (or rewritten by the next try)
                 with ThreadPoolExecutor(2, "finish") as finishing:  # the model is done: the cores close both at once
                     list(finishing.map(GeoTiffWriter.finish, (probability, classes)))
             run_outputs.write_text(style_path(probability_path),

@@ -142,6 +142,30 @@ def test_a_deepness_model_that_gives_logits_is_read_through_a_softmax(small_scen
     assert np.allclose(left, 1 / (1 + np.exp(-3 * 25 / 255)), atol=2e-3)  # logit 0.29 (bf16 on AMX CPUs)
 
 
+def test_logits_the_first_tiles_do_not_show_remake_the_whole_map(small_scene, tmp_path, monkeypatch):
+    """Logits beyond 0..1 in a tile that the first look misses (a QA's bright 20 px patch: the map was raw logits
+    above it and probabilities below, a seam): the maps are made again, every tile read as logits."""
+    from timeseg.core import segment
+
+    with rasterio.open(small_scene.tci_paths[2016][-1]) as source:
+        profile = source.profile
+    profile.update(width=512, height=64, count=3)
+    patch = tmp_path / "patch_20160901.tif"
+    with rasterio.open(patch, "w", **profile) as dataset:
+        values = np.full((3, 64, 512), 25, np.uint8)
+        values[:, 20:40, 480:500] = 255  # in the last tiles only
+        dataset.write(values)
+    monkeypatch.setattr(segment, "LOGIT_PROBE_TILES", 1)  # the first tile alone is looked at before writing
+    one = deepness_model(tmp_path / "one.onnx", np.ones((1, 3), np.float32), np.zeros(1, np.float32),
+                         {"0": "bright"}, "Identity", standardization_mean=[0.0] * 3, standardization_std=[1.0] * 3)
+    assert main(["segment", "--model", str(one), "--output", str(tmp_path / "one"), "--precision", "fp32",
+                 str(patch)]) == 0
+    with rasterio.open(tmp_path / "one" / "probability.tif") as probability:
+        p = probability.read(1)
+    assert np.allclose(p[:, :400], 1 / (1 + np.exp(-3 * 25 / 255)), atol=1e-5)  # not the raw 0.294
+    assert np.allclose(p[25:35, 485:495], 1 / (1 + np.exp(-3.0)), atol=1e-5)
+
+
 def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tmp_path, capsys):
     rasters = [str(p) for p in small_scene.tci_paths[2019]]
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), "--tile-size", "128",
