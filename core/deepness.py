@@ -5,8 +5,8 @@ values divided by 255, then standardised) and gives class probabilities ``[batch
 height, width]`` (one channel: P(the class)). Its ``metadata_props`` hold JSON values:
 ``model_type`` ``Segmentor``, ``class_names`` (``{"0": "background", "1": "field"}``),
 ``resolution`` in centimetres per pixel, ``tile_size`` (or ``tiles_size``), ``tiles_overlap``
-in percent, ``standardization_mean``/``standardization_std``, ``seg_thresh``. This module turns
-that into a TimeSeg ``ModelCard``; ``runtime.LoadedModel`` feeds the network one date at a time.
+in percent, ``standardization_mean``/``standardization_std``, ``seg_thresh``, ``seg_small_segment``.
+This module turns that into a TimeSeg ``ModelCard``; ``runtime.LoadedModel`` feeds the network one date at a time.
 """
 
 from __future__ import annotations
@@ -109,9 +109,13 @@ def deepness_card(metadata: dict[str, str], input_shape: list, output_shape: lis
         raise ModelCardError(f"Deepness class_names lists {len(class_names)} classes, the network gives "
                              f"{output_channels} channel{'s' * (output_channels != 1)}: fix the model's metadata")
     resolution, threshold = _number(metadata, "resolution", 0.0), _number(metadata, "seg_thresh", 0.5)
-    if resolution < 0 or not 0 < threshold < 1 or not 0 <= overlap_percent < 100:
-        raise ModelCardError("Deepness resolution must be 0 or more centimetres, seg_thresh between 0 and 1 and "
-                             "tiles_overlap from 0 to 99 %: fix the model's metadata")
+    small_segment = _number(metadata, "seg_small_segment", 0.0)
+    if resolution < 0 or not 0 < threshold < 1 or not 0 <= overlap_percent < 100 or small_segment < 0:
+        raise ModelCardError("Deepness resolution must be 0 or more centimetres, seg_thresh between 0 and 1, "
+                             "tiles_overlap from 0 to 99 % and seg_small_segment 0 or more pixels: fix the model's "
+                             "metadata")
+    if output_channels == 2:  # two softmax channels: Deepness drops each below seg_thresh, then takes the larger,
+        threshold = max(threshold, 0.5)  # so the class is P >= seg_thresh and above the background's 1 - P
     return ModelCard(
         architecture=ARCHITECTURE,
         class_names=class_names,
@@ -127,6 +131,9 @@ def deepness_card(metadata: dict[str, str], input_shape: list, output_shape: lis
         standardization_std=[float(v) for v in std] if std is not None else None,
         input_dtype="uint8",
         dynamic_time=False,
+        deepness_classes=True,
+        # Deepness's median filter is odd-sized: seg_small_segment 4 filters over 5 pixels, 0 and 1 not at all
+        class_median_px=int(small_segment // 2) * 2 + 1 if small_segment >= 2 else 0,
         trained_on="a Deepness model (one date)",
         description=doc or "Deepness segmentation model",
     )

@@ -65,11 +65,20 @@ class ModelCard:
     # model learnt to pass over (the crop model: an opaque cloud's reflectance); None: 0
     no_data_value: list[float] | None = None
     one_year: bool = False  # the model reads one calendar year's dates (the crop model: a season from January)
+    # Deepness's class rule: classes below ``threshold`` are dropped before the likeliest is taken (none left:
+    # class 0), and the class map goes through a median filter of ``class_median_px`` pixels (seg_small_segment)
+    deepness_classes: bool = False
+    class_median_px: int = 0
 
     @property
     def is_binary(self) -> bool:
         """Two classes (background, target): the output is one channel, P(target)."""
         return len(self.class_names) == 2
+
+    @property
+    def takes_threshold(self) -> bool:
+        """The class map depends on ``threshold``: two classes, or a Deepness model's (``deepness_classes``)."""
+        return self.is_binary or self.deepness_classes
 
     @property
     def output_channels(self) -> int:
@@ -143,6 +152,9 @@ def card_problem(values: dict[str, Any]) -> str | None:
     fill = values.get("no_data_value")
     if fill is not None and not (isinstance(fill, list) and len(fill) == len(bands) and all(map(_is_number, fill))):
         return "no_data_value must give one number per band"
+    median = values.get("class_median_px", 0)
+    if not isinstance(median, int) or isinstance(median, bool) or median < 0:
+        return "class_median_px must be a whole number of pixels, 0 or more"
     overlap = values.get("tiles_overlap")
     if not isinstance(overlap, int) or not 0 <= overlap < values["tile_size"]:
         return "tiles_overlap must be a whole number of pixels below tile_size"

@@ -28,6 +28,7 @@ from rasterio.windows import Window
 from .area import AreaError, parse_area
 from .atomic import OutputSet
 from .blending import StreamingBlender
+from .class_map import ClassRows, class_labels
 from .definitions import (
     CLASSES_NAME,
     DATE_SELECTIONS,
@@ -392,7 +393,7 @@ def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedMo
     with RasterStack(rasters, _reference_index(rasters, request.reference_path)) as stack:
         warnings, problems = _prepare_stack(stack, card, request.aoi, request.aoi_crs)
         warnings = [*request.input_warnings, *left_out, *warnings]
-        if request.threshold is not None and not card.is_binary:  # the likeliest class is the map: nothing to cut
+        if request.threshold is not None and not card.takes_threshold:  # the likeliest class: nothing to cut
             warnings.append(f"the threshold applies to models of two classes; this one maps the likeliest of "
                             f"{len(card.class_names)}, so it was not used")
         problems = _model_problems(request, model, stack) + problems + too_few
@@ -488,17 +489,20 @@ def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedMo
                               descriptions=["class"], colours=class_colours(card.class_names),
                               tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates),
                                     OUTPUT_TAG: "classes", **made_by,
-                                    **({THRESHOLD_TAG: f"{threshold:g}"} if card.is_binary else {})},
+                                    **({THRESHOLD_TAG: f"{threshold:g}"} if card.takes_threshold else {})},
                               band_tags={f"CLASS_{code}": name for code, name in enumerate(card.class_names)},
                               compress_threads=compress_threads) as classes,
             ):
+
+                class_rows = ClassRows(lambda row, labels: classes.write(
+                    labels[None], Window(0, row, labels.shape[1], len(labels))), card.class_median_px, grid.height)
 
                 def write(batch: list[Tile], result: tuple[np.ndarray, list[np.ndarray]]) -> None:
                     predictions, valid = result
                     run[0] += sum(bool(tile_valid.any()) for tile_valid in valid)
                     for tile, prediction, tile_valid in zip(batch, predictions, valid):
                         for first_row, blended, rows_valid in blender.add(tile, prediction, tile_valid):
-                            _write_rows(probability, classes, card, threshold, first_row, blended, rows_valid)
+                            _write_rows(probability, class_rows, card, threshold, first_row, blended, rows_valid)
                     done[0] += len(batch)
                     report(done[0] / len(tiles), f"tile {done[0]} of {len(tiles)}")
 
@@ -778,16 +782,10 @@ def _probability_names(card: ModelCard) -> list[str]:
     return [f"P({name})" for name in card.class_names]
 
 
-def _write_rows(probability: GeoTiffWriter, classes: GeoTiffWriter, card: ModelCard, threshold: float, row: int,
+def _write_rows(probability: GeoTiffWriter, class_rows: ClassRows, card: ModelCard, threshold: float, row: int,
                 blended: np.ndarray, valid: np.ndarray) -> None:
-    """Write a finished block ``[C, n, width]`` of blended probabilities and its classes."""
+    """Write a finished block ``[C, n, width]`` of blended probabilities, and hand its classes on."""
     if valid.shape[0] == 0:
         return
-    if card.is_binary:
-        labels = (blended[0] >= threshold).astype(np.uint8)  # NaN compares False; it becomes 255 below
-    else:
-        labels = np.nan_to_num(blended, nan=-1.0).argmax(axis=0).astype(np.uint8)
-    labels[~valid | np.isnan(blended).any(axis=0)] = 255
-    window = Window(0, row, valid.shape[1], valid.shape[0])
-    probability.write(blended, window)
-    classes.write(labels[None], window)
+    probability.write(blended, Window(0, row, valid.shape[1], valid.shape[0]))
+    class_rows.add(row, class_labels(card, blended, threshold, valid))

@@ -96,7 +96,7 @@ def test_engine_runs_the_last_date_through_a_deepness_model(water_model, small_s
 def test_a_multi_class_softmax_deepness_model(small_scene, tmp_path):
     weights = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32)
     model = deepness_model(tmp_path / "rgb.onnx", weights, np.zeros(3, np.float32),
-                           {"0": "red", "1": "green", "2": "blue"}, "Softmax")
+                           {"0": "red", "1": "green", "2": "blue"}, "Softmax", seg_thresh=0.05)  # none dropped
     rasters = small_scene.tci_paths[2016][-1:]
     assert main(["segment", "--model", str(model), "--output", str(tmp_path / "out"), *map(str, rasters)]) == 0
     with rasterio.open(rasters[0]) as dataset:
@@ -164,6 +164,54 @@ def test_logits_the_first_tiles_do_not_show_remake_the_whole_map(small_scene, tm
         p = probability.read(1)
     assert np.allclose(p[:, :400], 1 / (1 + np.exp(-3 * 25 / 255)), atol=1e-5)  # not the raw 0.294
     assert np.allclose(p[25:35, 485:495], 1 / (1 + np.exp(-3.0)), atol=1e-5)
+
+
+def _standardised(path) -> np.ndarray:
+    """``[3, H, W]`` of a true-colour raster as the test models standardise it."""
+    with rasterio.open(path) as dataset:
+        return (dataset.read().astype(np.float32) / 255 - np.array(MEAN, np.float32)[:, None, None]) / \
+            np.array(STD, np.float32)[:, None, None]
+
+
+def test_seg_thresh_and_seg_small_segment_map_the_classes_as_deepness_does(small_scene, tmp_path):
+    """Deepness drops each class below seg_thresh before taking the likeliest (none left: class 0), so two softmax
+    channels at seg_thresh 0.3 map P >= 0.5; and it median-filters the class map over seg_small_segment pixels.
+    Before, TimeSeg took the plain likeliest of 3 classes (60 % of a QA's pixels differed), P >= 0.3 of two
+    (21 %), and no filter."""
+    from scipy.ndimage import median_filter
+
+    raster = small_scene.tci_paths[2016][-1]
+    standardised = _standardised(raster)
+    three = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32) * 0.5
+    models = {
+        "three": deepness_model(tmp_path / "three.onnx", three, np.zeros(3, np.float32),
+                                {"0": "red", "1": "green", "2": "blue"}, "Softmax", seg_thresh=0.36),
+        "two": deepness_model(tmp_path / "two.onnx", three[:2], np.zeros(2, np.float32),
+                              {"0": "red", "1": "green"}, "Softmax", seg_thresh=0.3),
+        "smoothed": deepness_model(tmp_path / "smoothed.onnx", three, np.zeros(3, np.float32),
+                                   {"0": "red", "1": "green", "2": "blue"}, "Softmax", seg_thresh=0.36,
+                                   seg_small_segment=6),
+    }
+    maps = {}
+    for name, model in models.items():
+        assert main(["segment", "--model", str(model), "--output", str(tmp_path / name), "--precision", "fp32",
+                     str(raster)]) == 0
+        with rasterio.open(tmp_path / name / "classes.tif") as classes:
+            maps[name] = classes.read(1)
+            assert name == "two" or classes.tags()["threshold"] == "0.36"
+    logits = np.tensordot(three, standardised, axes=1)
+    p = np.exp(logits) / np.exp(logits).sum(axis=0)
+    expected = np.where(p >= 0.36, p, 0).argmax(axis=0)
+    clear = (np.abs(p - 0.36) > 1e-4).all(axis=0) & (np.abs(np.sort(p, 0)[-1] - np.sort(p, 0)[-2]) > 1e-4)
+    assert 0.05 < (expected != p.argmax(axis=0))[clear].mean()  # the rule matters on this scene
+    assert np.array_equal(maps["three"][clear], expected[clear])
+    two = np.exp(logits[:2]) / np.exp(logits[:2]).sum(axis=0)
+    clear_two = np.abs(two[1] - 0.5) > 1e-4
+    assert ((two[1] >= 0.3) != (two[1] >= 0.5))[clear_two].mean() > 0.05
+    assert np.array_equal(maps["two"][clear_two], (two[1] >= 0.5)[clear_two])
+    # seg_small_segment 6: Deepness filters over 7 px (odd), the classes + 1 with no data 0, edges repeated
+    smoothed = median_filter(maps["three"] + 1, size=7, mode="nearest") - 1
+    assert (smoothed != maps["three"]).mean() > 0.01 and np.array_equal(maps["smoothed"], smoothed)
 
 
 def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tmp_path, capsys):

@@ -186,12 +186,12 @@ class OptionsPanel(QGroupBox):
                 "change_tolerance": self.change_tolerance_spin}
 
     def apply_card(self, card) -> None:
-        """The card's tile size and overlap; a threshold only for a model of two classes (the others' map is
-        the likeliest class)."""
+        """The card's tile size and overlap; a threshold only for a model of two classes or a Deepness model (the
+        others' map is the likeliest class)."""
         if card is not None:
             self.tile_spin.setValue(card.tile_size)
             self.overlap_spin.setValue(card.tiles_overlap)
-            self.threshold_spin.setEnabled(card.is_binary)
+            self.threshold_spin.setEnabled(card.takes_threshold)
 
     def update_device_label(self) -> None:
         from ..core.runtime import RuntimeUnavailable, import_onnxruntime
