@@ -86,6 +86,8 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
                          f"bands {names_held}" for names_held, files in lacking.items())
         raise RasterStackError(f"{held}; the model needs {', '.join(bands)}: give rasters that hold those bands "
                                "(or correct the bands' names, their GDAL descriptions)")
+    if not sentinel2 and stack.band_count > len(bands):
+        return _first_bands(stack, bands) + read_reflectance_as_true_colour(stack, bands, input_dtype)
     as_they_are = list(range(1, stack.band_count + 1))
     unnamed = [raster for raster, indexes in zip(stack.rasters, per_date) if indexes is None]
     if unnamed and len(as_they_are) != len(bands):  # cannot be read by position: the band count says so
@@ -93,7 +95,7 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
     chosen = [indexes or as_they_are for indexes in per_date]
     if all(indexes == as_they_are for indexes in chosen):
         # many bands, none named: their order cannot be checked (13 bands the other way round run without a word)
-        order = [] if len(unnamed) < len(stack.rasters) or len(bands) <= 3 else [
+        order = [] if len(unnamed) < len(stack.rasters) or len(bands) <= 3 or not sentinel2 else [
             f"the rasters name no bands: read as {', '.join(bands)} in file order; if they lie in another order, "
             "name them (GDAL band descriptions)"]
         return order + _blue_first(stack, bands, unnamed) + read_reflectance_as_true_colour(stack, bands, input_dtype)
@@ -112,6 +114,24 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
         warnings.append(f"{', '.join(files)} name{'s' * (len(files) == 1)} no bands: read as {', '.join(bands)} "
                         "in file order")
     return warnings + _blue_first(stack, bands, unnamed) + read_reflectance_as_true_colour(stack, bands, input_dtype)
+
+
+def _first_bands(stack, bands: list[str]) -> list[str]:
+    """A model of bands it does not name (a Deepness model's ``band 1``, ``band 2``...) given rasters of more: each
+    date read as its first bands, as Deepness reads them, its alpha band left to mask them; the warning names the
+    bands not read. Nothing chosen where a date has too few bands besides alpha (``core.preflight`` says so)."""
+    colours = stack.band_colours()
+    data = [[index for index, colour in enumerate(date, start=1) if colour != "alpha"] for date in colours]
+    if any(len(indexes) < len(bands) for indexes in data):
+        return []
+    stack.select_bands([indexes[:len(bands)] for indexes in data])
+    unread = sorted({index for indexes in data for index in indexes[len(bands):]})
+    if not unread:
+        return []
+    count = f"{len(bands)} band{'s' * (len(bands) != 1)}"
+    return [f"the model reads {count}: the rasters' first {count} were read, as Deepness reads them; "
+            f"band{'s' * (len(unread) != 1)} {', '.join(map(str, unread))} not (to give others, make a raster of the "
+            "bands the model was trained on: gdal_translate -b 4 -b 3 -b 2 IN OUT.tif)"]
 
 
 # Haze brightens blue's darkest pixels, not red's: in the real TCIs (models/real/) red's 1st percentile is 0.44 to

@@ -214,6 +214,42 @@ def test_seg_thresh_and_seg_small_segment_map_the_classes_as_deepness_does(small
     assert (smoothed != maps["three"]).mean() > 0.01 and np.array_equal(maps["smoothed"], smoothed)
 
 
+def test_a_deepness_model_reads_the_first_bands_of_rasters_of_more_and_an_alpha_band_masks(water_model, small_scene,
+                                                                                             tmp_path, capsys):
+    """Deepness reads a raster's first bands: an RGBA picture (its alpha masking, as the README says) and an
+    RGB + NIR raster whose bands are named run a 3-band model on their first three, the NIR said unread, and no
+    "name no bands" warning (they were refused: "name each band", which a Deepness model's band 1..3 cannot use)."""
+    from rasterio.enums import ColorInterp
+
+    source = small_scene.tci_paths[2019][-1]
+    with rasterio.open(source) as dataset:
+        rgb, profile = dataset.read(), dataset.profile
+    profile.update(count=4, nodata=None)  # no nodata value: the alpha band is the mask
+    alpha = np.full(rgb.shape[1:], 255, np.uint8)
+    alpha[:, :10] = 0  # a transparent strip
+    rgba, rgbn = tmp_path / "rgba_20190901.tif", tmp_path / "rgbn_20190901.tif"
+    with rasterio.open(rgba, "w", **profile) as dataset:
+        dataset.write(np.concatenate([rgb, alpha[None]]))
+        dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    with rasterio.open(rgbn, "w", **profile) as dataset:
+        dataset.write(np.concatenate([rgb, rgb[:1] // 2]))
+        dataset.descriptions = ("B4", "B3", "B2", "B8")
+        dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
+    maps = {}
+    for path in (rgba, rgbn):
+        assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / path.stem), "--precision",
+                     "fp32", str(path)]) == 0, capsys.readouterr().err
+        with rasterio.open(tmp_path / path.stem / "probability.tif") as probability:
+            maps[path.stem] = probability.read(1)
+    err = capsys.readouterr().err
+    assert "the model reads 3 bands: the rasters' first 3 bands were read, as Deepness reads them; band 4 not" in err
+    assert err.count("band 4 not") == 1 and "name no bands" not in err  # the alpha band is not 'unread'
+    expected = expected_water(source)
+    assert np.abs(maps["rgbn_20190901"] - expected).max() < 1e-5
+    assert np.isnan(maps["rgba_20190901"][:, :10]).all()
+    assert np.abs(maps["rgba_20190901"][:, 10:] - expected[:, 10:]).max() < 1e-5
+
+
 def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tmp_path, capsys):
     rasters = [str(p) for p in small_scene.tci_paths[2019]]
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), "--tile-size", "128",
