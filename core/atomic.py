@@ -47,6 +47,8 @@ def one_line(error: BaseException) -> str:
                 "the run was kept; run again")
     if isinstance(error, OSError) and not isinstance(error, RuntimeError) and error.strerror:
         return os_error_message(error, Path(error.filename or "the output"))
+    if text.startswith("[ONNXRuntimeError]"):  # its second line says which index and size: kept
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())
     return text.splitlines()[0] if text else type(error).__name__
 
 

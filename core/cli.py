@@ -106,6 +106,11 @@ def run_info(args: argparse.Namespace) -> None:
         text = json.dumps(value, indent=2) if isinstance(value, dict) and value else (
             json.dumps(value) if isinstance(value, (dict, list)) else str(value))
         print(f"{key}: {text}")
+    from .tiling import TILE_ALIGN_PX, aligned_overlap
+
+    run = aligned_overlap(card.tile_size, card.tiles_overlap)
+    if run != card.tiles_overlap:
+        print(f"tiles_overlap as run: {run} (the tiles step by multiples of {TILE_ALIGN_PX} px)")
 
 
 def add_commands(commands) -> None:

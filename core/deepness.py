@@ -106,7 +106,8 @@ def deepness_card(metadata: dict[str, str], input_shape: list, output_shape: lis
                                  "model's metadata")
     class_names = _class_names(metadata, output_channels)
     if output_channels is not None and len(class_names) != max(output_channels, 2):
-        raise ModelCardError(f"Deepness class_names lists {len(class_names)} classes, the network gives "
+        raise ModelCardError(f"Deepness class_names lists {len(class_names)} class{'es' * (len(class_names) != 1)}, "
+                             "the network gives "
                              f"{output_channels} channel{'s' * (output_channels != 1)}: fix the model's metadata")
     resolution, threshold = _number(metadata, "resolution", 0.0), _number(metadata, "seg_thresh", 0.5)
     small_segment = _number(metadata, "seg_small_segment", 0.0)

@@ -385,8 +385,14 @@ def _load_onnxruntime(model_path: Path, device: str, threads: int | None) -> Loa
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelCardError(f"{Path(model_path).name}: a Deepness model with {len(inputs)} inputs and "
                                  f"{len(outputs)} outputs; TimeSeg runs those with one of each")
-        card = deepness_card(metadata, inputs[0].shape, outputs[0].shape, session.get_modelmeta().description)
         shape = inputs[0].shape
+        if len(shape) == 4 and all(isinstance(side, int) for side in shape[2:]) and shape[2] != shape[3]:
+            raise ModelCardError(f"{Path(model_path).name}: a Deepness model of {shape[2]} x {shape[3]} px tiles; "
+                                 "TimeSeg, as Deepness, runs square tiles: export it with a square or dynamic input")
+        if inputs[0].type != "tensor(float)":
+            raise ModelCardError(f"{Path(model_path).name}: a Deepness model whose input is {inputs[0].type}; "
+                                 "TimeSeg, as Deepness, gives it float32: export it with a float32 input")
+        card = deepness_card(metadata, inputs[0].shape, outputs[0].shape, session.get_modelmeta().description)
         return LoadedModel(session, card, model.provider, inputs[0].name, outputs[0].name, single_date=True,
                            fixed_batch=shape[0] if isinstance(shape[0], int) else None,
                            fixed_tile_size=shape[2] if isinstance(shape[2], int) else None,

@@ -51,6 +51,14 @@ def aligned_overlap(tile_size: int, overlap: int) -> int:
     return tile_size - max(TILE_ALIGN_PX, (tile_size - overlap) // TILE_ALIGN_PX * TILE_ALIGN_PX)
 
 
+def overlap_words(tile_size: int, overlap: int) -> str:
+    """A card's overlap as the run uses it: ``6 px``, or ``6 px (32 px as run: the tiles step by multiples of
+    32 px)`` where ``aligned_overlap`` grows it."""
+    run = aligned_overlap(tile_size, overlap)
+    return f"{overlap} px" if run == overlap else \
+        f"{overlap} px ({run} px as run: the tiles step by multiples of {TILE_ALIGN_PX} px)"
+
+
 def _starts(offset: int, length: int, full_length: int, tile: int, stride: int) -> list[tuple[int, bool, bool]]:
     """``(start on the part, first, last)`` of the full raster's tiles that touch ``[offset, offset + length)``:
     tiles start at multiples of ``stride``, the last one where a tile reaches the full raster's end."""

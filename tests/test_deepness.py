@@ -74,6 +74,19 @@ def test_the_card_of_a_deepness_model(water_model):
     assert model.single_date and model.fixed_batch == 1 and model.fixed_tile_size == 64
 
 
+def test_the_overlap_a_run_uses_is_said_where_it_is_not_the_cards(water_model, capsys):
+    """25 % of 64 px is 16 px, run at 32 px (tiles step by multiples of 32 px): said by info and the dock's card
+    (they said 16 px only)."""
+    from timeseg.core.runtime import load_model
+    from timeseg.ui.model_panel import describe_card
+
+    assert main(["info", str(water_model)]) == 0
+    out = capsys.readouterr().out
+    assert "tiles_overlap: 16\n" in out and "tiles_overlap as run: 32 (the tiles step by multiples of 32 px)" in out
+    words = describe_card(load_model(water_model, "cpu").card)
+    assert "Tiles 64 px, overlap 16 px (32 px as run: the tiles step by multiples of 32 px)." in words
+
+
 def test_engine_runs_the_last_date_through_a_deepness_model(water_model, small_scene, tmp_path, capsys):
     rasters = small_scene.tci_paths[2019]  # three dates: the one-date model takes the last
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "out"), "--device", "cpu",
@@ -268,6 +281,44 @@ def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tm
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("side, element, message", [
+    (48, "FLOAT", "a Deepness model of 64 x 48 px tiles; TimeSeg, as Deepness, runs square tiles"),
+    (64, "FLOAT16", "a Deepness model whose input is tensor(float16); TimeSeg, as Deepness, gives it float32"),
+    (64, "UINT8", "a Deepness model whose input is tensor(uint8); TimeSeg, as Deepness, gives it float32"),
+])
+def test_a_deepness_input_timeseg_cannot_feed_is_refused_when_the_model_is_opened(side, element, message, tmp_path,
+                                                                                capsys):
+    """Non-square tiles and inputs other than float32 were taken, then failed mid-run on onnxruntime's cut-off
+    "Got invalid dimensions for input: input for the following indices"."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    kind = getattr(TensorProto, element)
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["input"], ["floats"], to=TensorProto.FLOAT),
+         helper.make_node("ReduceMean", ["floats"], ["mean"], axes=[1], keepdims=1),
+         helper.make_node("Sigmoid", ["mean"], ["output"])], "odd_input",
+        [helper.make_tensor_value_info("input", kind, [1, 3, 64, side])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 64, side])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in {"model_type": "Segmentor", "class_names": {"0": "bright"}}.items():
+        model.metadata_props.add(key=key, value=json.dumps(value))
+    onnx.save(model, str(tmp_path / "odd.onnx"))
+    assert main(["info", str(tmp_path / "odd.onnx")]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_an_onnxruntime_error_keeps_the_line_that_says_what_is_wrong():
+    from timeseg.core.atomic import one_line
+
+    error = RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: input for the "
+                         "following indices\n index: 3 Got: 64 Expected: 48\n Please fix either the inputs or the "
+                         "model.")
+    assert one_line(error).endswith("following indices index: 3 Got: 64 Expected: 48 Please fix either the inputs "
+                                    "or the model.")
+
+
 @pytest.mark.parametrize("metadata, message", [
     ({"class_names": {"0": "a", "1": "b", "2": "c"}}, "class_names lists 3 classes, the network gives 1 channel:"),
     ({"standardization_mean": [0.4, 0.4]}, "standardization_mean must list one number per input channel \\(3\\)"),
@@ -363,6 +414,14 @@ def test_a_deepness_model_in_the_dock(water_model, small_scene, tmp_path, qgis_i
         assert ("no change map: the model finds 3 classes; map the change of one with Compare (below), the "
                 "periods' class layers and the class") in status, status
         assert project.mapLayersByName("rgb classes 2019") and not project.mapLayersByName("rgb change 2016-2019")
+        # a model chosen but refused: the red line points at the Model panel's reason (it said "Choose a TimeSeg
+        # model." of a model chosen), and the multi-class Deepness model's threshold is open (it drops classes)
+        assert dock.options.threshold_spin.isEnabled()
+        detector = deepness_model(tmp_path / "cars.onnx", WEIGHTS, BIAS, {"0": "car"}, "Sigmoid",
+                                  model_type="Detector")
+        dock.model_panel.model_widget.setFilePath(str(detector))
+        assert "Deepness detector model" in dock.model_panel.card_label.text()
+        assert "This model cannot be used: the Model panel says why" in dock.warning_label.text()
     finally:
         plugin.unload()
 

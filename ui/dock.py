@@ -296,7 +296,9 @@ class TimeSegDock(QgsDockWidget):
             if missing_dependency_message():  # no card can be read without onnxruntime
                 return [*problems, self.tr("onnxruntime is missing: click Install missing packages above, then "
                                            "restart QGIS")], []
-            return [*problems, self.tr("Choose a TimeSeg model.")], []
+            if self.model_panel.model_widget.filePath().strip():  # chosen, and refused: the Model panel says why
+                return [*problems, self.tr("This model cannot be used: the Model panel says why; choose another")], []
+            return [*problems, self.tr("Choose a model.")], []
         if not layers and not undated:
             problems.append(self.tr("Tick the dated layers to use."))
         try:

@@ -105,6 +105,7 @@ class ModelPanel(QGroupBox):
 def describe_card(card) -> str:
     """The model card in words."""
     from ..core.deepness import ARCHITECTURE as DEEPNESS
+    from ..core.tiling import overlap_words
 
     classes = ", ".join(card.class_names)
     # a binary model finds its class among the classes; a multi-class one names them once
@@ -113,10 +114,11 @@ def describe_card(card) -> str:
     if card.architecture == DEEPNESS:
         return (f"Deepness model, one date (the latest ticked in each period). Finds {finds}. "
                 f"{len(card.bands)} bands ({card.input_dtype}), {resolution}. Tiles "
-                f"{card.tile_size} px, overlap {card.tiles_overlap} px.")
+                f"{card.tile_size} px, overlap {overlap_words(card.tile_size, card.tiles_overlap)}.")
     text = (f"Finds {finds}. Bands: {', '.join(card.bands)} ({card.input_dtype}), "
             f"{resolution}. Dates: at least {card.min_sequence_length}, trained on "
-            f"{card.sequence_length}. Tiles {card.tile_size} px, overlap {card.tiles_overlap} px.")
+            f"{card.sequence_length}. Tiles {card.tile_size} px, overlap "
+            f"{overlap_words(card.tile_size, card.tiles_overlap)}.")
     if card.harmonisation is not None:
         text += (" Each date's colours are first stretched onto those of its training images (overcast dates "
                  "left as they are).")
