@@ -371,6 +371,16 @@ def _on_openvino(loaded: LoadedModel, model_path: Path, threads: int | None) -> 
                                provider="OpenVINO", runs_at_once=1)
 
 
+def _one_image_to_class_maps(session) -> bool:
+    """A network of one input ``[batch, channels, height, width]`` and one output ``[batch, classes, height,
+    width]`` of the same height and width where both are fixed: the form of a segmentation model."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4 or len(outputs[0].shape) != 4:
+        return False
+    return all(not isinstance(a, int) or not isinstance(b, int) or a == b
+               for a, b in zip(inputs[0].shape[2:], outputs[0].shape[2:]))
+
+
 def _load_onnxruntime(model_path: Path, device: str, threads: int | None) -> LoadedModel:
     model = open_session(model_path, device, threads)
     declared = model.session.get_modelmeta().custom_metadata_map.get("precision")
@@ -380,6 +390,13 @@ def _load_onnxruntime(model_path: Path, device: str, threads: int | None) -> Loa
         model = open_session(model_path, device, threads, reuse_memory=False)
     session = model.session
     metadata = session.get_modelmeta().custom_metadata_map
+    without_metadata = "model_type" not in metadata and _one_image_to_class_maps(session)
+    if without_metadata:
+        # Deepness runs a model without metadata with its defaults, once its user says it segments: so does TimeSeg
+        log.warning("warning: %s has no metadata: run as a Deepness segmentation model with Deepness's defaults "
+                    "(values 0..255 scaled to 0..1, threshold 0.5, at the rasters' own resolution); its metadata "
+                    "sets them (model_type Segmentor, class_names, resolution, ...)", Path(model_path).name)
+        metadata = {**metadata, "model_type": json.dumps("Segmentor")}
     if is_deepness(metadata):
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -392,7 +409,9 @@ def _load_onnxruntime(model_path: Path, device: str, threads: int | None) -> Loa
         if inputs[0].type != "tensor(float)":
             raise ModelCardError(f"{Path(model_path).name}: a Deepness model whose input is {inputs[0].type}; "
                                  "TimeSeg, as Deepness, gives it float32: export it with a float32 input")
-        card = deepness_card(metadata, inputs[0].shape, outputs[0].shape, session.get_modelmeta().description)
+        described = session.get_modelmeta().description or (
+            "A segmentation model without metadata, run with Deepness's defaults" if without_metadata else "")
+        card = deepness_card(metadata, inputs[0].shape, outputs[0].shape, described)
         return LoadedModel(session, card, model.provider, inputs[0].name, outputs[0].name, single_date=True,
                            fixed_batch=shape[0] if isinstance(shape[0], int) else None,
                            fixed_tile_size=shape[2] if isinstance(shape[2], int) else None,

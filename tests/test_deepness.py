@@ -74,6 +74,29 @@ def test_the_card_of_a_deepness_model(water_model):
     assert model.single_date and model.fixed_batch == 1 and model.fixed_tile_size == 64
 
 
+def test_a_segmentation_model_without_metadata_runs_with_deepness_defaults(small_scene, tmp_path, capsys):
+    """Deepness runs a model without metadata once told it segments; TimeSeg refused it ("no TimeSeg model
+    card"). Its defaults: values / 255, no standardisation, threshold 0.5, the rasters' resolution."""
+    import onnx
+
+    bare = tmp_path / "bare.onnx"
+    model = onnx.load(str(deepness_model(bare, WEIGHTS, BIAS, {"0": "water"}, "Sigmoid")))
+    del model.metadata_props[:]
+    onnx.save(model, str(bare))
+    raster = small_scene.tci_paths[2019][-1]
+    assert main(["segment", "--model", str(bare), "--output", str(tmp_path / "out"), "--precision", "fp32",
+                 str(raster)]) == 0
+    assert "bare.onnx has no metadata: run as a Deepness segmentation model with Deepness's defaults" in \
+        capsys.readouterr().err
+    with rasterio.open(raster) as dataset:
+        logits = np.tensordot(WEIGHTS[0], dataset.read().astype(np.float32) / 255, axes=1) + BIAS[0]
+    with rasterio.open(tmp_path / "out" / "probability.tif") as probability, \
+            rasterio.open(tmp_path / "out" / "classes.tif") as classes:
+        p = probability.read(1)
+        assert np.abs(p - 1 / (1 + np.exp(-logits))).max() < 1e-5
+        assert np.array_equal(classes.read(1), (p >= 0.5).astype(np.uint8))
+
+
 def test_the_overlap_a_run_uses_is_said_where_it_is_not_the_cards(water_model, capsys):
     """25 % of 64 px is 16 px, run at 32 px (tiles step by multiples of 32 px): said by info and the dock's card
     (they said 16 px only)."""
