@@ -112,6 +112,19 @@ def test_long_file_names_wrap_within_the_dock(dock):
     assert dock.table.textElideMode() == Qt.ElideMiddle
 
 
+def test_a_long_message_in_a_panel_is_shown_whole(dock):
+    """A long status in the Compare and Train panels (group boxes) kept its one-line height in QGIS: a training's
+    warning was cut after a few lines, its advice unseen until the dock was resized (a QA's screenshots under
+    Xvfb: 122 px shown of 197 needed; 197 of 197 now). The labels hold the height their lines need at their
+    width as their least height (offscreen Qt lays the panels out right either way: this is what is asserted)."""
+    dock, _ = dock
+    text = " ".join(["Warning: the new model scores below the starting model on your held-out part."] * 8)
+    for label in (dock.compare_panel.status_label, dock.train_panel.controls.status_label):
+        label.resize(300, 20)
+        label.setText(text)
+        assert label.minimumHeight() == label.heightForWidth(300) > 5 * label.fontMetrics().height()
+
+
 def test_card_and_warnings(dock):
     dock, layers = dock
     dock.options.orientations_combo.setCurrentIndex(dock.options.orientations_combo.findData(8))

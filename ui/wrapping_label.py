@@ -34,6 +34,19 @@ class WrappingLabel(QLabel):
     def setText(self, text: str) -> None:  # noqa: N802 (Qt naming)
         self._text = text
         super().setText(breakable(text))
+        self._fit_height()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """The height its wrapped lines need at its width, as its least height: a group box (the Compare and
+        Train panels) lays its children out by their one-line size hint, and cut a long message after a few
+        lines until the dock was resized."""
+        needed = self.heightForWidth(self.width()) if self.width() > 0 else -1
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
 
     def text(self) -> str:
         return self._text
