@@ -1152,3 +1152,22 @@ def test_results_and_models_in_the_temporary_folder_move_beside_the_project_once
     reread = project.mapLayersByName("local classes 2019")[0]
     assert Path(reread.source()) == beside / "2019" / "classes.tif" and reread.isValid()
     assert isinstance(reread, QgsRasterLayer)
+
+
+def test_the_train_panel_does_not_offer_the_runs_results_as_labels(dock):
+    """A run's classes map and its new and removed roads were offered as labels: a model's own map, or removed
+    roads, taught as roads. A line layer of the analyst's is offered."""
+    from qgis.core import QgsVectorLayer
+
+    dock, layers = dock
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    project = QgsProject.instance()
+    results = [layer for layer in project.mapLayers().values() if layer.customProperty("timeseg/result")]
+    assert {layer.name() for layer in results} >= {"local classes 2019", "local new and removed lines 2016-2019"}
+    roads = QgsVectorLayer("LineString?crs=EPSG:32628", "my roads", "memory")
+    project.addMapLayer(roads)
+    combo = dock.train_panel.labels_combo
+    offered = {combo.layer(row) for row in range(combo.count())} - {None}
+    assert roads in offered and not offered & set(results)

@@ -20,7 +20,12 @@ from .layer_table import timeseg_output_kind
 
 def is_label_candidate(layer) -> bool:
     """Lines, polygons or a one-band raster: what can hold labels (a raster of several bands is an image, and
-    a TimeSeg probability map holds P, not classes; its classes map can be labels)."""
+    a TimeSeg probability map holds P, not classes; a classes map added by hand can be labels). The results
+    the dock added are not offered: a model's own map, or its new and removed roads, taught as roads."""
+    from .results import RESULT_LAYER
+
+    if layer.customProperty(RESULT_LAYER):
+        return False
     if not isinstance(layer, QgsRasterLayer):
         return True
     return layer.bandCount() == 1 and timeseg_output_kind(layer) not in ("probability", "change")
