@@ -538,7 +538,7 @@ def test_periods_of_two_places_are_refused_before_run_and_the_refusal_goes_when_
     later = [layer for layer in layers if "2019" in layer.name()]
     for layer in [elsewhere, *later]:
         dock.table.set_checked(layer.id())
-    refusal = (f"periods 2018 and 2019 do not overlap (elsewhere_20180601.tif and {later[0].name()}.tif lie "
+    refusal = (f"Periods 2018 and 2019 do not overlap (elsewhere_20180601.tif and {later[0].name()}.tif lie "
                "apart): tick the layers of one place")
     assert refusal in dock.warning_label.text().splitlines()
     dock.controls.run_button.click()
@@ -561,7 +561,12 @@ def test_periods_of_two_places_are_refused_before_run_and_the_refusal_goes_when_
     dock.model_panel.model_widget.setFilePath(str(model))
     model.unlink()
     dock.update_warnings()
-    assert dock.warning_label.text() == f"model file not found: {model}", dock.warning_label.text()
+    assert dock.warning_label.text() == f"Model file not found: {model}", dock.warning_label.text()
+    # what is wrong for some periods is said once, naming them (it was said once per period)
+    assert dock._by_period({"2018": ["small", "a.tif is dark"], "2019": ["small"], "2020": ["small", "late"]}) == [
+        "Small", "Period 2018: a.tif is dark", "Period 2020: late"]
+    assert dock._by_period({"2018": ["x", "y"], "2019": ["x"], "2020": ["y"]}) == [
+        "Periods 2018, 2019: x", "Periods 2018, 2020: y"]
 
 
 def test_shipped_models_are_offered_by_name(dock):

@@ -62,6 +62,13 @@ def _amber_label() -> QLabel:
     return _message_label("#8a5a00")
 
 
+def _sentence(line: str) -> str:
+    """A line of the engine's words as a sentence of the dock: its first word capitalised, unless that word is
+    a name (a file's: ``rgb_32633.tif``), which stays as it is."""
+    first = line.split(" ", 1)[0]
+    return line[:1].upper() + line[1:] if first.isalpha() and first.islower() else line
+
+
 def _same_files(layers) -> list[str]:
     """One layer's file ticked twice under two names, in their names."""
     by_file: dict[Path, list[str]] = {}
@@ -315,14 +322,24 @@ class TimeSegDock(QgsDockWidget):
         requests = parameters.segment_requests()
         found = {period: segment_preflight(request) for period, request in requests.items()}
         problems += self._by_period({period: lines for period, (lines, _) in found.items()})
-        return problems + periods_apart(requests), self._by_period({p: lines for p, (_, lines) in found.items()})
+        return (problems + [_sentence(line) for line in periods_apart(requests)],
+                self._by_period({p: lines for p, (_, lines) in found.items()}))
 
     def _by_period(self, lines: dict[str, list[str]]) -> list[str]:
-        """Each period's lines, prefixed with it; a line every period has (the model's, the folder's) once."""
-        shared = set.intersection(*map(set, lines.values())) if len(lines) > 1 else set()
-        once = [line for line in next(iter(lines.values()), []) if line in shared]
-        return once + [self.tr("Period {}: {}").format(period, line)
-                       for period, period_lines in lines.items() for line in period_lines if line not in shared]
+        """Each line once, prefixed with the periods that have it ("Periods 2018, 2020: ..."); a line every
+        period has (the model's, the folder's) bare, as a sentence."""
+        periods_of: dict[str, list[str]] = {}
+        for period, period_lines in lines.items():
+            for line in period_lines:
+                periods_of.setdefault(line, []).append(period)
+        said = []
+        for line, periods in periods_of.items():
+            if len(lines) > 1 and len(periods) == len(lines):
+                said.append(_sentence(line))
+            else:
+                said.append((self.tr("Period {}: {}") if len(periods) == 1 else self.tr("Periods {}: {}")).format(
+                    ", ".join(periods), line))
+        return said
 
     def update_warnings(self) -> None:
         ticked, undated = self.table.checked_layers()
