@@ -667,7 +667,7 @@ def test_period_folder_names_keep_every_script_and_its_marks():
 
 def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     """Tick all / clear / one period; TimeSeg's own results are not offered as inputs; a period typed as
-    '2015/16' becomes a safe folder; the output folder follows the project; Open output folder after a run."""
+    '2015/16' keeps its name and writes into a safe folder; the output folder follows the project; Open output folder after a run."""
     from qgis.PyQt.QtXml import QDomDocument
 
     dock, layers = dock
@@ -683,7 +683,14 @@ def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     assert dock.table.periods() == ["2016", "2019"]
     dock.table.set_period(layers[0].id(), "2015/16")
     dock.table.set_checked(layers[0].id())
-    assert "2015-16" in {layer.period for layer in dock.table.checked_layers()[0]}
+    assert "2015/16" in {layer.period for layer in dock.table.checked_layers()[0]}  # as typed, in layer names
+    parameters = dock.parameters()
+    requests = parameters.segment_requests(lambda: False)
+    assert requests["2015/16"].output_dir == parameters.output_dir / "2015-16"  # its folder: safe
+    from timeseg.ui.results import period_span
+
+    assert period_span("2016", "2019") == "2016-2019" and period_span("June 2021", "Sept 2021") == \
+        "June 2021 to Sept 2021"  # the typed names kept: "June-2021-Sept-2021" was hard to read
     # names of other scripts stay apart (both were 'period': one map of both periods' dates, no change), and
     # two names typed apart that would share a folder are refused before the run
     tick_all(dock, layers)

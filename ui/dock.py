@@ -30,7 +30,14 @@ from .dependencies import missing_dependency_message
 from .layer_table import PRODUCT_PROPERTY, LayerTable
 from .model_panel import ModelPanel
 from .options_panel import RESULTS_FOLDER, OptionsPanel
-from .results import add_change_layers, add_period_layers, change_message, hide_earlier_results, plain_lines
+from .results import (
+    add_change_layers,
+    add_period_layers,
+    change_message,
+    hide_earlier_results,
+    period_span,
+    plain_lines,
+)
 from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
 from .task_controls import TaskControls
@@ -463,11 +470,11 @@ class TimeSegDock(QgsDockWidget):
         if outcome.change_path is not None:
             from ..core.change import lines_path
 
-            earlier, later = outcome.periods[-2].period, outcome.periods[-1].period
+            span = period_span(outcome.periods[-2].period, outcome.periods[-1].period)
             add_change_layers(self.project, outcome.model_name, outcome.change_path, lines_path(outcome.change_path),
-                              f"{earlier}-{later}", [*outcome.periods[-2].dates, *outcome.periods[-1].dates])
+                              span, [*outcome.periods[-2].dates, *outcome.periods[-1].dates])
             lines += plain_lines(outcome.change_summary)
             self.iface.messageBar().pushMessage(
-                "TimeSeg", self.tr("Change {}-{}: {}").format(earlier, later, change_message(outcome.change_summary)),
+                "TimeSeg", self.tr("Change {}: {}").format(span, change_message(outcome.change_summary)),
                 Qgis.Success, 10)
         return lines

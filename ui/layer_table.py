@@ -233,10 +233,9 @@ class LayerTable(QTableWidget):
             if len(names) > 1]
 
     def _period_of(self, row: int) -> str:
-        from ..core.definitions import folder_name
-
-        text = self.item(row, PERIOD).text().strip()
-        return folder_name(text) if text else ""
+        """The row's period as typed (its spaces collapsed): layer names and messages say it so; its folder is
+        ``core.definitions.folder_name`` of it."""
+        return " ".join(self.item(row, PERIOD).text().split())
 
     def set_date(self, layer_id: str, date: dt.date) -> None:
         row = self._row_of(layer_id)

@@ -46,6 +46,13 @@ def change_message(summary_lines: list[str]) -> str:
     return "; ".join(plain_lines(summary_lines[:2]) + unseen)
 
 
+def period_span(earlier: str, later: str) -> str:
+    """Two periods as a change's name says them: ``2016-2019``; ``June 2021 to Sept 2021`` where a name holds a
+    space or a dash of its own."""
+    plain = not any(c in name for name in (earlier, later) for c in " -")
+    return f"{earlier}-{later}" if plain else f"{earlier} to {later}"
+
+
 def hide_earlier_results(project: QgsProject) -> None:
     """Earlier runs' result groups stay in the project, unticked, so that the new run's maps are not drawn
     over by them (or over them)."""

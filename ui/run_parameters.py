@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.change import ChangeOptions
+from ..core.definitions import folder_name
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,13 @@ class RunParameters:
         return dict(sorted(groups.items(), key=lambda item: item[1][0].date))
 
     def segment_requests(self, cancelled=lambda: False) -> dict:
-        """Period -> the engine's ``SegmentRequest`` for it, writing into ``output_dir / period``."""
+        """Period -> the engine's ``SegmentRequest`` for it, writing into ``output_dir / folder_name(period)``."""
         from ..core.raster_stack import DatedRaster
         from ..core.segment import SegmentRequest
 
         return {period: SegmentRequest([DatedRaster(layer.path, layer.date) for layer in layers], self.model_path,
-                                       self.output_dir / period, self.device, self.tile_size, self.overlap,
+                                       self.output_dir / folder_name(period), self.device, self.tile_size,
+                                       self.overlap,
                                        precision=self.precision, orientations=self.orientations,
                                        threshold=self.threshold, aoi=self.aoi,
                                        cancelled=cancelled)

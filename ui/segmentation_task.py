@@ -14,6 +14,7 @@ from pathlib import Path
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..core.definitions import folder_name
 from .run_parameters import RunParameters
 
 
@@ -59,8 +60,8 @@ class SegmentationTask(QgsTask):
         periods = parameters.periods()
         requests = parameters.segment_requests(self.isCanceled)
         finals = [path for period in periods
-                  for path in segment_outputs(parameters.output_dir / period / PROBABILITY_NAME,
-                                              parameters.output_dir / period / CLASSES_NAME)]
+                  for path in segment_outputs(parameters.output_dir / folder_name(period) / PROBABILITY_NAME,
+                                              parameters.output_dir / folder_name(period) / CLASSES_NAME)]
         change_path = None
         try:
             class_names = read_model_card(parameters.model_path).class_names
@@ -72,7 +73,7 @@ class SegmentationTask(QgsTask):
                            "(below), the periods' class layers and the class").format(len(class_names)))
         elif len(periods) >= 2:
             earlier, later = list(periods)[-2:]
-            change_path = parameters.output_dir / f"change_{earlier}_{later}.tif"
+            change_path = parameters.output_dir / f"change_{folder_name(earlier)}_{folder_name(later)}.tif"
             finals += change_outputs(change_path)
         try:
             # every file of the run is committed together: a failure or a cancel keeps none of them,
