@@ -667,7 +667,8 @@ def test_period_folder_names_keep_every_script_and_its_marks():
 
 def test_ticking_periods_outputs_and_folders(dock, tmp_path):
     """Tick all / clear / one period; TimeSeg's own results are not offered as inputs; a period typed as
-    '2015/16' keeps its name and writes into a safe folder; the output folder follows the project; Open output folder after a run."""
+    '2015/16' keeps its name and writes into a safe folder; the output folder follows the project; Open output
+    folder after a run."""
     from qgis.PyQt.QtXml import QDomDocument
 
     dock, layers = dock
@@ -725,19 +726,23 @@ def test_the_empty_output_field_names_where_runs_go(dock, tmp_path):
 
     dock, _ = dock
     project = QgsProject.instance()
-    fields = {"timeseg_results": dock.options.output_widget, "timeseg_models": dock.train_panel.output_widget}
+    # the results' folder field, and the trained model's file field (it said "a temporary folder", and
+    # "saving the project moves the results")
+    fields = {("timeseg_results", "", "results"): dock.options.output_widget,
+              ("timeseg_models", "roads_<date>_<time>.onnx", "trained models"): dock.train_panel.output_widget}
     dock.options.output_widget.setFilePath("")
-    for name, field in fields.items():
-        temporary = Path(tempfile.gettempdir()) / name
-        assert field.lineEdit().placeholderText() == "a temporary folder"
-        assert field.toolTip().endswith(f"\nEmpty: {temporary}, a temporary folder (many systems empty it at "
-                                        "restart): saving the project moves the results beside it")
+    for (name, file, what), field in fields.items():
+        temporary = Path(tempfile.gettempdir()) / name / file if file else Path(tempfile.gettempdir()) / name
+        assert field.lineEdit().placeholderText() == (f"{file} in a temporary folder" if file else
+                                                      "a temporary folder")
+        assert field.toolTip().endswith(f"\nEmpty: {temporary}, in a temporary folder (many systems empty it at "
+                                        f"restart): saving the project moves the {what} beside it")
     assert dock.options.output_folder().parent == Path(tempfile.gettempdir()) / "timeseg_results"
     try:
         project.setFileName(str(tmp_path / "place" / "area.qgz"))
-        for name, field in fields.items():
-            assert field.lineEdit().placeholderText() == "beside the project"
-            assert field.toolTip().endswith(f"\nEmpty: {tmp_path / 'place' / name}")
+        for (name, file, _), field in fields.items():
+            assert field.lineEdit().placeholderText() == f"{file} beside the project".strip()
+            assert field.toolTip().endswith(f"\nEmpty: {tmp_path / 'place' / name / file}".rstrip("/"))
         assert dock.options.output_folder().parent == tmp_path / "place" / "timeseg_results"
         assert dock.train_panel.output_path().parent == tmp_path / "place" / "timeseg_models"
     finally:
@@ -1044,7 +1049,8 @@ def test_a_session_across_projects(dock, two_periods, tmp_path):
     assert project.read(str(moved / "area.qgz"))
     assert dock.options.output_widget.filePath() == str(moved / "my_results")
     assert dock.options.output_widget.lineEdit().placeholderText() == "beside the project"
-    assert dock.train_panel.output_widget.toolTip().endswith(f"\nEmpty: {moved / 'timeseg_models'}")
+    model_file = moved / "timeseg_models" / "roads_<date>_<time>.onnx"
+    assert dock.train_panel.output_widget.toolTip().endswith(f"\nEmpty: {model_file}")
     # the analyst keeps the change group in a group of theirs; a date's file goes; a result's file goes
     root = project.layerTreeRoot()
     [change_group] = [g for g in root.children() if g.nodeType() == 0 and " change " in g.name()]

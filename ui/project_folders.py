@@ -21,14 +21,19 @@ def default_folder(project: QgsProject, name: str) -> Path:
     return base / name
 
 
-def default_folder_words(project: QgsProject, name: str) -> tuple[str, str]:
-    """``(placeholder, tooltip line)`` of an empty folder field: short enough for a narrow dock, and the
+def default_folder_words(project: QgsProject, name: str, what: str = "results", file: str = "") -> tuple[str, str]:
+    """``(placeholder, tooltip line)`` of an empty output field: short enough for a narrow dock, and the
     ``default_folder`` in full, with, for an unsaved project, that it is a temporary folder (which many
-    systems empty at restart) and how to keep the results."""
+    systems empty at restart) and how to keep ``what`` is written there. ``file``: the field asks for a
+    file, written under that name in the folder (``roads_<date>_<time>.onnx``)."""
     folder = default_folder(project, name)
+    where = f"{folder}/{file}" if file else str(folder)
+    named = f"{file} " if file else ""
     if project.fileName():
-        return (QCoreApplication.translate("TimeSeg", "beside the project"),
-                QCoreApplication.translate("TimeSeg", "Empty: {}").format(folder))
-    return (QCoreApplication.translate("TimeSeg", "a temporary folder"),
-            QCoreApplication.translate("TimeSeg", "Empty: {}, a temporary folder (many systems empty it at restart): "
-                                                  "saving the project moves the results beside it").format(folder))
+        return (QCoreApplication.translate("TimeSeg", "{}beside the project").format(named),
+                QCoreApplication.translate("TimeSeg", "Empty: {}").format(where))
+    return (QCoreApplication.translate("TimeSeg", "{}in a temporary folder" if file else "a temporary folder")
+            .format(named),
+            QCoreApplication.translate("TimeSeg", "Empty: {}, in a temporary folder (many systems empty it at "
+                                                  "restart): saving the project moves the {} beside it").format(
+                where, what))

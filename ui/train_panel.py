@@ -120,7 +120,8 @@ class TrainPanel(QGroupBox):
         return default_folder(self.project, MODELS_FOLDER) / dt.datetime.now().strftime("roads_%Y%m%d_%H%M%S.onnx")
 
     def _say_default_folder(self, *_) -> None:
-        placeholder, where = default_folder_words(self.project, MODELS_FOLDER)
+        placeholder, where = default_folder_words(self.project, MODELS_FOLDER, "trained models",
+                                                  "roads_<date>_<time>.onnx")
         self.output_widget.lineEdit().setPlaceholderText(placeholder)
         self.output_widget.setToolTip(self.tr("The new model (.onnx); its checkpoint and numbers are written "
                                               "beside it") + "\n" + where)
