@@ -218,9 +218,15 @@ def _job_path(path: str, folder: Path) -> Path:
 
 
 def _stamp(paths: list[Path]) -> list[list]:
-    """What made a result: each input's path, size and modification time (a changed input is redone)."""
+    """What made a result: each input's path, size and modification time (a changed input is redone); for a
+    folder (a ``.SAFE`` product) the size of its files and the latest time one changed (a folder's own
+    time stays when a file inside is replaced, and a stale map was kept)."""
     stamp = []
     for path in paths:
+        if path.is_dir():
+            files = [file.stat() for file in path.rglob("*") if file.is_file()]
+            stamp.append([str(path), sum(f.st_size for f in files), max((f.st_mtime_ns for f in files), default=0)])
+            continue
         info = path.stat() if path.exists() else None
         stamp.append([str(path), info.st_size if info else None, info.st_mtime_ns if info else None])
     return stamp

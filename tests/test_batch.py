@@ -427,3 +427,22 @@ def test_a_stopped_batch_says_that_finished_tasks_are_kept(places, local_model, 
     assert code == 130
     assert capsys.readouterr().err.strip() == ("interrupted; the tasks that had finished are kept and a rerun goes "
                                                "on from them; nothing of those in progress was kept")
+
+
+def test_a_product_folder_whose_image_is_replaced_is_redone(tmp_path):
+    """A .SAFE folder's own size and time stay when a file inside is replaced (a download unzipped over it): the
+    rerun kept the stale map ('complete, skipped'). Its stamp is its files'."""
+    import os
+
+    from timeseg.core.batch import _stamp
+
+    product = tmp_path / "S2B_MSIL1C_20190601T103109_N0211_R108_T33UUU_20190601T124409.SAFE"
+    image = product / "GRANULE" / "L1C" / "IMG_DATA" / "T33UUU_20190601T103109_TCI.jp2"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"first download")
+    before = _stamp([product])
+    folder_time = product.stat().st_mtime_ns
+    image.write_bytes(b"second download")
+    os.utime(image, ns=(folder_time + 10**9, folder_time + 10**9))
+    assert product.stat().st_mtime_ns == folder_time  # the folder itself says nothing
+    assert _stamp([product]) != before

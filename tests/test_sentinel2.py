@@ -202,3 +202,122 @@ def test_a_multi_band_model_takes_its_bands_from_the_products(small_scene, local
     assert main(["segment", "--model", str(tmp_path / "bands.onnx"), "--output", str(tmp_path / "newer_out"),
                  str(newer), str(products[1])]) == 0
     assert "name no bands" not in capsys.readouterr().err
+
+
+def _metadata(product_folder, level: str, offset: int | None) -> None:
+    """ESA's product metadata file at the top of the ``.SAFE``, declaring ``offset`` (-1000 from baseline 04.00)
+    for every band, or no offset."""
+    tag, listing = ("RADIO_ADD_OFFSET", "Radiometric_Offset_List") if level == "L1C" else \
+        ("BOA_ADD_OFFSET", "BOA_ADD_OFFSET_VALUES_LIST")
+    rows = "".join(f'<{tag} band_id="{band}">{offset}</{tag}>' for band in range(13)) if offset is not None else ""
+    (product_folder / f"MTD_MSI{level}.xml").write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?><n1:Level-{level[1:]}_User_Product><n1:General_Info>'
+        f"<Product_Image_Characteristics><{listing}>{rows}</{listing}></Product_Image_Characteristics>"
+        "</n1:General_Info></n1:Level-{level[1:]}_User_Product>")
+
+
+def test_products_as_mirrors_and_archives_name_and_pack_them(small_scene, tmp_path):
+    """Found by a QA round on products as downloaded:
+    - two products of one file name in two folders each read their own bands (both read the last one's VRT);
+    - baseline 04.00's offset as the metadata declares it, in a product renamed without '_N0400_' (it was read
+      with the offset in: 62 % of a crop map's pixels differed);
+    - the date of the .SAFE a zip holds, not of the zip's name (a mirror's or another product's);
+    - a long name of before December 2016 dated by its sensing date (_V...), not its processing date;
+    - a zip whose top folder is not named .SAFE, or with the product's files at its top ("no true-colour image")."""
+    from timeseg.core.sentinel2 import baseline_offset, product_date, product_source
+
+    tif = small_scene.tci_paths[2019][0]
+    date = small_scene.acquisitions[2019][0].date.strftime("%Y%m%d")
+    first, second = tmp_path / "a", tmp_path / "b"
+    made = [band_product(first, tif, date), band_product(second, small_scene.tci_paths[2019][1], date)]
+    renamed = []
+    for folder, made_product in zip((first, second), made):
+        archive = folder / "product.zip"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for path in made_product.rglob("*"):
+                zipped.write(path, str(path.relative_to(folder)))
+        renamed.append(archive)
+    sources = [product_source(archive, ["B02", "B05", "B01"], "uint16") for archive in renamed]  # as a run does
+    stacks = []
+    for source in sources:
+        with rasterio.open(source) as stacked:
+            stacks.append(stacked.read(1))
+    with rasterio.open(small_scene.tci_paths[2019][1]) as other:
+        assert np.array_equal(stacks[1], other.read(1).astype(np.uint16) * 40)
+    assert not np.array_equal(stacks[0], stacks[1])
+    # the offset as declared: a baseline 04.00 product whose name lost its baseline
+    newer = band_product(tmp_path / "newer", tif, date, "N0400")
+    plain = newer.with_name(newer.name.replace("_N0400", ""))
+    newer.rename(plain)
+    assert baseline_offset(plain) == 0  # its name says nothing
+    _metadata(plain, "L2A", -1000)
+    assert baseline_offset(plain) == 1000
+    with rasterio.open(product_source(plain, ["B02"], "uint16")) as declared, \
+            rasterio.open(product_source(made[0], ["B02"], "uint16")) as older:
+        assert np.array_equal(declared.read(), older.read())
+    _metadata(plain, "L2A", None)  # a product before 04.00 whose metadata declares no offset
+    assert baseline_offset(plain.with_name(plain.name)) == 0
+    # dates: a zip named by a mirror with another date, and a long name of 2016
+    mirrored = tmp_path / "S2A_MSIL2A_20240105T000000_N0500_R108_T33UUU_20240105T000000.zip"
+    shutil.copy(renamed[0], mirrored)
+    assert str(product_date(mirrored)) == small_scene.acquisitions[2019][0].date.isoformat()
+    old = "S2A_OPER_PRD_MSIL1C_PDMC_20161226T160311_R022_V20151205T103402_20151205T103402.SAFE"
+    assert str(product_date(tmp_path / old)) == "2015-12-05"
+    # a zip of the product's folder named otherwise, and one of its files at the top
+    tci_product = product(tmp_path / "tci", tif, date, "L1C", as_zip=False)
+    for top in ("S2B_MSIL1C_" + date + "_unpacked", ""):
+        archive = tmp_path / f"layout{len(top)}_{date}.zip"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for path in tci_product.rglob("*"):
+                inside = path.relative_to(tci_product)
+                zipped.write(path, f"{top}/{inside}" if top else str(inside))
+        with rasterio.open(product_source(archive, ["B04", "B03", "B02"], "uint8")) as read, \
+                rasterio.open(tif) as expected:
+            assert np.array_equal(read.read(), expected.read())
+
+
+def test_products_read_with_gdal_exceptions_on(small_scene, tmp_path):
+    """Many QGIS plugins turn GDAL's Python exceptions on (GDAL 4 does by default): a band model's product
+    raised 'unknown error occurred' on the command line, and aborted QGIS from the dock."""
+    from timeseg.core.sentinel2 import product_source
+
+    made = band_product(tmp_path, small_scene.tci_paths[2019][0],
+                        small_scene.acquisitions[2019][0].date.strftime("%Y%m%d"))
+    was = gdal.GetUseExceptions()
+    gdal.UseExceptions()
+    try:
+        with rasterio.open(product_source(made, ["B02", "B05", "B01"], "uint16")) as stacked:
+            assert stacked.count == 3
+    finally:
+        if not was:
+            gdal.DontUseExceptions()
+
+
+def test_a_product_without_its_true_colour_image_is_read_from_its_bands(small_scene, local_model, tmp_path,
+                                                                        capsys):
+    """A product without a TCI (some mirrors leave it out) gave "holds no true-colour image ... give an L1C or
+    L2A product": its B04, B03, B02 are read and made true colour as ESA makes it, the map as of its TCI."""
+    from timeseg.core.true_colour import TCI_SATURATION
+
+    tif = small_scene.tci_paths[2019][0]
+    date = small_scene.acquisitions[2019][0].date.strftime("%Y%m%d")
+    name = f"S2B_MSIL1C_{date}T103109_N0211_R108_T33UUU_{date}T124409.SAFE"
+    images = tmp_path / name / "GRANULE" / f"L1C_T33UUU_A009668_{date}T103431" / "IMG_DATA"
+    images.mkdir(parents=True)
+    with rasterio.open(tif) as source:
+        tci, profile = source.read(), source.profile
+    # reflectance x 10000 whose true colour (0..0.3558 -> 1..255) is the TCI's values
+    reflectance = np.rint(tci.astype(np.float64) / 255 * TCI_SATURATION * 1e4).astype(np.uint16)
+    for band, values in zip(("B04", "B03", "B02"), reflectance):
+        band_tif = tmp_path / f"{band}.tif"
+        profile.update(count=1, dtype="uint16", nodata=None)
+        with rasterio.open(band_tif, "w", **profile) as out:
+            out.write(values[None])
+        gdal.Translate(str(images / f"T33UUU_{date}T103109_{band}.jp2"), str(band_tif), format="JP2OpenJPEG",
+                       creationOptions=["REVERSIBLE=YES", "QUALITY=100"])
+    second = str(small_scene.tci_paths[2019][1])  # the test model reads two dates at least
+    for source, out in ((tmp_path / name, "bands"), (tif, "tci")):
+        assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / out), "--precision", "fp32",
+                     str(source), second]) == 0, capsys.readouterr().err
+    with rasterio.open(tmp_path / "bands" / "classes.tif") as a, rasterio.open(tmp_path / "tci" / "classes.tif") as b:
+        assert a.transform == b.transform and (a.read() == b.read()).mean() > 0.99

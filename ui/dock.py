@@ -189,9 +189,10 @@ class TimeSegDock(QgsDockWidget):
         self.add_products([product_of(p) for p in paths])
 
     def add_products(self, products: list[Path]) -> list[str]:
-        """Each product's true-colour image as a layer named after the product (its date in the name);
-        returns the problems, also shown in the dock."""
-        from ..core.sentinel2 import ProductError, is_product, product_name, true_colour_path
+        """Each product's true-colour image (or, without one, its red band) as a layer named after the product
+        (its date in the name); returns the problems, also shown in the dock. The engine reads the product as
+        the model asks (a TCI-less product's bands, for the road model)."""
+        from ..core.sentinel2 import ProductError, display_path, is_product, product_name
 
         problems, layers = [], []
         for product in products:
@@ -200,7 +201,7 @@ class TimeSegDock(QgsDockWidget):
                                         "raster layer").format(Path(product).name))
                 continue
             try:
-                source = true_colour_path(product)
+                source = display_path(product)
             except ProductError as error:
                 problems.append(str(error))
                 continue
@@ -209,7 +210,7 @@ class TimeSegDock(QgsDockWidget):
                 layer.setCustomProperty(PRODUCT_PROPERTY, str(Path(product).absolute()))  # the engine reads the product
                 layers.append(layer)
             else:
-                problems.append(self.tr("QGIS cannot read the true-colour image of {}").format(Path(product).name))
+                problems.append(self.tr("QGIS cannot read the images of {}").format(Path(product).name))
         self.project.addMapLayers(layers)
         for layer in layers:
             self.table.set_checked(layer.id())
