@@ -321,3 +321,23 @@ def test_a_product_without_its_true_colour_image_is_read_from_its_bands(small_sc
                      str(source), second]) == 0, capsys.readouterr().err
     with rasterio.open(tmp_path / "bands" / "classes.tif") as a, rasterio.open(tmp_path / "tci" / "classes.tif") as b:
         assert a.transform == b.transform and (a.read() == b.read()).mean() > 0.99
+
+
+def test_a_product_of_several_granules_is_read_as_their_mosaic(small_scene, tmp_path):
+    """A product of before December 2016 holds several granules: only the first was read (the others dropped
+    without a word); now their mosaic."""
+    from timeseg.core.sentinel2 import true_colour_path
+
+    tif = small_scene.tci_paths[2019][0]
+    name = "S2A_OPER_PRD_MSIL1C_PDMC_20161226T160311_R022_V20151205T103402_20151205T103402.SAFE"
+    with rasterio.open(tif) as source:
+        width = source.width
+    for index, (offset, size) in enumerate(((0, width // 2), (width // 2, width - width // 2))):
+        images = tmp_path / name / "GRANULE" / f"S2A_OPER_MSI_L1C_TL_SGS__20161226T120000_A00238{index}_T33UU{index}" \
+            / "IMG_DATA"
+        images.mkdir(parents=True)
+        gdal.Translate(str(images / f"S2A_OPER_MSI_L1C_TL_SGS__20161226T120000_A00238{index}_T33UU{index}_TCI.jp2"),
+                       str(tif), format="JP2OpenJPEG", srcWin=[offset, 0, size, width],
+                       creationOptions=["REVERSIBLE=YES", "QUALITY=100"])
+    with rasterio.open(true_colour_path(tmp_path / name)) as mosaic, rasterio.open(tif) as whole:
+        assert mosaic.bounds == whole.bounds and np.array_equal(mosaic.read(), whole.read())
