@@ -92,13 +92,13 @@ class ChangeSummary:
         if self.followed:  # fields, not roads: areas, not lines
             return [f"new {self.followed}: {self.pixels['new']} px, {self.area_m2['new'] / 1e4:.2f} ha",
                     f"removed {self.followed}: {self.pixels['removed']} px, {self.area_m2['removed'] / 1e4:.2f} ha",
-                    f"none: {self.pixels['none']} px; nodata: {self.pixels['nodata']} px", *self.warnings]
+                    f"no change: {self.pixels['none']} px; no data: {self.pixels['nodata']} px", *self.warnings]
         return [
             f"new:     {self.pixels['new']} px, {self.area_m2['new'] / 1e4:.2f} ha, "
             f"about {self.new_length_m / 1000:.2f} km of lines",
             f"removed: {self.pixels['removed']} px, {self.area_m2['removed'] / 1e4:.2f} ha, "
             f"about {self.removed_length_m / 1000:.2f} km of lines",
-            f"none:    {self.pixels['none']} px; nodata: {self.pixels['nodata']} px",
+            f"no change: {self.pixels['none']} px; no data: {self.pixels['nodata']} px",
             *self.warnings,
         ]
 

@@ -2,12 +2,12 @@
 whether the dock adds it, Processing loads it or an analyst drags it into QGIS (QGIS applies the
 ``.qml`` of the same name when it opens a raster).
 
-Classes that should not show (a binary model's background) are left out of the palette: QGIS draws values
-without a palette entry transparent, and the legend lists only what is drawn, each with its swatch. The change
-map draws its no data light grey (not seen in a period, not "no change"), and so lists "no change" itself,
-see-through (QGIS draws a value without an entry in the no-data colour). The style also holds the layer's time
-range, its period (first to last date): QGIS applies it when the style is loaded from Layer Properties (its
-default-style loading leaves time out, so the dock sets the range on the layers it adds).
+The class and change maps draw their no data light grey (no map could be made there: beyond the data, or white
+on every date), so that it is not read as "not road" or "no change", and list it in the legend; so they list
+what is see-through too (a binary model's background, "no change"): QGIS draws a value without a palette entry
+in the no-data colour. The style also holds the layer's time range, its period (first to last date): QGIS
+applies it when the style is loaded from Layer Properties (its default-style loading leaves time out, so the
+dock sets the range on the layers it adds).
 """
 
 from __future__ import annotations
@@ -59,20 +59,28 @@ def _document(renderer: str, dates: Sequence[dt.date]) -> str:
             f"  <pipe>\n{renderer}\n  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n")
 
 
-def _paletted(entries: Sequence[tuple[int, str, tuple[int, int, int, int]]],
-              nodata: tuple[int, int, int, int] | None = None) -> str:
+NO_DATA_VALUE = 255  # of the class and change maps
+SEE_THROUGH = (0, 0, 0, 0)
+
+
+def _paletted(entries: Sequence[tuple[int, str, tuple[int, int, int, int]]]) -> str:
+    """A palette of ``entries`` and a "no data" entry, its no data drawn in ``NO_DATA_GREY`` (the entry only
+    shows in the legend: QGIS draws no data in the renderer's no-data colour)."""
     rows = "\n".join(f'        <paletteEntry value="{code}" label={quoteattr(label)} color="{_hex(rgba)}" '
-                     f'alpha="{rgba[3]}"/>' for code, label, rgba in entries)
-    nodata_colour = ",".join(map(str, nodata)) if nodata else ""  # QGIS's r,g,b,a; empty: transparent
+                     f'alpha="{rgba[3]}"/>' for code, label, rgba in [*entries, (NO_DATA_VALUE, "no data",
+                                                                                  NO_DATA_GREY)])
+    nodata_colour = ",".join(map(str, NO_DATA_GREY))  # QGIS's r,g,b,a
     return (f'    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="{nodata_colour}">\n'
             f"      <colorPalette>\n{rows}\n      </colorPalette>\n    </rasterrenderer>")
 
 
 def classes_qml(class_names: Sequence[str], dates: Sequence[dt.date] = ()) -> str:
-    """Paletted classes with their names; a binary model shows only its target class."""
+    """Paletted classes with their names; a binary model's background see-through."""
     colours = class_colours(class_names)
-    shown = range(1, 2) if len(class_names) == 2 else range(len(class_names))
-    return _document(_paletted([(code, class_names[code], colours[code]) for code in shown]), dates)
+    entries = [(code, class_names[code], colours[code]) for code in range(len(class_names))]
+    if len(class_names) == 2:
+        entries[0] = (0, f"{class_names[0]} (see-through)", SEE_THROUGH)
+    return _document(_paletted(entries), dates)
 
 
 def probability_band(class_names: Sequence[str]) -> int:
@@ -85,24 +93,24 @@ def probability_band(class_names: Sequence[str]) -> int:
 
 # r, g, b, alpha: opaque, as QGIS 3.22 draws a see-through no-data colour wrong (160, 160, 160, 110 came out
 # as 49, 49, 49 over white: not premultiplied)
-CHANGE_NODATA_GREY = (215, 215, 215, 255)
+NO_DATA_GREY = (215, 215, 215, 255)
 
 
 def change_qml(dates: Sequence[dt.date] = (), followed: str | None = None) -> str:
     """New in red, removed in blue, each named with the class ``followed`` ("new maize": a crop map's change
-    follows one of its classes); none transparent; nodata (no change could be seen: beyond a period's data, or
-    white on all its dates) light grey, so that it is not read as 'nothing changed'."""
-    # "no change" is in the palette, see-through: a value without an entry is drawn in the no-data colour
-    return _document(_paletted([(0, "no change", (0, 0, 0, 0)), *((code, f"{label} {followed}" if followed else label,
-                                                                   rgba) for code, label, rgba in CHANGE_PALETTE)],
-                               CHANGE_NODATA_GREY), dates)
+    follows one of its classes); none see-through; no data (no change could be seen: beyond a period's data,
+    or white on all its dates) light grey, so that it is not read as 'nothing changed'."""
+    return _document(_paletted([(0, "no change (see-through)", SEE_THROUGH),
+                                *((code, f"{label} {followed}" if followed else label, rgba)
+                                  for code, label, rgba in CHANGE_PALETTE)]), dates)
 
 
 def probability_qml(dates: Sequence[dt.date] = (), band: int = 1) -> str:
     """A 0..1 pseudocolour ramp of ``band`` (a binary model's only band; of more classes, the first that is
     not "other" or "background": ``probability_band``)."""
-    items = "\n".join(f'          <item value="{value:g}" label="{value:g}" color="{_hex(rgba)}" alpha="{rgba[3]}"/>'
-                      for value, rgba in PROBABILITY_RAMP)
+    # the legend draws its swatches opaque: the see-through part says so in words
+    items = "\n".join(f'          <item value="{value:g}" label="{value:g}{" (see-through below)" * (not rgba[3])}" '
+                      f'color="{_hex(rgba)}" alpha="{rgba[3]}"/>' for value, rgba in PROBABILITY_RAMP[1:])
     renderer = (f'    <rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1" alphaBand="-1" '
                 'classificationMin="0" classificationMax="1" nodataColor="">\n'
                 "      <rastershader>\n"

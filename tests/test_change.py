@@ -75,7 +75,7 @@ def test_maps_of_two_thresholds_and_a_map_partly_without_data_are_said(periods, 
     change of threshold showed as 14 % more removed roads, silently, and the summary could not tell). A map
     without data over a fifth of it (a cloud on every date of a period): said in a warning, in the dock's message
     bar, and drawn grey (it was transparent, like 'nothing changed')."""
-    from timeseg.core.qml import CHANGE_NODATA_GREY
+    from timeseg.core.qml import NO_DATA_GREY
     from timeseg.ui.results import change_message
 
     before, after = periods
@@ -104,7 +104,7 @@ def test_maps_of_two_thresholds_and_a_map_partly_without_data_are_said(periods, 
                       "white on all its dates): no change can be seen there, drawn grey"]
     assert change_message(summary.lines()).endswith("; 20% of the map has no data in a period")
     style = (tmp_path / "change.qml").read_text()
-    assert f'nodataColor="{",".join(map(str, CHANGE_NODATA_GREY))}"' in style
+    assert f'nodataColor="{",".join(map(str, NO_DATA_GREY))}"' in style
 
 
 def test_segment_records_the_threshold_of_its_class_map(local_model, small_scene, tmp_path):

@@ -162,7 +162,10 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
         probability = project.mapLayersByName(f"local probability {period}")[0]
         # the styles come from the .qml files core wrote beside the rasters
         assert isinstance(classes.renderer(), QgsPalettedRasterRenderer)
-        assert [(c.value, c.label, c.color.name()) for c in classes.renderer().classes()] == [(1, "road", "#ff9600")]
+        assert [(c.value, c.label, c.color.name(), c.color.alpha()) for c in classes.renderer().classes()] == [
+            (0, "background (see-through)", "#000000", 0), (1, "road", "#ff9600", 255),
+            (255, "no data", "#d7d7d7", 255)]  # no data grey, and listed: it was drawn as "not road"
+        assert classes.renderer().nodataColor().getRgb() == (215, 215, 215, 255)
         assert isinstance(probability.renderer(), QgsSingleBandPseudoColorRenderer)
         for layer in (classes, probability):
             assert layer.crs() == reference.crs() and layer.extent() == reference.extent()
@@ -176,7 +179,8 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     assert not root.findLayer(project.mapLayersByName("local probability 2019")[0].id()).isVisible()
     change = project.mapLayersByName("local change 2016-2019")[0]
     assert [(c.label, c.color.name(), c.color.alpha()) for c in change.renderer().classes()] == [
-        ("no change", "#000000", 0), ("new", "#e61414", 255), ("removed", "#1e50e6", 255)]
+        ("no change (see-through)", "#000000", 0), ("new", "#e61414", 255), ("removed", "#1e50e6", 255),
+        ("no data", "#d7d7d7", 255)]  # the legend lists what is drawn grey
     assert change.renderer().nodataColor().getRgb() == (215, 215, 215, 255)  # not seen: grey, not 'no change'
     lines = project.mapLayersByName("local new and removed lines 2016-2019")[0]
     summary = json.loads(Path(change.source()).with_suffix(".json").read_text())
@@ -594,7 +598,7 @@ def test_shipped_models_are_offered_by_name(dock):
     # the analyst reads the real numbers, the held-out areas' and those of a place never trained on
     text = dock.model_panel.card_label.text()
     assert "On real Sentinel-2 (held-out areas of 3 scenes" in text
-    assert re.search(r"never trained on: F1 0\.\d\d-0\.\d\d with one clear date, 0\.\d\d with all 2", text), text
+    assert re.search(r"never trained on: F1 0\.\d\d-0\.\d\d with one clear date, 0\.\d\d with both", text), text
     # a trained model that scored below its starting model joins the chooser but is not chosen
     dock.model_panel.offer_model(SHIPPED_CROP_MODEL.with_name("worse.onnx"), choose=False)
     assert combo.itemText(2) == "Trained: worse" and combo.currentIndex() == 1
@@ -644,7 +648,7 @@ def test_the_shipped_crop_model_runs_from_the_dock(qgis_iface, qgis_new_project,
         wait_for(dock)
         assert dock.controls.progress.value() == 100, dock.controls.status_label.text()
         classes = QgsProject.instance().mapLayersByName("crops classes 2016")[0]
-        assert [c.label for c in classes.renderer().classes()] == list(CROP_CLASSES)
+        assert [c.label for c in classes.renderer().classes()] == [*CROP_CLASSES, "no data"]
         assert all(c.color.alpha() == 255 for c in classes.renderer().classes())  # every crop shows
         with rasterio.open(classes.source()) as predicted, rasterio.open(scene.labels_path) as truth:
             accuracy = (predicted.read(1) == truth.read(1)).mean()

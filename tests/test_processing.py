@@ -266,7 +266,7 @@ def test_processing_results_are_named_and_styled(provider, local_model, small_sc
     dates = sorted(a.date for a in small_scene.acquisitions[2019])
     classes = QgsProject.instance().mapLayersByName(f"local classes {dates[0]}..{dates[-1]}")
     assert len(classes) == 1 and isinstance(classes[0].renderer(), QgsPalettedRasterRenderer)
-    assert [c.label for c in classes[0].renderer().classes()] == ["road"]
+    assert [c.label for c in classes[0].renderer().classes()] == ["background (see-through)", "road", "no data"]
     assert QgsProject.instance().mapLayersByName(f"local probability {dates[0]}..{dates[-1]}")
 
 

@@ -132,7 +132,7 @@ def describe_card(card) -> str:
     if isinstance(unseen, dict) and unseen.get("one_date") and "all_dates" in unseen:
         one = sorted(entry["f1"] for entry in unseen["one_date"].values())
         text += (f" On a real place it was never trained on: F1 {one[0]:.2f}-{one[-1]:.2f} with one clear date, "
-                 f"{unseen['all_dates']['f1']:.2f} with all {len(one)}.")
+                 f"{unseen['all_dates']['f1']:.2f} with {'both' if len(one) == 2 else f'all {len(one)}'}.")
     after = card.metrics.get("heldout_after") if isinstance(card.metrics, dict) else None
     if isinstance(after, dict) and "f1" in after:  # a model fitted to the analyst's area (models.fine_tune)
         before = card.metrics.get("heldout_before") or {}
