@@ -532,7 +532,10 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         assert panel.labels_combo.currentLayer() is None
         offered = {panel.labels_combo.layer(row) for row in range(panel.labels_combo.count())} - {None}
         assert offered == {roads}, [layer.name() for layer in offered]
+        panel.controls.run_button.click()  # no labels: refused, and the refusal goes once they are chosen
+        assert panel.task is None and panel.controls.status_label.text().startswith("Choose a label layer")
         panel.labels_combo.setLayer(roads)
+        assert panel.controls.status_label.text() == ""
         panel.start_combo.setCurrentIndex(panel.start_combo.findData("scratch"))
         # the command line's budget (the one make fine-tune-check measures), not a run of seconds
         assert (panel.epochs_spin.value(), panel.minutes_spin.value()) == request_defaults() == (200, 5)
@@ -571,10 +574,14 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         with rasterio.open(classes[0].source()) as dataset:
             values = np.unique(dataset.read(1))
         assert set(values.tolist()) <= {0, 1, 255}
-        # the run's classes map can be labels; its probability map (P, not classes) is not offered
+        # the run's results are not offered as labels (a model's own map taught as roads); its classes file added
+        # by hand can be (corrected, say), its probability map (P, not classes) never
         offered = {panel.labels_combo.layer(row) for row in range(panel.labels_combo.count())} - {None}
-        names = {layer.name() for layer in offered}
-        assert classes[0].name() in names and not any("probability" in name for name in names), names
+        assert {layer.name() for layer in offered} == {"roads 2019"}
+        by_hand = QgsRasterLayer(classes[0].source(), "corrected classes")
+        QgsProject.instance().addMapLayer(by_hand)
+        offered = {panel.labels_combo.layer(row) for row in range(panel.labels_combo.count())} - {None}
+        assert by_hand in offered
         # the model the dock runs, and TimeSeg's own models, are never written over by a new fit
         written = (tmp_path / "from_dock.onnx").stat().st_mtime_ns
         for target, said in ((tmp_path / "from_dock.onnx", "Write the new model to another file: from_dock.onnx is "
@@ -586,7 +593,7 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
                 panel.controls.status_label.text()
         assert (tmp_path / "from_dock.onnx").stat().st_mtime_ns == written
         assert not SHIPPED_ROAD_MODEL.with_name("mine.onnx").exists()
-        # the chosen labels removed: none is taken in their place (QGIS's combo would take the classes map)
+        # the chosen labels removed: none is taken in their place (QGIS's combo would take the next layer)
         QgsProject.instance().removeMapLayer(roads.id())
         assert panel.labels_combo.currentLayer() is None
         # the chosen model's file written anew (here by hand) and offered: its card is read again

@@ -29,6 +29,7 @@ class TaskControls(QWidget):
         column.addWidget(self.progress)
         self.status_label = WrappingLabel()
         column.addWidget(self.status_label)
+        self.refusal = ""  # what the last refusal said, while it is shown
 
     def started(self, message: str) -> None:
         self.run_button.setEnabled(False)
@@ -40,9 +41,17 @@ class TaskControls(QWidget):
         self.progress.setValue(int(percent))
 
     def refused(self, message: str) -> None:
-        """The job did not start: the bar says nothing of an earlier one."""
+        """The job did not start: the bar says nothing of an earlier one; the message goes once the form
+        changes (``form_changed``)."""
         self.progress.setValue(0)
         self.status_label.setText(message)
+        self.refusal = message
+
+    def form_changed(self, *_) -> None:
+        """What a refusal said may no longer hold: it goes (a finished job's message stays)."""
+        if self.refusal and self.status_label.text() == self.refusal:
+            self.status_label.clear()
+        self.refusal = ""
 
     def cancelling(self) -> None:
         self.status_label.setText(self.tr("Cancelling ..."))

@@ -106,6 +106,10 @@ class TrainPanel(QGroupBox):
         form.addRow(self.controls)
         self.controls.run_button.clicked.connect(self.train)
         self.controls.cancel_button.clicked.connect(self.cancel)
+        for signal in (self.labels_combo.layerChanged, self.line_width_spin.valueChanged,
+                       self.area.kind_combo.currentIndexChanged, self.area.layer_combo.layerChanged,
+                       self.start_combo.currentIndexChanged, self.output_widget.fileChanged):
+            signal.connect(self.controls.form_changed)  # a refusal ("Choose a label layer") goes once mended
 
     def leave_out_images(self, *_) -> None:
         """Rasters of several bands (the dated images themselves) are not offered as labels."""
