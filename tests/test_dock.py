@@ -110,6 +110,9 @@ def test_long_file_names_wrap_within_the_dock(dock):
     assert QApplication.clipboard().text() == f"{name} holds no true-colour image"
     assert dock.warning_label.selectedText() == f"{name} holds no true-colour image"
     assert dock.table.textElideMode() == Qt.ElideMiddle
+    # the period column as wide as a period needs (it took 104 px for "2016"): the names get the rest
+    period_width, needed = dock.table.columnWidth(2), dock.table.fontMetrics().horizontalAdvance("2019/2020")
+    assert needed < period_width <= needed + 20
 
 
 def test_a_long_message_in_a_panel_is_shown_whole(dock):

@@ -75,6 +75,9 @@ class LayerTable(QTableWidget):
         probe = self._date_editor(None)
         probe.setParent(None)  # measured, never shown
         self.horizontalHeader().resizeSection(DATE, probe.sizeHint().width())
+        # a period as wide as "2019/2020" or its header (it took 104 px for "2016", and cut the layers' names)
+        self.horizontalHeader().resizeSection(PERIOD, max(self.fontMetrics().horizontalAdvance(text) for text in (
+            "2019/2020", self.tr("Period"))) + 4 * self.frameWidth() + 12)
         self.verticalHeader().setVisible(False)
         self.setTextElideMode(Qt.ElideMiddle)  # products' names differ in their dates and tiles, not their starts
         self.setMinimumHeight(self.horizontalHeader().sizeHint().height()
