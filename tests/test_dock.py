@@ -322,7 +322,9 @@ def test_compare_two_class_layers(dock, tmp_path):
     [change] = (tmp_path / "results").glob("run_*/change_local-classes-2016_local-classes-2019.tif")
     options = json.loads(change.with_suffix(".json").read_text())["options"]
     assert (options["min_patch_pixels"], options["tolerance_px"]) == (0, 0)
-    assert not dock.compare_panel.class_combo.isEnabled()  # a road map: its one class
+    assert not dock.compare_panel.class_combo.isEnabled()  # a road map: its one class, shown
+    combo = dock.compare_panel.class_combo
+    assert combo.currentText() == "1: road" and combo.currentData() is None
     # said under the Compare button, and Open output folder opens where it wrote
     assert dock.compare_panel.status_label.text().endswith(f"Results in {change.parent}")
     assert dock.last_output == change.parent

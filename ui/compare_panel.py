@@ -67,6 +67,8 @@ class ComparePanel(QGroupBox):
         for code, name in enumerate(names[1:] if len(names) > 2 else [], start=1):
             self.class_combo.addItem(f"{code}: {name}", code)
         self.class_combo.setEnabled(self.class_combo.count() > 0)
+        if len(names) == 2:  # the one class there is to follow, shown (the box was empty)
+            self.class_combo.addItem(f"1: {names[1]}", None)
 
     def _offer_class_layers(self, *_) -> None:
         others = [layer for layer in self.project.mapLayers().values()
