@@ -1198,3 +1198,19 @@ def test_the_train_panel_does_not_offer_the_runs_results_as_labels(dock):
     combo = dock.train_panel.labels_combo
     offered = {combo.layer(row) for row in range(combo.count())} - {None}
     assert roads in offered and not offered & set(results)
+
+
+def test_the_status_says_which_step_a_run_is_at(dock, monkeypatch):
+    """The status said "Running on periods 2016, 2019 ..." to the end of a run; it says each period, then the
+    change map, as they begin."""
+    dock, layers = dock
+    shown = []
+    real = dock._show_step
+    monkeypatch.setattr(dock, "_show_step", lambda step: (real(step), shown.append(
+        dock.controls.status_label.text())))
+    tick_all(dock, layers)
+    dock.controls.run_button.click()
+    wait_for(dock)
+    assert shown == ["Running: period 2016 (1 of 2) ...", "Running: period 2019 (2 of 2) ...",
+                     "Running: the change map ..."]
+    assert "Results in" in dock.controls.status_label.text()

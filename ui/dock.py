@@ -377,11 +377,17 @@ class TimeSegDock(QgsDockWidget):
         generation = self.project_generation
         self.task = SegmentationTask(parameters, lambda outcome: self.on_task_finished(outcome, generation))
         self.task.progressChanged.connect(self.controls.set_progress)
+        self.task.stepChanged.connect(self._show_step)
         periods = ", ".join(parameters.periods())
         self.controls.started(self.tr("Running on periods {} ...").format(periods))
         log(f"run: {len(parameters.layers)} layers, periods {periods}, model {parameters.model_path}, "
             f"output {parameters.output_dir}")
         QgsApplication.taskManager().addTask(self.task)
+
+    def _show_step(self, step: str) -> None:
+        """What the run is doing now (the status said "Running on periods ..." to the end), unless cancelling."""
+        if self.task is not None and not self.task.isCanceled():
+            self.controls.status_label.setText(self.tr("Running: {} ...").format(step))
 
     def cancel(self) -> None:
         if self.task is not None:

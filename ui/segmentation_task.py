@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qgis.core import QgsTask
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 
 from ..core.definitions import folder_name
 from .run_parameters import RunParameters
@@ -43,6 +43,8 @@ class TaskOutcome:
 
 
 class SegmentationTask(QgsTask):
+    stepChanged = pyqtSignal(str)  # noqa: N815 (Qt naming): the step begun, in words (delivered on the main thread)
+
     def __init__(self, parameters: RunParameters, on_finished: Callable[[TaskOutcome], None]) -> None:
         super().__init__(QCoreApplication.translate("TimeSeg", "TimeSeg segmentation"), QgsTask.CanCancel)
         self.outcome = TaskOutcome(parameters)
@@ -84,12 +86,15 @@ class SegmentationTask(QgsTask):
                         self.setProgress(100.0 * (index + fraction) / len(periods))
 
                     request.progress = progress
+                    self.stepChanged.emit(QCoreApplication.translate("TimeSeg", "period {} ({} of {})").format(
+                        period, index + 1, len(periods)))
                     result = segment(request, outputs)
                     self.outcome.class_names = list(result.card.class_names)
                     self.outcome.warnings += [f"{period}: {warning}" for warning in result.warnings]
                     self.outcome.periods.append(PeriodResult(period, result.probability_path, result.classes_path,
                                                              result.dates, result.provider))
                 if change_path is not None and not self.isCanceled():
+                    self.stepChanged.emit(QCoreApplication.translate("TimeSeg", "the change map"))
                     earlier, later = self.outcome.periods[-2:]
                     summary = compute_change(earlier.classes_path, later.classes_path, change_path,
                                              parameters.change, outputs)
