@@ -78,7 +78,7 @@ from .runtime import (
     model_fingerprint,
     precision_problems,
 )
-from .sentinel2 import ProductError, resolve_products
+from .sentinel2 import ProductError, is_product, resolve_products
 from .tiling import TILE_ALIGN_PX, Tile, aligned_overlap, tile_grid
 from .true_colour import takes_true_colour
 
@@ -201,6 +201,10 @@ def dates_given_twice(rasters: Sequence[DatedRaster]) -> list[str]:
     for a, b in zip(ordered, ordered[1:]):
         if a.date == b.date and Path(a.path).resolve() == Path(b.path).resolve():
             return [f"{a.name} is given twice: give it once"]
+        if a.date == b.date and all(is_product(r.given or r.path) for r in (a, b)):  # two Sentinel-2 products
+            return [f"{a.name} and {b.name} have the same date {a.date}: two tiles of one pass, which a run maps "
+                    "apart: give the products of one tile (its name's T..... part) per run, or a mosaic of their "
+                    "true-colour images (gdalbuildvrt)"]
         if a.date == b.date:
             return [f"{a.name} and {b.name} have the same date {a.date}: give each date once (two pieces or "
                     "tiles of one day: mosaic them first, e.g. gdalbuildvrt)"]

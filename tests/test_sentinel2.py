@@ -341,3 +341,14 @@ def test_a_product_of_several_granules_is_read_as_their_mosaic(small_scene, tmp_
                        creationOptions=["REVERSIBLE=YES", "QUALITY=100"])
     with rasterio.open(true_colour_path(tmp_path / name)) as mosaic, rasterio.open(tif) as whole:
         assert mosaic.bounds == whole.bounds and np.array_equal(mosaic.read(), whole.read())
+
+
+def test_two_tiles_of_one_pass_are_told_apart_as_products(small_scene, local_model, tmp_path, capsys):
+    """Two products of one date (two MGRS tiles of one pass): "mosaic them first" could not be done to a product;
+    the refusal says to run the tiles apart."""
+    date = small_scene.acquisitions[2019][0].date.strftime("%Y%m%d")
+    one = product(tmp_path, small_scene.tci_paths[2019][0], date, "L1C", as_zip=False)
+    other = one.with_name(one.name.replace("T33UUU", "T33UVU"))
+    shutil.copytree(one, other)
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), str(one), str(other)]) == 1
+    assert "two tiles of one pass, which a run maps apart: give the products of one tile" in capsys.readouterr().err
