@@ -91,7 +91,7 @@ def product_name(product: str | Path) -> str:
 
 
 def _members(product: Path) -> tuple[list[str], str]:
-    """The product's image files (relative names) and the GDAL prefix that opens them."""
+    """The product's image and metadata files (relative names) and the GDAL prefix that opens them."""
     if product.is_dir():
         return [str(p.relative_to(product.parent)) for p in product.rglob("*")
                 if p.suffix.lower() in (".jp2", ".xml")], f"{product.parent}/"
