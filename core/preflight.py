@@ -16,6 +16,7 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window
 
+from .deepness import ARCHITECTURE as DEEPNESS
 from .model_card import SHIPPED_MODELS_DIR, ModelCard
 from .model_inputs import missing_bands
 from .raster_stack import RasterStack, RasterStackError, has_data, unreadable_message, zero_is_no_data
@@ -115,8 +116,13 @@ def raster_problems(stack: RasterStack, card: ModelCard) -> list[str]:
         hint = {"uint8": "; a true-colour picture is uint8"}.get(stack.dtype.name, "")
         if stack.dtype.kind == "f" and card.input_dtype == "uint16":  # Earth Engine's reflectance 0..1
             hint = "; reflectance 0..1 as digital numbers: gdal_translate -ot UInt16 -scale 0 1 0 10000"
-        problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: give the "
-                        f"bands as the product the model was trained on holds them ({card.input_dtype}{hint})")
+        if card.architecture == DEEPNESS:  # made for QGIS's 8-bit pictures: no product of its own
+            problems.append(f"the rasters hold {stack.dtype.name} values; a Deepness model reads 8-bit images "
+                            "(0..255, divided by 255): give them as 8-bit (gdal_translate -ot Byte -scale MIN MAX 0 "
+                            "255 IN OUT.tif, MIN and MAX those of the images)")
+        else:
+            problems.append(f"the rasters hold {stack.dtype.name} values, the model wants {card.input_dtype}: give "
+                            f"the bands as the product the model was trained on holds them ({card.input_dtype}{hint})")
     resolution = stack.grid.pixel_size_m
     stated = card.resolution > 0  # 0: a Deepness model that does not say
     # far coarser than the model's pixels: far_finer's refusal says so (no resampling helps)

@@ -288,6 +288,16 @@ def test_a_deepness_model_reads_the_first_bands_of_rasters_of_more_and_an_alpha_
 
 def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tmp_path, capsys):
     rasters = [str(p) for p in small_scene.tci_paths[2019]]
+    # 16-bit images: the words of a Deepness model ("as the product the model was trained on holds them (uint8)")
+    with rasterio.open(rasters[-1]) as source:
+        profile, values = source.profile, source.read()
+    profile.update(dtype="uint16")
+    wide = tmp_path / "wide_20190901.tif"
+    with rasterio.open(wide, "w", **profile) as out:
+        out.write(values.astype(np.uint16) * 100)
+    assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), str(wide)]) == 1
+    assert ("the rasters hold uint16 values; a Deepness model reads 8-bit images (0..255, divided by 255): give them "
+            "as 8-bit (gdal_translate -ot Byte -scale MIN MAX 0 255") in capsys.readouterr().err
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), "--tile-size", "128",
                  *rasters]) == 1
     assert "this model takes tiles of exactly 64 px" in capsys.readouterr().err
