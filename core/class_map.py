@@ -31,7 +31,8 @@ class ClassRows:
     """Rows of the class map on their way to ``write(first_row, labels)``: at once, or, with ``median_px``
     (odd, 3 or more), through a median filter of that size over the classes and no data, as Deepness's
     ``seg_small_segment`` cleans its maps (OpenCV's ``medianBlur`` over class + 1, no data 0, edges
-    repeated). A row leaves once the ``median_px // 2`` rows below it have come, or with the map's last row."""
+    repeated), its no data kept where it was. A row leaves once the ``median_px // 2`` rows below it have
+    come, or with the map's last row."""
 
     def __init__(self, write: Callable[[int, np.ndarray], None], median_px: int, height: int) -> None:
         self.write, self.height = write, height
@@ -59,7 +60,10 @@ class ClassRows:
 
         smoothed = median_filter(self.held, size=self.size, mode="nearest")
         rows = slice(self.done - self.first, ready - self.first)
-        out = smoothed[rows]
+        out, before = smoothed[rows], self.held[rows]
+        # no data stays where it was and nowhere else: the class map's no data is the probability map's (and an
+        # area's outside), where Deepness's filter moves it by a few pixels along its edges
+        out = np.where(before == 0, 0, np.where(out == 0, before, out))
         self.write(self.done, np.where(out == 0, NO_CLASS, out - 1).astype(np.uint8))
         self.done = ready
         keep_from = max(0, self.done - self.reach)  # the rows a later row's filter still reads

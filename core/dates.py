@@ -28,21 +28,23 @@ def _valid_date(year: str, month: str, day: str) -> dt.date | None:
 
 def _name_dates(path: str | Path) -> list[tuple[dt.date, bool]]:
     """Each plausible YYYYMMDD (or YYYY-MM-DD, YYYY_MM_DD, YYYY.MM.DD) in the file name, in order, and whether
-    a time follows it (``20210617T101031``); for a member of an archive without one, in the archive's name
-    (``/vsizip//data/place_20190601.zip/tci.tif``)."""
+    a time follows it (``20210617T101031``)."""
+    name = Path(path).name
+    found = []
+    for match in _NAME_DATE.finditer(name):
+        year, _, month, day = match.groups()
+        date = _valid_date(year, month, day)
+        if date is not None:
+            found.append((date, name[match.end():match.end() + 1] == "T"))
+    return found
+
+
+def _archive_date(path: str | Path) -> dt.date | None:
+    """For a member of an archive (``/vsizip//data/place_20190601.zip/tci.tif``), the date in the archive's name."""
     from .definitions import archive_of
 
     archive = archive_of(path)
-    for name in [Path(path).name, *([archive.name] if archive is not None else [])]:
-        found = []
-        for match in _NAME_DATE.finditer(name):
-            year, _, month, day = match.groups()
-            date = _valid_date(year, month, day)
-            if date is not None:
-                found.append((date, name[match.end():match.end() + 1] == "T"))
-        if found:
-            return found
-    return []
+    return date_from_name(archive) if archive is not None else None
 
 
 def date_from_name(path: str | Path) -> dt.date | None:
@@ -87,10 +89,15 @@ RENAMED = "rename the file with that one date"  # where no date can be given (a 
 
 
 def detect_date(path: str | Path, warnings: list[str] | None = None, give_dates: str = GIVEN_DATES) -> dt.date | None:
-    """Acquisition date of a raster: its name first (product names are reliable), then its tags; a warning
+    """Acquisition date of a raster: its name first (product names are reliable), then its tags, then for a
+    member of an archive without either the archive's name; a warning
     when the two disagree (added to ``warnings``, else logged). ``give_dates``: where the caller takes
     another date (a warning's advice)."""
     named, (tagged, tag) = date_from_name(path), _tags_date(path)
+    # a member of an archive without a date of its own (in its name or tags): the archive's name's
+    archived = _archive_date(path) if named is None and (tagged is None or tag == FILE_TIME_TAG) else None
+    if archived is not None:
+        return archived
     if named is None and tag == FILE_TIME_TAG:  # a time stamp most tools set when they write the file
         _warn(warnings, f"the only date of {Path(path).name} is its TIFF time stamp ({FILE_TIME_TAG}, {tagged}), "
                         "which most tools set when they write the file: if the image was not taken that day, put "

@@ -27,8 +27,9 @@ NAMED_COLOURS = {
     "background": (0, 0, 0, 0),
     "road": (255, 150, 0, 255),  # orange: red and blue are the change map's new and removed
     "mangrove": (20, 120, 60, 255),
-    # crop types (models/weights/crops.onnx); land that is not a crop stays grey
-    "other": (190, 190, 190, 255),
+    # crop types (models/weights/crops.onnx); land that is not a crop stays grey, darker than the maps' light
+    # grey no data (core.qml.NO_DATA_GREY: 215; 190 was hard to tell from it)
+    "other": (140, 140, 140, 255),
     "meadow": (120, 200, 90, 255),
     "winter_cereal": (230, 190, 60, 255),
     "spring_cereal": (200, 150, 90, 255),

@@ -91,17 +91,36 @@ def product_name(product: str | Path) -> str:
 
 
 def _members(product: Path) -> tuple[list[str], str]:
-    """The product's image and metadata files (relative names) and the GDAL prefix that opens them."""
+    """The product's image and metadata files (relative names, those of its one product folder: ``_one_product``)
+    and the GDAL prefix that opens them."""
     if product.is_dir():
-        return [str(p.relative_to(product.parent)) for p in product.rglob("*")
-                if p.suffix.lower() in (".jp2", ".xml")], f"{product.parent}/"
+        return _one_product([str(p.relative_to(product.parent)) for p in product.rglob("*")
+                             if p.suffix.lower() in (".jp2", ".xml", ".safe")], product.name), f"{product.parent}/"
     if not product.is_file():
         raise ProductError(f"Sentinel-2 product not found: {product}")
     try:
         with zipfile.ZipFile(product) as archive:
-            return archive.namelist(), f"/vsizip/{product}/"
+            return _one_product(archive.namelist(), product.name), f"/vsizip/{product}/"
     except zipfile.BadZipFile:
         raise ProductError(f"{product.name} is not a readable zip: download the product again") from None
+
+
+def _one_product(members: list[str], name: str) -> list[str]:
+    """The files of the one product among ``members``: under the folder that holds its ``GRANULE`` folder (a
+    zip of two products was read as a mosaic of both dates, and a stray ``GRANULE`` folder's image as the
+    product's). Where several folders hold one, the one beside the product's metadata (``MTD_MSIL1C.xml``,
+    ``MTD_MSIL2A.xml`` or ``manifest.safe``); two products: ``ProductError``."""
+    roots = sorted({m[:m.index("GRANULE/")] for m in members if "GRANULE/" in m and
+                    (m.startswith("GRANULE/") or m[:m.index("GRANULE/")].endswith("/"))})
+    if len(roots) > 1:
+        described = [root for root in roots if any(root + file in members
+                                                   for file in (*METADATA_FILES, "manifest.safe"))]
+        if len(described) != 1:
+            raise ProductError(f"{name} holds {len(described) or len(roots)} products ("
+                               f"{', '.join(root.rstrip('/') or '(top)' for root in (described or roots))}): give "
+                               "one product per file")
+        roots = described
+    return [m for m in members if m.startswith(roots[0])] if roots else members
 
 
 def check_product(product: str | Path) -> None:

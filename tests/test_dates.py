@@ -18,10 +18,6 @@ from timeseg.core.dates import date_from_name, date_from_tags
     ("mixed_2021-06_17.tif", None),  # one separator throughout, or none
     ("tile_123456789_20190231.tif", None),  # no 31st of February, no date in a long number
     ("image.tif", None),
-    ("/vsizip//data/place_20190601.zip/tci.tif", dt.date(2019, 6, 1)),  # a member without a date: its archive's
-    ("/vsizip/{/data/place_20190601.zip}/tci.tif", dt.date(2019, 6, 1)),
-    ("/vsizip//data/place_20190601.zip/tci_20190605.tif", dt.date(2019, 6, 5)),  # the member's own first
-    ("/vsizip//data/2019/place.zip/tci.tif", None),  # a folder's name is not the archive's
 ])
 def test_date_from_name(name, expected):
     assert date_from_name(name) == expected
@@ -129,3 +125,38 @@ def test_a_vector_file_given_as_a_date_is_named_as_such():
     with pytest.raises(ValueError, match=r"^Inn_roads.gpkg holds lines, points or polygons, not an image: give the "
                                          r"dated rasters"):
         dated_rasters([ROOT / "models" / "real" / "Inn_20210617_TCI.tif", roads])
+
+
+@pytest.mark.parametrize("member, expected", [
+    ("/vsizip//data/place_20190601.zip/tci.tif", dt.date(2019, 6, 1)),  # a member without a date: its archive's
+    ("/vsizip/{/data/place_20190601.zip}/tci.tif", dt.date(2019, 6, 1)),
+    ("/vsizip//data/place_20190601.zip/tci_20190605.tif", dt.date(2019, 6, 5)),  # the member's own first
+    ("/vsizip//data/2019/place.zip/tci.tif", None),  # a folder's name is not the archive's
+])
+def test_a_member_of_an_archive_without_a_date_takes_the_archives(member, expected):
+    from timeseg.core.dates import detect_date
+
+    assert detect_date(member, []) == expected
+
+
+def test_a_members_own_tags_come_before_the_archives_name(tmp_path):
+    """A member whose tags hold its date (ACQUISITION_DATE) keeps it; the archive's name (a download's date,
+    say) was used instead, with a warning that named the member's name as saying it."""
+    import zipfile
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from timeseg.core.dates import detect_date
+
+    tif = tmp_path / "scene.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8", crs="EPSG:32633",
+                       transform=from_origin(0, 80, 10, 10)) as dataset:
+        dataset.write(np.ones((1, 8, 8), np.uint8))
+        dataset.update_tags(ACQUISITION_DATE="2018-03-04")
+    with zipfile.ZipFile(tmp_path / "export_20240115.zip", "w") as archive:
+        archive.write(tif, "scene.tif")
+    warnings = []
+    assert detect_date(f"/vsizip/{tmp_path / 'export_20240115.zip'}/scene.tif", warnings) == dt.date(2018, 3, 4)
+    assert warnings == []

@@ -246,7 +246,7 @@ def test_seg_thresh_and_seg_small_segment_map_the_classes_as_deepness_does(small
     assert ((two[1] >= 0.3) != (two[1] >= 0.5))[clear_two].mean() > 0.05
     assert np.array_equal(maps["two"][clear_two], (two[1] >= 0.5)[clear_two])
     # seg_small_segment 6: Deepness filters over 7 px (odd), the classes + 1 with no data 0, edges repeated
-    smoothed = median_filter(maps["three"] + 1, size=7, mode="nearest") - 1
+    smoothed = median_filter(maps["three"] + 1, size=7, mode="nearest") - 1  # the test raster has no no-data
     assert (smoothed != maps["three"]).mean() > 0.01 and np.array_equal(maps["smoothed"], smoothed)
 
 

@@ -929,8 +929,12 @@ def test_tables_and_zipped_rasters_run_web_maps_are_not_offered_one_file_twice_i
     table = QgsRasterLayer(f"GPKG:{gpkg}:june_20190601", "june_20190601")
     with zipfile.ZipFile(tmp_path / "download.zip", "w") as archive:
         archive.write(second, second.name)
+    undated = tmp_path / "undated.tif"  # the image without its date tags: its archive's name dates it
+    with rasterio.open(second) as source:
+        with rasterio.open(undated, "w", **source.profile) as copy:
+            copy.write(source.read())
     with zipfile.ZipFile(tmp_path / "S2_20190611.zip", "w") as archive:
-        archive.write(second, "TCI.tif")
+        archive.write(undated, "TCI.tif")
     zipped = QgsRasterLayer(f"/vsizip/{tmp_path / 'download.zip'}/{second.name}", "zipped")
     dated_by_its_zip = QgsRasterLayer(f"/vsizip/{tmp_path / 'S2_20190611.zip'}/TCI.tif", "TCI")
     assert table.isValid() and zipped.isValid() and zipped.source().startswith("/vsizip//")
@@ -1159,26 +1163,34 @@ def test_results_and_models_in_the_temporary_folder_move_beside_the_project_once
     (system_temporary / "timeseg_models" / "roads_mine_other.onnx").write_bytes(b"another model")
     dock.model_panel.offer_model(trained)
 
+    # a folder of the analyst's beside the runs, which a layer reads: theirs, not moved
+    own = system_temporary / "timeseg_results" / "my_stuff"
+    own.mkdir()
+    shutil.copy(classes.source(), own / "mine.tif")
+    mine = QgsRasterLayer(str(own / "mine.tif"), "mine")
+    project.addMapLayer(mine)
+    # saved in the temporary folder itself: beside it already, nothing moves (a QA's save renamed the run on
+    # every save, and saved again, endlessly)
+    assert project.write(str(system_temporary / "scratch.qgz"))
+    assert run.is_dir() and Path(classes.source()).parents[1] == run
     saved = tmp_path / "place" / "area.qgz"
     saved.parent.mkdir()
     assert project.write(str(saved))
-    for _ in range(20):  # the second save waits for the event loop
-        QgsApplication.processEvents()
+    project.clear()  # QGIS going on to another project at once (the second save was left to the event loop
+    assert project.read(str(saved))  # and wrote into the next project: the saved file kept the old paths)
+    classes = project.mapLayersByName("local classes 2019")[0]
+    assert (own / "mine.tif").is_file() and Path(project.mapLayersByName("mine")[0].source()) == own / "mine.tif"
     beside = tmp_path / "place" / "timeseg_results" / run.name
     assert not run.exists() and beside.is_dir()
     assert Path(classes.source()) == beside / "2019" / "classes.tif" and classes.isValid()
     assert classes.name() == "local classes 2019" and classes.renderer().type() == renderer
     assert any("Moved 1 run folder and 1 trained model from the temporary folder to " in m
                for m in dock.iface.messageBar().get_messages(0))
-    assert str(beside) in dock.controls.status_label.text() and dock.last_output == beside
     models = tmp_path / "place" / "timeseg_models"
     assert sorted(p.name for p in models.iterdir()) == ["roads_mine.onnx", "roads_mine.pt"]
     assert (system_temporary / "timeseg_models" / "roads_mine_other.onnx").is_file()  # not this model's
     assert dock.model_panel.path == models / "roads_mine.onnx"
-    assert project.read(str(saved))  # the project saved again reads the moved maps
-    reread = project.mapLayersByName("local classes 2019")[0]
-    assert Path(reread.source()) == beside / "2019" / "classes.tif" and reread.isValid()
-    assert isinstance(reread, QgsRasterLayer)
+    assert isinstance(classes, QgsRasterLayer)
 
 
 def test_the_train_panel_does_not_offer_the_runs_results_as_labels(dock):
@@ -1214,3 +1226,31 @@ def test_the_status_says_which_step_a_run_is_at(dock, monkeypatch):
     assert shown == ["Running: period 2016 (1 of 2) ...", "Running: period 2019 (2 of 2) ...",
                      "Running: the change map ..."]
     assert "Results in" in dock.controls.status_label.text()
+
+
+def test_a_saved_projects_temporary_results_move_on_the_next_turn_of_the_event_loop(dock, tmp_path, monkeypatch):
+    """Saved and left open (the usual case): the move waits for the save to be over (a .qgz is zipped after
+    QGIS says it saved: saved again at once, the first save's zip came last and kept the old paths), then the
+    project is saved again with the moved maps."""
+    import tempfile
+
+    dock, layers = dock
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "system_tmp"))
+    (tmp_path / "system_tmp").mkdir()
+    project = QgsProject.instance()
+    dock.options.output_widget.setFilePath("")
+    tick_all(dock, [layer for layer in layers if "2019" in layer.name()])
+    dock.controls.run_button.click()
+    wait_for(dock)
+    saved = tmp_path / "place" / "area.qgz"
+    saved.parent.mkdir()
+    assert project.write(str(saved))
+    classes = project.mapLayersByName("local classes 2019")[0]
+    assert "system_tmp" in classes.source()  # not yet: the save is still going on
+    for _ in range(5):
+        QgsApplication.processEvents()
+    assert Path(classes.source()).is_relative_to(tmp_path / "place" / "timeseg_results")
+    apart = QgsProject()
+    assert apart.read(str(saved), QgsProject.ReadFlags(QgsProject.FlagDontResolveLayers))
+    [reread] = apart.mapLayersByName("local classes 2019")
+    assert reread.source() == classes.source()

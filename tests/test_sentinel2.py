@@ -352,3 +352,29 @@ def test_two_tiles_of_one_pass_are_told_apart_as_products(small_scene, local_mod
     shutil.copytree(one, other)
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), str(one), str(other)]) == 1
     assert "two tiles of one pass, which a run maps apart: give the products of one tile" in capsys.readouterr().err
+
+
+def test_a_zip_of_two_products_is_refused_and_a_stray_granule_folder_is_not_read(small_scene, tmp_path):
+    """A zip of two products was read as a mosaic of both dates, and a stray GRANULE folder elsewhere in a zip
+    as part of the product (the image of another date on top)."""
+    from timeseg.core.sentinel2 import ProductError, true_colour_path
+
+    acquisitions, tifs = small_scene.acquisitions[2019], small_scene.tci_paths[2019]
+    first = product(tmp_path / "a", tifs[0], acquisitions[0].date.strftime("%Y%m%d"), "L1C", as_zip=False)
+    second = product(tmp_path / "b", tifs[1], acquisitions[1].date.strftime("%Y%m%d"), "L1C", as_zip=False)
+    for made in (first, second):
+        (made / "MTD_MSIL1C.xml").write_text("<n1:Level-1C_User_Product/>")
+    both, stray = tmp_path / "two_products.zip", tmp_path / f"S2B_MSIL1C_{acquisitions[0].date:%Y%m%d}_stray.zip"
+    with zipfile.ZipFile(both, "w") as zipped:
+        for made in (first, second):
+            for path in made.rglob("*"):
+                zipped.write(path, str(path.relative_to(made.parent)))
+    with zipfile.ZipFile(stray, "w") as zipped:
+        for path in first.rglob("*"):
+            zipped.write(path, str(path.relative_to(first.parent)))
+        for path in (second / "GRANULE").rglob("*"):
+            zipped.write(path, f"extras/old/{path.relative_to(second)}")
+    with pytest.raises(ProductError, match="two_products.zip holds 2 products .*: give one product per file"):
+        true_colour_path(both)
+    with rasterio.open(true_colour_path(stray)) as read, rasterio.open(tifs[0]) as own:
+        assert np.array_equal(read.read(), own.read())

@@ -30,7 +30,7 @@ from ..core.definitions import (
     PRECISION_WORDS,
 )
 from .area_chooser import AreaChooser
-from .project_folders import default_folder, default_folder_words
+from .project_folders import RUN_FOLDER_FORMAT, default_folder, default_folder_words
 
 SETTINGS = "timeseg/"
 RESULTS_FOLDER = "timeseg_results"  # under the project's folder, or the temporary one
@@ -218,7 +218,7 @@ class OptionsPanel(QGroupBox):
         neither exists nor was claimed by a job of this session (``claim``)."""
         chosen = self.output_widget.filePath().strip()
         base = Path(chosen) if chosen else default_folder(self.project, RESULTS_FOLDER)
-        folder = base / dt.datetime.now().strftime("run_%Y%m%d_%H%M%S")
+        folder = base / dt.datetime.now().strftime(RUN_FOLDER_FORMAT)
         number = 1
         while (candidate := folder.with_name(f"{folder.name}_{number}" if number > 1 else folder.name)).exists() or \
                 candidate in self._claimed:

@@ -3,11 +3,20 @@ temporary folder; and the words that say so on an empty folder field before anyt
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QCoreApplication
+
+RUN_FOLDER_FORMAT = "run_%Y%m%d_%H%M%S"  # each dock run's (and comparison's) folder; _2, _3... for one second's
+_RUN_FOLDER = re.compile(r"run_\d{8}_\d{6}(_\d+)*")
+
+
+def is_run_folder(name: str) -> bool:
+    """A folder name ``RUN_FOLDER_FORMAT`` makes (not one of the analyst's beside them)."""
+    return _RUN_FOLDER.fullmatch(name) is not None
 
 
 def temporary_folder() -> Path:

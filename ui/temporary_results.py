@@ -13,7 +13,7 @@ from pathlib import Path
 from qgis.core import QgsDataProvider, QgsProject, QgsProviderRegistry
 
 from ..core.atomic import LOCK_NAME
-from .project_folders import default_folder, temporary_folder
+from .project_folders import default_folder, is_run_folder, temporary_folder
 
 
 @dataclass
@@ -37,15 +37,18 @@ def layer_path(layer) -> Path | None:
 
 
 def run_folders_in_temporary(project: QgsProject, results_name: str) -> dict[Path, list]:
-    """The run folders under ``<temporary folder>/<results_name>`` that the project's layers read, with those
-    layers."""
-    base = temporary_folder() / results_name
+    """The run folders (``is_run_folder``) under ``<temporary folder>/<results_name>`` that the project's layers
+    read, with those layers; paths resolved (a temporary folder behind a link: macOS's /var is /private/var)."""
+    base = (temporary_folder() / results_name).resolve()
     folders: dict[Path, list] = {}
     for layer in project.mapLayers().values():
         path = layer_path(layer)
+        path = path.resolve() if path is not None else None
         if path is None or not path.is_relative_to(base) or path.parent == base:
             continue
-        folders.setdefault(base / path.relative_to(base).parts[0], []).append(layer)
+        folder = base / path.relative_to(base).parts[0]
+        if is_run_folder(folder.name):  # a folder of the analyst's there is theirs
+            folders.setdefault(folder, []).append(layer)
     return folders
 
 
@@ -83,7 +86,7 @@ def repoint(layer, old_folder: Path, new_folder: Path) -> None:
     """The layer reads the same file at its new place, with its name, style and properties kept."""
     registry = QgsProviderRegistry.instance()
     parts = registry.decodeUri(layer.providerType(), layer.source())
-    parts["path"] = str(new_folder / Path(parts["path"]).relative_to(old_folder))
+    parts["path"] = str(new_folder / Path(parts["path"]).resolve().relative_to(old_folder))
     layer.setDataSource(registry.encodeUri(layer.providerType(), parts), layer.name(), layer.providerType(),
                         QgsDataProvider.ProviderOptions())
 
@@ -120,7 +123,8 @@ def move_beside_project(project: QgsProject, results_name: str, models_name: str
     there, moved to ``<project's folder>/<results_name>`` and ``<models_name>``, their layers repointed. A run
     folder a job still writes to (locked) stays for a later save."""
     moved = Moved()
-    if not project.fileName():
+    if not project.fileName() or default_folder(project, results_name).resolve() == \
+            (temporary_folder() / results_name).resolve():  # saved in the temporary folder: beside it already
         return moved
     for folder, layers in run_folders_in_temporary(project, results_name).items():
         if not folder.is_dir() or any(folder.rglob(LOCK_NAME)):
@@ -134,9 +138,9 @@ def move_beside_project(project: QgsProject, results_name: str, models_name: str
         for layer in layers:
             repoint(layer, folder, target)
         moved.folders[folder] = target
-    models_base = temporary_folder() / models_name
+    models_base = (temporary_folder() / models_name).resolve()
     for model in trained_models:
-        if not model.is_file() or not model.is_relative_to(models_base):
+        if not model.is_file() or not model.resolve().is_relative_to(models_base):
             continue
         try:
             moved.models[model] = move_model(model, default_folder(project, models_name))
