@@ -73,3 +73,34 @@ def test_a_model_moves_with_its_own_files_under_a_free_name(tmp_path, moving):
         "roads_1.onnx", "roads_1_2.int8.onnx", "roads_1_2.json", "roads_1_2.onnx", "roads_1_2.pt"]
     assert (project_models / "roads_1_2.int8.onnx").read_text() == "roads_1.int8.onnx"
     assert [p.name for p in models.iterdir()] == ["roads_10.onnx"]
+
+
+def test_trained_models_move_when_the_temporary_folder_lies_behind_a_link(tmp_path, monkeypatch, moving):
+    """macOS's temporary folder is /var/..., a link to /private/var/...: the Model panel holds the model's
+    resolved path, which was not found 'in the temporary folder', and the model stayed there."""
+    import tempfile
+
+    from qgis.core import QgsProject
+
+    real = tmp_path / "private_tmp"
+    (real / "timeseg_models").mkdir(parents=True)
+    (tmp_path / "tmp").symlink_to(real)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    model = real / "timeseg_models" / "roads_1.onnx"
+    model.write_text("model")
+    project = QgsProject()
+    project.setFileName(str(tmp_path / "place" / "area.qgz"))
+    moved = moving.move_beside_project(project, "timeseg_results", "timeseg_models", [model.resolve()])
+    assert moved.models == {model.resolve(): tmp_path / "place" / "timeseg_models" / "roads_1.onnx"}
+    # a project saved in the temporary folder itself: its results are beside it already
+    project.setFileName(str(tmp_path / "tmp" / "scratch.qgz"))
+    (real / "timeseg_models" / "roads_2.onnx").write_text("model")
+    assert not moving.move_beside_project(project, "timeseg_results", "timeseg_models",
+                                          [real / "timeseg_models" / "roads_2.onnx"]).models
+
+
+def test_only_the_docks_run_folders_are_run_folders(moving):
+    from timeseg.ui.project_folders import is_run_folder
+
+    assert is_run_folder("run_20261207_083333") and is_run_folder("run_20261207_083333_2")
+    assert not is_run_folder("my_stuff") and not is_run_folder("run_2026")
