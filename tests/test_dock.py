@@ -56,6 +56,7 @@ def wait_for(dock, seconds=120):
         QgsApplication.processEvents()
         time.sleep(0.02)
     assert dock.task is None, "the task did not finish"
+    QgsApplication.processEvents()  # what the dock says once the task is over (the message bar's line)
 
 
 def tick_all(dock, layers):

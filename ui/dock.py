@@ -515,7 +515,8 @@ class TimeSegDock(QgsDockWidget):
             add_change_layers(self.project, outcome.model_name, outcome.change_path, lines_path(outcome.change_path),
                               span, [*outcome.periods[-2].dates, *outcome.periods[-1].dates])
             lines += plain_lines(outcome.change_summary)
-            self.iface.messageBar().pushMessage(
-                "TimeSeg", self.tr("Change {}: {}").format(span, change_message(outcome.change_summary)),
-                Qgis.Success, 10)
+            said = self.tr("Change {}: {}").format(span, change_message(outcome.change_summary))
+            # once QGIS has said "Task complete" (it says it after this callback, over the kilometres)
+            bar = self.iface.messageBar()
+            QTimer.singleShot(0, lambda: bar.pushMessage("TimeSeg", said, Qgis.Success, 10))
         return lines
