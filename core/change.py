@@ -29,6 +29,7 @@ from rasterio.enums import Resampling
 
 from .atomic import OutputSet
 from .change_lines import change_lines, write_lines
+from .class_map import NO_CLASS
 from .definitions import (
     CHANGE_THRESHOLD,
     CHANGE_TOLERANCE_PX,
@@ -45,7 +46,7 @@ from .preflight import output_problems
 from .qml import change_qml, dates_of, style_path
 from .raster_stack import Grid, RasterStackError, bounds_overlap, raster_missing, read_band_on_grid
 
-NONE, NEW, REMOVED, NODATA = 0, 1, 2, 255
+NONE, NEW, REMOVED, NODATA = 0, 1, 2, NO_CLASS
 CHANGE_COLOURS = {NONE: (0, 0, 0, 0), NEW: (230, 20, 20, 255), REMOVED: (30, 80, 230, 255), NODATA: (0, 0, 0, 0)}
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from .class_map import NO_CLASS  # the class and change maps' no data
 from .outputs import class_colours
 
 CHANGE_PALETTE = ((1, "new", (230, 20, 20, 255)), (2, "removed", (30, 80, 230, 255)))
@@ -59,7 +60,6 @@ def _document(renderer: str, dates: Sequence[dt.date]) -> str:
             f"  <pipe>\n{renderer}\n  </pipe>\n  <blendMode>0</blendMode>\n</qgis>\n")
 
 
-NO_DATA_VALUE = 255  # of the class and change maps
 SEE_THROUGH = (0, 0, 0, 0)
 
 
@@ -67,8 +67,7 @@ def _paletted(entries: Sequence[tuple[int, str, tuple[int, int, int, int]]]) -> 
     """A palette of ``entries`` and a "no data" entry, its no data drawn in ``NO_DATA_GREY`` (the entry only
     shows in the legend: QGIS draws no data in the renderer's no-data colour)."""
     rows = "\n".join(f'        <paletteEntry value="{code}" label={quoteattr(label)} color="{_hex(rgba)}" '
-                     f'alpha="{rgba[3]}"/>' for code, label, rgba in [*entries, (NO_DATA_VALUE, "no data",
-                                                                                  NO_DATA_GREY)])
+                     f'alpha="{rgba[3]}"/>' for code, label, rgba in [*entries, (NO_CLASS, "no data", NO_DATA_GREY)])
     nodata_colour = ",".join(map(str, NO_DATA_GREY))  # QGIS's r,g,b,a
     return (f'    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="{nodata_colour}">\n'
             f"      <colorPalette>\n{rows}\n      </colorPalette>\n    </rasterrenderer>")

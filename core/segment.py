@@ -28,7 +28,7 @@ from rasterio.windows import Window
 from .area import AreaError, parse_area
 from .atomic import OutputSet
 from .blending import StreamingBlender
-from .class_map import ClassRows, class_labels
+from .class_map import NO_CLASS, ClassRows, class_labels
 from .definitions import (
     CLASSES_NAME,
     DATE_SELECTIONS,
@@ -489,7 +489,7 @@ def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedMo
                               descriptions=_probability_names(card),
                               tags={"dates": dates_tag(stack.dates), OUTPUT_TAG: "probability", **made_by},
                               compress_threads=compress_threads, precision=card.precision) as probability,
-                GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=255,
+                GeoTiffWriter(run_outputs.partial(classes_path), grid, 1, "uint8", nodata=NO_CLASS,
                               descriptions=["class"], colours=class_colours(card.class_names),
                               tags={"class_names": ",".join(card.class_names), "dates": dates_tag(stack.dates),
                                     OUTPUT_TAG: "classes", **made_by,
