@@ -41,7 +41,7 @@ from .results import (
 from .run_parameters import RunParameters
 from .segmentation_task import SegmentationTask, TaskOutcome
 from .task_controls import TaskControls
-from .temporary_results import move_beside_project
+from .temporary_results import TemporaryResultsKeeper
 from .train_panel import MODELS_FOLDER, TrainPanel
 from .wrapping_label import WrappingLabel
 
@@ -150,13 +150,9 @@ class TimeSegDock(QgsDockWidget):
         self.project_generation = 0  # a new or another project: a run of the one before adds nothing to it
         self.project.cleared.connect(self._project_changed)
         self.project.readProject.connect(self._project_changed)
-        self._saving_again = False  # the project written again by _keep_temporary_results
-        self._pending_save: str | None = None  # the project file whose temporary results wait to be moved
-        self._after_save = QTimer(self)  # the dock's own: it goes with the dock (a plugin unloaded meanwhile)
-        self._after_save.setSingleShot(True)
-        self._after_save.timeout.connect(self._keep_temporary_results)
-        self.project.projectSaved.connect(self._saved)
-        self.project.cleared.connect(self._keep_temporary_results)  # before the next project (also when read)
+        # results written to the temporary folder before the project had a file: beside it once it is saved
+        self.keeper = TemporaryResultsKeeper(self.project, RESULTS_FOLDER, MODELS_FOLDER,
+                                             lambda: self.model_panel.trained, self._results_moved, self)
         self.check_dependencies()
         self.model_panel.load_model()
 
@@ -411,35 +407,13 @@ class TimeSegDock(QgsDockWidget):
             self.last_output = None
         self.update_warnings()  # what the project's ticked layers lack (a file deleted since) is said at once
 
-    def _saved(self) -> None:
-        """The project was written: what it reads in the temporary folder is moved once the write is over (a
-        .qgz is zipped after this signal: written again from here, the first write's zip came last), on the next
-        turn of the event loop, or as the project is cleared (QGIS opening another project right after a save)."""
-        if self._saving_again or not self.project.fileName():
-            return
-        self._pending_save = self.project.fileName()
-        self._after_save.start(0)
-
-    def _keep_temporary_results(self, *_) -> None:
-        """The results and models written to the temporary folder before the project had a file, moved beside
-        it, and the project file saved again with their new paths: the project itself when it is still the one
-        saved, else the saved file, read apart."""
-        saved, self._pending_save = self._pending_save, None
-        if saved is None:
-            return
-        if saved == self.project.fileName():
-            self._move_and_save(self.project)
-            return
-        kept = QgsProject()
-        if kept.read(saved, QgsProject.ReadFlags(QgsProject.FlagDontResolveLayers)):
-            self._move_and_save(kept)
-
-    def _move_and_save(self, project: QgsProject) -> None:
-        moved = move_beside_project(project, RESULTS_FOLDER, MODELS_FOLDER, self.model_panel.trained)
+    def _results_moved(self, moved) -> None:
+        """What the panels said of the folders and models moved beside the saved project, said anew; the
+        message bar says what moved, or what could not."""
         for old, new in moved.models.items():
             self.model_panel.model_moved(old, new)
         for label in (self.controls.status_label, self.compare_panel.status_label,
-                      self.train_panel.controls.status_label):  # what they said of the folders, said anew
+                      self.train_panel.controls.status_label):
             text = label.text()
             for old, new in [*moved.folders.items(), *moved.models.items()]:
                 text = text.replace(str(old), str(new))
@@ -453,11 +427,6 @@ class TimeSegDock(QgsDockWidget):
                               "new paths").format(moved.words(), where)
             log(message)
             self.iface.messageBar().pushMessage("TimeSeg", message, Qgis.Info, 10)
-            self._saving_again = True
-            try:
-                project.write()
-            finally:
-                self._saving_again = False
         if moved.failed:
             message = self.tr("Could not move from the temporary folder (many systems empty it at restart): {}. "
                               "Copy them beside the project yourself").format("; ".join(moved.failed))

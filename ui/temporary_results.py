@@ -7,10 +7,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qgis.core import QgsDataProvider, QgsProject, QgsProviderRegistry
+from qgis.PyQt.QtCore import QObject, QTimer
 
 from ..core.atomic import LOCK_NAME
 from .project_folders import default_folder, is_run_folder, temporary_folder
@@ -147,3 +149,49 @@ def move_beside_project(project: QgsProject, results_name: str, models_name: str
         except OSError as error:
             moved.failed.append(f"{model}: {error.strerror or error}")
     return moved
+
+
+class TemporaryResultsKeeper(QObject):
+    """Moves ``project``'s temporary results (``move_beside_project``) once a save of it is over, and saves
+    the project file again with their new paths; ``on_moved(moved)`` then says so. The move waits for the save
+    to end (a .qgz is zipped after ``projectSaved``: written again from there, the first write's zip came
+    last) and happens on the next turn of the event loop, or as the project is cleared (QGIS opening another
+    project right after a save): then on the saved file, read apart."""
+
+    def __init__(self, project: QgsProject, results_name: str, models_name: str, trained: Callable[[], list[Path]],
+                 on_moved: Callable[[Moved], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project, self.names, self.trained, self.on_moved = project, (results_name, models_name), trained, on_moved
+        self.pending: str | None = None  # the project file whose temporary results wait to be moved
+        self.saving_again = False
+        self.timer = QTimer(self)  # its own: it goes with its owner (a plugin unloaded meanwhile)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.keep)
+        project.projectSaved.connect(self.saved)
+        project.cleared.connect(self.keep)
+
+    def saved(self) -> None:
+        if not self.saving_again and self.project.fileName():
+            self.pending = self.project.fileName()
+            self.timer.start(0)
+
+    def keep(self, *_) -> None:
+        saved, self.pending = self.pending, None
+        if saved is None:
+            return
+        if saved == self.project.fileName():
+            self._move_and_save(self.project)
+            return
+        kept = QgsProject()
+        if kept.read(saved, QgsProject.ReadFlags(QgsProject.FlagDontResolveLayers)):
+            self._move_and_save(kept)
+
+    def _move_and_save(self, project: QgsProject) -> None:
+        moved = move_beside_project(project, *self.names, self.trained())
+        if moved.folders or moved.models:
+            self.saving_again = True
+            try:
+                project.write()
+            finally:
+                self.saving_again = False
+        self.on_moved(moved)
