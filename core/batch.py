@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import io
 import json
 import logging
@@ -223,8 +224,8 @@ def _stamp(paths: list[Path]) -> list[list]:
     time stays when a file inside is replaced, and a stale map was kept)."""
     stamp = []
     for path in paths:
-        if path.is_dir():
-            files = [file.stat() for file in path.rglob("*") if file.is_file()]
+        if path.is_dir():  # (GDAL's .aux.xml sidecars, written by viewing an image, change nothing read)
+            files = [file.stat() for file in path.rglob("*") if file.is_file() and not file.name.endswith(".aux.xml")]
             stamp.append([str(path), sum(f.st_size for f in files), max((f.st_mtime_ns for f in files), default=0)])
             continue
         info = path.stat() if path.exists() else None
@@ -337,7 +338,9 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
     with _warnings_kept() as logged:  # the engine's warnings go into the report, printed with it
         try:
             stamp = _period_stamp(job, settings)
-            record = _done(period_folder, stamp) or (_done(folder, stamp) if window is not None else None)
+            # a window's result is of its place on the grid too: after a run with another --window, not reused
+            own_stamp = stamp if window is None else [*stamp, ["window", list(window.halo), list(window.core)]]
+            record = _done(period_folder, stamp) or (_done(folder, own_stamp) if window is not None else None)
             if record is not None:
                 return {**report, **record["report"], "skipped": True, "seconds": 0.0}
             rasters = dated_rasters(job.paths, give_dates=RENAMED)
@@ -354,7 +357,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
                               precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
                               tiles=result.tiles_total, warnings=list(dict.fromkeys([*logged, *result.warnings])),
                               seconds=round(time.perf_counter() - started, 2))
-                outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))
+                outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": own_stamp, "report": report}, indent=1))
                 outputs.commit()
         except Exception as error:  # reported in batch.json; the other places go on
             report.update(error=one_line(error), warnings=list(dict.fromkeys(logged)),
@@ -536,7 +539,10 @@ def _run_jobs(request: BatchRequest, jobs: list[PeriodJob], output_dir: Path, mo
     client, cluster = _cluster(request)
     try:
         if request.dashboard:
-            request.dashboard(client.dashboard_link)
+            import importlib.util
+
+            needs = "" if importlib.util.find_spec("bokeh") else " (its pages need bokeh: pip install bokeh)"
+            request.dashboard(client.dashboard_link + needs)
         workers = client.scheduler_info()["workers"]
         per_host: dict[str, int] = defaultdict(int)
         for address in workers:
@@ -546,13 +552,13 @@ def _run_jobs(request: BatchRequest, jobs: list[PeriodJob], output_dir: Path, mo
         period_futures = {(job.place, job.period): _submit_period(client, job, settings, request.window_px)
                           for job in jobs}
         by_place: dict[str, list] = defaultdict(list)
-        for (place, _), future in period_futures.items():
-            by_place[place].append(future)
+        for job in sorted(jobs, key=_period_order):  # each place's periods in time order
+            by_place[job.place].append(period_futures[(job.place, job.period)])
         from .change import ChangeOptions
 
         change_options = ChangeOptions(min_patch_pixels=request.min_patch_pixels,
                                        tolerance_px=request.change_tolerance_px, target_class=request.change_class)
-        change_futures = []  # consecutive periods by name; the task orders each pair by date
+        change_futures = []  # consecutive periods in time order
         for futures in by_place.values():
             previous = None  # a place's changes one after another: they write into one folder
             for earlier, later in zip(futures, futures[1:]):
@@ -570,6 +576,19 @@ def _run_jobs(request: BatchRequest, jobs: list[PeriodJob], output_dir: Path, mo
     summary = _summary(reports, request, len(workers), time.perf_counter() - started)
     summary["class"] = _followed_class(model_path, request.change_class)
     return summary
+
+
+def _period_order(job: PeriodJob) -> tuple[dt.date, str]:
+    """A period's place in time: its middle date (its name's order where its dates cannot be read: the task
+    says why). Three periods named before, during, after were paired by name, 2013 with 2019 and 2013 with
+    2016, and the roads of 2013-2016 counted twice."""
+    from .dates import RENAMED, dated_rasters
+
+    try:
+        dates = sorted(raster.date for raster in dated_rasters(job.paths, give_dates=RENAMED, warnings=[]))
+    except (ValueError, OSError):
+        dates = []
+    return (dates[len(dates) // 2] if dates else dt.date.max), job.period
 
 
 def _submit_period(client, job: PeriodJob, settings: Settings, window_px: int):
@@ -699,7 +718,7 @@ def _summary(reports: list[dict], request: BatchRequest, workers: int, seconds: 
                 for r in reports if not r["ok"] and not r.get("not_made")]
     return {
         "model": str(request.model_path),
-        "jobs": str(request.jobs_csv),
+        "jobs": str(Path(request.jobs_csv).absolute()),
         "workers": workers,
         "seconds": round(seconds, 2),
         "places": {name: {**asdict(report), "failed": report.failed, **_lengths(report.changes.values())}

@@ -76,7 +76,8 @@ class ChangeOptions:
 # tolerance (1 px): 21.7 km of false new lines and 10.7 km of false removed ones, for 40 km of traced roads
 SINGLE_DATE_WARNING = ("warning: {} was made from one date: between single dates much of the change is false (on a "
                        "real pair with nothing built, about 20 km of false new lines for 40 km of roads); use several "
-                       "dates per period")
+                       "dates per period, with a model that reads them (a one-date model, a Deepness one, reads the "
+                       "latest only)")
 
 
 @dataclass(frozen=True)

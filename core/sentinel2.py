@@ -282,8 +282,16 @@ def _declared_offset(product: Path) -> int | None:
 
 def product_source(product: str | Path, bands: list[str], dtype: str) -> str:
     """What the engine reads for ``product`` with a model of ``bands`` and input ``dtype``: the TCI for a
-    true-colour uint8 model, else the model's bands stacked at 10 m in an in-memory VRT."""
+    true-colour uint8 model and for a model of three unnamed 8-bit bands (a Deepness model), else the model's
+    bands stacked at 10 m in an in-memory VRT."""
+    from .model_inputs import band_name
+
     product = Path(product).absolute()
+    if not any(band_name(band) for band in bands):  # a model of pictures (a Deepness model's band 1, 2, 3)
+        if len(bands) == 3 and dtype == "uint8":
+            return true_colour_path(product)  # the product's picture: its TCI
+        raise ProductError(f"{product.name}: the model reads {len(bands)} bands it does not name (a picture's), "
+                           "not a Sentinel-2 product's bands: give it rasters of the bands it was trained on")
     if tuple(bands) == TRUE_COLOUR and dtype == "uint8":
         if has_true_colour(product):
             return true_colour_path(product)

@@ -446,3 +446,33 @@ def test_a_product_folder_whose_image_is_replaced_is_redone(tmp_path):
     os.utime(image, ns=(folder_time + 10**9, folder_time + 10**9))
     assert product.stat().st_mtime_ns == folder_time  # the folder itself says nothing
     assert _stamp([product]) != before
+
+
+def test_a_window_of_another_layout_is_not_taken_for_done(small_scene, local_model, tmp_path):
+    """A windowed run stopped, then run again with another --window: the windows done before held another part
+    of the place, and were put together into the new mosaic (80 % of a QA map's pixels right, the kilometres
+    off by half). A window's record holds where it lies."""
+    from timeseg.core.batch import PeriodJob, Settings, plan_windows, segment_period
+
+    rasters = tuple(small_scene.tci_paths[2019])
+    with rasterio.open(rasters[0]) as dataset:
+        width, height, transform = dataset.width, dataset.height, dataset.transform
+    job = PeriodJob("here", "2019", rasters)
+    settings = Settings(local_model, tmp_path / "out", "cpu", "fp32", 1, {"localhost": 1})
+    small, large = plan_windows(width, height, transform, 32, 8)[0], plan_windows(width, height, transform, 48, 8)[0]
+    assert small.index == large.index == 0 and small.halo != large.halo
+    assert segment_period(job, settings, small)["ok"]
+    again = segment_period(job, settings, small)
+    assert again["ok"] and again["skipped"]  # the same window: done
+    other = segment_period(job, settings, large)
+    assert other["ok"] and not other["skipped"]
+
+
+def test_a_places_periods_are_paired_in_time_order_whatever_their_names(small_scene, local_model, tmp_path):
+    """Periods named before, during and after were paired by name: 'after' with 'before', then 'before' with
+    'during', and the roads of the first years counted twice."""
+    from timeseg.core.batch import PeriodJob, _period_order
+
+    jobs = [PeriodJob("p", name, tuple(small_scene.tci_paths[year]))
+            for name, year in (("after", 2019), ("before", 2016))]
+    assert [job.period for job in sorted(jobs, key=_period_order)] == ["before", "after"]

@@ -378,3 +378,19 @@ def test_a_zip_of_two_products_is_refused_and_a_stray_granule_folder_is_not_read
         true_colour_path(both)
     with rasterio.open(true_colour_path(stray)) as read, rasterio.open(tifs[0]) as own:
         assert np.array_equal(read.read(), own.read())
+
+
+def test_a_deepness_model_reads_a_products_true_colour_image(small_scene, tmp_path, capsys):
+    """A Deepness model (three unnamed 8-bit bands) given products: 'has no band band 1 ... download it again'
+    of intact products; it reads their TCI, as the same image given as a GeoTIFF."""
+    from test_deepness import BIAS, WEIGHTS, deepness_model
+
+    model = deepness_model(tmp_path / "water.onnx", WEIGHTS, BIAS, {"0": "water"}, "Sigmoid")
+    tif = small_scene.tci_paths[2019][0]
+    made = product(tmp_path, tif, small_scene.acquisitions[2019][0].date.strftime("%Y%m%d"), "L2A", as_zip=True)
+    for source, out in ((made, "product"), (tif, "tif")):
+        assert main(["segment", "--model", str(model), "--output", str(tmp_path / out), "--precision", "fp32",
+                     str(source)]) == 0, capsys.readouterr().err
+    with rasterio.open(tmp_path / "product" / "probability.tif") as a, rasterio.open(tmp_path / "tif" /
+                                                                                      "probability.tif") as b:
+        assert np.array_equal(a.read(), b.read(), equal_nan=True)
