@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -506,9 +507,30 @@ def _cluster(request: BatchRequest):
         except OSError as error:  # distributed's timeout is an OSError
             raise BatchError(f"{one_line(error)}: check the address, and that the scheduler runs and can be "
                              "reached from here") from None
-    cluster = LocalCluster(n_workers=request.workers or LOCAL_WORKERS, threads_per_worker=1,
-                           processes=request.worker_processes, dashboard_address=":0", silence_logs=logging.ERROR)
+    with _children_ignore_interrupts(request.worker_processes):
+        cluster = LocalCluster(n_workers=request.workers or LOCAL_WORKERS, threads_per_worker=1,
+                               processes=request.worker_processes, dashboard_address=":0",
+                               silence_logs=logging.ERROR)
     return Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def _children_ignore_interrupts(processes: bool) -> Iterator[None]:
+    """Worker processes started in the block ignore Ctrl-C (they inherit its being ignored), which a terminal
+    sends to the whole process group: this process stops them itself as it stops (each printed its traceback
+    before, 60-70 lines)."""
+    if not processes or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # a Ctrl-C that lands while the client waits on its event loop, before that wait has begun, makes distributed's
+    # clean-up callback fail (NameError: 'future', distributed/utils.py sync) and tornado print its traceback: the
+    # batch's own line says what happened
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
 
 
 def run_batch(request: BatchRequest) -> dict[str, Any]:

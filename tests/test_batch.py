@@ -476,3 +476,27 @@ def test_a_places_periods_are_paired_in_time_order_whatever_their_names(small_sc
     jobs = [PeriodJob("p", name, tuple(small_scene.tci_paths[year]))
             for name, year in (("after", 2019), ("before", 2016))]
     assert [job.period for job in sorted(jobs, key=_period_order)] == ["before", "after"]
+
+
+def test_ctrl_c_in_a_terminal_stops_a_batch_in_one_line(places, local_model, tmp_path):
+    """Ctrl-C in a terminal goes to the whole process group: each dask worker process printed its traceback
+    (60-70 lines) before the batch's one line. The workers ignore it; the batch stops them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "timeseg", "batch", "--model", str(local_model), "--output", str(tmp_path / "out"),
+         "--workers", "2", "--device", "cpu", str(places / "jobs.csv")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    said = []
+    for line in process.stderr:  # the cluster is up and the tasks go to it
+        said.append(line)
+        if line.startswith("dask dashboard:"):
+            break
+    os.killpg(process.pid, signal.SIGINT)
+    said += process.stderr.readlines()
+    assert process.wait(timeout=120) == 130, "".join(said)
+    assert "Traceback" not in "".join(said), "".join(said)
+    assert said[-1].startswith("interrupted; the tasks that had finished are kept")
