@@ -120,8 +120,7 @@ def _first_bands(stack, bands: list[str]) -> list[str]:
     """A model of bands it does not name (a Deepness model's ``band 1``, ``band 2``...) given rasters of more: each
     date read as its first bands, as Deepness reads them, its alpha band left to mask them; the warning names the
     bands not read. Nothing chosen where a date has too few bands besides alpha (``core.preflight`` says so)."""
-    colours = stack.band_colours()
-    data = [[index for index, colour in enumerate(date, start=1) if colour != "alpha"] for date in colours]
+    data = stack.data_bands()
     if any(len(indexes) < len(bands) for indexes in data):
         return []
     stack.select_bands([indexes[:len(bands)] for indexes in data])

@@ -291,7 +291,7 @@ class RasterStack(contextlib.AbstractContextManager):
             self.views = [self._aligned(d, resampling, r.name) for d, r in zip(self._datasets, self.rasters)]
             self.full_grid, self.area, self._resampling = self.grid, None, resampling
             if len({d.count for d in self._datasets}) > 1:  # some dates hold an alpha band, others not
-                self.select_bands([_data_bands(d) for d in self._datasets])  # each alpha masks its date
+                self.select_bands(self.data_bands())  # each alpha masks its date
         except BaseException:
             self._stack.close()
             raise
@@ -390,6 +390,10 @@ class RasterStack(contextlib.AbstractContextManager):
     def band_descriptions(self) -> list[tuple[str | None, ...]]:
         """Each date's band descriptions (GDAL's; None where a band has none), in date order."""
         return [dataset.descriptions for dataset in self._datasets]
+
+    def data_bands(self) -> list[list[int]]:
+        """Each date's bands (1-based) but its alpha bands, which mask the others (``_data_bands``)."""
+        return [_data_bands(dataset) for dataset in self._datasets]
 
     def band_colours(self) -> list[tuple[str, ...]]:
         """Each date's bands' colour interpretations (GDAL's: ``red``, ``alpha``, ``gray``, ``undefined``...)."""
