@@ -325,11 +325,30 @@ def plan_windows(width: int, height: int, transform, window_px: int, halo_px: in
     return windows
 
 
+_QUIET_GDAL: list = []  # the handler _quiet_gdal_in_worker_process set (GDAL holds no reference of its own)
+
+
+def _quiet_gdal_in_worker_process() -> None:
+    """In a worker process of a local cluster (not QGIS's own process, where Processing runs tasks on threads),
+    GDAL's own messages go to the debug log, as the command line's do ("ERROR 1: TIFFFillTile: ..." reached the
+    terminal beside the task's one line): a task's report says what failed."""
+    import multiprocessing
+
+    if _QUIET_GDAL or multiprocessing.parent_process() is None:
+        return
+    from osgeo import gdal
+
+    _QUIET_GDAL.append(lambda error_class, number, message: log.debug("GDAL: %s", message))
+    gdal.SetErrorHandler(_QUIET_GDAL[0])
+
+
 def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | None = None) -> dict[str, Any]:
     """One place and period (or one window of it) -> its folder; a report dict (never raises: one
     failure stays one)."""
     from .dates import RENAMED, dated_rasters
     from .segment import SegmentRequest, segment, segment_outputs
+
+    _quiet_gdal_in_worker_process()
 
     started = time.perf_counter()
     period_folder = settings.output_dir / job.place / job.period

@@ -500,3 +500,22 @@ def test_ctrl_c_in_a_terminal_stops_a_batch_in_one_line(places, local_model, tmp
     assert process.wait(timeout=120) == 130, "".join(said)
     assert "Traceback" not in "".join(said), "".join(said)
     assert said[-1].startswith("interrupted; the tasks that had finished are kept")
+
+
+def test_gdals_own_lines_stay_out_of_the_terminal_in_worker_processes(places, local_model, tmp_path, capfd):
+    """A raster cut short: the task's one line says so; GDAL's own "ERROR 1: TIFFFillTile: ..." lines, which
+    the worker processes printed beside it, go to the debug log as the command line's do."""
+    import shutil
+
+    good = places / "jobs.csv"
+    first = good.read_text().splitlines()[1].split(",")[2]
+    cut = tmp_path / "cut_20190301.tif"
+    data = (places / first).read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    shutil.copy(places / first, tmp_path / "whole_20190201.tif")
+    (tmp_path / "jobs.csv").write_text(f"place,period,path\nx,2019,{tmp_path / 'whole_20190201.tif'}\nx,2019,{cut}\n")
+    capfd.readouterr()
+    assert main(["batch", "--model", str(local_model), "--output", str(tmp_path / "out"), "--workers", "1",
+                 "--device", "cpu", str(tmp_path / "jobs.csv")]) == 1
+    err = capfd.readouterr().err
+    assert "cut_20190301.tif is damaged or cut short" in err and "ERROR 1:" not in err, err
