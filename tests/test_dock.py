@@ -1248,8 +1248,12 @@ def test_a_saved_projects_temporary_results_move_on_the_next_turn_of_the_event_l
     assert project.write(str(saved))
     classes = project.mapLayersByName("local classes 2019")[0]
     assert "system_tmp" in classes.source()  # not yet: the save is still going on
+    first_save, content = saved.stat().st_mtime_ns, saved.read_bytes()
     for _ in range(5):
         QgsApplication.processEvents()
+    # saved again, under the time of the analyst's own save: QGIS asks at the next save whether to overwrite
+    # a project file changed on disk since it saved it
+    assert saved.read_bytes() != content and saved.stat().st_mtime_ns == first_save
     assert Path(classes.source()).is_relative_to(tmp_path / "place" / "timeseg_results")
     apart = QgsProject()
     assert apart.read(str(saved), QgsProject.ReadFlags(QgsProject.FlagDontResolveLayers))

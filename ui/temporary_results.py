@@ -189,9 +189,14 @@ class TemporaryResultsKeeper(QObject):
     def _move_and_save(self, project: QgsProject) -> None:
         moved = move_beside_project(project, *self.names, self.trained())
         if moved.folders or moved.models:
+            path = Path(project.fileName())
+            saved = path.stat()
             self.saving_again = True
             try:
                 project.write()
             finally:
                 self.saving_again = False
+            # the file's time as QGIS's own save left it: QGIS asks at the analyst's next save whether to
+            # overwrite a project file changed on disk since (by this save, it would say)
+            os.utime(path, ns=(saved.st_atime_ns, saved.st_mtime_ns))
         self.on_moved(moved)
