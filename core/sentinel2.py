@@ -165,12 +165,20 @@ def _member_intact(archive_path: str, size: int, modified_ns: int, member: str) 
     return True
 
 
-def _match(members: list[str], name: str) -> list[str]:
-    """The TCI of each granule (one in a product of today's form)."""
+def _true_colour_members(members: list[str]) -> list[str]:
+    """The TCI of each granule (one in a product of today's form), or none."""
     for pattern in TCI_PATTERNS:  # L2A first: its TCI is the one in R10m
         found = sorted(m for m in members if fnmatch.fnmatch(m, pattern))
         if found:
             return found
+    return []
+
+
+def _match(members: list[str], name: str) -> list[str]:
+    """``_true_colour_members``, which a true-colour read needs: ``ProductError`` without any."""
+    found = _true_colour_members(members)
+    if found:
+        return found
     raise ProductError(f"{name} holds no true-colour image (GRANULE/*/IMG_DATA/*_TCI.jp2 or "
                        "R10m/*_TCI_10m.jp2): give an L1C or L2A product")
 
@@ -188,8 +196,7 @@ def display_path(product: str | Path) -> str:
 
 def has_true_colour(product: str | Path) -> bool:
     """The product holds a TCI (a model of true colour reads its B04, B03 and B02 otherwise)."""
-    members, _ = _members(Path(product).absolute())
-    return any(fnmatch.fnmatch(m, pattern) for pattern in TCI_PATTERNS for m in members)
+    return bool(_true_colour_members(_members(Path(product).absolute())[0]))
 
 
 def _memory_path(product: Path, what: str) -> str:
