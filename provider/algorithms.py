@@ -34,6 +34,7 @@ from ..core.definitions import (
 )
 from ..core.model_card import SHIPPED_ROAD_MODEL
 from ..core.orientations import ORIENTATION_COUNTS
+from ..core.scales import SCALE_COUNTS
 from ..ui.label_layers import area_of
 from .base import TimeSegAlgorithm, advanced, engine_log_to, gdal_sources, with_help
 from .base import tr as _tr
@@ -117,6 +118,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     DEVICE = "DEVICE"
     PRECISION = "PRECISION"
     ORIENTATIONS = "ORIENTATIONS"
+    SCALES = "SCALES"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     THRESHOLD = "THRESHOLD"
@@ -165,6 +167,10 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             self.ORIENTATIONS, _tr("Orientations averaged: 1, 2, 4 or 8 (8: best, 8x the time)"),
             QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=max(ORIENTATION_COUNTS)),
             described("orientations"))))
+        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(  # a count, not an enum's index
+            self.SCALES, _tr("Scales averaged: 1 or 3 (3: 0.75x, 1x and 1.5x, 3.8x the time)"),
+            QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=max(SCALE_COUNTS)),
+            described("scales"))))
         self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.TILE_SIZE, _tr("Tile size, 32 to 2048 px (0: the model's)"), QgsProcessingParameterNumber.Integer, 0,
             minValue=0),  # no maximum: QGIS would say only "Incorrect parameter value", core says the range
@@ -229,12 +235,17 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         if orientations not in ORIENTATION_COUNTS:
             raise QgsProcessingException(_tr("ORIENTATIONS: give {}, not {}").format(
                 ", ".join(map(str, ORIENTATION_COUNTS)), orientations))
+        scales = self.parameterAsInt(parameters, self.SCALES, context)
+        if scales not in SCALE_COUNTS:
+            raise QgsProcessingException(_tr("SCALES: give {}, not {}").format(
+                " or ".join(map(str, SCALE_COUNTS)), scales))
         request = SegmentRequest(
             rasters,
             Path(model),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
             orientations=orientations,
+            scales=scales,
             tile_size=tile_size,
             overlap=None if overlap < 0 else overlap,
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,

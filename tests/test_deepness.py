@@ -301,6 +301,10 @@ def test_deepness_models_refuse_what_they_cannot_do(water_model, small_scene, tm
     assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), "--tile-size", "128",
                  *rasters]) == 1
     assert "this model takes tiles of exactly 64 px" in capsys.readouterr().err
+    assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "o"), "--scales", "3",
+                 *rasters]) == 1
+    assert ("this model takes tiles of exactly 64 px, so it cannot see them at other scales: average over 1 scale"
+            in capsys.readouterr().err) and not (tmp_path / "o").exists()
     detector = deepness_model(tmp_path / "cars.onnx", WEIGHTS, BIAS, {"0": "car"}, "Sigmoid", model_type="Detector")
     assert main(["segment", "--model", str(detector), "--output", str(tmp_path / "o"), *rasters]) == 1
     assert "this is a Deepness detector model; TimeSeg runs Deepness segmentation models" in capsys.readouterr().err

@@ -133,7 +133,9 @@ def test_card_and_warnings(dock):
     dock, layers = dock
     dock.options.orientations_combo.setCurrentIndex(dock.options.orientations_combo.findData(8))
     tick_all(dock, layers)
-    assert {request.orientations for request in dock.parameters().segment_requests().values()} == {8}
+    dock.options.scales_combo.setCurrentIndex(dock.options.scales_combo.findData(3))
+    assert {(request.orientations, request.scales)
+            for request in dock.parameters().segment_requests().values()} == {(8, 3)}
     dock.table.set_all_checked(False)
     assert "Finds road" in dock.model_panel.card_label.text() and "Tiles 64 px" in dock.model_panel.card_label.text()
     assert dock.options.tile_spin.value() == 64 and dock.options.overlap_spin.value() == 32

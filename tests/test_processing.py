@@ -14,8 +14,8 @@ def test_provider_lists_its_algorithms(provider):
                                                           "timeseg:train"]
     segment = provider.algorithm("segment")
     names = [p.name() for p in segment.parameterDefinitions()]
-    assert names == ["INPUT", "PRODUCTS", "DATES", "MODEL", "DEVICE", "PRECISION", "ORIENTATIONS", "TILE_SIZE",
-                     "OVERLAP", "THRESHOLD", "EXTENT", "MASK", "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
+    assert names == ["INPUT", "PRODUCTS", "DATES", "MODEL", "DEVICE", "PRECISION", "ORIENTATIONS", "SCALES",
+                     "TILE_SIZE", "OVERLAP", "THRESHOLD", "EXTENT", "MASK", "OUTPUT_PROBABILITY", "OUTPUT_CLASSES"]
     for algorithm in provider.algorithms():  # every algorithm and parameter explains itself
         assert len(algorithm.shortHelpString()) > 100, algorithm.id()
         for parameter in algorithm.parameterDefinitions():
@@ -48,6 +48,17 @@ def test_segment_without_a_model_uses_the_shipped_one(provider, small_scene, tmp
     assert 0 < difference.mean() < 0.1
     from qgis.core import QgsProcessingException
 
+    scaled = processing.run("timeseg:segment", {  # 3 scales averaged
+        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DEVICE": 1, "SCALES": 3,
+        "OUTPUT_PROBABILITY": str(tmp_path / "p3s.tif"), "OUTPUT_CLASSES": str(tmp_path / "c3s.tif")},
+        context=context, feedback=QgsProcessingFeedback())
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as one, rasterio.open(scaled["OUTPUT_PROBABILITY"]) as three:
+        difference = np.abs(np.nan_to_num(one.read(1)) - np.nan_to_num(three.read(1)))
+    assert 0 < difference.mean() < 0.1
+    with pytest.raises(QgsProcessingException, match="SCALES: give 1 or 3, not 2"):
+        processing.run("timeseg:segment", {"INPUT": [str(p) for p in small_scene.tci_paths[2019]], "SCALES": 2,
+                                           "OUTPUT_PROBABILITY": str(tmp_path / "p2.tif"),
+                                           "OUTPUT_CLASSES": str(tmp_path / "c2.tif")})
     with pytest.raises(QgsProcessingException, match="ORIENTATIONS: give 1, 2, 4, 8, not 3"):
         processing.run("timeseg:segment", {"INPUT": [str(p) for p in small_scene.tci_paths[2019]], "ORIENTATIONS": 3,
                                            "OUTPUT_PROBABILITY": str(tmp_path / "p3.tif"),

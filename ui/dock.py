@@ -285,6 +285,7 @@ class TimeSegDock(QgsDockWidget):
             device=self.options.device_combo.currentData(),
             precision=self.options.precision_combo.currentData(),
             orientations=self.options.orientations_combo.currentData(),
+            scales=self.options.scales_combo.currentData(),
             threshold=self.options.threshold_spin.value() or None,
             change=self.options.change_options(),
             tile_size=self.options.tile_spin.value(),

@@ -82,6 +82,13 @@ class OptionsPanel(QGroupBox):
         self.orientations_combo.setCurrentIndex(max(0, self.orientations_combo.findData(
             int(settings.value(SETTINGS + "orientations", 1)))))
         form.addRow(self.tr("Orientations averaged"), self.orientations_combo)
+        self.scales_combo = QComboBox()
+        for count, label in ((1, "1 (fastest)"), (3, "3: 0.75x, 1x, 1.5x (3.8x the time)")):
+            self.scales_combo.addItem(self.tr(label), count)
+        self.scales_combo.setToolTip(self.tr(option_help(SegmentRequest, "scales")))
+        self.scales_combo.setCurrentIndex(max(0, self.scales_combo.findData(
+            int(settings.value(SETTINGS + "scales", 1)))))
+        form.addRow(self.tr("Scales averaged"), self.scales_combo)
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(MIN_TILE_SIZE, MAX_TILE_SIZE)
         self.tile_spin.setSingleStep(32)
@@ -175,6 +182,7 @@ class OptionsPanel(QGroupBox):
         settings.setValue(SETTINGS + "device", self.device_combo.currentData())
         settings.setValue(SETTINGS + "precision", self.precision_combo.currentData())
         settings.setValue(SETTINGS + "orientations", self.orientations_combo.currentData())
+        settings.setValue(SETTINGS + "scales", self.scales_combo.currentData())
         settings.setValue(SETTINGS + "add_probability", self.probability_check.isChecked())
         for key, spin in self._remembered_spins().items():
             settings.setValue(SETTINGS + key, spin.value())

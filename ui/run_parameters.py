@@ -30,6 +30,7 @@ class RunParameters:
     device: str = "auto"
     precision: str = "auto"
     orientations: int = 1
+    scales: int = 1
     tile_size: int | None = None
     overlap: int | None = None
     add_probability: bool = True
@@ -53,7 +54,7 @@ class RunParameters:
         return {period: SegmentRequest([DatedRaster(layer.path, layer.date) for layer in layers], self.model_path,
                                        self.output_dir / folder_name(period), self.device, self.tile_size,
                                        self.overlap,
-                                       precision=self.precision, orientations=self.orientations,
+                                       precision=self.precision, orientations=self.orientations, scales=self.scales,
                                        threshold=self.threshold, aoi=self.aoi,
                                        cancelled=cancelled)
                 for period, layers in self.periods().items()}
