@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -24,18 +25,20 @@ log = logging.getLogger("timeseg")
 # GDAL's block cache defaults to 5% of the RAM and grows with the raster read; a fixed size keeps the
 # engine's memory flat whatever the raster's size. Set GDAL_CACHEMAX (MB) to change it.
 DEFAULT_GDAL_CACHE_MB = "128"
+LOG_PROGRESS_STEP_PERCENT = 5  # progress written to a log or a pipe: a line each this many per cent
 
 
 def _progress_reporter():
-    """A bar on a terminal; elsewhere (a log file, a pipe) one line per step, never repeated."""
+    """A bar on a terminal; elsewhere (a log file, a pipe) a line each 5 % and each new kind of step (a full
+    tile's 2401 tiles would be as many lines)."""
     if not sys.stderr.isatty():
-        last = [""]
+        last = [-1, ""]  # the last line's 5 % step and its words without numbers
 
         def line(fraction: float, message: str) -> None:
-            text = f"{100 * fraction:3.0f}% {message}"
-            if text != last[0]:
-                print(text, file=sys.stderr, flush=True)
-                last[0] = text
+            step, words = int(100 * fraction) // LOG_PROGRESS_STEP_PERCENT, re.sub(r"\d+", "N", message)
+            if step != last[0] or words != last[1]:
+                print(f"{100 * fraction:3.0f}% {message}", file=sys.stderr, flush=True)
+                last[:] = step, words
 
         return contextlib.nullcontext(), line
     from tqdm import tqdm

@@ -201,6 +201,20 @@ def test_cancel_leaves_nothing_behind(local_model, small_scene, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_progress_written_to_a_log_is_a_line_each_5_percent_and_each_new_step(capsys):
+    """stderr is no terminal under pytest, as in a log file: a full tile's 2401 tiles were as many lines."""
+    from timeseg.core.cli import _progress_reporter
+
+    bar, update = _progress_reporter()
+    with bar:
+        for done in range(1, 226):
+            update(done / 225, f"tile {done} of 225")
+        update(1.0, "writing overviews")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "  0% tile 1 of 225" and lines[-2:] == ["100% tile 225 of 225", "100% writing overviews"]
+    assert len(lines) == 22 and [int(line.split("%")[0]) // 5 for line in lines[:-1]] == list(range(21))
+
+
 def test_command_line_segment_and_info(local_model, small_scene, tmp_path, capsys):
     paths = [str(p) for p in small_scene.tci_paths[2016]]
     assert core_main(["segment", "--model", str(local_model), "--output", str(tmp_path), "--device", "cpu",
