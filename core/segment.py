@@ -125,8 +125,9 @@ class SegmentRequest:
                                "turns (default 1)",
                                choices=ORIENTATION_COUNTS, words="the orientations")
     scales: int = option(1, "average the map over N scales of each tile: 3, the tile resampled to 0.75, 1 and "
-                         "1.5 times its size (3.8 times the model's time; the road model's F1 on the real held-out "
-                         "areas 0.54 -> 0.57, as with 8 orientations at half their time; the two do not add up) "
+                         "1.5 times its size (3.8 times the model's work; the road model's F1 on the real held-out "
+                         "areas 0.54 -> 0.56, about as with 8 orientations at half their time; the two do not add "
+                         "up) "
                          "(default 1)", choices=SCALE_COUNTS, words="the scales")
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
                                  "evenly spaced dates, or all; auto: all, or with --max-dates the last N (N evenly "
