@@ -14,6 +14,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRectangle,
     QgsSingleBandPseudoColorRenderer,
+    QgsTask,
 )
 from qgis.PyQt.QtCore import QEvent, Qt
 from qgis.PyQt.QtWidgets import QPushButton
@@ -286,9 +287,12 @@ def test_cancel_leaves_nothing_behind(dock, tmp_path):
     dock.options.tile_spin.setValue(32)  # many small tiles: time to cancel
     dock.options.overlap_spin.setValue(8)
     dock.controls.run_button.click()
+    ended = []  # QGIS 3.22 tells of a cancelled task as "Task failed: <its description>": it says why
+    dock.task.statusChanged.connect(lambda status, task=dock.task: ended.append((status, task.description())))
     dock.controls.cancel_button.click()
     wait_for(dock)
     assert "Cancelled" in dock.controls.status_label.text()
+    assert ended[-1] == (QgsTask.Terminated, "TimeSeg segmentation: cancelled, nothing of this run kept")
     assert set(QgsProject.instance().mapLayers()) == before
     results = tmp_path / "results"
     assert not results.exists() or list(results.rglob("*")) == []  # no file, no partial, no lock, no folder
@@ -1261,3 +1265,13 @@ def test_a_saved_projects_temporary_results_move_on_the_next_turn_of_the_event_l
     assert apart.read(str(saved), QgsProject.ReadFlags(QgsProject.FlagDontResolveLayers))
     [reread] = apart.mapLayersByName("local classes 2019")
     assert reread.source() == classes.source()
+
+
+def test_a_cancelled_training_says_so_where_qgis_says_task_failed(qgis_iface):
+    """QGIS 3.22 tells of a cancelled task of 5 s or more as "Task failed: <its description>"."""
+    from timeseg.ui.training_task import TrainingTask
+
+    task = TrainingTask(None, lambda outcome: None)
+    task.cancel()
+    task.cancel()  # said once
+    assert task.isCanceled() and task.description() == "TimeSeg training: cancelled, no model written"

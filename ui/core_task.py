@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qgis.core import QgsTask
+from qgis.PyQt.QtCore import QCoreApplication
 
 # tasks whose owner went away (the plugin unloaded or reloaded) before they finished: held here until they do,
 # since QGIS holds only the C++ task, and a Python task nobody holds is collected with its finished() (its label
@@ -21,7 +22,20 @@ def release(task: QgsTask) -> None:
     _DETACHED.discard(task)
 
 
-class CoreTask(QgsTask):
+class SaysCancelledTask(QgsTask):
+    """A task whose description says it was cancelled, and what that kept: QGIS 3.22 tells of a task of 5 s or
+    more that ends cancelled as "Task failed: <its description>" (it has no Silent flag before 3.26), whoever
+    cancelled it (the dock's Cancel, QGIS's task bar)."""
+
+    cancelled_words = "cancelled"
+
+    def cancel(self) -> None:  # main thread; QGIS's task manager calls it too
+        if not self.isCanceled():
+            self.setDescription(f"{self.description()}: {QCoreApplication.translate('TimeSeg', self.cancelled_words)}")
+        super().cancel()
+
+
+class CoreTask(SaysCancelledTask):
     """``work()`` runs in QGIS's task thread on plain data copied before the start; ``on_done(result, error)``
     runs on the main thread (``error`` None on success, "cancelled" when cancelled)."""
 

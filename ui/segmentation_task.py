@@ -15,6 +15,7 @@ from qgis.core import QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 
 from ..core.definitions import folder_name
+from .core_task import SaysCancelledTask
 from .run_parameters import RunParameters
 
 
@@ -42,8 +43,9 @@ class TaskOutcome:
     cancelled: bool = False
 
 
-class SegmentationTask(QgsTask):
+class SegmentationTask(SaysCancelledTask):
     stepChanged = pyqtSignal(str)  # noqa: N815 (Qt naming): the step begun, in words (delivered on the main thread)
+    cancelled_words = "cancelled, nothing of this run kept"
 
     def __init__(self, parameters: RunParameters, on_finished: Callable[[TaskOutcome], None]) -> None:
         super().__init__(QCoreApplication.translate("TimeSeg", "TimeSeg segmentation"), QgsTask.CanCancel)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 
+from .core_task import SaysCancelledTask
+
 
 @dataclass
 class TrainingOutcome:
@@ -24,8 +26,9 @@ class TrainingOutcome:
     cancelled: bool = False
 
 
-class TrainingTask(QgsTask):
+class TrainingTask(SaysCancelledTask):
     epochDone = pyqtSignal(dict)  # noqa: N815 (Qt's naming)
+    cancelled_words = "cancelled, no model written"
 
     def __init__(self, request, on_finished: Callable[[TrainingOutcome], None],
                  label_folder: tempfile.TemporaryDirectory | None = None) -> None:
