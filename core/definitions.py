@@ -5,6 +5,7 @@ rasterio and onnxruntime are installed.
 """
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -52,6 +53,13 @@ def folder_name(text: str) -> str:
 def counted(count: int, noun: str) -> str:
     """``1 date``, ``2 dates``: a count and its noun (plural with an s)."""
     return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def listed(files: Sequence[str]) -> str:
+    """``a.tif``, ``a.tif and b.tif``, ``a.tif, b.tif, c.tif and 2 more``."""
+    if len(files) <= 2:
+        return " and ".join(files)
+    return f"{', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}"
 
 
 def device_words(provider: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .definitions import listed
 from .true_colour import (
     TCI_SATURATION,
     TRUE_COLOUR_BANDS,
@@ -82,7 +83,7 @@ def fit_stack(stack, bands: list[str], input_dtype: str) -> list[str]:
             lacking.setdefault(", ".join(name or "(unnamed)" for name in date_names), []).append(
                 raster.name)
     if lacking:
-        held = "; ".join(f"{_listed(files)} name{'s' * (len(files) == 1)} {'its' if len(files) == 1 else 'their'} "
+        held = "; ".join(f"{listed(files)} name{'s' * (len(files) == 1)} {'its' if len(files) == 1 else 'their'} "
                          f"bands {names_held}" for names_held, files in lacking.items())
         raise RasterStackError(f"{held}; the model needs {', '.join(bands)}: give rasters that hold those bands "
                                "(or correct the bands' names, their GDAL descriptions)")
@@ -172,14 +173,7 @@ def _blue_first(stack, bands: list[str], unnamed: list) -> list[str]:
 
 def _files(files: list[str], stack) -> str:
     """``the rasters' bands``, or ``the bands of a.tif, b.tif, c.tif and 2 more``."""
-    return "the rasters' bands" if len(files) == len(stack.rasters) else f"the bands of {_listed(files)}"
-
-
-def _listed(files: list[str]) -> str:
-    """``a.tif``, ``a.tif and b.tif``, ``a.tif, b.tif, c.tif and 2 more``."""
-    if len(files) <= 2:
-        return " and ".join(files)
-    return f"{', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}"
+    return "the rasters' bands" if len(files) == len(stack.rasters) else f"the bands of {listed(files)}"
 
 
 def missing_bands(stack, bands: Sequence[str]) -> list[str]:

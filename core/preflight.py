@@ -151,13 +151,15 @@ def dates_with_data(stack: RasterStack) -> list[bool]:
             return bool(has_data(view.read(**read)).any())
         return bool(view.read_masks(1, **read).any())
 
-    found = []
+    found, damaged = [], []
     for view, raster in zip(stack.views, stack.rasters):
         try:
             found.append(any(any_data(view, window=window) for window in samples)
                          or any_data(view, out_shape=(height, width)))
         except rasterio.errors.RasterioIOError as error:
-            raise RasterStackError(unreadable_message(raster.path, error)) from None
+            damaged.append((raster.path, error))  # every damaged file is named at once
+    if damaged:
+        raise RasterStackError(unreadable_message(damaged))
     return found
 
 

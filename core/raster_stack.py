@@ -22,7 +22,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, bounds
 
-from .definitions import is_gdal_source
+from .definitions import is_gdal_source, listed
 from .true_colour import l1c_tci
 
 METRES_PER_DEGREE = 111_320.0  # along a meridian, and along the equator
@@ -145,11 +145,15 @@ def raster_missing(path: Path | str) -> str:
     return f"raster not found: {path}"
 
 
-def unreadable_message(path: Path | str, error: Exception) -> str:
-    """A raster whose pixels GDAL failed to read: a damaged or cut-short file (GDAL's words after it)."""
-    detail = str(error).split(": ")[-1].rstrip(".")
-    return (f"{Path(path).name} is damaged or cut short: its pixels cannot be read ({detail}); "
-            "copy or download it again")
+def unreadable_message(damaged: Sequence[tuple[Path | str, Exception]]) -> str:
+    """Rasters whose pixels GDAL failed to read, each with GDAL's error: damaged or cut-short files, all named
+    (GDAL's words for the first)."""
+    names = [Path(path).name for path, _ in damaged]
+    detail = str(damaged[0][1]).split(": ")[-1].rstrip(".")
+    if len(names) == 1:
+        return f"{names[0]} is damaged or cut short: its pixels cannot be read ({detail}); copy or download it again"
+    return (f"{listed(names)} are damaged or cut short: their pixels cannot be read ({detail}, {names[0]}); copy or "
+            "download them again")
 
 
 @dataclass(frozen=True)
@@ -504,7 +508,7 @@ class RasterStack(contextlib.AbstractContextManager):
             try:
                 values, has_data = _values_and_validity(self.views[index], inside, indexes)
             except rasterio.errors.RasterioIOError as error:
-                raise RasterStackError(unreadable_message(self.rasters[index].path, error)) from None
+                raise RasterStackError(unreadable_message([(self.rasters[index].path, error)])) from None
             if values.dtype.kind == "f":  # NaN and inf are no data, whatever the declared nodata
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)

@@ -247,6 +247,16 @@ def _cut_short(ws: Workspace, keep: float) -> list:
     return seg(ws, *ws.inputs[:3], cut)
 
 
+def _two_cut_short(ws: Workspace) -> list:
+    """Two dates cut short: both named at once, not one per try."""
+    cuts = []
+    for name, source in (("CUT_20191230.tif", ws.inputs[-2]), ("CUT_20191231.tif", ws.inputs[-1])):
+        data = source.read_bytes()
+        cuts.append(ws.inputs[0].parent / name)
+        cuts[-1].write_bytes(data[: int(len(data) * 0.8)])
+    return seg(ws, *ws.inputs[:2], *cuts)
+
+
 def _reference_elsewhere(ws: Workspace) -> list:
     return seg(ws, *ws.inputs[:3], extra=["--reference", ws.inputs[4]])
 
@@ -333,6 +343,8 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "cut short": (lambda ws: _cut_short(ws, 0.8), 1, "CUT_20191231.tif is damaged or cut short: its pixels cannot "
                   "be read \\(.+\\); copy or download it again$"),
     "cut short to its header": (lambda ws: _cut_short(ws, 0.1), 1, "CUT_20191231.tif is damaged or cut short"),
+    "two cut short": (_two_cut_short, 1, "CUT_20191230.tif and CUT_20191231.tif are damaged or cut short: their "
+                      "pixels cannot be read \\(.+, CUT_20191230.tif\\); copy or download them again$"),
     "reference not used": (_reference_elsewhere, 1,
                            "the reference .* is not one of the dated rasters given: give one of them$"),
     "another run writing": (_live_lock, 1, "another TimeSeg run is writing into .*: wait for it to finish"),
