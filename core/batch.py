@@ -346,7 +346,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
     """One place and period (or one window of it) -> its folder; a report dict (never raises: one
     failure stays one)."""
     from .dates import RENAMED, dated_rasters
-    from .segment import SegmentRequest, segment, segment_outputs
+    from .segment import SegmentRequest, coverage_warnings, segment, segment_outputs
 
     _quiet_gdal_in_worker_process()
 
@@ -373,9 +373,14 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
                                                 aoi=window.aoi if window else None,
                                                 cancelled=lambda: settings.run in STOPPED_RUNS),
                                  outputs, model=model)
+                warnings = list(dict.fromkeys([*logged, *result.warnings]))
+                if window is not None:  # the place's shares are said once, of all its windows (assemble_period)
+                    own_shares = coverage_warnings(result.coverage, result.card)
+                    warnings = [warning for warning in warnings if warning not in own_shares]
+                    report.update(coverage=list(result.coverage))
                 report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
                               precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
-                              tiles=result.tiles_total, warnings=list(dict.fromkeys([*logged, *result.warnings])),
+                              tiles=result.tiles_total, warnings=warnings,
                               seconds=round(time.perf_counter() - started, 2))
                 outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": own_stamp, "report": report}, indent=1))
                 outputs.commit()
@@ -389,13 +394,15 @@ def assemble_period(job: PeriodJob, settings: Settings, windows: list[PeriodWind
                     window_reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The windows of a large place's period -> its full probability and classes maps (each window's
     core, cut out of its halo), committed together with their styles and done record."""
+    import numpy as np
     import rasterio
     from rasterio.windows import Window
 
+    from .model_card import read_model_card
     from .outputs import GeoTiffWriter
     from .qml import style_path
     from .raster_stack import Grid
-    from .segment import segment_outputs
+    from .segment import coverage_warnings, segment_outputs
 
     folder = settings.output_dir / job.place / job.period
     report: dict[str, Any] = {"place": job.place, "period": job.period, "ok": False, "skipped": False,
@@ -430,11 +437,14 @@ def assemble_period(job: PeriodJob, settings: Settings, windows: list[PeriodWind
                     writer.finish()
                 outputs.write_text(style_path(final), style_path(parts[0] / name).read_text())
             first_report = window_reports[0]
+            coverage = np.sum([r.get("coverage", (0, 0, 0)) for r in window_reports], axis=0).tolist()
+            shares = coverage_warnings(coverage, read_model_card(settings.model_path))
             report.update(ok=True, dates=first_report["dates"], provider=first_report["provider"],
                           precision=first_report["precision"], first_date=first_report["first_date"],
                           tiles_run=sum(r["tiles_run"] for r in window_reports),
                           tiles=sum(r["tiles"] for r in window_reports),
-                          warnings=list(dict.fromkeys(w for r in window_reports for w in r.get("warnings", ()))),
+                          warnings=list(dict.fromkeys([*(w for r in window_reports for w in r.get("warnings", ())),
+                                                       *shares])),
                           seconds=round(sum(r.get("seconds", 0) for r in window_reports)
                                         + time.perf_counter() - started, 2))
             outputs.write_text(folder / DONE_NAME, json.dumps({"inputs": stamp, "report": report}, indent=1))

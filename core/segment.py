@@ -166,6 +166,7 @@ class SegmentResult:
     tiles_total: int = 0
     precision: str = "fp32"
     warnings: tuple[str, ...] = ()
+    coverage: tuple[int, int, int] = (0, 0, 0)  # pixels mapped; of them, lacking a date; white on every date
 
 
 def select_dates(rasters: Sequence[DatedRaster], card: ModelCard, selection: str = "auto",
@@ -547,12 +548,11 @@ def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedMo
             if own_outputs is not None:
                 own_outputs.commit()
         # what only the run could tell: dates missing over part of the area, a network that gave logits
-        after_run = _partly_seen(seen[1] / max(1, seen[0]), card) + _unseen(seen[2] / max(1, seen[0])) + (
-            [LOGITS_WARNING] if model.gives_logits.is_set() else [])
+        after_run = coverage_warnings(tuple(seen), card) + ([LOGITS_WARNING] if model.gives_logits.is_set() else [])
         for warning in after_run:
             log.warning("warning: %s", warning)
         return SegmentResult(probability_path.absolute(), classes_path.absolute(), model.provider, stack.dates,
-                             card, run[0], len(tiles), card.precision, tuple(warnings + after_run))
+                             card, run[0], len(tiles), card.precision, tuple(warnings + after_run), tuple(seen))
 
 
 LOGIT_PROBE_TILES = 8  # tiles a one-date (Deepness) network is first run on, to tell logits from probabilities
@@ -592,6 +592,14 @@ def white_on_every_date(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 UNSEEN_WARNING = 0.005  # of the mapped area white on every date
+
+
+def coverage_warnings(coverage: Sequence[int], card: ModelCard) -> list[str]:
+    """What a run's ``SegmentResult.coverage`` (pixels mapped, of them lacking a date, white on every date) says
+    after it: the share lacking dates, the share no date shows. A batch says them once for a place of several
+    windows, from the windows' coverages added up."""
+    mapped, lacking, white = coverage
+    return _partly_seen(lacking / max(1, mapped), card) + _unseen(white / max(1, mapped))
 
 
 def _unseen(share: float) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -200,13 +201,15 @@ def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path,
     """A 288 px place with --window 128: nine window tasks (each with a halo of context) and one that puts
     their cores together; the map is the single-task map, and nothing of the windows is left. One of its
     dates holds no data (wholly beyond its swath): every window leaves it out, and the period's report
-    and the progress say so once."""
+    and the progress say so once. A cloud white on every date lies across four windows: the share of the place
+    it hides is said once (each window said its own share)."""
     folder = tmp_path / "big"
     folder.mkdir()
     rasters = []
     for path in small_scene.tci_paths[2019]:
         with rasterio.open(path) as source:
             profile, data = source.profile, np.tile(source.read(), (1, 3, 3))
+        data[:, 100:170, 100:170] = 250  # 4900 px of 82944: 5.9 %
         profile.update(width=288, height=288)
         with rasterio.open(folder / path.name, "w", **profile) as target:
             target.write(data)
@@ -223,8 +226,10 @@ def test_a_large_place_is_split_into_windows(small_scene, local_model, tmp_path,
     period = summary["places"]["big"]["periods"]["2019"]
     assert period["windows"] == 9 and len(period["dates"]) == len(rasters) - 1
     left_out = "S2_SIM_20191231_TCI.tif holds no data over the reference raster (every pixel is nodata): left out"
-    assert len(period["warnings"]) == 1 and period["warnings"][0].startswith(left_out)
-    assert f"big 2019: ok; warning: {left_out}" in err
+    assert len(period["warnings"]) == 2 and period["warnings"][0].startswith(left_out)
+    white = re.fullmatch(r"(\d+\.\d)% of the area is white on every date .*", period["warnings"][1])
+    assert white and 5 < float(white[1]) < 8, period["warnings"]  # the windows' halos counted with them
+    assert f"big 2019: ok; warning: {left_out}" in err and err.count("white on every date") == 1
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "whole"), "--device", "cpu",
                  *map(str, rasters)]) == 0
     with rasterio.open(tmp_path / "out" / "big" / "2019" / "classes.tif") as mosaic, \
