@@ -44,13 +44,17 @@ from .definitions import (
     CLASSES_NAME,
     DEVICES,
     MIN_PATCH_PIXELS,
+    ORIENTATIONS_HELP,
     PRECISION_HELP,
     PRECISIONS,
     PROBABILITY_NAME,
+    SCALES_HELP,
     counted,
 )
 from .options import option, range_problems
+from .orientations import ORIENTATION_COUNTS
 from .preflight import output_problems
+from .scales import SCALE_COUNTS
 
 if TYPE_CHECKING:
     from .change import ChangeOptions
@@ -128,6 +132,8 @@ class BatchRequest:
                                  "among the workers there)", minimum=1, maximum=1024, words="the number of threads")
     device: str = option("auto", "auto: GPU (CUDA) when usable, else CPU", choices=DEVICES)
     precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
+    orientations: int = option(1, ORIENTATIONS_HELP, choices=ORIENTATION_COUNTS, words="the orientations")
+    scales: int = option(1, SCALES_HELP, choices=SCALE_COUNTS, words="the scales")
     window_px: int = option(4096, "places larger than N x N px are split into windows of about N px, one task "
                             "each, so that a few large places keep every worker busy", flag="--window",
                             minimum=64, maximum=100_000, words="the window size")
@@ -235,8 +241,11 @@ def _stamp(paths: list[Path]) -> list[list]:
 
 
 def _period_stamp(job: PeriodJob, settings: Settings) -> list[list]:
-    """What made a period's maps: its rasters, the model and the precision asked (another is redone)."""
-    return [*_stamp([*job.paths, Path(settings.model_path)]), ["precision", settings.precision]]
+    """What made a period's maps: its rasters, the model, the precision and the views asked (another is redone;
+    one view, as before the views could be asked, is not written, so that earlier results stay done)."""
+    views = [["views", settings.orientations, settings.scales]] if (settings.orientations, settings.scales) != (1, 1) \
+        else []
+    return [*_stamp([*job.paths, Path(settings.model_path)]), ["precision", settings.precision], *views]
 
 
 def _done(folder: Path, stamp: list[list]) -> dict | None:
@@ -285,6 +294,8 @@ class Settings:
     threads: int | None
     workers_per_host: dict[str, int]
     run: str = ""  # this batch's name among the runs of the process (``STOPPED_RUNS``)
+    orientations: int = 1  # the views each tile's map is averaged over (SegmentRequest's)
+    scales: int = 1
 
 
 # batches cancelled in this process: their tasks running on this process's threads (Processing's in-process
@@ -370,6 +381,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
             with OutputSet(finals) as outputs:
                 result = segment(SegmentRequest(rasters, settings.model_path, folder, settings.device,
                                                 precision=settings.precision, threads=threads,
+                                                orientations=settings.orientations, scales=settings.scales,
                                                 aoi=window.aoi if window else None,
                                                 cancelled=lambda: settings.run in STOPPED_RUNS),
                                  outputs, model=model)
@@ -599,7 +611,7 @@ def _run_jobs(request: BatchRequest, jobs: list[PeriodJob], output_dir: Path, mo
         for address in workers:
             per_host[address.split("://")[-1].rsplit(":", 1)[0]] += 1
         settings = Settings(model_path, output_dir, request.device, request.precision, request.threads,
-                            dict(per_host), run)
+                            dict(per_host), run, request.orientations, request.scales)
         period_futures = {(job.place, job.period): _submit_period(client, job, settings, request.window_px)
                           for job in jobs}
         by_place: dict[str, list] = defaultdict(list)

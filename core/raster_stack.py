@@ -322,6 +322,9 @@ class RasterStack(contextlib.AbstractContextManager):
         if not bounds_overlap(footprint, self.grid.bounds):
             raise RasterStackError(f"{name} does not overlap {self.reference_name}, the raster on whose grid the "
                                    "dates are read: give dates of one place")
+        # an undeclared 0 border (ESA's TCI beyond a swath's edge): the warper takes a pixel whose bands are all 0
+        # as no data, else it would write its zeros as 1 (dark land to ``has_data``) and blend them into the edge
+        zero_border = zero_is_no_data(dataset.mask_flag_enums)
         return self._stack.enter_context(
             WarpedVRT(
                 dataset,
@@ -331,6 +334,7 @@ class RasterStack(contextlib.AbstractContextManager):
                 height=self.grid.height,
                 resampling=resampling,
                 nodata=dataset.nodata if dataset.nodata is not None else 0,
+                **({"src_nodata": 0, "warp_extras": {"UNIFIED_SRC_NODATA": "YES"}} if zero_border else {}),
             )
         )
 

@@ -37,10 +37,12 @@ from .definitions import (
     MIN_TILE_SIZE,
     MODEL_ID_TAG,
     MODEL_TAG,
+    ORIENTATIONS_HELP,
     OUTPUT_TAG,
     PRECISION_HELP,
     PRECISIONS,
     PROBABILITY_NAME,
+    SCALES_HELP,
     THRESHOLD_TAG,
     device_words,
 )
@@ -119,16 +121,8 @@ class SegmentRequest:
                                     minimum=1, maximum=64,
                                     words="the batch size")
     precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
-    orientations: int = option(1, "average the map over N orientations of each tile: 8, its 4 quarter turns each "
-                               "also mirrored (8 times the model's time; the road model's F1 on the real held-out "
-                               "areas 0.54 -> 0.57); 2, the tile and its mirror image; 4, those and their half "
-                               "turns (default 1)",
-                               choices=ORIENTATION_COUNTS, words="the orientations")
-    scales: int = option(1, "average the map over N scales of each tile: 3, the tile resampled to 0.75, 1 and "
-                         "1.5 times its size (3.8 times the model's work; the road model's F1 on the real held-out "
-                         "areas 0.54 -> 0.56, about as with 8 orientations at half their time; the two do not add "
-                         "up) "
-                         "(default 1)", choices=SCALE_COUNTS, words="the scales")
+    orientations: int = option(1, ORIENTATIONS_HELP, choices=ORIENTATION_COUNTS, words="the orientations")
+    scales: int = option(1, SCALES_HELP, choices=SCALE_COUNTS, words="the scales")
     date_selection: str = option("auto", "with --max-dates (or a fixed-length model): the last N dates, N "
                                  "evenly spaced dates, or all; auto: all, or with --max-dates the last N (N evenly "
                                  "spaced for a one-year model, as the crop model)",

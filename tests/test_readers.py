@@ -193,6 +193,23 @@ def test_without_nodata_reflectance_has_none_where_no_band_is_above_0(dtype, fil
     assert not valid[:, :4].any() and valid[:, 4:].all()
 
 
+def test_an_undeclared_zero_border_stays_no_data_when_a_date_is_warped(tmp_path):
+    """ESA's true colour beyond a swath's edge: 0 in every band, undeclared. A date on another grid (another
+    UTM zone, 20 m) is warped onto the reference's: its border stayed no data only on the same grid; warped,
+    GDAL wrote its zeros as 1, dark land to the model (a QA run: a false road down the map's edge), and blended
+    them into the edge's pixels."""
+    reference = write_raster(tmp_path / "a_20190101.tif", np.full((3, 10, 20), 90, np.uint8),
+                             from_origin(500_000, 1_000_100, 10, 10), nodata=None)
+    data = np.full((3, 5, 10), 90, np.uint8)
+    data[:, :, :4] = 0  # the west 80 m beyond the swath's edge
+    coarse = write_raster(tmp_path / "b_20190201.tif", data, from_origin(500_000, 1_000_100, 20, 20), nodata=None)
+    rasters = [DatedRaster(reference, dt.date(2019, 1, 1)), DatedRaster(coarse, dt.date(2019, 2, 1))]
+    with RasterStack(rasters, reference=0) as stack:
+        pixels, valid = stack.read(Window(0, 0, 20, 10))
+    assert not valid[1, :, :8].any() and valid[1, :, 8:].all()
+    assert (pixels[1, :, :, 8:] == 90).all()  # the edge not darkened by the zeros beyond it
+
+
 def test_without_nodata_a_one_band_raster_has_data_everywhere(tmp_path):
     transform = from_origin(500_000, 1_000_100, 10, 10)
     data = np.full((1, 10, 20), 70, np.uint8)
