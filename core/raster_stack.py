@@ -306,13 +306,18 @@ class RasterStack(contextlib.AbstractContextManager):
                 f"{name} has {dataset.count} band{'s' * (dataset.count != 1)}, {self.reference_name} (the "
                 f"reference) {self.source_band_count}: give rasters with the same bands"
             )
+        if dataset.gcps[0]:  # placed by ground control points only (with or without their CRS)
+            raise RasterStackError(f"{name} is placed by ground control points only: warp it onto a grid first, e.g. "
+                                   f"gdalwarp {name} {Path(name).stem}_warped.tif")
         if dataset.crs is None:
             world_file = any(Path(dataset.name).with_suffix(suffix).exists() for suffix in WORLD_FILE_SUFFIXES)
+            known = self.grid.crs.to_epsg() if self.grid.crs is not None else None
+            srs = f"EPSG:{known}" if known else "EPSG:<its code>"
             raise RasterStackError(f"{name} has no coordinate reference system: " + (
                 "its world file places it but does not say in which CRS; give it the CRS of its export, e.g. "
                 f"gdal_translate -a_srs EPSG:3857 {name} {Path(name).stem}_crs.tif" if world_file else
-                f"it is placed by ground control points only: warp it onto a grid first, e.g. gdalwarp {name} "
-                f"{Path(name).stem}_warped.tif" if dataset.gcps[0] else "georeference it first"))
+                f"its pixels are placed but no CRS says where; give it its CRS, e.g. gdal_translate -a_srs {srs} "
+                f"{name} {Path(name).stem}_crs.tif{' (the other dates are in it)' if known else ''}"))
         if dataset.transform.b or dataset.transform.d:
             raise RasterStackError(f"{name} has a rotated geotransform (its rows do not run east-west): warp it "
                                    f"north-up first, e.g. gdalwarp {name} {Path(name).stem}_north_up.tif")

@@ -708,8 +708,8 @@ def _resample_if_needed(stack: RasterStack, card: ModelCard) -> list[str]:
         if abs(size / reference - 1) >= 0.01 and not resolution_fits(size, target):
             warnings.append(f"{name} is at {size:.3g} m per pixel: it is resampled to the outputs' {target:.3g} m")
         elif warped and not resampled and not aligned:  # a date off the reference's grid, the grid itself kept
-            warnings.append(f"{name} is not on the grid of {stack.reference_name} (another CRS, or pixels "
-                            "offset): it is resampled onto it")
+            warnings.append(f"{name} is not on the grid of {stack.reference_name} (another CRS, pixel size, "
+                            "or pixels offset): it is resampled onto it")
         elif warped and not resampled and not flipped:  # the same pixels, another extent: not resampled
             beyond = (f"; {off:.0%} of it lies beyond {stack.reference_name} and is not mapped (the outputs take the "
                       f"grid of the earliest date, or of --reference: give --reference {name} to map it)"

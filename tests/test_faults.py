@@ -326,7 +326,9 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
                                           "Sentinel-2 reflectance"),
     "float rasters, uint8 model": (_floats, 1, "the rasters hold float32 values, the model wants uint8"),
     "one band": (_one_band, 1, "the rasters have 1 band, the model wants 3"),
-    "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: georeference it first"),
+    "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: its pixels are placed but no CRS "
+                           "says where; give it its CRS, e.g. gdal_translate -a_srs EPSG:32628 N_20191230.tif "
+                           "N_20191230_crs.tif \\(the other dates are in it\\)$"),
     "world file, no CRS": (_world_file_only, 1, "W_20191230.tif has no coordinate reference system: its world file "
                            "places it but does not say in which CRS; give it the CRS of its export, e.g. "
                            "gdal_translate -a_srs EPSG:3857 W_20191230.tif W_20191230_crs.tif"),
@@ -874,7 +876,7 @@ def test_each_date_at_another_resolution_is_named(ws, capsys):
                                       "take the grid of the earliest date, or of --reference: give --reference "
                                       "C_20191229.tif to map it)"),
             ([*ws.inputs[:2], shifted], f"warning: C_20191231.tif is not on the grid of {ws.inputs[0].name} "
-                                        "(another CRS, or pixels offset): it is resampled onto it"),
+                                        "(another CRS, pixel size, or pixels offset): it is resampled onto it"),
             ([*ws.inputs[:2], coarse], "warning: C_20191230.tif is at 20 m per pixel: it is resampled to the "
                                        "outputs' 10 m"),
             ([early, *ws.inputs[:2]], "warning: C_20190101.tif (the reference) is at 20 m per pixel, the model "
@@ -1008,8 +1010,8 @@ def test_a_paletted_picture_and_one_placed_by_ground_control_points_are_told_wha
         assert dataset.gcps[0] and dataset.crs is None
     for path, words in ((paletted, "a paletted picture: expand its colours first (gdal_translate -expand rgb IN "
                                    "OUT.tif)"),
-                        (placed, "it is placed by ground control points only: warp it onto a grid first, e.g. "
-                                 "gdalwarp gcps_20191229.tif gcps_20191229_warped.tif")):
+                        (placed, "gcps_20191229.tif is placed by ground control points only: warp it onto a grid "
+                                 "first, e.g. gdalwarp gcps_20191229.tif gcps_20191229_warped.tif")):
         assert main(["segment", "--model", str(ws.model), "--output", str(tmp_path / path.stem), str(path)]) == 1
         assert words in capsys.readouterr().err
 
