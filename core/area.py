@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from rasterio.crs import CRS
+from rasterio.errors import CRSError
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
@@ -51,11 +52,15 @@ def parse_area(text: str, grid: Grid, crs: str | None = None) -> Area:
         except ValueError:
             raise AreaError(f"--aoi {text!r}: give xmin,ymin,xmax,ymax in the rasters' CRS, or a polygon file") \
                 from None
-        if crs is not None and grid.crs is not None and CRS.from_user_input(crs) != grid.crs:
+        given = _crs(crs) if crs is not None else None
+        if given is not None and grid.crs is not None and given != grid.crs:
             _check_order(bounds, text)
-            bounds = transform_bounds(CRS.from_user_input(crs), grid.crs, *bounds, densify_pts=21)
+            bounds = transform_bounds(given, grid.crs, *bounds, densify_pts=21)
             text = ",".join(f"{v:.2f}" for v in bounds)
-        window, on_rasters = _window(bounds, grid, text)
+        degrees = (given is None and grid.crs is not None and grid.crs.is_projected
+                   and all(abs(v) <= 180 for v in bounds[::2]) and all(abs(v) <= 90 for v in bounds[1::2]))
+        hint = " (these look like longitude and latitude: add --aoi-crs EPSG:4326)" if degrees else ""
+        window, on_rasters = _window(bounds, grid, text, hint=hint)
         return Area(window, on_rasters=on_rasters)
     path, _, layer_name = text.partition("|layername=")
     geometries = _polygons(Path(path), grid, layer_name.split("|")[0] or None)
@@ -66,14 +71,24 @@ def parse_area(text: str, grid: Grid, crs: str | None = None) -> Area:
     return Area(window, tuple(geometries), on_rasters)
 
 
+def _crs(text: str) -> CRS:
+    """The CRS of ``--aoi-crs`` (raises ``AreaError``)."""
+    try:
+        return CRS.from_user_input(text)
+    except CRSError:
+        raise AreaError(f"--aoi-crs {text!r} is not a CRS: give an authority code like EPSG:4326, or WKT") from None
+
+
 def _check_order(bounds: tuple[float, ...], text: str) -> None:
     if not (bounds[0] < bounds[2] and bounds[1] < bounds[3]):
         raise AreaError(f"--aoi {text!r}: xmin must be below xmax and ymin below ymax")
 
 
-def _window(bounds: tuple[float, ...], grid: Grid, text: str, called: str | None = None) -> tuple[Window, float]:
+def _window(bounds: tuple[float, ...], grid: Grid, text: str, called: str | None = None,
+            hint: str = "") -> tuple[Window, float]:
     """The grid's window of ``bounds``, cut to the grid, and the share of ``bounds`` it keeps; ``called``: how a
-    refusal names the area (polygons are in their own CRS: their bounds on the grid would mislead)."""
+    refusal names the area (polygons are in their own CRS: their bounds on the grid would mislead); ``hint``: what
+    the refusal adds."""
     _check_order(bounds, text)
     xmin, ymin, xmax, ymax = bounds
     window = from_bounds(xmin, ymin, xmax, ymax, grid.transform)
@@ -83,7 +98,7 @@ def _window(bounds: tuple[float, ...], grid: Grid, text: str, called: str | None
     if end_col <= col or end_row <= row:
         crs = grid.crs.to_string() if grid.crs else "no CRS"
         called = called or f"the area of interest {text} (in {crs}, the outputs' grid's CRS)"
-        raise AreaError(f"{called} does not overlap the rasters: give an area over them")
+        raise AreaError(f"{called} does not overlap the rasters: give an area over them{hint}")
     kept = (end_col - col) * (end_row - row) / max(window.width * window.height, 1e-9)
     return Window(col, row, end_col - col, end_row - row), min(1.0, kept)
 

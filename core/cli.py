@@ -246,6 +246,9 @@ class OneLineParser(argparse.ArgumentParser):
         extra = message.partition("unrecognized arguments: ")[2].split()
         if extra and not any(word.startswith("-") for word in extra):  # an option between the rasters ends them
             message += ": give the options before the rasters or after all of them"
+        missing = re.fullmatch(r"argument (--[\w-]+): expected one argument", message)
+        if missing:  # argparse takes a value that starts with '-' (a western longitude) for an option
+            message += f": give its value after it; a value that starts with '-' as {missing[1]}=VALUE"
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 

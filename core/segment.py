@@ -135,11 +135,11 @@ class SegmentRequest:
     threshold: float | None = option(None, "P(class) from which a pixel is called the class (binary models; "
                                      "default: the model card's)", minimum=0.01, maximum=0.99, words="the threshold")
     aoi: str | None = option(None, "area of interest: xmin,ymin,xmax,ymax in the CRS of the outputs' grid (the "
-                             "earliest date's, or --reference's), or a polygon "
+                             "earliest date's, or --reference's; or in --aoi-crs), or a polygon "
                              "file, FILE|layername=NAME for one of its layers (outside its polygons is nodata); "
                              "only the area is read and written")
-    # the CRS (WKT or an authority code) of aoi's bounds when not the outputs' grid's: Processing's extent has its own
-    aoi_crs: str | None = None
+    aoi_crs: str | None = option(None, "the CRS of --aoi's bounds when not the outputs' grid's: an authority code "
+                                 "(EPSG:4326 for longitude and latitude) or WKT", flag="--aoi-crs")
     reference_path: Path | None = option(None, "one of the dated rasters: its grid (CRS, pixels, extent) is the "
                                          "outputs' (default: the earliest date's)", flag="--reference")
     probability_path: Path | None = None  # None: output_dir / probability.tif

@@ -62,6 +62,36 @@ def test_bounds(small_scene, local_model, whole, tmp_path, capsys):
         assert dataset.shape == (60, 30)
 
 
+def test_bounds_in_another_crs(small_scene, local_model, whole, tmp_path, capsys):
+    """--aoi in longitude and latitude (west of Greenwich: given as --aoi=..., as argparse needs) with --aoi-crs
+    EPSG:4326: the area taken on the grid is the box's, rounded outward to whole pixels; the same degrees
+    without --aoi-crs are refused with the hint to add it."""
+    from rasterio.warp import transform_bounds
+
+    probability, transform = whole
+    left, top = transform.c + 20 * 10, transform.f - 10 * 10  # columns 20..80, rows 10..70 (in the grid's CRS)
+    degrees = ",".join(f"{v:.6f}" for v in transform_bounds(small_scene.crs, "EPSG:4326", left + 5, top - 595,
+                                                            left + 595, top - 5))
+    rasters = [str(p) for p in small_scene.tci_paths[2019]]
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), f"--aoi={degrees}",
+                 *rasters]) == 1
+    assert "these look like longitude and latitude: add --aoi-crs EPSG:4326" in capsys.readouterr().err
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "o"), f"--aoi={degrees}",
+                 "--aoi-crs", "EPSG:4326", *rasters]) == 0
+    with rasterio.open(tmp_path / "o" / "probability.tif") as dataset:
+        part, (col, row) = dataset.read(1), ~transform * (dataset.transform.c, dataset.transform.f)
+    col, row = round(col), round(row)
+    assert (col, row) == (20, 10) and part.shape == (60, 60)
+    assert np.abs(part - probability[row:row + 60, col:col + 60]).max() < 1e-5
+    with pytest.raises(SystemExit):  # argparse takes "-15.7,..." for an option: the line says how to give it
+        main(["segment", "--model", str(local_model), "--output", str(tmp_path / "p"), "--aoi", degrees, *rasters])
+    assert ("argument --aoi: expected one argument: give its value after it; a value that starts with '-' as "
+            "--aoi=VALUE") in capsys.readouterr().err
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "p"), f"--aoi={degrees}",
+                 "--aoi-crs", "nonsense", *rasters]) == 1
+    assert "--aoi-crs 'nonsense' is not a CRS: give an authority code like EPSG:4326" in capsys.readouterr().err
+
+
 def test_polygons(small_scene, local_model, whole, tmp_path):
     probability, transform = whole
     x0, y0 = transform.c, transform.f
