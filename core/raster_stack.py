@@ -306,7 +306,8 @@ class RasterStack(contextlib.AbstractContextManager):
                 f"{name} has {dataset.count} band{'s' * (dataset.count != 1)}, {self.reference_name} (the "
                 f"reference) {self.source_band_count}: give rasters with the same bands"
             )
-        if dataset.gcps[0]:  # placed by ground control points only (with or without their CRS)
+        # placed by ground control points only (a CRS they carry is theirs, not the grid's)
+        if dataset.gcps[0] and (dataset.crs is None or dataset.transform.is_identity):
             raise RasterStackError(f"{name} is placed by ground control points only: warp it onto a grid first, e.g. "
                                    f"gdalwarp {name} {Path(name).stem}_warped.tif")
         if dataset.crs is None:
