@@ -24,10 +24,10 @@ SCALE_SETS: dict[int, tuple[float, ...]] = {1: (1.0,), 3: (0.75, 1.0, 1.5)}
 SCALE_COUNTS = tuple(SCALE_SETS)
 
 
-def scaled_side(side: int, scale: float) -> int:
-    """A tile side of ``side`` px seen ``scale`` times larger: the nearest multiple of ``TILE_ALIGN_PX`` (a
-    multiple of the networks' downsampling), so that any network that takes the tile takes it resampled."""
-    return max(TILE_ALIGN_PX, round(side * scale / TILE_ALIGN_PX) * TILE_ALIGN_PX)
+def padded_side(side: int) -> int:
+    """``side`` rounded up to a multiple of ``TILE_ALIGN_PX`` (a multiple of the networks' downsampling), so that
+    any network that takes the tile takes it resampled."""
+    return -(-side // TILE_ALIGN_PX) * TILE_ALIGN_PX
 
 
 def resampling_matrix(source: int, target: int) -> np.ndarray:
@@ -64,8 +64,12 @@ def averaged_over_scales(run: Callable[[np.ndarray], np.ndarray], images: np.nda
     for scale in SCALE_SETS[count]:
         if scale == 1.0:
             answer = run(images).astype(np.float32)
-        else:
-            seen = resampled(images, scaled_side(height, scale), scaled_side(width, scale))
-            answer = resampled(run(seen), height, width)
+        else:  # resampled to exactly the scale, mirrored out to a side the network takes, cut back after
+            seen_height, seen_width = round(height * scale), round(width * scale)
+            seen = resampled(images, seen_height, seen_width)
+            margins = [(0, 0)] * (seen.ndim - 2) + [(0, padded_side(seen_height) - seen_height),
+                                                    (0, padded_side(seen_width) - seen_width)]
+            answer = run(np.pad(seen, margins, mode="reflect"))[..., :seen_height, :seen_width]
+            answer = resampled(np.ascontiguousarray(answer), height, width)
         total = answer if total is None else total + answer
     return total / len(SCALE_SETS[count])

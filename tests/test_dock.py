@@ -1275,3 +1275,25 @@ def test_a_cancelled_training_says_so_where_qgis_says_task_failed(qgis_iface):
     task.cancel()
     task.cancel()  # said once
     assert task.isCanceled() and task.description() == "TimeSeg training: cancelled, no model written"
+
+
+def test_the_dock_opens_whatever_its_saved_choices_hold(qgis_iface, qgis_new_project):
+    """Saved choices edited by hand or by another version ("x" where a number was) are left at their defaults
+    (the dock raised ValueError and never opened); good ones are restored."""
+    from qgis.core import QgsSettings
+
+    settings = QgsSettings()
+    settings.remove("timeseg")
+    for key, value in (("scales", "x"), ("orientations", ""), ("threshold", "high"), ("min_patch", "12")):
+        settings.setValue(f"timeseg/{key}", value)
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        plugin.toggle_dock(True)
+        options = plugin.dock.options
+        assert options.scales_combo.currentData() == 1 and options.orientations_combo.currentData() == 1
+        threshold = options.threshold_spin
+        assert options.min_patch_spin.value() == 12 and threshold.value() == threshold.minimum()  # the model's
+    finally:
+        plugin.unload()
+        settings.remove("timeseg")

@@ -5,7 +5,7 @@ import pytest
 import rasterio
 
 from timeseg.core.raster_stack import DatedRaster
-from timeseg.core.scales import averaged_over_scales, resampled, resampling_matrix, scaled_side
+from timeseg.core.scales import averaged_over_scales, padded_side, resampled, resampling_matrix
 from timeseg.core.segment import SegmentError, SegmentRequest, segment
 
 
@@ -22,7 +22,7 @@ def test_resampling_keeps_levels_and_ramps_and_shrinks_without_aliasing():
     # one-pixel stripes shrunk to 0.75: plain interpolation keeps them 0.33 from grey, the filter 0.14
     stripes = np.tile(np.array([0.0, 1.0], np.float32), (64, 32))
     assert np.abs(resampled(stripes, 48, 48)[4:-4, 4:-4] - 0.5).max() < 0.15
-    assert [scaled_side(256, s) for s in (0.75, 1.0, 1.5)] == [192, 256, 384] and scaled_side(64, 0.1) == 32
+    assert [padded_side(side) for side in (192, 256, 384, 72, 1)] == [192, 256, 384, 96, 32]
 
 
 def test_a_network_that_answers_alike_at_every_scale_is_unchanged_and_one_that_does_not_is_averaged():
@@ -35,7 +35,14 @@ def test_a_network_that_answers_alike_at_every_scale_is_unchanged_and_one_that_d
         return batch[:, -1, :1] * 1.0
 
     np.testing.assert_allclose(averaged_over_scales(last_band, images, 3), images[:, -1, :1], atol=1e-6)
-    assert seen_sides == [64, 64, 96]  # 0.75 x 64 = 48 px rounds to 64 (tiles step by 32 px)
+    assert seen_sides == [64, 64, 96]  # 0.75 x 64 = 48 px, mirrored out to 64 (a side the networks take)
+
+    for side in (96, 200):  # any tile: the ground seen at 0.75 and 1.5 exactly (72 px mirrored out to 96, ...)
+        ramp = np.broadcast_to(np.arange(side, dtype=np.float32), (1, 1, 3, side, side)).copy()
+        seen_sides.clear()
+        averaged = averaged_over_scales(last_band, ramp, 3)[0, 0]
+        assert seen_sides == [padded_side(round(side * 0.75)), side, padded_side(round(side * 1.5))]
+        np.testing.assert_allclose(averaged[:, 2:-2], ramp[0, 0, 0][:, 2:-2], atol=0.02)  # each view cut back
 
     def side_in_tiles(batch):  # answers how large it sees the tile: the three answers averaged
         return np.full((len(batch), 1, *batch.shape[-2:]), batch.shape[-1] / 256, np.float32)

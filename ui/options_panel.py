@@ -80,14 +80,14 @@ class OptionsPanel(QGroupBox):
 
         self.orientations_combo.setToolTip(self.tr(option_help(SegmentRequest, "orientations")))
         self.orientations_combo.setCurrentIndex(max(0, self.orientations_combo.findData(
-            int(settings.value(SETTINGS + "orientations", 1)))))
+            _remembered(settings, "orientations", int, 1))))
         form.addRow(self.tr("Orientations averaged"), self.orientations_combo)
         self.scales_combo = QComboBox()
         for count, label in ((1, "1 (fastest)"), (3, "3: 0.75x, 1x, 1.5x (3.8x the time)")):
             self.scales_combo.addItem(self.tr(label), count)
         self.scales_combo.setToolTip(self.tr(option_help(SegmentRequest, "scales")))
         self.scales_combo.setCurrentIndex(max(0, self.scales_combo.findData(
-            int(settings.value(SETTINGS + "scales", 1)))))
+            _remembered(settings, "scales", int, 1))))
         form.addRow(self.tr("Scales averaged"), self.scales_combo)
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(MIN_TILE_SIZE, MAX_TILE_SIZE)
@@ -130,9 +130,7 @@ class OptionsPanel(QGroupBox):
         self.output_widget.setFilePath(self._project_folder())
         form.addRow(self.tr("Output folder"), self.output_widget)
         for key, spin in self._remembered_spins().items():  # as the last run had them, like device and precision
-            remembered = settings.value(SETTINGS + key, None)
-            if remembered is not None:
-                spin.setValue(type(spin.value())(remembered))
+            spin.setValue(_remembered(settings, key, type(spin.value()), spin.value()))
         self.probability_check = QCheckBox(self.tr("Add the probability layer"))
         self.probability_check.setChecked(settings.value(SETTINGS + "add_probability", True, type=bool))
         self.probability_check.setToolTip(self.tr("Also add each period's probability map (hidden at first)"))
@@ -243,3 +241,12 @@ class OptionsPanel(QGroupBox):
     def new_output_folder(self) -> Path:
         """A new run folder, claimed at once (for a job that starts now)."""
         return self.claim(self.output_folder())
+
+
+def _remembered(settings: QgsSettings, key: str, kind: type, default):
+    """A choice this panel saved (``SETTINGS + key``) as ``kind``; ``default`` when there is none or it is not one
+    (edited by hand, or saved by another version): the dock opens either way."""
+    try:
+        return kind(settings.value(SETTINGS + key, default))
+    except (TypeError, ValueError):
+        return default
