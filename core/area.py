@@ -53,15 +53,20 @@ def parse_area(text: str, grid: Grid, crs: str | None = None) -> Area:
             raise AreaError(f"--aoi {text!r}: give xmin,ymin,xmax,ymax in the rasters' CRS, or a polygon file") \
                 from None
         given = _crs(crs) if crs is not None else None
+        called, hint = None, ""
         if given is not None and grid.crs is not None and given != grid.crs:
             _check_order(bounds, text)
+            called = f"the area of interest {text} (in {crs if len(crs) < 40 else given.to_string()}, --aoi-crs)"
+            hint = " (in degrees: longitude first, west,south,east,north)" if given.is_geographic else ""
             bounds = transform_bounds(given, grid.crs, *bounds, densify_pts=21)
-            text = ",".join(f"{v:.2f}" for v in bounds)
-        degrees = (given is None and grid.crs is not None and grid.crs.is_projected
-                   and all(abs(v) <= 180 for v in bounds[::2]) and all(abs(v) <= 90 for v in bounds[1::2]))
-        hint = " (these look like longitude and latitude: add --aoi-crs EPSG:4326)" if degrees else ""
-        window, on_rasters = _window(bounds, grid, text, hint=hint)
+        elif given is None and grid.crs is not None and grid.crs.is_projected and \
+                all(abs(v) <= 180 for v in bounds[::2]) and all(abs(v) <= 90 for v in bounds[1::2]):
+            hint = " (these look like longitude and latitude: add --aoi-crs EPSG:4326)"
+        window, on_rasters = _window(bounds, grid, text, called, hint)
         return Area(window, on_rasters=on_rasters)
+    if crs is not None:
+        raise AreaError("--aoi-crs gives the CRS of --aoi's bounds, and a polygon file carries its own: leave "
+                        "--aoi-crs out")
     path, _, layer_name = text.partition("|layername=")
     geometries = _polygons(Path(path), grid, layer_name.split("|")[0] or None)
     xs, ys = zip(*(point for g in geometries for ring in _rings(g) for point in ring))

@@ -313,6 +313,11 @@ class PeriodWindow:
     core: tuple[int, int, int, int]
     aoi: str  # the halo's bounds, as the engine's --aoi
 
+    @property
+    def core_in_halo(self) -> tuple[int, int, int, int]:
+        """The core as ``col, row, width, height`` on the halo's grid (the window run's outputs')."""
+        return self.core[0] - self.halo[0], self.core[1] - self.halo[1], self.core[2], self.core[3]
+
 
 def plan_windows(width: int, height: int, transform, window_px: int, halo_px: int) -> list[PeriodWindow]:
     """Cores of about ``window_px`` covering ``width x height`` pixels, each with ``halo_px`` of context."""
@@ -369,8 +374,10 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
     with _warnings_kept() as logged:  # the engine's warnings go into the report, printed with it
         try:
             stamp = _period_stamp(job, settings)
-            # a window's result is of its place on the grid too: after a run with another --window, not reused
-            own_stamp = stamp if window is None else [*stamp, ["window", list(window.halo), list(window.core)]]
+            # a window's result is of its place on the grid too: after a run with another --window, not reused; its
+            # record holds its core's coverage (a window done by an earlier version, without it, is made again)
+            own_stamp = stamp if window is None else [*stamp, ["window", list(window.halo), list(window.core),
+                                                               "coverage"]]
             record = _done(period_folder, stamp) or (_done(folder, own_stamp) if window is not None else None)
             if record is not None:
                 return {**report, **record["report"], "skipped": True, "seconds": 0.0}
@@ -383,6 +390,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
                                                 precision=settings.precision, threads=threads,
                                                 orientations=settings.orientations, scales=settings.scales,
                                                 aoi=window.aoi if window else None,
+                                                counted_part=window.core_in_halo if window else None,
                                                 cancelled=lambda: settings.run in STOPPED_RUNS),
                                  outputs, model=model)
                 warnings = list(dict.fromkeys([*logged, *result.warnings]))

@@ -62,10 +62,11 @@ def counted(count: int, noun: str) -> str:
 
 
 def listed(files: Sequence[str]) -> str:
-    """``a.tif``, ``a.tif and b.tif``, ``a.tif, b.tif, c.tif and 2 more``."""
-    if len(files) <= 2:
-        return " and ".join(files)
-    return f"{', '.join(files[:3])}{f' and {len(files) - 3} more' if len(files) > 3 else ''}"
+    """``a.tif``, ``a.tif and b.tif``, ``a.tif, b.tif, c.tif and d.tif``; from five ``a.tif, b.tif, c.tif and
+    2 more``."""
+    if len(files) <= 4:
+        return " and ".join([", ".join(files[:-1]), files[-1]] if len(files) > 1 else files)
+    return f"{', '.join(files[:3])} and {len(files) - 3} more"
 
 
 def device_words(provider: str) -> str:

@@ -513,12 +513,13 @@ class RasterStack(contextlib.AbstractContextManager):
         rows = slice(int(inside.row_off - window.row_off), int(inside.row_off - window.row_off + inside.height))
         cols = slice(int(inside.col_off - window.col_off), int(inside.col_off - window.col_off + inside.width))
 
-        def read_date(index: int) -> None:
+        def read_date(index: int) -> tuple[Path | str, Exception] | None:
+            """Date ``index`` read into ``pixels`` and ``valid``; its file and GDAL's error when it is damaged."""
             indexes = self._band_indexes[index] if self._band_indexes is not None else None
             try:
                 values, has_data = _values_and_validity(self.views[index], inside, indexes)
             except rasterio.errors.RasterioIOError as error:
-                raise RasterStackError(unreadable_message([(self.rasters[index].path, error)])) from None
+                return self.rasters[index].path, error
             if values.dtype.kind == "f":  # NaN and inf are no data, whatever the declared nodata
                 finite = np.isfinite(values)
                 has_data &= finite.all(axis=0)
@@ -531,8 +532,11 @@ class RasterStack(contextlib.AbstractContextManager):
                 values = np.where(has_data, values, 0)
             pixels[index, :, rows, cols] = values
             valid[index, rows, cols] = has_data
+            return None
 
-        list((pool.map if pool else map)(read_date, range(len(self.views))))  # list(): wait, and raise any error
+        damaged = [found for found in (pool.map if pool else map)(read_date, range(len(self.views))) if found]
+        if damaged:  # every date damaged here named at once
+            raise RasterStackError(unreadable_message(damaged))
         if self.area is not None and not whole:
             inside_polygons = self.area.mask(window, self.full_grid.transform)
             if inside_polygons is not None:

@@ -147,6 +147,9 @@ class SegmentRequest:
     progress: ProgressCallback | None = None
     cancelled: Callable[[], bool] = field(default=lambda: False)
     input_warnings: tuple[str, ...] = ()  # what reading the inputs found (``dates.dated_rasters``): said with the run's
+    # the part of the outputs' grid (col, row, width, height) whose pixels ``SegmentResult.coverage`` counts (a batch
+    # window's core, without its halo); None: all
+    counted_part: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -438,6 +441,20 @@ def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedMo
             return (slice(tile.skip_rows, max(tile.skip_rows, rows_end)),
                     slice(tile.skip_cols, max(tile.skip_cols, cols_end)))
 
+        def counted(tile: Tile) -> tuple[slice, slice]:
+            """``owned(tile)`` within ``request.counted_part``: the pixels the run's coverage counts."""
+            rows, cols = owned(tile)
+            if request.counted_part is None:
+                return rows, cols
+            col, row, width, height = request.counted_part
+            top, left = tile.row - tile.skip_rows, tile.col - tile.skip_cols  # the tile's corner on the grid
+
+            def within(owned_part: slice, start: int, stop: int) -> slice:
+                first = max(owned_part.start, start)
+                return slice(first, max(first, min(owned_part.stop, stop)))
+
+            return within(rows, row - top, row + height - top), within(cols, col - left, col + width - left)
+
         reading_threads, compress_threads = engine_threads(model.device, len(stack.dates), request.threads)
         readers = ThreadPoolExecutor(reading_threads, "read") if reading_threads > 1 else None  # one per date
 
@@ -453,7 +470,7 @@ def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedMo
                 if no_data_value is not None and not valid_dates.all():  # what the model learnt to pass over
                     pixels[index] = np.where(valid_dates[:, None], pixels[index], no_data_value)
                 some = valid_dates.any(axis=0)
-                rows, cols = owned(tile)
+                rows, cols = counted(tile)
                 inside = some[rows, cols]
                 seen[0] += int(np.count_nonzero(inside))
                 seen[1] += int(np.count_nonzero(inside & ~valid_dates[:, rows, cols].all(axis=0)))
@@ -758,6 +775,8 @@ def _restrict(stack: RasterStack, aoi: str | None, aoi_crs: str | None = None) -
     """The stack cut to the area of interest (bounds in ``aoi_crs`` when given); a warning when the area
     reaches beyond the rasters."""
     if not aoi:
+        if aoi_crs:
+            raise AreaError("--aoi-crs gives the CRS of --aoi's bounds: give --aoi with it, or leave it out")
         return []
     area = parse_area(aoi, stack.grid, aoi_crs)
     stack.restrict(area)

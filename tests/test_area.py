@@ -90,6 +90,21 @@ def test_bounds_in_another_crs(small_scene, local_model, whole, tmp_path, capsys
     assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "p"), f"--aoi={degrees}",
                  "--aoi-crs", "nonsense", *rasters]) == 1
     assert "--aoi-crs 'nonsense' is not a CRS: give an authority code like EPSG:4326" in capsys.readouterr().err
+    # latitude and longitude swapped: said in the analyst's numbers and CRS, with the axis order
+    swapped = ",".join(degrees.split(",")[i] for i in (1, 0, 3, 2))
+    assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "p"), f"--aoi={swapped}",
+                 "--aoi-crs", "EPSG:4326", *rasters]) == 1
+    assert (f"the area of interest {swapped} (in EPSG:4326, --aoi-crs) does not overlap the rasters: give an area "
+            "over them (in degrees: longitude first, west,south,east,north)") in capsys.readouterr().err
+    # --aoi-crs where it cannot apply: without --aoi, or with a polygon file (which carries its CRS)
+    gpkg = triangle_gpkg(tmp_path / "area.gpkg", [(left, top), (left + 500, top), (left, top - 500)],
+                         small_scene.crs.to_epsg())
+    for aoi, message in (([], "--aoi-crs gives the CRS of --aoi's bounds: give --aoi with it, or leave it out"),
+                         (["--aoi", str(gpkg)], "a polygon file carries its own: leave --aoi-crs out")):
+        assert main(["segment", "--model", str(local_model), "--output", str(tmp_path / "p"), *aoi,
+                     "--aoi-crs", "EPSG:4326", *rasters]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
 
 
 def test_polygons(small_scene, local_model, whole, tmp_path):

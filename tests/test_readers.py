@@ -331,3 +331,22 @@ def test_the_block_cache_is_raised_to_two_rows_of_blocks_of_every_date_while_a_s
         with rasterio.Env(GDAL_CACHEMAX=4 << 20), block_cache(stack):
             assert int(get_gdal_config("GDAL_CACHEMAX")) == 8 << 20
     assert [int(pixels[date, 0, 0, 0]) for date in range(3)] == [1, 2, 3]
+
+
+def test_every_date_damaged_where_a_window_is_read_is_named_at_once(tmp_path):
+    """Files cut short past the run's first checks: the window's read names each of them (one per try before)."""
+    transform = from_origin(500_000, 1_000_100, 10, 10)
+    paths = []
+    for day in (1, 2, 3):
+        path = tmp_path / f"d_2019010{day}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=256, height=256, count=3, dtype="uint8", crs=UTM,
+                           transform=transform, tiled=True, blockxsize=64, blockysize=64) as dataset:
+            dataset.write(np.random.default_rng(day).integers(1, 255, (3, 256, 256), dtype=np.uint8))
+        if day > 1:  # the last blocks gone, as an interrupted copy leaves a file
+            path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+        paths.append(path)
+    with RasterStack([DatedRaster(p, dt.date(2019, 1, i + 1)) for i, p in enumerate(paths)]) as stack:
+        with pytest.raises(RasterStackError, match=r"^d_20190102.tif and d_20190103.tif are damaged or cut short: "
+                                                   r"their pixels cannot be read \(.+, d_20190102.tif\); copy or "
+                                                   r"download them again$"):
+            stack.read(Window(0, 0, 256, 256))
