@@ -478,8 +478,6 @@ def _segment(request: SegmentRequest, outputs: OutputSet | None, model: LoadedMo
                     unseen = white_on_every_date(pixels[index], valid_dates) & some
                     seen[2] += int(np.count_nonzero(unseen[rows, cols]))
                     some &= ~unseen
-                if no_data_value is None:  # a card's no-data value is what its model learnt beyond the data
-                    filled_beyond_the_data(pixels[index], valid_dates)
                 valid.append(some)
             images = np.empty(pixels.shape, np.float32)
 
@@ -605,22 +603,6 @@ def white_on_every_date(pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 UNSEEN_WARNING = 0.005  # of the mapped area white on every date
-
-
-def filled_beyond_the_data(pixels: np.ndarray, valid_dates: np.ndarray) -> None:
-    """``pixels`` ``[T, C, h, w]`` where no date has data (``valid_dates`` ``[T, h, w]``: beyond the raster's edge
-    or a swath's) set, on each date, to that date's mean colour over the tile's pixels it has data on. The
-    network saw the step from the image to the 0 there as a line: a false road along the edges of the data (on
-    real Inn 84 px of a 578 px bottom row in fp32, 40 of the top row in int8), and a 100 px raster lost the road
-    the whole raster's run finds in it. The map has no data there either way. A flat fill, not the nearest
-    pixels (streaks) nor a mirror image (more false lines): held-out real F1 0.539 as before (int8 0.535 ->
-    0.538), Inn 0.593 / 0.614 / 0.637 -> 0.599 / 0.621 / 0.646 (docs/models.md)."""
-    beyond = ~valid_dates.any(axis=0)
-    if not beyond.any() or beyond.all():
-        return
-    for date, valid in zip(pixels, valid_dates):
-        if valid.any():  # a date without data in the tile stays 0: unseen, as the model reads it
-            date[:, beyond] = date[:, valid].mean(axis=1, dtype=np.float64)[:, None].astype(pixels.dtype)
 
 
 def coverage_warnings(coverage: Sequence[int], card: ModelCard) -> list[str]:

@@ -315,23 +315,3 @@ def test_where_a_date_has_no_data_the_model_reads_its_cards_no_data_value(local_
             maps[name] = dataset.read(1)
     np.testing.assert_allclose(maps["cut"], maps["cloud"], atol=1e-6)
     assert np.abs(maps["plain"] - maps["cloud"])[:, :40].max() > 1e-4  # read as 0 without the card's value
-
-
-def test_beyond_the_data_each_date_has_its_mean_colour():
-    """Pixels where no date has data (beyond a raster's or a swath's edge) get each date's mean colour over its
-    own data in the tile; a date without data there stays 0 (unseen); pixels with data are untouched."""
-    from timeseg.core.segment import filled_beyond_the_data
-
-    pixels = np.zeros((3, 2, 4, 4), np.uint8)  # [T, C, h, w]
-    valid = np.zeros((3, 4, 4), bool)
-    pixels[0, :, :, :2], valid[0, :, :2] = [[[10]], [[20]]], True  # date 0: the west half, flat 10 / 20
-    pixels[1, 0, :2, :2], pixels[1, 1, :2, :2], valid[1, :2, :2] = 30, 50, True  # date 1: the north-west quarter
-    before = pixels.copy()
-    filled_beyond_the_data(pixels, valid)
-    beyond = ~valid.any(axis=0)  # the east half
-    assert (pixels[0][:, beyond] == [[10], [20]]).all() and (pixels[1][:, beyond] == [[30], [50]]).all()
-    assert (pixels[2] == 0).all()  # no data in the tile on date 2: unseen
-    assert (pixels[:, :, ~beyond] == before[:, :, ~beyond]).all()
-    whole = np.ones((1, 3, 4, 4), np.uint8)
-    filled_beyond_the_data(whole, np.ones((1, 4, 4), bool))
-    assert (whole == 1).all()

@@ -80,23 +80,3 @@ def test_the_crop_model_classifies_an_unseen_scene_with_all_its_cloudy_dates(tmp
         accuracy = float((predicted == truth).mean())
         assert accuracy > 0.8, f"{name}: overall accuracy {accuracy:.3f}"
         assert len(np.unique(predicted)) >= 4
-
-
-def test_no_false_road_along_the_edges_of_the_data(tmp_path):
-    """Real Inn (578 x 379 px): its tiles reach beyond the raster, where no date has data. Read as 0 there, the
-    step from the image was a line to the network: 84 px of the bottom row called road in fp32 (40 of the top
-    row in int8). Beyond the data each date now has its mean colour (``filled_beyond_the_data``)."""
-    import datetime as dt
-
-    import numpy as np
-
-    from timeseg.core.model_card import SHIPPED_MODELS_DIR
-
-    image = SHIPPED_MODELS_DIR.parent / "real" / "Inn_20210617_TCI.tif"
-    for precision in ("fp32", "int8"):
-        result = segment(SegmentRequest([DatedRaster(image, dt.date(2021, 6, 17))], SHIPPED_ROAD_MODEL,
-                                        tmp_path / precision, device="cpu", precision=precision))
-        with rasterio.open(result.classes_path) as dataset:
-            classes = dataset.read(1)
-        edges = [int(np.count_nonzero(edge == 1)) for edge in (classes[0], classes[-1], classes[:, 0], classes[:, -1])]
-        assert max(edges) <= 12, (precision, edges)  # roads that cross the edge, 1-2 px each
