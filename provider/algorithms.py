@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingFeatureSourceDefinition,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputVectorLayer,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -26,32 +25,15 @@ from qgis.core import (
 from ..core.definitions import (
     CHANGE_THRESHOLD,
     CHANGE_TOLERANCE_PX,
-    DEVICES,
     MIN_PATCH_PIXELS,
-    PRECISIONS,
     counted,
     device_words,
 )
 from ..core.model_card import SHIPPED_ROAD_MODEL
-from ..core.orientations import ORIENTATION_COUNTS
-from ..core.scales import SCALE_COUNTS
 from ..ui.label_layers import area_of
-from .base import TimeSegAlgorithm, advanced, engine_log_to, gdal_sources, with_help
+from .base import TimeSegAlgorithm, advanced, described_by, engine_log_to, gdal_sources, with_help
 from .base import tr as _tr
-
-
-def _described(module: str, settings: str):
-    """Help texts from a core settings dataclass's options, or none when core cannot load (rasterio
-    missing: the algorithm then says what to install when it runs)."""
-    from importlib import import_module
-
-    from ..core.options import option_help
-
-    try:
-        cls = getattr(import_module(f"..core.{module}", __package__), settings)
-    except ImportError:
-        return lambda name: ""
-    return lambda name: option_help(cls, name)
+from .run_choices import add_run_choices, run_choices
 
 
 class _StyleBeside(QgsProcessingLayerPostProcessorInterface):
@@ -115,10 +97,6 @@ class SegmentAlgorithm(TimeSegAlgorithm):
     PRODUCTS = "PRODUCTS"
     DATES = "DATES"
     MODEL = "MODEL"
-    DEVICE = "DEVICE"
-    PRECISION = "PRECISION"
-    ORIENTATIONS = "ORIENTATIONS"
-    SCALES = "SCALES"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     THRESHOLD = "THRESHOLD"
@@ -143,7 +121,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        described = _described("segment", "SegmentRequest")
+        described = described_by("segment", "SegmentRequest")
         self.addParameter(with_help(QgsProcessingParameterMultipleLayers(
             self.INPUT, _tr("Dated raster layers"), QgsProcessing.TypeRaster, optional=True),
             _tr("The dated images of one place and period (e.g. five Sentinel-2 true-colour images of 2019)")))
@@ -159,18 +137,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             defaultValue=str(SHIPPED_ROAD_MODEL), optional=True),
             _tr("A TimeSeg model (.onnx with its card: the shipped ones, or one trained with Train), or a "
                 "segmentation model made for the Deepness plugin, run on the latest date")))
-        self.addParameter(with_help(QgsProcessingParameterEnum(
-            self.DEVICE, _tr("Device"), options=DEVICES, defaultValue=0), described("device")))
-        self.addParameter(advanced(with_help(QgsProcessingParameterEnum(
-            self.PRECISION, _tr("Precision"), options=PRECISIONS, defaultValue=0), described("precision"))))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(  # a count, not an enum's index
-            self.ORIENTATIONS, _tr("Orientations averaged: 1, 2, 4 or 8 (8: best, 8x the time)"),
-            QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=max(ORIENTATION_COUNTS)),
-            described("orientations"))))
-        self.addParameter(advanced(with_help(QgsProcessingParameterNumber(  # a count, not an enum's index
-            self.SCALES, _tr("Scales averaged: 1 or 3 (3: 0.75x, 1x and 1.5x, 3.8x the time)"),
-            QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=max(SCALE_COUNTS)),
-            described("scales"))))
+        add_run_choices(self, described)
         self.addParameter(advanced(with_help(QgsProcessingParameterNumber(
             self.TILE_SIZE, _tr("Tile size, 32 to 2048 px (0: the model's)"), QgsProcessingParameterNumber.Integer, 0,
             minValue=0),  # no maximum: QGIS would say only "Incorrect parameter value", core says the range
@@ -231,21 +198,10 @@ class SegmentAlgorithm(TimeSegAlgorithm):
                 aoi = ",".join(repr(v) for v in (rectangle.xMinimum(), rectangle.yMinimum(), rectangle.xMaximum(),
                                                  rectangle.yMaximum()))
                 aoi_crs = extent_crs.toWkt() if extent_crs.isValid() else None
-        orientations = self.parameterAsInt(parameters, self.ORIENTATIONS, context)
-        if orientations not in ORIENTATION_COUNTS:
-            raise QgsProcessingException(_tr("ORIENTATIONS: give {}, not {}").format(
-                ", ".join(map(str, ORIENTATION_COUNTS)), orientations))
-        scales = self.parameterAsInt(parameters, self.SCALES, context)
-        if scales not in SCALE_COUNTS:
-            raise QgsProcessingException(_tr("SCALES: give {}, not {}").format(
-                " or ".join(map(str, SCALE_COUNTS)), scales))
         request = SegmentRequest(
             rasters,
             Path(model),
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
-            precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
-            orientations=orientations,
-            scales=scales,
+            **run_choices(self, parameters, context),
             tile_size=tile_size,
             overlap=None if overlap < 0 else overlap,
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,
@@ -305,7 +261,7 @@ class ChangeAlgorithm(TimeSegAlgorithm):
                    "mean_probability). Both maps must hold the same classes.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        described = _described("change", "ChangeOptions")
+        described = described_by("change", "ChangeOptions")
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Classes, earlier period")),
                                     _tr("The classes raster of the earlier period, made by Segment a time series (or "
                                         "its probability raster, for the thresholds below)")))

@@ -131,6 +131,20 @@ def advanced(parameter):
     return parameter
 
 
+def described_by(module: str, settings: str):
+    """Help texts from a core settings dataclass's options, or none when core cannot load (rasterio
+    missing: the algorithm then says what to install when it runs)."""
+    from importlib import import_module
+
+    from ..core.options import option_help
+
+    try:
+        cls = getattr(import_module(f"..core.{module}", __package__), settings)
+    except ImportError:
+        return lambda name: ""
+    return lambda name: option_help(cls, name)
+
+
 def with_help(parameter, text: str):
     parameter.setHelp(text)
     return parameter

@@ -17,8 +17,9 @@ from qgis.core import (
 
 from ..core.batch import LOCAL_WORKERS
 from ..core.model_card import SHIPPED_ROAD_MODEL
-from .base import TimeSegAlgorithm, with_help
+from .base import TimeSegAlgorithm, described_by, with_help
 from .base import tr as _tr
+from .run_choices import add_run_choices, run_choices
 
 
 class BatchAlgorithm(TimeSegAlgorithm):
@@ -56,6 +57,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
             self.MODEL, _tr("Model (.onnx; empty: the shipped road model)"), extension="onnx",
             defaultValue=str(SHIPPED_ROAD_MODEL), optional=True),
             _tr("The model every place and period runs with (its change maps compare maps of one model)")))
+        add_run_choices(self, described_by("batch", "BatchRequest"))
         self.addParameter(with_help(QgsProcessingParameterNumber(
             self.WORKERS, _tr("Workers of the local cluster"), QgsProcessingParameterNumber.Integer, LOCAL_WORKERS,
             minValue=1, maxValue=1024),
@@ -83,6 +85,7 @@ class BatchAlgorithm(TimeSegAlgorithm):
             Path(self.parameterAsFile(parameters, self.JOBS, context)),
             Path(self.parameterAsFile(parameters, self.MODEL, context) or SHIPPED_ROAD_MODEL), output,
             workers=None if scheduler else self.parameterAsInt(parameters, self.WORKERS, context),
+            **run_choices(self, parameters, context),
             scheduler=scheduler,
             change_class=None if parameters.get(self.CLASS) in (None, "") else
             self.parameterAsInt(parameters, self.CLASS, context),

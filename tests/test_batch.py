@@ -169,9 +169,16 @@ def test_batch_through_processing(places, local_model, tmp_path, provider):
     with pytest.raises(QgsProcessingException, match=r"^1 task failed, the others are done \(see .*batch.json\); "
                                                      r"first: coast_c 2019: .*broken_20190301.tif is not a raster"):
         processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
-                                         "WORKERS": 2, "CLASS": 1, "OUTPUT": str(tmp_path / "out")})
+                                         "WORKERS": 2, "CLASS": 1, "OUTPUT": str(tmp_path / "out"),
+                                         "DEVICE": 1, "PRECISION": 1, "SCALES": 3})  # cpu, fp32, 3 scales
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert summary["workers"] == 2 and not summary["places"]["coast_a"]["failed"] and summary["class"] == "road"
+    assert summary["places"]["coast_a"]["periods"]["2019"]["precision"] == "fp32"
+    done = json.loads((tmp_path / "out" / "coast_a" / "2019" / "done.json").read_text())
+    assert done["inputs"][-2:] == [["precision", "fp32"], ["views", 1, 3]]
+    with pytest.raises(QgsProcessingException, match="^SCALES: give 1 or 3, not 2$"):
+        processing.run("timeseg:batch", {"JOBS": str(places / "jobs.csv"), "MODEL": str(local_model),
+                                         "SCALES": 2, "OUTPUT": str(tmp_path / "refused")})
     assert (tmp_path / "out" / "coast_b" / "change_2016_2019.tif").is_file()
     # Cancel stops it (it ran every task), with the progress bar following the tasks done until then
     from qgis.core import QgsProcessingFeedback
