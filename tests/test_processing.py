@@ -39,30 +39,23 @@ def test_segment_without_a_model_uses_the_shipped_one(provider, small_scene, tmp
     with rasterio.open(result["OUTPUT_CLASSES"]) as classes:
         assert classes.tags()["class_names"] == "background,road"
     assert (tmp_path / "c.qml").is_file()
-    averaged = processing.run("timeseg:segment", {  # the 8 orientations averaged (a count, not an enum's index)
-        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DEVICE": 1, "ORIENTATIONS": 8,
-        "OUTPUT_PROBABILITY": str(tmp_path / "p8.tif"), "OUTPUT_CLASSES": str(tmp_path / "c8.tif")},
-        context=context, feedback=QgsProcessingFeedback())
-    with rasterio.open(result["OUTPUT_PROBABILITY"]) as one, rasterio.open(averaged["OUTPUT_PROBABILITY"]) as eight:
-        difference = np.abs(np.nan_to_num(one.read(1)) - np.nan_to_num(eight.read(1)))
-    assert 0 < difference.mean() < 0.1
     from qgis.core import QgsProcessingException
 
-    scaled = processing.run("timeseg:segment", {  # 3 scales averaged
-        "INPUT": [str(p) for p in small_scene.tci_paths[2019]], "DEVICE": 1, "SCALES": 3,
-        "OUTPUT_PROBABILITY": str(tmp_path / "p3s.tif"), "OUTPUT_CLASSES": str(tmp_path / "c3s.tif")},
-        context=context, feedback=QgsProcessingFeedback())
-    with rasterio.open(result["OUTPUT_PROBABILITY"]) as one, rasterio.open(scaled["OUTPUT_PROBABILITY"]) as three:
-        difference = np.abs(np.nan_to_num(one.read(1)) - np.nan_to_num(three.read(1)))
-    assert 0 < difference.mean() < 0.1
-    with pytest.raises(QgsProcessingException, match="SCALES: give 1 or 3, not 2"):
-        processing.run("timeseg:segment", {"INPUT": [str(p) for p in small_scene.tci_paths[2019]], "SCALES": 2,
-                                           "OUTPUT_PROBABILITY": str(tmp_path / "p2.tif"),
-                                           "OUTPUT_CLASSES": str(tmp_path / "c2.tif")})
-    with pytest.raises(QgsProcessingException, match="ORIENTATIONS: give 1, 2, 4, 8, not 3"):
-        processing.run("timeseg:segment", {"INPUT": [str(p) for p in small_scene.tci_paths[2019]], "ORIENTATIONS": 3,
-                                           "OUTPUT_PROBABILITY": str(tmp_path / "p3.tif"),
-                                           "OUTPUT_CLASSES": str(tmp_path / "c3.tif")})
+    inputs = [str(p) for p in small_scene.tci_paths[2019]]
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as one:
+        one_view = np.nan_to_num(one.read(1))
+    for views, name in (({"ORIENTATIONS": 8}, "o8"), ({"SCALES": 3}, "s3")):  # counts, not an enum's indexes
+        averaged = processing.run("timeseg:segment", {
+            "INPUT": inputs, "DEVICE": 1, **views,
+            "OUTPUT_PROBABILITY": str(tmp_path / f"p_{name}.tif"), "OUTPUT_CLASSES": str(tmp_path / f"c_{name}.tif")},
+            context=context, feedback=QgsProcessingFeedback())
+        with rasterio.open(averaged["OUTPUT_PROBABILITY"]) as dataset:
+            assert 0 < np.abs(one_view - np.nan_to_num(dataset.read(1))).mean() < 0.1, views
+    for views, refusal in (({"SCALES": 2}, "SCALES: give 1 or 3, not 2"),
+                           ({"ORIENTATIONS": 3}, "ORIENTATIONS: give 1, 2, 4, 8, not 3")):
+        with pytest.raises(QgsProcessingException, match=refusal):
+            processing.run("timeseg:segment", {"INPUT": inputs, **views, "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"),
+                                               "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
 
 
 def test_segment_warnings_reach_processing_feedback(provider, small_scene, tmp_path):
