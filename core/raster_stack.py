@@ -312,7 +312,7 @@ class RasterStack(contextlib.AbstractContextManager):
                                    f"gdalwarp {name} {Path(name).stem}_warped.tif")
         if dataset.crs is None:
             world_file = any(Path(dataset.name).with_suffix(suffix).exists() for suffix in WORLD_FILE_SUFFIXES)
-            known = self.grid.crs.to_epsg() if self.grid.crs is not None else None
+            known = next((d.crs.to_epsg() for d in self._datasets if d.crs is not None and d.crs.to_epsg()), None)
             srs = f"EPSG:{known}" if known else "EPSG:<its code>"
             raise RasterStackError(f"{name} has no coordinate reference system: " + (
                 "its world file places it but does not say in which CRS; give it the CRS of its export, e.g. "

@@ -197,6 +197,12 @@ def _no_crs(ws: Workspace) -> list:
     return seg(ws, *ws.inputs[:2], bare)
 
 
+def _no_crs_first(ws: Workspace) -> list:
+    """The earliest date (the outputs' grid) without a CRS: the EPSG offered is the other dates'."""
+    bare = ws.raster("N_20190101.tif", ws.tci(), crs=None)
+    return seg(ws, bare, *ws.inputs[:2])
+
+
 def _world_file_only(ws: Workspace) -> list:
     """An EO Browser style picture: placed by a world file, its CRS said nowhere."""
     bare = ws.raster("W_20191230.tif", ws.tci(), crs=None)
@@ -329,6 +335,9 @@ SEGMENT_CASES: dict[str, tuple[Callable[[Workspace], list], int, str]] = {
     "no CRS": (_no_crs, 1, "N_20191230.tif has no coordinate reference system: its pixels are placed but no CRS "
                            "says where; give it its CRS, e.g. gdal_translate -a_srs EPSG:32628 N_20191230.tif "
                            "N_20191230_crs.tif \\(the other dates are in it\\)$"),
+    "no CRS, the earliest date": (_no_crs_first, 1, "N_20190101.tif has no coordinate reference system: .*"
+                                                    "gdal_translate -a_srs EPSG:32628 N_20190101.tif "
+                                                    "N_20190101_crs.tif \\(the other dates are in it\\)$"),
     "world file, no CRS": (_world_file_only, 1, "W_20191230.tif has no coordinate reference system: its world file "
                            "places it but does not say in which CRS; give it the CRS of its export, e.g. "
                            "gdal_translate -a_srs EPSG:3857 W_20191230.tif W_20191230_crs.tif"),
