@@ -70,6 +70,6 @@ def averaged_over_scales(run: Callable[[np.ndarray], np.ndarray], images: np.nda
             margins = [(0, 0)] * (seen.ndim - 2) + [(0, padded_side(seen_height) - seen_height),
                                                     (0, padded_side(seen_width) - seen_width)]
             answer = run(np.pad(seen, margins, mode="reflect"))[..., :seen_height, :seen_width]
-            answer = resampled(np.ascontiguousarray(answer), height, width)
+            answer = resampled(answer, height, width)
         total = answer if total is None else total + answer
     return total / len(SCALE_SETS[count])

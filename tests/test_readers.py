@@ -16,10 +16,10 @@ from timeseg.models.labels import LABEL_NODATA, LabelSource, label_raster
 UTM = CRS.from_epsg(32628)
 
 
-def write_raster(path, data, transform, crs=UTM, nodata=0):
+def write_raster(path, data, transform, crs=UTM, nodata=0, **creation):
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
                        count=data.shape[0], dtype=data.dtype.name, crs=crs, transform=transform,
-                       nodata=nodata) as dataset:
+                       nodata=nodata, **creation) as dataset:
         dataset.write(data)
     return path
 
@@ -338,10 +338,9 @@ def test_every_date_damaged_where_a_window_is_read_is_named_at_once(tmp_path):
     transform = from_origin(500_000, 1_000_100, 10, 10)
     paths = []
     for day in (1, 2, 3):
-        path = tmp_path / f"d_2019010{day}.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=256, height=256, count=3, dtype="uint8", crs=UTM,
-                           transform=transform, tiled=True, blockxsize=64, blockysize=64) as dataset:
-            dataset.write(np.random.default_rng(day).integers(1, 255, (3, 256, 256), dtype=np.uint8))
+        path = write_raster(tmp_path / f"d_2019010{day}.tif",
+                            np.random.default_rng(day).integers(1, 255, (3, 256, 256), dtype=np.uint8), transform,
+                            nodata=None, tiled=True, blockxsize=64, blockysize=64)
         if day > 1:  # the last blocks gone, as an interrupted copy leaves a file
             path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
         paths.append(path)
