@@ -21,6 +21,7 @@ from ..core.harmonisation import Harmonisation, looked_up, stack_model_tables
 from ..core.model_inputs import fit_stack
 from ..core.normalisation import Normalisation
 from ..core.raster_stack import DatedRaster, RasterStack
+from .data_edges import with_data_edge
 from .labels import LABEL_NODATA, LabelSource, label_raster
 from .weather import Weather, overcast_date, weathered
 
@@ -116,7 +117,9 @@ class SequencePatches(Dataset):
 
     A site of one date (a real labelled image) gives sequences of that date repeated, made
     different by ``weather``. With ``weather`` (true-colour sites, raw values 0..1/``input_scale``),
-    random mode also draws conventions, haze and clouds (``models.weather``).
+    random mode also draws conventions, haze and clouds (``models.weather``); with ``data_edges``, that
+    share of its samples holds an edge of the data, white beyond it as a harmonising model reads no data
+    (``models.data_edges``), drawn from its own random stream so that the rest of each sample stays as without.
 
     Items: ``images`` float32 ``[T, C, p, p]`` (raw values through ``normalisation``),
     ``labels`` int64 ``[p, p]``, ``valid`` bool ``[p, p]`` (False where the label is unknown or
@@ -135,8 +138,10 @@ class SequencePatches(Dataset):
         seed: int = 0,
         weather: Weather | None = None,
         site_weights: Sequence[float] | None = None,
+        data_edges: float = 0.0,
     ) -> None:
         self.sites = list(sites)
+        self.data_edges = data_edges
         self.weather = weather
         self.white = 1 / normalisation.input_scale  # the raw value of full brightness (255 for a TCI)
         weights = np.ones(len(self.sites)) if site_weights is None else np.asarray(site_weights, dtype=float)
@@ -181,14 +186,20 @@ class SequencePatches(Dataset):
         if len(pixels) == 1 and self.sequence_length and self.sequence_length > 1:
             pixels = np.repeat(pixels, self.sequence_length, axis=0)
             valid_dates = np.repeat(valid_dates, self.sequence_length, axis=0)
-        item = {}
+        frames = None
         if rng is not None and self.weather is not None:
             pixels, hidden = weathered(pixels, self.weather, rng, self.white)
             valid_dates = valid_dates & ~hidden
             if self.weather.overcast_frames:
                 frames = np.stack([overcast_date(pixels.shape[-2:], rng, self.white)
                                    for _ in range(self.weather.overcast_frames)])
-                item["overcast"] = torch.from_numpy(self.normalisation.apply(frames))
+        if rng is not None and self.data_edges:
+            edge_rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+            if edge_rng.random() < self.data_edges:
+                pixels, valid_dates, cut = with_data_edge(pixels, valid_dates, self.white, edge_rng)
+                if frames is not None:  # an overcast date inserted among dates that all end there ends there too
+                    frames = np.where(cut.all(axis=0), self.white, frames).astype(frames.dtype)
+        item = {} if frames is None else {"overcast": torch.from_numpy(self.normalisation.apply(frames))}
         valid = (labels != LABEL_NODATA) & valid_dates.any(axis=0)
         if rng is not None:
             pixels, (labels, valid) = augment(pixels, [labels, valid], rng)

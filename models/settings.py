@@ -99,6 +99,9 @@ class TrainOptions:
     # true-colour sites: conventions, haze, clouds and overcast dates (models.weather)
     weather: bool = option(False, "draw TCI conventions (L1C, L2A), haze, clouds with shadows and overcast dates "
                            "at any position into the training sequences (true-colour models)")
+    data_edges: float = option(0.0, "share of training patches that hold an edge of the data (a raster's edge or "
+                               "corner, a swath's edge; white beyond it, as a harmonising model reads no data), "
+                               "so that the step to white is learnt as no road", minimum=0.0, maximum=1.0)
     shore_weight: float = option(1.0, "weight in the loss of the real images' shores (not-road pixels next to a "
                                  "traced water edge), where false roads gather; 1: as any other pixel (5, tried "
                                  "with --real-weights scene, lost F1: docs/models.md)", minimum=1.0)

@@ -508,7 +508,8 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
         def patches(length: int) -> SequencePatches:
             weather = (Weather.light() if length == 1 else Weather()) if options.weather else None
             return SequencePatches(train_open, options.patch_size, length, normalisation, "random",
-                                   options.samples_per_epoch, options.seed, weather, site_weights)
+                                   options.samples_per_epoch, options.seed, weather, site_weights,
+                                   options.data_edges)
 
         val_loader = DataLoader(
             SequencePatches(val_open, options.validation_patch_size or options.patch_size,
