@@ -16,6 +16,7 @@ import numpy as np
 MAX_DEPTH_SHARE = 0.3  # an edge lies at most this share of the patch's side in from the patch's border
 OBLIQUE_DEGREES = 25.0  # a swath's edge: up to this angle off the grid's rows or columns
 SOME_DATES_SHARE = 0.3  # edges where only some dates end (another orbit's swath); else every date ends there
+SWATH_SHARE, CORNER_SHARE = 0.3, 0.15  # of the edges: a swath's, a raster's corner; the rest a raster's side
 
 
 def beyond_edge(side: int, rng: np.random.Generator) -> np.ndarray:
@@ -23,14 +24,14 @@ def beyond_edge(side: int, rng: np.random.Generator) -> np.ndarray:
     adjacent sides' (a raster's corner) or a half-plane cut by a slightly oblique line (a swath's edge)."""
     rows, cols = np.mgrid[0:side, 0:side].astype(np.float32) + 0.5
     kind = rng.random()
-    if kind < 0.3:  # a swath's edge: a line within OBLIQUE_DEGREES of a side, the side's strip beyond it
+    if kind < SWATH_SHARE:  # a swath's edge: a line within OBLIQUE_DEGREES of a side, the side's strip beyond it
         angle = np.deg2rad(rng.uniform(-OBLIQUE_DEGREES, OBLIQUE_DEGREES))
         depth = rng.uniform(1, MAX_DEPTH_SHARE * side)
         offset = (cols - side / 2) * np.tan(angle)
         beyond = rows < depth + offset
     else:
         beyond = rows < int(rng.integers(1, int(MAX_DEPTH_SHARE * side) + 1))
-        if kind < 0.45:  # a corner: the next side too
+        if kind < SWATH_SHARE + CORNER_SHARE:  # a corner: the next side too
             beyond |= cols < int(rng.integers(1, int(MAX_DEPTH_SHARE * side) + 1))
     return np.ascontiguousarray(np.rot90(beyond, int(rng.integers(4))))
 
