@@ -522,9 +522,15 @@ def test_ctrl_c_in_a_terminal_stops_a_batch_in_one_line(places, local_model, tmp
     import subprocess
     import sys
 
+    # 20 copies of a place: a batch that outlasts the moment the signal takes on a loaded machine (the three
+    # places alone were done before it came there once, and the batch exited 1 for its broken place)
+    rows = [row.split(",") for row in (places / "jobs.csv").read_text().splitlines()[1:]]
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("place,period,path\n" + "".join(f"copy_{copy},{period},{places / path}\n" for copy in range(20)
+                                                   for place, period, path in rows if place == "coast_a"))
     process = subprocess.Popen(
         [sys.executable, "-m", "timeseg", "batch", "--model", str(local_model), "--output", str(tmp_path / "out"),
-         "--workers", "2", "--device", "cpu", str(places / "jobs.csv")],
+         "--workers", "2", "--device", "cpu", str(jobs)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     said = []
     for line in process.stderr:  # the cluster is up and the tasks go to it
