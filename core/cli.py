@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .allocator import tune_allocator
-from .dates import dated_rasters
+from .dates import date_words, dated_rasters
 from .definitions import counted, device_words
 from .options import add_options, values_of
 
@@ -57,12 +57,12 @@ def run_segment(args: argparse.Namespace) -> None:
     from .segment import SegmentRequest, segment
 
     input_warnings: list[str] = []
-    rasters = dated_rasters(args.rasters, args.dates, input_warnings)
+    rasters = dated_rasters(args.rasters, args.dates, input_warnings, lone_undated=True)
     bar, update = _progress_reporter()
     with bar:
         result = segment(SegmentRequest(rasters, **values_of(SegmentRequest, args), progress=update,
                                         input_warnings=tuple(input_warnings)))
-    dates = ", ".join(str(d) for d in result.dates)
+    dates = ", ".join(map(date_words, result.dates))
     print(f"{counted(len(result.dates), 'date')} ({dates}) on {device_words(result.provider)}, {result.precision}; "
           f"{result.tiles_run} of {result.tiles_total} tiles held data")
     args.kept_when_stopped = "the run had finished: its outputs are written"  # a Ctrl-C from here on keeps them

@@ -84,6 +84,11 @@ def _tags_date(path: str | Path) -> tuple[dt.date | None, str | None]:
         return None, None  # not a raster: said when it is opened
 
 
+def date_words(date: dt.date | None) -> str:
+    """A raster's date as messages say it; None: a lone raster given without one (``dated_rasters``)."""
+    return "undated" if date is None else str(date)
+
+
 GIVEN_DATES = "--dates, in Processing: Dates"  # where the command line and Processing take dates
 RENAMED = "rename the file with that one date"  # where no date can be given (a batch job list)
 
@@ -142,13 +147,15 @@ def _vector_only(path: Path) -> bool:
 
 
 def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = None,
-                  give_dates: str = GIVEN_DATES):
+                  give_dates: str = GIVEN_DATES, lone_undated: bool = False):
     """Pair each raster path with its date: from ``dates`` (comma-separated YYYY-MM-DD, one per
     raster, in the same order) or detected from its name or tags. A Sentinel-2 product (a ``.SAFE``
     folder or its ``.zip``) stands for its true-colour image, dated by its name. Raises ``ValueError``
     with a message that says what to give. A name that disagrees with its tags or with ``dates`` is said
     in ``warnings`` (else logged): the caller says them once the run's checks pass. ``give_dates``: how the
-    caller's user gives dates, named in the advice (``RENAMED``: they cannot; a batch job list)."""
+    caller's user gives dates, named in the advice (``RENAMED``: they cannot; a batch job list).
+    ``lone_undated``: one raster alone may have no date (its date None: a segmentation of one image, an
+    orthophoto for a Deepness model, needs none; what needs one says so, ``segment``)."""
     from .definitions import gdal_path
     from .raster_stack import DatedRaster, raster_exists, raster_missing
     from .sentinel2 import check_product, is_product, product_date, product_of
@@ -180,6 +187,9 @@ def dated_rasters(paths, dates: str | None = None, warnings: list[str] | None = 
                                 "order of the rasters)")
         else:
             date = product_date(path) if product else detect_date(path, warnings, give_dates)
+            if date is None and lone_undated and len(paths) == 1:
+                rasters.append(DatedRaster(path, None))
+                continue
             if date is None:
                 either = ("" if give_dates == RENAMED else ", or give every raster's date in their order "
                           "(--dates YYYY-MM-DD,YYYY-MM-DD,...; in Processing: Dates)")

@@ -33,9 +33,9 @@ def style_path(raster: Path) -> Path:
     return Path(raster).with_suffix(".qml")
 
 
-def dates_tag(dates: Sequence[dt.date]) -> str:
-    """The ``dates`` tag TimeSeg writes into its rasters (comma-separated ISO dates)."""
-    return ",".join(d.isoformat() for d in dates)
+def dates_tag(dates: Sequence[dt.date | None]) -> str:
+    """The ``dates`` tag TimeSeg writes into its rasters (comma-separated ISO dates; an undated raster's: none)."""
+    return ",".join(d.isoformat() for d in dates if d is not None)
 
 
 def dates_of(tags: dict[str, str]) -> list[dt.date]:
@@ -46,7 +46,8 @@ def _hex(rgba: tuple[int, int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgba[:3])
 
 
-def _temporal(dates: Sequence[dt.date]) -> str:
+def _temporal(dates: Sequence[dt.date | None]) -> str:
+    dates = [d for d in dates if d is not None]
     if not dates:
         return '<temporal enabled="0" fetchMode="0" mode="0"/>'
     start, end = min(dates), max(dates)

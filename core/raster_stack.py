@@ -76,7 +76,7 @@ class RasterStackError(ValueError):
 @dataclass(frozen=True)
 class DatedRaster:
     path: Path | str  # a file, or a GDAL virtual path (``/vsizip/...``: a Sentinel-2 product's image)
-    date: dt.date
+    date: dt.date | None  # None: a lone raster run without a date (``dates.dated_rasters``'s ``lone_undated``)
     given: Path | str | None = None  # what the analyst gave when ``path`` is read from it (a Sentinel-2 product)
 
     @property

@@ -318,6 +318,10 @@ def _season(rasters: Sequence[DatedRaster]) -> tuple[list[str], list[str]]:
     ``SEASON_MONTHS`` months of it (January to August: 0.52)."""
     if not rasters:
         return [], []
+    undated = [r.name for r in rasters if r.date is None]
+    if undated:
+        return [f"{undated[0]} has no date, and the model reads the days of a year's dates: put its date in its "
+                "name (image_20210617.tif) or give it (--dates; in Processing: Dates)"], []
     first, last = min(r.date for r in rasters), max(r.date for r in rasters)
     if first.year != last.year:
         return [f"the dates run from {first} to {last}: the model reads one calendar year's dates; give one year's "

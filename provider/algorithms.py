@@ -183,8 +183,8 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             raise QgsProcessingException(_tr("give the dated raster layers or Sentinel-2 products"))
         input_warnings: list[str] = []
         try:
-            rasters = dated_rasters([*sources, *products],
-                                    self.parameterAsString(parameters, self.DATES, context), input_warnings)
+            rasters = dated_rasters([*sources, *products], self.parameterAsString(parameters, self.DATES, context),
+                                    input_warnings, lone_undated=True)
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context) or None
@@ -217,9 +217,10 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             result = self.run_core(lambda: segment(request), (Cancelled,))
         feedback.pushInfo(_tr("{}, run on {} ({})").format(counted(len(result.dates), "date"),
                                                            device_words(result.provider), result.precision))
-        span = f"{min(result.dates)}..{max(result.dates)}"
-        _name_result(context, str(result.probability_path), f"{Path(model).stem} probability {span}")
-        _name_result(context, str(result.classes_path), f"{Path(model).stem} classes {span}")
+        dated = [d for d in result.dates if d is not None]  # none: a lone undated raster
+        span = f" {min(dated)}..{max(dated)}" if dated else ""
+        _name_result(context, str(result.probability_path), f"{Path(model).stem} probability{span}")
+        _name_result(context, str(result.classes_path), f"{Path(model).stem} classes{span}")
         return {self.OUTPUT_PROBABILITY: str(result.probability_path), self.OUTPUT_CLASSES: str(result.classes_path)}
 
     def _mask_area(self, parameters, context, feedback) -> str | None:

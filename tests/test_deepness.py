@@ -472,3 +472,99 @@ def test_classes_of_other_models_are_drawn_in_the_colours_maps_give_them():
     assert colours[1][:3] == (40, 110, 220) and colours[2][:3] == (90, 180, 70)
     assert colours[3][:3] == (170, 120, 80) and colours[4][:3] == (60, 60, 70)
     assert colours[5] == PALETTE[5] and colours[0] == (0, 0, 0, 0) and colours[255][3] == 0
+
+
+def undated_copy(raster, folder) -> object:
+    """``raster`` written again as ``ortho.tif``, without a date in its name or tags (an orthophoto as Deepness
+    users have them)."""
+    with rasterio.open(raster) as dataset:
+        profile, pixels = dataset.profile, dataset.read()
+    path = folder / "ortho.tif"
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(pixels)
+    return path
+
+
+def test_one_undated_image_runs_and_two_need_their_dates(water_model, small_scene, tmp_path, capsys):
+    """A Deepness user's orthophoto has no date, and a one-image run needs none (it said: "no date in the name
+    or tags of ortho.tif"); several images still need theirs, which order them."""
+    ortho = undated_copy(small_scene.tci_paths[2019][-1], tmp_path)
+    assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "out"), "--device", "cpu",
+                 "--precision", "fp32", str(ortho)]) == 0
+    assert "1 date (undated) on CPU" in capsys.readouterr().out
+    with rasterio.open(tmp_path / "out" / "probability.tif") as probability:
+        assert np.abs(probability.read(1) - expected_water(ortho)).max() < 1e-5
+        assert "dates" not in probability.tags()
+    assert '<temporal enabled="0"' in (tmp_path / "out" / "probability.qml").read_text()
+    other = tmp_path / "other"
+    other.mkdir()
+    second = undated_copy(small_scene.tci_paths[2019][0], other)
+    assert main(["segment", "--model", str(water_model), "--output", str(tmp_path / "two"), str(ortho),
+                 str(second)]) == 1
+    assert "no date in the name or tags of ortho.tif: put its date in its name (ortho_20210617.tif)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "two").exists()
+
+
+def test_an_undated_image_is_refused_by_a_model_that_reads_the_days_of_a_year(small_scene, tmp_path):
+    from timeseg.core.model_card import SHIPPED_CROP_MODEL
+    from timeseg.core.raster_stack import DatedRaster
+    from timeseg.core.segment import SegmentRequest, segment_preflight
+
+    ortho = undated_copy(small_scene.reflectance_paths[2019][-1], tmp_path)
+    problems, _ = segment_preflight(SegmentRequest([DatedRaster(ortho, None)], SHIPPED_CROP_MODEL, tmp_path / "out"))
+    assert ("ortho.tif has no date, and the model reads the days of a year's dates: put its date in its name "
+            "(image_20210617.tif) or give it (--dates; in Processing: Dates)") in problems
+
+
+def test_one_undated_image_in_processing(water_model, small_scene, tmp_path, provider):
+    import processing
+    from qgis.core import QgsProject
+
+    ortho = undated_copy(small_scene.tci_paths[2019][-1], tmp_path)
+    result = processing.runAndLoadResults("timeseg:segment", {
+        "INPUT": [str(ortho)], "MODEL": str(water_model), "DEVICE": 1, "PRECISION": 1,
+        "OUTPUT_PROBABILITY": str(tmp_path / "p.tif"), "OUTPUT_CLASSES": str(tmp_path / "c.tif")})
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as probability:
+        assert np.abs(probability.read(1) - expected_water(ortho)).max() < 1e-5
+    # named by the model and what, without the dates' span (it read "water probability None..None")
+    assert [layer.source() for layer in QgsProject.instance().mapLayersByName("water probability")] == \
+        [str(tmp_path / "p.tif")]
+    assert QgsProject.instance().mapLayersByName("water classes")
+
+
+def test_one_undated_layer_in_the_dock(water_model, small_scene, tmp_path, qgis_iface, qgis_new_project):
+    """One layer ticked alone runs without a date, its period its name; ticked with another, it needs its date."""
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+
+    from tests_support import load_plugin_package
+
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    dock = plugin.dock
+    try:
+        ortho = QgsRasterLayer(str(undated_copy(small_scene.tci_paths[2019][-1], tmp_path)), "ortho")
+        dated = QgsRasterLayer(str(small_scene.tci_paths[2019][0]), "dated")
+        QgsProject.instance().addMapLayers([ortho, dated])
+        dock.model_panel.model_widget.setFilePath(str(water_model))
+        dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+        dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
+        dock.table.set_checked(ortho.id())
+        dock.table.set_checked(dated.id())
+        assert "Give a date to: ortho" in dock.warning_label.text()
+        dock.table.set_checked(dated.id(), False)
+        assert dock.warning_label.text() == ""
+        dock.controls.run_button.click()
+        deadline = time.monotonic() + 120
+        while dock.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.02)
+        assert "ortho: 1 date on CPU" in dock.controls.status_label.text(), dock.controls.status_label.text()
+        [classes] = QgsProject.instance().mapLayersByName("water classes ortho")
+        assert not classes.temporalProperties().isActive()  # no date: shown whatever the Temporal Controller's time
+        with rasterio.open(classes.source()) as written:
+            assert written.shape == (ortho.height(), ortho.width())
+            assert np.array_equal(written.read(1), (expected_water(ortho.source()) >= THRESHOLD).astype(np.uint8))
+    finally:
+        plugin.unload()

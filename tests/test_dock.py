@@ -531,8 +531,11 @@ def test_a_layer_without_a_date_asks_for_one(dock, tmp_path):
         dataset.write(np.ones((3, 16, 16), np.uint8))
     undated = QgsRasterLayer(str(path), "mosaic")
     QgsProject.instance().addMapLayer(undated)
-    dock.table.set_checked(undated.id())
+    dock.table.set_checked(undated.id())  # alone, it runs undated: this model needs more dates than one
+    assert dock.warning_label.text() == "Period mosaic: 1 date given, the model needs at least 2: add dates"
+    dock.table.set_checked(layers[0].id())  # with others, it needs its date, which orders it among theirs
     assert "Give a date to: mosaic" in dock.warning_label.text()
+    dock.table.set_checked(layers[0].id(), False)
     dock.table.set_date(undated.id(), dt.date(2018, 6, 1))
     chosen, missing = dock.table.checked_layers()
     assert missing == [] and [(c.date, c.period) for c in chosen] == [(dt.date(2018, 6, 1), "2018")]

@@ -276,7 +276,7 @@ class TimeSegDock(QgsDockWidget):
     # --- what is wrong before Run
     def parameters(self) -> RunParameters:
         """The run as the dock shows it; a ``ValueError`` says what is missing (the area's polygon layer)."""
-        layers, _ = self.table.checked_layers()
+        layers, _ = self.table.checked_layers(lone_undated=True)
         first = self.project.mapLayer(min(layers, key=lambda layer: layer.date).layer_id) if layers else None
         return RunParameters(
             layers=tuple(layers),
@@ -303,7 +303,7 @@ class TimeSegDock(QgsDockWidget):
         a model chosen) and, per period, what core's preflight finds and what the run will change."""
         from ..core.segment import periods_apart, segment_preflight
 
-        layers, undated = self.table.checked_layers()
+        layers, undated = self.table.checked_layers(lone_undated=True)
         unreadable = _same_files(layers) + self.table.period_clashes()
         if unreadable:  # said in the layers' names, not again in the engine's words
             return unreadable, []
@@ -353,7 +353,7 @@ class TimeSegDock(QgsDockWidget):
         return said
 
     def update_warnings(self) -> None:
-        ticked, undated = self.table.checked_layers()
+        ticked, undated = self.table.checked_layers(lone_undated=True)
         problems, warnings = self.preflight() if ticked or undated else ([], [])
         for label, lines in ((self.warning_label, problems), (self.notice_label, warnings)):
             label.setText("\n".join(lines))

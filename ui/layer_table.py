@@ -253,8 +253,10 @@ class LayerTable(QTableWidget):
     def layer_ids(self) -> list[str]:
         return list(self._ids)
 
-    def checked_layers(self) -> tuple[list[DatedLayer], list[str]]:
-        """Ticked layers with dates, and the names of ticked layers that lack a date."""
+    def checked_layers(self, lone_undated: bool = False) -> tuple[list[DatedLayer], list[str]]:
+        """Ticked layers with dates, and the names of ticked layers that lack a date. ``lone_undated``: one
+        layer ticked alone needs no date (a segmentation of one image; its date None, its period the one typed
+        or the layer's name)."""
         from ..core.definitions import gdal_path
 
         chosen, undated = [], []
@@ -266,11 +268,12 @@ class LayerTable(QTableWidget):
             value = self.cellWidget(row, DATE).date()
             if layer is None:
                 continue
-            if value == NO_DATE:
-                undated.append(layer.name())
-                continue
-            date = dt.date(value.year(), value.month(), value.day())
-            period = self._period_of(row) or str(date.year)
+            date = None if value == NO_DATE else dt.date(value.year(), value.month(), value.day())
+            period = self._period_of(row) or (str(date.year) if date else layer.name())
             source = layer.customProperty(PRODUCT_PROPERTY) or layer.source()  # a product: the model picks its bands
             chosen.append(DatedLayer(layer.id(), layer.name(), gdal_path(source), date, period))
+        if lone_undated and len(chosen) == 1:
+            return chosen, []
+        undated = [layer.name for layer in chosen if layer.date is None]
+        chosen = [layer for layer in chosen if layer.date is not None]
         return chosen, undated

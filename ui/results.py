@@ -120,10 +120,12 @@ def add_period_layers(project: QgsProject, model_name: str, result: PeriodResult
     layers = [QgsRasterLayer(str(result.classes_path), f"{model_name} classes {result.period}")]
     if add_probability:
         layers.append(QgsRasterLayer(str(result.probability_path), f"{model_name} probability {result.period}"))
+    dated = [date for date in result.dates if date is not None]  # none: a lone layer run undated
     for layer in layers:
         _add(project, group, layer)
-        layer.temporalProperties().setIsActive(True)
-        layer.temporalProperties().setFixedTemporalRange(_time_range(result.dates))
+        layer.temporalProperties().setIsActive(bool(dated))
+        if dated:
+            layer.temporalProperties().setFixedTemporalRange(_time_range(dated))
     group.setItemVisibilityChecked(latest)
     for node in group.findLayers()[1:]:  # the probability: there when asked for, not shown by default
         node.setItemVisibilityChecked(False)

@@ -16,7 +16,7 @@ class DatedLayer:
     layer_id: str
     name: str
     path: Path
-    date: dt.date
+    date: dt.date | None  # None: a layer ticked alone, undated (``LayerTable.checked_layers``)
     period: str
 
 
