@@ -184,6 +184,14 @@ def test_run_segmentation_adds_styled_layers_in_groups(dock, two_periods):
     assert not root.findGroup("local 2016").isVisible()
     assert root.findLayer(project.mapLayersByName("local classes 2019")[0].id()).isVisible()
     assert not root.findLayer(project.mapLayersByName("local probability 2019")[0].id()).isVisible()
+    # the legends' titles name the band, without QGIS's "(Gray)" beside the probability's colour ramp
+    from qgis.core import QgsLayerTreeModel
+
+    model = QgsLayerTreeModel(root)
+    titles = {name: model.layerLegendNodes(root.findLayer(project.mapLayersByName(name)[0].id()))[0].data(0)
+              for name in ("local probability 2019", "local classes 2019", "local change 2016-2019")}
+    assert titles == {"local probability 2019": "Band 1: P(road)", "local classes 2019": "Band 1: class",
+                      "local change 2016-2019": "Band 1: change"}
     change = project.mapLayersByName("local change 2016-2019")[0]
     assert [(c.label, c.color.name(), c.color.alpha()) for c in change.renderer().classes()] == [
         ("no change (see-through)", "#000000", 0), ("new", "#e61414", 255), ("removed", "#1e50e6", 255),

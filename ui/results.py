@@ -16,7 +16,9 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsDateTimeRange,
     QgsLayerTreeGroup,
+    QgsLayerTreeLayer,
     QgsLineSymbol,
+    QgsMapLayerLegendUtils,
     QgsProject,
     QgsRasterLayer,
     QgsRendererCategory,
@@ -105,7 +107,13 @@ def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:
     layer.setCustomProperty(RESULT_LAYER, True)
     layer.setCustomProperty(GIVEN_NAME, layer.name())
     project.addMapLayer(layer, False)
-    group.addLayer(layer)
+    node = QgsLayerTreeLayer(layer)
+    if isinstance(layer, QgsRasterLayer) and layer.renderer() is not None and layer.renderer().usesBands():
+        # the legend's title is the band's name, without the colour interpretation QGIS adds ("(Gray)" beside a
+        # colour ramp: a GeoTIFF's single band is grey to GDAL 3.6, which cannot store it otherwise)
+        band = layer.renderer().usesBands()[0]
+        QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, layer.dataProvider().generateBandName(band))
+    group.addChildNode(node)
 
 
 def _time_range(dates: list[dt.date]) -> QgsDateTimeRange:
