@@ -43,7 +43,13 @@ class _StyleBeside(QgsProcessingLayerPostProcessorInterface):
     kept: list = []  # Processing holds a plain pointer: the Python objects must live until they run
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        from ..ui.results import title_legend_by_band
+
+        node = context.project().layerTreeRoot().findLayer(layer.id()) if context.project() else None
         _load_style_beside(layer)
+        if node is not None:  # titled once the style's renderer names the band, then the legend rebuilt
+            title_legend_by_band(node)
+            layer.legendChanged.emit()
         layer.triggerRepaint()
 
 

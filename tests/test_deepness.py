@@ -531,6 +531,13 @@ def test_one_undated_image_in_processing(water_model, small_scene, tmp_path, pro
     assert [layer.source() for layer in QgsProject.instance().mapLayersByName("water probability")] == \
         [str(tmp_path / "p.tif")]
     assert QgsProject.instance().mapLayersByName("water classes")
+    # the legend titled by the band, as in the dock, without QGIS's "(Gray)" beside the colour ramp
+    from qgis.core import QgsLayerTreeModel
+
+    root = QgsProject.instance().layerTreeRoot()
+    node = root.findLayer(QgsProject.instance().mapLayersByName("water probability")[0].id())
+    model = QgsLayerTreeModel(root)
+    assert model.layerLegendNodes(node)[0].data(0) == "Band 1: P(water)"
 
 
 def test_one_undated_layer_in_the_dock(water_model, small_scene, tmp_path, qgis_iface, qgis_new_project):

@@ -108,12 +108,18 @@ def _add(project: QgsProject, group: QgsLayerTreeGroup, layer) -> None:
     layer.setCustomProperty(GIVEN_NAME, layer.name())
     project.addMapLayer(layer, False)
     node = QgsLayerTreeLayer(layer)
+    title_legend_by_band(node)
+    group.addChildNode(node)
+
+
+def title_legend_by_band(node: QgsLayerTreeLayer) -> None:
+    """A raster's legend titled by its band's name, without the colour interpretation QGIS adds ("Band 1: P(road)
+    (Gray)" beside a colour ramp: a GeoTIFF's single band is grey to GDAL 3.6, which cannot store it otherwise).
+    Set before the legend is built (or before a style is loaded, which rebuilds it)."""
+    layer = node.layer()
     if isinstance(layer, QgsRasterLayer) and layer.renderer() is not None and layer.renderer().usesBands():
-        # the legend's title is the band's name, without the colour interpretation QGIS adds ("(Gray)" beside a
-        # colour ramp: a GeoTIFF's single band is grey to GDAL 3.6, which cannot store it otherwise)
         band = layer.renderer().usesBands()[0]
         QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, layer.dataProvider().generateBandName(band))
-    group.addChildNode(node)
 
 
 def _time_range(dates: list[dt.date]) -> QgsDateTimeRange:
