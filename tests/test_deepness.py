@@ -560,6 +560,10 @@ def test_one_undated_layer_in_the_dock(water_model, small_scene, tmp_path, qgis_
         dock.table.set_checked(ortho.id())
         dock.table.set_checked(dated.id())
         assert "Give a date to: ortho" in dock.warning_label.text()
+        from timeseg.ui.layer_table import DATE
+
+        editor = dock.table.cellWidget(dock.table._row_of(ortho.id()), DATE)
+        assert "A layer ticked alone runs without one" in editor.toolTip() and "red" in editor.styleSheet()
         dock.table.set_checked(dated.id(), False)
         assert dock.warning_label.text() == ""
         dock.controls.run_button.click()

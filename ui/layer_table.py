@@ -193,6 +193,9 @@ class LayerTable(QTableWidget):
     def _mark_missing_date(self, row: int) -> None:
         missing = self.cellWidget(row, DATE).date() == NO_DATE
         self.cellWidget(row, DATE).setStyleSheet("color: red" if missing else "")
+        self.cellWidget(row, DATE).setToolTip(self.tr(
+            "No date found in its name or tags: give it here. A layer ticked alone runs without one (its "
+            "period is then its name); ticked with others, it needs its date.") if missing else "")
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() in (NAME, PERIOD):
