@@ -381,7 +381,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
             record = _done(period_folder, stamp) or (_done(folder, own_stamp) if window is not None else None)
             if record is not None:
                 return {**report, **record["report"], "skipped": True, "seconds": 0.0}
-            rasters = dated_rasters(job.paths, give_dates=RENAMED)
+            rasters = dated_rasters(job.paths, give_dates=RENAMED, lone_undated=True)
             threads = _threads_here(settings.workers_per_host, settings.threads)  # this worker's share of the cores
             model = _worker_model(settings.model_path, settings.device, threads, settings.precision)
             finals = [*segment_outputs(folder / PROBABILITY_NAME, folder / CLASSES_NAME), folder / DONE_NAME]
@@ -656,7 +656,8 @@ def _period_order(job: PeriodJob) -> tuple[dt.date, str]:
     from .dates import RENAMED, dated_rasters
 
     try:
-        dates = sorted(raster.date for raster in dated_rasters(job.paths, give_dates=RENAMED, warnings=[]))
+        dates = sorted(raster.date for raster in dated_rasters(job.paths, give_dates=RENAMED, warnings=[],
+                                                               lone_undated=True) if raster.date is not None)
     except (ValueError, OSError):
         dates = []
     return (dates[len(dates) // 2] if dates else dt.date.max), job.period
@@ -687,7 +688,7 @@ def _windows_of(job: PeriodJob, settings: Settings, window_px: int) -> tuple[lis
     try:
         card = read_model_card(settings.model_path)
         with _warnings_kept():  # the period's task reads the dates again and reports their warnings
-            earliest = min(dated_rasters(job.paths, give_dates=RENAMED), key=lambda r: r.date)
+            earliest = min(dated_rasters(job.paths, give_dates=RENAMED, lone_undated=True), key=lambda r: r.date)
             reference = resolve_products([earliest], card)[0]
         with rasterio.open(str(reference.path)) as dataset:
             width, height, transform = dataset.width, dataset.height, dataset.transform

@@ -423,22 +423,27 @@ def test_an_engine_warning_is_printed_once_with_its_place(places, local_model, t
 
 
 def test_a_raster_without_a_date_is_said_to_need_one_in_its_name(places, tmp_path):
-    """A job list cannot give dates: a raster without one is told to carry it in its name, not to use
-    the command line's --dates."""
+    """A job list cannot give dates: a raster without one among others is told to carry it in its name, not
+    to use the command line's --dates; a place of one raster alone (an orthophoto) runs without one."""
     from timeseg.core.batch import BatchRequest, failures_line, run_batch
     from timeseg.core.model_card import SHIPPED_ROAD_MODEL
 
     undated = tmp_path / "scene.tif"
-    with rasterio.open(sorted((places / "coast_a").rglob("*2019*.tif"))[0]) as dated:  # its tags hold its date
+    dated_path = sorted((places / "coast_a").rglob("*2019*.tif"))[0]
+    with rasterio.open(dated_path) as dated:  # its tags hold its date
         with rasterio.open(undated, "w", **dated.profile) as copy:
             copy.write(dated.read())
-    (tmp_path / "jobs.csv").write_text(f"place,period,path\nhere,a,{undated}\n")
+    (tmp_path / "jobs.csv").write_text(f"place,period,path\nhere,a,{undated}\nhere,a,{dated_path}\n"
+                                       f"alone,a,{undated}\n")
     summary = run_batch(BatchRequest(tmp_path / "jobs.csv", SHIPPED_ROAD_MODEL, tmp_path / "out", workers=1,
                                      worker_processes=False, progress=lambda line: None))
     [failure] = summary["failed"]
     assert failure["error"] == ("no date in the name or tags of scene.tif: put its date in its name "
                                 "(scene_20210617.tif)")
-    assert failures_line(summary, tmp_path / "out").startswith("its one task failed (see ")  # no others are done
+    assert failures_line(summary, tmp_path / "out").startswith("1 task failed, the others are done (see ")
+    with rasterio.open(tmp_path / "out" / "alone" / "a" / "classes.tif") as classes, \
+            rasterio.open(undated) as image:
+        assert classes.transform == image.transform and classes.shape == image.shape
 
 
 def test_a_stopped_batch_says_that_finished_tasks_are_kept(places, local_model, tmp_path, capsys, monkeypatch):
