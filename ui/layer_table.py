@@ -262,7 +262,7 @@ class LayerTable(QTableWidget):
         or the layer's name)."""
         from ..core.definitions import gdal_path
 
-        chosen, undated = [], []
+        chosen = []
         for row in range(self.rowCount()):
             item = self.item(row, NAME)
             if item.checkState() != Qt.Checked:
