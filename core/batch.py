@@ -398,7 +398,7 @@ def segment_period(job: PeriodJob, settings: Settings, window: PeriodWindow | No
                     own_shares = coverage_warnings(result.coverage, result.card)
                     warnings = [warning for warning in warnings if warning not in own_shares]
                     report.update(coverage=list(result.coverage))
-                report.update(ok=True, dates=[str(d) for d in result.dates], provider=result.provider,
+                report.update(ok=True, dates=[d and d.isoformat() for d in result.dates], provider=result.provider,
                               precision=result.precision, first_date=str(result.dates[0]), tiles_run=result.tiles_run,
                               tiles=result.tiles_total, warnings=warnings,
                               seconds=round(time.perf_counter() - started, 2))

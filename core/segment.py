@@ -29,6 +29,7 @@ from .area import AreaError, parse_area
 from .atomic import OutputSet
 from .blending import StreamingBlender
 from .class_map import NO_CLASS, ClassRows, class_labels
+from .dates import date_words
 from .definitions import (
     CLASSES_NAME,
     DATE_SELECTIONS,
@@ -664,7 +665,7 @@ def _input_tables(stack: RasterStack, card: ModelCard, normalisation: Normalisat
     if model_tables is None:
         return [None] * len(stack.dates)
     tables, stretched = model_tables
-    harmonised_dates = [str(d) for d, date_stretched in zip(stack.dates, stretched) if date_stretched]
+    harmonised_dates = [date_words(d) for d, date_stretched in zip(stack.dates, stretched) if date_stretched]
     log.info("dates harmonised to the model's training images: %s", ", ".join(harmonised_dates) or "none")
     return [normalisation.apply(table[:, :, None])[:, :, 0] for table in tables]
 

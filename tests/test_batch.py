@@ -444,6 +444,7 @@ def test_a_raster_without_a_date_is_said_to_need_one_in_its_name(places, tmp_pat
     with rasterio.open(tmp_path / "out" / "alone" / "a" / "classes.tif") as classes, \
             rasterio.open(undated) as image:
         assert classes.transform == image.transform and classes.shape == image.shape
+    assert summary["places"]["alone"]["periods"]["a"]["dates"] == [None]  # JSON null, not the text "None"
 
 
 def test_a_stopped_batch_says_that_finished_tasks_are_kept(places, local_model, tmp_path, capsys, monkeypatch):

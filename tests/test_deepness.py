@@ -506,6 +506,16 @@ def test_one_undated_image_runs_and_two_need_their_dates(water_model, small_scen
     assert not (tmp_path / "two").exists()
 
 
+def test_one_undated_image_through_the_road_model_says_undated_where_it_names_dates(small_scene, tmp_path, capsys):
+    from timeseg.core.model_card import SHIPPED_ROAD_MODEL
+
+    ortho = undated_copy(small_scene.tci_paths[2019][-1], tmp_path)
+    assert main(["segment", "--model", str(SHIPPED_ROAD_MODEL), "--output", str(tmp_path / "out"), str(ortho)]) == 0
+    out, err = capsys.readouterr()
+    assert "dates harmonised to the model's training images: undated" in err and "1 date (undated)" in out
+    assert "None" not in out + err
+
+
 def test_an_undated_image_is_refused_by_a_model_that_reads_the_days_of_a_year(small_scene, tmp_path):
     from timeseg.core.model_card import SHIPPED_CROP_MODEL
     from timeseg.core.raster_stack import DatedRaster
