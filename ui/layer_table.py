@@ -191,8 +191,11 @@ class LayerTable(QTableWidget):
         self.selectionChangedByUser.emit()
 
     def _mark_missing_date(self, row: int) -> None:
+        """A date missing in red where it keeps a run from starting: not on a layer ticked alone, which runs
+        without one (``checked_layers``)."""
         missing = self.cellWidget(row, DATE).date() == NO_DATE
-        self.cellWidget(row, DATE).setStyleSheet("color: red" if missing else "")
+        ticked = [r for r in range(self.rowCount()) if self.item(r, NAME).checkState() == Qt.Checked]
+        self.cellWidget(row, DATE).setStyleSheet("color: red" if missing and ticked != [row] else "")
         self.cellWidget(row, DATE).setToolTip(self.tr(
             "No date found in its name or tags: give it here. A layer ticked alone runs without one (its "
             "period is then its name); ticked with others, it needs its date.") if missing else "")
@@ -200,6 +203,9 @@ class LayerTable(QTableWidget):
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() in (NAME, PERIOD):
             self._save_row(item.row())
+            if item.column() == NAME:  # a tick: whether a missing date blocks the run changes
+                for row in range(self.rowCount()):
+                    self._mark_missing_date(row)
             self.selectionChangedByUser.emit()
 
     # --- what the dock reads
