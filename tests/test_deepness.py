@@ -410,57 +410,64 @@ def test_a_deepness_model_in_processing(water_model, small_scene, tmp_path, prov
         assert np.abs(probability.read(1) - expected_water(small_scene.tci_paths[2019][-1])).max() < 1e-5
 
 
-def test_a_deepness_model_in_the_dock(water_model, small_scene, tmp_path, qgis_iface, qgis_new_project):
-    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
-
+@pytest.fixture
+def deepness_dock(qgis_iface, qgis_new_project):
+    """The plugin's dock, open in a new project; unloaded after the test."""
     from tests_support import load_plugin_package
 
     plugin = load_plugin_package().classFactory(qgis_iface)
     plugin.initGui()
     plugin.toggle_dock(True)
-    dock = plugin.dock
-    try:
-        layers = [QgsRasterLayer(str(p), p.stem) for year in small_scene.years for p in small_scene.tci_paths[year]]
-        QgsProject.instance().addMapLayers(layers)
-        dock.model_panel.model_widget.setFilePath(str(water_model))
-        assert "Deepness" in dock.model_panel.card_label.text() and "one date" in dock.model_panel.card_label.text()
-        dock.options.output_widget.setFilePath(str(tmp_path / "results"))
-        dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
-        for layer in layers:
-            dock.table.set_checked(layer.id())
-        assert dock.warning_label.text() == ""
-        dock.controls.run_button.click()
-        deadline = time.monotonic() + 120
-        while dock.task is not None and time.monotonic() < deadline:
-            QgsApplication.processEvents()
-            time.sleep(0.02)
-        assert dock.task is None and "Results in" in dock.controls.status_label.text(), \
-            dock.controls.status_label.text()
-        project = QgsProject.instance()
-        assert project.mapLayersByName("water classes 2016") and project.mapLayersByName("water change 2016-2019")
-        # a model of three classes: which class's change to map is the analyst's choice, in Compare
-        rgb = deepness_model(tmp_path / "rgb.onnx", np.eye(3, dtype=np.float32), np.zeros(3, np.float32),
-                             {"0": "red", "1": "green", "2": "blue"}, "Softmax")
-        dock.model_panel.model_widget.setFilePath(str(rgb))
-        dock.controls.run_button.click()
-        deadline = time.monotonic() + 120
-        while dock.task is not None and time.monotonic() < deadline:
-            QgsApplication.processEvents()
-            time.sleep(0.02)
-        status = dock.controls.status_label.text()
-        assert ("no change map: the model finds 3 classes; map the change of one with Compare (below), the "
-                "periods' class layers and the class") in status, status
-        assert project.mapLayersByName("rgb classes 2019") and not project.mapLayersByName("rgb change 2016-2019")
-        # a model chosen but refused: the red line points at the Model panel's reason (it said "Choose a TimeSeg
-        # model." of a model chosen), and the multi-class Deepness model's threshold is open (it drops classes)
-        assert dock.options.threshold_spin.isEnabled()
-        detector = deepness_model(tmp_path / "cars.onnx", WEIGHTS, BIAS, {"0": "car"}, "Sigmoid",
-                                  model_type="Detector")
-        dock.model_panel.model_widget.setFilePath(str(detector))
-        assert "Deepness detector model" in dock.model_panel.card_label.text()
-        assert "This model cannot be used: the Model panel says why" in dock.warning_label.text()
-    finally:
-        plugin.unload()
+    yield plugin.dock
+    plugin.unload()
+
+
+def run_in_the_dock(dock) -> None:
+    """Click Run segmentation and wait (2 minutes at most) for the run to end."""
+    from qgis.core import QgsApplication
+
+    dock.controls.run_button.click()
+    deadline = time.monotonic() + 120
+    while dock.task is not None and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+
+
+def test_a_deepness_model_in_the_dock(water_model, small_scene, tmp_path, deepness_dock):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    dock = deepness_dock
+    layers = [QgsRasterLayer(str(p), p.stem) for year in small_scene.years for p in small_scene.tci_paths[year]]
+    QgsProject.instance().addMapLayers(layers)
+    dock.model_panel.model_widget.setFilePath(str(water_model))
+    assert "Deepness" in dock.model_panel.card_label.text() and "one date" in dock.model_panel.card_label.text()
+    dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+    dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
+    for layer in layers:
+        dock.table.set_checked(layer.id())
+    assert dock.warning_label.text() == ""
+    run_in_the_dock(dock)
+    assert dock.task is None and "Results in" in dock.controls.status_label.text(), \
+        dock.controls.status_label.text()
+    project = QgsProject.instance()
+    assert project.mapLayersByName("water classes 2016") and project.mapLayersByName("water change 2016-2019")
+    # a model of three classes: which class's change to map is the analyst's choice, in Compare
+    rgb = deepness_model(tmp_path / "rgb.onnx", np.eye(3, dtype=np.float32), np.zeros(3, np.float32),
+                         {"0": "red", "1": "green", "2": "blue"}, "Softmax")
+    dock.model_panel.model_widget.setFilePath(str(rgb))
+    run_in_the_dock(dock)
+    status = dock.controls.status_label.text()
+    assert ("no change map: the model finds 3 classes; map the change of one with Compare (below), the "
+            "periods' class layers and the class") in status, status
+    assert project.mapLayersByName("rgb classes 2019") and not project.mapLayersByName("rgb change 2016-2019")
+    # a model chosen but refused: the red line points at the Model panel's reason (it said "Choose a TimeSeg
+    # model." of a model chosen), and the multi-class Deepness model's threshold is open (it drops classes)
+    assert dock.options.threshold_spin.isEnabled()
+    detector = deepness_model(tmp_path / "cars.onnx", WEIGHTS, BIAS, {"0": "car"}, "Sigmoid",
+                              model_type="Detector")
+    dock.model_panel.model_widget.setFilePath(str(detector))
+    assert "Deepness detector model" in dock.model_panel.card_label.text()
+    assert "This model cannot be used: the Model panel says why" in dock.warning_label.text()
 
 
 def test_classes_of_other_models_are_drawn_in_the_colours_maps_give_them():
@@ -550,42 +557,30 @@ def test_one_undated_image_in_processing(water_model, small_scene, tmp_path, pro
     assert model.layerLegendNodes(node)[0].data(0) == "Band 1: P(water)"
 
 
-def test_one_undated_layer_in_the_dock(water_model, small_scene, tmp_path, qgis_iface, qgis_new_project):
+def test_one_undated_layer_in_the_dock(water_model, small_scene, tmp_path, deepness_dock):
     """One layer ticked alone runs without a date, its period its name; ticked with another, it needs its date."""
-    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+    from qgis.core import QgsProject, QgsRasterLayer
 
-    from tests_support import load_plugin_package
+    from timeseg.ui.layer_table import DATE
 
-    plugin = load_plugin_package().classFactory(qgis_iface)
-    plugin.initGui()
-    plugin.toggle_dock(True)
-    dock = plugin.dock
-    try:
-        ortho = QgsRasterLayer(str(undated_copy(small_scene.tci_paths[2019][-1], tmp_path)), "ortho")
-        dated = QgsRasterLayer(str(small_scene.tci_paths[2019][0]), "dated")
-        QgsProject.instance().addMapLayers([ortho, dated])
-        dock.model_panel.model_widget.setFilePath(str(water_model))
-        dock.options.output_widget.setFilePath(str(tmp_path / "results"))
-        dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
-        dock.table.set_checked(ortho.id())
-        dock.table.set_checked(dated.id())
-        assert "Give a date to: ortho" in dock.warning_label.text()
-        from timeseg.ui.layer_table import DATE
-
-        editor = dock.table.cellWidget(dock.table._row_of(ortho.id()), DATE)
-        assert "A layer ticked alone runs without one" in editor.toolTip() and "red" in editor.styleSheet()
-        dock.table.set_checked(dated.id(), False)
-        assert dock.warning_label.text() == "" and "red" not in editor.styleSheet()  # alone: nothing blocks
-        dock.controls.run_button.click()
-        deadline = time.monotonic() + 120
-        while dock.task is not None and time.monotonic() < deadline:
-            QgsApplication.processEvents()
-            time.sleep(0.02)
-        assert "ortho: 1 date on CPU" in dock.controls.status_label.text(), dock.controls.status_label.text()
-        [classes] = QgsProject.instance().mapLayersByName("water classes ortho")
-        assert not classes.temporalProperties().isActive()  # no date: shown whatever the Temporal Controller's time
-        with rasterio.open(classes.source()) as written:
-            assert written.shape == (ortho.height(), ortho.width())
-            assert np.array_equal(written.read(1), (expected_water(ortho.source()) >= THRESHOLD).astype(np.uint8))
-    finally:
-        plugin.unload()
+    dock = deepness_dock
+    ortho = QgsRasterLayer(str(undated_copy(small_scene.tci_paths[2019][-1], tmp_path)), "ortho")
+    dated = QgsRasterLayer(str(small_scene.tci_paths[2019][0]), "dated")
+    QgsProject.instance().addMapLayers([ortho, dated])
+    dock.model_panel.model_widget.setFilePath(str(water_model))
+    dock.options.output_widget.setFilePath(str(tmp_path / "results"))
+    dock.options.device_combo.setCurrentIndex(dock.options.device_combo.findData("cpu"))
+    dock.table.set_checked(ortho.id())
+    dock.table.set_checked(dated.id())
+    assert "Give a date to: ortho" in dock.warning_label.text()
+    editor = dock.table.cellWidget(dock.table._row_of(ortho.id()), DATE)
+    assert "A layer ticked alone runs without one" in editor.toolTip() and "red" in editor.styleSheet()
+    dock.table.set_checked(dated.id(), False)
+    assert dock.warning_label.text() == "" and "red" not in editor.styleSheet()  # alone: nothing blocks
+    run_in_the_dock(dock)
+    assert "ortho: 1 date on CPU" in dock.controls.status_label.text(), dock.controls.status_label.text()
+    [classes] = QgsProject.instance().mapLayersByName("water classes ortho")
+    assert not classes.temporalProperties().isActive()  # no date: shown whatever the Temporal Controller's time
+    with rasterio.open(classes.source()) as written:
+        assert written.shape == (ortho.height(), ortho.width())
+        assert np.array_equal(written.read(1), (expected_water(ortho.source()) >= THRESHOLD).astype(np.uint8))
