@@ -577,6 +577,10 @@ def test_one_undated_layer_in_the_dock(water_model, small_scene, tmp_path, deepn
     assert "A layer ticked alone runs without one" in editor.toolTip() and "red" in editor.styleSheet()
     dock.table.set_checked(dated.id(), False)
     assert dock.warning_label.text() == "" and "red" not in editor.styleSheet()  # alone: nothing blocks
+    dock.table.set_checked(dated.id())
+    assert "red" in editor.styleSheet()
+    QgsProject.instance().removeMapLayer(dated.id())  # the other layer gone: ortho is ticked alone again
+    assert dock.warning_label.text() == "" and "red" not in editor.styleSheet()
     run_in_the_dock(dock)
     assert "ortho: 1 date on CPU" in dock.controls.status_label.text(), dock.controls.status_label.text()
     [classes] = QgsProject.instance().mapLayersByName("water classes ortho")

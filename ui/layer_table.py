@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 
 from qgis.core import QgsMapLayer, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QDate, Qt, pyqtSignal
@@ -105,6 +106,7 @@ class LayerTable(QTableWidget):
             if row is not None:
                 self.removeRow(row)
                 self._ids.remove(layer_id)
+        self._mark_missing_dates()  # a layer left ticked alone runs without a date
         self.selectionChangedByUser.emit()
 
     def _row_of(self, layer_id: str) -> int | None:
@@ -133,7 +135,8 @@ class LayerTable(QTableWidget):
         self._ids.append(layer.id())
         layer.nameChanged.connect(self._renamed)  # a bound slot: gone with the table (a lambda outlived it)
         self._restore_row(row, layer)
-        self._mark_missing_date(row)
+        # a row restored ticked changes which rows a missing date blocks
+        self._mark_missing_dates(None if name.checkState() == Qt.Checked else [row])
         self.blockSignals(False)
 
     def _date_editor(self, date) -> QDateEdit:
@@ -186,26 +189,26 @@ class LayerTable(QTableWidget):
         period = self.item(row, PERIOD)
         if value != NO_DATE and not period.text():
             period.setText(str(value.year()))
-        self._mark_missing_date(row)
+        self._mark_missing_dates([row])
         self._save_row(row)
         self.selectionChangedByUser.emit()
 
-    def _mark_missing_date(self, row: int) -> None:
-        """A date missing in red where it keeps a run from starting: not on a layer ticked alone, which runs
-        without one (``checked_layers``)."""
-        missing = self.cellWidget(row, DATE).date() == NO_DATE
-        ticked = [r for r in range(self.rowCount()) if self.item(r, NAME).checkState() == Qt.Checked]
-        self.cellWidget(row, DATE).setStyleSheet("color: red" if missing and ticked != [row] else "")
-        self.cellWidget(row, DATE).setToolTip(self.tr(
-            "No date found in its name or tags: give it here. A layer ticked alone runs without one (its "
-            "period is then its name); ticked with others, it needs its date.") if missing else "")
+    def _mark_missing_dates(self, rows: Sequence[int] | None = None) -> None:
+        """Each missing date of ``rows`` (default: all) in red where it keeps a run from starting: not on a layer
+        ticked alone, which runs without one (``checked_layers``)."""
+        ticked = [row for row in range(self.rowCount()) if self.item(row, NAME).checkState() == Qt.Checked]
+        for row in range(self.rowCount()) if rows is None else rows:
+            missing = self.cellWidget(row, DATE).date() == NO_DATE
+            self.cellWidget(row, DATE).setStyleSheet("color: red" if missing and ticked != [row] else "")
+            self.cellWidget(row, DATE).setToolTip(self.tr(
+                "No date found in its name or tags: give it here. A layer ticked alone runs without one (its "
+                "period is then its name); ticked with others, it needs its date.") if missing else "")
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() in (NAME, PERIOD):
             self._save_row(item.row())
             if item.column() == NAME:  # a tick: whether a missing date blocks the run changes
-                for row in range(self.rowCount()):
-                    self._mark_missing_date(row)
+                self._mark_missing_dates()
             self.selectionChangedByUser.emit()
 
     # --- what the dock reads
