@@ -653,11 +653,11 @@ def _period_order(job: PeriodJob) -> tuple[dt.date, str]:
     """A period's place in time: its middle date (its name's order where its dates cannot be read: the task
     says why). Three periods named before, during, after were paired by name, 2013 with 2019 and 2013 with
     2016, and the roads of 2013-2016 counted twice."""
-    from .dates import RENAMED, dated_rasters
+    from .dates import RENAMED, dated_rasters, known_dates
 
     try:
-        dates = sorted(raster.date for raster in dated_rasters(job.paths, give_dates=RENAMED, warnings=[],
-                                                               lone_undated=True) if raster.date is not None)
+        dates = sorted(known_dates(raster.date for raster in dated_rasters(job.paths, give_dates=RENAMED, warnings=[],
+                                                                           lone_undated=True)))
     except (ValueError, OSError):
         dates = []
     return (dates[len(dates) // 2] if dates else dt.date.max), job.period

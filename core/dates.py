@@ -84,6 +84,11 @@ def _tags_date(path: str | Path) -> tuple[dt.date | None, str | None]:
         return None, None  # not a raster: said when it is opened
 
 
+def known_dates(dates) -> list[dt.date]:
+    """``dates`` without the None of a lone raster given without one (``dated_rasters``), in their order."""
+    return [date for date in dates if date is not None]
+
+
 def date_words(date: dt.date | None) -> str:
     """A raster's date as messages say it; None: a lone raster given without one (``dated_rasters``)."""
     return "undated" if date is None else str(date)

@@ -18,6 +18,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .class_map import NO_CLASS  # the class and change maps' no data
+from .dates import known_dates
 from .outputs import class_colours
 
 CHANGE_PALETTE = ((1, "new", (230, 20, 20, 255)), (2, "removed", (30, 80, 230, 255)))
@@ -35,7 +36,7 @@ def style_path(raster: Path) -> Path:
 
 def dates_tag(dates: Sequence[dt.date | None]) -> str:
     """The ``dates`` tag TimeSeg writes into its rasters (comma-separated ISO dates; an undated raster's: none)."""
-    return ",".join(d.isoformat() for d in dates if d is not None)
+    return ",".join(d.isoformat() for d in known_dates(dates))
 
 
 def dates_of(tags: dict[str, str]) -> list[dt.date]:
@@ -47,7 +48,7 @@ def _hex(rgba: tuple[int, int, int, int]) -> str:
 
 
 def _temporal(dates: Sequence[dt.date | None]) -> str:
-    dates = [d for d in dates if d is not None]
+    dates = known_dates(dates)
     if not dates:
         return '<temporal enabled="0" fetchMode="0" mode="0"/>'
     start, end = min(dates), max(dates)

@@ -178,7 +178,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.dates import dated_rasters
+        from ..core.dates import dated_rasters, known_dates
         from ..core.segment import Cancelled, SegmentRequest, segment
 
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
@@ -223,7 +223,7 @@ class SegmentAlgorithm(TimeSegAlgorithm):
             result = self.run_core(lambda: segment(request), (Cancelled,))
         feedback.pushInfo(_tr("{}, run on {} ({})").format(counted(len(result.dates), "date"),
                                                            device_words(result.provider), result.precision))
-        dated = [d for d in result.dates if d is not None]  # none: a lone undated raster
+        dated = known_dates(result.dates)  # none: a lone undated raster
         span = f" {min(dated)}..{max(dated)}" if dated else ""
         _name_result(context, str(result.probability_path), f"{Path(model).stem} probability{span}")
         _name_result(context, str(result.classes_path), f"{Path(model).stem} classes{span}")

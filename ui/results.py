@@ -27,6 +27,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDateTime, QTime
 
+from ..core.dates import known_dates
 from .segmentation_task import PeriodResult
 
 LINE_COLOURS = {"new": "230,20,20", "removed": "30,80,230"}
@@ -134,7 +135,7 @@ def add_period_layers(project: QgsProject, model_name: str, result: PeriodResult
     layers = [QgsRasterLayer(str(result.classes_path), f"{model_name} classes {result.period}")]
     if add_probability:
         layers.append(QgsRasterLayer(str(result.probability_path), f"{model_name} probability {result.period}"))
-    dated = [date for date in result.dates if date is not None]  # none: a lone layer run undated
+    dated = known_dates(result.dates)  # none: a lone layer run undated
     for layer in layers:
         _add(project, group, layer)
         layer.temporalProperties().setIsActive(bool(dated))
