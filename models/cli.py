@@ -26,7 +26,8 @@ def _add_train(commands) -> argparse.ArgumentParser:
     data.add_argument("--scene-size", type=int, default=256, help="scene width and height in pixels")
     data.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="where scenes are written and reused")
     user = parser.add_argument_group("your data")
-    user.add_argument("--images", type=Path, nargs="+", help="dated rasters of one site (any order)")
+    user.add_argument("--images", type=Path, nargs="+",
+                      help="dated rasters of one site (any order; one image alone needs no date)")
     user.add_argument("--dates", help="comma-separated YYYY-MM-DD, one per --images, if not in names/tags")
     user.add_argument("--labels", type=Path, help="label file: vector (lines/polygons) or raster")
     user.add_argument("--label-kind", choices=("lines", "polygons", "raster"), default="lines")
@@ -228,7 +229,7 @@ def run_fine_tune(args: argparse.Namespace) -> None:
         if len(extent) != 4:
             raise ValueError(f"--extent wants xmin,ymin,xmax,ymax in the rasters' CRS, got {args.extent!r}")
     request = FineTuneRequest(
-        dated_rasters(args.images, args.dates),
+        dated_rasters(args.images, args.dates, lone_undated=True),  # one image alone: its date is not read
         LabelSource(args.labels, args.label_kind, args.label_layer, args.line_width),
         args.output_model, args.init_checkpoint, extent, seed=args.seed, **values_of(FineTuneRequest, args))
     started = time.time()

@@ -125,7 +125,8 @@ class TrainAlgorithm(TimeSegAlgorithm):
         from ..models.training import TrainingCancelled, TrainingMonitor
 
         try:
-            rasters = dated_rasters(self._sources, self.parameterAsString(parameters, self.DATES, context))
+            rasters = dated_rasters(self._sources, self.parameterAsString(parameters, self.DATES, context),
+                                    lone_undated=True)  # one image alone trains without a date
         except ValueError as error:
             raise QgsProcessingException(str(error)) from None
         labels = self._labels

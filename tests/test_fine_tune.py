@@ -453,6 +453,32 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "r").exists()
 
 
+def _undated_copy(raster, folder):
+    """``raster`` written again as ``ortho.tif``, with no date in its name or tags."""
+    with rasterio.open(raster) as dataset:
+        profile, pixels = dataset.profile, dataset.read()
+    folder.mkdir(exist_ok=True)
+    with rasterio.open(folder / "ortho.tif", "w", **profile) as copy:
+        copy.write(pixels)
+    return folder / "ortho.tif"
+
+
+def test_one_undated_image_trains_and_two_need_their_dates(place, tmp_path, capsys):
+    """An orthophoto without a date is fitted on alone from the command line, as it is segmented alone; images
+    of several dates are ordered by them and still need theirs."""
+    ortho = _undated_copy(place.tci_paths[2019][-1], tmp_path / "a")
+    assert main(["train", "--images", str(ortho), "--labels", str(place.labels_path), "--label-layer", "roads_2019",
+                 "--output-model", str(tmp_path / "ortho.onnx"), "--epochs", "1", "--seed", "1"]) == 0
+    assert "held-out part of the area" in capsys.readouterr().out
+    card = read_model_card(tmp_path / "ortho.onnx")
+    assert "ortho.tif" in card.trained_on and 0 <= card.metrics["heldout_after"]["relaxed_f1"] <= 1
+    second = _undated_copy(place.tci_paths[2019][0], tmp_path / "b")
+    assert main(["train", "--images", str(ortho), str(second), "--labels", str(place.labels_path), "--label-layer",
+                 "roads_2019", "--output-model", str(tmp_path / "two.onnx"), "--epochs", "1"]) == 1
+    assert "no date in the name or tags of ortho.tif" in capsys.readouterr().err
+    assert not (tmp_path / "two.onnx").exists()
+
+
 def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgis_iface):
     import processing
     from qgis.core import QgsApplication, QgsProcessingException, QgsProject, QgsVectorLayer
@@ -476,15 +502,17 @@ def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgi
                 self.infos.append(text)
 
         feedback = Said()
+        ortho = _undated_copy(place.tci_paths[2019][-1], tmp_path / "ortho")  # one image alone needs no date
         result = processing.run("timeseg:train", {
-            "INPUT": [str(p) for p in place.tci_paths[2019]], "LABELS": roads, "LINE_WIDTH": 3,
+            "INPUT": [str(ortho)], "LABELS": roads, "LINE_WIDTH": 3,
             "FROM_SCRATCH": True, "EPOCHS": 1, "MINUTES": 0, "OUTPUT_MODEL": str(output)}, feedback=feedback)
         assert result["OUTPUT_MODEL"] == str(output)
         # the held-out scores in words, not as the scores' dict
         assert any(re.fullmatch(r"held-out part, after: F1 \d\.\d{3}( \(roads within 2 px: \d\.\d{3}\))?", line)
                    for line in feedback.infos), feedback.infos
         card = read_model_card(output)  # from scratch, as asked (an emptied model file gets its default back)
-        assert "from scratch" in card.trained_on and card.metrics["heldout_before"] is None
+        assert "from scratch" in card.trained_on and "ortho" in card.trained_on
+        assert card.metrics["heldout_before"] is None
         assert card.metrics["heldout_after"]
         with rasterio.open(place.tci_paths[2019][0]) as dataset:
             left, bottom, right, top = dataset.bounds
@@ -536,6 +564,19 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         assert panel.task is None and panel.controls.status_label.text().startswith("Choose a label layer")
         panel.labels_combo.setLayer(roads)
         assert panel.controls.status_label.text() == ""
+        # an image without a date ticked alone is trained on alone; beside the dated ones it needs its date
+        ortho = QgsRasterLayer(str(_undated_copy(place.tci_paths[2019][-1], tmp_path / "ortho")), "ortho")
+        QgsProject.instance().addMapLayer(ortho)
+        dock.table.set_all_checked(False)
+        dock.table.set_checked(ortho.id())
+        alone = panel.request(tmp_path)
+        assert [(r.path.name, r.date) for r in alone.rasters] == [("ortho.tif", None)]
+        assert alone.layer_names == ["ortho"]
+        for layer in layers:
+            dock.table.set_checked(layer.id())
+        with pytest.raises(ValueError, match="^Give a date to: ortho$"):
+            panel.request(tmp_path)
+        dock.table.set_checked(ortho.id(), False)
         panel.start_combo.setCurrentIndex(panel.start_combo.findData("scratch"))
         # the command line's budget (the one make fine-tune-check measures), not a run of seconds
         assert (panel.epochs_spin.value(), panel.minutes_spin.value()) == request_defaults() == (200, 5)

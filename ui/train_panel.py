@@ -136,12 +136,12 @@ class TrainPanel(QGroupBox):
         from ..core.raster_stack import DatedRaster
         from ..models.settings import FineTuneRequest
 
-        layers, undated = self.checked_layers()
+        layers, undated = self.checked_layers(lone_undated=True)  # one image alone trains without a date
         if undated:
             raise ValueError(self.tr("Give a date to: {}").format(", ".join(undated)))
         if not layers:
             raise ValueError(self.tr("Tick the dated layers to train on."))
-        last_period = sorted(layers, key=lambda layer: layer.date)[-1].period
+        last_period = layers[0].period if len(layers) == 1 else max(layers, key=lambda layer: layer.date).period
         chosen = [layer for layer in layers if layer.period == last_period]
         label_layer = self.labels_combo.currentLayer()
         if label_layer is None:
@@ -181,8 +181,9 @@ class TrainPanel(QGroupBox):
         self.started = time.monotonic()
         self.task.epochDone.connect(self.show_epoch)
         self.task.progressChanged.connect(self.controls.set_progress)
-        self.controls.started(self.tr("Training on {} dates; a fifth of the area is held out ...").format(
-            len(request.rasters)))
+        dates = len(request.rasters)
+        self.controls.started((self.tr("Training on {} dates; a fifth of the area is held out ...") if dates != 1 else
+                               self.tr("Training on {} date; a fifth of the area is held out ...")).format(dates))
         QgsApplication.taskManager().addTask(self.task)
 
     def show_epoch(self, record: dict) -> None:
