@@ -27,15 +27,16 @@ NAMED_COLOURS = {
     "background": (0, 0, 0, 0),
     "road": (255, 150, 0, 255),  # orange: red and blue are the change map's new and removed
     "mangrove": (20, 120, 60, 255),
-    # crop types (models/weights/crops.onnx); land that is not a crop stays grey, darker than the maps' light
-    # grey no data (core.qml.NO_DATA_GREY: 215; 190 was hard to tell from it)
-    "other": (140, 140, 140, 255),
-    "meadow": (120, 200, 90, 255),
-    "winter_cereal": (230, 190, 60, 255),
-    "spring_cereal": (200, 150, 90, 255),
-    "maize": (240, 120, 30, 255),
-    "rapeseed": (250, 240, 40, 255),
-    "sugar_beet": (150, 70, 160, 255),
+    # crop types (models/weights/crops.onnx): Okabe and Ito's colours for colour-blind readers, told apart under
+    # each kind of colour blindness (tests/test_class_map.py); land that is not a crop dark grey, far from the
+    # maps' light grey no data (core.qml.NO_DATA_GREY: 215) and from the purple of sugar beet (140 was not)
+    "other": (90, 90, 90, 255),
+    "meadow": (0, 158, 115, 255),
+    "winter_cereal": (230, 159, 0, 255),
+    "spring_cereal": (0, 114, 178, 255),
+    "maize": (213, 94, 0, 255),
+    "rapeseed": (240, 228, 66, 255),
+    "sugar_beet": (204, 121, 167, 255),
 }
 # other models' classes (Deepness's zoo: land cover, buildings, ...) by a word of their name, as maps draw them
 KEYWORD_COLOURS = (

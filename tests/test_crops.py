@@ -198,3 +198,40 @@ def test_the_crop_model_keeps_its_season_and_says_a_threshold_is_not_its(crop_sc
     result = segment(SegmentRequest(rasters, SHIPPED_CROP_MODEL, tmp_path / "out", device="cpu", threshold=0.9))
     assert any(w.startswith("the threshold applies to models of two classes; this one maps the likeliest of 7")
                for w in result.warnings), result.warnings
+
+
+# Machado, Oliveira and Fernandes (2009), severity 1: how linear RGB looks to a reader without L, M or S cones
+COLOUR_BLINDNESS = {
+    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
+    "tritanopia": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602), (0.004733, 0.691367, 0.303900)),
+}
+
+
+def cielab(srgb: np.ndarray, seen_as: str | None = None) -> np.ndarray:
+    """``[N, 3]`` sRGB 0..255 -> ``[N, 3]`` CIELAB (D65), as a reader with ``seen_as`` colour blindness sees it."""
+    c = srgb / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    if seen_as is not None:
+        linear = np.clip(linear @ np.array(COLOUR_BLINDNESS[seen_as]).T, 0, 1)
+    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def test_crop_classes_are_told_apart_by_colour_blind_readers():
+    """Every two crop classes, and each class and the maps' no data, lie at least 15 CIELAB units apart for
+    normal vision and under protanopia, deuteranopia and tritanopia (meadow and spring cereal lay 6 apart under
+    deuteranopia, with sugar beet and other-land 8 apart in the palette before)."""
+    from timeseg.core.outputs import class_colours
+    from timeseg.core.qml import NO_DATA_GREY
+
+    colours = class_colours(CROP_CLASSES)
+    srgb = np.array([colours[code][:3] for code in range(len(CROP_CLASSES))] + [NO_DATA_GREY[:3]], float)
+    names = [*CROP_CLASSES, "no data"]
+    for seen_as in (None, *COLOUR_BLINDNESS):
+        lab = cielab(srgb, seen_as)
+        distance = np.linalg.norm(lab[:, None] - lab[None], axis=2) + np.eye(len(names)) * 1e3
+        first, second = np.unravel_index(distance.argmin(), distance.shape)
+        assert distance.min() >= 15, f"{names[first]} and {names[second]}: {distance.min():.1f} ({seen_as})"
