@@ -132,14 +132,14 @@ def check_product(product: str | Path) -> None:
                            "product as downloaded")
 
 
-def true_colour_path(product: str | Path) -> str:
+def true_colour_path(product: str | Path, folder: Path | None = None) -> str:
     """The GDAL path of a product's TCI (a file path, or ``/vsizip/...`` inside a zip; a VRT mosaic of its
-    granules' TCIs for a product of several granules, of before December 2016)."""
+    granules' TCIs for a product of several granules, of before December 2016, in ``folder`` or in memory)."""
     product = Path(product).absolute()
     members, prefix = _members(product)
     found = _match(members, product.name)
     _check_intact(product, found)
-    return _mosaic(product, [prefix + member for member in found], "TCI")
+    return _mosaic(product, [prefix + member for member in found], "TCI", folder)
 
 
 def _check_intact(product: Path, members: list[str]) -> None:
@@ -183,15 +183,17 @@ def _match(members: list[str], name: str) -> list[str]:
                        "R10m/*_TCI_10m.jp2): give an L1C or L2A product")
 
 
-def display_path(product: str | Path) -> str:
-    """What shows a product in QGIS: its TCI, or for a product without one its red band (B04), in grey."""
+def display_path(product: str | Path, folder: Path | None = None) -> str:
+    """What shows a product in QGIS: its TCI, or for a product without one its red band (B04), in grey.
+    ``folder``: where the mosaic of a product of several granules is written, a VRT file that a saved project
+    finds again (None: in GDAL's memory, gone when the process ends)."""
     product = Path(product).absolute()
     if has_true_colour(product):
-        return true_colour_path(product)
+        return true_colour_path(product, folder)
     members, prefix = _members(product)
     found = _band_files(members, "B04", product.name)
     _check_intact(product, found)
-    return _mosaic(product, [prefix + member for member in found], "B04")
+    return _mosaic(product, [prefix + member for member in found], "B04", folder)
 
 
 def has_true_colour(product: str | Path) -> bool:
@@ -207,8 +209,9 @@ def _memory_path(product: Path, what: str) -> str:
     return f"/vsimem/timeseg/{hashlib.sha1(str(product).encode()).hexdigest()[:12]}_{product.name}_{what}.vrt"
 
 
-def _mosaic(product: Path, files: list[str], what: str) -> str:
-    """``files``, one per granule: the one, or a VRT mosaic of them (granules of one projection only)."""
+def _mosaic(product: Path, files: list[str], what: str, folder: Path | None = None) -> str:
+    """``files``, one per granule: the one, or a VRT mosaic of them (granules of one projection only), written
+    to ``folder`` (None: GDAL's memory)."""
     if len(files) == 1:
         return files[0]
     from osgeo import gdal
@@ -221,6 +224,9 @@ def _mosaic(product: Path, files: list[str], what: str) -> str:
         raise ProductError(f"{product.name} holds {len(files)} granules in different projections (a product of "
                            "before December 2016): give the products of one tile each (ESA's reprocessed ones)")
     target = _memory_path(product, what)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = str(folder / Path(target).name)
     _gdal_call(lambda: gdal.BuildVRT(target, files), product)
     return target
 

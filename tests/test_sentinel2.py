@@ -323,24 +323,56 @@ def test_a_product_without_its_true_colour_image_is_read_from_its_bands(small_sc
         assert a.transform == b.transform and (a.read() == b.read()).mean() > 0.99
 
 
+def several_granules(tif, folder):
+    """A product of before December 2016 whose two granules hold the left and right halves of ``tif``."""
+    name = "S2A_OPER_PRD_MSIL1C_PDMC_20161226T160311_R022_V20151205T103402_20151205T103402.SAFE"
+    with rasterio.open(tif) as source:
+        width = source.width
+    for index, (offset, size) in enumerate(((0, width // 2), (width // 2, width - width // 2))):
+        images = folder / name / "GRANULE" / f"S2A_OPER_MSI_L1C_TL_SGS__20161226T120000_A00238{index}_T33UU{index}" \
+            / "IMG_DATA"
+        images.mkdir(parents=True)
+        gdal.Translate(str(images / f"S2A_OPER_MSI_L1C_TL_SGS__20161226T120000_A00238{index}_T33UU{index}_TCI.jp2"),
+                       str(tif), format="JP2OpenJPEG", srcWin=[offset, 0, size, width],
+                       creationOptions=["REVERSIBLE=YES", "QUALITY=100"])
+    return folder / name
+
+
 def test_a_product_of_several_granules_is_read_as_their_mosaic(small_scene, tmp_path):
     """A product of before December 2016 holds several granules: only the first was read (the others dropped
     without a word); now their mosaic."""
     from timeseg.core.sentinel2 import true_colour_path
 
     tif = small_scene.tci_paths[2019][0]
-    name = "S2A_OPER_PRD_MSIL1C_PDMC_20161226T160311_R022_V20151205T103402_20151205T103402.SAFE"
-    with rasterio.open(tif) as source:
-        width = source.width
-    for index, (offset, size) in enumerate(((0, width // 2), (width // 2, width - width // 2))):
-        images = tmp_path / name / "GRANULE" / f"S2A_OPER_MSI_L1C_TL_SGS__20161226T120000_A00238{index}_T33UU{index}" \
-            / "IMG_DATA"
-        images.mkdir(parents=True)
-        gdal.Translate(str(images / f"S2A_OPER_MSI_L1C_TL_SGS__20161226T120000_A00238{index}_T33UU{index}_TCI.jp2"),
-                       str(tif), format="JP2OpenJPEG", srcWin=[offset, 0, size, width],
-                       creationOptions=["REVERSIBLE=YES", "QUALITY=100"])
-    with rasterio.open(true_colour_path(tmp_path / name)) as mosaic, rasterio.open(tif) as whole:
+    with rasterio.open(true_colour_path(several_granules(tif, tmp_path))) as mosaic, rasterio.open(tif) as whole:
         assert mosaic.bounds == whole.bounds and np.array_equal(mosaic.read(), whole.read())
+
+
+def test_a_product_of_several_granules_added_in_the_dock_is_found_again_by_its_saved_project(
+        small_scene, qgis_iface, qgis_new_project, tmp_path):
+    """Its layer showed a mosaic in GDAL's memory, which a project saved and opened again no longer found."""
+    from qgis.core import QgsProject
+
+    from tests_support import load_plugin_package
+
+    tif = small_scene.tci_paths[2019][0]
+    plugin = load_plugin_package().classFactory(qgis_iface)
+    plugin.initGui()
+    plugin.toggle_dock(True)
+    try:
+        assert plugin.dock.add_products([several_granules(tif, tmp_path)]) == []
+        project = QgsProject.instance()
+        assert project.write(str(tmp_path / "granules.qgz"))
+        project.clear()
+        assert project.read(str(tmp_path / "granules.qgz"))
+        (layer,) = project.mapLayers().values()
+        assert layer.isValid() and not layer.source().startswith("/vsimem"), layer.source()
+        with rasterio.open(layer.source()) as mosaic, rasterio.open(tif) as whole:
+            assert np.array_equal(mosaic.read(), whole.read())
+        chosen, undated = plugin.dock.table.checked_layers()
+        assert undated == [] and [layer.date.isoformat() for layer in chosen] == ["2015-12-05"]
+    finally:
+        plugin.unload()
 
 
 def test_two_tiles_of_one_pass_are_told_apart_as_products(small_scene, local_model, tmp_path, capsys):

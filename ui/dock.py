@@ -202,8 +202,8 @@ class TimeSegDock(QgsDockWidget):
                 problems.append(self.tr("{} is not a Sentinel-2 product (a .SAFE folder or its .zip): add it as a "
                                         "raster layer").format(Path(product).name))
                 continue
-            try:
-                source = display_path(product)
+            try:  # a product of several granules is shown through a VRT file, which a saved project finds again
+                source = display_path(product, Path(QgsApplication.qgisSettingsDirPath()) / "timeseg" / "products")
             except ProductError as error:
                 problems.append(str(error))
                 continue

@@ -50,7 +50,11 @@ def is_timeseg_output(layer: QgsRasterLayer) -> bool:
 def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:
     from ..core.dates import date_from_name, detect_date
     from ..core.definitions import gdal_path, is_gdal_source
+    from ..core.sentinel2 import product_date
 
+    product = layer.customProperty(PRODUCT_PROPERTY)
+    if product:  # its sensing date, as the engine reads it (a product of before December 2016 names two dates)
+        return product_date(product)
     path = gdal_path(layer.source())
     try:
         # a name and tags that disagree: the table shows the date used, and the analyst can change it
