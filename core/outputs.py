@@ -28,7 +28,7 @@ NAMED_COLOURS = {
     "road": (255, 150, 0, 255),  # orange: red and blue are the change map's new and removed
     "mangrove": (20, 120, 60, 255),
     # crop types (models/weights/crops.onnx): Okabe and Ito's colours for colour-blind readers, told apart under
-    # each kind of colour blindness (tests/test_class_map.py); land that is not a crop dark grey, far from the
+    # each kind of colour blindness (tests/test_crops.py); land that is not a crop dark grey, far from the
     # maps' light grey no data (core.qml.NO_DATA_GREY: 215) and from the purple of sugar beet (140 was not)
     "other": (90, 90, 90, 255),
     "meadow": (0, 158, 115, 255),

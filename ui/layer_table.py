@@ -53,10 +53,10 @@ def detect_layer_date(layer: QgsRasterLayer) -> dt.date | None:
     from ..core.sentinel2 import product_date
 
     product = layer.customProperty(PRODUCT_PROPERTY)
-    if product:  # its sensing date, as the engine reads it (a product of before December 2016 names two dates)
-        return product_date(product)
     path = gdal_path(layer.source())
     try:
+        if product:  # its sensing date, as the engine reads it (a product of before December 2016 names two)
+            return product_date(product)
         # a name and tags that disagree: the table shows the date used, and the analyst can change it
         readable = path.is_file() or is_gdal_source(layer.source())  # a file, a zip's member, a GeoPackage table
         return (detect_date(path, []) if readable else None) or date_from_name(layer.name())
