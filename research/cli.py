@@ -228,6 +228,24 @@ def run_gate_share(args: argparse.Namespace) -> None:
     print(run(args.gated, args.ungated, args.work))
 
 
+def _add_edge_check(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "edge-check", help="road checkpoints: false road along the edges of the data, on crops of the real images",
+        description="Prints a table: per checkpoint, the road pixels in the 2 px outer band of 4 crops of each real "
+                    "image given alone with white beyond (margins of 3, 9, 17 and 27 px) that the same pixels with "
+                    "their real surroundings are not called (false), and the other way round (lost).")
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="road model.pt or fcn_best.pt files")
+    parser.add_argument("--part", choices=("sequence", "fcn"), default="sequence",
+                        help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
+    return parser
+
+
+def run_edge_check(args: argparse.Namespace) -> None:
+    from .edge_check import edge_table
+
+    print(edge_table(args.checkpoints, args.part))
+
+
 def _add_change_check(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "change-check", help="false change of the road change map for each change tolerance: real Inn (June -> "
@@ -433,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_agreement(commands).set_defaults(run=run_agreement)
     _add_gate_share(commands).set_defaults(run=run_gate_share)
     _add_harmonise(commands).set_defaults(run=run_harmonise)
+    _add_edge_check(commands).set_defaults(run=run_edge_check)
     _add_change_check(commands).set_defaults(run=run_change_check)
     _add_experiment(commands).set_defaults(run=run_experiment)
     return engine_cli.run_main(parser, argv)

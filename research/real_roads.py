@@ -40,6 +40,7 @@ class TorchRoadModel:
         self.network, _, saved = load_checkpoint(checkpoint)
         self.inputs = checkpoint_inputs(saved)
         self.part = part
+        self.harmonising = saved["card"].get("harmonisation") is not None  # it reads no data (0) as white
 
     @torch.no_grad()
     def probability(self, dates: list[np.ndarray]) -> np.ndarray:

@@ -380,3 +380,24 @@ def test_research_score_on_the_unseen_place_gives_the_cards_numbers(tmp_path, ca
     unseen = read_model_card(SHIPPED_ROAD_MODEL).metrics["real_unseen"]["one_date"]
     for day, date_scores in unseen.items():
         assert float(row[header.index(f"F1 Inn {day}")]) == round(date_scores["f1"], 3)
+
+
+def test_edge_check_counts_the_road_a_model_draws_where_the_data_ends():
+    """A model that calls road next to white draws, with white beyond a crop, a line along its outermost pixels
+    that the crop's real surroundings do not give: each crop's ring of 4 * 160 - 4 px, at each of 4 margins."""
+    from scipy import ndimage
+
+    from timeseg.core.harmonisation import UNSEEN
+    from timeseg.research.edge_check import BAND_PX, CROP_PX, MARGINS_PX, edge_counts
+
+    class StepModel:  # road wherever a white pixel is a neighbour
+        harmonising = False
+
+        def probability(self, dates):
+            white = (dates[-1] == UNSEEN).all(axis=0)
+            return (ndimage.binary_dilation(white, np.ones((3, 3), bool)) & ~white).astype(np.float32)
+
+    counts = edge_counts(StepModel(), np.full((3, 400, 500), 100, np.uint8))
+    crops = 4 * len(MARGINS_PX)
+    assert counts == {"false": crops * (4 * CROP_PX - 4), "lost": 0, "kept": 0,
+                      "band": crops * (CROP_PX**2 - (CROP_PX - 2 * BAND_PX) ** 2)}
