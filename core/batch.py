@@ -65,6 +65,7 @@ DONE_NAME = "done.json"
 WINDOWS_NAME = ".windows"  # a large place's windows, until they are put together
 SUMMARY_NAME = "batch.json"
 _POLL_S = 0.2  # how often a batch waiting for its tasks looks whether it is to stop
+CLOSE_WHEN_STOPPED_S = 5  # the longest a stopped batch waits for its cluster to close
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -559,7 +560,8 @@ def _cluster(request: BatchRequest):
     with _children_ignore_interrupts(request.worker_processes):
         cluster = LocalCluster(n_workers=request.workers or LOCAL_WORKERS, threads_per_worker=1,
                                processes=request.worker_processes, dashboard_address=":0",
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.CRITICAL)  # a task's failure is its place's line; a stop's
+        # closed connections ("failed during get data ... Stream is closed") are not the user's business
     return Client(cluster), cluster
 
 
@@ -639,14 +641,30 @@ def _run_jobs(request: BatchRequest, jobs: list[PeriodJob], output_dir: Path, mo
         tasks_per_place = {place: 2 * len(futures) - 1 for place, futures in by_place.items()}
         reports = _collect(client, [*period_futures.values(), *change_futures], tasks_per_place, say, started,
                            request, run)
+    except BaseException as stop:  # what stopped the batch is said, not a failure to close after it
+        _close(client, cluster, stop)
+        raise
+    else:
+        _close(client, cluster)
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
         STOPPED_RUNS.discard(run)
     summary = _summary(reports, request, len(workers), time.perf_counter() - started)
     summary["class"] = _followed_class(model_path, request.change_class)
     return summary
+
+
+def _close(client, cluster, stop: BaseException | None = None) -> None:
+    """The client and the local cluster closed; after a ``stop`` (an error, a cancel, Ctrl-C) without a word, and
+    after Ctrl-C or SIGTERM within seconds: a Ctrl-C that landed in one of distributed's waits can leave its close
+    waiting, and its "timed out after 60 s" then stood for the stop (exit 1 after a minute)."""
+    timeout = {"timeout": CLOSE_WHEN_STOPPED_S} if isinstance(stop, KeyboardInterrupt) else {}
+    try:
+        client.close(**timeout)
+        if cluster is not None:
+            cluster.close(**timeout)
+    except Exception:
+        if stop is None:
+            raise
 
 
 def _period_order(job: PeriodJob) -> tuple[dt.date, str]:
@@ -707,11 +725,14 @@ def _collect(client, futures: list, tasks_per_place: dict[str, int], say: Callab
     ``request.cancelled()``."""
     from distributed import as_completed
 
+    from .cli import raise_if_stopped
+
     reports: list[dict] = []
     left_per_place = dict(tasks_per_place)
     finishing = as_completed(futures)
     finished = 0
     while not finishing.is_empty():
+        raise_if_stopped()  # a Ctrl-C that landed where it was handled as another error (the batch ran on)
         if request.cancelled():
             STOPPED_RUNS.add(run)  # the tasks running on this process's threads stop too
             client.cancel([future for future in futures if not future.done()])

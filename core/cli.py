@@ -167,13 +167,25 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: the run stops and removes what it had not committed."""
 
 
+_STOP_SIGNALS: list[int] = []  # the Ctrl-C or SIGTERM that came while the command ran (``_stop``)
+
+
 def _stop(signum: int, frame) -> None:
     """Ctrl-C or SIGTERM: the run stops, once. Later signals are ignored while it cleans up: a second Ctrl-C
     raised again inside the clean-up, and the process aborted with onnxruntime's threads still running ("terminate
-    called without an active exception")."""
+    called without an active exception"). The signal is also remembered (``raise_if_stopped``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _STOP_SIGNALS.append(signum)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def raise_if_stopped() -> None:
+    """Raise again the stop of a Ctrl-C or SIGTERM that came while the command ran: where it landed, a library may
+    have turned it into another error and that error been handled (an import it interrupts fails as an
+    ImportError), and the later signals are ignored. A batch checks this as it waits (it ran on to the end)."""
+    if _STOP_SIGNALS:
+        raise Terminated() if _STOP_SIGNALS[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
 # a batch keeps what its finished tasks committed (each with its done.json), so that a rerun goes on from there
@@ -188,6 +200,7 @@ def run_command(command, args: argparse.Namespace) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = {number: signal.signal(number, _stop) for number in (signal.SIGINT, signal.SIGTERM)} \
         if in_main_thread else {}
+    _STOP_SIGNALS.clear()
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore" if not args.debug else "warn"):
             if not args.debug:

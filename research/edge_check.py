@@ -9,13 +9,14 @@ the road it calls in the crop's outer band with what the same pixels get with th
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import rasterio
 
-from ..core.harmonisation import UNSEEN
+from ..core.harmonisation import UNSEEN, harmonised
 from ..models.real_scene import REAL_SCENES, UNSEEN_DATES
 from ..models.road_scores import THRESHOLD
 from .real_roads import TorchRoadModel
@@ -51,6 +52,10 @@ def edge_counts(model: TorchRoadModel, image: np.ndarray, threshold: float = THR
     """Road pixels in the outer ``BAND_PX`` band of each crop of ``image`` ``[3, H, W]``, summed over its crops
     and ``MARGINS_PX``: ``false`` called with white beyond and not with the real surroundings, ``lost`` the
     other way round, ``kept`` by both; ``band`` the band's pixels looked at."""
+    if model.harmonisation is not None:  # each band stretched once over the whole image, as the engine does
+        image = harmonised(image[None], model.harmonisation)[0]
+        model = copy.copy(model)
+        model.inputs = model.normalisation.apply
     counts = {"false": 0, "lost": 0, "kept": 0, "band": 0}
     band = np.ones((CROP_PX, CROP_PX), bool)
     band[BAND_PX:-BAND_PX, BAND_PX:-BAND_PX] = False
@@ -58,9 +63,8 @@ def edge_counts(model: TorchRoadModel, image: np.ndarray, threshold: float = THR
         context = image[:, row - CONTEXT_PX:row + CROP_PX + CONTEXT_PX, col - CONTEXT_PX:col + CROP_PX + CONTEXT_PX]
         inner = slice(CONTEXT_PX, CONTEXT_PX + CROP_PX)
         reference = model.probability([context])[inner, inner][band] >= threshold
-        beyond = 0 if model.harmonising else UNSEEN  # the engine's no data, as the model reads it: white
-        for margin in MARGINS_PX:
-            canvas = np.full((3, CROP_PX + 2 * margin, CROP_PX + 2 * margin), beyond, np.uint8)
+        for margin in MARGINS_PX:  # beyond: the engine's no data as a model reads it, white
+            canvas = np.full((3, CROP_PX + 2 * margin, CROP_PX + 2 * margin), UNSEEN, np.uint8)
             canvas[:, margin:margin + CROP_PX, margin:margin + CROP_PX] = context[:, inner, inner]
             called = model.probability([canvas])[margin:margin + CROP_PX, margin:margin + CROP_PX][band] >= threshold
             counts["false"] += int((called & ~reference).sum())

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..models.checkpoint import checkpoint_inputs, load_checkpoint
+from ..core.harmonisation import Harmonisation
+from ..models.checkpoint import checkpoint_inputs, checkpoint_normalisation, load_checkpoint
 from ..models.real_scene import _within
 from ..models.road_scores import (
     THRESHOLD,
@@ -40,7 +41,8 @@ class TorchRoadModel:
         self.network, _, saved = load_checkpoint(checkpoint)
         self.inputs = checkpoint_inputs(saved)
         self.part = part
-        self.harmonising = saved["card"].get("harmonisation") is not None  # it reads no data (0) as white
+        self.harmonisation = Harmonisation.from_card(saved["card"].get("harmonisation"))  # None: dates as they are
+        self.normalisation = checkpoint_normalisation(saved)
 
     @torch.no_grad()
     def probability(self, dates: list[np.ndarray]) -> np.ndarray:

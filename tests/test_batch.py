@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -548,6 +549,32 @@ def test_ctrl_c_in_a_terminal_stops_a_batch_in_one_line(places, local_model, tmp
     assert process.wait(timeout=120) == 130, "".join(said)
     assert "Traceback" not in "".join(said), "".join(said)
     assert said[-1].startswith("interrupted; the tasks that had finished are kept")
+
+
+def test_a_ctrl_c_that_a_library_handled_as_another_error_still_stops_the_command():
+    """A Ctrl-C landing in onnxruntime's import (the batch reading the model's card as it sent its tasks) failed it
+    as an ImportError, which was handled; the later Ctrl-Cs were ignored, and the batch ran to its end, exit 0.
+    The stop is remembered, and the batch raises it again as it waits for its tasks."""
+    import argparse
+    import os
+    import signal
+
+    from timeseg.core.cli import raise_if_stopped, run_command
+
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the signal's handler raises here
+        except KeyboardInterrupt:
+            pass  # as a library turned it into another error and handled that
+        os.kill(os.getpid(), signal.SIGINT)  # ignored from the first on, as the clean-up runs
+        raise_if_stopped()
+        raise AssertionError("not stopped")
+
+    started = time.monotonic()
+    assert run_command(command, argparse.Namespace(debug=False)) == 130
+    assert time.monotonic() - started < 4
+    assert run_command(lambda args: None, argparse.Namespace(debug=False)) == 0  # the next command starts afresh
 
 
 def test_gdals_own_lines_stay_out_of_the_terminal_in_worker_processes(places, local_model, tmp_path, capfd):

@@ -391,7 +391,7 @@ def test_edge_check_counts_the_road_a_model_draws_where_the_data_ends():
     from timeseg.research.edge_check import BAND_PX, CROP_PX, MARGINS_PX, edge_counts
 
     class StepModel:  # road wherever a white pixel is a neighbour
-        harmonising = False
+        harmonisation = None
 
         def probability(self, dates):
             white = (dates[-1] == UNSEEN).all(axis=0)
