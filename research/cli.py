@@ -147,6 +147,12 @@ def run_fine_tune_real(args: argparse.Namespace) -> None:
           f"{scratch['real_heldout']['l1c_tci']['f1']:.3f} from scratch")
 
 
+def _add_part(parser: argparse.ArgumentParser) -> None:
+    """``--part``: which network of a road checkpoint a research command runs."""
+    parser.add_argument("--part", choices=("sequence", "fcn"), default="sequence",
+                        help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
+
+
 def _add_score(commands) -> argparse.ArgumentParser:
     from ..models.real_scene import REAL_SCENES
     from ..models.road_scores import AREAS, THRESHOLD
@@ -156,8 +162,7 @@ def _add_score(commands) -> argparse.ArgumentParser:
         description="Prints a table: each checkpoint on the held-out areas of models/real/ (or, with --area, on "
                     "another part of each scene), as L1C and L2A TCI, pooled over the scenes and per scene.")
     parser.add_argument("checkpoints", type=Path, nargs="+", help="road model.pt or fcn_best.pt files")
-    parser.add_argument("--part", choices=("sequence", "fcn"), default="sequence",
-                        help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
+    _add_part(parser)
     parser.add_argument("--threshold", type=float, default=THRESHOLD,
                         help=f"P(road) from which a pixel is road (default {THRESHOLD})")
     parser.add_argument("--scenes", nargs="+", choices=[scene.name for scene in REAL_SCENES],
@@ -235,8 +240,7 @@ def _add_edge_check(commands) -> argparse.ArgumentParser:
                     "image given alone with white beyond (margins of 3, 9, 17 and 27 px) that the same pixels with "
                     "their real surroundings are not called (false), and the other way round (lost).")
     parser.add_argument("checkpoints", type=Path, nargs="+", help="road model.pt or fcn_best.pt files")
-    parser.add_argument("--part", choices=("sequence", "fcn"), default="sequence",
-                        help="the whole network, or its single-date FCN alone (for single-date stage checkpoints)")
+    _add_part(parser)
     return parser
 
 
