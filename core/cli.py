@@ -202,10 +202,14 @@ def run_command(command, args: argparse.Namespace) -> int:
         if in_main_thread else {}
     _STOP_SIGNALS.clear()
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore" if not args.debug else "warn"):
-            if not args.debug:
-                warnings.simplefilter("ignore")
-            command(args)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore" if not args.debug else "warn"):
+                if not args.debug:
+                    warnings.simplefilter("ignore")
+                command(args)
+        except Exception:
+            raise_if_stopped()  # the stop, not what a library made of it ("onnxruntime is not installed")
+            raise
     except (Terminated, KeyboardInterrupt) as stop:
         kept = getattr(args, "kept_when_stopped", "no output was kept, earlier results are unchanged")
         print(f"{'terminated' if isinstance(stop, Terminated) else 'interrupted'}; {kept}", file=sys.stderr)

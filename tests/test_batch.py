@@ -553,7 +553,8 @@ def test_ctrl_c_in_a_terminal_stops_a_batch_in_one_line(places, local_model, tmp
 def test_a_ctrl_c_that_a_library_handled_as_another_error_still_stops_the_command():
     """A Ctrl-C landing in onnxruntime's import (the batch reading the model's card as it sent its tasks) failed it
     as an ImportError, which was handled; the later Ctrl-Cs were ignored, and the batch ran to its end, exit 0.
-    The stop is remembered, and the batch raises it again as it waits for its tasks."""
+    The stop is remembered, and the batch raises it again as it waits for its tasks; a command that fails with
+    what a library made of the stop says it was stopped (exit 130), not "onnxruntime is not installed"."""
     import argparse
     import signal
 
@@ -570,8 +571,16 @@ def test_a_ctrl_c_that_a_library_handled_as_another_error_still_stops_the_comman
         raise AssertionError("not stopped")
 
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    def import_interrupted(args):  # onnxruntime's import, a Ctrl-C inside it: "onnxruntime is not installed"
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.pause()
+        except KeyboardInterrupt:
+            raise RuntimeError("onnxruntime is not installed") from None
+
     try:
         assert run_command(command, argparse.Namespace(debug=False)) == 130
+        assert run_command(import_interrupted, argparse.Namespace(debug=False)) == 130
         assert run_command(lambda args: None, argparse.Namespace(debug=False)) == 0  # the next one starts afresh
     finally:  # a stopped command leaves the signals ignored, as its process ends: pytest's go on
         for number, handler in handlers.items():
