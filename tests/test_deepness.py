@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from tests_support import undated_copy
 from timeseg.cli import main
 
 MEAN, STD = [0.4, 0.4, 0.4], [0.2, 0.25, 0.3]
@@ -479,17 +480,6 @@ def test_classes_of_other_models_are_drawn_in_the_colours_maps_give_them():
     assert colours[1][:3] == (40, 110, 220) and colours[2][:3] == (90, 180, 70)
     assert colours[3][:3] == (170, 120, 80) and colours[4][:3] == (60, 60, 70)
     assert colours[5] == PALETTE[5] and colours[0] == (0, 0, 0, 0) and colours[255][3] == 0
-
-
-def undated_copy(raster, folder) -> object:
-    """``raster`` written again as ``ortho.tif``, without a date in its name or tags (an orthophoto as Deepness
-    users have them)."""
-    with rasterio.open(raster) as dataset:
-        profile, pixels = dataset.profile, dataset.read()
-    path = folder / "ortho.tif"
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(pixels)
-    return path
 
 
 def test_one_undated_image_runs_and_two_need_their_dates(water_model, small_scene, tmp_path, capsys):

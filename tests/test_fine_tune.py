@@ -15,7 +15,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from tests_support import ROOT, load_plugin_package, write_digital_numbers
+from tests_support import ROOT, load_plugin_package, undated_copy, write_digital_numbers
 from timeseg.cli import main
 from timeseg.core.model_card import SHIPPED_ROAD_MODEL, read_model_card
 from timeseg.core.raster_stack import DatedRaster, Grid
@@ -453,26 +453,16 @@ def test_command_line_refuses_labels_off_the_rasters_empty_layers_and_parts_with
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "r").exists()
 
 
-def _undated_copy(raster, folder):
-    """``raster`` written again as ``ortho.tif``, with no date in its name or tags."""
-    with rasterio.open(raster) as dataset:
-        profile, pixels = dataset.profile, dataset.read()
-    folder.mkdir(exist_ok=True)
-    with rasterio.open(folder / "ortho.tif", "w", **profile) as copy:
-        copy.write(pixels)
-    return folder / "ortho.tif"
-
-
 def test_one_undated_image_trains_and_two_need_their_dates(place, tmp_path, capsys):
     """An orthophoto without a date is fitted on alone from the command line, as it is segmented alone; images
     of several dates are ordered by them and still need theirs."""
-    ortho = _undated_copy(place.tci_paths[2019][-1], tmp_path / "a")
+    ortho = undated_copy(place.tci_paths[2019][-1], tmp_path / "a")
     assert main(["train", "--images", str(ortho), "--labels", str(place.labels_path), "--label-layer", "roads_2019",
                  "--output-model", str(tmp_path / "ortho.onnx"), "--epochs", "1", "--seed", "1"]) == 0
     assert "held-out part of the area" in capsys.readouterr().out
     card = read_model_card(tmp_path / "ortho.onnx")
     assert "ortho.tif" in card.trained_on and 0 <= card.metrics["heldout_after"]["relaxed_f1"] <= 1
-    second = _undated_copy(place.tci_paths[2019][0], tmp_path / "b")
+    second = undated_copy(place.tci_paths[2019][0], tmp_path / "b")
     assert main(["train", "--images", str(ortho), str(second), "--labels", str(place.labels_path), "--label-layer",
                  "roads_2019", "--output-model", str(tmp_path / "two.onnx"), "--epochs", "1"]) == 1
     assert "no date in the name or tags of ortho.tif" in capsys.readouterr().err
@@ -502,7 +492,7 @@ def test_processing_train_and_qgis_process(place, tmp_path, qgis_processing, qgi
                 self.infos.append(text)
 
         feedback = Said()
-        ortho = _undated_copy(place.tci_paths[2019][-1], tmp_path / "ortho")  # one image alone needs no date
+        ortho = undated_copy(place.tci_paths[2019][-1], tmp_path / "ortho")  # one image alone needs no date
         result = processing.run("timeseg:train", {
             "INPUT": [str(ortho)], "LABELS": roads, "LINE_WIDTH": 3,
             "FROM_SCRATCH": True, "EPOCHS": 1, "MINUTES": 0, "OUTPUT_MODEL": str(output)}, feedback=feedback)
@@ -565,7 +555,7 @@ def test_dock_train_panel_then_run_the_new_model(place, qgis_iface, qgis_new_pro
         panel.labels_combo.setLayer(roads)
         assert panel.controls.status_label.text() == ""
         # an image without a date ticked alone is trained on alone; beside the dated ones it needs its date
-        ortho = QgsRasterLayer(str(_undated_copy(place.tci_paths[2019][-1], tmp_path / "ortho")), "ortho")
+        ortho = QgsRasterLayer(str(undated_copy(place.tci_paths[2019][-1], tmp_path / "ortho")), "ortho")
         QgsProject.instance().addMapLayer(ortho)
         dock.table.set_all_checked(False)
         dock.table.set_checked(ortho.id())

@@ -59,3 +59,16 @@ def scratch_squares(epsg: int, x0: float, y0: float):
         squares.append(square)
     layer.dataProvider().addFeatures(squares)
     return layer
+
+
+def undated_copy(raster: Path, folder: Path) -> Path:
+    """``raster`` written again as ``folder/ortho.tif``, without a date in its name or tags (an orthophoto as
+    Deepness users have them)."""
+    import rasterio
+
+    with rasterio.open(raster) as dataset:
+        profile, pixels = dataset.profile, dataset.read()
+    folder.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(folder / "ortho.tif", "w", **profile) as copy:
+        copy.write(pixels)
+    return folder / "ortho.tif"
