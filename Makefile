@@ -78,7 +78,7 @@ demo: $(STAMP) $(SAMPLE)/labels.gpkg
 # (stage 1), then the ConvLSTM with context maps on the frozen FCN (stage 2, none of its first 4 epochs kept: a
 # fresh ConvLSTM's P is not yet calibrated), then a date gate trained alone on
 # that frozen network (stage 3), then its 1x1 head alone, which recalibrates P (stage 4), all with weather (TCI
-# conventions, haze, clouds, overcast dates) and edges of the data (white beyond, as the engine reads no data)
+# conventions, haze, clouds, overcast dates; no --data-edges: docs/models.md, 2026-12-07, twenty-first session)
 # -> ONNX with its card (real held-out scores included), its int8 CPU variant and its checkpoint; its card
 # harmonises each date onto the real training scenes' land (no training: core/harmonisation.py). The shipped
 # model is this recipe's run on a 2-core AVX2 CPU, float32 (docs/models.md); its stage-1 checkpoint ships as
@@ -89,7 +89,7 @@ FCN_RUN := runs/roads_fcn
 REAL_LABELS := models/real/T33UUU_roads.gpkg models/real/Accomack_roads.gpkg models/real/Zurich_roads.gpkg
 ROAD_DATA := --simulated-scenes 16 --validation-scenes 4 --scene-size 256 --patch-size 128 --batch-size 8 \
   --samples-per-epoch 256 --seed 2 --real-labels $(REAL_LABELS) --real-share 0.8 --real-weights scene \
-  --weather --data-edges 0.2 --train-precision auto
+  --weather --train-precision auto
 # the U-Net's layout, the same in every stage (a stage refuses an FCN laid out otherwise)
 ROAD_NETWORK := --batch-norm
 SEQUENCE_STAGE := $(ROAD_DATA) $(ROAD_NETWORK) --init $(FCN_RUN)/fcn_best.pt --fcn-epochs 0 --sequence-epochs 12 \
