@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make demo   set up, then run the shipped road model on the bundled sample"
 	@echo "make test   set up, then run every test"
-	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes and real labels (CPU, < 45 min)"
+	@echo "make model  retrain and export $(ROAD_MODEL) from simulated scenes and real labels (CPU: 60 min alone on 2 AVX2 cores)"
 	@echo "make ablation  paper A's PMap-only ConvLSTM on the same data (research/checkpoints/)"
 	@echo "make crops-model  retrain and export $(CROP_MODEL) from simulated crop scenes (CPU)"
 	@echo "make experiments  the papers' experiments -> docs/experiments.md (CPU, about 2 h)"
