@@ -63,6 +63,9 @@ class FineTuneResult:
     # the int8 CPU variant beside the model (``--precision auto`` runs it on a CPU); None when
     # quantising would have changed more than 1 % of the class pixels
     int8_path: Path | None = None
+    # fine-tuned, and no epoch of any stage scored above the starting model on the validation part: the new
+    # model is the starting model
+    kept_start: bool = False
 
     @property
     def worse_than_start(self) -> bool:
@@ -89,8 +92,11 @@ class FineTuneResult:
         return lines
 
     def verdict(self) -> str | None:
-        """One line for the analyst when the new model is worse than the one it started from or finds
-        nothing on the held-out part, else None."""
+        """One line for the analyst when the new model is the one it started from (no epoch beat it on the
+        validation part), scores below it or finds nothing on the held-out part, else None."""
+        if self.kept_start:
+            return (f"no epoch of the fit scored above the starting model on your validation part, so "
+                    f"{self.model_path.name} is the starting model: keep using it. {UNDRAWN} then train again")
         if self.worse_than_start:
             return (f"the new model scores below the starting model on your held-out part: keep using the "
                     f"starting model ({self.model_path.name} was written so that you can compare them). {UNDRAWN} "
@@ -398,6 +404,8 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
     train(options, [sites["train"]], [sites["validation"]], monitor=monitor)
     _stop_if_cancelled(monitor, "scoring the held-out part")
     after = held_out_scores(options.output / "model.pt")
+    kept_epochs = json.loads((options.output / "history.json").read_text())["kept_epochs"]
+    kept_start = request.init_checkpoint is not None and not any(kept_epochs.values())
     metrics = {"heldout_before": before, "heldout_after": after,
                "heldout_window": [int(v) for v in windows["heldout"].flatten()],
                "sources": {"heldout_before": "your labels, held-out part", "heldout_after": "your labels, "
@@ -406,8 +414,9 @@ def _fine_tune(request: FineTuneRequest, labels: LabelSource, extent, grid: Grid
         fit_stack(stack, options.bands, options.input_dtype)
         calibration = list(stack.read(windows["train"])[0])
     _stop_if_cancelled(monitor, "writing the model")
-    return _write_outputs(request, options.output / "model.pt", metrics, before, after, windows, calibration,
-                          monitor)
+    result = _write_outputs(request, options.output / "model.pt", metrics, before, after, windows, calibration,
+                            monitor)
+    return dataclasses.replace(result, kept_start=kept_start)
 
 
 def _stop_if_cancelled(monitor: TrainingMonitor, step: str) -> None:

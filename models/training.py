@@ -224,10 +224,11 @@ def _stage(
     on the last, and on the kept epoch once the stage ends (for its checkpoint's metrics): the
     same choice and the same weights for a fraction of the scoring (a third of a single-date epoch).
 
-    A stage that starts from a trained checkpoint (``options.init_checkpoint``) and chooses on
-    selection strips scores its start first (epoch 0 in the history): an epoch must beat it to be
-    kept, and a stage that none beats keeps its start (a stage that only harms, as a date gate that
-    shuts on clear dates, is undone, not shipped). A date gate trained alone (``options.gate_only``)
+    A stage that starts from a trained checkpoint (``options.init_checkpoint``) scores its start first
+    (epoch 0 in the history), on the selection strips or, without them, on the validation scenes (a
+    fit to an analyst's area: its validation part): an epoch must beat it to be kept, and a stage that
+    none beats keeps its start (a stage that only harms, as a date gate that shuts on clear dates, or a
+    fit that unlearns roads, is undone, not shipped). A date gate trained alone (``options.gate_only``)
     keeps its latest epoch that beats its start, not its best: it learns the overcast contract, which
     the strips do not measure, and its epochs differ there by less than the strips can tell (the
     shipped recipe's gate: 0.2304 to 0.2326 IoU), while it shuts on grey overcast dates epoch by epoch
@@ -255,13 +256,12 @@ def _stage(
     generator = torch.Generator().manual_seed(options.seed)
     averaged = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay),
                              use_buffers=True) if options.ema_decay else None
-    if options.init_checkpoint is not None and selection_loader is not None:
-        network.eval()
-        with autocast(options):
-            start = _selection_scores(network, forward, selection_loader, class_count, per_date, options)
+    chosen_on = "the selection strips" if selection_loader is not None else "the validation scenes"
+    if options.init_checkpoint is not None:
+        start = _start_scores(network, forward, val_loader, selection_loader, class_count, per_date, options)
         history.append({"stage": name, "epoch": 0, "epochs": epochs, **start})
-        log.info("%s start: selection_iou %.4f", name, start["selection_iou"])
-        best = {**start, "epoch": 0, "score": start["selection_iou"]}
+        best = {**start, "epoch": 0, "score": start["selection_iou"] if selection_loader is not None else start["iou"]}
+        log.info("%s start: IoU %.4f on %s", name, best["score"], chosen_on)
         save_checkpoint(path, network, options.network, card, name, 0, _without_score(best))
     start_score = best["score"]
     warmup = min(options.warmup_epochs, max(epochs - 1, 0))
@@ -335,8 +335,8 @@ def _stage(
                      epoch + 1, epochs)
             break
     if best["epoch"] == 0:
-        log.warning("%s: no epoch scored above the stage's start on the selection strips (%.4f): it keeps its "
-                    "start", name, best["score"])
+        log.warning("%s: no epoch scored above the stage's start on %s (%.4f): it keeps its start", name,
+                    chosen_on, best["score"])
     # continue from the best weights of this stage
     network.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
     if "iou" not in best:  # kept on the selection strips in an epoch that did not score the validation scenes
@@ -345,6 +345,18 @@ def _stage(
             best.update(evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold))
         save_checkpoint(path, network, options.network, card, name, best["epoch"], _without_score(best))
     return _without_score(best)
+
+
+def _start_scores(network: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], val_loader: DataLoader,
+                  selection_loader: DataLoader | None, class_count: int, per_date: bool,
+                  options: TrainOptions) -> dict[str, float]:
+    """A stage's start scored where the stage chooses its epoch: ``_selection_scores`` on the selection
+    strips, else the validation scenes' metrics (their ``iou``)."""
+    network.eval()
+    with autocast(options):
+        if selection_loader is not None:
+            return _selection_scores(network, forward, selection_loader, class_count, per_date, options)
+        return evaluate(forward, val_loader, class_count, options.device, per_date, options.threshold)
 
 
 def _selection_scores(network: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], loader: DataLoader,
@@ -429,12 +441,13 @@ def plain_settings(settings: Any) -> dict[str, Any]:
 
 
 def _write_summary(options: TrainOptions, network: nn.Module, card: dict[str, Any],
-                   history: list[dict[str, Any]], final: dict[str, Any]) -> None:
-    """``model.pt`` (card with its metrics) and ``history.json`` under ``options.output``."""
+                   history: list[dict[str, Any]], final: dict[str, Any], kept: dict[str, int] | None = None) -> None:
+    """``model.pt`` (card with its metrics) and ``history.json`` under ``options.output`` (with ``kept``:
+    the epoch each stage kept, 0 for its start, as ``kept_epochs``)."""
     card["metrics"] = final
     save_checkpoint(options.output / "model.pt", network, options.network, card, "final", 0, final)
     summary = {"options": plain_settings(options),
-               "history": history, "final": final}
+               "history": history, "final": final, **({"kept_epochs": kept} if kept is not None else {})}
     write_text_atomic(options.output / "history.json", json.dumps(summary, indent=2))
 
 
@@ -520,27 +533,30 @@ def train(options: TrainOptions, train_sites: Sequence[Site], val_sites: Sequenc
         temporal = "gate." if options.gate_only else "head." if options.head_only else ""
         sequence_params = [p for n, p in network.named_parameters()
                            if not n.startswith("fcn.") and n.startswith(temporal)]
+        kept: dict[str, int] = {}  # stage -> the epoch it kept (0: its start)
         if options.fcn_epochs:
-            _stage("fcn", network, fcn_params, lambda x: single_date_probabilities(network, x), True,
-                   patches(1), val_loader, options.fcn_epochs, options.learning_rate, options, card, history,
-                   monitor=monitor, selection_loader=selection_loader(per_date=True))
+            kept["fcn"] = _stage("fcn", network, fcn_params, lambda x: single_date_probabilities(network, x), True,
+                                 patches(1), val_loader, options.fcn_epochs, options.learning_rate, options,
+                                 card, history, monitor=monitor,
+                                 selection_loader=selection_loader(per_date=True))["epoch"]
         if options.sequence_epochs:
             for p in fcn_params:
                 p.requires_grad_(False)
-            _stage("sequence", network, sequence_params, network, False, patches(options.sequence_length),
-                   val_loader, options.sequence_epochs, options.learning_rate, options, card, history,
-                   options.min_sequence_length, monitor, selection_loader(per_date=False))
+            kept["sequence"] = _stage("sequence", network, sequence_params, network, False,
+                                      patches(options.sequence_length), val_loader, options.sequence_epochs,
+                                      options.learning_rate, options, card, history, options.min_sequence_length,
+                                      monitor, selection_loader(per_date=False))["epoch"]
             for p in fcn_params:
                 p.requires_grad_(True)
         if options.joint_epochs:
-            _stage("joint", network, list(network.parameters()), network, False,
-                   patches(options.sequence_length), val_loader, options.joint_epochs,
-                   options.learning_rate / 10, options, card, history, options.min_sequence_length, monitor,
-                   selection_loader(per_date=False))
+            kept["joint"] = _stage("joint", network, list(network.parameters()), network, False,
+                                   patches(options.sequence_length), val_loader, options.joint_epochs,
+                                   options.learning_rate / 10, options, card, history, options.min_sequence_length,
+                                   monitor, selection_loader(per_date=False))["epoch"]
         final = validation_metrics(network, val_loader, max(2, len(options.class_names)), options.device,
                                    options.threshold)
         final["validation_pixels_per_date"] = sum(s.shape[0] * s.shape[1] for s in val_open)
-    _write_summary(options, network, card, history, final)
+    _write_summary(options, network, card, history, final, kept)
     return final
 
 

@@ -276,6 +276,30 @@ def test_a_model_worse_than_its_start_or_finding_nothing_is_called_so(scratch_mo
     for verdict in (worse.verdict(), nothing.verdict()):  # the likeliest cause: roads the labels leave out
         assert "Every road inside the area must be drawn, as a road left out is learnt as not-road" in verdict
     assert not replace(found, after={"iou": 0.0, "f1": 0.0, "relaxed_f1": 0.1}).finds_nothing
+    kept = replace(better, after=better.before, kept_start=True)
+    assert kept.verdict().startswith(f"no epoch of the fit scored above the starting model on your validation "
+                                     f"part, so {kept.model_path.name} is the starting model: keep using it")
+    assert "Every road inside the area must be drawn" in kept.verdict()
+
+
+def test_a_fit_that_no_epoch_improves_on_the_validation_part_is_the_starting_model(scratch_model, place,
+                                                                                  tmp_path, monkeypatch):
+    """Every stage's start scored above any epoch on the validation part (set here; the training is real):
+    the fitted model's weights are the starting model's, its held-out scores the same, and the verdict says so."""
+    import torch
+
+    import timeseg.models.training as training
+
+    monkeypatch.setattr(training, "_start_scores", lambda *args: {"accuracy": 1.0, "iou": 1.0, "f1": 1.0})
+    rasters = [DatedRaster(p, a.date) for p, a in zip(place.tci_paths[2019], place.acquisitions[2019])]
+    result = fine_tune(FineTuneRequest(rasters, LabelSource(place.labels_path, "lines", "roads_2019"),
+                                       tmp_path / "fitted.onnx", init_checkpoint=scratch_model.checkpoint_path,
+                                       epochs=3, seed=2))
+    start = torch.load(scratch_model.checkpoint_path, weights_only=True)["state_dict"]
+    fitted = torch.load(result.checkpoint_path, weights_only=True)["state_dict"]
+    assert all(torch.equal(start[name], fitted[name]) for name in start)
+    assert result.kept_start and result.after == result.before
+    assert result.verdict().startswith("no epoch of the fit scored above the starting model")
 
 
 def test_from_scratch_no_stage_keeps_its_first_third_of_the_sequence_epochs(scratch_model, place, tmp_path,

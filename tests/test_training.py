@@ -141,6 +141,16 @@ def test_a_stage_with_moving_average_keeps_the_average_not_the_last_step(tmp_pat
     assert all(torch.allclose(kept["one_step"][k], kept["two_steps_averaged"][k], atol=1e-4) for k in names)
 
 
+@pytest.fixture
+def start_never_kept(monkeypatch):
+    """A stage's start from ``--init`` scored below every epoch, so that each stage keeps trained weights:
+    for the tests that ask which parts a stage moves, not which epoch it keeps (the tiny networks' epochs
+    often score no better than their start, which would then be kept)."""
+    import timeseg.models.training as training
+
+    monkeypatch.setattr(training, "_start_scores", lambda *args: {"accuracy": 0.0, "iou": -1.0, "f1": 0.0})
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train")
@@ -230,7 +240,7 @@ def test_the_frozen_fcn_keeps_its_batch_normalisation_statistics_in_the_sequence
     assert not all(torch.equal(single[k], sequence[k]) for k in sequence if k.startswith("lstms."))
 
 
-def test_frozen_statistics_keep_the_starting_statistics_while_the_weights_learn(tiny_run, tmp_path):
+def test_frozen_statistics_keep_the_starting_statistics_while_the_weights_learn(tiny_run, tmp_path, start_never_kept):
     """``frozen_statistics`` (what fitting a trained model to one area asks): every stage normalises with the
     running statistics of ``--init`` and leaves them as they were, while the convolutions still learn; without
     it the single-date stage moves them to its patches'."""
@@ -402,7 +412,7 @@ def test_one_date_selection_strips_are_scored_once_per_date_with_the_same_iou(tm
     assert scores[0]["iou"] == pytest.approx(scores[1]["iou"], abs=1e-9) and scores[0]["iou"] > 0
 
 
-def test_gate_only_trains_the_gate_alone_and_asks_for_a_gate(tiny_run, tmp_path):
+def test_gate_only_trains_the_gate_alone_and_asks_for_a_gate(tiny_run, tmp_path, start_never_kept):
     """``--date-gate --gate-only --init <a trained sequence model>``: the sequence stage moves the
     gate's weights and nothing else; without ``--date-gate`` it is refused before anything is written."""
     from dataclasses import replace
@@ -424,7 +434,7 @@ def test_gate_only_trains_the_gate_alone_and_asks_for_a_gate(tiny_run, tmp_path)
     assert not (tmp_path / "refused").exists()
 
 
-def test_head_only_trains_the_head_alone(tiny_run, tmp_path):
+def test_head_only_trains_the_head_alone(tiny_run, tmp_path, start_never_kept):
     """``--head-only --init <a trained sequence model>``: the sequence stage moves the 1x1 head and
     nothing else (make model's recalibration after the gate); with ``--gate-only`` it is refused."""
     from dataclasses import replace
@@ -546,6 +556,43 @@ def test_a_stage_from_a_checkpoint_scores_its_start_and_keeps_it_when_no_epoch_b
         assert warned == (start_score == 1.0)
     assert kept[1.0]["epoch"] == 0 and 0 <= kept[1.0]["metrics"]["iou"] <= 1
     assert kept[-1.0]["epoch"] in (1, 2)
+
+
+def test_without_strips_a_stage_from_a_checkpoint_scores_its_start_on_the_validation_scenes(
+        tiny_run, tmp_path, monkeypatch):
+    """Without selection strips (a fit to an analyst's area: its validation part) a stage started from a
+    trained checkpoint scores its start on the validation scenes as epoch 0, keeps it when no epoch beats
+    it, and history.json says which epoch each stage kept. The start's IoU is set here, the training is real."""
+    from dataclasses import replace
+
+    import timeseg.models.training as training
+
+    options, _ = tiny_run
+    data = options.output.parent / "data"
+    train_sites, val_sites = simulated_sites(data, [1, 2], 64, 3), simulated_sites(data, [900], 64, 3)
+    start = torch.load(options.output / "model.pt", weights_only=True)["state_dict"]
+    measured = training.evaluate
+    for start_iou in (1.0, -1.0):
+        calls = []
+
+        def scores(*args, start_iou=start_iou, calls=calls, **kwargs):
+            calls.append(1)
+            metrics = measured(*args, **kwargs)
+            return {**metrics, "iou": start_iou} if len(calls) == 1 else metrics
+
+        monkeypatch.setattr(training, "evaluate", scores)
+        run = replace(options, output=tmp_path / str(start_iou), init_checkpoint=options.output / "model.pt",
+                      fcn_epochs=0, sequence_epochs=2, joint_epochs=0, head_only=True, learning_rate=0.05)
+        train(run, train_sites, val_sites)
+        summary = json.loads((run.output / "history.json").read_text())
+        history = summary["history"]
+        assert [r["epoch"] for r in history] == [0, 1, 2] and "loss" not in history[0]
+        assert history[0]["iou"] == start_iou and 0 <= history[0]["f1"] <= 1
+        final = torch.load(run.output / "model.pt", weights_only=True)["state_dict"]
+        same = all(torch.equal(start[name], final[name]) for name in start)
+        assert same == (start_iou == 1.0)
+        kept = summary["kept_epochs"]["sequence"]
+        assert kept == 0 if start_iou == 1.0 else kept in (1, 2)
 
 
 def test_a_gate_trained_alone_keeps_its_latest_epoch_that_beats_its_start(tiny_run, tmp_path, monkeypatch):
