@@ -256,7 +256,7 @@ def _stage(
     generator = torch.Generator().manual_seed(options.seed)
     averaged = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(options.ema_decay),
                              use_buffers=True) if options.ema_decay else None
-    chosen_on = "the selection strips" if selection_loader is not None else "the validation scenes"
+    chosen_on = "the selection strips" if selection_loader is not None else "the validation data"
     if options.init_checkpoint is not None:
         start = _start_scores(network, forward, val_loader, selection_loader, class_count, per_date, options)
         history.append({"stage": name, "epoch": 0, "epochs": epochs, **start})

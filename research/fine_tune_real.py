@@ -51,7 +51,8 @@ def run(init: Path, minutes: float, work: Path, docs: Path, scene: RealScene, in
         results[name] = {"seconds": round(time.monotonic() - started), "area_heldout_before": result.before,
                          "area_heldout_after": result.after, "real_heldout": scene_scores(result.checkpoint_path,
                                                                                           f"s_{name}"),
-                         "area_heldout_window": [int(v) for v in result.windows["heldout"].flatten()]}
+                         "area_heldout_window": [int(v) for v in result.windows["heldout"].flatten()],
+                         "kept_start": result.kept_start}
     docs.mkdir(parents=True, exist_ok=True)
     write_text_atomic(docs / f"fine_tuning_{scene.name}.json", json.dumps(results, indent=2))
     measured = [json.loads((docs / f"fine_tuning_{s.name}.json").read_text()) for s in (*REAL_SCENES, UNSEEN_DATES[0])
@@ -70,6 +71,8 @@ def _rows(results: dict) -> list[str]:
     rows = [f"| starting model, as it is | - | {scene(results['real_heldout_before'])} | - | - |"]
     for name, title in (("fine_tuned", "starting model, fine-tuned"), ("from_scratch", "from scratch")):
         entry = results[name]
+        if entry.get("kept_start"):
+            title += " (no epoch beat the start on the validation part: the starting model)"
         area = entry["area_heldout_before"], entry["area_heldout_after"]
         rows.append(f"| {title} | {entry['seconds']} s | {scene(entry['real_heldout'])} | "
                     f"{f1(area[0], 'relaxed_f1')} -> {f1(area[1], 'relaxed_f1')} | {f1(area[0])} -> {f1(area[1])} |")
@@ -86,7 +89,9 @@ def report(measured: list[dict]) -> str:
         "(the image and its hand-traced roads as a label raster; for Inn, the place no model was trained on, the "
         "whole image and both its dates), given to `models.fine_tune` as an analyst's "
         "layers: the run cuts it into training (70 %), validation (10 %) and held-out (20 %) parts itself. "
-        "Every run gets the same time budget.",
+        "Every run gets the same time budget. A run from a trained model scores it on the validation part first "
+        "and keeps it wherever no epoch beats it there (its verdict then says that the fitted model is the "
+        "starting model).",
         "",
         "Scores: relaxed F1 (2 px tolerance) of roads on the scene's held-out area (never seen by any run), one "
         "clear date as an L1C and as an L2A TCI; and on the run's own held-out part (before -> after), what the "
